@@ -1,0 +1,3 @@
+from ccvault.cli import main
+
+main()

@@ -1,0 +1,131 @@
+"""Read-only catalog queries. Time ranges are half-open [from, to) in UTC milliseconds.
+
+Every range query bounds `start_ms` from below by the camera's longest stored segment, so it
+walks the (camera_id, start_ms) index only over the window, whatever the history's length.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+from ccvault.catalog.rows import Segment, VolumeRow
+
+SEGMENT_COLUMNS = """
+    s.id, c.name AS camera, v.name AS volume, s.start_ms, s.end_ms, s.path, s.bytes, s.sha256,
+    s.codec, s.width, s.height, s.frames, s.origin, s.state
+"""
+SEGMENT_FROM = """
+    FROM segments s JOIN cameras c ON c.id = s.camera_id JOIN volumes v ON v.id = s.volume_id
+"""
+
+
+@dataclass(frozen=True, slots=True)
+class CameraRow:
+    id: int
+    name: str
+    max_segment_ms: int
+    state: str
+    state_since_ms: int | None
+    state_reason: str | None
+
+
+def camera(conn: sqlite3.Connection, name: str) -> CameraRow | None:
+    row = conn.execute(
+        "SELECT id, name, max_segment_ms, state, state_since_ms, state_reason"
+        " FROM cameras WHERE name = ?",
+        (name,),
+    ).fetchone()
+    return CameraRow(*row) if row else None
+
+
+def segments_in_range(
+    conn: sqlite3.Connection, camera_name: str, from_ms: int, to_ms: int
+) -> list[Segment]:
+    """Segments overlapping [from_ms, to_ms), in time order."""
+    cam = camera(conn, camera_name)
+    if cam is None:
+        return []
+    rows = conn.execute(
+        f"SELECT {SEGMENT_COLUMNS} {SEGMENT_FROM}"
+        " WHERE s.camera_id = ? AND s.start_ms >= ? AND s.start_ms < ? AND s.end_ms > ?"
+        " ORDER BY s.start_ms, s.id",
+        (cam.id, from_ms - cam.max_segment_ms, to_ms, from_ms),
+    ).fetchall()
+    return [Segment.from_row(r) for r in rows]
+
+
+def segment_by_id(conn: sqlite3.Connection, segment_id: int) -> Segment | None:
+    row = conn.execute(
+        f"SELECT {SEGMENT_COLUMNS} {SEGMENT_FROM} WHERE s.id = ?", (segment_id,)
+    ).fetchone()
+    return Segment.from_row(row) if row else None
+
+
+def same_footage(
+    conn: sqlite3.Connection, camera_name: str, start_ms: int, sha256: str
+) -> Segment | None:
+    """The stored segment that holds exactly these bytes for this camera and start, if any."""
+    row = conn.execute(
+        f"SELECT {SEGMENT_COLUMNS} {SEGMENT_FROM}"
+        " WHERE c.name = ? AND s.start_ms = ? AND s.sha256 = ?",
+        (camera_name, start_ms, sha256),
+    ).fetchone()
+    return Segment.from_row(row) if row else None
+
+
+def volume_rows(conn: sqlite3.Connection) -> dict[str, VolumeRow]:
+    rows = conn.execute("SELECT id, name, uuid FROM volumes").fetchall()
+    return {r["name"]: VolumeRow(r["id"], r["name"], r["uuid"]) for r in rows}
+
+
+def volume_files(conn: sqlite3.Connection, volume_name: str) -> Iterator[tuple[int, str, str]]:
+    """(segment id, relative path, state) of every segment catalogued on a volume."""
+    yield from conn.execute(
+        "SELECT s.id, s.path, s.state FROM segments s JOIN volumes v ON v.id = s.volume_id"
+        " WHERE v.name = ?",
+        (volume_name,),
+    )
+
+
+def footage_bytes(conn: sqlite3.Connection) -> dict[str, int]:
+    rows = conn.execute(
+        "SELECT v.name, COALESCE(SUM(s.bytes), 0) FROM volumes v"
+        " LEFT JOIN segments s ON s.volume_id = v.id AND s.state = 'ok' GROUP BY v.name"
+    ).fetchall()
+    return {name: total for name, total in rows}
+
+
+@dataclass(frozen=True, slots=True)
+class CameraActivity:
+    segments: int
+    bytes: int
+    last_end_ms: int | None
+
+
+def camera_activity(conn: sqlite3.Connection, camera_name: str, since_ms: int) -> CameraActivity:
+    cam = camera(conn, camera_name)
+    if cam is None:
+        return CameraActivity(0, 0, None)
+    count, total = conn.execute(
+        "SELECT COUNT(*), COALESCE(SUM(bytes), 0) FROM segments"
+        " WHERE camera_id = ? AND start_ms >= ?",
+        (cam.id, since_ms),
+    ).fetchone()
+    last = conn.execute(
+        "SELECT end_ms FROM segments WHERE camera_id = ? ORDER BY start_ms DESC LIMIT 1",
+        (cam.id,),
+    ).fetchone()
+    return CameraActivity(count, total, last[0] if last else None)
+
+
+def already_imported(
+    conn: sqlite3.Connection, camera_name: str, source_sha256: str, start_ms: int
+) -> bool:
+    row = conn.execute(
+        "SELECT 1 FROM imports i JOIN cameras c ON c.id = i.camera_id"
+        " WHERE c.name = ? AND i.source_sha256 = ? AND i.start_ms = ?",
+        (camera_name, source_sha256, start_ms),
+    ).fetchone()
+    return row is not None

@@ -1,0 +1,111 @@
+"""The `ccvault` command. Commands are thin: parse, call one library function, render.
+
+Conventions for every command: `--config FILE` (else CCVAULT_CONFIG, else
+/etc/ccvault/ccvault.toml); `--json` puts only JSON on stdout; exit codes from ccvault.errors;
+errors on stderr as `ccvault: error: <what>: <problem>`.
+"""
+
+from __future__ import annotations
+
+import getpass
+import logging
+import os
+import sqlite3
+import sys
+from collections.abc import Callable
+from functools import cached_property
+from typing import Any
+
+import click
+
+from ccvault import __version__, config, logs
+from ccvault.catalog.writer import CatalogWriter
+from ccvault.clock import SystemClock
+from ccvault.errors import BUSY, USAGE, CcvaultError
+from ccvault.timefmt import parse_time
+
+
+class App:
+    """What a command needs, built lazily so `--help` and usage errors touch nothing."""
+
+    def __init__(self, config_path: str | None) -> None:
+        self.config_path = config.resolve_path(config_path)
+        self.clock = SystemClock()
+
+    @cached_property
+    def loaded(self) -> config.LoadedConfig:
+        return config.load(self.config_path)
+
+    @property
+    def config(self) -> config.Config:
+        return self.loaded.config
+
+    @cached_property
+    def writer(self) -> CatalogWriter:
+        return CatalogWriter(self.config.storage.catalog)
+
+    def time(self, text: str, what: str) -> int:
+        return parse_time(text, self.config.tz, self.clock.wall_ms(), what)
+
+    def camera(self, name: str) -> config.CameraConfig:
+        from ccvault.errors import NotFound
+
+        cam = self.config.camera(name)
+        if cam is None:
+            raise NotFound(f"camera {name}", "not in the config")
+        return cam
+
+    @staticmethod
+    def actor() -> str:
+        user = os.environ.get("SUDO_USER")
+        if not user:
+            try:
+                user = getpass.getuser()
+            except (KeyError, OSError):
+                user = str(os.getuid())
+        return f"cli:{user}"
+
+
+pass_app = click.make_pass_decorator(App)
+
+
+def json_option(f: Callable[..., Any]) -> Callable[..., Any]:
+    return click.option("--json", "as_json", is_flag=True,
+                        help="Print JSON only (stdout), for machines.")(f)
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.option("--config", "config_path", metavar="FILE",
+              help="Config file (default: $CCVAULT_CONFIG, then /etc/ccvault/ccvault.toml).")
+@click.option("-v", "--verbose", is_flag=True, help="Log debug events.")
+@click.version_option(__version__, prog_name="ccvault")
+@click.pass_context
+def cli(ctx: click.Context, config_path: str | None, verbose: bool) -> None:
+    """ccvault: camera footage recorder with policy-driven retention."""
+    logs.configure(sys.stderr, logging.DEBUG if verbose else logging.INFO)
+    ctx.obj = App(config_path)
+
+
+def main() -> None:
+    from ccvault.cli import daemon_cmds, footage_cmds  # noqa: F401  (registers commands)
+
+    try:
+        cli.main(standalone_mode=False, prog_name="ccvault")
+    except click.exceptions.Exit as exc:
+        sys.exit(exc.exit_code)
+    except click.exceptions.Abort:
+        _fail("aborted", "interrupted", 130)
+    except click.ClickException as exc:
+        _fail("usage", exc.format_message(), USAGE)
+    except CcvaultError as exc:
+        _fail(exc.what, exc.problem, exc.code)
+    except sqlite3.OperationalError as exc:
+        if "locked" in str(exc) or "busy" in str(exc):
+            _fail("catalog", f"busy: {exc}", BUSY)
+        raise
+    sys.exit(0)
+
+
+def _fail(what: str, problem: str, code: int) -> None:
+    click.echo(f"ccvault: error: {what}: {problem}", err=True)
+    sys.exit(code)

@@ -1,0 +1,311 @@
+"""The one typed configuration model: every key, its default, bounds and meaning live here.
+
+Everything else reads a frozen `Config`; the example config is generated from these fields
+(`python -m ccvault.config_doc`) and a test keeps the two equal, so documentation cannot drift.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import stat
+import tomllib
+from pathlib import Path
+from typing import Annotated, Literal
+from urllib.parse import quote, urlsplit, urlunsplit
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from ccvault.errors import ConfigError
+
+DEFAULT_CONFIG_PATH = Path("/etc/ccvault/ccvault.toml")
+SLUG = r"^[a-z0-9][a-z0-9_-]{0,62}$"
+SOURCE_SCHEMES = ("rtsp", "rtsps", "http", "https", "file", "demo")
+
+Slug = Annotated[str, Field(pattern=SLUG)]
+
+
+class Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+def system_timezone() -> str:
+    """The host's IANA zone name, so that a config without `timezone` shows local time."""
+    tz = os.environ.get("TZ", "").lstrip(":")
+    if tz and _is_zone(tz):
+        return tz
+    try:
+        text = Path("/etc/timezone").read_text().strip()
+        if _is_zone(text):
+            return text
+    except OSError:
+        pass
+    try:
+        target = os.readlink("/etc/localtime")
+        name = target.split("zoneinfo/", 1)[1]
+        if _is_zone(name):
+            return name
+    except (OSError, IndexError):
+        pass
+    return "UTC"
+
+
+def _is_zone(name: str) -> bool:
+    try:
+        ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError):
+        return False
+    return True
+
+
+class VolumeConfig(Model):
+    name: Slug = Field(description="Unique name of the volume, used in commands and the catalog.")
+    path: Path = Field(description="Directory that holds this volume's footage.")
+    role: Literal["hot", "archive"] = Field(
+        "hot", description="hot: new segments land here; archive: bigger, slower storage."
+    )
+    require_mountpoint: bool = Field(
+        False,
+        description="When true the path must be a mount point, so an unmounted disk is "
+        "detected instead of filling the root filesystem.",
+    )
+
+
+class StorageConfig(Model):
+    catalog: Path = Field(description="SQLite catalog file.")
+    spool: Path | None = Field(
+        None,
+        description="Where recorders write open segments. On another filesystem than the "
+        "volume, ingest copies, fsyncs and re-hashes instead of renaming.",
+        json_schema_extra={"default_text": "<first available hot volume>/.spool"},
+    )
+    volumes: list[VolumeConfig] = Field(min_length=1, description="Storage volumes, in order.")
+
+    @model_validator(mode="after")
+    def _volumes_sane(self) -> StorageConfig:
+        names = [v.name for v in self.volumes]
+        for i, name in enumerate(names):
+            if name in names[:i]:
+                raise ValueError(f"volumes[{i}].name: duplicate volume name {name!r}")
+        if not any(v.role == "hot" for v in self.volumes):
+            raise ValueError("volumes: at least one volume needs role = 'hot'")
+        return self
+
+
+class RecordingConfig(Model):
+    segment_seconds: int = Field(60, ge=2, le=600, description="Target length of a segment.")
+    ffmpeg_path: Path | None = Field(
+        None, description="A system ffmpeg to use instead of the one bundled by imageio-ffmpeg."
+    )
+    offline_after_seconds: int = Field(
+        60, ge=5, le=86400, description="A camera with no footage for this long is 'offline'."
+    )
+    rescan_seconds: int = Field(
+        30, ge=1, le=3600, description="Spool rescan interval; file events are only hints."
+    )
+
+
+class CameraConfig(Model):
+    name: Slug = Field(description="Unique slug naming the camera in paths and commands.")
+    url: str = Field(description="rtsp://, rtsps://, http(s):// (MPEG-TS), file:// or demo://.")
+    enabled: bool = Field(True, description="A disabled camera is not recorded (import works).")
+    audio: bool = Field(
+        False, description="Keep audio; codecs MP4 cannot hold (G.711…) are converted to AAC."
+    )
+    password_file: Path | None = Field(
+        None, description="File holding the camera password, used instead of one in the URL."
+    )
+
+    @field_validator("url")
+    @classmethod
+    def _known_scheme(cls, url: str) -> str:
+        scheme = urlsplit(url).scheme.lower()
+        if scheme not in SOURCE_SCHEMES:
+            raise ValueError(
+                f"unsupported scheme {scheme!r} (use one of: {', '.join(SOURCE_SCHEMES)})"
+            )
+        if scheme == "file" and not urlsplit(url).path:
+            raise ValueError("file:// URL names no file")
+        return url
+
+    @property
+    def scheme(self) -> str:
+        return urlsplit(self.url).scheme.lower()
+
+    @property
+    def url_has_password(self) -> bool:
+        return urlsplit(self.url).password is not None
+
+    def secret(self) -> str | None:
+        """The camera password, from password_file or the URL; None when there is none."""
+        if self.password_file is not None:
+            return self.password_file.read_text().rstrip("\r\n")
+        return urlsplit(self.url).password
+
+    def source_url(self) -> str:
+        """The URL with the password filled in, for ffmpeg only; never log this value."""
+        if self.password_file is None:
+            return self.url
+        parts = urlsplit(self.url)
+        netloc = f"{quote(parts.username or '', safe='')}:{quote(self.secret() or '', safe='')}@"
+        netloc += parts.hostname or ""
+        if parts.port:
+            netloc += f":{parts.port}"
+        return urlunsplit((parts.scheme, netloc, parts.path, parts.query, parts.fragment))
+
+
+class Config(Model):
+    timezone: str = Field(
+        default_factory=system_timezone,
+        description="IANA time zone people see and type times in; storage is always UTC.",
+        json_schema_extra={"default_text": "the system's zone"},
+    )
+    storage: StorageConfig
+    recording: RecordingConfig = Field(default_factory=RecordingConfig)  # type: ignore[arg-type]
+    cameras: list[CameraConfig] = Field(default_factory=list, description="The cameras.")
+
+    @field_validator("timezone")
+    @classmethod
+    def _known_zone(cls, name: str) -> str:
+        if not _is_zone(name):
+            raise ValueError(f"unknown time zone {name!r}")
+        return name
+
+    @model_validator(mode="after")
+    def _unique_cameras(self) -> Config:
+        names = [c.name for c in self.cameras]
+        for i, name in enumerate(names):
+            if name in names[:i]:
+                raise ValueError(f"cameras[{i}].name: duplicate camera name {name!r}")
+        return self
+
+    @property
+    def tz(self) -> ZoneInfo:
+        return ZoneInfo(self.timezone)
+
+    def camera(self, name: str) -> CameraConfig | None:
+        return next((c for c in self.cameras if c.name == name), None)
+
+
+class LoadedConfig(BaseModel):
+    """A validated config plus where it came from and what the operator should be warned of."""
+
+    model_config = ConfigDict(frozen=True, arbitrary_types_allowed=True)
+    config: Config
+    path: Path
+    warnings: tuple[str, ...] = ()
+
+
+def resolve_path(explicit: str | os.PathLike[str] | None) -> Path:
+    """--config, then CCVAULT_CONFIG, then the system default."""
+    if explicit:
+        return Path(explicit)
+    env = os.environ.get("CCVAULT_CONFIG")
+    return Path(env) if env else DEFAULT_CONFIG_PATH
+
+
+def load(path: Path) -> LoadedConfig:
+    """Read, validate and resolve a config file, or raise ConfigError naming file and key."""
+    try:
+        raw = tomllib.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ConfigError(str(path), "no such config file") from None
+    except OSError as exc:
+        raise ConfigError(str(path), exc.strerror or str(exc)) from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(str(path), f"not valid TOML: {exc}") from None
+    _resolve_relative_paths(raw, path.parent)
+    try:
+        config = Config.model_validate(raw)
+    except ValidationError as exc:
+        raise ConfigError(str(path), _describe(exc)) from None
+    _check_password_files(config, path)
+    return LoadedConfig(config=config, path=path, warnings=tuple(_warnings(config, path)))
+
+
+def _resolve_relative_paths(raw: dict, base: Path) -> None:
+    """Relative paths mean 'next to the config file', whoever starts the daemon from where."""
+
+    def fix(table: dict, key: str) -> None:
+        value = table.get(key)
+        if isinstance(value, str) and value and not os.path.isabs(value):
+            table[key] = str((base / value).resolve())
+
+    storage = raw.get("storage")
+    if isinstance(storage, dict):
+        fix(storage, "catalog")
+        fix(storage, "spool")
+        for volume in storage.get("volumes", []) or []:
+            if isinstance(volume, dict):
+                fix(volume, "path")
+    for camera in raw.get("cameras", []) or []:
+        if isinstance(camera, dict):
+            fix(camera, "password_file")
+    recording = raw.get("recording")
+    if isinstance(recording, dict):
+        fix(recording, "ffmpeg_path")
+
+
+def _describe(exc: ValidationError) -> str:
+    """First error as `key.path[0].name: problem`, the form operators grep for."""
+    messages = []
+    for err in exc.errors():
+        loc = key_path(err["loc"])
+        msg = err["msg"].removeprefix("Value error, ")
+        if err["type"] == "extra_forbidden":
+            msg = "unknown key"
+        elif err["type"] == "missing":
+            msg = "required key is missing"
+        if re.match(r"^[a-z_]+(\[\d+\])?(\.[a-z_]+(\[\d+\])?)*: ", msg):
+            loc_prefix = loc + "." if loc else ""
+            messages.append(loc_prefix + msg)
+        else:
+            messages.append(f"{loc}: {msg}" if loc else msg)
+    return "; ".join(messages)
+
+
+def key_path(loc: tuple[int | str, ...]) -> str:
+    out = ""
+    for part in loc:
+        if isinstance(part, int):
+            out += f"[{part}]"
+        else:
+            out += f".{part}" if out else str(part)
+    return out
+
+
+def _check_password_files(config: Config, path: Path) -> None:
+    for i, camera in enumerate(config.cameras):
+        if camera.password_file is None:
+            continue
+        if urlsplit(camera.url).username is None:
+            raise ConfigError(str(path), f"cameras[{i}].password_file: the url names no user")
+        try:
+            camera.password_file.read_text()
+        except OSError as exc:
+            raise ConfigError(
+                str(path), f"cameras[{i}].password_file: cannot read it ({exc.strerror})"
+            ) from None
+
+
+def _warnings(config: Config, path: Path) -> list[str]:
+    out = []
+    if any(c.url_has_password for c in config.cameras) and _others_can_read(path):
+        out.append(
+            f"{path}: holds camera passwords but other users can read it (chmod o-r, "
+            "or move passwords to password_file)"
+        )
+    for i, camera in enumerate(config.cameras):
+        if camera.password_file is not None and _others_can_read(camera.password_file):
+            out.append(f"cameras[{i}].password_file: other users can read {camera.password_file}")
+        if camera.url_has_password and camera.password_file is not None:
+            out.append(f"cameras[{i}]: both the url and password_file hold a password")
+    return out
+
+
+def _others_can_read(path: Path) -> bool:
+    try:
+        return bool(path.stat().st_mode & stat.S_IROTH)
+    except OSError:
+        return False

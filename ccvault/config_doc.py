@@ -1,0 +1,101 @@
+"""Render the documented example config from the config model itself.
+
+`python -m ccvault.config_doc > config/ccvault.example.toml` regenerates it; a test fails when
+the file and the model disagree, so every key's default, bounds and meaning stay documented.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from annotated_types import Ge, Le, MinLen
+from pydantic import BaseModel
+from pydantic.fields import FieldInfo
+
+from ccvault.config import CameraConfig, Config, RecordingConfig, StorageConfig, VolumeConfig
+
+HEADER = """\
+# ccvault configuration — every key, with its default and bounds.
+# Generated from the config model (python -m ccvault.config_doc); do not edit by hand.
+# Relative paths are relative to this file's directory. Times are stored in UTC.
+"""
+
+EXAMPLES: dict[type[BaseModel], list[dict[str, Any]]] = {
+    VolumeConfig: [
+        {"name": "hot", "path": "/srv/ccvault/hot", "role": "hot"},
+        {"name": "archive1", "path": "/mnt/archive1/ccvault", "role": "archive",
+         "require_mountpoint": True},
+    ],
+    CameraConfig: [
+        {"name": "server-room-door", "url": "rtsp://viewer@192.0.2.10:554/stream1",
+         "password_file": "/etc/ccvault/secrets/server-room-door"},
+        {"name": "lab", "url": "demo://", "enabled": False},
+    ],
+}
+
+
+def render() -> str:
+    out = [HEADER]
+    out += _fields(Config, skip={"storage", "recording", "cameras"}, values={})
+    out.append("")
+    out.append("[storage]")
+    out += _fields(StorageConfig, skip={"volumes"},
+                   values={"catalog": "/var/lib/ccvault/catalog.sqlite"})
+    for example in EXAMPLES[VolumeConfig]:
+        out += ["", "[[storage.volumes]]", *_fields(VolumeConfig, skip=set(), values=example)]
+    out += ["", "[recording]", *_fields(RecordingConfig, skip=set(), values={})]
+    for example in EXAMPLES[CameraConfig]:
+        out += ["", "[[cameras]]", *_fields(CameraConfig, skip=set(), values=example)]
+    return "\n".join(out) + "\n"
+
+
+def _fields(model: type[BaseModel], skip: set[str], values: dict[str, Any]) -> list[str]:
+    lines = []
+    for name, info in model.model_fields.items():
+        if name in skip:
+            continue
+        lines.append(f"# {info.description} {_facts(info)}".rstrip())
+        if name in values:
+            lines.append(f"{name} = {_toml(values[name])}")
+        elif info.is_required():
+            lines.append(f"# {name} = (required)")
+        else:
+            lines.append(f"# {name} = {_default_text(info)}")
+    return lines
+
+
+def _facts(info: FieldInfo) -> str:
+    facts = []
+    if info.is_required():
+        facts.append("Required.")
+    else:
+        facts.append(f"Default: {_default_text(info)}.")
+    bounds = {type(m): m for m in info.metadata}
+    if Ge in bounds and Le in bounds:
+        facts.append(f"Range: {bounds[Ge].ge}–{bounds[Le].le}.")
+    if MinLen in bounds:
+        facts.append(f"At least {bounds[MinLen].min_length}.")
+    return " ".join(facts)
+
+
+def _default_text(info: FieldInfo) -> str:
+    extra = info.json_schema_extra
+    if isinstance(extra, dict) and "default_text" in extra:
+        return f"({extra['default_text']})"
+    if info.default_factory is not None:
+        return "[]"
+    if info.default is None:
+        return "(none)"
+    return _toml(info.default)
+
+
+def _toml(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int | float):
+        return str(value)
+    return '"' + str(value).replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+if __name__ == "__main__":
+    print(render(), end="")

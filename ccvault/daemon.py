@@ -1,0 +1,155 @@
+"""`ccvault run`: wiring only — build the parts, reconcile, start the loops, stop cleanly.
+
+Start-up order matters: take the daemon lock (one daemon per catalog), open and migrate the
+catalog, check the volumes, reconcile (so footage left by a crash is ingested before any new
+recording starts), then start recorders, ingest and the scheduler.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import os
+import signal
+import threading
+from pathlib import Path
+from types import FrameType
+
+import structlog
+from apscheduler.events import EVENT_JOB_ERROR, EVENT_JOB_MISSED, JobExecutionEvent
+from apscheduler.schedulers.background import BackgroundScheduler
+
+from ccvault import __version__
+from ccvault.catalog.writer import CatalogWriter
+from ccvault.clock import Clock, SystemClock
+from ccvault.config import LoadedConfig
+from ccvault.errors import Busy
+from ccvault.ingest import Ingestor
+from ccvault.reconcile import reconcile
+from ccvault.recorder.states import CameraState
+from ccvault.recorder.supervisor import Supervisor
+from ccvault.store import SegmentStore
+from ccvault.volumes import Volume, open_volumes, spool_dirs
+
+log = structlog.get_logger("ccvault.daemon")
+
+VOLUME_CHECK_S = 30
+
+
+def lock_path(catalog: Path) -> Path:
+    return catalog.with_name(catalog.name + ".daemon.lock")
+
+
+def take_daemon_lock(catalog: Path) -> int:
+    """One daemon per catalog; the lock dies with the process, so no stale pid files."""
+    catalog.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(lock_path(catalog), os.O_RDWR | os.O_CREAT, 0o640)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        os.close(fd)
+        raise Busy(str(catalog), "another ccvault daemon is running on this catalog") from None
+    os.ftruncate(fd, 0)
+    os.write(fd, f"{os.getpid()}\n".encode())
+    return fd
+
+
+def daemon_running(catalog: Path) -> bool:
+    try:
+        fd = os.open(lock_path(catalog), os.O_RDONLY)
+    except FileNotFoundError:
+        return False
+    try:
+        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return True
+    finally:
+        os.close(fd)
+    return False
+
+
+class Daemon:
+    def __init__(self, loaded: LoadedConfig, clock: Clock | None = None) -> None:
+        self.loaded = loaded
+        self.config = loaded.config
+        self.clock = clock or SystemClock()
+        self.stopping = threading.Event()
+        self.volumes: list[Volume] = []
+
+    def run(self) -> int:
+        config = self.config
+        lock_fd = take_daemon_lock(config.storage.catalog)
+        writer = CatalogWriter(config.storage.catalog)
+        log.info("daemon.starting", version=__version__, config=str(self.loaded.path),
+                 catalog=str(config.storage.catalog), cameras=len(config.cameras))
+        for warning in self.loaded.warnings:
+            log.warning("config.warning", detail=warning)
+        writer.ensure_cameras(c.name for c in config.cameras)
+        self._check_volumes(writer)
+        store = SegmentStore(writer, lambda: self.volumes, self.clock)
+        spool, spools = spool_dirs(config, self.volumes)
+        log.info("daemon.spool", spool=str(spool))
+        supervisor = Supervisor(config, spool, self.clock, self._state_saver(writer),
+                                lambda: ingestor.wake())
+        ingestor = Ingestor(store, spools, supervisor.active_runs)
+        reconcile(writer, store, self.volumes, ingestor, dry_run=False, daemon_running=False)
+
+        scheduler = BackgroundScheduler(
+            job_defaults={"coalesce": True, "max_instances": 1, "misfire_grace_time": 30},
+            timezone="UTC",
+        )
+        scheduler.add_listener(_job_failed, EVENT_JOB_ERROR | EVENT_JOB_MISSED)
+        scheduler.add_job(ingestor.wake, "interval", seconds=config.recording.rescan_seconds,
+                          id="spool_rescan")
+        scheduler.add_job(self._check_volumes, "interval", args=(writer,),
+                          seconds=VOLUME_CHECK_S, id="volume_check")
+        threads = [threading.Thread(target=supervisor.run, name="supervisor"),
+                   threading.Thread(target=ingestor.run, name="ingest")]
+        for thread in threads:
+            thread.start()
+        scheduler.start()
+        self._install_signals()
+        log.info("daemon.ready", volumes={v.name: v.state for v in self.volumes})
+        self.stopping.wait()
+
+        log.info("daemon.stopping")
+        scheduler.shutdown(wait=False)
+        supervisor.stop()
+        threads[0].join()
+        ingestor.stop()
+        threads[1].join()
+        ingestor.scan()  # the segments the recorders just closed
+        writer.close()
+        os.close(lock_fd)
+        log.info("daemon.stopped")
+        return 0
+
+    def _check_volumes(self, writer: CatalogWriter) -> None:
+        before = {v.name: v.available for v in self.volumes}
+        self.volumes = open_volumes(self.config, writer, self.clock.wall_ms())
+        for volume in self.volumes:
+            if before.get(volume.name) != volume.available:
+                level = log.info if volume.available else log.error
+                level("volume.state", volume=volume.name, state=volume.state,
+                      reason=volume.reason, path=str(volume.path))
+
+    @staticmethod
+    def _state_saver(writer: CatalogWriter):
+        def save(camera: str, state: CameraState, since_ms: int, reason: str) -> None:
+            writer.set_camera_state(camera, str(state), since_ms, reason)
+
+        return save
+
+    def _install_signals(self) -> None:
+        def stop(signum: int, _frame: FrameType | None) -> None:
+            log.info("daemon.signal", signal=signal.Signals(signum).name)
+            self.stopping.set()
+
+        signal.signal(signal.SIGTERM, stop)
+        signal.signal(signal.SIGINT, stop)
+
+
+def _job_failed(event: JobExecutionEvent) -> None:
+    if event.exception is not None:
+        log.error("scheduler.job_failed", job=event.job_id, error=repr(event.exception))
+    else:
+        log.warning("scheduler.job_missed", job=event.job_id)

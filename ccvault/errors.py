@@ -1,0 +1,43 @@
+"""Errors that end a command, each with the exit code the CLI conventions give it.
+
+The CLI prints `ccvault: error: <what>: <problem>` and exits with `code`; the daemon logs the
+same text. Keeping the codes here means every command agrees on them.
+"""
+
+from __future__ import annotations
+
+OK = 0
+CHECK_FAILED = 1
+USAGE = 2
+NOT_FOUND = 3
+REFUSED = 4
+BUSY = 5
+
+
+class CcvaultError(Exception):
+    code = CHECK_FAILED
+
+    def __init__(self, what: str, problem: str) -> None:
+        super().__init__(f"{what}: {problem}")
+        self.what = what
+        self.problem = problem
+
+
+class UsageError(CcvaultError):
+    code = USAGE
+
+
+class ConfigError(CcvaultError):
+    code = USAGE
+
+
+class NotFound(CcvaultError):
+    code = NOT_FOUND
+
+
+class Refused(CcvaultError):
+    code = REFUSED
+
+
+class Busy(CcvaultError):
+    code = BUSY

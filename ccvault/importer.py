@@ -1,0 +1,149 @@
+"""Importing footage recorded elsewhere (a camera's SD card, another recorder's export).
+
+Files are cut into segments at keyframes by stream copy — never re-encoded — and stored exactly
+like recorded footage (same layout, rows and hashes). Several files follow each other from the
+given start. The whole import is planned and checked before anything is written: footage that
+overlaps the camera's catalogued footage is refused unless forced, and a file imported before
+at the same start is a no-op.
+"""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import structlog
+
+from ccvault.catalog import queries
+from ccvault.catalog.writer import CatalogWriter
+from ccvault.config import CameraConfig
+from ccvault.errors import CcvaultError, Refused, UsageError
+from ccvault.ingest import read_list, segment_times
+from ccvault.media import ProbeError, probe, sha256_file
+from ccvault.recorder.ffmpeg import FRAGMENTED_MP4, MP4_AUDIO
+from ccvault.store import SegmentStore, Stored
+from ccvault.timefmt import utc_text
+
+log = structlog.get_logger("ccvault.import")
+
+
+@dataclass(frozen=True, slots=True)
+class PlannedFile:
+    path: Path
+    sha256: str
+    start_ms: int
+    duration_ms: int
+    already_imported: bool
+
+
+@dataclass
+class ImportReport:
+    camera: str
+    files: list[dict] = field(default_factory=list)
+    segments: list[int] = field(default_factory=list)
+
+    def as_json(self) -> dict:
+        return {"camera": self.camera, "files": self.files, "segment_ids": self.segments}
+
+
+def plan(writer: CatalogWriter, camera: str, start_ms: int, files: list[Path],
+         force: bool) -> list[PlannedFile]:
+    """Check every file before writing anything; raise Refused on overlap unless forced."""
+    planned, cursor = [], start_ms
+    with writer.reader() as conn:
+        for path in files:
+            try:
+                media = probe(path)
+            except ProbeError as exc:
+                raise UsageError(str(path), f"not importable footage: {exc}") from None
+            sha256 = sha256_file(path)
+            done = queries.already_imported(conn, camera, sha256, cursor)
+            if not done and not force:
+                clash = queries.segments_in_range(conn, camera, cursor,
+                                                  cursor + media.duration_ms)
+                if clash:
+                    raise Refused(
+                        f"import {path.name}",
+                        f"overlaps {len(clash)} stored segment(s) of {camera} from "
+                        f"{utc_text(clash[0].start_ms)} (use --force to import anyway)",
+                    )
+            planned.append(PlannedFile(path, sha256, cursor, media.duration_ms, done))
+            cursor += media.duration_ms
+    return planned
+
+
+def run_import(
+    writer: CatalogWriter, store: SegmentStore, camera: CameraConfig, ffmpeg: str,
+    segment_seconds: int, work_dir: Path, planned: list[PlannedFile], actor: str,
+    progress: Callable[[int], None] = lambda _: None,
+) -> ImportReport:
+    report = ImportReport(camera.name)
+    for item in planned:
+        if item.already_imported:
+            report.files.append({"file": item.path.name, "sha256": item.sha256,
+                                 "start": utc_text(item.start_ms), "status": "already imported"})
+            progress(item.duration_ms)
+            continue
+        stored = _import_one(store, camera, ffmpeg, segment_seconds, work_dir, item, progress)
+        ids = [s.segment_id for s in stored if s.segment_id is not None]
+        report.segments += ids
+        end_ms = item.start_ms + item.duration_ms
+        writer.record_import(camera.name, item.path.name, item.sha256, item.start_ms, end_ms,
+                             len(ids), actor, store.clock.wall_ms())
+        report.files.append({"file": item.path.name, "sha256": item.sha256,
+                             "start": utc_text(item.start_ms), "status": "imported",
+                             "segments": len(ids)})
+        log.info("import.file_done", camera=camera.name, file=item.path.name, segments=len(ids),
+                 actor=actor)
+    return report
+
+
+def _import_one(store: SegmentStore, camera: CameraConfig, ffmpeg: str, segment_seconds: int,
+                work_dir: Path, item: PlannedFile,
+                progress: Callable[[int], None]) -> list[Stored]:
+    tmp = work_dir / f".import-{uuid.uuid4().hex}"
+    tmp.mkdir(parents=True)
+    try:
+        _split(ffmpeg, camera, item.path, segment_seconds, tmp)
+        stored = []
+        for entry in read_list(tmp / "segments.csv"):
+            src = tmp / entry.name
+            media = probe(src)
+            start, end = segment_times(entry, media.duration_ms)
+            offset = item.start_ms
+            stored.append(store.add(src, camera.name, offset + start, offset + end, media,
+                                    sha256_file(src), "imported"))
+            progress(media.duration_ms)
+        return stored
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def _split(ffmpeg: str, camera: CameraConfig, src: Path, segment_seconds: int,
+           out: Path) -> None:
+    audio = ["-an"]
+    if camera.audio:
+        audio = ["-map", "0:a:0?", "-c:a", "copy" if _audio_fits_mp4(src) else "aac"]
+    argv = [
+        ffmpeg, "-hide_banner", "-nostdin", "-loglevel", "error", "-i", str(src),
+        "-map", "0:v:0", "-c:v", "copy", *audio,
+        "-f", "segment", "-segment_time", str(segment_seconds), "-reset_timestamps", "1",
+        "-segment_format", "mp4", "-segment_format_options", FRAGMENTED_MP4,
+        "-segment_list", str(out / "segments.csv"), "-segment_list_type", "csv",
+        str(out / "%06d.mp4"),
+    ]
+    result = subprocess.run(argv, capture_output=True, text=True)
+    if result.returncode != 0:
+        raise CcvaultError(f"import {src.name}", f"ffmpeg failed: {result.stderr.strip()[-400:]}")
+
+
+def _audio_fits_mp4(src: Path) -> bool:
+    import av
+
+    with av.open(str(src)) as container:
+        audio = container.streams.audio
+        return not audio or audio[0].codec_context.name in MP4_AUDIO

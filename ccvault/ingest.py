@@ -1,0 +1,220 @@
+"""Moving finished segments from the spool into the store.
+
+Recorders write `<spool>/<camera>/<run>/NNNNNN.mp4` and ffmpeg appends each finished file to
+`<run>/segments.csv` (name, start, end in wall-clock seconds). That list — not file events,
+not open-file scanning — says which files are finished. File events only wake the scan early;
+the periodic rescan is the truth, because inotify can drop events.
+
+When a run has ended (its ffmpeg is gone, e.g. killed), the file after its last listed entry is
+the segment that was being written: a fragmented MP4 is readable up to its last fragment, and it
+starts where the last listed one ended, so it is salvaged. Anything else unlisted is quarantined.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import structlog
+from watchdog.events import FileSystemEvent, FileSystemEventHandler
+from watchdog.observers import Observer
+
+from ccvault.media import ProbeError, probe, sha256_file
+from ccvault.store import NoVolume, SegmentStore, Stored
+
+log = structlog.get_logger("ccvault.ingest")
+
+LIST_FILE = "segments.csv"
+# A listed duration that disagrees with the file by more than this is not trusted.
+LIST_TOLERANCE_MS = 2000
+
+
+@dataclass(frozen=True, slots=True)
+class ListEntry:
+    name: str
+    start_ms: int
+    end_ms: int
+
+
+def read_list(path: Path) -> list[ListEntry]:
+    """Parse ffmpeg's CSV segment list, ignoring a line cut short by a crash."""
+    try:
+        text = path.read_text()
+    except FileNotFoundError:
+        return []
+    entries = []
+    for line in text.splitlines(keepends=True):
+        parts = line.strip().split(",")
+        if not line.endswith("\n") or len(parts) != 3:
+            continue
+        try:
+            start, end = float(parts[1]), float(parts[2])
+        except ValueError:
+            continue
+        entries.append(ListEntry(parts[0], round(start * 1000), round(end * 1000)))
+    return entries
+
+
+def segment_times(entry: ListEntry, duration_ms: int) -> tuple[int, int]:
+    """Wall-clock range of a listed segment.
+
+    ffmpeg lists the first segment of a run as starting at 0; its end (the next segment's first
+    packet) is exact, so the start is the end minus the file's own duration."""
+    if entry.start_ms <= 0:
+        return entry.end_ms - duration_ms, entry.end_ms
+    listed = entry.end_ms - entry.start_ms
+    if listed <= 0 or abs(listed - duration_ms) > LIST_TOLERANCE_MS:
+        return entry.start_ms, entry.start_ms + duration_ms
+    return entry.start_ms, entry.end_ms
+
+
+class Ingestor:
+    def __init__(
+        self, store: SegmentStore, spools: list[Path], active_runs: Callable[[], set[Path]]
+    ) -> None:
+        self.store = store
+        self.spools = spools  # the first is where recorders write; the rest are drained
+        self.active_runs = active_runs
+        self._wake = threading.Event()
+        self._stop = threading.Event()
+        self._observer: Observer | None = None  # type: ignore[valid-type]
+        self.heartbeat = 0.0
+
+    def scan(self) -> list[Stored]:
+        """One pass over the whole spool, oldest run first; safe to repeat at any time."""
+        results: list[Stored] = []
+        for run_dir in self.run_dirs():
+            results += self._scan_run(run_dir.parent.name, run_dir)
+        return results
+
+    def run_dirs(self) -> list[Path]:
+        """`<spool>/<camera>/<run>` directories, oldest run first; dot-dirs are not cameras."""
+        cameras = sorted(p for spool in self.spools if spool.is_dir() for p in spool.iterdir()
+                         if p.is_dir() and p.name[0] != ".")
+        return [run for cam in cameras for run in sorted(cam.iterdir(), key=_run_order)
+                if run.is_dir()]
+
+    def _scan_run(self, camera: str, run_dir: Path) -> list[Stored]:
+        active = run_dir in self.active_runs()
+        entries = read_list(run_dir / LIST_FILE)
+        results = []
+        for entry in entries:
+            src = run_dir / entry.name
+            if src.exists():
+                results.append(self._ingest_listed(camera, src, entry))
+        if not active:
+            results += self._finish_run(camera, run_dir, entries)
+        return results
+
+    def _ingest_listed(self, camera: str, src: Path, entry: ListEntry) -> Stored:
+        try:
+            media = probe(src)
+        except ProbeError as exc:
+            return self.store.quarantine(src, camera, f"probe failed: {exc}")
+        start_ms, end_ms = segment_times(entry, media.duration_ms)
+        return self.store.add(src, camera, start_ms, end_ms, media, sha256_file(src), "recorded")
+
+    def _finish_run(self, camera: str, run_dir: Path, entries: list[ListEntry]) -> list[Stored]:
+        """A run whose recorder is gone: salvage its last open segment, then remove the run."""
+        listed = {e.name for e in entries}
+        results = []
+        successor = _next_name(entries[-1].name) if entries else None
+        for src in sorted(run_dir.glob("*.mp4")):
+            if src.name in listed:
+                continue
+            if _holds_no_frames(src):
+                src.unlink()  # opened, killed before its first fragment: no footage to keep
+            elif src.name == successor and entries:
+                results.append(self._salvage(camera, src, entries[-1].end_ms))
+            else:
+                results.append(self.store.quarantine(
+                    src, camera, "unfinished segment whose start time is unknown"))
+        (run_dir / LIST_FILE).unlink(missing_ok=True)
+        try:
+            run_dir.rmdir()
+        except OSError:
+            log.warning("ingest.run_not_empty", camera=camera, run=run_dir.name)
+        return results
+
+    def _salvage(self, camera: str, src: Path, start_ms: int) -> Stored:
+        try:
+            media = probe(src)
+        except ProbeError as exc:
+            return self.store.quarantine(src, camera, f"unfinished segment: {exc}")
+        log.info("segment.salvaged", camera=camera, file=src.name, duration_ms=media.duration_ms)
+        return self.store.add(src, camera, start_ms, start_ms + media.duration_ms, media,
+                              sha256_file(src), "recorded")
+
+    # -- running in the daemon -------------------------------------------------------------
+
+    def wake(self) -> None:
+        self._wake.set()
+
+    def run(self) -> None:
+        """The ingest loop: scan when woken by a file event or a rescan tick."""
+        self._start_observer()
+        while not self._stop.is_set():
+            self._wake.wait()
+            self._wake.clear()
+            if self._stop.is_set():
+                break
+            try:
+                self.scan()
+            except NoVolume:
+                log.error("ingest.no_volume", spools=[str(p) for p in self.spools])
+            except Exception:
+                log.exception("ingest.scan_failed")
+            self.heartbeat = self.store.clock.monotonic()
+        if self._observer is not None:
+            self._observer.stop()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._wake.set()
+
+    def _start_observer(self) -> None:
+        spool = self.spools[0]
+        spool.mkdir(parents=True, exist_ok=True)
+        handler = _ListChanged(self.wake)
+        observer = Observer()
+        observer.schedule(handler, str(spool), recursive=True)
+        observer.daemon = True
+        try:
+            observer.start()
+        except OSError as exc:  # inotify watch limit: the rescan still finds everything
+            log.warning("ingest.watch_failed", error=str(exc))
+            return
+        self._observer = observer
+
+
+class _ListChanged(FileSystemEventHandler):
+    def __init__(self, wake: Callable[[], None]) -> None:
+        self._wake = wake
+
+    def on_any_event(self, event: FileSystemEvent) -> None:
+        if str(event.src_path).endswith(LIST_FILE) and event.event_type in ("modified", "closed"):
+            self._wake()
+
+
+def _run_order(path: Path) -> tuple[int, str]:
+    return (int(path.name), "") if path.name.isdigit() else (0, path.name)
+
+
+def _next_name(name: str) -> str | None:
+    stem, _, ext = name.partition(".")
+    if not stem.isdigit():
+        return None
+    return f"{int(stem) + 1:0{len(stem)}d}.{ext}"
+
+
+def _holds_no_frames(path: Path) -> bool:
+    """A fragmented MP4 killed before its first fragment: a header of a few hundred bytes."""
+    if path.stat().st_size > 64 * 1024:
+        return False
+    try:
+        probe(path)
+    except ProbeError as exc:
+        return "no video frames" in str(exc) or path.stat().st_size < 1024
+    return False

@@ -1,0 +1,72 @@
+"""structlog set-up: JSON events with stable names for journald, a readable console on a TTY.
+
+A redaction processor runs last over every event, so no camera password reaches a log line,
+whatever code (or ffmpeg's relayed stderr) put it there.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import sys
+from collections.abc import Iterable
+from typing import Any, TextIO
+
+import structlog
+
+URL_PASSWORD = re.compile(r"(?P<head>[a-z][a-z0-9+.-]*://[^:/@\s'\"]*:)(?P<pw>[^@\s'\"]+)(?=@)",
+                          re.IGNORECASE)
+MASK = "***"
+
+
+class Redactor:
+    """Masks known secrets and any password embedded in a URL."""
+
+    def __init__(self, secrets: Iterable[str] = ()) -> None:
+        self.secrets: set[str] = set()
+        self.update(secrets)
+
+    def update(self, secrets: Iterable[str]) -> None:
+        self.secrets |= {s for s in secrets if s and len(s) >= 3}
+
+    def __call__(self, text: str) -> str:
+        text = URL_PASSWORD.sub(lambda m: m.group("head") + MASK, text)
+        for secret in self.secrets:
+            text = text.replace(secret, MASK)
+        return text
+
+    def processor(self, _logger: Any, _name: str, event: dict[str, Any]) -> dict[str, Any]:
+        return {k: self._scrub(v) for k, v in event.items()}
+
+    def _scrub(self, value: Any) -> Any:
+        if isinstance(value, str):
+            return self(value)
+        if isinstance(value, list | tuple):
+            return type(value)(self._scrub(v) for v in value)
+        if isinstance(value, dict):
+            return {k: self._scrub(v) for k, v in value.items()}
+        return value
+
+
+REDACTOR = Redactor()
+
+
+def configure(stream: TextIO = sys.stderr, level: int = logging.INFO,
+              json: bool | None = None) -> None:
+    """JSON lines when not a terminal (or when asked), console rendering on a terminal."""
+    as_json = (not stream.isatty()) if json is None else json
+    renderer: Any = (structlog.processors.JSONRenderer() if as_json
+                     else structlog.dev.ConsoleRenderer(colors=stream.isatty()))
+    structlog.configure(
+        processors=[
+            structlog.contextvars.merge_contextvars,
+            structlog.processors.add_log_level,
+            structlog.processors.TimeStamper(fmt="iso", utc=True),
+            structlog.processors.format_exc_info,
+            REDACTOR.processor,
+            renderer,
+        ],
+        wrapper_class=structlog.make_filtering_bound_logger(level),
+        logger_factory=structlog.PrintLoggerFactory(stream),
+        cache_logger_on_first_use=False,
+    )

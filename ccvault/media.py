@@ -1,0 +1,102 @@
+"""Probing and hashing segment files: the facts ingest needs before a file may be catalogued.
+
+Probing demuxes packets only (no decoding): a one-minute 1080p segment costs milliseconds.
+A file that cannot be demuxed, or holds no video keyframe, is not footage we can stand behind.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from pathlib import Path
+
+import av
+
+from ccvault.catalog.rows import MediaInfo
+
+HASH_CHUNK = 1 << 20
+BROWSER_UNFRIENDLY = {"hevc", "h265"}
+
+
+class ProbeError(Exception):
+    """The file is not usable footage; the message says why (it goes to the quarantine log)."""
+
+
+def probe(path: Path) -> MediaInfo:
+    try:
+        with av.open(str(path), metadata_errors="ignore") as container:
+            if not container.streams.video:
+                raise ProbeError("no video stream")
+            stream = container.streams.video[0]
+            frames = keyframes = 0
+            first = last_end = None
+            for packet in container.demux(stream):
+                if packet.size == 0 or packet.pts is None:
+                    continue
+                frames += 1
+                keyframes += bool(packet.is_keyframe)
+                start = packet.pts
+                end = packet.pts + (packet.duration or 0)
+                first = start if first is None else min(first, start)
+                last_end = end if last_end is None else max(last_end, end)
+            if frames == 0 or first is None or last_end is None:
+                raise ProbeError("no video frames")
+            if keyframes == 0:
+                raise ProbeError("no keyframe")
+            base = stream.time_base
+            rate = stream.average_rate or stream.guessed_rate
+            if last_end == first and rate:
+                last_end = first + int(1 / (rate * base))
+            ctx = stream.codec_context
+            return MediaInfo(
+                duration_ms=max(1, round(float((last_end - first) * base) * 1000)),
+                codec=stream.codec_context.name,
+                width=ctx.width,
+                height=ctx.height,
+                frames=frames,
+                keyframes=keyframes,
+                first_pts_ms=round(float(first * base) * 1000),
+            )
+    except ProbeError:
+        raise
+    except (av.error.FFmpegError, ValueError, OSError) as exc:
+        raise ProbeError(f"unreadable: {exc}") from None
+
+
+def sha256_file(path: Path) -> str:
+    with open(path, "rb") as f:
+        return hashlib.file_digest(f, "sha256").hexdigest()
+
+
+def copy_hashed(src: Path, dst: Path) -> str:
+    """Copy src to a new file dst (never replacing one), fsync it, and return the SHA-256 of
+    the bytes written — re-read from dst, so the hash proves what landed on the target disk."""
+    fd = os.open(dst, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o640)
+    try:
+        with open(src, "rb") as fin, os.fdopen(fd, "wb", closefd=False) as fout:
+            buf = bytearray(HASH_CHUNK)
+            view = memoryview(buf)
+            while n := fin.readinto(buf):
+                fout.write(view[:n])
+            fout.flush()
+            os.fsync(fd)
+    finally:
+        os.close(fd)
+    return sha256_file(dst)
+
+
+def fsync_file(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def fsync_dir(path: Path) -> None:
+    """Make a rename or link durable; a failure here means the directory entry may be lost."""
+    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)

@@ -1,0 +1,306 @@
+"""One camera's recorder: a supervised stream-copy ffmpeg and the camera's state.
+
+`tick()` is called by the supervisor loop twice a second; it reads what the ffmpeg reader
+threads observed (frames arriving, segments closing, the process exiting) and moves the state
+machine. Reconnects back off 1 s doubling to 60 s with jitter, reset after a healthy minute,
+and never give up. All timers use the monotonic clock.
+"""
+
+from __future__ import annotations
+
+import collections
+import ctypes
+import fcntl
+import os
+import random
+import re
+import signal
+import subprocess
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import IO
+
+import structlog
+
+from ccvault.clock import Clock
+from ccvault.config import CameraConfig
+from ccvault.logs import REDACTOR
+from ccvault.recorder.ffmpeg import feeder_argv, needs_feeder, recorder_argv
+from ccvault.recorder.states import CameraState, check_transition
+
+log = structlog.get_logger("ccvault.recorder")
+
+HEALTHY_RESET_S = 60.0
+STOP_GRACE_S = 10.0
+STREAM_LINE = re.compile(r"Stream #0:\d+.*?: (Video|Audio): (\w+)")
+OPENING = re.compile(r"Opening '.*?(\d+)\.mp4' for writing")
+NOISY = re.compile(r"error|fail|invalid|refused|unauthori[sz]ed|timed? ?out|not found|denied",
+                   re.IGNORECASE)
+StateListener = Callable[[str, CameraState, int, str], None]
+
+_libc = ctypes.CDLL(None, use_errno=True)
+PR_SET_PDEATHSIG = 1
+
+
+def _die_with_parent() -> None:
+    """Runs in the child before exec: SIGTERM it when the daemon dies, so ffmpeg closes its
+    segment cleanly (listing it) instead of lingering as a second writer.
+
+    Children also get their own session, so a Ctrl-C or signal sent to the daemon's process
+    group does not reach them: a second signal makes ffmpeg drop the open segment."""
+    _libc.prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
+
+
+@dataclass
+class Backoff:
+    initial: float = 1.0
+    cap: float = 60.0
+    delay: float = 1.0
+    rng: random.Random = field(default_factory=random.Random)
+
+    def next(self) -> float:
+        value = self.delay * self.rng.uniform(0.8, 1.2)
+        self.delay = min(self.cap, self.delay * 2)
+        return min(self.cap, value)
+
+    def reset(self) -> None:
+        self.delay = self.initial
+
+
+class CameraLockBusy(Exception):
+    """Another ffmpeg (an orphan of a previous daemon) still writes this camera."""
+
+
+class CameraRecorder:
+    def __init__(
+        self, camera: CameraConfig, ffmpeg: str, segment_seconds: int, offline_after: int,
+        spool: Path, clock: Clock, on_state: StateListener,
+        on_run_ended: Callable[[], None] = lambda: None,
+    ) -> None:
+        self.camera = camera
+        self.ffmpeg = ffmpeg
+        self.segment_seconds = segment_seconds
+        self.offline_after = offline_after
+        self.stall_after = 2 * segment_seconds + 30
+        self.dir = spool / camera.name
+        self.clock = clock
+        self.on_state = on_state
+        self.on_run_ended = on_run_ended
+        self.backoff = Backoff()
+        now = clock.monotonic()
+        self.state = CameraState.CONNECTING if camera.enabled else CameraState.DISABLED
+        self.since_ms = clock.wall_ms()
+        self.next_start = now
+        self.last_footage = now  # monotonic time frames last arrived (start counts as footage)
+        self.recording_since = now
+        self.run_dir: Path | None = None
+        self.audio_codec: str | None = None
+        self.video_codec: str | None = None
+        self.reconnects = 0
+        self._proc: subprocess.Popen[bytes] | None = None
+        self._feeder: subprocess.Popen[bytes] | None = None
+        self._lock_fd: int | None = None
+        self._frames = 0
+        self._seen_frames = 0
+        self._segment_mark = now
+        self._restart_requested = False
+        self._tail: collections.deque[str] = collections.deque(maxlen=12)
+        self.log = log.bind(camera=camera.name)
+
+    # -- state ----------------------------------------------------------------------------
+
+    def _transition(self, new: CameraState, reason: str) -> None:
+        if new == self.state:
+            return
+        check_transition(self.state, new)
+        old, self.state = self.state, new
+        self.since_ms = self.clock.wall_ms()
+        self.log.info("camera.state", old=str(old), new=str(new), reason=reason)
+        self.on_state(self.camera.name, new, self.since_ms, reason)
+
+    def announce(self) -> None:
+        """Publish the starting state (the catalog may hold the last daemon's)."""
+        self.on_state(self.camera.name, self.state, self.since_ms, "daemon started")
+
+    # -- the loop -------------------------------------------------------------------------
+
+    def tick(self) -> None:
+        if self.state == CameraState.DISABLED:
+            return
+        now = self.clock.monotonic()
+        if self._proc is None:
+            if now >= self.next_start:
+                self._start(now)
+        elif (rc := self._proc.poll()) is not None:
+            self._on_exit(rc, now)
+        else:
+            self._watch_running(now)
+        no_footage = now - self.last_footage
+        if self.state in (CameraState.CONNECTING, CameraState.STALLED) and (
+            no_footage >= self.offline_after
+        ):
+            self._transition(CameraState.OFFLINE, f"no footage for {no_footage:.0f} s")
+
+    def _watch_running(self, now: float) -> None:
+        if self._frames > self._seen_frames:
+            self._seen_frames = self._frames
+            self.last_footage = now
+            if self.state != CameraState.RECORDING:
+                self.recording_since = now
+                self._transition(CameraState.RECORDING, "frames arriving")
+        if self.state == CameraState.RECORDING and now - self.recording_since >= HEALTHY_RESET_S:
+            self.backoff.reset()
+        if now - self._segment_mark >= self.stall_after and self.state != CameraState.STALLED:
+            self._transition(CameraState.STALLED, f"no segment for {self.stall_after} s")
+            self._terminate()
+
+    def _start(self, now: float) -> None:
+        try:
+            self._take_lock()
+        except CameraLockBusy:
+            self.log.warning("recorder.locked", lock=str(self.dir / ".lock"))
+            self.next_start = now + self.backoff.next()
+            return
+        self.run_dir = self.dir / str(self.clock.wall_ms())
+        self.run_dir.mkdir(parents=True, exist_ok=True)
+        source = self.camera.source_url()
+        REDACTOR.update([self.camera.secret() or ""])
+        argv = recorder_argv(self.ffmpeg, self.camera, source, self.segment_seconds,
+                             self.run_dir, self.audio_codec)
+        stdin: int | IO[bytes] = subprocess.DEVNULL
+        if needs_feeder(self.camera):
+            self._feeder = subprocess.Popen(
+                feeder_argv(self.ffmpeg, self.camera), stdin=subprocess.DEVNULL,
+                stdout=subprocess.PIPE, stderr=subprocess.PIPE, preexec_fn=_die_with_parent,
+                start_new_session=True,
+            )
+            stdin = self._feeder.stdout  # type: ignore[assignment]
+            self._reader(self._feeder.stderr, self._on_feeder_line)
+        assert self._lock_fd is not None
+        self._proc = subprocess.Popen(
+            argv, stdin=stdin, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+            pass_fds=(self._lock_fd,), preexec_fn=_die_with_parent, start_new_session=True,
+        )
+        if self._feeder is not None and self._feeder.stdout is not None:
+            self._feeder.stdout.close()
+        self._frames = self._seen_frames = 0
+        self._segment_mark = now
+        self._tail.clear()
+        self._reader(self._proc.stdout, self._on_progress_line)
+        self._reader(self._proc.stderr, self._on_stderr_line)
+        self.log.info("recorder.started", pid=self._proc.pid, run=self.run_dir.name)
+
+    def _on_exit(self, rc: int, now: float) -> None:
+        self._reap_feeder()
+        self._proc = None
+        self.on_run_ended()
+        if self._restart_requested:
+            self._restart_requested = False
+            self.next_start = now
+            self.log.info("recorder.restarting", rc=rc)
+            return
+        delay = self.backoff.next()
+        self.next_start = now + delay
+        self.reconnects += 1
+        self.log.warning("recorder.exited", rc=rc, retry_in_s=round(delay, 1),
+                         stderr=list(self._tail))
+        if self.state in (CameraState.RECORDING, CameraState.STALLED):
+            self._transition(CameraState.CONNECTING, f"recorder exited ({rc})")
+
+    def restart(self, reason: str) -> None:
+        """Close the current run cleanly and start a new one at once (e.g. the clock stepped)."""
+        if self._proc is not None and self._proc.poll() is None:
+            self.log.info("recorder.restart", reason=reason)
+            self._restart_requested = True
+            self._terminate()
+
+    def _terminate(self) -> None:
+        if self._proc is not None and self._proc.poll() is None:
+            self._proc.send_signal(signal.SIGINT)  # ffmpeg closes the segment and lists it
+
+    def stop(self, timeout: float = STOP_GRACE_S) -> None:
+        """Close the open segment early and wait for ffmpeg to list it (daemon shutdown)."""
+        if self._proc is not None:
+            self._terminate()
+            try:
+                self._proc.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self.log.error("recorder.kill", reason="did not stop in time")
+                self._proc.kill()
+                self._proc.wait()
+            self._proc = None
+        self._reap_feeder()
+        if self._lock_fd is not None:
+            os.close(self._lock_fd)
+            self._lock_fd = None
+
+    def _reap_feeder(self) -> None:
+        if self._feeder is not None:
+            if self._feeder.poll() is None:
+                self._feeder.kill()
+            self._feeder.wait()
+            self._feeder = None
+
+    def _take_lock(self) -> None:
+        if self._lock_fd is not None:
+            return
+        self.dir.mkdir(parents=True, exist_ok=True)
+        fd = os.open(self.dir / ".lock", os.O_RDWR | os.O_CREAT, 0o640)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(fd)
+            raise CameraLockBusy(self.camera.name) from None
+        self._lock_fd = fd
+
+    @property
+    def active_run(self) -> Path | None:
+        return self.run_dir if self._proc is not None else None
+
+    # -- ffmpeg output (reader threads) ---------------------------------------------------
+
+    @staticmethod
+    def _reader(stream: IO[bytes] | None, handle: Callable[[str], None]) -> None:
+        def pump() -> None:
+            assert stream is not None
+            for raw in stream:
+                handle(raw.decode("utf-8", "replace").rstrip())
+            stream.close()
+
+        threading.Thread(target=pump, daemon=True).start()
+
+    def _on_progress_line(self, line: str) -> None:
+        key, _, value = line.partition("=")
+        if key == "frame" and value.strip().isdigit():
+            self._frames = int(value)
+
+    def _on_stderr_line(self, line: str) -> None:
+        if opened := OPENING.search(line):
+            if int(opened.group(1)) > 0:
+                self._segment_mark = self.clock.monotonic()
+            return
+        if stream := STREAM_LINE.search(line):
+            self._on_codec(stream.group(1), stream.group(2))
+        text = REDACTOR(line)
+        self._tail.append(text)
+        if NOISY.search(line):
+            self.log.warning("recorder.ffmpeg", line=text)
+
+    def _on_feeder_line(self, line: str) -> None:
+        self.log.warning("recorder.source", line=REDACTOR(line))
+
+    def _on_codec(self, kind: str, codec: str) -> None:
+        if kind == "Audio":
+            self.audio_codec = codec
+            return
+        if self.video_codec == codec:
+            return
+        self.video_codec = codec
+        if codec == "mjpeg":
+            self.log.error("camera.unsupported_codec", codec=codec,
+                           detail="MJPEG cameras are not supported; configure H.264 or H.265")
+            self._terminate()
+        elif codec == "hevc":
+            self.log.warning("camera.h265", detail="stored as H.265: browsers may not play it")

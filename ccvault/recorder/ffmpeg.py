@@ -1,0 +1,119 @@
+"""ffmpeg command lines for recording, built as pure functions of the camera's config.
+
+Recording is stream copy only. Timestamps are the host's wall clock at arrival
+(`-use_wallclock_as_timestamps`) kept through the output (`-copyts`), so the segment list
+ffmpeg writes carries each segment's wall-clock start and end; each file itself starts at 0
+(`-reset_timestamps`) so it plays anywhere. Cuts follow the wall clock too
+(`-segment_atclocktime`): with absolute timestamps, ffmpeg's pts-based cut would fire at every
+keyframe. Files are fragmented MP4: readable up to the last
+fragment after a crash, playable by browsers.
+
+`file://` and `demo://` sources are fed through a second ffmpeg that writes MPEG-TS to a pipe,
+so the recorder itself is the same stream-copy process for every source.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from urllib.parse import parse_qs, unquote, urlsplit
+
+import imageio_ffmpeg
+
+from ccvault.config import CameraConfig, Config
+
+NETWORK_TIMEOUT_US = 5_000_000  # a dropped camera is noticed within seconds
+MP4_AUDIO = {"aac", "mp3", "opus", "alac", "ac3", "eac3", "flac"}
+FRAGMENTED_MP4 = "movflags=+frag_keyframe+empty_moov+default_base_moof"
+# Each fragment reaches the disk as soon as it is complete, so a killed recorder leaves a file
+# readable up to its last keyframe.
+RECORDED_MP4 = FRAGMENTED_MP4 + ":flush_packets=1"
+
+
+def ffmpeg_binary(config: Config) -> str:
+    """A configured system ffmpeg, else the one imageio-ffmpeg ships."""
+    if config.recording.ffmpeg_path is not None:
+        return str(config.recording.ffmpeg_path)
+    return imageio_ffmpeg.get_ffmpeg_exe()
+
+
+def needs_feeder(camera: CameraConfig) -> bool:
+    return camera.scheme in ("file", "demo")
+
+
+def input_args(camera: CameraConfig, source_url: str) -> list[str]:
+    # nobuffer: packets read while probing the stream would otherwise be released in a burst,
+    # all stamped with nearly the same arrival time.
+    common = ["-use_wallclock_as_timestamps", "1", "-fflags", "nobuffer",
+              "-analyzeduration", "1000000"]
+    if needs_feeder(camera):
+        return [*common, "-f", "mpegts", "-i", "pipe:0"]
+    if camera.scheme in ("rtsp", "rtsps"):
+        return ["-rtsp_transport", "tcp", "-timeout", str(NETWORK_TIMEOUT_US), *common,
+                "-i", source_url]
+    return ["-rw_timeout", str(NETWORK_TIMEOUT_US), *common, "-i", source_url]
+
+
+def recorder_argv(
+    ffmpeg: str, camera: CameraConfig, source_url: str, segment_seconds: int, run_dir: Path,
+    audio_codec: str | None = None,
+) -> list[str]:
+    """The stream-copy recorder: one camera into fragmented MP4 segments in run_dir."""
+    audio: list[str] = ["-an"]
+    if camera.audio:
+        convert = audio_codec is not None and audio_codec not in MP4_AUDIO
+        audio = ["-map", "0:a:0?", "-c:a", "aac" if convert else "copy"]
+    return [
+        ffmpeg, "-hide_banner", "-nostdin", "-nostats", "-loglevel", "info",
+        *input_args(camera, source_url),
+        "-map", "0:v:0", "-c:v", "copy", *audio,
+        "-copyts",
+        "-f", "segment",
+        "-segment_time", str(segment_seconds),
+        "-segment_atclocktime", "1",  # cut by the wall clock: segments start at :00, :10, …
+        "-reset_timestamps", "1",
+        "-segment_format", "mp4",
+        "-segment_format_options", RECORDED_MP4,
+        "-segment_list", str(run_dir / "segments.csv"),
+        "-segment_list_type", "csv",
+        "-progress", "pipe:1",
+        "-stats_period", "1",
+        str(run_dir / "%06d.mp4"),
+    ]
+
+
+def feeder_argv(ffmpeg: str, camera: CameraConfig) -> list[str]:
+    """The process standing in for a camera: a file replayed in real time, or the demo scene."""
+    parts = urlsplit(camera.url)
+    head = [ffmpeg, "-hide_banner", "-nostdin", "-nostats", "-loglevel", "error"]
+    tail = ["-f", "mpegts", "pipe:1"]
+    if camera.scheme == "file":
+        path = unquote(parts.netloc + parts.path)
+        return [*head, "-re", "-stream_loop", "-1", "-i", path,
+                "-map", "0:v:0", "-map", "0:a:0?", "-c", "copy", *tail]
+    opts = {k: v[-1] for k, v in parse_qs(parts.query).items()}
+    width, height = int(opts.get("width", 640)), int(opts.get("height", 360))
+    fps = int(opts.get("fps", 10))
+    period = float(opts.get("period", 45))
+    return [*head, "-re", "-f", "lavfi", "-i", demo_scene(width, height, fps, period),
+            "-c:v", "libx264", "-preset", "ultrafast", "-tune", "zerolatency", "-bf", "0",
+            "-g", str(2 * fps), "-pix_fmt", "yuv420p", *tail]
+
+
+def demo_scene(width: int, height: int, fps: int, period: float) -> str:
+    """A still server room with sensor noise; every `period` seconds a person-sized block
+    walks across it for about a fifth of the period, so motion is rare, as in real life."""
+    walk = max(2.0, period / 5)
+    obj_w, obj_h = max(8, width // 10), max(16, height * 2 // 5)
+    x = (f"if(lt(mod(t\\,{period})\\,{walk})\\,"
+         f"-{obj_w}+mod(t\\,{period})*{(width + obj_w) / walk:.3f}\\,-{2 * obj_w})")
+    racks = ",".join(
+        f"drawbox=x={width * i // 6}:y={height // 6}:w={width // 8}:h={height * 2 // 3}"
+        f":color=0x1c2026:t=fill"
+        for i in (1, 2, 4)
+    )
+    return (
+        f"color=c=0x4a5560:s={width}x{height}:r={fps},{racks},"
+        f"drawbox=x=0:y={height * 5 // 6}:w={width}:h={height // 6}:color=0x2e3338:t=fill[bg];"
+        f"color=c=0xc89a70:s={obj_w}x{obj_h}:r={fps}[obj];"
+        f"[bg][obj]overlay=x='{x}':y={height // 3}:shortest=0,noise=alls=3:allf=t"
+    )

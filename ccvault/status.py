@@ -1,0 +1,63 @@
+"""The status object shared by `ccvault status --json` (and, later, `GET /api/status`).
+
+Reads only: a CLI asking for status must never initialise a volume or change the catalog.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+
+from ccvault.catalog import queries
+from ccvault.config import Config
+from ccvault.timefmt import utc_text
+from ccvault.volumes import Volume, check, usage
+
+DAY_MS = 86_400_000
+
+
+def volumes_now(config: Config, conn: sqlite3.Connection, catalog_id: str) -> list[Volume]:
+    known = queries.volume_rows(conn)
+    return [check(v, known.get(v.name), catalog_id) for v in config.storage.volumes]
+
+
+def build(config: Config, conn: sqlite3.Connection, catalog_id: str, now_ms: int,
+          daemon_running: bool) -> dict:
+    cameras = []
+    for cam in config.cameras:
+        row = queries.camera(conn, cam.name)
+        activity = queries.camera_activity(conn, cam.name, now_ms - DAY_MS)
+        state, since = _state(cam.enabled, row, daemon_running, activity.last_end_ms)
+        cameras.append({
+            "name": cam.name,
+            "state": state,
+            "since": utc_text(since) if since is not None else None,
+            "last_segment_end": (utc_text(activity.last_end_ms)
+                                 if activity.last_end_ms is not None else None),
+            "segments_24h": activity.segments,
+            "bytes_24h": activity.bytes,
+        })
+    footage = queries.footage_bytes(conn)
+    volumes = []
+    for volume in volumes_now(config, conn, catalog_id):
+        sizes = usage(volume) if volume.available else None
+        volumes.append({
+            "name": volume.name,
+            "path": str(volume.path),
+            "role": volume.role,
+            "state": volume.state,
+            "reason": volume.reason or None,
+            "total_bytes": sizes[0] if sizes else None,
+            "free_bytes": sizes[1] if sizes else None,
+            "footage_bytes": footage.get(volume.name, 0),
+        })
+    return {"daemon": {"running": daemon_running}, "cameras": cameras, "volumes": volumes}
+
+
+def _state(enabled: bool, row: queries.CameraRow | None, daemon_running: bool,
+           last_end_ms: int | None) -> tuple[str, int | None]:
+    if not enabled:
+        return "disabled", row.state_since_ms if row and row.state == "disabled" else None
+    if daemon_running and row is not None:
+        return row.state, row.state_since_ms
+    # Nothing records without the daemon: the truthful state is offline since the last footage.
+    return "offline", last_end_ms

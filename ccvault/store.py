@@ -1,0 +1,163 @@
+"""Placing a finished segment file on a volume and cataloguing it — the segment's birth.
+
+Order (each step durable before the next), so a crash anywhere leaves either a spool file that
+the next scan ingests again, or a placed file that the same scan recognises as its own:
+1. fsync the source file (ffmpeg does not);
+2. hard-link it to `<volume>/<camera>/YYYY/MM/DD/HH/<start_ms>_<duration_ms>.mp4` — a link
+   never replaces an existing file (another filesystem: exclusive-create copy, fsync, re-hash);
+3. fsync the target directory;
+4. commit the catalog row;
+5. remove the source.
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import shutil
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+
+import structlog
+
+from ccvault.catalog.rows import MediaInfo, NewSegment
+from ccvault.catalog.writer import CatalogWriter
+from ccvault.clock import Clock
+from ccvault.errors import CcvaultError
+from ccvault.media import copy_hashed, fsync_dir, fsync_file, sha256_file
+from ccvault.volumes import QUARANTINE_DIR, Volume, target_for_new_segments
+
+log = structlog.get_logger("ccvault.store")
+
+
+class NoVolume(CcvaultError):
+    """No volume can take footage now; the file stays where it is and is retried later."""
+
+
+@dataclass(frozen=True, slots=True)
+class Stored:
+    outcome: str  # ingested | duplicate | quarantined
+    path: Path
+    camera: str | None
+    segment_id: int | None = None
+    reason: str = ""
+
+
+def segment_relpath(camera: str, start_ms: int, duration_ms: int, attempt: int = 0) -> str:
+    moment = datetime.fromtimestamp(start_ms / 1000, UTC)
+    suffix = f"-{attempt}" if attempt else ""
+    return f"{camera}/{moment:%Y/%m/%d/%H}/{start_ms}_{duration_ms}{suffix}.mp4"
+
+
+class SegmentStore:
+    def __init__(
+        self, writer: CatalogWriter, volumes: Callable[[], list[Volume]], clock: Clock
+    ) -> None:
+        self.writer = writer
+        self.volumes = volumes
+        self.clock = clock
+
+    def _target(self) -> Volume:
+        volume = target_for_new_segments(self.volumes())
+        if volume is None:
+            raise NoVolume("storage", "no volume is available for footage (see ccvault status)")
+        return volume
+
+    def add(
+        self, src: Path, camera: str, start_ms: int, end_ms: int, media: MediaInfo,
+        sha256: str, origin: str, *, keep_source: bool = False,
+    ) -> Stored:
+        """Place src on the target volume and catalogue it; idempotent after a crash."""
+        volume = self._target()
+        fsync_file(src)
+        for attempt in range(100):
+            rel = segment_relpath(camera, start_ms, end_ms - start_ms, attempt)
+            dst = volume.path / rel
+            dst.parent.mkdir(parents=True, exist_ok=True)
+            placed = self._place(src, dst, sha256, keep_source)
+            if placed is None:
+                continue  # another file holds that name: try the next name, never replace
+            fsync_dir(dst.parent)
+            seg = NewSegment(camera, volume.name, start_ms, end_ms, rel, dst.stat().st_size,
+                             sha256, media, origin)
+            seg_id = self.writer.add_segment(seg, self.clock.wall_ms())
+            if not keep_source:
+                _unlink_if_other(src, dst)
+            if seg_id is None:
+                return Stored("duplicate", dst, camera, reason="already catalogued")
+            log.info("segment.ingested", camera=camera, segment_id=seg_id, volume=volume.name,
+                     start_ms=start_ms, duration_ms=end_ms - start_ms, bytes=seg.bytes,
+                     origin=origin)
+            return Stored("ingested", dst, camera, seg_id)
+        raise RuntimeError(f"no free file name for {camera} at {start_ms}")
+
+    @staticmethod
+    def _place(src: Path, dst: Path, sha256: str, keep_source: bool) -> bool | None:
+        """Put src's bytes at dst without replacing anything.
+
+        True: dst now holds them. None: dst holds other bytes (choose another name)."""
+        try:
+            if keep_source:
+                raise OSError(errno.EXDEV, "copy requested")
+            os.link(src, dst)
+            return True
+        except FileExistsError:
+            same = _same_file(src, dst) or sha256_file(dst) == sha256
+            return True if same else None
+        except OSError as exc:
+            if exc.errno not in (errno.EXDEV, errno.EPERM, errno.ENOTSUP):
+                raise
+        try:
+            copied = copy_hashed(src, dst)
+        except FileExistsError:
+            return True if sha256_file(dst) == sha256 else None
+        if copied != sha256:
+            dst.unlink()
+            raise OSError(errno.EIO, f"copy of {src} to {dst} does not match its hash")
+        return True
+
+    def quarantine(
+        self, src: Path, camera: str | None, reason: str, volume: Volume | None = None
+    ) -> Stored:
+        """Keep a file we cannot stand behind out of the store, with the reason, never delete.
+
+        A file already on a volume stays on that volume (a rename, not a copy)."""
+        volume = volume or self._target()
+        qdir = volume.path / QUARANTINE_DIR / (camera or "unknown")
+        qdir.mkdir(parents=True, exist_ok=True)
+        base = f"{self.clock.wall_ms()}_{src.name}"
+        for attempt in range(100):
+            dst = qdir / (f"{attempt}_{base}" if attempt else base)
+            try:
+                os.link(src, dst)
+            except FileExistsError:
+                continue
+            except OSError:
+                try:
+                    with open(src, "rb") as fin, open(dst, "xb") as fout:
+                        shutil.copyfileobj(fin, fout)
+                except FileExistsError:
+                    continue
+            break
+        fsync_dir(qdir)
+        size = dst.stat().st_size
+        rel = str(dst.relative_to(volume.path))
+        self.writer.add_quarantine(volume.name, rel, camera, reason, size, self.clock.wall_ms())
+        _unlink_if_other(src, dst)
+        log.warning("segment.quarantined", camera=camera, file=src.name, reason=reason,
+                    volume=volume.name, path=rel)
+        return Stored("quarantined", dst, camera, reason=reason)
+
+
+def _same_file(a: Path, b: Path) -> bool:
+    try:
+        return os.path.samefile(a, b)
+    except OSError:
+        return False
+
+
+def _unlink_if_other(src: Path, dst: Path) -> None:
+    if src.resolve() != dst.resolve():
+        src.unlink(missing_ok=True)

@@ -1,0 +1,76 @@
+"""The one parser and formatter for times typed and shown by people (CLI now, HTTP API later).
+
+Storage is UTC integer milliseconds; people type local time. A local time that a daylight-saving
+change makes ambiguous or impossible is refused with the candidates, never guessed.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import UTC, datetime
+from zoneinfo import ZoneInfo
+
+from ccvault.errors import UsageError
+
+RELATIVE = re.compile(r"^-(\d+)(s|m|h|d|w)$")
+UNIT_MS = {"s": 1000, "m": 60_000, "h": 3_600_000, "d": 86_400_000, "w": 604_800_000}
+
+
+def parse_time(text: str, tz: ZoneInfo, now_ms: int, what: str = "time") -> int:
+    """`now`, `-30m`/`-2h`/`-7d` (fixed durations back from now), or ISO 8601 → UTC ms."""
+    value = text.strip()
+    if value == "now":
+        return now_ms
+    rel = RELATIVE.match(value)
+    if rel:
+        return now_ms - int(rel.group(1)) * UNIT_MS[rel.group(2)]
+    try:
+        parsed = datetime.fromisoformat(value.replace("z", "Z"))
+    except ValueError:
+        raise UsageError(
+            what, f"cannot read {text!r} (use ISO 8601, 'now', or -30m / -2h / -7d)"
+        ) from None
+    if parsed.tzinfo is not None:
+        return to_ms(parsed)
+    return to_ms(_localize(parsed, tz, what, text))
+
+
+def _localize(naive: datetime, tz: ZoneInfo, what: str, text: str) -> datetime:
+    early = naive.replace(tzinfo=tz, fold=0)
+    late = naive.replace(tzinfo=tz, fold=1)
+    if early.astimezone(UTC).astimezone(tz).replace(tzinfo=None) != naive:
+        readings = sorted(d.astimezone(UTC).astimezone(tz) for d in (early, late))
+        raise UsageError(
+            what,
+            f"{text!r} does not exist in {tz.key} (clocks skip it); it could mean "
+            + " or ".join(r.isoformat() for r in readings),
+        )
+    if early.utcoffset() != late.utcoffset():
+        candidates = " or ".join(d.isoformat() for d in (early, late))
+        raise UsageError(what, f"{text!r} occurs twice in {tz.key}: {candidates}")
+    return early
+
+
+def to_ms(moment: datetime) -> int:
+    return round(moment.timestamp() * 1000)
+
+
+def utc_text(ms: int) -> str:
+    """The JSON form: `YYYY-MM-DDTHH:MM:SS.sssZ`."""
+    moment = datetime.fromtimestamp(ms / 1000, UTC)
+    return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{ms % 1000:03d}Z"
+
+
+def local_text(ms: int, tz: ZoneInfo) -> str:
+    """The table form: local wall time with its zone abbreviation, unambiguous across DST."""
+    moment = datetime.fromtimestamp(ms / 1000, UTC).astimezone(tz)
+    return moment.strftime("%Y-%m-%d %H:%M:%S ") + (moment.tzname() or "")
+
+
+def duration_text(ms: int) -> str:
+    seconds = ms / 1000
+    if seconds < 120:
+        return f"{seconds:.1f}s"
+    if seconds < 7200:
+        return f"{seconds / 60:.1f}m"
+    return f"{seconds / 3600:.1f}h"

@@ -1,0 +1,185 @@
+"""Storage volumes and their identity, so a missing disk is never read as "all footage gone".
+
+Each volume root holds `.ccvault-volume.json` naming the volume's uuid and the catalog's id.
+A volume the catalog knows whose identity is missing or different is `unavailable`: never
+written to, never purged, never re-initialised except by `ccvault volume init|replace`.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+
+import psutil
+
+from ccvault.catalog import queries
+from ccvault.catalog.rows import VolumeRow
+from ccvault.catalog.writer import CatalogWriter
+from ccvault.config import Config, VolumeConfig
+from ccvault.errors import NotFound, Refused
+from ccvault.media import fsync_dir
+
+IDENTITY_FILE = ".ccvault-volume.json"
+QUARANTINE_DIR = "quarantine"
+
+
+@dataclass(frozen=True, slots=True)
+class Volume:
+    name: str
+    path: Path
+    role: str
+    available: bool
+    reason: str  # why unavailable; "" when available
+
+    @property
+    def state(self) -> str:
+        return "available" if self.available else "unavailable"
+
+
+def read_identity(path: Path) -> dict | None:
+    try:
+        data = json.loads((path / IDENTITY_FILE).read_text())
+    except (OSError, ValueError):
+        return None
+    return data if isinstance(data, dict) else None
+
+
+def write_identity(path: Path, volume_uuid: str, catalog_id: str, name: str) -> None:
+    """Atomically (tmp, fsync, rename, fsync dir), so a crash leaves the old identity or the new."""
+    path.mkdir(parents=True, exist_ok=True)
+    tmp = path / f"{IDENTITY_FILE}.tmp"
+    data = {"volume_uuid": volume_uuid, "catalog_id": catalog_id, "name": name}
+    with open(tmp, "w") as f:
+        json.dump(data, f)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path / IDENTITY_FILE)
+    fsync_dir(path)
+
+
+def check(cfg: VolumeConfig, known: VolumeRow | None, catalog_id: str) -> Volume:
+    """Decide whether a configured volume may be used; reads the disk, changes nothing."""
+
+    def unavailable(reason: str) -> Volume:
+        return Volume(cfg.name, cfg.path, cfg.role, False, reason)
+
+    if cfg.require_mountpoint and not os.path.ismount(cfg.path):
+        return unavailable(f"{cfg.path} is not a mount point")
+    identity = read_identity(cfg.path)
+    if identity is None:
+        if known is None:
+            return unavailable("not initialised")
+        return unavailable(f"identity file {IDENTITY_FILE} is missing (disk not mounted?)")
+    if identity.get("catalog_id") != catalog_id:
+        return unavailable(f"belongs to another catalog ({identity.get('catalog_id')})")
+    if known is not None and identity.get("volume_uuid") != known.uuid:
+        return unavailable(f"wrong disk: volume id {identity.get('volume_uuid')}, "
+                           f"catalog expects {known.uuid}")
+    if not os.access(cfg.path, os.W_OK):
+        return unavailable(f"{cfg.path} is not writable")
+    return Volume(cfg.name, cfg.path, cfg.role, True, "")
+
+
+def open_volumes(config: Config, writer: CatalogWriter, now_ms: int) -> list[Volume]:
+    """Check every configured volume; initialise only those the catalog has never seen.
+
+    A new volume is initialised when its path holds no identity; a volume that already carries
+    this catalog's identity but is unknown (a restored catalog) is registered as it is.
+    """
+    with writer.reader() as conn:
+        known = queries.volume_rows(conn)
+    out = []
+    for cfg in config.storage.volumes:
+        row = known.get(cfg.name)
+        if row is None and not (cfg.require_mountpoint and not os.path.ismount(cfg.path)):
+            identity = read_identity(cfg.path)
+            if identity is None:
+                new_uuid = str(uuid.uuid4())
+                write_identity(cfg.path, new_uuid, writer.catalog_id, cfg.name)
+                writer.register_volume(cfg.name, new_uuid, now_ms)
+            elif identity.get("catalog_id") == writer.catalog_id:
+                writer.register_volume(cfg.name, str(identity.get("volume_uuid")), now_ms)
+            with writer.reader() as conn:
+                row = queries.volume_rows(conn).get(cfg.name)
+        out.append(check(cfg, row, writer.catalog_id))
+    return out
+
+
+def init_volume(config: Config, writer: CatalogWriter, name: str, now_ms: int) -> str:
+    """`volume init`: give a volume without an identity its identity, on purpose."""
+    cfg = _configured(config, name)
+    with writer.reader() as conn:
+        row = queries.volume_rows(conn).get(name)
+    identity = read_identity(cfg.path)
+    if identity is not None:
+        if row is not None and check(cfg, row, writer.catalog_id).available:
+            return row.uuid
+        raise Refused(f"volume {name}", f"{cfg.path} already has an identity "
+                      f"({identity.get('volume_uuid')}); use 'ccvault volume replace {name}'")
+    volume_uuid = row.uuid if row else str(uuid.uuid4())
+    write_identity(cfg.path, volume_uuid, writer.catalog_id, name)
+    if row is None:
+        writer.register_volume(name, volume_uuid, now_ms)
+    return volume_uuid
+
+
+def replace_volume(config: Config, writer: CatalogWriter, name: str, now_ms: int) -> int:
+    """`volume replace`: a new disk takes the volume's place; what the old one held is missing."""
+    cfg = _configured(config, name)
+    new_uuid = str(uuid.uuid4())
+    with writer.reader() as conn:
+        row = queries.volume_rows(conn).get(name)
+    write_identity(cfg.path, new_uuid, writer.catalog_id, name)
+    if row is None:
+        writer.register_volume(name, new_uuid, now_ms)
+        return 0
+    return writer.replace_volume(name, new_uuid, now_ms)
+
+
+def _configured(config: Config, name: str) -> VolumeConfig:
+    cfg = next((v for v in config.storage.volumes if v.name == name), None)
+    if cfg is None:
+        raise NotFound(f"volume {name}", "not in the config")
+    return cfg
+
+
+def target_for_new_segments(volumes: list[Volume]) -> Volume | None:
+    """The first available hot volume; an archive volume only when no hot one is usable."""
+    for role in ("hot", "archive"):
+        for volume in volumes:
+            if volume.role == role and volume.available:
+                return volume
+    return None
+
+
+SPOOL_DIR = ".spool"
+
+
+def spool_dirs(config: Config, volumes: list[Volume]) -> tuple[Path, list[Path]]:
+    """Where recorders write now, and every spool ingest must drain.
+
+    Default: `.spool` on the first available volume (hot first) — never on an unavailable one,
+    whose directory may be an empty mount point on the root filesystem. With no volume at all,
+    recording goes on into a spool beside the catalog until a volume returns. Spools left on
+    other volumes by earlier starts are drained too.
+    """
+    if config.storage.spool is not None:
+        return config.storage.spool, [config.storage.spool]
+    target = target_for_new_segments(volumes)
+    primary = (target.path if target else config.storage.catalog.parent) / SPOOL_DIR
+    others = [v.path / SPOOL_DIR for v in volumes if v.available]
+    fallback = config.storage.catalog.parent / SPOOL_DIR
+    scan = [primary, *(p for p in [*others, fallback] if p != primary and p.is_dir())]
+    return primary, scan
+
+
+def usage(volume: Volume) -> tuple[int, int] | None:
+    """(total, free) bytes, free as an unprivileged writer sees it; None when unreadable."""
+    try:
+        du = psutil.disk_usage(str(volume.path))
+    except OSError:
+        return None
+    return du.total, du.free

@@ -1,0 +1,154 @@
+"""Shared fixtures: write a real config, run the real CLI and the real daemon as subprocesses."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+REPO = Path(__file__).resolve().parent.parent
+CCVAULT = [sys.executable, "-m", "ccvault"]
+
+
+def toml_value(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int | float):
+        return str(value)
+    return json.dumps(str(value))
+
+
+def write_config(
+    root: Path, cameras: list[dict[str, Any]], *, segment_seconds: int = 2,
+    offline_after: int = 6, timezone: str = "UTC", volumes: list[dict[str, Any]] | None = None,
+    rescan_seconds: int = 2, name: str = "ccvault.toml",
+) -> Path:
+    """A config for a test: catalog and one hot volume under root unless volumes are given."""
+    volumes = volumes or [{"name": "hot", "path": str(root / "hot"), "role": "hot"}]
+    lines = [f"timezone = {toml_value(timezone)}", "", "[storage]",
+             f"catalog = {toml_value(root / 'catalog.sqlite')}"]
+    for volume in volumes:
+        lines += ["", "[[storage.volumes]]", *(f"{k} = {toml_value(v)}" for k, v in volume.items())]
+    lines += ["", "[recording]", f"segment_seconds = {segment_seconds}",
+              f"offline_after_seconds = {offline_after}", f"rescan_seconds = {rescan_seconds}"]
+    for camera in cameras:
+        lines += ["", "[[cameras]]", *(f"{k} = {toml_value(v)}" for k, v in camera.items())]
+    path = root / name
+    path.write_text("\n".join(lines) + "\n")
+    path.chmod(0o600)
+    return path
+
+
+def run_cli(config: Path | None, *args: str, env: dict[str, str] | None = None,
+            timeout: float = 120) -> subprocess.CompletedProcess[str]:
+    argv = [*CCVAULT, *(["--config", str(config)] if config else []), *args]
+    return subprocess.run(argv, capture_output=True, text=True, timeout=timeout, cwd=REPO,
+                          env={**os.environ, **(env or {})})
+
+
+def cli_json(config: Path, *args: str) -> Any:
+    result = run_cli(config, *args, "--json")
+    assert result.returncode in (0, 1), result.stderr
+    return json.loads(result.stdout)
+
+
+def wait_for(predicate: Callable[[], Any], timeout: float, interval: float = 0.25,
+             what: str = "condition") -> Any:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(interval)
+    raise AssertionError(f"timed out after {timeout} s waiting for {what}")
+
+
+class Daemon:
+    """`ccvault run` as a child process, its JSON log lines collected as they arrive."""
+
+    def __init__(self, config: Path) -> None:
+        self.config = config
+        self.proc: subprocess.Popen[str] | None = None
+        self.events: list[dict[str, Any]] = []
+        self.raw: list[str] = []
+
+    def start(self) -> Daemon:
+        self.proc = subprocess.Popen(
+            [*CCVAULT, "--config", str(self.config), "run"], stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT, text=True, cwd=REPO,
+        )
+        threading.Thread(target=self._collect, args=(self.proc,), daemon=True).start()
+        self.wait_event("daemon.ready", timeout=30)
+        return self
+
+    def _collect(self, proc: subprocess.Popen[str]) -> None:
+        assert proc.stdout is not None
+        for line in proc.stdout:
+            self.raw.append(line)
+            with contextlib.suppress(ValueError):
+                self.events.append(json.loads(line))
+
+    def wait_event(self, name: str, timeout: float, **fields: Any) -> dict[str, Any]:
+        def found() -> dict[str, Any] | None:
+            for event in list(self.events):
+                if event.get("event") == name and all(event.get(k) == v
+                                                      for k, v in fields.items()):
+                    return event
+            if self.proc is not None and self.proc.poll() is not None:
+                raise AssertionError(f"daemon exited ({self.proc.returncode}):\n"
+                                     + "".join(self.raw[-30:]))
+            return None
+
+        try:
+            return wait_for(found, timeout, what=f"event {name} {fields}")
+        except AssertionError as exc:
+            recent = "\n".join(json.dumps(e)[:300] for e in self.events[-15:])
+            raise AssertionError(f"{exc}; recent events:\n{recent}") from None
+
+    def count(self, name: str, **fields: Any) -> int:
+        return sum(1 for e in list(self.events) if e.get("event") == name
+                   and all(e.get(k) == v for k, v in fields.items()))
+
+    def stop(self, timeout: float = 30) -> int:
+        if self.proc is None or self.proc.poll() is not None:
+            return self.proc.returncode if self.proc else 0
+        self.proc.send_signal(signal.SIGTERM)
+        return self.proc.wait(timeout)
+
+    def kill9(self) -> None:
+        assert self.proc is not None
+        self.proc.kill()
+        self.proc.wait()
+
+    def recorder_pids(self) -> list[int]:
+        import psutil
+
+        assert self.proc is not None
+        return [c.pid for c in psutil.Process(self.proc.pid).children(recursive=True)
+                if "segment" in " ".join(c.cmdline())]
+
+
+@pytest.fixture
+def daemon_factory() -> Iterator[Callable[[Path], Daemon]]:
+    started: list[Daemon] = []
+
+    def make(config: Path) -> Daemon:
+        daemon = Daemon(config)
+        started.append(daemon)
+        return daemon.start()
+
+    yield make
+    for daemon in started:
+        if daemon.proc and daemon.proc.poll() is None:
+            daemon.proc.kill()
+            daemon.proc.wait()

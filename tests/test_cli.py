@@ -1,0 +1,37 @@
+"""Every command explains itself, and the conventions hold for all of them."""
+
+from __future__ import annotations
+
+import pytest
+
+from tests.conftest import run_cli
+
+COMMANDS = [["run"], ["check-config"], ["status"], ["segments"], ["reconcile"], ["import"],
+            ["volume"], ["volume", "init"], ["volume", "replace"]]
+
+
+@pytest.mark.parametrize("command", COMMANDS, ids=" ".join)
+def test_every_command_has_help(command: list[str]) -> None:
+    result = run_cli(None, *command, "--help")
+    assert result.returncode == 0
+    assert "Usage: ccvault" in result.stdout
+    summary = result.stdout.split("\n\n")[1].strip()
+    assert len(summary) > 20, f"{command} needs a real description"
+
+
+def test_usage_errors_exit_2_in_the_ccvault_format() -> None:
+    result = run_cli(None, "segments", "--camera")
+    assert result.returncode == 2
+    assert result.stderr.startswith("ccvault: error: usage: ")
+    assert run_cli(None, "no-such-command").returncode == 2
+
+
+def test_json_goes_alone_to_stdout(tmp_path) -> None:
+    from tests.conftest import cli_json, write_config
+
+    config = write_config(tmp_path, [{"name": "door", "url": "demo://"}])
+    assert cli_json(config, "segments", "--camera", "door", "--from", "-5m", "--to",
+                    "now") == []
+    result = run_cli(config, "segments", "--camera", "door", "--from", "now", "--to", "-5m")
+    assert result.returncode == 2
+    assert "ccvault: error: --to: must be later than --from" in result.stderr

@@ -1,0 +1,116 @@
+"""Config errors name the file and key, exit 2, and start nothing; the example stays in sync."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from ccvault import config_doc
+from ccvault.config import load
+from tests.conftest import REPO, run_cli, write_config
+
+BASE = """
+[storage]
+catalog = "c.sqlite"
+[[storage.volumes]]
+name = "hot"
+path = "hot"
+"""
+
+
+@pytest.mark.parametrize(
+    ("body", "message"),
+    [
+        (BASE + '[[cameras]]\nname = "a"\nurl = "demo://"\n[[cameras]]\nname = "b"\n'
+         'url = "rtp://10.0.0.1/x"\n', "cameras[1].url: unsupported scheme 'rtp'"),
+        (BASE + "[recording]\nsegment_seconds = 1\n",
+         "recording.segment_seconds: Input should be greater than or equal to 2"),
+        (BASE + "[recording]\nsegment_secs = 10\n", "recording.segment_secs: unknown key"),
+        (BASE + '[[cameras]]\nname = "a"\nurl = "demo://"\n[[cameras]]\nname = "a"\n'
+         'url = "demo://"\n', "cameras[1].name: duplicate camera name 'a'"),
+        ('timezone = "Mars/Olympus"\n' + BASE, "timezone: unknown time zone 'Mars/Olympus'"),
+        ('timezone = "UTC"\n[storage]\ncatalog = "c"\n',
+         "storage.volumes: required key is missing"),
+        (BASE + '[[cameras]]\nname = "Bad Name"\nurl = "demo://"\n', "cameras[0].name:"),
+        (BASE + "[recording\n", "not valid TOML"),
+    ],
+)
+def test_bad_config_names_file_and_key(tmp_path: Path, body: str, message: str) -> None:
+    path = tmp_path / "bad.toml"
+    path.write_text(body)
+    result = run_cli(path, "check-config")
+    assert result.returncode == 2
+    assert result.stderr.startswith(f"ccvault: error: {path}: ")
+    assert message in result.stderr
+    assert not (tmp_path / "c.sqlite").exists(), "nothing may start on a bad config"
+
+
+def test_run_refuses_bad_config_and_starts_nothing(tmp_path: Path) -> None:
+    path = tmp_path / "bad.toml"
+    path.write_text(BASE + '[[cameras]]\nname = "a"\nurl = "rtp://x/y"\n')
+    result = run_cli(path, "run", timeout=30)
+    assert result.returncode == 2
+    assert "cameras[0].url: unsupported scheme 'rtp'" in result.stderr
+    assert not (tmp_path / "hot").exists()
+
+
+def test_config_from_environment_then_missing_default(tmp_path: Path) -> None:
+    path = write_config(tmp_path, [{"name": "a", "url": "demo://"}])
+    ok = run_cli(None, "check-config", env={"CCVAULT_CONFIG": str(path)})
+    assert ok.returncode == 0, ok.stderr
+    assert str(path) in ok.stdout
+    missing = run_cli(None, "check-config", env={"CCVAULT_CONFIG": str(tmp_path / "nope.toml")})
+    assert missing.returncode == 2
+    assert "nope.toml: no such config file" in missing.stderr
+
+
+def test_world_readable_config_with_password_warns_without_leaking(tmp_path: Path) -> None:
+    path = write_config(tmp_path, [{"name": "door", "url": "rtsp://admin:hunter22@127.0.0.1/s"}])
+    path.chmod(0o644)
+    result = run_cli(path, "check-config")
+    assert result.returncode == 0
+    assert "other users can read it" in result.stderr
+    assert "hunter22" not in result.stderr + result.stdout
+
+
+def test_password_file_is_used_and_needs_a_user(tmp_path: Path) -> None:
+    secret = tmp_path / "pw"
+    secret.write_text("s3cr3t!@\n")
+    secret.chmod(0o600)
+    path = write_config(tmp_path, [{"name": "door", "url": "rtsp://viewer@127.0.0.1:554/s",
+                                    "password_file": "pw"}])
+    camera = load(path).config.cameras[0]
+    assert camera.source_url() == "rtsp://viewer:s3cr3t%21%40@127.0.0.1:554/s"
+    no_user = write_config(tmp_path, [{"name": "door", "url": "rtsp://127.0.0.1/s",
+                                       "password_file": "pw"}], name="nouser.toml")
+    result = run_cli(no_user, "check-config")
+    assert result.returncode == 2
+    assert "cameras[0].password_file: the url names no user" in result.stderr
+
+
+def test_relative_paths_are_relative_to_the_config_file(tmp_path: Path) -> None:
+    path = tmp_path / "cfg.toml"
+    path.write_text(BASE)
+    cfg = load(path).config
+    assert cfg.storage.catalog == tmp_path / "c.sqlite"
+    assert cfg.storage.volumes[0].path == tmp_path / "hot"
+
+
+def test_example_config_documents_the_model_and_loads(tmp_path: Path) -> None:
+    example = REPO / "config" / "ccvault.example.toml"
+    assert example.read_text() == config_doc.render(), (
+        "config/ccvault.example.toml is stale: python -m ccvault.config_doc > it")
+    secret = tmp_path / "pw"
+    secret.write_text("pw")
+    copy = tmp_path / "example.toml"
+    copy.write_text(example.read_text().replace("/etc/ccvault/secrets/server-room-door",
+                                                str(secret)))
+    loaded = load(copy).config
+    assert [c.name for c in loaded.cameras] == ["server-room-door", "lab"]
+
+
+def test_demo_config_is_valid() -> None:
+    cfg = load(REPO / "config" / "demo.toml").config
+    assert cfg.cameras[0].url.startswith("demo://")
+    assert "demo-data" in str(cfg.storage.catalog)

@@ -1,0 +1,60 @@
+"""The recorder's pure parts: state edges, backoff, and the ffmpeg command (stream copy only)."""
+
+from __future__ import annotations
+
+import random
+from pathlib import Path
+
+import pytest
+
+from ccvault.config import CameraConfig
+from ccvault.ingest import ListEntry, read_list, segment_times
+from ccvault.recorder.camera import Backoff
+from ccvault.recorder.ffmpeg import recorder_argv
+from ccvault.recorder.states import CameraState, IllegalTransition, check_transition
+
+
+def test_backoff_doubles_to_a_capped_jittered_minute_and_resets() -> None:
+    backoff = Backoff(rng=random.Random(7))
+    delays = [backoff.next() for _ in range(10)]
+    assert 0.8 <= delays[0] <= 1.2
+    assert 1.6 <= delays[1] <= 2.4
+    assert all(d <= 60 for d in delays) and delays[-1] >= 48
+    assert len({round(d, 3) for d in delays[-3:]}) == 3, "jitter spreads reconnect storms"
+    backoff.reset()
+    assert backoff.next() <= 1.2
+
+
+def test_state_edges() -> None:
+    check_transition(CameraState.CONNECTING, CameraState.RECORDING)
+    check_transition(CameraState.OFFLINE, CameraState.RECORDING)
+    with pytest.raises(IllegalTransition):
+        check_transition(CameraState.DISABLED, CameraState.RECORDING)
+    with pytest.raises(IllegalTransition):
+        check_transition(CameraState.RECORDING, CameraState.OFFLINE)
+
+
+def test_recorder_only_copies_video() -> None:
+    camera = CameraConfig(name="door", url="rtsp://u:pw@127.0.0.1/s")
+    argv = recorder_argv("ffmpeg", camera, camera.url, 60, Path("/spool/door/1"))
+    assert argv[argv.index("-c:v") + 1] == "copy"
+    assert "-an" in argv
+    assert argv[argv.index("-rtsp_transport") + 1] == "tcp"
+    with_audio = recorder_argv("ffmpeg", camera.model_copy(update={"audio": True}), camera.url,
+                               60, Path("/x"), audio_codec="pcm_mulaw")
+    assert with_audio[with_audio.index("-c:a") + 1] == "aac", "G.711 becomes AAC"
+    aac = recorder_argv("ffmpeg", camera.model_copy(update={"audio": True}), camera.url, 60,
+                        Path("/x"), audio_codec="aac")
+    assert aac[aac.index("-c:a") + 1] == "copy"
+
+
+def test_segment_list_parsing_survives_a_cut_line(tmp_path: Path) -> None:
+    path = tmp_path / "segments.csv"
+    path.write_text("000000.mp4,0.000000,100.500000\n000001.mp4,100.500000,160.5\n000002.mp4,16")
+    assert read_list(path) == [ListEntry("000000.mp4", 0, 100_500),
+                               ListEntry("000001.mp4", 100_500, 160_500)]
+    # The first segment of a run is listed from 0: its start is its end minus its length.
+    assert segment_times(ListEntry("a", 0, 100_500), 2_000) == (98_500, 100_500)
+    assert segment_times(ListEntry("b", 100_500, 160_500), 60_010) == (100_500, 160_500)
+    # A listed length the file contradicts is not trusted.
+    assert segment_times(ListEntry("c", 100_500, 160_500), 30_000) == (100_500, 130_500)

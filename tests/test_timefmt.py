@@ -1,0 +1,60 @@
+"""The one time parser: local time in, UTC ms stored; DST gaps and repeats are refused."""
+
+from __future__ import annotations
+
+from zoneinfo import ZoneInfo
+
+import pytest
+
+from ccvault.errors import UsageError
+from ccvault.timefmt import local_text, parse_time, utc_text
+
+BERLIN = ZoneInfo("Europe/Berlin")
+NOW = 1_790_000_000_000
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("now", NOW),
+        ("-30m", NOW - 30 * 60_000),
+        ("-2h", NOW - 2 * 3_600_000),
+        ("-7d", NOW - 7 * 86_400_000),
+        ("-45s", NOW - 45_000),
+        ("2026-07-01T12:00:00Z", 1_782_907_200_000),
+        ("2026-07-01T14:00:00+02:00", 1_782_907_200_000),
+        ("2026-07-01T14:00:00", 1_782_907_200_000),  # CEST, UTC+2
+        ("2026-01-15T13:00:00.250", 1_768_478_400_250),  # CET, UTC+1
+    ],
+)
+def test_parse(text: str, expected: int) -> None:
+    assert parse_time(text, BERLIN, NOW) == expected
+
+
+def test_ambiguous_local_time_names_both_candidates() -> None:
+    with pytest.raises(UsageError) as err:
+        parse_time("2026-10-25T02:30", BERLIN, NOW, "--from")
+    assert err.value.what == "--from"
+    assert "2026-10-25T02:30:00+02:00" in err.value.problem
+    assert "2026-10-25T02:30:00+01:00" in err.value.problem
+
+
+def test_nonexistent_local_time_is_refused() -> None:
+    with pytest.raises(UsageError) as err:
+        parse_time("2026-03-29T02:30", BERLIN, NOW)
+    assert "does not exist" in err.value.problem
+
+
+@pytest.mark.parametrize("bad", ["yesterday", "-5x", "2026-13-01", ""])
+def test_garbage_is_a_usage_error(bad: str) -> None:
+    with pytest.raises(UsageError):
+        parse_time(bad, BERLIN, NOW)
+
+
+def test_formats() -> None:
+    assert utc_text(1_782_907_200_250) == "2026-07-01T12:00:00.250Z"
+    assert local_text(1_782_907_200_250, BERLIN) == "2026-07-01 14:00:00 CEST"
+    # The two 02:30s of the autumn change are told apart by their zone abbreviation.
+    first = parse_time("2026-10-25T02:30:00+02:00", BERLIN, NOW)
+    second = parse_time("2026-10-25T02:30:00+01:00", BERLIN, NOW)
+    assert local_text(first, BERLIN) != local_text(second, BERLIN)
