@@ -15,7 +15,8 @@ import av
 from ccvault.catalog.rows import MediaInfo
 
 HASH_CHUNK = 1 << 20
-BROWSER_UNFRIENDLY = {"hevc", "h265"}
+# What ccvault stores: segments must be cut at keyframes and played back by stream copy.
+SUPPORTED_CODECS = {"h264", "hevc"}
 
 
 class ProbeError(Exception):
@@ -28,6 +29,9 @@ def probe(path: Path) -> MediaInfo:
             if not container.streams.video:
                 raise ProbeError("no video stream")
             stream = container.streams.video[0]
+            codec = stream.codec_context.name
+            if codec not in SUPPORTED_CODECS:
+                raise ProbeError(f"unsupported video codec {codec} (ccvault stores H.264, H.265)")
             frames = keyframes = 0
             first = last_end = None
             for packet in container.demux(stream):
@@ -50,7 +54,7 @@ def probe(path: Path) -> MediaInfo:
             ctx = stream.codec_context
             return MediaInfo(
                 duration_ms=max(1, round(float((last_end - first) * base) * 1000)),
-                codec=stream.codec_context.name,
+                codec=codec,
                 width=ctx.width,
                 height=ctx.height,
                 frames=frames,

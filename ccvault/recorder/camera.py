@@ -27,6 +27,7 @@ import structlog
 from ccvault.clock import Clock
 from ccvault.config import CameraConfig
 from ccvault.logs import REDACTOR
+from ccvault.media import SUPPORTED_CODECS
 from ccvault.recorder.ffmpeg import feeder_argv, needs_feeder, recorder_argv
 from ccvault.recorder.states import CameraState, check_transition
 
@@ -144,7 +145,7 @@ class CameraRecorder:
             self._transition(CameraState.OFFLINE, f"no footage for {no_footage:.0f} s")
 
     def _watch_running(self, now: float) -> None:
-        if self._frames > self._seen_frames:
+        if self._frames > self._seen_frames and self.video_codec in SUPPORTED_CODECS:
             self._seen_frames = self._frames
             self.last_footage = now
             if self.state != CameraState.RECORDING:
@@ -295,12 +296,14 @@ class CameraRecorder:
         if kind == "Audio":
             self.audio_codec = codec
             return
-        if self.video_codec == codec:
-            return
+        first_time = self.video_codec != codec
         self.video_codec = codec
-        if codec == "mjpeg":
-            self.log.error("camera.unsupported_codec", codec=codec,
-                           detail="MJPEG cameras are not supported; configure H.264 or H.265")
-            self._terminate()
-        elif codec == "hevc":
+        if codec not in SUPPORTED_CODECS:
+            if first_time:
+                self.log.error("camera.unsupported_codec", codec=codec,
+                               detail=f"{codec.upper()} cameras are not supported; "
+                               "configure the camera for H.264 or H.265")
+            if self._proc is not None:
+                self._proc.kill()  # at once: no segment of a codec we refuse gets listed
+        elif codec == "hevc" and first_time:
             self.log.warning("camera.h265", detail="stored as H.265: browsers may not play it")

@@ -8,8 +8,10 @@ ffmpeg writes carries each segment's wall-clock start and end; each file itself 
 keyframe. Files are fragmented MP4: readable up to the last
 fragment after a crash, playable by browsers.
 
-`file://` and `demo://` sources are fed through a second ffmpeg that writes MPEG-TS to a pipe,
-so the recorder itself is the same stream-copy process for every source.
+`file://` and `demo://` sources are fed through a second ffmpeg that writes NUT (a streamable
+container that carries any codec, so an MJPEG file reaches the recorder and is refused there
+with a clear error) to a pipe; the recorder itself is the same stream-copy process for every
+source.
 """
 
 from __future__ import annotations
@@ -46,7 +48,7 @@ def input_args(camera: CameraConfig, source_url: str) -> list[str]:
     common = ["-use_wallclock_as_timestamps", "1", "-fflags", "nobuffer",
               "-analyzeduration", "1000000"]
     if needs_feeder(camera):
-        return [*common, "-f", "mpegts", "-i", "pipe:0"]
+        return [*common, "-f", "nut", "-i", "pipe:0"]
     if camera.scheme in ("rtsp", "rtsps"):
         return ["-rtsp_transport", "tcp", "-timeout", str(NETWORK_TIMEOUT_US), *common,
                 "-i", source_url]
@@ -85,7 +87,7 @@ def feeder_argv(ffmpeg: str, camera: CameraConfig) -> list[str]:
     """The process standing in for a camera: a file replayed in real time, or the demo scene."""
     parts = urlsplit(camera.url)
     head = [ffmpeg, "-hide_banner", "-nostdin", "-nostats", "-loglevel", "error"]
-    tail = ["-f", "mpegts", "pipe:1"]
+    tail = ["-f", "nut", "pipe:1"]
     if camera.scheme == "file":
         path = unquote(parts.netloc + parts.path)
         return [*head, "-re", "-stream_loop", "-1", "-i", path,
