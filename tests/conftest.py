@@ -31,12 +31,14 @@ def toml_value(value: Any) -> str:
 def write_config(
     root: Path, cameras: list[dict[str, Any]], *, segment_seconds: int = 2,
     offline_after: int = 6, timezone: str = "UTC", volumes: list[dict[str, Any]] | None = None,
-    rescan_seconds: int = 2, name: str = "ccvault.toml",
+    rescan_seconds: int = 2, name: str = "ccvault.toml", spool: Path | None = None,
 ) -> Path:
     """A config for a test: catalog and one hot volume under root unless volumes are given."""
     volumes = volumes or [{"name": "hot", "path": str(root / "hot"), "role": "hot"}]
     lines = [f"timezone = {toml_value(timezone)}", "", "[storage]",
              f"catalog = {toml_value(root / 'catalog.sqlite')}"]
+    if spool is not None:
+        lines.append(f"spool = {toml_value(spool)}")
     for volume in volumes:
         lines += ["", "[[storage.volumes]]", *(f"{k} = {toml_value(v)}" for k, v in volume.items())]
     lines += ["", "[recording]", f"segment_seconds = {segment_seconds}",

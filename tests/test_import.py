@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
+import shutil
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -85,6 +88,28 @@ def test_segment_longer_than_segment_seconds_is_found_from_inside(
     assert [s["end_ms"] - s["start_ms"] for s in everything] == [20_000, 20_000]
     inside = stored(config, "2026-10-25T10:00:30Z", "2026-10-25T10:00:31Z")
     assert [s["id"] for s in inside] == [everything[1]["id"]]
+
+
+def test_spool_on_another_filesystem_copies_and_verifies(
+    tmp_path: Path, clips: dict[str, Path]
+) -> None:
+    shm = Path("/dev/shm")
+    if os.stat(shm).st_dev == os.stat(tmp_path).st_dev:
+        pytest.skip("needs /dev/shm on another filesystem than the test directory")
+    spool = Path(tempfile.mkdtemp(dir=shm))
+    try:
+        config = write_config(tmp_path, [{"name": "door", "url": "demo://"}], spool=spool,
+                              segment_seconds=20)
+        assert run_cli(config, "import", "--camera", "door", "--start", "-1h",
+                       str(clips["80s"])).returncode == 0
+        segs = stored(config, "-2h", "now")
+        assert len(segs) == 4
+        for seg in segs:
+            assert hashlib.sha256(Path(seg["path"]).read_bytes()).hexdigest() == seg["sha256"]
+            assert os.stat(seg["path"]).st_dev != os.stat(spool).st_dev
+        assert list(spool.iterdir()) == [], "nothing left behind in the spool"
+    finally:
+        shutil.rmtree(spool, ignore_errors=True)
 
 
 def test_import_refuses_bad_input_clearly(tmp_path: Path, clips: dict[str, Path]) -> None:

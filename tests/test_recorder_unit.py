@@ -58,3 +58,39 @@ def test_segment_list_parsing_survives_a_cut_line(tmp_path: Path) -> None:
     assert segment_times(ListEntry("b", 100_500, 160_500), 60_010) == (100_500, 160_500)
     # A listed length the file contradicts is not trusted.
     assert segment_times(ListEntry("c", 100_500, 160_500), 30_000) == (100_500, 130_500)
+
+
+class SteppingClock:
+    """Monotonic time runs on; the wall clock can be stepped like NTP or an operator would."""
+
+    def __init__(self) -> None:
+        self.mono = 1000.0
+        self.offset_ms = 1_790_000_000_000
+
+    def wall_ms(self) -> int:
+        return self.offset_ms + int(self.mono * 1000)
+
+    def monotonic(self) -> float:
+        return self.mono
+
+
+def test_a_wall_clock_step_restarts_every_recording_run(tmp_path: Path) -> None:
+    from ccvault.config import Config
+    from ccvault.recorder.supervisor import Supervisor
+
+    config = Config.model_validate({
+        "storage": {"catalog": str(tmp_path / "c.sqlite"),
+                    "volumes": [{"name": "hot", "path": str(tmp_path / "hot")}]},
+        "cameras": [{"name": "a", "url": "demo://"}, {"name": "b", "url": "demo://"}],
+    })
+    clock = SteppingClock()
+    supervisor = Supervisor(config, tmp_path / "spool", clock, lambda *_: None)
+    restarted: list[str] = []
+    for name, recorder in supervisor.recorders.items():
+        recorder.restart = lambda reason, name=name: restarted.append(name)  # type: ignore[method-assign]
+    clock.mono += 0.5
+    supervisor._check_clock()
+    assert restarted == [], "time passing is not a step"
+    clock.offset_ms -= 3_600_000  # the wall clock goes back an hour
+    supervisor._check_clock()
+    assert restarted == ["a", "b"]

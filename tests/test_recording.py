@@ -10,7 +10,7 @@ from pathlib import Path
 
 import av
 
-from tests.conftest import cli_json, wait_for, write_config
+from tests.conftest import cli_json, run_cli, wait_for, write_config
 from tests.peers import HttpTsServer, RtspServer
 
 SEGMENT_S = 2
@@ -45,6 +45,10 @@ def test_rtsp_and_http_cameras_are_recorded_hashed_indexed_and_playable(
     daemon = daemon_factory(config)
     for camera in ("door", "rack"):
         wait_for(lambda c=camera: len(segments(config, c)) >= 4, 40, what=f"{camera} segments")
+
+    second = run_cli(config, "run", timeout=30)
+    assert second.returncode == 5, "one daemon per catalog"
+    assert "another ccvault daemon is running" in second.stderr
 
     status = cli_json(config, "status")
     assert {c["name"]: c["state"] for c in status["cameras"]} == {

@@ -8,6 +8,8 @@ import signal
 import time
 from pathlib import Path
 
+import psutil
+
 from ccvault.media import ProbeError, probe
 from tests.conftest import cli_json, run_cli, wait_for, write_config
 from tests.peers import RtspServer
@@ -26,6 +28,11 @@ def open_segment_has_a_fragment(root: Path) -> bool:
         return bool(files) and probe(files[-1]).frames >= 3
     except (ProbeError, FileNotFoundError):
         return False
+
+
+def orphans(root: Path) -> list[int]:
+    return [p.pid for p in psutil.process_iter(["cmdline"])
+            if str(root) in " ".join(p.info["cmdline"] or [])]
 
 
 def gaps_s(found: list[dict]) -> list[float]:
@@ -52,7 +59,8 @@ def test_kill9_of_recorder_and_daemon_loses_at_most_the_open_segment(
     # The daemon killed: its recorder closes the open segment (parent-death signal).
     killed_at = time.monotonic()
     daemon.kill9()
-    time.sleep(2)
+    wait_for(lambda: not orphans(tmp_path), 5, what="recorders dying with the daemon")
+    time.sleep(1)
     restarted = daemon_factory(config)
     downtime = time.monotonic() - killed_at
     count = len(segments(config))
