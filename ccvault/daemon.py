@@ -88,8 +88,10 @@ class Daemon:
         store = SegmentStore(writer, lambda: self.volumes, self.clock)
         spool, spools = spool_dirs(config, self.volumes)
         log.info("daemon.spool", spool=str(spool))
-        supervisor = Supervisor(config, spool, self.clock, self._state_saver(writer),
-                                lambda: ingestor.wake())
+        def save_state(camera: str, state: CameraState, since_ms: int, reason: str) -> None:
+            writer.set_camera_state(camera, str(state), since_ms, reason)
+
+        supervisor = Supervisor(config, spool, self.clock, save_state, lambda: ingestor.wake())
         ingestor = Ingestor(store, spools, supervisor.active_runs)
         reconcile(writer, store, self.volumes, ingestor, dry_run=False, daemon_running=False)
 
@@ -131,13 +133,6 @@ class Daemon:
                 level = log.info if volume.available else log.error
                 level("volume.state", volume=volume.name, state=volume.state,
                       reason=volume.reason, path=str(volume.path))
-
-    @staticmethod
-    def _state_saver(writer: CatalogWriter):
-        def save(camera: str, state: CameraState, since_ms: int, reason: str) -> None:
-            writer.set_camera_state(camera, str(state), since_ms, reason)
-
-        return save
 
     def _install_signals(self) -> None:
         def stop(signum: int, _frame: FrameType | None) -> None:

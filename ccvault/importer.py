@@ -16,6 +16,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import av
 import structlog
 
 from ccvault.catalog import queries
@@ -142,8 +143,6 @@ def _split(ffmpeg: str, camera: CameraConfig, src: Path, segment_seconds: int,
 
 
 def _audio_fits_mp4(src: Path) -> bool:
-    import av
-
     with av.open(str(src)) as container:
         audio = container.streams.audio
         return not audio or audio[0].codec_context.name in MP4_AUDIO

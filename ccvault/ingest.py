@@ -109,11 +109,17 @@ class Ingestor:
         return results
 
     def _ingest_listed(self, camera: str, src: Path, entry: ListEntry) -> Stored:
+        return self._ingest(camera, src, lambda duration: segment_times(entry, duration),
+                            "probe failed")
+
+    def _ingest(self, camera: str, src: Path, times: Callable[[int], tuple[int, int]],
+                failure: str) -> Stored:
+        """Probe, then store with the times derived from the file's duration, or quarantine."""
         try:
             media = probe(src)
         except ProbeError as exc:
-            return self.store.quarantine(src, camera, f"probe failed: {exc}")
-        start_ms, end_ms = segment_times(entry, media.duration_ms)
+            return self.store.quarantine(src, camera, f"{failure}: {exc}")
+        start_ms, end_ms = times(media.duration_ms)
         return self.store.add(src, camera, start_ms, end_ms, media, sha256_file(src), "recorded")
 
     def _finish_run(self, camera: str, run_dir: Path, entries: list[ListEntry]) -> list[Stored]:
@@ -139,13 +145,9 @@ class Ingestor:
         return results
 
     def _salvage(self, camera: str, src: Path, start_ms: int) -> Stored:
-        try:
-            media = probe(src)
-        except ProbeError as exc:
-            return self.store.quarantine(src, camera, f"unfinished segment: {exc}")
-        log.info("segment.salvaged", camera=camera, file=src.name, duration_ms=media.duration_ms)
-        return self.store.add(src, camera, start_ms, start_ms + media.duration_ms, media,
-                              sha256_file(src), "recorded")
+        log.info("segment.salvaged", camera=camera, file=src.name)
+        return self._ingest(camera, src, lambda duration: (start_ms, start_ms + duration),
+                            "unfinished segment")
 
     # -- running in the daemon -------------------------------------------------------------
 
@@ -169,6 +171,7 @@ class Ingestor:
             self.heartbeat = self.store.clock.monotonic()
         if self._observer is not None:
             self._observer.stop()
+            self._observer.join()
 
     def stop(self) -> None:
         self._stop.set()

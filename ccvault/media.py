@@ -7,7 +7,9 @@ A file that cannot be demuxed, or holds no video keyframe, is not footage we can
 from __future__ import annotations
 
 import hashlib
+import itertools
 import os
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 
 import av
@@ -15,6 +17,7 @@ import av
 from ccvault.catalog.rows import MediaInfo
 
 HASH_CHUNK = 1 << 20
+_HASHER = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sha256")
 # What ccvault stores: segments must be cut at keyframes and played back by stream copy.
 SUPPORTED_CODECS = {"h264", "hevc"}
 # MP4 headers already hold codec, size and timing. Without these options opening a file
@@ -63,7 +66,6 @@ def probe(path: Path) -> MediaInfo:
                 height=ctx.height,
                 frames=frames,
                 keyframes=keyframes,
-                first_pts_ms=round(float(first * base) * 1000),
             )
     except ProbeError:
         raise
@@ -72,8 +74,28 @@ def probe(path: Path) -> MediaInfo:
 
 
 def sha256_file(path: Path) -> str:
-    with open(path, "rb") as f:
-        return hashlib.file_digest(f, "sha256").hexdigest()
+    """SHA-256 of a file, reading the next chunk while a worker thread hashes the last one.
+
+    hashlib releases the GIL, so the copy out of the page cache overlaps the hashing: about
+    0.95 of the speed of hashing bytes already in memory, against 0.75 for a plain read loop
+    (bench/ingest.py). Two 1 MiB buffers stay in the CPU cache; larger ones were slower."""
+    digest = hashlib.sha256()
+    buffers = (bytearray(HASH_CHUNK), bytearray(HASH_CHUNK))
+    previous: Future[None] | None = None
+    with open(path, "rb", buffering=0) as f:
+        for turn in itertools.count():
+            buf = buffers[turn % 2]  # the other one may still be hashing
+            n = f.readinto(buf)
+            if not n:
+                break
+            # Queue this chunk before waiting for the last, so the worker never idles.
+            queued = _HASHER.submit(digest.update, memoryview(buf)[:n])
+            if previous is not None:
+                previous.result()
+            previous = queued
+    if previous is not None:
+        previous.result()
+    return digest.hexdigest()
 
 
 def copy_hashed(src: Path, dst: Path) -> str:

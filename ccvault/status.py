@@ -15,13 +15,13 @@ from ccvault.volumes import Volume, check, usage
 DAY_MS = 86_400_000
 
 
-def volumes_now(config: Config, conn: sqlite3.Connection, catalog_id: str) -> list[Volume]:
+def _volumes_now(config: Config, conn: sqlite3.Connection) -> list[Volume]:
     known = queries.volume_rows(conn)
+    catalog_id = queries.catalog_id(conn)
     return [check(v, known.get(v.name), catalog_id) for v in config.storage.volumes]
 
 
-def build(config: Config, conn: sqlite3.Connection, catalog_id: str, now_ms: int,
-          daemon_running: bool) -> dict:
+def build(config: Config, conn: sqlite3.Connection, now_ms: int, daemon_running: bool) -> dict:
     cameras = []
     for cam in config.cameras:
         row = queries.camera(conn, cam.name)
@@ -38,7 +38,7 @@ def build(config: Config, conn: sqlite3.Connection, catalog_id: str, now_ms: int
         })
     footage = queries.footage_bytes(conn)
     volumes = []
-    for volume in volumes_now(config, conn, catalog_id):
+    for volume in _volumes_now(config, conn):
         sizes = usage(volume) if volume.available else None
         volumes.append({
             "name": volume.name,

@@ -67,7 +67,7 @@ class SegmentStore:
 
     def add(
         self, src: Path, camera: str, start_ms: int, end_ms: int, media: MediaInfo,
-        sha256: str, origin: str, *, keep_source: bool = False,
+        sha256: str, origin: str,
     ) -> Stored:
         """Place src on the target volume and catalogue it; idempotent after a crash."""
         volume = self._target()
@@ -76,15 +76,14 @@ class SegmentStore:
             rel = segment_relpath(camera, start_ms, end_ms - start_ms, attempt)
             dst = volume.path / rel
             dst.parent.mkdir(parents=True, exist_ok=True)
-            placed = self._place(src, dst, sha256, keep_source)
+            placed = self._place(src, dst, sha256)
             if placed is None:
                 continue  # another file holds that name: try the next name, never replace
             fsync_dir(dst.parent)
             seg = NewSegment(camera, volume.name, start_ms, end_ms, rel, dst.stat().st_size,
                              sha256, media, origin)
             seg_id = self.writer.add_segment(seg, self.clock.wall_ms())
-            if not keep_source:
-                _unlink_if_other(src, dst)
+            _unlink_if_other(src, dst)
             if seg_id is None:
                 return Stored("duplicate", dst, camera, reason="already catalogued")
             log.info("segment.ingested", camera=camera, segment_id=seg_id, volume=volume.name,
@@ -94,13 +93,11 @@ class SegmentStore:
         raise RuntimeError(f"no free file name for {camera} at {start_ms}")
 
     @staticmethod
-    def _place(src: Path, dst: Path, sha256: str, keep_source: bool) -> bool | None:
+    def _place(src: Path, dst: Path, sha256: str) -> bool | None:
         """Put src's bytes at dst without replacing anything.
 
         True: dst now holds them. None: dst holds other bytes (choose another name)."""
         try:
-            if keep_source:
-                raise OSError(errno.EXDEV, "copy requested")
             os.link(src, dst)
             return True
         except FileExistsError:

@@ -30,8 +30,20 @@ def test_json_goes_alone_to_stdout(tmp_path) -> None:
     from tests.conftest import cli_json, write_config
 
     config = write_config(tmp_path, [{"name": "door", "url": "demo://"}])
+    assert run_cli(config, "reconcile").returncode == 0  # creates the catalog
     assert cli_json(config, "segments", "--camera", "door", "--from", "-5m", "--to",
                     "now") == []
     result = run_cli(config, "segments", "--camera", "door", "--from", "now", "--to", "-5m")
     assert result.returncode == 2
     assert "ccvault: error: --to: must be later than --from" in result.stderr
+
+
+def test_reading_commands_never_create_a_catalog(tmp_path) -> None:
+    from tests.conftest import write_config
+
+    config = write_config(tmp_path, [{"name": "door", "url": "demo://"}])
+    for args in (["status"], ["segments", "--camera", "door", "--from", "-1h", "--to", "now"]):
+        result = run_cli(config, *args)
+        assert result.returncode == 3, result.stderr
+        assert "catalog.sqlite: does not exist" in result.stderr
+    assert not (tmp_path / "catalog.sqlite").exists()

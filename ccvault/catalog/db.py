@@ -10,7 +10,8 @@ BUSY_TIMEOUT_MS = 10_000
 
 def connect(path: Path, *, readonly: bool = False) -> sqlite3.Connection:
     """WAL so readers never wait for the writer; a busy timeout so daemon and CLI can share."""
-    path.parent.mkdir(parents=True, exist_ok=True)
+    if not readonly:
+        path.parent.mkdir(parents=True, exist_ok=True)
     conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
     conn.row_factory = sqlite3.Row
     conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")

@@ -31,6 +31,10 @@ class CameraRow:
     state_reason: str | None
 
 
+def catalog_id(conn: sqlite3.Connection) -> str:
+    return conn.execute("SELECT value FROM meta WHERE key = 'catalog_id'").fetchone()[0]
+
+
 def camera(conn: sqlite3.Connection, name: str) -> CameraRow | None:
     row = conn.execute(
         "SELECT id, name, max_segment_ms, state, state_since_ms, state_reason"
@@ -54,13 +58,6 @@ def segments_in_range(
         (cam.id, from_ms - cam.max_segment_ms, to_ms, from_ms),
     ).fetchall()
     return [Segment.from_row(r) for r in rows]
-
-
-def segment_by_id(conn: sqlite3.Connection, segment_id: int) -> Segment | None:
-    row = conn.execute(
-        f"SELECT {SEGMENT_COLUMNS} {SEGMENT_FROM} WHERE s.id = ?", (segment_id,)
-    ).fetchone()
-    return Segment.from_row(row) if row else None
 
 
 def same_footage(

@@ -16,7 +16,6 @@ class MediaInfo:
     height: int
     frames: int
     keyframes: int
-    first_pts_ms: int
 
 
 @dataclass(frozen=True, slots=True)

@@ -12,7 +12,7 @@ import sqlite3
 import threading
 import uuid
 from collections.abc import Iterable, Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, closing, contextmanager
 from pathlib import Path
 
 from ccvault.catalog import db
@@ -49,9 +49,10 @@ class CatalogWriter:
                 raise
             self._conn.execute("COMMIT")
 
-    def reader(self) -> sqlite3.Connection:
-        """A separate connection for reads, so readers never hold the writer's lock."""
-        return db.connect(self.path, readonly=True)
+    def reader(self) -> AbstractContextManager[sqlite3.Connection]:
+        """A separate connection for reads (closed on exit): readers never take the writer's
+        lock."""
+        return closing(db.connect(self.path, readonly=True))
 
     def _ensure_catalog_id(self) -> str:
         with self.transaction() as conn:

@@ -13,15 +13,17 @@ import os
 import sqlite3
 import sys
 from collections.abc import Callable
+from contextlib import AbstractContextManager, closing
 from functools import cached_property
 from typing import Any
 
 import click
 
 from ccvault import __version__, config, logs
+from ccvault.catalog import db
 from ccvault.catalog.writer import CatalogWriter
 from ccvault.clock import SystemClock
-from ccvault.errors import BUSY, USAGE, CcvaultError
+from ccvault.errors import BUSY, USAGE, CcvaultError, NotFound
 from ccvault.timefmt import parse_time
 
 
@@ -44,12 +46,18 @@ class App:
     def writer(self) -> CatalogWriter:
         return CatalogWriter(self.config.storage.catalog)
 
+    def reader(self) -> AbstractContextManager[sqlite3.Connection]:
+        """For commands that only read: a wrong catalog path is an error, not a new catalog."""
+        path = self.config.storage.catalog
+        if not path.is_file():
+            raise NotFound(f"catalog {path}",
+                           "does not exist (the daemon has not run yet, or the path is wrong)")
+        return closing(db.connect(path, readonly=True))
+
     def time(self, text: str, what: str) -> int:
         return parse_time(text, self.config.tz, self.clock.wall_ms(), what)
 
     def camera(self, name: str) -> config.CameraConfig:
-        from ccvault.errors import NotFound
-
         cam = self.config.camera(name)
         if cam is None:
             raise NotFound(f"camera {name}", "not in the config")

@@ -51,8 +51,8 @@ def check_config(app: App, as_json: bool) -> None:
 @pass_app
 def status_cmd(app: App, as_json: bool) -> None:
     """Cameras (state, last footage, last 24 h) and volumes (state, space)."""
-    with app.writer.reader() as conn:
-        report = status.build(app.config, conn, app.writer.catalog_id, app.clock.wall_ms(),
+    with app.reader() as conn:
+        report = status.build(app.config, conn, app.clock.wall_ms(),
                               daemon_running(app.config.storage.catalog))
     if as_json:
         emit_json(report)

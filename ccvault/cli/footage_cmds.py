@@ -45,7 +45,7 @@ def segments(app: App, camera: str, start: str, end: str, as_json: bool) -> None
     """Segments of a camera overlapping [--from, --to), in time order."""
     app.camera(camera)
     from_ms, to_ms = time_range(app, start, end)
-    with app.writer.reader() as conn:
+    with app.reader() as conn:
         found = queries.segments_in_range(conn, camera, from_ms, to_ms)
     paths = {v.name: v.path for v in app.config.storage.volumes}
     if as_json:

@@ -17,6 +17,7 @@ import re
 import signal
 import subprocess
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -99,7 +100,6 @@ class CameraRecorder:
         self.run_dir: Path | None = None
         self.audio_codec: str | None = None
         self.video_codec: str | None = None
-        self.reconnects = 0
         self._proc: subprocess.Popen[bytes] | None = None
         self._feeder: subprocess.Popen[bytes] | None = None
         self._lock_fd: int | None = None
@@ -155,7 +155,7 @@ class CameraRecorder:
             self.backoff.reset()
         if now - self._segment_mark >= self.stall_after and self.state != CameraState.STALLED:
             self._transition(CameraState.STALLED, f"no segment for {self.stall_after} s")
-            self._terminate()
+            self.interrupt()
 
     def _start(self, now: float) -> None:
         try:
@@ -204,7 +204,6 @@ class CameraRecorder:
             return
         delay = self.backoff.next()
         self.next_start = now + delay
-        self.reconnects += 1
         self.log.warning("recorder.exited", rc=rc, retry_in_s=round(delay, 1),
                          stderr=list(self._tail))
         if self.state in (CameraState.RECORDING, CameraState.STALLED):
@@ -215,18 +214,21 @@ class CameraRecorder:
         if self._proc is not None and self._proc.poll() is None:
             self.log.info("recorder.restart", reason=reason)
             self._restart_requested = True
-            self._terminate()
+            self.interrupt()
 
-    def _terminate(self) -> None:
+    def interrupt(self) -> None:
+        """SIGINT: ffmpeg closes and lists the open segment, then exits."""
         if self._proc is not None and self._proc.poll() is None:
             self._proc.send_signal(signal.SIGINT)  # ffmpeg closes the segment and lists it
 
-    def stop(self, timeout: float = STOP_GRACE_S) -> None:
-        """Close the open segment early and wait for ffmpeg to list it (daemon shutdown)."""
+    def stop(self, deadline: float) -> None:
+        """Close the open segment early and wait (until the monotonic deadline) for ffmpeg to
+        list it. The supervisor asks every recorder to close first (`interrupt`), so the
+        waits overlap instead of adding up per camera."""
         if self._proc is not None:
-            self._terminate()
+            self.interrupt()
             try:
-                self._proc.wait(timeout)
+                self._proc.wait(max(0.0, deadline - time.monotonic()))
             except subprocess.TimeoutExpired:
                 self.log.error("recorder.kill", reason="did not stop in time")
                 self._proc.kill()

@@ -9,6 +9,7 @@ the clock as it is when it starts, and no footage is overwritten (file names nev
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -16,7 +17,7 @@ import structlog
 
 from ccvault.clock import Clock
 from ccvault.config import Config
-from ccvault.recorder.camera import CameraRecorder, StateListener
+from ccvault.recorder.camera import STOP_GRACE_S, CameraRecorder, StateListener
 from ccvault.recorder.ffmpeg import ffmpeg_binary
 
 log = structlog.get_logger("ccvault.supervisor")
@@ -61,7 +62,10 @@ class Supervisor:
                     recorder.log.exception("recorder.tick_failed")
             self.heartbeat = self.clock.monotonic()
         for recorder in self.recorders.values():
-            recorder.stop()
+            recorder.interrupt()  # all at once: each ffmpeg takes up to a second to close
+        deadline = time.monotonic() + STOP_GRACE_S
+        for recorder in self.recorders.values():
+            recorder.stop(deadline)
 
     def _check_clock(self) -> None:
         offset = self._clock_offset()
