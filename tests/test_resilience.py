@@ -12,7 +12,7 @@ import psutil
 
 from ccvault.media import ProbeError, probe
 from tests.conftest import cli_json, run_cli, wait_for, write_config
-from tests.peers import RtspServer
+from tests.peers import RtspServer, make_clip
 
 SEGMENT_S = 2
 CONNECT_SLACK_S = 3.0  # an RTSP (re)connect, stream probe and first keyframe
@@ -106,3 +106,22 @@ def test_camera_that_disappears_goes_offline_and_recording_resumes_by_itself(
     daemon.wait_event("camera.state", timeout=40, camera="door", new="recording")
     wait_for(lambda: len(segments(config)) >= count + 2, 30, what="segments after return")
     assert cli_json(config, "status")["cameras"][0]["state"] == "recording"
+
+
+def test_camera_that_sends_frames_but_no_segment_is_stalled_and_restarted(
+    tmp_path: Path, daemon_factory
+) -> None:
+    # A keyframe once a minute: frames arrive, but no 2 s segment can be cut for 60 s.
+    clip = make_clip(tmp_path / "long-gop.mp4", 70, keyint_s=60)
+    config = write_config(tmp_path, [{"name": "door", "url": f"file://{clip}"}],
+                          segment_seconds=SEGMENT_S)
+    daemon = daemon_factory(config)
+    daemon.wait_event("camera.state", timeout=20, camera="door", new="recording")
+    started = time.monotonic()
+    stalled = daemon.wait_event("camera.state", timeout=2 * SEGMENT_S + 30 + 10, camera="door",
+                                new="stalled")
+    assert time.monotonic() - started >= 2 * SEGMENT_S + 30 - 5
+    assert stalled["reason"] == f"no segment for {2 * SEGMENT_S + 30} s"
+    wait_for(lambda: daemon.count("recorder.started", camera="door") >= 2, 15,
+             what="the stalled recorder restarted")
+    assert daemon.count("camera.state", camera="door", new="connecting") >= 1

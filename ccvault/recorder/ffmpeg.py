@@ -43,16 +43,18 @@ def needs_feeder(camera: CameraConfig) -> bool:
 
 
 def input_args(camera: CameraConfig, source_url: str) -> list[str]:
-    # nobuffer: packets read while probing the stream would otherwise be released in a burst,
-    # all stamped with nearly the same arrival time.
-    common = ["-use_wallclock_as_timestamps", "1", "-fflags", "nobuffer",
-              "-analyzeduration", "1000000"]
+    wallclock = ["-use_wallclock_as_timestamps", "1"]
     if needs_feeder(camera):
-        return [*common, "-f", "nut", "-i", "pipe:0"]
+        # NUT headers describe the streams (nothing to probe) and the feeder paces itself
+        # without an initial burst, so every packet is stamped as it arrives.
+        return [*wallclock, "-analyzeduration", "0", "-f", "nut", "-i", "pipe:0"]
+    # nobuffer: what a camera sends in a burst on connect would otherwise be released all at
+    # once, stamped with nearly the same arrival time; it is dropped instead (at most one GOP).
+    network = [*wallclock, "-analyzeduration", "1000000", "-fflags", "nobuffer"]
     if camera.scheme in ("rtsp", "rtsps"):
-        return ["-rtsp_transport", "tcp", "-timeout", str(NETWORK_TIMEOUT_US), *common,
+        return ["-rtsp_transport", "tcp", "-timeout", str(NETWORK_TIMEOUT_US), *network,
                 "-i", source_url]
-    return ["-rw_timeout", str(NETWORK_TIMEOUT_US), *common, "-i", source_url]
+    return ["-rw_timeout", str(NETWORK_TIMEOUT_US), *network, "-i", source_url]
 
 
 def recorder_argv(
@@ -90,13 +92,14 @@ def feeder_argv(ffmpeg: str, camera: CameraConfig) -> list[str]:
     tail = ["-f", "nut", "pipe:1"]
     if camera.scheme == "file":
         path = unquote(parts.netloc + parts.path)
-        return [*head, "-re", "-stream_loop", "-1", "-i", path,
+        return [*head, "-re", "-readrate_initial_burst", "0", "-stream_loop", "-1", "-i", path,
                 "-map", "0:v:0", "-map", "0:a:0?", "-c", "copy", *tail]
     opts = {k: v[-1] for k, v in parse_qs(parts.query).items()}
     width, height = int(opts.get("width", 640)), int(opts.get("height", 360))
     fps = int(opts.get("fps", 10))
     period = float(opts.get("period", 45))
-    return [*head, "-re", "-f", "lavfi", "-i", demo_scene(width, height, fps, period),
+    return [*head, "-re", "-readrate_initial_burst", "0", "-f", "lavfi",
+            "-i", demo_scene(width, height, fps, period),
             "-c:v", "libx264", "-preset", "ultrafast", "-tune", "zerolatency", "-bf", "0",
             "-g", str(2 * fps), "-pix_fmt", "yuv420p", *tail]
 

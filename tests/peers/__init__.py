@@ -193,6 +193,7 @@ class RtspServer(_Peer):
         *,
         auth_method: str = "both",
         shared: bool = True,
+        pattern: str = "ball",
     ) -> None:
         self.port = port if port is not None else free_port()
         self.paths = tuple(p if p.startswith("/") else "/" + p for p in paths)
@@ -203,6 +204,7 @@ class RtspServer(_Peer):
         self.user, self.password = user, password
         self.auth_method = auth_method
         self.shared = shared
+        self.pattern = pattern
         self._proc: subprocess.Popen[bytes] | None = None
         self._stderr: _Tail | None = None
 
@@ -212,6 +214,7 @@ class RtspServer(_Peer):
         cmd += ["--port", str(self.port), "--codec", self.codec]
         cmd += ["--width", str(self.width), "--height", str(self.height), "--fps", str(self.fps)]
         cmd += ["--bitrate-kbps", str(self.bitrate_kbps), "--keyint", str(self.keyint)]
+        cmd += ["--pattern", self.pattern]
         cmd += ["--shared" if self.shared else "--no-shared"]
         for p in self.paths:
             cmd += ["--path", p]

@@ -57,6 +57,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help="keyframe interval in frames (default: fps, i.e. 1 s)",
     )
     p.add_argument("--codec", choices=("h264", "h265"), default="h264")
+    p.add_argument(
+        "--pattern",
+        default="ball",
+        help="videotestsrc pattern (default ball: motion, but only ~110 kbit/s; snow fills "
+        "the requested bitrate)",
+    )
     p.add_argument("--user", default=None, help="require RTSP basic/digest auth with this user")
     p.add_argument("--password", default=None)
     p.add_argument(
@@ -86,14 +92,15 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 def launch_line(a: argparse.Namespace) -> str:
     """The gst-launch description of one path's media (the payloader must be pay0)."""
     src = (
-        f"videotestsrc is-live=true pattern=ball "
+        f"videotestsrc is-live=true pattern={a.pattern} "
         f"! video/x-raw,width={a.width},height={a.height},framerate={a.fps}/1 ! videoconvert "
         f"! video/x-raw,format=I420"
     )
     if a.codec == "h264":
         enc = (
             f"x264enc tune=zerolatency speed-preset=ultrafast bframes=0 key-int-max={a.keyint} "
-            f"bitrate={a.bitrate_kbps} ! video/x-h264,profile=baseline "
+            f"bitrate={a.bitrate_kbps} pass=cbr vbv-buf-capacity=1000 "
+            f"! video/x-h264,profile=baseline "
             f"! rtph264pay name=pay0 pt=96 config-interval=1"
         )
     else:
