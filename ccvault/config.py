@@ -15,7 +15,15 @@ from typing import Annotated, Literal
 from urllib.parse import quote, urlsplit, urlunsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    create_model,
+    field_validator,
+    model_validator,
+)
 
 from ccvault.errors import ConfigError
 
@@ -106,6 +114,69 @@ class RecordingConfig(Model):
     )
 
 
+Fraction = Annotated[float, Field(ge=0.0, le=1.0)]
+Polygon = Annotated[list[tuple[Fraction, Fraction]], Field(min_length=3)]
+
+
+class MotionSettings(Model):
+    """How motion is found in one camera's footage; [motion] sets them for all cameras and
+    [cameras.motion] overrides them field by field (a camera's masks replace the global ones)."""
+
+    enabled: bool = Field(True, description="Analyse this footage for motion.")
+    mode: Literal["auto", "keyframes", "all"] = Field(
+        "auto",
+        description="auto: keyframes first, then full decoding at the edges of each hit, when "
+        "keyframes are at most 2 s apart, every frame otherwise; keyframes: keyframes only; "
+        "all: every frame.",
+    )
+    threshold: int = Field(
+        25, ge=1, le=255, description="Luma difference (0-255) that makes a pixel 'changed'."
+    )
+    min_area: float = Field(
+        0.002, ge=0.0, le=1.0,
+        description="Smallest moving region that counts, as a fraction of the frame.",
+    )
+    min_seconds: float = Field(
+        0.5, ge=0.0, le=60.0, description="Shorter activity is not reported."
+    )
+    merge_gap_seconds: float = Field(
+        3.0, ge=0.0, le=600.0, description="Hits closer than this are one span."
+    )
+    pre_seconds: float = Field(
+        5.0, ge=0.0, le=600.0,
+        description="Footage kept as activity before a span starts (retention padding).",
+    )
+    post_seconds: float = Field(
+        10.0, ge=0.0, le=600.0,
+        description="Footage kept as activity after a span ends (retention padding).",
+    )
+    masks: list[Polygon] = Field(
+        default_factory=list,
+        description="Polygons to ignore (rack LEDs, a wall clock, a window), in relative "
+        "0-1 coordinates [[x, y], ...].",
+    )
+    lighting: Literal["event", "ignore"] = Field(
+        "event",
+        description="A change over most of the frame at once (lights switched on): 'event' "
+        "records a lighting span (activity for retention, not motion); 'ignore' drops it.",
+    )
+
+
+class MotionConfig(MotionSettings):
+    workers: int | None = Field(
+        None, ge=1, le=64, description="Analysis processes, at lower CPU priority.",
+        json_schema_extra={"default_text": "cores - 1, at least 1"},
+    )
+
+
+MotionOverride = create_model(  # type: ignore[call-overload]
+    "MotionOverride",
+    __base__=Model,
+    **{name: (info.annotation | None, Field(None, description=info.description))
+       for name, info in MotionSettings.model_fields.items()},
+)
+
+
 class CameraConfig(Model):
     name: Slug = Field(description="Unique slug naming the camera in paths and commands.")
     url: str = Field(description="rtsp://, rtsps://, http(s):// (MPEG-TS), file:// or demo://.")
@@ -115,6 +186,9 @@ class CameraConfig(Model):
     )
     password_file: Path | None = Field(
         None, description="File holding the camera password, used instead of one in the URL."
+    )
+    motion: MotionOverride | None = Field(  # type: ignore[valid-type]
+        None, description="Per-camera motion settings, overriding [motion] key by key."
     )
 
     @field_validator("url")
@@ -163,6 +237,7 @@ class Config(Model):
     )
     storage: StorageConfig
     recording: RecordingConfig = Field(default_factory=RecordingConfig)  # type: ignore[arg-type]
+    motion: MotionConfig = Field(default_factory=MotionConfig)  # type: ignore[arg-type]
     cameras: list[CameraConfig] = Field(default_factory=list, description="The cameras.")
 
     @field_validator("timezone")
@@ -186,6 +261,13 @@ class Config(Model):
 
     def camera(self, name: str) -> CameraConfig | None:
         return next((c for c in self.cameras if c.name == name), None)
+
+    def motion_for(self, camera: CameraConfig | None) -> MotionSettings:
+        """The global [motion] settings with the camera's own keys laid over them."""
+        merged = self.motion.model_dump(exclude={"workers"})
+        if camera is not None and camera.motion is not None:
+            merged.update(camera.motion.model_dump(exclude_none=True))
+        return MotionSettings.model_validate(merged)
 
 
 class LoadedConfig(BaseModel):

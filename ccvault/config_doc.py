@@ -12,7 +12,14 @@ from annotated_types import Ge, Le, MinLen
 from pydantic import BaseModel
 from pydantic.fields import FieldInfo
 
-from ccvault.config import CameraConfig, Config, RecordingConfig, StorageConfig, VolumeConfig
+from ccvault.config import (
+    CameraConfig,
+    Config,
+    MotionConfig,
+    RecordingConfig,
+    StorageConfig,
+    VolumeConfig,
+)
 
 HEADER = """\
 # ccvault configuration — every key, with its default and bounds.
@@ -32,11 +39,16 @@ EXAMPLES: dict[type[BaseModel], list[dict[str, Any]]] = {
         {"name": "lab", "url": "demo://", "enabled": False},
     ],
 }
+# A camera's [cameras.motion] table: any [motion] key but workers; these are examples.
+CAMERA_MOTION_EXAMPLE = {
+    "server-room-door": {"threshold": 30,
+                         "masks": [[(0.85, 0.0), (1.0, 0.0), (1.0, 0.12), (0.85, 0.12)]]},
+}
 
 
 def render() -> str:
     out = [HEADER]
-    out += _fields(Config, skip={"storage", "recording", "cameras"}, values={})
+    out += _fields(Config, skip={"storage", "recording", "motion", "cameras"}, values={})
     out.append("")
     out.append("[storage]")
     out += _fields(StorageConfig, skip={"volumes"},
@@ -44,8 +56,14 @@ def render() -> str:
     for example in EXAMPLES[VolumeConfig]:
         out += ["", "[[storage.volumes]]", *_fields(VolumeConfig, skip=set(), values=example)]
     out += ["", "[recording]", *_fields(RecordingConfig, skip=set(), values={})]
+    out += ["", "[motion]", *_fields(MotionConfig, skip=set(), values={})]
     for example in EXAMPLES[CameraConfig]:
-        out += ["", "[[cameras]]", *_fields(CameraConfig, skip=set(), values=example)]
+        out += ["", "[[cameras]]", *_fields(CameraConfig, skip={"motion"}, values=example)]
+        overrides = CAMERA_MOTION_EXAMPLE.get(example["name"])
+        if overrides:
+            out += ["", "# Per-camera motion settings: any [motion] key except workers.",
+                    "[cameras.motion]",
+                    *(f"{k} = {_toml(v)}" for k, v in overrides.items())]
     return "\n".join(out) + "\n"
 
 
@@ -83,13 +101,15 @@ def _default_text(info: FieldInfo) -> str:
     if isinstance(extra, dict) and "default_text" in extra:
         return f"({extra['default_text']})"
     if info.default_factory is not None:
-        return "[]"
+        return _toml(info.default_factory())  # type: ignore[call-arg]
     if info.default is None:
         return "(none)"
     return _toml(info.default)
 
 
 def _toml(value: Any) -> str:
+    if isinstance(value, list | tuple):
+        return "[" + ", ".join(_toml(v) for v in value) + "]"
     if isinstance(value, bool):
         return "true" if value else "false"
     if isinstance(value, int | float):

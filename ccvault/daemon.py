@@ -2,16 +2,14 @@
 
 Start-up order matters: take the daemon lock (one daemon per catalog), open and migrate the
 catalog, check the volumes, reconcile (so footage left by a crash is ingested before any new
-recording starts), then start recorders, ingest and the scheduler.
+recording starts), then start recorders, ingest, motion analysis and the scheduler.
 """
 
 from __future__ import annotations
 
-import fcntl
 import os
 import signal
 import threading
-from pathlib import Path
 from types import FrameType
 
 import structlog
@@ -22,8 +20,9 @@ from ccvault import __version__
 from ccvault.catalog.writer import CatalogWriter
 from ccvault.clock import Clock, SystemClock
 from ccvault.config import LoadedConfig
-from ccvault.errors import Busy
 from ccvault.ingest import Ingestor
+from ccvault.lock import take_daemon_lock
+from ccvault.motion.scheduler import MotionScheduler, default_workers
 from ccvault.reconcile import reconcile
 from ccvault.recorder.states import CameraState
 from ccvault.recorder.supervisor import Supervisor
@@ -33,38 +32,6 @@ from ccvault.volumes import Volume, open_volumes, spool_dirs
 log = structlog.get_logger("ccvault.daemon")
 
 VOLUME_CHECK_S = 30
-
-
-def lock_path(catalog: Path) -> Path:
-    return catalog.with_name(catalog.name + ".daemon.lock")
-
-
-def take_daemon_lock(catalog: Path) -> int:
-    """One daemon per catalog; the lock dies with the process, so no stale pid files."""
-    catalog.parent.mkdir(parents=True, exist_ok=True)
-    fd = os.open(lock_path(catalog), os.O_RDWR | os.O_CREAT, 0o640)
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except BlockingIOError:
-        os.close(fd)
-        raise Busy(str(catalog), "another ccvault daemon is running on this catalog") from None
-    os.ftruncate(fd, 0)
-    os.write(fd, f"{os.getpid()}\n".encode())
-    return fd
-
-
-def daemon_running(catalog: Path) -> bool:
-    try:
-        fd = os.open(lock_path(catalog), os.O_RDONLY)
-    except FileNotFoundError:
-        return False
-    try:
-        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
-    except BlockingIOError:
-        return True
-    finally:
-        os.close(fd)
-    return False
 
 
 class Daemon:
@@ -104,8 +71,11 @@ class Daemon:
                           id="spool_rescan")
         scheduler.add_job(self._check_volumes, "interval", args=(writer,),
                           seconds=VOLUME_CHECK_S, id="volume_check")
+        motion = MotionScheduler(config, writer, lambda: self.volumes,
+                                 config.motion.workers or default_workers())
         threads = [threading.Thread(target=supervisor.run, name="supervisor"),
-                   threading.Thread(target=ingestor.run, name="ingest")]
+                   threading.Thread(target=ingestor.run, name="ingest"),
+                   threading.Thread(target=motion.run, name="motion")]
         for thread in threads:
             thread.start()
         scheduler.start()
@@ -120,6 +90,8 @@ class Daemon:
         ingestor.stop()
         threads[1].join()
         ingestor.scan()  # the segments the recorders just closed
+        motion.stop()  # what is not analysed yet waits in the catalog for the next start
+        threads[2].join()
         writer.close()
         os.close(lock_fd)
         log.info("daemon.stopped")

@@ -1,10 +1,11 @@
 """Importing footage recorded elsewhere (a camera's SD card, another recorder's export).
 
 Files are cut into segments at keyframes by stream copy — never re-encoded — and stored exactly
-like recorded footage (same layout, rows and hashes). Several files follow each other from the
-given start. The whole import is planned and checked before anything is written: footage that
-overlaps the camera's catalogued footage is refused unless forced, and a file imported before
-at the same start is a no-op.
+like recorded footage (same layout, rows and hashes), then analysed for motion here, in order,
+before the command returns (the daemon leaves segments an import analyses alone). Several
+files follow each other from the given start. The whole import is planned and checked before
+anything is written: footage that overlaps the camera's catalogued footage is refused unless
+forced, and a file imported before at the same start is a no-op.
 """
 
 from __future__ import annotations
@@ -21,10 +22,11 @@ import structlog
 
 from ccvault.catalog import queries
 from ccvault.catalog.writer import CatalogWriter
-from ccvault.config import CameraConfig
+from ccvault.config import CameraConfig, MotionSettings
 from ccvault.errors import CcvaultError, Refused, UsageError
 from ccvault.ingest import read_list, segment_times
 from ccvault.media import ProbeError, probe, sha256_file
+from ccvault.motion.scheduler import IMPORT_ANALYSES, NOT_ANALYSED, analyse_in_order
 from ccvault.recorder.ffmpeg import FRAGMENTED_MP4, MP4_AUDIO
 from ccvault.store import SegmentStore, Stored
 from ccvault.timefmt import utc_text
@@ -78,10 +80,12 @@ def plan(writer: CatalogWriter, camera: str, start_ms: int, files: list[Path],
 
 
 def run_import(
-    writer: CatalogWriter, store: SegmentStore, camera: CameraConfig, ffmpeg: str,
-    segment_seconds: int, work_dir: Path, planned: list[PlannedFile], actor: str,
+    writer: CatalogWriter, store: SegmentStore, camera: CameraConfig, motion: MotionSettings,
+    ffmpeg: str, segment_seconds: int, work_dir: Path, planned: list[PlannedFile], actor: str,
     progress: Callable[[int], None] = lambda _: None,
 ) -> ImportReport:
+    """Store every planned file, then analyse the new footage for motion before returning."""
+    analysis = IMPORT_ANALYSES if motion.enabled else NOT_ANALYSED
     report = ImportReport(camera.name)
     for item in planned:
         if item.already_imported:
@@ -89,7 +93,8 @@ def run_import(
                                  "start": utc_text(item.start_ms), "status": "already imported"})
             progress(item.duration_ms)
             continue
-        stored = _import_one(store, camera, ffmpeg, segment_seconds, work_dir, item, progress)
+        stored = _import_one(store, camera, ffmpeg, segment_seconds, work_dir, item, analysis,
+                             progress)
         ids = [s.segment_id for s in stored if s.segment_id is not None]
         report.segments += ids
         end_ms = item.start_ms + item.duration_ms
@@ -100,11 +105,16 @@ def run_import(
                              "segments": len(ids)})
         log.info("import.file_done", camera=camera.name, file=item.path.name, segments=len(ids),
                  actor=actor)
+    if motion.enabled and report.segments:
+        with writer.reader() as conn:
+            segments = queries.segments_by_ids(conn, report.segments)
+        paths = {v.name: v.path for v in store.volumes()}
+        analyse_in_order(writer, motion, segments, paths, progress)
     return report
 
 
 def _import_one(store: SegmentStore, camera: CameraConfig, ffmpeg: str, segment_seconds: int,
-                work_dir: Path, item: PlannedFile,
+                work_dir: Path, item: PlannedFile, analysis: int,
                 progress: Callable[[int], None]) -> list[Stored]:
     tmp = work_dir / f".import-{uuid.uuid4().hex}"
     tmp.mkdir(parents=True)
@@ -117,7 +127,7 @@ def _import_one(store: SegmentStore, camera: CameraConfig, ffmpeg: str, segment_
             start, end = segment_times(entry, media.duration_ms)
             offset = item.start_ms
             stored.append(store.add(src, camera.name, offset + start, offset + end, media,
-                                    sha256_file(src), "imported"))
+                                    sha256_file(src), "imported", analysis))
             progress(media.duration_ms)
         return stored
     finally:

@@ -113,20 +113,3 @@ def copy_hashed(src: Path, dst: Path) -> str:
     finally:
         os.close(fd)
     return sha256_file(dst)
-
-
-def fsync_file(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
-def fsync_dir(path: Path) -> None:
-    """Make a rename or link durable; a failure here means the directory entry may be lost."""
-    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)

@@ -26,6 +26,7 @@ def build(config: Config, conn: sqlite3.Connection, now_ms: int, daemon_running:
     for cam in config.cameras:
         row = queries.camera(conn, cam.name)
         activity = queries.camera_activity(conn, cam.name, now_ms - DAY_MS)
+        backlog = queries.analysis_backlog(conn, cam.name)
         state, since = _state(cam.enabled, row, daemon_running, activity.last_end_ms)
         cameras.append({
             "name": cam.name,
@@ -35,6 +36,8 @@ def build(config: Config, conn: sqlite3.Connection, now_ms: int, daemon_running:
                                  if activity.last_end_ms is not None else None),
             "segments_24h": activity.segments,
             "bytes_24h": activity.bytes,
+            "motion_backlog_segments": backlog[0],
+            "motion_backlog_seconds": round(backlog[1] / 1000, 1),
         })
     footage = queries.footage_bytes(conn)
     volumes = []

@@ -25,8 +25,9 @@ import structlog
 from ccvault.catalog.rows import MediaInfo, NewSegment
 from ccvault.catalog.writer import CatalogWriter
 from ccvault.clock import Clock
+from ccvault.durable import fsync_dir, fsync_file
 from ccvault.errors import CcvaultError
-from ccvault.media import copy_hashed, fsync_dir, fsync_file, sha256_file
+from ccvault.media import copy_hashed, sha256_file
 from ccvault.volumes import QUARANTINE_DIR, Volume, target_for_new_segments
 
 log = structlog.get_logger("ccvault.store")
@@ -67,7 +68,7 @@ class SegmentStore:
 
     def add(
         self, src: Path, camera: str, start_ms: int, end_ms: int, media: MediaInfo,
-        sha256: str, origin: str,
+        sha256: str, origin: str, analysis: int = 0,
     ) -> Stored:
         """Place src on the target volume and catalogue it; idempotent after a crash."""
         volume = self._target()
@@ -81,7 +82,7 @@ class SegmentStore:
                 continue  # another file holds that name: try the next name, never replace
             fsync_dir(dst.parent)
             seg = NewSegment(camera, volume.name, start_ms, end_ms, rel, dst.stat().st_size,
-                             sha256, media, origin)
+                             sha256, media, origin, analysis)
             seg_id = self.writer.add_segment(seg, self.clock.wall_ms())
             _unlink_if_other(src, dst)
             if seg_id is None:

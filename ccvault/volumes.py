@@ -19,8 +19,8 @@ from ccvault.catalog import queries
 from ccvault.catalog.rows import VolumeRow
 from ccvault.catalog.writer import CatalogWriter
 from ccvault.config import Config, VolumeConfig
+from ccvault.durable import fsync_dir
 from ccvault.errors import NotFound, Refused
-from ccvault.media import fsync_dir
 
 IDENTITY_FILE = ".ccvault-volume.json"
 QUARANTINE_DIR = "quarantine"

@@ -64,6 +64,17 @@ def cli_json(config: Path, *args: str) -> Any:
     return json.loads(result.stdout)
 
 
+def open_segment_has_a_fragment(root: Path, camera: str) -> bool:
+    """The segment being recorded already holds footage on disk (a few frames)."""
+    from ccvault.media import ProbeError, probe
+
+    files = sorted((root / "hot" / ".spool" / camera).glob("*/*.mp4"))
+    try:
+        return bool(files) and probe(files[-1]).frames >= 3
+    except (ProbeError, FileNotFoundError):
+        return False
+
+
 def wait_for(predicate: Callable[[], Any], timeout: float, interval: float = 0.25,
              what: str = "condition") -> Any:
     deadline = time.monotonic() + timeout

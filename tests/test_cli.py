@@ -6,7 +6,8 @@ import pytest
 
 from tests.conftest import run_cli
 
-COMMANDS = [["run"], ["check-config"], ["status"], ["segments"], ["reconcile"], ["import"],
+COMMANDS = [["run"], ["check-config"], ["status"], ["segments"], ["motion"], ["analyze"],
+            ["reconcile"], ["import"],
             ["volume"], ["volume", "init"], ["volume", "replace"]]
 
 

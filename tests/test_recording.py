@@ -10,7 +10,13 @@ from pathlib import Path
 
 import av
 
-from tests.conftest import cli_json, run_cli, wait_for, write_config
+from tests.conftest import (
+    cli_json,
+    open_segment_has_a_fragment,
+    run_cli,
+    wait_for,
+    write_config,
+)
 from tests.peers import HttpTsServer, RtspServer
 
 SEGMENT_S = 2
@@ -75,6 +81,8 @@ def test_rtsp_and_http_cameras_are_recorded_hashed_indexed_and_playable(
         assert now_ms - found[-1]["end_ms"] < (SEGMENT_S + 5) * 1000, "timestamps are wall clock"
 
     before = len(segments(config, "door"))
+    # Either the open segment holds footage when the daemon stops, or one closed meanwhile.
+    wait_for(lambda: open_segment_has_a_fragment(tmp_path, "door"), 10, what="footage on disk")
     assert daemon.stop() == 0
     after = segments(config, "door")
     assert len(after) >= before + 1, "the open segment is closed and ingested on SIGTERM"

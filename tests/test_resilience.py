@@ -10,8 +10,13 @@ from pathlib import Path
 
 import psutil
 
-from ccvault.media import ProbeError, probe
-from tests.conftest import cli_json, run_cli, wait_for, write_config
+from tests.conftest import (
+    cli_json,
+    open_segment_has_a_fragment,
+    run_cli,
+    wait_for,
+    write_config,
+)
 from tests.peers import RtspServer, make_clip
 
 SEGMENT_S = 2
@@ -20,14 +25,6 @@ CONNECT_SLACK_S = 3.0  # an RTSP (re)connect, stream probe and first keyframe
 
 def segments(config: Path) -> list[dict]:
     return cli_json(config, "segments", "--camera", "door", "--from", "-15m", "--to", "now")
-
-
-def open_segment_has_a_fragment(root: Path) -> bool:
-    files = sorted((root / "hot" / ".spool" / "door").glob("*/*.mp4"))
-    try:
-        return bool(files) and probe(files[-1]).frames >= 3
-    except (ProbeError, FileNotFoundError):
-        return False
 
 
 def orphans(root: Path) -> list[int]:
@@ -49,7 +46,8 @@ def test_kill9_of_recorder_and_daemon_loses_at_most_the_open_segment(
     wait_for(lambda: len(segments(config)) >= 2, 30, what="first segments")
 
     # A recorder killed mid-segment: its open fragmented MP4 is salvaged, recording resumes.
-    wait_for(lambda: open_segment_has_a_fragment(tmp_path), 10, what="a fragment on disk")
+    wait_for(lambda: open_segment_has_a_fragment(tmp_path, "door"), 10,
+             what="a fragment on disk")
     os.kill(daemon.recorder_pids()[0], signal.SIGKILL)
     daemon.wait_event("recorder.exited", timeout=10, camera="door")
     daemon.wait_event("segment.salvaged", timeout=15, camera="door")

@@ -18,10 +18,17 @@ def test_file_sources_by_codec(tmp_path: Path, daemon_factory) -> None:
     subprocess.run([ffmpeg_exe(), "-loglevel", "error", "-f", "lavfi", "-i",
                     "testsrc2=size=320x180:rate=10", "-t", "3", "-c:v", "mjpeg", str(mjpeg)],
                    check=True)
+    g711 = tmp_path / "g711.mov"
+    subprocess.run([ffmpeg_exe(), "-loglevel", "error", "-f", "lavfi", "-i",
+                    "testsrc2=size=320x180:rate=10", "-f", "lavfi", "-i", "sine=frequency=440",
+                    "-t", "3", "-c:v", "libx264", "-g", "10", "-bf", "0", "-c:a", "pcm_mulaw",
+                    "-ar", "8000", str(g711)], check=True)
     config = write_config(tmp_path, [
         {"name": "lab264", "url": f"file://{h264}"},
         {"name": "lab265", "url": f"file://{h265}"},
         {"name": "labjpeg", "url": f"file://{mjpeg}"},
+        {"name": "mic", "url": f"file://{g711}", "audio": True},
+        {"name": "nomic", "url": f"file://{g711}"},
     ], segment_seconds=2)
     daemon = daemon_factory(config)
 
@@ -37,6 +44,13 @@ def test_file_sources_by_codec(tmp_path: Path, daemon_factory) -> None:
     with av.open(listed("lab264")[0]["path"]) as container:
         assert container.streams.video[0].codec_context.name == "h264"
     daemon.wait_event("camera.h265", timeout=5, camera="lab265")
+
+    # G.711 cannot go into MP4: with audio on it becomes AAC (the only conversion); off, none.
+    for camera, audio in (("mic", ["aac"]), ("nomic", [])):
+        wait_for(lambda c=camera: listed(c), 30, what=f"{camera} footage")
+        with av.open(listed(camera)[0]["path"]) as container:
+            assert [s.codec_context.name for s in container.streams.audio] == audio
+            assert container.streams.video[0].codec_context.name == "h264"
 
     refused = daemon.wait_event("camera.unsupported_codec", timeout=20, camera="labjpeg")
     assert "MJPEG" in refused["detail"]

@@ -10,11 +10,11 @@ import sqlite3
 from collections.abc import Iterator
 from dataclasses import dataclass
 
-from ccvault.catalog.rows import Segment, VolumeRow
+from ccvault.catalog.rows import Segment, Span, StoredSpan, VolumeRow
 
 SEGMENT_COLUMNS = """
     s.id, c.name AS camera, v.name AS volume, s.start_ms, s.end_ms, s.path, s.bytes, s.sha256,
-    s.codec, s.width, s.height, s.frames, s.origin, s.state
+    s.codec, s.width, s.height, s.frames, s.origin, s.state, s.analysis, s.activity
 """
 SEGMENT_FROM = """
     FROM segments s JOIN cameras c ON c.id = s.camera_id JOIN volumes v ON v.id = s.volume_id
@@ -45,17 +45,29 @@ def camera(conn: sqlite3.Connection, name: str) -> CameraRow | None:
 
 
 def segments_in_range(
-    conn: sqlite3.Connection, camera_name: str, from_ms: int, to_ms: int
+    conn: sqlite3.Connection, camera_name: str, from_ms: int, to_ms: int,
+    activity_only: bool = False,
 ) -> list[Segment]:
-    """Segments overlapping [from_ms, to_ms), in time order."""
+    """Segments overlapping [from_ms, to_ms), in time order; optionally only those whose
+    padded range overlaps activity."""
     cam = camera(conn, camera_name)
     if cam is None:
         return []
     rows = conn.execute(
         f"SELECT {SEGMENT_COLUMNS} {SEGMENT_FROM}"
         " WHERE s.camera_id = ? AND s.start_ms >= ? AND s.start_ms < ? AND s.end_ms > ?"
-        " ORDER BY s.start_ms, s.id",
+        + (" AND s.activity = 1" if activity_only else "")
+        + " ORDER BY s.start_ms, s.id",
         (cam.id, from_ms - cam.max_segment_ms, to_ms, from_ms),
+    ).fetchall()
+    return [Segment.from_row(r) for r in rows]
+
+
+def segments_by_ids(conn: sqlite3.Connection, ids: list[int]) -> list[Segment]:
+    rows = conn.execute(
+        f"SELECT {SEGMENT_COLUMNS} {SEGMENT_FROM} WHERE s.id IN ({','.join('?' * len(ids))})"
+        " ORDER BY s.start_ms, s.id",
+        ids,
     ).fetchall()
     return [Segment.from_row(r) for r in rows]
 
@@ -126,3 +138,42 @@ def already_imported(
         (camera_name, source_sha256, start_ms),
     ).fetchone()
     return row is not None
+
+
+def spans_in_range(
+    conn: sqlite3.Connection, camera_name: str, from_ms: int, to_ms: int,
+    kinds: tuple[str, ...] = ("motion",),
+) -> list[StoredSpan]:
+    """Spans of the given kinds overlapping [from_ms, to_ms), in time order."""
+    cam = camera(conn, camera_name)
+    if cam is None:
+        return []
+    longest = conn.execute("SELECT max_span_ms FROM cameras WHERE id = ?", (cam.id,)).fetchone()
+    rows = conn.execute(
+        "SELECT id, start_ms, end_ms, peak, area, kind, x0, y0, x1, y1, open FROM motion_spans"
+        f" WHERE camera_id = ? AND kind IN ({','.join('?' * len(kinds))})"
+        " AND start_ms >= ? AND start_ms < ? AND end_ms >= ? ORDER BY start_ms, id",
+        (cam.id, *kinds, from_ms - longest[0], to_ms, from_ms),
+    ).fetchall()
+    return [StoredSpan(r[0], camera_name, Span(r[1], r[2], r[3], r[4], r[5], tuple(r[6:10])),
+                       bool(r[10])) for r in rows]
+
+
+def waiting_analysis(conn: sqlite3.Connection, camera_name: str, limit: int) -> list[Segment]:
+    """The camera's oldest segments still waiting for motion analysis, in time order."""
+    rows = conn.execute(
+        f"SELECT {SEGMENT_COLUMNS} {SEGMENT_FROM}"
+        " WHERE c.name = ? AND s.analysis = 0 AND s.state = 'ok' ORDER BY s.start_ms LIMIT ?",
+        (camera_name, limit),
+    ).fetchall()
+    return [Segment.from_row(r) for r in rows]
+
+
+def analysis_backlog(conn: sqlite3.Connection, camera_name: str) -> tuple[int, int]:
+    """(segments, milliseconds of footage) waiting for motion analysis."""
+    count, total = conn.execute(
+        "SELECT COUNT(*), COALESCE(SUM(s.end_ms - s.start_ms), 0) FROM segments s"
+        " JOIN cameras c ON c.id = s.camera_id WHERE c.name = ? AND s.analysis IN (0, 3)",
+        (camera_name,),
+    ).fetchone()
+    return count, total

@@ -29,6 +29,7 @@ class NewSegment:
     sha256: str
     media: MediaInfo
     origin: str  # recorded | imported | adopted
+    analysis: int = 0  # see catalog/motion.sql: 3 = the importing process analyses it itself
 
 
 @dataclass(frozen=True, slots=True)
@@ -47,10 +48,32 @@ class Segment:
     frames: int
     origin: str
     state: str
+    analysis: int  # 0 waiting, 1 analysed, 2 not analysed, 3 analysed by its import
+    activity: int  # 1: the padded range overlaps a motion or lighting span
 
     @classmethod
     def from_row(cls, row: sqlite3.Row) -> Segment:
         return cls(**{name: row[name] for name in cls.__slots__})  # type: ignore[attr-defined]
+
+
+@dataclass(frozen=True, slots=True)
+class Span:
+    """Activity found in footage: first to last moving frame (unpadded), UTC ms."""
+
+    start_ms: int
+    end_ms: int
+    peak: float  # highest motion score, 0-1
+    area: float  # largest moving fraction of the frame, 0-1
+    kind: str  # motion | lighting
+    bbox: tuple[float, float, float, float]  # union of moving regions, relative x0, y0, x1, y1
+
+
+@dataclass(frozen=True, slots=True)
+class StoredSpan:
+    id: int
+    camera: str
+    span: Span
+    open: bool  # still going on at the end of the newest analysed segment
 
 
 @dataclass(frozen=True, slots=True)

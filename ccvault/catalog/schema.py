@@ -5,7 +5,10 @@ from __future__ import annotations
 import sqlite3
 from importlib.resources import files
 
-MIGRATIONS: tuple[str, ...] = (files("ccvault.catalog").joinpath("schema.sql").read_text(),)
+# One script per schema version, applied in order; released scripts are never edited.
+MIGRATIONS: tuple[str, ...] = tuple(
+    files("ccvault.catalog").joinpath(name).read_text() for name in ("schema.sql", "motion.sql")
+)
 
 
 def migrate(conn: sqlite3.Connection) -> int:

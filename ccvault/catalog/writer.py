@@ -16,7 +16,7 @@ from contextlib import AbstractContextManager, closing, contextmanager
 from pathlib import Path
 
 from ccvault.catalog import db
-from ccvault.catalog.rows import NewSegment
+from ccvault.catalog.rows import NewSegment, Span
 from ccvault.catalog.schema import migrate
 from ccvault.errors import Busy
 
@@ -106,12 +106,12 @@ class CatalogWriter:
             try:
                 cur = conn.execute(
                     "INSERT INTO segments (camera_id, volume_id, start_ms, end_ms, path, bytes,"
-                    " sha256, codec, width, height, frames, origin, ingested_ms)"
-                    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    " sha256, codec, width, height, frames, origin, ingested_ms, analysis)"
+                    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                     (
                         camera_id, volume_id, seg.start_ms, seg.end_ms, seg.path, seg.bytes,
                         seg.sha256, seg.media.codec, seg.media.width, seg.media.height,
-                        seg.media.frames, seg.origin, now_ms,
+                        seg.media.frames, seg.origin, now_ms, seg.analysis,
                     ),
                 )
             except sqlite3.IntegrityError as exc:
@@ -142,6 +142,48 @@ class CatalogWriter:
                 " VALUES (?, ?, ?, ?, ?, ?)",
                 (vol[0] if vol else None, path, camera, reason, size, now_ms),
             )
+
+    def record_analysis(
+        self, camera: str, segment_ids: Iterable[int], state: int, closed: Iterable[Span],
+        still_open: Span | None, pad_ms: tuple[int, int],
+    ) -> None:
+        """Store what analysing segments found, in one transaction: closed spans replace the
+        camera's open one, the segments are marked, and segments near activity are flagged."""
+        with self.transaction() as conn:
+            camera_id = self._camera_id(conn, camera)
+            conn.execute("DELETE FROM motion_spans WHERE camera_id = ? AND open = 1", (camera_id,))
+            spans = [(s, 0) for s in closed] + ([(still_open, 1)] if still_open else [])
+            for span, is_open in spans:
+                conn.execute(
+                    "INSERT INTO motion_spans (camera_id, start_ms, end_ms, peak, area, kind,"
+                    " x0, y0, x1, y1, open) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    (camera_id, span.start_ms, span.end_ms, span.peak, span.area, span.kind,
+                     *span.bbox, is_open),
+                )
+                conn.execute(
+                    "UPDATE cameras SET max_span_ms = MAX(max_span_ms, ?) WHERE id = ?",
+                    (span.end_ms - span.start_ms, camera_id),
+                )
+                self._flag_activity(conn, camera_id, span.start_ms - pad_ms[0],
+                                    span.end_ms + pad_ms[1])
+            conn.executemany("UPDATE segments SET analysis = ? WHERE id = ?",
+                             [(state, i) for i in segment_ids])
+
+    @staticmethod
+    def _flag_activity(conn: sqlite3.Connection, camera_id: int, from_ms: int,
+                       to_ms: int) -> None:
+        longest = conn.execute("SELECT max_segment_ms FROM cameras WHERE id = ?",
+                               (camera_id,)).fetchone()[0]
+        conn.execute(
+            "UPDATE segments SET activity = 1 WHERE camera_id = ? AND start_ms >= ?"
+            " AND start_ms < ? AND end_ms > ? AND activity = 0",
+            (camera_id, from_ms - longest, to_ms, from_ms),
+        )
+
+    def set_analysis(self, segment_ids: Iterable[int], state: int) -> None:
+        with self.transaction() as conn:
+            conn.executemany("UPDATE segments SET analysis = ? WHERE id = ?",
+                             [(state, i) for i in segment_ids])
 
     def set_camera_state(self, name: str, state: str, since_ms: int, reason: str) -> None:
         with self.transaction() as conn:

@@ -32,6 +32,7 @@ class App:
 
     def __init__(self, config_path: str | None) -> None:
         self.config_path = config.resolve_path(config_path)
+        self.config_named = bool(config_path or os.environ.get("CCVAULT_CONFIG"))
         self.clock = SystemClock()
 
     @cached_property
@@ -95,7 +96,8 @@ def cli(ctx: click.Context, config_path: str | None, verbose: bool) -> None:
 
 
 def main() -> None:
-    from ccvault.cli import daemon_cmds, footage_cmds  # noqa: F401  (registers commands)
+    # Importing the command modules registers their commands.
+    from ccvault.cli import daemon_cmds, footage_cmds, motion_cmds  # noqa: F401
 
     try:
         cli.main(standalone_mode=False, prog_name="ccvault")

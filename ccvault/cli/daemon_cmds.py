@@ -10,12 +10,9 @@ import click
 from ccvault import logs, status
 from ccvault.cli import App, cli, json_option, pass_app
 from ccvault.cli.output import emit_json, human_bytes, stderr_is_terminal, table
-from ccvault.daemon import Daemon, daemon_running
 from ccvault.errors import CHECK_FAILED
-from ccvault.ingest import Ingestor
-from ccvault.reconcile import reconcile as run_reconcile
-from ccvault.store import SegmentStore
-from ccvault.timefmt import local_text, parse_time
+from ccvault.lock import daemon_running
+from ccvault.timefmt import duration_text, local_text, parse_time
 from ccvault.volumes import init_volume, open_volumes, replace_volume, spool_dirs
 
 
@@ -23,6 +20,8 @@ from ccvault.volumes import init_volume, open_volumes, replace_volume, spool_dir
 @pass_app
 def run(app: App) -> None:
     """Run the daemon: record every enabled camera, ingest, index (foreground; systemd)."""
+    from ccvault.daemon import Daemon  # the heavy parts load only for the commands using them
+
     logs.configure(sys.stdout, logging.INFO)
     sys.exit(Daemon(app.loaded, app.clock).run())
 
@@ -59,9 +58,11 @@ def status_cmd(app: App, as_json: bool) -> None:
         return
     tz = app.config.tz
     click.echo(f"daemon: {'running' if report['daemon']['running'] else 'not running'}")
-    table(["camera", "state", "since", "last footage", "24h segments", "24h bytes"], [
+    table(["camera", "state", "since", "last footage", "24h segments", "24h bytes",
+           "motion backlog"], [
         [c["name"], c["state"], _local(c["since"], tz), _local(c["last_segment_end"], tz),
-         c["segments_24h"], human_bytes(c["bytes_24h"])] for c in report["cameras"]])
+         c["segments_24h"], human_bytes(c["bytes_24h"]),
+         duration_text(round(c["motion_backlog_seconds"] * 1000))] for c in report["cameras"]])
     click.echo()
     table(["volume", "role", "state", "free", "total", "footage", "path"], [
         [v["name"], v["role"], v["state"] + (f" ({v['reason']})" if v["reason"] else ""),
@@ -81,6 +82,10 @@ def _local(utc: str | None, tz) -> str | None:
 @pass_app
 def reconcile(app: App, dry_run: bool, as_json: bool) -> None:
     """Compare catalog and volumes: ingest, adopt, quarantine, report missing (exit 1 if any)."""
+    from ccvault.ingest import Ingestor
+    from ccvault.reconcile import reconcile as run_reconcile
+    from ccvault.store import SegmentStore
+
     writer = app.writer
     running = daemon_running(app.config.storage.catalog)
     volumes = open_volumes(app.config, writer, app.clock.wall_ms())

@@ -1,4 +1,4 @@
-"""Commands about footage: segments (find) and import."""
+"""Commands about footage: segments and motion (find) and import."""
 
 from __future__ import annotations
 
@@ -7,13 +7,10 @@ from pathlib import Path
 import click
 
 from ccvault.catalog import queries
-from ccvault.catalog.rows import Segment
+from ccvault.catalog.rows import Segment, StoredSpan
 from ccvault.cli import App, cli, json_option, pass_app
 from ccvault.cli.output import emit_json, human_bytes, stderr_is_terminal, table
 from ccvault.errors import UsageError
-from ccvault.importer import plan, run_import
-from ccvault.recorder.ffmpeg import ffmpeg_binary
-from ccvault.store import SegmentStore
 from ccvault.timefmt import duration_text, local_text, utc_text
 from ccvault.volumes import open_volumes, spool_dirs
 
@@ -32,6 +29,7 @@ def segment_json(seg: Segment, volume_paths: dict[str, Path]) -> dict:
         "end": utc_text(seg.end_ms), "start_ms": seg.start_ms, "end_ms": seg.end_ms,
         "path": str(base / seg.path) if base else seg.path, "bytes": seg.bytes,
         "sha256": seg.sha256, "volume": seg.volume, "state": seg.state,
+        "analysed": seg.analysis == 1, "activity": bool(seg.activity),
     }
 
 
@@ -39,14 +37,16 @@ def segment_json(seg: Segment, volume_paths: dict[str, Path]) -> dict:
 @click.option("--camera", required=True, help="Camera name.")
 @click.option("--from", "start", required=True, metavar="T", help="Range start (inclusive).")
 @click.option("--to", "end", required=True, metavar="T", help="Range end (exclusive).")
+@click.option("--motion", "activity", is_flag=True,
+              help="Only segments whose padded range overlaps activity.")
 @json_option
 @pass_app
-def segments(app: App, camera: str, start: str, end: str, as_json: bool) -> None:
+def segments(app: App, camera: str, start: str, end: str, activity: bool, as_json: bool) -> None:
     """Segments of a camera overlapping [--from, --to), in time order."""
     app.camera(camera)
     from_ms, to_ms = time_range(app, start, end)
     with app.reader() as conn:
-        found = queries.segments_in_range(conn, camera, from_ms, to_ms)
+        found = queries.segments_in_range(conn, camera, from_ms, to_ms, activity_only=activity)
     paths = {v.name: v.path for v in app.config.storage.volumes}
     if as_json:
         emit_json([segment_json(s, paths) for s in found])
@@ -55,6 +55,38 @@ def segments(app: App, camera: str, start: str, end: str, as_json: bool) -> None
     table(["id", "start", "length", "size", "volume", "state"], [
         [s.id, local_text(s.start_ms, tz), duration_text(s.end_ms - s.start_ms),
          human_bytes(s.bytes), s.volume, s.state] for s in found])
+
+
+@cli.command()
+@click.option("--camera", required=True, help="Camera name.")
+@click.option("--from", "start", required=True, metavar="T", help="Range start (inclusive).")
+@click.option("--to", "end", required=True, metavar="T", help="Range end (exclusive).")
+@click.option("--kind", type=click.Choice(["motion", "lighting", "all"]), default="motion",
+              show_default=True, help="lighting: spans of lights switched on or off.")
+@json_option
+@pass_app
+def motion(app: App, camera: str, start: str, end: str, kind: str, as_json: bool) -> None:
+    """Motion spans of a camera overlapping [--from, --to): first to last moving frame."""
+    app.camera(camera)
+    from_ms, to_ms = time_range(app, start, end)
+    kinds = ("motion", "lighting") if kind == "all" else (kind,)
+    with app.reader() as conn:
+        found = queries.spans_in_range(conn, camera, from_ms, to_ms, kinds)
+    if as_json:
+        emit_json([span_json(s) for s in found])
+        return
+    tz = app.config.tz
+    table(["start", "length", "peak", "area", "kind"], [
+        [local_text(s.span.start_ms, tz) + (" (ongoing)" if s.open else ""),
+         duration_text(s.span.end_ms - s.span.start_ms), f"{s.span.peak:.2f}",
+         f"{s.span.area:.3f}", s.span.kind] for s in found])
+
+
+def span_json(stored: StoredSpan) -> dict:
+    span = stored.span
+    return {"camera": stored.camera, "start": utc_text(span.start_ms),
+            "end": utc_text(span.end_ms), "start_ms": span.start_ms, "end_ms": span.end_ms,
+            "peak": round(span.peak, 4), "area": round(span.area, 4), "kind": span.kind}
 
 
 @cli.command("import")
@@ -68,17 +100,22 @@ def segments(app: App, camera: str, start: str, end: str, as_json: bool) -> None
 def import_cmd(app: App, camera: str, start: str, force: bool, files: tuple[Path, ...],
                as_json: bool) -> None:
     """Ingest footage recorded elsewhere: stream copy, cut at keyframes, indexed like live."""
+    from ccvault.importer import plan, run_import  # loads PyAV and OpenCV
+    from ccvault.recorder.ffmpeg import ffmpeg_binary
+    from ccvault.store import SegmentStore
+
     cam = app.camera(camera)
     start_ms = app.time(start, "--start")
     writer = app.writer
     planned = plan(writer, camera, start_ms, list(files), force)
     volumes = open_volumes(app.config, writer, app.clock.wall_ms())
     store = SegmentStore(writer, lambda: volumes, app.clock)
-    total = sum(p.duration_ms for p in planned)
+    motion = app.config.motion_for(cam)
+    total = sum(p.duration_ms for p in planned) * (2 if motion.enabled else 1)
     spool = spool_dirs(app.config, volumes)[0]
     spool.mkdir(parents=True, exist_ok=True)
-    args = (writer, store, cam, ffmpeg_binary(app.config), app.config.recording.segment_seconds,
-            spool, planned, app.actor())
+    args = (writer, store, cam, motion, ffmpeg_binary(app.config),
+            app.config.recording.segment_seconds, spool, planned, app.actor())
     if stderr_is_terminal() and not as_json:
         with click.progressbar(length=total, label="importing", file=click.get_text_stream(
                 "stderr")) as bar:

@@ -29,7 +29,7 @@ from ccvault.clock import Clock
 from ccvault.config import CameraConfig
 from ccvault.logs import REDACTOR
 from ccvault.media import SUPPORTED_CODECS
-from ccvault.recorder.ffmpeg import feeder_argv, needs_feeder, recorder_argv
+from ccvault.recorder.ffmpeg import MP4_AUDIO, feeder_argv, needs_feeder, recorder_argv
 from ccvault.recorder.states import CameraState, check_transition
 
 log = structlog.get_logger("ccvault.recorder")
@@ -107,6 +107,7 @@ class CameraRecorder:
         self._seen_frames = 0
         self._segment_mark = now
         self._restart_requested = False
+        self._copying_audio = False
         self._tail: collections.deque[str] = collections.deque(maxlen=12)
         self.log = log.bind(camera=camera.name)
 
@@ -170,6 +171,8 @@ class CameraRecorder:
         REDACTOR.update([self.camera.secret() or ""])
         argv = recorder_argv(self.ffmpeg, self.camera, source, self.segment_seconds,
                              self.run_dir, self.audio_codec)
+        self._copying_audio = self.camera.audio and (
+            self.audio_codec is None or self.audio_codec in MP4_AUDIO)
         stdin: int | IO[bytes] = subprocess.DEVNULL
         if needs_feeder(self.camera):
             self._feeder = subprocess.Popen(
@@ -297,6 +300,12 @@ class CameraRecorder:
     def _on_codec(self, kind: str, codec: str) -> None:
         if kind == "Audio":
             self.audio_codec = codec
+            if self._copying_audio and codec not in MP4_AUDIO and self._proc is not None:
+                # Learnt before the first packet is written: start again, converting to AAC.
+                self.log.info("camera.audio_converted", codec=codec, to="aac")
+                self._copying_audio = False
+                self._restart_requested = True
+                self._proc.kill()
             return
         first_time = self.video_codec != codec
         self.video_codec = codec

@@ -106,8 +106,9 @@ def feeder_argv(ffmpeg: str, camera: CameraConfig) -> list[str]:
 
 def demo_scene(width: int, height: int, fps: int, period: float) -> str:
     """A still server room with sensor noise; every `period` seconds a person-sized block
-    walks across it for about a fifth of the period, so motion is rare, as in real life."""
-    walk = max(2.0, period / 5)
+    walks across it for a quarter of the period (at least 4 s), so motion is rare, as in real
+    life, and lasts longer than a keyframe interval, as a person's does."""
+    walk = max(4.0, period / 4)
     obj_w, obj_h = max(8, width // 10), max(16, height * 2 // 5)
     x = (f"if(lt(mod(t\\,{period})\\,{walk})\\,"
          f"-{obj_w}+mod(t\\,{period})*{(width + obj_w) / walk:.3f}\\,-{2 * obj_w})")

@@ -1,0 +1,195 @@
+"""Which segment is analysed next, where, and what happens to the result.
+
+Per camera, segments are analysed strictly in time order, each continuing from the previous
+one's background and open span (`Carry`), so segment starts are neither blind nor falsely
+"moving" and spans run across segment boundaries. Cameras are analysed in parallel in worker
+processes at lower CPU priority, so analysis never slows recording or ingest. When workers are
+scarce, the camera whose waiting footage is newest goes first: live before backlog.
+"""
+
+from __future__ import annotations
+
+import copy
+import multiprocessing
+import os
+import threading
+import time
+from collections.abc import Callable
+from concurrent.futures import Future, ProcessPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import structlog
+
+from ccvault.catalog import queries
+from ccvault.catalog.rows import Segment, Span
+from ccvault.catalog.writer import CatalogWriter
+from ccvault.config import Config, MotionSettings
+from ccvault.motion.analysis import Analysis, Carry, analyze, finish
+from ccvault.volumes import Volume
+
+log = structlog.get_logger("ccvault.motion")
+
+ANALYSED, NOT_ANALYSED, IMPORT_ANALYSES = 1, 2, 3
+# A segment that does not follow the last one within this gap starts a fresh background.
+CONTINUITY_MS = 5_000
+TICK_S = 1.0
+
+
+def default_workers() -> int:
+    return max(1, (os.cpu_count() or 2) - 1)
+
+
+@dataclass
+class CameraCursor:
+    """What carries from one of a camera's segments to the next."""
+
+    carry: Carry | None = None
+    end_ms: int | None = None
+
+    def carry_for(self, seg: Segment) -> tuple[Carry | None, list[Span]]:
+        """The carry to analyse seg with, and spans closed because seg does not follow on."""
+        if self.carry is None or self.end_ms is None:
+            return None, []
+        if abs(seg.start_ms - self.end_ms) > CONTINUITY_MS:
+            closed = finish(self.carry)
+            self.carry = None
+            return None, closed
+        return self.carry, []
+
+    def advance(self, seg: Segment, result: Analysis) -> Span | None:
+        """Take the result's carry; return the span still open at its end, if any."""
+        self.carry, self.end_ms = result.carry, seg.end_ms
+        still_open = finish(copy.deepcopy(result.carry))
+        return still_open[-1] if still_open else None
+
+
+def record(writer: CatalogWriter, settings: MotionSettings, seg: Segment, closed: list[Span],
+           still_open: Span | None) -> None:
+    pad_ms = (round(settings.pre_seconds * 1000), round(settings.post_seconds * 1000))
+    writer.record_analysis(seg.camera, [seg.id], ANALYSED, closed, still_open, pad_ms)
+    for span in closed:
+        log.info("motion.span", camera=seg.camera, kind=span.kind, start_ms=span.start_ms,
+                 end_ms=span.end_ms, peak=round(span.peak, 3))
+
+
+def analyse_in_order(writer: CatalogWriter, settings: MotionSettings, segments: list[Segment],
+                     paths: dict[str, Path], progress: Callable[[int], None] = lambda _: None,
+                     ) -> None:
+    """Analyse one camera's segments here and now, in order, closing everything at the end
+    (an import returns only when its footage is analysed)."""
+    cursor = CameraCursor()
+    for seg in segments:
+        carry, closed = cursor.carry_for(seg)
+        result = analyze(paths[seg.volume] / seg.path, settings, start_ms=seg.start_ms,
+                         carry=carry)
+        cursor.advance(seg, result)
+        record(writer, settings, seg, closed + result.spans, None)
+        progress(seg.end_ms - seg.start_ms)
+    if cursor.carry is not None and segments:
+        record(writer, settings, segments[-1], finish(cursor.carry), None)
+
+
+def _lower_priority() -> None:
+    os.nice(10)
+
+
+def _analyze_in_worker(path: Path, settings: MotionSettings, start_ms: int,
+                       carry: Carry | None) -> Analysis:
+    return analyze(path, settings, start_ms=start_ms, carry=carry)
+
+
+@dataclass
+class _Job:
+    seg: Segment
+    closed_before: list[Span]
+    future: Future[Analysis]
+
+
+@dataclass
+class MotionScheduler:
+    config: Config
+    writer: CatalogWriter
+    volumes: Callable[[], list[Volume]]
+    workers: int = field(default_factory=default_workers)
+    cursors: dict[str, CameraCursor] = field(default_factory=dict)
+    jobs: dict[str, _Job] = field(default_factory=dict)
+    heartbeat: float = 0.0
+
+    def __post_init__(self) -> None:
+        # spawn: the daemon has threads, and forking a threaded process can deadlock.
+        self.pool = ProcessPoolExecutor(
+            self.workers, mp_context=multiprocessing.get_context("spawn"),
+            initializer=_lower_priority,
+        )
+        self._stop = threading.Event()
+
+    def run(self) -> None:
+        while not self._stop.wait(TICK_S):
+            try:
+                self.tick()
+            except Exception:
+                log.exception("motion.tick_failed")
+            self.heartbeat = time.monotonic()
+        self.pool.shutdown(wait=True, cancel_futures=True)
+        self._collect()
+
+    def stop(self) -> None:
+        """Ask the loop to end; it finishes the analyses under way (their results are lost
+        with the process; the segments stay waiting in the catalog)."""
+        self._stop.set()
+
+    def tick(self) -> None:
+        self._collect()
+        self._skip_disabled()
+        free = self.workers - len(self.jobs)
+        for seg in self._next_segments()[:max(0, free)]:
+            self._submit(seg)
+
+    def _collect(self) -> None:
+        for camera, job in list(self.jobs.items()):
+            if not job.future.done():
+                continue
+            del self.jobs[camera]
+            settings = self.config.motion_for(self.config.camera(camera))
+            try:
+                result = job.future.result()
+            except Exception as exc:  # an undecodable file must not stop the camera's analysis
+                log.warning("motion.failed", camera=camera, segment_id=job.seg.id, error=str(exc))
+                self.cursors.pop(camera, None)
+                self.writer.set_analysis([job.seg.id], NOT_ANALYSED)
+                continue
+            still_open = self.cursors.setdefault(camera, CameraCursor()).advance(job.seg, result)
+            record(self.writer, settings, job.seg, job.closed_before + result.spans, still_open)
+
+    def _skip_disabled(self) -> None:
+        with self.writer.reader() as conn:
+            for cam in self.config.cameras:
+                if not self.config.motion_for(cam).enabled:
+                    waiting = queries.waiting_analysis(conn, cam.name, 1000)
+                    if waiting:
+                        self.writer.set_analysis([s.id for s in waiting], NOT_ANALYSED)
+
+    def _next_segments(self) -> list[Segment]:
+        """Each idle camera's oldest waiting segment, newest footage first."""
+        paths = self._paths()
+        out = []
+        with self.writer.reader() as conn:
+            for cam in self.config.cameras:
+                if cam.name in self.jobs:
+                    continue
+                waiting = queries.waiting_analysis(conn, cam.name, 1)
+                if waiting and waiting[0].volume in paths:
+                    out.append(waiting[0])
+        return sorted(out, key=lambda s: s.start_ms, reverse=True)
+
+    def _submit(self, seg: Segment) -> None:
+        settings = self.config.motion_for(self.config.camera(seg.camera))
+        cursor = self.cursors.setdefault(seg.camera, CameraCursor())
+        carry, closed = cursor.carry_for(seg)
+        path = self._paths()[seg.volume] / seg.path
+        future = self.pool.submit(_analyze_in_worker, path, settings, seg.start_ms, carry)
+        self.jobs[seg.camera] = _Job(seg, closed, future)
+
+    def _paths(self) -> dict[str, Path]:
+        return {v.name: v.path for v in self.volumes() if v.available}
