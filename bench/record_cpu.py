@@ -22,7 +22,8 @@ How
       -f segment -segment_time 10 -reset_timestamps 1 <dir>/%06d.mp4`` (the bundled ffmpeg
       ccvault uses), warm-up, then its user+system CPU time over the window (psutil).
     - ccvault: a TOML config in ``bench/out/record-run`` (cameras cam1..camN all at the same
-      URL, ``segment_seconds = 10``, ``timezone = "UTC"``, one hot volume, absolute paths),
+      URL, ``segment_seconds = 10``, ``timezone = "UTC"``, one hot volume, absolute paths,
+      ``[motion] enabled = false``: this measures recording; bench/motion.py measures analysis),
       ``.venv/bin/ccvault --config CFG run`` started as a subprocess with its JSON log going
       to a file. The bench waits until every camera has logged ``camera.state`` -> recording,
       confirms with ``ccvault status --json`` (all ``recording``), warms up, then takes a CPU
@@ -152,6 +153,10 @@ def write_config(path: Path, url: str, cameras: int) -> Path:
         "",
         "[recording]",
         f"segment_seconds = {SEGMENT_S}",
+        "",
+        # The recording path only: motion analysis has its own figures (bench/motion.py).
+        "[motion]",
+        "enabled = false",
         "",
         "[storage]",
         f'catalog = "{path.parent / "catalog.sqlite"}"',

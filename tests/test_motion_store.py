@@ -66,9 +66,13 @@ def test_motion_disabled_for_a_camera_leaves_it_unanalysed(tmp_path: Path, clip:
 
 
 def test_the_daemon_analyses_live_footage(tmp_path: Path, daemon_factory) -> None:
-    # The demo scene: someone crosses the room for 4 s every 16 s.
-    config = write_config(tmp_path, [{"name": "door", "url": "demo://?width=320&height=180"
-                                      "&period=16"}], segment_seconds=4)
+    # The demo scene: someone crosses the room for 4 s every 16 s. The second camera sees the
+    # same, but motion analysis is off for it.
+    scene = "demo://?width=320&height=180&period=16"
+    config = write_config(tmp_path, [{"name": "door", "url": scene},
+                                     {"name": "hall", "url": scene}], segment_seconds=4)
+    with config.open("a") as f:
+        f.write("\n[cameras.motion]\nenabled = false\n")
     daemon = daemon_factory(config)
 
     def spans() -> list[dict]:
@@ -78,8 +82,13 @@ def test_the_daemon_analyses_live_footage(tmp_path: Path, daemon_factory) -> Non
     found = spans()
     assert all(s["kind"] == "motion" for s in found)
     assert all(2000 <= s["end_ms"] - s["start_ms"] <= 5000 for s in found[:-1]), found
-    status = cli_json(config, "status")["cameras"][0]
-    assert status["motion_backlog_seconds"] <= 3 * 4, "analysis keeps up with one camera"
+    status = {c["name"]: c for c in cli_json(config, "status")["cameras"]}
+    assert status["door"]["motion_backlog_seconds"] <= 3 * 4, "analysis keeps up"
+    hall = cli_json(config, "segments", "--camera", "hall", "--from", "-5m", "--to", "now")
+    assert hall and not any(s["analysed"] for s in hall)
+    assert cli_json(config, "motion", "--camera", "hall", "--from", "-5m", "--to", "now") == []
+    wait_for(lambda: cli_json(config, "status")["cameras"][1]["motion_backlog_segments"] == 0,
+             10, what="nothing waits for a camera whose motion analysis is off")
     assert daemon.stop() == 0
 
 

@@ -159,12 +159,14 @@ def spans_in_range(
                        bool(r[10])) for r in rows]
 
 
-def waiting_analysis(conn: sqlite3.Connection, camera_name: str, limit: int) -> list[Segment]:
-    """The camera's oldest segments still waiting for motion analysis, in time order."""
+def oldest_waiting(conn: sqlite3.Connection) -> list[Segment]:
+    """Each camera's oldest segment still waiting for motion analysis (partial index)."""
     rows = conn.execute(
-        f"SELECT {SEGMENT_COLUMNS} {SEGMENT_FROM}"
-        " WHERE c.name = ? AND s.analysis = 0 AND s.state = 'ok' ORDER BY s.start_ms LIMIT ?",
-        (camera_name, limit),
+        f"SELECT {SEGMENT_COLUMNS} {SEGMENT_FROM} JOIN"
+        " (SELECT camera_id, MIN(start_ms) AS first FROM segments"
+        "  WHERE analysis = 0 AND state = 'ok'"
+        "  GROUP BY camera_id) w ON w.camera_id = s.camera_id AND w.first = s.start_ms"
+        " WHERE s.analysis = 0 AND s.state = 'ok'"
     ).fetchall()
     return [Segment.from_row(r) for r in rows]
 

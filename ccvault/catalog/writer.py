@@ -180,6 +180,15 @@ class CatalogWriter:
             (camera_id, from_ms - longest, to_ms, from_ms),
         )
 
+    def skip_analysis(self, cameras: Iterable[str], state: int) -> None:
+        """Mark every waiting segment of these cameras (motion disabled for them)."""
+        with self.transaction() as conn:
+            conn.executemany(
+                "UPDATE segments SET analysis = ? WHERE analysis = 0"
+                " AND camera_id = (SELECT id FROM cameras WHERE name = ?)",
+                [(state, name) for name in cameras],
+            )
+
     def set_analysis(self, segment_ids: Iterable[int], state: int) -> None:
         with self.transaction() as conn:
             conn.executemany("UPDATE segments SET analysis = ? WHERE id = ?",

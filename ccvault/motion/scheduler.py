@@ -141,10 +141,20 @@ class MotionScheduler:
 
     def tick(self) -> None:
         self._collect()
-        self._skip_disabled()
+        with self.writer.reader() as conn:
+            waiting = queries.oldest_waiting(conn)  # one indexed query, even with a backlog
+        settings = {s.camera: self.config.motion_for(self.config.camera(s.camera))
+                    for s in waiting}
+        disabled = [s.camera for s in waiting if not settings[s.camera].enabled]
+        if disabled:
+            self.writer.skip_analysis(disabled, NOT_ANALYSED)
+        paths = self._paths()
+        ready = [s for s in waiting if settings[s.camera].enabled and s.camera not in self.jobs
+                 and s.volume in paths and self.config.camera(s.camera) is not None]
         free = self.workers - len(self.jobs)
-        for seg in self._next_segments()[:max(0, free)]:
-            self._submit(seg)
+        # Newest waiting footage first: live cameras before an import's backlog.
+        for seg in sorted(ready, key=lambda s: s.start_ms, reverse=True)[:max(0, free)]:
+            self._submit(seg, settings[seg.camera], paths)
 
     def _collect(self) -> None:
         for camera, job in list(self.jobs.items()):
@@ -162,32 +172,10 @@ class MotionScheduler:
             still_open = self.cursors.setdefault(camera, CameraCursor()).advance(job.seg, result)
             record(self.writer, settings, job.seg, job.closed_before + result.spans, still_open)
 
-    def _skip_disabled(self) -> None:
-        with self.writer.reader() as conn:
-            for cam in self.config.cameras:
-                if not self.config.motion_for(cam).enabled:
-                    waiting = queries.waiting_analysis(conn, cam.name, 1000)
-                    if waiting:
-                        self.writer.set_analysis([s.id for s in waiting], NOT_ANALYSED)
-
-    def _next_segments(self) -> list[Segment]:
-        """Each idle camera's oldest waiting segment, newest footage first."""
-        paths = self._paths()
-        out = []
-        with self.writer.reader() as conn:
-            for cam in self.config.cameras:
-                if cam.name in self.jobs:
-                    continue
-                waiting = queries.waiting_analysis(conn, cam.name, 1)
-                if waiting and waiting[0].volume in paths:
-                    out.append(waiting[0])
-        return sorted(out, key=lambda s: s.start_ms, reverse=True)
-
-    def _submit(self, seg: Segment) -> None:
-        settings = self.config.motion_for(self.config.camera(seg.camera))
+    def _submit(self, seg: Segment, settings: MotionSettings, paths: dict[str, Path]) -> None:
         cursor = self.cursors.setdefault(seg.camera, CameraCursor())
         carry, closed = cursor.carry_for(seg)
-        path = self._paths()[seg.volume] / seg.path
+        path = paths[seg.volume] / seg.path
         future = self.pool.submit(_analyze_in_worker, path, settings, seg.start_ms, carry)
         self.jobs[seg.camera] = _Job(seg, closed, future)
 
