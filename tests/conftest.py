@@ -14,6 +14,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
+import psutil
 import pytest
 
 REPO = Path(__file__).resolve().parent.parent
@@ -143,12 +144,12 @@ class Daemon:
         self.proc.kill()
         self.proc.wait()
 
-    def recorder_pids(self) -> list[int]:
-        import psutil
-
+    def descendants(self) -> list[psutil.Process]:
         assert self.proc is not None
-        return [c.pid for c in psutil.Process(self.proc.pid).children(recursive=True)
-                if "segment" in " ".join(c.cmdline())]
+        return psutil.Process(self.proc.pid).children(recursive=True)
+
+    def recorder_pids(self) -> list[int]:
+        return [c.pid for c in self.descendants() if "segment" in " ".join(c.cmdline())]
 
 
 @pytest.fixture

@@ -27,11 +27,6 @@ def segments(config: Path) -> list[dict]:
     return cli_json(config, "segments", "--camera", "door", "--from", "-15m", "--to", "now")
 
 
-def orphans(root: Path) -> list[int]:
-    return [p.pid for p in psutil.process_iter(["cmdline"])
-            if str(root) in " ".join(p.info["cmdline"] or [])]
-
-
 def gaps_s(found: list[dict]) -> list[float]:
     return [(b["start_ms"] - a["end_ms"]) / 1000 for a, b in itertools.pairwise(found)]
 
@@ -55,9 +50,13 @@ def test_kill9_of_recorder_and_daemon_loses_at_most_the_open_segment(
     wait_for(lambda: len(segments(config)) >= count + 2, 30, what="recording resumed")
 
     # The daemon killed: its recorder closes the open segment (parent-death signal).
+    children = daemon.descendants()
+    assert any("spawn_main" in " ".join(c.cmdline()) for c in children), "a motion worker"
     killed_at = time.monotonic()
     daemon.kill9()
-    wait_for(lambda: not orphans(tmp_path), 5, what="recorders dying with the daemon")
+    wait_for(lambda: not any(c.is_running() and c.status() != psutil.STATUS_ZOMBIE
+                             for c in children), 5,
+             what="recorders and analysis workers dying with the daemon")
     time.sleep(1)
     restarted = daemon_factory(config)
     downtime = time.monotonic() - killed_at

@@ -24,6 +24,7 @@ import structlog
 from ccvault.catalog import queries
 from ccvault.catalog.rows import Segment, Span
 from ccvault.catalog.writer import CatalogWriter
+from ccvault.children import die_with_parent
 from ccvault.config import Config, MotionSettings
 from ccvault.motion.analysis import Analysis, Carry, analyze, finish
 from ccvault.volumes import Volume
@@ -90,8 +91,10 @@ def analyse_in_order(writer: CatalogWriter, settings: MotionSettings, segments: 
         record(writer, settings, segments[-1], finish(cursor.carry), None)
 
 
-def _lower_priority() -> None:
+def _init_worker() -> None:
+    """Analysis yields to recording and ingest, and ends with the daemon however it ends."""
     os.nice(10)
+    die_with_parent()
 
 
 def _analyze_in_worker(path: Path, settings: MotionSettings, start_ms: int,
@@ -120,7 +123,7 @@ class MotionScheduler:
         # spawn: the daemon has threads, and forking a threaded process can deadlock.
         self.pool = ProcessPoolExecutor(
             self.workers, mp_context=multiprocessing.get_context("spawn"),
-            initializer=_lower_priority,
+            initializer=_init_worker,
         )
         self._stop = threading.Event()
 

@@ -9,7 +9,6 @@ and never give up. All timers use the monotonic clock.
 from __future__ import annotations
 
 import collections
-import ctypes
 import fcntl
 import os
 import random
@@ -25,6 +24,7 @@ from typing import IO
 
 import structlog
 
+from ccvault.children import die_with_parent
 from ccvault.clock import Clock
 from ccvault.config import CameraConfig
 from ccvault.logs import REDACTOR
@@ -41,19 +41,6 @@ OPENING = re.compile(r"Opening '.*?(\d+)\.mp4' for writing")
 NOISY = re.compile(r"error|fail|invalid|refused|unauthori[sz]ed|timed? ?out|not found|denied",
                    re.IGNORECASE)
 StateListener = Callable[[str, CameraState, int, str], None]
-
-_libc = ctypes.CDLL(None, use_errno=True)
-PR_SET_PDEATHSIG = 1
-
-
-def _die_with_parent() -> None:
-    """Runs in the child before exec: SIGTERM it when the daemon dies, so ffmpeg closes its
-    segment cleanly (listing it) instead of lingering as a second writer.
-
-    Children also get their own session, so a Ctrl-C or signal sent to the daemon's process
-    group does not reach them: a second signal makes ffmpeg drop the open segment."""
-    _libc.prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
-
 
 @dataclass
 class Backoff:
@@ -177,7 +164,7 @@ class CameraRecorder:
         if needs_feeder(self.camera):
             self._feeder = subprocess.Popen(
                 feeder_argv(self.ffmpeg, self.camera), stdin=subprocess.DEVNULL,
-                stdout=subprocess.PIPE, stderr=subprocess.PIPE, preexec_fn=_die_with_parent,
+                stdout=subprocess.PIPE, stderr=subprocess.PIPE, preexec_fn=die_with_parent,
                 start_new_session=True,
             )
             stdin = self._feeder.stdout  # type: ignore[assignment]
@@ -185,7 +172,9 @@ class CameraRecorder:
         assert self._lock_fd is not None
         self._proc = subprocess.Popen(
             argv, stdin=stdin, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-            pass_fds=(self._lock_fd,), preexec_fn=_die_with_parent, start_new_session=True,
+            # Own session: a signal to the daemon's process group must not reach ffmpeg too
+            # (a second signal makes it drop the open segment).
+            pass_fds=(self._lock_fd,), preexec_fn=die_with_parent, start_new_session=True,
         )
         if self._feeder is not None and self._feeder.stdout is not None:
             self._feeder.stdout.close()
