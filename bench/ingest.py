@@ -60,6 +60,7 @@ from pathlib import Path
 from typing import Any
 
 import imageio_ffmpeg
+from common import ccvault_version  # bench/common.py
 
 import ccvault.ingest
 import ccvault.store
@@ -79,18 +80,6 @@ CAMERA = "cam1"
 SEGMENT_S = 60
 TARGET_RATIO = 0.8
 MB = 1e6
-
-
-def ccvault_version() -> str:
-    """The ccvault source measured: commit, and whether ccvault/ has uncommitted changes."""
-    try:
-        head = subprocess.run(["git", "-C", str(REPO), "rev-parse", "--short", "HEAD"],
-                              capture_output=True, text=True, check=True).stdout.strip()
-        dirty = subprocess.run(["git", "-C", str(REPO), "status", "--porcelain", "ccvault"],
-                               capture_output=True, text=True, check=True).stdout.strip()
-    except (OSError, subprocess.CalledProcessError):
-        return "unknown (no git)"
-    return f"{head}{' + uncommitted changes in ccvault/' if dirty else ''}"
 
 
 def make_clip(path: Path) -> float:

@@ -55,6 +55,8 @@ from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 
+from common import ccvault_version  # bench/common.py
+
 from ccvault.catalog import db, queries
 from ccvault.catalog.rows import Segment
 from ccvault.catalog.writer import CatalogWriter
@@ -92,18 +94,6 @@ BOUNDED_SQL = (
     " WHERE s.camera_id = ? AND s.start_ms >= ? AND s.start_ms < ? AND s.end_ms > ?"
     " ORDER BY s.start_ms, s.id"
 )
-
-
-def ccvault_version() -> str:
-    """The ccvault source measured: commit, and whether ccvault/ has uncommitted changes."""
-    try:
-        head = subprocess.run(["git", "-C", str(REPO), "rev-parse", "--short", "HEAD"],
-                              capture_output=True, text=True, check=True).stdout.strip()
-        dirty = subprocess.run(["git", "-C", str(REPO), "status", "--porcelain", "ccvault"],
-                               capture_output=True, text=True, check=True).stdout.strip()
-    except (OSError, subprocess.CalledProcessError):
-        return "unknown (no git)"
-    return f"{head}{' + uncommitted changes in ccvault/' if dirty else ''}"
 
 
 def camera_name(i: int) -> str:
@@ -321,6 +311,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"catalog built in {build_s:.1f} s")
     else:
         print(f"using cached catalog {CATALOG} (--rebuild to rebuild)")
+        CatalogWriter(CATALOG).close()  # brings a catalog cached by an older ccvault up to date
     size = CATALOG.stat().st_size
     conn = db.connect(CATALOG, readonly=True)
     rows = conn.execute("SELECT COUNT(*) FROM segments").fetchone()[0]

@@ -58,6 +58,7 @@ from typing import Any
 
 import imageio_ffmpeg
 import psutil
+from common import ccvault_version  # bench/common.py
 
 from ccvault.media import probe
 
@@ -71,18 +72,6 @@ CCVAULT = REPO / ".venv" / "bin" / "ccvault"
 TARGET_PCT = 1.0
 WIDTH, HEIGHT, FPS, KBPS, KEYINT = 1920, 1080, 15, 3000, 30
 SEGMENT_S = 10
-
-
-def ccvault_version() -> str:
-    """The ccvault source measured: commit, and whether ccvault/ has uncommitted changes."""
-    try:
-        head = subprocess.run(["git", "-C", str(REPO), "rev-parse", "--short", "HEAD"],
-                              capture_output=True, text=True, check=True).stdout.strip()
-        dirty = subprocess.run(["git", "-C", str(REPO), "status", "--porcelain", "ccvault"],
-                               capture_output=True, text=True, check=True).stdout.strip()
-    except (OSError, subprocess.CalledProcessError):
-        return "unknown (no git)"
-    return f"{head}{' + uncommitted changes in ccvault/' if dirty else ''}"
 
 
 @dataclass
