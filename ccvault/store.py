@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import errno
 import os
-import shutil
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -134,11 +133,12 @@ class SegmentStore:
                 continue
             except OSError:
                 try:
-                    with open(src, "rb") as fin, open(dst, "xb") as fout:
-                        shutil.copyfileobj(fin, fout)
+                    copy_hashed(src, dst)  # another filesystem: durable before src goes
                 except FileExistsError:
                     continue
             break
+        else:
+            raise RuntimeError(f"no free quarantine name for {src.name}")
         fsync_dir(qdir)
         size = dst.stat().st_size
         rel = str(dst.relative_to(volume.path))
