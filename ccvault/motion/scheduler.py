@@ -91,10 +91,10 @@ def analyse_in_order(writer: CatalogWriter, settings: MotionSettings, segments: 
         record(writer, settings, segments[-1], finish(cursor.carry), None)
 
 
-def _init_worker() -> None:
+def _init_worker(daemon_pid: int) -> None:
     """Analysis yields to recording and ingest, and ends with the daemon however it ends."""
     os.nice(10)
-    die_with_parent()
+    die_with_parent(daemon_pid)
 
 
 def _analyze_in_worker(path: Path, settings: MotionSettings, start_ms: int,
@@ -123,7 +123,7 @@ class MotionScheduler:
         # spawn: the daemon has threads, and forking a threaded process can deadlock.
         self.pool = ProcessPoolExecutor(
             self.workers, mp_context=multiprocessing.get_context("spawn"),
-            initializer=_init_worker,
+            initializer=_init_worker, initargs=(os.getpid(),),
         )
         self._stop = threading.Event()
 

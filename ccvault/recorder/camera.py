@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import collections
 import fcntl
+import functools
 import os
 import random
 import re
@@ -161,10 +162,11 @@ class CameraRecorder:
         self._copying_audio = self.camera.audio and (
             self.audio_codec is None or self.audio_codec in MP4_AUDIO)
         stdin: int | IO[bytes] = subprocess.DEVNULL
+        die_with_us = functools.partial(die_with_parent, os.getpid())
         if needs_feeder(self.camera):
             self._feeder = subprocess.Popen(
                 feeder_argv(self.ffmpeg, self.camera), stdin=subprocess.DEVNULL,
-                stdout=subprocess.PIPE, stderr=subprocess.PIPE, preexec_fn=die_with_parent,
+                stdout=subprocess.PIPE, stderr=subprocess.PIPE, preexec_fn=die_with_us,
                 start_new_session=True,
             )
             stdin = self._feeder.stdout  # type: ignore[assignment]
@@ -174,7 +176,7 @@ class CameraRecorder:
             argv, stdin=stdin, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
             # Own session: a signal to the daemon's process group must not reach ffmpeg too
             # (a second signal makes it drop the open segment).
-            pass_fds=(self._lock_fd,), preexec_fn=die_with_parent, start_new_session=True,
+            pass_fds=(self._lock_fd,), preexec_fn=die_with_us, start_new_session=True,
         )
         if self._feeder is not None and self._feeder.stdout is not None:
             self._feeder.stdout.close()
