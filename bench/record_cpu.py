@@ -74,6 +74,18 @@ WIDTH, HEIGHT, FPS, KBPS, KEYINT = 1920, 1080, 15, 3000, 30
 SEGMENT_S = 10
 
 
+def stop(proc: subprocess.Popen[bytes], sig: int, timeout: float) -> None:
+    """Ask a process still running to stop; kill it when it does not in time."""
+    if proc.poll() is not None:
+        return
+    proc.send_signal(sig)
+    try:
+        proc.wait(timeout)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+
+
 @dataclass
 class CpuSnap:
     wall: float
@@ -198,13 +210,7 @@ def measure_baseline(
         if proc.poll() is not None:
             raise RuntimeError(f"bare ffmpeg exited during the window ({proc.returncode})")
     finally:
-        if proc.poll() is None:
-            proc.send_signal(signal.SIGINT)
-            try:
-                proc.wait(15)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
+        stop(proc, signal.SIGINT, 15)
     files = sorted(out_dir.glob("*.mp4"))
     infos = [probe(f) for f in files]
     kbps = (sum(f.stat().st_size for f in files) * 8 / sum(m.duration_ms for m in infos)
@@ -383,13 +389,8 @@ def main(argv: list[str] | None = None) -> int:
         }))
         return 0 if ok else 1
     finally:
-        if daemon is not None and daemon.poll() is None:
-            daemon.send_signal(signal.SIGTERM)
-            try:
-                daemon.wait(30)
-            except subprocess.TimeoutExpired:
-                daemon.kill()
-                daemon.wait()
+        if daemon is not None:
+            stop(daemon, signal.SIGTERM, 30)
         server.stop()
         if not args.keep and WORK.exists():
             shutil.rmtree(WORK)

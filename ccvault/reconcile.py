@@ -115,15 +115,14 @@ def _volume(writer: CatalogWriter, store: SegmentStore, volume: Volume,
         if daemon_running and now - path.stat().st_mtime < SETTLE_S:
             continue
         _unknown_file(writer, store, volume, path, rel, report, dry_run)
-    for rel, (seg_id, state) in catalogued.items():
-        if state == "ok" and not (volume.path / rel).exists():
-            report.missing.append({"segment_id": seg_id, "volume": volume.name, "path": rel})
-    if report.missing and not dry_run:
-        writer.mark_missing(m["segment_id"] for m in report.missing
-                            if m["volume"] == volume.name)
-        for item in report.missing:
-            log.error("segment.missing", segment_id=item["segment_id"], volume=item["volume"],
-                      path=item["path"])
+    missing = [{"segment_id": seg_id, "volume": volume.name, "path": rel}
+               for rel, (seg_id, state) in catalogued.items()
+               if state == "ok" and not (volume.path / rel).exists()]
+    report.missing += missing
+    if missing and not dry_run:
+        writer.mark_missing(m["segment_id"] for m in missing)
+        for item in missing:
+            log.error("segment.missing", **item)
 
 
 def _unknown_file(writer: CatalogWriter, store: SegmentStore, volume: Volume, path: Path,
