@@ -15,8 +15,10 @@ from typing import Annotated, Literal
 from urllib.parse import quote, urlsplit, urlunsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+import psutil
 from pydantic import (
     BaseModel,
+    BeforeValidator,
     ConfigDict,
     Field,
     ValidationError,
@@ -32,6 +34,23 @@ SLUG = r"^[a-z0-9][a-z0-9_-]{0,62}$"
 SOURCE_SCHEMES = ("rtsp", "rtsps", "http", "https", "file", "demo")
 
 Slug = Annotated[str, Field(pattern=SLUG)]
+GIB = 1 << 30
+_UNITS = {"": 1, "b": 1, "k": 1000, "kb": 1000, "kib": 1 << 10, "m": 1000**2, "mb": 1000**2,
+          "mib": 1 << 20, "g": 1000**3, "gb": 1000**3, "gib": GIB, "t": 1000**4, "tb": 1000**4,
+          "tib": 1 << 40}
+
+
+def _byte_size(value: object) -> object:
+    """Sizes may be written as operators think of them: 1073741824, "1 GiB", "500GB"."""
+    if not isinstance(value, str):
+        return value
+    m = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([a-zA-Z]*)\s*", value)
+    if not m or m.group(2).lower() not in _UNITS:
+        raise ValueError(f"not a size: {value!r} (write bytes, or e.g. \"500 GiB\")")
+    return int(float(m.group(1)) * _UNITS[m.group(2).lower()])
+
+
+ByteSize = Annotated[int, BeforeValidator(_byte_size), Field(ge=0)]
 
 
 class Model(BaseModel):
@@ -78,6 +97,21 @@ class VolumeConfig(Model):
         description="When true the path must be a mount point, so an unmounted disk is "
         "detected instead of filling the root filesystem.",
     )
+    reserve_free_percent: float = Field(
+        5.0, ge=0.0, le=50.0,
+        description="Free space kept on the volume, as a percentage of its size; the low-water "
+        "mark is the larger of this and reserve_free_bytes.",
+    )
+    reserve_free_bytes: ByteSize = Field(
+        GIB, description="Free space kept on the volume, in bytes (or \"10 GiB\")."
+    )
+    max_bytes: ByteSize | None = Field(
+        None, description="Most footage this volume may hold (bytes or \"2 TiB\")."
+    )
+
+    def reserve_bytes(self, total_bytes: int) -> int:
+        """The low-water mark: absolute floors keep a percentage from meaning nothing."""
+        return max(self.reserve_free_bytes, int(total_bytes * self.reserve_free_percent / 100))
 
 
 class StorageConfig(Model):
@@ -177,6 +211,78 @@ MotionOverride = create_model(  # type: ignore[call-overload]
 )
 
 
+class RetentionSettings(Model):
+    """How long footage is kept; [retention] sets it for all cameras and [cameras.retention]
+    overrides it key by key. Windows count from a segment's end, the ceiling from its start."""
+
+    continuous_days: float = Field(
+        14.0, gt=0, le=3650, description="Keep idle footage (no activity) this long."
+    )
+    motion_days: float = Field(
+        31.0, gt=0, le=3650,
+        description="Keep footage whose padded range overlaps activity this long.",
+    )
+    max_days: float = Field(
+        31.0, gt=0, le=3650,
+        description="Privacy ceiling: nothing older survives except under hold or export pin.",
+    )
+    min_days: float = Field(
+        7.0, ge=0, le=3650,
+        description="The promise: footage younger than this is deleted only under disk "
+        "pressure, with a premature_deletion alert.",
+    )
+    max_bytes: ByteSize | None = Field(
+        None, description="Per-camera quota; the oldest footage past min_days goes first."
+    )
+    hot_days: float = Field(
+        7.0, ge=0, le=3650,
+        description="Footage older than this moves from hot volumes to an archive volume.",
+    )
+    thin_after_days: float = Field(
+        0.0, ge=0, le=3650,
+        description="Idle footage older than this is rewritten keyframes-only (stream copy); "
+        "0 = off.",
+    )
+
+    @model_validator(mode="after")
+    def _consistent(self) -> RetentionSettings:
+        if self.continuous_days > self.motion_days:
+            raise ValueError("continuous_days: must not exceed motion_days "
+                             f"({self.continuous_days} > {self.motion_days})")
+        if self.motion_days > self.max_days:
+            raise ValueError(f"motion_days: must not exceed max_days "
+                             f"({self.motion_days} > {self.max_days})")
+        if self.min_days > self.continuous_days:
+            raise ValueError(f"min_days: must not exceed continuous_days "
+                             f"({self.min_days} > {self.continuous_days})")
+        if self.thin_after_days and self.thin_after_days >= self.continuous_days:
+            raise ValueError("thin_after_days: must be below continuous_days, or idle "
+                             "footage is deleted before it is thinned")
+        return self
+
+
+RetentionOverride = create_model(  # type: ignore[call-overload]
+    "RetentionOverride",
+    __base__=Model,
+    **{name: (info.annotation | None, Field(None, description=info.description))
+       for name, info in RetentionSettings.model_fields.items()},
+)
+
+
+class AuditConfig(Model):
+    path: Path | None = Field(
+        None, description="Append-only, hash-chained audit log (JSON lines).",
+        json_schema_extra={"default_text": "audit.jsonl beside the catalog"},
+    )
+
+
+class IntegrityConfig(Model):
+    scrub_mb_per_s: float = Field(
+        20.0, ge=0, le=10_000,
+        description="Pace of the background re-hash of stored segments; 0 = off.",
+    )
+
+
 class CameraConfig(Model):
     name: Slug = Field(description="Unique slug naming the camera in paths and commands.")
     url: str = Field(description="rtsp://, rtsps://, http(s):// (MPEG-TS), file:// or demo://.")
@@ -189,6 +295,9 @@ class CameraConfig(Model):
     )
     motion: MotionOverride | None = Field(  # type: ignore[valid-type]
         None, description="Per-camera motion settings, overriding [motion] key by key."
+    )
+    retention: RetentionOverride | None = Field(  # type: ignore[valid-type]
+        None, description="Per-camera retention, overriding [retention] key by key."
     )
 
     @field_validator("url")
@@ -238,6 +347,9 @@ class Config(Model):
     storage: StorageConfig
     recording: RecordingConfig = Field(default_factory=RecordingConfig)  # type: ignore[arg-type]
     motion: MotionConfig = Field(default_factory=MotionConfig)  # type: ignore[arg-type]
+    retention: RetentionSettings = Field(default_factory=RetentionSettings)  # type: ignore[arg-type]
+    audit: AuditConfig = Field(default_factory=AuditConfig)  # type: ignore[arg-type]
+    integrity: IntegrityConfig = Field(default_factory=IntegrityConfig)  # type: ignore[arg-type]
     cameras: list[CameraConfig] = Field(default_factory=list, description="The cameras.")
 
     @field_validator("timezone")
@@ -253,7 +365,26 @@ class Config(Model):
         for i, name in enumerate(names):
             if name in names[:i]:
                 raise ValueError(f"cameras[{i}].name: duplicate camera name {name!r}")
+        for i, camera in enumerate(self.cameras):
+            try:
+                self.retention_for(camera)
+            except ValidationError as exc:
+                raise ValueError(f"cameras[{i}].retention.{_describe(exc)}") from None
         return self
+
+    @property
+    def audit_path(self) -> Path:
+        return self.audit.path or self.storage.catalog.parent / "audit.jsonl"
+
+    def retention_for(self, camera: CameraConfig | str | None) -> RetentionSettings:
+        """[retention] with the camera's own keys laid over it (validated as a whole)."""
+        if isinstance(camera, str):
+            camera = self.camera(camera)
+        if camera is None or camera.retention is None:
+            return self.retention
+        merged = self.retention.model_dump()
+        merged.update(camera.retention.model_dump(exclude_none=True))
+        return RetentionSettings.model_validate(merged)
 
     @property
     def tz(self) -> ZoneInfo:
@@ -303,6 +434,7 @@ def load(path: Path) -> LoadedConfig:
     except ValidationError as exc:
         raise ConfigError(str(path), _describe(exc)) from None
     _check_password_files(config, path)
+    _check_reserves(config, path)
     return LoadedConfig(config=config, path=path, warnings=tuple(_warnings(config, path)))
 
 
@@ -369,6 +501,20 @@ def _check_password_files(config: Config, path: Path) -> None:
             raise ConfigError(
                 str(path), f"cameras[{i}].password_file: cannot read it ({exc.strerror})"
             ) from None
+
+
+def _check_reserves(config: Config, path: Path) -> None:
+    """A reserve over half the disk leaves no room for footage: a typo, not a policy."""
+    for i, volume in enumerate(config.storage.volumes):
+        try:
+            total = psutil.disk_usage(str(volume.path)).total
+        except OSError:
+            continue  # not there yet (created on first start) or unmounted: checked then
+        if volume.reserve_bytes(total) > total // 2:
+            raise ConfigError(
+                str(path), f"storage.volumes[{i}].reserve_free_bytes: the reserve "
+                f"({volume.reserve_bytes(total)} bytes) is more than half of the volume "
+                f"({total} bytes)")
 
 
 def _warnings(config: Config, path: Path) -> list[str]:

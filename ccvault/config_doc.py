@@ -13,10 +13,13 @@ from pydantic import BaseModel
 from pydantic.fields import FieldInfo
 
 from ccvault.config import (
+    AuditConfig,
     CameraConfig,
     Config,
+    IntegrityConfig,
     MotionConfig,
     RecordingConfig,
+    RetentionSettings,
     StorageConfig,
     VolumeConfig,
 )
@@ -31,7 +34,7 @@ EXAMPLES: dict[type[BaseModel], list[dict[str, Any]]] = {
     VolumeConfig: [
         {"name": "hot", "path": "/srv/ccvault/hot", "role": "hot"},
         {"name": "archive1", "path": "/mnt/archive1/ccvault", "role": "archive",
-         "require_mountpoint": True},
+         "require_mountpoint": True, "reserve_free_bytes": "50 GiB"},
     ],
     CameraConfig: [
         {"name": "server-room-door", "url": "rtsp://viewer@192.0.2.10:554/stream1",
@@ -44,11 +47,14 @@ CAMERA_MOTION_EXAMPLE = {
     "server-room-door": {"threshold": 30,
                          "masks": [[(0.85, 0.0), (1.0, 0.0), (1.0, 0.12), (0.85, 0.12)]]},
 }
+# A camera's [cameras.retention] table: any [retention] key; these are examples.
+CAMERA_RETENTION_EXAMPLE = {"server-room-door": {"motion_days": 31, "continuous_days": 21}}
 
 
 def render() -> str:
     out = [HEADER]
-    out += _fields(Config, skip={"storage", "recording", "motion", "cameras"}, values={})
+    out += _fields(Config, skip={"storage", "recording", "motion", "retention", "audit",
+                                 "integrity", "cameras"}, values={})
     out.append("")
     out.append("[storage]")
     out += _fields(StorageConfig, skip={"volumes"},
@@ -57,13 +63,21 @@ def render() -> str:
         out += ["", "[[storage.volumes]]", *_fields(VolumeConfig, skip=set(), values=example)]
     out += ["", "[recording]", *_fields(RecordingConfig, skip=set(), values={})]
     out += ["", "[motion]", *_fields(MotionConfig, skip=set(), values={})]
+    out += ["", "[retention]", *_fields(RetentionSettings, skip=set(), values={})]
+    out += ["", "[audit]", *_fields(AuditConfig, skip=set(), values={})]
+    out += ["", "[integrity]", *_fields(IntegrityConfig, skip=set(), values={})]
     for example in EXAMPLES[CameraConfig]:
-        out += ["", "[[cameras]]", *_fields(CameraConfig, skip={"motion"}, values=example)]
+        out += ["", "[[cameras]]",
+                *_fields(CameraConfig, skip={"motion", "retention"}, values=example)]
         overrides = CAMERA_MOTION_EXAMPLE.get(example["name"])
         if overrides:
             out += ["", "# Per-camera motion settings: any [motion] key except workers.",
                     "[cameras.motion]",
                     *(f"{k} = {_toml(v)}" for k, v in overrides.items())]
+        retention = CAMERA_RETENTION_EXAMPLE.get(example["name"])
+        if retention:
+            out += ["", "# Per-camera retention: any [retention] key.", "[cameras.retention]",
+                    *(f"{k} = {_toml(v)}" for k, v in retention.items())]
     return "\n".join(out) + "\n"
 
 

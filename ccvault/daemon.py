@@ -10,6 +10,10 @@ from __future__ import annotations
 import os
 import signal
 import threading
+from collections.abc import Callable
+from dataclasses import replace
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from types import FrameType
 
 import structlog
@@ -17,21 +21,30 @@ from apscheduler.events import EVENT_JOB_ERROR, EVENT_JOB_MISSED, JobExecutionEv
 from apscheduler.schedulers.background import BackgroundScheduler
 
 from ccvault import __version__
+from ccvault.audit import AuditLog
 from ccvault.catalog.writer import CatalogWriter
 from ccvault.clock import Clock, SystemClock
 from ccvault.config import LoadedConfig
 from ccvault.ingest import Ingestor
+from ccvault.integrity import Scrubber
 from ccvault.lock import take_daemon_lock
 from ccvault.motion.scheduler import MotionScheduler, default_workers
 from ccvault.reconcile import reconcile
+from ccvault.recorder.ffmpeg import ffmpeg_binary
 from ccvault.recorder.states import CameraState
 from ccvault.recorder.supervisor import Supervisor
+from ccvault.retention import forecast
+from ccvault.retention.executor import Executor, recover, remove_leftovers
+from ccvault.retention.passes import PassState, purge_leftovers, run_pass, run_pressure
 from ccvault.store import SegmentStore
 from ccvault.volumes import Volume, open_volumes, spool_dirs
 
 log = structlog.get_logger("ccvault.daemon")
 
 VOLUME_CHECK_S = 30
+RETENTION_EVERY_S = 300
+RETENTION_FIRST_S = 15
+PRESSURE_EVERY_S = 30
 
 
 class Daemon:
@@ -41,18 +54,25 @@ class Daemon:
         self.clock = clock or SystemClock()
         self.stopping = threading.Event()
         self.volumes: list[Volume] = []
+        self.blocked: set[str] = set()  # full of held footage: no new segments there
 
     def run(self) -> int:
         config = self.config
         lock_fd = take_daemon_lock(config.storage.catalog)
-        writer = CatalogWriter(config.storage.catalog)
+        writer = CatalogWriter(config.storage.catalog, AuditLog(config.audit_path))
         log.info("daemon.starting", version=__version__, config=str(self.loaded.path),
                  catalog=str(config.storage.catalog), cameras=len(config.cameras))
         for warning in self.loaded.warnings:
             log.warning("config.warning", detail=warning)
         writer.ensure_cameras(c.name for c in config.cameras)
         self._check_volumes(writer)
-        store = SegmentStore(writer, lambda: self.volumes, self.clock)
+        # Intents first: a half-done purge must finish before reconcile could adopt its file.
+        recovered = recover(writer, self.volumes)
+        writer.record_event("daemon", "daemon.start", "daemon",
+                            {"version": __version__, "config": str(self.loaded.path),
+                             "cameras": [c.name for c in config.cameras],
+                             "intents_recovered": recovered}, self.clock.wall_ms())
+        store = SegmentStore(writer, self.writable_volumes, self.clock)
         spool, spools = spool_dirs(config, self.volumes)
         log.info("daemon.spool", spool=str(spool))
         def save_state(camera: str, state: CameraState, since_ms: int, reason: str) -> None:
@@ -71,11 +91,23 @@ class Daemon:
                           id="spool_rescan")
         scheduler.add_job(self._check_volumes, "interval", args=(writer,),
                           seconds=VOLUME_CHECK_S, id="volume_check")
+        executor = Executor(writer, lambda: self.volumes, self.clock.wall_ms,
+                            ffmpeg_binary(config), stopping=self.stopping)
+        soon = datetime.now(UTC) + timedelta(seconds=RETENTION_FIRST_S)
+        scheduler.add_job(self._retention_pass, "interval", args=(writer, executor, spools,
+                                                                  supervisor.active_runs),
+                          seconds=RETENTION_EVERY_S, id="retention", next_run_time=soon)
+        scheduler.add_job(self._pressure_check, "interval", args=(writer, executor),
+                          seconds=PRESSURE_EVERY_S, id="pressure",
+                          next_run_time=datetime.now(UTC))
         motion = MotionScheduler(config, writer, lambda: self.volumes,
                                  config.motion.workers or default_workers())
+        scrubber = Scrubber(writer, lambda: self.volumes, self.clock,
+                            config.integrity.scrub_mb_per_s)
         threads = [threading.Thread(target=supervisor.run, name="supervisor"),
                    threading.Thread(target=ingestor.run, name="ingest"),
-                   threading.Thread(target=motion.run, name="motion")]
+                   threading.Thread(target=motion.run, name="motion"),
+                   threading.Thread(target=scrubber.run, name="scrub")]
         for thread in threads:
             thread.start()
         scheduler.start()
@@ -84,7 +116,7 @@ class Daemon:
         self.stopping.wait()
 
         log.info("daemon.stopping")
-        scheduler.shutdown(wait=False)
+        scheduler.shutdown(wait=True)  # a running pass stops at its next batch
         supervisor.stop()
         threads[0].join()
         ingestor.stop()
@@ -92,10 +124,39 @@ class Daemon:
         ingestor.scan()  # the segments the recorders just closed
         motion.stop()  # what is not analysed yet waits in the catalog for the next start
         threads[2].join()
+        scrubber.stop()
+        threads[3].join()
         writer.close()
         os.close(lock_fd)
         log.info("daemon.stopped")
         return 0
+
+    def writable_volumes(self) -> list[Volume]:
+        return [replace(v, accepting=v.name not in self.blocked) for v in self.volumes]
+
+    def _retention_pass(self, writer: CatalogWriter, executor: Executor, spools: list[Path],
+                        busy: Callable[[], set[Path]]) -> None:
+        now_ms = self.clock.wall_ms()
+        state = PassState()
+        with writer.reader() as conn:
+            run_pass(conn, self.config, self.volumes, executor, now_ms, state)
+            leftovers = purge_leftovers(conn, self.config, self.volumes, spools, busy(), now_ms)
+            forecast.check(conn, self.config, self.volumes, now_ms)
+        remove_leftovers(executor, leftovers)
+        self._set_blocked(state.blocked)
+
+    def _pressure_check(self, writer: CatalogWriter, executor: Executor) -> None:
+        with writer.reader() as conn:
+            state = run_pressure(conn, self.config, self.volumes, executor, self.clock.wall_ms())
+        self._set_blocked(state.blocked)
+
+    def _set_blocked(self, blocked: dict[str, int]) -> None:
+        for name, need in blocked.items():
+            log.error("held_footage_blocking", volume=name, need_bytes=need,
+                      already=name in self.blocked)
+        for name in self.blocked - set(blocked):
+            log.info("volume.accepting", volume=name)
+        self.blocked = set(blocked)
 
     def _check_volumes(self, writer: CatalogWriter) -> None:
         before = {v.name: v.available for v in self.volumes}

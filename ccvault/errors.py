@@ -41,3 +41,7 @@ class Refused(CcvaultError):
 
 class Busy(CcvaultError):
     code = BUSY
+
+
+class CheckFailed(CcvaultError):
+    code = CHECK_FAILED

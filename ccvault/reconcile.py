@@ -22,12 +22,14 @@ from ccvault.catalog.rows import NewSegment
 from ccvault.catalog.writer import CatalogWriter
 from ccvault.ingest import Ingestor, read_list
 from ccvault.media import ProbeError, probe, sha256_file
+from ccvault.retention.executor import intent_paths
 from ccvault.store import SegmentStore, Stored
 from ccvault.volumes import IDENTITY_FILE, QUARANTINE_DIR, Volume
 
 log = structlog.get_logger("ccvault.reconcile")
 
-SEGMENT_NAME = re.compile(r"^(?P<start>\d{10,})_(?P<dur>\d+)(-\d+)?\.mp4$")
+# <start>_<duration>.mp4, with -N when that name was taken and -k for a keyframes-only copy.
+SEGMENT_NAME = re.compile(r"^(?P<start>\d{10,})_(?P<dur>\d+)(-\d+)?(-k)?(-\d+)?\.mp4$")
 # Files younger than this may be mid-ingest by a running daemon; leave them to it.
 SETTLE_S = 120
 
@@ -52,7 +54,7 @@ class ReconcileReport:
 def reconcile(
     writer: CatalogWriter, store: SegmentStore, volumes: list[Volume],
     ingestor: Ingestor | None, *, dry_run: bool, daemon_running: bool,
-    progress: Callable[[str], None] = lambda _: None,
+    progress: Callable[[str], None] = lambda _: None, actor: str = "daemon",
 ) -> ReconcileReport:
     report = ReconcileReport()
     if ingestor is not None:
@@ -65,7 +67,12 @@ def reconcile(
         progress(volume.name)
         _volume(writer, store, volume, report, dry_run, daemon_running)
     if not dry_run:
-        log.info("reconcile.done", **{k: len(v) for k, v in report.as_json().items()})
+        counts = {k: len(v) for k, v in report.as_json().items()}
+        log.info("reconcile.done", **counts)
+        if not report.clean:
+            writer.record_event(actor, "reconcile.repair", "catalog",
+                                {**counts, **{k: v for k, v in report.as_json().items()
+                                              if k != "ingested"}}, store.clock.wall_ms())
     return report
 
 
@@ -107,10 +114,11 @@ def _volume(writer: CatalogWriter, store: SegmentStore, volume: Volume,
     with writer.reader() as conn:
         catalogued = {path: (seg_id, state) for seg_id, path, state in
                       queries.volume_files(conn, volume.name)}
+    in_flight = {path for name, path in intent_paths(writer) if name == volume.name}
     now = time.time()
     for path in _volume_files(volume):
         rel = str(path.relative_to(volume.path))
-        if rel in catalogued:
+        if rel in catalogued or rel in in_flight:
             continue
         if daemon_running and now - path.stat().st_mtime < SETTLE_S:
             continue

@@ -9,6 +9,7 @@ import sqlite3
 
 from ccvault.catalog import queries
 from ccvault.config import Config
+from ccvault.retention import forecast
 from ccvault.timefmt import utc_text
 from ccvault.volumes import Volume, check, usage
 
@@ -53,7 +54,21 @@ def build(config: Config, conn: sqlite3.Connection, now_ms: int, daemon_running:
             "free_bytes": sizes[1] if sizes else None,
             "footage_bytes": footage.get(volume.name, 0),
         })
-    return {"daemon": {"running": daemon_running}, "cameras": cameras, "volumes": volumes}
+    report = forecast.build(conn, config, _volumes_now(config, conn), now_ms)
+    for cam in cameras:
+        cam["forecast"] = report["cameras"][cam["name"]]
+    for vol in volumes:
+        vol["forecast"] = report["volumes"].get(vol["name"])
+    meta = dict(conn.execute("SELECT key, value FROM meta WHERE key LIKE 'thin%'").fetchall())
+    retention = {k: report[k] for k in ("bytes_per_day", "days", "headroom_days", "min_days",
+                                        "at_risk")}
+    retention["thinned_segments"] = int(meta.get("thinned_segments", 0))
+    retention["thin_saved_bytes"] = int(meta.get("thin_saved_bytes", 0))
+    retention["active_holds"] = conn.execute(
+        "SELECT COUNT(*) FROM holds WHERE released_ms IS NULL"
+        " AND (until_ms IS NULL OR until_ms > ?)", (now_ms,)).fetchone()[0]
+    return {"daemon": {"running": daemon_running}, "cameras": cameras, "volumes": volumes,
+            "retention": retention}
 
 
 def _state(enabled: bool, row: queries.CameraRow | None, daemon_running: bool,

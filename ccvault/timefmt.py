@@ -12,23 +12,25 @@ from zoneinfo import ZoneInfo
 
 from ccvault.errors import UsageError
 
-RELATIVE = re.compile(r"^-(\d+)(s|m|h|d|w)$")
+RELATIVE = re.compile(r"^([-+])(\d+)(s|m|h|d|w)$")
 UNIT_MS = {"s": 1000, "m": 60_000, "h": 3_600_000, "d": 86_400_000, "w": 604_800_000}
 
 
 def parse_time(text: str, tz: ZoneInfo, now_ms: int, what: str = "time") -> int:
-    """`now`, `-30m`/`-2h`/`-7d` (fixed durations back from now), or ISO 8601 → UTC ms."""
+    """`now`, `-30m`/`-2h`/`-7d` (fixed durations back from now; `+7d` ahead, for previews
+    and hold ends), or ISO 8601 → UTC ms."""
     value = text.strip()
     if value == "now":
         return now_ms
     rel = RELATIVE.match(value)
     if rel:
-        return now_ms - int(rel.group(1)) * UNIT_MS[rel.group(2)]
+        sign = -1 if rel.group(1) == "-" else 1
+        return now_ms + sign * int(rel.group(2)) * UNIT_MS[rel.group(3)]
     try:
         parsed = datetime.fromisoformat(value.replace("z", "Z"))
     except ValueError:
         raise UsageError(
-            what, f"cannot read {text!r} (use ISO 8601, 'now', or -30m / -2h / -7d)"
+            what, f"cannot read {text!r} (use ISO 8601, 'now', or -30m / -2h / -7d / +1d)"
         ) from None
     if parsed.tzinfo is not None:
         return to_ms(parsed)

@@ -33,6 +33,8 @@ class Volume:
     role: str
     available: bool
     reason: str  # why unavailable; "" when available
+    # False while only held footage is left on a full volume: new segments go elsewhere.
+    accepting: bool = True
 
     @property
     def state(self) -> str:
@@ -147,10 +149,10 @@ def _configured(config: Config, name: str) -> VolumeConfig:
 
 
 def target_for_new_segments(volumes: list[Volume]) -> Volume | None:
-    """The first available hot volume; an archive volume only when no hot one is usable."""
+    """The first available hot volume that takes footage; else an archive volume."""
     for role in ("hot", "archive"):
         for volume in volumes:
-            if volume.role == role and volume.available:
+            if volume.role == role and volume.available and volume.accepting:
                 return volume
     return None
 

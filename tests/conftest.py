@@ -166,3 +166,14 @@ def daemon_factory() -> Iterator[Callable[[Path], Daemon]]:
         if daemon.proc and daemon.proc.poll() is None:
             daemon.proc.kill()
             daemon.proc.wait()
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption("--update-goldens", action="store_true", default=False,
+                     help="Rewrite tests/golden/ from what the code does now (review the diff).")
+
+
+@pytest.fixture
+def update_goldens(request: pytest.FixtureRequest) -> bool:
+    """True under `pytest --update-goldens`: golden tests write their file instead of comparing."""
+    return bool(request.config.getoption("--update-goldens"))

@@ -81,3 +81,43 @@ class VolumeRow:
     id: int
     name: str
     uuid: str
+
+
+@dataclass(frozen=True, slots=True)
+class Intent:
+    """A file operation recorded before it touches a file (catalog table `intents`)."""
+
+    id: int
+    kind: str  # delete | migrate | thin
+    segment_id: int
+    src_volume: str
+    src_path: str
+    dst_volume: str | None
+    dst_path: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class Switch:
+    """A verified new copy of a segment, ready to become the one the row points at."""
+
+    intent: Intent
+    bytes: int
+    sha256: str
+    frames: int
+
+
+@dataclass(frozen=True, slots=True)
+class NewHold:
+    from_ms: int
+    to_ms: int
+    until_ms: int | None
+    reason: str
+    actor: str
+    cameras: tuple[str, ...]  # empty: every camera
+    id: int | None = None  # set only when rebuilding a hold from the audit log
+    created_ms: int | None = None
+
+    def as_json(self) -> dict:
+        return {"from_ms": self.from_ms, "to_ms": self.to_ms, "until_ms": self.until_ms,
+                "reason": self.reason, "actor": self.actor, "cameras": list(self.cameras),
+                "created_ms": self.created_ms}

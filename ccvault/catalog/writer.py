@@ -14,16 +14,21 @@ import uuid
 from collections.abc import Iterable, Iterator
 from contextlib import AbstractContextManager, closing, contextmanager
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from ccvault.catalog import db
-from ccvault.catalog.rows import NewSegment, Span
+from ccvault.catalog.rows import Intent, NewHold, NewSegment, Span, Switch
 from ccvault.catalog.schema import migrate
 from ccvault.errors import Busy
 
+if TYPE_CHECKING:
+    from ccvault.audit import AuditLog
+
 
 class CatalogWriter:
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, audit: AuditLog | None = None) -> None:
         self.path = path
+        self.audit_log = audit
         self._conn = db.connect(path)
         self._lock = threading.Lock()
         try:
@@ -48,6 +53,16 @@ class CatalogWriter:
                 self._conn.execute("ROLLBACK")
                 raise
             self._conn.execute("COMMIT")
+
+    def audit(self, actor: str, action: str, obj: str, details: dict[str, Any],
+              now_ms: int) -> None:
+        """Append an audit record; call inside `transaction()`, whose SQLite write lock is what
+        serialises appends from the daemon and CLI commands so the hash chain never forks."""
+        if not self._conn.in_transaction:
+            raise RuntimeError("audit records are appended inside a catalog transaction")
+        if self.audit_log is not None:
+            self.audit_log.append(actor=actor, action=action, obj=obj, details=details,
+                                  now_ms=now_ms)
 
     def reader(self) -> AbstractContextManager[sqlite3.Connection]:
         """A separate connection for reads (closed on exit): readers never take the writer's
@@ -216,3 +231,191 @@ class CatalogWriter:
                 ),
             )
 
+
+    # --- Retention: every file operation is an intent first (see docs/design.md) ----------
+
+    def begin_deletes(self, segment_ids: list[int], now_ms: int, actor: str,
+                      details: dict[str, Any]) -> list[Intent]:
+        """Step 1 of a delete: in one transaction, re-check that nothing is held or pinned,
+        record a delete intent per segment, drop the rows and audit the batch. Segments found
+        protected now (a hold added since planning) are left alone and not returned."""
+        with self.transaction() as conn:
+            rows = _segment_rows(conn, segment_ids)
+            intents, gone = [], []
+            for row in rows:
+                if protected_now(conn, row["camera"], row["start_ms"], row["end_ms"], now_ms):
+                    continue
+                intent_id = conn.execute(
+                    "INSERT INTO intents (kind, segment_id, src_volume, src_path, created_ms)"
+                    " VALUES ('delete', ?, ?, ?, ?)",
+                    (row["id"], row["volume"], row["path"], now_ms),
+                ).lastrowid
+                conn.execute("DELETE FROM segments WHERE id = ?", (row["id"],))
+                intents.append(Intent(intent_id or 0, "delete", row["id"], row["volume"],
+                                      row["path"], None, None))
+                gone.append({"id": row["id"], "camera": row["camera"],
+                             "start_ms": row["start_ms"], "end_ms": row["end_ms"],
+                             "bytes": row["bytes"], "sha256": row["sha256"],
+                             "volume": row["volume"]})
+            if gone:
+                self.audit(actor, "purge", "segments",
+                           {**details, "count": len(gone),
+                            "bytes": sum(g["bytes"] for g in gone), "segments": gone}, now_ms)
+            return intents
+
+    def begin_moves(self, kind: str, moves: list[tuple[int, str, str]],
+                    now_ms: int) -> list[Intent]:
+        """Record migrate/thin intents (segment id, destination volume, destination path)
+        before any byte is copied, so a crash leaves a trail start-up can follow."""
+        with self.transaction() as conn:
+            rows = {r["id"]: r for r in _segment_rows(conn, [m[0] for m in moves])}
+            out = []
+            for seg_id, dst_volume, dst_path in moves:
+                row = rows.get(seg_id)
+                if row is None:
+                    continue
+                intent_id = conn.execute(
+                    "INSERT INTO intents (kind, segment_id, src_volume, src_path, dst_volume,"
+                    " dst_path, created_ms) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                    (kind, seg_id, row["volume"], row["path"], dst_volume, dst_path, now_ms),
+                ).lastrowid
+                out.append(Intent(intent_id or 0, kind, seg_id, row["volume"], row["path"],
+                                  dst_volume, dst_path))
+            return out
+
+    def switch_copies(self, switches: list[Switch], now_ms: int, actor: str,
+                      action: str) -> list[Intent]:
+        """Point rows at their verified new copies, in one transaction with its audit record.
+
+        A thinned copy replaces footage, so it is refused for anything held or pinned now; a
+        row that no longer points at the intent's source is left alone. Returns the intents
+        whose row was switched."""
+        with self.transaction() as conn:
+            done, audited = [], []
+            for sw in switches:
+                it = sw.intent
+                row = conn.execute(
+                    "SELECT s.id, c.name AS camera, s.start_ms, s.end_ms, s.sha256, s.bytes"
+                    " FROM segments s JOIN cameras c ON c.id = s.camera_id"
+                    " JOIN volumes v ON v.id = s.volume_id"
+                    " WHERE s.id = ? AND v.name = ? AND s.path = ?",
+                    (it.segment_id, it.src_volume, it.src_path),
+                ).fetchone()
+                if row is None or (it.kind == "thin" and protected_now(
+                        conn, row["camera"], row["start_ms"], row["end_ms"], now_ms)):
+                    continue
+                conn.execute(
+                    "UPDATE segments SET volume_id = (SELECT id FROM volumes WHERE name = ?),"
+                    " path = ?, bytes = ?, sha256 = ?, frames = ?,"
+                    " thinned_ms = CASE WHEN ? THEN ? ELSE thinned_ms END WHERE id = ?",
+                    (it.dst_volume, it.dst_path, sw.bytes, sw.sha256, sw.frames,
+                     it.kind == "thin", now_ms, it.segment_id),
+                )
+                done.append(it)
+                audited.append({"id": row["id"], "camera": row["camera"],
+                                "start_ms": row["start_ms"], "from": it.src_volume,
+                                "to": it.dst_volume, "sha256": row["sha256"],
+                                "bytes": row["bytes"], "new_sha256": sw.sha256,
+                                "new_bytes": sw.bytes})
+            if audited and action == "thin":
+                saved = sum(a["bytes"] - a["new_bytes"] for a in audited)
+                for key, add in (("thinned_segments", len(audited)), ("thin_saved_bytes", saved)):
+                    conn.execute(
+                        "INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT (key)"
+                        " DO UPDATE SET value = CAST(value AS INTEGER) + excluded.value",
+                        (key, add))
+            if audited:
+                self.audit(actor, action, "segments",
+                           {"count": len(audited), "segments": audited}, now_ms)
+            return done
+
+    def clear_intents(self, intent_ids: Iterable[int]) -> None:
+        with self.transaction() as conn:
+            conn.executemany("DELETE FROM intents WHERE id = ?", [(i,) for i in intent_ids])
+
+    def drop_quarantine(self, quarantine_id: int) -> None:
+        with self.transaction() as conn:
+            conn.execute("DELETE FROM quarantine WHERE id = ?", (quarantine_id,))
+
+    def set_integrity(self, segment_id: int, verdict: str, now_ms: int) -> None:
+        with self.transaction() as conn:
+            conn.execute("UPDATE segments SET integrity = ?, scrubbed_ms = ? WHERE id = ?",
+                         (verdict, now_ms, segment_id))
+            _set_scrub_cursor(conn, segment_id)
+
+    def advance_scrub(self, segment_id: int) -> None:
+        with self.transaction() as conn:
+            _set_scrub_cursor(conn, segment_id)
+
+    def add_hold(self, hold: NewHold, now_ms: int) -> int:
+        with self.transaction() as conn:
+            hold_id = conn.execute(
+                "INSERT INTO holds (id, from_ms, to_ms, until_ms, reason, actor, created_ms)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?)",
+                (hold.id, hold.from_ms, hold.to_ms, hold.until_ms, hold.reason, hold.actor,
+                 hold.created_ms or now_ms),
+            ).lastrowid or 0
+            conn.executemany("INSERT INTO hold_cameras (hold_id, camera) VALUES (?, ?)",
+                             [(hold_id, c) for c in hold.cameras])
+            self.audit(hold.actor, "hold.add", f"hold:{hold_id}",
+                       {**hold.as_json(), "id": hold_id,
+                        "created_ms": hold.created_ms or now_ms}, now_ms)
+            return hold_id
+
+    def release_hold(self, hold_id: int, actor: str, reason: str, now_ms: int) -> bool:
+        """False when there is no such hold or it was already released."""
+        with self.transaction() as conn:
+            cur = conn.execute(
+                "UPDATE holds SET released_ms = ?, released_by = ?, release_reason = ?"
+                " WHERE id = ? AND released_ms IS NULL", (now_ms, actor, reason, hold_id))
+            if cur.rowcount:
+                self.audit(actor, "hold.release", f"hold:{hold_id}",
+                           {"id": hold_id, "reason": reason}, now_ms)
+            return bool(cur.rowcount)
+
+    def add_export_pin(self, camera: str, from_ms: int, to_ms: int, until_ms: int | None,
+                       reason: str, now_ms: int) -> int:
+        with self.transaction() as conn:
+            return conn.execute(
+                "INSERT INTO export_pins (camera, from_ms, to_ms, until_ms, reason, created_ms)"
+                " VALUES (?, ?, ?, ?, ?, ?)", (camera, from_ms, to_ms, until_ms, reason, now_ms),
+            ).lastrowid or 0
+
+    def record_event(self, actor: str, action: str, obj: str, details: dict[str, Any],
+                     now_ms: int) -> None:
+        """An audit record on its own (daemon start, reconcile repair)."""
+        with self.transaction():
+            self.audit(actor, action, obj, details, now_ms)
+
+
+def _set_scrub_cursor(conn: sqlite3.Connection, segment_id: int) -> None:
+    conn.execute("INSERT INTO meta (key, value) VALUES ('scrub_cursor', ?)"
+                 " ON CONFLICT (key) DO UPDATE SET value = excluded.value", (str(segment_id),))
+
+
+def _segment_rows(conn: sqlite3.Connection, ids: list[int]) -> list[sqlite3.Row]:
+    if not ids:
+        return []
+    return conn.execute(
+        "SELECT s.id, c.name AS camera, v.name AS volume, s.path, s.start_ms, s.end_ms,"
+        " s.bytes, s.sha256 FROM segments s JOIN cameras c ON c.id = s.camera_id"
+        f" JOIN volumes v ON v.id = s.volume_id WHERE s.id IN ({','.join('?' * len(ids))})",
+        ids,
+    ).fetchall()
+
+
+def protected_now(conn: sqlite3.Connection, camera: str, start_ms: int, end_ms: int,
+                  now_ms: int) -> bool:
+    """The executor's safety rail, read inside its own transaction: held or pinned now?"""
+    row = conn.execute(
+        "SELECT 1 FROM holds h WHERE h.released_ms IS NULL"
+        " AND (h.until_ms IS NULL OR h.until_ms > :now) AND h.from_ms < :end AND h.to_ms > :start"
+        " AND (NOT EXISTS (SELECT 1 FROM hold_cameras x WHERE x.hold_id = h.id)"
+        "      OR EXISTS (SELECT 1 FROM hold_cameras x WHERE x.hold_id = h.id"
+        "                 AND x.camera = :camera))"
+        " UNION ALL SELECT 1 FROM export_pins p WHERE p.camera = :camera"
+        " AND (p.until_ms IS NULL OR p.until_ms > :now) AND p.from_ms < :end AND p.to_ms > :start"
+        " LIMIT 1",
+        {"now": now_ms, "start": start_ms, "end": end_ms, "camera": camera},
+    ).fetchone()
+    return row is not None

@@ -45,7 +45,9 @@ class App:
 
     @cached_property
     def writer(self) -> CatalogWriter:
-        return CatalogWriter(self.config.storage.catalog)
+        from ccvault.audit import AuditLog
+
+        return CatalogWriter(self.config.storage.catalog, AuditLog(self.config.audit_path))
 
     def reader(self) -> AbstractContextManager[sqlite3.Connection]:
         """For commands that only read: a wrong catalog path is an error, not a new catalog."""
@@ -97,7 +99,13 @@ def cli(ctx: click.Context, config_path: str | None, verbose: bool) -> None:
 
 def main() -> None:
     # Importing the command modules registers their commands.
-    from ccvault.cli import daemon_cmds, footage_cmds, motion_cmds  # noqa: F401
+    from ccvault.cli import (  # noqa: F401
+        audit_cmds,
+        daemon_cmds,
+        footage_cmds,
+        motion_cmds,
+        retention_cmds,
+    )
 
     try:
         cli.main(standalone_mode=False, prog_name="ccvault")

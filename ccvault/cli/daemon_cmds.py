@@ -84,19 +84,22 @@ def reconcile(app: App, dry_run: bool, as_json: bool) -> None:
     """Compare catalog and volumes: ingest, adopt, quarantine, report missing (exit 1 if any)."""
     from ccvault.ingest import Ingestor
     from ccvault.reconcile import reconcile as run_reconcile
+    from ccvault.retention.executor import recover
     from ccvault.store import SegmentStore
 
     writer = app.writer
     running = daemon_running(app.config.storage.catalog)
     volumes = open_volumes(app.config, writer, app.clock.wall_ms())
     store = SegmentStore(writer, lambda: volumes, app.clock)
+    if not running and not dry_run:
+        recover(writer, volumes)  # half-done purges first, before anything may be adopted
     # While the daemon runs, the spool is its own: a second ingester would race it.
     ingestor = None if running else Ingestor(store, spool_dirs(app.config, volumes)[1], set)
     show = stderr_is_terminal() and not as_json
     report = run_reconcile(
         writer, store, volumes, ingestor, dry_run=dry_run, daemon_running=running,
         progress=(lambda where: click.echo(f"reconcile: checking {where}…", err=True))
-        if show else (lambda _: None),
+        if show else (lambda _: None), actor=app.actor(),
     )
     if as_json:
         emit_json(report.as_json())

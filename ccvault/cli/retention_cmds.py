@@ -1,0 +1,180 @@
+"""Commands about keeping footage: purge (and its dry run), explain, holds."""
+
+from __future__ import annotations
+
+import sys
+
+import click
+
+from ccvault.cli import App, cli, json_option, pass_app
+from ccvault.cli.output import emit_json, human_bytes, table
+from ccvault.errors import NotFound, UsageError
+from ccvault.timefmt import local_text
+
+
+def _volumes(app: App) -> list:
+    from ccvault.volumes import open_volumes
+
+    return open_volumes(app.config, app.writer, app.clock.wall_ms())
+
+
+@cli.command()
+@click.option("--dry-run", is_flag=True, help="Show what would happen and why; change nothing.")
+@click.option("--at", "at", metavar="T", help="Plan as if it were time T (with --dry-run).")
+@click.option("--all", "show_all", is_flag=True, help="List kept segments too (with --dry-run).")
+@json_option
+@pass_app
+def purge(app: App, dry_run: bool, at: str | None, show_all: bool, as_json: bool) -> None:
+    """Apply the retention policy now: delete, thin and migrate what it says, in order."""
+    from ccvault.recorder.ffmpeg import ffmpeg_binary
+    from ccvault.retention.executor import Executor
+    from ccvault.retention.passes import plan_pass, run_pass, totals
+
+    if (at or show_all) and not dry_run:
+        raise UsageError("purge", "--at and --all only go with --dry-run")
+    now_ms = app.time(at, "--at") if at else app.clock.wall_ms()
+    volumes = _volumes(app)
+    if not dry_run:
+        executor = Executor(app.writer, lambda: volumes, app.clock.wall_ms,
+                            ffmpeg_binary(app.config), actor=app.actor())
+        with app.writer.reader() as conn:
+            outcome = run_pass(conn, app.config, volumes, executor, now_ms)
+        result = {k: getattr(outcome, k) for k in ("deleted", "deleted_bytes", "migrated",
+                                                   "thinned", "saved_bytes", "skipped", "failed")}
+        if as_json:
+            emit_json(result)
+        else:
+            click.echo(", ".join(f"{k.replace('_', ' ')}: {v}" for k, v in result.items()))
+        return
+    decided = {}
+    with app.writer.reader() as conn:
+        for batch in plan_pass(conn, app.config, volumes, now_ms, include_keeps=show_all):
+            for d in batch:
+                decided[d.segment.id] = d  # a quota or pressure decision overrides a keep
+    decisions = sorted(decided.values(), key=lambda d: (d.segment.camera, d.segment.start_ms))
+    if as_json:
+        emit_json({"actions": [d.as_json() for d in decisions], "totals": totals(decisions)})
+        return
+    tz = app.config.tz
+    table(["segment", "camera", "start", "end", "action", "rule", "size", "volume", "until"],
+          [[d.segment.id, d.segment.camera, local_text(d.segment.start_ms, tz),
+            local_text(d.segment.end_ms, tz), d.action + (" (premature)" if d.premature else "")
+            + (f" → {d.target}" if d.target else ""), d.rule, human_bytes(d.segment.bytes),
+            d.segment.volume, local_text(d.until_ms, tz) if d.until_ms else None]
+           for d in decisions])
+    for action, t in sorted(totals(decisions)["actions"].items()):
+        click.echo(f"{action}: {t['segments']} segments, {human_bytes(t['bytes'])}")
+
+
+@cli.command()
+@click.option("--camera", required=True, help="Camera name.")
+@click.option("--at", "at", required=True, metavar="T", help="The instant to explain.")
+@json_option
+@pass_app
+def explain(app: App, camera: str, at: str, as_json: bool) -> None:
+    """Why the footage at an instant is kept, or what will happen to it and when."""
+    from ccvault.retention import candidates
+    from ccvault.retention.planner import decide, protection_for
+    from ccvault.retention.pressure import archive_room, measure
+
+    at_ms = app.time(at, "--at")
+    now_ms = app.clock.wall_ms()
+    volumes = _volumes(app)
+    with app.writer.reader() as conn:
+        sc = candidates.scope(conn, app.config, {v.name: v.role for v in volumes})
+        seg = candidates.at_instant(conn, sc, camera, at_ms) if camera in sc.camera_ids else None
+        if seg is None:
+            raise NotFound(f"camera {camera}", f"no footage at {at}")
+        protections = candidates.protections(conn)
+        archives = archive_room(measure(app.config, volumes, conn, now_ms))
+    decision = decide(seg, sc.policies[camera], protections, now_ms, archives)
+    holds = [p for p in protections if p.active(now_ms) and p.covers(seg)]
+    out = {**decision.as_json(), "holds": [h.rule for h in holds],
+           "activity": seg.activity, "analysed": seg.analysed, "thinned": seg.thinned,
+           "protected_by": (protection_for(seg, protections, now_ms) or None) and decision.rule}
+    if as_json:
+        emit_json(out)
+        return
+    tz = app.config.tz
+    click.echo(f"segment {seg.id} of {camera}: {local_text(seg.start_ms, tz)} – "
+               f"{local_text(seg.end_ms, tz)} on {seg.volume} ({human_bytes(seg.bytes)}, "
+               f"{'activity' if seg.activity else 'idle' if seg.analysed else 'not analysed'})")
+    until = f" until {local_text(decision.until_ms, tz)}" if decision.until_ms else ""
+    click.echo(f"fate: {decision.action} (rule: {decision.rule}){until}")
+    if holds:
+        click.echo("holds: " + ", ".join(h.rule for h in holds))
+
+
+@cli.group()
+def hold() -> None:
+    """Keep footage beyond any policy (incidents, legal requests) until released."""
+
+
+@hold.command("add")
+@click.option("--camera", "cameras", multiple=True, help="Camera (repeat; default: all).")
+@click.option("--from", "from_", required=True, metavar="T", help="Start of the held range.")
+@click.option("--to", "to", required=True, metavar="T", help="End of the held range.")
+@click.option("--reason", required=True, help="Why (recorded in the audit log).")
+@click.option("--until", metavar="T", help="The hold ends by itself at T (default: never).")
+@pass_app
+def hold_add(app: App, cameras: tuple[str, ...], from_: str, to: str, reason: str,
+             until: str | None) -> None:
+    """Hold footage; prints the new hold's id alone."""
+    from ccvault.retention import holds
+
+    hold_id = holds.add(app.writer, app.config, cameras, app.time(from_, "--from"),
+                        app.time(to, "--to"), reason,
+                        app.time(until, "--until") if until else None, app.actor(),
+                        app.clock.wall_ms())
+    click.echo(hold_id)
+
+
+@hold.command("list")
+@json_option
+@pass_app
+def hold_list(app: App, as_json: bool) -> None:
+    """Every hold, active or not."""
+    from ccvault.retention import holds
+
+    with app.reader() as conn:
+        rows = holds.listing(conn, app.clock.wall_ms())
+    if as_json:
+        emit_json(rows)
+        return
+    tz = app.config.tz
+    table(["id", "state", "cameras", "from", "to", "until", "reason"],
+          [[h["id"], h["state"], ",".join(h["cameras"]) or "all",
+            local_text(h["from_ms"], tz), local_text(h["to_ms"], tz),
+            h["until_ms"] and local_text(h["until_ms"], tz), h["reason"]]
+           for h in rows])
+
+
+@hold.command("release")
+@click.argument("hold_id", type=int)
+@click.option("--reason", required=True, help="Why the hold ends (audit log).")
+@pass_app
+def hold_release(app: App, hold_id: int, reason: str) -> None:
+    """End a hold; its footage follows the policy again."""
+    from ccvault.retention import holds
+
+    holds.release(app.writer, hold_id, reason, app.actor(), app.clock.wall_ms())
+    click.echo(f"hold {hold_id}: released")
+
+
+@hold.command("rebuild")
+@click.option("--dry-run", is_flag=True, help="Show what would be restored.")
+@json_option
+@pass_app
+def hold_rebuild(app: App, dry_run: bool, as_json: bool) -> None:
+    """Restore holds from the audit log (after restoring an older catalog)."""
+    from ccvault.audit import AuditLog
+    from ccvault.retention import holds
+
+    restored = holds.rebuild(app.writer, AuditLog(app.config.audit_path), app.actor(),
+                             app.clock.wall_ms(), dry_run)
+    if as_json:
+        emit_json(restored)
+    else:
+        click.echo(f"{len(restored)} change(s){' would be' if dry_run else ''} restored")
+    if restored and dry_run:
+        sys.exit(1)

@@ -1,0 +1,1 @@
+"""Retention: decide (planner, pure), select (candidates, SQL), act (executor, intents)."""

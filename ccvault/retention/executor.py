@@ -1,0 +1,318 @@
+"""Carrying out retention decisions, crash-safely: every file operation is an intent first.
+
+Delete:  intent + row removed + audit (one transaction) → unlink → fsync dir → clear intent.
+Migrate: intent → copy (exclusive create, fsync, re-read hash) → verify against the row →
+         switch the row + audit → unlink the source → fsync dir → clear intent.
+Thin:    intent → keyframes-only copy beside the original → hash → switch the row (refused if
+         held by now) + audit with the original's hash → unlink the original → clear intent.
+
+`recover()` runs at start-up before reconcile may adopt anything: an intent whose row points at
+its destination is finished (the source goes), any other is rolled back (the copy goes), a
+delete is finished. So a crash at any step leaves exactly one valid, catalogued copy, and an
+expired file never comes back as "unknown footage".
+
+`checkpoint(step)` is called at every step boundary; the daemon passes a no-op, the fault tests
+a function that kills the process there.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import os
+import threading
+from collections import defaultdict
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import structlog
+
+from ccvault.catalog import queries
+from ccvault.catalog.rows import Intent, Switch
+from ccvault.catalog.writer import CatalogWriter
+from ccvault.durable import fsync_dir
+from ccvault.media import copy_hashed, sha256_file
+from ccvault.retention.planner import DELETE, MIGRATE, THIN, Decision
+from ccvault.thinning import ThinError, keyframes_only
+from ccvault.volumes import Volume
+
+log = structlog.get_logger("ccvault.retention")
+
+Checkpoint = Callable[[str], None]
+# Deletes are cheap (an unlink each); copies and keyframe rewrites are not, so they go in
+# small chunks that let a stopping daemon or a pressure check in between.
+DELETE_CHUNK = 500
+MOVE_CHUNK = 20
+
+
+def no_checkpoint(_step: str) -> None:
+    return None
+
+
+@dataclass
+class Outcome:
+    """What a batch of decisions did, for logs, totals and the premature_deletion alert."""
+
+    deleted: int = 0
+    deleted_bytes: int = 0
+    migrated: int = 0
+    thinned: int = 0
+    saved_bytes: int = 0  # by thinning
+    skipped: int = 0  # protected by now, or their volume went away
+    failed: int = 0
+    premature: list[Decision] = field(default_factory=list)
+
+    def add(self, other: Outcome) -> None:
+        for name in ("deleted", "deleted_bytes", "migrated", "thinned", "saved_bytes",
+                     "skipped", "failed"):
+            setattr(self, name, getattr(self, name) + getattr(other, name))
+        self.premature += other.premature
+
+
+class Executor:
+    def __init__(self, writer: CatalogWriter, volumes: Callable[[], list[Volume]],
+                 now_ms: Callable[[], int], ffmpeg: str, actor: str = "daemon",
+                 checkpoint: Checkpoint = no_checkpoint,
+                 stopping: threading.Event | None = None) -> None:
+        self.writer = writer
+        self.volumes = volumes
+        self.now_ms = now_ms
+        self.ffmpeg = ffmpeg
+        self.actor = actor
+        self.checkpoint = checkpoint
+        # Set when the daemon stops: copies not yet started are left for the next pass.
+        self.stopping = stopping or threading.Event()
+        self.lock = ActionLock(writer.path)
+
+    def paths(self) -> dict[str, Path]:
+        return {v.name: v.path for v in self.volumes() if v.available}
+
+    def apply(self, decisions: list[Decision], details: dict | None = None) -> Outcome:
+        """Deletes first (they free space at once), then migrations, then thinning."""
+        out = Outcome()
+        paths = self.paths()
+        usable = [d for d in decisions if d.segment.volume in paths
+                  and (d.target is None or d.target in paths)]
+        out.skipped += len(decisions) - len(usable)
+        by_action = defaultdict(list)
+        for d in usable:
+            by_action[d.action].append(d)
+        for action, size in ((DELETE, DELETE_CHUNK), (MIGRATE, MOVE_CHUNK), (THIN, MOVE_CHUNK)):
+            todo = by_action[action]
+            for i in range(0, len(todo), size):
+                if self.stopping.is_set():
+                    return out
+                # The lock is taken per chunk, so a pressure check can slip in between.
+                with self.lock:
+                    if action == DELETE:
+                        out.add(self._delete(todo[i:i + size], paths, details or {}))
+                    else:
+                        out.add(self._move(action, todo[i:i + size], paths))
+        return out
+
+    def _delete(self, decisions: list[Decision], paths: dict[str, Path],
+                details: dict) -> Outcome:
+        rules: dict[str, int] = defaultdict(int)
+        for d in decisions:
+            rules[d.rule] += 1
+        intents = self.writer.begin_deletes([d.segment.id for d in decisions], self.now_ms(),
+                                            self.actor, {**details, "rules": dict(rules)})
+        self.checkpoint("delete.intent")
+        done = {i.segment_id for i in intents}
+        _unlink_all([paths[i.src_volume] / i.src_path for i in intents])
+        self.checkpoint("delete.unlinked")
+        self.writer.clear_intents(i.id for i in intents)
+        self.checkpoint("delete.cleared")
+        gone = [d for d in decisions if d.segment.id in done]
+        out = Outcome(deleted=len(gone), deleted_bytes=sum(d.segment.bytes for d in gone),
+                      skipped=len(decisions) - len(gone),
+                      premature=[d for d in gone if d.premature])
+        if gone:
+            log.info("purge.done", segments=len(gone), bytes=out.deleted_bytes,
+                     rules=dict(rules), skipped=out.skipped)
+        return out
+
+    def _move(self, kind: str, decisions: list[Decision], paths: dict[str, Path]) -> Outcome:
+        """Migrate or thin a batch: copies first, then one switch, then the sources go."""
+        plans = []
+        for d in decisions:
+            src_path = self._current_path(d.segment.id)
+            if src_path is None:
+                continue
+            dst_volume = d.target or "" if kind == "migrate" else d.segment.volume
+            tag = "" if kind == "migrate" else "-k"
+            plans.append((d.segment.id, dst_volume, _free_name(paths[dst_volume], src_path, tag)))
+        intents = self.writer.begin_moves(kind, plans, self.now_ms())
+        self.checkpoint(f"{kind}.intent")
+        switches, failed = [], 0
+        for it in intents:
+            if self.stopping.is_set():
+                break
+            try:
+                switches.append(self._copy(it, paths))
+            except FileExistsError as exc:  # not ours: never remove it
+                failed += 1
+                log.error(f"{kind}.failed", segment_id=it.segment_id, error=str(exc))
+            except (OSError, ThinError, CopyMismatch) as exc:
+                failed += 1
+                log.error(f"{kind}.failed", segment_id=it.segment_id, error=str(exc))
+                _unlink_all([paths[it.dst_volume or ""] / (it.dst_path or "")])
+        self.checkpoint(f"{kind}.copied")
+        done = self.writer.switch_copies(switches, self.now_ms(), self.actor, kind)
+        self.checkpoint(f"{kind}.switched")
+        switched = {i.id for i in done}
+        # Each intent ends with one copy: the source when switched, else the new copy goes.
+        _unlink_all([paths[i.src_volume] / i.src_path for i in done]
+                    + [paths[s.intent.dst_volume or ""] / (s.intent.dst_path or "")
+                       for s in switches if s.intent.id not in switched])
+        self.checkpoint(f"{kind}.source_deleted")
+        self.writer.clear_intents(i.id for i in intents)
+        self.checkpoint(f"{kind}.cleared")
+        out = Outcome(failed=failed, skipped=len(decisions) - len(done) - failed)
+        if kind == "migrate":
+            out.migrated = len(done)
+        else:
+            out.thinned = len(done)
+            before = {d.segment.id: d.segment.bytes for d in decisions}
+            out.saved_bytes = sum(before[s.intent.segment_id] - s.bytes for s in switches
+                                  if s.intent.id in switched)
+        if done:
+            log.info(f"{kind}.done", segments=len(done), saved_bytes=out.saved_bytes or None,
+                     failed=failed)
+        return out
+
+    def _current_path(self, segment_id: int) -> str | None:
+        with self.writer.reader() as conn:
+            found = queries.segments_by_ids(conn, [segment_id])
+        return found[0].path if found and found[0].state == "ok" else None
+
+    def _copy(self, it: Intent, paths: dict[str, Path]) -> Switch:
+        src = paths[it.src_volume] / it.src_path
+        dst = paths[it.dst_volume or ""] / (it.dst_path or "")
+        dst.parent.mkdir(parents=True, exist_ok=True)
+        with self.writer.reader() as conn:
+            expected = queries.segments_by_ids(conn, [it.segment_id])[0]
+        if it.kind == "migrate":
+            digest = copy_hashed(src, dst)
+            fsync_dir(dst.parent)
+            if digest != expected.sha256:
+                raise CopyMismatch(f"copy of {src} to {dst} does not match the catalogued hash")
+            return Switch(it, dst.stat().st_size, digest, expected.frames)
+        if sha256_file(src) != expected.sha256:
+            raise CopyMismatch(f"{src} no longer matches its catalogued hash; not thinned")
+        media = keyframes_only(self.ffmpeg, src, dst)
+        fsync_dir(dst.parent)
+        return Switch(it, dst.stat().st_size, sha256_file(dst), media.frames)
+
+
+class ActionLock:
+    """One executor acts at a time: the daemon's jobs (a thread lock) and a `ccvault purge`
+    run beside it (an flock beside the catalog), so no intent is recovered while in flight."""
+
+    def __init__(self, catalog: Path) -> None:
+        self._thread = threading.Lock()
+        self._path = catalog.with_name(catalog.name + ".retention-lock")
+
+    def __enter__(self) -> ActionLock:
+        self._thread.acquire()
+        self._fd = os.open(self._path, os.O_RDWR | os.O_CREAT, 0o600)
+        fcntl.flock(self._fd, fcntl.LOCK_EX)
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        os.close(self._fd)  # closing releases the flock
+        self._thread.release()
+
+
+class CopyMismatch(Exception):
+    """A copy that does not prove to be the catalogued footage is never switched to."""
+
+
+def _free_name(root: Path, rel: str, tag: str) -> str:
+    """A name for the new copy that no file has (a copy never replaces anything)."""
+    stem = rel.removesuffix(".mp4")
+    for attempt in range(100):
+        candidate = f"{stem}{tag}{f'-{attempt}' if attempt else ''}.mp4"
+        if not (root / candidate).exists():
+            return candidate
+    raise RuntimeError(f"no free name for a copy of {rel}")
+
+
+def _unlink_all(files: list[Path]) -> None:
+    """Unlink (a file already gone is fine: replays are idempotent), then fsync each dir."""
+    dirs = set()
+    for path in files:
+        with contextlib.suppress(FileNotFoundError):
+            path.unlink()
+        dirs.add(path.parent)
+    for d in dirs:
+        if d.is_dir():
+            fsync_dir(d)
+
+
+def recover(writer: CatalogWriter, volumes: list[Volume]) -> list[dict]:
+    """Finish or roll back every intent whose volumes are available; report what was done."""
+    with ActionLock(writer.path):
+        return _recover(writer, {v.name: v.path for v in volumes if v.available})
+
+
+def _recover(writer: CatalogWriter, paths: dict[str, Path]) -> list[dict]:
+    with writer.reader() as conn:
+        rows = conn.execute(
+            "SELECT i.id, i.kind, i.segment_id, i.src_volume, i.src_path, i.dst_volume,"
+            " i.dst_path, v.name AS row_volume, s.path AS row_path FROM intents i"
+            " LEFT JOIN segments s ON s.id = i.segment_id"
+            " LEFT JOIN volumes v ON v.id = s.volume_id ORDER BY i.id").fetchall()
+    report, cleared = [], []
+    for r in rows:
+        needed = [r["src_volume"]] + ([r["dst_volume"]] if r["dst_volume"] else [])
+        if any(name not in paths for name in needed):
+            log.warning("intent.deferred", intent=r["id"], reason="volume unavailable")
+            continue
+        src = paths[r["src_volume"]] / r["src_path"]
+        switched = (r["row_volume"], r["row_path"]) == (r["dst_volume"], r["dst_path"])
+        if r["kind"] == "delete" or switched:
+            _unlink_all([src])
+            outcome = "finished"
+        else:
+            _unlink_all([paths[r["dst_volume"]] / r["dst_path"]])
+            outcome = "rolled_back"
+        cleared.append(r["id"])
+        report.append({"intent": r["id"], "kind": r["kind"], "segment_id": r["segment_id"],
+                       "outcome": outcome})
+        log.warning("intent.recovered", intent=r["id"], kind=r["kind"],
+                    segment_id=r["segment_id"], outcome=outcome)
+    if cleared:
+        writer.clear_intents(cleared)
+    return report
+
+
+def intent_paths(writer: CatalogWriter) -> set[tuple[str, str]]:
+    """(volume, path) of every file an intent may still touch: reconcile leaves them be."""
+    with writer.reader() as conn:
+        rows = conn.execute("SELECT src_volume, src_path, dst_volume, dst_path FROM intents")
+        out = set()
+        for r in rows:
+            out.add((r[0], r[1]))
+            if r[2]:
+                out.add((r[2], r[3]))
+    return out
+
+
+def remove_leftovers(executor: Executor, items: list[dict]) -> None:
+    """Quarantined files and spool leftovers past the ceiling: file first, then the row (a
+    replay after a crash finds the file gone and drops the row)."""
+    if not items:
+        return
+    paths = executor.paths()
+    with executor.lock:
+        for item in items:
+            if "quarantine_id" in item:
+                _unlink_all([paths[item["volume"]] / item["path"]])
+                executor.writer.drop_quarantine(item["quarantine_id"])
+            else:
+                _unlink_all([Path(item["spool_file"])])
+        executor.writer.record_event(executor.actor, "purge.leftovers", "files",
+                                     {"count": len(items), "files": items}, executor.now_ms())
+    log.info("purge.leftovers", files=len(items), bytes=sum(i["bytes"] for i in items))

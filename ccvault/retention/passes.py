@@ -1,0 +1,164 @@
+"""A retention pass: plan (pure planner over indexed candidate batches), then act.
+
+`plan_pass` yields decision batches: routine rules, then per-camera quotas, then disk pressure.
+`purge --dry-run` prints them; `run_pass` hands each batch to the executor as it comes, so the
+pressure check sees the space the routine deletions already freed. Expiry is computed from the
+segments' own times, so a missed or late pass simply catches up.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import time
+from collections import defaultdict
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import structlog
+
+from ccvault.config import Config
+from ccvault.retention import candidates, pressure
+from ccvault.retention.executor import Executor, Outcome
+from ccvault.retention.planner import DELETE, KEEP, Decision, over_quota, plan
+from ccvault.volumes import Volume
+
+log = structlog.get_logger("ccvault.retention")
+
+
+@dataclass
+class PassState:
+    """Filled in while a pass is planned: what pressure found, for alerts and status."""
+
+    blocked: dict[str, int] = field(default_factory=dict)
+    under: dict[str, int] = field(default_factory=dict)
+
+
+def plan_pass(conn: sqlite3.Connection, config: Config, volumes: list[Volume], now_ms: int,
+              *, include_keeps: bool = False, executed: bool = False,
+              state: PassState | None = None) -> Iterator[list[Decision]]:
+    """Decision batches for a pass at now_ms. `executed`: each batch is carried out before
+    the next is planned (so usage counters already reflect earlier deletions)."""
+    state = state if state is not None else PassState()
+    sc = candidates.scope(conn, config, {v.name: v.role for v in volumes if v.available})
+    protections = candidates.protections(conn)
+    spaces = pressure.measure(config, volumes, conn, now_ms)
+    archives = pressure.archive_room(spaces)
+    taken: set[int] = set()
+    deleted: dict[str, int] = defaultdict(int)
+    source = candidates.everything(conn, sc) if include_keeps else candidates.routine(
+        conn, sc, now_ms)
+    for batch in source:
+        decisions = plan(batch, sc.policies, protections, now_ms, archives)
+        for d in decisions:
+            if d.action != KEEP:
+                taken.add(d.segment.id)
+            if d.action == DELETE and not executed:
+                deleted[d.segment.camera] += d.segment.bytes
+        yield decisions if include_keeps else [d for d in decisions if d.action != KEEP]
+    per_camera = candidates.usage(conn)[0]
+    for camera, policy in sc.policies.items():
+        if policy.max_bytes is None:
+            continue
+        excess = per_camera.get(camera, 0) - deleted[camera] - policy.max_bytes
+        for batch in candidates.camera_oldest(conn, sc, camera):
+            if excess <= 0:
+                break
+            decisions, excess = over_quota(batch, excess, "max_bytes:camera", sc.policies,
+                                           protections, now_ms, taken)
+            yield decisions
+            if batch[-1].end_ms > now_ms - policy.min_ms:
+                break
+    if executed:
+        spaces = pressure.measure(config, volumes, conn, now_ms)
+    found = pressure.plan(conn, sc, spaces, protections, now_ms, archives, taken)
+    state.blocked, state.under = found.blocked, found.under
+    yield found.decisions
+
+
+def run_pass(conn: sqlite3.Connection, config: Config, volumes: list[Volume],
+             executor: Executor, now_ms: int, state: PassState | None = None) -> Outcome:
+    total = Outcome()
+    started = time.monotonic()
+    for batch in plan_pass(conn, config, volumes, now_ms, executed=True, state=state):
+        if executor.stopping.is_set():
+            break
+        if batch:
+            total.add(executor.apply(batch, {"pass_at_ms": now_ms}))
+    report_premature(total.premature)
+    log.info("retention.pass", deleted=total.deleted, deleted_bytes=total.deleted_bytes,
+             migrated=total.migrated, thinned=total.thinned, saved_bytes=total.saved_bytes,
+             skipped=total.skipped, failed=total.failed,
+             seconds=round(time.monotonic() - started, 3))
+    return total
+
+
+def run_pressure(conn: sqlite3.Connection, config: Config, volumes: list[Volume],
+                 executor: Executor, now_ms: int) -> PassState:
+    """The 30-second check: free what volumes under their reserve need, nothing else."""
+    state = PassState()
+    spaces = pressure.measure(config, volumes, conn, now_ms)
+    if not any(s.need()[0] > 0 for s in spaces.values()):
+        return state
+    sc = candidates.scope(conn, config, {v.name: v.role for v in volumes if v.available})
+    found = pressure.plan(conn, sc, spaces, candidates.protections(conn), now_ms,
+                          pressure.archive_room(spaces), set())
+    state.blocked, state.under = found.blocked, found.under
+    outcome = executor.apply(found.decisions, {"pressure": state.under})
+    report_premature(outcome.premature)
+    return state
+
+
+def report_premature(decisions: list[Decision]) -> None:
+    """The `premature_deletion` event: which cameras lost footage inside min_days, and what."""
+    if not decisions:
+        return
+    cameras: dict[str, dict] = {}
+    for d in decisions:
+        c = d.segment
+        entry = cameras.setdefault(c.camera, {"from_ms": c.start_ms, "to_ms": c.end_ms,
+                                              "bytes": 0, "segments": 0, "volume": c.volume})
+        entry["from_ms"] = min(entry["from_ms"], c.start_ms)
+        entry["to_ms"] = max(entry["to_ms"], c.end_ms)
+        entry["bytes"] += c.bytes
+        entry["segments"] += 1
+    log.error("premature_deletion", cameras=cameras, rule=decisions[0].rule,
+              bytes=sum(e["bytes"] for e in cameras.values()))
+
+
+def totals(decisions: list[Decision]) -> dict:
+    """Segments and bytes per action, and per camera and action (the dry run's `totals`)."""
+    actions: dict[str, dict[str, int]] = {}
+    per_camera: dict[str, dict[str, dict[str, int]]] = {}
+    for d in decisions:
+        for bucket in (actions.setdefault(d.action, {"segments": 0, "bytes": 0}),
+                       per_camera.setdefault(d.segment.camera, {}).setdefault(
+                           d.action, {"segments": 0, "bytes": 0})):
+            bucket["segments"] += 1
+            bucket["bytes"] += d.segment.bytes
+    return {"actions": actions, "cameras": per_camera}
+
+
+def purge_leftovers(conn: sqlite3.Connection, config: Config, volumes: list[Volume],
+                    spools: list[Path], busy: set[Path], now_ms: int) -> list[dict]:
+    """Quarantined files and spool leftovers follow the same privacy ceiling (the longest
+    `max_days` of any camera): past it, they go. Returns what was removed (the caller
+    records it)."""
+    ceiling = max([config.retention.max_days]
+                  + [config.retention_for(c).max_days for c in config.cameras])
+    before_ms = now_ms - round(ceiling * 86_400_000)
+    roots = {v.name: v.path for v in volumes if v.available}
+    removed = []
+    for row in conn.execute(
+            "SELECT q.id, v.name AS volume, q.path, q.bytes FROM quarantine q"
+            " JOIN volumes v ON v.id = q.volume_id WHERE q.created_ms < ?", (before_ms,)):
+        if row["volume"] in roots:
+            removed.append({"quarantine_id": row["id"], "volume": row["volume"],
+                            "path": row["path"], "bytes": row["bytes"]})
+    for spool in spools:
+        for path in sorted(spool.glob("*/*/*")) if spool.is_dir() else []:
+            if path.parent in busy or not path.is_file():
+                continue
+            if path.stat().st_mtime * 1000 < before_ms:
+                removed.append({"spool_file": str(path), "bytes": path.stat().st_size})
+    return removed

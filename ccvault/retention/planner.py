@@ -1,0 +1,248 @@
+"""The retention planner: pure decisions about segments, each with the rule that made it.
+
+No I/O, no clock: callers pass `now_ms`, the candidates (in any order), what protects footage
+(holds, export pins), each camera's policy and the room on archive volumes. Every candidate
+gets a `Decision` — kept ones too, with the rule that keeps them and until when — so a dry run
+and a real run print the same plan, and `explain` answers from the same code.
+
+Time rules: the privacy ceiling (`max_days`) counts from a segment's *start* (its oldest
+picture may not outlive the ceiling); the keep windows (`continuous_days`, `motion_days`,
+`min_days`) count from its *end* (every picture in it is kept at least that long).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+
+from ccvault.config import RetentionSettings
+
+DAY_MS = 86_400_000
+KEEP, DELETE, THIN, MIGRATE = "keep", "delete", "thin", "migrate"
+# Planning estimate of what thinning frees (bench/grooming.py measures the real ratio); the
+# pressure check after the work re-reads the disk, so an estimate that is off only delays.
+THIN_SAVES = 0.5
+
+
+@dataclass(frozen=True, slots=True)
+class Policy:
+    """One camera's retention in milliseconds."""
+
+    continuous_ms: int
+    motion_ms: int
+    max_ms: int
+    min_ms: int
+    hot_ms: int
+    thin_after_ms: int  # 0: grooming off
+    max_bytes: int | None
+
+    @classmethod
+    def from_settings(cls, s: RetentionSettings) -> Policy:
+        def ms(days: float) -> int:
+            return round(days * DAY_MS)
+
+        return cls(ms(s.continuous_days), ms(s.motion_days), ms(s.max_days), ms(s.min_days),
+                   ms(s.hot_days), ms(s.thin_after_days), s.max_bytes)
+
+
+@dataclass(frozen=True, slots=True)
+class Candidate:
+    """What the planner needs to know of a segment."""
+
+    id: int
+    camera: str
+    volume: str
+    start_ms: int
+    end_ms: int
+    bytes: int
+    activity: bool  # the padded range overlaps activity
+    analysed: bool  # False: activity not known yet, so treated as activity
+    thinned: bool
+    role: str  # of its volume: hot | archive
+
+    @property
+    def idle(self) -> bool:
+        return self.analysed and not self.activity
+
+
+@dataclass(frozen=True, slots=True)
+class Protection:
+    """A hold or an export pin: footage it covers is never deleted or thinned."""
+
+    kind: str  # hold | export_pin
+    id: int
+    cameras: frozenset[str] | None  # None: every camera
+    from_ms: int
+    to_ms: int
+    until_ms: int | None  # None: until released
+
+    @property
+    def rule(self) -> str:
+        return f"hold:{self.id}" if self.kind == "hold" else "export_pin"
+
+    def covers(self, c: Candidate) -> bool:
+        return ((self.cameras is None or c.camera in self.cameras)
+                and c.start_ms < self.to_ms and c.end_ms > self.from_ms)
+
+    def active(self, now_ms: int) -> bool:
+        return self.until_ms is None or self.until_ms > now_ms
+
+
+@dataclass(frozen=True, slots=True)
+class Decision:
+    segment: Candidate
+    action: str  # keep | delete | thin | migrate
+    rule: str
+    until_ms: int | None = None  # keep: when this segment's fate may change; None: not by time
+    premature: bool = False  # deleted inside min_days (disk pressure only)
+    target: str | None = None  # migrate: the destination volume
+
+    def as_json(self) -> dict:
+        c = self.segment
+        return {"segment_id": c.id, "camera": c.camera, "start_ms": c.start_ms,
+                "end_ms": c.end_ms, "action": self.action, "rule": self.rule,
+                "bytes": c.bytes, "volume": c.volume, "premature": self.premature,
+                "until_ms": self.until_ms, "target": self.target}
+
+
+@dataclass
+class ArchiveRoom:
+    """Bytes each archive volume can still take this pass, in the order they are tried."""
+
+    free: dict[str, int] = field(default_factory=dict)
+
+    def take(self, size: int, exclude: str) -> str | None:
+        for name, room in self.free.items():
+            if name != exclude and room >= size:
+                self.free[name] = room - size
+                return name
+        return None
+
+
+def protection_for(c: Candidate, protections: Sequence[Protection],
+                   now_ms: int) -> Protection | None:
+    """The protection that keeps c longest (an open-ended hold beats any dated one)."""
+    best = None
+    for p in protections:
+        if not (p.active(now_ms) and p.covers(c)):
+            continue
+        if best is None or (best.until_ms is not None and (
+                p.until_ms is None or p.until_ms > best.until_ms)):
+            best = p
+    return best
+
+
+def decide(c: Candidate, policy: Policy, protections: Sequence[Protection], now_ms: int,
+           archives: ArchiveRoom) -> Decision:
+    """The routine fate of one segment: the first rule below that applies decides."""
+    held = protection_for(c, protections, now_ms)
+    if held is not None:
+        return Decision(c, KEEP, held.rule, held.until_ms)
+    for rule, applies, action in ROUTINE_RULES:
+        if applies(c, policy, now_ms):
+            if action == MIGRATE:
+                target = archives.take(c.bytes, exclude=c.volume)
+                if target is None:
+                    continue  # no archive has room: it stays hot, pressure frees space if needed
+                return Decision(c, MIGRATE, rule, target=target)
+            return Decision(c, action, rule)
+    rule = "min_days" if c.end_ms > now_ms - policy.min_ms else "window"
+    return Decision(c, KEEP, rule, _next_change(c, policy, now_ms))
+
+
+Applies = Callable[[Candidate, Policy, int], bool]
+ROUTINE_RULES: tuple[tuple[str, Applies, str], ...] = (
+    ("max_days", lambda c, p, now: c.start_ms <= now - p.max_ms, DELETE),
+    ("motion_days", lambda c, p, now: not c.idle and c.end_ms <= now - p.motion_ms, DELETE),
+    ("continuous_days", lambda c, p, now: c.idle and c.end_ms <= now - p.continuous_ms, DELETE),
+    ("thin_after_days", lambda c, p, now: (c.idle and not c.thinned and p.thin_after_ms > 0
+                                           and c.end_ms <= now - p.thin_after_ms), THIN),
+    ("hot_days", lambda c, p, now: c.role == "hot" and c.end_ms <= now - p.hot_ms, MIGRATE),
+)
+
+
+def _next_change(c: Candidate, p: Policy, now_ms: int) -> int:
+    """When a kept segment's fate changes next by time alone (a migration already due but
+    without room is retried every pass, so it is not a future time)."""
+    times = [c.start_ms + p.max_ms, c.end_ms + (p.continuous_ms if c.idle else p.motion_ms)]
+    if c.idle and not c.thinned and p.thin_after_ms:
+        times.append(c.end_ms + p.thin_after_ms)
+    if c.role == "hot":
+        times.append(c.end_ms + p.hot_ms)
+    return min(t for t in times if t > now_ms)
+
+
+def plan(candidates: Iterable[Candidate], policies: dict[str, Policy],
+         protections: Sequence[Protection], now_ms: int, archives: ArchiveRoom) -> list[Decision]:
+    """Routine decisions for a batch, oldest first (so archive room goes to the oldest)."""
+    ordered = sorted(candidates, key=lambda c: (c.start_ms, c.id))
+    return [decide(c, policies[c.camera], protections, now_ms, archives) for c in ordered]
+
+
+def over_quota(oldest_first: Iterable[Candidate], excess: int, rule: str,
+               policies: dict[str, Policy], protections: Sequence[Protection], now_ms: int,
+               taken: set[int]) -> tuple[list[Decision], int]:
+    """Deletions that bring a camera's bytes under its `max_bytes`: oldest first, never held
+    or pinned footage, never inside `min_days` (a quota yields to the promise; the forecast
+    shows the conflict). `taken`: ids already decided (updated here). Returns the decisions
+    and the excess left."""
+    out = []
+    for c in oldest_first:
+        if excess <= 0 or c.end_ms > now_ms - policies[c.camera].min_ms:
+            break  # done, or everything after this one is younger still
+        if c.id in taken or protection_for(c, protections, now_ms) is not None:
+            continue
+        out.append(Decision(c, DELETE, rule))
+        taken.add(c.id)
+        excess -= c.bytes
+    return out, excess
+
+
+@dataclass(frozen=True, slots=True)
+class PressureStep:
+    number: int
+    action: str
+    applies: Callable[[Candidate, Policy, int], bool]
+    premature: bool = False
+
+
+# The fixed order in which a volume under its reserve is freed (oldest first within a step).
+PRESSURE_STEPS: tuple[PressureStep, ...] = (
+    PressureStep(1, MIGRATE, lambda c, p, now: True),
+    PressureStep(2, THIN, lambda c, p, now: c.idle and not c.thinned and p.thin_after_ms > 0),
+    PressureStep(3, DELETE, lambda c, p, now: c.idle and c.end_ms <= now - p.min_ms),
+    PressureStep(4, DELETE, lambda c, p, now: not c.idle and c.end_ms <= now - p.min_ms),
+    PressureStep(5, DELETE, lambda c, p, now: c.idle, premature=True),
+    PressureStep(6, DELETE, lambda c, p, now: not c.idle, premature=True),
+)
+
+
+def relieve(step: PressureStep, oldest_first: Iterable[Candidate], need: int, rule: str,
+            policies: dict[str, Policy], protections: Sequence[Protection], now_ms: int,
+            archives: ArchiveRoom, taken: set[int]) -> tuple[list[Decision], int]:
+    """One pressure step over a volume's candidates: decisions and the bytes still needed.
+
+    `taken` holds the ids already decided by earlier steps (updated here)."""
+    out = []
+    for c in oldest_first:
+        if need <= 0:
+            break
+        if c.id in taken or not step.applies(c, policies[c.camera], now_ms):
+            continue
+        if protection_for(c, protections, now_ms) is not None:
+            continue
+        if step.action == MIGRATE:
+            target = archives.take(c.bytes, exclude=c.volume)
+            if target is None:
+                break  # no archive can take more
+            decision = Decision(c, MIGRATE, rule, target=target)
+            need -= c.bytes
+        elif step.action == THIN:
+            decision = Decision(c, THIN, rule)
+            need -= int(c.bytes * THIN_SAVES)
+        else:
+            decision = Decision(c, DELETE, rule, premature=step.premature)
+            need -= c.bytes
+        taken.add(c.id)
+        out.append(decision)
+    return out, need

@@ -1,0 +1,124 @@
+"""Disk pressure: how much room each volume has, and what to free, in the fixed order.
+
+A volume under its reserve (the low-water mark: the larger of `reserve_free_percent` and
+`reserve_free_bytes`) is freed up to the high-water mark: the reserve plus one hour of current
+ingest — or a tenth of the volume when an hour does not fit, so a small disk is not emptied
+every time. A volume over its own `max_bytes` is brought back under it. The order is
+`planner.PRESSURE_STEPS`; held and pinned footage is never chosen. When only that is left the
+volume is reported blocked, and new segments go to the next volume with room.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from dataclasses import dataclass
+
+import psutil
+
+from ccvault.catalog import queries
+from ccvault.config import Config
+from ccvault.retention import candidates
+from ccvault.retention.candidates import Scope
+from ccvault.retention.planner import (
+    MIGRATE,
+    PRESSURE_STEPS,
+    ArchiveRoom,
+    Decision,
+    Protection,
+    relieve,
+)
+from ccvault.volumes import Volume
+
+HOUR_MS = 3_600_000
+
+
+@dataclass(frozen=True, slots=True)
+class Space:
+    volume: str
+    role: str
+    total: int
+    free: int
+    reserve: int
+    high_water: int
+    footage: int
+    max_bytes: int | None
+
+    def need(self) -> tuple[int, str]:
+        """Bytes to free now and the rule that asks for them (0 when none)."""
+        if self.max_bytes is not None and self.footage > self.max_bytes:
+            return self.footage - self.max_bytes, "max_bytes:volume"
+        if self.free < self.reserve:
+            return self.high_water - self.free, f"pressure:{self.volume}"
+        return 0, ""
+
+    def room(self) -> int:
+        """What this volume can take without going under its reserve or over max_bytes."""
+        room = self.free - self.high_water
+        if self.max_bytes is not None:
+            room = min(room, self.max_bytes - self.footage)
+        return max(room, 0)
+
+
+def ingest_per_hour(conn: sqlite3.Connection, config: Config, now_ms: int) -> int:
+    return sum(queries.camera_activity(conn, c.name, now_ms - HOUR_MS).bytes
+               for c in config.cameras)
+
+
+def measure(config: Config, volumes: list[Volume], conn: sqlite3.Connection,
+            now_ms: int) -> dict[str, Space]:
+    """Space on every available volume (an unavailable one is never measured: its path may
+    be an empty mount point, whose free space says nothing about the volume)."""
+    hour = ingest_per_hour(conn, config, now_ms)
+    footage = candidates.usage(conn)[1]
+    settings = {v.name: v for v in config.storage.volumes}
+    out = {}
+    for volume in volumes:
+        cfg = settings.get(volume.name)
+        if not volume.available or cfg is None:
+            continue
+        try:
+            du = psutil.disk_usage(str(volume.path))
+        except OSError:
+            continue
+        reserve = cfg.reserve_bytes(du.total)
+        out[volume.name] = Space(volume.name, volume.role, du.total, du.free, reserve,
+                                 reserve + min(hour, du.total // 10),
+                                 footage.get(volume.name, 0), cfg.max_bytes)
+    return out
+
+
+def archive_room(spaces: dict[str, Space]) -> ArchiveRoom:
+    return ArchiveRoom({s.volume: s.room() for s in spaces.values() if s.role == "archive"})
+
+
+@dataclass
+class PressurePlan:
+    decisions: list[Decision]
+    blocked: dict[str, int]  # volume → bytes still needed once all but protected footage is used
+    under: dict[str, int]  # volume → bytes needed before planning
+
+
+def plan(conn: sqlite3.Connection, sc: Scope, spaces: dict[str, Space],
+         protections: list[Protection], now_ms: int, archives: ArchiveRoom,
+         taken: set[int]) -> PressurePlan:
+    out = PressurePlan([], {}, {})
+    for space in spaces.values():
+        need, rule = space.need()
+        if need <= 0 or space.volume not in sc.volume_ids:
+            continue
+        out.under[space.volume] = need
+        for step in PRESSURE_STEPS:
+            if step.action == MIGRATE and not any(
+                    room > 0 for name, room in archives.free.items() if name != space.volume):
+                continue
+            for batch in candidates.volume_oldest(conn, sc, space.volume):
+                decisions, need = relieve(step, batch, need, rule, sc.policies, protections,
+                                          now_ms, archives, taken)
+                out.decisions += decisions
+                if need <= 0:
+                    break
+            if need <= 0:
+                break
+        if need > 0:
+            out.blocked[space.volume] = need
+    return out
