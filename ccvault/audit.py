@@ -1,9 +1,9 @@
-"""The audit log: append-only JSON lines, each record hash-chained to the one before.
+"""The append-only, hash-chained audit log: who changed or deleted what, as JSON lines.
 
-Appends happen inside a catalog writer transaction (`CatalogWriter.audit`): SQLite's write
-lock serialises the daemon and CLI commands, so two processes never append after the same
-head and the chain never forks. Editing, removing or reordering a line breaks the chain at
-that line, which `verify` reports.
+Each record carries the previous record's hash, so editing, inserting or deleting a line breaks
+the chain at that line (`AuditLog.verify`). The catalog writer's transaction serialises appends
+across processes; this module assumes it and takes no lock of its own. Footage retention never
+touches this file.
 """
 
 from __future__ import annotations
@@ -17,24 +17,26 @@ from pathlib import Path
 from typing import Any
 
 from ccvault.durable import fsync_dir
+from ccvault.errors import CcvaultError
 from ccvault.timefmt import utc_text
 
 GENESIS = "0" * 64
-TAIL_BYTES = 1 << 16
+KEYS = ("seq", "time", "actor", "action", "object", "details", "prev", "hash")
+_CHUNK = 8192
 
 
-def record_hash(record: dict[str, Any]) -> str:
-    body = {k: v for k, v in record.items() if k != "hash"}
-    text = json.dumps(body, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
-    return hashlib.sha256(text.encode()).hexdigest()
-
-
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True)
 class AuditCheck:
     ok: bool
     records: int
     bad_line: int | None
     problem: str
+
+
+def record_hash(record: dict[str, Any]) -> str:
+    body = {k: v for k, v in record.items() if k != "hash"}
+    canonical = json.dumps(body, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    return hashlib.sha256(canonical.encode()).hexdigest()
 
 
 class AuditLog:
@@ -43,23 +45,30 @@ class AuditLog:
 
     def append(self, *, actor: str, action: str, obj: str, details: dict[str, Any],
                now_ms: int) -> dict[str, Any]:
-        """Append one record and fsync it; the caller holds the catalog write lock."""
+        """Append one record and fsync it; the caller holds the catalog writer's transaction.
+
+        Bytes after the last newline are an append that a crash cut short. That append ran
+        inside a catalog transaction which never committed, so it records nothing that
+        happened; it is truncated, and an `audit.repaired` record saying how many bytes were
+        dropped goes first, so the chain continues and the cut stays visible.
+        """
+        json.dumps(details)  # not serialisable: fail before touching the file
         created = not self.path.exists()
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_APPEND, 0o640)
+        if created:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(self.path, os.O_RDWR | os.O_APPEND | os.O_CREAT, 0o640)
         try:
-            head, torn = _head(fd)
+            seq, prev, keep, size = self._head(fd)
             lines = []
-            if torn:
-                # A crash mid-append left bytes after the last newline: that record never
-                # completed. Drop it, and say so in the chain, instead of breaking it for ever.
-                os.ftruncate(fd, os.fstat(fd).st_size - torn)
-                head = _make(head, actor, "audit.repaired", "audit", {"dropped_bytes": torn},
-                             now_ms)
-                lines.append(head)
-            record = _make(head, actor, action, obj, details, now_ms)
+            if keep < size:
+                os.ftruncate(fd, keep)
+                repair = _record(seq + 1, now_ms, actor, "audit.repaired", "audit",
+                                 {"dropped_bytes": size - keep}, prev)
+                lines.append(repair)
+                seq, prev = repair["seq"], repair["hash"]
+            record = _record(seq + 1, now_ms, actor, action, obj, details, prev)
             lines.append(record)
-            os.write(fd, "".join(_line(r) for r in lines).encode())
+            _write_all(fd, b"".join(_line(r) for r in lines))
             os.fsync(fd)
         finally:
             os.close(fd)
@@ -67,72 +76,97 @@ class AuditLog:
             fsync_dir(self.path.parent)
         return record
 
-    def records(self) -> Iterator[dict[str, Any]]:
+    def _head(self, fd: int) -> tuple[int, str, int, int]:
+        """(last seq, last hash, bytes to keep, file size), reading only the file's end."""
+        size = os.fstat(fd).st_size
+        buf, start = b"", size
+        while start > 0 and buf.count(b"\n") < 2:
+            step = min(_CHUNK, start)
+            start -= step
+            buf = os.pread(fd, step, start) + buf
+        end = buf.rfind(b"\n")
+        if end < 0:
+            return 0, GENESIS, 0, size
+        last = buf[buf.rfind(b"\n", 0, end) + 1:end]
         try:
-            f = open(self.path, encoding="utf-8")  # noqa: SIM115 (a generator owns it)
-        except FileNotFoundError:
-            return
-        with f:
-            for line in f:
-                if line.strip():
-                    yield json.loads(line)
+            record = json.loads(last)
+            return int(record["seq"]), str(record["hash"]), start + end + 1, size
+        except (ValueError, TypeError, KeyError):
+            raise CcvaultError(f"audit log {self.path}",
+                               "its last line is not a record; see `ccvault audit verify`"
+                               ) from None
+
+    def records(self) -> Iterator[dict[str, Any]]:
+        """Complete records in file order; a line still being written (no newline) is skipped."""
+        for number, line in self._lines():
+            try:
+                yield json.loads(line)
+            except ValueError:
+                raise CcvaultError(f"audit log {self.path}",
+                                   f"line {number} is not JSON; see `ccvault audit verify`"
+                                   ) from None
 
     def verify(self) -> AuditCheck:
-        prev, seq, count = GENESIS, 0, 0
+        """Recompute every hash and link. A torn last line is not a failure: a reader can see
+        an append in progress, and after a crash the next append drops and records it."""
+        seq, prev, count = 0, GENESIS, 0
+        for number, line in self._lines():
+            problem = _check(line, seq, prev, number)
+            if problem:
+                return AuditCheck(False, count, number, problem)
+            record = json.loads(line)
+            seq, prev, count = record["seq"], record["hash"], count + 1
+        torn = self._torn_bytes()
+        note = f"torn last line ({torn} bytes), dropped by the next append" if torn else ""
+        return AuditCheck(True, count, None, note)
+
+    def _lines(self) -> Iterator[tuple[int, bytes]]:
         try:
-            f = open(self.path, encoding="utf-8")  # noqa: SIM115
+            with self.path.open("rb") as f:
+                for number, line in enumerate(f, 1):
+                    if line.endswith(b"\n"):
+                        yield number, line[:-1]
         except FileNotFoundError:
-            return AuditCheck(True, 0, None, "")
-        with f:
-            for number, line in enumerate(f, 1):
-                problem = _check(line, prev, seq, number)
-                if problem:
-                    return AuditCheck(False, count, number, problem)
-                record = json.loads(line)
-                prev, seq, count = record["hash"], record["seq"], count + 1
-        return AuditCheck(True, count, None, "")
+            return
+
+    def _torn_bytes(self) -> int:
+        try:
+            with self.path.open("rb") as f:
+                _, _, keep, size = self._head(f.fileno())
+        except (FileNotFoundError, CcvaultError):
+            return 0
+        return size - keep
 
 
-def _make(head: dict[str, Any] | None, actor: str, action: str, obj: str,
-          details: dict[str, Any], now_ms: int) -> dict[str, Any]:
-    record = {"seq": (head["seq"] + 1) if head else 1, "time": utc_text(now_ms),
-              "actor": actor, "action": action, "object": obj, "details": details,
-              "prev": head["hash"] if head else GENESIS}
-    record["hash"] = record_hash(record)
-    return record
-
-
-def _line(record: dict[str, Any]) -> str:
-    return json.dumps(record, ensure_ascii=False, separators=(",", ":")) + "\n"
-
-
-def _head(fd: int) -> tuple[dict[str, Any] | None, int]:
-    """The last complete record, and how many torn bytes follow it (read from the end)."""
-    size = os.fstat(fd).st_size
-    if size == 0:
-        return None, 0
-    tail = os.pread(fd, min(size, TAIL_BYTES), max(size - TAIL_BYTES, 0))
-    torn = len(tail) - (tail.rfind(b"\n") + 1)
-    complete = tail[:len(tail) - torn]
-    if not complete:
-        if size > TAIL_BYTES:
-            raise RuntimeError("audit log: last record longer than 64 KiB")
-        return None, torn
-    last = complete.rstrip(b"\n").rsplit(b"\n", 1)[-1]
-    return json.loads(last), torn
-
-
-def _check(line: str, prev: str, seq: int, number: int) -> str:
+def _check(line: bytes, seq: int, prev: str, number: int) -> str:
     try:
         record = json.loads(line)
     except ValueError:
         return "not JSON"
-    if not isinstance(record, dict) or "hash" not in record:
-        return "not an audit record"
-    if record.get("seq") != seq + 1:
-        return f"seq {record.get('seq')} after {seq}"
-    if record.get("prev") != prev:
-        return f"prev does not match line {number - 1}" if number > 1 else "prev is not genesis"
-    if record_hash(record) != record["hash"]:
+    if not isinstance(record, dict) or tuple(record) != KEYS:
+        return "not an audit record (wrong keys)"
+    if record["hash"] != record_hash(record):
         return "hash mismatch"
+    if record["prev"] != prev:
+        return "prev is not 64 zeros" if number == 1 else f"prev does not match line {number - 1}"
+    if record["seq"] != seq + 1:
+        return f"seq {record['seq']} after {seq}"
     return ""
+
+
+def _record(seq: int, now_ms: int, actor: str, action: str, obj: str,
+            details: dict[str, Any], prev: str) -> dict[str, Any]:
+    record = {"seq": seq, "time": utc_text(now_ms), "actor": actor, "action": action,
+              "object": obj, "details": details, "prev": prev}
+    record["hash"] = record_hash(record)
+    return record
+
+
+def _line(record: dict[str, Any]) -> bytes:
+    return json.dumps(record, separators=(",", ":"), ensure_ascii=False).encode() + b"\n"
+
+
+def _write_all(fd: int, data: bytes) -> None:
+    view = memoryview(data)
+    while view:
+        view = view[os.write(fd, view):]

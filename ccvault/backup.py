@@ -1,7 +1,9 @@
 """`ccvault backup DIR`: a consistent copy of the catalog and the audit log, together.
 
-Both are copied while holding the catalog's write lock: no segment, hold or audit record can
-land in between, so the copied audit log ends exactly where the copied catalog does.
+The audit log is copied, and a read snapshot of the catalog pinned, while holding the catalog's
+write lock: no segment, hold or audit record lands in between, so the copied audit log ends
+exactly where the copied catalog does. The (long) catalog copy then reads the snapshot
+without blocking recording.
 """
 
 from __future__ import annotations
@@ -29,25 +31,35 @@ def backup(writer: CatalogWriter, dest_dir: Path, now_ms: int, actor: str) -> di
     for path in (catalog, audit):
         if path is not None and path.exists():
             raise Refused(str(path), "exists already; a backup never replaces a file")
-    with writer.transaction() as conn:
+    with writer.reader() as snapshot:
+        # Under the write lock, pin a read snapshot and copy the audit log: both then end at
+        # the same write. The catalog is copied from the snapshot after the lock is released.
+        with writer.transaction():
+            snapshot.execute("BEGIN")
+            snapshot.execute("SELECT COUNT(*) FROM meta").fetchone()
+            records = _copy_audit(audit_src, audit)
         with closing(sqlite3.connect(catalog)) as copy:
-            conn.backup(copy)
+            snapshot.backup(copy)
             check = copy.execute("PRAGMA integrity_check").fetchone()[0]
-        if check != "ok":
-            raise CheckFailed(str(catalog), f"copy failed its integrity check: {check}")
-        fsync_file(catalog)
-        records = 0
-        if audit_src is not None and audit is not None:
-            if audit_src.exists():
-                shutil.copyfile(audit_src, audit)
-            else:
-                audit.touch()
-            os.chmod(audit, 0o640)
-            fsync_file(audit)
-            records = sum(1 for line in audit.read_bytes().splitlines() if line.strip())
-        fsync_dir(dest_dir)
-        result = {"catalog": str(catalog), "audit": str(audit) if audit else None,
-                  "catalog_bytes": catalog.stat().st_size, "audit_records": records,
-                  "created": utc_text(now_ms)}
-        writer.audit(actor, "backup", "catalog", result, now_ms)
+        snapshot.execute("COMMIT")
+    if check != "ok":
+        raise CheckFailed(str(catalog), f"copy failed its integrity check: {check}")
+    fsync_file(catalog)
+    fsync_dir(dest_dir)
+    result = {"catalog": str(catalog), "audit": str(audit) if audit else None,
+              "catalog_bytes": catalog.stat().st_size, "audit_records": records,
+              "created": utc_text(now_ms)}
+    writer.record_event(actor, "backup", "catalog", result, now_ms)
     return result
+
+
+def _copy_audit(src: Path | None, dst: Path | None) -> int:
+    if src is None or dst is None:
+        return 0
+    if src.exists():
+        shutil.copyfile(src, dst)
+    else:
+        dst.touch()
+    os.chmod(dst, 0o640)
+    fsync_file(dst)
+    return sum(1 for line in dst.read_bytes().splitlines() if line.strip())

@@ -12,7 +12,6 @@ from pathlib import Path
 from typing import Any
 
 from ccvault.audit import AuditLog
-
 from ccvault.catalog.writer import CatalogWriter
 from ccvault.clock import SystemClock
 from ccvault.config import load

@@ -26,8 +26,12 @@ def clips(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
 
 
 def berlin(tmp_path: Path, segment_seconds: int = 20) -> Path:
-    return write_config(tmp_path, [{"name": "door", "url": "demo://", "enabled": False}],
-                        timezone="Europe/Berlin", segment_seconds=segment_seconds)
+    """A site keeping footage ten years, so footage of the 2026-10-25 DST change is in policy."""
+    config = write_config(tmp_path, [{"name": "door", "url": "demo://", "enabled": False}],
+                          timezone="Europe/Berlin", segment_seconds=segment_seconds)
+    config.write_text(config.read_text() + "\n[retention]\ncontinuous_days = 3650\n"
+                      "motion_days = 3650\nmax_days = 3650\n")
+    return config
 
 
 def stored(config: Path, start: str = "2026-10-25T00:00:00Z",
@@ -127,3 +131,23 @@ def test_import_refuses_bad_input_clearly(tmp_path: Path, clips: dict[str, Path]
     assert bad.returncode == 2
     assert "not importable footage" in bad.stderr
     assert stored(config, "-1d", "now") == []
+
+
+def test_import_past_the_retention_maximum_needs_a_hold(
+    tmp_path: Path, clips: dict[str, Path]
+) -> None:
+    config = write_config(tmp_path, [{"name": "door", "url": "demo://", "enabled": False}])
+    refused = run_cli(config, "import", "--camera", "door", "--start", "-40d", str(clips["30s"]))
+    assert refused.returncode == 4
+    assert "max_days" in refused.stderr and "--hold" in refused.stderr
+    assert stored(config, "-41d", "now") == []
+    held = run_cli(config, "import", "--camera", "door", "--start", "-40d", "--hold",
+                   "evidence from the contractor's laptop", str(clips["30s"]))
+    assert held.returncode == 0, held.stderr
+    holds = cli_json(config, "hold", "list")
+    assert [(h["cameras"], h["reason"], h["state"]) for h in holds] == [
+        (["door"], "evidence from the contractor's laptop", "active")]
+    imported = stored(config, "-41d", "now")
+    assert imported
+    plan = cli_json(config, "purge", "--dry-run", "--all")["actions"]
+    assert {a["rule"] for a in plan} == {f"hold:{holds[0]['id']}"}

@@ -150,11 +150,11 @@ def planned(scope: list[Candidate], pol: dict[str, Policy] | None = None,
 
 def quota(scope: list[Candidate], excess: int, pol: dict[str, Policy],
           taken: Iterable[int] = ()) -> Outcome:
-    taken = frozenset(taken)
+    decided = frozenset(taken)
     decisions, left = over_quota(oldest_first(scope), excess, "max_bytes:camera", pol,
-                                 PROTECTIONS, NOW, set(taken))
+                                 PROTECTIONS, NOW, set(decided))
     return Outcome("quota", scope, pol, frozenset(), [(None, d) for d in decisions], left,
-                   excess, taken)
+                   excess, decided)
 
 
 def pressure(volume: str, need: int, room: dict[str, int], pol: dict[str, Policy] | None = None,
@@ -165,7 +165,8 @@ def pressure(volume: str, need: int, room: dict[str, int], pol: dict[str, Policy
     scope = oldest_first(scope if scope is not None else
                          (c for c in CATALOG if c.volume == volume))
     assert all(c.volume == volume for c in scope)
-    archives, taken, asked = ArchiveRoom(dict(room)), set(), need
+    archives, asked = ArchiveRoom(dict(room)), need
+    taken: set[int] = set()
     steps: list[tuple[int | None, Decision]] = []
     for step in PRESSURE_STEPS:
         if need <= 0:
@@ -369,7 +370,7 @@ def render(name: str, out: Outcome) -> str:
     decisions = sorted(out.decisions, key=lambda d: (d.segment.camera, d.segment.start_ms,
                                                      d.segment.id))
     doc["decisions"] = [d.as_json() for d in decisions]
-    return json.dumps(doc, indent=2) + "\n"
+    return json.dumps(doc, indent=2, ensure_ascii=False) + "\n"
 
 
 @pytest.mark.parametrize("name", sorted(CASES))
@@ -378,10 +379,10 @@ def test_golden(name: str, update_goldens: bool) -> None:
     text = render(name, CASES[name]())
     if update_goldens:
         path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(text)
+        path.write_text(text, encoding="utf-8")
         return
     assert path.exists(), f"{path} missing: run `pytest --update-goldens` and review the diff"
-    stored = path.read_text()
+    stored = path.read_text(encoding="utf-8")
     if text != stored:
         diff = "".join(difflib.unified_diff(stored.splitlines(True), text.splitlines(True),
                                             f"{path.name} (stored)", f"{path.name} (now)"))

@@ -10,7 +10,6 @@ from pathlib import Path
 import pytest
 
 from ccvault.timefmt import utc_text
-
 from tests.conftest import cli_json, run_cli, write_config
 from tests.retention_seed import DAY_MS, seed
 
@@ -76,7 +75,7 @@ def test_dry_run_explains_every_rule_and_changes_nothing(store) -> None:
 
 
 def test_hold_keeps_footage_through_purge_and_is_audited(store) -> None:
-    config, segments, now = store
+    config, segments, _now = store
     oldest = segments[0]
     result = run_cli(config, "hold", "add", "--camera", "door", "--from",
                      utc_text(oldest.start_ms), "--to", utc_text(oldest.start_ms + DAY_MS),

@@ -10,7 +10,7 @@ from ccvault.catalog import queries
 from ccvault.catalog.rows import Segment, StoredSpan
 from ccvault.cli import App, cli, json_option, pass_app
 from ccvault.cli.output import emit_json, human_bytes, stderr_is_terminal, table
-from ccvault.errors import UsageError
+from ccvault.errors import Refused, UsageError
 from ccvault.timefmt import duration_text, local_text, utc_text
 from ccvault.volumes import open_volumes, spool_dirs
 
@@ -93,12 +93,14 @@ def span_json(stored: StoredSpan) -> dict:
 @click.option("--camera", required=True, help="A configured camera (enabled or not).")
 @click.option("--start", required=True, metavar="T", help="When the first file starts.")
 @click.option("--force", is_flag=True, help="Import even where footage is already stored.")
+@click.option("--hold", "hold_reason", metavar="REASON",
+              help="Hold the imported range (needed for footage past the retention maximum).")
 @click.argument("files", nargs=-1, required=True,
                 type=click.Path(exists=True, dir_okay=False, path_type=Path))
 @json_option
 @pass_app
-def import_cmd(app: App, camera: str, start: str, force: bool, files: tuple[Path, ...],
-               as_json: bool) -> None:
+def import_cmd(app: App, camera: str, start: str, force: bool, hold_reason: str | None,
+               files: tuple[Path, ...], as_json: bool) -> None:
     """Ingest footage recorded elsewhere: stream copy, cut at keyframes, indexed like live."""
     from ccvault.importer import plan, run_import  # loads PyAV and OpenCV
     from ccvault.recorder.ffmpeg import ffmpeg_binary
@@ -108,6 +110,18 @@ def import_cmd(app: App, camera: str, start: str, force: bool, files: tuple[Path
     start_ms = app.time(start, "--start")
     writer = app.writer
     planned = plan(writer, camera, start_ms, list(files), force)
+    end_ms = start_ms + sum(p.duration_ms for p in planned)
+    ceiling = app.config.retention_for(cam).max_days
+    if hold_reason is None and start_ms <= app.clock.wall_ms() - ceiling * 86_400_000:
+        raise Refused(f"import to {camera}", f"the footage starts more than max_days "
+                      f"({ceiling:g}) ago and would be purged at once; keep it with "
+                      "--hold REASON")
+    if hold_reason is not None:
+        from ccvault.retention import holds
+
+        hold_id = holds.add(writer, app.config, (camera,), start_ms, end_ms, hold_reason,
+                            None, app.actor(), app.clock.wall_ms())
+        click.echo(f"hold {hold_id} keeps the imported range", err=True)
     volumes = open_volumes(app.config, writer, app.clock.wall_ms())
     store = SegmentStore(writer, lambda: volumes, app.clock)
     motion = app.config.motion_for(cam)

@@ -1,0 +1,89 @@
+"""Subprocess entry points for tests/test_retention_faults.py (run as `python -m tests.crash_step`).
+
+    crash CONFIG STEP    one retention pass whose executor SIGKILLs its own process at STEP
+    session              a warm `ccvault` for a sequence of commands: one JSON argv list per
+                         stdin line, one JSON {"rc", "stdout", "stderr"} line back per command
+    daemon CONFIG FIRST  `ccvault run` with the first retention pass FIRST seconds after start
+
+Each session command runs through `ccvault.cli.main` with a fresh `App` (its own config load,
+catalog writer and volume check), exactly as a new `ccvault` process would; the session only
+saves the interpreter start and imports per command.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import json
+import os
+import signal
+import sys
+from pathlib import Path
+
+
+def crash(config_path: str, step: str) -> int:
+    from ccvault.audit import AuditLog
+    from ccvault.catalog.writer import CatalogWriter
+    from ccvault.clock import SystemClock
+    from ccvault.config import load
+    from ccvault.recorder.ffmpeg import ffmpeg_binary
+    from ccvault.retention.executor import Executor
+    from ccvault.retention.passes import run_pass
+    from ccvault.volumes import open_volumes
+
+    config = load(Path(config_path)).config
+    clock = SystemClock()
+    writer = CatalogWriter(config.storage.catalog, AuditLog(config.audit_path))
+    volumes = open_volumes(config, writer, clock.wall_ms())
+
+    def checkpoint(reached: str) -> None:
+        if reached == step:
+            os.kill(os.getpid(), signal.SIGKILL)
+
+    executor = Executor(writer, lambda: volumes, clock.wall_ms, ffmpeg_binary(config),
+                        actor="test:crash", checkpoint=checkpoint)
+    with writer.reader() as conn:
+        outcome = run_pass(conn, config, volumes, executor, clock.wall_ms())
+    print(json.dumps({"step_not_reached": step, "outcome": outcome.__dict__}, default=str))
+    return 0
+
+
+def session() -> int:
+    import ccvault.cli
+
+    proto = os.fdopen(os.dup(sys.stdout.fileno()), "w", buffering=1)
+    for line in sys.stdin:
+        if not line.strip():
+            continue
+        argv = json.loads(line)
+        out, err = io.StringIO(), io.StringIO()
+        sys.argv = ["ccvault", *argv]
+        rc: object = 0
+        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+            try:
+                ccvault.cli.main()
+            except SystemExit as exc:
+                rc = exc.code
+        if rc is None:
+            rc = 0
+        elif not isinstance(rc, int):
+            err.write(str(rc))
+            rc = 1
+        proto.write(json.dumps({"rc": rc, "stdout": out.getvalue(),
+                                "stderr": err.getvalue()}) + "\n")
+    return 0
+
+
+def daemon(config_path: str, first_s: str) -> int:
+    import ccvault.cli
+    import ccvault.daemon
+
+    ccvault.daemon.RETENTION_FIRST_S = float(first_s)
+    sys.argv = ["ccvault", "--config", config_path, "run"]
+    ccvault.cli.main()
+    return 0
+
+
+if __name__ == "__main__":
+    mode, *args = sys.argv[1:]
+    sys.exit({"crash": crash, "session": session, "daemon": daemon}[mode](*args))
