@@ -81,6 +81,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import itertools
 import json
 import os
 import platform
@@ -461,3 +462,396 @@ def part_pass(args: argparse.Namespace) -> dict[str, Any]:
     return {"rows": rows, "prepare_s": round(prep_s, 1) if prep_s else None, **summary,
             "tracemalloc_peak_mib": round(mib(res["tracemalloc"]["tracemalloc_peak"]), 2),
             "pass": ok}
+
+
+# =========================================================================================
+# 2. purge while recording
+
+
+def child_queries(spec: dict[str, Any]) -> None:
+    """Runs in a subprocess until SIGTERM: one random 1-hour segments_in_range every 10 ms.
+
+    Writes `<CLOCK_MONOTONIC ns at start> <latency us> <rows>` per call to spec["out"]."""
+    from ccvault.catalog import db, queries
+
+    stop = []
+    signal.signal(signal.SIGTERM, lambda *_: stop.append(1))
+    rng = random.Random(spec["seed"])
+    conn = db.connect(Path(spec["catalog"]), readonly=True)
+    lo, hi = spec["expired"]
+    lines = []
+    next_t = time.monotonic()
+    while not stop:
+        cam = rng.choice(spec["cameras"])
+        if rng.random() < 0.5:
+            start = rng.randrange(lo - 1_800_000, hi - 1_800_000)
+        else:
+            start = time.time_ns() // 1_000_000 - 3_600_000
+        t = time.monotonic_ns()
+        n = len(queries.segments_in_range(conn, cam, start, start + 3_600_000))
+        lines.append(f"{t} {(time.monotonic_ns() - t) // 1000} {n}\n")
+        next_t += QUERY_EVERY_S
+        time.sleep(max(0.0, next_t - time.monotonic()))
+    Path(spec["out"]).write_text("".join(lines))
+
+
+def write_purge_config(path: Path, url: str, cameras: int) -> Path:
+    lines = ['timezone = "UTC"', "", "[recording]", f"segment_seconds = {SEGMENT_S}", "",
+             "[motion]", "enabled = false", "", *toml_policy(PURGE_POLICY), "[storage]",
+             f'catalog = "{path.parent / "catalog.sqlite"}"', "", "[[storage.volumes]]",
+             'name = "hot"', f'path = "{path.parent / "volume"}"', 'role = "hot"', ""]
+    for i in range(1, cameras + 1):
+        lines += ["[[cameras]]", f'name = "cam{i}"', f'url = "{url}"', ""]
+    path.write_text("\n".join(lines))
+    return path
+
+
+def lay_out_files(root: Path, cameras: list[str], per_camera: int, first_ms: int,
+                  data: bytes) -> list[tuple[str, int, str]]:
+    """(camera, start_ms, relpath) of one-minute segment files written under root."""
+    from ccvault.store import segment_relpath
+
+    out = []
+    for cam in cameras:
+        for k in range(per_camera):
+            start = first_ms + k * MIN_MS
+            rel = segment_relpath(cam, start, MIN_MS)
+            path = root / rel
+            path.parent.mkdir(parents=True, exist_ok=True)
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+            try:
+                view = memoryview(data)
+                while view:
+                    view = view[os.write(fd, view):]
+            finally:
+                os.close(fd)
+            out.append((cam, start, rel))
+    return out
+
+
+def unlink_loop(paths: list[Path]) -> float:
+    t = time.perf_counter()
+    for p in paths:
+        os.unlink(p)
+    return time.perf_counter() - t
+
+
+def wall_s(ts: str) -> float:
+    """A log event's ISO timestamp as epoch seconds."""
+    return datetime.fromisoformat(ts.replace("Z", "+00:00")).timestamp()
+
+
+def part_purge(args: argparse.Namespace) -> dict[str, Any]:
+    import hashlib
+
+    from record_cpu import LogTail, stop  # bench/record_cpu.py (puts the repo on sys.path)
+
+    from ccvault.catalog import db
+    from ccvault.catalog.writer import CatalogWriter
+    from tests.peers import RtspServer
+
+    n = args.files or (200 if args.quick else 2000)
+    n_cams = 2 if args.quick else 4
+    du = shutil.disk_usage(OUT)
+    reserve = max(1 << 30, du.total * 5 // 100)  # the volume's default low-water mark
+    room = du.free - reserve - (5 << 30)
+    if room < 2 * n * FILE_BYTES:
+        n = max(n_cams * 10, int(room // (2 * FILE_BYTES)) // n_cams * n_cams)
+        print(f"  not enough free space for 2 x {args.files or 2000} files: scaled down to {n}")
+    per_cam = n // n_cams
+    n = per_cam * n_cams
+    print(f"disk: {du.free / 1e9:.1f} GB free of {du.total / 1e9:.1f} GB; needs "
+          f"{2 * n * FILE_BYTES / 1e9:.1f} GB for 2 x {n} files of {FILE_BYTES:,} bytes, and "
+          f"keeps the volume's reserve ({reserve / 1e9:.1f} GB) free so no pressure purge runs")
+    if WORK.exists():
+        shutil.rmtree(WORK)
+    run = WORK / "purge"
+    volume, stage, base = run / "volume", run / "stage", run / "baseline"
+    for d in (volume, stage, base):
+        d.mkdir(parents=True)
+    cams = [f"cam{i}" for i in range(1, n_cams + 1)]
+    data = random.Random(args.seed).randbytes(FILE_BYTES)
+    sha = hashlib.sha256(data).hexdigest()
+    now_ms = time.time_ns() // 1_000_000
+    expired_first = (now_ms - EXPIRED_AGE_MS) // 3_600_000 * 3_600_000
+    t = time.perf_counter()
+    print(f"writing 2 x {n} files ({n_cams} cameras x {per_cam} one-minute segments, 40 and "
+          f"50 days old) ...", flush=True)
+    staged = lay_out_files(stage, cams, per_cam, expired_first, data)
+    baseline = lay_out_files(base, cams, per_cam, expired_first - 10 * DAY_MS, data)
+    os.sync()
+    print(f"  {time.perf_counter() - t:.0f} s (written and synced)", flush=True)
+    half = per_cam // 2
+    base_a = [base / rel for cam, start, rel in baseline
+              if (start - expired_first + 10 * DAY_MS) // MIN_MS < half]
+    base_b = [base / rel for cam, start, rel in baseline
+              if (start - expired_first + 10 * DAY_MS) // MIN_MS >= half]
+
+    server = RtspServer(pattern="snow", paths=("/cam",), width=WIDTH, height=HEIGHT, fps=FPS,
+                        bitrate_kbps=KBPS, keyint=KEYINT)
+    daemon: subprocess.Popen[bytes] | None = None
+    worker: subprocess.Popen[bytes] | None = None
+    try:
+        server.start()
+        cfg = write_purge_config(run / "ccvault.toml", server.url("/cam"), n_cams)
+        log_path = run / "daemon.log.jsonl"
+        with open(log_path, "wb") as out, open(run / "daemon.stderr", "wb") as err:
+            daemon = subprocess.Popen([str(CCVAULT), "--config", str(cfg), "run"],
+                                      stdin=subprocess.DEVNULL, stdout=out, stderr=err)
+        daemon_start_ms = time.time_ns() // 1_000_000
+        print(f"ccvault run: pid {daemon.pid}, {n_cams} cameras at {server.url('/cam')} "
+              f"(1080p15 ~{KBPS} kbit/s, one shared stream), {SEGMENT_S} s segments")
+        tail = LogTail(log_path)
+        recording: set[str] = set()
+        passes = 0
+        t0 = time.monotonic()
+        while recording != set(cams) or passes == 0:
+            if daemon.poll() is not None:
+                raise RuntimeError(f"ccvault run exited ({daemon.returncode}): "
+                                   f"{(run / 'daemon.stderr').read_text()[-2000:]}")
+            if time.monotonic() - t0 > 120:
+                raise RuntimeError(f"after 120 s: recording {sorted(recording)}, "
+                                   f"{passes} retention passes")
+            for ev in tail.poll():
+                if ev.get("event") == "camera.state" and ev.get("new") == "recording":
+                    recording.add(str(ev.get("camera")))
+                elif ev.get("event") == "retention.pass":
+                    passes += 1
+            time.sleep(0.25)
+        print(f"  all cameras recording, and the daemon's first retention pass done, "
+              f"{time.monotonic() - t0:.1f} s after start")
+
+        # Stage the expired footage: files onto the volume (rename, same filesystem), rows in.
+        for hour_dir in sorted({(stage / rel).parent for _, _, rel in staged}):
+            dst = volume / hour_dir.relative_to(stage)
+            dst.parent.mkdir(parents=True, exist_ok=True)
+            os.rename(hour_dir, dst)
+        writer = CatalogWriter(run / "catalog.sqlite")
+        with writer.transaction() as c:
+            cam_ids = dict(c.execute("SELECT name, id FROM cameras").fetchall())
+            vol_id = c.execute("SELECT id FROM volumes WHERE name = 'hot'").fetchone()[0]
+            c.executemany(
+                "INSERT INTO segments (camera_id, volume_id, start_ms, end_ms, path, bytes,"
+                " sha256, codec, width, height, frames, origin, ingested_ms, analysis, activity)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?, 'h264', 1920, 1080, 900, 'recorded', ?, 1, 0)",
+                [(cam_ids[cam], vol_id, start, start + MIN_MS, rel, FILE_BYTES, sha,
+                  start + MIN_MS + 2000) for cam, start, rel in staged])
+            c.execute("UPDATE cameras SET max_segment_ms = MAX(max_segment_ms, ?)", (MIN_MS,))
+        writer.close()
+        catalog_files = [run / f"catalog.sqlite{s}" for s in ("", "-wal", "-shm")]
+        print(f"  {n} expired segments catalogued (files moved onto the volume)")
+
+        qout = run / "queries.txt"
+        worker = subprocess.Popen(
+            [sys.executable, str(Path(__file__).resolve()), "--child-queries",
+             json.dumps({"catalog": str(run / "catalog.sqlite"), "cameras": cams,
+                         "expired": [expired_first, expired_first + per_cam * MIN_MS],
+                         "seed": args.seed, "out": str(qout)})], cwd=REPO)
+        wall0, mono0 = time.time(), time.monotonic()
+        phases: dict[str, tuple[float, float]] = {}
+        dropped = []
+
+        def settle() -> None:
+            dropped.append(drop_page_cache())
+            read_back(catalog_files)
+            time.sleep(2.0)
+
+        time.sleep(3.0)
+        a = time.monotonic()
+        time.sleep(10.0)
+        phases["recording only"] = (a, time.monotonic())
+        settle()
+        a = time.monotonic()
+        t_base_a = unlink_loop(base_a)
+        phases["unlink loop, before"] = (a, time.monotonic())
+        settle()
+        a = time.monotonic()
+        res = subprocess.run([str(CCVAULT), "--config", str(cfg), "purge", "--json"],
+                             capture_output=True, text=True, timeout=1800, check=False)
+        purge_wall = time.monotonic() - a
+        phases["purge"] = (a, time.monotonic())
+        if res.returncode != 0:
+            raise RuntimeError(f"ccvault purge failed ({res.returncode}): {res.stderr[-2000:]}")
+        settle()
+        a = time.monotonic()
+        t_base_b = unlink_loop(base_b)
+        phases["unlink loop, after"] = (a, time.monotonic())
+        time.sleep(2 * SEGMENT_S + 2)
+        worker.send_signal(signal.SIGTERM)
+        worker.wait(30)
+        worker = None
+        daemon.send_signal(signal.SIGTERM)
+        rc = daemon.wait(60)
+        daemon = None
+        tail.poll()
+
+        # -- purge figures ----------------------------------------------------------------
+        outcome = json.loads(res.stdout)
+        cli_events = [json.loads(line) for line in res.stderr.splitlines()
+                      if line.startswith("{")]
+        rp = next(e for e in cli_events if e.get("event") == "retention.pass")
+        chunks = [e for e in cli_events if e.get("event") == "purge.done"]
+        purge_s = float(rp["seconds"])
+        purge_rate = outcome["deleted"] / purge_s
+        rate_a, rate_b = len(base_a) / t_base_a, len(base_b) / t_base_b
+        base_rate = (len(base_a) + len(base_b)) / (t_base_a + t_base_b)
+        ratio = purge_rate / base_rate
+        print(f"page cache dropped before each unlink phase and the purge: "
+              f"{'yes' if all(dropped) else 'NO (not root): files may be cached'}")
+        print(f"  bare os.unlink loop, before the purge: {len(base_a)} files in {t_base_a:.2f} s "
+              f"= {rate_a:7.1f} files/s")
+        print(f"  ccvault purge: {outcome['deleted']} deleted ({outcome['deleted_bytes'] / 1e9:.1f}"
+              f" GB) in {purge_s:.2f} s (its retention.pass) = {purge_rate:7.1f} files/s; "
+              f"{len(chunks)} chunks; CLI wall time {purge_wall:.2f} s with start-up "
+              f"({outcome['deleted'] / purge_wall:.1f} files/s)")
+        print(f"  bare os.unlink loop, after the purge:  {len(base_b)} files in {t_base_b:.2f} s "
+              f"= {rate_b:7.1f} files/s")
+        print(f"  -> purge / bare unlink (both loops together, {base_rate:.1f} files/s): "
+              f"{ratio:.2f} (vs before only {purge_rate / rate_a:.2f}, after only "
+              f"{purge_rate / rate_b:.2f})")
+
+        # -- queries ------------------------------------------------------------------------
+        samples = []
+        for line in qout.read_text().splitlines():
+            t_ns, lat_us, rows = line.split()
+            samples.append((int(t_ns) / 1e9, int(lat_us) / 1000, int(rows)))
+        q: dict[str, dict[str, float]] = {}
+        print(f"1-hour segments_in_range latency (separate process, one call every "
+              f"{QUERY_EVERY_S * 1000:.0f} ms):")
+        for name, (lo, hi) in phases.items():
+            lat = [ms for t_s, ms, _ in samples if lo <= t_s < hi]
+            if not lat:
+                continue
+            q[name] = {"n": len(lat), "p50_ms": round(pct(lat, 50), 3),
+                       "p99_ms": round(pct(lat, 99), 3), "max_ms": round(max(lat), 3)}
+            print(f"  {name:<22} n={len(lat):<5} p50 {q[name]['p50_ms']:7.3f}  p99 "
+                  f"{q[name]['p99_ms']:7.3f}  max {q[name]['max_ms']:7.3f} ms")
+
+        # -- recording: nothing lost ----------------------------------------------------------
+        events = tail.events
+        ingested = [e for e in events if e.get("event") == "segment.ingested"]
+        restarts = Counter(str(e.get("camera")) for e in events
+                           if e.get("event") == "recorder.started")
+        exits = sum(1 for e in events if e.get("event") == "recorder.exited")
+        daemon_deletes = sum(int(e.get("segments", 0)) for e in events
+                             if e.get("event") == "purge.done")
+        conn = db.connect(run / "catalog.sqlite", readonly=True)
+        by_id = {r["id"]: r for r in conn.execute(
+            "SELECT s.id, c.name AS camera, s.start_ms, s.end_ms, s.path, s.state"
+            " FROM segments s JOIN cameras c ON c.id = s.camera_id WHERE s.origin = 'recorded'"
+            " AND s.start_ms >= ?", (daemon_start_ms - 3_600_000,))}
+        left = conn.execute("SELECT COUNT(*) FROM segments WHERE end_ms < ?",
+                            (now_ms - 30 * DAY_MS,)).fetchone()[0]
+        conn.close()
+        lost = [e for e in ingested if e["segment_id"] not in by_id
+                or by_id[e["segment_id"]]["state"] != "ok"
+                or not (volume / by_id[e["segment_id"]]["path"]).exists()]
+        files_left = sum(1 for _, _, rel in staged if (volume / rel).exists())
+        gaps: dict[str, int] = {}
+        worst_gap: dict[str, int] = {}
+        for cam in cams:
+            segs = sorted((r["start_ms"], r["end_ms"]) for r in by_id.values()
+                          if r["camera"] == cam)
+            holes = [b[0] - a[1] for a, b in itertools.pairwise(segs)]
+            gaps[cam] = sum(1 for h in holes if abs(h) > GAP_LIMIT_MS)
+            worst_gap[cam] = max((abs(h) for h in holes), default=0)
+        lag = {}
+        for name, (lo, hi) in phases.items():
+            lags = [wall_s(e["timestamp"]) - (e["start_ms"] + e["duration_ms"]) / 1000
+                    for e in ingested if lo <= mono0 + wall_s(e["timestamp"]) - wall0 < hi]
+            if lags:
+                lag[name] = (len(lags), max(lags))
+        in_purge = lag.get("purge", (0, 0.0))[0]
+        print(f"recording: daemon exited {rc}; {len(ingested)} segments logged as ingested "
+              f"({in_purge} during the purge), {len(lost)} of them missing from catalog or disk;"
+              f" recorder starts per camera {dict(restarts)}, {exits} exits")
+        print("  ingest lag (segment end to its segment.ingested event), max per phase: "
+              + ", ".join(f"{k}: {v[1]:.2f} s ({v[0]} segments)" for k, v in lag.items()))
+        print(f"  timeline gaps > {GAP_LIMIT_MS} ms per camera: {gaps}; largest |gap| (ms): "
+              f"{worst_gap}")
+        print(f"  expired rows left {left}, expired files left {files_left}; deletions by the "
+              f"daemon's own retention job meanwhile: {daemon_deletes}")
+        recorded_ok = (rc == 0 and not lost and not any(gaps.values()) and exits == 0
+                       and all(v == 1 for v in restarts.values()) and len(restarts) == n_cams)
+        purge_ok = (outcome["deleted"] == n and left == 0 and files_left == 0
+                    and daemon_deletes == 0)
+        p99 = q.get("purge", {}).get("p99_ms", float("inf"))
+        ok = ratio >= PURGE_RATIO_TARGET and p99 <= QUERY_P99_TARGET_MS and recorded_ok \
+            and purge_ok
+        print(f"RESULT purge: {purge_rate:.1f} files/s = {ratio:.2f} x bare unlink (target >= "
+              f"{PURGE_RATIO_TARGET}), query p99 during the purge {p99:.2f} ms (target <= "
+              f"{QUERY_P99_TARGET_MS:.0f}), recording {'intact' if recorded_ok else 'NOT intact'}"
+              f", purge {'complete' if purge_ok else 'INCOMPLETE'}: {'PASS' if ok else 'FAIL'}")
+        return {"files": n, "file_bytes": FILE_BYTES, "cameras": n_cams,
+                "purge_files_per_s": round(purge_rate, 1), "purge_s": purge_s,
+                "purge_cli_wall_s": round(purge_wall, 2),
+                "unlink_before_files_per_s": round(rate_a, 1),
+                "unlink_after_files_per_s": round(rate_b, 1),
+                "unlink_files_per_s": round(base_rate, 1), "ratio": round(ratio, 3),
+                "queries": q, "ingested": len(ingested), "ingested_during_purge": in_purge,
+                "lost": len(lost), "gaps": gaps, "recorder_exits": exits,
+                "page_cache_dropped": all(dropped), "recorded_ok": recorded_ok,
+                "purge_complete": purge_ok, "pass": ok}
+    finally:
+        if worker is not None:
+            stop(worker, signal.SIGTERM, 10)
+        if daemon is not None:
+            stop(daemon, signal.SIGTERM, 30)
+        server.stop()
+        if not args.keep and WORK.exists():
+            shutil.rmtree(WORK)
+            print(f"removed {WORK}", file=sys.stderr)
+
+
+# =========================================================================================
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--quick", action="store_true",
+                    help="3 repeats, no hot_days=7 variant; 200 + 200 files, 2 cameras")
+    ap.add_argument("--rebuild", action="store_true", help="prepare the retention catalog again")
+    ap.add_argument("--files", type=int, default=None, help="files to purge (default 2000)")
+    ap.add_argument("--skip-pass", action="store_true", help="only the purge part")
+    ap.add_argument("--skip-purge", action="store_true", help="only the routine pass part")
+    ap.add_argument("--skip-hot-default", action="store_true",
+                    help="skip the hot_days = 7 variant (it walks the whole catalog)")
+    ap.add_argument("--keep", action="store_true", help=f"keep {WORK} afterwards")
+    ap.add_argument("--seed", type=int, default=20240101)
+    ap.add_argument("--child-plan", help=argparse.SUPPRESS)
+    ap.add_argument("--child-queries", help=argparse.SUPPRESS)
+    args = ap.parse_args(argv)
+    if args.child_plan:
+        print(json.dumps(child_plan(json.loads(args.child_plan))))
+        return 0
+    if args.child_queries:
+        child_queries(json.loads(args.child_queries))
+        return 0
+
+    print("bench/retention.py — retention: routine pass on 8.4 M segments; purge of real files "
+          "while recording")
+    print(f"python {platform.python_version()}, sqlite {sqlite3.sqlite_version}, "
+          f"{os.cpu_count()} CPUs, {platform.machine()}, load average "
+          f"{' '.join(f'{x:.2f}' for x in os.getloadavg())}")
+    version = ccvault_version()
+    print(f"ccvault source: {version}")
+    result: dict[str, Any] = {"bench": "retention", "ccvault": version, "quick": args.quick}
+    WORK.mkdir(parents=True, exist_ok=True)
+    try:
+        if not args.skip_pass:
+            print("\n== 1. routine pass ==")
+            result["routine"] = part_pass(args)
+        if not args.skip_purge:
+            print("\n== 2. purge while recording ==")
+            result["purge"] = part_purge(args)
+    finally:
+        if not args.keep and WORK.exists():
+            shutil.rmtree(WORK)
+    result["grooming"] = "bench/grooming.py"
+    result["pass"] = all(result[k]["pass"] for k in ("routine", "purge") if k in result)
+    print(json.dumps(result))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

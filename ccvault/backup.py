@@ -1,15 +1,12 @@
 """`ccvault backup DIR`: a consistent copy of the catalog and the audit log, together.
 
-The audit log is copied, and a read snapshot of the catalog pinned, while holding the catalog's
-write lock: no segment, hold or audit record lands in between, so the copied audit log ends
-exactly where the copied catalog does. The (long) catalog copy then reads the snapshot
-without blocking recording.
+Both are copied while holding the catalog's write lock: no segment, hold or audit record can
+land in between, so the copied audit log ends exactly where the copied catalog does.
 """
 
 from __future__ import annotations
 
 import os
-import shutil
 import sqlite3
 from contextlib import closing
 from datetime import UTC, datetime
@@ -21,45 +18,71 @@ from ccvault.durable import fsync_dir, fsync_file
 from ccvault.errors import CheckFailed, Refused
 from ccvault.timefmt import utc_text
 
+_CHUNK = 1 << 20
+
 
 def backup(writer: CatalogWriter, dest_dir: Path, now_ms: int, actor: str) -> dict[str, Any]:
+    """Copy both into timestamped files and audit it; a partial copy is removed, never kept
+    under a name that looks like a backup."""
     stamp = datetime.fromtimestamp(now_ms / 1000, UTC).strftime("%Y%m%dT%H%M%SZ")
-    dest_dir.mkdir(parents=True, exist_ok=True)
     catalog = dest_dir / f"catalog-{stamp}.sqlite"
     audit_src = writer.audit_log.path if writer.audit_log else None
     audit = dest_dir / f"audit-{stamp}.jsonl" if audit_src else None
     for path in (catalog, audit):
         if path is not None and path.exists():
             raise Refused(str(path), "exists already; a backup never replaces a file")
-    with writer.reader() as snapshot:
-        # Under the write lock, pin a read snapshot and copy the audit log: both then end at
-        # the same write. The catalog is copied from the snapshot after the lock is released.
+    dest_dir.mkdir(parents=True, exist_ok=True)
+    created: list[Path] = []
+    try:
         with writer.transaction():
-            snapshot.execute("BEGIN")
-            snapshot.execute("SELECT COUNT(*) FROM meta").fetchone()
-            records = _copy_audit(audit_src, audit)
-        with closing(sqlite3.connect(catalog)) as copy:
-            snapshot.backup(copy)
-            check = copy.execute("PRAGMA integrity_check").fetchone()[0]
-        snapshot.execute("COMMIT")
-    if check != "ok":
-        raise CheckFailed(str(catalog), f"copy failed its integrity check: {check}")
-    fsync_file(catalog)
-    fsync_dir(dest_dir)
-    result = {"catalog": str(catalog), "audit": str(audit) if audit else None,
-              "catalog_bytes": catalog.stat().st_size, "audit_records": records,
-              "created": utc_text(now_ms)}
-    writer.record_event(actor, "backup", "catalog", result, now_ms)
+            _copy_catalog(writer, _create(catalog, created))
+            records = _copy_audit(audit_src, _create(audit, created)) if audit_src and audit else 0
+            fsync_dir(dest_dir)
+            result = {"catalog": str(catalog), "audit": str(audit) if audit else None,
+                      "catalog_bytes": catalog.stat().st_size, "audit_records": records,
+                      "created": utc_text(now_ms)}
+            writer.audit(actor, "backup", "catalog",
+                         {k: v for k, v in result.items() if k != "created"}, now_ms)
+    except BaseException:
+        for path in created:
+            path.unlink(missing_ok=True)
+        raise
     return result
 
 
-def _copy_audit(src: Path | None, dst: Path | None) -> int:
-    if src is None or dst is None:
-        return 0
-    if src.exists():
-        shutil.copyfile(src, dst)
-    else:
-        dst.touch()
-    os.chmod(dst, 0o640)
-    fsync_file(dst)
-    return sum(1 for line in dst.read_bytes().splitlines() if line.strip())
+def _create(path: Path, created: list[Path]) -> Path:
+    """Exclusive create: a file that appeared since the check above is still never replaced."""
+    try:
+        os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o640))
+    except FileExistsError:
+        raise Refused(str(path), "exists already; a backup never replaces a file") from None
+    created.append(path)
+    return path
+
+
+def _copy_catalog(writer: CatalogWriter, dest: Path) -> None:
+    """SQLite's online backup, read through a second connection: the backup API refuses a
+    source connection that holds a write transaction. The copy leaves WAL mode so that it is
+    one self-contained file, and is checked as reopened from disk."""
+    with writer.reader() as source, closing(sqlite3.connect(dest)) as copy:
+        source.backup(copy)
+        copy.execute("PRAGMA journal_mode = DELETE")
+    fsync_file(dest)
+    with closing(sqlite3.connect(dest.resolve().as_uri() + "?mode=ro", uri=True)) as check:
+        verdict = check.execute("PRAGMA integrity_check").fetchone()[0]
+    if verdict != "ok":
+        raise CheckFailed(str(dest), f"the copy fails its integrity check: {verdict}")
+
+
+def _copy_audit(source: Path, dest: Path) -> int:
+    """Byte for byte (a missing log is an empty copy); returns the number of records."""
+    records = 0
+    with dest.open("wb") as out:
+        if source.exists():
+            with source.open("rb") as f:
+                while chunk := f.read(_CHUNK):
+                    records += chunk.count(b"\n")
+                    out.write(chunk)
+        out.flush()
+        os.fsync(out.fileno())
+    return records

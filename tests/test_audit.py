@@ -9,10 +9,14 @@ import sys
 import time
 from pathlib import Path
 
-from ccvault.audit import AuditLog
+import pytest
+
+from ccvault.audit import AuditCheck, AuditLog
+from ccvault.backup import backup
 from ccvault.catalog.writer import CatalogWriter
 from ccvault.clock import SystemClock
 from ccvault.config import load
+from ccvault.errors import Refused
 from ccvault.integrity import Scrubber
 from ccvault.volumes import open_volumes
 from tests.conftest import REPO, cli_json, run_cli, write_config
@@ -21,7 +25,8 @@ from tests.retention_seed import seed
 APPEND = """
 import sys
 from pathlib import Path
-from ccvault.audit import AuditLog
+from ccvault.audit import AuditCheck, AuditLog
+from ccvault.backup import backup
 from ccvault.catalog.writer import CatalogWriter
 w = CatalogWriter(Path(sys.argv[1]), AuditLog(Path(sys.argv[2])))
 for i in range(50):
@@ -47,7 +52,7 @@ def test_two_processes_append_one_chain_and_tampering_is_found(tmp_path: Path) -
     lines = log.read_text().splitlines(keepends=True)
     edited = json.loads(lines[41])
     edited["details"]["i"] = 999
-    log.write_text("".join(lines[:41] + [json.dumps(edited) + "\n"] + lines[42:]))
+    log.write_text("".join([*lines[:41], json.dumps(edited) + "\n", *lines[42:]]))
     broken = run_cli(config, "audit", "verify", "--json")
     assert broken.returncode == 1
     assert json.loads(broken.stdout)["bad_line"] == 42
@@ -57,13 +62,19 @@ def test_two_processes_append_one_chain_and_tampering_is_found(tmp_path: Path) -
 
 
 def test_a_torn_last_line_is_repaired_in_the_chain(tmp_path: Path) -> None:
-    log = AuditLog(tmp_path / "audit.jsonl")
-    log.append(actor="t", action="a", obj="o", details={}, now_ms=1)
+    log = AuditLog(tmp_path / "logs" / "audit.jsonl")
+    assert log.verify() == AuditCheck(True, 0, None, "")  # no file yet: nothing to break
+    log.append(actor="t", action="a", obj="o", details={"big": "x" * 20_000}, now_ms=1)
+    assert log.path.stat().st_mode & 0o777 == 0o640
     with open(log.path, "ab") as f:
         f.write(b'{"seq":2,"time":"2026')  # a crash mid-append
+    check = log.verify()  # what a reader sees while an append is under way
+    assert check.ok and check.records == 1 and "torn" in check.problem
     log.append(actor="t", action="b", obj="o", details={}, now_ms=2)
     assert [r["action"] for r in log.records()] == ["a", "audit.repaired", "b"]
-    assert log.verify().ok
+    assert next(r for r in log.records() if r["action"] == "audit.repaired")["details"] == {
+        "dropped_bytes": 21}
+    assert log.verify() == AuditCheck(True, 3, None, "")
 
 
 def test_backup_copies_catalog_and_audit_log_consistently(tmp_path: Path) -> None:
@@ -81,6 +92,67 @@ def test_backup_copies_catalog_and_audit_log_consistently(tmp_path: Path) -> Non
     time.sleep(1.1)
     assert run_cli(config, "backup", str(tmp_path / "bk")).returncode == 0
     assert len(list((tmp_path / "bk").glob("catalog-*.sqlite"))) == 2
+
+
+def test_audit_list_filters_by_action_and_time(tmp_path: Path) -> None:
+    config = write_config(tmp_path, [])
+    writer = CatalogWriter(tmp_path / "catalog.sqlite", AuditLog(tmp_path / "audit.jsonl"))
+    now = int(time.time() * 1000)
+    for action, obj, at in (("hold.add", "hold:1", now - 3 * 86_400_000),
+                            ("purge", "segments", now - 60_000), ("hold.add", "hold:2", now)):
+        with writer.transaction():
+            writer.audit("cli:alice", action, obj, {"n": 1}, at)
+    writer.close()
+    assert [r["object"] for r in cli_json(config, "audit", "list", "--action", "hold.add")
+            ] == ["hold:1", "hold:2"]
+    recent = cli_json(config, "audit", "list", "--since", "-1d")
+    assert [r["seq"] for r in recent] == [2, 3]
+    assert set(recent[0]) == {"seq", "time", "actor", "action", "object", "details", "prev",
+                              "hash"}
+    people = run_cli(config, "audit", "list", "--since", "-1d")
+    assert people.returncode == 0
+    assert [line.split()[-3:] for line in people.stdout.splitlines()[1:]] == [
+        ["purge", "segments", '{"n":1}'], ["hold.add", "hold:2", '{"n":1}']]
+
+
+def stamp(seconds: int) -> str:
+    return time.strftime("%Y%m%dT%H%M%SZ", time.gmtime(seconds))
+
+
+def test_backup_holds_the_rows_and_never_replaces_a_file(tmp_path: Path) -> None:
+    config = write_config(tmp_path, [])
+    writer = CatalogWriter(tmp_path / "catalog.sqlite", AuditLog(tmp_path / "audit.jsonl"))
+    writer.ensure_cameras(["a"])
+    for i in range(3):
+        with writer.transaction():
+            writer.audit("daemon", "daemon.start", "daemon", {"i": i}, 1_000 + i)
+    bk, at = tmp_path / "bk", 1_800_000_000_000
+    out = backup(writer, bk, at, "cli:alice")
+    assert out["catalog"] == str(bk / f"catalog-{stamp(at // 1000)}.sqlite")
+    assert out["audit_records"] == 3 and out["created"] == "2027-01-15T08:00:00.000Z"
+    with sqlite3.connect(out["catalog"]) as copy:
+        assert copy.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+        assert copy.execute("SELECT name FROM cameras").fetchall() == [("a",)]
+        assert copy.execute("PRAGMA journal_mode").fetchone()[0] == "delete"  # one file
+    assert AuditLog(Path(out["audit"])).verify() == AuditCheck(True, 3, None, "")
+    last = list(writer.audit_log.records())[-1]
+    assert (last["seq"], last["action"], last["details"]["catalog"]) == (4, "backup",
+                                                                          out["catalog"])
+
+    (bk / f"audit-{stamp(at // 1000 + 1)}.jsonl").write_text("not ours\n")
+    with pytest.raises(Refused):
+        backup(writer, bk, at + 1000, "cli:alice")
+    assert not (bk / f"catalog-{stamp(at // 1000 + 1)}.sqlite").exists()
+    writer.close()
+
+    now = int(time.time())
+    for second in range(now - 2, now + 30):
+        (bk / f"catalog-{stamp(second)}.sqlite").touch()
+    clash = run_cli(config, "backup", str(bk))
+    assert clash.returncode == 4
+    assert clash.stderr.startswith(f"ccvault: error: {bk}/catalog-")
+    assert "exists already" in clash.stderr
+    assert [r["seq"] for r in AuditLog(tmp_path / "audit.jsonl").records()] == [1, 2, 3, 4]
 
 
 def test_scrub_flags_a_corrupt_segment_and_keeps_it(tmp_path: Path) -> None:

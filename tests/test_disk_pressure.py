@@ -229,6 +229,14 @@ def hot_volume(name: str, path: Path, reserve: int | str) -> dict:
             "reserve_free_bytes": reserve, "reserve_free_percent": 0}
 
 
+def stop(daemon: Daemon, tmp_path: Path) -> int:
+    """SIGTERM, keeping the daemon's log beside the test's files whatever happens."""
+    try:
+        return daemon.stop()
+    finally:
+        (tmp_path / "daemon.log").write_text("".join(daemon.raw))
+
+
 def run_for(seconds: float, daemon: Daemon, check: Callable[[], None] | None = None) -> None:
     """Let the daemon work for `seconds`, failing early if it exits."""
     deadline = time.monotonic() + seconds
@@ -293,8 +301,9 @@ def test_full_disk_recording_goes_on_by_premature_deletion_and_held_footage_stay
             run_for(RUN_S, daemon)
         finally:
             sampler.stop()
+            (tmp_path / "daemon.log").write_text("".join(daemon.raw))
         stopped_ms = int(time.time() * 1000)
-        assert daemon.stop() == 0
+        assert stop(daemon, tmp_path) == 0
     low_at, low = monitor.minimum
     first = monitor.samples[0][0]
     report = {"ballast_mib": round(ballast / MIB, 1),

@@ -64,10 +64,20 @@ def status_cmd(app: App, as_json: bool) -> None:
          c["segments_24h"], human_bytes(c["bytes_24h"]),
          duration_text(round(c["motion_backlog_seconds"] * 1000))] for c in report["cameras"]])
     click.echo()
-    table(["volume", "role", "state", "free", "total", "footage", "path"], [
+    table(["volume", "role", "state", "free", "total", "footage", "holds days",
+           "headroom days", "path"], [
         [v["name"], v["role"], v["state"] + (f" ({v['reason']})" if v["reason"] else ""),
          human_bytes(v["free_bytes"]), human_bytes(v["total_bytes"]),
-         human_bytes(v["footage_bytes"]), v["path"]] for v in report["volumes"]])
+         human_bytes(v["footage_bytes"]), (v["forecast"] or {}).get("days"),
+         (v["forecast"] or {}).get("headroom_days"), v["path"]] for v in report["volumes"]])
+    r = report["retention"]
+    click.echo()
+    click.echo(f"store holds {r['days'] if r['days'] is not None else '-'} days at "
+               f"{human_bytes(r['bytes_per_day'])}/day (min_days {r['min_days']:g}"
+               f"{', AT RISK' if r['at_risk'] else ''}); headroom "
+               f"{r['headroom_days'] if r['headroom_days'] is not None else '-'} days; "
+               f"{r['active_holds']} active hold(s); thinning saved "
+               f"{human_bytes(r['thin_saved_bytes'])} on {r['thinned_segments']} segments")
 
 
 def _local(utc: str | None, tz) -> str | None:
