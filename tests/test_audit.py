@@ -103,12 +103,8 @@ def test_audit_list_filters_by_action_and_time(tmp_path: Path) -> None:
         with writer.transaction():
             writer.audit("cli:alice", action, obj, {"n": 1}, at)
     writer.close()
-    assert [r["object"] for r in cli_json(config, "audit", "list", "--action", "hold.add")
-            ] == ["hold:1", "hold:2"]
-    recent = cli_json(config, "audit", "list", "--since", "-1d")
-    assert [r["seq"] for r in recent] == [2, 3]
-    assert set(recent[0]) == {"seq", "time", "actor", "action", "object", "details", "prev",
-                              "hash"}
+    found = cli_json(config, "audit", "list", "--action", "hold.add", "--since", "-1d")
+    assert found == [list(AuditLog(tmp_path / "audit.jsonl").records())[2]]  # as stored
     people = run_cli(config, "audit", "list", "--since", "-1d")
     assert people.returncode == 0
     assert [line.split()[-3:] for line in people.stdout.splitlines()[1:]] == [

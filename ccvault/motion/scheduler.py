@@ -12,6 +12,7 @@ from __future__ import annotations
 import copy
 import multiprocessing
 import os
+import signal
 import threading
 import time
 from collections.abc import Callable
@@ -92,8 +93,11 @@ def analyse_in_order(writer: CatalogWriter, settings: MotionSettings, segments: 
 
 
 def _init_worker(daemon_pid: int) -> None:
-    """Analysis yields to recording and ingest, and ends with the daemon however it ends."""
+    """Analysis yields to recording and ingest, and ends with the daemon however it ends.
+
+    Ctrl-C reaches the whole process group; the daemon decides when its workers stop."""
     os.nice(10)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     die_with_parent(daemon_pid)
 
 
