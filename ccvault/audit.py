@@ -58,6 +58,8 @@ class AuditLog:
             self.path.parent.mkdir(parents=True, exist_ok=True)
         fd = os.open(self.path, os.O_RDWR | os.O_APPEND | os.O_CREAT, 0o640)
         try:
+            if created:
+                os.fchmod(fd, 0o640)  # group-readable for auditors whatever the umask
             seq, prev, keep, size = self._head(fd)
             lines = []
             if keep < size:
@@ -100,21 +102,26 @@ class AuditLog:
         """Complete records in file order; a line still being written (no newline) is skipped."""
         for number, line in self._lines():
             try:
-                yield json.loads(line)
+                record = json.loads(line)
             except ValueError:
-                raise CcvaultError(f"audit log {self.path}",
-                                   f"line {number} is not JSON; see `ccvault audit verify`"
-                                   ) from None
+                record = None
+            if not _is_record(record):
+                raise CcvaultError(f"audit log {self.path}", f"line {number} is not a record;"
+                                   " see `ccvault audit verify`")
+            yield record
 
     def verify(self) -> AuditCheck:
         """Recompute every hash and link. A torn last line is not a failure: a reader can see
         an append in progress, and after a crash the next append drops and records it."""
         seq, prev, count = 0, GENESIS, 0
         for number, line in self._lines():
-            problem = _check(line, seq, prev, number)
+            try:
+                record = json.loads(line)
+            except ValueError:
+                return AuditCheck(False, count, number, "not JSON")
+            problem = _problem(record, seq, prev, number)
             if problem:
                 return AuditCheck(False, count, number, problem)
-            record = json.loads(line)
             seq, prev, count = record["seq"], record["hash"], count + 1
         torn = self._torn_bytes()
         note = f"torn last line ({torn} bytes), dropped by the next append" if torn else ""
@@ -133,17 +140,17 @@ class AuditLog:
         try:
             with self.path.open("rb") as f:
                 _, _, keep, size = self._head(f.fileno())
-        except (FileNotFoundError, CcvaultError):
+        except FileNotFoundError:
             return 0
         return size - keep
 
 
-def _check(line: bytes, seq: int, prev: str, number: int) -> str:
-    try:
-        record = json.loads(line)
-    except ValueError:
-        return "not JSON"
-    if not isinstance(record, dict) or tuple(record) != KEYS:
+def _is_record(value: Any) -> bool:
+    return isinstance(value, dict) and value.keys() == set(KEYS)
+
+
+def _problem(record: Any, seq: int, prev: str, number: int) -> str:
+    if not _is_record(record):
         return "not an audit record (wrong keys)"
     if record["hash"] != record_hash(record):
         return "hash mismatch"

@@ -31,18 +31,28 @@ def backup(writer: CatalogWriter, dest_dir: Path, now_ms: int, actor: str) -> di
     for path in (catalog, audit):
         if path is not None and path.exists():
             raise Refused(str(path), "exists already; a backup never replaces a file")
-    dest_dir.mkdir(parents=True, exist_ok=True)
+    if not dest_dir.is_dir():
+        dest_dir.mkdir(parents=True)
+        fsync_dir(dest_dir.parent)
     created: list[Path] = []
     try:
-        with writer.transaction():
-            _copy_catalog(writer, _create(catalog, created))
-            records = _copy_audit(audit_src, _create(audit, created)) if audit_src and audit else 0
-            fsync_dir(dest_dir)
-            result = {"catalog": str(catalog), "audit": str(audit) if audit else None,
-                      "catalog_bytes": catalog.stat().st_size, "audit_records": records,
-                      "created": utc_text(now_ms)}
-            writer.audit(actor, "backup", "catalog",
-                         {k: v for k, v in result.items() if k != "created"}, now_ms)
+        with writer.reader() as source:
+            # Under the write lock: pin a read snapshot and copy the audit log, so both end at
+            # the same write. The (long) catalog copy then reads the snapshot after the lock
+            # is released, and recording never waits for a backup.
+            with writer.transaction():
+                source.execute("BEGIN")
+                source.execute("SELECT COUNT(*) FROM meta").fetchone()
+                records = (_copy_audit(audit_src, _create(audit, created))
+                           if audit_src and audit else 0)
+            _copy_catalog(source, _create(catalog, created))
+            source.execute("COMMIT")
+        fsync_dir(dest_dir)
+        result = {"catalog": str(catalog), "audit": str(audit) if audit else None,
+                  "catalog_bytes": catalog.stat().st_size, "audit_records": records,
+                  "created": utc_text(now_ms)}
+        writer.record_event(actor, "backup", "catalog",
+                            {k: v for k, v in result.items() if k != "created"}, now_ms)
     except BaseException:
         for path in created:
             path.unlink(missing_ok=True)
@@ -60,11 +70,10 @@ def _create(path: Path, created: list[Path]) -> Path:
     return path
 
 
-def _copy_catalog(writer: CatalogWriter, dest: Path) -> None:
-    """SQLite's online backup, read through a second connection: the backup API refuses a
-    source connection that holds a write transaction. The copy leaves WAL mode so that it is
-    one self-contained file, and is checked as reopened from disk."""
-    with writer.reader() as source, closing(sqlite3.connect(dest)) as copy:
+def _copy_catalog(source: sqlite3.Connection, dest: Path) -> None:
+    """SQLite's online backup from the pinned snapshot. The copy leaves WAL mode so that it
+    is one self-contained file, and is checked as reopened from disk."""
+    with closing(sqlite3.connect(dest)) as copy:
         source.backup(copy)
         copy.execute("PRAGMA journal_mode = DELETE")
     fsync_file(dest)

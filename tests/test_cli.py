@@ -7,7 +7,9 @@ import pytest
 from tests.conftest import run_cli
 
 COMMANDS = [["run"], ["check-config"], ["status"], ["segments"], ["motion"], ["analyze"],
-            ["reconcile"], ["import"],
+            ["reconcile"], ["import"], ["purge"], ["explain"], ["hold"], ["hold", "add"],
+            ["hold", "list"], ["hold", "release"], ["hold", "rebuild"], ["audit"],
+            ["audit", "list"], ["audit", "verify"], ["backup"],
             ["volume"], ["volume", "init"], ["volume", "replace"]]
 
 

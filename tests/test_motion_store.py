@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import sqlite3
 import uuid
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -14,8 +15,11 @@ from ccvault.catalog.writer import CatalogWriter
 from tests.conftest import cli_json, run_cli, wait_for, write_config
 from tests.peers import make_clip
 
-START = "2026-06-01T10:00:00Z"
-T0 = 1_780_308_000_000  # START in ms
+# Two days ago on the hour: inside the default retention, so an import needs no hold.
+_START = datetime.now(UTC).replace(minute=0, second=0, microsecond=0) - timedelta(days=2)
+START = _START.strftime("%Y-%m-%dT%H:%M:%SZ")
+END = (_START + timedelta(hours=1)).strftime("%Y-%m-%dT%H:%M:%SZ")
+T0 = int(_START.timestamp() * 1000)
 
 
 @pytest.fixture(scope="module")
@@ -27,7 +31,7 @@ def clip(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 def listed(config: Path, command: str, *extra: str) -> list[dict]:
     return cli_json(config, command, "--camera", "door", "--from", START, "--to",
-                    "2026-06-01T11:00:00Z", *extra)
+                    END, *extra)
 
 
 def test_import_returns_with_its_footage_analysed(tmp_path: Path, clip: Path) -> None:
