@@ -1,7 +1,9 @@
 """`ccvault backup DIR`: a consistent copy of the catalog and the audit log, together.
 
-Both are copied while holding the catalog's write lock: no segment, hold or audit record can
-land in between, so the copied audit log ends exactly where the copied catalog does.
+The audit log is copied, and a read snapshot of the catalog pinned, while holding the catalog's
+write lock: no segment, hold or audit record lands in between, so the copied audit log ends
+exactly where the copied catalog does. The catalog copy then reads that snapshot with the lock
+released, so recording never waits for a backup.
 """
 
 from __future__ import annotations

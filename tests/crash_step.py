@@ -1,6 +1,8 @@
 """Subprocess entry points for tests/test_retention_faults.py (run as `python -m tests.crash_step`).
 
     crash CONFIG STEP    one retention pass whose executor SIGKILLs its own process at STEP
+                         (or, for `thin.ffmpeg_done`, inside the first keyframes-only copy,
+                         once ffmpeg has written its hidden file)
     session              a warm `ccvault` for a sequence of commands: one JSON argv list per
                          stdin line, one JSON {"rc", "stdout", "stderr"} line back per command
     daemon CONFIG FIRST  `ccvault run` with the first retention pass FIRST seconds after start
@@ -39,6 +41,11 @@ def crash(config_path: str, step: str) -> int:
     def checkpoint(reached: str) -> None:
         if reached == step:
             os.kill(os.getpid(), signal.SIGKILL)
+
+    if step == "thin.ffmpeg_done":
+        import ccvault.thinning
+
+        ccvault.thinning.fsync_file = lambda _path: checkpoint(step)  # type: ignore[assignment]
 
     executor = Executor(writer, lambda: volumes, clock.wall_ms, ffmpeg_binary(config),
                         actor="test:crash", checkpoint=checkpoint)
