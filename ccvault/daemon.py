@@ -152,8 +152,8 @@ class Daemon:
 
     def _set_blocked(self, blocked: dict[str, int]) -> None:
         for name, need in blocked.items():
-            log.error("held_footage_blocking", volume=name, need_bytes=need,
-                      already=name in self.blocked)
+            if name not in self.blocked:
+                log.error("held_footage_blocking", volume=name, need_bytes=need)
         for name in self.blocked - set(blocked):
             log.info("volume.accepting", volume=name)
         self.blocked = set(blocked)

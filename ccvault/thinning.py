@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import os
 import subprocess
-import uuid
 from pathlib import Path
 
 from ccvault.catalog.rows import MediaInfo
@@ -55,17 +54,23 @@ def thin_argv(ffmpeg: str, src: Path, dst: Path) -> list[str]:
     ]
 
 
+def work_path(dst: Path) -> Path:
+    """Where ffmpeg writes before the result is linked to dst."""
+    return dst.with_name(f".{dst.name}.tmp")
+
+
 def keyframes_only(ffmpeg: str, src: Path, dst: Path, timeout_s: float = 120) -> MediaInfo:
     """Write src's keyframes only to the new file dst (stream copy) and return its probe.
 
-    ffmpeg writes a hidden file beside dst, which is fsynced and probed, then hard-linked to
-    dst: a link never replaces a file, and dst only ever appears complete and durable, so a
-    crash or a failure leaves no partial dst (a crash may leave the hidden file; reconcile
-    skips dot-files). Raises ThinError, with ffmpeg's last stderr lines, if dst exists or
-    anything fails."""
+    ffmpeg writes a hidden file beside dst (`work_path`), which is fsynced and probed, then
+    hard-linked to dst: a link never replaces a file, and dst only ever appears complete and
+    durable, so a crash or a failure leaves no partial dst. The hidden file's name follows
+    from dst, so the executor's crash recovery removes one a crash left behind. Raises
+    ThinError, with ffmpeg's last stderr lines, if dst exists or anything fails."""
     if os.path.lexists(dst):
         raise ThinError(f"{dst} already exists")
-    tmp = dst.with_name(f".{dst.name}.{uuid.uuid4().hex}.tmp")
+    tmp = work_path(dst)
+    tmp.unlink(missing_ok=True)  # left by a crash; only this function writes such names
     try:
         try:
             result = subprocess.run(thin_argv(ffmpeg, src, tmp), capture_output=True,

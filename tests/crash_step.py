@@ -20,6 +20,7 @@ import json
 import os
 import signal
 import sys
+import traceback
 from pathlib import Path
 
 
@@ -71,6 +72,9 @@ def session() -> int:
                 ccvault.cli.main()
             except SystemExit as exc:
                 rc = exc.code
+            except Exception:  # a crash of one command is its result, not the session's end
+                traceback.print_exc()
+                rc = 1
         if rc is None:
             rc = 0
         elif not isinstance(rc, int):

@@ -7,8 +7,10 @@ afterwards; a volume left with nothing but held footage is passed over for the n
 Needs root (to mount the tmpfs); skipped otherwise.
 
 The numbers assume the daemon's 30 s pressure cadence: between two checks the cameras
-(~0.23 MiB/s in all) write ~7 MiB, just under the 8 MiB reserve. A disk that fills faster than
-reserve / PRESSURE_EVERY_S cannot be protected by the periodic check alone.
+(~0.24 MiB/s in all) write ~7 MiB of the 8 MiB reserve, so in the worst phase (a check that
+finds the volume just above its reserve) less than 1 MiB is left when the next one comes. A
+disk that fills faster than reserve / PRESSURE_EVERY_S cannot be protected by the periodic
+check alone.
 """
 
 from __future__ import annotations
@@ -21,7 +23,7 @@ import os
 import subprocess
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -202,8 +204,8 @@ def assert_no_trouble(daemon: Daemon, warm_ms: int) -> None:
                and event_ms(e) < stopping
                and not (e.get("camera") in raced and event_ms(e) < warm_ms)]
     assert trouble == [], "\n".join(json.dumps(e)[:400] for e in trouble)
-    bad = [line for line in daemon.raw if line.strip() and not line.startswith("{")]
-    assert bad == [], "the daemon wrote something that is not a log event:\n" + "".join(bad[:20])
+    crashed = [line for line in daemon.raw if "Traceback" in line or line.startswith("ccvault:")]
+    assert crashed == [], "".join(crashed)
 
 
 def assert_recording_never_stopped(daemon: Daemon, camera: str, since_ms: int,
@@ -231,19 +233,21 @@ def sha256(path: str) -> str:
     return hashlib.sha256(Path(path).read_bytes()).hexdigest()
 
 
-def assert_held_intact(config: Path, held: list[Seeded], from_ms: int, to_ms: int) -> None:
+def catalogued(config: Path, cameras: tuple[str, ...], from_ms: int, to_ms: int) -> dict[int, dict]:
+    """What `ccvault segments` lists for the cameras in [from_ms, to_ms), by segment id."""
+    return {seg["id"]: seg for camera in cameras
+            for seg in segments_between(config, camera, from_ms, to_ms)}
+
+
+def assert_held_intact(listed: dict[int, dict], held: list[Seeded]) -> None:
     """Every held segment is still catalogued, its file there, its bytes what was catalogued."""
-    by_camera: dict[str, set[int]] = {}
+    gone = sorted(s.id for s in held if s.id not in listed)
+    assert gone == [], f"held segments gone: {gone}"
     for s in held:
-        by_camera.setdefault(s.camera, set()).add(s.id)
-    for camera, ids in by_camera.items():
-        listed = {s["id"]: s for s in segments_between(config, camera, from_ms, to_ms)}
-        assert ids <= set(listed), f"{camera}: held segments gone: {sorted(ids - set(listed))}"
-        for seg_id in ids:
-            seg = listed[seg_id]
-            assert seg["state"] == "ok", seg
-            assert Path(seg["path"]).is_file(), seg
-            assert sha256(seg["path"]) == seg["sha256"], seg
+        seg = listed[s.id]
+        assert seg["state"] == "ok", seg
+        assert Path(seg["path"]).is_file(), seg
+        assert sha256(seg["path"]) == seg["sha256"], seg
 
 
 def assert_store_consistent(config: Path, held_ids: set[int]) -> dict:
@@ -308,13 +312,13 @@ def small_disk(tmp_path: Path) -> Iterator[Path]:
         yield path
 
 
-# Each 1280x720 demo camera writes ~100 KiB/s, the 640x360 one ~35 KiB/s: ~0.23 MiB/s in all,
+# Each 1280x720 demo camera writes ~100 KiB/s, the 640x360 one ~35 KiB/s: ~0.24 MiB/s in all,
 # so the free space the test leaves (the reserve plus START_HEADROOM) is gone in ~40 s.
 PRESSURE_CAMERAS = {"door": "demo://?width=1280&height=720&period=20",
                     "rack": "demo://?width=1280&height=720&period=30",
                     "aisle": "demo://?width=640&height=360&period=40"}
 START_HEADROOM = 1 * MIB  # free space above the reserve when the daemon starts
-RUN_S = 80  # pressure checks at 0 s, 15 s (the first retention pass), 30 s and 60 s
+RUN_S = 66  # pressure checks at 0 s, 15 s (the first retention pass), 30 s and 60 s
 # Five-minute seeded segments of ~0.36 MiB each: 16 MiB of footage two days old, which only a
 # premature deletion may remove, and more than the first checks need to free.
 YOUNG_SEGMENT_S = 300
@@ -340,7 +344,6 @@ def test_full_disk_recording_goes_on_by_premature_deletion_and_held_footage_stay
                  "seconds": float(YOUNG_SEGMENT_S)}
                 for c in cameras for i in range(YOUNG_PER_CAMERA)]
     seeded = seed(config, footage, tmp_path / "cache")
-    old = [s for s in seeded if s.start_ms < held_at]
     held = [s for s in seeded if held_at <= s.start_ms < held_to]
     young = sorted((s for s in seeded if s.start_ms >= young_at), key=lambda s: (s.start_ms, s.id))
     hold = run_cli(config, "hold", "add", "--from", utc_text(held_at), "--to", utc_text(held_to),
@@ -376,7 +379,7 @@ def test_full_disk_recording_goes_on_by_premature_deletion_and_held_footage_stay
 
     # The disk never ran full, and every time pressure acted it freed space back above the
     # reserve at once. (How far under the reserve it gets between two checks depends on where
-    # the 30 s checks fall: here by up to ~30 s x 0.23 MiB/s = 7 of the 8 MiB.)
+    # the 30 s checks fall: here by up to ~30 s x 0.24 MiB/s = 7 of the 8 MiB.)
     assert low > 0, report
     assert purges, report
     for purge in purges:
@@ -395,7 +398,8 @@ def test_full_disk_recording_goes_on_by_premature_deletion_and_held_footage_stay
     assert empty == [], f"`segments` showed no recent footage at {empty}"
 
     # Held footage: every segment there, byte for byte.
-    assert_held_intact(config, held, held_at, held_to)
+    listed = catalogued(config, cameras, old_at, young_at + DAY_MS)
+    assert_held_intact(listed, held)
 
     # Space was freed in order: footage past min_days without an alert, then younger footage,
     # oldest first, each time with a premature_deletion alert naming cameras, range and bytes.
@@ -410,12 +414,9 @@ def test_full_disk_recording_goes_on_by_premature_deletion_and_held_footage_stay
             assert entry["from_ms"] < entry["to_ms"] <= stopped_ms, alert
             assert entry["segments"] > 0 and entry["volume"] == "hot", alert
     assert sum(a["bytes"] for a in alerts) >= 2 * RESERVE, "pressure kept freeing space"
-    for s in old:
-        assert segments_between(config, s.camera, s.start_ms, s.end_ms) == [], (
-            "footage past min_days goes first", s)
-    left = {seg["id"] for c in cameras
-            for seg in segments_between(config, c, young_at, young_at + DAY_MS)}
-    kept = [s.id in left for s in young]
+    assert not [seg for seg in listed.values() if seg["start_ms"] < held_at], (
+        "footage past min_days goes first")
+    kept = [s.id in listed for s in young]
     assert kept == sorted(kept), "premature deletion takes the oldest footage first"
     recorded_deleted = any(e["to_ms"] > started_ms for a in alerts for e in a["cameras"].values())
     assert not (recorded_deleted and any(kept)), "older footage goes before today's"
@@ -425,10 +426,30 @@ def test_full_disk_recording_goes_on_by_premature_deletion_and_held_footage_stay
 
 
 BLOCK_CAMERA = {"name": "door", "url": "demo://?width=640&height=360"}
+SPOOL_STAYS = (
+    "BUG (ccvault/volumes.py spool_dirs, ccvault/daemon.py Daemon.run): the spool is chosen "
+    "once at start-up, before any volume is blocked, and stays on the first hot volume; when "
+    "that volume is full of held footage, every recorder fails with ENOSPC although the next "
+    "volume has room")
 
 
+def recorded_since(daemon: Daemon, camera: str, since_ms: int, count: int) -> Callable[[], bool]:
+    """A wait_for predicate: count segments of camera ingested since since_ms; fails at once
+    when the daemon reports running out of space."""
+    def check() -> bool:
+        for line in list(daemon.raw):
+            assert not any(word in line for word in NO_SPACE), f"out of space: {line}"
+        return len([e for e in ingested(daemon, camera) if e["start_ms"] > since_ms]) >= count
+
+    return check
+
+
+@pytest.mark.parametrize("left_free", [
+    pytest.param(RESERVE // 2, id="under-its-reserve"),
+    pytest.param(64 * 1024, id="full", marks=pytest.mark.xfail(strict=True, reason=SPOOL_STAYS)),
+])
 def test_volume_with_only_held_footage_left_blocks_and_recording_moves_on(
-    tmp_path: Path, small_disk: Path, daemon_factory
+    tmp_path: Path, small_disk: Path, daemon_factory, left_free: int
 ) -> None:
     small, big = small_disk / "small", tmp_path / "big"
     config = write_config(tmp_path, [BLOCK_CAMERA], segment_seconds=SEGMENT_S, volumes=[
@@ -440,19 +461,17 @@ def test_volume_with_only_held_footage_left_blocks_and_recording_moves_on(
     hold = run_cli(config, "hold", "add", "--camera", "door", "--from", utc_text(held_at),
                    "--to", utc_text(held_to), "--reason", "court order")
     assert hold.returncode == 0, hold.stderr
-    add_ballast(small_disk, RESERVE // 2)  # under the reserve, nothing but held footage to free
+    add_ballast(small_disk, left_free)  # under the reserve, nothing but held footage to free
 
     with FreeSpaceMonitor(small_disk) as monitor:
         daemon = daemon_factory(config)
         started_ms = int(time.time() * 1000)
         blocked = daemon.wait_event("held_footage_blocking", timeout=PRESSURE_EVERY_S + 5,
                                     volume="small")
-        wait_for(lambda: len([e for e in ingested(daemon, "door")
-                              if e["start_ms"] > event_ms(blocked)]) >= 4, 30,
+        wait_for(recorded_since(daemon, "door", event_ms(blocked), 4), 20,
                  what="segments recorded after the block")
         assert stop(daemon, tmp_path) == 0
     assert blocked["level"] == "error" and blocked["need_bytes"] > 0, blocked
-    assert blocked["already"] is False, blocked
     after = [e for e in ingested(daemon, "door") if e["start_ms"] > event_ms(blocked)]
     assert {e["volume"] for e in after} == {"big"}, after
     listed = segments_between(config, "door", event_ms(blocked), int(time.time() * 1000))
@@ -462,5 +481,37 @@ def test_volume_with_only_held_footage_left_blocks_and_recording_moves_on(
     assert monitor.minimum[1] > 0
     assert_no_trouble(daemon, started_ms + WARM_UP_S * 1000)
     assert events(daemon, "premature_deletion") == [], "nothing but held footage to delete"
-    assert_held_intact(config, held, held_at, held_to)
+    assert_held_intact(catalogued(config, ("door",), held_at, held_to), held)
     assert_store_consistent(config, {s.id for s in held})
+
+
+ONLY_VOLUME_BLOCKED = (
+    "BUG (ccvault/retention/pressure.py plan, ccvault/daemon.py _set_blocked): a volume is "
+    "reported blocked when the plan cannot reach the high-water mark (reserve + an hour of "
+    "ingest), even when the deletions bring it back above its reserve and no footage is held; "
+    "blocking the only volume leaves no target, so ingest stops (ingest.no_volume) and the "
+    "spool fills the disk")
+
+
+@pytest.mark.xfail(strict=True, reason=ONLY_VOLUME_BLOCKED)
+def test_only_volume_with_less_than_an_hour_of_footage_is_not_blocked(
+    tmp_path: Path, small_disk: Path, daemon_factory
+) -> None:
+    config = write_config(tmp_path, [BLOCK_CAMERA], segment_seconds=SEGMENT_S,
+                          volumes=[hot_volume("hot", small_disk / "hot", "8 MiB")])
+    # ~2 MiB of footage from the last hour (a fresh install), nothing held; the disk is shared
+    # with other data and half a MiB under the reserve.
+    recent_at = int(time.time()) * 1000 - 40 * 60_000
+    seed(config, [{"camera": "door", "start_ms": recent_at + i * YOUNG_SEGMENT_S * 1000,
+                   "seconds": float(YOUNG_SEGMENT_S)} for i in range(6)], tmp_path / "cache")
+    add_ballast(small_disk, RESERVE - MIB // 2)
+
+    daemon = daemon_factory(config)
+    started_ms = int(time.time() * 1000)
+    daemon.wait_event("premature_deletion", timeout=PRESSURE_EVERY_S + 5)
+    wait_for(lambda: free_bytes(small_disk) > RESERVE, 5, what="space freed above the reserve")
+    time.sleep(1)  # a block would be logged right after the deletions
+    assert events(daemon, "held_footage_blocking") == [], "no footage is held at all"
+    wait_for(recorded_since(daemon, "door", started_ms, 4), 20, what="recording catalogued")
+    assert stop(daemon, tmp_path) == 0
+    assert_no_trouble(daemon, started_ms + WARM_UP_S * 1000)

@@ -42,6 +42,9 @@ CREATE TABLE intents (
     src_path   TEXT NOT NULL,
     dst_volume TEXT,                      -- migrate, thin: where the new copy goes
     dst_path   TEXT,
+    -- 1 once the row points at the new copy: recovery then finishes (the source goes),
+    -- else rolls back (the copy goes), whatever later operations did to the row.
+    switched   INTEGER NOT NULL DEFAULT 0 CHECK (switched IN (0, 1)),
     created_ms INTEGER NOT NULL
 );
 

@@ -311,6 +311,7 @@ class CatalogWriter:
                     (it.dst_volume, it.dst_path, sw.bytes, sw.sha256, sw.frames,
                      it.kind == "thin", now_ms, it.segment_id),
                 )
+                conn.execute("UPDATE intents SET switched = 1 WHERE id = ?", (it.id,))
                 done.append(it)
                 audited.append({"id": row["id"], "camera": row["camera"],
                                 "start_ms": row["start_ms"], "from": it.src_volume,

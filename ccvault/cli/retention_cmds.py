@@ -26,8 +26,9 @@ def _volumes(app: App) -> list:
 @pass_app
 def purge(app: App, dry_run: bool, at: str | None, show_all: bool, as_json: bool) -> None:
     """Apply the retention policy now: delete, thin and migrate what it says, in order."""
+    from ccvault.lock import daemon_running
     from ccvault.recorder.ffmpeg import ffmpeg_binary
-    from ccvault.retention.executor import Executor
+    from ccvault.retention.executor import Executor, recover
     from ccvault.retention.passes import plan_pass, run_pass, totals
 
     if (at or show_all) and not dry_run:
@@ -35,6 +36,8 @@ def purge(app: App, dry_run: bool, at: str | None, show_all: bool, as_json: bool
     now_ms = app.time(at, "--at") if at else app.clock.wall_ms()
     volumes = _volumes(app)
     if not dry_run:
+        if not daemon_running(app.config.storage.catalog):
+            recover(app.writer, volumes)  # a crashed pass is finished before a new one
         executor = Executor(app.writer, lambda: volumes, app.clock.wall_ms,
                             ffmpeg_binary(app.config), actor=app.actor())
         with app.writer.reader() as conn:
@@ -74,7 +77,7 @@ def purge(app: App, dry_run: bool, at: str | None, show_all: bool, as_json: bool
 def explain(app: App, camera: str, at: str, as_json: bool) -> None:
     """Why the footage at an instant is kept, or what will happen to it and when."""
     from ccvault.retention import candidates
-    from ccvault.retention.planner import decide, protection_for
+    from ccvault.retention.planner import decide
     from ccvault.retention.pressure import archive_room, measure
 
     at_ms = app.time(at, "--at")
@@ -90,8 +93,7 @@ def explain(app: App, camera: str, at: str, as_json: bool) -> None:
     decision = decide(seg, sc.policies[camera], protections, now_ms, archives)
     holds = [p for p in protections if p.active(now_ms) and p.covers(seg)]
     out = {**decision.as_json(), "holds": [h.rule for h in holds],
-           "activity": seg.activity, "analysed": seg.analysed, "thinned": seg.thinned,
-           "protected_by": (protection_for(seg, protections, now_ms) or None) and decision.rule}
+           "activity": seg.activity, "analysed": seg.analysed, "thinned": seg.thinned}
     if as_json:
         emit_json(out)
         return

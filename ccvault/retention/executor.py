@@ -6,9 +6,10 @@ Migrate: intent → copy (exclusive create, fsync, re-read hash) → verify agai
 Thin:    intent → keyframes-only copy beside the original → hash → switch the row (refused if
          held by now) + audit with the original's hash → unlink the original → clear intent.
 
-`recover()` runs at start-up before reconcile may adopt anything: an intent whose row points at
-its destination is finished (the source goes), any other is rolled back (the copy goes), a
-delete is finished. So a crash at any step leaves exactly one valid, catalogued copy, and an
+`recover()` runs at start-up (and before `ccvault purge` or `reconcile` without a daemon),
+before reconcile may adopt anything: an intent marked switched (in the transaction that
+switched the row) is finished — the source goes — any other is rolled back — the copy goes —
+and a delete is finished. So a crash at any step leaves exactly one valid, catalogued copy, and an
 expired file never comes back as "unknown footage".
 
 `checkpoint(step)` is called at every step boundary; the daemon passes a no-op, the fault tests
@@ -34,7 +35,7 @@ from ccvault.catalog.writer import CatalogWriter
 from ccvault.durable import fsync_dir
 from ccvault.media import copy_hashed, sha256_file
 from ccvault.retention.planner import DELETE, MIGRATE, THIN, Decision
-from ccvault.thinning import ThinError, keyframes_only
+from ccvault.thinning import ThinError, keyframes_only, work_path
 from ccvault.volumes import Volume
 
 log = structlog.get_logger("ccvault.retention")
@@ -259,11 +260,7 @@ def recover(writer: CatalogWriter, volumes: list[Volume]) -> list[dict]:
 
 def _recover(writer: CatalogWriter, paths: dict[str, Path]) -> list[dict]:
     with writer.reader() as conn:
-        rows = conn.execute(
-            "SELECT i.id, i.kind, i.segment_id, i.src_volume, i.src_path, i.dst_volume,"
-            " i.dst_path, v.name AS row_volume, s.path AS row_path FROM intents i"
-            " LEFT JOIN segments s ON s.id = i.segment_id"
-            " LEFT JOIN volumes v ON v.id = s.volume_id ORDER BY i.id").fetchall()
+        rows = conn.execute("SELECT * FROM intents ORDER BY id").fetchall()
     report, cleared = [], []
     for r in rows:
         needed = [r["src_volume"]] + ([r["dst_volume"]] if r["dst_volume"] else [])
@@ -271,12 +268,13 @@ def _recover(writer: CatalogWriter, paths: dict[str, Path]) -> list[dict]:
             log.warning("intent.deferred", intent=r["id"], reason="volume unavailable")
             continue
         src = paths[r["src_volume"]] / r["src_path"]
-        switched = (r["row_volume"], r["row_path"]) == (r["dst_volume"], r["dst_path"])
-        if r["kind"] == "delete" or switched:
-            _unlink_all([src])
+        dst = paths[r["dst_volume"]] / r["dst_path"] if r["dst_volume"] else None
+        leftovers = [work_path(dst)] if r["kind"] == "thin" and dst else []
+        if r["kind"] == "delete" or r["switched"]:
+            _unlink_all([src, *leftovers])
             outcome = "finished"
         else:
-            _unlink_all([paths[r["dst_volume"]] / r["dst_path"]])
+            _unlink_all([p for p in (dst, *leftovers) if p is not None])
             outcome = "rolled_back"
         cleared.append(r["id"])
         report.append({"intent": r["id"], "kind": r["kind"], "segment_id": r["segment_id"],
