@@ -25,6 +25,7 @@ from ccvault.audit import AuditLog
 from ccvault.catalog.writer import CatalogWriter
 from ccvault.clock import Clock, SystemClock
 from ccvault.config import LoadedConfig
+from ccvault.errors import CcvaultError
 from ccvault.ingest import Ingestor
 from ccvault.integrity import Scrubber
 from ccvault.lock import take_daemon_lock
@@ -38,6 +39,7 @@ from ccvault.retention.executor import Executor, recover, remove_leftovers
 from ccvault.retention.passes import PassState, purge_leftovers, run_pass, run_pressure
 from ccvault.store import SegmentStore
 from ccvault.volumes import Volume, open_volumes, spool_dirs
+from ccvault.volumes import usage as volume_usage
 
 log = structlog.get_logger("ccvault.daemon")
 
@@ -45,6 +47,7 @@ VOLUME_CHECK_S = 30
 RETENTION_EVERY_S = 300
 RETENTION_FIRST_S = 15
 PRESSURE_EVERY_S = 30
+FREE_SPACE_WATCH_S = 2
 
 
 class Daemon:
@@ -55,6 +58,7 @@ class Daemon:
         self.stopping = threading.Event()
         self.volumes: list[Volume] = []
         self.blocked: set[str] = set()  # full of held footage: no new segments there
+        self._pressure_lock = threading.Lock()
 
     def run(self) -> int:
         config = self.config
@@ -80,6 +84,7 @@ class Daemon:
 
         supervisor = Supervisor(config, spool, self.clock, save_state, lambda: ingestor.wake())
         ingestor = Ingestor(store, spools, supervisor.active_runs)
+        self.supervisor, self.ingestor = supervisor, ingestor
         reconcile(writer, store, self.volumes, ingestor, dry_run=False, daemon_running=False)
 
         scheduler = BackgroundScheduler(
@@ -100,6 +105,8 @@ class Daemon:
         scheduler.add_job(self._pressure_check, "interval", args=(writer, executor),
                           seconds=PRESSURE_EVERY_S, id="pressure",
                           next_run_time=datetime.now(UTC))
+        scheduler.add_job(self._watch_free_space, "interval", args=(writer, executor),
+                          seconds=FREE_SPACE_WATCH_S, id="free_space_watch")
         motion = MotionScheduler(config, writer, lambda: self.volumes,
                                  config.motion.workers or default_workers())
         scrubber = Scrubber(writer, lambda: self.volumes, self.clock,
@@ -121,7 +128,10 @@ class Daemon:
         threads[0].join()
         ingestor.stop()
         threads[1].join()
-        ingestor.scan()  # the segments the recorders just closed
+        try:
+            ingestor.scan()  # the segments the recorders just closed
+        except CcvaultError as exc:  # e.g. no volume: they stay in the spool for next start
+            log.error("daemon.final_scan_failed", error=str(exc))
         motion.stop()  # what is not analysed yet waits in the catalog for the next start
         threads[2].join()
         scrubber.stop()
@@ -146,9 +156,25 @@ class Daemon:
         self._set_blocked(state.blocked)
 
     def _pressure_check(self, writer: CatalogWriter, executor: Executor) -> None:
-        with writer.reader() as conn:
-            state = run_pressure(conn, self.config, self.volumes, executor, self.clock.wall_ms())
-        self._set_blocked(state.blocked)
+        if not self._pressure_lock.acquire(blocking=False):
+            return  # the other trigger is at it
+        try:
+            with writer.reader() as conn:
+                state = run_pressure(conn, self.config, self.volumes, executor,
+                                     self.clock.wall_ms())
+            self._set_blocked(state.blocked)
+        finally:
+            self._pressure_lock.release()
+
+    def _watch_free_space(self, writer: CatalogWriter, executor: Executor) -> None:
+        """Between the 30-second checks: a statvfs per volume (microseconds), and the full
+        pressure check at once when one is under its reserve — a small disk fills fast."""
+        settings = {v.name: v for v in self.config.storage.volumes}
+        for volume in self.volumes:
+            usage = volume_usage(volume) if volume.available else None
+            if usage and usage[1] < settings[volume.name].reserve_bytes(usage[0]):
+                self._pressure_check(writer, executor)
+                return
 
     def _set_blocked(self, blocked: dict[str, int]) -> None:
         for name, need in blocked.items():
@@ -157,6 +183,17 @@ class Daemon:
         for name in self.blocked - set(blocked):
             log.info("volume.accepting", volume=name)
         self.blocked = set(blocked)
+        self._follow_target()
+
+    def _follow_target(self) -> None:
+        """Recorders write where new footage goes: a spool on a volume full of held footage
+        would fill it to ENOSPC, so the spool moves with the target (the old one drains)."""
+        spool, _ = spool_dirs(self.config, self.writable_volumes())
+        if spool == self.supervisor.recorders_spool or self.config.storage.spool is not None:
+            return
+        if spool not in self.ingestor.spools:
+            self.ingestor.spools.append(spool)
+        self.supervisor.move_spool(spool)
 
     def _check_volumes(self, writer: CatalogWriter) -> None:
         before = {v.name: v.available for v in self.volumes}

@@ -149,11 +149,13 @@ def _configured(config: Config, name: str) -> VolumeConfig:
 
 
 def target_for_new_segments(volumes: list[Volume]) -> Volume | None:
-    """The first available hot volume that takes footage; else an archive volume."""
-    for role in ("hot", "archive"):
-        for volume in volumes:
-            if volume.role == role and volume.available and volume.accepting:
-                return volume
+    """The first available hot volume that takes footage; else an archive volume; else, as
+    a last resort, a volume full of held footage (ingest goes on as long as it can)."""
+    for accepting in (True, False):
+        for role in ("hot", "archive"):
+            for volume in volumes:
+                if volume.role == role and volume.available and volume.accepting == accepting:
+                    return volume
     return None
 
 

@@ -426,13 +426,6 @@ def test_full_disk_recording_goes_on_by_premature_deletion_and_held_footage_stay
 
 
 BLOCK_CAMERA = {"name": "door", "url": "demo://?width=640&height=360"}
-SPOOL_STAYS = (
-    "BUG (ccvault/volumes.py spool_dirs, ccvault/daemon.py Daemon.run): the spool is chosen "
-    "once at start-up, before any volume is blocked, and stays on the first hot volume; when "
-    "that volume is full of held footage, every recorder fails with ENOSPC although the next "
-    "volume has room")
-
-
 def recorded_since(daemon: Daemon, camera: str, since_ms: int, count: int) -> Callable[[], bool]:
     """A wait_for predicate: count segments of camera ingested since since_ms; fails at once
     when the daemon reports running out of space."""
@@ -446,7 +439,7 @@ def recorded_since(daemon: Daemon, camera: str, since_ms: int, count: int) -> Ca
 
 @pytest.mark.parametrize("left_free", [
     pytest.param(RESERVE // 2, id="under-its-reserve"),
-    pytest.param(64 * 1024, id="full", marks=pytest.mark.xfail(strict=True, reason=SPOOL_STAYS)),
+    pytest.param(64 * 1024, id="full"),
 ])
 def test_volume_with_only_held_footage_left_blocks_and_recording_moves_on(
     tmp_path: Path, small_disk: Path, daemon_factory, left_free: int
@@ -485,15 +478,6 @@ def test_volume_with_only_held_footage_left_blocks_and_recording_moves_on(
     assert_store_consistent(config, {s.id for s in held})
 
 
-ONLY_VOLUME_BLOCKED = (
-    "BUG (ccvault/retention/pressure.py plan, ccvault/daemon.py _set_blocked): a volume is "
-    "reported blocked when the plan cannot reach the high-water mark (reserve + an hour of "
-    "ingest), even when the deletions bring it back above its reserve and no footage is held; "
-    "blocking the only volume leaves no target, so ingest stops (ingest.no_volume) and the "
-    "spool fills the disk")
-
-
-@pytest.mark.xfail(strict=True, reason=ONLY_VOLUME_BLOCKED)
 def test_only_volume_with_less_than_an_hour_of_footage_is_not_blocked(
     tmp_path: Path, small_disk: Path, daemon_factory
 ) -> None:

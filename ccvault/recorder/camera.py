@@ -89,6 +89,7 @@ class CameraRecorder:
         self.audio_codec: str | None = None
         self.video_codec: str | None = None
         self._proc: subprocess.Popen[bytes] | None = None
+        self._launching = False
         self._feeder: subprocess.Popen[bytes] | None = None
         self._lock_fd: int | None = None
         self._frames = 0
@@ -154,6 +155,14 @@ class CameraRecorder:
             self.next_start = now + self.backoff.next()
             return
         self.run_dir = self.dir / str(self.clock.wall_ms())
+        self._launching = True  # the run is active from its mkdir on: ingest leaves it be
+        try:
+            self._launch(now)
+        finally:
+            self._launching = False
+
+    def _launch(self, now: float) -> None:
+        assert self.run_dir is not None
         self.run_dir.mkdir(parents=True, exist_ok=True)
         source = self.camera.source_url()
         REDACTOR.update([self.camera.secret() or ""])
@@ -254,7 +263,16 @@ class CameraRecorder:
 
     @property
     def active_run(self) -> Path | None:
-        return self.run_dir if self._proc is not None else None
+        return self.run_dir if self._proc is not None or self._launching else None
+
+    def move_spool(self, spool: Path) -> None:
+        """Record into another spool from the next run on (the old one is drained). The old
+        spool's camera lock stays with the running ffmpeg until it exits."""
+        self.dir = spool / self.camera.name
+        if self._lock_fd is not None:
+            os.close(self._lock_fd)
+            self._lock_fd = None
+        self.restart(f"spool moved to {spool}")
 
     # -- ffmpeg output (reader threads) ---------------------------------------------------
 

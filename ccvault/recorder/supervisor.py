@@ -32,6 +32,7 @@ class Supervisor:
         on_run_ended: Callable[[], None] = lambda: None,
     ) -> None:
         self.clock = clock
+        self.recorders_spool = spool
         ffmpeg = ffmpeg_binary(config)
         self.recorders = {
             cam.name: CameraRecorder(
@@ -75,6 +76,12 @@ class Supervisor:
             log.warning("clock.step", step_s=round(step, 3))
             for recorder in self.recorders.values():
                 recorder.restart(f"wall clock stepped {step:+.1f} s")
+
+    def move_spool(self, spool: Path) -> None:
+        log.warning("spool.moved", spool=str(spool))
+        self.recorders_spool = spool
+        for recorder in self.recorders.values():
+            recorder.move_spool(spool)
 
     def stop(self) -> None:
         """Ask the loop to end; it closes every open segment cleanly before returning."""

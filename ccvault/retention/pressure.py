@@ -94,7 +94,8 @@ def archive_room(spaces: dict[str, Space]) -> ArchiveRoom:
 @dataclass
 class PressurePlan:
     decisions: list[Decision]
-    blocked: dict[str, int]  # volume → bytes still needed once all but protected footage is used
+    blocked: dict[str, int]  # volume → bytes it stays under its reserve with only protected
+    # footage left
     under: dict[str, int]  # volume → bytes needed before planning
 
 
@@ -119,6 +120,8 @@ def plan(conn: sqlite3.Connection, sc: Scope, spaces: dict[str, Space],
                     break
             if need <= 0:
                 break
-        if need > 0:
-            out.blocked[space.volume] = need
+        # Blocked only if even this leaves the volume under its reserve (short of the
+        # high-water mark is fine: that margin is a wish, the reserve is the rule).
+        if need > space.high_water - space.reserve:
+            out.blocked[space.volume] = need - (space.high_water - space.reserve)
     return out
