@@ -203,12 +203,17 @@ class MotionConfig(MotionSettings):
     )
 
 
-MotionOverride = create_model(  # type: ignore[call-overload]
-    "MotionOverride",
-    __base__=Model,
-    **{name: (info.annotation | None, Field(None, description=info.description))
-       for name, info in MotionSettings.model_fields.items()},
-)
+def _override_of(settings: type[Model], name: str) -> type[Model]:
+    """The per-camera table for a global one: the same keys, each optional (unset = global)."""
+    return create_model(  # type: ignore[call-overload, no-any-return]
+        name,
+        __base__=Model,
+        **{key: (info.annotation | None, Field(None, description=info.description))
+           for key, info in settings.model_fields.items()},
+    )
+
+
+MotionOverride = _override_of(MotionSettings, "MotionOverride")
 
 
 class RetentionSettings(Model):
@@ -261,12 +266,7 @@ class RetentionSettings(Model):
         return self
 
 
-RetentionOverride = create_model(  # type: ignore[call-overload]
-    "RetentionOverride",
-    __base__=Model,
-    **{name: (info.annotation | None, Field(None, description=info.description))
-       for name, info in RetentionSettings.model_fields.items()},
-)
+RetentionOverride = _override_of(RetentionSettings, "RetentionOverride")
 
 
 class AuditConfig(Model):
