@@ -35,8 +35,8 @@ from ccvault.recorder.ffmpeg import ffmpeg_binary
 from ccvault.recorder.states import CameraState
 from ccvault.recorder.supervisor import Supervisor
 from ccvault.retention import forecast
-from ccvault.retention.executor import Executor, recover, remove_leftovers
-from ccvault.retention.passes import PassState, purge_leftovers, run_pass, run_pressure
+from ccvault.retention.executor import Executor, recover
+from ccvault.retention.passes import PassState, run_pass, run_pressure
 from ccvault.store import SegmentStore
 from ccvault.volumes import Volume, open_volumes, spool_dirs
 from ccvault.volumes import usage as volume_usage
@@ -149,10 +149,8 @@ class Daemon:
         now_ms = self.clock.wall_ms()
         state = PassState()
         with writer.reader() as conn:
-            run_pass(conn, self.config, self.volumes, executor, now_ms, state)
-            leftovers = purge_leftovers(conn, self.config, self.volumes, spools, busy(), now_ms)
+            run_pass(conn, self.config, self.volumes, executor, now_ms, state, spools, busy())
             forecast.check(conn, self.config, self.volumes, now_ms)
-        remove_leftovers(executor, leftovers)
         self._set_blocked(state.blocked)
 
     def _pressure_check(self, writer: CatalogWriter, executor: Executor) -> None:

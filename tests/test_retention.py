@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import sqlite3
 import time
 from pathlib import Path
@@ -176,3 +177,31 @@ def test_migration_moves_old_footage_to_the_archive(tmp_path: Path) -> None:
     migrate = [r for r in cli_json(config, "audit", "list") if r["action"] == "migrate"]
     assert migrate[0]["details"]["segments"][0]["to"] == "big"
     assert json.loads(json.dumps(migrate))  # plain JSON all the way
+
+
+def test_quarantine_and_spool_leftovers_follow_the_ceiling(tmp_path: Path) -> None:
+    config = _config(tmp_path, "max_days = 1\nmotion_days = 1\ncontinuous_days = 1\n"
+                     "min_days = 0\n", cameras=("door",))
+    assert run_cli(config, "volume", "init", "hot").returncode == 0
+    stray = tmp_path / "hot" / "door" / "notes.txt"
+    stray.parent.mkdir(parents=True)
+    stray.write_text("not footage")
+    two_days_ago = time.time() - 2 * 86400
+    os.utime(stray, (two_days_ago, two_days_ago))
+    assert cli_json(config, "reconcile")["quarantined"][0]["reason"] == "not a segment file name"
+    leftover = tmp_path / "hot" / ".spool" / "door" / "1700000000000" / "000001.mp4"
+    leftover.parent.mkdir(parents=True)
+    leftover.write_bytes(b"half a segment")
+    os.utime(leftover, (two_days_ago, two_days_ago))
+    with sqlite3.connect(tmp_path / "catalog.sqlite") as conn:  # quarantined two days ago
+        conn.execute("UPDATE quarantine SET created_ms = created_ms - 2 * 86400000")
+    quarantined = list((tmp_path / "hot" / "quarantine").rglob("*notes.txt"))
+    assert len(quarantined) == 1
+    plan = cli_json(config, "purge", "--dry-run")
+    assert {item.get("spool_file") or item["path"] for item in plan["leftovers"]} == {
+        str(leftover), str(quarantined[0].relative_to(tmp_path / "hot"))}
+    assert cli_json(config, "purge")["leftovers"] == 2
+    assert not quarantined[0].exists() and not leftover.exists()
+    with sqlite3.connect(tmp_path / "catalog.sqlite") as conn:
+        assert conn.execute("SELECT COUNT(*) FROM quarantine").fetchone()[0] == 0
+    assert "purge.leftovers" in [r["action"] for r in cli_json(config, "audit", "list")]

@@ -29,21 +29,26 @@ def purge(app: App, dry_run: bool, at: str | None, show_all: bool, as_json: bool
     from ccvault.lock import daemon_running
     from ccvault.recorder.ffmpeg import ffmpeg_binary
     from ccvault.retention.executor import Executor, recover
-    from ccvault.retention.passes import plan_pass, run_pass, totals
+    from ccvault.retention.passes import plan_pass, purge_leftovers, run_pass, totals
+    from ccvault.volumes import spool_dirs
 
     if (at or show_all) and not dry_run:
         raise UsageError("purge", "--at and --all only go with --dry-run")
     now_ms = app.time(at, "--at") if at else app.clock.wall_ms()
     volumes = _volumes(app)
+    running = daemon_running(app.config.storage.catalog)
+    # Beside a running daemon the spool is the daemon's own.
+    spools = [] if running else spool_dirs(app.config, volumes)[1]
     if not dry_run:
-        if not daemon_running(app.config.storage.catalog):
+        if not running:
             recover(app.writer, volumes)  # a crashed pass is finished before a new one
         executor = Executor(app.writer, lambda: volumes, app.clock.wall_ms,
                             ffmpeg_binary(app.config), actor=app.actor())
         with app.writer.reader() as conn:
-            outcome = run_pass(conn, app.config, volumes, executor, now_ms)
-        result = {k: getattr(outcome, k) for k in ("deleted", "deleted_bytes", "migrated",
-                                                   "thinned", "saved_bytes", "skipped", "failed")}
+            outcome = run_pass(conn, app.config, volumes, executor, now_ms, spools=spools)
+        result = {k: getattr(outcome, k) for k in (
+            "deleted", "deleted_bytes", "migrated", "thinned", "saved_bytes", "skipped",
+            "failed", "leftovers")}
         if as_json:
             emit_json(result)
         else:
@@ -54,9 +59,11 @@ def purge(app: App, dry_run: bool, at: str | None, show_all: bool, as_json: bool
         for batch in plan_pass(conn, app.config, volumes, now_ms, include_keeps=show_all):
             for d in batch:
                 decided[d.segment.id] = d  # a quota or pressure decision overrides a keep
+        leftovers = purge_leftovers(conn, app.config, volumes, spools, set(), now_ms)
     decisions = sorted(decided.values(), key=lambda d: (d.segment.camera, d.segment.start_ms))
     if as_json:
-        emit_json({"actions": [d.as_json() for d in decisions], "totals": totals(decisions)})
+        emit_json({"actions": [d.as_json() for d in decisions], "totals": totals(decisions),
+                   "leftovers": leftovers})
         return
     tz = app.config.tz
     table(["segment", "camera", "start", "end", "action", "rule", "size", "volume", "until"],
@@ -67,6 +74,9 @@ def purge(app: App, dry_run: bool, at: str | None, show_all: bool, as_json: bool
            for d in decisions])
     for action, t in sorted(totals(decisions)["actions"].items()):
         click.echo(f"{action}: {t['segments']} segments, {human_bytes(t['bytes'])}")
+    if leftovers:
+        click.echo(f"past the ceiling: {len(leftovers)} quarantined or spool file(s), "
+                   f"{human_bytes(sum(i['bytes'] for i in leftovers))}")
 
 
 @cli.command()

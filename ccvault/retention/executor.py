@@ -62,11 +62,12 @@ class Outcome:
     saved_bytes: int = 0  # by thinning
     skipped: int = 0  # protected by now, or their volume went away
     failed: int = 0
+    leftovers: int = 0  # quarantined files and spool leftovers removed past the ceiling
     premature: list[Decision] = field(default_factory=list)
 
     def add(self, other: Outcome) -> None:
         for name in ("deleted", "deleted_bytes", "migrated", "thinned", "saved_bytes",
-                     "skipped", "failed"):
+                     "skipped", "failed", "leftovers"):
             setattr(self, name, getattr(self, name) + getattr(other, name))
         self.premature += other.premature
 

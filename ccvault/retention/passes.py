@@ -19,7 +19,7 @@ import structlog
 
 from ccvault.config import Config
 from ccvault.retention import candidates, pressure
-from ccvault.retention.executor import Executor, Outcome
+from ccvault.retention.executor import Executor, Outcome, remove_leftovers
 from ccvault.retention.planner import DELETE, KEEP, Decision, over_quota, plan
 from ccvault.volumes import Volume
 
@@ -77,7 +77,10 @@ def plan_pass(conn: sqlite3.Connection, config: Config, volumes: list[Volume], n
 
 
 def run_pass(conn: sqlite3.Connection, config: Config, volumes: list[Volume],
-             executor: Executor, now_ms: int, state: PassState | None = None) -> Outcome:
+             executor: Executor, now_ms: int, state: PassState | None = None,
+             spools: list[Path] | None = None, busy: set[Path] | None = None) -> Outcome:
+    """Plan and act, batch by batch; then quarantined files and spool leftovers past the
+    ceiling (`spools`: the spool directories this process may clean; none beside a daemon)."""
     total = Outcome()
     started = time.monotonic()
     for batch in plan_pass(conn, config, volumes, now_ms, executed=True, state=state):
@@ -86,7 +89,12 @@ def run_pass(conn: sqlite3.Connection, config: Config, volumes: list[Volume],
         if batch:
             total.add(executor.apply(batch, {"pass_at_ms": now_ms}))
     report_premature(total.premature)
-    log.info("retention.pass", deleted=total.deleted, deleted_bytes=total.deleted_bytes,
+    if not executor.stopping.is_set():
+        leftovers = purge_leftovers(conn, config, volumes, spools or [], busy or set(), now_ms)
+        remove_leftovers(executor, leftovers)
+        total.leftovers = len(leftovers)
+    log.info("retention.pass", leftovers=total.leftovers, deleted=total.deleted,
+             deleted_bytes=total.deleted_bytes,
              migrated=total.migrated, thinned=total.thinned, saved_bytes=total.saved_bytes,
              skipped=total.skipped, failed=total.failed,
              seconds=round(time.monotonic() - started, 3))
