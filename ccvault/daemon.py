@@ -37,6 +37,7 @@ from ccvault.recorder.supervisor import Supervisor
 from ccvault.retention import forecast
 from ccvault.retention.executor import Executor, recover
 from ccvault.retention.passes import PassState, run_pass, run_pressure
+from ccvault.retention.pressure import low_filesystems
 from ccvault.store import SegmentStore
 from ccvault.volumes import Volume, open_volumes, spool_dirs
 from ccvault.volumes import usage as volume_usage
@@ -59,6 +60,7 @@ class Daemon:
         self.volumes: list[Volume] = []
         self.blocked: set[str] = set()  # full of held footage: no new segments there
         self._pressure_lock = threading.Lock()
+        self.low_filesystems: set[str] = set()  # catalog/spool filesystems under a reserve
 
     def run(self) -> int:
         config = self.config
@@ -167,12 +169,24 @@ class Daemon:
     def _watch_free_space(self, writer: CatalogWriter, executor: Executor) -> None:
         """Between the 30-second checks: a statvfs per volume (microseconds), and the full
         pressure check at once when one is under its reserve — a small disk fills fast."""
+        self._report_low_filesystems()
         settings = {v.name: v for v in self.config.storage.volumes}
         for volume in self.volumes:
             usage = volume_usage(volume) if volume.available else None
             if usage and usage[1] < settings[volume.name].reserve_bytes(usage[0]):
                 self._pressure_check(writer, executor)
                 return
+
+    def _report_low_filesystems(self) -> None:
+        """The catalog's and the spool's filesystems, when no volume covers them."""
+        paths = {"catalog": self.config.storage.catalog.parent,
+                 "spool": self.supervisor.recorders_spool}
+        low = low_filesystems({k: p for k, p in paths.items() if p.exists()}, self.volumes)
+        for what in low.keys() - self.low_filesystems:
+            log.error("storage.disk_low", what=what, path=str(paths[what]), free_bytes=low[what])
+        for what in self.low_filesystems - low.keys():
+            log.info("storage.disk_ok", what=what, path=str(paths[what]))
+        self.low_filesystems = set(low)
 
     def _set_blocked(self, blocked: dict[str, int]) -> None:
         for name, need in blocked.items():

@@ -10,13 +10,16 @@ volume is reported blocked, and new segments go to the next volume with room.
 
 from __future__ import annotations
 
+import contextlib
+import os
 import sqlite3
 from dataclasses import dataclass
+from pathlib import Path
 
 import psutil
 
 from ccvault.catalog import queries
-from ccvault.config import Config
+from ccvault.config import Config, VolumeConfig
 from ccvault.retention import candidates
 from ccvault.retention.candidates import Scope
 from ccvault.retention.planner import (
@@ -125,3 +128,27 @@ def plan(conn: sqlite3.Connection, sc: Scope, spaces: dict[str, Space],
         if need > space.high_water - space.reserve:
             out.blocked[space.volume] = need - (space.high_water - space.reserve)
     return out
+
+
+def low_filesystems(paths: dict[str, Path], volumes: list[Volume]) -> dict[str, int]:
+    """Free bytes of each named path (the catalog's directory, the spool) that is not on an
+    available volume's filesystem and is under the default reserve. ccvault cannot free space
+    there by purging footage, so these are reported, never acted on."""
+    devices = set()
+    for volume in volumes:
+        if volume.available:
+            with contextlib.suppress(OSError):
+                devices.add(os.stat(volume.path).st_dev)
+    floor = VolumeConfig.model_fields["reserve_free_bytes"].default
+    percent = VolumeConfig.model_fields["reserve_free_percent"].default
+    low = {}
+    for what, path in paths.items():
+        try:
+            if os.stat(path).st_dev in devices:
+                continue
+            du = psutil.disk_usage(str(path))
+        except OSError:
+            continue
+        if du.free < max(floor, int(du.total * percent / 100)):
+            low[what] = du.free
+    return low
