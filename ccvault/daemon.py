@@ -210,11 +210,15 @@ class Daemon:
     def _check_volumes(self, writer: CatalogWriter) -> None:
         before = {v.name: v.available for v in self.volumes}
         self.volumes = open_volumes(self.config, writer, self.clock.wall_ms())
+        returned = False
         for volume in self.volumes:
             if before.get(volume.name) != volume.available:
                 level = log.info if volume.available else log.error
                 level("volume.state", volume=volume.name, state=volume.state,
                       reason=volume.reason, path=str(volume.path))
+                returned |= volume.available and volume.name in before
+        if returned:
+            recover(writer, self.volumes)  # intents that waited for this disk
 
     def _install_signals(self) -> None:
         def stop(signum: int, _frame: FrameType | None) -> None:

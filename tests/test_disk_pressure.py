@@ -460,7 +460,6 @@ def test_volume_with_only_held_footage_left_blocks_and_recording_moves_on(
 
     with FreeSpaceMonitor(small_disk) as monitor:
         daemon = daemon_factory(config)
-        started_ms = int(time.time() * 1000)
         blocked = daemon.wait_event("held_footage_blocking", timeout=PRESSURE_EVERY_S + 5,
                                     volume="small")
         wait_for(recorded_since(daemon, "door", event_ms(blocked), 4), 20,

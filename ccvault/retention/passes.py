@@ -12,7 +12,7 @@ import sqlite3
 import time
 from collections import defaultdict
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import structlog
@@ -45,7 +45,8 @@ def plan_pass(conn: sqlite3.Connection, config: Config, volumes: list[Volume], n
     spaces = pressure.measure(config, volumes, conn, now_ms)
     archives = pressure.archive_room(spaces)
     taken: set[int] = set()
-    deleted: dict[str, int] = defaultdict(int)
+    deleted: dict[str, int] = defaultdict(int)  # per camera, in a preview
+    freed: dict[str, int] = defaultdict(int)  # per volume, in a preview
     source = candidates.everything(conn, sc) if include_keeps else candidates.routine(
         conn, sc, now_ms)
     for batch in source:
@@ -55,6 +56,7 @@ def plan_pass(conn: sqlite3.Connection, config: Config, volumes: list[Volume], n
                 taken.add(d.segment.id)
             if d.action == DELETE and not executed:
                 deleted[d.segment.camera] += d.segment.bytes
+                freed[d.segment.volume] += d.segment.bytes
         yield decisions if include_keeps else [d for d in decisions if d.action != KEEP]
     per_camera = candidates.usage(conn)[0]
     for camera, policy in sc.policies.items():
@@ -66,11 +68,16 @@ def plan_pass(conn: sqlite3.Connection, config: Config, volumes: list[Volume], n
                 break
             decisions, excess = over_quota(batch, excess, "max_bytes:camera", sc.policies,
                                            protections, now_ms, taken)
+            for d in decisions:
+                freed[d.segment.volume] += d.segment.bytes
             yield decisions
             if batch[-1].end_ms > now_ms - policy.min_ms:
                 break
     if executed:
         spaces = pressure.measure(config, volumes, conn, now_ms)
+    else:  # a preview: count what the routine deletions above would free
+        spaces = {name: replace(s, free=s.free + freed[name], footage=s.footage - freed[name])
+                  for name, s in spaces.items()}
     found = pressure.plan(conn, sc, spaces, protections, now_ms, archives, taken)
     state.blocked, state.under = found.blocked, found.under
     yield found.decisions
