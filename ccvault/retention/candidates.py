@@ -14,7 +14,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 
 from ccvault.config import Config
-from ccvault.retention.planner import Candidate, Policy, Protection
+from ccvault.retention.planner import ArchiveRoom, Candidate, Policy, Protection
 
 BATCH = 2000
 CANDIDATE_COLUMNS = """
@@ -70,8 +70,10 @@ def _pages(conn: sqlite3.Connection, where: str, params: tuple, sc: Scope,
         after = (rows[-1]["start_ms"], rows[-1]["id"])
 
 
-def routine(conn: sqlite3.Connection, sc: Scope, now_ms: int) -> Iterator[list[Candidate]]:
-    """Every segment some routine rule may act on now, in batches."""
+def routine(conn: sqlite3.Connection, sc: Scope, now_ms: int,
+            archives: ArchiveRoom) -> Iterator[list[Candidate]]:
+    """Every segment some routine rule may act on now, in batches. Footage due to leave a
+    hot volume is read only while an archive has room for it (planning consumes the room)."""
     for camera, camera_id in sc.camera_ids.items():
         p = sc.policies[camera]
         yield from _pages(conn, f"s.camera_id = ? AND {IDLE} AND s.start_ms < ?",
@@ -84,12 +86,14 @@ def routine(conn: sqlite3.Connection, sc: Scope, now_ms: int) -> Iterator[list[C
                 " AND s.start_ms >= ? AND s.start_ms < ?",
                 (camera_id, now_ms - p.continuous_ms, now_ms - p.thin_after_ms), sc,
                 "segments_idle_unthinned")
-    yield from _hot(conn, sc, now_ms)
+    yield from _hot(conn, sc, now_ms, archives)
 
 
-def _hot(conn: sqlite3.Connection, sc: Scope, now_ms: int) -> Iterator[list[Candidate]]:
+def _hot(conn: sqlite3.Connection, sc: Scope, now_ms: int,
+         archives: ArchiveRoom) -> Iterator[list[Candidate]]:
     """Footage on hot volumes past its camera's hot_days, minus what the camera queries
-    above already returned."""
+    above already returned — while an archive can take it. Without this stop, a store with
+    no archive (or a full one) would walk all its hot footage every pass."""
     if not sc.policies:
         return
     oldest_due = now_ms - min(p.hot_ms for p in sc.policies.values())
@@ -98,6 +102,8 @@ def _hot(conn: sqlite3.Connection, sc: Scope, now_ms: int) -> Iterator[list[Cand
             continue
         for page in _pages(conn, "s.volume_id = ? AND s.start_ms < ?", (volume_id, oldest_due),
                            sc, "segments_by_volume_start"):
+            if not archives.open:
+                return
             yield [c for c in page if not _camera_query_returns(c, sc.policies[c.camera],
                                                                 now_ms)]
 

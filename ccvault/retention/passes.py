@@ -48,7 +48,7 @@ def plan_pass(conn: sqlite3.Connection, config: Config, volumes: list[Volume], n
     deleted: dict[str, int] = defaultdict(int)  # per camera, in a preview
     freed: dict[str, int] = defaultdict(int)  # per volume, in a preview
     source = candidates.everything(conn, sc) if include_keeps else candidates.routine(
-        conn, sc, now_ms)
+        conn, sc, now_ms, archives)
     for batch in source:
         decisions = plan(batch, sc.policies, protections, now_ms, archives)
         for d in decisions:

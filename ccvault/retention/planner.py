@@ -110,13 +110,20 @@ class ArchiveRoom:
     """Bytes each archive volume can still take this pass, in the order they are tried."""
 
     free: dict[str, int] = field(default_factory=dict)
+    # Set when a segment found no room: the rest of a pass need not look for more to move.
+    exhausted: bool = False
 
     def take(self, size: int, exclude: str) -> str | None:
         for name, room in self.free.items():
             if name != exclude and room >= size:
                 self.free[name] = room - size
                 return name
+        self.exhausted = True
         return None
+
+    @property
+    def open(self) -> bool:
+        return not self.exhausted and any(room > 0 for room in self.free.values())
 
 
 def protection_for(c: Candidate, protections: Sequence[Protection],
