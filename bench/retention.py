@@ -309,7 +309,7 @@ def child_plan(spec: dict[str, Any]) -> dict[str, Any]:
 
     from ccvault import config as cfgmod
     from ccvault.catalog import db, queries
-    from ccvault.retention import candidates
+    from ccvault.retention import candidates, pressure
     from ccvault.retention.passes import plan_pass
     from ccvault.volumes import check
 
@@ -368,8 +368,9 @@ def child_plan(spec: dict[str, Any]) -> dict[str, Any]:
     # Breakdown (untimed above): candidate rows the routine selection returns.
     if spec.get("breakdown"):
         sc = candidates.scope(conn, conf, {v.name: v.role for v in vols})
+        archives = pressure.archive_room(pressure.measure(conf, vols, conn, now))
         t = time.perf_counter()
-        rows = sum(len(b) for b in candidates.routine(conn, sc, now))
+        rows = sum(len(b) for b in candidates.routine(conn, sc, now, archives))
         out["routine_candidates"] = rows
         out["routine_select_s"] = time.perf_counter() - t
     conn.close()
