@@ -42,7 +42,7 @@ import time
 from pathlib import Path
 
 import imageio_ffmpeg
-from common import ccvault_version  # bench/common.py
+from common import ccvault_version, remove_work  # bench/common.py
 from ingest import CLIP, clip_ok, make_clip  # bench/ingest.py: the same cached clip
 
 from ccvault.media import probe, sha256_file
@@ -160,9 +160,7 @@ def main(argv: list[str] | None = None) -> int:
         }))
         return 0 if not problems else 1
     finally:
-        if not args.keep and WORK.exists():
-            shutil.rmtree(WORK)
-            print(f"removed {WORK}", file=sys.stderr)
+        remove_work(WORK, args.keep)
 
 
 if __name__ == "__main__":

@@ -60,7 +60,7 @@ from pathlib import Path
 from typing import Any
 
 import imageio_ffmpeg
-from common import ccvault_version  # bench/common.py
+from common import ccvault_version, remove_work  # bench/common.py
 
 import ccvault.ingest
 import ccvault.store
@@ -338,9 +338,7 @@ def main(argv: list[str] | None = None) -> int:
         }))
         return 0 if not problems else 1
     finally:
-        if not args.keep and WORK.exists():
-            shutil.rmtree(WORK)
-            print(f"removed {WORK}", file=sys.stderr)
+        remove_work(WORK, args.keep)
 
 
 if __name__ == "__main__":

@@ -55,7 +55,7 @@ from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 
-from common import ccvault_version  # bench/common.py
+from common import cached_catalog_matches, ccvault_version  # bench/common.py
 
 from ccvault.catalog import db, queries
 from ccvault.catalog.rows import Segment
@@ -126,17 +126,7 @@ def chunks(rows: Iterator[tuple], size: int) -> Iterator[list[tuple]]:
 
 
 def catalog_ready(path: Path) -> bool:
-    if not path.exists():
-        return False
-    try:
-        conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
-        try:
-            row = conn.execute("SELECT value FROM meta WHERE key = 'bench_spec'").fetchone()
-            return row is not None and row[0] == BUILD_SPEC
-        finally:
-            conn.close()
-    except sqlite3.Error:
-        return False
+    return cached_catalog_matches(path, "bench_spec", BUILD_SPEC)
 
 
 def remove_db(path: Path) -> None:

@@ -58,7 +58,7 @@ from typing import Any
 
 import imageio_ffmpeg
 import psutil
-from common import ccvault_version  # bench/common.py
+from common import ccvault_version, remove_work  # bench/common.py
 
 from ccvault.media import probe
 
@@ -392,9 +392,7 @@ def main(argv: list[str] | None = None) -> int:
         if daemon is not None:
             stop(daemon, signal.SIGTERM, 30)
         server.stop()
-        if not args.keep and WORK.exists():
-            shutil.rmtree(WORK)
-            print(f"removed {WORK}", file=sys.stderr)
+        remove_work(WORK, args.keep)
 
 
 def _duration_s(seg: dict[str, Any]) -> float:

@@ -98,7 +98,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from common import ccvault_version  # bench/common.py
+from common import cached_catalog_matches, ccvault_version, remove_work  # bench/common.py
 
 REPO = Path(__file__).resolve().parent.parent
 OUT = REPO / "bench" / "out"
@@ -189,17 +189,7 @@ def pass_now_ms() -> int:
 
 
 def prepared_ok(path: Path) -> bool:
-    if not path.exists():
-        return False
-    try:
-        conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
-        try:
-            row = conn.execute("SELECT value FROM meta WHERE key = 'bench_retention'").fetchone()
-            return row is not None and row[0] == PREP_SPEC
-        finally:
-            conn.close()
-    except sqlite3.Error:
-        return False
+    return cached_catalog_matches(path, "bench_retention", PREP_SPEC)
 
 
 def prepare_catalog(seed: int) -> float:
@@ -799,9 +789,7 @@ def part_purge(args: argparse.Namespace) -> dict[str, Any]:
         if daemon is not None:
             stop(daemon, signal.SIGTERM, 30)
         server.stop()
-        if not args.keep and WORK.exists():
-            shutil.rmtree(WORK)
-            print(f"removed {WORK}", file=sys.stderr)
+        remove_work(WORK, args.keep)
 
 
 # =========================================================================================
