@@ -44,6 +44,8 @@ def plan_pass(conn: sqlite3.Connection, config: Config, volumes: list[Volume], n
     protections = candidates.protections(conn)
     spaces = pressure.measure(config, volumes, conn, now_ms)
     archives = pressure.archive_room(spaces)
+    # In a preview nothing is carried out, so later steps must skip what earlier ones chose;
+    # in a real pass the catalog itself says so (and a catch-up must not hold every id).
     taken: set[int] = set()
     deleted: dict[str, int] = defaultdict(int)  # per camera, in a preview
     freed: dict[str, int] = defaultdict(int)  # per volume, in a preview
@@ -51,10 +53,10 @@ def plan_pass(conn: sqlite3.Connection, config: Config, volumes: list[Volume], n
         conn, sc, now_ms, archives)
     for batch in source:
         decisions = plan(batch, sc.policies, protections, now_ms, archives)
-        for d in decisions:
+        for d in decisions if not executed else ():
             if d.action != KEEP:
                 taken.add(d.segment.id)
-            if d.action == DELETE and not executed:
+            if d.action == DELETE:
                 deleted[d.segment.camera] += d.segment.bytes
                 freed[d.segment.volume] += d.segment.bytes
         yield decisions if include_keeps else [d for d in decisions if d.action != KEEP]
