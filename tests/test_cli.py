@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import sqlite3
+from pathlib import Path
+
 import pytest
 
-from tests.conftest import run_cli
+from ccvault.catalog.schema import MIGRATIONS, _statements
+from tests.conftest import cli_json, run_cli, write_config
 
 COMMANDS = [["run"], ["check-config"], ["status"], ["segments"], ["motion"], ["analyze"],
             ["reconcile"], ["import"], ["purge"], ["explain"], ["hold"], ["hold", "add"],
@@ -50,3 +54,18 @@ def test_reading_commands_never_create_a_catalog(tmp_path) -> None:
         assert result.returncode == 3, result.stderr
         assert "catalog.sqlite: does not exist" in result.stderr
     assert not (tmp_path / "catalog.sqlite").exists()
+
+
+def test_reading_commands_upgrade_a_catalog_from_an_older_ccvault(tmp_path: Path) -> None:
+    """After an upgrade, `status` and friends work before the daemon has run again."""
+    config = write_config(tmp_path, [{"name": "door", "url": "demo://", "enabled": False}])
+    conn = sqlite3.connect(tmp_path / "catalog.sqlite", isolation_level=None)
+    for script in MIGRATIONS[:2]:  # schema version 2: before retention existed
+        for statement in _statements(script):
+            conn.execute(statement)
+    conn.execute("PRAGMA user_version = 2")
+    conn.execute("INSERT INTO meta VALUES ('catalog_id', 'c1')")
+    conn.close()
+    status = cli_json(config, "status")
+    assert status["retention"]["active_holds"] == 0
+    assert cli_json(config, "hold", "list") == []

@@ -21,6 +21,7 @@ import click
 
 from ccvault import __version__, config, logs
 from ccvault.catalog import db
+from ccvault.catalog.schema import MIGRATIONS
 from ccvault.catalog.writer import CatalogWriter
 from ccvault.clock import SystemClock
 from ccvault.errors import BUSY, USAGE, CcvaultError, NotFound
@@ -55,7 +56,10 @@ class App:
         if not path.is_file():
             raise NotFound(f"catalog {path}",
                            "does not exist (the daemon has not run yet, or the path is wrong)")
-        return closing(db.connect(path, readonly=True))
+        conn = db.connect(path, readonly=True)
+        if conn.execute("PRAGMA user_version").fetchone()[0] < len(MIGRATIONS):
+            self.writer  # noqa: B018 (opening the writer migrates a catalog from an older ccvault)
+        return closing(conn)
 
     def time(self, text: str, what: str) -> int:
         return parse_time(text, self.config.tz, self.clock.wall_ms(), what)
