@@ -283,6 +283,50 @@ class IntegrityConfig(Model):
     )
 
 
+class HttpConfig(Model):
+    listen: str = Field(
+        "127.0.0.1:8750", pattern=r"^[^:]*:\d{1,5}$",
+        description="host:port of the HTTP API and web page; an empty host or 0.0.0.0 "
+        "listens everywhere (use TLS then).",
+    )
+    tls_cert: Path | None = Field(None, description="PEM certificate; with tls_key, HTTPS.")
+    tls_key: Path | None = Field(None, description="PEM private key for tls_cert.")
+    viewer_clip_minutes: int = Field(
+        30, ge=1, le=1440, description="Longest clip a viewer may stream at once."
+    )
+
+    @model_validator(mode="after")
+    def _tls_pair(self) -> HttpConfig:
+        if (self.tls_cert is None) != (self.tls_key is None):
+            raise ValueError("tls_cert: tls_cert and tls_key go together")
+        return self
+
+    @property
+    def host(self) -> str:
+        return self.listen.rsplit(":", 1)[0] or "0.0.0.0"
+
+    @property
+    def port(self) -> int:
+        return int(self.listen.rsplit(":", 1)[1])
+
+
+class ExportConfig(Model):
+    dir: Path | None = Field(
+        None, description="Where export bundles go by default; bundles here are footage too "
+        "and are deleted after keep_days.",
+        json_schema_extra={"default_text": "exports/ beside the catalog"},
+    )
+    allowed_dirs: list[Path] = Field(
+        default_factory=list,
+        description="Other directories an export may be written into (an evidence share); "
+        "nothing outside these and dir is allowed.",
+    )
+    max_hours: float = Field(24.0, gt=0, le=744, description="Longest range one export may take.")
+    keep_days: float = Field(
+        31.0, gt=0, le=3650, description="Export bundles in dir are deleted after this long."
+    )
+
+
 class CameraConfig(Model):
     name: Slug = Field(description="Unique slug naming the camera in paths and commands.")
     url: str = Field(description="rtsp://, rtsps://, http(s):// (MPEG-TS), file:// or demo://.")
@@ -350,6 +394,8 @@ class Config(Model):
     retention: RetentionSettings = Field(default_factory=RetentionSettings)  # type: ignore[arg-type]
     audit: AuditConfig = Field(default_factory=AuditConfig)  # type: ignore[arg-type]
     integrity: IntegrityConfig = Field(default_factory=IntegrityConfig)  # type: ignore[arg-type]
+    http: HttpConfig = Field(default_factory=HttpConfig)  # type: ignore[arg-type]
+    export: ExportConfig = Field(default_factory=ExportConfig)  # type: ignore[arg-type]
     cameras: list[CameraConfig] = Field(default_factory=list, description="The cameras.")
 
     @field_validator("timezone")
@@ -375,6 +421,15 @@ class Config(Model):
     @property
     def audit_path(self) -> Path:
         return self.audit.path or self.storage.catalog.parent / "audit.jsonl"
+
+    @property
+    def export_dir(self) -> Path:
+        return self.export.dir or self.storage.catalog.parent / "exports"
+
+    @property
+    def signing_key_path(self) -> Path:
+        """The installation's Ed25519 key for export manifests, made at first start."""
+        return self.storage.catalog.parent / "signing-key.pem"
 
     def retention_for(self, camera: CameraConfig | str | None) -> RetentionSettings:
         """[retention] with the camera's own keys laid over it (validated as a whole)."""
@@ -459,6 +514,16 @@ def _resolve_relative_paths(raw: dict, base: Path) -> None:
     recording = raw.get("recording")
     if isinstance(recording, dict):
         fix(recording, "ffmpeg_path")
+    for table, keys in (("http", ("tls_cert", "tls_key")), ("export", ("dir",)),
+                        ("audit", ("path",))):
+        section = raw.get(table)
+        if isinstance(section, dict):
+            for key in keys:
+                fix(section, key)
+    export = raw.get("export")
+    if isinstance(export, dict) and isinstance(export.get("allowed_dirs"), list):
+        export["allowed_dirs"] = [str((base / d).resolve()) if isinstance(d, str)
+                                  and not os.path.isabs(d) else d for d in export["allowed_dirs"]]
 
 
 def _describe(exc: ValidationError) -> str:

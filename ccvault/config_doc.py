@@ -16,6 +16,8 @@ from ccvault.config import (
     AuditConfig,
     CameraConfig,
     Config,
+    ExportConfig,
+    HttpConfig,
     IntegrityConfig,
     MotionConfig,
     RecordingConfig,
@@ -54,7 +56,7 @@ CAMERA_RETENTION_EXAMPLE = {"server-room-door": {"motion_days": 31, "continuous_
 def render() -> str:
     out = [HEADER]
     out += _fields(Config, skip={"storage", "recording", "motion", "retention", "audit",
-                                 "integrity", "cameras"}, values={})
+                                 "integrity", "http", "export", "cameras"}, values={})
     out.append("")
     out.append("[storage]")
     out += _fields(StorageConfig, skip={"volumes"},
@@ -66,6 +68,8 @@ def render() -> str:
     out += ["", "[retention]", *_fields(RetentionSettings, skip=set(), values={})]
     out += ["", "[audit]", *_fields(AuditConfig, skip=set(), values={})]
     out += ["", "[integrity]", *_fields(IntegrityConfig, skip=set(), values={})]
+    out += ["", "[http]", *_fields(HttpConfig, skip=set(), values={})]
+    out += ["", "[export]", *_fields(ExportConfig, skip=set(), values={})]
     for example in EXAMPLES[CameraConfig]:
         out += ["", "[[cameras]]",
                 *_fields(CameraConfig, skip={"motion", "retention"}, values=example)]

@@ -382,6 +382,27 @@ class CatalogWriter:
                 " VALUES (?, ?, ?, ?, ?, ?)", (camera, from_ms, to_ms, until_ms, reason, now_ms),
             ).lastrowid or 0
 
+    # --- users (HTTP API people) ---------------------------------------------------------
+
+    def add_user(self, name: str, role: str, token_sha256: str, expires_ms: int | None,
+                 actor: str, now_ms: int) -> None:
+        with self.transaction() as conn:
+            conn.execute(
+                "INSERT INTO users (name, role, token_sha256, created_ms, created_by, expires_ms)"
+                " VALUES (?, ?, ?, ?, ?, ?)", (name, role, token_sha256, now_ms, actor, expires_ms))
+            self.audit(actor, "user.add", f"user:{name}",
+                       {"name": name, "role": role, "expires_ms": expires_ms}, now_ms)
+
+    def revoke_user(self, name: str, actor: str, now_ms: int) -> bool:
+        with self.transaction() as conn:
+            cur = conn.execute("UPDATE users SET revoked_ms = ? WHERE name = ?"
+                               " AND revoked_ms IS NULL", (now_ms, name))
+            if cur.rowcount:
+                self.audit(actor, "user.revoke", f"user:{name}", {"name": name}, now_ms)
+            return bool(cur.rowcount)
+
+    # --- exports (evidence bundles) -------------------------------------------------------
+
     def record_event(self, actor: str, action: str, obj: str, details: dict[str, Any],
                      now_ms: int) -> None:
         """An audit record on its own (daemon start, reconcile repair)."""

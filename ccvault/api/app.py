@@ -1,0 +1,19 @@
+"""The FastAPI application: one context, the routers, the error format, no CDN."""
+
+from __future__ import annotations
+
+from fastapi import FastAPI
+
+from ccvault import __version__
+from ccvault.api import errors, routes_admin, routes_exports, routes_footage, routes_holds
+from ccvault.api.context import ApiContext
+
+
+def create_app(ctx: ApiContext) -> FastAPI:
+    app = FastAPI(title="ccvault", version=__version__, docs_url=None, redoc_url=None,
+                  openapi_url="/api/openapi.json")
+    app.state.ctx = ctx
+    errors.install(app)
+    for module in (routes_admin, routes_footage, routes_holds, routes_exports):
+        app.include_router(module.router)
+    return app

@@ -1,0 +1,61 @@
+"""Every error leaves the API as `{"error": {"code", "message", "field"}}` with a 4xx status.
+
+Library errors (`ccvault.errors`) keep their meaning: usage → 400, not found → 404, refused by
+policy → 409; request validation → 422 naming the field. Nothing includes a file path.
+"""
+
+from __future__ import annotations
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from ccvault.errors import Busy, CcvaultError, NotFound, Refused, UsageError
+
+
+class ApiError(Exception):
+    def __init__(self, status: int, code: str, message: str, field: str | None = None) -> None:
+        super().__init__(message)
+        self.status, self.code, self.message, self.field = status, code, message, field
+
+
+def error_body(code: str, message: str, field: str | None = None) -> dict:
+    return {"error": {"code": code, "message": message, "field": field}}
+
+
+def _status(exc: CcvaultError) -> tuple[int, str]:
+    if isinstance(exc, UsageError):
+        return 400, "bad_request"
+    if isinstance(exc, NotFound):
+        return 404, "not_found"
+    if isinstance(exc, Refused):
+        return 409, "refused"
+    if isinstance(exc, Busy):
+        return 503, "busy"
+    return 400, "failed"
+
+
+def install(app: FastAPI) -> None:
+    @app.exception_handler(ApiError)
+    async def api_error(_req: Request, exc: ApiError) -> JSONResponse:
+        return JSONResponse(error_body(exc.code, exc.message, exc.field), exc.status,
+                            headers={"WWW-Authenticate": "Bearer"} if exc.status == 401 else None)
+
+    @app.exception_handler(CcvaultError)
+    async def library_error(_req: Request, exc: CcvaultError) -> JSONResponse:
+        status, code = _status(exc)
+        field = exc.what if exc.what.startswith(("--", "from", "to", "at", "camera")) else None
+        return JSONResponse(error_body(code, f"{exc.what}: {exc.problem}", field), status)
+
+    @app.exception_handler(RequestValidationError)
+    async def invalid(_req: Request, exc: RequestValidationError) -> JSONResponse:
+        first = exc.errors()[0] if exc.errors() else {}
+        loc = [str(p) for p in first.get("loc", ()) if p not in ("query", "body", "path")]
+        return JSONResponse(error_body("invalid", first.get("msg", "invalid request"),
+                                       ".".join(loc) or None), 422)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(_req: Request, exc: StarletteHTTPException) -> JSONResponse:
+        return JSONResponse(error_body("http_" + str(exc.status_code), str(exc.detail)),
+                            exc.status_code)

@@ -1,0 +1,75 @@
+"""People who may use the HTTP API: a name, a role, and a token shown once.
+
+Only the token's SHA-256 is stored, so a copied catalog or backup gives nobody access. Tokens
+are 256 random bits; comparing hashes by lookup is safe because the stored value is already a
+hash of a high-entropy secret.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+import sqlite3
+from dataclasses import dataclass
+
+from ccvault.catalog.writer import CatalogWriter
+from ccvault.errors import NotFound, Refused, UsageError
+from ccvault.timefmt import utc_text
+
+ROLES = ("viewer", "operator", "admin")
+TOKEN_PREFIX = "ccv_"
+
+
+@dataclass(frozen=True, slots=True)
+class User:
+    name: str
+    role: str
+
+    def may(self, role: str) -> bool:
+        """viewer < operator < admin: each role can do what the ones below it can."""
+        return ROLES.index(self.role) >= ROLES.index(role)
+
+
+def token_hash(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+def add(writer: CatalogWriter, name: str, role: str, expires_ms: int | None, actor: str,
+        now_ms: int) -> str:
+    """Create a user; returns the token (the only time it exists outside the caller)."""
+    if role not in ROLES:
+        raise UsageError("--role", f"must be one of {', '.join(ROLES)}")
+    if expires_ms is not None and expires_ms <= now_ms:
+        raise UsageError("--expires", "is already past")
+    token = TOKEN_PREFIX + secrets.token_urlsafe(32)
+    try:
+        writer.add_user(name, role, token_hash(token), expires_ms, actor, now_ms)
+    except sqlite3.IntegrityError:
+        raise Refused(f"user {name}", "exists already (revoke it, or choose another name)"
+                      ) from None
+    return token
+
+
+def revoke(writer: CatalogWriter, name: str, actor: str, now_ms: int) -> None:
+    if not writer.revoke_user(name, actor, now_ms):
+        raise NotFound(f"user {name}", "no such active user")
+
+
+def listing(conn: sqlite3.Connection, now_ms: int) -> list[dict]:
+    out = []
+    for r in conn.execute("SELECT * FROM users ORDER BY name"):
+        state = ("revoked" if r["revoked_ms"] is not None else
+                 "expired" if r["expires_ms"] is not None and r["expires_ms"] <= now_ms
+                 else "active")
+        out.append({"name": r["name"], "role": r["role"], "state": state,
+                    "created": utc_text(r["created_ms"]), "created_by": r["created_by"],
+                    "expires": utc_text(r["expires_ms"]) if r["expires_ms"] else None})
+    return out
+
+
+def authenticate(conn: sqlite3.Connection, token: str, now_ms: int) -> User | None:
+    """The active user this token belongs to, or None."""
+    row = conn.execute(
+        "SELECT name, role FROM users WHERE token_sha256 = ? AND revoked_ms IS NULL"
+        " AND (expires_ms IS NULL OR expires_ms > ?)", (token_hash(token), now_ms)).fetchone()
+    return User(row["name"], row["role"]) if row else None
