@@ -21,11 +21,14 @@ from apscheduler.events import EVENT_JOB_ERROR, EVENT_JOB_MISSED, JobExecutionEv
 from apscheduler.schedulers.background import BackgroundScheduler
 
 from ccvault import __version__
+from ccvault.api.context import ApiContext
+from ccvault.api.server import ApiServer
 from ccvault.audit import AuditLog
 from ccvault.catalog.writer import CatalogWriter
 from ccvault.clock import Clock, SystemClock
 from ccvault.config import LoadedConfig
 from ccvault.errors import CcvaultError
+from ccvault.export import ExportJobs
 from ccvault.ingest import Ingestor
 from ccvault.integrity import Scrubber
 from ccvault.lock import take_daemon_lock
@@ -88,6 +91,14 @@ class Daemon:
         ingestor = Ingestor(store, spools, supervisor.active_runs)
         self.supervisor, self.ingestor = supervisor, ingestor
         reconcile(writer, store, self.volumes, ingestor, dry_run=False, daemon_running=False)
+        # Exports left by a restart run again; the HTTP API starts before recording so a
+        # taken port fails start-up at once, not after cameras were opened.
+        self.exports = ExportJobs(config, writer, lambda: self.volumes, self.clock,
+                                  ffmpeg_binary(config))
+        self.exports.resume()
+        api = ApiServer(ApiContext(config, writer, self.clock, lambda: self.volumes,
+                                   self.exports))
+        api.start()
 
         scheduler = BackgroundScheduler(
             job_defaults={"coalesce": True, "max_instances": 1, "misfire_grace_time": 30},
@@ -125,7 +136,9 @@ class Daemon:
         self.stopping.wait()
 
         log.info("daemon.stopping")
+        api.stop()
         scheduler.shutdown(wait=True)  # a running pass stops at its next batch
+        self.exports.stop()  # a job cut off here is run again at the next start
         supervisor.stop()
         threads[0].join()
         ingestor.stop()
@@ -153,6 +166,7 @@ class Daemon:
         with writer.reader() as conn:
             run_pass(conn, self.config, self.volumes, executor, now_ms, state, spools, busy())
             forecast.check(conn, self.config, self.volumes, now_ms)
+        self.exports.purge_expired(now_ms)  # bundles in [export] dir are footage too
         self._set_blocked(state.blocked)
 
     def _pressure_check(self, writer: CatalogWriter, executor: Executor) -> None:

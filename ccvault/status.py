@@ -28,7 +28,7 @@ def build(config: Config, conn: sqlite3.Connection, now_ms: int, daemon_running:
         row = queries.camera(conn, cam.name)
         activity = queries.camera_activity(conn, cam.name, now_ms - DAY_MS)
         backlog = queries.analysis_backlog(conn, cam.name)
-        state, since = _state(cam.enabled, row, daemon_running, activity.last_end_ms)
+        state, since = camera_state(cam.enabled, row, daemon_running, activity.last_end_ms)
         cameras.append({
             "name": cam.name,
             "state": state,
@@ -71,7 +71,7 @@ def build(config: Config, conn: sqlite3.Connection, now_ms: int, daemon_running:
             "retention": retention}
 
 
-def _state(enabled: bool, row: queries.CameraRow | None, daemon_running: bool,
+def camera_state(enabled: bool, row: queries.CameraRow | None, daemon_running: bool,
            last_end_ms: int | None) -> tuple[str, int | None]:
     if not enabled:
         return "disabled", row.state_since_ms if row and row.state == "disabled" else None

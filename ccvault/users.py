@@ -69,7 +69,13 @@ def listing(conn: sqlite3.Connection, now_ms: int) -> list[dict]:
 
 def authenticate(conn: sqlite3.Connection, token: str, now_ms: int) -> User | None:
     """The active user this token belongs to, or None."""
+    return user_for_hash(conn, token_hash(token), now_ms)
+
+
+def user_for_hash(conn: sqlite3.Connection, token_sha256: str, now_ms: int) -> User | None:
+    """The active (not revoked, not expired) user with this token hash, or None; sessions
+    keep the hash, so a revoked user's sessions end at their next request."""
     row = conn.execute(
         "SELECT name, role FROM users WHERE token_sha256 = ? AND revoked_ms IS NULL"
-        " AND (expires_ms IS NULL OR expires_ms > ?)", (token_hash(token), now_ms)).fetchone()
+        " AND (expires_ms IS NULL OR expires_ms > ?)", (token_sha256, now_ms)).fetchone()
     return User(row["name"], row["role"]) if row else None

@@ -44,6 +44,8 @@ def write_config(
         lines += ["", "[[storage.volumes]]", *(f"{k} = {toml_value(v)}" for k, v in volume.items())]
     lines += ["", "[recording]", f"segment_seconds = {segment_seconds}",
               f"offline_after_seconds = {offline_after}", f"rescan_seconds = {rescan_seconds}"]
+    # Port 0: each test daemon's HTTP API gets a free port (its http.listening event says which).
+    lines += ["", "[http]", 'listen = "127.0.0.1:0"']
     for camera in cameras:
         lines += ["", "[[cameras]]", *(f"{k} = {toml_value(v)}" for k, v in camera.items())]
     path = root / name

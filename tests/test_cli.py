@@ -13,7 +13,8 @@ from tests.conftest import cli_json, run_cli, write_config
 COMMANDS = [["run"], ["check-config"], ["status"], ["segments"], ["motion"], ["analyze"],
             ["reconcile"], ["import"], ["purge"], ["explain"], ["hold"], ["hold", "add"],
             ["hold", "list"], ["hold", "release"], ["hold", "rebuild"], ["audit"],
-            ["audit", "list"], ["audit", "verify"], ["backup"],
+            ["audit", "list"], ["audit", "verify"], ["backup"], ["user"], ["user", "add"],
+            ["user", "list"], ["user", "revoke"], ["export"], ["verify-export"], ["signing-key"],
             ["volume"], ["volume", "init"], ["volume", "replace"]]
 
 

@@ -8,14 +8,17 @@ from __future__ import annotations
 import sqlite3
 import threading
 from collections.abc import Callable
-from contextlib import AbstractContextManager
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, field
 from typing import Any
 
+from ccvault.catalog import db
 from ccvault.catalog.writer import CatalogWriter
 from ccvault.clock import Clock
 from ccvault.config import Config
 from ccvault.volumes import Volume
+
+SEEN_LIMIT = 200_000
 
 
 @dataclass
@@ -27,9 +30,16 @@ class ApiContext:
     exports: Any = None  # ccvault.export.ExportJobs, when the daemon runs export jobs
     _seen: set[tuple[str, str]] = field(default_factory=set)
     _seen_lock: threading.Lock = field(default_factory=threading.Lock)
+    _local: threading.local = field(default_factory=threading.local)
 
     def reader(self) -> AbstractContextManager[sqlite3.Connection]:
-        return self.writer.reader()
+        """A read-only connection of this thread's own, kept across requests: opening one
+        per request cost ~0.45 ms of a ~3 ms search (bench/search.py). Read-only and in
+        autocommit, each query sees the latest commit."""
+        conn = getattr(self._local, "conn", None)
+        if conn is None:
+            conn = self._local.conn = db.connect(self.writer.path, readonly=True)
+        return nullcontext(conn)
 
     def now_ms(self) -> int:
         return self.clock.wall_ms()
@@ -40,6 +50,8 @@ class ApiContext:
         with self._seen_lock:
             if (session, key) in self._seen:
                 return False
+            if len(self._seen) >= SEEN_LIMIT:
+                self._seen.clear()  # bounded: at worst a view is audited twice
             self._seen.add((session, key))
             return True
 

@@ -9,15 +9,40 @@ from __future__ import annotations
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from pydantic import BaseModel
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from ccvault.errors import Busy, CcvaultError, NotFound, Refused, UsageError
 
 
 class ApiError(Exception):
-    def __init__(self, status: int, code: str, message: str, field: str | None = None) -> None:
+    def __init__(self, status: int, code: str, message: str, field: str | None = None,
+                 headers: dict[str, str] | None = None) -> None:
         super().__init__(message)
         self.status, self.code, self.message, self.field = status, code, message, field
+        self.headers = dict(headers or {})
+
+
+class ErrorDetail(BaseModel):
+    code: str
+    message: str
+    field: str | None
+
+
+class ErrorBody(BaseModel):
+    error: ErrorDetail
+
+
+# Documented on every operation (app.include_router), so the schema tells clients — and the
+# fuzzer's status-code check — what failures look like. 422 replaces FastAPI's own shape.
+RESPONSES: dict[int | str, dict] = {
+    status: {"model": ErrorBody, "description": text} for status, text in (
+        (400, "bad input (a time that cannot be read, a range out of bounds)"),
+        (401, "no credentials, or an unknown, expired or revoked token or session"),
+        (403, "the role is too low, or a session request lacks X-CSRF-Token"),
+        (404, "not found"), (409, "refused by policy"), (422, "invalid request"),
+        (429, "too many failed sign-ins from this address (Retry-After)"),
+        (503, "busy"))}
 
 
 def error_body(code: str, message: str, field: str | None = None) -> dict:
@@ -39,8 +64,11 @@ def _status(exc: CcvaultError) -> tuple[int, str]:
 def install(app: FastAPI) -> None:
     @app.exception_handler(ApiError)
     async def api_error(_req: Request, exc: ApiError) -> JSONResponse:
+        headers = dict(exc.headers)  # e.g. Retry-After with a 429
+        if exc.status == 401:
+            headers["WWW-Authenticate"] = "Bearer"
         return JSONResponse(error_body(exc.code, exc.message, exc.field), exc.status,
-                            headers={"WWW-Authenticate": "Bearer"} if exc.status == 401 else None)
+                            headers=headers or None)
 
     @app.exception_handler(CcvaultError)
     async def library_error(_req: Request, exc: CcvaultError) -> JSONResponse:
@@ -58,4 +86,4 @@ def install(app: FastAPI) -> None:
     @app.exception_handler(StarletteHTTPException)
     async def http_error(_req: Request, exc: StarletteHTTPException) -> JSONResponse:
         return JSONResponse(error_body("http_" + str(exc.status_code), str(exc.detail)),
-                            exc.status_code)
+                            exc.status_code, headers=exc.headers)  # e.g. Allow with a 405

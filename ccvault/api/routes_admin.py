@@ -1,7 +1,245 @@
-"""HTTP routes: admin."""
+"""HTTP routes: health, status, alerts, the audit log, who am I, browser sessions, the docs page.
+
+`/api/status` is `ccvault.status.build`, the very object `ccvault status --json` prints, and
+`/api/audit` reads times with `timefmt.parse_time` like every command: one meaning per word.
+"""
 
 from __future__ import annotations
 
-from fastapi import APIRouter
+import html
+from typing import Annotated, Any
+
+from fastapi import APIRouter, FastAPI, Query, Request, Response
+from fastapi.responses import HTMLResponse
+from pydantic import BaseModel, Field
+
+from ccvault import __version__, status
+from ccvault.api.auth import (
+    CSRF_HEADER,
+    SESSION_COOKIE,
+    Admin,
+    Viewer,
+    auth_state,
+    check_token,
+    client_address,
+    context,
+    operation_role,
+)
+from ccvault.api.errors import ApiError
+from ccvault.audit import AuditLog
+from ccvault.lock import daemon_running
+from ccvault.timefmt import parse_time, utc_text
+from ccvault.users import token_hash
 
 router = APIRouter()
+MAX_MS = 253_402_300_799_999  # 9999-12-31T23:59:59.999Z: the last instant a record can name
+
+
+class Health(BaseModel):
+    ok: bool
+    version: str
+
+
+class Me(BaseModel):
+    name: str
+    role: str
+
+
+class SignIn(BaseModel):
+    token: str = Field(min_length=1, max_length=512)
+
+
+class SessionInfo(BaseModel):
+    user: str
+    role: str
+    csrf: str = Field(description=f"send it back as {CSRF_HEADER} on POST/PUT/PATCH/DELETE")
+
+
+class AuditPage(BaseModel):
+    records: list[dict[str, Any]]
+    next_cursor: int | None = Field(description="pass as cursor for the next page; null: done")
+
+
+@router.get("/healthz", summary="Liveness (no authentication)")
+def healthz() -> Health:
+    """For load balancers and monitoring: answers while the daemon serves, reveals nothing."""
+    return Health(ok=True, version=__version__)
+
+
+@router.get("/api/me", summary="Who the credentials belong to")
+def me(principal: Viewer) -> Me:
+    """Lets the web page show the name and offer only what the role may do."""
+    return Me(name=principal.name, role=principal.role)
+
+
+@router.post("/api/session", summary="Sign in: trade a token for a session cookie")
+def sign_in(body: SignIn, request: Request, response: Response) -> SessionInfo:
+    """Browsers cannot put a token on `<video>`/`<img>` URLs, and tokens never go in URLs:
+    the cookie (HttpOnly, SameSite=Strict, Secure under TLS) carries the session instead.
+    Failed attempts are audited and rate-limited like bad bearer tokens."""
+    ctx, sessions = context(request), auth_state(request.app).sessions
+    user = check_token(request, body.token, "session")
+    old = request.cookies.get(SESSION_COOKIE)
+    if old:
+        sessions.drop(old)
+    session = sessions.create(token_hash(body.token))
+    ctx.audit(f"api:{user.name}", "auth.signin", f"user:{user.name}",
+              {"client": client_address(request)})
+    response.set_cookie(SESSION_COOKIE, session.id, path="/", httponly=True, samesite="strict",
+                        secure=ctx.config.http.tls_cert is not None)
+    return SessionInfo(user=user.name, role=user.role, csrf=session.csrf)
+
+
+@router.delete("/api/session", status_code=204, summary="Sign out (end the session cookie)")
+def sign_out(request: Request, principal: Viewer) -> Response:
+    """Ends the browser session at once (a cookie copied elsewhere stops working too)."""
+    ctx = context(request)
+    sid = request.cookies.get(SESSION_COOKIE)
+    if sid:
+        auth_state(request.app).sessions.drop(sid)
+        ctx.audit(principal.actor, "auth.signout", f"user:{principal.name}",
+                  {"client": client_address(request)})
+    response = Response(status_code=204)
+    response.delete_cookie(SESSION_COOKIE, path="/", httponly=True, samesite="strict",
+                           secure=ctx.config.http.tls_cert is not None)
+    return response
+
+
+@router.get("/api/status", summary="Cameras, volumes, retention: as `ccvault status --json`")
+def api_status(request: Request, _p: Viewer) -> dict[str, Any]:
+    """The very object the CLI prints, from a read-only connection: one truth, two doors."""
+    ctx = context(request)
+    with ctx.reader() as conn:
+        return status.build(ctx.config, conn, ctx.now_ms(),
+                            daemon_running(ctx.config.storage.catalog))
+
+
+@router.get("/api/alerts", summary="Current alerts (none yet)")
+def alerts(_p: Viewer) -> list[dict[str, Any]]:
+    """Always `[]` for now: alerts are a later issue; the route exists so clients can rely on
+    it (an empty list, not a 404) before they do."""
+    return []
+
+
+@router.get("/api/audit", summary="The audit log, filtered and paged (admin)")
+def audit_page(
+    request: Request,
+    principal: Admin,
+    user: Annotated[str | None, Query(min_length=1, max_length=200,
+                                      description="actor name (alice, cli:root)")] = None,
+    action: Annotated[str | None, Query(min_length=1, max_length=200,
+                                        description="e.g. hold.add, purge")] = None,
+    from_: Annotated[str | None, Query(alias="from", max_length=100,
+                                       description="time, e.g. -7d")] = None,
+    to: Annotated[str | None, Query(max_length=100, description="time (exclusive)")] = None,
+    cursor: Annotated[int | None, Query(ge=0, le=2**62,
+                                        description="next_cursor of the last page")] = None,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+) -> AuditPage:
+    """Records in file order (oldest first), `[from, to)`. Reading the log is itself audited
+    (`audit.read`): once per query per session, not once per page."""
+    ctx = context(request)
+    now, tz = ctx.now_ms(), ctx.config.tz
+    lo = _bound(parse_time(from_, tz, now, "from"), "from") if from_ else None
+    hi = _bound(parse_time(to, tz, now, "to"), "to") if to else None
+    matches: list[dict[str, Any]] = []
+    for record in AuditLog(ctx.config.audit_path).records():
+        if ((cursor is not None and record["seq"] <= cursor)
+                or (action is not None and record["action"] != action)
+                or (user is not None and user not in (record["actor"],
+                                                      record["actor"].partition(":")[2]))
+                or (lo is not None and record["time"] < lo)
+                or (hi is not None and record["time"] >= hi)):
+            continue
+        matches.append(record)
+        if len(matches) > limit:
+            break
+    page = matches[:limit]
+    query = {"user": user, "action": action, "from": lo, "to": hi}
+    first = ctx.first_view(principal.session, f"audit:{sorted(query.items())}")
+    if first or cursor is None:  # a new query is a new look; its further pages are not
+        ctx.audit(principal.actor, "audit.read", "audit", {**query, "records": len(page)})
+    return AuditPage(records=page,
+                     next_cursor=page[-1]["seq"] if len(matches) > limit else None)
+
+
+def _bound(ms: int, field: str) -> str:
+    if not -MAX_MS <= ms <= MAX_MS:
+        raise ApiError(400, "bad_request", f"{field}: out of range", field)
+    return utc_text(min(max(ms, 0), MAX_MS))  # the fixed-width form records use: compares as text
+
+
+@router.get("/api/openapi.json", include_in_schema=False)
+def openapi(request: Request, _p: Viewer) -> dict[str, Any]:
+    """The schema, for signed-in clients only (every /api/* path needs credentials)."""
+    return request.app.openapi()
+
+
+@router.get("/api/docs", summary="This API, as a page", response_class=HTMLResponse)
+def docs(request: Request, _p: Viewer) -> HTMLResponse:
+    """Rendered here from the OpenAPI schema: no JavaScript, nothing fetched from anywhere."""
+    return HTMLResponse(docs_html(request.app), headers={
+        "Content-Security-Policy": "default-src 'none'; style-src 'unsafe-inline'"})
+
+
+def docs_html(app: FastAPI) -> str:
+    """Each path and method: summary, the role it needs, parameters, body, description."""
+    schema = app.openapi()
+    e = html.escape
+    parts = [f"<!doctype html><html><head><meta charset='utf-8'><title>{e(schema['info']['title'])}"
+             f" API</title><style>{_CSS}</style></head><body>",
+             f"<h1>{e(schema['info']['title'])} API {e(schema['info']['version'])}</h1>",
+             "<p>Authenticate with <code>Authorization: Bearer &lt;token&gt;</code> (a token from"
+             " <code>ccvault user add</code>), or sign in with <code>POST /api/session</code>;"
+             f" a session's state-changing requests need the <code>{CSRF_HEADER}</code> header."
+             " Errors: <code>{\"error\": {\"code\", \"message\", \"field\"}}</code>."
+             " Roles: viewer &lt; operator &lt; admin.</p>"]
+    for path, operations in sorted(schema.get("paths", {}).items()):
+        for method, op in operations.items():
+            role = operation_role(op)
+            parts.append(f"<section><h2><span class='m'>{e(method.upper())}</span> {e(path)}</h2>"
+                         f"<p><b>{e(op.get('summary', ''))}</b> — role: "
+                         f"{e(role) if role else 'none (public)'}</p>")
+            rows = [(p["name"], p["in"], p.get("schema", {}), p.get("required", False),
+                     p.get("description", "")) for p in op.get("parameters", [])]
+            for content in op.get("requestBody", {}).get("content", {}).values():
+                body = _resolve(schema, content.get("schema", {}))
+                rows += [(name, "body", prop, name in body.get("required", ()),
+                          prop.get("description", ""))
+                         for name, prop in body.get("properties", {}).items()]
+            if rows:
+                parts.append("<table><tr><th>parameter</th><th>in</th><th>type</th>"
+                             "<th>required</th><th>description</th></tr>")
+                parts += [f"<tr><td>{e(name)}</td><td>{e(where)}</td><td>{e(_type(kind))}</td>"
+                          f"<td>{'yes' if required else 'no'}</td><td>{e(text)}</td></tr>"
+                          for name, where, kind, required, text in rows]
+                parts.append("</table>")
+            if op.get("description"):
+                parts.append(f"<pre>{e(op['description'])}</pre>")
+            parts.append("</section>")
+    parts.append("</body></html>")
+    return "\n".join(parts)
+
+
+def _resolve(root: dict[str, Any], schema: dict[str, Any]) -> dict[str, Any]:
+    ref = schema.get("$ref", "")
+    if ref.startswith("#/components/schemas/"):
+        return root.get("components", {}).get("schemas", {}).get(ref.rsplit("/", 1)[1], {})
+    return schema
+
+
+def _type(schema: dict[str, Any]) -> str:
+    if "$ref" in schema:
+        return schema["$ref"].rsplit("/", 1)[-1]
+    if "anyOf" in schema:
+        return " | ".join(_type(s) for s in schema["anyOf"])
+    if schema.get("type") == "array":
+        return f"array of {_type(schema.get('items', {}))}"
+    return str(schema.get("type", "any"))
+
+
+_CSS = ("body{font:15px/1.4 sans-serif;max-width:60em;margin:2em auto;padding:0 1em}"
+        "section{border-top:1px solid #ccc;margin-top:1em}h2{font-size:1.05em;font-family:"
+        "monospace}.m{display:inline-block;min-width:4.5em}table{border-collapse:collapse}"
+        "td,th{border:1px solid #ddd;padding:2px 6px;text-align:left}"
+        "pre{white-space:pre-wrap;font-family:inherit;color:#444}")

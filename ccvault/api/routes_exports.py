@@ -1,7 +1,199 @@
-"""HTTP routes: exports."""
+"""HTTP routes: evidence exports (operator). A request names camera, range and reason only;
+the bundle goes to `[export] dir` — the API never takes a path, so no caller can aim it at
+a directory of their choosing. The download is a tar of the bundle, streamed."""
 
 from __future__ import annotations
 
-from fastapi import APIRouter
+import re
+import tarfile
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Annotated, Any, Literal
 
-router = APIRouter()
+from fastapi import APIRouter, Depends, Response
+from fastapi import Path as PathParam
+from fastapi.responses import StreamingResponse
+from pydantic import BaseModel, ConfigDict, Field, StrictInt
+
+from ccvault.api.auth import Principal, context, require
+from ccvault.api.context import ApiContext
+from ccvault.api.errors import ApiError
+from ccvault.errors import CcvaultError, NotFound, Refused, UsageError
+from ccvault.timefmt import parse_time
+
+router = APIRouter(tags=["exports"])
+Ctx = Annotated[ApiContext, Depends(context)]
+Operator = Annotated[Principal, Depends(require("operator"))]
+ExportId = Annotated[int, PathParam(ge=1, le=2**63 - 1)]
+FIELDS = ("camera", "from", "to", "reason")
+MAX_MS = 253_402_300_799_999  # 9999-12-31T23:59:59.999Z: times beyond are typing errors
+CHUNK = 1 << 20
+
+
+class ErrorDetail(BaseModel):
+    code: str
+    message: str
+    field: str | None
+
+
+class ErrorOut(BaseModel):
+    error: ErrorDetail
+
+
+def _errors(*statuses: int) -> dict[int | str, dict[str, Any]]:
+    return {s: {"model": ErrorOut} for s in (401, 403, 429, 503, *statuses)}
+
+
+class ExportIn(BaseModel):
+    model_config = ConfigDict(populate_by_name=True, extra="forbid")
+    camera: str = Field(min_length=1, max_length=64)
+    from_: str | StrictInt = Field(alias="from", description="ISO 8601, now, -2h…, or UTC ms.")
+    to: str | StrictInt = Field(description="ISO 8601, now, -2h…, or UTC ms (exclusive).")
+    reason: str = Field(min_length=1, max_length=2000)
+    out: str | None = Field(None, description="Refused (403): bundles go to [export] dir.")
+
+
+class ExportOut(BaseModel):
+    model_config = ConfigDict(populate_by_name=True)
+    id: int
+    camera: str
+    from_: str = Field(alias="from")
+    to: str
+    reason: str
+    actor: str
+    state: Literal["queued", "running", "done", "failed"]
+    progress: float = Field(ge=0, le=1)
+    error: str | None
+    created: str
+    finished: str | None
+    bundle: str = Field(description="The bundle directory's name (and the tar's top dir).")
+    pinned: bool = Field(description="The range is pinned against retention (while it runs).")
+    manifest_sha256: str | None
+    available: bool = Field(description="The bundle can be downloaded.")
+
+
+def _jobs(ctx: ApiContext) -> Any:
+    if ctx.exports is None:
+        raise ApiError(503, "unavailable", "exports are not running in this process")
+    return ctx.exports
+
+
+def _time(ctx: ApiContext, value: str | int, field: str) -> int:
+    try:
+        ms = value if isinstance(value, int) else parse_time(value, ctx.config.tz,
+                                                             ctx.now_ms(), field)
+    except UsageError as exc:
+        raise ApiError(400, "bad_request", f"{field}: {exc.problem}", field) from None
+    if not 0 <= ms <= MAX_MS:
+        raise ApiError(400, "bad_request", f"{field}: out of range", field)
+    return ms
+
+
+def _api_error(exc: CcvaultError) -> ApiError:
+    field = exc.what if exc.what in FIELDS else None
+    status, code = ((404, "not_found") if isinstance(exc, NotFound) else
+                    (409, "refused") if isinstance(exc, Refused) else
+                    (400, "bad_request") if isinstance(exc, UsageError) else (400, "failed"))
+    return ApiError(status, code, _unpath(str(exc)), field)
+
+
+def _public(job: dict[str, Any]) -> dict[str, Any]:
+    """A job without server paths (the bundle's name stays)."""
+    out = {k: v for k, v in job.items() if k != "dir"}
+    if out.get("error"):
+        out["error"] = _unpath(out["error"])
+    return out
+
+
+def _unpath(text: str) -> str:
+    """Library messages may name server paths; the API says "<export dir>" instead."""
+    return re.sub(r"(?<![\w:])/[^\s,;()']+", "<export dir>", text)
+
+
+@router.post("/api/exports", status_code=202, response_model=ExportOut,
+             responses=_errors(400, 404, 409))
+def create_export(body: ExportIn, ctx: Ctx, who: Operator, response: Response) -> dict:
+    """Start an export job: 202 with its id and state; poll GET /api/exports/{id}."""
+    if body.out is not None:
+        raise ApiError(403, "forbidden", "the API takes no destination: bundles go to "
+                       "[export] dir (use `ccvault export --out` on the host)", "out")
+    jobs = _jobs(ctx)
+    try:
+        export_id = jobs.submit(body.camera, _time(ctx, body.from_, "from"),
+                                _time(ctx, body.to, "to"), body.reason, who.actor)
+    except CcvaultError as exc:
+        raise _api_error(exc) from None
+    response.headers["Location"] = f"/api/exports/{export_id}"
+    return _public(jobs.get(export_id))
+
+
+@router.get("/api/exports/{export_id}", response_model=ExportOut, responses=_errors(404))
+def get_export(export_id: ExportId, ctx: Ctx, _who: Operator) -> dict:
+    """The job: state (queued, running, done, failed), progress 0-1, error."""
+    job = _jobs(ctx).get(export_id)
+    if job is None:
+        raise ApiError(404, "not_found", f"no export {export_id}")
+    return _public(job)
+
+
+@router.get("/api/exports/{export_id}/download", response_class=StreamingResponse,
+            responses={200: {"content": {"application/x-tar": {}},
+                             "description": "The bundle as a tar."}, **_errors(404, 409, 410)})
+def download_export(export_id: ExportId, ctx: Ctx, who: Operator) -> StreamingResponse:
+    """The bundle as a tar (one top directory, the bundle's name); 409 until it is done."""
+    job = _jobs(ctx).get(export_id)
+    if job is None:
+        raise ApiError(404, "not_found", f"no export {export_id}")
+    if job["state"] != "done":
+        raise ApiError(409, "not_ready", f"export {export_id} is {job['state']}")
+    if not job["available"]:
+        raise ApiError(410, "gone", f"export {export_id}'s bundle is no longer kept")
+    bundle = Path(job["dir"])
+    length, chunks = tar_stream(bundle)
+    if ctx.first_view(who.session, f"export:{export_id}"):
+        ctx.audit(who.actor, "export.download", f"export:{export_id}",
+                  {"id": export_id, "bundle": bundle.name,
+                   "manifest_sha256": job["manifest_sha256"]})
+    return StreamingResponse(chunks, media_type="application/x-tar", headers={
+        "Content-Length": str(length),
+        "Content-Disposition": f'attachment; filename="{bundle.name}.tar"'})
+
+
+def tar_stream(bundle: Path) -> tuple[int, Iterator[bytes]]:
+    """A ustar/pax archive written a chunk at a time: headers from tarfile, file bytes read
+    in 1 MiB pieces, so an hour of footage never sits in memory. Length known up front."""
+    entries: list[tuple[tarfile.TarInfo, Path | None]] = []
+    for path in [bundle, *sorted(bundle.rglob("*"))]:
+        info = tarfile.TarInfo(path.relative_to(bundle.parent).as_posix())
+        stat = path.stat()
+        info.mtime = int(stat.st_mtime)
+        if path.is_dir():
+            info.type, info.mode = tarfile.DIRTYPE, 0o755
+            entries.append((info, None))
+        else:
+            info.size, info.mode = stat.st_size, 0o644
+            entries.append((info, path))
+    headers = [info.tobuf(tarfile.PAX_FORMAT, "utf-8", "surrogateescape") for info, _ in entries]
+    length = sum(len(h) + info.size + _pad(info.size) for h, (info, _) in zip(
+        headers, entries, strict=True)) + 1024
+
+    def chunks() -> Iterator[bytes]:
+        for header, (info, path) in zip(headers, entries, strict=True):
+            yield header
+            if path is not None:
+                left = info.size
+                with open(path, "rb") as f:
+                    while left:
+                        data = f.read(min(CHUNK, left))
+                        if not data:
+                            raise OSError(f"{path.name} shrank while being sent")
+                        left -= len(data)
+                        yield data
+                yield b"\0" * _pad(info.size)
+        yield b"\0" * 1024
+
+    return length, chunks()
+
+
+def _pad(size: int) -> int:
+    return -size % tarfile.BLOCKSIZE

@@ -106,9 +106,11 @@ def main() -> None:
     from ccvault.cli import (  # noqa: F401
         audit_cmds,
         daemon_cmds,
+        export_cmds,
         footage_cmds,
         motion_cmds,
         retention_cmds,
+        user_cmds,
     )
 
     try:

@@ -3,15 +3,17 @@
 from __future__ import annotations
 
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 import click
 
+from ccvault.api.models import SegmentFile, SpanOut
 from ccvault.catalog import queries
 from ccvault.catalog.rows import Segment, StoredSpan
 from ccvault.cli import App, cli, json_option, pass_app
 from ccvault.cli.output import emit_json, human_bytes, stderr_is_terminal, table
 from ccvault.errors import Refused, UsageError
-from ccvault.timefmt import duration_text, local_text, utc_text
+from ccvault.timefmt import duration_text, local_text
 from ccvault.volumes import open_volumes, spool_dirs
 
 
@@ -23,14 +25,14 @@ def time_range(app: App, start: str, end: str) -> tuple[int, int]:
 
 
 def segment_json(seg: Segment, volume_paths: dict[str, Path]) -> dict:
+    """The API's segment object plus the file's absolute path (`api.models.SegmentFile`)."""
     base = volume_paths.get(seg.volume)
-    return {
-        "id": seg.id, "camera": seg.camera, "start": utc_text(seg.start_ms),
-        "end": utc_text(seg.end_ms), "start_ms": seg.start_ms, "end_ms": seg.end_ms,
-        "path": str(base / seg.path) if base else seg.path, "bytes": seg.bytes,
-        "sha256": seg.sha256, "volume": seg.volume, "state": seg.state,
-        "analysed": seg.analysis == 1, "activity": bool(seg.activity),
-    }
+    return SegmentFile.at(seg, str(base / seg.path) if base else seg.path).as_json()
+
+
+def span_json(stored: StoredSpan) -> dict:
+    """The API's span object (`api.models.SpanOut`)."""
+    return SpanOut.of(stored).as_json()
 
 
 @cli.command()
@@ -52,9 +54,13 @@ def segments(app: App, camera: str, start: str, end: str, activity: bool, as_jso
         emit_json([segment_json(s, paths) for s in found])
         return
     tz = app.config.tz
-    table(["id", "start", "length", "size", "volume", "state"], [
-        [s.id, local_text(s.start_ms, tz), duration_text(s.end_ms - s.start_ms),
-         human_bytes(s.bytes), s.volume, s.state] for s in found])
+    table(["id", "start", "end", "length", "size", "volume", "state", "motion"], [
+        [s.id, local_text(s.start_ms, tz), _end_text(s.start_ms, s.end_ms, tz),
+         duration_text(s.end_ms - s.start_ms), human_bytes(s.bytes), s.volume, s.state,
+         _activity(s)] for s in found])
+    _footer(len(found), "segment", from_ms, to_ms, tz,
+            f", {human_bytes(sum(s.bytes for s in found))}, "
+            f"{duration_text(sum(s.end_ms - s.start_ms for s in found))} of footage")
 
 
 @cli.command()
@@ -76,17 +82,35 @@ def motion(app: App, camera: str, start: str, end: str, kind: str, as_json: bool
         emit_json([span_json(s) for s in found])
         return
     tz = app.config.tz
-    table(["start", "length", "peak", "area", "kind"], [
-        [local_text(s.span.start_ms, tz) + (" (ongoing)" if s.open else ""),
+    table(["start", "end", "length", "peak", "area", "kind"], [
+        [local_text(s.span.start_ms, tz),
+         "(ongoing)" if s.open else _end_text(s.span.start_ms, s.span.end_ms, tz),
          duration_text(s.span.end_ms - s.span.start_ms), f"{s.span.peak:.2f}",
          f"{s.span.area:.3f}", s.span.kind] for s in found])
+    _footer(len(found), "span", from_ms, to_ms, tz,
+            f", {duration_text(sum(s.span.end_ms - s.span.start_ms for s in found))} "
+            "of activity")
 
 
-def span_json(stored: StoredSpan) -> dict:
-    span = stored.span
-    return {"camera": stored.camera, "start": utc_text(span.start_ms),
-            "end": utc_text(span.end_ms), "start_ms": span.start_ms, "end_ms": span.end_ms,
-            "peak": round(span.peak, 4), "area": round(span.area, 4), "kind": span.kind}
+def _end_text(start_ms: int, end_ms: int, tz: ZoneInfo) -> str:
+    """The end as a time of day when it falls on the start's local date (shorter rows)."""
+    end, begin = local_text(end_ms, tz), local_text(start_ms, tz)
+    return end[11:] if end[:10] == begin[:10] else end
+
+
+def _activity(seg: Segment) -> str:
+    if seg.analysis == 0:
+        return "pending"
+    if seg.analysis == 2:
+        return "-"
+    return "yes" if seg.activity else "no"
+
+
+def _footer(count: int, noun: str, from_ms: int, to_ms: int, tz: ZoneInfo, more: str) -> None:
+    """One summary line after the table, on stderr: stdout keeps only the table's rows."""
+    what = f"{count} {noun}{'' if count == 1 else 's'}"
+    click.echo(f"{what}{more if count else ''} between {local_text(from_ms, tz)} and "
+               f"{local_text(to_ms, tz)}", err=True)
 
 
 @cli.command("import")

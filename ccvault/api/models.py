@@ -1,0 +1,178 @@
+"""The JSON contract of footage, motion, timelines and holds, for the HTTP API and `--json`.
+
+One model per object, so `ccvault segments --json` and `GET /api/segments` cannot drift: the
+CLI adds only `path` (`SegmentFile`), which the API never sends — a response names footage by
+id and camera, never by where it lies on disk. Times are UTC `…Z` strings plus `_ms` integers.
+Only pydantic is imported here: the CLI loads this module without FastAPI.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from ccvault.catalog.rows import Segment, StoredSpan
+from ccvault.timefmt import utc_text
+
+
+class Out(BaseModel):
+    # populate_by_name: `from_`/`from` both work in code; the JSON key is the alias.
+    model_config = ConfigDict(populate_by_name=True, frozen=True)
+
+    def as_json(self) -> dict:
+        return self.model_dump(mode="json", by_alias=True)
+
+
+class SegmentOut(Out):
+    id: int
+    camera: str
+    start: str
+    end: str
+    start_ms: int
+    end_ms: int
+    bytes: int
+    sha256: str
+    volume: str = Field(description="The volume's name (never its path).")
+    state: str = Field(description="ok | missing (the file is gone; the row is kept).")
+    codec: str
+    width: int
+    height: int
+    analysed: bool
+    activity: bool = Field(description="The padded range overlaps motion or lighting.")
+
+    @classmethod
+    def of(cls, seg: Segment) -> SegmentOut:
+        return cls(**_segment_fields(seg))
+
+    @classmethod
+    def from_row(cls, r: sqlite3.Row | tuple) -> SegmentOut:
+        """Straight from a `search.SEGMENT_ROW` row: a listing's hot path."""
+        return cls(id=r[0], camera=r[1], volume=r[2], start=utc_text(r[3]), end=utc_text(r[4]),
+                   start_ms=r[3], end_ms=r[4], bytes=r[5], sha256=r[6], codec=r[7],
+                   width=r[8], height=r[9], state=r[10], analysed=r[11] == 1,
+                   activity=bool(r[12]))
+
+
+class SegmentFile(SegmentOut):
+    """The CLI's row: a segment plus its absolute file path (never sent over HTTP)."""
+
+    path: str
+
+    @classmethod
+    def at(cls, seg: Segment, path: str) -> SegmentFile:
+        return cls(**_segment_fields(seg), path=path)
+
+
+def _segment_fields(seg: Segment) -> dict:
+    return {"id": seg.id, "camera": seg.camera, "start": utc_text(seg.start_ms),
+            "end": utc_text(seg.end_ms), "start_ms": seg.start_ms, "end_ms": seg.end_ms,
+            "bytes": seg.bytes, "sha256": seg.sha256, "volume": seg.volume, "state": seg.state,
+            "codec": seg.codec, "width": seg.width, "height": seg.height,
+            "analysed": seg.analysis == 1, "activity": bool(seg.activity)}
+
+
+class SpanOut(Out):
+    id: int
+    camera: str
+    kind: str = Field(description="motion | lighting")
+    start: str = Field(description="First moving frame (unpadded).")
+    end: str = Field(description="Last moving frame.")
+    start_ms: int
+    end_ms: int
+    peak: float = Field(description="Highest motion score, 0-1.")
+    area: float = Field(description="Largest moving fraction of the frame, 0-1.")
+    bbox: tuple[float, float, float, float] = Field(
+        description="Union of the moving regions: relative x0, y0, x1, y1.")
+    open: bool = Field(description="Still going on at the end of the newest analysed footage.")
+
+    @classmethod
+    def of(cls, stored: StoredSpan) -> SpanOut:
+        span = stored.span
+        return cls(id=stored.id, camera=stored.camera, kind=span.kind,
+                   start=utc_text(span.start_ms), end=utc_text(span.end_ms),
+                   start_ms=span.start_ms, end_ms=span.end_ms, peak=round(span.peak, 4),
+                   area=round(span.area, 4),
+                   bbox=tuple(round(v, 4) for v in span.bbox),  # type: ignore[arg-type]
+                   open=stored.open)
+
+
+class RangeOut(Out):
+    start: str
+    end: str
+    start_ms: int
+    end_ms: int
+
+    @classmethod
+    def of(cls, start_ms: int, end_ms: int) -> RangeOut:
+        return cls(start=utc_text(start_ms), end=utc_text(end_ms), start_ms=start_ms,
+                   end_ms=end_ms)
+
+
+class CameraOut(Out):
+    name: str
+    enabled: bool
+    state: str = Field(description="As `ccvault status`: disabled, connecting, recording, "
+                       "stalled or offline.")
+    since: str | None
+    since_ms: int | None
+    first_footage: str | None = Field(description="Start of the oldest stored segment.")
+    first_footage_ms: int | None
+    last_footage: str | None = Field(description="End of the newest stored segment.")
+    last_footage_ms: int | None
+
+
+class HoldOut(Out):
+    """As `ccvault hold list --json` (`retention.holds.listing`)."""
+
+    id: int
+    state: str = Field(description="active | expired | released")
+    cameras: list[str] = Field(description="Empty: every camera.")
+    from_: str = Field(alias="from")
+    to: str
+    from_ms: int
+    to_ms: int
+    until: str | None
+    until_ms: int | None
+    reason: str
+    actor: str
+    created: str
+    released: str | None
+    released_by: str | None
+    release_reason: str | None
+
+
+class HoldIn(BaseModel):
+    """A new hold: times as the CLI takes them (ISO 8601, `now`, `-2h`; local zone)."""
+
+    model_config = ConfigDict(populate_by_name=True, extra="forbid")
+    cameras: list[str] = Field(default_factory=list, description="Empty: every camera.")
+    from_: str = Field(alias="from", max_length=64)
+    to: str = Field(max_length=64)
+    reason: str = Field(max_length=1000)
+    until: str | None = Field(None, max_length=64, description="Ends by itself (default never).")
+
+
+class ReleaseIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    reason: str = Field(max_length=1000)
+
+
+class TimelineOut(Out):
+    """One local calendar day of one camera, minute by minute (23, 24 or 25 hours)."""
+
+    camera: str
+    date: str = Field(description="YYYY-MM-DD in `timezone`.")
+    timezone: str
+    start: str
+    end: str
+    start_ms: int
+    end_ms: int
+    minutes: int = Field(description="Minutes in this local day (1380, 1440 or 1500).")
+    coverage: list[float] = Field(
+        description="Per minute from `start`: the fraction covered by stored footage.")
+    gaps: list[RangeOut] = Field(description="Ranges of the day without footage (≥ 1 s).")
+    motion_minutes: list[int] = Field(description="Indexes of minutes with a motion span.")
+    motion_count: int = Field(description="Motion spans overlapping the day.")
+    holds: list[HoldOut] = Field(description="Active holds covering this camera that overlap "
+                                 "the day.")

@@ -1,0 +1,195 @@
+"""HTTP routes: the footage itself — a segment's original file, a clip of a range, a still.
+
+Every view is audited once per session (`view.segment`, `view.clip`, `view.still`), not once
+per range request a player makes. Files are opened before the response starts, so footage
+purged meanwhile is a clean 404 and footage purged mid-stream is still sent in full (the open
+descriptor keeps it). Requests name cameras and ids only; no response carries a path.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import time
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Annotated
+
+from fastapi import APIRouter, Query, Request
+from fastapi import Path as PathParam
+from fastapi.responses import Response
+
+from ccvault import clips
+from ccvault.api import params
+from ccvault.api.auth import Viewer
+from ccvault.api.context import ApiContext
+from ccvault.api.errors import ApiError
+from ccvault.api.params import Ctx, From, Id, To
+from ccvault.api.streaming import OpenFileResponse
+from ccvault.catalog import queries
+from ccvault.catalog.rows import Segment
+from ccvault.errors import NotFound
+from ccvault.recorder.ffmpeg import ffmpeg_binary
+from ccvault.timefmt import utc_text
+
+router = APIRouter()
+PRIVATE = {"cache-control": "private, no-store"}  # footage is personal data: no shared caches
+CLIP_LEFTOVER_S = 3600  # clip work files older than this were left by a crash
+
+
+@router.get("/segments/{segment_id}/file", response_class=Response,
+            responses={200: {"content": {"video/mp4": {}}}, 206: {"description": "A range"}})
+def segment_file(ctx: Ctx, who: Viewer, segment_id: Id, request: Request) -> Response:
+    """The segment's original file, byte ranges supported (206)."""
+    seg, fd = open_segment(ctx, segment_id)
+    with _closing_on_error(fd):
+        if ctx.first_view(who.session, f"segment:{seg.id}"):
+            ctx.audit(who.actor, "view.segment", f"segment:{seg.id}",
+                      {"camera": seg.camera, "start": utc_text(seg.start_ms),
+                       "end": utc_text(seg.end_ms), "start_ms": seg.start_ms,
+                       "end_ms": seg.end_ms, "sha256": seg.sha256})
+        name = f"{seg.camera}-{utc_text(seg.start_ms).replace(':', '')}.mp4"
+        return OpenFileResponse(fd, request.headers, "video/mp4", {
+            **PRIVATE, "content-disposition": f'inline; filename="{name}"',
+            "x-ccvault-start": utc_text(seg.start_ms), "x-ccvault-end": utc_text(seg.end_ms),
+        }, etag=f'"{seg.sha256}"')
+
+
+def open_segment(ctx: ApiContext, segment_id: int) -> tuple[Segment, int]:
+    """The segment's row and an open descriptor on its file. A file that moved (migrated,
+    thinned) or went (purged) between reading the row and opening it: the row is read again."""
+    for _attempt in range(2):
+        with ctx.reader() as conn:
+            found = queries.segments_by_ids(conn, [segment_id])
+        if not found:
+            raise NotFound(f"segment {segment_id}", "no such segment")
+        seg = found[0]
+        if seg.state != "ok":
+            raise NotFound(f"segment {segment_id}", "its file is missing")
+        volume = next((v for v in ctx.volumes() if v.name == seg.volume), None)
+        if volume is None or not volume.available:
+            raise ApiError(503, "unavailable",
+                           f"segment {segment_id}: volume {seg.volume} is not available")
+        try:
+            return seg, os.open(volume.path / seg.path, os.O_RDONLY | os.O_CLOEXEC)
+        except FileNotFoundError:
+            continue
+    raise NotFound(f"segment {segment_id}", "its file is gone")
+
+
+@router.get("/clip.mp4", response_class=Response,
+            responses={200: {"content": {"video/mp4": {}}}})
+def clip(ctx: Ctx, who: Viewer, request: Request, camera: str, start: From,
+         end: To) -> Response:
+    """[from, to) as one MP4 joined by stream copy, starting at the keyframe at or before
+    `from`; X-Ccvault-Start/End give the range it actually shows."""
+    params.camera(ctx, camera)
+    from_ms, to_ms = params.time_range(ctx, start, end)
+    if who.role == "viewer":
+        limit_ms, limit = ctx.config.http.viewer_clip_minutes * 60_000, "viewer_clip_minutes"
+    else:
+        limit_ms, limit = round(ctx.config.export.max_hours * 3_600_000), "export.max_hours"
+    if to_ms - from_ms > limit_ms:
+        raise params.bad("to", f"a {who.role}'s clip may be at most {limit_ms // 60_000} "
+                         f"minutes long ({limit})")
+    with ctx.reader() as conn:
+        found = queries.segments_in_range(conn, camera, from_ms, to_ms)
+    volumes = {v.name: v.path for v in ctx.volumes() if v.available}
+    files = [(s, volumes[s.volume] / s.path) for s in found
+             if s.state == "ok" and s.volume in volumes]
+    files = [(s, p) for s, p in files if p.is_file()]
+    if not files:
+        raise NotFound(f"clip of {camera}", "no footage in that range")
+    work = ctx.config.storage.catalog.parent / ".clips"
+    work.mkdir(mode=0o700, exist_ok=True)
+    _sweep(work)
+    out = work / f"{uuid.uuid4().hex}.mp4"
+    try:
+        got = clips.join(ffmpeg_binary(ctx.config), files, from_ms, to_ms, out)
+        fd = os.open(out, os.O_RDONLY | os.O_CLOEXEC)
+    finally:
+        out.unlink(missing_ok=True)  # the open descriptor keeps the bytes until sent
+    with _closing_on_error(fd):
+        if ctx.first_view(who.session, f"clip:{camera}:{from_ms}:{to_ms}"):
+            ctx.audit(who.actor, "view.clip", f"camera:{camera}",
+                      {"camera": camera, "from": utc_text(from_ms), "to": utc_text(to_ms),
+                       "from_ms": from_ms, "to_ms": to_ms, "start_ms": got.start_ms,
+                       "end_ms": got.end_ms, "segments": [s.id for s, _ in files]})
+        name = f"{camera}-{utc_text(got.start_ms).replace(':', '')}.mp4"
+        return OpenFileResponse(fd, request.headers, "video/mp4", {
+            **PRIVATE, "content-disposition": f'inline; filename="{name}"',
+            "x-ccvault-start": utc_text(got.start_ms), "x-ccvault-end": utc_text(got.end_ms),
+        })
+
+
+def _sweep(work: Path) -> None:
+    """Clip files a crash left behind (a served clip is unlinked before it is sent)."""
+    cutoff = time.time() - CLIP_LEFTOVER_S
+    for leftover in work.iterdir():
+        with contextlib.suppress(OSError):
+            if leftover.stat().st_mtime < cutoff:
+                leftover.unlink()
+
+
+@router.get("/cameras/{name}/still.jpg", response_class=Response,
+            responses={200: {"content": {"image/jpeg": {}}}})
+def still(ctx: Ctx, who: Viewer, name: Annotated[str, PathParam(max_length=64)],
+          at: Annotated[str, Query(max_length=64)]) -> Response:
+    """A JPEG of the keyframe at or before `at` (X-Ccvault-At: that frame's time)."""
+    params.camera(ctx, name, "name")
+    at_ms = params.when(ctx, at, "at")
+    with ctx.reader() as conn:
+        found = [s for s in queries.segments_in_range(conn, name, at_ms, at_ms + 1)
+                 if s.state == "ok"]
+    if not found:
+        raise NotFound(f"footage of {name}", f"none at {utc_text(at_ms)}")
+    seg, fd = open_segment(ctx, found[-1].id)
+    with os.fdopen(fd, "rb") as file:
+        offset_ms, jpeg = keyframe_jpeg(file, at_ms - seg.start_ms)
+    frame_ms = seg.start_ms + offset_ms
+    if ctx.first_view(who.session, f"still:{seg.id}"):
+        ctx.audit(who.actor, "view.still", f"segment:{seg.id}",
+                  {"camera": name, "at": utc_text(at_ms), "frame": utc_text(frame_ms),
+                   "frame_ms": frame_ms})
+    return Response(jpeg, media_type="image/jpeg",
+                    headers={**PRIVATE, "x-ccvault-at": utc_text(frame_ms)})
+
+
+def keyframe_jpeg(file: object, offset_ms: int) -> tuple[int, bytes]:
+    """(ms into the file, JPEG) of the last keyframe at or before offset_ms: demux to find
+    it, decode that one packet only (a keyframe needs no other)."""
+    import av
+    import cv2
+
+    with av.open(file) as container:
+        stream = container.streams.video[0]
+        origin = stream.start_time or 0
+        best, best_ms = None, 0
+        for packet in container.demux(stream):
+            if packet.pts is None or not packet.is_keyframe:
+                continue
+            at = int((packet.pts - origin) * packet.time_base * 1000)
+            if at > offset_ms and best is not None:
+                break
+            best, best_ms = packet, at
+        if best is None:
+            raise NotFound("still", "the segment holds no keyframe")
+        frames = [*stream.codec_context.decode(best), *stream.codec_context.decode(None)]
+    if not frames:
+        raise NotFound("still", "the keyframe did not decode")
+    ok, jpeg = cv2.imencode(".jpg", frames[0].to_ndarray(format="bgr24"),
+                            [cv2.IMWRITE_JPEG_QUALITY, 85])
+    if not ok:
+        raise ApiError(500, "encode_failed", "could not encode the still")
+    return best_ms, jpeg.tobytes()
+
+
+@contextlib.contextmanager
+def _closing_on_error(fd: int) -> Iterator[None]:
+    """Until a response owns fd, an error (an audit write that failed) must close it."""
+    try:
+        yield
+    except BaseException:
+        os.close(fd)
+        raise

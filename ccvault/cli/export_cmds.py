@@ -1,0 +1,150 @@
+"""Commands about evidence: export (a signed bundle), verify-export, signing-key."""
+
+from __future__ import annotations
+
+import base64
+import sys
+from pathlib import Path
+
+import click
+
+from ccvault.cli import App, cli, json_option, pass_app
+from ccvault.cli.output import emit_json, human_bytes, stderr_is_terminal
+from ccvault.errors import CHECK_FAILED, CcvaultError, NotFound, Refused
+
+OPTION_FIELDS = ("camera", "from", "to", "out", "reason")
+
+
+def _as_option(exc: CcvaultError) -> CcvaultError:
+    """The library names request fields (`to`); the CLI names its options (`--to`)."""
+    if exc.what in OPTION_FIELDS:
+        return type(exc)(f"--{exc.what}", exc.problem)
+    return exc
+
+
+@cli.command()
+@click.option("--camera", required=True, help="Camera name.")
+@click.option("--from", "start", required=True, metavar="T", help="Range start (inclusive).")
+@click.option("--to", "end", required=True, metavar="T", help="Range end (exclusive).")
+@click.option("--out", "out", required=True, metavar="DIR", type=click.Path(path_type=Path),
+              help="The new bundle directory, inside [export] dir or an allowed_dirs entry.")
+@click.option("--reason", required=True, help="Why (in the manifest and the audit log).")
+@json_option
+@pass_app
+def export(app: App, camera: str, start: str, end: str, out: Path, reason: str,
+           as_json: bool) -> None:
+    """Write an evidence bundle of [--from, --to) to DIR: the original segments untouched, one
+    joined clip, manifest.json (sizes, SHA-256s, times, who and why) and its Ed25519
+    signature. The footage is pinned while it runs; check it with `ccvault verify-export`."""
+    from ccvault.export import ExportJobs
+    from ccvault.recorder.ffmpeg import ffmpeg_binary
+    from ccvault.volumes import open_volumes
+
+    from_ms, to_ms = app.time(start, "--from"), app.time(end, "--to")
+    volumes = open_volumes(app.config, app.writer, app.clock.wall_ms())
+    jobs = ExportJobs(app.config, app.writer, lambda: volumes, app.clock,
+                      ffmpeg_binary(app.config), actor=app.actor())
+
+    def wait() -> None:
+        click.echo("waiting for another export to finish…", err=True)
+
+    def started(export_id: int) -> None:
+        if not as_json:
+            click.echo(f"export {export_id}: writing {out}", err=True)
+
+    args = (camera, from_ms, to_ms, reason, app.actor(), out)
+    try:
+        if stderr_is_terminal() and not as_json:
+            with click.progressbar(length=1000, label="exporting",
+                                   file=click.get_text_stream("stderr")) as bar:
+                def progress(fraction: float) -> None:
+                    bar.update(int(fraction * 1000) - bar.pos)
+
+                result = jobs.export_now(*args, progress=progress, wait=wait, started=started)
+        else:
+            result = jobs.export_now(*args, wait=wait, started=started)
+    except CcvaultError as exc:
+        raise _as_option(exc) from None
+    summary = {"id": result["id"], "state": result["state"], "dir": result["dir"],
+               "manifest_sha256": result["manifest_sha256"], "actual": result.get("actual"),
+               "requested": {"from": result["from"], "to": result["to"]},
+               "files": result.get("files", [])}
+    if as_json:
+        emit_json(summary)
+        return
+    files = summary["files"]
+    click.echo(f"export {summary['id']}: {summary['dir']}")
+    click.echo(f"  {len(files)} files, {human_bytes(sum(f['bytes'] for f in files))}; clip "
+               f"{summary['actual']['from']} – {summary['actual']['to']}")
+    click.echo(f"  manifest SHA-256 {summary['manifest_sha256']}")
+
+
+@cli.command("verify-export")
+@click.argument("directory", metavar="DIR", type=click.Path(exists=True, file_okay=False,
+                                                            path_type=Path))
+@click.option("--key", metavar="PUBKEY",
+              help="Also require this signer: a PEM file, or the raw public key in base64 or "
+                   "hex. Default: this installation's key, when a config is found.")
+@json_option
+@pass_app
+def verify_export(app: App, directory: Path, key: str | None, as_json: bool) -> None:
+    """Re-check a bundle: every file's size and SHA-256 against the manifest, no file missing
+    or extra, the signature, and which key signed it. Exit 1 naming the first mismatch."""
+    from ccvault.evidence import verify
+    from ccvault.signing import fingerprint, installation_public_key, parse_public_key
+
+    expected, note = None, ""
+    if key is not None:
+        expected = parse_public_key(key)
+    elif app.config_named or app.config_path.exists():
+        try:
+            expected = installation_public_key(app.config.signing_key_path)
+            if expected is None:
+                note = "this installation has no signing key yet"
+        except PermissionError:
+            note = f"cannot read {app.config.signing_key_path} (pass --key)"
+    else:
+        note = "no config found: pass --key to check who signed it"
+    result = verify(directory, expected)
+    if as_json:
+        emit_json({**result.as_json(), "note": note or None})
+    else:
+        for problem in result.problems:
+            click.echo(f"verify-export: {problem}")
+        if result.ok:
+            click.echo(f"{directory}: ok, {result.files} files match the signed manifest")
+        if result.signed_by:
+            click.echo(f"signed by key {result.signed_by}")
+        if expected is not None and result.signed_by == fingerprint(expected):
+            click.echo("signer: the expected key" + (" (--key)" if key else
+                                                      " (this installation's)"))
+        elif expected is None:
+            click.echo(f"signer: not checked ({note})")
+    if not result.ok:
+        sys.exit(CHECK_FAILED)
+
+
+@cli.command("signing-key")
+@json_option
+@pass_app
+def signing_key(app: App, as_json: bool) -> None:
+    """This installation's public key for export manifests (to hand to whoever receives
+    bundles, for `verify-export --key`), and its fingerprint as the audit log shows it."""
+    from ccvault.signing import fingerprint, installation_public_key
+
+    path = app.config.signing_key_path
+    try:
+        raw = installation_public_key(path)
+    except PermissionError:
+        raise Refused(f"signing key {path}", "cannot read it (run as the daemon's user)"
+                      ) from None
+    if raw is None:
+        raise NotFound(f"signing key {path}", "not made yet (made at the first daemon start "
+                       "or export)")
+    out = {"algorithm": "Ed25519", "public_key": base64.b64encode(raw).decode(),
+           "public_key_hex": raw.hex(), "fingerprint": fingerprint(raw)}
+    if as_json:
+        emit_json(out)
+        return
+    for name, value in out.items():
+        click.echo(f"{name}: {value}")

@@ -1,0 +1,382 @@
+"""Evidence export jobs: validate, record, pin, run one at a time, survive restarts.
+
+A job is a catalog row (`exports`) plus an `export_pins` row over its range, made in one
+transaction before any byte is copied, so retention keeps the footage from the moment the job
+exists until it ends (the planner's `export_pin` rule). The daemon runs jobs in one worker
+thread; `ccvault export` runs the same code in its own process. Both take an flock beside the
+catalog for the run, so a job is only ever run by one process, and a job a crash left
+`running` is run again from scratch by the next daemon (`resume`).
+"""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import os
+import queue
+import shutil
+import threading
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import structlog
+
+from ccvault import evidence, signing
+from ccvault.catalog import queries
+from ccvault.catalog.rows import Segment
+from ccvault.catalog.writer import CatalogWriter
+from ccvault.clock import Clock
+from ccvault.config import Config
+from ccvault.durable import fsync_dir
+from ccvault.errors import CcvaultError, CheckFailed, NotFound, Refused, UsageError
+from ccvault.media import sha256_file
+from ccvault.timefmt import utc_text
+from ccvault.volumes import Volume
+
+log = structlog.get_logger("ccvault.export")
+
+DAY_MS, HOUR_MS = 86_400_000, 3_600_000
+CLIP_FACTOR = 2.1  # bundle bytes per segment byte: the copies, the joined clip, a little more
+SPACE_MARGIN = 64 << 20
+PROGRESS_EVERY_S = 0.5
+
+
+class ExportJobs:
+    """Export jobs for one installation. The daemon makes one at start (which also makes the
+    signing key on first start) and calls `resume()`; the API calls `submit` and `get`."""
+
+    def __init__(self, config: Config, writer: CatalogWriter,
+                 volumes: Callable[[], list[Volume]], clock: Clock, ffmpeg: str,
+                 actor: str = "daemon") -> None:
+        self.config, self.writer, self.volumes, self.clock = config, writer, volumes, clock
+        self.ffmpeg = ffmpeg
+        self.key = signing.installation_key(config.signing_key_path, writer, actor,
+                                             clock.wall_ms())
+        catalog = config.storage.catalog
+        self.lock_path = catalog.with_name(catalog.name + ".export.lock")
+        self._queue: queue.Queue[int] = queue.Queue()
+        self._stopping = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._start_lock = threading.Lock()
+
+    # --- asking for an export -----------------------------------------------------------
+
+    def validate(self, camera: str, from_ms: int, to_ms: int, reason: str,
+                 out_dir: Path | None = None) -> Path | None:
+        """Refuse before anything is recorded. Errors name the field (`camera`, `to`, `out`,
+        `reason`). Returns the resolved bundle directory (None: one in [export] dir)."""
+        if not reason.strip():
+            raise UsageError("reason", "must not be empty (it goes into the manifest)")
+        if self.config.camera(camera) is None:
+            raise NotFound("camera", f"{camera!r} is not a configured camera")
+        if to_ms <= from_ms:
+            raise UsageError("to", "must be later than from")
+        limit = self.config.export.max_hours
+        if to_ms - from_ms > limit * HOUR_MS:
+            raise Refused("to", f"the range is {(to_ms - from_ms) / HOUR_MS:.2f} h, more than "
+                          f"[export] max_hours ({limit:g} h)")
+        final = None if out_dir is None else self.destination(out_dir)
+        with self.writer.reader() as conn:
+            found = [s for s in queries.segments_in_range(conn, camera, from_ms, to_ms)
+                     if s.state == "ok"]
+        if not found:
+            raise NotFound("from", f"no footage of {camera} between {utc_text(from_ms)} and "
+                           f"{utc_text(to_ms)}")
+        where = final.parent if final is not None else self.config.export_dir
+        need = int(sum(s.bytes for s in found) * CLIP_FACTOR) + SPACE_MARGIN
+        free = shutil.disk_usage(_existing(where)).free
+        if free < need:
+            raise Refused("out", f"not enough free space: {free / 1e9:.2f} GB free at {where}, "
+                          f"about {need / 1e9:.2f} GB needed")
+        return final
+
+    def destination(self, out_dir: Path) -> Path:
+        """A bundle directory may only be made inside [export] dir or an allowed dir, judged
+        after symlinks and `..` are resolved, and must not exist (evidence is never
+        overwritten). Allowed dirs must exist: a missing share is an unmounted one."""
+        final = Path(out_dir).expanduser().resolve()
+        roots = [self.config.export_dir, *self.config.export.allowed_dirs]
+        inside = [r for r in roots if final != r.resolve() and final.is_relative_to(r.resolve())]
+        if not inside:
+            raise Refused("out", f"{out_dir} is not inside [export] dir or allowed_dirs ("
+                          + ", ".join(str(r) for r in roots) + ")")
+        if inside[0] != self.config.export_dir and not inside[0].is_dir():
+            raise Refused("out", f"{inside[0]} does not exist (an unmounted share?)")
+        if os.path.lexists(out_dir) or final.exists():
+            raise Refused("out", f"{out_dir} exists already (evidence is never overwritten)")
+        return final
+
+    def prepare(self, camera: str, from_ms: int, to_ms: int, reason: str, actor: str,
+                out_dir: Path | None = None) -> int:
+        """Validate, then record the job (queued) and its pin; nothing runs yet."""
+        final = self.validate(camera, from_ms, to_ms, reason, out_dir)
+
+        start = datetime.fromtimestamp(from_ms / 1000, UTC).strftime("%Y%m%dT%H%M%SZ")
+
+        def bundle_dir(export_id: int) -> str:
+            path = final or self.config.export_dir.resolve() / f"{export_id}-{camera}-{start}"
+            if os.path.lexists(path):
+                raise Refused("out", f"{path} exists already (evidence is never overwritten)")
+            return str(path)
+
+        return self.writer.add_export(camera, from_ms, to_ms, reason.strip(), actor,
+                                      bundle_dir, {"from": utc_text(from_ms), "to": utc_text(to_ms),
+                                                   "key_fingerprint": self.key.fingerprint},
+                                      self.clock.wall_ms())
+
+    def submit(self, camera: str, from_ms: int, to_ms: int, reason: str, actor: str,
+               out_dir: Path | None = None) -> int:
+        """prepare, then run in the worker thread (one job at a time, in order)."""
+        export_id = self.prepare(camera, from_ms, to_ms, reason, actor, out_dir)
+        self._enqueue(export_id)
+        return export_id
+
+    def export_now(self, camera: str, from_ms: int, to_ms: int, reason: str, actor: str,
+                   out_dir: Path | None, progress: Callable[[float], None] | None = None,
+                   wait: Callable[[], None] | None = None,
+                   started: Callable[[int], None] | None = None) -> dict[str, Any]:
+        """`ccvault export`: validated before waiting for a running export, recorded (job
+        row, pin) only once this process holds the runner lock, so no daemon runs it too."""
+        self.validate(camera, from_ms, to_ms, reason, out_dir)
+        with self.runner_lock(wait):
+            export_id = self.prepare(camera, from_ms, to_ms, reason, actor, out_dir)
+            if started is not None:
+                started(export_id)
+            return self._run(export_id, progress or (lambda _f: None))
+
+    # --- running --------------------------------------------------------------------------
+
+    def run(self, export_id: int, progress: Callable[[float], None] | None = None,
+            wait: Callable[[], None] | None = None) -> dict[str, Any]:
+        """Run a job now, in this thread (the CLI; the worker). Returns the job (`get`) with
+        the bundle's files; a failure is recorded, then raised (CheckFailed and the like)."""
+        with self.runner_lock(wait):
+            return self._run(export_id, progress or (lambda _f: None))
+
+    @contextmanager
+    def runner_lock(self, wait: Callable[[], None] | None = None) -> Iterator[None]:
+        """One export runs at a time per catalog, across processes (flock beside it)."""
+        fd = os.open(self.lock_path, os.O_RDWR | os.O_CREAT, 0o640)
+        try:
+            told = False
+            while True:
+                try:
+                    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                    break
+                except BlockingIOError:
+                    if self._stopping.is_set():
+                        raise evidence.Cancelled() from None
+                    if wait is not None and not told:
+                        wait()
+                        told = True
+                    time.sleep(0.2)
+            yield
+        finally:
+            os.close(fd)
+
+    def _run(self, export_id: int, progress: Callable[[float], None]) -> dict[str, Any]:
+        row = self._row(export_id)
+        if row is None:
+            raise NotFound(f"export {export_id}", "no such export")
+        final = Path(row["dir"])
+        shutil.rmtree(evidence.partial_dir(final), ignore_errors=True)  # resumed: from scratch
+        if not self.writer.start_export(export_id):
+            return self.get(export_id) or {}
+        actor = row["actor"]
+        details = {"camera": row["camera"], "from": utc_text(row["from_ms"]),
+                   "to": utc_text(row["to_ms"]), "reason": row["reason"], "dir": str(final),
+                   "key_fingerprint": self.key.fingerprint}
+        if os.path.lexists(final):
+            return self._adopt(export_id, final, actor, details)
+        try:
+            bundle = self._build(row, final, progress)
+        except evidence.Cancelled:
+            raise  # the daemon is stopping: the row stays `running`, the next start redoes it
+        except BaseException as exc:
+            problem = str(exc) if isinstance(exc, CcvaultError | OSError) else repr(exc)
+            self.writer.finish_export(export_id, False, problem[:500], actor, details,
+                                      self.clock.wall_ms())
+            log.error("export.failed", export_id=export_id, error=problem)
+            if isinstance(exc, CcvaultError | KeyboardInterrupt):
+                raise
+            raise CheckFailed(f"export {export_id}", problem) from exc
+        self.writer.finish_export(
+            export_id, True, None, actor,
+            {**details, "manifest_sha256": bundle.manifest_sha256, "files": len(bundle.files),
+             "bytes": sum(f["bytes"] for f in bundle.files),
+             "actual_from": utc_text(bundle.actual_from_ms),
+             "actual_to": utc_text(bundle.actual_to_ms)}, self.clock.wall_ms())
+        log.info("export.done", export_id=export_id, dir=str(final), files=len(bundle.files))
+        return {**(self.get(export_id) or {}), "files": bundle.files,
+                "actual": {"from": utc_text(bundle.actual_from_ms),
+                           "to": utc_text(bundle.actual_to_ms)}}
+
+    def _build(self, row: Any, final: Path,
+               progress: Callable[[float], None]) -> evidence.Bundle:
+        with self.writer.reader() as conn:
+            found = queries.segments_in_range(conn, row["camera"], row["from_ms"], row["to_ms"])
+        volumes = {v.name: v for v in self.volumes()}
+        pairs: list[tuple[Segment, Path]] = []
+        for seg in (s for s in found if s.state == "ok"):
+            volume = volumes.get(seg.volume)
+            if volume is None or not volume.available:
+                raise Refused(f"volume {seg.volume}", "is unavailable; its footage cannot be "
+                              "exported now")
+            pairs.append((seg, volume.path / seg.path))
+        if not pairs:
+            raise NotFound("from", "no footage left in that range")
+        _make_parents(final)
+        spec = evidence.BundleSpec(row["id"], row["camera"], row["from_ms"], row["to_ms"],
+                                   row["reason"], row["actor"], final, self.config.timezone,
+                                   self.writer.catalog_id,
+                                   tuple(s for s in found if s.state != "ok"))
+        return evidence.build(spec, pairs, self.key, self.ffmpeg,
+                              self._reporter(row["id"], progress), self._stopping.is_set)
+
+    def _adopt(self, export_id: int, final: Path, actor: str,
+               details: dict[str, Any]) -> dict[str, Any]:
+        """The bundle is there already: a crash fell between its rename and `done`. Ours and
+        intact → done; anything else → failed (never overwritten)."""
+        check = evidence.verify(final, self.key.public_raw)
+        ours = check.ok and _manifest_id(final) == export_id
+        error = None if ours else f"{final} exists already and is not this export's bundle"
+        self.writer.finish_export(export_id, ours, error, actor,
+                                  {**details, "manifest_sha256": check.manifest_sha256},
+                                  self.clock.wall_ms())
+        if not ours:
+            raise Refused("out", error or "")
+        return self.get(export_id) or {}
+
+    def _reporter(self, export_id: int,
+                  progress: Callable[[float], None]) -> Callable[[float], None]:
+        last = [0.0]
+
+        def report(fraction: float) -> None:
+            progress(fraction)
+            if time.monotonic() - last[0] >= PROGRESS_EVERY_S:
+                last[0] = time.monotonic()
+                self.writer.export_progress(export_id, fraction)
+
+        return report
+
+    # --- the worker thread and restarts ---------------------------------------------------
+
+    def resume(self) -> list[int]:
+        """At daemon start: jobs a restart left queued or running are run again from scratch
+        (their partial directory goes first). Returns their ids."""
+        with self.writer.reader() as conn:
+            ids = [r[0] for r in conn.execute(
+                "SELECT id FROM exports WHERE state IN ('queued', 'running') ORDER BY id")]
+        for export_id in ids:
+            self._enqueue(export_id)
+        return ids
+
+    def _enqueue(self, export_id: int) -> None:
+        with self._start_lock:
+            if self._thread is None:
+                self._thread = threading.Thread(target=self._work, name="export", daemon=True)
+                self._thread.start()
+        self._queue.put(export_id)
+
+    def _work(self) -> None:
+        while not self._stopping.is_set():
+            try:
+                export_id = self._queue.get(timeout=0.5)
+            except queue.Empty:
+                continue
+            try:
+                self.run(export_id)
+            except evidence.Cancelled:
+                return
+            except Exception as exc:  # recorded in the row; the worker goes on
+                log.error("export.worker_error", export_id=export_id, error=str(exc))
+
+    def stop(self, timeout: float = 30) -> None:
+        """Stop after the current file; an unfinished job is redone at the next start."""
+        self._stopping.set()
+        if self._thread is not None:
+            self._thread.join(timeout)
+
+    # --- reading and expiry ---------------------------------------------------------------
+
+    def _row(self, export_id: int) -> Any:
+        with self.writer.reader() as conn:
+            return conn.execute("SELECT * FROM exports WHERE id = ?", (export_id,)).fetchone()
+
+    def get(self, export_id: int) -> dict[str, Any] | None:
+        row = self._row(export_id)
+        return None if row is None else job_json(row)
+
+    def purge_expired(self, now_ms: int, actor: str = "retention") -> list[dict[str, Any]]:
+        """Bundles in [export] dir finished more than keep_days ago are deleted (audited
+        `export.expired` first: a record proves an attempt). Bundles in allowed_dirs were
+        handed over to someone else's storage and are not ours to delete."""
+        root = self.config.export_dir.resolve()
+        cutoff = now_ms - round(self.config.export.keep_days * DAY_MS)
+        with self.writer.reader() as conn:
+            rows = conn.execute("SELECT * FROM exports WHERE state = 'done'"
+                                " AND finished_ms < ? ORDER BY id", (cutoff,)).fetchall()
+        expired = []
+        for row in rows:
+            bundle = Path(row["dir"])
+            trash = bundle.with_name(f".{bundle.name}.expired")
+            shutil.rmtree(trash, ignore_errors=True)  # a crash mid-delete
+            if not bundle.is_dir() or not bundle.resolve().is_relative_to(root):
+                continue
+            manifest = bundle / evidence.MANIFEST
+            item = {"id": row["id"], "camera": row["camera"], "dir": str(bundle),
+                    "finished": utc_text(row["finished_ms"]),
+                    "manifest_sha256": sha256_file(manifest)
+                    if manifest.is_file() else None}
+            self.writer.record_event(actor, "export.expired", f"export:{row['id']}", item,
+                                     now_ms)
+            os.rename(bundle, trash)  # gone from its name at once, never half there
+            fsync_dir(bundle.parent)
+            shutil.rmtree(trash)
+            expired.append(item)
+        return expired
+
+
+def job_json(row: Any) -> dict[str, Any]:
+    """A job as the API and `--json` show it."""
+    bundle = Path(row["dir"])
+    manifest = bundle / evidence.MANIFEST
+    done = row["state"] == "done" and manifest.is_file()
+    return {"id": row["id"], "camera": row["camera"], "from": utc_text(row["from_ms"]),
+            "to": utc_text(row["to_ms"]), "reason": row["reason"], "actor": row["actor"],
+            "state": row["state"], "progress": round(row["progress"], 4), "error": row["error"],
+            "created": utc_text(row["created_ms"]),
+            "finished": utc_text(row["finished_ms"]) if row["finished_ms"] else None,
+            "dir": str(bundle), "bundle": bundle.name, "pinned": row["pin_id"] is not None,
+            "manifest_sha256": sha256_file(manifest) if done else None,
+            "available": done}
+
+
+def _manifest_id(bundle: Path) -> int | None:
+    try:
+        return json.loads((bundle / evidence.MANIFEST).read_bytes()).get("export_id")
+    except (OSError, ValueError, AttributeError):
+        return None
+
+
+def _make_parents(final: Path) -> None:
+    """Directories between the export root and the bundle, each entry made durable."""
+    missing = []
+    parent = final.parent
+    while not parent.exists():
+        missing.append(parent)
+        parent = parent.parent
+    for directory in reversed(missing):
+        directory.mkdir(exist_ok=True)
+        fsync_dir(directory.parent)
+
+
+def _existing(path: Path) -> Path:
+    """The nearest ancestor that exists (a bundle's parents are made when it runs)."""
+    while not path.exists() and path != path.parent:
+        path = path.parent
+    return path

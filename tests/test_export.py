@@ -1,0 +1,394 @@
+"""Evidence export end to end: real segments (keyframe every 1 s), real ffmpeg, the real CLI,
+the real HTTP API on loopback; every bundle re-checked by `ccvault verify-export`."""
+
+from __future__ import annotations
+
+import base64
+import fcntl
+import filecmp
+import hashlib
+import io
+import json
+import os
+import shutil
+import sqlite3
+import stat
+import tarfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import av
+import pytest
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+from ccvault.audit import AuditLog
+from ccvault.catalog.writer import CatalogWriter
+from ccvault.clock import SystemClock
+from ccvault.config import load
+from ccvault.export import ExportJobs
+from ccvault.recorder.ffmpeg import ffmpeg_binary
+from ccvault.timefmt import utc_text
+from ccvault.volumes import open_volumes
+from tests.api_peer import serve
+from tests.conftest import run_cli, wait_for, write_config
+from tests.retention_seed import seed
+
+SEGMENT_MS = 4000
+
+
+@dataclass
+class Site:
+    root: Path
+    config: Path
+    base_ms: int  # start of the first of 6 contiguous 4 s segments
+    exports: Path
+    share: Path
+
+    def at(self, seconds: float) -> str:
+        return utc_text(self.base_ms + round(seconds * 1000))
+
+    def catalog(self) -> sqlite3.Connection:
+        conn = sqlite3.connect(self.root / "catalog.sqlite")
+        conn.row_factory = sqlite3.Row
+        return conn
+
+    def audit(self, action: str) -> list[dict[str, Any]]:
+        return [r for r in AuditLog(self.root / "audit.jsonl").records()
+                if r["action"] == action]
+
+    def jobs(self) -> tuple[ExportJobs, CatalogWriter]:
+        config = load(self.config).config
+        writer = CatalogWriter(config.storage.catalog, AuditLog(config.audit_path))
+        clock = SystemClock()
+        volumes = open_volumes(config, writer, clock.wall_ms())
+        return ExportJobs(config, writer, lambda: volumes, clock, ffmpeg_binary(config)), writer
+
+
+def make_site(root: Path, segments: int = 6) -> Site:
+    config = write_config(root, [{"name": "door", "url": "demo://", "enabled": False}],
+                          volumes=[{"name": "hot", "path": str(root / "hot"), "role": "hot",
+                                    "reserve_free_bytes": 0, "reserve_free_percent": 0}])
+    share = root / "share"
+    share.mkdir()
+    config.write_text(config.read_text() + f'\n[export]\nallowed_dirs = ["{share}"]\n'
+                      "max_hours = 1\nkeep_days = 1\n")
+    base = int(time.time() * 1000) - 2 * 3_600_000
+    seed(config, [{"camera": "door", "start_ms": base + i * SEGMENT_MS, "seconds": 4}
+                  for i in range(segments)], root / "cache")
+    return Site(root, config, base, root / "exports", share)
+
+
+@pytest.fixture(scope="module")
+def site(tmp_path_factory: pytest.TempPathFactory) -> Site:
+    return make_site(tmp_path_factory.mktemp("export"))
+
+
+@pytest.fixture(scope="module")
+def bundle(site: Site) -> tuple[Path, dict[str, Any]]:
+    """One CLI export of [2.5 s, 17.5 s): five segments, the clip from the keyframe at 2 s."""
+    out = site.exports / "incident-42"
+    result = run_cli(site.config, "export", "--camera", "door", "--from", site.at(2.5),
+                     "--to", site.at(17.5), "--out", str(out), "--reason", "incident 42",
+                     "--json")
+    assert result.returncode == 0, result.stderr
+    return out, json.loads(result.stdout)
+
+
+def verify(site: Site | None, path: Path, *extra: str) -> Any:
+    return run_cli(site.config if site else None, "verify-export", str(path), *extra,
+                   env={"CCVAULT_CONFIG": ""})
+
+
+def test_bundle_holds_the_originals_a_clip_and_a_signed_manifest(site, bundle) -> None:
+    out, result = bundle
+    manifest = json.loads((out / "manifest.json").read_bytes())
+    with site.catalog() as conn:
+        rows = {r["id"]: r for r in conn.execute(
+            "SELECT s.id, s.sha256, s.bytes, s.path FROM segments s")}
+        job = conn.execute("SELECT * FROM exports WHERE id = ?", (result["id"],)).fetchone()
+        assert conn.execute("SELECT COUNT(*) FROM export_pins").fetchone()[0] == 0
+    assert job["state"] == "done" and job["pin_id"] is None and job["progress"] == 1
+    originals = [f for f in manifest["files"] if f["name"].startswith("segments/")]
+    assert [f["segment_id"] for f in originals] == [1, 2, 3, 4, 5]
+    for entry in originals:
+        row = rows[entry["segment_id"]]
+        copy = out / entry["name"]
+        assert hashlib.sha256(copy.read_bytes()).hexdigest() == row["sha256"] == entry["sha256"]
+        assert filecmp.cmp(copy, site.root / "hot" / row["path"], shallow=False)
+    with av.open(str(out / "clip.mp4")) as clip:
+        duration = float(clip.duration) / av.time_base
+    assert abs(duration - 15.0) <= 1.0, duration  # keyframes every second
+    assert manifest["actual"]["from"] == site.at(2.0) == result["actual"]["from"]
+    assert manifest["requested"] == {"from": site.at(2.5), "to": site.at(17.5),
+                                     "from_ms": site.base_ms + 2500,
+                                     "to_ms": site.base_ms + 17500}
+    for key in ("camera", "timezone", "ccvault_version", "host", "operator", "reason",
+                "created", "gaps", "catalog_id"):
+        assert manifest[key] not in (None, ""), key
+    assert manifest["reason"] == "incident 42" and manifest["operator"].startswith("cli:")
+    assert manifest["clock"]["ntp_synchronized"] in (True, False, "unknown")
+    listed = {f["name"] for f in manifest["files"]}
+    on_disk = {p.relative_to(out).as_posix() for p in out.rglob("*") if p.is_file()}
+    assert on_disk == listed | {"manifest.json", "manifest.sig"}
+    # The key: made once, private, its fingerprint in the audit log and every export record.
+    key_path = site.root / "signing-key.pem"
+    assert stat.S_IMODE(key_path.stat().st_mode) == 0o600
+    created = site.audit("signing.key_created")
+    assert len(created) == 1
+    fingerprint = created[0]["details"]["fingerprint"]
+    raw = base64.b64decode(manifest["signature"]["public_key"])
+    assert hashlib.sha256(raw).hexdigest() == fingerprint
+    manifest_sha = hashlib.sha256((out / "manifest.json").read_bytes()).hexdigest()
+    assert result["manifest_sha256"] == manifest_sha
+    start = [r for r in site.audit("export.start") if r["details"]["id"] == result["id"]]
+    done = [r for r in site.audit("export.done") if r["details"]["id"] == result["id"]]
+    assert start[0]["details"]["reason"] == "incident 42"
+    assert start[0]["details"]["dir"] == str(out)
+    assert done[0]["details"]["manifest_sha256"] == manifest_sha
+    assert done[0]["details"]["camera"] == "door"
+    assert {start[0]["details"]["key_fingerprint"], done[0]["details"]["key_fingerprint"]} == {
+        fingerprint}
+    ok = verify(site, out)
+    assert ok.returncode == 0, ok.stdout + ok.stderr
+    assert "ok, 6 files" in ok.stdout and "this installation's" in ok.stdout
+
+
+def _flip(path: Path, at: int = 200) -> None:
+    data = bytearray(path.read_bytes())
+    data[at] ^= 0xFF
+    path.write_bytes(bytes(data))
+
+
+def _resign(bundle: Path) -> str:
+    """What a forger would do: edit the manifest, sign it with their own key, swap the key."""
+    forger = Ed25519PrivateKey.generate()
+    raw = forger.public_key().public_bytes(serialization.Encoding.Raw,
+                                           serialization.PublicFormat.Raw)
+    manifest = json.loads((bundle / "manifest.json").read_bytes())
+    manifest["reason"] = "something else"
+    manifest["signature"]["public_key"] = base64.b64encode(raw).decode()
+    body = json.dumps(manifest, indent=2).encode() + b"\n"
+    (bundle / "manifest.json").write_bytes(body)
+    (bundle / "manifest.sig").write_bytes(forger.sign(body))
+    return raw.hex()
+
+
+def _segment(bundle: Path) -> Path:
+    return sorted((bundle / "segments").iterdir())[1]
+
+
+@pytest.mark.parametrize("tamper, problem", [
+    (lambda b: _flip(_segment(b)), "SHA-256 differs from the manifest"),
+    (lambda b: _flip(b / "clip.mp4", 5000), "clip.mp4: SHA-256 differs"),
+    (lambda b: (b / "manifest.json").write_bytes((b / "manifest.json").read_bytes().replace(
+        b'"incident 42"', b'"incident 43"')), "manifest.sig: the signature does not match"),
+    (lambda b: _segment(b).unlink(), "missing from the bundle"),
+    (lambda b: (b / "segments" / "extra.mp4").write_bytes(b"x"), "extra file"),
+    (_resign, "signer: manifest.json is signed by key"),
+])
+def test_verify_names_what_was_changed(site, bundle, tmp_path, tamper, problem) -> None:
+    copy = tmp_path / "bundle"
+    shutil.copytree(bundle[0], copy)
+    tamper(copy)
+    result = verify(site, copy)
+    assert result.returncode == 1, result.stdout
+    first = result.stdout.splitlines()[0]
+    assert problem in first, result.stdout
+
+
+def test_a_resigned_manifest_passes_only_without_the_installation_key(site, bundle,
+                                                                       tmp_path) -> None:
+    """Documented: alone, a bundle proves it is unchanged since *someone* signed it; the
+    installation key (the default with a config) or --key proves *who*."""
+    copy = tmp_path / "bundle"
+    shutil.copytree(bundle[0], copy)
+    forger_hex = _resign(copy)
+    alone = verify(None, copy)
+    assert alone.returncode == 0 and "signer: not checked" in alone.stdout, alone.stdout
+    assert verify(None, copy, "--key", forger_hex).returncode == 0
+    own_key = str(site.root / "signing-key.pem")
+    assert verify(None, copy, "--key", own_key).returncode == 1
+    assert verify(None, bundle[0], "--key", own_key).returncode == 0
+
+
+def test_destinations_outside_the_export_dirs_are_refused(site, tmp_path) -> None:
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    (site.share / "link").symlink_to(outside)
+    (site.exports / "taken").mkdir(parents=True)
+    refused = [outside / "b", site.exports / ".." / "escape", site.share / "link" / "b",
+               f"{site.share}/../../{tmp_path.name}/b", site.exports, site.exports / "taken"]
+    for out in refused:
+        result = run_cli(site.config, "export", "--camera", "door", "--from", site.at(0),
+                         "--to", site.at(8), "--out", str(out), "--reason", "r")
+        assert result.returncode == 4, (out, result.stderr)
+        assert "ccvault: error: --out:" in result.stderr, result.stderr
+    assert not list(outside.iterdir())
+    long = run_cli(site.config, "export", "--camera", "door", "--from", "-3h", "--to", "now",
+                   "--out", str(site.exports / "long"), "--reason", "r")
+    assert long.returncode == 4 and "--to:" in long.stderr and "max_hours" in long.stderr
+    unknown = run_cli(site.config, "export", "--camera", "gate", "--from", site.at(0),
+                      "--to", site.at(8), "--out", str(site.exports / "g"), "--reason", "r")
+    assert unknown.returncode == 3, unknown.stderr
+    with site.catalog() as conn:  # nothing refused was recorded or pinned
+        assert conn.execute("SELECT COUNT(*) FROM export_pins").fetchone()[0] == 0
+
+
+def test_the_pin_keeps_the_footage_while_the_job_runs(site) -> None:
+    jobs, writer = site.jobs()
+    try:
+        export_id = jobs.prepare("door", site.base_ms + 8000, site.base_ms + 16000, "pinned",
+                                 "test")
+        plan = json.loads(run_cli(site.config, "purge", "--dry-run", "--all", "--json").stdout)
+        rules = {a["segment_id"]: a["rule"] for a in plan["actions"]}
+        assert rules[3] == rules[4] == "export_pin", rules
+        assert rules[1] != "export_pin" and rules[6] != "export_pin"
+        seen = []
+
+        def pins(_fraction: float) -> None:
+            with site.catalog() as conn:
+                seen.append(conn.execute("SELECT COUNT(*) FROM export_pins").fetchone()[0])
+
+        job = jobs.run(export_id, progress=pins)
+        assert job["state"] == "done" and not job["pinned"]
+        assert seen and set(seen) == {1}
+        with site.catalog() as conn:
+            assert conn.execute("SELECT COUNT(*) FROM export_pins").fetchone()[0] == 0
+        plan = json.loads(run_cli(site.config, "purge", "--dry-run", "--all", "--json").stdout)
+        assert "export_pin" not in {a["rule"] for a in plan["actions"]}
+    finally:
+        jobs.stop()
+        writer.close()
+
+
+def test_a_copy_that_differs_from_the_catalog_fails_the_export(tmp_path) -> None:
+    site = make_site(tmp_path, segments=3)
+    with site.catalog() as conn:
+        path = conn.execute("SELECT path FROM segments WHERE id = 2").fetchone()[0]
+    _flip(site.root / "hot" / path)
+    out = site.exports / "broken"
+    result = run_cli(site.config, "export", "--camera", "door", "--from", site.at(0),
+                     "--to", site.at(12), "--out", str(out), "--reason", "r")
+    assert result.returncode == 1 and "segment 2" in result.stderr, result.stderr
+    assert not out.exists() and not list(site.exports.glob(".*"))  # no half bundle anywhere
+    with site.catalog() as conn:
+        job = conn.execute("SELECT state, error, pin_id FROM exports").fetchone()
+        assert conn.execute("SELECT COUNT(*) FROM export_pins").fetchone()[0] == 0
+    assert job["state"] == "failed" and "catalog" in job["error"] and job["pin_id"] is None
+    assert site.audit("export.failed")[0]["details"]["camera"] == "door"
+
+
+def test_resume_redoes_an_interrupted_job_and_expiry_spares_allowed_dirs(site) -> None:
+    jobs, writer = site.jobs()
+    try:
+        export_id = jobs.prepare("door", site.base_ms, site.base_ms + 8000, "crash", "test")
+        final = Path(jobs.get(export_id)["dir"])
+        partial = final.with_name(f".{final.name}.partial")
+        (partial / "segments").mkdir(parents=True)
+        (partial / "segments" / "junk.mp4").write_bytes(b"half")
+        assert writer.start_export(export_id)  # as if a daemon died while running it
+    finally:
+        writer.close()
+    jobs, writer = site.jobs()  # the next daemon start
+    try:
+        assert jobs.resume() == [export_id]
+        job = wait_for(lambda: (j := jobs.get(export_id))["state"] in ("done", "failed") and j,
+                       30, what="the resumed export")
+        assert job["state"] == "done", job
+        assert not partial.exists() and verify(site, final).returncode == 0
+        shared = run_cli(site.config, "export", "--camera", "door", "--from", site.at(0),
+                         "--to", site.at(4), "--out", str(site.share / "court"),
+                         "--reason", "handed over")
+        assert shared.returncode == 0, shared.stderr
+        old = time.time_ns() // 1_000_000 - 2 * 86_400_000
+        with writer.transaction() as conn:
+            conn.execute("UPDATE exports SET finished_ms = ? WHERE state = 'done'", (old,))
+        expired = jobs.purge_expired(time.time_ns() // 1_000_000)
+        gone = {Path(e["dir"]) for e in expired}
+        assert final in gone and not final.exists()
+        assert (site.share / "court" / "manifest.json").exists()  # not ours to delete
+        assert all(p.is_relative_to(site.exports) for p in gone)
+        assert {r["details"]["id"] for r in site.audit("export.expired")} >= {export_id}
+        assert jobs.purge_expired(time.time_ns() // 1_000_000) == []
+    finally:
+        jobs.stop()
+        writer.close()
+
+
+def test_api_export_poll_download_verify(site, tmp_path) -> None:
+    jobs, writer = site.jobs()
+    try:
+        with serve(site.config, exports=jobs) as api:
+            body = {"camera": "door", "from": site.at(4), "to": site.at(12), "reason": "api"}
+            with api.client("viewer") as viewer:
+                assert viewer.post("/api/exports", json=body).status_code == 403
+            with api.client("operator") as op:
+                aimed = op.post("/api/exports", json={**body, "out": "/tmp/x"})
+                assert aimed.status_code == 403 and aimed.json()["error"]["field"] == "out"
+                long = op.post("/api/exports", json={**body, "from": "-3h", "to": "now"})
+                assert long.status_code == 409 and long.json()["error"]["field"] == "to"
+                gate = op.post("/api/exports", json={**body, "camera": "gate"})
+                assert gate.status_code == 404 and gate.json()["error"]["field"] == "camera"
+                fd = os.open(jobs.lock_path, os.O_RDWR | os.O_CREAT)
+                fcntl.flock(fd, fcntl.LOCK_EX)  # another export is running
+                try:
+                    made = op.post("/api/exports", json=body)
+                    assert made.status_code == 202, made.text
+                    export_id = made.json()["id"]
+                    assert made.json()["state"] == "queued"
+                    assert "dir" not in made.json()
+                    assert op.get(f"/api/exports/{export_id}/download").status_code == 409
+                finally:
+                    os.close(fd)
+                job = wait_for(lambda: (j := op.get(f"/api/exports/{export_id}").json())[
+                    "state"] in ("done", "failed") and j, 30, what="the API export")
+                assert job["state"] == "done" and job["progress"] == 1, job
+                assert job["bundle"].startswith(f"{export_id}-door-")
+                tar = op.get(f"/api/exports/{export_id}/download")
+                assert tar.status_code == 200
+                assert int(tar.headers["content-length"]) == len(tar.content)
+                with viewer_client(api) as viewer:
+                    assert viewer.get(f"/api/exports/{export_id}").status_code == 403
+        with tarfile.open(fileobj=io.BytesIO(tar.content)) as archive:
+            archive.extractall(tmp_path, filter="data")
+        extracted = tmp_path / job["bundle"]
+        check = verify(site, extracted)
+        assert check.returncode == 0, check.stdout
+        assert (site.exports / job["bundle"]).is_dir()
+        start = [r for r in site.audit("export.start") if r["details"]["id"] == export_id]
+        assert start[0]["actor"].startswith("api:operator")
+        assert [r for r in site.audit("export.done") if r["details"]["id"] == export_id]
+        assert [r for r in site.audit("export.download") if r["details"]["id"] == export_id]
+    finally:
+        jobs.stop()
+        writer.close()
+
+
+def viewer_client(api: Any) -> Any:
+    return api.client("viewer")
+
+
+def test_a_crash_after_the_rename_is_adopted_and_a_stranger_is_never_overwritten(site) -> None:
+    jobs, writer = site.jobs()
+    try:
+        first = jobs.prepare("door", site.base_ms, site.base_ms + 4000, "adopt", "test")
+        done = jobs.run(first)
+        manifest = (Path(done["dir"]) / "manifest.json").read_bytes()
+        with writer.transaction() as conn:  # as if the process died before marking it done
+            conn.execute("UPDATE exports SET state = 'running' WHERE id = ?", (first,))
+        assert jobs.run(first)["state"] == "done"
+        assert (Path(done["dir"]) / "manifest.json").read_bytes() == manifest
+        second = jobs.prepare("door", site.base_ms, site.base_ms + 4000, "stranger", "test")
+        stranger = Path(jobs.get(second)["dir"])
+        stranger.mkdir()
+        (stranger / "notes.txt").write_text("someone else's")
+        with pytest.raises(Exception, match="exists already"):
+            jobs.run(second)
+        assert jobs.get(second)["state"] == "failed" and not jobs.get(second)["pinned"]
+        assert (stranger / "notes.txt").read_text() == "someone else's"
+    finally:
+        jobs.stop()
+        writer.close()
