@@ -129,6 +129,21 @@ def catalog_ready(path: Path) -> bool:
     return cached_catalog_matches(path, "bench_spec", BUILD_SPEC)
 
 
+def copy_catalog(dest: Path, seed: int) -> None:
+    """A private copy of this bench's cached catalog (built first if missing), for the
+    benches that change what they measure on (SQLite's backup API: consistent, no WAL)."""
+    if not catalog_ready(CATALOG):
+        print("bench/query.py's catalog is missing: building it (cached) ...", flush=True)
+        build_catalog(CATALOG, seed)
+    remove_db(dest)
+    print(f"copying {CATALOG.name} to {dest.name} (SQLite backup API) ...", flush=True)
+    src = sqlite3.connect(f"file:{CATALOG}?mode=ro", uri=True)
+    dst = sqlite3.connect(dest)
+    src.backup(dst, pages=65536)
+    src.close()
+    dst.close()
+
+
 def remove_db(path: Path) -> None:
     for suffix in ("", "-wal", "-shm"):
         Path(f"{path}{suffix}").unlink(missing_ok=True)

@@ -145,10 +145,6 @@ def pct(values: list[float], p: float) -> float:
     return ordered[int(rank) - 1]
 
 
-def remove_db(path: Path) -> None:
-    for suffix in ("", "-wal", "-shm"):
-        Path(f"{path}{suffix}").unlink(missing_ok=True)
-
 
 def drop_page_cache() -> bool:
     """sync, then drop the whole page cache (root only); False when not allowed."""
@@ -200,18 +196,9 @@ def prepare_catalog(seed: int) -> float:
     from ccvault.catalog.writer import CatalogWriter
 
     t0 = time.perf_counter()
-    if not query.catalog_ready(query.CATALOG):
-        print("bench/query.py's catalog is missing: building it (cached) ...", flush=True)
-        query.build_catalog(query.CATALOG, seed)
     tmp = PREPARED.with_name(PREPARED.name + ".building")
-    remove_db(tmp)
-    remove_db(PREPARED)
-    print(f"copying {query.CATALOG.name} to {PREPARED.name} (SQLite backup API) ...", flush=True)
-    src = sqlite3.connect(f"file:{query.CATALOG}?mode=ro", uri=True)
-    dst = sqlite3.connect(tmp)
-    src.backup(dst, pages=65536)
-    src.close()
-    dst.close()
+    query.remove_db(PREPARED)
+    query.copy_catalog(tmp, seed)
     print(f"  {time.perf_counter() - t0:.0f} s", flush=True)
 
     ys = query.YEAR_START_MS
@@ -260,9 +247,9 @@ def prepare_catalog(seed: int) -> float:
     conn = sqlite3.connect(tmp, isolation_level=None)
     conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
     conn.close()
-    remove_db(PREPARED)
+    query.remove_db(PREPARED)
     os.replace(tmp, PREPARED)
-    remove_db(tmp)
+    query.remove_db(tmp)
     return time.perf_counter() - t0
 
 

@@ -73,10 +73,6 @@ TARGET_TIMELINE_MS = 50.0
 DST_DAYS = (date(2024, 3, 31), date(2024, 10, 27))  # 23 and 25 hours in Berlin
 
 
-def remove_db(path: Path) -> None:
-    for suffix in ("", "-wal", "-shm"):
-        Path(f"{path}{suffix}").unlink(missing_ok=True)
-
 
 def prepare_catalog(seed: int) -> float:
     """Copy query.py's catalog, migrate it through CatalogWriter, add spans and holds."""
@@ -86,18 +82,9 @@ def prepare_catalog(seed: int) -> float:
     from ccvault.catalog.writer import CatalogWriter
 
     t0 = time.perf_counter()
-    if not query.catalog_ready(query.CATALOG):
-        print("bench/query.py's catalog is missing: building it (cached) ...", flush=True)
-        query.build_catalog(query.CATALOG, seed)
     tmp = PREPARED.with_name(PREPARED.name + ".building")
-    remove_db(tmp)
-    remove_db(PREPARED)
-    print(f"copying {query.CATALOG.name} to {PREPARED.name} (SQLite backup API) ...", flush=True)
-    src = sqlite3.connect(f"file:{query.CATALOG}?mode=ro", uri=True)
-    dst = sqlite3.connect(tmp)
-    src.backup(dst, pages=65536)
-    src.close()
-    dst.close()
+    query.remove_db(PREPARED)
+    query.copy_catalog(tmp, seed)
     print(f"  {time.perf_counter() - t0:.0f} s; migrating with CatalogWriter ...", flush=True)
     writer = CatalogWriter(tmp)
     print(f"  {time.perf_counter() - t0:.0f} s; adding motion spans ...", flush=True)
@@ -127,7 +114,7 @@ def prepare_catalog(seed: int) -> float:
     conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
     conn.close()
     os.replace(tmp, PREPARED)
-    remove_db(tmp)
+    query.remove_db(tmp)
     return time.perf_counter() - t0
 
 
