@@ -42,7 +42,8 @@ def build(config: Config, conn: sqlite3.Connection, now_ms: int, daemon_running:
         })
     footage = queries.footage_bytes(conn)
     volumes = []
-    for volume in _volumes_now(config, conn):
+    checked = _volumes_now(config, conn)  # reads each identity file: once per status
+    for volume in checked:
         sizes = usage(volume) if volume.available else None
         volumes.append({
             "name": volume.name,
@@ -54,7 +55,7 @@ def build(config: Config, conn: sqlite3.Connection, now_ms: int, daemon_running:
             "free_bytes": sizes[1] if sizes else None,
             "footage_bytes": footage.get(volume.name, 0),
         })
-    report = forecast.build(conn, config, _volumes_now(config, conn), now_ms)
+    report = forecast.build(conn, config, checked, now_ms)
     for cam in cameras:
         cam["forecast"] = report["cameras"][cam["name"]]
     for vol in volumes:
