@@ -33,6 +33,18 @@ class AuditCheck:
     problem: str
 
 
+@dataclass(frozen=True)
+class AuditCursor:
+    """How far a verification got: the next byte, and the chain's state there."""
+
+    offset: int = 0
+    line: int = 0
+    seq: int = 0
+    prev: str = GENESIS
+    records: int = 0
+    last_start: int = 0  # where the last verified record's line starts
+
+
 def record_hash(record: dict[str, Any]) -> str:
     body = {k: v for k, v in record.items() if k != "hash"}
     canonical = json.dumps(body, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
@@ -100,7 +112,7 @@ class AuditLog:
 
     def records(self) -> Iterator[dict[str, Any]]:
         """Complete records in file order; a line still being written (no newline) is skipped."""
-        for number, line in self._lines():
+        for number, _, line in self._lines():
             try:
                 record = json.loads(line)
             except ValueError:
@@ -113,26 +125,56 @@ class AuditLog:
     def verify(self) -> AuditCheck:
         """Recompute every hash and link. A torn last line is not a failure: a reader can see
         an append in progress, and after a crash the next append drops and records it."""
-        seq, prev, count = 0, GENESIS, 0
-        for number, line in self._lines():
+        return self.verify_from(AuditCursor())[0]
+
+    def verify_from(self, cursor: AuditCursor) -> tuple[AuditCheck, AuditCursor]:
+        """Verify what was appended after `cursor` (a previous call's), and that the last
+        record verified then is still there unchanged: the daemon checks the chain each
+        minute without re-reading a year of records. Returns the cursor to continue from."""
+        problem = self._moved(cursor)
+        if problem:
+            return AuditCheck(False, cursor.records, cursor.line, problem), cursor  # stays broken
+        seq, prev, count, at = cursor.seq, cursor.prev, cursor.records, cursor
+        for number, start, line in self._lines(cursor.offset, cursor.line):
             try:
                 record = json.loads(line)
             except ValueError:
-                return AuditCheck(False, count, number, "not JSON")
+                return AuditCheck(False, count, number, "not JSON"), at
             problem = _problem(record, seq, prev, number)
             if problem:
-                return AuditCheck(False, count, number, problem)
+                return AuditCheck(False, count, number, problem), at
             seq, prev, count = record["seq"], record["hash"], count + 1
+            at = AuditCursor(start + len(line) + 1, number, seq, prev, count, start)
         torn = self._torn_bytes()
         note = f"torn last line ({torn} bytes), dropped by the next append" if torn else ""
-        return AuditCheck(True, count, None, note)
+        return AuditCheck(True, count, None, note), at
 
-    def _lines(self) -> Iterator[tuple[int, bytes]]:
+    def _moved(self, cursor: AuditCursor) -> str:
+        """Why the records verified up to `cursor` are no longer as they were, or ""."""
+        if cursor.offset == 0:
+            return ""
         try:
             with self.path.open("rb") as f:
-                for number, line in enumerate(f, 1):
+                f.seek(cursor.last_start)
+                line = f.read(cursor.offset - cursor.last_start)
+        except FileNotFoundError:
+            return "the audit log is gone"
+        try:
+            ok = line.endswith(b"\n") and json.loads(line)["hash"] == cursor.prev
+        except (ValueError, KeyError, TypeError):
+            ok = False
+        return "" if ok else (f"line {cursor.line} changed or the log was truncated since it "
+                              "was verified")
+
+    def _lines(self, offset: int = 0, before: int = 0) -> Iterator[tuple[int, int, bytes]]:
+        """(line number, byte offset, complete line without its newline) from `offset`."""
+        try:
+            with self.path.open("rb") as f:
+                f.seek(offset)
+                for number, line in enumerate(f, before + 1):
                     if line.endswith(b"\n"):
-                        yield number, line[:-1]
+                        yield number, offset, line[:-1]
+                    offset += len(line)
         except FileNotFoundError:
             return
 

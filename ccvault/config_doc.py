@@ -13,9 +13,14 @@ from pydantic import BaseModel
 from pydantic.fields import FieldInfo
 
 from ccvault.config import (
+    ALERT_DEFAULTS,
+    AlertsBase,
     AuditConfig,
     CameraConfig,
+    ConditionSettings,
     Config,
+    EmailConfig,
+    EventSettings,
     ExportConfig,
     HttpConfig,
     IntegrityConfig,
@@ -24,6 +29,7 @@ from ccvault.config import (
     RetentionSettings,
     StorageConfig,
     VolumeConfig,
+    WebhookConfig,
 )
 
 HEADER = """\
@@ -49,6 +55,14 @@ CAMERA_MOTION_EXAMPLE = {
     "server-room-door": {"threshold": 30,
                          "masks": [[(0.85, 0.0), (1.0, 0.0), (1.0, 0.12), (0.85, 0.12)]]},
 }
+# The alert channels are off until configured: shown commented out, with example values.
+CHANNEL_EXAMPLES: dict[type[BaseModel], dict[str, Any]] = {
+    WebhookConfig: {"url": "https://chat.example.org/hooks/ccvault",
+                    "headers": {"Authorization": "Bearer change-me"}},
+    EmailConfig: {"host": "mail.example.org", "username": "ccvault",
+                  "password_file": "/etc/ccvault/secrets/smtp", "from": "ccvault@example.org",
+                  "to": ["security@example.org"]},
+}
 # A camera's [cameras.retention] table: any [retention] key; these are examples.
 CAMERA_RETENTION_EXAMPLE = {"server-room-door": {"motion_days": 31, "continuous_days": 21}}
 
@@ -70,6 +84,7 @@ def render() -> str:
     out += ["", "[integrity]", *_fields(IntegrityConfig, skip=set(), values={})]
     out += ["", "[http]", *_fields(HttpConfig, skip=set(), values={})]
     out += ["", "[export]", *_fields(ExportConfig, skip=set(), values={})]
+    out += _alerts()
     for example in EXAMPLES[CameraConfig]:
         out += ["", "[[cameras]]",
                 *_fields(CameraConfig, skip={"motion", "retention"}, values=example)]
@@ -85,11 +100,31 @@ def render() -> str:
     return "\n".join(out) + "\n"
 
 
-def _fields(model: type[BaseModel], skip: set[str], values: dict[str, Any]) -> list[str]:
+def _alerts() -> list[str]:
+    out = ["", "[alerts]", *_fields(AlertsBase, skip={"webhook", "email"}, values={})]
+    for name, spec in ALERT_DEFAULTS.items():
+        model = ConditionSettings if spec.kind == "condition" else EventSettings
+        out += ["", f"# {name} ({spec.kind}): {spec.about}.", f"[alerts.{name}]",
+                *_fields(model, skip=set(), values={}, defaults=spec.defaults())]
+    for table, model in (("webhook", WebhookConfig), ("email", EmailConfig)):
+        out += ["", f"# [alerts.{table}]: uncomment to use (example values).",
+                f"# [alerts.{table}]",
+                *(f"# {line}" if not line.startswith("#") else line for line in
+                  _fields(model, skip=set(), values=CHANNEL_EXAMPLES[model]))]
+    return out
+
+
+def _fields(model: type[BaseModel], skip: set[str], values: dict[str, Any],
+            defaults: dict[str, Any] | None = None) -> list[str]:
+    """Each key with its description; `defaults` overrides what the model says the default
+    is (an [alerts.<name>] table's defaults are that alert's own)."""
     lines = []
-    for name, info in model.model_fields.items():
-        if name in skip:
+    for field_name, info in model.model_fields.items():
+        if field_name in skip:
             continue
+        name = info.alias or field_name
+        if defaults and name in defaults:
+            info = FieldInfo.merge_field_infos(info, default=defaults[name])
         lines.append(f"# {info.description} {_facts(info)}".rstrip())
         if name in values:
             lines.append(f"{name} = {_toml(values[name])}")
@@ -126,6 +161,8 @@ def _default_text(info: FieldInfo) -> str:
 
 
 def _toml(value: Any) -> str:
+    if isinstance(value, dict):
+        return "{ " + ", ".join(f"{k} = {_toml(v)}" for k, v in value.items()) + " }"
     if isinstance(value, list | tuple):
         return "[" + ", ".join(_toml(v) for v in value) + "]"
     if isinstance(value, bool):

@@ -26,6 +26,7 @@ from typing import Any
 import structlog
 
 from ccvault import evidence, signing
+from ccvault.alerts.events import Event, emit
 from ccvault.catalog import queries
 from ccvault.catalog.rows import Segment
 from ccvault.catalog.writer import CatalogWriter
@@ -201,6 +202,9 @@ class ExportJobs:
             self.writer.finish_export(export_id, False, problem[:500], actor, details,
                                       self.clock.wall_ms())
             log.error("export.failed", export_id=export_id, error=problem)
+            emit(Event("export_failed", f"export {export_id} of camera {row['camera']} failed: "
+                       f"{problem[:200]}", {"camera": row["camera"]},
+                       {"export_id": str(export_id), "actor": actor}))
             if isinstance(exc, CcvaultError | KeyboardInterrupt):
                 raise
             raise CheckFailed(f"export {export_id}", problem) from exc

@@ -80,7 +80,7 @@ class Ingestor:
         self._wake = threading.Event()
         self._stop = threading.Event()
         self._observer: Observer | None = None  # type: ignore[valid-type]
-        self.heartbeat = 0.0
+        self.heartbeat = store.clock.monotonic()  # progress of the loop (the watchdog)
 
     def scan(self) -> list[Stored]:
         """One pass over the whole spool, oldest run first; safe to repeat at any time."""
@@ -115,6 +115,7 @@ class Ingestor:
     def _ingest(self, camera: str, src: Path, times: Callable[[int], tuple[int, int]],
                 failure: str) -> Stored:
         """Probe, then store with the times derived from the file's duration, or quarantine."""
+        self.heartbeat = self.store.clock.monotonic()  # a long catch-up is progress too
         try:
             media = probe(src)
         except ProbeError as exc:

@@ -18,6 +18,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import structlog
 
@@ -28,6 +29,9 @@ from ccvault.durable import fsync_dir, fsync_file
 from ccvault.errors import CcvaultError
 from ccvault.media import copy_hashed, sha256_file
 from ccvault.volumes import QUARANTINE_DIR, Volume, target_for_new_segments
+
+if TYPE_CHECKING:
+    from ccvault.metrics import Metrics
 
 log = structlog.get_logger("ccvault.store")
 
@@ -53,11 +57,14 @@ def segment_relpath(camera: str, start_ms: int, duration_ms: int, attempt: int =
 
 class SegmentStore:
     def __init__(
-        self, writer: CatalogWriter, volumes: Callable[[], list[Volume]], clock: Clock
+        self, writer: CatalogWriter, volumes: Callable[[], list[Volume]], clock: Clock,
+        metrics: Metrics | None = None,
     ) -> None:
         self.writer = writer
         self.volumes = volumes
         self.clock = clock
+        self.metrics = metrics  # counts each segment catalogued (not duplicates)
+        self.write_errors: dict[str, str] = {}  # volume -> why the last write there failed
 
     def _target(self) -> Volume:
         volume = target_for_new_segments(self.volumes())
@@ -71,6 +78,19 @@ class SegmentStore:
     ) -> Stored:
         """Place src on the target volume and catalogue it; idempotent after a crash."""
         volume = self._target()
+        try:
+            stored = self._add_to(volume, src, camera, start_ms, end_ms, media, sha256, origin,
+                                  analysis)
+        except OSError as exc:  # the volume_unavailable alert, until a write there succeeds
+            self.write_errors[volume.name] = exc.strerror or str(exc)
+            raise
+        self.write_errors.pop(volume.name, None)
+        return stored
+
+    def _add_to(
+        self, volume: Volume, src: Path, camera: str, start_ms: int, end_ms: int,
+        media: MediaInfo, sha256: str, origin: str, analysis: int,
+    ) -> Stored:
         fsync_file(src)
         for attempt in range(100):
             rel = segment_relpath(camera, start_ms, end_ms - start_ms, attempt)
@@ -89,6 +109,8 @@ class SegmentStore:
             log.info("segment.ingested", camera=camera, segment_id=seg_id, volume=volume.name,
                      start_ms=start_ms, duration_ms=end_ms - start_ms, bytes=seg.bytes,
                      origin=origin)
+            if self.metrics is not None:
+                self.metrics.segment_written(camera, seg.bytes)
             return Stored("ingested", dst, camera, seg_id)
         raise RuntimeError(f"no free file name for {camera} at {start_ms}")
 

@@ -92,8 +92,9 @@ def wait_for(predicate: Callable[[], Any], timeout: float, interval: float = 0.2
 class Daemon:
     """`ccvault run` as a child process, its JSON log lines collected as they arrive."""
 
-    def __init__(self, config: Path) -> None:
+    def __init__(self, config: Path, env: dict[str, str] | None = None) -> None:
         self.config = config
+        self.env = env
         self.proc: subprocess.Popen[str] | None = None
         self.events: list[dict[str, Any]] = []
         self.raw: list[str] = []
@@ -101,7 +102,7 @@ class Daemon:
     def start(self) -> Daemon:
         self.proc = subprocess.Popen(
             [*CCVAULT, "--config", str(self.config), "run"], stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT, text=True, cwd=REPO,
+            stderr=subprocess.STDOUT, text=True, cwd=REPO, env={**os.environ, **(self.env or {})},
         )
         threading.Thread(target=self._collect, args=(self.proc,), daemon=True).start()
         self.wait_event("daemon.ready", timeout=30)
@@ -158,8 +159,8 @@ class Daemon:
 def daemon_factory() -> Iterator[Callable[[Path], Daemon]]:
     started: list[Daemon] = []
 
-    def make(config: Path) -> Daemon:
-        daemon = Daemon(config)
+    def make(config: Path, env: dict[str, str] | None = None) -> Daemon:
+        daemon = Daemon(config, env)
         started.append(daemon)
         return daemon.start()
 

@@ -105,7 +105,7 @@ def test_every_api_route_needs_credentials_and_its_role(api: Api) -> None:
     assert anonymous.get("/healthz").json() == {"ok": True, "version": __version__}
     me = api.client("operator").get("/api/me").json()
     assert me["role"] == "operator" and me["name"].startswith("operator")
-    assert api.client("viewer").get("/api/alerts").json() == []
+    assert api.client("viewer").get("/api/alerts").json() == {"active": [], "recent": []}
     wrong = httpx.get(api.url + "/api/me", headers={"Authorization": "Basic eDp5"})
     assert wrong.status_code == 401 and wrong.headers["www-authenticate"] == "Bearer"
 

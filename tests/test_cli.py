@@ -15,7 +15,8 @@ COMMANDS = [["run"], ["check-config"], ["status"], ["segments"], ["motion"], ["a
             ["hold", "list"], ["hold", "release"], ["hold", "rebuild"], ["audit"],
             ["audit", "list"], ["audit", "verify"], ["backup"], ["user"], ["user", "add"],
             ["user", "list"], ["user", "revoke"], ["export"], ["verify-export"], ["signing-key"],
-            ["volume"], ["volume", "init"], ["volume", "replace"]]
+            ["volume"], ["volume", "init"], ["volume", "replace"], ["alerts"],
+            ["systemd-dropin"]]
 
 
 @pytest.mark.parametrize("command", COMMANDS, ids=" ".join)

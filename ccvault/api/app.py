@@ -5,7 +5,14 @@ from __future__ import annotations
 from fastapi import FastAPI
 
 from ccvault import __version__
-from ccvault.api import errors, routes_admin, routes_exports, routes_footage, routes_holds
+from ccvault.api import (
+    errors,
+    routes_admin,
+    routes_exports,
+    routes_footage,
+    routes_holds,
+    routes_metrics,
+)
 from ccvault.api.context import ApiContext
 
 
@@ -15,6 +22,6 @@ def create_app(ctx: ApiContext) -> FastAPI:
                   openapi_url=None)
     app.state.ctx = ctx
     errors.install(app)
-    for module in (routes_admin, routes_footage, routes_holds, routes_exports):
+    for module in (routes_admin, routes_footage, routes_holds, routes_exports, routes_metrics):
         app.include_router(module.router, responses=errors.RESPONSES)
     return app

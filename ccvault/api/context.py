@@ -10,13 +10,16 @@ import threading
 from collections.abc import Callable
 from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ccvault.catalog import db
 from ccvault.catalog.writer import CatalogWriter
 from ccvault.clock import Clock
 from ccvault.config import Config
 from ccvault.volumes import Volume
+
+if TYPE_CHECKING:
+    from ccvault.metrics import Metrics
 
 SEEN_LIMIT = 200_000
 
@@ -28,6 +31,8 @@ class ApiContext:
     clock: Clock
     volumes: Callable[[], list[Volume]]
     exports: Any = None  # ccvault.export.ExportJobs, when the daemon runs export jobs
+    metrics: Metrics | None = None  # what GET /metrics renders; None: 503
+    alerts: Any = None  # ccvault.alerts.manager.AlertManager, in the daemon
     _seen: set[tuple[str, str]] = field(default_factory=set)
     _seen_lock: threading.Lock = field(default_factory=threading.Lock)
     _local: threading.local = field(default_factory=threading.local)

@@ -12,7 +12,8 @@ import sqlite3
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from ccvault.catalog.rows import Segment, StoredSpan
+from ccvault.catalog import queries
+from ccvault.catalog.rows import AlertRow, Segment, StoredSpan
 from ccvault.timefmt import utc_text
 
 
@@ -176,3 +177,41 @@ class TimelineOut(Out):
     motion_count: int = Field(description="Motion spans overlapping the day.")
     holds: list[HoldOut] = Field(description="Active holds covering this camera that overlap "
                                  "the day.")
+
+
+class AlertOut(Out):
+    """One alert: firing, or resolved (a one-off event is resolved when raised)."""
+
+    id: int
+    name: str = Field(description="e.g. camera_offline; see [alerts] in the config")
+    status: str = Field(description="firing or resolved")
+    severity: str
+    summary: str
+    labels: dict[str, str]
+    details: dict[str, str]
+    event: bool = Field(description="a one-off event (sent once)")
+    started: str = Field(description="UTC, when it started firing or happened")
+    resolved: str | None
+    last_notified: str | None
+    notifications: int
+
+    @classmethod
+    def of(cls, row: AlertRow) -> AlertOut:
+        return cls(id=row.id or 0, name=row.name,
+                   status="resolved" if row.resolved_ms is not None else "firing",
+                   severity=row.severity, summary=row.summary, labels=row.labels,
+                   details=row.details, event=row.event, started=utc_text(row.started_ms),
+                   resolved=utc_text(row.resolved_ms) if row.resolved_ms is not None else None,
+                   last_notified=(utc_text(row.notified_ms) if row.notified_ms is not None
+                                  else None), notifications=row.notices)
+
+
+class AlertsOut(Out):
+    active: list[AlertOut] = Field(description="firing now, newest first")
+    recent: list[AlertOut] = Field(description="resolved within [alerts] history_days")
+
+    @classmethod
+    def read(cls, conn: sqlite3.Connection, now_ms: int, history_days: float) -> AlertsOut:
+        rows = queries.alerts(conn, now_ms - round(history_days * 86_400_000))
+        return cls(active=[AlertOut.of(r) for r in rows if r.resolved_ms is None],
+                   recent=[AlertOut.of(r) for r in rows if r.resolved_ms is not None])

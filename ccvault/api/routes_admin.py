@@ -26,6 +26,7 @@ from ccvault.api.auth import (
     operation_role,
 )
 from ccvault.api.errors import ApiError
+from ccvault.api.models import AlertsOut
 from ccvault.audit import AuditLog
 from ccvault.lock import daemon_running
 from ccvault.timefmt import parse_time, utc_text
@@ -52,7 +53,10 @@ class SignIn(BaseModel):
 class SessionInfo(BaseModel):
     user: str
     role: str
-    csrf: str = Field(description=f"send it back as {CSRF_HEADER} on POST/PUT/PATCH/DELETE")
+    csrf: str | None = Field(description=f"send it back as {CSRF_HEADER} on "
+                             "POST/PUT/PATCH/DELETE; null for a bearer token (needs none)")
+    timezone: str = Field(description="the configured zone: the web page shows every time "
+                          "in it, whatever the browser's zone")
 
 
 class AuditPage(BaseModel):
@@ -87,7 +91,20 @@ def sign_in(body: SignIn, request: Request, response: Response) -> SessionInfo:
               {"client": client_address(request)})
     response.set_cookie(SESSION_COOKIE, session.id, path="/", httponly=True, samesite="strict",
                         secure=ctx.config.http.tls_cert is not None)
-    return SessionInfo(user=user.name, role=user.role, csrf=session.csrf)
+    return SessionInfo(user=user.name, role=user.role, csrf=session.csrf,
+                       timezone=ctx.config.timezone)
+
+
+@router.get("/api/session", summary="The current session: who, role, CSRF value, time zone")
+def session_info(request: Request, principal: Viewer) -> SessionInfo:
+    """A reloaded page still has its cookie but not the CSRF value it got at sign-in, and
+    keeps nothing in storage: it asks here. A cross-site page cannot read the answer."""
+    ctx = context(request)
+    sid = request.cookies.get(SESSION_COOKIE)
+    bearer = "authorization" in request.headers  # then the cookie was not what identified
+    session = auth_state(request.app).sessions.get(sid) if sid and not bearer else None
+    return SessionInfo(user=principal.name, role=principal.role,
+                       csrf=session.csrf if session else None, timezone=ctx.config.timezone)
 
 
 @router.delete("/api/session", status_code=204, summary="Sign out (end the session cookie)")
@@ -114,11 +131,14 @@ def api_status(request: Request, _p: Viewer) -> dict[str, Any]:
                             daemon_running(ctx.config.storage.catalog))
 
 
-@router.get("/api/alerts", summary="Current alerts (none yet)")
-def alerts(_p: Viewer) -> list[dict[str, Any]]:
-    """Always `[]` for now: alerts are a later issue; the route exists so clients can rely on
-    it (an empty list, not a 404) before they do."""
-    return []
+@router.get("/api/alerts", summary="Alerts firing now and resolved lately",
+            response_model=AlertsOut)
+def alerts(request: Request, _p: Viewer) -> AlertsOut:
+    """The same object as `ccvault alerts --json`: `active` (firing) and `recent` (resolved
+    within `[alerts] history_days`), from the catalog, so it answers when the daemon is down."""
+    ctx = context(request)
+    with ctx.reader() as conn:
+        return AlertsOut.read(conn, ctx.now_ms(), ctx.config.alerts.history_days)
 
 
 @router.get("/api/audit", summary="The audit log, filtered and paged (admin)")

@@ -6,11 +6,12 @@ walks the (camera_id, start_ms) index only over the window, whatever the history
 
 from __future__ import annotations
 
+import json
 import sqlite3
 from collections.abc import Iterator
 from dataclasses import dataclass
 
-from ccvault.catalog.rows import Segment, Span, StoredSpan, VolumeRow
+from ccvault.catalog.rows import AlertRow, Segment, Span, StoredSpan, VolumeRow
 
 SEGMENT_COLUMNS = """
     s.id, c.name AS camera, v.name AS volume, s.start_ms, s.end_ms, s.path, s.bytes, s.sha256,
@@ -179,3 +180,46 @@ def analysis_backlog(conn: sqlite3.Connection, camera_name: str) -> tuple[int, i
         (camera_name,),
     ).fetchone()
     return count, total
+
+
+def waiting_analysis_ms(conn: sqlite3.Connection) -> dict[str, int]:
+    """Per camera, footage (ms) the daemon has still to analyse (partial index, no scan)."""
+    return dict(conn.execute(
+        "SELECT c.name, SUM(s.end_ms - s.start_ms) FROM segments s"
+        " JOIN cameras c ON c.id = s.camera_id WHERE s.analysis = 0 GROUP BY c.name"
+    ).fetchall())
+
+
+def corrupt_since(conn: sqlite3.Connection, since_ms: int) -> dict[str, int]:
+    """Per camera, segments found corrupt since then: failed re-hashes and quarantined files."""
+    out: dict[str, int] = {}
+    for name, count in conn.execute(
+        "SELECT c.name, COUNT(*) FROM segments s JOIN cameras c ON c.id = s.camera_id"
+        " WHERE s.integrity = 'corrupt' AND s.scrubbed_ms >= ? GROUP BY c.name", (since_ms,)
+    ).fetchall() + conn.execute(
+        "SELECT COALESCE(camera, '-'), COUNT(*) FROM quarantine WHERE created_ms >= ?"
+        " GROUP BY camera", (since_ms,)
+    ).fetchall():
+        out[name] = out.get(name, 0) + count
+    return out
+
+
+def alerts(conn: sqlite3.Connection, since_ms: int) -> list[AlertRow]:
+    """Firing alerts and those resolved since then, newest first."""
+    rows = conn.execute(
+        "SELECT id, name, fingerprint, labels, severity, summary, details, event, started_ms,"
+        " resolved_ms, notified_ms, notices FROM alerts"
+        " WHERE resolved_ms IS NULL OR resolved_ms >= ? ORDER BY started_ms DESC, id DESC",
+        (since_ms,),
+    ).fetchall()
+    return [AlertRow(name=r[1], fingerprint=r[2], labels=json.loads(r[3]), severity=r[4],
+                     summary=r[5], details=json.loads(r[6]), event=bool(r[7]),
+                     started_ms=r[8], resolved_ms=r[9], notified_ms=r[10], id=r[0],
+                     notices=r[11]) for r in rows]
+
+
+def last_segment_ends(conn: sqlite3.Connection) -> dict[str, int]:
+    """Each camera's newest footage end (one index probe per camera)."""
+    return {name: end for name, end in conn.execute(
+        "SELECT c.name, (SELECT s.end_ms FROM segments s WHERE s.camera_id = c.id"
+        " ORDER BY s.start_ms DESC LIMIT 1) FROM cameras c").fetchall() if end is not None}

@@ -121,3 +121,21 @@ class NewHold:
         return {"from_ms": self.from_ms, "to_ms": self.to_ms, "until_ms": self.until_ms,
                 "reason": self.reason, "actor": self.actor, "cameras": list(self.cameras),
                 "created_ms": self.created_ms}
+
+
+@dataclass(frozen=True, slots=True)
+class AlertRow:
+    """An alert as the catalog keeps it (one row per firing, or per one-off event)."""
+
+    name: str
+    fingerprint: str
+    labels: dict[str, str]
+    severity: str
+    summary: str
+    details: dict[str, str]
+    started_ms: int
+    event: bool = False
+    resolved_ms: int | None = None
+    notified_ms: int | None = None
+    id: int | None = None
+    notices: int = 0

@@ -8,6 +8,7 @@ typed rows; the invariant "a row is committed only after its file is durable" is
 
 from __future__ import annotations
 
+import json
 import sqlite3
 import threading
 import uuid
@@ -17,7 +18,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ccvault.catalog import db
-from ccvault.catalog.rows import Intent, NewHold, NewSegment, Span, Switch
+from ccvault.catalog.rows import AlertRow, Intent, NewHold, NewSegment, Span, Switch
 from ccvault.catalog.schema import migrate
 from ccvault.errors import Busy
 
@@ -31,6 +32,7 @@ class CatalogWriter:
         self.audit_log = audit
         self._conn = db.connect(path)
         self._lock = threading.Lock()
+        self.last_error: str | None = None
         try:
             migrate(self._conn)
         except sqlite3.OperationalError as exc:
@@ -42,17 +44,29 @@ class CatalogWriter:
 
     @contextmanager
     def transaction(self) -> Iterator[sqlite3.Connection]:
+        """One write; `last_error` says whether the latest one failed in SQLite (the
+        catalog_error alert), and clears with the next that commits."""
         with self._lock:
             try:
                 self._conn.execute("BEGIN IMMEDIATE")
             except sqlite3.OperationalError as exc:
-                raise Busy(str(self.path), f"catalog is locked ({exc})") from None
+                self.last_error = f"catalog is locked ({exc})"
+                raise Busy(str(self.path), self.last_error) from None
             try:
                 yield self._conn
-            except BaseException:
+            except BaseException as exc:
+                if isinstance(exc, sqlite3.Error) and not isinstance(exc, sqlite3.IntegrityError):
+                    self.last_error = str(exc)
                 self._conn.execute("ROLLBACK")
                 raise
-            self._conn.execute("COMMIT")
+            try:
+                self._conn.execute("COMMIT")
+            except sqlite3.Error as exc:
+                self.last_error = str(exc)
+                if self._conn.in_transaction:
+                    self._conn.execute("ROLLBACK")
+                raise
+            self.last_error = None
 
     def audit(self, actor: str, action: str, obj: str, details: dict[str, Any],
               now_ms: int) -> None:
@@ -463,6 +477,39 @@ class CatalogWriter:
             conn.execute("UPDATE exports SET pin_id = NULL WHERE pin_id = ?", (pin_id,))
             return bool(conn.execute("DELETE FROM export_pins WHERE id = ?",
                                      (pin_id,)).rowcount)
+
+    # --- alerts (what fired, for `ccvault alerts` and a restarted daemon) -----------------
+
+    def open_alert(self, row: AlertRow) -> int:
+        """A firing alert (or a one-off event, saved resolved); its id."""
+        with self.transaction() as conn:
+            return conn.execute(
+                "INSERT INTO alerts (name, fingerprint, labels, severity, summary, details,"
+                " event, started_ms, resolved_ms, notified_ms, notices)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 1)",
+                (row.name, row.fingerprint, json.dumps(row.labels, sort_keys=True),
+                 row.severity, row.summary, json.dumps(row.details, sort_keys=True),
+                 int(row.event), row.started_ms, row.resolved_ms, row.notified_ms),
+            ).lastrowid or 0
+
+    def renotify_alert(self, alert_id: int, severity: str, summary: str,
+                       details: dict[str, str], now_ms: int) -> None:
+        with self.transaction() as conn:
+            conn.execute("UPDATE alerts SET severity = ?, summary = ?, details = ?,"
+                         " notified_ms = ?, notices = notices + 1 WHERE id = ?",
+                         (severity, summary, json.dumps(details, sort_keys=True), now_ms,
+                          alert_id))
+
+    def resolve_alert(self, alert_id: int, now_ms: int) -> None:
+        with self.transaction() as conn:
+            conn.execute("UPDATE alerts SET resolved_ms = ? WHERE id = ? AND resolved_ms IS NULL",
+                         (now_ms, alert_id))
+
+    def prune_alerts(self, before_ms: int) -> int:
+        """History older than [alerts] history_days; firing alerts are never pruned."""
+        with self.transaction() as conn:
+            return conn.execute("DELETE FROM alerts WHERE resolved_ms < ?",
+                                (before_ms,)).rowcount
 
     def record_event(self, actor: str, action: str, obj: str, details: dict[str, Any],
                      now_ms: int) -> None:

@@ -104,12 +104,14 @@ def cli(ctx: click.Context, config_path: str | None, verbose: bool) -> None:
 def main() -> None:
     # Importing the command modules registers their commands.
     from ccvault.cli import (  # noqa: F401
+        alert_cmds,
         audit_cmds,
         daemon_cmds,
         export_cmds,
         footage_cmds,
         motion_cmds,
         retention_cmds,
+        service_cmds,
         user_cmds,
     )
 

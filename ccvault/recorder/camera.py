@@ -98,6 +98,7 @@ class CameraRecorder:
         self._restart_requested = False
         self._copying_audio = False
         self._tail: collections.deque[str] = collections.deque(maxlen=12)
+        self.drops: collections.deque[float] = collections.deque(maxlen=1000)
         self.log = log.bind(camera=camera.name)
 
     # -- state ----------------------------------------------------------------------------
@@ -210,7 +211,12 @@ class CameraRecorder:
         self.log.warning("recorder.exited", rc=rc, retry_in_s=round(delay, 1),
                          stderr=list(self._tail))
         if self.state in (CameraState.RECORDING, CameraState.STALLED):
+            self.drops.append(now)
             self._transition(CameraState.CONNECTING, f"recorder exited ({rc})")
+
+    def reconnects_since(self, since: float) -> int:
+        """Connections lost (a recording run that ended unasked) since a monotonic time."""
+        return sum(1 for t in tuple(self.drops) if t >= since)
 
     def restart(self, reason: str) -> None:
         """Close the current run cleanly and start a new one at once (e.g. the clock stepped)."""

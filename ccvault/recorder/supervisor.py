@@ -16,7 +16,7 @@ from pathlib import Path
 import structlog
 
 from ccvault.clock import Clock
-from ccvault.config import Config
+from ccvault.config import CameraConfig, Config
 from ccvault.recorder.camera import STOP_GRACE_S, CameraRecorder, StateListener
 from ccvault.recorder.ffmpeg import ffmpeg_binary
 
@@ -33,15 +33,12 @@ class Supervisor:
     ) -> None:
         self.clock = clock
         self.recorders_spool = spool
-        ffmpeg = ffmpeg_binary(config)
-        self.recorders = {
-            cam.name: CameraRecorder(
-                cam, ffmpeg, config.recording.segment_seconds,
-                config.recording.offline_after_seconds, spool, clock, on_state, on_run_ended,
-            )
-            for cam in config.cameras
-        }
+        self.on_state, self.on_run_ended = on_state, on_run_ended
+        self.config = config
+        self.recorders = {cam.name: self._recorder(cam) for cam in config.cameras}
         self._stop = threading.Event()
+        self._pending: Config | None = None
+        self._pending_lock = threading.Lock()
         self._offset = self._clock_offset()
         self.heartbeat = clock.monotonic()
 
@@ -51,10 +48,23 @@ class Supervisor:
     def active_runs(self) -> set[Path]:
         return {r.active_run for r in self.recorders.values() if r.active_run is not None}
 
+    def _recorder(self, cam: CameraConfig) -> CameraRecorder:
+        rec = self.config.recording
+        return CameraRecorder(cam, ffmpeg_binary(self.config), rec.segment_seconds,
+                              rec.offline_after_seconds, self.recorders_spool, self.clock,
+                              self.on_state, self.on_run_ended)
+
+    def reconfigure(self, config: Config) -> None:
+        """Take a reloaded config; the loop applies it at its next tick (recorders are spawned
+        from the loop's thread only)."""
+        with self._pending_lock:
+            self._pending = config
+
     def run(self) -> None:
         for recorder in self.recorders.values():
             recorder.announce()
         while not self._stop.wait(TICK_S):
+            self._apply_pending()
             self._check_clock()
             for recorder in self.recorders.values():
                 try:
@@ -62,11 +72,31 @@ class Supervisor:
                 except Exception:
                     recorder.log.exception("recorder.tick_failed")
             self.heartbeat = self.clock.monotonic()
-        for recorder in self.recorders.values():
-            recorder.interrupt()  # all at once: each ffmpeg takes up to a second to close
-        deadline = time.monotonic() + STOP_GRACE_S
-        for recorder in self.recorders.values():
-            recorder.stop(deadline)
+        _stop_all(list(self.recorders.values()))
+
+    def _apply_pending(self) -> None:
+        """Recorders of unchanged cameras go on untouched; a changed camera's recorder closes
+        its segment cleanly and a new one starts with the new settings at once."""
+        with self._pending_lock:
+            config, self._pending = self._pending, None
+        if config is None:
+            return
+        same_recording = (config.recording == self.config.recording
+                          and ffmpeg_binary(config) == ffmpeg_binary(self.config))
+        new = {c.name: c for c in config.cameras}
+        ended = [r for name, r in self.recorders.items()
+                 if not same_recording or new.get(name) != r.camera]
+        _stop_all(ended)
+        self.config = config
+        kept = {n: r for n, r in self.recorders.items() if r not in ended and n in new}
+        started = [c for c in config.cameras if c.name not in kept]
+        # A new dict, not edits in place: other threads iterate over the recorders.
+        self.recorders = {c.name: kept.get(c.name) or self._recorder(c) for c in config.cameras}
+        for cam in started:
+            self.recorders[cam.name].announce()
+        log.info("supervisor.reconfigured", stopped=[r.camera.name for r in ended],
+                 started=[c.name for c in started])
+
 
     def _check_clock(self) -> None:
         offset = self._clock_offset()
@@ -86,3 +116,10 @@ class Supervisor:
     def stop(self) -> None:
         """Ask the loop to end; it closes every open segment cleanly before returning."""
         self._stop.set()
+
+def _stop_all(recorders: list[CameraRecorder]) -> None:
+    for recorder in recorders:
+        recorder.interrupt()  # all at once: each ffmpeg takes up to a second to close
+    deadline = time.monotonic() + STOP_GRACE_S
+    for recorder in recorders:
+        recorder.stop(deadline)

@@ -26,6 +26,7 @@ from collections import defaultdict
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import structlog
 
@@ -37,6 +38,9 @@ from ccvault.media import copy_hashed, sha256_file
 from ccvault.retention.planner import DELETE, MIGRATE, THIN, Decision
 from ccvault.thinning import ThinError, keyframes_only, work_path
 from ccvault.volumes import Volume
+
+if TYPE_CHECKING:
+    from ccvault.metrics import Metrics
 
 log = structlog.get_logger("ccvault.retention")
 
@@ -76,7 +80,8 @@ class Executor:
     def __init__(self, writer: CatalogWriter, volumes: Callable[[], list[Volume]],
                  now_ms: Callable[[], int], ffmpeg: str, actor: str = "daemon",
                  checkpoint: Checkpoint = no_checkpoint,
-                 stopping: threading.Event | None = None) -> None:
+                 stopping: threading.Event | None = None,
+                 metrics: Metrics | None = None) -> None:
         self.writer = writer
         self.volumes = volumes
         self.now_ms = now_ms
@@ -86,6 +91,7 @@ class Executor:
         # Set when the daemon stops: copies not yet started are left for the next pass.
         self.stopping = stopping or threading.Event()
         self.lock = ActionLock(writer.path)
+        self.metrics = metrics  # purged bytes by rule, counted once the files are gone
 
     def paths(self) -> dict[str, Path]:
         return {v.name: v.path for v in self.volumes() if v.available}
@@ -127,6 +133,9 @@ class Executor:
         self.writer.clear_intents(i.id for i in intents)
         self.checkpoint("delete.cleared")
         gone = [d for d in decisions if d.segment.id in done]
+        if self.metrics is not None:
+            for d in gone:
+                self.metrics.purged(d.rule, d.segment.bytes)
         out = Outcome(deleted=len(gone), deleted_bytes=sum(d.segment.bytes for d in gone),
                       skipped=len(decisions) - len(gone),
                       premature=[d for d in gone if d.premature])
@@ -314,4 +323,6 @@ def remove_leftovers(executor: Executor, items: list[dict]) -> None:
                 _unlink_all([Path(item["spool_file"])])
         executor.writer.record_event(executor.actor, "purge.leftovers", "files",
                                      {"count": len(items), "files": items}, executor.now_ms())
+    if executor.metrics is not None:
+        executor.metrics.purged("leftovers", sum(i["bytes"] for i in items))
     log.info("purge.leftovers", files=len(items), bytes=sum(i["bytes"] for i in items))

@@ -4,7 +4,7 @@ Write rate: each camera's ingest over the last 24 h (scaled up when it has recor
 Days a volume holds = its usable bytes (size minus reserve, capped by `max_bytes`) ÷ the total
 write rate; the store holds the sum. Headroom = (free space above the reserves + footage that
 may go without breaking `min_days`, holds or pins) ÷ the write rate. A store that holds fewer
-days than the longest `min_days` raises `retention_at_risk`.
+days than the longest `min_days` raises the `retention_at_risk` alert (ccvault.alerts).
 """
 
 from __future__ import annotations
@@ -12,14 +12,11 @@ from __future__ import annotations
 import sqlite3
 
 import psutil
-import structlog
 
 from ccvault.config import Config
 from ccvault.retention import candidates
 from ccvault.retention.planner import DAY_MS
 from ccvault.volumes import Volume
-
-log = structlog.get_logger("ccvault.retention")
 
 
 def _camera_rate(conn: sqlite3.Connection, name: str, now_ms: int) -> tuple[int, float]:
@@ -109,12 +106,3 @@ def build(conn: sqlite3.Connection, config: Config, volumes: list[Volume],
 def _days(size: int, rate: float) -> float | None:
     return round(size / rate, 2) if rate > 0 else None
 
-
-def check(conn: sqlite3.Connection, config: Config, volumes: list[Volume],
-          now_ms: int) -> dict:
-    report = build(conn, config, volumes, now_ms)
-    if report["at_risk"]:
-        log.error("retention_at_risk", forecast_days=report["days"],
-                  min_days=report["min_days"], bytes_per_day=report["bytes_per_day"],
-                  cameras=[n for n, c in report["cameras"].items() if c["at_risk"]])
-    return report

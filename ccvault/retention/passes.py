@@ -17,10 +17,12 @@ from pathlib import Path
 
 import structlog
 
+from ccvault.alerts.events import Event, emit
 from ccvault.config import Config
 from ccvault.retention import candidates, pressure
 from ccvault.retention.executor import Executor, Outcome, remove_leftovers
 from ccvault.retention.planner import DELETE, KEEP, Decision, over_quota, plan
+from ccvault.timefmt import utc_text
 from ccvault.volumes import Volume
 
 log = structlog.get_logger("ccvault.retention")
@@ -139,8 +141,14 @@ def report_premature(decisions: list[Decision]) -> None:
         entry["to_ms"] = max(entry["to_ms"], c.end_ms)
         entry["bytes"] += c.bytes
         entry["segments"] += 1
-    log.error("premature_deletion", cameras=cameras, rule=decisions[0].rule,
-              bytes=sum(e["bytes"] for e in cameras.values()))
+    total = sum(e["bytes"] for e in cameras.values())
+    log.error("premature_deletion", cameras=cameras, rule=decisions[0].rule, bytes=total)
+    for name, entry in cameras.items():
+        emit(Event("premature_deletion",
+                   f"camera {name}: {entry['segments']} segment(s) inside min_days deleted to "
+                   f"make room on volume {entry['volume']}", {"camera": name},
+                   {"from": utc_text(entry["from_ms"]), "to": utc_text(entry["to_ms"]),
+                    "bytes": str(entry["bytes"]), "rule": decisions[0].rule}))
 
 
 def totals(decisions: list[Decision]) -> dict:

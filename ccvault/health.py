@@ -1,0 +1,118 @@
+"""The daemon's health snapshot: what alerts, metrics and systemd's STATUS= are computed from.
+
+One snapshot is taken every `[alerts] check_seconds`; the alert conditions, the gauges of
+/metrics and the status line are pure functions of it, so they always agree.
+"""
+
+from __future__ import annotations
+
+import re
+import shutil
+import sqlite3
+import subprocess
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from ccvault.catalog import queries
+from ccvault.recorder.camera import CameraRecorder
+from ccvault.volumes import Volume, usage
+
+TIMESYNC_DIR = Path("/run/systemd/timesync")
+
+
+@dataclass(frozen=True)
+class VolumeHealth:
+    name: str
+    state: str  # a volume state (ok, missing, unmounted, read_only, wrong_identity, …)
+    reason: str  # why it is not ok ("" when it is)
+    available: bool
+    total_bytes: int | None
+    free_bytes: int | None
+    headroom_seconds: float | None  # None: no write rate yet (nothing recorded in 24 h)
+
+
+@dataclass(frozen=True)
+class CameraHealth:
+    name: str
+    state: str  # a CameraState value
+    last_segment_end_ms: int | None
+    reconnects_last_hour: int
+    backlog_seconds: float  # footage recorded but not yet motion-analysed
+
+
+@dataclass(frozen=True)
+class Health:
+    now_ms: int
+    volumes: tuple[VolumeHealth, ...]
+    cameras: tuple[CameraHealth, ...]
+    write_errors: dict[str, str] = field(default_factory=dict)  # volume -> last write error
+    blocked: dict[str, int] = field(default_factory=dict)  # volume -> bytes it cannot free
+    at_risk: dict | None = None  # forecast report when retention is at risk
+    catalog_error: str | None = None
+    audit_error: str | None = None
+    corrupt: dict[str, int] = field(default_factory=dict)  # camera -> corrupt segments, 24 h
+    clock_synced: bool | None = None  # None: cannot tell (no timesyncd, no chrony)
+
+
+def volumes_health(volumes: list[Volume], report: dict | None) -> tuple[VolumeHealth, ...]:
+    """Each volume's state and space; headroom from the latest forecast (days → seconds)."""
+    out = []
+    for volume in volumes:
+        sizes = usage(volume) if volume.available else None
+        days = ((report or {}).get("volumes", {}).get(volume.name) or {}).get("headroom_days")
+        out.append(VolumeHealth(
+            volume.name, volume.state, volume.reason, volume.available,
+            sizes[0] if sizes else None, sizes[1] if sizes else None,
+            days * 86_400 if days is not None and volume.available else None))
+    return tuple(out)
+
+
+def cameras_health(recorders: Iterable[CameraRecorder], conn: sqlite3.Connection,
+                   monotonic_now: float) -> tuple[CameraHealth, ...]:
+    last_end = queries.last_segment_ends(conn)
+    waiting = queries.waiting_analysis_ms(conn)
+    return tuple(
+        CameraHealth(r.camera.name, str(r.state), last_end.get(r.camera.name),
+                     r.reconnects_since(monotonic_now - 3600),
+                     waiting.get(r.camera.name, 0) / 1000)
+        for r in recorders)
+
+
+def clock_synced(mode: str, timesync_dir: Path = TIMESYNC_DIR) -> bool | None:
+    """Is the host clock NTP-synchronised? None when nothing here can tell.
+
+    Read without the adjtimex syscall (the unit's filter forbids @clock): systemd-timesyncd
+    touches a flag file once synchronised; chrony answers `chronyc tracking`.
+    """
+    if mode == "off":
+        return None
+    if mode == "timesyncd" or (mode == "auto" and timesync_dir.is_dir()):
+        return (timesync_dir / "synchronized").exists()
+    chronyc = shutil.which("chronyc")
+    if chronyc is None:
+        return False if mode == "chrony" else None
+    try:
+        out = subprocess.run([chronyc, "-n", "tracking"], capture_output=True, text=True,
+                             timeout=5, check=False).stdout
+    except (OSError, subprocess.TimeoutExpired):
+        return False
+    match = re.search(r"^Leap status\s*:\s*(.+)$", out, re.MULTILINE)
+    return match is not None and match.group(1).strip() != "Not synchronised"
+
+
+def status_line(health: Health, firing: dict[str, int]) -> str:
+    """systemd's STATUS= (shown by `systemctl status`): cameras, headroom, alerts."""
+    cams = [c for c in health.cameras if c.state != "disabled"]
+    recording = sum(1 for c in cams if c.state == "recording")
+    parts = [f"recording {recording}/{len(cams)} cameras"]
+    rooms = [f"{v.name} {v.headroom_seconds / 86_400:.1f} d" for v in health.volumes
+             if v.headroom_seconds is not None]
+    parts.append("headroom " + (", ".join(rooms) if rooms else "unknown (no write rate yet)"))
+    down = [v.name for v in health.volumes if not v.available]
+    if down:
+        parts.append("unavailable: " + ", ".join(down))
+    if firing:
+        names = ", ".join(sorted(firing))
+        parts.append(f"{sum(firing.values())} alert(s) firing: {names}")
+    return "; ".join(parts)

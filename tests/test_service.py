@@ -1,0 +1,302 @@
+"""ccvault as a service, end to end: systemd's notify protocol, reload, stop, and alerts that
+reach a real webhook receiver and a real SMTP server when a real camera goes away and returns.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import threading
+import time
+from collections.abc import Iterator
+from email import message_from_bytes
+from email.message import Message
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from aiosmtpd.controller import Controller
+from prometheus_client.parser import text_string_to_metric_families
+
+from tests.conftest import Daemon, cli_json, run_cli, wait_for, write_config
+from tests.peers import RtspServer, free_port
+
+SEGMENT_S = 2
+
+
+class Notifications:
+    """A datagram socket standing in for systemd's $NOTIFY_SOCKET."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.messages: list[tuple[float, dict[str, str]]] = []
+        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+        self.sock.bind(str(path))
+        self.sock.settimeout(0.2)
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._read, daemon=True)
+        self._thread.start()
+
+    def _read(self) -> None:
+        while not self._stop.is_set():
+            try:
+                data = self.sock.recv(4096).decode()
+            except TimeoutError:
+                continue
+            fields = dict(line.split("=", 1) for line in data.splitlines() if "=" in line)
+            self.messages.append((time.monotonic(), fields))
+
+    def after(self, mark: int, key: str) -> list[dict[str, str]]:
+        return [m for _, m in self.messages[mark:] if key in m]
+
+    def wait(self, key: str, mark: int = 0, timeout: float = 15) -> dict[str, str]:
+        return wait_for(lambda: next(iter(self.after(mark, key)), None), timeout,
+                        what=f"{key}= after message {mark}")
+
+    def close(self) -> None:
+        self._stop.set()
+        self._thread.join()
+        self.sock.close()
+
+
+class Webhook:
+    """A real HTTP endpoint on loopback that keeps every JSON body it is sent."""
+
+    def __init__(self) -> None:
+        self.bodies: list[dict[str, Any]] = []
+        received = self.bodies
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                length = int(self.headers["Content-Length"])
+                received.append({"auth": self.headers.get("Authorization"),
+                                 **json.loads(self.rfile.read(length))})
+                self.send_response(200)
+                self.end_headers()
+
+            def log_message(self, *args: Any) -> None:
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/alerts"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def alerts(self, name: str, status: str) -> list[dict[str, Any]]:
+        return [a for body in self.bodies for a in body["alerts"]
+                if a["labels"]["alertname"] == name and a["status"] == status]
+
+
+class Mailbox:
+    """aiosmtpd's handler protocol: keep each message."""
+
+    def __init__(self) -> None:
+        self.messages: list[Message] = []
+
+    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
+        self.messages.append(message_from_bytes(envelope.content))
+        return "250 OK"
+
+    def subjects(self) -> list[str]:
+        return [str(m["Subject"]) for m in self.messages]
+
+
+@pytest.fixture
+def webhook() -> Iterator[Webhook]:
+    hook = Webhook()
+    yield hook
+    hook.server.shutdown()
+
+
+@pytest.fixture
+def mailbox() -> Iterator[tuple[Mailbox, int]]:
+    box, port = Mailbox(), free_port()
+    controller = Controller(box, hostname="127.0.0.1", port=port)
+    controller.start()
+    yield box, port
+    controller.stop()
+
+
+@pytest.fixture
+def notify(tmp_path: Path) -> Iterator[Notifications]:
+    sock = Notifications(tmp_path / "notify.sock")
+    yield sock
+    sock.close()
+
+
+def append(config: Path, text: str) -> Path:
+    config.write_text(config.read_text() + "\n" + text + "\n")
+    return config
+
+
+def start(config: Path, env: dict[str, str] | None = None) -> Daemon:
+    return Daemon(config, env).start()
+
+
+def metrics(daemon: Daemon) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
+    url = daemon.wait_event("http.listening", timeout=5)["url"]
+    text = httpx.get(f"{url}/metrics", timeout=10).text
+    return {(s.name, tuple(sorted(s.labels.items()))): s.value
+            for family in text_string_to_metric_families(text) for s in family.samples}
+
+
+def test_notify_protocol_reload_and_stop(tmp_path: Path, notify: Notifications) -> None:
+    config = write_config(tmp_path, [{"name": "one", "url": "demo://"}],
+                          segment_seconds=SEGMENT_S)
+    original = config.read_text()
+    daemon = start(config, {"NOTIFY_SOCKET": str(notify.path), "WATCHDOG_USEC": "2000000"})
+    try:
+        ready = notify.wait("READY")
+        assert ready["READY"] == "1" and "cameras" in ready["STATUS"]
+        daemon.wait_event("camera.state", timeout=20, camera="one", new="recording")
+        mark = len(notify.messages)
+        notify.wait("WATCHDOG", mark, timeout=3)  # every WATCHDOG_USEC / 2
+        wait_for(lambda: "recording 1/1" in notify.wait("STATUS", len(notify.messages) - 1)
+                 ["STATUS"], 10, what="STATUS= with the camera recording")
+
+        # A good config: a second camera; the first records on, untouched.
+        append(config, '[[cameras]]\nname = "two"\nurl = "demo://"')
+        mark = len(notify.messages)
+        sent_us = time.clock_gettime_ns(time.CLOCK_MONOTONIC) // 1000
+        daemon.proc.send_signal(signal.SIGHUP)
+        reloading = notify.wait("RELOADING", mark)
+        assert abs(int(reloading["MONOTONIC_USEC"]) - sent_us) < 5_000_000
+        notify.wait("READY", mark)
+        order = [k for _, m in notify.messages[mark:] for k in m if k in ("RELOADING", "READY")]
+        assert order[:2] == ["RELOADING", "READY"], "RELOADING=1 comes before READY=1"
+        reloaded = daemon.wait_event("config.reloaded", timeout=10)
+        assert reloaded["cameras_added"] == ["two"] and reloaded["cameras_changed"] == []
+        daemon.wait_event("camera.state", timeout=20, camera="two", new="recording")
+        assert daemon.count("recorder.started", camera="one") == 1, "camera one was not cut"
+        audit = cli_json(config, "audit", "list", "--action", "config.reload")
+        assert audit[-1]["details"]["cameras_added"] == ["two"]
+
+        # A bad config: rejected whole, the running one kept, config_rejected raised.
+        good = config.read_text()
+        config.write_text(original.replace("[recording]", "[recording]\nsegment_secs = 5"))
+        mark = len(notify.messages)
+        daemon.proc.send_signal(signal.SIGHUP)
+        notify.wait("RELOADING", mark)
+        notify.wait("READY", mark)
+        rejected = daemon.wait_event("config.rejected", timeout=10)
+        assert "recording.segment_secs" in rejected["error"] and str(config) in rejected["error"]
+        config.write_text(good)  # for the CLI below; the daemon has not read it again
+        events = cli_json(config, "alerts")["recent"]
+        assert [e["name"] for e in events if e["event"]] == ["config_rejected"]
+        time.sleep(SEGMENT_S + 1)
+        for camera in ("one", "two"):
+            assert cli_json(config, "segments", "--camera", camera, "--from", "-4s",
+                            "--to", "now"), \
+                f"{camera} records on after the rejected reload"
+        assert daemon.count("recorder.started", camera="one") == 1
+        assert daemon.count("recorder.started", camera="two") == 1
+
+        # SIGTERM: open segments are closed early and ingested; exit 0 well within 30 s.
+        mark = len(notify.messages)
+        stopped_at = time.time()
+        began = time.monotonic()
+        assert daemon.stop(timeout=30) == 0
+        assert time.monotonic() - began < 15
+        notify.wait("STOPPING", mark, timeout=1)
+        for camera in ("one", "two"):
+            last = cli_json(config, "segments", "--camera", camera, "--from", "-1h", "--to",
+                            "now")[-1]
+            end = time.mktime(time.strptime(last["end"][:19], "%Y-%m-%dT%H:%M:%S")) - time.timezone
+            assert abs(end - stopped_at) < SEGMENT_S + 1.5, f"{camera}'s open segment was kept"
+    finally:
+        daemon.stop()
+
+
+def test_camera_offline_and_back_reaches_webhook_email_and_metrics(
+    tmp_path: Path, webhook: Webhook, mailbox: tuple[Mailbox, int]
+) -> None:
+    box, smtp_port = mailbox
+    server = RtspServer().start()
+    try:
+        config = write_config(tmp_path, [{"name": "door", "url": server.url()}],
+                              segment_seconds=SEGMENT_S, offline_after=5)
+        text = config.read_text().replace('listen = "127.0.0.1:0"',
+                                          'listen = "127.0.0.1:0"\nmetrics_public = true')
+        config.write_text(text)
+        append(config, f"""[alerts]
+check_seconds = 1
+
+[alerts.webhook]
+url = "{webhook.url}"
+headers = {{ Authorization = "Bearer hook-secret" }}
+
+[alerts.email]
+host = "127.0.0.1"
+port = {smtp_port}
+starttls = false
+from = "ccvault@example.org"
+to = ["security@example.org"]""")
+        daemon = start(config)
+        daemon.wait_event("camera.state", timeout=20, camera="door", new="recording")
+        wait_for(lambda: metrics(daemon).get(("ccvault_segments_written_total",
+                                              (("camera", "door"),))), 20, what="a segment")
+        wait_for(lambda: metrics(daemon)[("ccvault_camera_up", (("camera", "door"),))] == 1,
+                 5, what="camera_up 1 at the next health check")
+        wait_for(lambda: ("ccvault_volume_headroom_seconds", (("volume", "hot"),))
+                 in metrics(daemon), 15, what="headroom once a write rate is known")
+
+        server.stop()
+        [fired] = wait_for(lambda: webhook.alerts("camera_offline", "firing"), 20,
+                           what="camera_offline firing at the webhook")
+        assert fired["labels"] == {"alertname": "camera_offline", "severity": "critical",
+                                   "camera": "door", "instance": socket.gethostname()}
+        assert fired["endsAt"] == "0001-01-01T00:00:00Z"
+        assert webhook.bodies[0]["auth"] == "Bearer hook-secret"
+        wait_for(lambda: any("FIRING" in s and "camera_offline" in s for s in box.subjects()),
+                 10, what="the firing e-mail")
+        down = metrics(daemon)  # the gauges come from the same check that fired the alert
+        assert down[("ccvault_camera_up", (("camera", "door"),))] == 0
+        assert down[("ccvault_alert_firing", (("alert", "camera_offline"),))] == 1
+        active = cli_json(config, "alerts")["active"]
+        assert [(a["name"], a["labels"]) for a in active] == [("camera_offline",
+                                                               {"camera": "door"})]
+        assert run_cli(config, "alerts").returncode == 1, "exit 1 while an alert fires"
+
+        server.start()
+        [resolved] = wait_for(lambda: webhook.alerts("camera_offline", "resolved"), 40,
+                              what="camera_offline resolved at the webhook")
+        assert resolved["startsAt"] == fired["startsAt"] and resolved["endsAt"] > fired["startsAt"]
+        wait_for(lambda: any("RESOLVED" in s for s in box.subjects()), 10,
+                 what="the resolved e-mail")
+        assert len(webhook.alerts("camera_offline", "firing")) == 1, "no re-send meanwhile"
+        report = cli_json(config, "alerts")
+        assert report["active"] == [] and report["recent"][0]["name"] == "camera_offline"
+        assert report["recent"][0]["status"] == "resolved"
+        assert metrics(daemon)[("ccvault_alert_firing", (("alert", "camera_offline"),))] == 0
+        assert "hook-secret" not in "".join(daemon.raw)
+        assert daemon.stop() == 0
+    finally:
+        server.stop()
+
+
+def test_volume_losing_its_identity_is_unavailable_within_a_check(
+    tmp_path: Path, webhook: Webhook
+) -> None:
+    config = write_config(tmp_path, [{"name": "one", "url": "demo://"}],
+                          segment_seconds=SEGMENT_S)
+    append(config, f'[alerts]\ncheck_seconds = 1\n\n[alerts.webhook]\nurl = "{webhook.url}"')
+    daemon = start(config)
+    try:
+        daemon.wait_event("camera.state", timeout=20, camera="one", new="recording")
+        identity = tmp_path / "hot" / ".ccvault-volume.json"
+        assert identity.exists()
+        os.rename(identity, identity.with_suffix(".moved"))
+        gone = time.monotonic()
+        [alert] = wait_for(lambda: webhook.alerts("volume_unavailable", "firing"), 10,
+                           what="volume_unavailable at the webhook")
+        assert time.monotonic() - gone < 1 + 2, "within one check interval (1 s) and delivery"
+        assert alert["labels"]["volume"] == "hot" and alert["labels"]["severity"] == "critical"
+        assert "identity" in alert["annotations"]["summary"]
+        os.rename(identity.with_suffix(".moved"), identity)
+        wait_for(lambda: webhook.alerts("volume_unavailable", "resolved"), 10,
+                 what="volume_unavailable resolved when the identity is back")
+    finally:
+        assert daemon.stop() == 0
