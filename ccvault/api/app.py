@@ -12,6 +12,7 @@ from ccvault.api import (
     routes_footage,
     routes_holds,
     routes_metrics,
+    routes_web,
 )
 from ccvault.api.context import ApiContext
 
@@ -22,6 +23,7 @@ def create_app(ctx: ApiContext) -> FastAPI:
                   openapi_url=None)
     app.state.ctx = ctx
     errors.install(app)
-    for module in (routes_admin, routes_footage, routes_holds, routes_exports, routes_metrics):
+    for module in (routes_admin, routes_footage, routes_holds, routes_exports, routes_metrics,
+                   routes_web):
         app.include_router(module.router, responses=errors.RESPONSES)
     return app

@@ -1,0 +1,53 @@
+/**
+ * Every camera at a glance: state, last footage, today's motion count and a still of its latest
+ * footage; each card leads to the camera's day, today's or yesterday's — the way to an event.
+ */
+import * as api from './api.js';
+import { h } from './dom.js';
+import { t } from './i18n.js';
+import { addDays, dateTime, iso, localDate } from './time.js';
+
+export function dayHash(camera, date) {
+  return `#/day?${new URLSearchParams({ date, camera })}`;
+}
+
+export async function camerasView(root) {
+  const cameras = await api.get('/api/cameras');
+  const today = localDate(Date.now());
+  const yesterday = addDays(today, -1);
+  const cards = cameras.map((cam) => card(cam, today, yesterday));
+  root.append(h('h1', {}, t('cameras_title')), h('p', { class: 'hint' }, t('cameras_hint')),
+    cameras.length ? h('div', { class: 'cards' }, cards.map((c) => c.el))
+      : h('p', {}, t('no_cameras')));
+  await Promise.all(cards.map((c) => c.fill()));
+}
+
+function card(cam, today, yesterday) {
+  const motion = h('dd', { class: 'motion-today' }, '…');
+  const picture = cam.last_footage_ms === null
+    ? h('div', { class: 'still none' }, t('no_footage'))
+    : h('img', {
+      class: 'still', alt: t('still_alt', { camera: cam.name }),
+      src: api.url(`/api/cameras/${encodeURIComponent(cam.name)}/still.jpg`,
+        { at: iso(cam.last_footage_ms - 1) }),
+    });
+  const el = h('article', { class: 'card', dataset: { camera: cam.name } },
+    h('a', { href: dayHash(cam.name, today), class: 'still-link' }, picture),
+    h('h2', {}, cam.name, ' ', h('span', { class: `state ${cam.state}` }, t(`state_${cam.state}`))),
+    h('dl', {},
+      h('dt', {}, t('last_footage')),
+      h('dd', {}, cam.last_footage_ms === null ? t('none') : dateTime(cam.last_footage_ms)),
+      h('dt', {}, t('motion_today')), motion),
+    h('p', { class: 'actions' },
+      h('a', { class: 'button primary', href: dayHash(cam.name, today) }, t('open_today')),
+      h('a', { class: 'button', href: dayHash(cam.name, yesterday) }, t('open_yesterday'))));
+  const fill = async () => {
+    try {
+      const day = await api.get('/api/timeline', { camera: cam.name, date: today });
+      motion.textContent = String(day.motion_count);
+    } catch {
+      motion.textContent = '–';
+    }
+  };
+  return { el, fill };
+}

@@ -1,0 +1,248 @@
+/**
+ * One local day as stacked camera rows on one time axis: footage (its absence shows as gaps),
+ * motion spans, holds, a selected range and the playhead. The axis is real elapsed time from
+ * local midnight, so a day when the clocks change is 23 or 25 hours long and its labels show
+ * the repeated or skipped hour, with the zone's name where it changes. Zoom runs from the whole
+ * day down to one minute; a click picks a moment, a drag selects a range.
+ */
+import { button, h, place } from './dom.js';
+import { t } from './i18n.js';
+import { clock, zoneName } from './time.js';
+
+const MIN_VIEW_MS = 60_000;
+const TICK_STEPS = [5, 10, 30, 60, 120, 300, 600, 900, 1800, 3600, 7200, 10800]
+  .map((s) => s * 1000);
+const TICK_PX = 70; // at least this far apart
+const DRAG_PX = 4; // less than this between press and release is a click
+
+export class Timeline {
+  /** handlers: pick(camera, ms), select(camera, from, to), hold(hold, camera), focus(camera). */
+  constructor(root, handlers) {
+    this.handlers = handlers;
+    this.axis = h('div', { class: 'axis' });
+    this.rowsEl = h('div', { class: 'rows' });
+    this.el = h('div', { class: 'timeline' },
+      h('div', { class: 'row axis-row' }, h('span', { class: 'label' }), this.axis), this.rowsEl);
+    root.append(this.el);
+    this.day = null;
+    this.view = null;
+    this.rows = new Map(); // camera → { data, row, track, sel, head }
+    this.selection = null; // { camera, from, to }
+    this.playhead = null; // { camera, ms }
+    this.focused = null;
+    this.rowsEl.addEventListener('wheel', (ev) => this.wheel(ev), { passive: false });
+    new ResizeObserver(() => this.renderAxis()).observe(this.axis);
+  }
+
+  /** A new day (or new data for it): rows of { camera, covered, spans, holds }. */
+  setDay(day, rows, keepView = false) {
+    const same = keepView && this.day?.start_ms === day.start_ms;
+    this.day = day;
+    if (!same) this.view = [day.start_ms, day.end_ms];
+    this.el.dataset.hours = String(Math.round((day.end_ms - day.start_ms) / 3_600_000));
+    const cameras = rows.map((r) => r.camera);
+    for (const camera of [...this.rows.keys()]) {
+      if (!cameras.includes(camera)) {
+        this.rows.get(camera).row.remove();
+        this.rows.delete(camera);
+      }
+    }
+    for (const data of rows) {
+      const entry = this.rows.get(data.camera) ?? this.makeRow(data.camera);
+      entry.data = data;
+      this.rowsEl.append(entry.row); // in the given order
+    }
+    this.render();
+  }
+
+  makeRow(camera) {
+    const track = h('div', { class: 'track', dataset: { camera } });
+    const entry = {
+      track,
+      sel: h('div', { class: 'sel' }),
+      head: h('div', { class: 'playhead' }),
+      row: h('div', { class: 'row', dataset: { camera } },
+        button(camera, () => this.handlers.focus(camera), { class: 'label' }), track),
+    };
+    this.listen(camera, track);
+    this.rows.set(camera, entry);
+    return entry;
+  }
+
+  focus(camera) {
+    this.focused = camera;
+    for (const [name, entry] of this.rows) entry.row.classList.toggle('focused', name === camera);
+  }
+
+  render() {
+    if (!this.day) return;
+    const [a, b] = this.view;
+    const now = Date.now();
+    for (const entry of this.rows.values()) {
+      const { covered, spans, holds } = entry.data;
+      const pieces = [];
+      const piece = (cls, from, to, attrs = {}) => {
+        if (to < a || from > b) return;
+        pieces.push(place(h('div', { class: cls, ...attrs }), from, to, a, b));
+      };
+      for (const [from, to] of covered) piece('cov', from, to);
+      if (now < this.day.end_ms) piece('future', Math.max(now, this.day.start_ms), this.day.end_ms);
+      for (const s of spans) {
+        piece('motion', s.start_ms, s.end_ms, {
+          title: `${t('motion')} ${clock(s.start_ms)}–${clock(s.end_ms)}`,
+          dataset: { startMs: s.start_ms, endMs: s.end_ms },
+        });
+      }
+      for (const hold of holds) {
+        const from = Math.max(hold.from_ms, this.day.start_ms);
+        const to = Math.min(hold.to_ms, this.day.end_ms);
+        piece('hold', from, to,
+          { title: `${t('hold')}: ${hold.reason}`, dataset: { hold: hold.id } });
+      }
+      entry.track.replaceChildren(...pieces, entry.sel, entry.head);
+    }
+    this.placeOverlays();
+    this.renderAxis();
+  }
+
+  renderAxis() {
+    if (!this.day) return;
+    const [a, b] = this.view;
+    const width = this.axis.clientWidth || 800;
+    const step = TICK_STEPS.find((s) => ((b - a) / s) * TICK_PX <= width) ?? TICK_STEPS.at(-1);
+    const start = this.day.start_ms;
+    const ticks = [];
+    let previousZone = zoneName(a);
+    const last = b - ((b - a) * TICK_PX) / width / 2; // a label must fit before the end
+    for (let ms = start + Math.ceil((a - start) / step) * step; ms < last; ms += step) {
+      const zone = zoneName(ms);
+      const label = clock(ms, step < 60_000) + (zone !== previousZone ? ` ${zone}` : '');
+      previousZone = zone;
+      ticks.push(place(h('span', { class: 'tick', dataset: { ms } }, label), ms, ms, a, b));
+    }
+    this.axis.replaceChildren(...ticks);
+  }
+
+  placeOverlays() {
+    const [a, b] = this.view;
+    for (const [camera, entry] of this.rows) {
+      const sel = this.selection?.camera === camera ? this.selection : null;
+      entry.sel.hidden = !sel;
+      if (sel) place(entry.sel, sel.from, sel.to, a, b);
+      const at = this.playhead?.camera === camera ? this.playhead.ms : null;
+      entry.head.hidden = at === null || at < a || at > b;
+      if (!entry.head.hidden) place(entry.head, at, at, a, b);
+    }
+  }
+
+  setSelection(selection) {
+    this.selection = selection;
+    this.placeOverlays();
+  }
+
+  /** The playhead; while playing, the view follows it when it runs off the edge. */
+  setPlayhead(camera, ms) {
+    this.playhead = camera === null ? null : { camera, ms };
+    const [a, b] = this.view ?? [0, 0];
+    if (this.playhead && this.day && ms >= this.day.start_ms && ms < this.day.end_ms
+        && (ms < a || ms > b)) {
+      const len = b - a;
+      this.setView(ms - len * 0.1, ms + len * 0.9);
+    } else {
+      this.placeOverlays();
+    }
+  }
+
+  setView(from, to) {
+    const { start_ms: start, end_ms: end } = this.day;
+    const len = Math.min(Math.max(to - from, MIN_VIEW_MS), end - start);
+    const a = Math.min(Math.max(from, start), end - len);
+    this.view = [a, a + len];
+    this.render();
+  }
+
+  /** Zoom by `factor` (< 1: in) keeping `at` where it is on screen. */
+  zoom(factor, at = (this.view[0] + this.view[1]) / 2) {
+    const [a, b] = this.view;
+    const frac = (at - a) / (b - a);
+    const len = (b - a) * factor;
+    this.setView(at - frac * len, at + (1 - frac) * len);
+  }
+
+  pan(fraction) {
+    const [a, b] = this.view;
+    const shift = (b - a) * fraction;
+    this.setView(a + shift, b + shift);
+  }
+
+  /** Show [from, to) with some margin either side. */
+  show(from, to) {
+    const margin = Math.max((to - from) * 0.5, 30_000);
+    this.setView(from - margin, to + margin);
+  }
+
+  wholeDay() {
+    this.setView(this.day.start_ms, this.day.end_ms);
+  }
+
+  msAt(track, clientX) {
+    const rect = track.getBoundingClientRect();
+    const frac = Math.min(Math.max((clientX - rect.left) / rect.width, 0), 1);
+    return Math.round(this.view[0] + frac * (this.view[1] - this.view[0]));
+  }
+
+  wheel(ev) {
+    if (!this.day) return;
+    ev.preventDefault();
+    const track = ev.target.closest('.track') ?? this.rowsEl.querySelector('.track');
+    if (ev.shiftKey || Math.abs(ev.deltaX) > Math.abs(ev.deltaY)) {
+      this.pan(Math.sign(ev.deltaX || ev.deltaY) * 0.1);
+    } else {
+      this.zoom(ev.deltaY > 0 ? 1.25 : 0.8, this.msAt(track, ev.clientX));
+    }
+  }
+
+  /** Press and release in place: a moment (or a hold's band); press and drag: a range. */
+  listen(camera, track) {
+    track.addEventListener('pointerdown', (down) => {
+      if (down.button !== 0 || !this.day) return;
+      down.preventDefault();
+      track.setPointerCapture(down.pointerId);
+      const from = this.msAt(track, down.clientX);
+      let dragging = false;
+      const move = (ev) => {
+        dragging ||= Math.abs(ev.clientX - down.clientX) >= DRAG_PX;
+        if (!dragging) return;
+        const to = this.msAt(track, ev.clientX);
+        this.setSelection({ camera, from: Math.min(from, to), to: Math.max(from, to) });
+      };
+      const up = (ev) => {
+        track.removeEventListener('pointermove', move);
+        track.removeEventListener('pointerup', up);
+        track.removeEventListener('pointercancel', up);
+        if (ev.type === 'pointercancel') return;
+        if (dragging) {
+          this.handlers.select(camera, this.selection.from, this.selection.to);
+          return;
+        }
+        const band = down.target.closest('.hold');
+        const hold = band && this.rows.get(camera).data.holds
+          .find((x) => String(x.id) === band.dataset.hold);
+        if (hold) this.handlers.hold(hold, camera);
+        else this.handlers.pick(camera, from);
+      };
+      track.addEventListener('pointermove', move);
+      track.addEventListener('pointerup', up);
+      track.addEventListener('pointercancel', up);
+    });
+  }
+}
+
+/** The legend under the timeline, in the same colours. */
+export function legend() {
+  return h('p', { class: 'legend' },
+    [['cov', 'legend_footage'], ['gap', 'legend_gap'], ['motion', 'legend_motion'],
+      ['hold', 'legend_hold'], ['sel', 'legend_selection']]
+      .map(([cls, key]) => h('span', {}, h('i', { class: cls }), t(key))),
+    h('span', { class: 'hint' }, t('timeline_hint')));
+}

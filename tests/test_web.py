@@ -1,0 +1,352 @@
+"""The web page for security staff, end to end in a real headless Chromium (Debian's `chromium`,
+driven by Playwright) against the real daemon, on footage imported with motion at known times
+yesterday: sign in, a camera's day with its motion marks where the footage moves, playback
+across a segment boundary, an export that verifies, a viewer without export controls, the
+audit page, Japanese labels, the configured zone against the browser's — and, without a
+browser, that the page is self-contained (every file it names is served, nothing external)."""
+
+from __future__ import annotations
+
+import json
+import re
+import tarfile
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import date, datetime, time, timedelta
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import httpx
+import pytest
+
+from ccvault.api.auth import CSRF_HEADER, SESSION_COOKIE
+from ccvault.api.routes_web import CSP
+from tests.api_peer import serve
+from tests.conftest import REPO, Daemon, run_cli, write_config
+from tests.peers import make_clip
+
+CHROMIUM = Path("/usr/bin/chromium")
+ZONE = "Europe/Berlin"  # the site's zone; the browser is put in another one on purpose
+BROWSER_ZONE = "America/Los_Angeles"
+WEB = REPO / "ccvault" / "web"
+OUT = REPO / "tests" / "out"  # screenshots (gitignored)
+SEGMENT_S = 4
+# Footage imported yesterday (local time): door at 10:00 and 15:30 with motion inside, gate
+# (H.265) at 10:00; (camera, local time, seconds, codec, motion windows in seconds).
+FOOTAGE = [("door", time(10, 0), 40, "h264", ((12, 18),)),
+           ("door", time(15, 30), 20, "h264", ((5, 10),)),
+           ("gate", time(10, 0), 8, "h265", ())]
+DETECTOR_S = 2.5  # spans are first to last moving frame: within this of the drawn windows
+EXTERNAL = re.compile(r"https?://", re.IGNORECASE)
+
+
+@dataclass
+class Site:
+    config: Path
+    url: str
+    tokens: dict[str, str]  # role → token
+    day: date  # yesterday, in ZONE
+    motion: list[tuple[str, int]]  # (camera, ms) where drawn motion starts
+
+    def at(self, clock: time, seconds: float = 0) -> int:
+        moment = datetime.combine(self.day, clock, ZoneInfo(ZONE)) + timedelta(seconds=seconds)
+        return round(moment.timestamp() * 1000)
+
+
+@pytest.fixture(scope="module")
+def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
+    root = tmp_path_factory.mktemp("web")
+    config = write_config(root, [{"name": name, "url": "demo://", "enabled": False}
+                                 for name in ("door", "yard", "gate")],
+                          timezone=ZONE, segment_seconds=SEGMENT_S)
+    day = datetime.now(ZoneInfo(ZONE)).date() - timedelta(days=1)
+    site = Site(config, "", {}, day, [])
+    for i, (camera, clock, seconds, codec, windows) in enumerate(FOOTAGE):
+        clip = make_clip(root / f"clip{i}.mp4", seconds, codec=codec, motion_windows=windows)
+        start = datetime.combine(day, clock, ZoneInfo(ZONE)).isoformat()
+        done = run_cli(config, "import", "--camera", camera, "--start", start, str(clip))
+        assert done.returncode == 0, done.stderr
+        site.motion += [(camera, site.at(clock, a)) for a, _ in windows]
+    for role in ("viewer", "operator", "admin"):
+        added = run_cli(config, "user", "add", f"{role[:2]}-staff", "--role", role)
+        assert added.returncode == 0, added.stderr
+        site.tokens[role] = added.stdout.strip()
+    daemon = Daemon(config).start()
+    try:
+        site.url = daemon.wait_event("http.listening", 10)["url"]
+        yield site
+    finally:
+        assert daemon.stop() == 0
+
+
+@pytest.fixture(scope="module")
+def chromium() -> Iterator[Any]:
+    if not CHROMIUM.exists():
+        pytest.skip("Debian's chromium is not installed (scripts/test installs it)")
+    from playwright.sync_api import sync_playwright  # a test extra: missing is a failure
+
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=str(CHROMIUM))
+        yield browser
+        browser.close()
+
+
+@pytest.fixture
+def page_for(chromium: Any, site: Site) -> Iterator[Any]:
+    """page_for(role, locale): a fresh browser profile, signed in as that role."""
+    contexts: list[Any] = []
+    errors: list[str] = []
+
+    def open_page(role: str, locale: str = "en-GB") -> Any:
+        context = chromium.new_context(locale=locale, timezone_id=BROWSER_ZONE,
+                                       viewport={"width": 1400, "height": 1000})
+        contexts.append(context)
+        page = context.new_page()
+        page.on("pageerror", lambda exc: errors.append(str(exc)))
+        page.goto(site.url + "/")
+        page.fill("#token", site.tokens[role])
+        page.click("form.signin button[type=submit]")
+        page.wait_for_selector("#who .user")
+        kept = page.evaluate("() => [location.href, document.cookie, JSON.stringify(localStorage),"
+                             " JSON.stringify(sessionStorage), document.body.innerHTML]")
+        assert not any(site.tokens[role] in text for text in kept), "the token is kept nowhere"
+        return page
+
+    yield open_page
+    for context in contexts:
+        context.close()
+    assert not errors, errors  # no script error on any page
+
+
+def open_day(page: Any, site: Site, camera: str) -> None:
+    page.goto(f"{site.url}/#/day?date={site.day.isoformat()}&camera={camera}")
+    page.reload()  # a fresh load: the session is resumed from its cookie
+    page.wait_for_selector(f".track[data-camera='{camera}'] .cov")
+
+
+def x_of(page: Any, ms: int) -> float:
+    """Where `ms` lies on screen, from the axis' own ticks (each knows its instant)."""
+    ticks = page.eval_on_selector_all(
+        ".axis .tick", "ts => ts.map(t => [Number(t.dataset.ms), t.getBoundingClientRect().left])")
+    (ms0, x0), (ms1, x1) = ticks[0], ticks[-1]
+    return x0 + (ms - ms0) * (x1 - x0) / (ms1 - ms0)
+
+
+def playing_between(page: Any, low: int, high: int, timeout: float = 15_000) -> None:
+    """Wait until the player shows a wall-clock time in (low, high)."""
+    page.wait_for_function("([low, high]) => { const at = Number(document.querySelector("
+                           "'.player').dataset.wallMs); return at > low && at < high; }",
+                           arg=[low, high], timeout=timeout)
+
+
+def test_operator_finds_yesterdays_motion_watches_and_exports_it(
+        page_for: Any, site: Site, tmp_path: Path) -> None:
+    page = page_for("operator")
+    # The overview: every camera with its state, last footage and a still of it.
+    card = page.locator("article.card[data-camera='door']")
+    assert card.locator(".state").inner_text() == "disabled"
+    assert card.locator("img.still").evaluate("i => i.decode().then(() => i.naturalWidth)") > 0
+    assert page.locator("article.card").count() == 3
+    card.get_by_role("link", name="Yesterday").click()
+    page.wait_for_selector(".track[data-camera='door'] .motion")
+    assert page.locator(".timeline .row[data-camera]").count() == 3  # stacked
+
+    # Motion marks where the footage moves: at the whole day, then zoomed to minutes.
+    for zoomed in (False, True):
+        if zoomed:
+            page.get_by_role("button", name="Previous motion").click()  # 15:30 on door
+            page.wait_for_function("() => document.querySelector('.selection .range')")
+        marks = page.eval_on_selector_all(
+            ".track[data-camera='door'] .motion",
+            "ms => ms.map(m => [Number(m.dataset.startMs), m.getBoundingClientRect().left])")
+        visible = [(c, ms) for c, ms in site.motion if not zoomed or ms > site.at(time(15))]
+        assert len(marks) == len(visible), marks
+        ms_per_px = (x_of(page, site.at(time(12))) - x_of(page, site.at(time(11)))) / 3_600_000
+        for (_camera, drawn), (found, left) in zip(visible, marks, strict=True):
+            assert abs(found - drawn) <= DETECTOR_S * 1000, (found, drawn)
+            assert abs(left - x_of(page, drawn)) <= DETECTOR_S * 1000 * ms_per_px + 3
+    page.screenshot(path=str(screenshot("web-timeline.png")), full_page=True)
+
+    # Previous motion again: the 10:00 event, selected and playing from just before it.
+    page.get_by_role("button", name="Previous motion").click()
+    first = site.motion[0][1]
+    playing_between(page, first - 3000, first)
+    segment = page.get_attribute(".player", "data-segment")
+    boundary = site.at(time(10), 12)  # 4 s segments: one ends at 10:00:12
+    playing_between(page, boundary + 1000, boundary + 10_000, timeout=20_000)
+    assert page.get_attribute(".player", "data-segment") != segment, "continued to the next file"
+    assert page.evaluate("() => [...document.querySelectorAll('.player video')]"
+                         ".find(v => !v.hidden).currentTime") > 0.5
+    assert "10:00:1" in page.locator(".player .clock").inner_text()  # Berlin, not the browser's
+
+    # A click on the timeline plays from that moment.
+    track = page.locator(".track[data-camera='door']").bounding_box()
+    target = site.at(time(10), 30)
+    page.mouse.click(x_of(page, target), track["y"] + track["height"] / 2)
+    playing_between(page, target - 1500, target + 1500)
+
+    # Export the selected event: a reason, progress, the bundle downloaded verifies.
+    page.get_by_role("button", name="Previous motion").click()  # back onto the event
+    page.wait_for_selector(".selection .range")
+    selected = page.locator(".selection .range")
+    assert int(selected.get_attribute("data-from")) < first < int(selected.get_attribute("data-to"))
+    page.get_by_role("button", name="Export this range").click()
+    assert "reason" in page.locator(".selection .message").inner_text()
+    page.fill("#reason", "door opened at 10:00")
+    page.get_by_role("button", name="Export this range").click()
+    link = page.get_by_role("link", name="Download the evidence bundle")
+    link.wait_for(timeout=60_000)
+    with page.expect_download() as download:
+        link.click()
+    tar = tmp_path / "bundle.tar"
+    download.value.save_as(tar)
+    with tarfile.open(tar) as archive:
+        archive.extractall(tmp_path / "bundle", filter="data")
+    bundle = next((tmp_path / "bundle").iterdir())
+    verified = run_cli(site.config, "verify-export", str(bundle), "--json")
+    assert verified.returncode == 0, verified.stdout + verified.stderr
+    manifest = json.loads((bundle / "manifest.json").read_text())
+    assert manifest["reason"] == "door opened at 10:00" and manifest["camera"] == "door"
+
+    # Hold the same range, then release it: the band comes and goes.
+    page.fill("#reason", "keep for the police")
+    page.get_by_role("button", name="Hold this range").click()
+    band = page.locator(".track[data-camera='door'] .hold")
+    band.wait_for()
+    band.click()
+    page.fill("#release-reason", "handed over")
+    page.get_by_role("button", name="Release this hold").click()
+    band.wait_for(state="detached")
+
+
+def test_h265_footage_says_the_browser_cannot_play_it_and_offers_the_download(
+        page_for: Any, site: Site) -> None:
+    page = page_for("viewer")
+    open_day(page, site, "gate")
+    track = page.locator(".track[data-camera='gate']").bounding_box()
+    page.get_by_role("button", name="Whole day").click()
+    page.mouse.click(x_of(page, site.at(time(10), 2)), track["y"] + track["height"] / 2)
+    status = page.locator(".player .status")
+    status.get_by_role("link").wait_for()
+    assert "H.265" in status.inner_text() and "cannot play" in status.inner_text()
+    href = status.get_by_role("link").get_attribute("href")
+    assert re.fullmatch(r"/api/segments/\d+/file", href)
+
+
+def test_a_viewer_gets_no_export_or_hold_controls(page_for: Any, site: Site) -> None:
+    page = page_for("viewer")
+    open_day(page, site, "door")
+    track = page.locator(".track[data-camera='door']").bounding_box()
+    y = track["y"] + track["height"] / 2
+    page.mouse.move(x_of(page, site.at(time(9))), y)
+    page.mouse.down()
+    page.mouse.move(x_of(page, site.at(time(11))), y, steps=5)
+    page.mouse.up()
+    page.wait_for_selector(".selection .range")
+    assert page.get_by_role("button", name="Export this range").count() == 0
+    assert page.get_by_role("button", name="Hold this range").count() == 0
+    assert "operator role" in page.locator(".selection").inner_text()
+    assert page.get_by_role("link", name="Audit log").count() == 0
+
+
+def test_an_admin_finds_the_export_in_the_audit_log(page_for: Any, site: Site) -> None:
+    with httpx.Client(base_url=site.url, timeout=30, headers={
+            "Authorization": f"Bearer {site.tokens['operator']}"}) as operator:
+        job = operator.post("/api/exports", json={
+            "camera": "door", "from": site.at(time(10)), "to": site.at(time(10), 8),
+            "reason": "audit check"})
+        assert job.status_code == 202, job.text
+    page = page_for("admin")
+    page.get_by_role("link", name="Audit log").click()
+    page.fill("#action", "export.start")
+    page.get_by_role("button", name="Show").click()
+    row = page.locator(f"tr[data-action='export.start']:has-text('export:{job.json()['id']}')")
+    row.wait_for()
+    assert "api:op-staff" in row.inner_text() and "audit check" in row.inner_text()
+    page.get_by_role("link", name="Storage").click()
+    page.wait_for_selector("h2:has-text('Volumes')")
+    assert "hot" in page.locator("table").first.inner_text()
+
+
+def test_japanese_labels_and_the_sites_zone_on_a_25_hour_day(page_for: Any, site: Site) -> None:
+    page = page_for("operator", "ja-JP")
+    assert page.evaluate("document.documentElement.lang") == "ja"
+    assert page.get_by_role("link", name="日別表示").count() == 1
+    open_day(page, site, "door")
+    assert page.get_by_role("button", name="◀ 前の動き").count() == 1
+    assert f"時刻は {ZONE}" in page.locator(".day-note").inner_text()
+    events = page.locator("ol.events li").all_inner_texts()
+    assert events[0].startswith("10:00:1"), events  # Berlin's 10:00, not Los Angeles' 01:00
+    # 2026-10-25: Berlin's clocks go back; the day has 25 hours and says so.
+    page.goto(f"{site.url}/#/day?date=2026-10-25&camera=door")
+    page.reload()
+    page.wait_for_selector(".timeline[data-hours='25']")
+    assert "25 時間" in page.locator(".day-note").inner_text()
+    midnight = round(datetime(2026, 10, 25, tzinfo=ZoneInfo(ZONE)).timestamp() * 1000)
+    four_hours = page.locator(f".axis .tick[data-ms='{midnight + 4 * 3_600_000}']")
+    assert four_hours.inner_text().startswith("03:00"), "4 h after midnight: 03:00 that day"
+
+
+def screenshot(name: str) -> Path:
+    OUT.mkdir(exist_ok=True)
+    path = OUT / name
+    print(f"screenshot: {path}")
+    return path
+
+
+# --- without a browser -------------------------------------------------------------------
+
+
+def test_the_page_is_self_contained_and_every_file_it_names_is_served(tmp_path: Path) -> None:
+    config = write_config(tmp_path, [{"name": "door", "url": "demo://", "enabled": False}],
+                          timezone=ZONE)
+    with serve(config) as api, httpx.Client(base_url=api.url, timeout=30) as client:
+        page = client.get("/")
+        assert page.status_code == 200 and page.headers["content-type"].startswith("text/html")
+        assert page.headers["content-security-policy"] == CSP
+        assert "unsafe" not in CSP and "script-src 'self'" in CSP
+        assert page.headers["x-content-type-options"] == "nosniff"
+        assert page.headers["cache-control"] == "no-cache"
+        again = client.get("/", headers={"If-None-Match": page.headers["etag"]})
+        assert again.status_code == 304
+        html = page.text
+        assert not re.search(r"<script(?![^>]*\bsrc=)", html), "no inline script"
+        assert not re.search(r"\s(style|on\w+)=", html), "no inline style or handler"
+        served = {"/": page.content}
+        todo = re.findall(r'(?:src|href)="([^"]+)"', html)
+        while todo:
+            path = todo.pop()
+            if path in served:
+                continue
+            r = client.get(path)
+            assert r.status_code == 200, path
+            assert r.headers["x-content-type-options"] == "nosniff"
+            assert r.headers["cache-control"] == "public, max-age=31536000, immutable"
+            kind = {"js": "text/javascript", "css": "text/css"}[path.rpartition(".")[2]]
+            assert r.headers["content-type"].startswith(kind), path
+            served[path] = r.content
+            base = path.rpartition("/")[0]
+            todo += [f"{base}/{name}" for name in
+                     re.findall(r"^import .*? from '\./([\w.]+)';$", r.text, re.MULTILINE)]
+        for path, body in served.items():
+            assert not EXTERNAL.search(body.decode()), f"{path} names an external URL"
+        names = {p.rpartition("/")[2] for p in served} - {""}
+        shipped = {p.name for p in WEB.iterdir()} - {"index.html"}
+        assert names == shipped, "every file in ccvault/web is used by the page"
+        digest = next(p for p in served if p != "/").split("/")[2]
+        assert client.get(f"/assets/{digest}/nope.js").status_code == 404
+        assert client.get("/assets/0000000000000000/app.js").status_code == 404
+
+        # What a reloaded page asks: its CSRF value and the site's zone (never the browser's).
+        assert client.get("/api/session").status_code == 401
+        signed = client.post("/api/session", json={"token": api.tokens["operator"]})
+        info = signed.json()
+        assert info["timezone"] == ZONE and info["role"] == "operator"
+        with httpx.Client(base_url=api.url, timeout=30, headers={
+                "Cookie": f"{SESSION_COOKIE}={signed.cookies[SESSION_COOKIE]}"}) as browser:
+            assert browser.get("/api/session").json() == info
+            ended = browser.delete("/api/session", headers={CSRF_HEADER: info["csrf"]})
+            assert ended.status_code == 204
+        with api.client("viewer") as bearer:
+            assert bearer.get("/api/session").json()["csrf"] is None
