@@ -300,3 +300,26 @@ def test_volume_losing_its_identity_is_unavailable_within_a_check(
                  what="volume_unavailable resolved when the identity is back")
     finally:
         assert daemon.stop() == 0
+
+
+def test_sigterm_has_ffmpeg_close_each_open_segment_itself(tmp_path: Path) -> None:
+    """Mid-segment, every recorder's open segment is closed and listed by ffmpeg (one SIGINT
+    each), not cut off and salvaged by ingest up to its last keyframe."""
+    cameras = [{"name": f"cam{i}", "url": "demo://"} for i in range(3)]
+    config = write_config(tmp_path, cameras, segment_seconds=10)
+    daemon = start(config)
+    try:
+        for cam in cameras:
+            daemon.wait_event("segment.ingested", timeout=30, camera=cam["name"])
+        time.sleep(4)  # well inside the next 10 s segment
+        signalled = time.time()
+        assert daemon.stop(timeout=30) == 0
+        assert daemon.count("segment.salvaged") == 0, "ffmpeg closed every segment itself"
+        for cam in cameras:
+            last = cli_json(config, "segments", "--camera", cam["name"], "--from", "-1h",
+                            "--to", "now")[-1]
+            end = time.mktime(time.strptime(last["end"][:19], "%Y-%m-%dT%H:%M:%S")) \
+                - time.timezone
+            assert abs(end - signalled) < 2.5, f"{cam['name']}'s open segment was kept whole"
+    finally:
+        daemon.stop()

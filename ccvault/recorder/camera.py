@@ -89,6 +89,7 @@ class CameraRecorder:
         self.audio_codec: str | None = None
         self.video_codec: str | None = None
         self._proc: subprocess.Popen[bytes] | None = None
+        self._interrupted: subprocess.Popen[bytes] | None = None  # the ffmpeg told to close
         self._launching = False
         self._feeder: subprocess.Popen[bytes] | None = None
         self._lock_fd: int | None = None
@@ -226,9 +227,13 @@ class CameraRecorder:
             self.interrupt()
 
     def interrupt(self) -> None:
-        """SIGINT: ffmpeg closes and lists the open segment, then exits."""
-        if self._proc is not None and self._proc.poll() is None:
-            self._proc.send_signal(signal.SIGINT)  # ffmpeg closes the segment and lists it
+        """SIGINT, once per process: ffmpeg closes and lists the open segment, then exits. A
+        second signal would make ffmpeg abort its I/O ("Immediate exit requested"), leaving
+        the segment unlisted for ingest to salvage up to its last fragment."""
+        proc = self._proc
+        if proc is not None and proc.poll() is None and proc is not self._interrupted:
+            self._interrupted = proc
+            proc.send_signal(signal.SIGINT)
 
     def stop(self, deadline: float) -> None:
         """Close the open segment early and wait (until the monotonic deadline) for ffmpeg to
