@@ -138,7 +138,7 @@ class Daemon:
         api = ApiServer(self.api_context)
         api.start()
 
-        scheduler = self._scheduler(writer, spools)
+        self.scheduler = scheduler = self._scheduler(writer, spools)
         self.motion = motion = MotionScheduler(config, writer, lambda: self.volumes,
                                                config.motion.workers or default_workers())
         self.scrubber = scrubber = Scrubber(writer, lambda: self.volumes, self.clock,
@@ -196,6 +196,10 @@ class Daemon:
                           seconds=config.alerts.check_seconds, id="health")
         scheduler.add_job(self._slow_checks, "interval", args=(writer,),
                           seconds=SLOW_CHECKS_S, id="slow_checks")
+        # Its first run reads the whole audit log (~40 µs a record, bench/service.py): in the
+        # scheduler's pool after start-up, never in the way of READY=1.
+        scheduler.add_job(self._check_audit, "interval", seconds=SLOW_CHECKS_S,
+                          id="audit_check", next_run_time=datetime.now(UTC))
         scheduler.add_job(self._beat, "interval", seconds=SCHEDULER_BEAT_S, id="heartbeat")
         executor = Executor(writer, lambda: self.volumes, self.clock.wall_ms,
                             ffmpeg_binary(config), stopping=self.stopping, metrics=self.metrics)
@@ -264,13 +268,16 @@ class Daemon:
         self.notifier.status(self._status_line())
 
     def _slow_checks(self, writer: CatalogWriter) -> None:
-        """Once a minute: the forecast (headroom), the clock, the audit log's new lines."""
+        """Once a minute: the forecast (headroom), the clock, old alert history."""
         now_ms = self.clock.wall_ms()
         self._refresh_forecast(writer, now_ms)
         self.clock_synced = health.clock_synced(self.config.alerts.clock_sync)
+        self.alerts.prune(now_ms)
+
+    def _check_audit(self) -> None:
+        """The audit chain: all of it at the first run, then the lines appended since."""
         check, self.audit_cursor = self.audit_log.verify_from(self.audit_cursor)
         self.audit_error = None if check.ok else f"line {check.bad_line}: {check.problem}"
-        self.alerts.prune(now_ms)
 
     def _refresh_forecast(self, writer: CatalogWriter, now_ms: int) -> None:
         try:
@@ -424,6 +431,9 @@ class Daemon:
             self.alerts.dispatcher = Dispatcher(build_channels(config.alerts))
             self.alerts.dispatcher.start()
             previous.stop()
+        for job, seconds in (("health", config.alerts.check_seconds),
+                             ("spool_rescan", config.recording.rescan_seconds)):
+            self.scheduler.reschedule_job(job, trigger="interval", seconds=seconds)
         self.supervisor.reconfigure(config)  # unchanged cameras record on, untouched
         self._check_volumes(writer)
 

@@ -38,7 +38,7 @@ class CameraHealth:
     state: str  # a CameraState value
     last_segment_end_ms: int | None
     reconnects_last_hour: int
-    backlog_seconds: float  # footage recorded but not yet motion-analysed
+    backlog_seconds: float  # how far motion analysis is behind (waiting footage)
 
 
 @dataclass(frozen=True)
