@@ -58,7 +58,7 @@ from pathlib import Path
 from common import cached_catalog_matches, ccvault_version  # bench/common.py
 
 from ccvault.catalog import db, queries
-from ccvault.catalog.rows import Segment
+from ccvault.catalog.rows import NewHold, Segment
 from ccvault.catalog.writer import CatalogWriter
 
 REPO = Path(__file__).resolve().parent.parent
@@ -147,6 +147,24 @@ def copy_catalog(dest: Path, seed: int) -> None:
 def remove_db(path: Path) -> None:
     for suffix in ("", "-wal", "-shm"):
         Path(f"{path}{suffix}").unlink(missing_ok=True)
+
+
+def add_bench_holds(writer: CatalogWriter) -> None:
+    """The two holds the API benches search around: all cameras for 2 h, cam03 for a day."""
+    june = int(datetime(2024, 6, 1, 10, tzinfo=UTC).timestamp() * 1000)
+    writer.add_hold(NewHold(june, june + 7_200_000, None, "incident (bench)", "bench", ()), june)
+    writer.add_hold(NewHold(june, june + 86_400_000, None, "legal (bench)", "bench",
+                            ("cam03",)), june)
+
+
+def publish(tmp: Path, dest: Path) -> None:
+    """A prepared catalog copy becomes the cached one: WAL folded in, then renamed over it."""
+    conn = sqlite3.connect(tmp, isolation_level=None)
+    conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    conn.close()
+    remove_db(dest)
+    os.replace(tmp, dest)
+    remove_db(tmp)
 
 
 def build_catalog(path: Path, seed: int) -> float:

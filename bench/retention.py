@@ -244,12 +244,7 @@ def prepare_catalog(seed: int) -> float:
     with writer.transaction() as c:
         c.execute("INSERT INTO meta (key, value) VALUES ('bench_retention', ?)", (PREP_SPEC,))
     writer.close()
-    conn = sqlite3.connect(tmp, isolation_level=None)
-    conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
-    conn.close()
-    query.remove_db(PREPARED)
-    os.replace(tmp, PREPARED)
-    query.remove_db(tmp)
+    query.publish(tmp, PREPARED)
     return time.perf_counter() - t0
 
 

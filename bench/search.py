@@ -78,7 +78,6 @@ def prepare_catalog(seed: int) -> float:
     """Copy query.py's catalog, migrate it through CatalogWriter, add spans and holds."""
     import query  # bench/query.py: its builder and cache
 
-    from ccvault.catalog.rows import NewHold
     from ccvault.catalog.writer import CatalogWriter
 
     t0 = time.perf_counter()
@@ -105,16 +104,9 @@ def prepare_catalog(seed: int) -> float:
                 " x0, y0, x1, y1) VALUES (?, ?, ?, ?, ?, ?, 0.1, 0.1, 0.6, 0.6)", rows)
         conn.execute("UPDATE cameras SET max_span_ms = ?", (longest,))
         conn.execute("INSERT INTO meta (key, value) VALUES ('bench_search', ?)", (PREP_SPEC,))
-    june = int(datetime(2024, 6, 1, 10, tzinfo=UTC).timestamp() * 1000)
-    writer.add_hold(NewHold(june, june + 7_200_000, None, "incident (bench)", "bench", ()), june)
-    writer.add_hold(NewHold(june, june + 86_400_000, None, "legal (bench)", "bench",
-                            ("cam03",)), june)
+    query.add_bench_holds(writer)
     writer.close()
-    conn = sqlite3.connect(tmp, isolation_level=None)
-    conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
-    conn.close()
-    os.replace(tmp, PREPARED)
-    query.remove_db(tmp)
+    query.publish(tmp, PREPARED)
     return time.perf_counter() - t0
 
 

@@ -81,8 +81,6 @@ import sys
 import threading
 import time
 from collections.abc import Callable
-from datetime import UTC, datetime
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -183,39 +181,6 @@ def hardening() -> dict[str, Any]:
 # ---- the real daemon, a real webhook -------------------------------------------------------
 
 
-class Webhook:
-    """A real HTTP endpoint on loopback; keeps (arrival monotonic time, alert) per alert."""
-
-    def __init__(self) -> None:
-        self.received: list[tuple[float, dict[str, Any]]] = []
-        received = self.received
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:
-                at = time.monotonic()
-                body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
-                received.extend((at, alert) for alert in body["alerts"])
-                self.send_response(200)
-                self.end_headers()
-
-            def log_message(self, *args: Any) -> None:
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/alerts"
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
-
-    def find(self, name: str, status: str, mark: int) -> tuple[float, dict] | None:
-        for at, alert in self.received[mark:]:
-            if alert["labels"]["alertname"] == name and alert["status"] == status:
-                return at, alert
-        return None
-
-    def close(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
-
-
 class Daemon:
     """`ccvault run` as a child process; its JSON log lines kept with their arrival times."""
 
@@ -309,14 +274,19 @@ def write_config(root: Path, cameras: list[tuple[str, str]], segment_s: int,
 
 def detection(rng: random.Random, n_volume: int, n_camera: int) -> dict[str, Any]:
     from ccvault.recorder.camera import HEALTHY_RESET_S
-    from tests.peers import RtspServer
+    from tests.peers import RtspServer, WebhookReceiver
 
     print(f"\n[2] detection latency: the real daemon, [alerts] check_seconds = {CHECK_S}, a "
           f"webhook on loopback; one RTSP camera (tests.peers.RtspServer), {ALERT_SEGMENT_S} s "
           f"segments, offline_after_seconds = {OFFLINE_AFTER_S}; load average {load()}")
     root = WORK / "alerts"
     server = RtspServer()
-    hook = Webhook()
+    hook = WebhookReceiver()
+
+    def arrived(name: str, status: str, mark: int) -> tuple[float, dict] | None:
+        found = hook.alerts(name, status, mark)
+        return found[0] if found else None
+
     daemon: Daemon | None = None
     try:
         server.start()
@@ -333,7 +303,7 @@ def detection(rng: random.Random, n_volume: int, n_camera: int) -> dict[str, Any
             mark, log_mark = len(hook.received), len(daemon.events)
             os.rename(identity, moved)
             gone = time.monotonic()
-            at, alert = wait_for(lambda m=mark: hook.find("volume_unavailable", "firing", m),
+            at, alert = wait_for(lambda m=mark: arrived("volume_unavailable", "firing", m),
                                  3 * CHECK_S + 10, "volume_unavailable firing at the webhook")
             seen = daemon.find("volume.state", log_mark, volume="hot", state="unavailable")
             fire_s.append(at - gone)
@@ -343,7 +313,7 @@ def detection(rng: random.Random, n_volume: int, n_camera: int) -> dict[str, Any
             mark = len(hook.received)
             os.rename(moved, identity)
             back = time.monotonic()
-            at, _ = wait_for(lambda m=mark: hook.find("volume_unavailable", "resolved", m),
+            at, _ = wait_for(lambda m=mark: arrived("volume_unavailable", "resolved", m),
                              3 * CHECK_S + 10, "volume_unavailable resolved at the webhook")
             resolve_s.append(at - back)
             print(f"  volume_unavailable {i + 1}/{n_volume}: identity renamed -> daemon log "
@@ -360,7 +330,7 @@ def detection(rng: random.Random, n_volume: int, n_camera: int) -> dict[str, Any
             mark, log_mark = len(hook.received), len(daemon.events)
             server.stop()
             stopped = time.monotonic()
-            at, alert = wait_for(lambda m=mark: hook.find("camera_offline", "firing", m),
+            at, alert = wait_for(lambda m=mark: arrived("camera_offline", "firing", m),
                                  OFFLINE_AFTER_S + 3 * CHECK_S + 60,
                                  "camera_offline firing at the webhook")
             assert alert["labels"].get("camera") == "door", alert
@@ -373,7 +343,7 @@ def detection(rng: random.Random, n_volume: int, n_camera: int) -> dict[str, Any
             mark, log_mark = len(hook.received), len(daemon.events)
             server.start()
             started = time.monotonic()
-            at, _ = wait_for(lambda m=mark: hook.find("camera_offline", "resolved", m),
+            at, _ = wait_for(lambda m=mark: arrived("camera_offline", "resolved", m),
                              3 * CHECK_S + 120, "camera_offline resolved at the webhook")
             recording = daemon.find("camera.state", log_mark, camera="door", new="recording")
             back_s.append(at - started)
@@ -525,7 +495,6 @@ def prepare_catalog(seed: int) -> dict[str, Any]:
     import query  # bench/query.py: its builder and cache
 
     from ccvault.catalog import db, schema
-    from ccvault.catalog.rows import NewHold
     from ccvault.catalog.writer import CatalogWriter
 
     t0 = time.perf_counter()
@@ -584,16 +553,9 @@ def prepare_catalog(seed: int) -> dict[str, Any]:
         c.execute("INSERT INTO meta (key, value) VALUES ('bench_service', ?)", (PREP_SPEC,))
         c.execute("INSERT INTO meta (key, value) VALUES ('bench_service_migration', ?)",
                   (json.dumps(timings),))
-    june = int(datetime(2024, 6, 1, 10, tzinfo=UTC).timestamp() * 1000)
-    writer.add_hold(NewHold(june, june + 7_200_000, None, "incident (bench)", "bench", ()), june)
-    writer.add_hold(NewHold(june, june + DAY_MS, None, "legal (bench)", "bench", ("cam03",)),
-                    june)
+    query.add_bench_holds(writer)
     writer.close()
-    conn = sqlite3.connect(tmp, isolation_level=None)
-    conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
-    conn.close()
-    os.replace(tmp, PREPARED)
-    query.remove_db(tmp)
+    query.publish(tmp, PREPARED)
     timings["prepare_s"] = round(time.perf_counter() - t0, 1)
     return timings
 

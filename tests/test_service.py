@@ -4,7 +4,6 @@ reach a real webhook receiver and a real SMTP server when a real camera goes awa
 
 from __future__ import annotations
 
-import json
 import os
 import signal
 import socket
@@ -13,7 +12,6 @@ import time
 from collections.abc import Iterator
 from email import message_from_bytes
 from email.message import Message
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -23,7 +21,7 @@ from aiosmtpd.controller import Controller
 from prometheus_client.parser import text_string_to_metric_families
 
 from tests.conftest import Daemon, cli_json, run_cli, wait_for, write_config
-from tests.peers import RtspServer, free_port
+from tests.peers import RtspServer, WebhookReceiver, free_port
 
 SEGMENT_S = 2
 
@@ -63,33 +61,6 @@ class Notifications:
         self.sock.close()
 
 
-class Webhook:
-    """A real HTTP endpoint on loopback that keeps every JSON body it is sent."""
-
-    def __init__(self) -> None:
-        self.bodies: list[dict[str, Any]] = []
-        received = self.bodies
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:
-                length = int(self.headers["Content-Length"])
-                received.append({"auth": self.headers.get("Authorization"),
-                                 **json.loads(self.rfile.read(length))})
-                self.send_response(200)
-                self.end_headers()
-
-            def log_message(self, *args: Any) -> None:
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/alerts"
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
-
-    def alerts(self, name: str, status: str) -> list[dict[str, Any]]:
-        return [a for body in self.bodies for a in body["alerts"]
-                if a["labels"]["alertname"] == name and a["status"] == status]
-
-
 class Mailbox:
     """aiosmtpd's handler protocol: keep each message."""
 
@@ -105,10 +76,10 @@ class Mailbox:
 
 
 @pytest.fixture
-def webhook() -> Iterator[Webhook]:
-    hook = Webhook()
+def webhook() -> Iterator[WebhookReceiver]:
+    hook = WebhookReceiver()
     yield hook
-    hook.server.shutdown()
+    hook.close()
 
 
 @pytest.fixture
@@ -211,7 +182,7 @@ def test_notify_protocol_reload_and_stop(tmp_path: Path, notify: Notifications) 
 
 
 def test_camera_offline_and_back_reaches_webhook_email_and_metrics(
-    tmp_path: Path, webhook: Webhook, mailbox: tuple[Mailbox, int]
+    tmp_path: Path, webhook: WebhookReceiver, mailbox: tuple[Mailbox, int]
 ) -> None:
     box, smtp_port = mailbox
     server = RtspServer().start()
@@ -244,12 +215,12 @@ to = ["security@example.org"]""")
                  in metrics(daemon), 15, what="headroom once a write rate is known")
 
         server.stop()
-        [fired] = wait_for(lambda: webhook.alerts("camera_offline", "firing"), 20,
+        [(_, fired)] = wait_for(lambda: webhook.alerts("camera_offline", "firing"), 20,
                            what="camera_offline firing at the webhook")
         assert fired["labels"] == {"alertname": "camera_offline", "severity": "critical",
                                    "camera": "door", "instance": socket.gethostname()}
         assert fired["endsAt"] == "0001-01-01T00:00:00Z"
-        assert webhook.bodies[0]["auth"] == "Bearer hook-secret"
+        assert webhook.received[0][1] == "Bearer hook-secret"
         wait_for(lambda: any("FIRING" in s and "camera_offline" in s for s in box.subjects()),
                  10, what="the firing e-mail")
         down = metrics(daemon)  # the gauges come from the same check that fired the alert
@@ -261,7 +232,7 @@ to = ["security@example.org"]""")
         assert run_cli(config, "alerts").returncode == 1, "exit 1 while an alert fires"
 
         server.start()
-        [resolved] = wait_for(lambda: webhook.alerts("camera_offline", "resolved"), 40,
+        [(_, resolved)] = wait_for(lambda: webhook.alerts("camera_offline", "resolved"), 40,
                               what="camera_offline resolved at the webhook")
         assert resolved["startsAt"] == fired["startsAt"] and resolved["endsAt"] > fired["startsAt"]
         wait_for(lambda: any("RESOLVED" in s for s in box.subjects()), 10,
@@ -278,7 +249,7 @@ to = ["security@example.org"]""")
 
 
 def test_volume_losing_its_identity_is_unavailable_within_a_check(
-    tmp_path: Path, webhook: Webhook
+    tmp_path: Path, webhook: WebhookReceiver
 ) -> None:
     config = write_config(tmp_path, [{"name": "one", "url": "demo://"}],
                           segment_seconds=SEGMENT_S)
@@ -290,7 +261,7 @@ def test_volume_losing_its_identity_is_unavailable_within_a_check(
         assert identity.exists()
         os.rename(identity, identity.with_suffix(".moved"))
         gone = time.monotonic()
-        [alert] = wait_for(lambda: webhook.alerts("volume_unavailable", "firing"), 10,
+        [(_, alert)] = wait_for(lambda: webhook.alerts("volume_unavailable", "firing"), 10,
                            what="volume_unavailable at the webhook")
         assert time.monotonic() - gone < 1 + 2, "within one check interval (1 s) and delivery"
         assert alert["labels"]["volume"] == "hot" and alert["labels"]["severity"] == "critical"

@@ -17,6 +17,7 @@ from __future__ import annotations
 import atexit
 import collections
 import contextlib
+import json
 import os
 import queue
 import shutil
@@ -540,6 +541,40 @@ class HttpTsServer(_Peer):
 
     def __enter__(self) -> HttpTsServer:
         return self.start()
+
+
+class WebhookReceiver:
+    """A real HTTP endpoint on loopback that keeps each alert POSTed to it (Alertmanager
+    JSON), with its monotonic arrival time and the request's Authorization header."""
+
+    def __init__(self) -> None:
+        self.received: list[tuple[float, str | None, dict[str, Any]]] = []
+        received = self.received
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                at = time.monotonic()
+                body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+                auth = self.headers.get("Authorization")
+                received.extend((at, auth, alert) for alert in body["alerts"])
+                self.send_response(200)
+                self.end_headers()
+
+            def log_message(self, *args: Any) -> None:
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/alerts"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def alerts(self, name: str, status: str, mark: int = 0) -> list[tuple[float, dict]]:
+        """(arrival, alert) of that alert and status, from the mark-th alert received on."""
+        return [(at, alert) for at, _, alert in self.received[mark:]
+                if alert["labels"]["alertname"] == name and alert["status"] == status]
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
 
 
 def _make_handler(relay: _TsRelay, path: str) -> type[BaseHTTPRequestHandler]:
