@@ -61,7 +61,7 @@ RETENTION_EVERY_S = 300
 RETENTION_FIRST_S = 15
 PRESSURE_EVERY_S = 30
 FREE_SPACE_WATCH_S = 2
-SLOW_CHECKS_S = 60  # forecast (headroom), clock synchronisation, the audit chain's new lines
+SLOW_CHECKS_S = 60  # forecast (headroom), clock sync; the audit chain's new lines
 SCHEDULER_BEAT_S = 5
 DAY_MS = 86_400_000
 # Settings read once at start-up: a reload that changes them is rejected as a whole.
@@ -134,7 +134,7 @@ class Daemon:
                                   ffmpeg_binary(config))
         self.exports.resume()
         self.api_context = ApiContext(config, writer, self.clock, lambda: self.volumes,
-                                      self.exports, self.metrics, self.alerts)
+                                      self.exports, self.metrics)
         api = ApiServer(self.api_context)
         api.start()
 

@@ -32,7 +32,6 @@ class ApiContext:
     volumes: Callable[[], list[Volume]]
     exports: Any = None  # ccvault.export.ExportJobs, when the daemon runs export jobs
     metrics: Metrics | None = None  # what GET /metrics renders; None: 503
-    alerts: Any = None  # ccvault.alerts.manager.AlertManager, in the daemon
     _seen: set[tuple[str, str]] = field(default_factory=set)
     _seen_lock: threading.Lock = field(default_factory=threading.Lock)
     _local: threading.local = field(default_factory=threading.local)
