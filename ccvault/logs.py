@@ -6,6 +6,7 @@ whatever code (or ffmpeg's relayed stderr) put it there.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import re
 import sys
@@ -51,6 +52,25 @@ class Redactor:
 REDACTOR = Redactor()
 
 
+class LossySink:
+    """The log's stream, made unable to raise: when its reader is gone (journald restarted,
+    the terminal closed), a line that cannot be written is dropped. Raising from `log.info`
+    would stop whatever logged it — a signal handler, the daemon's shutdown, a recorder."""
+
+    def __init__(self, stream: TextIO) -> None:
+        self.stream = stream
+
+    def write(self, text: str) -> int:
+        try:
+            return self.stream.write(text)
+        except (OSError, ValueError):  # EPIPE, EIO; ValueError: the stream was closed
+            return 0
+
+    def flush(self) -> None:
+        with contextlib.suppress(OSError, ValueError):
+            self.stream.flush()
+
+
 def configure(stream: TextIO = sys.stderr, level: int = logging.INFO,
               json: bool | None = None) -> None:
     """JSON lines when not a terminal (or when asked), console rendering on a terminal."""
@@ -67,6 +87,6 @@ def configure(stream: TextIO = sys.stderr, level: int = logging.INFO,
             renderer,
         ],
         wrapper_class=structlog.make_filtering_bound_logger(level),
-        logger_factory=structlog.PrintLoggerFactory(stream),
+        logger_factory=structlog.PrintLoggerFactory(LossySink(stream)),  # type: ignore[arg-type]
         cache_logger_on_first_use=False,
     )

@@ -7,9 +7,10 @@ from __future__ import annotations
 import os
 import signal
 import socket
+import subprocess
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from email import message_from_bytes
 from email.message import Message
 from pathlib import Path
@@ -20,7 +21,7 @@ import pytest
 from aiosmtpd.controller import Controller
 from prometheus_client.parser import text_string_to_metric_families
 
-from tests.conftest import Daemon, cli_json, run_cli, wait_for, write_config
+from tests.conftest import CCVAULT, REPO, Daemon, cli_json, run_cli, wait_for, write_config
 from tests.peers import RtspServer, WebhookReceiver, free_port
 
 SEGMENT_S = 2
@@ -103,10 +104,6 @@ def append(config: Path, text: str) -> Path:
     return config
 
 
-def start(config: Path, env: dict[str, str] | None = None) -> Daemon:
-    return Daemon(config, env).start()
-
-
 def metrics(daemon: Daemon) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
     url = daemon.wait_event("http.listening", timeout=5)["url"]
     text = httpx.get(f"{url}/metrics", timeout=10).text
@@ -114,11 +111,12 @@ def metrics(daemon: Daemon) -> dict[tuple[str, tuple[tuple[str, str], ...]], flo
             for family in text_string_to_metric_families(text) for s in family.samples}
 
 
-def test_notify_protocol_reload_and_stop(tmp_path: Path, notify: Notifications) -> None:
+def test_notify_protocol_reload_and_stop(tmp_path: Path, notify: Notifications,
+                                         daemon_factory: Callable[..., Daemon]) -> None:
     config = write_config(tmp_path, [{"name": "one", "url": "demo://"}],
                           segment_seconds=SEGMENT_S)
     original = config.read_text()
-    daemon = start(config, {"NOTIFY_SOCKET": str(notify.path), "WATCHDOG_USEC": "2000000"})
+    daemon = daemon_factory(config, {"NOTIFY_SOCKET": str(notify.path), "WATCHDOG_USEC": "2000000"})
     try:
         ready = notify.wait("READY")
         assert ready["READY"] == "1" and "cameras" in ready["STATUS"]
@@ -182,7 +180,8 @@ def test_notify_protocol_reload_and_stop(tmp_path: Path, notify: Notifications) 
 
 
 def test_camera_offline_and_back_reaches_webhook_email_and_metrics(
-    tmp_path: Path, webhook: WebhookReceiver, mailbox: tuple[Mailbox, int]
+    tmp_path: Path, webhook: WebhookReceiver, mailbox: tuple[Mailbox, int],
+    daemon_factory: Callable[..., Daemon],
 ) -> None:
     box, smtp_port = mailbox
     server = RtspServer().start()
@@ -205,7 +204,7 @@ port = {smtp_port}
 starttls = false
 from = "ccvault@example.org"
 to = ["security@example.org"]""")
-        daemon = start(config)
+        daemon = daemon_factory(config)
         daemon.wait_event("camera.state", timeout=20, camera="door", new="recording")
         wait_for(lambda: metrics(daemon).get(("ccvault_segments_written_total",
                                               (("camera", "door"),))), 20, what="a segment")
@@ -249,12 +248,12 @@ to = ["security@example.org"]""")
 
 
 def test_volume_losing_its_identity_is_unavailable_within_a_check(
-    tmp_path: Path, webhook: WebhookReceiver
+    tmp_path: Path, webhook: WebhookReceiver, daemon_factory: Callable[..., Daemon]
 ) -> None:
     config = write_config(tmp_path, [{"name": "one", "url": "demo://"}],
                           segment_seconds=SEGMENT_S)
     append(config, f'[alerts]\ncheck_seconds = 1\n\n[alerts.webhook]\nurl = "{webhook.url}"')
-    daemon = start(config)
+    daemon = daemon_factory(config)
     try:
         daemon.wait_event("camera.state", timeout=20, camera="one", new="recording")
         identity = tmp_path / "hot" / ".ccvault-volume.json"
@@ -273,12 +272,14 @@ def test_volume_losing_its_identity_is_unavailable_within_a_check(
         assert daemon.stop() == 0
 
 
-def test_sigterm_has_ffmpeg_close_each_open_segment_itself(tmp_path: Path) -> None:
+def test_sigterm_has_ffmpeg_close_each_open_segment_itself(
+    tmp_path: Path, daemon_factory: Callable[..., Daemon]
+) -> None:
     """Mid-segment, every recorder's open segment is closed and listed by ffmpeg (one SIGINT
     each), not cut off and salvaged by ingest up to its last keyframe."""
     cameras = [{"name": f"cam{i}", "url": "demo://"} for i in range(3)]
     config = write_config(tmp_path, cameras, segment_seconds=10)
-    daemon = start(config)
+    daemon = daemon_factory(config)
     try:
         for cam in cameras:
             daemon.wait_event("segment.ingested", timeout=30, camera=cam["name"])
@@ -294,3 +295,27 @@ def test_sigterm_has_ffmpeg_close_each_open_segment_itself(tmp_path: Path) -> No
             assert abs(end - signalled) < 2.5, f"{cam['name']}'s open segment was kept whole"
     finally:
         daemon.stop()
+
+
+def test_a_log_reader_going_away_stops_nothing(tmp_path: Path) -> None:
+    """journald restarted, a terminal closed: the daemon's stdout breaks (EPIPE). Logging must
+    not raise into what logged, so it records on, and a SIGTERM still ends it cleanly."""
+    config = write_config(tmp_path, [{"name": "one", "url": "demo://"}],
+                          segment_seconds=SEGMENT_S)
+    proc = subprocess.Popen([*CCVAULT, "--config", str(config), "run"], cwd=REPO,
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        assert proc.stdout is not None
+        for line in proc.stdout:
+            if '"daemon.ready"' in line:
+                break
+        proc.stdout.close()  # the reader is gone; every log line now meets a broken pipe
+        time.sleep(2 * SEGMENT_S + 2)
+        recorded = cli_json(config, "segments", "--camera", "one", "--from", "-1h", "--to", "now")
+        assert len(recorded) >= 1, "it recorded with nobody reading its log"
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(30) == 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
