@@ -3,7 +3,6 @@ server (aiosmtpd) with STARTTLS and AUTH, and the Dispatcher's retries, ordering
 
 from __future__ import annotations
 
-import datetime as dt
 import email
 import email.policy
 import json
@@ -20,10 +19,6 @@ from typing import Any
 import pytest
 from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import AuthResult, LoginPassword
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import NameOID
 from pydantic import ValidationError
 from structlog.testing import capture_logs
 
@@ -37,6 +32,7 @@ from ccvault.alerts.channels import (
 )
 from ccvault.alerts.model import FIRING, RESOLVED, Alert
 from ccvault.config import EmailConfig, WebhookConfig
+from tests.peers import self_signed
 
 pytestmark = pytest.mark.timeout(30)
 
@@ -304,26 +300,6 @@ def test_webhook_credentials_in_url_become_a_basic_header_and_are_never_logged(
 
 
 # ---- SMTP peer ---------------------------------------------------------------------------
-
-
-def self_signed(directory: Path, name: str) -> tuple[Path, Path]:
-    """A certificate for DNS:localhost only (no IP SAN: 127.0.0.1 must fail verification)."""
-    key = ec.generate_private_key(ec.SECP256R1())
-    subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "localhost")])
-    now = dt.datetime.now(dt.UTC)
-    cert = (x509.CertificateBuilder().subject_name(subject).issuer_name(subject)
-            .public_key(key.public_key()).serial_number(x509.random_serial_number())
-            .not_valid_before(now - dt.timedelta(minutes=5))
-            .not_valid_after(now + dt.timedelta(days=1))
-            .add_extension(x509.SubjectAlternativeName([x509.DNSName("localhost")]), False)
-            .add_extension(x509.BasicConstraints(ca=True, path_length=None), True)
-            .sign(key, hashes.SHA256()))
-    cert_path, key_path = directory / f"{name}.pem", directory / f"{name}.key"
-    cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
-    key_path.write_bytes(key.private_bytes(serialization.Encoding.PEM,
-                                           serialization.PrivateFormat.PKCS8,
-                                           serialization.NoEncryption()))
-    return cert_path, key_path
 
 
 @pytest.fixture(scope="module")

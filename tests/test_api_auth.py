@@ -3,7 +3,6 @@ and the server's logs — over real HTTP on loopback (tests/api_peer.py)."""
 
 from __future__ import annotations
 
-import datetime
 import io
 import json
 import logging
@@ -29,6 +28,7 @@ from ccvault.timefmt import utc_text
 from ccvault.users import ROLES, revoke, token_hash
 from tests.api_peer import Api, free_port, serve
 from tests.conftest import cli_json, run_cli, write_config
+from tests.peers import self_signed
 from tests.retention_seed import seed
 
 PUBLIC = {("GET", "/healthz"), ("POST", "/api/session")}
@@ -294,7 +294,7 @@ def test_server_refuses_a_taken_port_and_serves_tls(api: Api, tmp_path: Path) ->
     with pytest.raises(Busy) as err:  # exit 5, like a second daemon on the catalog
         taken.start()
     assert err.value.what == "http.listen" and "taken" in err.value.problem
-    cert, key = self_signed(tmp_path)
+    cert, key = self_signed(tmp_path, "server")
     with pytest.raises(ConfigError) as bad:
         api_server(api, tls_cert=tmp_path / "missing.pem", tls_key=key).start()
     assert bad.value.what == "http.tls_cert"
@@ -308,24 +308,3 @@ def test_server_refuses_a_taken_port_and_serves_tls(api: Api, tmp_path: Path) ->
             assert client.get("/healthz").json()["ok"] is True
     finally:
         server.stop()
-
-
-def self_signed(directory: Path) -> tuple[Path, Path]:
-    from cryptography import x509
-    from cryptography.hazmat.primitives import hashes, serialization
-    from cryptography.hazmat.primitives.asymmetric import ec
-    from cryptography.x509.oid import NameOID
-
-    key = ec.generate_private_key(ec.SECP256R1())
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "127.0.0.1")])
-    now = datetime.datetime.now(datetime.UTC)
-    cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name)
-            .public_key(key.public_key()).serial_number(x509.random_serial_number())
-            .not_valid_before(now - datetime.timedelta(minutes=1))
-            .not_valid_after(now + datetime.timedelta(days=1)).sign(key, hashes.SHA256()))
-    cert_path, key_path = directory / "cert.pem", directory / "key.pem"
-    cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
-    key_path.write_bytes(key.private_bytes(serialization.Encoding.PEM,
-                                           serialization.PrivateFormat.PKCS8,
-                                           serialization.NoEncryption()))
-    return cert_path, key_path
