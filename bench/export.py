@@ -51,16 +51,17 @@ import av
 from common import ccvault_version, remove_work  # bench/common.py
 from ingest import CLIP, clip_ok, make_clip  # bench/ingest.py: the same cached clip
 
-from ccvault import evidence, logs
-from ccvault.audit import AuditLog
+from ccvault.catalog.audit import AuditLog
 from ccvault.catalog.writer import CatalogWriter
-from ccvault.clock import SystemClock
-from ccvault.config import load
-from ccvault.export import ExportJobs
-from ccvault.media import probe, sha256_file
+from ccvault.config.model import load
+from ccvault.evidence import bundle as evidence
+from ccvault.evidence.jobs import ExportJobs
+from ccvault.host import logs
+from ccvault.host.clock import SystemClock
 from ccvault.recorder.ffmpeg import ffmpeg_binary
-from ccvault.store import SegmentStore
-from ccvault.volumes import open_volumes
+from ccvault.storage.media import probe, sha256_file
+from ccvault.storage.store import SegmentStore
+from ccvault.storage.volumes import open_volumes
 
 OUT = Path(__file__).resolve().parent / "out"
 WORK = OUT / "export-run"

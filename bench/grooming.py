@@ -1,4 +1,4 @@
-"""Benchmark: grooming (``ccvault.thinning.keyframes_only``) of one-minute 1080p15 segments.
+"""Benchmark: grooming (``ccvault.storage.thinning.keyframes_only``) of one-minute 1080p15 segments.
 
 What it measures
     Size and cost of rewriting a segment with its keyframes only, by stream copy: input and
@@ -45,8 +45,8 @@ import imageio_ffmpeg
 from common import ccvault_version, remove_work  # bench/common.py
 from ingest import CLIP, clip_ok, make_clip  # bench/ingest.py: the same cached clip
 
-from ccvault.media import probe, sha256_file
-from ccvault.thinning import keyframes_only, thin_argv
+from ccvault.storage.media import probe, sha256_file
+from ccvault.storage.thinning import keyframes_only, thin_argv
 
 OUT = Path(__file__).resolve().parent / "out"
 WORK = OUT / "grooming-run"

@@ -3,7 +3,7 @@
 What it measures
     1. Time per segment of one full ``Ingestor.scan()`` over a spool holding a backlog of 200
        finished one-minute segments of one camera — total, hashing part, and excluding hashing.
-    2. Hashing speed of ``ccvault.media.sha256_file`` as a ratio to ``hashlib.sha256`` over
+    2. Hashing speed of ``ccvault.storage.media.sha256_file`` as a ratio to ``hashlib.sha256`` over
        the same bytes already in memory, in the same run (target from the issue: >= 0.8).
 
 How
@@ -62,15 +62,15 @@ from typing import Any
 import imageio_ffmpeg
 from common import ccvault_version, remove_work  # bench/common.py
 
-import ccvault.ingest
-import ccvault.store
-from ccvault import logs
+import ccvault.ingest.spool
+import ccvault.storage.store
 from ccvault.catalog.writer import CatalogWriter
-from ccvault.clock import SystemClock
-from ccvault.ingest import Ingestor
-from ccvault.media import probe, sha256_file
-from ccvault.store import SegmentStore
-from ccvault.volumes import Volume, write_identity
+from ccvault.host import logs
+from ccvault.host.clock import SystemClock
+from ccvault.ingest.spool import Ingestor
+from ccvault.storage.media import probe, sha256_file
+from ccvault.storage.store import SegmentStore
+from ccvault.storage.volumes import Volume, write_identity
 
 REPO = Path(__file__).resolve().parent.parent
 OUT = REPO / "bench" / "out"
@@ -243,12 +243,12 @@ def main(argv: list[str] | None = None) -> int:
         ingestor = Ingestor(store, spools, lambda: {run_dir})
 
         timers = Timers()
-        originals = (ccvault.ingest.sha256_file, ccvault.ingest.probe,
-                     ccvault.store.fsync_file, ccvault.store.fsync_dir, writer.add_segment)
-        ccvault.ingest.sha256_file = timers.wrap("hash (sha256_file)", sha256_file)
-        ccvault.ingest.probe = timers.wrap("probe (PyAV demux)", ccvault.ingest.probe)
-        ccvault.store.fsync_file = timers.wrap("fsync source file", ccvault.store.fsync_file)
-        ccvault.store.fsync_dir = timers.wrap("fsync target dir", ccvault.store.fsync_dir)
+        originals = (ccvault.ingest.spool.sha256_file, ccvault.ingest.spool.probe,
+                     ccvault.storage.store.fsync_file, ccvault.storage.store.fsync_dir, writer.add_segment)
+        ccvault.ingest.spool.sha256_file = timers.wrap("hash (sha256_file)", sha256_file)
+        ccvault.ingest.spool.probe = timers.wrap("probe (PyAV demux)", ccvault.ingest.spool.probe)
+        ccvault.storage.store.fsync_file = timers.wrap("fsync source file", ccvault.storage.store.fsync_file)
+        ccvault.storage.store.fsync_dir = timers.wrap("fsync target dir", ccvault.storage.store.fsync_dir)
         writer.add_segment = timers.wrap(  # type: ignore[method-assign]
             "catalog commit", writer.add_segment)
         try:
@@ -256,8 +256,8 @@ def main(argv: list[str] | None = None) -> int:
             results = ingestor.scan()
             wall, cpu = time.perf_counter() - t0, time.process_time() - cpu0
         finally:
-            (ccvault.ingest.sha256_file, ccvault.ingest.probe, ccvault.store.fsync_file,
-             ccvault.store.fsync_dir) = originals[:4]
+            (ccvault.ingest.spool.sha256_file, ccvault.ingest.spool.probe, ccvault.storage.store.fsync_file,
+             ccvault.storage.store.fsync_dir) = originals[:4]
             del writer.add_segment
         log_file.flush()
 
@@ -313,7 +313,7 @@ def main(argv: list[str] | None = None) -> int:
         ratio = hash_ratio(sorted(p for p in volume_path.rglob("*.mp4")))
         verdict = "PASS" if ratio["ratio"] >= TARGET_RATIO else "FAIL"
         print(f"hashing the same {n} files, page cache warm, same run:")
-        print(f"  ccvault.media.sha256_file(path)      {ratio['sha256_file_MBps']:8,.0f} MB/s")
+        print(f"  ccvault.storage.media.sha256_file(path)      {ratio['sha256_file_MBps']:8,.0f} MB/s")
         print(f"  hashlib.sha256(bytes).hexdigest()    {ratio['hashlib_MBps']:8,.0f} MB/s")
         print(f"RESULT: ingest {excl:.2f} ms/segment excluding hashing ({per_seg:.2f} ms total); "
               f"hash ratio {ratio['ratio']:.3f} vs target >= {TARGET_RATIO}: {verdict}")

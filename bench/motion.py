@@ -41,7 +41,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from ccvault.config import MotionSettings  # noqa: E402
+from ccvault.config.model import MotionSettings  # noqa: E402
 from ccvault.motion.analysis import analyze, finish  # noqa: E402
 from tests.conftest import write_config  # noqa: E402
 from tests.motion_scenes import Mover, Scene, ensure, render, scene_set, score  # noqa: E402

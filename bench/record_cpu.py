@@ -60,7 +60,7 @@ import imageio_ffmpeg
 import psutil
 from common import ccvault_version, remove_work  # bench/common.py
 
-from ccvault.media import probe
+from ccvault.storage.media import probe
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))

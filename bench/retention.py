@@ -262,7 +262,7 @@ def write_pass_config(path: Path, volume: Path, policy: dict[str, float]) -> Pat
 def give_volume_identity(volume: Path) -> None:
     """The catalog's own volume row and catalog id, so volumes.check() finds it available."""
     from ccvault.catalog import db, queries
-    from ccvault.volumes import write_identity
+    from ccvault.storage.volumes import write_identity
 
     conn = db.connect(PREPARED, readonly=True)
     try:
@@ -279,11 +279,11 @@ def child_plan(spec: dict[str, Any]) -> dict[str, Any]:
 
     import psutil
 
-    from ccvault import config as cfgmod
     from ccvault.catalog import db, queries
+    from ccvault.config import model as cfgmod
     from ccvault.retention import candidates, pressure
     from ccvault.retention.passes import plan_pass
-    from ccvault.volumes import check
+    from ccvault.storage.volumes import check
 
     conf = cfgmod.load(Path(spec["config"])).config
     conn = db.connect(conf.storage.catalog, readonly=True)
@@ -482,7 +482,7 @@ def write_purge_config(path: Path, url: str, cameras: int) -> Path:
 def lay_out_files(root: Path, cameras: list[str], per_camera: int, first_ms: int,
                   data: bytes) -> list[tuple[str, int, str]]:
     """(camera, start_ms, relpath) of one-minute segment files written under root."""
-    from ccvault.store import segment_relpath
+    from ccvault.storage.store import segment_relpath
 
     out = []
     for cam in cameras:

@@ -149,15 +149,14 @@ def main(argv: list[str] | None = None) -> int:
         warnings.filterwarnings("ignore", message=".*httpx.*", category=DeprecationWarning)
         from fastapi.testclient import TestClient
 
-    from ccvault import users
-    from ccvault.api import routes_footage
+    from ccvault.api import routes_footage, users
     from ccvault.api.app import create_app
     from ccvault.api.auth import Principal
     from ccvault.api.context import ApiContext
-    from ccvault.audit import AuditLog
+    from ccvault.catalog.audit import AuditLog
     from ccvault.catalog.writer import CatalogWriter
-    from ccvault.clock import SystemClock
-    from ccvault.config import Config
+    from ccvault.config.model import Config
+    from ccvault.host.clock import SystemClock
 
     print(f"bench/search.py — GET /api/segments and /api/timeline in-process on "
           f"{query.TOTAL_ROWS:,} segments")

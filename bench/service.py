@@ -563,7 +563,7 @@ def prepare_catalog(seed: int) -> dict[str, Any]:
 def check_config(volume: Path, audit: Path) -> Any:
     import query  # bench/query.py
 
-    from ccvault.config import Config
+    from ccvault.config.model import Config
 
     return Config.model_validate({
         "timezone": "UTC",
@@ -582,19 +582,19 @@ def check_cost(seed: int, rebuild: bool, iterations: int, forecast_runs: int,
                backlog_days: tuple[int, ...]) -> dict[str, Any]:
     import query  # bench/query.py
 
-    from ccvault import health
     from ccvault.alerts.channels import Dispatcher
     from ccvault.alerts.manager import AlertManager
     from ccvault.catalog import db, queries
     from ccvault.catalog.writer import CatalogWriter
-    from ccvault.clock import SystemClock
-    from ccvault.health import Health
-    from ccvault.metrics import Metrics
+    from ccvault.host.clock import SystemClock
     from ccvault.recorder.camera import CameraRecorder
     from ccvault.recorder.ffmpeg import ffmpeg_binary
     from ccvault.recorder.states import CameraState
     from ccvault.retention import forecast
-    from ccvault.volumes import open_volumes, write_identity
+    from ccvault.service.metrics import Metrics
+    from ccvault.storage.volumes import open_volumes, write_identity
+    from ccvault.views import health
+    from ccvault.views.health import Health
 
     print(f"\n[4] check cost on a year-sized catalog ({query.TOTAL_ROWS:,} segments, "
           f"{query.CAMERAS} cameras); load average {load()}")
@@ -744,8 +744,8 @@ def backlog_cost(recorders: list, days: tuple[int, ...]) -> dict[str, Any]:
     camera (the newest days marked waiting in a transaction that is rolled back)."""
     import query  # bench/query.py
 
-    from ccvault import health
     from ccvault.catalog import db
+    from ccvault.views import health
 
     out: dict[str, Any] = {}
     conn = db.connect(PREPARED)
@@ -784,7 +784,7 @@ def structlog_quiet() -> None:
 
 
 def audit_cost(seed: int, records: int, rounds: int) -> dict[str, Any]:
-    from ccvault.audit import GENESIS, AuditCursor, AuditLog, record_hash
+    from ccvault.catalog.audit import GENESIS, AuditCursor, AuditLog, record_hash
     from ccvault.timefmt import utc_text
 
     path = WORK / "checks" / "audit-verify.jsonl"
@@ -798,7 +798,7 @@ def audit_cost(seed: int, records: int, rounds: int) -> dict[str, Any]:
         buf = []
         for seq in range(1, records + 1):
             actor, action, obj, details = audit_details(rng, seq, start + seq * step)
-            # Mirrors ccvault.audit._record and _line: key order, separators, ensure_ascii.
+            # Mirrors ccvault.catalog.audit._record and _line: key order, separators, ensure_ascii.
             record = {"seq": seq, "time": utc_text(start + seq * step), "actor": actor,
                       "action": action, "object": obj, "details": details, "prev": prev}
             record["hash"] = prev = record_hash(record)

@@ -15,12 +15,12 @@ import uvicorn
 
 from ccvault.api.app import create_app
 from ccvault.api.context import ApiContext
-from ccvault.audit import AuditLog
+from ccvault.api.users import add as add_user
+from ccvault.catalog.audit import AuditLog
 from ccvault.catalog.writer import CatalogWriter
-from ccvault.clock import SystemClock
-from ccvault.config import load
-from ccvault.users import add as add_user
-from ccvault.volumes import open_volumes
+from ccvault.config.model import load
+from ccvault.host.clock import SystemClock
+from ccvault.storage.volumes import open_volumes
 
 
 @dataclass

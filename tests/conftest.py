@@ -69,7 +69,7 @@ def cli_json(config: Path, *args: str) -> Any:
 
 def open_segment_has_a_fragment(root: Path, camera: str) -> bool:
     """The segment being recorded already holds footage on disk (a few frames)."""
-    from ccvault.media import ProbeError, probe
+    from ccvault.storage.media import ProbeError, probe
 
     files = sorted((root / "hot" / ".spool" / camera).glob("*/*.mp4"))
     try:

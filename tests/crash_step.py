@@ -25,14 +25,14 @@ from pathlib import Path
 
 
 def crash(config_path: str, step: str) -> int:
-    from ccvault.audit import AuditLog
+    from ccvault.catalog.audit import AuditLog
     from ccvault.catalog.writer import CatalogWriter
-    from ccvault.clock import SystemClock
-    from ccvault.config import load
+    from ccvault.config.model import load
+    from ccvault.host.clock import SystemClock
     from ccvault.recorder.ffmpeg import ffmpeg_binary
     from ccvault.retention.executor import Executor
     from ccvault.retention.passes import run_pass
-    from ccvault.volumes import open_volumes
+    from ccvault.storage.volumes import open_volumes
 
     config = load(Path(config_path)).config
     clock = SystemClock()
@@ -44,9 +44,9 @@ def crash(config_path: str, step: str) -> int:
             os.kill(os.getpid(), signal.SIGKILL)
 
     if step == "thin.ffmpeg_done":
-        import ccvault.thinning
+        import ccvault.storage.thinning
 
-        ccvault.thinning.fsync_file = lambda _path: checkpoint(step)  # type: ignore[assignment]
+        ccvault.storage.thinning.fsync_file = lambda _path: checkpoint(step)  # type: ignore[assignment]
 
     executor = Executor(writer, lambda: volumes, clock.wall_ms, ffmpeg_binary(config),
                         actor="test:crash", checkpoint=checkpoint)
@@ -87,9 +87,9 @@ def session() -> int:
 
 def daemon(config_path: str, first_s: str) -> int:
     import ccvault.cli
-    import ccvault.daemon
+    import ccvault.service.daemon
 
-    ccvault.daemon.RETENTION_FIRST_S = float(first_s)
+    ccvault.service.daemon.RETENTION_FIRST_S = float(first_s)
     sys.argv = ["ccvault", "--config", config_path, "run"]
     ccvault.cli.main()
     return 0

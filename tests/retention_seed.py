@@ -11,13 +11,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ccvault.audit import AuditLog
+from ccvault.catalog.audit import AuditLog
 from ccvault.catalog.writer import CatalogWriter
-from ccvault.clock import SystemClock
-from ccvault.config import load
-from ccvault.media import probe, sha256_file
-from ccvault.store import SegmentStore
-from ccvault.volumes import open_volumes
+from ccvault.config.model import load
+from ccvault.host.clock import SystemClock
+from ccvault.storage.media import probe, sha256_file
+from ccvault.storage.store import SegmentStore
+from ccvault.storage.volumes import open_volumes
 from tests.peers import make_clip
 
 DAY_MS = 86_400_000

@@ -13,15 +13,15 @@ from pydantic import ValidationError
 from ccvault.alerts.book import AlertBook, Observation
 from ccvault.alerts.channels import Dispatcher
 from ccvault.alerts.conditions import CHECKS, evaluate
-from ccvault.alerts.events import Event
 from ccvault.alerts.manager import AlertManager
 from ccvault.alerts.model import FIRING, RESOLVED, Alert
-from ccvault.audit import AuditCursor, AuditLog
 from ccvault.catalog import queries
+from ccvault.catalog.audit import AuditCursor, AuditLog
 from ccvault.catalog.writer import CatalogWriter
-from ccvault.config import ALERT_DEFAULTS, AlertsConfig, Config, check_secrets, read_secret
+from ccvault.config.model import ALERT_DEFAULTS, AlertsConfig, Config, check_secrets, read_secret
 from ccvault.errors import ConfigError
-from ccvault.health import CameraHealth, Health, VolumeHealth, clock_synced, status_line
+from ccvault.host.events import Event
+from ccvault.views.health import CameraHealth, Health, VolumeHealth, clock_synced, status_line
 
 MIN_MS = 60_000
 HOUR_S = 3600

@@ -17,15 +17,16 @@ import httpx
 import pytest
 import structlog
 
-from ccvault import __version__, logs
+from ccvault import __version__
 from ccvault.api.app import create_app
 from ccvault.api.auth import CSRF_HEADER, SESSION_COOKIE, UNSAFE_METHODS, operation_role
 from ccvault.api.server import ApiServer
-from ccvault.audit import AuditLog
-from ccvault.config import HttpConfig
+from ccvault.api.users import ROLES, revoke, token_hash
+from ccvault.catalog.audit import AuditLog
+from ccvault.config.model import HttpConfig
 from ccvault.errors import Busy, ConfigError
+from ccvault.host import logs
 from ccvault.timefmt import utc_text
-from ccvault.users import ROLES, revoke, token_hash
 from tests.api_peer import Api, free_port, serve
 from tests.conftest import cli_json, run_cli, write_config
 from tests.peers import self_signed

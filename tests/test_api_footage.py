@@ -20,14 +20,14 @@ import httpx
 import numpy as np
 import pytest
 
-from ccvault.audit import AuditLog
+from ccvault.catalog.audit import AuditLog
 from ccvault.catalog.rows import Span
 from ccvault.catalog.writer import CatalogWriter
-from ccvault.clock import SystemClock
-from ccvault.config import load
-from ccvault.media import probe, sha256_file
-from ccvault.store import SegmentStore
-from ccvault.volumes import open_volumes
+from ccvault.config.model import load
+from ccvault.host.clock import SystemClock
+from ccvault.storage.media import probe, sha256_file
+from ccvault.storage.store import SegmentStore
+from ccvault.storage.volumes import open_volumes
 from tests.api_peer import Api, serve
 from tests.conftest import cli_json, write_config
 from tests.peers import ffmpeg_exe

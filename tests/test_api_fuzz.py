@@ -28,8 +28,8 @@ import pytest
 
 from ccvault.api.auth import auth_state
 from ccvault.api.server import ApiServer
-from ccvault.config import HttpConfig
-from ccvault.export import ExportJobs
+from ccvault.config.model import HttpConfig
+from ccvault.evidence.jobs import ExportJobs
 from ccvault.recorder.ffmpeg import ffmpeg_binary
 from ccvault.timefmt import utc_text
 from tests.api_peer import free_port, serve

@@ -12,21 +12,21 @@ from pathlib import Path
 
 import pytest
 
-from ccvault.audit import AuditCheck, AuditLog
-from ccvault.backup import backup
+from ccvault.catalog.audit import AuditCheck, AuditLog
+from ccvault.catalog.backup import backup
 from ccvault.catalog.writer import CatalogWriter
-from ccvault.clock import SystemClock
-from ccvault.config import load
+from ccvault.config.model import load
 from ccvault.errors import Refused
-from ccvault.integrity import Scrubber
-from ccvault.volumes import open_volumes
+from ccvault.host.clock import SystemClock
+from ccvault.storage.integrity import Scrubber
+from ccvault.storage.volumes import open_volumes
 from tests.conftest import REPO, cli_json, run_cli, wait_for, write_config
 from tests.retention_seed import seed
 
 APPEND = """
 import sys, time
 from pathlib import Path
-from ccvault.audit import AuditLog
+from ccvault.catalog.audit import AuditLog
 from ccvault.catalog.writer import CatalogWriter
 w = CatalogWriter(Path(sys.argv[1]), AuditLog(Path(sys.argv[2])))
 Path(sys.argv[2] + "." + sys.argv[3]).touch()

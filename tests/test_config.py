@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from ccvault import config_doc
-from ccvault.config import load
+from ccvault.config import example as config_doc
+from ccvault.config.model import load
 from tests.conftest import REPO, run_cli, write_config
 
 BASE = """
@@ -115,7 +115,7 @@ def test_relative_paths_are_relative_to_the_config_file(tmp_path: Path) -> None:
 def test_example_config_documents_the_model_and_loads(tmp_path: Path) -> None:
     example = REPO / "config" / "ccvault.example.toml"
     assert example.read_text() == config_doc.render(), (
-        "config/ccvault.example.toml is stale: python -m ccvault.config_doc > it")
+        "config/ccvault.example.toml is stale: python -m ccvault.config.example > it")
     secret = tmp_path / "pw"
     secret.write_text("pw")
     copy = tmp_path / "example.toml"

@@ -29,10 +29,10 @@ from pathlib import Path
 
 import pytest
 
-from ccvault.daemon import PRESSURE_EVERY_S
 from ccvault.retention.pressure import low_filesystems
+from ccvault.service.daemon import PRESSURE_EVERY_S
+from ccvault.storage.volumes import Volume
 from ccvault.timefmt import utc_text
-from ccvault.volumes import Volume
 from tests.conftest import Daemon, cli_json, run_cli, wait_for, write_config
 from tests.retention_seed import DAY_MS, Seeded, seed
 

@@ -24,14 +24,14 @@ import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from ccvault.audit import AuditLog
+from ccvault.catalog.audit import AuditLog
 from ccvault.catalog.writer import CatalogWriter
-from ccvault.clock import SystemClock
-from ccvault.config import load
-from ccvault.export import ExportJobs
+from ccvault.config.model import load
+from ccvault.evidence.jobs import ExportJobs
+from ccvault.host.clock import SystemClock
 from ccvault.recorder.ffmpeg import ffmpeg_binary
+from ccvault.storage.volumes import open_volumes
 from ccvault.timefmt import utc_text
-from ccvault.volumes import open_volumes
 from tests.api_peer import serve
 from tests.conftest import run_cli, wait_for, write_config
 from tests.retention_seed import seed

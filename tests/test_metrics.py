@@ -1,4 +1,4 @@
-"""`GET /metrics`: the Prometheus metrics (ccvault.metrics) as rendered, who may read them, and
+"""`GET /metrics`: the Prometheus metrics (ccvault.service.metrics) as rendered, who may read them, and
 the counters moved by the real ingest and retention code paths."""
 
 from __future__ import annotations
@@ -12,18 +12,18 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from ccvault import __version__
-from ccvault.audit import AuditLog
+from ccvault.catalog.audit import AuditLog
 from ccvault.catalog.writer import CatalogWriter
-from ccvault.clock import SystemClock
-from ccvault.config import ALERT_DEFAULTS, load
-from ccvault.health import CameraHealth, Health, VolumeHealth
-from ccvault.media import probe, sha256_file
-from ccvault.metrics import PURGE_RULES, Metrics
+from ccvault.config.model import ALERT_DEFAULTS, load
+from ccvault.host.clock import SystemClock
 from ccvault.recorder.ffmpeg import ffmpeg_binary
 from ccvault.retention.executor import Executor, remove_leftovers
 from ccvault.retention.passes import run_pass
-from ccvault.store import SegmentStore
-from ccvault.volumes import open_volumes
+from ccvault.service.metrics import PURGE_RULES, Metrics
+from ccvault.storage.media import probe, sha256_file
+from ccvault.storage.store import SegmentStore
+from ccvault.storage.volumes import open_volumes
+from ccvault.views.health import CameraHealth, Health, VolumeHealth
 from tests.api_peer import Api, serve
 from tests.conftest import write_config
 from tests.retention_seed import DAY_MS, clip

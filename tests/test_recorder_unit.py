@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from ccvault.config import CameraConfig
-from ccvault.ingest import ListEntry, read_list, segment_times
+from ccvault.config.model import CameraConfig
+from ccvault.ingest.spool import ListEntry, read_list, segment_times
 from ccvault.recorder.camera import Backoff
 from ccvault.recorder.ffmpeg import recorder_argv
 from ccvault.recorder.states import CameraState, IllegalTransition, check_transition
@@ -75,7 +75,7 @@ class SteppingClock:
 
 
 def test_a_wall_clock_step_restarts_every_recording_run(tmp_path: Path) -> None:
-    from ccvault.config import Config
+    from ccvault.config.model import Config
     from ccvault.recorder.supervisor import Supervisor
 
     config = Config.model_validate({

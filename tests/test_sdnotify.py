@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 from structlog.testing import capture_logs
 
-from ccvault.sdnotify import Notifier
+from ccvault.host.sdnotify import Notifier
 
 
 class Receiver:

@@ -1,4 +1,4 @@
-"""Grooming (ccvault.thinning) on real files written by the bundled ffmpeg, checked by decoding."""
+"""Grooming (ccvault.storage.thinning) on real files written by the bundled ffmpeg, checked by decoding."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from pathlib import Path
 import av
 import pytest
 
-from ccvault.thinning import ThinError, keyframes_only
+from ccvault.storage.thinning import ThinError, keyframes_only
 from tests.peers import ffmpeg_exe
 
 FPS = 15

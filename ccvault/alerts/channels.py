@@ -31,8 +31,8 @@ import structlog
 
 from ccvault import __version__
 from ccvault.alerts.model import FIRING, Alert
-from ccvault.config import AlertsBase, EmailConfig, WebhookConfig
-from ccvault.logs import MASK, REDACTOR
+from ccvault.config.model import AlertsBase, EmailConfig, WebhookConfig
+from ccvault.host.logs import MASK, REDACTOR
 from ccvault.timefmt import utc_text
 
 log = structlog.get_logger("ccvault.alerts")

@@ -5,10 +5,10 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 
 from ccvault.alerts.book import Observation
-from ccvault.config import AlertsBase
-from ccvault.health import Health
+from ccvault.config.model import AlertsBase
 from ccvault.recorder.states import CameraState
 from ccvault.timefmt import utc_text
+from ccvault.views.health import Health
 
 HOUR_S = 3600
 

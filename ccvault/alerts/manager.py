@@ -17,13 +17,13 @@ import structlog
 from ccvault.alerts import conditions
 from ccvault.alerts.book import AlertBook, Change, Instance, Observation
 from ccvault.alerts.channels import Dispatcher
-from ccvault.alerts.events import Event
 from ccvault.alerts.model import FIRING, Alert, fingerprint
 from ccvault.catalog import queries
 from ccvault.catalog.rows import AlertRow
 from ccvault.catalog.writer import CatalogWriter
-from ccvault.config import AlertsBase
-from ccvault.health import Health
+from ccvault.config.model import AlertsBase
+from ccvault.host.events import Event
+from ccvault.views.health import Health
 
 log = structlog.get_logger("ccvault.alerts")
 

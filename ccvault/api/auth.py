@@ -29,7 +29,7 @@ from fastapi.security import APIKeyCookie, HTTPBearer
 
 from ccvault.api.context import ApiContext
 from ccvault.api.errors import ApiError
-from ccvault.users import ROLES, User, token_hash, user_for_hash
+from ccvault.api.users import ROLES, User, token_hash, user_for_hash
 
 SESSION_COOKIE = "ccvault_session"
 CSRF_HEADER = "X-CSRF-Token"

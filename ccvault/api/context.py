@@ -14,12 +14,12 @@ from typing import TYPE_CHECKING, Any
 
 from ccvault.catalog import db
 from ccvault.catalog.writer import CatalogWriter
-from ccvault.clock import Clock
-from ccvault.config import Config
-from ccvault.volumes import Volume
+from ccvault.config.model import Config
+from ccvault.host.clock import Clock
+from ccvault.storage.volumes import Volume
 
 if TYPE_CHECKING:
-    from ccvault.metrics import Metrics
+    from ccvault.service.metrics import Metrics
 
 SEEN_LIMIT = 200_000
 
@@ -30,7 +30,7 @@ class ApiContext:
     writer: CatalogWriter
     clock: Clock
     volumes: Callable[[], list[Volume]]
-    exports: Any = None  # ccvault.export.ExportJobs, when the daemon runs export jobs
+    exports: Any = None  # ccvault.evidence.jobs.ExportJobs, when the daemon runs export jobs
     metrics: Metrics | None = None  # what GET /metrics renders; None: 503
     _seen: set[tuple[str, str]] = field(default_factory=set)
     _seen_lock: threading.Lock = field(default_factory=threading.Lock)

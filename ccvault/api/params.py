@@ -15,7 +15,7 @@ from pydantic import TypeAdapter
 from ccvault.api.auth import context
 from ccvault.api.context import ApiContext
 from ccvault.api.errors import ApiError
-from ccvault.config import CameraConfig
+from ccvault.config.model import CameraConfig
 from ccvault.errors import UsageError
 from ccvault.timefmt import parse_time
 

@@ -1,6 +1,6 @@
 """HTTP routes: health, status, alerts, the audit log, who am I, browser sessions, the docs page.
 
-`/api/status` is `ccvault.status.build`, the very object `ccvault status --json` prints, and
+`/api/status` is `ccvault.views.status.build`, the very object `ccvault status --json` prints, and
 `/api/audit` reads times with `timefmt.parse_time` like every command: one meaning per word.
 """
 
@@ -13,7 +13,7 @@ from fastapi import APIRouter, FastAPI, Query, Request, Response
 from fastapi.responses import HTMLResponse
 from pydantic import BaseModel, Field
 
-from ccvault import __version__, status
+from ccvault import __version__
 from ccvault.api.auth import (
     CSRF_HEADER,
     SESSION_COOKIE,
@@ -26,11 +26,12 @@ from ccvault.api.auth import (
     operation_role,
 )
 from ccvault.api.errors import ApiError
-from ccvault.api.models import AlertsOut
-from ccvault.audit import AuditLog
-from ccvault.lock import daemon_running
+from ccvault.api.users import token_hash
+from ccvault.catalog.audit import AuditLog
+from ccvault.host.lock import daemon_running
 from ccvault.timefmt import parse_time, utc_text
-from ccvault.users import token_hash
+from ccvault.views import status
+from ccvault.views.models import AlertsOut
 
 router = APIRouter()
 MAX_MS = 253_402_300_799_999  # 9999-12-31T23:59:59.999Z: the last instant a record can name

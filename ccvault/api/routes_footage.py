@@ -12,15 +12,15 @@ from typing import Annotated, Literal
 
 from fastapi import APIRouter, Query, Response
 
-from ccvault import search
 from ccvault.api import params, routes_media
 from ccvault.api.auth import Principal, Viewer
 from ccvault.api.context import ApiContext
-from ccvault.api.models import CameraOut, SegmentOut, SpanOut, TimelineOut
 from ccvault.api.params import Ctx, From, To
 from ccvault.errors import NotFound
-from ccvault.lock import daemon_running
+from ccvault.host.lock import daemon_running
 from ccvault.timefmt import utc_text
+from ccvault.views import search
+from ccvault.views.models import CameraOut, SegmentOut, SpanOut, TimelineOut
 
 router = APIRouter(prefix="/api", tags=["footage"])
 router.include_router(routes_media.router)

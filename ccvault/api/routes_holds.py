@@ -14,11 +14,11 @@ from fastapi import APIRouter, Body, Query
 from ccvault.api import params
 from ccvault.api.auth import Operator, Viewer
 from ccvault.api.context import ApiContext
-from ccvault.api.models import HoldIn, HoldOut, ReleaseIn
 from ccvault.api.params import Ctx, Id
 from ccvault.errors import NotFound
 from ccvault.retention import holds
-from ccvault.search import holds_overlapping
+from ccvault.views.models import HoldIn, HoldOut, ReleaseIn
+from ccvault.views.search import holds_overlapping
 
 router = APIRouter(prefix="/api/holds", tags=["holds"])
 

@@ -20,7 +20,6 @@ from fastapi import APIRouter, Query, Request
 from fastapi import Path as PathParam
 from fastapi.responses import Response
 
-from ccvault import clips
 from ccvault.api import params
 from ccvault.api.auth import Viewer
 from ccvault.api.context import ApiContext
@@ -31,6 +30,7 @@ from ccvault.catalog import queries
 from ccvault.catalog.rows import Segment
 from ccvault.errors import NotFound
 from ccvault.recorder.ffmpeg import ffmpeg_binary
+from ccvault.storage import clips
 from ccvault.timefmt import utc_text
 
 router = APIRouter()

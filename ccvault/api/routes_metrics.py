@@ -1,4 +1,4 @@
-"""`GET /metrics`: the daemon's Prometheus metrics (`ccvault.metrics`), outside /api/.
+"""`GET /metrics`: the daemon's Prometheus metrics (`ccvault.service.metrics`), outside /api/.
 
 Signed-in users of any role may read it (Prometheus sends `Authorization: Bearer <token>`,
 e.g. `authorization: {credentials_file: …}` in its scrape config); with `[http]
@@ -13,7 +13,7 @@ from fastapi import APIRouter, Request, Response
 
 from ccvault.api.auth import context, identify
 from ccvault.api.errors import ApiError
-from ccvault.users import User
+from ccvault.api.users import User
 
 router = APIRouter()
 

@@ -23,7 +23,7 @@ from ccvault.catalog.schema import migrate
 from ccvault.errors import Busy
 
 if TYPE_CHECKING:
-    from ccvault.audit import AuditLog
+    from ccvault.catalog.audit import AuditLog
 
 
 class CatalogWriter:

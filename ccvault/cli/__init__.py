@@ -19,12 +19,14 @@ from typing import Any
 
 import click
 
-from ccvault import __version__, config, logs
+from ccvault import __version__
 from ccvault.catalog import db
 from ccvault.catalog.schema import MIGRATIONS
 from ccvault.catalog.writer import CatalogWriter
-from ccvault.clock import SystemClock
+from ccvault.config import model as config
 from ccvault.errors import BUSY, USAGE, CcvaultError, NotFound
+from ccvault.host import logs
+from ccvault.host.clock import SystemClock
 from ccvault.timefmt import parse_time
 
 
@@ -46,7 +48,7 @@ class App:
 
     @cached_property
     def writer(self) -> CatalogWriter:
-        from ccvault.audit import AuditLog
+        from ccvault.catalog.audit import AuditLog
 
         return CatalogWriter(self.config.storage.catalog, AuditLog(self.config.audit_path))
 

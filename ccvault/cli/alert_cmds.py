@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import click
 
-from ccvault.api.models import AlertOut, AlertsOut
 from ccvault.cli import App, cli, json_option, pass_app
 from ccvault.cli.output import emit_json, table
 from ccvault.errors import CHECK_FAILED
 from ccvault.timefmt import local_text, parse_time
+from ccvault.views.models import AlertOut, AlertsOut
 
 
 @cli.command("alerts")

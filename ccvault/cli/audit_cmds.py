@@ -8,7 +8,7 @@ from pathlib import Path
 
 import click
 
-from ccvault.audit import AuditLog
+from ccvault.catalog.audit import AuditLog
 from ccvault.cli import App, cli, json_option, pass_app
 from ccvault.cli.output import emit_json, human_bytes, table
 from ccvault.errors import CHECK_FAILED
@@ -74,7 +74,7 @@ def audit_verify(app: App, as_json: bool) -> None:
 @pass_app
 def backup(app: App, directory: Path, as_json: bool) -> None:
     """Copy the catalog and the audit log, consistent with each other, into DIR."""
-    from ccvault.backup import backup as run_backup
+    from ccvault.catalog.backup import backup as run_backup
 
     result = run_backup(app.writer, directory, app.clock.wall_ms(), app.actor())
     if as_json:

@@ -7,20 +7,23 @@ import sys
 
 import click
 
-from ccvault import logs, status
 from ccvault.cli import App, cli, json_option, pass_app
 from ccvault.cli.output import emit_json, human_bytes, stderr_is_terminal, table
 from ccvault.errors import CHECK_FAILED
-from ccvault.lock import daemon_running
+from ccvault.host import logs
+from ccvault.host.lock import daemon_running
+from ccvault.storage.volumes import init_volume, open_volumes, replace_volume, spool_dirs
 from ccvault.timefmt import duration_text, local_text, parse_time
-from ccvault.volumes import init_volume, open_volumes, replace_volume, spool_dirs
+from ccvault.views import status
 
 
 @cli.command()
 @pass_app
 def run(app: App) -> None:
     """Run the daemon: record every enabled camera, ingest, index (foreground; systemd)."""
-    from ccvault.daemon import Daemon  # the heavy parts load only for the commands using them
+    from ccvault.service.daemon import (
+        Daemon,  # the heavy parts load only for the commands using them
+    )
 
     logs.configure(sys.stdout, logging.INFO)
     sys.exit(Daemon(app.loaded, app.clock).run())
@@ -92,10 +95,10 @@ def _local(utc: str | None, tz) -> str | None:
 @pass_app
 def reconcile(app: App, dry_run: bool, as_json: bool) -> None:
     """Compare catalog and volumes: ingest, adopt, quarantine, report missing (exit 1 if any)."""
-    from ccvault.ingest import Ingestor
-    from ccvault.reconcile import reconcile as run_reconcile
+    from ccvault.ingest.reconcile import reconcile as run_reconcile
+    from ccvault.ingest.spool import Ingestor
     from ccvault.retention.executor import recover
-    from ccvault.store import SegmentStore
+    from ccvault.storage.store import SegmentStore
 
     writer = app.writer
     running = daemon_running(app.config.storage.catalog)

@@ -36,9 +36,9 @@ def export(app: App, camera: str, start: str, end: str, out: Path, reason: str,
     """Write an evidence bundle of [--from, --to) to DIR: the original segments untouched, one
     joined clip, manifest.json (sizes, SHA-256s, times, who and why) and its Ed25519
     signature. The footage is pinned while it runs; check it with `ccvault verify-export`."""
-    from ccvault.export import ExportJobs
+    from ccvault.evidence.jobs import ExportJobs
     from ccvault.recorder.ffmpeg import ffmpeg_binary
-    from ccvault.volumes import open_volumes
+    from ccvault.storage.volumes import open_volumes
 
     from_ms, to_ms = app.time(start, "--from"), app.time(end, "--to")
     volumes = open_volumes(app.config, app.writer, app.clock.wall_ms())
@@ -90,8 +90,8 @@ def export(app: App, camera: str, start: str, end: str, out: Path, reason: str,
 def verify_export(app: App, directory: Path, key: str | None, as_json: bool) -> None:
     """Re-check a bundle: every file's size and SHA-256 against the manifest, no file missing
     or extra, the signature, and which key signed it. Exit 1 naming the first mismatch."""
-    from ccvault.evidence import verify
-    from ccvault.signing import fingerprint, installation_public_key, parse_public_key
+    from ccvault.evidence.bundle import verify
+    from ccvault.evidence.signing import fingerprint, installation_public_key, parse_public_key
 
     expected, note = None, ""
     if key is not None:
@@ -130,7 +130,7 @@ def verify_export(app: App, directory: Path, key: str | None, as_json: bool) -> 
 def signing_key(app: App, as_json: bool) -> None:
     """This installation's public key for export manifests (to hand to whoever receives
     bundles, for `verify-export --key`), and its fingerprint as the audit log shows it."""
-    from ccvault.signing import fingerprint, installation_public_key
+    from ccvault.evidence.signing import fingerprint, installation_public_key
 
     path = app.config.signing_key_path
     try:

@@ -7,14 +7,14 @@ from zoneinfo import ZoneInfo
 
 import click
 
-from ccvault.api.models import SegmentFile, SpanOut
 from ccvault.catalog import queries
 from ccvault.catalog.rows import Segment, StoredSpan
 from ccvault.cli import App, cli, json_option, pass_app
 from ccvault.cli.output import emit_json, human_bytes, stderr_is_terminal, table
 from ccvault.errors import Refused, UsageError
+from ccvault.storage.volumes import open_volumes, spool_dirs
 from ccvault.timefmt import duration_text, local_text
-from ccvault.volumes import open_volumes, spool_dirs
+from ccvault.views.models import SegmentFile, SpanOut
 
 
 def time_range(app: App, start: str, end: str) -> tuple[int, int]:
@@ -126,9 +126,9 @@ def _footer(count: int, noun: str, from_ms: int, to_ms: int, tz: ZoneInfo, more:
 def import_cmd(app: App, camera: str, start: str, force: bool, hold_reason: str | None,
                files: tuple[Path, ...], as_json: bool) -> None:
     """Ingest footage recorded elsewhere: stream copy, cut at keyframes, indexed like live."""
-    from ccvault.importer import plan, run_import  # loads PyAV and OpenCV
+    from ccvault.ingest.importer import plan, run_import  # loads PyAV and OpenCV
     from ccvault.recorder.ffmpeg import ffmpeg_binary
-    from ccvault.store import SegmentStore
+    from ccvault.storage.store import SegmentStore
 
     cam = app.camera(camera)
     start_ms = app.time(start, "--start")

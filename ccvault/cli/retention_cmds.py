@@ -13,7 +13,7 @@ from ccvault.timefmt import local_text
 
 
 def _volumes(app: App) -> list:
-    from ccvault.volumes import open_volumes
+    from ccvault.storage.volumes import open_volumes
 
     return open_volumes(app.config, app.writer, app.clock.wall_ms())
 
@@ -26,11 +26,11 @@ def _volumes(app: App) -> list:
 @pass_app
 def purge(app: App, dry_run: bool, at: str | None, show_all: bool, as_json: bool) -> None:
     """Apply the retention policy now: delete, thin and migrate what it says, in order."""
-    from ccvault.lock import daemon_running
+    from ccvault.host.lock import daemon_running
     from ccvault.recorder.ffmpeg import ffmpeg_binary
     from ccvault.retention.executor import Executor, recover
     from ccvault.retention.passes import plan_pass, purge_leftovers, run_pass, totals
-    from ccvault.volumes import spool_dirs
+    from ccvault.storage.volumes import spool_dirs
 
     if (at or show_all) and not dry_run:
         raise UsageError("purge", "--at and --all only go with --dry-run")
@@ -179,7 +179,7 @@ def hold_release(app: App, hold_id: int, reason: str) -> None:
 @pass_app
 def hold_rebuild(app: App, dry_run: bool, as_json: bool) -> None:
     """Restore holds from the audit log (after restoring an older catalog)."""
-    from ccvault.audit import AuditLog
+    from ccvault.catalog.audit import AuditLog
     from ccvault.retention import holds
 
     restored = holds.rebuild(app.writer, AuditLog(app.config.audit_path), app.actor(),

@@ -16,7 +16,7 @@ import click
 
 from ccvault.cli import App, cli, json_option, pass_app
 from ccvault.cli.output import emit_json
-from ccvault.config import Config
+from ccvault.config.model import Config
 from ccvault.errors import CcvaultError, Refused, UsageError
 
 DEFAULT_DROPIN = Path("/etc/systemd/system/ccvault.service.d/ccvault-paths.conf")

@@ -11,7 +11,7 @@ import re
 
 import click
 
-from ccvault import users
+from ccvault.api import users
 from ccvault.cli import App, cli, json_option, pass_app
 from ccvault.cli.output import emit_json, table
 from ccvault.errors import UsageError

@@ -25,10 +25,10 @@ import structlog
 from ccvault.catalog import queries
 from ccvault.catalog.rows import Segment, Span
 from ccvault.catalog.writer import CatalogWriter
-from ccvault.children import die_with_parent
-from ccvault.config import Config, MotionSettings
+from ccvault.config.model import Config, MotionSettings
+from ccvault.host.children import die_with_parent
 from ccvault.motion.analysis import Analysis, Carry, analyze, finish
-from ccvault.volumes import Volume
+from ccvault.storage.volumes import Volume
 
 log = structlog.get_logger("ccvault.motion")
 

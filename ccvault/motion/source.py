@@ -18,8 +18,8 @@ import av
 import numpy as np
 import structlog
 
-from ccvault.media import PROBE_OPTIONS
 from ccvault.motion.detector import small_luma
+from ccvault.storage.media import PROBE_OPTIONS
 
 log = structlog.get_logger("ccvault.motion")
 

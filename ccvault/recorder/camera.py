@@ -25,13 +25,13 @@ from typing import IO
 
 import structlog
 
-from ccvault.children import die_with_parent
-from ccvault.clock import Clock
-from ccvault.config import CameraConfig
-from ccvault.logs import REDACTOR
-from ccvault.media import SUPPORTED_CODECS
+from ccvault.config.model import CameraConfig
+from ccvault.host.children import die_with_parent
+from ccvault.host.clock import Clock
+from ccvault.host.logs import REDACTOR
 from ccvault.recorder.ffmpeg import MP4_AUDIO, feeder_argv, needs_feeder, recorder_argv
 from ccvault.recorder.states import CameraState, check_transition
+from ccvault.storage.media import SUPPORTED_CODECS
 
 log = structlog.get_logger("ccvault.recorder")
 

@@ -21,7 +21,7 @@ from urllib.parse import parse_qs, unquote, urlsplit
 
 import imageio_ffmpeg
 
-from ccvault.config import CameraConfig, Config
+from ccvault.config.model import CameraConfig, Config
 
 NETWORK_TIMEOUT_US = 5_000_000  # a dropped camera is noticed within seconds
 MP4_AUDIO = {"aac", "mp3", "opus", "alac", "ac3", "eac3", "flac"}

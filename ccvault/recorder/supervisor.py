@@ -15,8 +15,8 @@ from pathlib import Path
 
 import structlog
 
-from ccvault.clock import Clock
-from ccvault.config import CameraConfig, Config
+from ccvault.config.model import CameraConfig, Config
+from ccvault.host.clock import Clock
 from ccvault.recorder.camera import STOP_GRACE_S, CameraRecorder, StateListener
 from ccvault.recorder.ffmpeg import ffmpeg_binary
 

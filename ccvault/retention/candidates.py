@@ -13,7 +13,7 @@ import sqlite3
 from collections.abc import Iterator
 from dataclasses import dataclass
 
-from ccvault.config import Config
+from ccvault.config.model import Config
 from ccvault.retention.planner import ArchiveRoom, Candidate, Policy, Protection
 
 BATCH = 2000

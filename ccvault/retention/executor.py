@@ -33,14 +33,14 @@ import structlog
 from ccvault.catalog import queries
 from ccvault.catalog.rows import Intent, Switch
 from ccvault.catalog.writer import CatalogWriter
-from ccvault.durable import fsync_dir
-from ccvault.media import copy_hashed, sha256_file
+from ccvault.host.durable import fsync_dir
 from ccvault.retention.planner import DELETE, MIGRATE, THIN, Decision
-from ccvault.thinning import ThinError, keyframes_only, work_path
-from ccvault.volumes import Volume
+from ccvault.storage.media import copy_hashed, sha256_file
+from ccvault.storage.thinning import ThinError, keyframes_only, work_path
+from ccvault.storage.volumes import Volume
 
 if TYPE_CHECKING:
-    from ccvault.metrics import Metrics
+    from ccvault.service.metrics import Metrics
 
 log = structlog.get_logger("ccvault.retention")
 

@@ -13,10 +13,10 @@ import sqlite3
 
 import psutil
 
-from ccvault.config import Config
+from ccvault.config.model import Config
 from ccvault.retention import candidates
 from ccvault.retention.planner import DAY_MS
-from ccvault.volumes import Volume
+from ccvault.storage.volumes import Volume
 
 
 def _camera_rate(conn: sqlite3.Connection, name: str, now_ms: int) -> tuple[int, float]:

@@ -9,10 +9,10 @@ from __future__ import annotations
 import sqlite3
 from collections.abc import Iterable
 
-from ccvault.audit import AuditLog
+from ccvault.catalog.audit import AuditLog
 from ccvault.catalog.rows import NewHold
 from ccvault.catalog.writer import CatalogWriter
-from ccvault.config import Config
+from ccvault.config.model import Config
 from ccvault.errors import NotFound, Refused, UsageError
 from ccvault.timefmt import utc_text
 

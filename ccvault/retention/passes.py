@@ -17,13 +17,13 @@ from pathlib import Path
 
 import structlog
 
-from ccvault.alerts.events import Event, emit
-from ccvault.config import Config
+from ccvault.config.model import Config
+from ccvault.host.events import Event, emit
 from ccvault.retention import candidates, pressure
 from ccvault.retention.executor import Executor, Outcome, remove_leftovers
 from ccvault.retention.planner import DELETE, KEEP, Decision, over_quota, plan
+from ccvault.storage.volumes import Volume
 from ccvault.timefmt import utc_text
-from ccvault.volumes import Volume
 
 log = structlog.get_logger("ccvault.retention")
 

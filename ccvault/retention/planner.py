@@ -15,7 +15,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 
-from ccvault.config import RetentionSettings
+from ccvault.config.model import RetentionSettings
 
 DAY_MS = 86_400_000
 KEEP, DELETE, THIN, MIGRATE = "keep", "delete", "thin", "migrate"

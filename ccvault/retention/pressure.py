@@ -19,7 +19,7 @@ from pathlib import Path
 import psutil
 
 from ccvault.catalog import queries
-from ccvault.config import Config, VolumeConfig
+from ccvault.config.model import Config, VolumeConfig
 from ccvault.retention import candidates
 from ccvault.retention.candidates import Scope
 from ccvault.retention.planner import (
@@ -30,7 +30,7 @@ from ccvault.retention.planner import (
     Protection,
     relieve,
 )
-from ccvault.volumes import Volume
+from ccvault.storage.volumes import Volume
 
 HOUR_MS = 3_600_000
 

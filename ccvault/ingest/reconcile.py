@@ -20,13 +20,13 @@ import structlog
 from ccvault.catalog import queries
 from ccvault.catalog.rows import NewSegment
 from ccvault.catalog.writer import CatalogWriter
-from ccvault.ingest import Ingestor, read_list
-from ccvault.media import ProbeError, probe, sha256_file
+from ccvault.ingest.spool import Ingestor, read_list
 from ccvault.retention.executor import intent_paths
-from ccvault.store import SegmentStore, Stored
-from ccvault.volumes import IDENTITY_FILE, QUARANTINE_DIR, Volume
+from ccvault.storage.media import ProbeError, probe, sha256_file
+from ccvault.storage.store import SegmentStore, Stored
+from ccvault.storage.volumes import IDENTITY_FILE, QUARANTINE_DIR, Volume
 
-log = structlog.get_logger("ccvault.reconcile")
+log = structlog.get_logger("ccvault.ingest.reconcile")
 
 # <start>_<duration>.mp4, with -N when that name was taken and -k for a keyframes-only copy.
 SEGMENT_NAME = re.compile(r"^(?P<start>\d{10,})_(?P<dur>\d+)(-\d+)?(-k)?(-\d+)?\.mp4$")

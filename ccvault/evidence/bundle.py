@@ -27,12 +27,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ccvault import __version__, clips
+from ccvault import __version__
 from ccvault.catalog.rows import Segment
-from ccvault.durable import fsync_dir, fsync_file
 from ccvault.errors import CheckFailed, Refused
-from ccvault.media import copy_hashed, sha256_file
-from ccvault.signing import ALGORITHM, SigningKey
+from ccvault.evidence.signing import ALGORITHM, SigningKey
+from ccvault.host.durable import fsync_dir, fsync_file
+from ccvault.storage import clips
+from ccvault.storage.media import copy_hashed, sha256_file
 from ccvault.timefmt import utc_text
 
 FORMAT = "ccvault-evidence/1"
@@ -291,7 +292,7 @@ def verify(bundle: Path, expected_key: bytes | None = None) -> Verification:
     key), the signer (when expected_key is given), every file's size and SHA-256, and that no
     file is missing or extra. A manifest re-signed with another key passes the first check
     and fails the second, which is why the expected key matters."""
-    from ccvault import signing
+    from ccvault.evidence.bundle import signing
 
     result = Verification(False, [], 0, None, None,
                           signing.fingerprint(expected_key) if expected_key else None)

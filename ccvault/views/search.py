@@ -12,13 +12,13 @@ import sqlite3
 from datetime import date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
-from ccvault.api.models import CameraOut, HoldOut, RangeOut, SegmentOut, TimelineOut
 from ccvault.catalog import queries
 from ccvault.catalog.rows import Span, StoredSpan
-from ccvault.config import Config
+from ccvault.config.model import Config
 from ccvault.retention.holds import listing
-from ccvault.status import camera_state
 from ccvault.timefmt import to_ms, utc_text
+from ccvault.views.models import CameraOut, HoldOut, RangeOut, SegmentOut, TimelineOut
+from ccvault.views.status import camera_state
 
 MINUTE_MS = 60_000
 # Seams between consecutive segments (a frame interval, clock jitter) are not gaps.

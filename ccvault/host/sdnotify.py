@@ -16,7 +16,7 @@ from collections.abc import Callable, Mapping
 
 import structlog
 
-log = structlog.get_logger("ccvault.sdnotify")
+log = structlog.get_logger("ccvault.host.sdnotify")
 
 
 class Notifier:

@@ -1,5 +1,5 @@
 """Prometheus metrics for `GET /metrics`: counters fed by ingest and retention as things
-happen, gauges set from the daemon's health snapshot (`ccvault.health`), so /metrics, the
+happen, gauges set from the daemon's health snapshot (`ccvault.views.health`), so /metrics, the
 alerts and the status line agree.
 
 Each `Metrics` has a registry of its own (never prometheus_client's global one), so tests and
@@ -16,8 +16,8 @@ from collections.abc import Mapping
 from prometheus_client import CollectorRegistry, Counter, Gauge, generate_latest
 
 from ccvault import __version__
-from ccvault.config import ALERT_DEFAULTS
-from ccvault.health import Health
+from ccvault.config.model import ALERT_DEFAULTS
+from ccvault.views.health import Health
 
 try:  # prometheus-client >= 0.21 names it; its CONTENT_TYPE_LATEST is 1.0.0 there
     from prometheus_client.exposition import CONTENT_TYPE_PLAIN_0_0_4 as CONTENT_TYPE

@@ -16,7 +16,7 @@ from pathlib import Path
 
 from ccvault.catalog import queries
 from ccvault.recorder.camera import CameraRecorder
-from ccvault.volumes import Volume, usage
+from ccvault.storage.volumes import Volume, usage
 
 TIMESYNC_DIR = Path("/run/systemd/timesync")
 

@@ -24,16 +24,16 @@ import structlog
 
 from ccvault.catalog.rows import MediaInfo, NewSegment
 from ccvault.catalog.writer import CatalogWriter
-from ccvault.clock import Clock
-from ccvault.durable import fsync_dir, fsync_file
 from ccvault.errors import CcvaultError
-from ccvault.media import copy_hashed, sha256_file
-from ccvault.volumes import QUARANTINE_DIR, Volume, target_for_new_segments
+from ccvault.host.clock import Clock
+from ccvault.host.durable import fsync_dir, fsync_file
+from ccvault.storage.media import copy_hashed, sha256_file
+from ccvault.storage.volumes import QUARANTINE_DIR, Volume, target_for_new_segments
 
 if TYPE_CHECKING:
-    from ccvault.metrics import Metrics
+    from ccvault.service.metrics import Metrics
 
-log = structlog.get_logger("ccvault.store")
+log = structlog.get_logger("ccvault.storage.store")
 
 
 class NoVolume(CcvaultError):

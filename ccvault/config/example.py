@@ -1,6 +1,6 @@
 """Render the documented example config from the config model itself.
 
-`python -m ccvault.config_doc > config/ccvault.example.toml` regenerates it; a test fails when
+`python -m ccvault.config.example > config/ccvault.example.toml` regenerates it; a test fails when
 the file and the model disagree, so every key's default, bounds and meaning stay documented.
 """
 
@@ -12,7 +12,7 @@ from annotated_types import Ge, Le, MinLen
 from pydantic import BaseModel
 from pydantic.fields import FieldInfo
 
-from ccvault.config import (
+from ccvault.config.model import (
     ALERT_DEFAULTS,
     AlertsBase,
     AuditConfig,
@@ -34,7 +34,7 @@ from ccvault.config import (
 
 HEADER = """\
 # ccvault configuration — every key, with its default and bounds.
-# Generated from the config model (python -m ccvault.config_doc); do not edit by hand.
+# Generated from the config model (python -m ccvault.config.example); do not edit by hand.
 # Relative paths are relative to this file's directory. Times are stored in UTC.
 """
 

@@ -16,8 +16,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ccvault.durable import fsync_dir
 from ccvault.errors import CcvaultError
+from ccvault.host.durable import fsync_dir
 from ccvault.timefmt import utc_text
 
 GENESIS = "0" * 64

@@ -22,27 +22,25 @@ import structlog
 from apscheduler.events import EVENT_JOB_ERROR, EVENT_JOB_MISSED, JobExecutionEvent
 from apscheduler.schedulers.background import BackgroundScheduler
 
-from ccvault import __version__, health
-from ccvault.alerts import events
+from ccvault import __version__
 from ccvault.alerts.channels import Dispatcher, build_channels
-from ccvault.alerts.events import Event, emit
 from ccvault.alerts.manager import AlertManager
 from ccvault.api.context import ApiContext
 from ccvault.api.server import ApiServer
-from ccvault.audit import AuditCursor, AuditLog
 from ccvault.catalog import queries
+from ccvault.catalog.audit import AuditCursor, AuditLog
 from ccvault.catalog.writer import CatalogWriter
-from ccvault.clock import Clock, SystemClock
-from ccvault.config import Config, LoadedConfig, check_secrets, load
+from ccvault.config.model import Config, LoadedConfig, check_secrets, load
 from ccvault.errors import CcvaultError, ConfigError
-from ccvault.export import ExportJobs
-from ccvault.health import Health
-from ccvault.ingest import Ingestor
-from ccvault.integrity import Scrubber
-from ccvault.lock import take_daemon_lock
-from ccvault.metrics import Metrics
+from ccvault.evidence.jobs import ExportJobs
+from ccvault.host import events
+from ccvault.host.clock import Clock, SystemClock
+from ccvault.host.events import Event, emit
+from ccvault.host.lock import take_daemon_lock
+from ccvault.host.sdnotify import Notifier
+from ccvault.ingest.reconcile import reconcile
+from ccvault.ingest.spool import Ingestor
 from ccvault.motion.scheduler import MotionScheduler, default_workers
-from ccvault.reconcile import reconcile
 from ccvault.recorder.ffmpeg import ffmpeg_binary
 from ccvault.recorder.states import CameraState
 from ccvault.recorder.supervisor import Supervisor
@@ -50,12 +48,15 @@ from ccvault.retention import forecast
 from ccvault.retention.executor import Executor, recover
 from ccvault.retention.passes import PassState, run_pass, run_pressure
 from ccvault.retention.pressure import low_filesystems
-from ccvault.sdnotify import Notifier
-from ccvault.store import SegmentStore
-from ccvault.volumes import Volume, open_volumes, spool_dirs
-from ccvault.volumes import usage as volume_usage
+from ccvault.service.metrics import Metrics
+from ccvault.storage.integrity import Scrubber
+from ccvault.storage.store import SegmentStore
+from ccvault.storage.volumes import Volume, open_volumes, spool_dirs
+from ccvault.storage.volumes import usage as volume_usage
+from ccvault.views import health
+from ccvault.views.health import Health
 
-log = structlog.get_logger("ccvault.daemon")
+log = structlog.get_logger("ccvault.service.daemon")
 
 RETENTION_EVERY_S = 300
 RETENTION_FIRST_S = 15

@@ -16,8 +16,8 @@ from pathlib import Path
 from typing import Any
 
 from ccvault.catalog.writer import CatalogWriter
-from ccvault.durable import fsync_dir, fsync_file
 from ccvault.errors import CheckFailed, Refused
+from ccvault.host.durable import fsync_dir, fsync_file
 from ccvault.timefmt import utc_text
 
 _CHUNK = 1 << 20

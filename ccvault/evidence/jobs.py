@@ -25,20 +25,21 @@ from typing import Any
 
 import structlog
 
-from ccvault import evidence, signing
-from ccvault.alerts.events import Event, emit
 from ccvault.catalog import queries
 from ccvault.catalog.rows import Segment
 from ccvault.catalog.writer import CatalogWriter
-from ccvault.clock import Clock
-from ccvault.config import Config
-from ccvault.durable import fsync_dir
+from ccvault.config.model import Config
 from ccvault.errors import CcvaultError, CheckFailed, NotFound, Refused, UsageError
-from ccvault.media import sha256_file
+from ccvault.evidence import bundle as evidence
+from ccvault.evidence import signing
+from ccvault.host.clock import Clock
+from ccvault.host.durable import fsync_dir
+from ccvault.host.events import Event, emit
+from ccvault.storage.media import sha256_file
+from ccvault.storage.volumes import Volume
 from ccvault.timefmt import utc_text
-from ccvault.volumes import Volume
 
-log = structlog.get_logger("ccvault.export")
+log = structlog.get_logger("ccvault.evidence.jobs")
 
 DAY_MS, HOUR_MS = 86_400_000, 3_600_000
 CLIP_FACTOR = 2.1  # bundle bytes per segment byte: the copies, the joined clip, a little more

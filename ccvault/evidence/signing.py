@@ -24,8 +24,8 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import (
     Ed25519PublicKey,
 )
 
-from ccvault.durable import fsync_dir
 from ccvault.errors import UsageError
+from ccvault.host.durable import fsync_dir
 
 if TYPE_CHECKING:
     from ccvault.catalog.writer import CatalogWriter

@@ -19,8 +19,8 @@ import subprocess
 from pathlib import Path
 
 from ccvault.catalog.rows import MediaInfo
-from ccvault.durable import fsync_dir, fsync_file
-from ccvault.media import ProbeError, probe
+from ccvault.host.durable import fsync_dir, fsync_file
+from ccvault.storage.media import ProbeError, probe
 
 STDERR_LINES = 5
 

@@ -17,10 +17,10 @@ import structlog
 
 from ccvault.catalog import queries
 from ccvault.catalog.writer import CatalogWriter
-from ccvault.clock import Clock
-from ccvault.volumes import Volume
+from ccvault.host.clock import Clock
+from ccvault.storage.volumes import Volume
 
-log = structlog.get_logger("ccvault.integrity")
+log = structlog.get_logger("ccvault.storage.integrity")
 
 CHUNK = 1 << 20
 IDLE_S = 60  # nothing to scrub: look again later

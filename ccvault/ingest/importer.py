@@ -22,13 +22,13 @@ import structlog
 
 from ccvault.catalog import queries
 from ccvault.catalog.writer import CatalogWriter
-from ccvault.config import CameraConfig, MotionSettings
+from ccvault.config.model import CameraConfig, MotionSettings
 from ccvault.errors import CcvaultError, Refused, UsageError
-from ccvault.ingest import read_list, segment_times
-from ccvault.media import ProbeError, probe, sha256_file
+from ccvault.ingest.spool import read_list, segment_times
 from ccvault.motion.scheduler import IMPORT_ANALYSES, NOT_ANALYSED, analyse_in_order
 from ccvault.recorder.ffmpeg import FRAGMENTED_MP4, MP4_AUDIO
-from ccvault.store import SegmentStore, Stored
+from ccvault.storage.media import ProbeError, probe, sha256_file
+from ccvault.storage.store import SegmentStore, Stored
 from ccvault.timefmt import utc_text
 
 log = structlog.get_logger("ccvault.import")

@@ -21,10 +21,10 @@ import structlog
 from watchdog.events import FileSystemEvent, FileSystemEventHandler
 from watchdog.observers import Observer
 
-from ccvault.media import ProbeError, probe, sha256_file
-from ccvault.store import NoVolume, SegmentStore, Stored
+from ccvault.storage.media import ProbeError, probe, sha256_file
+from ccvault.storage.store import NoVolume, SegmentStore, Stored
 
-log = structlog.get_logger("ccvault.ingest")
+log = structlog.get_logger("ccvault.ingest.spool")
 
 LIST_FILE = "segments.csv"
 # A listed duration that disagrees with the file by more than this is not trusted.

@@ -1,7 +1,7 @@
 """The one typed configuration model: every key, its default, bounds and meaning live here.
 
 Everything else reads a frozen `Config`; the example config is generated from these fields
-(`python -m ccvault.config_doc`) and a test keeps the two equal, so documentation cannot drift.
+(`python -m ccvault.config.example`) and a test keeps the two equal, so documentation cannot drift.
 """
 
 from __future__ import annotations

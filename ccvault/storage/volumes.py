@@ -18,9 +18,9 @@ import psutil
 from ccvault.catalog import queries
 from ccvault.catalog.rows import VolumeRow
 from ccvault.catalog.writer import CatalogWriter
-from ccvault.config import Config, VolumeConfig
-from ccvault.durable import fsync_dir
+from ccvault.config.model import Config, VolumeConfig
 from ccvault.errors import NotFound, Refused
+from ccvault.host.durable import fsync_dir
 
 IDENTITY_FILE = ".ccvault-volume.json"
 QUARANTINE_DIR = "quarantine"

@@ -8,10 +8,10 @@ from __future__ import annotations
 import sqlite3
 
 from ccvault.catalog import queries
-from ccvault.config import Config
+from ccvault.config.model import Config
 from ccvault.retention import forecast
+from ccvault.storage.volumes import Volume, check, usage
 from ccvault.timefmt import utc_text
-from ccvault.volumes import Volume, check, usage
 
 DAY_MS = 86_400_000
 

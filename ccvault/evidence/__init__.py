@@ -1,0 +1,1 @@
+"""Evidence exports: the job queue, the signed bundle, its verification, the signing key."""
