@@ -10,7 +10,7 @@ import threading
 from collections.abc import Callable
 from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 from ccvault.catalog import db
 from ccvault.catalog.writer import CatalogWriter
@@ -18,10 +18,13 @@ from ccvault.config.model import Config
 from ccvault.host.clock import Clock
 from ccvault.storage.volumes import Volume
 
-if TYPE_CHECKING:
-    from ccvault.service.metrics import Metrics
-
 SEEN_LIMIT = 200_000
+
+
+class MetricsPage(Protocol):
+    """What GET /metrics serves: the exposition body and its content type."""
+
+    def render(self) -> tuple[bytes, str]: ...
 
 
 @dataclass
@@ -31,7 +34,7 @@ class ApiContext:
     clock: Clock
     volumes: Callable[[], list[Volume]]
     exports: Any = None  # ccvault.evidence.jobs.ExportJobs, when the daemon runs export jobs
-    metrics: Metrics | None = None  # what GET /metrics renders; None: 503
+    metrics: MetricsPage | None = None  # what GET /metrics renders; None: 503
     _seen: set[tuple[str, str]] = field(default_factory=set)
     _seen_lock: threading.Lock = field(default_factory=threading.Lock)
     _local: threading.local = field(default_factory=threading.local)

@@ -228,3 +228,14 @@ def last_segment_ends(conn: sqlite3.Connection) -> dict[str, int]:
     return {name: end for name, end in conn.execute(
         "SELECT c.name, (SELECT s.end_ms FROM segments s WHERE s.camera_id = c.id"
         " ORDER BY s.start_ms DESC LIMIT 1) FROM cameras c").fetchall() if end is not None}
+
+
+def intent_paths(conn: sqlite3.Connection) -> set[tuple[str, str]]:
+    """(volume, path) of every file an intent may still touch: reconcile leaves them be."""
+    out = set()
+    for src_volume, src_path, dst_volume, dst_path in conn.execute(
+            "SELECT src_volume, src_path, dst_volume, dst_path FROM intents"):
+        out.add((src_volume, src_path))
+        if dst_volume:
+            out.add((dst_volume, dst_path))
+    return out

@@ -21,7 +21,6 @@ from ccvault.catalog import queries
 from ccvault.catalog.rows import NewSegment
 from ccvault.catalog.writer import CatalogWriter
 from ccvault.ingest.spool import Ingestor, read_list
-from ccvault.retention.executor import intent_paths
 from ccvault.storage.media import ProbeError, probe, sha256_file
 from ccvault.storage.store import SegmentStore, Stored
 from ccvault.storage.volumes import IDENTITY_FILE, QUARANTINE_DIR, Volume
@@ -114,7 +113,7 @@ def _volume(writer: CatalogWriter, store: SegmentStore, volume: Volume,
     with writer.reader() as conn:
         catalogued = {path: (seg_id, state) for seg_id, path, state in
                       queries.volume_files(conn, volume.name)}
-    in_flight = {path for name, path in intent_paths(writer) if name == volume.name}
+        in_flight = {path for name, path in queries.intent_paths(conn) if name == volume.name}
     now = time.time()
     for path in _volume_files(volume):
         rel = str(path.relative_to(volume.path))

@@ -26,7 +26,7 @@ from collections import defaultdict
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import Protocol
 
 import structlog
 
@@ -39,12 +39,17 @@ from ccvault.storage.media import copy_hashed, sha256_file
 from ccvault.storage.thinning import ThinError, keyframes_only, work_path
 from ccvault.storage.volumes import Volume
 
-if TYPE_CHECKING:
-    from ccvault.service.metrics import Metrics
-
 log = structlog.get_logger("ccvault.retention")
 
 Checkpoint = Callable[[str], None]
+
+
+class PurgeCounters(Protocol):
+    """What the executor reports once files are gone (the daemon's Prometheus metrics)."""
+
+    def purged(self, rule: str, nbytes: int) -> None: ...
+
+
 # Deletes are cheap (an unlink each); copies and keyframe rewrites are not, so they go in
 # small chunks that let a stopping daemon or a pressure check in between.
 DELETE_CHUNK = 500
@@ -81,7 +86,7 @@ class Executor:
                  now_ms: Callable[[], int], ffmpeg: str, actor: str = "daemon",
                  checkpoint: Checkpoint = no_checkpoint,
                  stopping: threading.Event | None = None,
-                 metrics: Metrics | None = None) -> None:
+                 metrics: PurgeCounters | None = None) -> None:
         self.writer = writer
         self.volumes = volumes
         self.now_ms = now_ms
@@ -294,18 +299,6 @@ def _recover(writer: CatalogWriter, paths: dict[str, Path]) -> list[dict]:
     if cleared:
         writer.clear_intents(cleared)
     return report
-
-
-def intent_paths(writer: CatalogWriter) -> set[tuple[str, str]]:
-    """(volume, path) of every file an intent may still touch: reconcile leaves them be."""
-    with writer.reader() as conn:
-        rows = conn.execute("SELECT src_volume, src_path, dst_volume, dst_path FROM intents")
-        out = set()
-        for r in rows:
-            out.add((r[0], r[1]))
-            if r[2]:
-                out.add((r[2], r[3]))
-    return out
 
 
 def remove_leftovers(executor: Executor, items: list[dict]) -> None:

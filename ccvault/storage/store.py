@@ -18,7 +18,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import Protocol
 
 import structlog
 
@@ -30,10 +30,13 @@ from ccvault.host.durable import fsync_dir, fsync_file
 from ccvault.storage.media import copy_hashed, sha256_file
 from ccvault.storage.volumes import QUARANTINE_DIR, Volume, target_for_new_segments
 
-if TYPE_CHECKING:
-    from ccvault.service.metrics import Metrics
-
 log = structlog.get_logger("ccvault.storage.store")
+
+
+class StoreCounters(Protocol):
+    """What the store reports as it catalogues a segment (the daemon's Prometheus metrics)."""
+
+    def segment_written(self, camera: str, nbytes: int) -> None: ...
 
 
 class NoVolume(CcvaultError):
@@ -58,7 +61,7 @@ def segment_relpath(camera: str, start_ms: int, duration_ms: int, attempt: int =
 class SegmentStore:
     def __init__(
         self, writer: CatalogWriter, volumes: Callable[[], list[Volume]], clock: Clock,
-        metrics: Metrics | None = None,
+        metrics: StoreCounters | None = None,
     ) -> None:
         self.writer = writer
         self.volumes = volumes
