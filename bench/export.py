@@ -53,7 +53,7 @@ from ingest import CLIP, clip_ok, make_clip  # bench/ingest.py: the same cached 
 
 from ccvault.catalog.audit import AuditLog
 from ccvault.catalog.writer import CatalogWriter
-from ccvault.config.model import load
+from ccvault.config.loading import load
 from ccvault.evidence import bundle as evidence
 from ccvault.evidence.jobs import ExportJobs
 from ccvault.host import logs

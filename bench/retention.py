@@ -280,12 +280,12 @@ def child_plan(spec: dict[str, Any]) -> dict[str, Any]:
     import psutil
 
     from ccvault.catalog import db, queries
-    from ccvault.config import model as cfgmod
+    from ccvault.config.loading import load as load_config
     from ccvault.retention import candidates, pressure
     from ccvault.retention.passes import plan_pass
     from ccvault.storage.volumes import check
 
-    conf = cfgmod.load(Path(spec["config"])).config
+    conf = load_config(Path(spec["config"])).config
     conn = db.connect(conf.storage.catalog, readonly=True)
     known = queries.volume_rows(conn)
     vols = [check(v, known.get(v.name), queries.catalog_id(conn)) for v in conf.storage.volumes]

@@ -18,7 +18,7 @@ from ccvault.api.context import ApiContext
 from ccvault.api.users import add as add_user
 from ccvault.catalog.audit import AuditLog
 from ccvault.catalog.writer import CatalogWriter
-from ccvault.config.model import load
+from ccvault.config.loading import load
 from ccvault.host.clock import SystemClock
 from ccvault.storage.volumes import open_volumes
 

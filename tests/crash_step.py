@@ -27,7 +27,7 @@ from pathlib import Path
 def crash(config_path: str, step: str) -> int:
     from ccvault.catalog.audit import AuditLog
     from ccvault.catalog.writer import CatalogWriter
-    from ccvault.config.model import load
+    from ccvault.config.loading import load
     from ccvault.host.clock import SystemClock
     from ccvault.recorder.ffmpeg import ffmpeg_binary
     from ccvault.retention.executor import Executor

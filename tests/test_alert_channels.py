@@ -31,7 +31,7 @@ from ccvault.alerts.channels import (
     email_subject,
 )
 from ccvault.alerts.model import FIRING, RESOLVED, Alert
-from ccvault.config.model import EmailConfig, WebhookConfig
+from ccvault.config.alerts import EmailConfig, WebhookConfig
 from tests.peers import self_signed
 
 pytestmark = pytest.mark.timeout(30)
@@ -470,7 +470,7 @@ def test_subject_stays_one_line():
 
 
 def test_build_channels_from_config(tmp_path):
-    from ccvault.config.model import AlertsConfig
+    from ccvault.config.alerts import AlertsConfig
 
     alerts = AlertsConfig(webhook={"url": "https://hooks.example.org/x",
                                    "headers": {"Authorization": TOKEN}},

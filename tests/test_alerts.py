@@ -18,7 +18,9 @@ from ccvault.alerts.model import FIRING, RESOLVED, Alert
 from ccvault.catalog import queries
 from ccvault.catalog.audit import AuditCursor, AuditLog
 from ccvault.catalog.writer import CatalogWriter
-from ccvault.config.model import ALERT_DEFAULTS, AlertsConfig, Config, check_secrets, read_secret
+from ccvault.config.alerts import ALERT_DEFAULTS, AlertsConfig
+from ccvault.config.model import Config
+from ccvault.config.secrets import check_secrets, read_secret
 from ccvault.errors import ConfigError
 from ccvault.host.events import Event
 from ccvault.views.health import CameraHealth, Health, VolumeHealth, clock_synced, status_line

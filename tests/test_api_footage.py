@@ -23,7 +23,7 @@ import pytest
 from ccvault.catalog.audit import AuditLog
 from ccvault.catalog.rows import Span
 from ccvault.catalog.writer import CatalogWriter
-from ccvault.config.model import load
+from ccvault.config.loading import load
 from ccvault.host.clock import SystemClock
 from ccvault.storage.media import probe, sha256_file
 from ccvault.storage.store import SegmentStore

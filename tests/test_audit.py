@@ -15,7 +15,7 @@ import pytest
 from ccvault.catalog.audit import AuditCheck, AuditLog
 from ccvault.catalog.backup import backup
 from ccvault.catalog.writer import CatalogWriter
-from ccvault.config.model import load
+from ccvault.config.loading import load
 from ccvault.errors import Refused
 from ccvault.host.clock import SystemClock
 from ccvault.storage.integrity import Scrubber

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from ccvault.config import example as config_doc
-from ccvault.config.model import load
+from ccvault.config.loading import load
 from tests.conftest import REPO, run_cli, write_config
 
 BASE = """

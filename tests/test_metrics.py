@@ -14,7 +14,8 @@ from prometheus_client.parser import text_string_to_metric_families
 from ccvault import __version__
 from ccvault.catalog.audit import AuditLog
 from ccvault.catalog.writer import CatalogWriter
-from ccvault.config.model import ALERT_DEFAULTS, load
+from ccvault.config.alerts import ALERT_DEFAULTS
+from ccvault.config.loading import load
 from ccvault.host.clock import SystemClock
 from ccvault.recorder.ffmpeg import ffmpeg_binary
 from ccvault.retention.executor import Executor, remove_leftovers

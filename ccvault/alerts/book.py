@@ -12,7 +12,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field, replace
 
 from ccvault.alerts.model import FIRING, RESOLVED, Alert, fingerprint
-from ccvault.config.model import ConditionSettings
+from ccvault.config.alerts import ConditionSettings
 
 MINUTE_MS = 60_000
 

@@ -31,7 +31,7 @@ import structlog
 
 from ccvault import __version__
 from ccvault.alerts.model import FIRING, Alert
-from ccvault.config.model import AlertsBase, EmailConfig, WebhookConfig
+from ccvault.config.alerts import AlertsBase, EmailConfig, WebhookConfig
 from ccvault.host.logs import MASK, REDACTOR
 from ccvault.timefmt import utc_text
 

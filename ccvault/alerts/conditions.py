@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 
 from ccvault.alerts.book import Observation
-from ccvault.config.model import AlertsBase
+from ccvault.config.alerts import AlertsBase
 from ccvault.recorder.states import CameraState
 from ccvault.timefmt import utc_text
 from ccvault.views.health import Health

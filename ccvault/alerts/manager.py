@@ -21,7 +21,7 @@ from ccvault.alerts.model import FIRING, Alert, fingerprint
 from ccvault.catalog import queries
 from ccvault.catalog.rows import AlertRow
 from ccvault.catalog.writer import CatalogWriter
-from ccvault.config.model import AlertsBase
+from ccvault.config.alerts import AlertsBase
 from ccvault.host.events import Event
 from ccvault.views.health import Health
 

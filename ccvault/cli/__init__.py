@@ -23,7 +23,8 @@ from ccvault import __version__
 from ccvault.catalog import db
 from ccvault.catalog.schema import MIGRATIONS
 from ccvault.catalog.writer import CatalogWriter
-from ccvault.config import model as config
+from ccvault.config.loading import LoadedConfig, load, resolve_path
+from ccvault.config.model import CameraConfig, Config
 from ccvault.errors import BUSY, USAGE, CcvaultError, NotFound
 from ccvault.host import logs
 from ccvault.host.clock import SystemClock
@@ -34,16 +35,16 @@ class App:
     """What a command needs, built lazily so `--help` and usage errors touch nothing."""
 
     def __init__(self, config_path: str | None) -> None:
-        self.config_path = config.resolve_path(config_path)
+        self.config_path = resolve_path(config_path)
         self.config_named = bool(config_path or os.environ.get("CCVAULT_CONFIG"))
         self.clock = SystemClock()
 
     @cached_property
-    def loaded(self) -> config.LoadedConfig:
-        return config.load(self.config_path)
+    def loaded(self) -> LoadedConfig:
+        return load(self.config_path)
 
     @property
-    def config(self) -> config.Config:
+    def config(self) -> Config:
         return self.loaded.config
 
     @cached_property
@@ -66,7 +67,7 @@ class App:
     def time(self, text: str, what: str) -> int:
         return parse_time(text, self.config.tz, self.clock.wall_ms(), what)
 
-    def camera(self, name: str) -> config.CameraConfig:
+    def camera(self, name: str) -> CameraConfig:
         cam = self.config.camera(name)
         if cam is None:
             raise NotFound(f"camera {name}", "not in the config")

@@ -12,15 +12,18 @@ from annotated_types import Ge, Le, MinLen
 from pydantic import BaseModel
 from pydantic.fields import FieldInfo
 
-from ccvault.config.model import (
+from ccvault.config.alerts import (
     ALERT_DEFAULTS,
     AlertsBase,
-    AuditConfig,
-    CameraConfig,
     ConditionSettings,
-    Config,
     EmailConfig,
     EventSettings,
+    WebhookConfig,
+)
+from ccvault.config.model import (
+    AuditConfig,
+    CameraConfig,
+    Config,
     ExportConfig,
     HttpConfig,
     IntegrityConfig,
@@ -29,7 +32,6 @@ from ccvault.config.model import (
     RetentionSettings,
     StorageConfig,
     VolumeConfig,
-    WebhookConfig,
 )
 
 HEADER = """\

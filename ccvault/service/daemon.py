@@ -30,7 +30,9 @@ from ccvault.api.server import ApiServer
 from ccvault.catalog import queries
 from ccvault.catalog.audit import AuditCursor, AuditLog
 from ccvault.catalog.writer import CatalogWriter
-from ccvault.config.model import Config, LoadedConfig, check_secrets, load
+from ccvault.config.loading import LoadedConfig, load
+from ccvault.config.model import Config
+from ccvault.config.secrets import check_secrets
 from ccvault.errors import CcvaultError, ConfigError
 from ccvault.evidence.jobs import ExportJobs
 from ccvault.host import events

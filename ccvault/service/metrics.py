@@ -16,7 +16,7 @@ from collections.abc import Mapping
 from prometheus_client import CollectorRegistry, Counter, Gauge, generate_latest
 
 from ccvault import __version__
-from ccvault.config.model import ALERT_DEFAULTS
+from ccvault.config.alerts import ALERT_DEFAULTS
 from ccvault.views.health import Health
 
 try:  # prometheus-client >= 0.21 names it; its CONTENT_TYPE_LATEST is 1.0.0 there

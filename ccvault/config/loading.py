@@ -1,0 +1,114 @@
+"""From a file to a validated `Config`: TOML, paths relative to the file, errors that name the
+file and the key, and the checks that need the machine (reserves, secrets)."""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from pathlib import Path
+
+import psutil
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    ValidationError,
+)
+
+from ccvault.config.fields import describe
+from ccvault.config.model import Config
+from ccvault.config.secrets import check_secrets, password_warnings
+from ccvault.errors import ConfigError
+
+DEFAULT_CONFIG_PATH = Path("/etc/ccvault/ccvault.toml")
+
+
+class LoadedConfig(BaseModel):
+    """A validated config plus where it came from and what the operator should be warned of."""
+
+    model_config = ConfigDict(frozen=True, arbitrary_types_allowed=True)
+    config: Config
+    path: Path
+    warnings: tuple[str, ...] = ()
+
+
+def resolve_path(explicit: str | os.PathLike[str] | None) -> Path:
+    """--config, then CCVAULT_CONFIG, then the system default."""
+    if explicit:
+        return Path(explicit)
+    env = os.environ.get("CCVAULT_CONFIG")
+    return Path(env) if env else DEFAULT_CONFIG_PATH
+
+
+def load(path: Path) -> LoadedConfig:
+    """Read, validate and resolve a config file, or raise ConfigError naming file and key."""
+    try:
+        raw = tomllib.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ConfigError(str(path), "no such config file") from None
+    except OSError as exc:
+        raise ConfigError(str(path), exc.strerror or str(exc)) from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(str(path), f"not valid TOML: {exc}") from None
+    _resolve_relative_paths(raw, path.parent)
+    try:
+        config = Config.model_validate(raw)
+    except ValidationError as exc:
+        raise ConfigError(str(path), describe(exc)) from None
+    check_secrets(config, path, credentials="CREDENTIALS_DIRECTORY" in os.environ)
+    _check_reserves(config, path)
+    return LoadedConfig(config=config, path=path, warnings=tuple(password_warnings(config, path)))
+
+
+def _resolve_relative_paths(raw: dict, base: Path) -> None:
+    """Relative paths mean 'next to the config file', whoever starts the daemon from where."""
+
+    def fix(table: dict, key: str) -> None:
+        value = table.get(key)
+        if isinstance(value, str) and value and not os.path.isabs(value):
+            table[key] = str((base / value).resolve())
+
+    storage = raw.get("storage")
+    if isinstance(storage, dict):
+        fix(storage, "catalog")
+        fix(storage, "spool")
+        for volume in storage.get("volumes", []) or []:
+            if isinstance(volume, dict):
+                fix(volume, "path")
+    for camera in raw.get("cameras", []) or []:
+        if isinstance(camera, dict):
+            fix(camera, "password_file")
+    recording = raw.get("recording")
+    if isinstance(recording, dict):
+        fix(recording, "ffmpeg_path")
+    for table, keys in (("http", ("tls_cert", "tls_key")), ("export", ("dir",)),
+                        ("audit", ("path",))):
+        section = raw.get(table)
+        if isinstance(section, dict):
+            for key in keys:
+                fix(section, key)
+    alerts = raw.get("alerts")
+    if isinstance(alerts, dict) and isinstance(alerts.get("email"), dict):
+        fix(alerts["email"], "password_file")
+        fix(alerts["email"], "ca_file")
+    export = raw.get("export")
+    if isinstance(export, dict) and isinstance(export.get("allowed_dirs"), list):
+        export["allowed_dirs"] = [str((base / d).resolve()) if isinstance(d, str)
+                                  and not os.path.isabs(d) else d for d in export["allowed_dirs"]]
+
+
+
+
+def _check_reserves(config: Config, path: Path) -> None:
+    """A reserve over half the disk leaves no room for footage: a typo, not a policy."""
+    for i, volume in enumerate(config.storage.volumes):
+        try:
+            total = psutil.disk_usage(str(volume.path)).total
+        except OSError:
+            continue  # not there yet (created on first start) or unmounted: checked then
+        if volume.reserve_bytes(total) > total // 2:
+            raise ConfigError(
+                str(path), f"storage.volumes[{i}].reserve_free_bytes: the reserve "
+                f"({volume.reserve_bytes(total)} bytes) is more than half of the volume "
+                f"({total} bytes)")
+
+
