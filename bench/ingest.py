@@ -235,7 +235,7 @@ def main(argv: list[str] | None = None) -> int:
         write_identity(volume_path, vol_uuid, writer.catalog_id, "hot")
         if spool.stat().st_dev != volume_path.stat().st_dev:
             raise SystemExit("spool and volume are on different filesystems")
-        writer.register_volume("hot", vol_uuid, clock.wall_ms())
+        writer.volumes.register("hot", vol_uuid, clock.wall_ms())
         volumes = [Volume("hot", volume_path, "hot", True, "")]
         store = SegmentStore(writer, lambda: volumes, clock)
         # The run is marked active, so it is not "finished" (salvaged and removed).
@@ -243,22 +243,23 @@ def main(argv: list[str] | None = None) -> int:
         ingestor = Ingestor(store, spools, lambda: {run_dir})
 
         timers = Timers()
-        originals = (ccvault.ingest.spool.sha256_file, ccvault.ingest.spool.probe,
-                     ccvault.storage.store.fsync_file, ccvault.storage.store.fsync_dir, writer.add_segment)
-        ccvault.ingest.spool.sha256_file = timers.wrap("hash (sha256_file)", sha256_file)
-        ccvault.ingest.spool.probe = timers.wrap("probe (PyAV demux)", ccvault.ingest.spool.probe)
-        ccvault.storage.store.fsync_file = timers.wrap("fsync source file", ccvault.storage.store.fsync_file)
-        ccvault.storage.store.fsync_dir = timers.wrap("fsync target dir", ccvault.storage.store.fsync_dir)
-        writer.add_segment = timers.wrap(  # type: ignore[method-assign]
-            "catalog commit", writer.add_segment)
+        spool_mod, store_mod = ccvault.ingest.spool, ccvault.storage.store
+        originals = (spool_mod.sha256_file, spool_mod.probe, store_mod.fsync_file,
+                     store_mod.fsync_dir)
+        spool_mod.sha256_file = timers.wrap("hash (sha256_file)", sha256_file)
+        spool_mod.probe = timers.wrap("probe (PyAV demux)", spool_mod.probe)
+        store_mod.fsync_file = timers.wrap("fsync source file", store_mod.fsync_file)
+        store_mod.fsync_dir = timers.wrap("fsync target dir", store_mod.fsync_dir)
+        writer.segments.add = timers.wrap(  # type: ignore[method-assign]
+            "catalog commit", writer.segments.add)
         try:
             cpu0, t0 = time.process_time(), time.perf_counter()
             results = ingestor.scan()
             wall, cpu = time.perf_counter() - t0, time.process_time() - cpu0
         finally:
-            (ccvault.ingest.spool.sha256_file, ccvault.ingest.spool.probe, ccvault.storage.store.fsync_file,
-             ccvault.storage.store.fsync_dir) = originals[:4]
-            del writer.add_segment
+            (spool_mod.sha256_file, spool_mod.probe, store_mod.fsync_file,
+             store_mod.fsync_dir) = originals
+            del writer.segments.add
         log_file.flush()
 
         # -- checks ------------------------------------------------------------------------

@@ -152,8 +152,8 @@ def remove_db(path: Path) -> None:
 def add_bench_holds(writer: CatalogWriter) -> None:
     """The two holds the API benches search around: all cameras for 2 h, cam03 for a day."""
     june = int(datetime(2024, 6, 1, 10, tzinfo=UTC).timestamp() * 1000)
-    writer.add_hold(NewHold(june, june + 7_200_000, None, "incident (bench)", "bench", ()), june)
-    writer.add_hold(NewHold(june, june + 86_400_000, None, "legal (bench)", "bench",
+    writer.holds.add(NewHold(june, june + 7_200_000, None, "incident (bench)", "bench", ()), june)
+    writer.holds.add(NewHold(june, june + 86_400_000, None, "legal (bench)", "bench",
                             ("cam03",)), june)
 
 

@@ -25,7 +25,7 @@ How — 1. routine pass
       ``CatalogWriter`` (migrates it to the current schema: retention indexes, ``usage``
       table), then the steady state is made: what the previous pass (5 minutes earlier) would
       have deleted is deleted (raw SQL; the ``usage`` triggers keep the counters right), and
-      two holds are added with ``CatalogWriter.add_hold``: cam03's first day and a little more
+      two holds are added with ``CatalogWriter.holds.add``: cam03's first day and a little more
       (open-ended: a legal request; its expired idle footage stays a candidate every pass) and
       2 hours of every camera in June (dated).
     - Policy (``[retention]``): ``continuous_days = 365``, ``motion_days = max_days = 366``,
@@ -236,10 +236,10 @@ def prepare_catalog(seed: int) -> float:
              prev - ms["motion_days"])).rowcount
     print(f"  steady state: {gone:,} segments the previous pass deleted removed", flush=True)
     created = ys + 300 * DAY_MS
-    writer.add_hold(NewHold(ys, hold_to, None, "legal request (bench)", "bench", ("cam03",)),
+    writer.holds.add(NewHold(ys, hold_to, None, "legal request (bench)", "bench", ("cam03",)),
                     created)
     june = int(datetime(2024, 6, 1, 10, tzinfo=UTC).timestamp() * 1000)
-    writer.add_hold(NewHold(june, june + 2 * 3_600_000, pass_now_ms() + 30 * DAY_MS,
+    writer.holds.add(NewHold(june, june + 2 * 3_600_000, pass_now_ms() + 30 * DAY_MS,
                             "incident (bench)", "bench", ()), created)
     with writer.transaction() as c:
         c.execute("INSERT INTO meta (key, value) VALUES ('bench_retention', ?)", (PREP_SPEC,))

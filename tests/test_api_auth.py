@@ -161,7 +161,7 @@ def test_bad_tokens_are_audited_then_locked_out(api: Api) -> None:
 
 def test_revoked_and_expired_users_are_refused(api: Api) -> None:
     now = api.ctx.now_ms()
-    api.ctx.writer.add_user("gone", "admin", token_hash("ccv_gone"), now - 1, "test", now - 9)
+    api.ctx.writer.users.add("gone", "admin", token_hash("ccv_gone"), now - 1, "test", now - 9)
     assert api.client("viewer").get("/api/me").status_code == 200
     expired = httpx.get(api.url + "/api/me", headers={"Authorization": "Bearer ccv_gone"})
     assert expired.status_code == 401

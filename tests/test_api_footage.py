@@ -115,7 +115,7 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
                      noise_clip(root / "cache" / "noise.mp4", 5))
     loaded = load(config).config
     writer = CatalogWriter(loaded.storage.catalog, AuditLog(loaded.audit_path))
-    writer.record_analysis("door", [], 1, [Span(a, b, 0.5, 0.1, kind, (0.1, 0.1, 0.5, 0.5))
+    writer.motion.record("door", [], 1, [Span(a, b, 0.5, 0.1, kind, (0.1, 0.1, 0.5, 0.5))
                                            for a, b, kind in SPANS], None, (0, 0))
     writer.close()
     with serve(config) as api:
@@ -305,9 +305,9 @@ def test_a_segment_purged_mid_stream_ends_cleanly(site: Site) -> None:
         chunks = resp.iter_raw(65536)
         got = [next(chunks)]
         writer = CatalogWriter(loaded.storage.catalog, AuditLog(loaded.audit_path))
-        intents = writer.begin_deletes([seg_id], SystemClock().wall_ms(), "test", {"rule": "t"})
+        intents = writer.intents.begin_deletes([seg_id], SystemClock().wall_ms(), "test", {"rule": "t"})
         (loaded.storage.volumes[0].path / intents[0].src_path).unlink()
-        writer.clear_intents([i.id for i in intents])
+        writer.intents.clear([i.id for i in intents])
         writer.close()
         got += list(chunks)
     assert hashlib.sha256(b"".join(got)).hexdigest() == digest

@@ -125,7 +125,7 @@ def stamp(seconds: int) -> str:
 def test_backup_holds_the_rows_and_never_replaces_a_file(tmp_path: Path) -> None:
     config = write_config(tmp_path, [])
     writer = CatalogWriter(tmp_path / "catalog.sqlite", AuditLog(tmp_path / "audit.jsonl"))
-    writer.ensure_cameras(["a"])
+    writer.cameras.ensure(["a"])
     for i in range(3):
         with writer.transaction():
             writer.audit("daemon", "daemon.start", "daemon", {"i": i}, 1_000 + i)

@@ -289,7 +289,7 @@ def test_resume_redoes_an_interrupted_job_and_expiry_spares_allowed_dirs(site) -
         partial = final.with_name(f".{final.name}.partial")
         (partial / "segments").mkdir(parents=True)
         (partial / "segments" / "junk.mp4").write_bytes(b"half")
-        assert writer.start_export(export_id)  # as if a daemon died while running it
+        assert writer.exports.start(export_id)  # as if a daemon died while running it
     finally:
         writer.close()
     jobs, writer = site.jobs()  # the next daemon start

@@ -69,7 +69,7 @@ class AlertManager:
         _log(alert, "alert.event")
         if not rule.enabled:
             return
-        self.writer.open_alert(AlertRow(
+        self.writer.alerts.open(AlertRow(
             event.name, alert.fingerprint, event.labels, rule.severity, event.summary,
             event.details, now_ms, event=True, resolved_ms=now_ms, notified_ms=now_ms))
         self.dispatcher.submit(alert)
@@ -79,22 +79,22 @@ class AlertManager:
             return dict(Counter(i.observation.name for i in self.book.firing()))
 
     def prune(self, now_ms: int) -> None:
-        self.writer.prune_alerts(now_ms - round(self.settings().history_days * DAY_MS))
+        self.writer.alerts.prune(now_ms - round(self.settings().history_days * DAY_MS))
 
     def _record(self, change: Change, now_ms: int) -> None:
         instance, alert = change.instance, change.alert
         _log(alert, f"alert.{change.kind}")
         if change.kind == "fired":
             obs = instance.observation
-            row_id = self.writer.open_alert(AlertRow(
+            row_id = self.writer.alerts.open(AlertRow(
                 obs.name, obs.fingerprint, obs.labels, instance.severity, obs.summary,
                 obs.details, instance.since_ms, notified_ms=now_ms))
             self.book.instances[obs.fingerprint] = replace(instance, row_id=row_id)
         elif instance.row_id is not None and change.kind == "resolved":
-            self.writer.resolve_alert(instance.row_id, now_ms)
+            self.writer.alerts.resolve(instance.row_id, now_ms)
         elif instance.row_id is not None:
             obs = instance.observation
-            self.writer.renotify_alert(instance.row_id, instance.severity, obs.summary,
+            self.writer.alerts.renotify(instance.row_id, instance.severity, obs.summary,
                                        obs.details, now_ms)
         self.dispatcher.submit(alert)
 

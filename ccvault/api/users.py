@@ -43,7 +43,7 @@ def add(writer: CatalogWriter, name: str, role: str, expires_ms: int | None, act
         raise UsageError("--expires", "is already past")
     token = TOKEN_PREFIX + secrets.token_urlsafe(32)
     try:
-        writer.add_user(name, role, token_hash(token), expires_ms, actor, now_ms)
+        writer.users.add(name, role, token_hash(token), expires_ms, actor, now_ms)
     except sqlite3.IntegrityError:
         raise Refused(f"user {name}", "exists already (revoke it, or choose another name)"
                       ) from None
@@ -51,7 +51,7 @@ def add(writer: CatalogWriter, name: str, role: str, expires_ms: int | None, act
 
 
 def revoke(writer: CatalogWriter, name: str, actor: str, now_ms: int) -> None:
-    if not writer.revoke_user(name, actor, now_ms):
+    if not writer.users.revoke(name, actor, now_ms):
         raise NotFound(f"user {name}", "no such active user")
 
 

@@ -125,7 +125,7 @@ class ExportJobs:
                 raise Refused("out", f"{path} exists already (evidence is never overwritten)")
             return str(path)
 
-        return self.writer.add_export(camera, from_ms, to_ms, reason.strip(), actor,
+        return self.writer.exports.add(camera, from_ms, to_ms, reason.strip(), actor,
                                       bundle_dir, {"from": utc_text(from_ms), "to": utc_text(to_ms),
                                                    "key_fingerprint": self.key.fingerprint},
                                       self.clock.wall_ms())
@@ -186,7 +186,7 @@ class ExportJobs:
             raise NotFound(f"export {export_id}", "no such export")
         final = Path(row["dir"])
         shutil.rmtree(evidence.partial_dir(final), ignore_errors=True)  # resumed: from scratch
-        if not self.writer.start_export(export_id):
+        if not self.writer.exports.start(export_id):
             return self.get(export_id) or {}
         actor = row["actor"]
         details = {"camera": row["camera"], "from": utc_text(row["from_ms"]),
@@ -200,7 +200,7 @@ class ExportJobs:
             raise  # the daemon is stopping: the row stays `running`, the next start redoes it
         except BaseException as exc:
             problem = str(exc) if isinstance(exc, CcvaultError | OSError) else repr(exc)
-            self.writer.finish_export(export_id, False, problem[:500], actor, details,
+            self.writer.exports.finish(export_id, False, problem[:500], actor, details,
                                       self.clock.wall_ms())
             log.error("export.failed", export_id=export_id, error=problem)
             emit(Event("export_failed", f"export {export_id} of camera {row['camera']} failed: "
@@ -209,7 +209,7 @@ class ExportJobs:
             if isinstance(exc, CcvaultError | KeyboardInterrupt):
                 raise
             raise CheckFailed(f"export {export_id}", problem) from exc
-        self.writer.finish_export(
+        self.writer.exports.finish(
             export_id, True, None, actor,
             {**details, "manifest_sha256": bundle.manifest_sha256, "files": len(bundle.files),
              "bytes": sum(f["bytes"] for f in bundle.files),
@@ -249,7 +249,7 @@ class ExportJobs:
         check = evidence.verify(final, self.key.public_raw)
         ours = check.ok and _manifest_id(final) == export_id
         error = None if ours else f"{final} exists already and is not this export's bundle"
-        self.writer.finish_export(export_id, ours, error, actor,
+        self.writer.exports.finish(export_id, ours, error, actor,
                                   {**details, "manifest_sha256": check.manifest_sha256},
                                   self.clock.wall_ms())
         if not ours:
@@ -264,7 +264,7 @@ class ExportJobs:
             progress(fraction)
             if time.monotonic() - last[0] >= PROGRESS_EVERY_S:
                 last[0] = time.monotonic()
-                self.writer.export_progress(export_id, fraction)
+                self.writer.exports.progress(export_id, fraction)
 
         return report
 

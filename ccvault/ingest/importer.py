@@ -98,7 +98,7 @@ def run_import(
         ids = [s.segment_id for s in stored if s.segment_id is not None]
         report.segments += ids
         end_ms = item.start_ms + item.duration_ms
-        writer.record_import(camera.name, item.path.name, item.sha256, item.start_ms, end_ms,
+        writer.segments.record_import(camera.name, item.path.name, item.sha256, item.start_ms, end_ms,
                              len(ids), actor, store.clock.wall_ms())
         report.files.append({"file": item.path.name, "sha256": item.sha256,
                              "start": utc_text(item.start_ms), "status": "imported",

@@ -127,7 +127,7 @@ def _volume(writer: CatalogWriter, store: SegmentStore, volume: Volume,
                if state == "ok" and not (volume.path / rel).exists()]
     report.missing += missing
     if missing and not dry_run:
-        writer.mark_missing(m["segment_id"] for m in missing)
+        writer.segments.mark_missing(m["segment_id"] for m in missing)
         for item in missing:
             log.error("segment.missing", **item)
 
@@ -164,7 +164,7 @@ def _unknown_file(writer: CatalogWriter, store: SegmentStore, volume: Volume, pa
         return None
     seg = NewSegment(camera, volume.name, start_ms, start_ms + media.duration_ms, rel,
                      path.stat().st_size, sha256, media, "adopted")
-    seg_id = writer.add_segment(seg, store.clock.wall_ms())
+    seg_id = writer.segments.add(seg, store.clock.wall_ms())
     if seg_id is not None:
         report.adopted.append({**item, "segment_id": seg_id})
         log.warning("segment.adopted", camera=camera, segment_id=seg_id, path=rel)

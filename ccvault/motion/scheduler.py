@@ -69,7 +69,7 @@ class CameraCursor:
 def record(writer: CatalogWriter, settings: MotionSettings, seg: Segment, closed: list[Span],
            still_open: Span | None) -> None:
     pad_ms = (round(settings.pre_seconds * 1000), round(settings.post_seconds * 1000))
-    writer.record_analysis(seg.camera, [seg.id], ANALYSED, closed, still_open, pad_ms)
+    writer.motion.record(seg.camera, [seg.id], ANALYSED, closed, still_open, pad_ms)
     for span in closed:
         log.info("motion.span", camera=seg.camera, kind=span.kind, start_ms=span.start_ms,
                  end_ms=span.end_ms, peak=round(span.peak, 3))
@@ -154,7 +154,7 @@ class MotionScheduler:
                     for s in waiting}
         disabled = [s.camera for s in waiting if not settings[s.camera].enabled]
         if disabled:
-            self.writer.skip_analysis(disabled, NOT_ANALYSED)
+            self.writer.motion.skip(disabled, NOT_ANALYSED)
         paths = self._paths()
         ready = [s for s in waiting if settings[s.camera].enabled and s.camera not in self.jobs
                  and s.volume in paths and self.config.camera(s.camera) is not None]
@@ -174,7 +174,7 @@ class MotionScheduler:
             except Exception as exc:  # an undecodable file must not stop the camera's analysis
                 log.warning("motion.failed", camera=camera, segment_id=job.seg.id, error=str(exc))
                 self.cursors.pop(camera, None)
-                self.writer.set_analysis([job.seg.id], NOT_ANALYSED)
+                self.writer.motion.set_state([job.seg.id], NOT_ANALYSED)
                 continue
             still_open = self.cursors.setdefault(camera, CameraCursor()).advance(job.seg, result)
             record(self.writer, settings, job.seg, job.closed_before + result.spans, still_open)

@@ -129,13 +129,13 @@ class Executor:
         rules: dict[str, int] = defaultdict(int)
         for d in decisions:
             rules[d.rule] += 1
-        intents = self.writer.begin_deletes([d.segment.id for d in decisions], self.now_ms(),
+        intents = self.writer.intents.begin_deletes([d.segment.id for d in decisions], self.now_ms(),
                                             self.actor, {**details, "rules": dict(rules)})
         self.checkpoint("delete.intent")
         done = {i.segment_id for i in intents}
         _unlink_all([paths[i.src_volume] / i.src_path for i in intents])
         self.checkpoint("delete.unlinked")
-        self.writer.clear_intents(i.id for i in intents)
+        self.writer.intents.clear(i.id for i in intents)
         self.checkpoint("delete.cleared")
         gone = [d for d in decisions if d.segment.id in done]
         if self.metrics is not None:
@@ -159,7 +159,7 @@ class Executor:
             dst_volume = d.target or "" if kind == "migrate" else d.segment.volume
             tag = "" if kind == "migrate" else "-k"
             plans.append((d.segment.id, dst_volume, _free_name(paths[dst_volume], src_path, tag)))
-        intents = self.writer.begin_moves(kind, plans, self.now_ms())
+        intents = self.writer.intents.begin_moves(kind, plans, self.now_ms())
         self.checkpoint(f"{kind}.intent")
         switches, failed = [], 0
         for it in intents:
@@ -175,7 +175,7 @@ class Executor:
                 log.error(f"{kind}.failed", segment_id=it.segment_id, error=str(exc))
                 _unlink_all([paths[it.dst_volume or ""] / (it.dst_path or "")])
         self.checkpoint(f"{kind}.copied")
-        done = self.writer.switch_copies(switches, self.now_ms(), self.actor, kind)
+        done = self.writer.intents.switch_copies(switches, self.now_ms(), self.actor, kind)
         self.checkpoint(f"{kind}.switched")
         switched = {i.id for i in done}
         # Each intent ends with one copy: the source when switched, else the new copy goes.
@@ -183,7 +183,7 @@ class Executor:
                     + [paths[s.intent.dst_volume or ""] / (s.intent.dst_path or "")
                        for s in switches if s.intent.id not in switched])
         self.checkpoint(f"{kind}.source_deleted")
-        self.writer.clear_intents(i.id for i in intents)
+        self.writer.intents.clear(i.id for i in intents)
         self.checkpoint(f"{kind}.cleared")
         out = Outcome(failed=failed, skipped=len(decisions) - len(done) - failed)
         if kind == "migrate":
@@ -297,7 +297,7 @@ def _recover(writer: CatalogWriter, paths: dict[str, Path]) -> list[dict]:
         log.warning("intent.recovered", intent=r["id"], kind=r["kind"],
                     segment_id=r["segment_id"], outcome=outcome)
     if cleared:
-        writer.clear_intents(cleared)
+        writer.intents.clear(cleared)
     return report
 
 
@@ -311,7 +311,7 @@ def remove_leftovers(executor: Executor, items: list[dict]) -> None:
         for item in items:
             if "quarantine_id" in item:
                 _unlink_all([paths[item["volume"]] / item["path"]])
-                executor.writer.drop_quarantine(item["quarantine_id"])
+                executor.writer.segments.drop_quarantine(item["quarantine_id"])
             else:
                 _unlink_all([Path(item["spool_file"])])
         executor.writer.record_event(executor.actor, "purge.leftovers", "files",

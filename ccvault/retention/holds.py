@@ -28,14 +28,14 @@ def add(writer: CatalogWriter, config: Config, cameras: tuple[str, ...], from_ms
         raise UsageError("--until", "is already past")
     if not reason.strip():
         raise UsageError("--reason", "must say why footage is held")
-    return writer.add_hold(NewHold(from_ms, to_ms, until_ms, reason.strip(), actor,
+    return writer.holds.add(NewHold(from_ms, to_ms, until_ms, reason.strip(), actor,
                                    tuple(sorted(set(cameras)))), now_ms)
 
 
 def release(writer: CatalogWriter, hold_id: int, reason: str, actor: str, now_ms: int) -> None:
     if not reason.strip():
         raise UsageError("--reason", "must say why the hold ends")
-    if writer.release_hold(hold_id, actor, reason.strip(), now_ms):
+    if writer.holds.release(hold_id, actor, reason.strip(), now_ms):
         return
     with writer.reader() as conn:
         exists = conn.execute("SELECT 1 FROM holds WHERE id = ?", (hold_id,)).fetchone()
@@ -81,12 +81,12 @@ def rebuild(writer: CatalogWriter, audit: AuditLog, actor: str, now_ms: int,
         if hold_id not in known:
             out.append({"hold": hold_id, "restored": "hold"})
             if not dry_run:
-                writer.add_hold(hold, now_ms)
+                writer.holds.add(hold, now_ms)
         if hold_id in released and known.get(hold_id) is None:
             out.append({"hold": hold_id, "restored": "release"})
             if not dry_run:
                 by, reason = released[hold_id]
-                writer.release_hold(hold_id, by, reason, now_ms)
+                writer.holds.release(hold_id, by, reason, now_ms)
     return out
 
 

@@ -106,7 +106,7 @@ class Daemon:
                  catalog=str(config.storage.catalog), cameras=len(config.cameras))
         for warning in self.loaded.warnings:
             log.warning("config.warning", detail=warning)
-        writer.ensure_cameras(c.name for c in config.cameras)
+        writer.cameras.ensure(c.name for c in config.cameras)
         self._check_volumes(writer)
         # Intents first: a half-done purge must finish before reconcile could adopt its file.
         recovered = recover(writer, self.volumes)
@@ -119,7 +119,7 @@ class Daemon:
         spool, spools = spool_dirs(config, self.volumes)
         log.info("daemon.spool", spool=str(spool))
         def save_state(camera: str, state: CameraState, since_ms: int, reason: str) -> None:
-            writer.set_camera_state(camera, str(state), since_ms, reason)
+            writer.cameras.set_state(camera, str(state), since_ms, reason)
 
         supervisor = Supervisor(config, spool, self.clock, save_state, lambda: ingestor.wake())
         ingestor = Ingestor(store, spools, supervisor.active_runs)
@@ -424,7 +424,7 @@ class Daemon:
         old, config = self.config, loaded.config
         for warning in loaded.warnings:
             log.warning("config.warning", detail=warning)
-        writer.ensure_cameras(c.name for c in config.cameras)
+        writer.cameras.ensure(c.name for c in config.cameras)
         self.loaded, self.config = loaded, config
         for part in (self.exports, self.api_context, self.motion):
             part.config = config

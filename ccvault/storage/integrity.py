@@ -75,7 +75,7 @@ class Scrubber:
             seg = queries.segments_by_ids(conn, [found[0]])[0]
         roots = {v.name: v.path for v in self.volumes() if v.available}
         if seg.volume not in roots:
-            self.writer.advance_scrub(seg.id)
+            self.writer.segments.advance_scrub(seg.id)
             return True
         try:
             digest = paced_sha256(roots[seg.volume] / seg.path, self.bytes_per_s,
@@ -84,15 +84,15 @@ class Scrubber:
             digest = None  # moved or purged meanwhile (reconcile reports real losses)
         if digest is None:
             if not self.stop_event.is_set():
-                self.writer.advance_scrub(seg.id)
+                self.writer.segments.advance_scrub(seg.id)
             return True
         with self.writer.reader() as conn:
             now = queries.segments_by_ids(conn, [seg.id])
         if not now or (now[0].volume, now[0].path) != (seg.volume, seg.path):
-            self.writer.advance_scrub(seg.id)
+            self.writer.segments.advance_scrub(seg.id)
             return True  # thinned or migrated while hashing: its new file is checked later
         verdict = "ok" if digest == seg.sha256 else "corrupt"
-        self.writer.set_integrity(seg.id, verdict, self.clock.wall_ms())
+        self.writer.segments.set_integrity(seg.id, verdict, self.clock.wall_ms())
         if verdict == "corrupt":
             log.error("segment_corrupt", camera=seg.camera, segment_id=seg.id,
                       volume=seg.volume, path=seg.path, expected=seg.sha256, found=digest)

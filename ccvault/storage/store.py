@@ -105,7 +105,7 @@ class SegmentStore:
             fsync_dir(dst.parent)
             seg = NewSegment(camera, volume.name, start_ms, end_ms, rel, dst.stat().st_size,
                              sha256, media, origin, analysis)
-            seg_id = self.writer.add_segment(seg, self.clock.wall_ms())
+            seg_id = self.writer.segments.add(seg, self.clock.wall_ms())
             _unlink_if_other(src, dst)
             if seg_id is None:
                 return Stored("duplicate", dst, camera, reason="already catalogued")
@@ -167,7 +167,7 @@ class SegmentStore:
         fsync_dir(qdir)
         size = dst.stat().st_size
         rel = str(dst.relative_to(volume.path))
-        self.writer.add_quarantine(volume.name, rel, camera, reason, size, self.clock.wall_ms())
+        self.writer.segments.quarantine(volume.name, rel, camera, reason, size, self.clock.wall_ms())
         _unlink_if_other(src, dst)
         log.warning("segment.quarantined", camera=camera, file=src.name, reason=reason,
                     volume=volume.name, path=rel)

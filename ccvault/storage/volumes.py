@@ -101,9 +101,9 @@ def open_volumes(config: Config, writer: CatalogWriter, now_ms: int) -> list[Vol
             if identity is None:
                 new_uuid = str(uuid.uuid4())
                 write_identity(cfg.path, new_uuid, writer.catalog_id, cfg.name)
-                writer.register_volume(cfg.name, new_uuid, now_ms)
+                writer.volumes.register(cfg.name, new_uuid, now_ms)
             elif identity.get("catalog_id") == writer.catalog_id:
-                writer.register_volume(cfg.name, str(identity.get("volume_uuid")), now_ms)
+                writer.volumes.register(cfg.name, str(identity.get("volume_uuid")), now_ms)
             with writer.reader() as conn:
                 row = queries.volume_rows(conn).get(cfg.name)
         out.append(check(cfg, row, writer.catalog_id))
@@ -124,7 +124,7 @@ def init_volume(config: Config, writer: CatalogWriter, name: str, now_ms: int) -
     volume_uuid = row.uuid if row else str(uuid.uuid4())
     write_identity(cfg.path, volume_uuid, writer.catalog_id, name)
     if row is None:
-        writer.register_volume(name, volume_uuid, now_ms)
+        writer.volumes.register(name, volume_uuid, now_ms)
     return volume_uuid
 
 
@@ -136,9 +136,9 @@ def replace_volume(config: Config, writer: CatalogWriter, name: str, now_ms: int
         row = queries.volume_rows(conn).get(name)
     write_identity(cfg.path, new_uuid, writer.catalog_id, name)
     if row is None:
-        writer.register_volume(name, new_uuid, now_ms)
+        writer.volumes.register(name, new_uuid, now_ms)
         return 0
-    return writer.replace_volume(name, new_uuid, now_ms)
+    return writer.volumes.replace(name, new_uuid, now_ms)
 
 
 def _configured(config: Config, name: str) -> VolumeConfig:

@@ -1,0 +1,69 @@
+"""Motion analysis results: spans, each segment's analysis state, activity flags."""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Iterable
+from typing import TYPE_CHECKING
+
+from ccvault.catalog.rows import Span
+from ccvault.catalog.writes.cameras import camera_row_id
+
+if TYPE_CHECKING:
+    from ccvault.catalog.writer import CatalogWriter
+
+
+class MotionWrites:
+    def __init__(self, core: CatalogWriter) -> None:
+        self._core = core
+
+    def record(
+        self, camera: str, segment_ids: Iterable[int], state: int, closed: Iterable[Span],
+        still_open: Span | None, pad_ms: tuple[int, int],
+    ) -> None:
+        """Store what analysing segments found, in one transaction: closed spans replace the
+        camera's open one, the segments are marked, and segments near activity are flagged."""
+        with self._core.transaction() as conn:
+            camera_id = camera_row_id(conn, camera)
+            conn.execute("DELETE FROM motion_spans WHERE camera_id = ? AND open = 1", (camera_id,))
+            spans = [(s, 0) for s in closed] + ([(still_open, 1)] if still_open else [])
+            for span, is_open in spans:
+                conn.execute(
+                    "INSERT INTO motion_spans (camera_id, start_ms, end_ms, peak, area, kind,"
+                    " x0, y0, x1, y1, open) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    (camera_id, span.start_ms, span.end_ms, span.peak, span.area, span.kind,
+                     *span.bbox, is_open),
+                )
+                conn.execute(
+                    "UPDATE cameras SET max_span_ms = MAX(max_span_ms, ?) WHERE id = ?",
+                    (span.end_ms - span.start_ms, camera_id),
+                )
+                self._flag_activity(conn, camera_id, span.start_ms - pad_ms[0],
+                                    span.end_ms + pad_ms[1])
+            conn.executemany("UPDATE segments SET analysis = ? WHERE id = ?",
+                             [(state, i) for i in segment_ids])
+
+    @staticmethod
+    def _flag_activity(conn: sqlite3.Connection, camera_id: int, from_ms: int,
+                       to_ms: int) -> None:
+        longest = conn.execute("SELECT max_segment_ms FROM cameras WHERE id = ?",
+                               (camera_id,)).fetchone()[0]
+        conn.execute(
+            "UPDATE segments SET activity = 1 WHERE camera_id = ? AND start_ms >= ?"
+            " AND start_ms < ? AND end_ms > ? AND activity = 0",
+            (camera_id, from_ms - longest, to_ms, from_ms),
+        )
+
+    def skip(self, cameras: Iterable[str], state: int) -> None:
+        """Mark every waiting segment of these cameras (motion disabled for them)."""
+        with self._core.transaction() as conn:
+            conn.executemany(
+                "UPDATE segments SET analysis = ? WHERE analysis = 0"
+                " AND camera_id = (SELECT id FROM cameras WHERE name = ?)",
+                [(state, name) for name in cameras],
+            )
+
+    def set_state(self, segment_ids: Iterable[int], state: int) -> None:
+        with self._core.transaction() as conn:
+            conn.executemany("UPDATE segments SET analysis = ? WHERE id = ?",
+                             [(state, i) for i in segment_ids])

@@ -1,0 +1,98 @@
+"""Segments: the birth of a row, quarantined files, imports, and the scrub's verdicts."""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Iterable
+from typing import TYPE_CHECKING
+
+from ccvault.catalog.rows import NewSegment
+from ccvault.catalog.writes.cameras import camera_row_id
+
+if TYPE_CHECKING:
+    from ccvault.catalog.writer import CatalogWriter
+
+
+class SegmentWrites:
+    def __init__(self, core: CatalogWriter) -> None:
+        self._core = core
+
+    def add(self, seg: NewSegment, now_ms: int) -> int | None:
+        """Insert a segment row; None when that volume path is already catalogued."""
+        with self._core.transaction() as conn:
+            camera_id = camera_row_id(conn, seg.camera)
+            volume_id = conn.execute(
+                "SELECT id FROM volumes WHERE name = ?", (seg.volume,)
+            ).fetchone()[0]
+            try:
+                cur = conn.execute(
+                    "INSERT INTO segments (camera_id, volume_id, start_ms, end_ms, path, bytes,"
+                    " sha256, codec, width, height, frames, origin, ingested_ms, analysis)"
+                    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    (
+                        camera_id, volume_id, seg.start_ms, seg.end_ms, seg.path, seg.bytes,
+                        seg.sha256, seg.media.codec, seg.media.width, seg.media.height,
+                        seg.media.frames, seg.origin, now_ms, seg.analysis,
+                    ),
+                )
+            except sqlite3.IntegrityError as exc:
+                if "UNIQUE" in str(exc):
+                    return None
+                raise
+            conn.execute(
+                "UPDATE cameras SET max_segment_ms = MAX(max_segment_ms, ?) WHERE id = ?",
+                (seg.end_ms - seg.start_ms, camera_id),
+            )
+            return cur.lastrowid
+
+    def mark_missing(self, segment_ids: Iterable[int]) -> None:
+        with self._core.transaction() as conn:
+            conn.executemany(
+                "UPDATE segments SET state = 'missing' WHERE id = ?",
+                [(i,) for i in segment_ids],
+            )
+
+    def quarantine(
+        self, volume: str | None, path: str, camera: str | None, reason: str, size: int,
+        now_ms: int,
+    ) -> None:
+        with self._core.transaction() as conn:
+            vol = conn.execute("SELECT id FROM volumes WHERE name = ?", (volume,)).fetchone()
+            conn.execute(
+                "INSERT INTO quarantine (volume_id, path, camera, reason, bytes, created_ms)"
+                " VALUES (?, ?, ?, ?, ?, ?)",
+                (vol[0] if vol else None, path, camera, reason, size, now_ms),
+            )
+
+    def drop_quarantine(self, quarantine_id: int) -> None:
+        with self._core.transaction() as conn:
+            conn.execute("DELETE FROM quarantine WHERE id = ?", (quarantine_id,))
+
+    def record_import(
+        self, camera: str, source_name: str, source_sha256: str, start_ms: int, end_ms: int,
+        segments: int, actor: str, now_ms: int,
+    ) -> None:
+        with self._core.transaction() as conn:
+            conn.execute(
+                "INSERT OR IGNORE INTO imports (camera_id, source_name, source_sha256, start_ms,"
+                " end_ms, segments, actor, created_ms) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                (
+                    camera_row_id(conn, camera), source_name, source_sha256, start_ms,
+                    end_ms, segments, actor, now_ms,
+                ),
+            )
+
+    def set_integrity(self, segment_id: int, verdict: str, now_ms: int) -> None:
+        with self._core.transaction() as conn:
+            conn.execute("UPDATE segments SET integrity = ?, scrubbed_ms = ? WHERE id = ?",
+                         (verdict, now_ms, segment_id))
+            _set_scrub_cursor(conn, segment_id)
+
+    def advance_scrub(self, segment_id: int) -> None:
+        with self._core.transaction() as conn:
+            _set_scrub_cursor(conn, segment_id)
+
+
+def _set_scrub_cursor(conn: sqlite3.Connection, segment_id: int) -> None:
+    conn.execute("INSERT INTO meta (key, value) VALUES ('scrub_cursor', ?)"
+                 " ON CONFLICT (key) DO UPDATE SET value = excluded.value", (str(segment_id),))
