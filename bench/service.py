@@ -647,7 +647,7 @@ def check_cost(seed: int, rebuild: bool, iterations: int, forecast_runs: int,
     assert volumes[0].available, volumes
     with writer.reader() as c:
         report = forecast.build(c, config, volumes, now)
-    manager = AlertManager(lambda: config.alerts, writer, Dispatcher([]), now, 0)
+    manager = AlertManager(config.alerts, writer, Dispatcher([]), now, 0)
     metrics = Metrics()
     parts = ("volumes", "connect", "cameras_health", "corrupt_since", "volumes_health",
              "alerts_evaluate", "metrics_observe", "status_line")

@@ -87,9 +87,9 @@ def session() -> int:
 
 def daemon(config_path: str, first_s: str) -> int:
     import ccvault.cli
-    import ccvault.service.daemon
+    import ccvault.service.jobs
 
-    ccvault.service.daemon.RETENTION_FIRST_S = float(first_s)
+    ccvault.service.jobs.RETENTION_FIRST_S = float(first_s)
     sys.argv = ["ccvault", "--config", config_path, "run"]
     ccvault.cli.main()
     return 0

@@ -153,7 +153,7 @@ def test_the_manager_records_sends_and_carries_alerts_across_a_restart(tmp_path:
     def manager(now_ms: int, grace_s: float = 0) -> AlertManager:
         dispatcher = Dispatcher([Channel()])
         dispatcher.start()
-        return AlertManager(lambda: cfg, writer, dispatcher, now_ms, grace_s)
+        return AlertManager(cfg, writer, dispatcher, now_ms, grace_s)
 
     first = manager(0)
     first.evaluate(door_down)

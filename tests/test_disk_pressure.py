@@ -30,7 +30,7 @@ from pathlib import Path
 import pytest
 
 from ccvault.retention.pressure import low_filesystems
-from ccvault.service.daemon import PRESSURE_EVERY_S
+from ccvault.service.jobs import PRESSURE_EVERY_S
 from ccvault.storage.volumes import Volume
 from ccvault.timefmt import utc_text
 from tests.conftest import Daemon, cli_json, run_cli, wait_for, write_config

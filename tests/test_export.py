@@ -4,12 +4,10 @@ the real HTTP API on loopback; every bundle re-checked by `ccvault verify-export
 from __future__ import annotations
 
 import base64
-import fcntl
 import filecmp
 import hashlib
 import io
 import json
-import os
 import shutil
 import sqlite3
 import stat
@@ -332,17 +330,14 @@ def test_api_export_poll_download_verify(site, tmp_path) -> None:
                 assert long.status_code == 409 and long.json()["error"]["field"] == "to"
                 gate = op.post("/api/exports", json={**body, "camera": "gate"})
                 assert gate.status_code == 404 and gate.json()["error"]["field"] == "camera"
-                fd = os.open(jobs.lock_path, os.O_RDWR | os.O_CREAT)
-                fcntl.flock(fd, fcntl.LOCK_EX)  # another export is running
-                try:
-                    made = op.post("/api/exports", json=body)
-                    assert made.status_code == 202, made.text
-                    export_id = made.json()["id"]
-                    assert made.json()["state"] == "queued"
-                    assert "dir" not in made.json()
-                    assert op.get(f"/api/exports/{export_id}/download").status_code == 409
-                finally:
-                    os.close(fd)
+                waiting = jobs.prepare("door", site.base_ms, site.base_ms + 4000, "queued",
+                                       "test")  # recorded, not run: as if behind others
+                assert op.get(f"/api/exports/{waiting}/download").status_code == 409
+                made = op.post("/api/exports", json=body)
+                assert made.status_code == 202, made.text
+                export_id = made.json()["id"]
+                assert made.json()["state"] == "queued"
+                assert "dir" not in made.json()
                 job = wait_for(lambda: (j := op.get(f"/api/exports/{export_id}").json())[
                     "state"] in ("done", "failed") and j, 30, what="the API export")
                 assert job["state"] == "done" and job["progress"] == 1, job

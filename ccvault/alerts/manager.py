@@ -9,14 +9,13 @@ from __future__ import annotations
 
 import threading
 from collections import Counter
-from collections.abc import Callable
 from dataclasses import replace
 
 import structlog
 
 from ccvault.alerts import conditions
 from ccvault.alerts.book import AlertBook, Change, Instance, Observation
-from ccvault.alerts.channels import Dispatcher
+from ccvault.alerts.channels import Dispatcher, build_channels
 from ccvault.alerts.model import FIRING, Alert, fingerprint
 from ccvault.catalog import queries
 from ccvault.catalog.rows import AlertRow
@@ -32,7 +31,7 @@ _LEVEL = {"critical": "error", "warning": "warning", "info": "info"}
 
 
 class AlertManager:
-    def __init__(self, settings: Callable[[], AlertsBase], writer: CatalogWriter,
+    def __init__(self, settings: AlertsBase, writer: CatalogWriter,
                  dispatcher: Dispatcher, now_ms: int, grace_s: float) -> None:
         self.settings = settings
         self.writer = writer
@@ -41,14 +40,14 @@ class AlertManager:
         with writer.reader() as conn:
             rows = [r for r in queries.alerts(conn, now_ms) if r.resolved_ms is None]
         carried = [_instance(r) for r in rows]
-        self.book = AlertBook(lambda name: self.settings().settings(name), carried)
+        self.book = AlertBook(lambda name: self.settings.settings(name), carried)
         # Until the first checks after a restart have seen the cameras and volumes, what was
         # firing stays firing: "resolved" then "firing" again would be noise at every restart.
         self._carried = {i.observation.fingerprint: i.observation for i in carried}
         self._grace_until_ms = now_ms + round(grace_s * 1000)
 
     def evaluate(self, health: Health) -> list[Change]:
-        observed = conditions.evaluate(health, self.settings())
+        observed = conditions.evaluate(health, self.settings)
         with self._lock:
             if health.now_ms < self._grace_until_ms:
                 seen = {o.fingerprint for o in observed}
@@ -62,7 +61,7 @@ class AlertManager:
 
     def raise_event(self, event: Event, now_ms: int) -> None:
         """A one-off event: logged, saved resolved, sent once (if enabled)."""
-        rule = self.settings().settings(event.name)
+        rule = self.settings.settings(event.name)
         alert = Alert(name=event.name, labels=event.labels, severity=rule.severity,
                       status=FIRING, summary=event.summary, starts_ms=now_ms, ends_ms=now_ms,
                       event=True, details=event.details)
@@ -74,12 +73,21 @@ class AlertManager:
             event.details, now_ms, event=True, resolved_ms=now_ms, notified_ms=now_ms))
         self.dispatcher.submit(alert)
 
+    def apply(self, settings: AlertsBase) -> None:
+        """A reloaded [alerts]: new thresholds at the next check; new channels at once (the old
+        dispatcher delivers what it holds, then stops)."""
+        old, self.settings = self.settings, settings
+        if (old.webhook, old.email) != (settings.webhook, settings.email):
+            previous, self.dispatcher = self.dispatcher, Dispatcher(build_channels(settings))
+            self.dispatcher.start()
+            previous.stop()
+
     def firing_counts(self) -> dict[str, int]:
         with self._lock:
             return dict(Counter(i.observation.name for i in self.book.firing()))
 
     def prune(self, now_ms: int) -> None:
-        self.writer.alerts.prune(now_ms - round(self.settings().history_days * DAY_MS))
+        self.writer.alerts.prune(now_ms - round(self.settings.history_days * DAY_MS))
 
     def _record(self, change: Change, now_ms: int) -> None:
         instance, alert = change.instance, change.alert

@@ -48,6 +48,9 @@ class ApiContext:
             conn = self._local.conn = db.connect(self.writer.path, readonly=True)
         return nullcontext(conn)
 
+    def apply(self, config: Config) -> None:
+        self.config = config
+
     def now_ms(self) -> int:
         return self.clock.wall_ms()
 

@@ -119,12 +119,12 @@ def create_export(body: ExportIn, ctx: Ctx, who: Operator, response: Response) -
                        "[export] dir (use `ccvault export --out` on the host)", "out")
     jobs = _jobs(ctx)
     try:
-        export_id = jobs.submit(body.camera, _time(ctx, body.from_, "from"),
-                                _time(ctx, body.to, "to"), body.reason, who.actor)
+        job = jobs.submit(body.camera, _time(ctx, body.from_, "from"),
+                          _time(ctx, body.to, "to"), body.reason, who.actor)
     except CcvaultError as exc:
         raise _api_error(exc) from None
-    response.headers["Location"] = f"/api/exports/{export_id}"
-    return _public(jobs.get(export_id))
+    response.headers["Location"] = f"/api/exports/{job['id']}"
+    return _public(job)
 
 
 @router.get("/api/exports/{export_id}", response_model=ExportOut, responses=_errors(404))

@@ -4,6 +4,17 @@ from __future__ import annotations
 
 import sqlite3
 from dataclasses import dataclass
+from enum import IntEnum
+
+
+class AnalysisState(IntEnum):
+    """A segment's motion analysis (the `analysis` column; partial indexes in the schema name
+    the numbers, so SQL keeps them as literals)."""
+
+    WAITING = 0
+    ANALYSED = 1
+    NOT_ANALYSED = 2  # motion disabled for the camera, or the file could not be decoded
+    BY_IMPORT = 3  # being analysed by the `ccvault import` that stored it (until it ends)
 
 
 @dataclass(frozen=True, slots=True)
@@ -29,7 +40,7 @@ class NewSegment:
     sha256: str
     media: MediaInfo
     origin: str  # recorded | imported | adopted
-    analysis: int = 0  # see catalog/motion.sql: 3 = the importing process analyses it itself
+    analysis: AnalysisState = AnalysisState.WAITING
 
 
 @dataclass(frozen=True, slots=True)
@@ -48,12 +59,13 @@ class Segment:
     frames: int
     origin: str
     state: str
-    analysis: int  # 0 waiting, 1 analysed, 2 not analysed, 3 analysed by its import
+    analysis: AnalysisState
     activity: int  # 1: the padded range overlaps a motion or lighting span
 
     @classmethod
     def from_row(cls, row: sqlite3.Row) -> Segment:
-        return cls(**{name: row[name] for name in cls.__slots__})  # type: ignore[attr-defined]
+        fields = {name: row[name] for name in cls.__slots__}  # type: ignore[attr-defined]
+        return cls(**{**fields, "analysis": AnalysisState(fields["analysis"])})
 
 
 @dataclass(frozen=True, slots=True)

@@ -107,7 +107,7 @@ def reconcile(app: App, dry_run: bool, as_json: bool) -> None:
     if not running and not dry_run:
         recover(writer, volumes)  # half-done purges first, before anything may be adopted
     # While the daemon runs, the spool is its own: a second ingester would race it.
-    ingestor = None if running else Ingestor(store, spool_dirs(app.config, volumes)[1], set)
+    ingestor = None if running else Ingestor(store, spool_dirs(app.config, volumes).drain, set)
     show = stderr_is_terminal() and not as_json
     report = run_reconcile(
         writer, store, volumes, ingestor, dry_run=dry_run, daemon_running=running,

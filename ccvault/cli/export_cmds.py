@@ -45,9 +45,6 @@ def export(app: App, camera: str, start: str, end: str, out: Path, reason: str,
     jobs = ExportJobs(app.config, app.writer, lambda: volumes, app.clock,
                       ffmpeg_binary(app.config), actor=app.actor())
 
-    def wait() -> None:
-        click.echo("waiting for another export to finish…", err=True)
-
     def started(export_id: int) -> None:
         if not as_json:
             click.echo(f"export {export_id}: writing {out}", err=True)
@@ -60,9 +57,9 @@ def export(app: App, camera: str, start: str, end: str, out: Path, reason: str,
                 def progress(fraction: float) -> None:
                     bar.update(int(fraction * 1000) - bar.pos)
 
-                result = jobs.export_now(*args, progress=progress, wait=wait, started=started)
+                result = jobs.export_now(*args, progress=progress, started=started)
         else:
-            result = jobs.export_now(*args, wait=wait, started=started)
+            result = jobs.export_now(*args, started=started)
     except CcvaultError as exc:
         raise _as_option(exc) from None
     summary = {"id": result["id"], "state": result["state"], "dir": result["dir"],

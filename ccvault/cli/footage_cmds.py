@@ -8,7 +8,7 @@ from zoneinfo import ZoneInfo
 import click
 
 from ccvault.catalog import queries
-from ccvault.catalog.rows import Segment, StoredSpan
+from ccvault.catalog.rows import AnalysisState, Segment, StoredSpan
 from ccvault.cli import App, cli, json_option, pass_app
 from ccvault.cli.output import emit_json, human_bytes, stderr_is_terminal, table
 from ccvault.errors import Refused, UsageError
@@ -99,9 +99,9 @@ def _end_text(start_ms: int, end_ms: int, tz: ZoneInfo) -> str:
 
 
 def _activity(seg: Segment) -> str:
-    if seg.analysis == 0:
+    if seg.analysis == AnalysisState.WAITING:
         return "pending"
-    if seg.analysis == 2:
+    if seg.analysis == AnalysisState.NOT_ANALYSED:
         return "-"
     return "yes" if seg.activity else "no"
 
@@ -150,7 +150,7 @@ def import_cmd(app: App, camera: str, start: str, force: bool, hold_reason: str 
     store = SegmentStore(writer, lambda: volumes, app.clock)
     motion = app.config.motion_for(cam)
     total = sum(p.duration_ms for p in planned) * (2 if motion.enabled else 1)
-    spool = spool_dirs(app.config, volumes)[0]
+    spool = spool_dirs(app.config, volumes).record
     spool.mkdir(parents=True, exist_ok=True)
     args = (writer, store, cam, motion, ffmpeg_binary(app.config),
             app.config.recording.segment_seconds, spool, planned, app.actor())

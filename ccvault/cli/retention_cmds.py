@@ -38,7 +38,7 @@ def purge(app: App, dry_run: bool, at: str | None, show_all: bool, as_json: bool
     volumes = _volumes(app)
     running = daemon_running(app.config.storage.catalog)
     # Beside a running daemon the spool is the daemon's own.
-    spools = [] if running else spool_dirs(app.config, volumes)[1]
+    spools = [] if running else spool_dirs(app.config, volumes).drain
     if not dry_run:
         if not running:
             recover(app.writer, volumes)  # a crashed pass is finished before a new one

@@ -292,7 +292,7 @@ def verify(bundle: Path, expected_key: bytes | None = None) -> Verification:
     key), the signer (when expected_key is given), every file's size and SHA-256, and that no
     file is missing or extra. A manifest re-signed with another key passes the first check
     and fails the second, which is why the expected key matters."""
-    from ccvault.evidence.bundle import signing
+    from ccvault.evidence import signing
 
     result = Verification(False, [], 0, None, None,
                           signing.fingerprint(expected_key) if expected_key else None)

@@ -1,15 +1,17 @@
-"""Evidence export jobs: validate, record, pin, run one at a time, survive restarts.
+"""Evidence export jobs: validate, record, pin, run in order, survive restarts, expire.
 
 A job is a catalog row (`exports`) plus an `export_pins` row over its range, made in one
 transaction before any byte is copied, so retention keeps the footage from the moment the job
-exists until it ends (the planner's `export_pin` rule). The daemon runs jobs in one worker
-thread; `ccvault export` runs the same code in its own process. Both take an flock beside the
-catalog for the run, so a job is only ever run by one process, and a job a crash left
-`running` is run again from scratch by the next daemon (`resume`).
+exists until it ends (the planner's `export_pin` rule). The daemon runs queued jobs one at a
+time in its worker thread; `ccvault export` records its job already claimed and runs it in its
+own process. Whoever runs a job holds that job's lock (`JobLock`), so it is only ever run by
+one process, and a job a crash left `running` is run again from scratch by the next daemon
+(`resume`). Bundles in `[export] dir` expire after `keep_days` (`purge_expired`, a daemon job).
 """
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import json
 import os
@@ -17,8 +19,7 @@ import queue
 import shutil
 import threading
 import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -29,7 +30,7 @@ from ccvault.catalog import queries
 from ccvault.catalog.rows import Segment
 from ccvault.catalog.writer import CatalogWriter
 from ccvault.config.model import Config
-from ccvault.errors import CcvaultError, CheckFailed, NotFound, Refused, UsageError
+from ccvault.errors import Busy, CcvaultError, CheckFailed, NotFound, Refused, UsageError
 from ccvault.evidence import bundle as evidence
 from ccvault.evidence import signing
 from ccvault.host.clock import Clock
@@ -58,9 +59,7 @@ class ExportJobs:
         self.ffmpeg = ffmpeg
         self.key = signing.installation_key(config.signing_key_path, writer, actor,
                                              clock.wall_ms())
-        catalog = config.storage.catalog
-        self.lock_path = catalog.with_name(catalog.name + ".export.lock")
-        self._queue: queue.Queue[int] = queue.Queue()
+        self._queue: queue.Queue[int | None] = queue.Queue()
         self._stopping = threading.Event()
         self._thread: threading.Thread | None = None
         self._start_lock = threading.Lock()
@@ -115,70 +114,72 @@ class ExportJobs:
     def prepare(self, camera: str, from_ms: int, to_ms: int, reason: str, actor: str,
                 out_dir: Path | None = None) -> int:
         """Validate, then record the job (queued) and its pin; nothing runs yet."""
-        final = self.validate(camera, from_ms, to_ms, reason, out_dir)
+        return self._record(camera, from_ms, to_ms, reason, actor, out_dir, None)
 
+    def _record(self, camera: str, from_ms: int, to_ms: int, reason: str, actor: str,
+                out_dir: Path | None, claim: list[JobLock] | None) -> int:
+        """The job row and its pin in one transaction. With `claim`, this process takes the
+        job's lock before the row commits, so no other process can ever start it."""
+        final = self.validate(camera, from_ms, to_ms, reason, out_dir)
         start = datetime.fromtimestamp(from_ms / 1000, UTC).strftime("%Y%m%dT%H%M%SZ")
 
         def bundle_dir(export_id: int) -> str:
             path = final or self.config.export_dir.resolve() / f"{export_id}-{camera}-{start}"
             if os.path.lexists(path):
                 raise Refused("out", f"{path} exists already (evidence is never overwritten)")
+            if claim is not None:  # a new id: nobody else can hold its lock
+                lock = JobLock.take(self._lock_path(export_id))
+                if lock is None:
+                    raise Busy(f"export {export_id}", "another process holds its lock")
+                claim.append(lock)
             return str(path)
 
+        details = {"from": utc_text(from_ms), "to": utc_text(to_ms),
+                   "key_fingerprint": self.key.fingerprint}
         return self.writer.exports.add(camera, from_ms, to_ms, reason.strip(), actor,
-                                      bundle_dir, {"from": utc_text(from_ms), "to": utc_text(to_ms),
-                                                   "key_fingerprint": self.key.fingerprint},
-                                      self.clock.wall_ms())
+                                       bundle_dir, details, self.clock.wall_ms())
 
     def submit(self, camera: str, from_ms: int, to_ms: int, reason: str, actor: str,
-               out_dir: Path | None = None) -> int:
-        """prepare, then run in the worker thread (one job at a time, in order)."""
+               out_dir: Path | None = None) -> dict[str, Any]:
+        """prepare, then queue it for the worker thread (one job at a time, in order). Returns
+        the job as recorded (queued), read before the worker can start it."""
         export_id = self.prepare(camera, from_ms, to_ms, reason, actor, out_dir)
+        job = self.get(export_id) or {}
         self._enqueue(export_id)
-        return export_id
+        return job
 
     def export_now(self, camera: str, from_ms: int, to_ms: int, reason: str, actor: str,
                    out_dir: Path | None, progress: Callable[[float], None] | None = None,
-                   wait: Callable[[], None] | None = None,
                    started: Callable[[int], None] | None = None) -> dict[str, Any]:
-        """`ccvault export`: validated before waiting for a running export, recorded (job
-        row, pin) only once this process holds the runner lock, so no daemon runs it too."""
-        self.validate(camera, from_ms, to_ms, reason, out_dir)
-        with self.runner_lock(wait):
-            export_id = self.prepare(camera, from_ms, to_ms, reason, actor, out_dir)
+        """`ccvault export`: recorded already claimed by this process, then run here."""
+        claim: list[JobLock] = []
+        try:
+            export_id = self._record(camera, from_ms, to_ms, reason, actor, out_dir, claim)
             if started is not None:
                 started(export_id)
             return self._run(export_id, progress or (lambda _f: None))
+        finally:
+            for lock in claim:
+                lock.release()
 
     # --- running --------------------------------------------------------------------------
 
-    def run(self, export_id: int, progress: Callable[[float], None] | None = None,
-            wait: Callable[[], None] | None = None) -> dict[str, Any]:
-        """Run a job now, in this thread (the CLI; the worker). Returns the job (`get`) with
-        the bundle's files; a failure is recorded, then raised (CheckFailed and the like)."""
-        with self.runner_lock(wait):
-            return self._run(export_id, progress or (lambda _f: None))
-
-    @contextmanager
-    def runner_lock(self, wait: Callable[[], None] | None = None) -> Iterator[None]:
-        """One export runs at a time per catalog, across processes (flock beside it)."""
-        fd = os.open(self.lock_path, os.O_RDWR | os.O_CREAT, 0o640)
+    def run(self, export_id: int,
+            progress: Callable[[float], None] | None = None) -> dict[str, Any]:
+        """Run a job now, in this thread (the worker; tests). Returns the job (`get`) with
+        the bundle's files; a failure is recorded, then raised (CheckFailed and the like).
+        Busy when another process runs it (its lock is held)."""
+        lock = JobLock.take(self._lock_path(export_id))
+        if lock is None:
+            raise Busy(f"export {export_id}", "another process is running it")
         try:
-            told = False
-            while True:
-                try:
-                    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                    break
-                except BlockingIOError:
-                    if self._stopping.is_set():
-                        raise evidence.Cancelled() from None
-                    if wait is not None and not told:
-                        wait()
-                        told = True
-                    time.sleep(0.2)
-            yield
+            return self._run(export_id, progress or (lambda _f: None))
         finally:
-            os.close(fd)
+            lock.release()
+
+    def _lock_path(self, export_id: int) -> Path:
+        catalog = self.config.storage.catalog
+        return catalog.with_name(f"{catalog.name}.export-{export_id}.lock")
 
     def _run(self, export_id: int, progress: Callable[[float], None]) -> dict[str, Any]:
         row = self._row(export_id)
@@ -271,8 +272,9 @@ class ExportJobs:
     # --- the worker thread and restarts ---------------------------------------------------
 
     def resume(self) -> list[int]:
-        """At daemon start: jobs a restart left queued or running are run again from scratch
-        (their partial directory goes first). Returns their ids."""
+        """At daemon start: jobs left queued, or running with no live runner, are run again
+        from scratch (their partial directory goes first). A job another process is running
+        right now is skipped by the worker (its lock is held). Returns the queued ids."""
         with self.writer.reader() as conn:
             ids = [r[0] for r in conn.execute(
                 "SELECT id FROM exports WHERE state IN ('queued', 'running') ORDER BY id")]
@@ -288,23 +290,25 @@ class ExportJobs:
         self._queue.put(export_id)
 
     def _work(self) -> None:
-        while not self._stopping.is_set():
-            try:
-                export_id = self._queue.get(timeout=0.5)
-            except queue.Empty:
-                continue
+        while (export_id := self._queue.get()) is not None and not self._stopping.is_set():
             try:
                 self.run(export_id)
             except evidence.Cancelled:
                 return
+            except Busy as exc:
+                log.info("export.skipped", export_id=export_id, reason=exc.problem)
             except Exception as exc:  # recorded in the row; the worker goes on
                 log.error("export.worker_error", export_id=export_id, error=str(exc))
 
     def stop(self, timeout: float = 30) -> None:
         """Stop after the current file; an unfinished job is redone at the next start."""
         self._stopping.set()
+        self._queue.put(None)
         if self._thread is not None:
             self._thread.join(timeout)
+
+    def apply(self, config: Config) -> None:
+        self.config = config
 
     # --- reading and expiry ---------------------------------------------------------------
 
@@ -385,3 +389,30 @@ def _existing(path: Path) -> Path:
     while not path.exists() and path != path.parent:
         path = path.parent
     return path
+
+
+class JobLock:
+    """This process runs a job: an flock on the job's own lock file, held while it runs and
+    released by the kernel if the process dies. A free lock on a `running` job means its
+    runner is gone, so the next daemon may run it again; a held one means another process
+    (a `ccvault export` beside the daemon) is running it now."""
+
+    def __init__(self, path: Path, fd: int) -> None:
+        self.path, self.fd = path, fd
+
+    @classmethod
+    def take(cls, path: Path) -> JobLock | None:
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(fd)
+            return None
+        return cls(path, fd)
+
+    def release(self) -> None:
+        """The file goes while still locked: whoever opened it meanwhile finds the job's row
+        no longer runnable (`exports.start` refuses a finished job)."""
+        with contextlib.suppress(FileNotFoundError):
+            self.path.unlink()
+        os.close(self.fd)

@@ -3,8 +3,10 @@ dies (no stale pid files). CLI commands use it to know whether the daemon is run
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import os
+from collections.abc import Iterator
 from pathlib import Path
 
 from ccvault.errors import Busy
@@ -40,3 +42,34 @@ def daemon_running(catalog: Path) -> bool:
     finally:
         os.close(fd)
     return False
+
+
+def _import_lock_path(catalog: Path) -> Path:
+    return catalog.with_name(catalog.name + ".import.lock")
+
+
+@contextlib.contextmanager
+def import_running(catalog: Path) -> Iterator[None]:
+    """Held (shared: imports may run side by side) while `ccvault import` stores and analyses
+    footage, so start-up recovery can tell its segments from those of a crashed import."""
+    fd = os.open(_import_lock_path(catalog), os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_SH)
+        yield
+    finally:
+        os.close(fd)
+
+
+@contextlib.contextmanager
+def no_import_running(catalog: Path) -> Iterator[bool]:
+    """True inside when no import is running (and none can start until the block ends)."""
+    fd = os.open(_import_lock_path(catalog), os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            yield False
+            return
+        yield True
+    finally:
+        os.close(fd)

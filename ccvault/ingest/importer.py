@@ -21,11 +21,13 @@ import av
 import structlog
 
 from ccvault.catalog import queries
+from ccvault.catalog.rows import AnalysisState
 from ccvault.catalog.writer import CatalogWriter
 from ccvault.config.model import CameraConfig, MotionSettings
 from ccvault.errors import CcvaultError, Refused, UsageError
+from ccvault.host.lock import import_running
 from ccvault.ingest.spool import read_list, segment_times
-from ccvault.motion.scheduler import IMPORT_ANALYSES, NOT_ANALYSED, analyse_in_order
+from ccvault.motion.scheduler import analyse_in_order
 from ccvault.recorder.ffmpeg import FRAGMENTED_MP4, MP4_AUDIO
 from ccvault.storage.media import ProbeError, probe, sha256_file
 from ccvault.storage.store import SegmentStore, Stored
@@ -84,8 +86,20 @@ def run_import(
     ffmpeg: str, segment_seconds: int, work_dir: Path, planned: list[PlannedFile], actor: str,
     progress: Callable[[int], None] = lambda _: None,
 ) -> ImportReport:
-    """Store every planned file, then analyse the new footage for motion before returning."""
-    analysis = IMPORT_ANALYSES if motion.enabled else NOT_ANALYSED
+    """Store every planned file, then analyse the new footage for motion before returning.
+    The import lock is held throughout: a daemon starting meanwhile leaves these segments to
+    this process (`motion.scheduler.reset_interrupted`)."""
+    with import_running(writer.path):
+        return _store_and_analyse(writer, store, camera, motion, ffmpeg, segment_seconds,
+                                  work_dir, planned, actor, progress)
+
+
+def _store_and_analyse(
+    writer: CatalogWriter, store: SegmentStore, camera: CameraConfig, motion: MotionSettings,
+    ffmpeg: str, segment_seconds: int, work_dir: Path, planned: list[PlannedFile], actor: str,
+    progress: Callable[[int], None],
+) -> ImportReport:
+    analysis = AnalysisState.BY_IMPORT if motion.enabled else AnalysisState.NOT_ANALYSED
     report = ImportReport(camera.name)
     for item in planned:
         if item.already_imported:

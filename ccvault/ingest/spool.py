@@ -21,8 +21,10 @@ import structlog
 from watchdog.events import FileSystemEvent, FileSystemEventHandler
 from watchdog.observers import Observer
 
+from ccvault.config.model import Config
 from ccvault.storage.media import ProbeError, probe, sha256_file
 from ccvault.storage.store import NoVolume, SegmentStore, Stored
+from ccvault.storage.volumes import VolumeSet, spool_dirs
 
 log = structlog.get_logger("ccvault.ingest.spool")
 
@@ -191,6 +193,30 @@ class Ingestor:
             log.warning("ingest.watch_failed", error=str(exc))
             return
         self._observer = observer
+
+
+class SpoolRouter:
+    """Recorders write where new footage goes: a spool on a volume full of held footage would
+    fill it to ENOSPC, so the recorders' spool moves with the target volume, and the old one is
+    drained until empty. An explicit `[storage] spool` never moves."""
+
+    def __init__(self, config: Config, volumes: VolumeSet, ingestor: Ingestor,
+                 move: Callable[[Path], None], record: Path) -> None:
+        self.config, self.volumes, self.ingestor = config, volumes, ingestor
+        self.move = move  # tells the recorders (Supervisor.move_spool)
+        self.record = record
+
+    def follow(self) -> None:
+        target = spool_dirs(self.config, self.volumes.writable()).record
+        if target == self.record or self.config.storage.spool is not None:
+            return
+        if target not in self.ingestor.spools:
+            self.ingestor.spools.append(target)
+        self.record = target
+        self.move(target)
+
+    def apply(self, config: Config) -> None:
+        self.config = config
 
 
 class _ListChanged(FileSystemEventHandler):

@@ -23,16 +23,16 @@ from pathlib import Path
 import structlog
 
 from ccvault.catalog import queries
-from ccvault.catalog.rows import Segment, Span
+from ccvault.catalog.rows import AnalysisState, Segment, Span
 from ccvault.catalog.writer import CatalogWriter
 from ccvault.config.model import Config, MotionSettings
 from ccvault.host.children import die_with_parent
+from ccvault.host.lock import no_import_running
 from ccvault.motion.analysis import Analysis, Carry, analyze, finish
 from ccvault.storage.volumes import Volume
 
 log = structlog.get_logger("ccvault.motion")
 
-ANALYSED, NOT_ANALYSED, IMPORT_ANALYSES = 1, 2, 3
 # A segment that does not follow the last one within this gap starts a fresh background.
 CONTINUITY_MS = 5_000
 TICK_S = 1.0
@@ -69,7 +69,7 @@ class CameraCursor:
 def record(writer: CatalogWriter, settings: MotionSettings, seg: Segment, closed: list[Span],
            still_open: Span | None) -> None:
     pad_ms = (round(settings.pre_seconds * 1000), round(settings.post_seconds * 1000))
-    writer.motion.record(seg.camera, [seg.id], ANALYSED, closed, still_open, pad_ms)
+    writer.motion.record(seg.camera, [seg.id], AnalysisState.ANALYSED, closed, still_open, pad_ms)
     for span in closed:
         log.info("motion.span", camera=seg.camera, kind=span.kind, start_ms=span.start_ms,
                  end_ms=span.end_ms, peak=round(span.peak, 3))
@@ -90,6 +90,20 @@ def analyse_in_order(writer: CatalogWriter, settings: MotionSettings, segments: 
         progress(seg.end_ms - seg.start_ms)
     if cursor.carry is not None and segments:
         record(writer, settings, segments[-1], finish(cursor.carry), None)
+
+
+def reset_interrupted(writer: CatalogWriter) -> int:
+    """Start-up recovery: segments an import was analysing when it died (it analyses its own
+    footage before it returns) wait for the daemon's analysis again. Skipped while an import
+    runs: it still holds its lock, and its segments are its own."""
+    with no_import_running(writer.path) as idle:
+        if not idle:
+            log.info("motion.reset_skipped", reason="an import is running")
+            return 0
+        count = writer.motion.reset(AnalysisState.BY_IMPORT, AnalysisState.WAITING)
+    if count:
+        log.warning("motion.analysis_reset", segments=count)
+    return count
 
 
 def _init_worker(daemon_pid: int) -> None:
@@ -141,6 +155,9 @@ class MotionScheduler:
         self.pool.shutdown(wait=True, cancel_futures=True)
         self._collect()
 
+    def apply(self, config: Config) -> None:
+        self.config = config
+
     def stop(self) -> None:
         """Ask the loop to end; it finishes the analyses under way (their results are lost
         with the process; the segments stay waiting in the catalog)."""
@@ -154,7 +171,7 @@ class MotionScheduler:
                     for s in waiting}
         disabled = [s.camera for s in waiting if not settings[s.camera].enabled]
         if disabled:
-            self.writer.motion.skip(disabled, NOT_ANALYSED)
+            self.writer.motion.skip(disabled, AnalysisState.NOT_ANALYSED)
         paths = self._paths()
         ready = [s for s in waiting if settings[s.camera].enabled and s.camera not in self.jobs
                  and s.volume in paths and self.config.camera(s.camera) is not None]
@@ -174,7 +191,7 @@ class MotionScheduler:
             except Exception as exc:  # an undecodable file must not stop the camera's analysis
                 log.warning("motion.failed", camera=camera, segment_id=job.seg.id, error=str(exc))
                 self.cursors.pop(camera, None)
-                self.writer.motion.set_state([job.seg.id], NOT_ANALYSED)
+                self.writer.motion.set_state([job.seg.id], AnalysisState.NOT_ANALYSED)
                 continue
             still_open = self.cursors.setdefault(camera, CameraCursor()).advance(job.seg, result)
             record(self.writer, settings, job.seg, job.closed_before + result.spans, still_open)

@@ -54,7 +54,7 @@ class Supervisor:
                               rec.offline_after_seconds, self.recorders_spool, self.clock,
                               self.on_state, self.on_run_ended)
 
-    def reconfigure(self, config: Config) -> None:
+    def apply(self, config: Config) -> None:
         """Take a reloaded config; the loop applies it at its next tick (recorders are spawned
         from the loop's thread only)."""
         with self._pending_lock:

@@ -17,6 +17,7 @@ import structlog
 
 from ccvault.catalog import queries
 from ccvault.catalog.writer import CatalogWriter
+from ccvault.config.model import Config
 from ccvault.host.clock import Clock
 from ccvault.storage.volumes import Volume
 
@@ -52,6 +53,9 @@ class Scrubber:
 
     def stop(self) -> None:
         self.stop_event.set()
+
+    def apply(self, config: Config) -> None:
+        self.bytes_per_s = config.integrity.scrub_mb_per_s * 1_000_000
 
     def run(self) -> None:
         if self.bytes_per_s <= 0:

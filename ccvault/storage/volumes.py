@@ -10,10 +10,12 @@ from __future__ import annotations
 import json
 import os
 import uuid
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import psutil
+import structlog
 
 from ccvault.catalog import queries
 from ccvault.catalog.rows import VolumeRow
@@ -21,6 +23,8 @@ from ccvault.catalog.writer import CatalogWriter
 from ccvault.config.model import Config, VolumeConfig
 from ccvault.errors import NotFound, Refused
 from ccvault.host.durable import fsync_dir
+
+log = structlog.get_logger("ccvault.volumes")
 
 IDENTITY_FILE = ".ccvault-volume.json"
 QUARANTINE_DIR = "quarantine"
@@ -162,22 +166,29 @@ def target_for_new_segments(volumes: list[Volume]) -> Volume | None:
 SPOOL_DIR = ".spool"
 
 
-def spool_dirs(config: Config, volumes: list[Volume]) -> tuple[Path, list[Path]]:
-    """Where recorders write now, and every spool ingest must drain.
+@dataclass(frozen=True, slots=True)
+class Spools:
+    """Where recorders write now (`record`), and every spool ingest must drain (`drain`, the
+    first of them being `record`)."""
 
-    Default: `.spool` on the first available volume (hot first) — never on an unavailable one,
-    whose directory may be an empty mount point on the root filesystem. With no volume at all,
-    recording goes on into a spool beside the catalog until a volume returns. Spools left on
-    other volumes by earlier starts are drained too.
+    record: Path
+    drain: list[Path]
+
+
+def spool_dirs(config: Config, volumes: list[Volume]) -> Spools:
+    """Default: `.spool` on the first available volume (hot first) — never on an unavailable
+    one, whose directory may be an empty mount point on the root filesystem. With no volume at
+    all, recording goes on into a spool beside the catalog until a volume returns. Spools left
+    on other volumes by earlier starts are drained too.
     """
     if config.storage.spool is not None:
-        return config.storage.spool, [config.storage.spool]
+        return Spools(config.storage.spool, [config.storage.spool])
     target = target_for_new_segments(volumes)
     primary = (target.path if target else config.storage.catalog.parent) / SPOOL_DIR
     others = [v.path / SPOOL_DIR for v in volumes if v.available]
     fallback = config.storage.catalog.parent / SPOOL_DIR
-    scan = [primary, *(p for p in [*others, fallback] if p != primary and p.is_dir())]
-    return primary, scan
+    return Spools(primary, [primary, *(p for p in [*others, fallback]
+                                      if p != primary and p.is_dir())])
 
 
 def usage(volume: Volume) -> tuple[int, int] | None:
@@ -187,3 +198,53 @@ def usage(volume: Volume) -> tuple[int, int] | None:
     except OSError:
         return None
     return du.total, du.free
+
+
+class VolumeSet:
+    """The configured volumes as last checked, and which of them are blocked (full of footage
+    nothing may delete, so new segments go elsewhere). The one owner of that state: the store,
+    retention, exports and the API read it through `current` and `writable`."""
+
+    def __init__(self, config: Config, writer: CatalogWriter, now_ms: Callable[[], int],
+                 on_return: Callable[[list[Volume]], None] = lambda _v: None) -> None:
+        self.config, self.writer, self.now_ms = config, writer, now_ms
+        self.on_return = on_return  # a volume came back: intents that waited for it
+        self._volumes: list[Volume] = []
+        self.blocked: dict[str, int] = {}  # volume -> bytes it cannot free
+
+    def current(self) -> list[Volume]:
+        return self._volumes
+
+    def writable(self) -> list[Volume]:
+        return [replace(v, accepting=v.name not in self.blocked) for v in self._volumes]
+
+    def refresh(self) -> list[Volume]:
+        """Check every volume again (identity, mount, writability); log what changed."""
+        before = {v.name: v.available for v in self._volumes}
+        self._volumes = open_volumes(self.config, self.writer, self.now_ms())
+        returned = False
+        for volume in self._volumes:
+            if before.get(volume.name) != volume.available:
+                level = log.info if volume.available else log.error
+                level("volume.state", volume=volume.name, state=volume.state,
+                      reason=volume.reason, path=str(volume.path))
+                returned |= volume.available and volume.name in before
+        if returned:
+            self.on_return(self._volumes)
+        return self._volumes
+
+    def set_blocked(self, blocked: dict[str, int]) -> bool:
+        """Take what the latest pressure check found; True when the set of blocked volumes
+        changed (new footage may have to go elsewhere)."""
+        for name, need in blocked.items():
+            if name not in self.blocked:
+                log.error("held_footage_blocking", volume=name, need_bytes=need)
+        for name in self.blocked.keys() - blocked.keys():
+            log.info("volume.accepting", volume=name)
+        changed = blocked.keys() != self.blocked.keys()
+        self.blocked = dict(blocked)
+        return changed
+
+    def apply(self, config: Config) -> None:
+        self.config = config
+        self.refresh()

@@ -13,7 +13,7 @@ import sqlite3
 from pydantic import BaseModel, ConfigDict, Field
 
 from ccvault.catalog import queries
-from ccvault.catalog.rows import AlertRow, Segment, StoredSpan
+from ccvault.catalog.rows import AlertRow, AnalysisState, Segment, StoredSpan
 from ccvault.timefmt import utc_text
 
 
@@ -70,7 +70,7 @@ def _segment_fields(seg: Segment) -> dict:
             "end": utc_text(seg.end_ms), "start_ms": seg.start_ms, "end_ms": seg.end_ms,
             "bytes": seg.bytes, "sha256": seg.sha256, "volume": seg.volume, "state": seg.state,
             "codec": seg.codec, "width": seg.width, "height": seg.height,
-            "analysed": seg.analysis == 1, "activity": bool(seg.activity)}
+            "analysed": seg.analysis == AnalysisState.ANALYSED, "activity": bool(seg.activity)}
 
 
 class SpanOut(Out):

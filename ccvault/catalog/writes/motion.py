@@ -6,7 +6,7 @@ import sqlite3
 from collections.abc import Iterable
 from typing import TYPE_CHECKING
 
-from ccvault.catalog.rows import Span
+from ccvault.catalog.rows import AnalysisState, Span
 from ccvault.catalog.writes.cameras import camera_row_id
 
 if TYPE_CHECKING:
@@ -53,6 +53,12 @@ class MotionWrites:
             " AND start_ms < ? AND end_ms > ? AND activity = 0",
             (camera_id, from_ms - longest, to_ms, from_ms),
         )
+
+    def reset(self, state: AnalysisState, to: AnalysisState) -> int:
+        """Every segment in `state` goes to `to` (start-up recovery); how many."""
+        with self._core.transaction() as conn:
+            return conn.execute("UPDATE segments SET analysis = ? WHERE analysis = ?",
+                                (to, state)).rowcount
 
     def skip(self, cameras: Iterable[str], state: int) -> None:
         """Mark every waiting segment of these cameras (motion disabled for them)."""

@@ -1,0 +1,104 @@
+"""The daemon's health checks: one snapshot every `[alerts] check_seconds`, from which the
+alerts, the Prometheus gauges and systemd's STATUS= line are computed, so they always agree.
+
+This part owns what the checks learn more slowly (the forecast, whether the clock is synced,
+how far the audit chain is verified) and the latest snapshot.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import time
+from collections.abc import Callable, Iterable
+
+import structlog
+
+from ccvault.alerts.manager import AlertManager
+from ccvault.catalog import queries
+from ccvault.catalog.audit import AuditCursor, AuditLog
+from ccvault.catalog.writer import CatalogWriter
+from ccvault.config.model import Config
+from ccvault.host.clock import Clock
+from ccvault.host.sdnotify import Notifier
+from ccvault.recorder.camera import CameraRecorder
+from ccvault.retention import forecast
+from ccvault.service.metrics import Metrics
+from ccvault.storage.store import SegmentStore
+from ccvault.storage.volumes import VolumeSet
+from ccvault.views import health
+from ccvault.views.health import Health
+
+log = structlog.get_logger("ccvault.service")
+
+DAY_MS = 86_400_000
+
+
+class HealthChecks:
+    def __init__(self, config: Config, writer: CatalogWriter, volumes: VolumeSet,
+                 store: SegmentStore, recorders: Callable[[], Iterable[CameraRecorder]],
+                 alerts: AlertManager, metrics: Metrics, notifier: Notifier,
+                 audit_log: AuditLog, clock: Clock) -> None:
+        self.config, self.writer, self.volumes, self.store = config, writer, volumes, store
+        self.recorders, self.alerts, self.metrics = recorders, alerts, metrics
+        self.notifier, self.audit_log, self.clock = notifier, audit_log, clock
+        self.forecast: dict | None = None  # the latest forecast report (headroom)
+        self.clock_synced: bool | None = None
+        self.audit_cursor = AuditCursor()
+        self.audit_error: str | None = None
+        self.last: Health | None = None
+
+    def check(self) -> None:
+        """Every check_seconds: volumes again, then the snapshot and what follows from it."""
+        self.volumes.refresh()
+        now_ms = self.clock.wall_ms()
+        if not (self.forecast or {}).get("bytes_per_day"):
+            self._refresh_forecast(now_ms)  # no write rate yet: cheap, and soon known
+        snapshot = self._snapshot(now_ms)
+        self.alerts.evaluate(snapshot)
+        self.metrics.observe(snapshot, self.alerts.firing_counts())
+        self.last = snapshot
+        self.notifier.status(self.status_line())
+
+    def slow(self) -> None:
+        """Once a minute: the forecast (headroom), the clock, old alert history."""
+        now_ms = self.clock.wall_ms()
+        self._refresh_forecast(now_ms)
+        self.clock_synced = health.clock_synced(self.config.alerts.clock_sync)
+        self.alerts.prune(now_ms)
+
+    def audit(self) -> None:
+        """The audit chain: all of it at the first run, then the lines appended since."""
+        check, self.audit_cursor = self.audit_log.verify_from(self.audit_cursor)
+        self.audit_error = None if check.ok else f"line {check.bad_line}: {check.problem}"
+
+    def status_line(self) -> str:
+        if self.last is None:
+            return "starting"
+        return health.status_line(self.last, self.alerts.firing_counts())
+
+    def apply(self, config: Config) -> None:
+        self.config = config
+
+    def _snapshot(self, now_ms: int) -> Health:
+        try:
+            with self.writer.reader() as conn:
+                cameras = health.cameras_health(self.recorders(), conn, time.monotonic())
+                corrupt = queries.corrupt_since(conn, now_ms - DAY_MS)
+            catalog_error = self.writer.last_error
+        except sqlite3.Error as exc:
+            cameras, corrupt, catalog_error = (), {}, f"cannot read the catalog: {exc}"
+        report = self.forecast
+        return Health(
+            now_ms, health.volumes_health(self.volumes.current(), report), cameras,
+            write_errors=dict(self.store.write_errors), blocked=dict(self.volumes.blocked),
+            at_risk=report if report and report["at_risk"] else None,
+            catalog_error=catalog_error, audit_error=self.audit_error, corrupt=corrupt,
+            clock_synced=self.clock_synced)
+
+    def _refresh_forecast(self, now_ms: int) -> None:
+        try:
+            with self.writer.reader() as conn:
+                self.forecast = forecast.build(conn, self.config, self.volumes.current(),
+                                               now_ms)
+        except sqlite3.Error as exc:
+            log.error("forecast.failed", error=str(exc))
