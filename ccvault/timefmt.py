@@ -16,11 +16,27 @@ from ccvault.errors import UsageError
 RELATIVE = re.compile(r"^([-+])(\d+)(s|m|h|d|w)$")
 DAY_MS = 86_400_000
 UNIT_MS = {"s": 1000, "m": 60_000, "h": 3_600_000, "d": 86_400_000, "w": 604_800_000}
+# Times anyone may name: 1970 to the end of year 9999 (what a JSON time can show); `+1e12w`
+# would otherwise overflow SQLite's INTEGER and the formatter.
+LATEST_MS = 253_402_300_799_999
 
 
 def parse_time(text: str, tz: ZoneInfo, now_ms: int, what: str = "time") -> int:
     """`now`, `-30m`/`-2h`/`-7d` (fixed durations back from now; `+7d` ahead, for previews
-    and hold ends), or ISO 8601 → UTC ms."""
+    and hold ends), or ISO 8601 → UTC ms, between 1970 and the end of 9999."""
+    at = _parse(text, tz, now_ms, what)
+    if not 0 <= at <= LATEST_MS:
+        raise UsageError(what, f"{text!r} is outside 1970-01-01 to 9999-12-31")
+    return at
+
+
+def ordered(from_ms: int, to_ms: int, from_name: str = "from", to_name: str = "to") -> None:
+    """A range is half-open and not empty: every command and route checks it here."""
+    if to_ms <= from_ms:
+        raise UsageError(to_name, f"must be later than {from_name}")
+
+
+def _parse(text: str, tz: ZoneInfo, now_ms: int, what: str) -> int:
     value = text.strip()
     if value == "now":
         return now_ms

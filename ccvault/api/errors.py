@@ -6,6 +6,8 @@ policy → 409; request validation → 422 naming the field. Nothing includes a 
 
 from __future__ import annotations
 
+import re
+
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
@@ -49,6 +51,26 @@ def error_body(code: str, message: str, field: str | None = None) -> dict:
     return {"error": {"code": code, "message": message, "field": field}}
 
 
+# Field names a library error may carry as its `what` (`to`, `--from`, `camera`…): named as
+# the JSON field of the request, without the CLI's dashes.
+FIELDS = ("from", "to", "at", "camera", "reason", "until", "out", "cameras")
+_SERVER_PATH = re.compile(r"(?<![\w:])/[^\s,;()']+")
+
+
+def unpath(text: str) -> str:
+    """Library messages may name server paths; an API answer never does."""
+    return _SERVER_PATH.sub("<server path>", text)
+
+
+def from_library(exc: CcvaultError) -> ApiError:
+    """A library error as the API tells it: its status, its field, no server path."""
+    status, code = _status(exc)
+    name = exc.what.removeprefix("--")
+    field = name if name.split(".")[0] in FIELDS else None
+    return ApiError(status, code, unpath(f"{field}: {exc.problem}" if field else str(exc)),
+                    field)
+
+
 def _status(exc: CcvaultError) -> tuple[int, str]:
     if isinstance(exc, UsageError):
         return 400, "bad_request"
@@ -71,10 +93,8 @@ def install(app: FastAPI) -> None:
                             headers=headers or None)
 
     @app.exception_handler(CcvaultError)
-    async def library_error(_req: Request, exc: CcvaultError) -> JSONResponse:
-        status, code = _status(exc)
-        field = exc.what if exc.what.startswith(("--", "from", "to", "at", "camera")) else None
-        return JSONResponse(error_body(code, f"{exc.what}: {exc.problem}", field), status)
+    async def library_error(req: Request, exc: CcvaultError) -> JSONResponse:
+        return await api_error(req, from_library(exc))
 
     @app.exception_handler(RequestValidationError)
     async def invalid(_req: Request, exc: RequestValidationError) -> JSONResponse:

@@ -17,7 +17,7 @@ from ccvault.api.context import ApiContext
 from ccvault.api.errors import ApiError
 from ccvault.config.model import CameraConfig
 from ccvault.errors import UsageError
-from ccvault.timefmt import parse_time
+from ccvault.timefmt import LATEST_MS, ordered, parse_time
 
 _ADAPTERS: dict[object, TypeAdapter] = {}
 
@@ -34,25 +34,24 @@ def bad(field: str, message: str) -> ApiError:
     return ApiError(400, "bad_request", f"{field}: {message}", field)
 
 
-# Times a request may name: 1970 to the end of year 9999 (what a JSON time can show); `+1e12w`
-# would otherwise overflow SQLite's INTEGER and the formatter.
-LATEST_MS = 253_402_300_799_999
-
-
-def when(ctx: ApiContext, text: str, field: str) -> int:
+def when(ctx: ApiContext, value: str | int, field: str) -> int:
+    """A time as people type it (the configured zone), or UTC ms from a program."""
+    if isinstance(value, int):
+        if not 0 <= value <= LATEST_MS:
+            raise bad(field, f"{value} is outside 1970-01-01 to 9999-12-31")
+        return value
     try:
-        at = parse_time(text, ctx.config.tz, ctx.now_ms(), field)
+        return parse_time(value, ctx.config.tz, ctx.now_ms(), field)
     except UsageError as exc:
         raise bad(field, exc.problem) from None
-    if not 0 <= at <= LATEST_MS:
-        raise bad(field, f"{text!r} is outside 1970-01-01 to 9999-12-31")
-    return at
 
 
-def time_range(ctx: ApiContext, start: str, end: str) -> tuple[int, int]:
+def time_range(ctx: ApiContext, start: str | int, end: str | int) -> tuple[int, int]:
     from_ms, to_ms = when(ctx, start, "from"), when(ctx, end, "to")
-    if to_ms <= from_ms:
-        raise bad("to", "must be later than from")
+    try:
+        ordered(from_ms, to_ms)
+    except UsageError as exc:
+        raise bad(exc.what, exc.problem) from None
     return from_ms, to_ms
 
 

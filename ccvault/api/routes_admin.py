@@ -14,6 +14,7 @@ from fastapi.responses import HTMLResponse
 from pydantic import BaseModel, Field
 
 from ccvault import __version__
+from ccvault.api import params
 from ccvault.api.auth import (
     CSRF_HEADER,
     SESSION_COOKIE,
@@ -25,16 +26,14 @@ from ccvault.api.auth import (
     context,
     operation_role,
 )
-from ccvault.api.errors import ApiError
 from ccvault.api.users import token_hash
 from ccvault.catalog.audit import AuditLog
 from ccvault.host.lock import daemon_running
-from ccvault.timefmt import parse_time, utc_text
+from ccvault.timefmt import utc_text
 from ccvault.views import status
 from ccvault.views.models import AlertsOut
 
 router = APIRouter()
-MAX_MS = 253_402_300_799_999  # 9999-12-31T23:59:59.999Z: the last instant a record can name
 
 
 class Health(BaseModel):
@@ -160,9 +159,9 @@ def audit_page(
     """Records in file order (oldest first), `[from, to)`. Reading the log is itself audited
     (`audit.read`): once per query per session, not once per page."""
     ctx = context(request)
-    now, tz = ctx.now_ms(), ctx.config.tz
-    lo = _bound(parse_time(from_, tz, now, "from"), "from") if from_ else None
-    hi = _bound(parse_time(to, tz, now, "to"), "to") if to else None
+    # The fixed-width form records use, so bounds compare as text.
+    lo = utc_text(params.when(ctx, from_, "from")) if from_ else None
+    hi = utc_text(params.when(ctx, to, "to")) if to else None
     matches: list[dict[str, Any]] = []
     for record in AuditLog(ctx.config.audit_path).records():
         if ((cursor is not None and record["seq"] <= cursor)
@@ -182,12 +181,6 @@ def audit_page(
         ctx.audit(principal.actor, "audit.read", "audit", {**query, "records": len(page)})
     return AuditPage(records=page,
                      next_cursor=page[-1]["seq"] if len(matches) > limit else None)
-
-
-def _bound(ms: int, field: str) -> str:
-    if not -MAX_MS <= ms <= MAX_MS:
-        raise ApiError(400, "bad_request", f"{field}: out of range", field)
-    return utc_text(min(max(ms, 0), MAX_MS))  # the fixed-width form records use: compares as text
 
 
 @router.get("/api/openapi.json", include_in_schema=False)

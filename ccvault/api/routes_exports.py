@@ -4,44 +4,23 @@ a directory of their choosing. The download is a tar of the bundle, streamed."""
 
 from __future__ import annotations
 
-import re
 import tarfile
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Any, Literal
 
-from fastapi import APIRouter, Depends, Response
-from fastapi import Path as PathParam
+from fastapi import APIRouter, Response
 from fastapi.responses import StreamingResponse
 from pydantic import BaseModel, ConfigDict, Field, StrictInt
 
-from ccvault.api.auth import Principal, context, require
+from ccvault.api import params
+from ccvault.api.auth import Operator
 from ccvault.api.context import ApiContext
-from ccvault.api.errors import ApiError
-from ccvault.errors import CcvaultError, NotFound, Refused, UsageError
-from ccvault.timefmt import parse_time
+from ccvault.api.errors import ApiError, ErrorBody, unpath
+from ccvault.api.params import Ctx, Id
 
 router = APIRouter(tags=["exports"])
-Ctx = Annotated[ApiContext, Depends(context)]
-Operator = Annotated[Principal, Depends(require("operator"))]
-ExportId = Annotated[int, PathParam(ge=1, le=2**63 - 1)]
-FIELDS = ("camera", "from", "to", "reason")
-MAX_MS = 253_402_300_799_999  # 9999-12-31T23:59:59.999Z: times beyond are typing errors
 CHUNK = 1 << 20
-
-
-class ErrorDetail(BaseModel):
-    code: str
-    message: str
-    field: str | None
-
-
-class ErrorOut(BaseModel):
-    error: ErrorDetail
-
-
-def _errors(*statuses: int) -> dict[int | str, dict[str, Any]]:
-    return {s: {"model": ErrorOut} for s in (401, 403, 429, 503, *statuses)}
 
 
 class ExportIn(BaseModel):
@@ -78,72 +57,46 @@ def _jobs(ctx: ApiContext) -> Any:
     return ctx.exports
 
 
-def _time(ctx: ApiContext, value: str | int, field: str) -> int:
-    try:
-        ms = value if isinstance(value, int) else parse_time(value, ctx.config.tz,
-                                                             ctx.now_ms(), field)
-    except UsageError as exc:
-        raise ApiError(400, "bad_request", f"{field}: {exc.problem}", field) from None
-    if not 0 <= ms <= MAX_MS:
-        raise ApiError(400, "bad_request", f"{field}: out of range", field)
-    return ms
-
-
-def _api_error(exc: CcvaultError) -> ApiError:
-    field = exc.what if exc.what in FIELDS else None
-    status, code = ((404, "not_found") if isinstance(exc, NotFound) else
-                    (409, "refused") if isinstance(exc, Refused) else
-                    (400, "bad_request") if isinstance(exc, UsageError) else (400, "failed"))
-    return ApiError(status, code, _unpath(str(exc)), field)
+def _job(ctx: ApiContext, export_id: int) -> dict[str, Any]:
+    job = _jobs(ctx).get(export_id)
+    if job is None:
+        raise ApiError(404, "not_found", f"no export {export_id}")
+    return job
 
 
 def _public(job: dict[str, Any]) -> dict[str, Any]:
     """A job without server paths (the bundle's name stays)."""
     out = {k: v for k, v in job.items() if k != "dir"}
     if out.get("error"):
-        out["error"] = _unpath(out["error"])
+        out["error"] = unpath(out["error"])
     return out
 
 
-def _unpath(text: str) -> str:
-    """Library messages may name server paths; the API says "<export dir>" instead."""
-    return re.sub(r"(?<![\w:])/[^\s,;()']+", "<export dir>", text)
-
-
-@router.post("/api/exports", status_code=202, response_model=ExportOut,
-             responses=_errors(400, 404, 409))
+@router.post("/api/exports", status_code=202, response_model=ExportOut)
 def create_export(body: ExportIn, ctx: Ctx, who: Operator, response: Response) -> dict:
     """Start an export job: 202 with its id and state; poll GET /api/exports/{id}."""
     if body.out is not None:
         raise ApiError(403, "forbidden", "the API takes no destination: bundles go to "
                        "[export] dir (use `ccvault export --out` on the host)", "out")
-    jobs = _jobs(ctx)
-    try:
-        job = jobs.submit(body.camera, _time(ctx, body.from_, "from"),
-                          _time(ctx, body.to, "to"), body.reason, who.actor)
-    except CcvaultError as exc:
-        raise _api_error(exc) from None
+    from_ms, to_ms = params.when(ctx, body.from_, "from"), params.when(ctx, body.to, "to")
+    job = _jobs(ctx).submit(body.camera, from_ms, to_ms, body.reason, who.actor)
     response.headers["Location"] = f"/api/exports/{job['id']}"
     return _public(job)
 
 
-@router.get("/api/exports/{export_id}", response_model=ExportOut, responses=_errors(404))
-def get_export(export_id: ExportId, ctx: Ctx, _who: Operator) -> dict:
+@router.get("/api/exports/{export_id}", response_model=ExportOut)
+def get_export(export_id: Id, ctx: Ctx, _who: Operator) -> dict:
     """The job: state (queued, running, done, failed), progress 0-1, error."""
-    job = _jobs(ctx).get(export_id)
-    if job is None:
-        raise ApiError(404, "not_found", f"no export {export_id}")
-    return _public(job)
+    return _public(_job(ctx, export_id))
 
 
 @router.get("/api/exports/{export_id}/download", response_class=StreamingResponse,
             responses={200: {"content": {"application/x-tar": {}},
-                             "description": "The bundle as a tar."}, **_errors(404, 409, 410)})
-def download_export(export_id: ExportId, ctx: Ctx, who: Operator) -> StreamingResponse:
+                             "description": "The bundle as a tar."},
+                       410: {"model": ErrorBody, "description": "the bundle has expired"}})
+def download_export(export_id: Id, ctx: Ctx, who: Operator) -> StreamingResponse:
     """The bundle as a tar (one top directory, the bundle's name); 409 until it is done."""
-    job = _jobs(ctx).get(export_id)
-    if job is None:
-        raise ApiError(404, "not_found", f"no export {export_id}")
+    job = _job(ctx, export_id)
     if job["state"] != "done":
         raise ApiError(409, "not_ready", f"export {export_id} is {job['state']}")
     if not job["available"]:

@@ -36,8 +36,8 @@ def list_holds(
         params.camera(ctx, camera)
     from_ms = params.when(ctx, start, "from") if start is not None else None
     to_ms = params.when(ctx, end, "to") if end is not None else None
-    if from_ms is not None and to_ms is not None and to_ms <= from_ms:
-        raise params.bad("to", "must be later than from")
+    if from_ms is not None and to_ms is not None:
+        params.time_range(ctx, start or "", end or "")
     with ctx.reader() as conn:
         found = holds_overlapping(conn, camera, from_ms, to_ms, ctx.now_ms())
     return [h for h in found if state is None or h.state == state]

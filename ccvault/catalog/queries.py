@@ -11,7 +11,7 @@ import sqlite3
 from collections.abc import Iterator
 from dataclasses import dataclass
 
-from ccvault.catalog.rows import AlertRow, Segment, Span, StoredSpan, VolumeRow
+from ccvault.catalog.rows import SPAN_COLUMNS, AlertRow, Segment, StoredSpan, VolumeRow
 
 SEGMENT_COLUMNS = """
     s.id, c.name AS camera, v.name AS volume, s.start_ms, s.end_ms, s.path, s.bytes, s.sha256,
@@ -42,7 +42,7 @@ def camera(conn: sqlite3.Connection, name: str) -> CameraRow | None:
         " FROM cameras WHERE name = ?",
         (name,),
     ).fetchone()
-    return CameraRow(*row) if row else None
+    return CameraRow(**dict(row)) if row else None
 
 
 def segments_in_range(
@@ -151,13 +151,12 @@ def spans_in_range(
         return []
     longest = conn.execute("SELECT max_span_ms FROM cameras WHERE id = ?", (cam.id,)).fetchone()
     rows = conn.execute(
-        "SELECT id, start_ms, end_ms, peak, area, kind, x0, y0, x1, y1, open FROM motion_spans"
+        f"SELECT {SPAN_COLUMNS} FROM motion_spans"
         f" WHERE camera_id = ? AND kind IN ({','.join('?' * len(kinds))})"
         " AND start_ms >= ? AND start_ms < ? AND end_ms >= ? ORDER BY start_ms, id",
         (cam.id, *kinds, from_ms - longest[0], to_ms, from_ms),
     ).fetchall()
-    return [StoredSpan(r[0], camera_name, Span(r[1], r[2], r[3], r[4], r[5], tuple(r[6:10])),
-                       bool(r[10])) for r in rows]
+    return [StoredSpan.from_row(camera_name, r) for r in rows]
 
 
 def oldest_waiting(conn: sqlite3.Connection) -> list[Segment]:
@@ -217,10 +216,12 @@ def alerts(conn: sqlite3.Connection, since_ms: int) -> list[AlertRow]:
         " WHERE resolved_ms IS NULL OR resolved_ms >= ? ORDER BY started_ms DESC, id DESC",
         (since_ms,),
     ).fetchall()
-    return [AlertRow(name=r[1], fingerprint=r[2], labels=json.loads(r[3]), severity=r[4],
-                     summary=r[5], details=json.loads(r[6]), event=bool(r[7]),
-                     started_ms=r[8], resolved_ms=r[9], notified_ms=r[10], id=r[0],
-                     notices=r[11]) for r in rows]
+    return [AlertRow(name=r["name"], fingerprint=r["fingerprint"],
+                     labels=json.loads(r["labels"]), severity=r["severity"],
+                     summary=r["summary"], details=json.loads(r["details"]),
+                     event=bool(r["event"]), started_ms=r["started_ms"],
+                     resolved_ms=r["resolved_ms"], notified_ms=r["notified_ms"], id=r["id"],
+                     notices=r["notices"]) for r in rows]
 
 
 def last_segment_ends(conn: sqlite3.Connection) -> dict[str, int]:

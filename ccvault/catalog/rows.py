@@ -87,6 +87,17 @@ class StoredSpan:
     span: Span
     open: bool  # still going on at the end of the newest analysed segment
 
+    @classmethod
+    def from_row(cls, camera: str, r: sqlite3.Row) -> StoredSpan:
+        """From a `motion_spans` row (the columns of `SPAN_COLUMNS`), by name."""
+        span = Span(r["start_ms"], r["end_ms"], r["peak"], r["area"], r["kind"],
+                    (r["x0"], r["y0"], r["x1"], r["y1"]))
+        return cls(r["id"], camera, span, bool(r["open"]))
+
+
+# The columns StoredSpan.from_row reads.
+SPAN_COLUMNS = "id, start_ms, end_ms, peak, area, kind, x0, y0, x1, y1, open"
+
 
 @dataclass(frozen=True, slots=True)
 class VolumeRow:

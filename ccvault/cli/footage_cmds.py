@@ -11,16 +11,15 @@ from ccvault.catalog import queries
 from ccvault.catalog.rows import AnalysisState, Segment, StoredSpan
 from ccvault.cli import App, cli, json_option, pass_app
 from ccvault.cli.output import emit_json, human_bytes, stderr_is_terminal, table
-from ccvault.errors import Refused, UsageError
+from ccvault.errors import Refused
 from ccvault.storage.volumes import open_volumes, spool_dirs
-from ccvault.timefmt import duration_text, local_text
+from ccvault.timefmt import duration_text, local_text, ordered
 from ccvault.views.models import SegmentFile, SpanOut
 
 
 def time_range(app: App, start: str, end: str) -> tuple[int, int]:
     from_ms, to_ms = app.time(start, "--from"), app.time(end, "--to")
-    if to_ms <= from_ms:
-        raise UsageError("--to", "must be later than --from")
+    ordered(from_ms, to_ms, "--from", "--to")
     return from_ms, to_ms
 
 

@@ -38,7 +38,7 @@ from ccvault.host.durable import fsync_dir
 from ccvault.host.events import Event, emit
 from ccvault.storage.media import sha256_file
 from ccvault.storage.volumes import Volume
-from ccvault.timefmt import utc_text
+from ccvault.timefmt import ordered, utc_text
 
 log = structlog.get_logger("ccvault.evidence.jobs")
 
@@ -74,8 +74,7 @@ class ExportJobs:
             raise UsageError("reason", "must not be empty (it goes into the manifest)")
         if self.config.camera(camera) is None:
             raise NotFound("camera", f"{camera!r} is not a configured camera")
-        if to_ms <= from_ms:
-            raise UsageError("to", "must be later than from")
+        ordered(from_ms, to_ms)
         limit = self.config.export.max_hours
         if to_ms - from_ms > limit * HOUR_MS:
             raise Refused("to", f"the range is {(to_ms - from_ms) / HOUR_MS:.2f} h, more than "

@@ -14,7 +14,7 @@ from ccvault.catalog.rows import NewHold
 from ccvault.catalog.writer import CatalogWriter
 from ccvault.config.model import Config
 from ccvault.errors import NotFound, Refused, UsageError
-from ccvault.timefmt import utc_text
+from ccvault.timefmt import ordered, utc_text
 
 
 def add(writer: CatalogWriter, config: Config, cameras: tuple[str, ...], from_ms: int,
@@ -22,8 +22,7 @@ def add(writer: CatalogWriter, config: Config, cameras: tuple[str, ...], from_ms
     for name in cameras:
         if config.camera(name) is None:
             raise NotFound(f"camera {name}", "not in the config")
-    if to_ms <= from_ms:
-        raise UsageError("--to", "must be later than --from")
+    ordered(from_ms, to_ms, "--from", "--to")
     if until_ms is not None and until_ms <= now_ms:
         raise UsageError("--until", "is already past")
     if not reason.strip():

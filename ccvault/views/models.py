@@ -47,12 +47,14 @@ class SegmentOut(Out):
         return cls(**_segment_fields(seg))
 
     @classmethod
-    def from_row(cls, r: sqlite3.Row | tuple) -> SegmentOut:
-        """Straight from a `search.SEGMENT_ROW` row: a listing's hot path."""
-        return cls(id=r[0], camera=r[1], volume=r[2], start=utc_text(r[3]), end=utc_text(r[4]),
-                   start_ms=r[3], end_ms=r[4], bytes=r[5], sha256=r[6], codec=r[7],
-                   width=r[8], height=r[9], state=r[10], analysed=r[11] == 1,
-                   activity=bool(r[12]))
+    def from_row(cls, r: sqlite3.Row) -> SegmentOut:
+        """Straight from a `search.SEGMENT_ROW` row, by column name: a listing's hot path."""
+        return cls(id=r["id"], camera=r["camera"], volume=r["volume"],
+                   start=utc_text(r["start_ms"]), end=utc_text(r["end_ms"]),
+                   start_ms=r["start_ms"], end_ms=r["end_ms"], bytes=r["bytes"],
+                   sha256=r["sha256"], codec=r["codec"], width=r["width"], height=r["height"],
+                   state=r["state"], analysed=r["analysis"] == AnalysisState.ANALYSED,
+                   activity=bool(r["activity"]))
 
 
 class SegmentFile(SegmentOut):

@@ -13,7 +13,7 @@ from datetime import date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
 from ccvault.catalog import queries
-from ccvault.catalog.rows import Span, StoredSpan
+from ccvault.catalog.rows import SPAN_COLUMNS, StoredSpan
 from ccvault.config.model import Config
 from ccvault.retention.holds import listing
 from ccvault.timefmt import to_ms, utc_text
@@ -23,7 +23,6 @@ from ccvault.views.status import camera_state
 MINUTE_MS = 60_000
 # Seams between consecutive segments (a frame interval, clock jitter) are not gaps.
 GAP_MIN_MS = 1000
-SPAN_COLUMNS = "id, start_ms, end_ms, peak, area, kind, x0, y0, x1, y1, open"
 
 
 class TooMany(Exception):
@@ -62,9 +61,9 @@ def _footage_ends(conn: sqlite3.Connection, cam: queries.CameraRow) -> tuple[int
     return first[0], last[0]
 
 
-# The columns SegmentOut.from_row reads, in its order.
-SEGMENT_ROW = ("s.id, c.name, v.name, s.start_ms, s.end_ms, s.bytes, s.sha256, s.codec,"
-               " s.width, s.height, s.state, s.analysis, s.activity")
+# The columns SegmentOut.from_row reads, by these names.
+SEGMENT_ROW = ("s.id, c.name AS camera, v.name AS volume, s.start_ms, s.end_ms, s.bytes,"
+               " s.sha256, s.codec, s.width, s.height, s.state, s.analysis, s.activity")
 
 
 def segments(conn: sqlite3.Connection, camera: str, from_ms: int, to_ms: int,
@@ -74,9 +73,7 @@ def segments(conn: sqlite3.Connection, camera: str, from_ms: int, to_ms: int,
     cam = queries.camera(conn, camera)
     if cam is None:
         return []
-    cur = conn.cursor()
-    cur.row_factory = None
-    rows = cur.execute(
+    rows = conn.execute(
         f"SELECT {SEGMENT_ROW} {queries.SEGMENT_FROM}"
         " WHERE s.camera_id = ? AND s.start_ms >= ? AND s.start_ms < ? AND s.end_ms > ?"
         + (" AND s.activity = 1" if activity_only else "")
@@ -108,12 +105,7 @@ def step_span(conn: sqlite3.Connection, camera: str, at_ms: int, forward: bool,
         f"SELECT {SPAN_COLUMNS} FROM motion_spans WHERE camera_id = ? AND start_ms {op} ?"
         f" AND kind IN ({','.join('?' * len(kinds))}) ORDER BY start_ms {order}, id {order}"
         " LIMIT 1", (cam.id, at_ms, *kinds)).fetchone()
-    return _stored(camera, row) if row else None
-
-
-def _stored(camera: str, r: sqlite3.Row) -> StoredSpan:
-    return StoredSpan(r[0], camera, Span(r[1], r[2], r[3], r[4], r[5], tuple(r[6:10])),
-                      bool(r[10]))
+    return StoredSpan.from_row(camera, row) if row else None
 
 
 def local_day(day: date, tz: ZoneInfo) -> tuple[int, int]:
