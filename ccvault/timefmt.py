@@ -1,4 +1,4 @@
-"""The one parser and formatter for times typed and shown by people (CLI now, HTTP API later).
+"""The one parser and formatter for times typed and shown by people (CLI, HTTP API, web).
 
 Storage is UTC integer milliseconds; people type local time. A local time that a daylight-saving
 change makes ambiguous or impossible is refused with the candidates, never guessed.

@@ -120,6 +120,15 @@ class Intent:
 
 
 @dataclass(frozen=True, slots=True)
+class PlannedMove:
+    """A copy to be made: a segment, and where its new copy will lie."""
+
+    segment_id: int
+    dst_volume: str
+    dst_path: str  # relative to the destination volume's root
+
+
+@dataclass(frozen=True, slots=True)
 class Switch:
     """A verified new copy of a segment, ready to become the one the row points at."""
 

@@ -29,7 +29,7 @@ def purge(app: App, dry_run: bool, at: str | None, show_all: bool, as_json: bool
     from ccvault.host.lock import daemon_running
     from ccvault.recorder.ffmpeg import ffmpeg_binary
     from ccvault.retention.executor import Executor, recover
-    from ccvault.retention.passes import plan_pass, purge_leftovers, run_pass, totals
+    from ccvault.retention.passes import plan_pass, find_leftovers, run_pass, totals
     from ccvault.storage.volumes import spool_dirs
 
     if (at or show_all) and not dry_run:
@@ -59,7 +59,7 @@ def purge(app: App, dry_run: bool, at: str | None, show_all: bool, as_json: bool
         for batch in plan_pass(conn, app.config, volumes, now_ms, include_keeps=show_all):
             for d in batch:
                 decided[d.segment.id] = d  # a quota or pressure decision overrides a keep
-        leftovers = purge_leftovers(conn, app.config, volumes, spools, set(), now_ms)
+        leftovers = find_leftovers(conn, app.config, volumes, spools, set(), now_ms)
     decisions = sorted(decided.values(), key=lambda d: (d.segment.camera, d.segment.start_ms))
     if as_json:
         emit_json({"actions": [d.as_json() for d in decisions], "totals": totals(decisions),

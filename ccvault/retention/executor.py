@@ -31,7 +31,7 @@ from typing import Protocol
 import structlog
 
 from ccvault.catalog import queries
-from ccvault.catalog.rows import Intent, Switch
+from ccvault.catalog.rows import Intent, PlannedMove, Switch
 from ccvault.catalog.writer import CatalogWriter
 from ccvault.host.durable import fsync_dir
 from ccvault.retention.planner import DELETE, MIGRATE, THIN, Decision
@@ -158,7 +158,8 @@ class Executor:
                 continue
             dst_volume = d.target or "" if kind == "migrate" else d.segment.volume
             tag = "" if kind == "migrate" else "-k"
-            plans.append((d.segment.id, dst_volume, _free_name(paths[dst_volume], src_path, tag)))
+            plans.append(PlannedMove(d.segment.id, dst_volume,
+                                     _free_name(paths[dst_volume], src_path, tag)))
         intents = self.writer.intents.begin_moves(kind, plans, self.now_ms())
         self.checkpoint(f"{kind}.intent")
         switches, failed = [], 0

@@ -101,7 +101,7 @@ def run_pass(conn: sqlite3.Connection, config: Config, volumes: list[Volume],
             total.add(executor.apply(batch, {"pass_at_ms": now_ms}))
     report_premature(total.premature)
     if not executor.stopping.is_set():
-        leftovers = purge_leftovers(conn, config, volumes, spools or [], busy or set(), now_ms)
+        leftovers = find_leftovers(conn, config, volumes, spools or [], busy or set(), now_ms)
         remove_leftovers(executor, leftovers)
         total.leftovers = len(leftovers)
     log.info("retention.pass", leftovers=total.leftovers, deleted=total.deleted,
@@ -164,11 +164,11 @@ def totals(decisions: list[Decision]) -> dict:
     return {"actions": actions, "cameras": per_camera}
 
 
-def purge_leftovers(conn: sqlite3.Connection, config: Config, volumes: list[Volume],
-                    spools: list[Path], busy: set[Path], now_ms: int) -> list[dict]:
+def find_leftovers(conn: sqlite3.Connection, config: Config, volumes: list[Volume],
+                   spools: list[Path], busy: set[Path], now_ms: int) -> list[dict]:
     """Quarantined files and spool leftovers follow the same privacy ceiling (the longest
-    `max_days` of any camera): past it, they go. Returns what was removed (the caller
-    records it)."""
+    `max_days` of any camera): what is past it, to be removed by
+    `executor.remove_leftovers` (the dry run only lists it). Reads, changes nothing."""
     ceiling = max([config.retention.max_days]
                   + [config.retention_for(c).max_days for c in config.cameras])
     before_ms = now_ms - round(ceiling * 86_400_000)

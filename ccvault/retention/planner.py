@@ -14,11 +14,19 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
+from enum import StrEnum
 
 from ccvault.config.model import RetentionSettings
 
 DAY_MS = 86_400_000
-KEEP, DELETE, THIN, MIGRATE = "keep", "delete", "thin", "migrate"
+class Action(StrEnum):
+    KEEP = "keep"
+    DELETE = "delete"
+    THIN = "thin"
+    MIGRATE = "migrate"
+
+
+KEEP, DELETE, THIN, MIGRATE = Action.KEEP, Action.DELETE, Action.THIN, Action.MIGRATE
 # Planning estimate of what thinning frees (bench/grooming.py measures the real ratio); the
 # pressure check after the work re-reads the disk, so an estimate that is off only delays.
 THIN_SAVES = 0.5
@@ -91,7 +99,7 @@ class Protection:
 @dataclass(frozen=True, slots=True)
 class Decision:
     segment: Candidate
-    action: str  # keep | delete | thin | migrate
+    action: Action
     rule: str
     until_ms: int | None = None  # keep: when this segment's fate may change; None: not by time
     premature: bool = False  # deleted inside min_days (disk pressure only)
@@ -145,26 +153,40 @@ def decide(c: Candidate, policy: Policy, protections: Sequence[Protection], now_
     held = protection_for(c, protections, now_ms)
     if held is not None:
         return Decision(c, KEEP, held.rule, held.until_ms)
-    for rule, applies, action in ROUTINE_RULES:
-        if applies(c, policy, now_ms):
-            if action == MIGRATE:
+    for rule in ROUTINE_RULES:
+        if rule.applies(c, policy, now_ms):
+            if rule.action == MIGRATE:
                 target = archives.take(c.bytes, exclude=c.volume)
                 if target is None:
                     continue  # no archive has room: it stays hot, pressure frees space if needed
-                return Decision(c, MIGRATE, rule, target=target)
-            return Decision(c, action, rule)
+                return Decision(c, MIGRATE, rule.name, target=target)
+            return Decision(c, rule.action, rule.name)
     rule = "min_days" if c.end_ms > now_ms - policy.min_ms else "window"
     return Decision(c, KEEP, rule, _next_change(c, policy, now_ms))
 
 
 Applies = Callable[[Candidate, Policy, int], bool]
-ROUTINE_RULES: tuple[tuple[str, Applies, str], ...] = (
-    ("max_days", lambda c, p, now: c.start_ms <= now - p.max_ms, DELETE),
-    ("motion_days", lambda c, p, now: not c.idle and c.end_ms <= now - p.motion_ms, DELETE),
-    ("continuous_days", lambda c, p, now: c.idle and c.end_ms <= now - p.continuous_ms, DELETE),
-    ("thin_after_days", lambda c, p, now: (c.idle and not c.thinned and p.thin_after_ms > 0
-                                           and c.end_ms <= now - p.thin_after_ms), THIN),
-    ("hot_days", lambda c, p, now: c.role == "hot" and c.end_ms <= now - p.hot_ms, MIGRATE),
+
+
+@dataclass(frozen=True, slots=True)
+class RoutineRule:
+    name: str  # the config key it enforces; what dry runs and `explain` print
+    applies: Applies
+    action: Action
+
+
+# The fixed order in which routine rules are tried; the first that applies decides.
+ROUTINE_RULES: tuple[RoutineRule, ...] = (
+    RoutineRule("max_days", lambda c, p, now: c.start_ms <= now - p.max_ms, DELETE),
+    RoutineRule("motion_days",
+                lambda c, p, now: not c.idle and c.end_ms <= now - p.motion_ms, DELETE),
+    RoutineRule("continuous_days",
+                lambda c, p, now: c.idle and c.end_ms <= now - p.continuous_ms, DELETE),
+    RoutineRule("thin_after_days",
+                lambda c, p, now: (c.idle and not c.thinned and p.thin_after_ms > 0
+                                   and c.end_ms <= now - p.thin_after_ms), THIN),
+    RoutineRule("hot_days",
+                lambda c, p, now: c.role == "hot" and c.end_ms <= now - p.hot_ms, MIGRATE),
 )
 
 
@@ -208,8 +230,8 @@ def over_quota(oldest_first: Iterable[Candidate], excess: int, rule: str,
 @dataclass(frozen=True, slots=True)
 class PressureStep:
     number: int
-    action: str
-    applies: Callable[[Candidate, Policy, int], bool]
+    action: Action
+    applies: Applies
     premature: bool = False
 
 

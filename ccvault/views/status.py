@@ -1,4 +1,4 @@
-"""The status object shared by `ccvault status --json` (and, later, `GET /api/status`).
+"""The status object shared by `ccvault status --json` and `GET /api/status`.
 
 Reads only: a CLI asking for status must never initialise a volume or change the catalog.
 """

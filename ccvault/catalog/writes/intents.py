@@ -7,7 +7,7 @@ import sqlite3
 from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
-from ccvault.catalog.rows import Intent, Switch
+from ccvault.catalog.rows import Intent, PlannedMove, Switch
 
 if TYPE_CHECKING:
     from ccvault.catalog.writer import CatalogWriter
@@ -46,24 +46,25 @@ class IntentWrites:
                             "bytes": sum(g["bytes"] for g in gone), "segments": gone}, now_ms)
             return intents
 
-    def begin_moves(self, kind: str, moves: list[tuple[int, str, str]],
+    def begin_moves(self, kind: str, moves: list[PlannedMove],
                     now_ms: int) -> list[Intent]:
         """Record migrate/thin intents (segment id, destination volume, destination path)
         before any byte is copied, so a crash leaves a trail start-up can follow."""
         with self._core.transaction() as conn:
-            rows = {r["id"]: r for r in _segment_rows(conn, [m[0] for m in moves])}
+            rows = {r["id"]: r for r in _segment_rows(conn, [m.segment_id for m in moves])}
             out = []
-            for seg_id, dst_volume, dst_path in moves:
-                row = rows.get(seg_id)
+            for move in moves:
+                row = rows.get(move.segment_id)
                 if row is None:
                     continue
                 intent_id = conn.execute(
                     "INSERT INTO intents (kind, segment_id, src_volume, src_path, dst_volume,"
                     " dst_path, created_ms) VALUES (?, ?, ?, ?, ?, ?, ?)",
-                    (kind, seg_id, row["volume"], row["path"], dst_volume, dst_path, now_ms),
+                    (kind, move.segment_id, row["volume"], row["path"], move.dst_volume,
+                     move.dst_path, now_ms),
                 ).lastrowid
-                out.append(Intent(intent_id or 0, kind, seg_id, row["volume"], row["path"],
-                                  dst_volume, dst_path))
+                out.append(Intent(intent_id or 0, kind, move.segment_id, row["volume"],
+                                  row["path"], move.dst_volume, move.dst_path))
             return out
 
     def switch_copies(self, switches: list[Switch], now_ms: int, actor: str,
