@@ -6,6 +6,9 @@
     session              a warm `ccvault` for a sequence of commands: one JSON argv list per
                          stdin line, one JSON {"rc", "stdout", "stderr"} line back per command
     daemon CONFIG FIRST  `ccvault run` with the first retention pass FIRST seconds after start
+    import CONFIG CAMERA START FILE
+                         `ccvault import` SIGKILLed once its segments are stored, before it
+                         analyses them (what a crash or a reboot mid-import leaves)
 
 Each session command runs through `ccvault.cli.main` with a fresh `App` (its own config load,
 catalog writer and volume check), exactly as a new `ccvault` process would; the session only
@@ -95,6 +98,21 @@ def daemon(config_path: str, first_s: str) -> int:
     return 0
 
 
+def import_then_die(config_path: str, camera: str, start: str, file: str) -> int:
+    import ccvault.cli
+    import ccvault.ingest.importer
+
+    def die(*_args: object, **_kwargs: object) -> None:
+        os.kill(os.getpid(), signal.SIGKILL)
+
+    ccvault.ingest.importer.analyse_in_order = die  # type: ignore[assignment]
+    sys.argv = ["ccvault", "--config", config_path, "import", "--camera", camera,
+                "--start", start, file]
+    ccvault.cli.main()
+    return 0
+
+
 if __name__ == "__main__":
     mode, *args = sys.argv[1:]
-    sys.exit({"crash": crash, "session": session, "daemon": daemon}[mode](*args))
+    sys.exit({"crash": crash, "session": session, "daemon": daemon,
+              "import": import_then_die}[mode](*args))

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from ccvault.errors import CcvaultError
-from ccvault.host.durable import fsync_dir
+from ccvault.host.durable import fsync_dir, make_dirs
 from ccvault.timefmt import utc_text
 
 GENESIS = "0" * 64
@@ -67,7 +67,7 @@ class AuditLog:
         json.dumps(details)  # not serialisable: fail before touching the file
         created = not self.path.exists()
         if created:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
+            make_dirs(self.path.parent)
         fd = os.open(self.path, os.O_RDWR | os.O_APPEND | os.O_CREAT, 0o640)
         try:
             if created:

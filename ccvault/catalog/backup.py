@@ -17,7 +17,7 @@ from typing import Any
 
 from ccvault.catalog.writer import CatalogWriter
 from ccvault.errors import CheckFailed, Refused
-from ccvault.host.durable import fsync_dir, fsync_file
+from ccvault.host.durable import fsync_dir, fsync_file, make_dirs
 from ccvault.timefmt import utc_text
 
 _CHUNK = 1 << 20
@@ -33,9 +33,7 @@ def backup(writer: CatalogWriter, dest_dir: Path, now_ms: int, actor: str) -> di
     for path in (catalog, audit):
         if path is not None and path.exists():
             raise Refused(str(path), "exists already; a backup never replaces a file")
-    if not dest_dir.is_dir():
-        dest_dir.mkdir(parents=True)
-        fsync_dir(dest_dir.parent)
+    make_dirs(dest_dir)
     created: list[Path] = []
     try:
         with writer.reader() as source:

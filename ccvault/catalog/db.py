@@ -5,13 +5,15 @@ from __future__ import annotations
 import sqlite3
 from pathlib import Path
 
+from ccvault.host.durable import make_dirs
+
 BUSY_TIMEOUT_MS = 10_000
 
 
 def connect(path: Path, *, readonly: bool = False) -> sqlite3.Connection:
     """WAL so readers never wait for the writer; a busy timeout so daemon and CLI can share."""
     if not readonly:
-        path.parent.mkdir(parents=True, exist_ok=True)
+        make_dirs(path.parent)
     conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
     conn.row_factory = sqlite3.Row
     conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")

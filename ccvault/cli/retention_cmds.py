@@ -29,7 +29,7 @@ def purge(app: App, dry_run: bool, at: str | None, show_all: bool, as_json: bool
     from ccvault.host.lock import daemon_running
     from ccvault.recorder.ffmpeg import ffmpeg_binary
     from ccvault.retention.executor import Executor, recover
-    from ccvault.retention.passes import plan_pass, find_leftovers, run_pass, totals
+    from ccvault.retention.passes import find_leftovers, plan_pass, run_pass, totals
     from ccvault.storage.volumes import spool_dirs
 
     if (at or show_all) and not dry_run:

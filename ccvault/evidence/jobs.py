@@ -34,7 +34,7 @@ from ccvault.errors import Busy, CcvaultError, CheckFailed, NotFound, Refused, U
 from ccvault.evidence import bundle as evidence
 from ccvault.evidence import signing
 from ccvault.host.clock import Clock
-from ccvault.host.durable import fsync_dir
+from ccvault.host.durable import fsync_dir, make_dirs
 from ccvault.host.events import Event, emit
 from ccvault.storage.media import sha256_file
 from ccvault.storage.volumes import Volume
@@ -234,7 +234,7 @@ class ExportJobs:
             pairs.append((seg, volume.path / seg.path))
         if not pairs:
             raise NotFound("from", "no footage left in that range")
-        _make_parents(final)
+        make_dirs(final.parent)  # each new directory's entry made durable
         spec = evidence.BundleSpec(row["id"], row["camera"], row["from_ms"], row["to_ms"],
                                    row["reason"], row["actor"], final, self.config.timezone,
                                    self.writer.catalog_id,
@@ -369,18 +369,6 @@ def _manifest_id(bundle: Path) -> int | None:
         return json.loads((bundle / evidence.MANIFEST).read_bytes()).get("export_id")
     except (OSError, ValueError, AttributeError):
         return None
-
-
-def _make_parents(final: Path) -> None:
-    """Directories between the export root and the bundle, each entry made durable."""
-    missing = []
-    parent = final.parent
-    while not parent.exists():
-        missing.append(parent)
-        parent = parent.parent
-    for directory in reversed(missing):
-        directory.mkdir(exist_ok=True)
-        fsync_dir(directory.parent)
 
 
 def _existing(path: Path) -> Path:

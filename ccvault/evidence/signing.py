@@ -25,7 +25,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import (
 )
 
 from ccvault.errors import UsageError
-from ccvault.host.durable import fsync_dir
+from ccvault.host.durable import fsync_dir, make_dirs
 
 if TYPE_CHECKING:
     from ccvault.catalog.writer import CatalogWriter
@@ -73,7 +73,7 @@ def load_or_create(path: Path) -> tuple[SigningKey, bool]:
         return SigningKey(_load(path), path), False
     except FileNotFoundError:
         pass
-    path.parent.mkdir(parents=True, exist_ok=True)
+    make_dirs(path.parent)
     private = Ed25519PrivateKey.generate()
     pem = private.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
                                 serialization.NoEncryption())

@@ -33,7 +33,7 @@ import structlog
 from ccvault.catalog import queries
 from ccvault.catalog.rows import Intent, PlannedMove, Switch
 from ccvault.catalog.writer import CatalogWriter
-from ccvault.host.durable import fsync_dir
+from ccvault.host.durable import fsync_dir, make_dirs
 from ccvault.retention.planner import DELETE, MIGRATE, THIN, Decision
 from ccvault.storage.media import copy_hashed, sha256_file
 from ccvault.storage.thinning import ThinError, keyframes_only, work_path
@@ -207,7 +207,7 @@ class Executor:
     def _copy(self, it: Intent, paths: dict[str, Path]) -> Switch:
         src = paths[it.src_volume] / it.src_path
         dst = paths[it.dst_volume or ""] / (it.dst_path or "")
-        dst.parent.mkdir(parents=True, exist_ok=True)
+        make_dirs(dst.parent)
         with self.writer.reader() as conn:
             expected = queries.segments_by_ids(conn, [it.segment_id])[0]
         if it.kind == "migrate":

@@ -26,7 +26,7 @@ from ccvault.catalog.rows import MediaInfo, NewSegment
 from ccvault.catalog.writer import CatalogWriter
 from ccvault.errors import CcvaultError
 from ccvault.host.clock import Clock
-from ccvault.host.durable import fsync_dir, fsync_file
+from ccvault.host.durable import fsync_dir, fsync_file, make_dirs
 from ccvault.storage.media import copy_hashed, sha256_file
 from ccvault.storage.volumes import QUARANTINE_DIR, Volume, target_for_new_segments
 
@@ -98,7 +98,7 @@ class SegmentStore:
         for attempt in range(100):
             rel = segment_relpath(camera, start_ms, end_ms - start_ms, attempt)
             dst = volume.path / rel
-            dst.parent.mkdir(parents=True, exist_ok=True)
+            make_dirs(dst.parent)
             placed = self._place(src, dst, sha256)
             if placed is None:
                 continue  # another file holds that name: try the next name, never replace
@@ -148,7 +148,7 @@ class SegmentStore:
         A file already on a volume stays on that volume (a rename, not a copy)."""
         volume = volume or self._target()
         qdir = volume.path / QUARANTINE_DIR / (camera or "unknown")
-        qdir.mkdir(parents=True, exist_ok=True)
+        make_dirs(qdir)
         base = f"{self.clock.wall_ms()}_{src.name}"
         for attempt in range(100):
             dst = qdir / (f"{attempt}_{base}" if attempt else base)

@@ -22,7 +22,7 @@ from ccvault.catalog.rows import VolumeRow
 from ccvault.catalog.writer import CatalogWriter
 from ccvault.config.model import Config, VolumeConfig
 from ccvault.errors import NotFound, Refused
-from ccvault.host.durable import fsync_dir
+from ccvault.host.durable import fsync_dir, make_dirs
 
 log = structlog.get_logger("ccvault.volumes")
 
@@ -55,7 +55,7 @@ def read_identity(path: Path) -> dict | None:
 
 def write_identity(path: Path, volume_uuid: str, catalog_id: str, name: str) -> None:
     """Atomically (tmp, fsync, rename, fsync dir), so a crash leaves the old identity or the new."""
-    path.mkdir(parents=True, exist_ok=True)
+    make_dirs(path)
     tmp = path / f"{IDENTITY_FILE}.tmp"
     data = {"volume_uuid": volume_uuid, "catalog_id": catalog_id, "name": name}
     with open(tmp, "w") as f:
