@@ -582,7 +582,7 @@ def check_cost(seed: int, rebuild: bool, iterations: int, forecast_runs: int,
                backlog_days: tuple[int, ...]) -> dict[str, Any]:
     import query  # bench/query.py
 
-    from ccvault.alerts.channels import Dispatcher
+    from ccvault.alerts.dispatcher import Dispatcher
     from ccvault.alerts.manager import AlertManager
     from ccvault.catalog import db, queries
     from ccvault.catalog.writer import CatalogWriter

@@ -22,15 +22,11 @@ from aiosmtpd.smtp import AuthResult, LoginPassword
 from pydantic import ValidationError
 from structlog.testing import capture_logs
 
-from ccvault.alerts.channels import (
-    ZERO_TIME,
-    Dispatcher,
-    EmailChannel,
-    WebhookChannel,
-    build_channels,
-    email_subject,
-)
-from ccvault.alerts.model import FIRING, RESOLVED, Alert
+from ccvault.alerts.channels import build_channels
+from ccvault.alerts.dispatcher import Dispatcher
+from ccvault.alerts.email import EmailChannel, email_subject
+from ccvault.alerts.model import FIRING, RESOLVED, ZERO_TIME, Alert
+from ccvault.alerts.webhook import WebhookChannel
 from ccvault.config.alerts import EmailConfig, WebhookConfig
 from tests.peers import self_signed
 

@@ -11,8 +11,8 @@ import pytest
 from pydantic import ValidationError
 
 from ccvault.alerts.book import AlertBook, Observation
-from ccvault.alerts.channels import Dispatcher
 from ccvault.alerts.conditions import CHECKS, evaluate
+from ccvault.alerts.dispatcher import Dispatcher
 from ccvault.alerts.manager import AlertManager
 from ccvault.alerts.model import FIRING, RESOLVED, Alert
 from ccvault.catalog import queries

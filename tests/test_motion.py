@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from ccvault.catalog.rows import Span
-from ccvault.config.model import MotionSettings
+from ccvault.config.policy import MotionSettings
 from ccvault.motion.analysis import Carry, analyze, finish
 from tests.conftest import run_cli
 from tests.motion_scenes import Mover, Scene, ensure, render, scene_set, score

@@ -18,7 +18,7 @@ from typing import Any
 
 import pytest
 
-from ccvault.config.model import RetentionSettings
+from ccvault.config.policy import RetentionSettings
 from ccvault.retention.planner import (
     DAY_MS,
     DELETE,

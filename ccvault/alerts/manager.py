@@ -15,7 +15,8 @@ import structlog
 
 from ccvault.alerts import conditions
 from ccvault.alerts.book import AlertBook, Change, Instance, Observation
-from ccvault.alerts.channels import Dispatcher, build_channels
+from ccvault.alerts.channels import build_channels
+from ccvault.alerts.dispatcher import Dispatcher
 from ccvault.alerts.model import FIRING, Alert, fingerprint
 from ccvault.catalog import queries
 from ccvault.catalog.rows import AlertRow

@@ -9,7 +9,7 @@ import click
 from ccvault.catalog.rows import Span
 from ccvault.cli import App, cli, json_option, pass_app
 from ccvault.cli.output import emit_json, table
-from ccvault.config.model import MotionSettings
+from ccvault.config.policy import MotionSettings
 from ccvault.errors import UsageError
 
 

@@ -27,12 +27,11 @@ from ccvault.config.model import (
     ExportConfig,
     HttpConfig,
     IntegrityConfig,
-    MotionConfig,
     RecordingConfig,
-    RetentionSettings,
     StorageConfig,
     VolumeConfig,
 )
+from ccvault.config.policy import MotionConfig, RetentionSettings
 
 HEADER = """\
 # ccvault configuration — every key, with its default and bounds.

@@ -4,15 +4,13 @@ A job is a catalog row (`exports`) plus an `export_pins` row over its range, mad
 transaction before any byte is copied, so retention keeps the footage from the moment the job
 exists until it ends (the planner's `export_pin` rule). The daemon runs queued jobs one at a
 time in its worker thread; `ccvault export` records its job already claimed and runs it in its
-own process. Whoever runs a job holds that job's lock (`JobLock`), so it is only ever run by
+own process. Whoever runs a job holds that job's lock (`FileLock`), so it is only ever run by
 one process, and a job a crash left `running` is run again from scratch by the next daemon
 (`resume`). Bundles in `[export] dir` expire after `keep_days` (`purge_expired`, a daemon job).
 """
 
 from __future__ import annotations
 
-import contextlib
-import fcntl
 import json
 import os
 import queue
@@ -36,6 +34,7 @@ from ccvault.evidence import signing
 from ccvault.host.clock import Clock
 from ccvault.host.durable import fsync_dir, make_dirs
 from ccvault.host.events import Event, emit
+from ccvault.host.lock import FileLock
 from ccvault.storage.media import sha256_file
 from ccvault.storage.volumes import Volume
 from ccvault.timefmt import ordered, utc_text
@@ -116,7 +115,7 @@ class ExportJobs:
         return self._record(camera, from_ms, to_ms, reason, actor, out_dir, None)
 
     def _record(self, camera: str, from_ms: int, to_ms: int, reason: str, actor: str,
-                out_dir: Path | None, claim: list[JobLock] | None) -> int:
+                out_dir: Path | None, claim: list[FileLock] | None) -> int:
         """The job row and its pin in one transaction. With `claim`, this process takes the
         job's lock before the row commits, so no other process can ever start it."""
         final = self.validate(camera, from_ms, to_ms, reason, out_dir)
@@ -127,7 +126,7 @@ class ExportJobs:
             if os.path.lexists(path):
                 raise Refused("out", f"{path} exists already (evidence is never overwritten)")
             if claim is not None:  # a new id: nobody else can hold its lock
-                lock = JobLock.take(self._lock_path(export_id))
+                lock = FileLock.take(self._lock_path(export_id))
                 if lock is None:
                     raise Busy(f"export {export_id}", "another process holds its lock")
                 claim.append(lock)
@@ -151,7 +150,7 @@ class ExportJobs:
                    out_dir: Path | None, progress: Callable[[float], None] | None = None,
                    started: Callable[[int], None] | None = None) -> dict[str, Any]:
         """`ccvault export`: recorded already claimed by this process, then run here."""
-        claim: list[JobLock] = []
+        claim: list[FileLock] = []
         try:
             export_id = self._record(camera, from_ms, to_ms, reason, actor, out_dir, claim)
             if started is not None:
@@ -168,7 +167,7 @@ class ExportJobs:
         """Run a job now, in this thread (the worker; tests). Returns the job (`get`) with
         the bundle's files; a failure is recorded, then raised (CheckFailed and the like).
         Busy when another process runs it (its lock is held)."""
-        lock = JobLock.take(self._lock_path(export_id))
+        lock = FileLock.take(self._lock_path(export_id))
         if lock is None:
             raise Busy(f"export {export_id}", "another process is running it")
         try:
@@ -377,29 +376,3 @@ def _existing(path: Path) -> Path:
         path = path.parent
     return path
 
-
-class JobLock:
-    """This process runs a job: an flock on the job's own lock file, held while it runs and
-    released by the kernel if the process dies. A free lock on a `running` job means its
-    runner is gone, so the next daemon may run it again; a held one means another process
-    (a `ccvault export` beside the daemon) is running it now."""
-
-    def __init__(self, path: Path, fd: int) -> None:
-        self.path, self.fd = path, fd
-
-    @classmethod
-    def take(cls, path: Path) -> JobLock | None:
-        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            os.close(fd)
-            return None
-        return cls(path, fd)
-
-    def release(self) -> None:
-        """The file goes while still locked: whoever opened it meanwhile finds the job's row
-        no longer runnable (`exports.start` refuses a finished job)."""
-        with contextlib.suppress(FileNotFoundError):
-            self.path.unlink()
-        os.close(self.fd)

@@ -73,3 +73,29 @@ def no_import_running(catalog: Path) -> Iterator[bool]:
         yield True
     finally:
         os.close(fd)
+
+
+class FileLock:
+    """An exclusive flock on a file of its own, taken without waiting, released by the kernel
+    if the process dies: who runs one thing (an export job) across processes. A free lock on
+    work marked running means its runner is gone; a held one, that another process is at it."""
+
+    def __init__(self, path: Path, fd: int) -> None:
+        self.path, self.fd = path, fd
+
+    @classmethod
+    def take(cls, path: Path) -> FileLock | None:
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(fd)
+            return None
+        return cls(path, fd)
+
+    def release(self) -> None:
+        """The file goes while still locked: whoever opened it meanwhile must check that the
+        work is still to be done (an export's `exports.start` refuses a finished job)."""
+        with contextlib.suppress(FileNotFoundError):
+            self.path.unlink()
+        os.close(self.fd)

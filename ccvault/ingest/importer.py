@@ -23,7 +23,8 @@ import structlog
 from ccvault.catalog import queries
 from ccvault.catalog.rows import AnalysisState
 from ccvault.catalog.writer import CatalogWriter
-from ccvault.config.model import CameraConfig, MotionSettings
+from ccvault.config.model import CameraConfig
+from ccvault.config.policy import MotionSettings
 from ccvault.errors import CcvaultError, Refused, UsageError
 from ccvault.host.lock import import_running
 from ccvault.ingest.spool import read_list, segment_times

@@ -25,7 +25,7 @@ import av
 import numpy as np
 
 from ccvault.catalog.rows import Span
-from ccvault.config.model import MotionSettings
+from ccvault.config.policy import MotionSettings
 from ccvault.motion.detector import BACKGROUND_TAU_MS, Detector, FrameResult
 from ccvault.motion.source import Source
 from ccvault.motion.spans import Hit, OpenSpan, SpanBuilder, min_ms

@@ -14,7 +14,7 @@ import av
 import cv2
 import numpy as np
 
-from ccvault.config.model import MotionSettings
+from ccvault.config.policy import MotionSettings
 from ccvault.motion.detector import Detector, FrameResult, watch_raster
 
 SCALE = 2

@@ -17,7 +17,7 @@ import av
 import cv2
 import numpy as np
 
-from ccvault.config.model import MotionSettings
+from ccvault.config.policy import MotionSettings
 
 # One thread: analysis runs one process per camera in parallel, and OpenCV's own thread pool
 # on 320-px frames spends more CPU waking threads than it saves (~25 % of `all` mode's CPU).

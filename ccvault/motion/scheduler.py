@@ -25,7 +25,8 @@ import structlog
 from ccvault.catalog import queries
 from ccvault.catalog.rows import AnalysisState, Segment, Span
 from ccvault.catalog.writer import CatalogWriter
-from ccvault.config.model import Config, MotionSettings
+from ccvault.config.model import Config
+from ccvault.config.policy import MotionSettings
 from ccvault.host.children import die_with_parent
 from ccvault.host.lock import no_import_running
 from ccvault.motion.analysis import Analysis, Carry, analyze, finish

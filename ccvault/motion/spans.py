@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 
 from ccvault.catalog.rows import Span
-from ccvault.config.model import MotionSettings
+from ccvault.config.policy import MotionSettings
 from ccvault.motion.detector import NO_BOX, FrameResult
 
 MOTION = "motion"

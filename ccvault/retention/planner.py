@@ -16,7 +16,7 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
 
-from ccvault.config.model import RetentionSettings
+from ccvault.config.policy import RetentionSettings
 
 DAY_MS = 86_400_000
 class Action(StrEnum):

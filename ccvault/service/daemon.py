@@ -21,7 +21,8 @@ from types import FrameType
 import structlog
 
 from ccvault import __version__
-from ccvault.alerts.channels import Dispatcher, build_channels
+from ccvault.alerts.channels import build_channels
+from ccvault.alerts.dispatcher import Dispatcher
 from ccvault.alerts.manager import AlertManager
 from ccvault.api.context import ApiContext
 from ccvault.api.server import ApiServer

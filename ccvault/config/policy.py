@@ -1,0 +1,119 @@
+"""Policies a camera inherits and may override key by key: how motion is found ([motion],
+[cameras.motion]) and how long footage is kept ([retention], [cameras.retention])."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import Field, model_validator
+
+from ccvault.config.fields import ByteSize, Model, Polygon, override_of
+
+
+class MotionSettings(Model):
+    """How motion is found in one camera's footage; [motion] sets them for all cameras and
+    [cameras.motion] overrides them field by field (a camera's masks replace the global ones)."""
+
+    enabled: bool = Field(True, description="Analyse this footage for motion.")
+    mode: Literal["auto", "keyframes", "all"] = Field(
+        "auto",
+        description="auto: keyframes first, then full decoding at the edges of each hit, when "
+        "keyframes are at most 2 s apart, every frame otherwise; keyframes: keyframes only; "
+        "all: every frame.",
+    )
+    threshold: int = Field(
+        25, ge=1, le=255, description="Luma difference (0-255) that makes a pixel 'changed'."
+    )
+    min_area: float = Field(
+        0.002, ge=0.0, le=1.0,
+        description="Smallest moving region that counts, as a fraction of the frame.",
+    )
+    min_seconds: float = Field(
+        0.5, ge=0.0, le=60.0, description="Shorter activity is not reported."
+    )
+    merge_gap_seconds: float = Field(
+        3.0, ge=0.0, le=600.0, description="Hits closer than this are one span."
+    )
+    pre_seconds: float = Field(
+        5.0, ge=0.0, le=600.0,
+        description="Footage kept as activity before a span starts (retention padding).",
+    )
+    post_seconds: float = Field(
+        10.0, ge=0.0, le=600.0,
+        description="Footage kept as activity after a span ends (retention padding).",
+    )
+    masks: list[Polygon] = Field(
+        default_factory=list,
+        description="Polygons to ignore (rack LEDs, a wall clock, a window), in relative "
+        "0-1 coordinates [[x, y], ...].",
+    )
+    lighting: Literal["event", "ignore"] = Field(
+        "event",
+        description="A change over most of the frame at once (lights switched on): 'event' "
+        "records a lighting span (activity for retention, not motion); 'ignore' drops it.",
+    )
+
+
+class MotionConfig(MotionSettings):
+    workers: int | None = Field(
+        None, ge=1, le=64, description="Analysis processes, at lower CPU priority.",
+        json_schema_extra={"default_text": "cores - 1, at least 1"},
+    )
+
+
+MotionOverride = override_of(MotionSettings, "MotionOverride")
+
+
+class RetentionSettings(Model):
+    """How long footage is kept; [retention] sets it for all cameras and [cameras.retention]
+    overrides it key by key. Windows count from a segment's end, the ceiling from its start."""
+
+    continuous_days: float = Field(
+        14.0, gt=0, le=3650, description="Keep idle footage (no activity) this long."
+    )
+    motion_days: float = Field(
+        31.0, gt=0, le=3650,
+        description="Keep footage whose padded range overlaps activity this long.",
+    )
+    max_days: float = Field(
+        31.0, gt=0, le=3650,
+        description="Privacy ceiling: nothing older survives except under hold or export pin.",
+    )
+    min_days: float = Field(
+        7.0, ge=0, le=3650,
+        description="The promise: footage younger than this is deleted only under disk "
+        "pressure, with a premature_deletion alert.",
+    )
+    max_bytes: ByteSize | None = Field(
+        None, description="Per-camera quota; the oldest footage past min_days goes first."
+    )
+    hot_days: float = Field(
+        7.0, ge=0, le=3650,
+        description="Footage older than this moves from hot volumes to an archive volume.",
+    )
+    thin_after_days: float = Field(
+        0.0, ge=0, le=3650,
+        description="Idle footage older than this is rewritten keyframes-only (stream copy); "
+        "0 = off.",
+    )
+
+    @model_validator(mode="after")
+    def _consistent(self) -> RetentionSettings:
+        if self.continuous_days > self.motion_days:
+            raise ValueError("continuous_days: must not exceed motion_days "
+                             f"({self.continuous_days} > {self.motion_days})")
+        if self.motion_days > self.max_days:
+            raise ValueError(f"motion_days: must not exceed max_days "
+                             f"({self.motion_days} > {self.max_days})")
+        if self.min_days > self.continuous_days:
+            raise ValueError(f"min_days: must not exceed continuous_days "
+                             f"({self.min_days} > {self.continuous_days})")
+        if self.thin_after_days and self.thin_after_days >= self.continuous_days:
+            raise ValueError("thin_after_days: must be below continuous_days, or idle "
+                             "footage is deleted before it is thinned")
+        return self
+
+
+RetentionOverride = override_of(RetentionSettings, "RetentionOverride")
+
+
