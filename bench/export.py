@@ -84,10 +84,10 @@ def write_config(n: int) -> Path:
     path = WORK / "ccvault.toml"
     path.write_text(f"""timezone = "UTC"
 [storage]
-catalog = "{WORK / 'catalog.sqlite'}"
+catalog = "{WORK / "catalog.sqlite"}"
 [[storage.volumes]]
 name = "hot"
-path = "{WORK / 'hot'}"
+path = "{WORK / "hot"}"
 reserve_free_bytes = 0
 reserve_free_percent = 0
 [export]
@@ -113,8 +113,7 @@ def seed(config_path: Path, n: int, start_ms: int) -> list[Path]:
         tmp = WORK / "hot" / "incoming.mp4"
         shutil.copyfile(CLIP, tmp)
         at = start_ms + i * MINUTE_MS
-        paths.append(store.add(tmp, CAMERA, at, at + MINUTE_MS, media, digest,
-                               "imported").path)
+        paths.append(store.add(tmp, CAMERA, at, at + MINUTE_MS, media, digest, "imported").path)
     writer.close()
     os.sync()
     return paths
@@ -124,8 +123,9 @@ def baseline(files: list[Path], dest: Path, digest: str) -> float:
     dest.mkdir()
     t0 = time.perf_counter()
     subprocess.run(["cp", *map(str, files), str(dest)], check=True)
-    sums = subprocess.run(["sha256sum", *sorted(map(str, dest.iterdir()))], check=True,
-                          capture_output=True, text=True).stdout.split()
+    sums = subprocess.run(
+        ["sha256sum", *sorted(map(str, dest.iterdir()))], check=True, capture_output=True, text=True
+    ).stdout.split()
     subprocess.run(["sync"], check=True)
     seconds = time.perf_counter() - t0
     assert sums[::2] == [digest] * len(files), "baseline copy differs"
@@ -145,8 +145,9 @@ def export(config_path: Path, n: int, start_ms: int, out: Path) -> tuple[float, 
             marks.append(time.perf_counter())
 
     t0 = time.perf_counter()
-    result = jobs.export_now(CAMERA, start_ms, start_ms + n * MINUTE_MS, "bench", "bench", out,
-                             progress=progress)
+    result = jobs.export_now(
+        CAMERA, start_ms, start_ms + n * MINUTE_MS, "bench", "bench", out, progress=progress
+    )
     seconds = time.perf_counter() - t0
     copies = (marks[0] - t0) if marks else float("nan")
     check = evidence.verify(out, jobs.key.public_raw)
@@ -166,10 +167,8 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
     logs.configure(sys.stderr, logging.WARNING)  # not 60 segment.ingested lines
     n, rounds = (10, 1) if args.quick else (60, args.rounds or 3)
-    print(f"bench/export.py — export of {n} one-minute 1080p15 segments vs cp + sha256sum + "
-          "sync")
-    print(f"python {platform.python_version()}, {os.cpu_count()} CPUs, ccvault "
-          f"{ccvault_version()}")
+    print(f"bench/export.py — export of {n} one-minute 1080p15 segments vs cp + sha256sum + sync")
+    print(f"python {platform.python_version()}, {os.cpu_count()} CPUs, ccvault {ccvault_version()}")
     if not clip_ok(CLIP):
         print(f"clip encoded in {make_clip(CLIP):.1f} s")
     digest = sha256_file(CLIP)
@@ -188,15 +187,20 @@ def main(argv: list[str] | None = None) -> int:
             cold &= drop_caches()
             base_s.append(baseline(files, WORK / f"baseline-{r}", digest))
             shutil.rmtree(WORK / f"baseline-{r}")
-            print(f"round {r + 1}: baseline {base_s[-1]:.2f} s ({total / MB / base_s[-1]:,.0f}"
-                  " MB/s)", flush=True)
+            print(
+                f"round {r + 1}: baseline {base_s[-1]:.2f} s ({total / MB / base_s[-1]:,.0f} MB/s)",
+                flush=True,
+            )
             cold &= drop_caches()
             seconds, copies, result = export(config, n, start_ms, WORK / "exports" / f"e{r}")
             export_s.append(seconds)
             copy_s.append(copies)
-            print(f"round {r + 1}: export   {seconds:.2f} s ({total / MB / seconds:,.0f} MB/s "
-                  f"of footage; segment copies {copies:.2f} s, clip + manifest "
-                  f"{seconds - copies:.2f} s)", flush=True)
+            print(
+                f"round {r + 1}: export   {seconds:.2f} s ({total / MB / seconds:,.0f} MB/s "
+                f"of footage; segment copies {copies:.2f} s, clip + manifest "
+                f"{seconds - copies:.2f} s)",
+                flush=True,
+            )
             shutil.rmtree(WORK / "exports" / f"e{r}")
         if not cold:
             print("NOTE: not root: the page cache was NOT dropped (warm figures)")
@@ -204,19 +208,35 @@ def main(argv: list[str] | None = None) -> int:
         ratio = e / b
         verdict = "PASS" if ratio <= TARGET else "FAIL"
         bundle = sum(f["bytes"] for f in result["files"])
-        print(f"bundle: {len(result['files'])} files, {bundle / MB:,.1f} MB (footage "
-              f"{total / MB:,.1f} MB + clip)")
-        print(f"RESULT: export {e:.2f} s vs baseline {b:.2f} s: time ratio {ratio:.2f} "
-              f"(speed {1 / ratio:.0%} of the baseline) vs target <= {TARGET:.1f}: {verdict}")
-        print(json.dumps({
-            "bench": "export", "ccvault": ccvault_version(), "quick": args.quick,
-            "segments": n, "footage_bytes": total, "bundle_bytes": bundle,
-            "page_cache": "cold" if cold else "warm", "rounds": rounds,
-            "baseline_s": [round(s, 3) for s in base_s],
-            "export_s": [round(s, 3) for s in export_s],
-            "export_copies_s": [round(s, 3) for s in copy_s],
-            "time_ratio": round(ratio, 3), "speed_vs_baseline": round(1 / ratio, 3),
-            "target_time_ratio": TARGET, "pass": verdict == "PASS"}))
+        print(
+            f"bundle: {len(result['files'])} files, {bundle / MB:,.1f} MB (footage "
+            f"{total / MB:,.1f} MB + clip)"
+        )
+        print(
+            f"RESULT: export {e:.2f} s vs baseline {b:.2f} s: time ratio {ratio:.2f} "
+            f"(speed {1 / ratio:.0%} of the baseline) vs target <= {TARGET:.1f}: {verdict}"
+        )
+        print(
+            json.dumps(
+                {
+                    "bench": "export",
+                    "ccvault": ccvault_version(),
+                    "quick": args.quick,
+                    "segments": n,
+                    "footage_bytes": total,
+                    "bundle_bytes": bundle,
+                    "page_cache": "cold" if cold else "warm",
+                    "rounds": rounds,
+                    "baseline_s": [round(s, 3) for s in base_s],
+                    "export_s": [round(s, 3) for s in export_s],
+                    "export_copies_s": [round(s, 3) for s in copy_s],
+                    "time_ratio": round(ratio, 3),
+                    "speed_vs_baseline": round(1 / ratio, 3),
+                    "target_time_ratio": TARGET,
+                    "pass": verdict == "PASS",
+                }
+            )
+        )
         return 0
     finally:
         remove_work(WORK, args.keep)

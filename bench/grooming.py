@@ -77,10 +77,13 @@ def main(argv: list[str] | None = None) -> int:
     ffmpeg = imageio_ffmpeg.get_ffmpeg_exe()
     version = ccvault_version()
     print(f"bench/grooming.py — keyframes_only() on {n} one-minute 1080p15 segments")
-    print(f"python {platform.python_version()}, {os.cpu_count()} CPUs, {platform.machine()}; "
-          f"load average before the run: " + " ".join(f"{x:.2f}" for x in os.getloadavg()))
-    ff_version = subprocess.run([ffmpeg, "-version"], capture_output=True, text=True,
-                                check=True).stdout.splitlines()[0]
+    print(
+        f"python {platform.python_version()}, {os.cpu_count()} CPUs, {platform.machine()}; "
+        f"load average before the run: " + " ".join(f"{x:.2f}" for x in os.getloadavg())
+    )
+    ff_version = subprocess.run(
+        [ffmpeg, "-version"], capture_output=True, text=True, check=True
+    ).stdout.splitlines()[0]
     print(f"{ff_version}\nccvault source: {version}")
     print("argv: " + " ".join(thin_argv(Path(ffmpeg).name, Path("SRC"), Path("DST"))))
     if not clip_ok(CLIP):
@@ -88,9 +91,11 @@ def main(argv: list[str] | None = None) -> int:
     clip = probe(CLIP)
     clip_bytes = CLIP.stat().st_size
     minutes = clip.duration_ms / 60_000
-    print(f"clip: {CLIP.name}, {clip_bytes:,} bytes, {clip.codec} {clip.width}x{clip.height}, "
-          f"{clip.frames} frames ({clip.keyframes} keyframes), {clip.duration_ms} ms, "
-          f"{clip_bytes * 8 / (clip.duration_ms / 1000) / 1e6:.2f} Mbit/s")
+    print(
+        f"clip: {CLIP.name}, {clip_bytes:,} bytes, {clip.codec} {clip.width}x{clip.height}, "
+        f"{clip.frames} frames ({clip.keyframes} keyframes), {clip.duration_ms} ms, "
+        f"{clip_bytes * 8 / (clip.duration_ms / 1000) / 1e6:.2f} Mbit/s"
+    )
 
     if WORK.exists():
         shutil.rmtree(WORK)
@@ -124,40 +129,55 @@ def main(argv: list[str] | None = None) -> int:
             problems.append("the outputs differ from each other")
         ratio = out_bytes / clip_bytes
         wall, cpu = statistics.mean(walls), statistics.mean(cpus)
-        print(f"checks: {n} outputs, {clip.keyframes} frames each, all keyframes, identical: "
-              f"{'OK' if not problems else 'PROBLEMS'}")
+        print(
+            f"checks: {n} outputs, {clip.keyframes} frames each, all keyframes, identical: "
+            f"{'OK' if not problems else 'PROBLEMS'}"
+        )
         for p in problems[:10]:
             print(f"  PROBLEM: {p}")
         print(f"input bytes                    {clip_bytes:12,}")
         print(f"output bytes                   {out_bytes:12,}")
         print(f"size ratio (output/input)      {ratio:12.3f}")
-        print(f"wall ms per segment            {wall:12.1f}   "
-              f"(median {statistics.median(walls):.1f}, max {max(walls):.1f})")
-        print(f"ffmpeg CPU ms per segment      {cpu:12.1f}   "
-              f"(median {statistics.median(cpus):.1f})")
-        print(f"this process's CPU ms/segment  {statistics.mean(own_cpus):12.1f}   (probe of the "
-              f"output, fsyncs, link)")
+        print(
+            f"wall ms per segment            {wall:12.1f}   "
+            f"(median {statistics.median(walls):.1f}, max {max(walls):.1f})"
+        )
+        print(
+            f"ffmpeg CPU ms per segment      {cpu:12.1f}   (median {statistics.median(cpus):.1f})"
+        )
+        print(
+            f"this process's CPU ms/segment  {statistics.mean(own_cpus):12.1f}   (probe of the "
+            f"output, fsyncs, link)"
+        )
         print(f"wall ms per minute of footage  {wall / minutes:12.1f}")
-        print(f"CPU ms per minute of footage   {cpu / minutes:12.1f}   "
-              f"(one core: ~{1000 / (cpu / minutes):.0f} footage minutes per second)")
-        print(f"baseline: ffmpeg -version      {base_wall:12.1f} ms wall, {base_cpu:.1f} ms CPU "
-              f"(start-up, in every figure above)")
-        print(json.dumps({
-            "bench": "grooming",
-            "ratio": round(ratio, 4),
-            "ms_per_segment": round(wall, 2),
-            "cpu_ms_per_segment": round(cpu, 2),
-            "segments": n,
-            "version": version,
-            "quick": args.quick,
-            "input_bytes": clip_bytes,
-            "output_bytes": out_bytes,
-            "ms_per_footage_minute": round(wall / minutes, 2),
-            "cpu_ms_per_footage_minute": round(cpu / minutes, 2),
-            "ffmpeg_startup_ms": round(base_wall, 2),
-            "ffmpeg_startup_cpu_ms": round(base_cpu, 2),
-            "checks_ok": not problems,
-        }))
+        print(
+            f"CPU ms per minute of footage   {cpu / minutes:12.1f}   "
+            f"(one core: ~{1000 / (cpu / minutes):.0f} footage minutes per second)"
+        )
+        print(
+            f"baseline: ffmpeg -version      {base_wall:12.1f} ms wall, {base_cpu:.1f} ms CPU "
+            f"(start-up, in every figure above)"
+        )
+        print(
+            json.dumps(
+                {
+                    "bench": "grooming",
+                    "ratio": round(ratio, 4),
+                    "ms_per_segment": round(wall, 2),
+                    "cpu_ms_per_segment": round(cpu, 2),
+                    "segments": n,
+                    "version": version,
+                    "quick": args.quick,
+                    "input_bytes": clip_bytes,
+                    "output_bytes": out_bytes,
+                    "ms_per_footage_minute": round(wall / minutes, 2),
+                    "cpu_ms_per_footage_minute": round(cpu / minutes, 2),
+                    "ffmpeg_startup_ms": round(base_wall, 2),
+                    "ffmpeg_startup_cpu_ms": round(base_cpu, 2),
+                    "checks_ok": not problems,
+                }
+            )
+        )
         return 0 if not problems else 1
     finally:
         remove_work(WORK, args.keep)

@@ -86,13 +86,45 @@ def make_clip(path: Path) -> float:
     """Encode the 60 s 1080p15 fragmented-MP4 clip; returns seconds taken."""
     tmp = path.with_name(path.name + ".tmp.mp4")
     cmd = [
-        imageio_ffmpeg.get_ffmpeg_exe(), "-hide_banner", "-nostdin", "-loglevel", "error", "-y",
-        "-f", "lavfi", "-i", "testsrc2=size=1920x1080:rate=15",
-        "-vf", "noise=alls=12:allf=t", "-pix_fmt", "yuv420p",
-        "-c:v", "libx264", "-preset", "ultrafast", "-b:v", "3M", "-maxrate", "3M",
-        "-bufsize", "6M", "-g", "30", "-keyint_min", "30", "-sc_threshold", "0", "-bf", "0",
-        "-t", str(SEGMENT_S), "-an",
-        "-f", "mp4", "-movflags", "+frag_keyframe+empty_moov+default_base_moof",
+        imageio_ffmpeg.get_ffmpeg_exe(),
+        "-hide_banner",
+        "-nostdin",
+        "-loglevel",
+        "error",
+        "-y",
+        "-f",
+        "lavfi",
+        "-i",
+        "testsrc2=size=1920x1080:rate=15",
+        "-vf",
+        "noise=alls=12:allf=t",
+        "-pix_fmt",
+        "yuv420p",
+        "-c:v",
+        "libx264",
+        "-preset",
+        "ultrafast",
+        "-b:v",
+        "3M",
+        "-maxrate",
+        "3M",
+        "-bufsize",
+        "6M",
+        "-g",
+        "30",
+        "-keyint_min",
+        "30",
+        "-sc_threshold",
+        "0",
+        "-bf",
+        "0",
+        "-t",
+        str(SEGMENT_S),
+        "-an",
+        "-f",
+        "mp4",
+        "-movflags",
+        "+frag_keyframe+empty_moov+default_base_moof",
         str(tmp),
     ]
     print(f"encoding the test clip {path.name} (once; cached) ...", flush=True)
@@ -181,23 +213,32 @@ def hash_ratio(files: list[Path]) -> dict[str, float]:
         del data
     file_mbs = total / t_file / MB
     mem_mbs = total / t_mem / MB
-    return {"bytes": total, "sha256_file_MBps": round(file_mbs, 1),
-            "hashlib_MBps": round(mem_mbs, 1), "ratio": round(file_mbs / mem_mbs, 3)}
+    return {
+        "bytes": total,
+        "sha256_file_MBps": round(file_mbs, 1),
+        "hashlib_MBps": round(mem_mbs, 1),
+        "ratio": round(file_mbs / mem_mbs, 3),
+    }
 
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--quick", action="store_true", help="20 segments (smoke run)")
     ap.add_argument("--segments", type=int, default=None, help="backlog size (default 200)")
-    ap.add_argument("--cold", action="store_true",
-                    help="evict the spool files from the page cache before the scan")
+    ap.add_argument(
+        "--cold",
+        action="store_true",
+        help="evict the spool files from the page cache before the scan",
+    )
     ap.add_argument("--keep", action="store_true", help=f"keep {WORK} afterwards")
     args = ap.parse_args(argv)
     n = args.segments or (20 if args.quick else 200)
 
     print(f"bench/ingest.py — Ingestor.scan() of a backlog of {n} one-minute 1080p15 segments")
-    print(f"python {platform.python_version()}, {os.cpu_count()} CPUs, {platform.machine()}, "
-          f"{ssl.OPENSSL_VERSION}")
+    print(
+        f"python {platform.python_version()}, {os.cpu_count()} CPUs, {platform.machine()}, "
+        f"{ssl.OPENSSL_VERSION}"
+    )
     print("load average before the run: " + " ".join(f"{x:.2f}" for x in os.getloadavg()))
     version = ccvault_version()
     print(f"ccvault source: {version}")
@@ -206,9 +247,11 @@ def main(argv: list[str] | None = None) -> int:
     media = probe(CLIP)
     clip_bytes = CLIP.stat().st_size
     clip_sha = sha256_file(CLIP)
-    print(f"clip: {CLIP.name}, {clip_bytes / MB:.2f} MB, {media.codec} {media.width}x{media.height}"
-          f", {media.frames} frames ({media.keyframes} keyframes), {media.duration_ms} ms, "
-          f"{clip_bytes * 8 / (media.duration_ms / 1000) / 1e6:.2f} Mbit/s")
+    print(
+        f"clip: {CLIP.name}, {clip_bytes / MB:.2f} MB, {media.codec} {media.width}x{media.height}"
+        f", {media.frames} frames ({media.keyframes} keyframes), {media.duration_ms} ms, "
+        f"{clip_bytes * 8 / (media.duration_ms / 1000) / 1e6:.2f} Mbit/s"
+    )
 
     if WORK.exists():
         shutil.rmtree(WORK)
@@ -224,9 +267,11 @@ def main(argv: list[str] | None = None) -> int:
         spool_files = sorted(run_dir.glob("*.mp4"))
         if args.cold:
             evict(spool_files)
-        print(f"spool: {n} copies ({n * clip_bytes / 1e9:.2f} GB) in {run_dir} laid out in "
-              f"{copied:.1f} s, written back by os.sync() in {synced:.1f} s (not timed); files "
-              f"{'evicted from' if args.cold else 'still in'} the page cache")
+        print(
+            f"spool: {n} copies ({n * clip_bytes / 1e9:.2f} GB) in {run_dir} laid out in "
+            f"{copied:.1f} s, written back by os.sync() in {synced:.1f} s (not timed); files "
+            f"{'evicted from' if args.cold else 'still in'} the page cache"
+        )
 
         log_file = open(WORK / "ccvault-log.jsonl", "w")  # noqa: SIM115
         logs.configure(stream=log_file, json=True)
@@ -244,21 +289,27 @@ def main(argv: list[str] | None = None) -> int:
 
         timers = Timers()
         spool_mod, store_mod = ccvault.ingest.spool, ccvault.storage.store
-        originals = (spool_mod.sha256_file, spool_mod.probe, store_mod.fsync_file,
-                     store_mod.fsync_dir)
+        originals = (
+            spool_mod.sha256_file,
+            spool_mod.probe,
+            store_mod.fsync_file,
+            store_mod.fsync_dir,
+        )
         spool_mod.sha256_file = timers.wrap("hash (sha256_file)", sha256_file)
         spool_mod.probe = timers.wrap("probe (PyAV demux)", spool_mod.probe)
         store_mod.fsync_file = timers.wrap("fsync source file", store_mod.fsync_file)
         store_mod.fsync_dir = timers.wrap("fsync target dir", store_mod.fsync_dir)
         writer.segments.add = timers.wrap(  # type: ignore[method-assign]
-            "catalog commit", writer.segments.add)
+            "catalog commit", writer.segments.add
+        )
         try:
             cpu0, t0 = time.process_time(), time.perf_counter()
             results = ingestor.scan()
             wall, cpu = time.perf_counter() - t0, time.process_time() - cpu0
         finally:
-            (spool_mod.sha256_file, spool_mod.probe, store_mod.fsync_file,
-             store_mod.fsync_dir) = originals
+            (spool_mod.sha256_file, spool_mod.probe, store_mod.fsync_file, store_mod.fsync_dir) = (
+                originals
+            )
             del writer.segments.add
         log_file.flush()
 
@@ -278,7 +329,8 @@ def main(argv: list[str] | None = None) -> int:
                 problems.append(f"{r.path} has {p.stat().st_size} bytes, not {clip_bytes}")
         with writer.reader() as conn:
             rows, shas = conn.execute(
-                "SELECT COUNT(*), COUNT(DISTINCT sha256) FROM segments").fetchone()
+                "SELECT COUNT(*), COUNT(DISTINCT sha256) FROM segments"
+            ).fetchone()
             sha_row = conn.execute("SELECT sha256 FROM segments LIMIT 1").fetchone()
             span = conn.execute("SELECT MIN(start_ms), MAX(end_ms) FROM segments").fetchone()
         if rows != n or shas != 1 or sha_row[0] != clip_sha:
@@ -288,9 +340,11 @@ def main(argv: list[str] | None = None) -> int:
             problems.append(f"{len(left)} mp4 files left in the spool")
         writer.close()
         log_file.close()
-        print(f"checks: {dict(outcomes)}; {rows} catalog rows spanning "
-              f"{(span[1] - span[0]) / 60000:.1f} min; files on the volume: "
-              f"{'OK' if not problems else 'PROBLEMS'}")
+        print(
+            f"checks: {dict(outcomes)}; {rows} catalog rows spanning "
+            f"{(span[1] - span[0]) / 60000:.1f} min; files on the volume: "
+            f"{'OK' if not problems else 'PROBLEMS'}"
+        )
         for p in problems[:10]:
             print(f"  PROBLEM: {p}")
 
@@ -298,45 +352,60 @@ def main(argv: list[str] | None = None) -> int:
         per_seg = wall / n * 1000
         hash_per_seg = hash_s / n * 1000
         excl = per_seg - hash_per_seg
-        print(f"one Ingestor.scan() of {n} segments: {wall:.2f} s wall, {cpu:.2f} s CPU "
-              f"of this process")
+        print(
+            f"one Ingestor.scan() of {n} segments: {wall:.2f} s wall, {cpu:.2f} s CPU "
+            f"of this process"
+        )
         print(f"  total                     {per_seg:8.2f} ms/segment")
-        print(f"  hashing (in the scan)     {hash_per_seg:8.2f} ms/segment "
-              f"({n * clip_bytes / hash_s / MB:,.0f} MB/s)")
+        print(
+            f"  hashing (in the scan)     {hash_per_seg:8.2f} ms/segment "
+            f"({n * clip_bytes / hash_s / MB:,.0f} MB/s)"
+        )
         print(f"  excluding hashing         {excl:8.2f} ms/segment")
         print("  breakdown (ms/segment):")
         for name in sorted(timers.seconds, key=lambda k: -timers.seconds[k]):
-            print(f"    {name:<24} {timers.seconds[name] / n * 1000:8.2f}  "
-                  f"({timers.calls[name]} calls)")
+            print(
+                f"    {name:<24} {timers.seconds[name] / n * 1000:8.2f}  "
+                f"({timers.calls[name]} calls)"
+            )
         rest = wall - sum(timers.seconds.values())
         print(f"    {'other (link, mkdir, ...)':<24} {rest / n * 1000:8.2f}")
 
         ratio = hash_ratio(sorted(p for p in volume_path.rglob("*.mp4")))
         verdict = "PASS" if ratio["ratio"] >= TARGET_RATIO else "FAIL"
         print(f"hashing the same {n} files, page cache warm, same run:")
-        print(f"  ccvault.storage.media.sha256_file(path)      {ratio['sha256_file_MBps']:8,.0f} MB/s")
+        print(
+            f"  ccvault.storage.media.sha256_file(path)      {ratio['sha256_file_MBps']:8,.0f} MB/s"
+        )
         print(f"  hashlib.sha256(bytes).hexdigest()    {ratio['hashlib_MBps']:8,.0f} MB/s")
-        print(f"RESULT: ingest {excl:.2f} ms/segment excluding hashing ({per_seg:.2f} ms total); "
-              f"hash ratio {ratio['ratio']:.3f} vs target >= {TARGET_RATIO}: {verdict}")
-        print(json.dumps({
-            "bench": "ingest",
-            "ccvault": version,
-            "quick": args.quick,
-            "segments": n,
-            "segment_bytes": clip_bytes,
-            "page_cache": "cold" if args.cold else "warm",
-            "scan_s": round(wall, 3),
-            "scan_cpu_s": round(cpu, 3),
-            "ms_per_segment": round(per_seg, 2),
-            "hash_ms_per_segment": round(hash_per_seg, 2),
-            "ms_per_segment_excl_hash": round(excl, 2),
-            "breakdown_ms_per_segment": {k: round(v / n * 1000, 2)
-                                         for k, v in timers.seconds.items()},
-            "all_ingested": not problems,
-            "hash": ratio,
-            "target_ratio": TARGET_RATIO,
-            "pass": verdict == "PASS",
-        }))
+        print(
+            f"RESULT: ingest {excl:.2f} ms/segment excluding hashing ({per_seg:.2f} ms total); "
+            f"hash ratio {ratio['ratio']:.3f} vs target >= {TARGET_RATIO}: {verdict}"
+        )
+        print(
+            json.dumps(
+                {
+                    "bench": "ingest",
+                    "ccvault": version,
+                    "quick": args.quick,
+                    "segments": n,
+                    "segment_bytes": clip_bytes,
+                    "page_cache": "cold" if args.cold else "warm",
+                    "scan_s": round(wall, 3),
+                    "scan_cpu_s": round(cpu, 3),
+                    "ms_per_segment": round(per_seg, 2),
+                    "hash_ms_per_segment": round(hash_per_seg, 2),
+                    "ms_per_segment_excl_hash": round(excl, 2),
+                    "breakdown_ms_per_segment": {
+                        k: round(v / n * 1000, 2) for k, v in timers.seconds.items()
+                    },
+                    "all_ingested": not problems,
+                    "hash": ratio,
+                    "target_ratio": TARGET_RATIO,
+                    "pass": verdict == "PASS",
+                }
+            )
+        )
         return 0 if not problems else 1
     finally:
         remove_work(WORK, args.keep)

@@ -75,31 +75,49 @@ def accuracy() -> dict:
             result = analyze(paths[scene.name], MotionSettings(mode=mode))
             results.append((scene, result.spans + finish(result.carry)))
         s = score(results)
-        checks = {"recall": s.recall >= TARGET_RECALL,
-                  "false": s.false_fraction <= TARGET_FALSE,
-                  "lighting": not s.lighting_misses}
+        checks = {
+            "recall": s.recall >= TARGET_RECALL,
+            "false": s.false_fraction <= TARGET_FALSE,
+            "lighting": not s.lighting_misses,
+        }
         if mode == "auto":
             checks["start"] = s.max_start_error <= TARGET_START_S
-        report[mode] = {"recall": round(s.recall, 3), "false_pct": round(100 * s.false_fraction, 2),
-                        "false_s": round(s.false_s, 2), "total_s": s.total_s,
-                        "start_err_max_s": round(s.max_start_error, 2),
-                        "start_err_mean_s": round(statistics.fmean(s.start_errors or [0]), 2),
-                        "events": s.events, "lighting_misses": s.lighting_misses,
-                        "pass": all(checks.values())}
+        report[mode] = {
+            "recall": round(s.recall, 3),
+            "false_pct": round(100 * s.false_fraction, 2),
+            "false_s": round(s.false_s, 2),
+            "total_s": s.total_s,
+            "start_err_max_s": round(s.max_start_error, 2),
+            "start_err_mean_s": round(statistics.fmean(s.start_errors or [0]), 2),
+            "events": s.events,
+            "lighting_misses": s.lighting_misses,
+            "pass": all(checks.values()),
+        }
         r = report[mode]
-        print(f"accuracy {mode:9s} recall {r['recall']:.3f}  false {r['false_pct']:.2f}% "
-              f"({r['false_s']} s of {s.total_s:.0f} s)  start error max {r['start_err_max_s']} s"
-              f" mean {r['start_err_mean_s']} s  lighting ok {not s.lighting_misses}  "
-              f"{'PASS' if r['pass'] else 'FAIL'}")
+        print(
+            f"accuracy {mode:9s} recall {r['recall']:.3f}  false {r['false_pct']:.2f}% "
+            f"({r['false_s']} s of {s.total_s:.0f} s)  start error max {r['start_err_max_s']} s"
+            f" mean {r['start_err_mean_s']} s  lighting ok {not s.lighting_misses}  "
+            f"{'PASS' if r['pass'] else 'FAIL'}"
+        )
     return report
 
 
 def speed_clip(seconds: int) -> tuple[Scene, Path]:
     a, b, length = seconds * 0.22, seconds * 0.68, max(3.0, seconds * 0.05)
-    scene = Scene(f"speed{seconds}", seconds,
-                  (Mover(a, a + length, (0.04, 0.6), (0.96, 0.6)),
-                   Mover(b, b + length, (0.96, 0.55), (0.04, 0.6), luma=200)),
-                  keyint_s=2.0, width=1920, height=1080, fps=15, noise=SPEED_CLIP_NOISE)
+    scene = Scene(
+        f"speed{seconds}",
+        seconds,
+        (
+            Mover(a, a + length, (0.04, 0.6), (0.96, 0.6)),
+            Mover(b, b + length, (0.96, 0.55), (0.04, 0.6), luma=200),
+        ),
+        keyint_s=2.0,
+        width=1920,
+        height=1080,
+        fps=15,
+        noise=SPEED_CLIP_NOISE,
+    )
     path = OUT / f"motion-1080p15-{seconds}s-n{SPEED_CLIP_NOISE}-vbr.mp4"
     if not path.exists():
         print(f"encoding {path.name} (once)...", flush=True)
@@ -143,28 +161,44 @@ def speed(seconds: int, runs: int) -> dict:
     report["cli_startup_cpu_s"] = round(startup, 3)
     print(f"ccvault start-up alone (ccvault --version): CPU {startup:.2f} s")
     for mode in MODES:
-        cpu, out = median_cpu([str(CCVAULT), "--config", str(config), "analyze", str(clip),
-                               "--mode", mode, "--json"], env, runs)
+        cpu, out = median_cpu(
+            [str(CCVAULT), "--config", str(config), "analyze", str(clip), "--mode", mode, "--json"],
+            env,
+            runs,
+        )
         spans = [(s["start_s"], s["end_s"]) for s in json.loads(out) if s["kind"] == "motion"]
-        report[mode] = {"cpu_s": round(cpu, 3), "x_realtime": round(seconds / cpu, 1),
-                        "spans": spans}
-        print(f"speed {mode:9s} CPU {cpu:6.2f} s = {seconds / cpu:6.1f}x real time per core "
-              f"-> {int(seconds / cpu)} cameras/core; motion spans {spans}")
+        report[mode] = {
+            "cpu_s": round(cpu, 3),
+            "x_realtime": round(seconds / cpu, 1),
+            "spans": spans,
+        }
+        print(
+            f"speed {mode:9s} CPU {cpu:6.2f} s = {seconds / cpu:6.1f}x real time per core "
+            f"-> {int(seconds / cpu)} cameras/core; motion spans {spans}"
+        )
     for kind in ("all", "keyframes"):
         cpu, _ = median_cpu([sys.executable, "-c", BARE_DECODE, str(clip), kind], env, runs)
-        report[f"bare_decode_{kind}"] = {"cpu_s": round(cpu, 3),
-                                         "x_realtime": round(seconds / cpu, 1)}
-        print(f"bare PyAV decode ({kind}, 1 thread) CPU {cpu:6.2f} s = "
-              f"{seconds / cpu:6.1f}x real time")
+        report[f"bare_decode_{kind}"] = {
+            "cpu_s": round(cpu, 3),
+            "x_realtime": round(seconds / cpu, 1),
+        }
+        print(
+            f"bare PyAV decode ({kind}, 1 thread) CPU {cpu:6.2f} s = "
+            f"{seconds / cpu:6.1f}x real time"
+        )
     report["auto_in_process"] = in_process(clip, seconds)
     ratio = report["all"]["cpu_s"] / report["bare_decode_all"]["cpu_s"]
     report["all_ratio_to_bare_decode"] = round(ratio, 3)
     report["auto_pass"] = report["auto"]["x_realtime"] >= TARGET_AUTO_SPEED
     report["all_pass"] = ratio <= TARGET_ALL_RATIO
-    print(f"auto {report['auto']['x_realtime']}x real time per core (target >= "
-          f"{TARGET_AUTO_SPEED:.0f}x): {'PASS' if report['auto_pass'] else 'FAIL'}")
-    print(f"all / bare decode = {ratio:.2f} (target <= {TARGET_ALL_RATIO}): "
-          f"{'PASS' if report['all_pass'] else 'FAIL'}")
+    print(
+        f"auto {report['auto']['x_realtime']}x real time per core (target >= "
+        f"{TARGET_AUTO_SPEED:.0f}x): {'PASS' if report['auto_pass'] else 'FAIL'}"
+    )
+    print(
+        f"all / bare decode = {ratio:.2f} (target <= {TARGET_ALL_RATIO}): "
+        f"{'PASS' if report['all_pass'] else 'FAIL'}"
+    )
     return report
 
 
@@ -178,8 +212,11 @@ def main() -> None:
     acc = accuracy()
     spd = speed(30 if args.quick else args.seconds, runs)
     ok = all(r["pass"] for r in acc.values()) and spd["auto_pass"] and spd["all_pass"]
-    print(json.dumps({"bench": "motion", "quick": args.quick, "accuracy": acc, "speed": spd,
-                      "pass": ok}))
+    print(
+        json.dumps(
+            {"bench": "motion", "quick": args.quick, "accuracy": acc, "speed": spd, "pass": ok}
+        )
+    )
 
 
 if __name__ == "__main__":

@@ -107,11 +107,22 @@ def segment_rows(camera_id: int, volume_id: int, rng: random.Random) -> Iterator
     for n in range(PER_CAMERA):
         start = YEAR_START_MS + n * SEGMENT_MS
         moment = time.gmtime(start // 1000)
-        rel = (f"{name}/{moment.tm_year:04d}/{moment.tm_mon:02d}/{moment.tm_mday:02d}/"
-               f"{moment.tm_hour:02d}/{start}_{SEGMENT_MS}.mp4")
+        rel = (
+            f"{name}/{moment.tm_year:04d}/{moment.tm_mon:02d}/{moment.tm_mday:02d}/"
+            f"{moment.tm_hour:02d}/{start}_{SEGMENT_MS}.mp4"
+        )
         size = SEGMENT_BYTES + rng.randrange(-500_000, 500_000)
-        yield (camera_id, volume_id, start, start + SEGMENT_MS, rel, size,
-               randbytes(32).hex(), 900, start + SEGMENT_MS + 1500)
+        yield (
+            camera_id,
+            volume_id,
+            start,
+            start + SEGMENT_MS,
+            rel,
+            size,
+            randbytes(32).hex(),
+            900,
+            start + SEGMENT_MS + 1500,
+        )
 
 
 def chunks(rows: Iterator[tuple], size: int) -> Iterator[list[tuple]]:
@@ -153,8 +164,9 @@ def add_bench_holds(writer: CatalogWriter) -> None:
     """The two holds the API benches search around: all cameras for 2 h, cam03 for a day."""
     june = int(datetime(2024, 6, 1, 10, tzinfo=UTC).timestamp() * 1000)
     writer.holds.add(NewHold(june, june + 7_200_000, None, "incident (bench)", "bench", ()), june)
-    writer.holds.add(NewHold(june, june + 86_400_000, None, "legal (bench)", "bench",
-                            ("cam03",)), june)
+    writer.holds.add(
+        NewHold(june, june + 86_400_000, None, "legal (bench)", "bench", ("cam03",)), june
+    )
 
 
 def publish(tmp: Path, dest: Path) -> None:
@@ -177,8 +189,7 @@ def build_catalog(path: Path, seed: int) -> float:
     writer = CatalogWriter(tmp)  # creates and migrates: ccvault's own schema
     catalog_id = writer.catalog_id
     writer.close()
-    print(f"building {path} (catalog_id {catalog_id}): {TOTAL_ROWS:,} segment rows ...",
-          flush=True)
+    print(f"building {path} (catalog_id {catalog_id}): {TOTAL_ROWS:,} segment rows ...", flush=True)
 
     rng = random.Random(seed)
     conn = sqlite3.connect(tmp, isolation_level=None)
@@ -186,8 +197,10 @@ def build_catalog(path: Path, seed: int) -> float:
     conn.execute("PRAGMA synchronous = OFF")  # build only; the timed reads use ccvault's settings
     conn.execute("PRAGMA cache_size = -262144")  # 256 MiB for the index build
     conn.execute("BEGIN")
-    conn.execute("INSERT INTO volumes (name, uuid, initialised_ms) VALUES ('hot', ?, ?)",
-                 (str(uuid.UUID(int=random.Random(seed).getrandbits(128))), YEAR_START_MS))
+    conn.execute(
+        "INSERT INTO volumes (name, uuid, initialised_ms) VALUES ('hot', ?, ?)",
+        (str(uuid.UUID(int=random.Random(seed).getrandbits(128))), YEAR_START_MS),
+    )
     volume_id = conn.execute("SELECT id FROM volumes WHERE name = 'hot'").fetchone()[0]
     conn.executemany(
         "INSERT INTO cameras (id, name, max_segment_ms, state) VALUES (?, ?, ?, 'offline')",
@@ -229,8 +242,12 @@ def drop_file_cache(path: Path) -> None:
 def cached_bytes(path: Path) -> int | None:
     """Bytes of the file in the page cache, from util-linux fincore (None if unavailable)."""
     try:
-        res = subprocess.run(["fincore", "--bytes", "--noheadings", "--output", "RES",
-                              str(path)], capture_output=True, text=True, check=True)
+        res = subprocess.run(
+            ["fincore", "--bytes", "--noheadings", "--output", "RES", str(path)],
+            capture_output=True,
+            text=True,
+            check=True,
+        )
         return int(res.stdout.split()[0])
     except (OSError, subprocess.CalledProcessError, ValueError, IndexError):
         return None
@@ -300,8 +317,10 @@ def summary(values: list[float]) -> dict[str, float | int]:
 
 
 def show(label: str, s: dict[str, float | int]) -> None:
-    print(f"  {label:<34} n={s['n']:<5} p50 {s['p50_ms']:8.3f}  p95 {s['p95_ms']:8.3f}  "
-          f"p99 {s['p99_ms']:8.3f}  max {s['max_ms']:8.3f}  mean {s['mean_ms']:8.3f} ms")
+    print(
+        f"  {label:<34} n={s['n']:<5} p50 {s['p50_ms']:8.3f}  p95 {s['p95_ms']:8.3f}  "
+        f"p99 {s['p99_ms']:8.3f}  max {s['max_ms']:8.3f}  mean {s['mean_ms']:8.3f} ms"
+    )
 
 
 def plan(conn: sqlite3.Connection, sql: str, params: tuple) -> str:
@@ -320,11 +339,15 @@ def main(argv: list[str] | None = None) -> int:
     n = args.windows or (300 if args.quick else 3000)
     n_base = args.baseline_windows or (10 if args.quick else 50)
 
-    print(f"bench/query.py — segments_in_range over {CAMERAS} cameras x {DAYS} days of 1-min "
-          f"segments ({TOTAL_ROWS:,} rows)")
-    print(f"python {platform.python_version()}, sqlite {sqlite3.sqlite_version}, "
-          f"{os.cpu_count()} CPUs, {platform.machine()}, load average "
-          f"{' '.join(f'{x:.2f}' for x in os.getloadavg())}")
+    print(
+        f"bench/query.py — segments_in_range over {CAMERAS} cameras x {DAYS} days of 1-min "
+        f"segments ({TOTAL_ROWS:,} rows)"
+    )
+    print(
+        f"python {platform.python_version()}, sqlite {sqlite3.sqlite_version}, "
+        f"{os.cpu_count()} CPUs, {platform.machine()}, load average "
+        f"{' '.join(f'{x:.2f}' for x in os.getloadavg())}"
+    )
     version = ccvault_version()
     print(f"ccvault source: {version}")
 
@@ -340,13 +363,16 @@ def main(argv: list[str] | None = None) -> int:
     rows = conn.execute("SELECT COUNT(*) FROM segments").fetchone()[0]
     schema_version = conn.execute("PRAGMA user_version").fetchone()[0]
     analyzed = conn.execute(
-        "SELECT COUNT(*) FROM sqlite_master WHERE name = 'sqlite_stat1'").fetchone()[0]
+        "SELECT COUNT(*) FROM sqlite_master WHERE name = 'sqlite_stat1'"
+    ).fetchone()[0]
     conn.close()
     if rows != TOTAL_ROWS:
         raise SystemExit(f"catalog holds {rows} rows, expected {TOTAL_ROWS}: use --rebuild")
-    print(f"catalog: {rows:,} segment rows, {size / 2**30:.2f} GiB, "
-          f"schema version {schema_version}, ANALYZE statistics: "
-          f"{'yes' if analyzed else 'no (as ccvault leaves it)'}")
+    print(
+        f"catalog: {rows:,} segment rows, {size / 2**30:.2f} GiB, "
+        f"schema version {schema_version}, ANALYZE statistics: "
+        f"{'yes' if analyzed else 'no (as ccvault leaves it)'}"
+    )
 
     rng = random.Random(args.seed + 1)
     probe_cam, probe_lo = 5, YEAR_START_MS + 200 * 86_400_000
@@ -382,8 +408,10 @@ def main(argv: list[str] | None = None) -> int:
     s_unb, s_bsame = summary(unbounded), summary(bounded_same)
     verdict = "PASS" if s_warm["p99_ms"] <= TARGET_P99_MS else "FAIL"
     cold_verdict = "PASS" if s_cold["p99_ms"] <= TARGET_P99_MS else "FAIL"
-    print("1-hour windows, random camera, random start (each result: 60-61 segments); "
-          "latency of one segments_in_range() call:")
+    print(
+        "1-hour windows, random camera, random start (each result: 60-61 segments); "
+        "latency of one segments_in_range() call:"
+    )
     show("page cache evicted first", s_cold)
     show("steady state (page cache warm)", s_warm)
     print("baseline on the same windows, warm:")
@@ -391,24 +419,30 @@ def main(argv: list[str] | None = None) -> int:
     show("without start_ms lower bound", s_unb)
     speedup = s_unb["p50_ms"] / s_bsame["p50_ms"]
     print(f"  -> the lower bound makes the median query {speedup:,.0f}x faster")
-    print(f"RESULT: steady-state p99 {s_warm['p99_ms']:.3f} ms vs target <= {TARGET_P99_MS} ms: "
-          f"{verdict} (cold-file pass p99 {s_cold['p99_ms']:.3f} ms: {cold_verdict})")
-    print(json.dumps({
-        "bench": "query",
-        "ccvault": version,
-        "quick": args.quick,
-        "rows": rows,
-        "cameras": CAMERAS,
-        "catalog_bytes": size,
-        "build_s": round(build_s, 1) if build_s is not None else None,
-        "window_ms": WINDOW_MS,
-        "steady": s_warm,
-        "cold_file": s_cold,
-        "baseline_bounded": s_bsame,
-        "baseline_unbounded": s_unb,
-        "target_p99_ms": TARGET_P99_MS,
-        "pass": verdict == "PASS",
-    }))
+    print(
+        f"RESULT: steady-state p99 {s_warm['p99_ms']:.3f} ms vs target <= {TARGET_P99_MS} ms: "
+        f"{verdict} (cold-file pass p99 {s_cold['p99_ms']:.3f} ms: {cold_verdict})"
+    )
+    print(
+        json.dumps(
+            {
+                "bench": "query",
+                "ccvault": version,
+                "quick": args.quick,
+                "rows": rows,
+                "cameras": CAMERAS,
+                "catalog_bytes": size,
+                "build_s": round(build_s, 1) if build_s is not None else None,
+                "window_ms": WINDOW_MS,
+                "steady": s_warm,
+                "cold_file": s_cold,
+                "baseline_bounded": s_bsame,
+                "baseline_unbounded": s_unb,
+                "target_p99_ms": TARGET_P99_MS,
+                "pass": verdict == "PASS",
+            }
+        )
+    )
     return 0
 
 

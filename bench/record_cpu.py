@@ -175,8 +175,13 @@ def write_config(path: Path, url: str, cameras: int) -> Path:
 
 
 def ccvault_cli(cfg: Path, *args: str) -> Any:
-    res = subprocess.run([str(CCVAULT), "--config", str(cfg), *args], capture_output=True,
-                         text=True, timeout=60, check=False)
+    res = subprocess.run(
+        [str(CCVAULT), "--config", str(cfg), *args],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
     if res.returncode != 0:
         raise RuntimeError(f"ccvault {' '.join(args)} failed ({res.returncode}): {res.stderr}")
     return json.loads(res.stdout)
@@ -187,14 +192,35 @@ def measure_baseline(
 ) -> dict[str, Any]:
     out_dir = WORK / "bare-ffmpeg"
     out_dir.mkdir(parents=True)
-    cmd = [imageio_ffmpeg.get_ffmpeg_exe(), "-hide_banner", "-nostdin",
-           "-rtsp_transport", "tcp", "-i", url, "-map", "0:v", "-c", "copy",
-           "-f", "segment", "-segment_time", str(SEGMENT_S), "-reset_timestamps", "1",
-           str(out_dir / "%06d.mp4")]
+    cmd = [
+        imageio_ffmpeg.get_ffmpeg_exe(),
+        "-hide_banner",
+        "-nostdin",
+        "-rtsp_transport",
+        "tcp",
+        "-i",
+        url,
+        "-map",
+        "0:v",
+        "-c",
+        "copy",
+        "-f",
+        "segment",
+        "-segment_time",
+        str(SEGMENT_S),
+        "-reset_timestamps",
+        "1",
+        str(out_dir / "%06d.mp4"),
+    ]
     print("baseline (bundled ffmpeg): ffmpeg " + " ".join(cmd[1:]))
     with open(WORK / "bare-ffmpeg.stderr", "wb") as err:
-        proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-                                stderr=err, start_new_session=True)
+        proc = subprocess.Popen(
+            cmd,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=err,
+            start_new_session=True,
+        )
     try:
         p = psutil.Process(proc.pid)
         deadline = time.monotonic() + 30
@@ -213,14 +239,23 @@ def measure_baseline(
         stop(proc, signal.SIGINT, 15)
     files = sorted(out_dir.glob("*.mp4"))
     infos = [probe(f) for f in files]
-    kbps = (sum(f.stat().st_size for f in files) * 8 / sum(m.duration_ms for m in infos)
-            if infos else 0.0)
-    return {"pct": round(pct(c1 - c0, t1 - t0), 3), "cpu_s": round(c1 - c0, 3),
-            "kbps": round(kbps), "video": f"{infos[0].width}x{infos[0].height}" if infos else "",
-            "fps": round(sum(m.frames for m in infos) * 1000 / sum(m.duration_ms for m in infos),
-                         2) if infos else 0.0,
-            "window_s": round(t1 - t0, 2), "files": len(files),
-            "server_pct": round(pct(s1 - s0, t1 - t0), 1)}
+    kbps = (
+        sum(f.stat().st_size for f in files) * 8 / sum(m.duration_ms for m in infos)
+        if infos
+        else 0.0
+    )
+    return {
+        "pct": round(pct(c1 - c0, t1 - t0), 3),
+        "cpu_s": round(c1 - c0, 3),
+        "kbps": round(kbps),
+        "video": f"{infos[0].width}x{infos[0].height}" if infos else "",
+        "fps": round(sum(m.frames for m in infos) * 1000 / sum(m.duration_ms for m in infos), 2)
+        if infos
+        else 0.0,
+        "window_s": round(t1 - t0, 2),
+        "files": len(files),
+        "server_pct": round(pct(s1 - s0, t1 - t0), 1),
+    }
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -229,20 +264,27 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--cameras", type=int, default=None, help="cameras (default 8)")
     ap.add_argument("--seconds", type=float, default=None, help="measured window (default 60)")
     ap.add_argument("--warmup", type=float, default=None, help="warm-up seconds (default 10)")
-    ap.add_argument("--pattern", default="snow",
-                    help="videotestsrc pattern of the live stream (default snow, which fills "
-                    "the 3000 kbit/s; 'ball' = tests/peers' server unchanged, ~110 kbit/s)")
+    ap.add_argument(
+        "--pattern",
+        default="snow",
+        help="videotestsrc pattern of the live stream (default snow, which fills "
+        "the 3000 kbit/s; 'ball' = tests/peers' server unchanged, ~110 kbit/s)",
+    )
     ap.add_argument("--keep", action="store_true", help=f"keep {WORK} afterwards")
     args = ap.parse_args(argv)
     cameras = args.cameras or (2 if args.quick else 8)
     seconds = args.seconds or (20.0 if args.quick else 60.0)
     warmup = args.warmup if args.warmup is not None else (5.0 if args.quick else 10.0)
 
-    print(f"bench/record_cpu.py — CPU of ccvault recording {cameras} live RTSP cameras "
-          f"({WIDTH}x{HEIGHT} {FPS} fps ~{KBPS} kbit/s H.264, keyint {KEYINT}), "
-          f"{seconds:.0f} s windows after {warmup:.0f} s warm-up")
-    print(f"python {platform.python_version()}, {os.cpu_count()} CPUs, {platform.machine()}, "
-          f"ffmpeg {Path(imageio_ffmpeg.get_ffmpeg_exe()).name}")
+    print(
+        f"bench/record_cpu.py — CPU of ccvault recording {cameras} live RTSP cameras "
+        f"({WIDTH}x{HEIGHT} {FPS} fps ~{KBPS} kbit/s H.264, keyint {KEYINT}), "
+        f"{seconds:.0f} s windows after {warmup:.0f} s warm-up"
+    )
+    print(
+        f"python {platform.python_version()}, {os.cpu_count()} CPUs, {platform.machine()}, "
+        f"ffmpeg {Path(imageio_ffmpeg.get_ffmpeg_exe()).name}"
+    )
     print("load average before the run: " + " ".join(f"{x:.2f}" for x in os.getloadavg()))
     version = ccvault_version()
     print(f"ccvault source: {version}")
@@ -250,35 +292,53 @@ def main(argv: list[str] | None = None) -> int:
         shutil.rmtree(WORK)
     WORK.mkdir(parents=True)
 
-    geometry: dict[str, Any] = {"paths": ("/cam",), "width": WIDTH, "height": HEIGHT,
-                                "fps": FPS, "bitrate_kbps": KBPS, "keyint": KEYINT}
+    geometry: dict[str, Any] = {
+        "paths": ("/cam",),
+        "width": WIDTH,
+        "height": HEIGHT,
+        "fps": FPS,
+        "bitrate_kbps": KBPS,
+        "keyint": KEYINT,
+    }
     server = RtspServer(pattern=args.pattern, **geometry)
     daemon: subprocess.Popen[bytes] | None = None
     try:
         server.start()
         url = server.url("/cam")
         srv = psutil.Process(server.pid)
-        print(f"RTSP server: {url} (gst-rtsp-server, pattern={args.pattern}, pid {server.pid});"
-              f" ONE live stream, encoded once and shared: all {cameras} cameras pull this "
-              f"same path")
+        print(
+            f"RTSP server: {url} (gst-rtsp-server, pattern={args.pattern}, pid {server.pid});"
+            f" ONE live stream, encoded once and shared: all {cameras} cameras pull this "
+            f"same path"
+        )
 
         # -- baseline: bare ffmpeg stream copy ---------------------------------------------
         base = measure_baseline(url, warmup, seconds, srv)
-        print(f"  bare ffmpeg stream copy: {base['pct']:.3f} % of one core "
-              f"({base['cpu_s']:.2f} CPU s over {base['window_s']:.1f} s; "
-              f"{base['files']} segment files)")
-        print(f"  stream as recorded by the baseline: {base['video']}, {base['fps']} fps, "
-              f"{base['kbps']} kbit/s")
+        print(
+            f"  bare ffmpeg stream copy: {base['pct']:.3f} % of one core "
+            f"({base['cpu_s']:.2f} CPU s over {base['window_s']:.1f} s; "
+            f"{base['files']} segment files)"
+        )
+        print(
+            f"  stream as recorded by the baseline: {base['video']}, {base['fps']} fps, "
+            f"{base['kbps']} kbit/s"
+        )
         if base["kbps"] < 0.7 * KBPS:
-            print(f"  WARNING: the stream carries {base['kbps']} kbit/s, not ~{KBPS}: the "
-                  f"figures below are for a lighter stream than the target's")
+            print(
+                f"  WARNING: the stream carries {base['kbps']} kbit/s, not ~{KBPS}: the "
+                f"figures below are for a lighter stream than the target's"
+            )
 
         # -- ccvault daemon ------------------------------------------------------------------
         cfg = write_config(WORK / "ccvault.toml", url, cameras)
         log_path = WORK / "daemon.log.jsonl"
         with open(log_path, "wb") as out, open(WORK / "daemon.stderr", "wb") as err:
-            daemon = subprocess.Popen([str(CCVAULT), "--config", str(cfg), "run"],
-                                      stdin=subprocess.DEVNULL, stdout=out, stderr=err)
+            daemon = subprocess.Popen(
+                [str(CCVAULT), "--config", str(cfg), "run"],
+                stdin=subprocess.DEVNULL,
+                stdout=out,
+                stderr=err,
+            )
         print(f"ccvault run: pid {daemon.pid}, config {cfg}")
         tail = LogTail(log_path)
         recording: set[str] = set()
@@ -286,16 +346,20 @@ def main(argv: list[str] | None = None) -> int:
         t_start = time.monotonic()
         while recording != names:
             if daemon.poll() is not None:
-                raise RuntimeError(f"ccvault run exited ({daemon.returncode}): "
-                                   f"{(WORK / 'daemon.stderr').read_text()[-2000:]}")
+                raise RuntimeError(
+                    f"ccvault run exited ({daemon.returncode}): "
+                    f"{(WORK / 'daemon.stderr').read_text()[-2000:]}"
+                )
             if time.monotonic() - t_start > 90:
                 raise RuntimeError(f"only {sorted(recording)} recording after 90 s")
             for ev in tail.poll():
                 if ev.get("event") == "camera.state" and ev.get("new") == "recording":
                     recording.add(str(ev.get("camera")))
             time.sleep(0.25)
-        print(f"  all {cameras} cameras recording {time.monotonic() - t_start:.1f} s "
-              f"after start (camera.state events)")
+        print(
+            f"  all {cameras} cameras recording {time.monotonic() - t_start:.1f} s "
+            f"after start (camera.state events)"
+        )
         status = ccvault_cli(cfg, "status", "--json")
         states = {c["name"]: c["state"] for c in status["cameras"]}
         print(f"  ccvault status --json: {states}")
@@ -323,20 +387,30 @@ def main(argv: list[str] | None = None) -> int:
         server_pct = pct(srv1 - srv0, wall)
         busy = (sum(sys1) - sys1.idle - sys1.iowait) - (sum(sys0) - sys0.idle - sys0.iowait)
         machine_pct = pct(busy, wall * (os.cpu_count() or 1))
-        print(f"  window {wall:.1f} s: {kids} live child processes at the end "
-              f"(recorders), {restarts} recorder (re)starts and {exits} exits in the window, "
-              f"{ingested} segments ingested in the window")
+        print(
+            f"  window {wall:.1f} s: {kids} live child processes at the end "
+            f"(recorders), {restarts} recorder (re)starts and {exits} exits in the window, "
+            f"{ingested} segments ingested in the window"
+        )
         print(f"  daemon python process        {daemon_pct:7.3f} % of one core")
-        print(f"  {cameras} ffmpeg recorders (sum)    {recorders_pct:7.3f} % "
-              f"({recorders_pct / cameras:.3f} % each)")
-        print(f"  ccvault total                {total_pct:7.3f} % of one core "
-              f"({b.total - a.total:.2f} CPU s)")
+        print(
+            f"  {cameras} ffmpeg recorders (sum)    {recorders_pct:7.3f} % "
+            f"({recorders_pct / cameras:.3f} % each)"
+        )
+        print(
+            f"  ccvault total                {total_pct:7.3f} % of one core "
+            f"({b.total - a.total:.2f} CPU s)"
+        )
         print(f"  ccvault per camera           {per_cam:7.3f} % of one core")
-        print(f"  (context, not counted: RTSP server encoding 1080p15 live: {server_pct:.1f} % "
-              f"of one core; during the baseline: {base['server_pct']:.1f} %; whole machine "
-              f"busy {machine_pct:.1f} % of {os.cpu_count()} cores in the window)")
-        print(f"  (CPU times come from /proc in 10 ms ticks: +-{pct(0.01, wall):.3f} % of one "
-              f"core per process over this window)")
+        print(
+            f"  (context, not counted: RTSP server encoding 1080p15 live: {server_pct:.1f} % "
+            f"of one core; during the baseline: {base['server_pct']:.1f} %; whole machine "
+            f"busy {machine_pct:.1f} % of {os.cpu_count()} cores in the window)"
+        )
+        print(
+            f"  (CPU times come from /proc in 10 ms ticks: +-{pct(0.01, wall):.3f} % of one "
+            f"core per process over this window)"
+        )
 
         # -- stop, check the footage ---------------------------------------------------------
         daemon.send_signal(signal.SIGTERM)
@@ -349,44 +423,53 @@ def main(argv: list[str] | None = None) -> int:
         covered: dict[str, float] = {}
         seg_bytes = 0
         for name in sorted(names, key=lambda s: int(s[3:])):
-            segs = ccvault_cli(cfg, "segments", "--camera", name, "--from", "-10m", "--to",
-                               "now", "--json")
+            segs = ccvault_cli(
+                cfg, "segments", "--camera", name, "--from", "-10m", "--to", "now", "--json"
+            )
             counts[name] = len(segs)
             covered[name] = round(sum(_duration_s(s) for s in segs), 1)
             seg_bytes += sum(int(s["bytes"]) for s in segs)
-        print("segments recorded (ccvault segments --from -10m --to now --json): "
-              + ", ".join(f"{k}: {v} ({covered[k]:.0f} s)" for k, v in counts.items()))
+        print(
+            "segments recorded (ccvault segments --from -10m --to now --json): "
+            + ", ".join(f"{k}: {v} ({covered[k]:.0f} s)" for k, v in counts.items())
+        )
         rec_kbps = seg_bytes * 8 / max(1e-9, sum(covered.values())) / 1000
         print(f"  footage stored: {seg_bytes / 1e6:.1f} MB, {rec_kbps:.0f} kbit/s per camera")
         ok = rc == 0 and all(v > 0 for v in counts.values())
         verdict = "PASS" if per_cam <= TARGET_PCT else "FAIL"
-        print(f"RESULT: ccvault {per_cam:.3f} % of one core per camera vs target <= "
-              f"{TARGET_PCT} %: {verdict} (bare ffmpeg stream copy: {base['pct']:.3f} %)")
-        print(json.dumps({
-            "bench": "record_cpu",
-            "ccvault": version,
-            "quick": args.quick,
-            "cameras": cameras,
-            "shared_stream": True,
-            "window_s": round(wall, 2),
-            "warmup_s": warmup,
-            "total_pct": round(total_pct, 3),
-            "per_camera_pct": round(per_cam, 3),
-            "daemon_python_pct": round(daemon_pct, 3),
-            "recorders_pct": round(recorders_pct, 3),
-            "recorder_restarts_in_window": restarts,
-            "bare_ffmpeg_pct": base["pct"],
-            "stream_kbps": base["kbps"],
-            "recorded_kbps": round(rec_kbps),
-            "pattern": args.pattern,
-            "rtsp_server_pct": round(server_pct, 1),
-            "machine_busy_pct": round(machine_pct, 1),
-            "daemon_exit": rc,
-            "segments": counts,
-            "recorded_ok": ok,
-            "target_pct": TARGET_PCT,
-            "pass": verdict == "PASS",
-        }))
+        print(
+            f"RESULT: ccvault {per_cam:.3f} % of one core per camera vs target <= "
+            f"{TARGET_PCT} %: {verdict} (bare ffmpeg stream copy: {base['pct']:.3f} %)"
+        )
+        print(
+            json.dumps(
+                {
+                    "bench": "record_cpu",
+                    "ccvault": version,
+                    "quick": args.quick,
+                    "cameras": cameras,
+                    "shared_stream": True,
+                    "window_s": round(wall, 2),
+                    "warmup_s": warmup,
+                    "total_pct": round(total_pct, 3),
+                    "per_camera_pct": round(per_cam, 3),
+                    "daemon_python_pct": round(daemon_pct, 3),
+                    "recorders_pct": round(recorders_pct, 3),
+                    "recorder_restarts_in_window": restarts,
+                    "bare_ffmpeg_pct": base["pct"],
+                    "stream_kbps": base["kbps"],
+                    "recorded_kbps": round(rec_kbps),
+                    "pattern": args.pattern,
+                    "rtsp_server_pct": round(server_pct, 1),
+                    "machine_busy_pct": round(machine_pct, 1),
+                    "daemon_exit": rc,
+                    "segments": counts,
+                    "recorded_ok": ok,
+                    "target_pct": TARGET_PCT,
+                    "pass": verdict == "PASS",
+                }
+            )
+        )
         return 0 if ok else 1
     finally:
         if daemon is not None:

@@ -113,8 +113,13 @@ PREP_SPEC = "bench-retention v1: analysis=1, 20% activity, steady state at +366d
 # -- 1. routine pass ----------------------------------------------------------------------
 PASS_TARGET_S = 1.0
 PASS_TARGET_MB = 200.0
-POLICY = {"continuous_days": 365, "motion_days": 366, "max_days": 366, "min_days": 7,
-          "hot_days": 366}
+POLICY = {
+    "continuous_days": 365,
+    "motion_days": 366,
+    "max_days": 366,
+    "min_days": 7,
+    "hot_days": 366,
+}
 SLICE_MS = 5 * MIN_MS  # the daemon's pass interval (RETENTION_EVERY_S)
 
 # -- 2. purge -----------------------------------------------------------------------------
@@ -123,8 +128,13 @@ PURGE_RATIO_TARGET = 0.8
 QUERY_P99_TARGET_MS = 20.0
 QUERY_EVERY_S = 0.010
 GAP_LIMIT_MS = 1000
-PURGE_POLICY = {"continuous_days": 14, "motion_days": 30, "max_days": 30, "min_days": 7,
-                "hot_days": 30}
+PURGE_POLICY = {
+    "continuous_days": 14,
+    "motion_days": 30,
+    "max_days": 30,
+    "min_days": 7,
+    "hot_days": 30,
+}
 EXPIRED_AGE_MS = 40 * DAY_MS
 SEGMENT_S = 2
 WIDTH, HEIGHT, FPS, KBPS, KEYINT = 1920, 1080, 15, 3000, 30
@@ -143,7 +153,6 @@ def pct(values: list[float], p: float) -> float:
     ordered = sorted(values)
     rank = max(1, -(-len(ordered) * p // 100))
     return ordered[int(rank) - 1]
-
 
 
 def drop_page_cache() -> bool:
@@ -212,7 +221,9 @@ def prepare_catalog(seed: int) -> float:
     conn.execute(
         "UPDATE segments SET analysis = 1, activity = ("
         " ((start_ms - ?) / 60000) % 60 - (((start_ms - ?) / 3600000) * 37 + camera_id * 11)"
-        " % 48 BETWEEN 0 AND 11)", (ys, ys))
+        " % 48 BETWEEN 0 AND 11)",
+        (ys, ys),
+    )
     conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
     conn.close()
     print(f"  {time.perf_counter() - t0:.0f} s", flush=True)
@@ -232,15 +243,25 @@ def prepare_catalog(seed: int) -> float:
             "DELETE FROM segments WHERE NOT (camera_id = 3 AND start_ms < ?) AND ("
             " start_ms <= ? OR (activity = 0 AND analysis IN (1, 2) AND end_ms <= ?)"
             " OR (NOT (activity = 0 AND analysis IN (1, 2)) AND end_ms <= ?))",
-            (hold_to, prev - ms["max_days"], prev - ms["continuous_days"],
-             prev - ms["motion_days"])).rowcount
+            (
+                hold_to,
+                prev - ms["max_days"],
+                prev - ms["continuous_days"],
+                prev - ms["motion_days"],
+            ),
+        ).rowcount
     print(f"  steady state: {gone:,} segments the previous pass deleted removed", flush=True)
     created = ys + 300 * DAY_MS
-    writer.holds.add(NewHold(ys, hold_to, None, "legal request (bench)", "bench", ("cam03",)),
-                    created)
+    writer.holds.add(
+        NewHold(ys, hold_to, None, "legal request (bench)", "bench", ("cam03",)), created
+    )
     june = int(datetime(2024, 6, 1, 10, tzinfo=UTC).timestamp() * 1000)
-    writer.holds.add(NewHold(june, june + 2 * 3_600_000, pass_now_ms() + 30 * DAY_MS,
-                            "incident (bench)", "bench", ()), created)
+    writer.holds.add(
+        NewHold(
+            june, june + 2 * 3_600_000, pass_now_ms() + 30 * DAY_MS, "incident (bench)", "bench", ()
+        ),
+        created,
+    )
     with writer.transaction() as c:
         c.execute("INSERT INTO meta (key, value) VALUES ('bench_retention', ?)", (PREP_SPEC,))
     writer.close()
@@ -249,9 +270,22 @@ def prepare_catalog(seed: int) -> float:
 
 
 def write_pass_config(path: Path, volume: Path, policy: dict[str, float]) -> Path:
-    lines = ['timezone = "UTC"', "", "[motion]", "enabled = false", "", *toml_policy(policy),
-             "[storage]", f'catalog = "{PREPARED}"', "", "[[storage.volumes]]",
-             'name = "hot"', f'path = "{volume}"', 'role = "hot"', ""]
+    lines = [
+        'timezone = "UTC"',
+        "",
+        "[motion]",
+        "enabled = false",
+        "",
+        *toml_policy(policy),
+        "[storage]",
+        f'catalog = "{PREPARED}"',
+        "",
+        "[[storage.volumes]]",
+        'name = "hot"',
+        f'path = "{volume}"',
+        'role = "hot"',
+        "",
+    ]
     for i in range(1, 17):
         lines += ["[[cameras]]", f'name = "cam{i:02d}"', 'url = "demo://"', ""]
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -321,8 +355,12 @@ def child_plan(spec: dict[str, Any]) -> dict[str, Any]:
         times.append(time.perf_counter() - t)
         if i == 0:
             actions, rules, batches = a, r, nb
-    out: dict[str, Any] = {"times_s": times, "actions": dict(actions), "rules": dict(rules),
-                           "batches": batches}
+    out: dict[str, Any] = {
+        "times_s": times,
+        "actions": dict(actions),
+        "rules": dict(rules),
+        "batches": batches,
+    }
     if spec.get("profile"):
         prof.disable()
         import io
@@ -350,9 +388,14 @@ def child_plan(spec: dict[str, Any]) -> dict[str, Any]:
 
 
 def run_child(spec: dict[str, Any], timeout: float = 3600) -> dict[str, Any]:
-    res = subprocess.run([sys.executable, str(Path(__file__).resolve()), "--child-plan",
-                          json.dumps(spec)], capture_output=True, text=True, timeout=timeout,
-                         check=False, cwd=REPO)
+    res = subprocess.run(
+        [sys.executable, str(Path(__file__).resolve()), "--child-plan", json.dumps(spec)],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+        cwd=REPO,
+    )
     if res.returncode != 0:
         raise SystemExit(f"plan subprocess failed ({res.returncode}):\n{res.stderr[-3000:]}")
     return json.loads(res.stdout.strip().splitlines()[-1])
@@ -362,15 +405,19 @@ def show_pass(label: str, r: dict[str, Any]) -> None:
     times = r["times_s"]
     deletes = r["actions"].get("delete", 0)
     other = {k: v for k, v in r["actions"].items() if k != "delete"}
-    print(f"  {label}: {len(times)} passes, first {times[0] * 1000:8.1f} ms, median "
-          f"{statistics.median(times) * 1000:8.1f} ms, max {max(times) * 1000:8.1f} ms; "
-          f"peak RSS {mib(r['peak_after']):6.1f} MiB (before the passes {mib(r['peak_before']):.1f}"
-          f", +{mib(r['peak_after'] - r['peak_before']):.1f}); "
-          f"{deletes:,} deletes planned{f', other {other}' if other else ''} "
-          f"in {r['batches']} batches; rules {r['rules']}")
+    print(
+        f"  {label}: {len(times)} passes, first {times[0] * 1000:8.1f} ms, median "
+        f"{statistics.median(times) * 1000:8.1f} ms, max {max(times) * 1000:8.1f} ms; "
+        f"peak RSS {mib(r['peak_after']):6.1f} MiB (before the passes {mib(r['peak_before']):.1f}"
+        f", +{mib(r['peak_after'] - r['peak_before']):.1f}); "
+        f"{deletes:,} deletes planned{f', other {other}' if other else ''} "
+        f"in {r['batches']} batches; rules {r['rules']}"
+    )
     if "routine_candidates" in r:
-        print(f"      routine selection alone: {r['routine_candidates']:,} candidate rows in "
-              f"{r['routine_select_s'] * 1000:.1f} ms")
+        print(
+            f"      routine selection alone: {r['routine_candidates']:,} candidate rows in "
+            f"{r['routine_select_s'] * 1000:.1f} ms"
+        )
 
 
 def part_pass(args: argparse.Namespace) -> dict[str, Any]:
@@ -382,14 +429,18 @@ def part_pass(args: argparse.Namespace) -> dict[str, Any]:
         print(f"using the prepared catalog {PREPARED} (--rebuild to redo it)")
     conn = sqlite3.connect(f"file:{PREPARED}?mode=ro", uri=True)
     rows = conn.execute("SELECT COUNT(*) FROM segments").fetchone()[0]
-    idle = conn.execute("SELECT COUNT(*) FROM segments INDEXED BY segments_idle"
-                        " WHERE activity = 0 AND analysis IN (1, 2)").fetchone()[0]
+    idle = conn.execute(
+        "SELECT COUNT(*) FROM segments INDEXED BY segments_idle"
+        " WHERE activity = 0 AND analysis IN (1, 2)"
+    ).fetchone()[0]
     version = conn.execute("PRAGMA user_version").fetchone()[0]
     holds = conn.execute("SELECT COUNT(*) FROM holds WHERE released_ms IS NULL").fetchone()[0]
     conn.close()
     size = PREPARED.stat().st_size
-    print(f"catalog: {rows:,} segments ({idle / rows:.1%} idle), {size / 2**30:.2f} GiB, "
-          f"schema version {version}, {holds} holds")
+    print(
+        f"catalog: {rows:,} segments ({idle / rows:.1%} idle), {size / 2**30:.2f} GiB, "
+        f"schema version {version}, {holds} holds"
+    )
     volume = WORK / "volume-8m"
     give_volume_identity(volume)
     cfg = write_pass_config(WORK / "pass.toml", volume, POLICY)
@@ -397,24 +448,31 @@ def part_pass(args: argparse.Namespace) -> dict[str, Any]:
     now = pass_now_ms()
     repeats = 3 if args.quick else 7
     res: dict[str, Any] = {}
-    print("routine pass (plan_pass, all batches consumed, no file I/O), each in a fresh "
-          "subprocess:")
-    res["steady"] = run_child({"config": str(cfg), "now_ms": now, "repeats": repeats,
-                               "breakdown": True})
+    print(
+        "routine pass (plan_pass, all batches consumed, no file I/O), each in a fresh subprocess:"
+    )
+    res["steady"] = run_child(
+        {"config": str(cfg), "now_ms": now, "repeats": repeats, "breakdown": True}
+    )
     show_pass("steady state (5 min due)", res["steady"])
-    res["tracemalloc"] = run_child({"config": str(cfg), "now_ms": now, "repeats": 1,
-                                    "tracemalloc": True})
-    print(f"  Python heap peak during one pass (tracemalloc): "
-          f"{mib(res['tracemalloc']['tracemalloc_peak']):.2f} MiB")
+    res["tracemalloc"] = run_child(
+        {"config": str(cfg), "now_ms": now, "repeats": 1, "tracemalloc": True}
+    )
+    print(
+        f"  Python heap peak during one pass (tracemalloc): "
+        f"{mib(res['tracemalloc']['tracemalloc_peak']):.2f} MiB"
+    )
     res["evicted"] = run_child({"config": str(cfg), "now_ms": now, "repeats": 1, "evict": True})
     show_pass("catalog evicted from the page cache first", res["evicted"])
-    res["catchup"] = run_child({"config": str(cfg), "now_ms": now + DAY_MS, "repeats": repeats,
-                                "breakdown": True})
+    res["catchup"] = run_child(
+        {"config": str(cfg), "now_ms": now + DAY_MS, "repeats": repeats, "breakdown": True}
+    )
     show_pass("catch-up (a day per camera due)", res["catchup"])
     if not args.quick and not args.skip_hot_default:
         hot_cfg = write_pass_config(WORK / "pass-hot7.toml", volume, {**POLICY, "hot_days": 7})
-        res["hot_days_7"] = run_child({"config": str(hot_cfg), "now_ms": now, "repeats": 1,
-                                       "breakdown": True})
+        res["hot_days_7"] = run_child(
+            {"config": str(hot_cfg), "now_ms": now, "repeats": 1, "breakdown": True}
+        )
         show_pass("same, hot_days = 7 (default), no archive", res["hot_days_7"])
     steady = res["steady"]
     worst = max(steady["times_s"])
@@ -423,18 +481,29 @@ def part_pass(args: argparse.Namespace) -> dict[str, Any]:
     if not ok and not args.quick:
         prof = run_child({"config": str(cfg), "now_ms": now, "repeats": 1, "profile": True})
         print(prof["profile"])
-    print(f"RESULT routine pass: slowest {worst * 1000:.1f} ms vs <= {PASS_TARGET_S * 1000:.0f} "
-          f"ms, peak RSS {mib(peak):.1f} MiB vs <= {PASS_TARGET_MB:.0f} MB: "
-          f"{'PASS' if ok else 'FAIL'}")
-    summary = {k: {"median_ms": round(statistics.median(v["times_s"]) * 1000, 1),
-                   "max_ms": round(max(v["times_s"]) * 1000, 1),
-                   "peak_rss_mib": round(mib(v["peak_after"]), 1),
-                   "peak_growth_mib": round(mib(v["peak_after"] - v["peak_before"]), 1),
-                   "deletes": v["actions"].get("delete", 0)}
-               for k, v in res.items() if k != "tracemalloc"}
-    return {"rows": rows, "prepare_s": round(prep_s, 1) if prep_s else None, **summary,
-            "tracemalloc_peak_mib": round(mib(res["tracemalloc"]["tracemalloc_peak"]), 2),
-            "pass": ok}
+    print(
+        f"RESULT routine pass: slowest {worst * 1000:.1f} ms vs <= {PASS_TARGET_S * 1000:.0f} "
+        f"ms, peak RSS {mib(peak):.1f} MiB vs <= {PASS_TARGET_MB:.0f} MB: "
+        f"{'PASS' if ok else 'FAIL'}"
+    )
+    summary = {
+        k: {
+            "median_ms": round(statistics.median(v["times_s"]) * 1000, 1),
+            "max_ms": round(max(v["times_s"]) * 1000, 1),
+            "peak_rss_mib": round(mib(v["peak_after"]), 1),
+            "peak_growth_mib": round(mib(v["peak_after"] - v["peak_before"]), 1),
+            "deletes": v["actions"].get("delete", 0),
+        }
+        for k, v in res.items()
+        if k != "tracemalloc"
+    }
+    return {
+        "rows": rows,
+        "prepare_s": round(prep_s, 1) if prep_s else None,
+        **summary,
+        "tracemalloc_peak_mib": round(mib(res["tracemalloc"]["tracemalloc_peak"]), 2),
+        "pass": ok,
+    }
 
 
 # =========================================================================================
@@ -469,18 +538,34 @@ def child_queries(spec: dict[str, Any]) -> None:
 
 
 def write_purge_config(path: Path, url: str, cameras: int) -> Path:
-    lines = ['timezone = "UTC"', "", "[recording]", f"segment_seconds = {SEGMENT_S}", "",
-             "[motion]", "enabled = false", "", *toml_policy(PURGE_POLICY), "[storage]",
-             f'catalog = "{path.parent / "catalog.sqlite"}"', "", "[[storage.volumes]]",
-             'name = "hot"', f'path = "{path.parent / "volume"}"', 'role = "hot"', ""]
+    lines = [
+        'timezone = "UTC"',
+        "",
+        "[recording]",
+        f"segment_seconds = {SEGMENT_S}",
+        "",
+        "[motion]",
+        "enabled = false",
+        "",
+        *toml_policy(PURGE_POLICY),
+        "[storage]",
+        f'catalog = "{path.parent / "catalog.sqlite"}"',
+        "",
+        "[[storage.volumes]]",
+        'name = "hot"',
+        f'path = "{path.parent / "volume"}"',
+        'role = "hot"',
+        "",
+    ]
     for i in range(1, cameras + 1):
         lines += ["[[cameras]]", f'name = "cam{i}"', f'url = "{url}"', ""]
     path.write_text("\n".join(lines))
     return path
 
 
-def lay_out_files(root: Path, cameras: list[str], per_camera: int, first_ms: int,
-                  data: bytes) -> list[tuple[str, int, str]]:
+def lay_out_files(
+    root: Path, cameras: list[str], per_camera: int, first_ms: int, data: bytes
+) -> list[tuple[str, int, str]]:
     """(camera, start_ms, relpath) of one-minute segment files written under root."""
     from ccvault.storage.store import segment_relpath
 
@@ -495,7 +580,7 @@ def lay_out_files(root: Path, cameras: list[str], per_camera: int, first_ms: int
             try:
                 view = memoryview(data)
                 while view:
-                    view = view[os.write(fd, view):]
+                    view = view[os.write(fd, view) :]
             finally:
                 os.close(fd)
             out.append((cam, start, rel))
@@ -533,9 +618,11 @@ def part_purge(args: argparse.Namespace) -> dict[str, Any]:
         print(f"  not enough free space for 2 x {args.files or 2000} files: scaled down to {n}")
     per_cam = n // n_cams
     n = per_cam * n_cams
-    print(f"disk: {du.free / 1e9:.1f} GB free of {du.total / 1e9:.1f} GB; needs "
-          f"{2 * n * FILE_BYTES / 1e9:.1f} GB for 2 x {n} files of {FILE_BYTES:,} bytes, and "
-          f"keeps the volume's reserve ({reserve / 1e9:.1f} GB) free so no pressure purge runs")
+    print(
+        f"disk: {du.free / 1e9:.1f} GB free of {du.total / 1e9:.1f} GB; needs "
+        f"{2 * n * FILE_BYTES / 1e9:.1f} GB for 2 x {n} files of {FILE_BYTES:,} bytes, and "
+        f"keeps the volume's reserve ({reserve / 1e9:.1f} GB) free so no pressure purge runs"
+    )
     if WORK.exists():
         shutil.rmtree(WORK)
     run = WORK / "purge"
@@ -548,20 +635,36 @@ def part_purge(args: argparse.Namespace) -> dict[str, Any]:
     now_ms = time.time_ns() // 1_000_000
     expired_first = (now_ms - EXPIRED_AGE_MS) // 3_600_000 * 3_600_000
     t = time.perf_counter()
-    print(f"writing 2 x {n} files ({n_cams} cameras x {per_cam} one-minute segments, 40 and "
-          f"50 days old) ...", flush=True)
+    print(
+        f"writing 2 x {n} files ({n_cams} cameras x {per_cam} one-minute segments, 40 and "
+        f"50 days old) ...",
+        flush=True,
+    )
     staged = lay_out_files(stage, cams, per_cam, expired_first, data)
     baseline = lay_out_files(base, cams, per_cam, expired_first - 10 * DAY_MS, data)
     os.sync()
     print(f"  {time.perf_counter() - t:.0f} s (written and synced)", flush=True)
     half = per_cam // 2
-    base_a = [base / rel for cam, start, rel in baseline
-              if (start - expired_first + 10 * DAY_MS) // MIN_MS < half]
-    base_b = [base / rel for cam, start, rel in baseline
-              if (start - expired_first + 10 * DAY_MS) // MIN_MS >= half]
+    base_a = [
+        base / rel
+        for cam, start, rel in baseline
+        if (start - expired_first + 10 * DAY_MS) // MIN_MS < half
+    ]
+    base_b = [
+        base / rel
+        for cam, start, rel in baseline
+        if (start - expired_first + 10 * DAY_MS) // MIN_MS >= half
+    ]
 
-    server = RtspServer(pattern="snow", paths=("/cam",), width=WIDTH, height=HEIGHT, fps=FPS,
-                        bitrate_kbps=KBPS, keyint=KEYINT)
+    server = RtspServer(
+        pattern="snow",
+        paths=("/cam",),
+        width=WIDTH,
+        height=HEIGHT,
+        fps=FPS,
+        bitrate_kbps=KBPS,
+        keyint=KEYINT,
+    )
     daemon: subprocess.Popen[bytes] | None = None
     worker: subprocess.Popen[bytes] | None = None
     try:
@@ -569,30 +672,41 @@ def part_purge(args: argparse.Namespace) -> dict[str, Any]:
         cfg = write_purge_config(run / "ccvault.toml", server.url("/cam"), n_cams)
         log_path = run / "daemon.log.jsonl"
         with open(log_path, "wb") as out, open(run / "daemon.stderr", "wb") as err:
-            daemon = subprocess.Popen([str(CCVAULT), "--config", str(cfg), "run"],
-                                      stdin=subprocess.DEVNULL, stdout=out, stderr=err)
+            daemon = subprocess.Popen(
+                [str(CCVAULT), "--config", str(cfg), "run"],
+                stdin=subprocess.DEVNULL,
+                stdout=out,
+                stderr=err,
+            )
         daemon_start_ms = time.time_ns() // 1_000_000
-        print(f"ccvault run: pid {daemon.pid}, {n_cams} cameras at {server.url('/cam')} "
-              f"(1080p15 ~{KBPS} kbit/s, one shared stream), {SEGMENT_S} s segments")
+        print(
+            f"ccvault run: pid {daemon.pid}, {n_cams} cameras at {server.url('/cam')} "
+            f"(1080p15 ~{KBPS} kbit/s, one shared stream), {SEGMENT_S} s segments"
+        )
         tail = LogTail(log_path)
         recording: set[str] = set()
         passes = 0
         t0 = time.monotonic()
         while recording != set(cams) or passes == 0:
             if daemon.poll() is not None:
-                raise RuntimeError(f"ccvault run exited ({daemon.returncode}): "
-                                   f"{(run / 'daemon.stderr').read_text()[-2000:]}")
+                raise RuntimeError(
+                    f"ccvault run exited ({daemon.returncode}): "
+                    f"{(run / 'daemon.stderr').read_text()[-2000:]}"
+                )
             if time.monotonic() - t0 > 120:
-                raise RuntimeError(f"after 120 s: recording {sorted(recording)}, "
-                                   f"{passes} retention passes")
+                raise RuntimeError(
+                    f"after 120 s: recording {sorted(recording)}, {passes} retention passes"
+                )
             for ev in tail.poll():
                 if ev.get("event") == "camera.state" and ev.get("new") == "recording":
                     recording.add(str(ev.get("camera")))
                 elif ev.get("event") == "retention.pass":
                     passes += 1
             time.sleep(0.25)
-        print(f"  all cameras recording, and the daemon's first retention pass done, "
-              f"{time.monotonic() - t0:.1f} s after start")
+        print(
+            f"  all cameras recording, and the daemon's first retention pass done, "
+            f"{time.monotonic() - t0:.1f} s after start"
+        )
 
         # Stage the expired footage: files onto the volume (rename, same filesystem), rows in.
         for hour_dir in sorted({(stage / rel).parent for _, _, rel in staged}):
@@ -607,8 +721,20 @@ def part_purge(args: argparse.Namespace) -> dict[str, Any]:
                 "INSERT INTO segments (camera_id, volume_id, start_ms, end_ms, path, bytes,"
                 " sha256, codec, width, height, frames, origin, ingested_ms, analysis, activity)"
                 " VALUES (?, ?, ?, ?, ?, ?, ?, 'h264', 1920, 1080, 900, 'recorded', ?, 1, 0)",
-                [(cam_ids[cam], vol_id, start, start + MIN_MS, rel, FILE_BYTES, sha,
-                  start + MIN_MS + 2000) for cam, start, rel in staged])
+                [
+                    (
+                        cam_ids[cam],
+                        vol_id,
+                        start,
+                        start + MIN_MS,
+                        rel,
+                        FILE_BYTES,
+                        sha,
+                        start + MIN_MS + 2000,
+                    )
+                    for cam, start, rel in staged
+                ],
+            )
             c.execute("UPDATE cameras SET max_segment_ms = MAX(max_segment_ms, ?)", (MIN_MS,))
         writer.close()
         catalog_files = [run / f"catalog.sqlite{s}" for s in ("", "-wal", "-shm")]
@@ -616,10 +742,22 @@ def part_purge(args: argparse.Namespace) -> dict[str, Any]:
 
         qout = run / "queries.txt"
         worker = subprocess.Popen(
-            [sys.executable, str(Path(__file__).resolve()), "--child-queries",
-             json.dumps({"catalog": str(run / "catalog.sqlite"), "cameras": cams,
-                         "expired": [expired_first, expired_first + per_cam * MIN_MS],
-                         "seed": args.seed, "out": str(qout)})], cwd=REPO)
+            [
+                sys.executable,
+                str(Path(__file__).resolve()),
+                "--child-queries",
+                json.dumps(
+                    {
+                        "catalog": str(run / "catalog.sqlite"),
+                        "cameras": cams,
+                        "expired": [expired_first, expired_first + per_cam * MIN_MS],
+                        "seed": args.seed,
+                        "out": str(qout),
+                    }
+                ),
+            ],
+            cwd=REPO,
+        )
         wall0, mono0 = time.time(), time.monotonic()
         phases: dict[str, tuple[float, float]] = {}
         dropped = []
@@ -639,8 +777,13 @@ def part_purge(args: argparse.Namespace) -> dict[str, Any]:
         phases["unlink loop, before"] = (a, time.monotonic())
         settle()
         a = time.monotonic()
-        res = subprocess.run([str(CCVAULT), "--config", str(cfg), "purge", "--json"],
-                             capture_output=True, text=True, timeout=1800, check=False)
+        res = subprocess.run(
+            [str(CCVAULT), "--config", str(cfg), "purge", "--json"],
+            capture_output=True,
+            text=True,
+            timeout=1800,
+            check=False,
+        )
         purge_wall = time.monotonic() - a
         phases["purge"] = (a, time.monotonic())
         if res.returncode != 0:
@@ -660,8 +803,7 @@ def part_purge(args: argparse.Namespace) -> dict[str, Any]:
 
         # -- purge figures ----------------------------------------------------------------
         outcome = json.loads(res.stdout)
-        cli_events = [json.loads(line) for line in res.stderr.splitlines()
-                      if line.startswith("{")]
+        cli_events = [json.loads(line) for line in res.stderr.splitlines() if line.startswith("{")]
         rp = next(e for e in cli_events if e.get("event") == "retention.pass")
         chunks = [e for e in cli_events if e.get("event") == "purge.done"]
         purge_s = float(rp["seconds"])
@@ -669,19 +811,29 @@ def part_purge(args: argparse.Namespace) -> dict[str, Any]:
         rate_a, rate_b = len(base_a) / t_base_a, len(base_b) / t_base_b
         base_rate = (len(base_a) + len(base_b)) / (t_base_a + t_base_b)
         ratio = purge_rate / base_rate
-        print(f"page cache dropped before each unlink phase and the purge: "
-              f"{'yes' if all(dropped) else 'NO (not root): files may be cached'}")
-        print(f"  bare os.unlink loop, before the purge: {len(base_a)} files in {t_base_a:.2f} s "
-              f"= {rate_a:7.1f} files/s")
-        print(f"  ccvault purge: {outcome['deleted']} deleted ({outcome['deleted_bytes'] / 1e9:.1f}"
-              f" GB) in {purge_s:.2f} s (its retention.pass) = {purge_rate:7.1f} files/s; "
-              f"{len(chunks)} chunks; CLI wall time {purge_wall:.2f} s with start-up "
-              f"({outcome['deleted'] / purge_wall:.1f} files/s)")
-        print(f"  bare os.unlink loop, after the purge:  {len(base_b)} files in {t_base_b:.2f} s "
-              f"= {rate_b:7.1f} files/s")
-        print(f"  -> purge / bare unlink (both loops together, {base_rate:.1f} files/s): "
-              f"{ratio:.2f} (vs before only {purge_rate / rate_a:.2f}, after only "
-              f"{purge_rate / rate_b:.2f})")
+        print(
+            f"page cache dropped before each unlink phase and the purge: "
+            f"{'yes' if all(dropped) else 'NO (not root): files may be cached'}"
+        )
+        print(
+            f"  bare os.unlink loop, before the purge: {len(base_a)} files in {t_base_a:.2f} s "
+            f"= {rate_a:7.1f} files/s"
+        )
+        print(
+            f"  ccvault purge: {outcome['deleted']} deleted ({outcome['deleted_bytes'] / 1e9:.1f}"
+            f" GB) in {purge_s:.2f} s (its retention.pass) = {purge_rate:7.1f} files/s; "
+            f"{len(chunks)} chunks; CLI wall time {purge_wall:.2f} s with start-up "
+            f"({outcome['deleted'] / purge_wall:.1f} files/s)"
+        )
+        print(
+            f"  bare os.unlink loop, after the purge:  {len(base_b)} files in {t_base_b:.2f} s "
+            f"= {rate_b:7.1f} files/s"
+        )
+        print(
+            f"  -> purge / bare unlink (both loops together, {base_rate:.1f} files/s): "
+            f"{ratio:.2f} (vs before only {purge_rate / rate_a:.2f}, after only "
+            f"{purge_rate / rate_b:.2f})"
+        )
 
         # -- queries ------------------------------------------------------------------------
         samples = []
@@ -689,82 +841,132 @@ def part_purge(args: argparse.Namespace) -> dict[str, Any]:
             t_ns, lat_us, rows = line.split()
             samples.append((int(t_ns) / 1e9, int(lat_us) / 1000, int(rows)))
         q: dict[str, dict[str, float]] = {}
-        print(f"1-hour segments_in_range latency (separate process, one call every "
-              f"{QUERY_EVERY_S * 1000:.0f} ms):")
+        print(
+            f"1-hour segments_in_range latency (separate process, one call every "
+            f"{QUERY_EVERY_S * 1000:.0f} ms):"
+        )
         for name, (lo, hi) in phases.items():
             lat = [ms for t_s, ms, _ in samples if lo <= t_s < hi]
             if not lat:
                 continue
-            q[name] = {"n": len(lat), "p50_ms": round(pct(lat, 50), 3),
-                       "p99_ms": round(pct(lat, 99), 3), "max_ms": round(max(lat), 3)}
-            print(f"  {name:<22} n={len(lat):<5} p50 {q[name]['p50_ms']:7.3f}  p99 "
-                  f"{q[name]['p99_ms']:7.3f}  max {q[name]['max_ms']:7.3f} ms")
+            q[name] = {
+                "n": len(lat),
+                "p50_ms": round(pct(lat, 50), 3),
+                "p99_ms": round(pct(lat, 99), 3),
+                "max_ms": round(max(lat), 3),
+            }
+            print(
+                f"  {name:<22} n={len(lat):<5} p50 {q[name]['p50_ms']:7.3f}  p99 "
+                f"{q[name]['p99_ms']:7.3f}  max {q[name]['max_ms']:7.3f} ms"
+            )
 
         # -- recording: nothing lost ----------------------------------------------------------
         events = tail.events
         ingested = [e for e in events if e.get("event") == "segment.ingested"]
-        restarts = Counter(str(e.get("camera")) for e in events
-                           if e.get("event") == "recorder.started")
+        restarts = Counter(
+            str(e.get("camera")) for e in events if e.get("event") == "recorder.started"
+        )
         exits = sum(1 for e in events if e.get("event") == "recorder.exited")
-        daemon_deletes = sum(int(e.get("segments", 0)) for e in events
-                             if e.get("event") == "purge.done")
+        daemon_deletes = sum(
+            int(e.get("segments", 0)) for e in events if e.get("event") == "purge.done"
+        )
         conn = db.connect(run / "catalog.sqlite", readonly=True)
-        by_id = {r["id"]: r for r in conn.execute(
-            "SELECT s.id, c.name AS camera, s.start_ms, s.end_ms, s.path, s.state"
-            " FROM segments s JOIN cameras c ON c.id = s.camera_id WHERE s.origin = 'recorded'"
-            " AND s.start_ms >= ?", (daemon_start_ms - 3_600_000,))}
-        left = conn.execute("SELECT COUNT(*) FROM segments WHERE end_ms < ?",
-                            (now_ms - 30 * DAY_MS,)).fetchone()[0]
+        by_id = {
+            r["id"]: r
+            for r in conn.execute(
+                "SELECT s.id, c.name AS camera, s.start_ms, s.end_ms, s.path, s.state"
+                " FROM segments s JOIN cameras c ON c.id = s.camera_id WHERE s.origin = 'recorded'"
+                " AND s.start_ms >= ?",
+                (daemon_start_ms - 3_600_000,),
+            )
+        }
+        left = conn.execute(
+            "SELECT COUNT(*) FROM segments WHERE end_ms < ?", (now_ms - 30 * DAY_MS,)
+        ).fetchone()[0]
         conn.close()
-        lost = [e for e in ingested if e["segment_id"] not in by_id
-                or by_id[e["segment_id"]]["state"] != "ok"
-                or not (volume / by_id[e["segment_id"]]["path"]).exists()]
+        lost = [
+            e
+            for e in ingested
+            if e["segment_id"] not in by_id
+            or by_id[e["segment_id"]]["state"] != "ok"
+            or not (volume / by_id[e["segment_id"]]["path"]).exists()
+        ]
         files_left = sum(1 for _, _, rel in staged if (volume / rel).exists())
         gaps: dict[str, int] = {}
         worst_gap: dict[str, int] = {}
         for cam in cams:
-            segs = sorted((r["start_ms"], r["end_ms"]) for r in by_id.values()
-                          if r["camera"] == cam)
+            segs = sorted(
+                (r["start_ms"], r["end_ms"]) for r in by_id.values() if r["camera"] == cam
+            )
             holes = [b[0] - a[1] for a, b in itertools.pairwise(segs)]
             gaps[cam] = sum(1 for h in holes if abs(h) > GAP_LIMIT_MS)
             worst_gap[cam] = max((abs(h) for h in holes), default=0)
         lag = {}
         for name, (lo, hi) in phases.items():
-            lags = [wall_s(e["timestamp"]) - (e["start_ms"] + e["duration_ms"]) / 1000
-                    for e in ingested if lo <= mono0 + wall_s(e["timestamp"]) - wall0 < hi]
+            lags = [
+                wall_s(e["timestamp"]) - (e["start_ms"] + e["duration_ms"]) / 1000
+                for e in ingested
+                if lo <= mono0 + wall_s(e["timestamp"]) - wall0 < hi
+            ]
             if lags:
                 lag[name] = (len(lags), max(lags))
         in_purge = lag.get("purge", (0, 0.0))[0]
-        print(f"recording: daemon exited {rc}; {len(ingested)} segments logged as ingested "
-              f"({in_purge} during the purge), {len(lost)} of them missing from catalog or disk;"
-              f" recorder starts per camera {dict(restarts)}, {exits} exits")
-        print("  ingest lag (segment end to its segment.ingested event), max per phase: "
-              + ", ".join(f"{k}: {v[1]:.2f} s ({v[0]} segments)" for k, v in lag.items()))
-        print(f"  timeline gaps > {GAP_LIMIT_MS} ms per camera: {gaps}; largest |gap| (ms): "
-              f"{worst_gap}")
-        print(f"  expired rows left {left}, expired files left {files_left}; deletions by the "
-              f"daemon's own retention job meanwhile: {daemon_deletes}")
-        recorded_ok = (rc == 0 and not lost and not any(gaps.values()) and exits == 0
-                       and all(v == 1 for v in restarts.values()) and len(restarts) == n_cams)
-        purge_ok = (outcome["deleted"] == n and left == 0 and files_left == 0
-                    and daemon_deletes == 0)
+        print(
+            f"recording: daemon exited {rc}; {len(ingested)} segments logged as ingested "
+            f"({in_purge} during the purge), {len(lost)} of them missing from catalog or disk;"
+            f" recorder starts per camera {dict(restarts)}, {exits} exits"
+        )
+        print(
+            "  ingest lag (segment end to its segment.ingested event), max per phase: "
+            + ", ".join(f"{k}: {v[1]:.2f} s ({v[0]} segments)" for k, v in lag.items())
+        )
+        print(
+            f"  timeline gaps > {GAP_LIMIT_MS} ms per camera: {gaps}; largest |gap| (ms): "
+            f"{worst_gap}"
+        )
+        print(
+            f"  expired rows left {left}, expired files left {files_left}; deletions by the "
+            f"daemon's own retention job meanwhile: {daemon_deletes}"
+        )
+        recorded_ok = (
+            rc == 0
+            and not lost
+            and not any(gaps.values())
+            and exits == 0
+            and all(v == 1 for v in restarts.values())
+            and len(restarts) == n_cams
+        )
+        purge_ok = outcome["deleted"] == n and left == 0 and files_left == 0 and daemon_deletes == 0
         p99 = q.get("purge", {}).get("p99_ms", float("inf"))
-        ok = ratio >= PURGE_RATIO_TARGET and p99 <= QUERY_P99_TARGET_MS and recorded_ok \
-            and purge_ok
-        print(f"RESULT purge: {purge_rate:.1f} files/s = {ratio:.2f} x bare unlink (target >= "
-              f"{PURGE_RATIO_TARGET}), query p99 during the purge {p99:.2f} ms (target <= "
-              f"{QUERY_P99_TARGET_MS:.0f}), recording {'intact' if recorded_ok else 'NOT intact'}"
-              f", purge {'complete' if purge_ok else 'INCOMPLETE'}: {'PASS' if ok else 'FAIL'}")
-        return {"files": n, "file_bytes": FILE_BYTES, "cameras": n_cams,
-                "purge_files_per_s": round(purge_rate, 1), "purge_s": purge_s,
-                "purge_cli_wall_s": round(purge_wall, 2),
-                "unlink_before_files_per_s": round(rate_a, 1),
-                "unlink_after_files_per_s": round(rate_b, 1),
-                "unlink_files_per_s": round(base_rate, 1), "ratio": round(ratio, 3),
-                "queries": q, "ingested": len(ingested), "ingested_during_purge": in_purge,
-                "lost": len(lost), "gaps": gaps, "recorder_exits": exits,
-                "page_cache_dropped": all(dropped), "recorded_ok": recorded_ok,
-                "purge_complete": purge_ok, "pass": ok}
+        ok = ratio >= PURGE_RATIO_TARGET and p99 <= QUERY_P99_TARGET_MS and recorded_ok and purge_ok
+        print(
+            f"RESULT purge: {purge_rate:.1f} files/s = {ratio:.2f} x bare unlink (target >= "
+            f"{PURGE_RATIO_TARGET}), query p99 during the purge {p99:.2f} ms (target <= "
+            f"{QUERY_P99_TARGET_MS:.0f}), recording {'intact' if recorded_ok else 'NOT intact'}"
+            f", purge {'complete' if purge_ok else 'INCOMPLETE'}: {'PASS' if ok else 'FAIL'}"
+        )
+        return {
+            "files": n,
+            "file_bytes": FILE_BYTES,
+            "cameras": n_cams,
+            "purge_files_per_s": round(purge_rate, 1),
+            "purge_s": purge_s,
+            "purge_cli_wall_s": round(purge_wall, 2),
+            "unlink_before_files_per_s": round(rate_a, 1),
+            "unlink_after_files_per_s": round(rate_b, 1),
+            "unlink_files_per_s": round(base_rate, 1),
+            "ratio": round(ratio, 3),
+            "queries": q,
+            "ingested": len(ingested),
+            "ingested_during_purge": in_purge,
+            "lost": len(lost),
+            "gaps": gaps,
+            "recorder_exits": exits,
+            "page_cache_dropped": all(dropped),
+            "recorded_ok": recorded_ok,
+            "purge_complete": purge_ok,
+            "pass": ok,
+        }
     finally:
         if worker is not None:
             stop(worker, signal.SIGTERM, 10)
@@ -779,14 +981,20 @@ def part_purge(args: argparse.Namespace) -> dict[str, Any]:
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--quick", action="store_true",
-                    help="3 repeats, no hot_days=7 variant; 200 + 200 files, 2 cameras")
+    ap.add_argument(
+        "--quick",
+        action="store_true",
+        help="3 repeats, no hot_days=7 variant; 200 + 200 files, 2 cameras",
+    )
     ap.add_argument("--rebuild", action="store_true", help="prepare the retention catalog again")
     ap.add_argument("--files", type=int, default=None, help="files to purge (default 2000)")
     ap.add_argument("--skip-pass", action="store_true", help="only the purge part")
     ap.add_argument("--skip-purge", action="store_true", help="only the routine pass part")
-    ap.add_argument("--skip-hot-default", action="store_true",
-                    help="skip the hot_days = 7 variant (it walks the whole catalog)")
+    ap.add_argument(
+        "--skip-hot-default",
+        action="store_true",
+        help="skip the hot_days = 7 variant (it walks the whole catalog)",
+    )
     ap.add_argument("--keep", action="store_true", help=f"keep {WORK} afterwards")
     ap.add_argument("--seed", type=int, default=20240101)
     ap.add_argument("--child-plan", help=argparse.SUPPRESS)
@@ -799,11 +1007,15 @@ def main(argv: list[str] | None = None) -> int:
         child_queries(json.loads(args.child_queries))
         return 0
 
-    print("bench/retention.py — retention: routine pass on 8.4 M segments; purge of real files "
-          "while recording")
-    print(f"python {platform.python_version()}, sqlite {sqlite3.sqlite_version}, "
-          f"{os.cpu_count()} CPUs, {platform.machine()}, load average "
-          f"{' '.join(f'{x:.2f}' for x in os.getloadavg())}")
+    print(
+        "bench/retention.py — retention: routine pass on 8.4 M segments; purge of real files "
+        "while recording"
+    )
+    print(
+        f"python {platform.python_version()}, sqlite {sqlite3.sqlite_version}, "
+        f"{os.cpu_count()} CPUs, {platform.machine()}, load average "
+        f"{' '.join(f'{x:.2f}' for x in os.getloadavg())}"
+    )
     version = ccvault_version()
     print(f"ccvault source: {version}")
     result: dict[str, Any] = {"bench": "retention", "ccvault": version, "quick": args.quick}

@@ -73,7 +73,6 @@ TARGET_TIMELINE_MS = 50.0
 DST_DAYS = (date(2024, 3, 31), date(2024, 10, 27))  # 23 and 25 hours in Berlin
 
 
-
 def prepare_catalog(seed: int) -> float:
     """Copy query.py's catalog, migrate it through CatalogWriter, add spans and holds."""
     import query  # bench/query.py: its builder and cache
@@ -97,11 +96,12 @@ def prepare_catalog(seed: int) -> float:
                 start = query.YEAR_START_MS + h * 3_600_000 + rng.randrange(3_500_000)
                 length = rng.randrange(5_000, 60_000)
                 longest = max(longest, length)
-                rows.append((cam, start, start + length, rng.random(), rng.random() / 2,
-                             "motion"))
+                rows.append((cam, start, start + length, rng.random(), rng.random() / 2, "motion"))
             conn.executemany(
                 "INSERT INTO motion_spans (camera_id, start_ms, end_ms, peak, area, kind,"
-                " x0, y0, x1, y1) VALUES (?, ?, ?, ?, ?, ?, 0.1, 0.1, 0.6, 0.6)", rows)
+                " x0, y0, x1, y1) VALUES (?, ?, ?, ?, ?, ?, 0.1, 0.1, 0.6, 0.6)",
+                rows,
+            )
         conn.execute("UPDATE cameras SET max_span_ms = ?", (longest,))
         conn.execute("INSERT INTO meta (key, value) VALUES ('bench_search', ?)", (PREP_SPEC,))
     query.add_bench_holds(writer)
@@ -117,14 +117,21 @@ def pct(values: list[float], p: float) -> float:
 
 
 def summary(values: list[float]) -> dict[str, float | int]:
-    return {"n": len(values), "p50_ms": round(pct(values, 50), 3),
-            "p95_ms": round(pct(values, 95), 3), "p99_ms": round(pct(values, 99), 3),
-            "max_ms": round(max(values), 3), "mean_ms": round(sum(values) / len(values), 3)}
+    return {
+        "n": len(values),
+        "p50_ms": round(pct(values, 50), 3),
+        "p95_ms": round(pct(values, 95), 3),
+        "p99_ms": round(pct(values, 99), 3),
+        "max_ms": round(max(values), 3),
+        "mean_ms": round(sum(values) / len(values), 3),
+    }
 
 
 def show(label: str, s: dict[str, float | int]) -> None:
-    print(f"  {label:<34} n={s['n']:<5} p50 {s['p50_ms']:8.3f}  p95 {s['p95_ms']:8.3f}  "
-          f"p99 {s['p99_ms']:8.3f}  max {s['max_ms']:8.3f}  mean {s['mean_ms']:8.3f} ms")
+    print(
+        f"  {label:<34} n={s['n']:<5} p50 {s['p50_ms']:8.3f}  p95 {s['p95_ms']:8.3f}  "
+        f"p99 {s['p99_ms']:8.3f}  max {s['max_ms']:8.3f}  mean {s['mean_ms']:8.3f} ms"
+    )
 
 
 def iso(ms: int) -> str:
@@ -158,11 +165,15 @@ def main(argv: list[str] | None = None) -> int:
     from ccvault.config.model import Config
     from ccvault.host.clock import SystemClock
 
-    print(f"bench/search.py — GET /api/segments and /api/timeline in-process on "
-          f"{query.TOTAL_ROWS:,} segments")
-    print(f"python {platform.python_version()}, sqlite {sqlite3.sqlite_version}, "
-          f"{os.cpu_count()} CPUs, {platform.machine()}, load average "
-          f"{' '.join(f'{x:.2f}' for x in os.getloadavg())}")
+    print(
+        f"bench/search.py — GET /api/segments and /api/timeline in-process on "
+        f"{query.TOTAL_ROWS:,} segments"
+    )
+    print(
+        f"python {platform.python_version()}, sqlite {sqlite3.sqlite_version}, "
+        f"{os.cpu_count()} CPUs, {platform.machine()}, load average "
+        f"{' '.join(f'{x:.2f}' for x in os.getloadavg())}"
+    )
     version = ccvault_version()
     print(f"ccvault source: {version}")
     prep_s = None
@@ -174,27 +185,38 @@ def main(argv: list[str] | None = None) -> int:
 
     shutil.rmtree(WORK, ignore_errors=True)
     WORK.mkdir(parents=True)
-    config = Config.model_validate({
-        "timezone": ZONE,
-        "storage": {"catalog": str(PREPARED),
-                    "volumes": [{"name": "hot", "path": str(WORK / "hot")}]},
-        "audit": {"path": str(WORK / "audit.jsonl")},
-        "cameras": [{"name": query.camera_name(i), "url": "demo://"}
-                    for i in range(1, query.CAMERAS + 1)]})
+    config = Config.model_validate(
+        {
+            "timezone": ZONE,
+            "storage": {
+                "catalog": str(PREPARED),
+                "volumes": [{"name": "hot", "path": str(WORK / "hot")}],
+            },
+            "audit": {"path": str(WORK / "audit.jsonl")},
+            "cameras": [
+                {"name": query.camera_name(i), "url": "demo://"}
+                for i in range(1, query.CAMERAS + 1)
+            ],
+        }
+    )
     clock = SystemClock()
     writer = CatalogWriter(PREPARED, AuditLog(config.audit_path))  # migrates a stale copy too
     with writer.reader() as conn:
         rows = conn.execute("SELECT COUNT(*) FROM segments").fetchone()[0]
         spans = conn.execute("SELECT COUNT(*) FROM motion_spans").fetchone()[0]
         schema = conn.execute("PRAGMA user_version").fetchone()[0]
-    print(f"catalog: {rows:,} segments, {spans:,} motion spans, schema version {schema}, "
-          f"{PREPARED.stat().st_size / 2**30:.2f} GiB; audit log {config.audit_path}")
+    print(
+        f"catalog: {rows:,} segments, {spans:,} motion spans, schema version {schema}, "
+        f"{PREPARED.stat().st_size / 2**30:.2f} GiB; audit log {config.audit_path}"
+    )
     t_read = time.perf_counter()
     with open(PREPARED, "rb") as f:  # the page cache warm, as on a host serving its catalog
         while f.read(1 << 24):
             pass
-    print(f"catalog read into the page cache in {time.perf_counter() - t_read:.1f} s "
-          f"({query.mib(query.cached_bytes(PREPARED))} cached)")
+    print(
+        f"catalog read into the page cache in {time.perf_counter() - t_read:.1f} s "
+        f"({query.mib(query.cached_bytes(PREPARED))} cached)"
+    )
     viewer = f"bench-viewer-{os.getpid()}"
     token = users.add(writer, viewer, "viewer", None, "bench", clock.wall_ms())
     app = create_app(ApiContext(config, writer, clock, lambda: []))
@@ -208,8 +230,10 @@ def main(argv: list[str] | None = None) -> int:
 
     rng = random.Random(args.seed + 7)
     first, last = date(2024, 1, 2), date(2024, 12, 29)  # whole local days inside the year
-    days = list(DST_DAYS) + [first + timedelta(days=rng.randrange((last - first).days))
-                             for _ in range(n_day - len(DST_DAYS))]
+    days = list(DST_DAYS) + [
+        first + timedelta(days=rng.randrange((last - first).days))
+        for _ in range(n_day - len(DST_DAYS))
+    ]
     searches = 0
 
     def run(get: Getter, n_s: int, n_d: int) -> tuple[dict, dict, float, float, set[int]]:
@@ -231,8 +255,10 @@ def main(argv: list[str] | None = None) -> int:
         cpu_seg = (time.process_time() - cpu) / n_s * 1000
         cpu = time.process_time()
         for day in days[:n_d]:
-            params = {"camera": query.camera_name(rng.randint(1, query.CAMERAS)),
-                      "date": day.isoformat()}
+            params = {
+                "camera": query.camera_name(rng.randint(1, query.CAMERAS)),
+                "date": day.isoformat(),
+            }
             elapsed, t = timed(get, "/api/timeline", params)
             day_ms.append(elapsed)
             check_timeline(day, params, t)
@@ -247,8 +273,9 @@ def main(argv: list[str] | None = None) -> int:
         """What the issue measures: the handler, its serialisation and its audit record,
         called in-process (no ASGI stack, no authentication)."""
         if url == "/api/segments":
-            resp = routes_footage.find_segments(ctx, who, params["camera"], params["from"],
-                                                params["to"], False)
+            resp = routes_footage.find_segments(
+                ctx, who, params["camera"], params["from"], params["to"], False
+            )
         else:
             resp = routes_footage.day_timeline(ctx, who, params["camera"], params["date"])
         return resp.status_code, bytes(resp.body)
@@ -258,52 +285,78 @@ def main(argv: list[str] | None = None) -> int:
     s_seg, s_day, cpu_app_seg, cpu_app_day, _ = run(asgi.get, n_seg, n_day)
     t_seg, t_day, _, _, _ = run(via_testclient, n_seg // 3, n_day // 3)
     load_after = os.getloadavg()[0]
-    audited = sum(1 for r in AuditLog(config.audit_path).records()
-                  if r["action"] == "search.segments" and r["actor"] == f"api:{viewer}")
+    audited = sum(
+        1
+        for r in AuditLog(config.audit_path).records()
+        if r["action"] == "search.segments" and r["actor"] == f"api:{viewer}"
+    )
     users.revoke(writer, viewer, "bench", clock.wall_ms())
     client.__exit__(None, None, None)
     asgi.close()
     writer.close()
     remove_work(WORK, args.keep)
 
-    print("GET /api/segments, random 1-hour windows, random cameras (60-61 segments each; "
-          "one search.segments audit record each):")
+    print(
+        "GET /api/segments, random 1-hour windows, random cameras (60-61 segments each; "
+        "one search.segments audit record each):"
+    )
     show("handler + serialisation + audit (the figure)", h_seg)
     show("whole app called as ASGI, with auth", s_seg)
     show("through TestClient (reference)", t_seg)
     print(f"  CPU per request: handler {cpu_seg:.2f} ms, whole app {cpu_app_seg:.2f} ms")
-    print(f"GET /api/timeline, random local days in {ZONE} (day lengths seen: "
-          f"{sorted(minutes_seen)} minutes; ~1,440 segments and ~24 spans each):")
+    print(
+        f"GET /api/timeline, random local days in {ZONE} (day lengths seen: "
+        f"{sorted(minutes_seen)} minutes; ~1,440 segments and ~24 spans each):"
+    )
     show("handler + serialisation (the figure)", h_day)
     show("whole app called as ASGI, with auth", s_day)
     show("through TestClient (reference)", t_day)
     print(f"  CPU per request: handler {cpu_day:.2f} ms, whole app {cpu_app_day:.2f} ms")
-    print(f"1-minute load average: {load_before:.2f} before the timed requests, "
-          f"{load_after:.2f} after ({os.cpu_count()} CPUs; other processes add queueing)")
+    print(
+        f"1-minute load average: {load_before:.2f} before the timed requests, "
+        f"{load_after:.2f} after ({os.cpu_count()} CPUs; other processes add queueing)"
+    )
     print(f"audit: {audited:,} search.segments records for {searches:,} searches")
     seg_ok = h_seg["p99_ms"] <= TARGET_SEGMENTS_P99_MS and audited == searches
     day_ok = h_day["max_ms"] <= TARGET_TIMELINE_MS
-    print(f"RESULT: segments p99 {h_seg['p99_ms']:.3f} ms vs <= {TARGET_SEGMENTS_P99_MS} ms: "
-          f"{'PASS' if seg_ok else 'FAIL'} (whole app: p99 {s_seg['p99_ms']:.3f} ms); "
-          f"timeline p99 {h_day['p99_ms']:.3f} ms, max {h_day['max_ms']:.3f} ms vs <= "
-          f"{TARGET_TIMELINE_MS} ms: {'PASS' if day_ok else 'FAIL'} (whole app: max "
-          f"{s_day['max_ms']:.3f} ms)")
-    print(json.dumps({
-        "bench": "search", "ccvault": version, "quick": args.quick, "rows": rows,
-        "spans": spans, "prepare_s": round(prep_s, 1) if prep_s is not None else None,
-        "how": "in-process: the route handlers called directly (the figure); create_app(ctx) "
-               "called as an ASGI app in one asyncio loop and TestClient for reference",
-        "segments": h_seg, "timeline": h_day,
-        "app": {"segments": s_seg, "timeline": s_day},
-        "testclient": {"segments": t_seg, "timeline": t_day},
-        "cpu_ms_per_request": {"segments": round(cpu_seg, 3), "timeline": round(cpu_day, 3),
-                               "app_segments": round(cpu_app_seg, 3),
-                               "app_timeline": round(cpu_app_day, 3)},
-        "load_average": [round(load_before, 2), round(load_after, 2)],
-        "audit_records": audited, "searches": searches,
-        "target_segments_p99_ms": TARGET_SEGMENTS_P99_MS,
-        "target_timeline_ms": TARGET_TIMELINE_MS, "pass": seg_ok and day_ok,
-    }))
+    print(
+        f"RESULT: segments p99 {h_seg['p99_ms']:.3f} ms vs <= {TARGET_SEGMENTS_P99_MS} ms: "
+        f"{'PASS' if seg_ok else 'FAIL'} (whole app: p99 {s_seg['p99_ms']:.3f} ms); "
+        f"timeline p99 {h_day['p99_ms']:.3f} ms, max {h_day['max_ms']:.3f} ms vs <= "
+        f"{TARGET_TIMELINE_MS} ms: {'PASS' if day_ok else 'FAIL'} (whole app: max "
+        f"{s_day['max_ms']:.3f} ms)"
+    )
+    print(
+        json.dumps(
+            {
+                "bench": "search",
+                "ccvault": version,
+                "quick": args.quick,
+                "rows": rows,
+                "spans": spans,
+                "prepare_s": round(prep_s, 1) if prep_s is not None else None,
+                "how": "in-process: the route handlers called directly (the figure); "
+                "create_app(ctx) called as an ASGI app in one asyncio loop and TestClient "
+                "for reference",
+                "segments": h_seg,
+                "timeline": h_day,
+                "app": {"segments": s_seg, "timeline": s_day},
+                "testclient": {"segments": t_seg, "timeline": t_day},
+                "cpu_ms_per_request": {
+                    "segments": round(cpu_seg, 3),
+                    "timeline": round(cpu_day, 3),
+                    "app_segments": round(cpu_app_seg, 3),
+                    "app_timeline": round(cpu_app_day, 3),
+                },
+                "load_average": [round(load_before, 2), round(load_after, 2)],
+                "audit_records": audited,
+                "searches": searches,
+                "target_segments_p99_ms": TARGET_SEGMENTS_P99_MS,
+                "target_timeline_ms": TARGET_TIMELINE_MS,
+                "pass": seg_ok and day_ok,
+            }
+        )
+    )
     return 0 if seg_ok and day_ok else 1
 
 
@@ -322,11 +375,21 @@ class AsgiDriver:
         return self.loop.run_until_complete(self._get(url, params))
 
     async def _get(self, url: str, params: dict[str, str]) -> tuple[int, bytes]:
-        scope = {"type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1",
-                 "method": "GET", "scheme": "http", "path": url, "raw_path": url.encode(),
-                 "root_path": "", "query_string": urlencode(params).encode(),
-                 "headers": self.headers, "client": ("127.0.0.1", 50000),
-                 "server": ("127.0.0.1", 8750), "state": {}}
+        scope = {
+            "type": "http",
+            "asgi": {"version": "3.0"},
+            "http_version": "1.1",
+            "method": "GET",
+            "scheme": "http",
+            "path": url,
+            "raw_path": url.encode(),
+            "root_path": "",
+            "query_string": urlencode(params).encode(),
+            "headers": self.headers,
+            "client": ("127.0.0.1", 50000),
+            "server": ("127.0.0.1", 8750),
+            "state": {},
+        }
         sent: list[dict] = []
 
         async def receive() -> dict:
@@ -362,10 +425,16 @@ def timed(get: Getter, url: str, params: dict[str, str]) -> tuple[float, Any]:
 def check_timeline(day: date, params: dict[str, str], t: dict) -> None:
     expected = {date(2024, 3, 31): 1380, date(2024, 10, 27): 1500}.get(day, 1440)
     covered = round(sum(t["coverage"]))
-    if t["minutes"] != expected or covered != expected or t["gaps"] or \
-            not 0 < t["motion_count"] <= 26:
-        raise SystemExit(f"wrong timeline for {params}: {t['minutes']} minutes, "
-                         f"{covered} covered, {len(t['gaps'])} gaps")
+    if (
+        t["minutes"] != expected
+        or covered != expected
+        or t["gaps"]
+        or not 0 < t["motion_count"] <= 26
+    ):
+        raise SystemExit(
+            f"wrong timeline for {params}: {t['minutes']} minutes, "
+            f"{covered} covered, {len(t['gaps'])} gaps"
+        )
 
 
 if __name__ == "__main__":

@@ -91,8 +91,10 @@ OUT = REPO / "bench" / "out"
 WORK = OUT / "service-run"
 PREPARED = OUT / "service-8m.sqlite"
 UNIT = REPO / "systemd" / "ccvault.service"
-PREP_SPEC = ("bench-service v1: query.py catalog, analysed (20 % activity) but the last 10 min"
-             " per camera, 3 corrupt + 1 quarantined in the last day, 2 holds")
+PREP_SPEC = (
+    "bench-service v1: query.py catalog, analysed (20 % activity) but the last 10 min"
+    " per camera, 3 corrupt + 1 quarantined in the last day, 2 holds"
+)
 IDENTITY = ".ccvault-volume.json"
 
 TARGET_EXPOSURE = 2.0
@@ -120,9 +122,13 @@ def pct(values: list[float], p: float) -> float:
 
 
 def stats(values: list[float], digits: int = 3) -> dict[str, float | int]:
-    return {"n": len(values), "p50": round(pct(values, 50), digits),
-            "p99": round(pct(values, 99), digits), "max": round(max(values), digits),
-            "mean": round(sum(values) / len(values), digits)}
+    return {
+        "n": len(values),
+        "p50": round(pct(values, 50), digits),
+        "p99": round(pct(values, 99), digits),
+        "max": round(max(values), digits),
+        "mean": round(sum(values) / len(values), digits),
+    }
 
 
 def load() -> str:
@@ -133,8 +139,9 @@ def verdict(ok: bool) -> str:
     return "PASS" if ok else "FAIL"
 
 
-def wait_for(predicate: Callable[[], Any], timeout: float, what: str,
-             interval: float = 0.05) -> Any:
+def wait_for(
+    predicate: Callable[[], Any], timeout: float, what: str, interval: float = 0.05
+) -> Any:
     deadline = time.monotonic() + timeout
     while True:
         value = predicate()
@@ -154,8 +161,13 @@ def hardening() -> dict[str, Any]:
     if analyze is None:
         print("  systemd-analyze is not installed: skipped")
         return {"exposure": None, "pass": None}
-    res = subprocess.run([analyze, "security", "--offline=yes", str(UNIT)],
-                         capture_output=True, text=True, timeout=60, check=False)
+    res = subprocess.run(
+        [analyze, "security", "--offline=yes", str(UNIT)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
     match = re.search(r"Overall exposure level for \S+: (\d+\.\d+) (\S+)", res.stdout)
     if not match:
         print(res.stdout[-2000:] + res.stderr[-2000:])
@@ -166,16 +178,21 @@ def hardening() -> dict[str, Any]:
         m = re.match(r"\s*✗\s+(\S+)\s+(.*?)\s+(\d+\.\d+)\s*$", line)
         if m:
             items.append((m.group(1), m.group(2), float(m.group(3))))
-    version = subprocess.run([analyze, "--version"], capture_output=True, text=True,
-                             check=False).stdout.split("\n")[0]
+    version = subprocess.run(
+        [analyze, "--version"], capture_output=True, text=True, check=False
+    ).stdout.split("\n")[0]
     print(f"  {version}; exposure {exposure} {match.group(2)} — what still counts:")
     for name, about, weight in sorted(items, key=lambda i: -i[2]):
         if weight > 0:
             print(f"    {weight:.1f}  {name:<36} {about}")
     ok = exposure <= TARGET_EXPOSURE
     print(f"  RESULT: exposure {exposure} vs <= {TARGET_EXPOSURE}: {verdict(ok)}")
-    return {"exposure": exposure, "rating": match.group(2), "pass": ok,
-            "counted": {n: w for n, _, w in items if w > 0}}
+    return {
+        "exposure": exposure,
+        "rating": match.group(2),
+        "pass": ok,
+        "counted": {n: w for n, _, w in items if w > 0},
+    }
 
 
 # ---- the real daemon, a real webhook -------------------------------------------------------
@@ -193,8 +210,12 @@ class Daemon:
     def start(self) -> Daemon:
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "ccvault", "--config", str(self.config), "run"],
-            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, cwd=REPO,
-            start_new_session=True)
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+            cwd=REPO,
+            start_new_session=True,
+        )
         self._reader = threading.Thread(target=self._collect, daemon=True)
         self._reader.start()
         self.wait("daemon.ready", 60)
@@ -221,15 +242,19 @@ class Daemon:
         def found() -> tuple[float, dict] | None:
             hit = self.find(name, mark, **fields)
             if hit is None and self.proc is not None and self.proc.poll() is not None:
-                raise RuntimeError(f"the daemon exited ({self.proc.returncode}); see "
-                                   f"{self.log_path}")
+                raise RuntimeError(
+                    f"the daemon exited ({self.proc.returncode}); see {self.log_path}"
+                )
             return hit
 
         return wait_for(found, timeout, f"daemon event {name} {fields}")
 
     def count(self, name: str, **fields: Any) -> int:
-        return sum(1 for _, e in list(self.events) if e.get("event") == name
-                   and all(e.get(k) == v for k, v in fields.items()))
+        return sum(
+            1
+            for _, e in list(self.events)
+            if e.get("event") == name and all(e.get(k) == v for k, v in fields.items())
+        )
 
     def terminate(self, timeout: float) -> tuple[int, float]:
         """SIGTERM; (exit code, seconds to exit)."""
@@ -251,14 +276,35 @@ class Daemon:
             self.proc.wait()
 
 
-def write_config(root: Path, cameras: list[tuple[str, str]], segment_s: int,
-                 offline_after_s: int, webhook_url: str | None = None) -> Path:
+def write_config(
+    root: Path,
+    cameras: list[tuple[str, str]],
+    segment_s: int,
+    offline_after_s: int,
+    webhook_url: str | None = None,
+) -> Path:
     root.mkdir(parents=True, exist_ok=True)
-    lines = ['timezone = "UTC"', "", "[storage]", f'catalog = "{root / "catalog.sqlite"}"', "",
-             "[[storage.volumes]]", 'name = "hot"', f'path = "{root / "hot"}"', 'role = "hot"',
-             "", "[recording]", f"segment_seconds = {segment_s}",
-             f"offline_after_seconds = {offline_after_s}", "", "[http]",
-             'listen = "127.0.0.1:0"', "", "[alerts]", f"check_seconds = {CHECK_S}"]
+    lines = [
+        'timezone = "UTC"',
+        "",
+        "[storage]",
+        f'catalog = "{root / "catalog.sqlite"}"',
+        "",
+        "[[storage.volumes]]",
+        'name = "hot"',
+        f'path = "{root / "hot"}"',
+        'role = "hot"',
+        "",
+        "[recording]",
+        f"segment_seconds = {segment_s}",
+        f"offline_after_seconds = {offline_after_s}",
+        "",
+        "[http]",
+        'listen = "127.0.0.1:0"',
+        "",
+        "[alerts]",
+        f"check_seconds = {CHECK_S}",
+    ]
     if webhook_url:
         lines += ["", "[alerts.webhook]", f'url = "{webhook_url}"']
     for name, url in cameras:
@@ -276,9 +322,11 @@ def detection(rng: random.Random, n_volume: int, n_camera: int) -> dict[str, Any
     from ccvault.recorder.camera import HEALTHY_RESET_S
     from tests.peers import RtspServer, WebhookReceiver
 
-    print(f"\n[2] detection latency: the real daemon, [alerts] check_seconds = {CHECK_S}, a "
-          f"webhook on loopback; one RTSP camera (tests.peers.RtspServer), {ALERT_SEGMENT_S} s "
-          f"segments, offline_after_seconds = {OFFLINE_AFTER_S}; load average {load()}")
+    print(
+        f"\n[2] detection latency: the real daemon, [alerts] check_seconds = {CHECK_S}, a "
+        f"webhook on loopback; one RTSP camera (tests.peers.RtspServer), {ALERT_SEGMENT_S} s "
+        f"segments, offline_after_seconds = {OFFLINE_AFTER_S}; load average {load()}"
+    )
     root = WORK / "alerts"
     server = RtspServer()
     hook = WebhookReceiver()
@@ -290,8 +338,9 @@ def detection(rng: random.Random, n_volume: int, n_camera: int) -> dict[str, Any
     daemon: Daemon | None = None
     try:
         server.start()
-        cfg = write_config(root, [("door", server.url())], ALERT_SEGMENT_S, OFFLINE_AFTER_S,
-                           hook.url)
+        cfg = write_config(
+            root, [("door", server.url())], ALERT_SEGMENT_S, OFFLINE_AFTER_S, hook.url
+        )
         daemon = Daemon(cfg, root / "daemon.log").start()
         daemon.wait("camera.state", 30, camera="door", new="recording")
         identity = root / "hot" / IDENTITY
@@ -303,8 +352,11 @@ def detection(rng: random.Random, n_volume: int, n_camera: int) -> dict[str, Any
             mark, log_mark = len(hook.received), len(daemon.events)
             os.rename(identity, moved)
             gone = time.monotonic()
-            at, alert = wait_for(lambda m=mark: arrived("volume_unavailable", "firing", m),
-                                 3 * CHECK_S + 10, "volume_unavailable firing at the webhook")
+            at, alert = wait_for(
+                lambda m=mark: arrived("volume_unavailable", "firing", m),
+                3 * CHECK_S + 10,
+                "volume_unavailable firing at the webhook",
+            )
             seen = daemon.find("volume.state", log_mark, volume="hot", state="unavailable")
             fire_s.append(at - gone)
             detect_s.append(seen[0] - gone if seen else float("nan"))
@@ -313,12 +365,17 @@ def detection(rng: random.Random, n_volume: int, n_camera: int) -> dict[str, Any
             mark = len(hook.received)
             os.rename(moved, identity)
             back = time.monotonic()
-            at, _ = wait_for(lambda m=mark: arrived("volume_unavailable", "resolved", m),
-                             3 * CHECK_S + 10, "volume_unavailable resolved at the webhook")
+            at, _ = wait_for(
+                lambda m=mark: arrived("volume_unavailable", "resolved", m),
+                3 * CHECK_S + 10,
+                "volume_unavailable resolved at the webhook",
+            )
             resolve_s.append(at - back)
-            print(f"  volume_unavailable {i + 1}/{n_volume}: identity renamed -> daemon log "
-                  f"{detect_s[-1]:5.2f} s -> webhook firing {fire_s[-1]:5.2f} s; renamed back "
-                  f"-> resolved {resolve_s[-1]:5.2f} s")
+            print(
+                f"  volume_unavailable {i + 1}/{n_volume}: identity renamed -> daemon log "
+                f"{detect_s[-1]:5.2f} s -> webhook firing {fire_s[-1]:5.2f} s; renamed back "
+                f"-> resolved {resolve_s[-1]:5.2f} s"
+            )
 
         off_s, delay_s, rule_s, after_rule_s, back_s, rec_s = [], [], [], [], [], []
         for i in range(n_camera):
@@ -330,9 +387,11 @@ def detection(rng: random.Random, n_volume: int, n_camera: int) -> dict[str, Any
             mark, log_mark = len(hook.received), len(daemon.events)
             server.stop()
             stopped = time.monotonic()
-            at, alert = wait_for(lambda m=mark: arrived("camera_offline", "firing", m),
-                                 OFFLINE_AFTER_S + 3 * CHECK_S + 60,
-                                 "camera_offline firing at the webhook")
+            at, alert = wait_for(
+                lambda m=mark: arrived("camera_offline", "firing", m),
+                OFFLINE_AFTER_S + 3 * CHECK_S + 60,
+                "camera_offline firing at the webhook",
+            )
             assert alert["labels"].get("camera") == "door", alert
             offline = daemon.find("camera.state", log_mark, camera="door", new="offline")
             off_s.append(at - stopped)
@@ -343,15 +402,20 @@ def detection(rng: random.Random, n_volume: int, n_camera: int) -> dict[str, Any
             mark, log_mark = len(hook.received), len(daemon.events)
             server.start()
             started = time.monotonic()
-            at, _ = wait_for(lambda m=mark: arrived("camera_offline", "resolved", m),
-                             3 * CHECK_S + 120, "camera_offline resolved at the webhook")
+            at, _ = wait_for(
+                lambda m=mark: arrived("camera_offline", "resolved", m),
+                3 * CHECK_S + 120,
+                "camera_offline resolved at the webhook",
+            )
             recording = daemon.find("camera.state", log_mark, camera="door", new="recording")
             back_s.append(at - started)
             rec_s.append(recording[0] - started if recording else float("nan"))
-            print(f"  camera_offline {i + 1}/{n_camera}: server stopped -> camera.state offline "
-                  f"{rule_s[-1]:5.2f} s -> webhook firing {off_s[-1]:5.2f} s (minus "
-                  f"offline_after {OFFLINE_AFTER_S} s: {delay_s[-1]:5.2f} s); server started -> "
-                  f"recording {rec_s[-1]:5.2f} s -> resolved {back_s[-1]:5.2f} s")
+            print(
+                f"  camera_offline {i + 1}/{n_camera}: server stopped -> camera.state offline "
+                f"{rule_s[-1]:5.2f} s -> webhook firing {off_s[-1]:5.2f} s (minus "
+                f"offline_after {OFFLINE_AFTER_S} s: {delay_s[-1]:5.2f} s); server started -> "
+                f"recording {rec_s[-1]:5.2f} s -> resolved {back_s[-1]:5.2f} s"
+            )
         rc, stop_s = daemon.terminate(TIMEOUT_STOP_S)
         daemon = None
         print(f"  daemon stopped: exit {rc} in {stop_s:.1f} s; load average {load()}")
@@ -364,31 +428,47 @@ def detection(rng: random.Random, n_volume: int, n_camera: int) -> dict[str, Any
     out: dict[str, Any] = {"check_seconds": CHECK_S, "offline_after_seconds": OFFLINE_AFTER_S}
     target = CHECK_S + DELIVERY_S
     if fire_s:
-        v = {"fire_s": stats(fire_s, 2), "resolve_s": stats(resolve_s, 2),
-             "log_s": stats(detect_s, 2), "samples_fire_s": [round(x, 2) for x in fire_s]}
+        v = {
+            "fire_s": stats(fire_s, 2),
+            "resolve_s": stats(resolve_s, 2),
+            "log_s": stats(detect_s, 2),
+            "samples_fire_s": [round(x, 2) for x in fire_s],
+        }
         v["pass"] = max(fire_s) <= target
         out["volume_unavailable"] = v
-        print(f"  volume_unavailable: firing p50 {v['fire_s']['p50']:.2f} s, max "
-              f"{v['fire_s']['max']:.2f} s; resolved p50 {v['resolve_s']['p50']:.2f} s, max "
-              f"{v['resolve_s']['max']:.2f} s")
-        print(f"  RESULT: volume_unavailable max {v['fire_s']['max']:.2f} s vs <= {target:.0f} s "
-              f"(one check interval + delivery): {verdict(v['pass'])}")
+        print(
+            f"  volume_unavailable: firing p50 {v['fire_s']['p50']:.2f} s, max "
+            f"{v['fire_s']['max']:.2f} s; resolved p50 {v['resolve_s']['p50']:.2f} s, max "
+            f"{v['resolve_s']['max']:.2f} s"
+        )
+        print(
+            f"  RESULT: volume_unavailable max {v['fire_s']['max']:.2f} s vs <= {target:.0f} s "
+            f"(one check interval + delivery): {verdict(v['pass'])}"
+        )
     if off_s:
-        c = {"stop_to_fire_s": stats(off_s, 2), "delay_over_offline_rule_s": stats(delay_s, 2),
-             "stop_to_offline_state_s": stats(rule_s, 2),
-             "offline_state_to_fire_s": stats(after_rule_s, 2),
-             "restart_to_recording_s": stats(rec_s, 2), "restart_to_resolved_s": stats(back_s, 2)}
+        c = {
+            "stop_to_fire_s": stats(off_s, 2),
+            "delay_over_offline_rule_s": stats(delay_s, 2),
+            "stop_to_offline_state_s": stats(rule_s, 2),
+            "offline_state_to_fire_s": stats(after_rule_s, 2),
+            "restart_to_recording_s": stats(rec_s, 2),
+            "restart_to_resolved_s": stats(back_s, 2),
+        }
         c["pass"] = max(delay_s) <= target
         out["camera_offline"] = c
-        print(f"  camera_offline: stop -> firing minus offline_after p50 "
-              f"{c['delay_over_offline_rule_s']['p50']:.2f} s, max "
-              f"{c['delay_over_offline_rule_s']['max']:.2f} s (offline state -> webhook max "
-              f"{c['offline_state_to_fire_s']['max']:.2f} s); restart -> resolved p50 "
-              f"{c['restart_to_resolved_s']['p50']:.2f} s, max "
-              f"{c['restart_to_resolved_s']['max']:.2f} s")
-        print(f"  RESULT: camera_offline delay on top of the offline rule max "
-              f"{c['delay_over_offline_rule_s']['max']:.2f} s vs <= {target:.0f} s: "
-              f"{verdict(c['pass'])}")
+        print(
+            f"  camera_offline: stop -> firing minus offline_after p50 "
+            f"{c['delay_over_offline_rule_s']['p50']:.2f} s, max "
+            f"{c['delay_over_offline_rule_s']['max']:.2f} s (offline state -> webhook max "
+            f"{c['offline_state_to_fire_s']['max']:.2f} s); restart -> resolved p50 "
+            f"{c['restart_to_resolved_s']['p50']:.2f} s, max "
+            f"{c['restart_to_resolved_s']['max']:.2f} s"
+        )
+        print(
+            f"  RESULT: camera_offline delay on top of the offline rule max "
+            f"{c['delay_over_offline_rule_s']['max']:.2f} s vs <= {target:.0f} s: "
+            f"{verdict(c['pass'])}"
+        )
     return out
 
 
@@ -404,16 +484,17 @@ def _recording_since(daemon: Daemon) -> float | None:
 
 
 def stop_runs(rng: random.Random, runs: int) -> dict[str, Any]:
-    print(f"\n[3] stop: SIGTERM to a daemon recording {STOP_CAMERAS} demo cameras "
-          f"({STOP_SEGMENT_S} s segments), at a random moment 3-8 s into a segment period once "
-          f"each camera has a segment ingested; load average {load()}")
+    print(
+        f"\n[3] stop: SIGTERM to a daemon recording {STOP_CAMERAS} demo cameras "
+        f"({STOP_SEGMENT_S} s segments), at a random moment 3-8 s into a segment period once "
+        f"each camera has a segment ingested; load average {load()}"
+    )
     cameras = [f"cam{i}" for i in range(1, STOP_CAMERAS + 1)]
     exit_s, deltas, results = [], [], []
     ok = clean_ok = True
     for run in range(runs):
         root = WORK / f"stop-{run + 1}"
-        cfg = write_config(root, [(c, "demo://") for c in cameras], STOP_SEGMENT_S,
-                           OFFLINE_AFTER_S)
+        cfg = write_config(root, [(c, "demo://") for c in cameras], STOP_SEGMENT_S, OFFLINE_AFTER_S)
         daemon = Daemon(cfg, root / "daemon.log")
         try:
             daemon.start()
@@ -436,49 +517,93 @@ def stop_runs(rng: random.Random, runs: int) -> dict[str, Any]:
         # (read up to its last complete fragment, i.e. its last keyframe: the rest is lost).
         after = [e for at, e in daemon.events if at >= signalled]
         salvaged = {e.get("camera") for e in after if e.get("event") == "segment.salvaged"}
-        cut = {e.get("camera") for e in after if e.get("event") == "recorder.ffmpeg"
-               and "Immediate exit requested" in str(e.get("line"))}
+        cut = {
+            e.get("camera")
+            for e in after
+            if e.get("event") == "recorder.ffmpeg"
+            and "Immediate exit requested" in str(e.get("line"))
+        }
         ends, kept = {}, {}
         for cam in cameras:
             res = subprocess.run(
-                [sys.executable, "-m", "ccvault", "--config", str(cfg), "segments", "--camera",
-                 cam, "--from", "-1h", "--to", "now", "--json"],
-                capture_output=True, text=True, timeout=120, cwd=REPO, check=False)
+                [
+                    sys.executable,
+                    "-m",
+                    "ccvault",
+                    "--config",
+                    str(cfg),
+                    "segments",
+                    "--camera",
+                    cam,
+                    "--from",
+                    "-1h",
+                    "--to",
+                    "now",
+                    "--json",
+                ],
+                capture_output=True,
+                text=True,
+                timeout=120,
+                cwd=REPO,
+                check=False,
+            )
             found = json.loads(res.stdout) if res.returncode == 0 else []
             last = found[-1] if found else {"start_ms": 0, "end_ms": 0}
             ends[cam] = (last["end_ms"] - signalled_ms) / 1000 if found else float("nan")
             kept[cam] = boundary - 1000 <= last["start_ms"] < signalled_ms
         left = sorted(str(p.relative_to(root)) for p in (root / "hot" / ".spool").rglob("*.mp4"))
         within = all(abs(d) <= STOP_SEGMENT_S + 1 for d in ends.values())
-        run_ok = rc == 0 and seconds <= TIMEOUT_STOP_S and within and all(kept.values()) \
-            and not left
+        run_ok = (
+            rc == 0 and seconds <= TIMEOUT_STOP_S and within and all(kept.values()) and not left
+        )
         ok &= run_ok
         clean = [c for c in cameras if c not in salvaged and c not in cut]
         clean_ok &= len(clean) == len(cameras)
         exit_s.append(seconds)
         deltas += list(ends.values())
-        results.append({"rc": rc, "exit_s": round(seconds, 2),
-                        "signal_into_period_s": round((signalled_ms - boundary) / 1000, 2),
-                        "last_end_minus_signal_s": {k: round(v, 2) for k, v in ends.items()},
-                        "open_segment_kept": kept, "left_in_spool": left,
-                        "closed_by_ffmpeg": clean, "salvaged": sorted(salvaged),
-                        "ffmpeg_immediate_exit": sorted(cut)})
-        print(f"  run {run + 1}/{runs}: signal {(signalled_ms - boundary) / 1000:.1f} s into a "
-              f"segment period; exit {rc} in {seconds:.2f} s; last segment end - signal: "
-              + ", ".join(f"{k} {v:+.2f} s{'' if kept[k] else ' (open segment LOST)'}"
-                          for k, v in ends.items())
-              + f"; open segments ingested {sum(kept.values())}/{len(kept)}, of which closed "
-              f"by ffmpeg {len(clean)}, salvaged by ingest {len(salvaged)} (ffmpeg 'Immediate "
-              f"exit requested': {len(cut)}); segments left in the spool: {len(left)}")
+        results.append(
+            {
+                "rc": rc,
+                "exit_s": round(seconds, 2),
+                "signal_into_period_s": round((signalled_ms - boundary) / 1000, 2),
+                "last_end_minus_signal_s": {k: round(v, 2) for k, v in ends.items()},
+                "open_segment_kept": kept,
+                "left_in_spool": left,
+                "closed_by_ffmpeg": clean,
+                "salvaged": sorted(salvaged),
+                "ffmpeg_immediate_exit": sorted(cut),
+            }
+        )
+        print(
+            f"  run {run + 1}/{runs}: signal {(signalled_ms - boundary) / 1000:.1f} s into a "
+            f"segment period; exit {rc} in {seconds:.2f} s; last segment end - signal: "
+            + ", ".join(
+                f"{k} {v:+.2f} s{'' if kept[k] else ' (open segment LOST)'}"
+                for k, v in ends.items()
+            )
+            + f"; open segments ingested {sum(kept.values())}/{len(kept)}, of which closed "
+            f"by ffmpeg {len(clean)}, salvaged by ingest {len(salvaged)} (ffmpeg 'Immediate "
+            f"exit requested': {len(cut)}); segments left in the spool: {len(left)}"
+        )
     worst = max(abs(d) for d in deltas)
-    print(f"  RESULT: exit 0 within {TIMEOUT_STOP_S:.0f} s (slowest {max(exit_s):.2f} s), every "
-          f"camera's open segment ingested, its end within {STOP_SEGMENT_S + 1} s of the signal "
-          f"(worst {worst:.2f} s), nothing left in the spool: {verdict(ok)}")
-    print(f"  RESULT: every open segment closed by ffmpeg itself (listed, trailer written; not "
-          f"salvaged up to its last keyframe): {verdict(clean_ok)}")
-    return {"runs": results, "exit_s": stats(exit_s, 2), "worst_end_offset_s": round(worst, 2),
-            "segment_seconds": STOP_SEGMENT_S, "cameras": STOP_CAMERAS, "pass": ok,
-            "clean_close_pass": clean_ok}
+    print(
+        f"  RESULT: exit 0 within {TIMEOUT_STOP_S:.0f} s (slowest {max(exit_s):.2f} s), every "
+        f"camera's open segment ingested, its end within {STOP_SEGMENT_S + 1} s of the signal "
+        f"(worst {worst:.2f} s), nothing left in the spool: {verdict(ok)}"
+    )
+    print(
+        f"  RESULT: every open segment closed by ffmpeg itself (listed, trailer written; not "
+        f"salvaged up to its last keyframe): {verdict(clean_ok)}"
+    )
+    return {
+        "runs": results,
+        "exit_s": stats(exit_s, 2),
+        "worst_end_offset_s": round(worst, 2),
+        "segment_seconds": STOP_SEGMENT_S,
+        "cameras": STOP_CAMERAS,
+        "pass": ok,
+        "clean_close_pass": clean_ok,
+    }
 
 
 # ---- 4. check cost on a year-sized catalog -------------------------------------------------
@@ -501,8 +626,9 @@ def prepare_catalog(seed: int) -> dict[str, Any]:
     tmp = PREPARED.with_name(PREPARED.name + ".building")
     query.remove_db(PREPARED)
     query.copy_catalog(tmp, seed)
-    print(f"  copied in {time.perf_counter() - t0:.0f} s; marking segments analysed ...",
-          flush=True)
+    print(
+        f"  copied in {time.perf_counter() - t0:.0f} s; marking segments analysed ...", flush=True
+    )
     ys, ye = query.YEAR_START_MS, query.YEAR_END_MS
     conn = sqlite3.connect(tmp, isolation_level=None)
     conn.execute("PRAGMA journal_mode = WAL")
@@ -512,7 +638,9 @@ def prepare_catalog(seed: int) -> dict[str, Any]:
     conn.execute(
         "UPDATE segments SET analysis = 1, activity = ("
         " ((start_ms - ?) / 60000) % 60 - (((start_ms - ?) / 3600000) * 37 + camera_id * 11)"
-        " % 48 BETWEEN 0 AND 11) WHERE start_ms < ?", (ys, ys, ye - 10 * MIN_MS))
+        " % 48 BETWEEN 0 AND 11) WHERE start_ms < ?",
+        (ys, ys, ye - 10 * MIN_MS),
+    )
     conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
     conn.close()
     print(f"  {time.perf_counter() - t0:.0f} s", flush=True)
@@ -521,10 +649,12 @@ def prepare_catalog(seed: int) -> dict[str, Any]:
     timings: dict[str, Any] = {}
     full = schema.MIGRATIONS
     if version < newest - 1:
-        print(f"  migrating schema {version} -> {newest - 1} (earlier releases' steps) ...",
-              flush=True)
+        print(
+            f"  migrating schema {version} -> {newest - 1} (earlier releases' steps) ...",
+            flush=True,
+        )
         t = time.perf_counter()
-        schema.MIGRATIONS = full[:newest - 1]  # this process only: stop before the last step
+        schema.MIGRATIONS = full[: newest - 1]  # this process only: stop before the last step
         try:
             c = db.connect(tmp)
             schema.migrate(c)
@@ -533,8 +663,11 @@ def prepare_catalog(seed: int) -> dict[str, Any]:
             schema.MIGRATIONS = full
         timings[f"v{version}_to_v{newest - 1}_s"] = round(time.perf_counter() - t, 2)
         print(f"    {timings[f'v{version}_to_v{newest - 1}_s']:.1f} s", flush=True)
-    print(f"  CatalogWriter: migration {max(version, newest - 1)} -> {newest} (this release: "
-          "alerts table and indexes, segments_corrupt) ...", flush=True)
+    print(
+        f"  CatalogWriter: migration {max(version, newest - 1)} -> {newest} (this release: "
+        "alerts table and indexes, segments_corrupt) ...",
+        flush=True,
+    )
     t = time.perf_counter()
     writer = CatalogWriter(tmp)
     timings["last_step_s"] = round(time.perf_counter() - t, 2)
@@ -543,16 +676,24 @@ def prepare_catalog(seed: int) -> dict[str, Any]:
 
     day_ago = ye - 6 * 3_600_000
     with writer.transaction() as c:
-        c.execute("UPDATE segments SET integrity = 'corrupt', scrubbed_ms = ? WHERE id IN ("
-                  " SELECT id FROM segments WHERE camera_id = 5 AND start_ms >= ?"
-                  " ORDER BY start_ms LIMIT 3)", (day_ago + 3_600_000, day_ago))
+        c.execute(
+            "UPDATE segments SET integrity = 'corrupt', scrubbed_ms = ? WHERE id IN ("
+            " SELECT id FROM segments WHERE camera_id = 5 AND start_ms >= ?"
+            " ORDER BY start_ms LIMIT 3)",
+            (day_ago + 3_600_000, day_ago),
+        )
         vol = c.execute("SELECT id FROM volumes WHERE name = 'hot'").fetchone()[0]
-        c.execute("INSERT INTO quarantine (volume_id, path, camera, reason, bytes, created_ms)"
-                  " VALUES (?, 'quarantine/cam07-bench.mp4', 'cam07', 'bench: unreadable',"
-                  " 1000, ?)", (vol, day_ago))
+        c.execute(
+            "INSERT INTO quarantine (volume_id, path, camera, reason, bytes, created_ms)"
+            " VALUES (?, 'quarantine/cam07-bench.mp4', 'cam07', 'bench: unreadable',"
+            " 1000, ?)",
+            (vol, day_ago),
+        )
         c.execute("INSERT INTO meta (key, value) VALUES ('bench_service', ?)", (PREP_SPEC,))
-        c.execute("INSERT INTO meta (key, value) VALUES ('bench_service_migration', ?)",
-                  (json.dumps(timings),))
+        c.execute(
+            "INSERT INTO meta (key, value) VALUES ('bench_service_migration', ?)",
+            (json.dumps(timings),),
+        )
     query.add_bench_holds(writer)
     writer.close()
     query.publish(tmp, PREPARED)
@@ -565,21 +706,39 @@ def check_config(volume: Path, audit: Path) -> Any:
 
     from ccvault.config.model import Config
 
-    return Config.model_validate({
-        "timezone": "UTC",
-        "storage": {"catalog": str(PREPARED),
-                    "volumes": [{"name": "hot", "path": str(volume), "role": "hot"}]},
-        "retention": {"continuous_days": 365, "motion_days": 366, "max_days": 366,
-                      "hot_days": 366, "min_days": 7},
-        "recording": {"segment_seconds": 60, "offline_after_seconds": 60},
-        "audit": {"path": str(audit)},
-        "cameras": [{"name": query.camera_name(i), "url": "demo://"}
-                    for i in range(1, query.CAMERAS + 1)]})
+    return Config.model_validate(
+        {
+            "timezone": "UTC",
+            "storage": {
+                "catalog": str(PREPARED),
+                "volumes": [{"name": "hot", "path": str(volume), "role": "hot"}],
+            },
+            "retention": {
+                "continuous_days": 365,
+                "motion_days": 366,
+                "max_days": 366,
+                "hot_days": 366,
+                "min_days": 7,
+            },
+            "recording": {"segment_seconds": 60, "offline_after_seconds": 60},
+            "audit": {"path": str(audit)},
+            "cameras": [
+                {"name": query.camera_name(i), "url": "demo://"}
+                for i in range(1, query.CAMERAS + 1)
+            ],
+        }
+    )
 
 
-def check_cost(seed: int, rebuild: bool, iterations: int, forecast_runs: int,
-               audit_records: int, audit_rounds: int,
-               backlog_days: tuple[int, ...]) -> dict[str, Any]:
+def check_cost(
+    seed: int,
+    rebuild: bool,
+    iterations: int,
+    forecast_runs: int,
+    audit_records: int,
+    audit_rounds: int,
+    backlog_days: tuple[int, ...],
+) -> dict[str, Any]:
     import query  # bench/query.py
 
     from ccvault.alerts.dispatcher import Dispatcher
@@ -596,8 +755,10 @@ def check_cost(seed: int, rebuild: bool, iterations: int, forecast_runs: int,
     from ccvault.views import health
     from ccvault.views.health import Health
 
-    print(f"\n[4] check cost on a year-sized catalog ({query.TOTAL_ROWS:,} segments, "
-          f"{query.CAMERAS} cameras); load average {load()}")
+    print(
+        f"\n[4] check cost on a year-sized catalog ({query.TOTAL_ROWS:,} segments, "
+        f"{query.CAMERAS} cameras); load average {load()}"
+    )
     prep = None
     if rebuild or not cached_catalog_matches(PREPARED, "bench_service", PREP_SPEC):
         print(f"preparing {PREPARED} ...", flush=True)
@@ -606,17 +767,23 @@ def check_cost(seed: int, rebuild: bool, iterations: int, forecast_runs: int,
     else:
         print(f"using cached catalog {PREPARED} (--rebuild to prepare it again)")
     conn = db.connect(PREPARED, readonly=True)
-    migration = json.loads(conn.execute(
-        "SELECT value FROM meta WHERE key = 'bench_service_migration'").fetchone()[0])
+    migration = json.loads(
+        conn.execute("SELECT value FROM meta WHERE key = 'bench_service_migration'").fetchone()[0]
+    )
     volume_row = queries.volume_rows(conn)["hot"]
     catalog_id = queries.catalog_id(conn)
     conn.close()
-    print("  schema migration when the catalog was prepared"
-          f"{'' if prep else ' (cached)'}: "
-          + ", ".join(f"{k.removesuffix('_s')} {v} s" for k, v in migration.items()
-                      if k.endswith("_s") and k not in ("last_step_s", "prepare_s"))
-          + f"; {migration['last_step']} (this release, through CatalogWriter): "
-          f"{migration['last_step_s']} s")
+    print(
+        "  schema migration when the catalog was prepared"
+        f"{'' if prep else ' (cached)'}: "
+        + ", ".join(
+            f"{k.removesuffix('_s')} {v} s"
+            for k, v in migration.items()
+            if k.endswith("_s") and k not in ("last_step_s", "prepare_s")
+        )
+        + f"; {migration['last_step']} (this release, through CatalogWriter): "
+        f"{migration['last_step_s']} s"
+    )
 
     volume = WORK / "checks" / "hot"
     write_identity(volume, volume_row.uuid, catalog_id, "hot")
@@ -629,13 +796,17 @@ def check_cost(seed: int, rebuild: bool, iterations: int, forecast_runs: int,
     with open(PREPARED, "rb") as f:  # the page cache warm, as on a host that runs its checks
         while f.read(1 << 24):
             pass
-    print(f"  catalog read into the page cache in {time.perf_counter() - t:.1f} s "
-          f"({PREPARED.stat().st_size / 2**30:.2f} GiB)")
+    print(
+        f"  catalog read into the page cache in {time.perf_counter() - t:.1f} s "
+        f"({PREPARED.stat().st_size / 2**30:.2f} GiB)"
+    )
 
     clock = SystemClock()
     ffmpeg = ffmpeg_binary(config)
-    recorders = [CameraRecorder(cam, ffmpeg, 60, 60, WORK / "checks" / ".spool", clock,
-                                lambda *_: None) for cam in config.cameras]
+    recorders = [
+        CameraRecorder(cam, ffmpeg, 60, 60, WORK / "checks" / ".spool", clock, lambda *_: None)
+        for cam in config.cameras
+    ]
     for r in recorders:
         r.state = CameraState.RECORDING
     recorders[-1].state = CameraState.OFFLINE
@@ -649,8 +820,16 @@ def check_cost(seed: int, rebuild: bool, iterations: int, forecast_runs: int,
         report = forecast.build(c, config, volumes, now)
     manager = AlertManager(config.alerts, writer, Dispatcher([]), now, 0)
     metrics = Metrics()
-    parts = ("volumes", "connect", "cameras_health", "corrupt_since", "volumes_health",
-             "alerts_evaluate", "metrics_observe", "status_line")
+    parts = (
+        "volumes",
+        "connect",
+        "cameras_health",
+        "corrupt_since",
+        "volumes_health",
+        "alerts_evaluate",
+        "metrics_observe",
+        "status_line",
+    )
     samples: dict[str, list[float]] = {p: [] for p in ("total", *parts)}
 
     def one_check(at_ms: int) -> dict[str, float]:
@@ -665,10 +844,18 @@ def check_cost(seed: int, rebuild: bool, iterations: int, forecast_runs: int,
         corrupt = queries.corrupt_since(rconn, at_ms - DAY_MS)
         reader.__exit__(None, None, None)
         t.append(time.perf_counter_ns())
-        snapshot = Health(at_ms, health.volumes_health(vols, report), cams, write_errors={},
-                          blocked={}, at_risk=report if report["at_risk"] else None,
-                          catalog_error=writer.last_error, audit_error=None, corrupt=corrupt,
-                          clock_synced=None)
+        snapshot = Health(
+            at_ms,
+            health.volumes_health(vols, report),
+            cams,
+            write_errors={},
+            blocked={},
+            at_risk=report if report["at_risk"] else None,
+            catalog_error=writer.last_error,
+            audit_error=None,
+            corrupt=corrupt,
+            clock_synced=None,
+        )
         t.append(time.perf_counter_ns())
         manager.evaluate(snapshot)
         t.append(time.perf_counter_ns())
@@ -690,17 +877,23 @@ def check_cost(seed: int, rebuild: bool, iterations: int, forecast_runs: int,
     cpu_ms = (time.process_time() - cpu) / iterations * 1000
     firing = manager.firing_counts()
     summary = {k: stats(v) for k, v in samples.items()}
-    print(f"  one health check (Daemon._check_health's work), {iterations} runs after 20 "
-          f"untimed; firing meanwhile: {', '.join(f'{k} {v}' for k, v in sorted(firing.items()))}")
+    print(
+        f"  one health check (Daemon._check_health's work), {iterations} runs after 20 "
+        f"untimed; firing meanwhile: {', '.join(f'{k} {v}' for k, v in sorted(firing.items()))}"
+    )
     print(f"    {'part':<18} {'p50 ms':>8} {'p99 ms':>8} {'max ms':>8}")
     for k in ("total", *parts):
         s = summary[k]
         print(f"    {k:<18} {s['p50']:8.3f} {s['p99']:8.3f} {s['max']:8.3f}")
-    print(f"    CPU per check {cpu_ms:.2f} ms; the first check (it fires the alerts above: "
-          f"catalog writes) took {first['total']:.1f} ms")
+    print(
+        f"    CPU per check {cpu_ms:.2f} ms; the first check (it fires the alerts above: "
+        f"catalog writes) took {first['total']:.1f} ms"
+    )
     check_ok = summary["total"]["p99"] <= TARGET_CHECK_P99_MS
-    print(f"  RESULT: check p99 {summary['total']['p99']:.2f} ms vs <= {TARGET_CHECK_P99_MS:.0f} "
-          f"ms (1 % of {CHECK_S} s): {verdict(check_ok)}")
+    print(
+        f"  RESULT: check p99 {summary['total']['p99']:.2f} ms vs <= {TARGET_CHECK_P99_MS:.0f} "
+        f"ms (1 % of {CHECK_S} s): {verdict(check_ok)}"
+    )
 
     # -- the once-a-minute slow checks --
     fc = []
@@ -718,25 +911,37 @@ def check_cost(seed: int, rebuild: bool, iterations: int, forecast_runs: int,
     t = time.perf_counter()
     manager.prune(now)
     prune_ms = (time.perf_counter() - t) * 1000
-    print(f"  slow checks (every 60 s): forecast.build p50 {fc_s['p50']:.3f} s, max "
-          f"{fc_s['max']:.3f} s ({forecast_runs} runs; rate {report['bytes_per_day'] / 1e9:.0f} "
-          f"GB/day, {report['days']} days, at_risk {report['at_risk']}); clock_synced "
-          f"({config.alerts.clock_sync}) p50 {pct(clock_ms, 50):.3f} ms; alerts prune "
-          f"{prune_ms:.2f} ms")
+    print(
+        f"  slow checks (every 60 s): forecast.build p50 {fc_s['p50']:.3f} s, max "
+        f"{fc_s['max']:.3f} s ({forecast_runs} runs; rate {report['bytes_per_day'] / 1e9:.0f} "
+        f"GB/day, {report['days']} days, at_risk {report['at_risk']}); clock_synced "
+        f"({config.alerts.clock_sync}) p50 {pct(clock_ms, 50):.3f} ms; alerts prune "
+        f"{prune_ms:.2f} ms"
+    )
     fc_ok = fc_s["max"] <= TARGET_FORECAST_S
-    print(f"  RESULT: forecast.build max {fc_s['max']:.3f} s vs <= {TARGET_FORECAST_S:.0f} s "
-          f"(10 % of 60 s): {verdict(fc_ok)}")
+    print(
+        f"  RESULT: forecast.build max {fc_s['max']:.3f} s vs <= {TARGET_FORECAST_S:.0f} s "
+        f"(10 % of 60 s): {verdict(fc_ok)}"
+    )
     writer.close()
     backlog = backlog_cost(recorders, backlog_days)
 
     audit = audit_cost(seed, audit_records, audit_rounds)
-    return {"migration": migration, "prepare_s": prep["prepare_s"] if prep else None,
-            "backlog_cameras_health_ms": backlog,
-            "check_ms": summary, "check_cpu_ms": round(cpu_ms, 3),
-            "first_check_ms": round(first["total"], 2), "firing": firing,
-            "check_pass": check_ok, "forecast_s": fc_s, "forecast_pass": fc_ok,
-            "clock_synced_ms": round(pct(clock_ms, 50), 3), "prune_ms": round(prune_ms, 2),
-            "audit": audit}
+    return {
+        "migration": migration,
+        "prepare_s": prep["prepare_s"] if prep else None,
+        "backlog_cameras_health_ms": backlog,
+        "check_ms": summary,
+        "check_cpu_ms": round(cpu_ms, 3),
+        "first_check_ms": round(first["total"], 2),
+        "firing": firing,
+        "check_pass": check_ok,
+        "forecast_s": fc_s,
+        "forecast_pass": fc_ok,
+        "clock_synced_ms": round(pct(clock_ms, 50), 3),
+        "prune_ms": round(prune_ms, 2),
+        "audit": audit,
+    }
 
 
 def backlog_cost(recorders: list, days: tuple[int, ...]) -> dict[str, Any]:
@@ -755,7 +960,8 @@ def backlog_cost(recorders: list, days: tuple[int, ...]) -> dict[str, Any]:
             try:
                 rows = conn.execute(
                     "UPDATE segments SET analysis = 0 WHERE start_ms >= ? AND analysis = 1",
-                    (query.YEAR_END_MS - d * DAY_MS,)).rowcount
+                    (query.YEAR_END_MS - d * DAY_MS,),
+                ).rowcount
                 runs = []
                 for _ in range(5):
                     t = time.perf_counter()
@@ -763,14 +969,22 @@ def backlog_cost(recorders: list, days: tuple[int, ...]) -> dict[str, Any]:
                     runs.append((time.perf_counter() - t) * 1000)
             finally:
                 conn.execute("ROLLBACK")
-            out[f"{d}d"] = {"waiting_rows": rows + 16 * 10, "p50_ms": round(pct(runs, 50), 1),
-                            "max_ms": round(max(runs), 1)}
+            out[f"{d}d"] = {
+                "waiting_rows": rows + 16 * 10,
+                "p50_ms": round(pct(runs, 50), 1),
+                "max_ms": round(max(runs), 1),
+            }
     finally:
         conn.close()
-    print("  for information, cameras_health with a motion-analysis backlog on every camera: "
-          + "; ".join(f"{k}: {v['waiting_rows']:,} waiting segments, p50 {v['p50_ms']:.0f} ms, "
-                      f"max {v['max_ms']:.0f} ms" for k, v in out.items())
-          + " (queries.waiting_analysis_ms sums every waiting row each check)")
+    print(
+        "  for information, cameras_health with a motion-analysis backlog on every camera: "
+        + "; ".join(
+            f"{k}: {v['waiting_rows']:,} waiting segments, p50 {v['p50_ms']:.0f} ms, "
+            f"max {v['max_ms']:.0f} ms"
+            for k, v in out.items()
+        )
+        + " (queries.waiting_analysis_ms sums every waiting row each check)"
+    )
     return out
 
 
@@ -799,11 +1013,19 @@ def audit_cost(seed: int, records: int, rounds: int) -> dict[str, Any]:
         for seq in range(1, records + 1):
             actor, action, obj, details = audit_details(rng, seq, start + seq * step)
             # Mirrors ccvault.catalog.audit._record and _line: key order, separators, ensure_ascii.
-            record = {"seq": seq, "time": utc_text(start + seq * step), "actor": actor,
-                      "action": action, "object": obj, "details": details, "prev": prev}
+            record = {
+                "seq": seq,
+                "time": utc_text(start + seq * step),
+                "actor": actor,
+                "action": action,
+                "object": obj,
+                "details": details,
+                "prev": prev,
+            }
             record["hash"] = prev = record_hash(record)
-            buf.append(json.dumps(record, separators=(",", ":"), ensure_ascii=False).encode()
-                       + b"\n")
+            buf.append(
+                json.dumps(record, separators=(",", ":"), ensure_ascii=False).encode() + b"\n"
+            )
             if len(buf) == 10_000:
                 f.write(b"".join(buf))
                 buf = []
@@ -811,8 +1033,10 @@ def audit_cost(seed: int, records: int, rounds: int) -> dict[str, Any]:
         f.flush()
         os.fsync(f.fileno())
     size = path.stat().st_size
-    print(f"    written in {time.perf_counter() - t:.1f} s ({size / 2**20:.0f} MiB, "
-          f"{size / records:.0f} bytes/record; in the page cache)")
+    print(
+        f"    written in {time.perf_counter() - t:.1f} s ({size / 2**20:.0f} MiB, "
+        f"{size / records:.0f} bytes/record; in the page cache)"
+    )
     log = AuditLog(path)
     t = time.perf_counter()
     check, cursor = log.verify_from(AuditCursor())
@@ -839,18 +1063,28 @@ def audit_cost(seed: int, records: int, rounds: int) -> dict[str, Any]:
         if not check.ok or check.records != records + 100 * (r + 1):
             raise SystemExit(f"incremental verification failed: {check}")
     inc = stats(incremental)
-    print(f"    verify_from: full first verification {full_s:.2f} s "
-          f"({full_s / records * 1e6:.1f} µs/record); nothing new p50 {pct(idle, 50):.3f} ms; "
-          f"after 100 appended records p50 {inc['p50']:.2f} ms, max {inc['max']:.2f} ms "
-          f"({rounds} rounds; AuditLog.append itself {pct(append_ms, 50):.2f} ms/record, "
-          "fsync included)")
+    print(
+        f"    verify_from: full first verification {full_s:.2f} s "
+        f"({full_s / records * 1e6:.1f} µs/record); nothing new p50 {pct(idle, 50):.3f} ms; "
+        f"after 100 appended records p50 {inc['p50']:.2f} ms, max {inc['max']:.2f} ms "
+        f"({rounds} rounds; AuditLog.append itself {pct(append_ms, 50):.2f} ms/record, "
+        "fsync included)"
+    )
     ok = inc["max"] <= TARGET_AUDIT_INCREMENTAL_MS
-    print(f"  RESULT: audit incremental verification max {inc['max']:.2f} ms vs <= "
-          f"{TARGET_AUDIT_INCREMENTAL_MS:.0f} ms: {verdict(ok)}")
+    print(
+        f"  RESULT: audit incremental verification max {inc['max']:.2f} ms vs <= "
+        f"{TARGET_AUDIT_INCREMENTAL_MS:.0f} ms: {verdict(ok)}"
+    )
     path.unlink()
-    return {"records": records, "bytes": size, "full_s": round(full_s, 3),
-            "idle_ms": stats(idle), "incremental_100_ms": inc,
-            "append_ms_per_record": round(pct(append_ms, 50), 3), "pass": ok}
+    return {
+        "records": records,
+        "bytes": size,
+        "full_s": round(full_s, 3),
+        "idle_ms": stats(idle),
+        "incremental_100_ms": inc,
+        "append_ms_per_record": round(pct(append_ms, 50), 3),
+        "pass": ok,
+    }
 
 
 def audit_details(rng: random.Random, n: int, at_ms: int) -> tuple[str, str, str, dict]:
@@ -859,17 +1093,45 @@ def audit_details(rng: random.Random, n: int, at_ms: int) -> tuple[str, str, str
 
     cam = f"cam{rng.randint(1, 16):02d}"
     if rng.random() < 0.1:
-        segs = [{"id": n * 16 + k, "camera": f"cam{k + 1:02d}", "start_ms": at_ms - 60_000,
-                 "end_ms": at_ms, "bytes": 22_500_000 + k, "sha256": rng.randbytes(32).hex(),
-                 "volume": "hot"} for k in range(rng.randint(1, 16))]
-        return ("retention", "purge", "segments",
-                {"pass": "routine", "rules": {"max_days": len(segs)}, "count": len(segs),
-                 "bytes": sum(s["bytes"] for s in segs), "segments": segs})
+        segs = [
+            {
+                "id": n * 16 + k,
+                "camera": f"cam{k + 1:02d}",
+                "start_ms": at_ms - 60_000,
+                "end_ms": at_ms,
+                "bytes": 22_500_000 + k,
+                "sha256": rng.randbytes(32).hex(),
+                "volume": "hot",
+            }
+            for k in range(rng.randint(1, 16))
+        ]
+        return (
+            "retention",
+            "purge",
+            "segments",
+            {
+                "pass": "routine",
+                "rules": {"max_days": len(segs)},
+                "count": len(segs),
+                "bytes": sum(s["bytes"] for s in segs),
+                "segments": segs,
+            },
+        )
     lo = at_ms - rng.randrange(3_600_000, 30 * DAY_MS)
-    return (f"api:viewer{rng.randint(1, 5)}", "search.segments", f"camera:{cam}",
-            {"camera": cam, "from": utc_text(lo), "to": utc_text(lo + 3_600_000),
-             "from_ms": lo, "to_ms": lo + 3_600_000, "motion": False,
-             "results": 60})
+    return (
+        f"api:viewer{rng.randint(1, 5)}",
+        "search.segments",
+        f"camera:{cam}",
+        {
+            "camera": cam,
+            "from": utc_text(lo),
+            "to": utc_text(lo + 3_600_000),
+            "from_ms": lo,
+            "to_ms": lo + 3_600_000,
+            "motion": False,
+            "results": 60,
+        },
+    )
 
 
 # ---- main ----------------------------------------------------------------------------------
@@ -877,9 +1139,12 @@ def audit_details(rng: random.Random, n: int, at_ms: int) -> tuple[str, str, str
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--quick", action="store_true",
-                    help="2 + 1 detection cycles, 1 stop, 50 checks, 5 forecasts, 50,000 "
-                    "audit records (smoke run)")
+    ap.add_argument(
+        "--quick",
+        action="store_true",
+        help="2 + 1 detection cycles, 1 stop, 50 checks, 5 forecasts, 50,000 "
+        "audit records (smoke run)",
+    )
     ap.add_argument("--rebuild", action="store_true", help="prepare the catalog copy again")
     ap.add_argument("--seed", type=int, default=20240101)
     ap.add_argument("--skip-alerts", action="store_true", help="skip part 2 (detection)")
@@ -890,10 +1155,14 @@ def main(argv: list[str] | None = None) -> int:
     quick = args.quick
     sys.path.insert(0, str(REPO))  # tests.peers: the RTSP camera
 
-    print("bench/service.py — ccvault as a service: hardening, alert detection latency, "
-          "stop, check cost")
-    print(f"python {platform.python_version()}, sqlite {sqlite3.sqlite_version}, "
-          f"{os.cpu_count()} CPUs, {platform.machine()}, load average {load()}")
+    print(
+        "bench/service.py — ccvault as a service: hardening, alert detection latency, "
+        "stop, check cost"
+    )
+    print(
+        f"python {platform.python_version()}, sqlite {sqlite3.sqlite_version}, "
+        f"{os.cpu_count()} CPUs, {platform.machine()}, load average {load()}"
+    )
     version = ccvault_version()
     print(f"ccvault source: {version}")
     shutil.rmtree(WORK, ignore_errors=True)
@@ -907,9 +1176,15 @@ def main(argv: list[str] | None = None) -> int:
     if not args.skip_stop:
         result["stop"] = stop_runs(rng, 1 if quick else 3)
     if not args.skip_checks:
-        result["checks"] = check_cost(args.seed, args.rebuild, 50 if quick else 200,
-                                      5 if quick else 20, 50_000 if quick else 500_000,
-                                      3 if quick else 5, (1,) if quick else (1, 7))
+        result["checks"] = check_cost(
+            args.seed,
+            args.rebuild,
+            50 if quick else 200,
+            5 if quick else 20,
+            50_000 if quick else 500_000,
+            3 if quick else 5,
+            (1,) if quick else (1, 7),
+        )
     remove_work(WORK, args.keep)
 
     verdicts = {"hardening": result["hardening"].get("pass")}
@@ -921,11 +1196,15 @@ def main(argv: list[str] | None = None) -> int:
         verdicts["stop_clean_close"] = result["stop"]["clean_close_pass"]
     if "checks" in result:
         c = result["checks"]
-        verdicts.update(check=c["check_pass"], forecast=c["forecast_pass"],
-                        audit_incremental=c["audit"]["pass"])
-    print(f"\nSUMMARY ({time.monotonic() - started:.0f} s, load average {load()}): "
-          + ", ".join(f"{k} {verdict(bool(v)) if v is not None else 'n/a'}"
-                      for k, v in verdicts.items()))
+        verdicts.update(
+            check=c["check_pass"], forecast=c["forecast_pass"], audit_incremental=c["audit"]["pass"]
+        )
+    print(
+        f"\nSUMMARY ({time.monotonic() - started:.0f} s, load average {load()}): "
+        + ", ".join(
+            f"{k} {verdict(bool(v)) if v is not None else 'n/a'}" for k, v in verdicts.items()
+        )
+    )
     result["pass"] = all(v for v in verdicts.values() if v is not None)
     result["verdicts"] = verdicts
     print(json.dumps(result))

@@ -95,12 +95,17 @@ AT_MOTION_S = 5.0  # "playing at the motion": the player's time within the event
 REASON = "person at the entrance yesterday 14:04"
 TARGET_S = 10.0
 MINUTE_S = 60.0
-STEPS = (("signin", "1 sign-in: load / + Sign in -> overview with stills"),
-         ("day", "2 Yesterday -> timeline with motion marks"),
-         ("play", "3 ◀ Previous motion -> video playing at the motion"),
-         ("export", "4 Export this range -> done + download link"))
-WINDOWS = (("load", "1a load / (from navigation start) -> sign-in form"),
-           ("submit", "1b Sign in -> overview with stills"), *STEPS[1:])
+STEPS = (
+    ("signin", "1 sign-in: load / + Sign in -> overview with stills"),
+    ("day", "2 Yesterday -> timeline with motion marks"),
+    ("play", "3 ◀ Previous motion -> video playing at the motion"),
+    ("export", "4 Export this range -> done + download link"),
+)
+WINDOWS = (
+    ("load", "1a load / (from navigation start) -> sign-in form"),
+    ("submit", "1b Sign in -> overview with stills"),
+    *STEPS[1:],
+)
 
 # Every trusted click's page time; the conditions below return performance.now() when met.
 INIT_SCRIPT = """
@@ -199,17 +204,29 @@ def setup_site() -> tuple[Path, str, datetime, Daemon, str, dict[str, float]]:
     """Footage yesterday with motion at known times, an operator, the real daemon."""
     times: dict[str, float] = {}
     WORK.mkdir(parents=True)
-    config = write_config(WORK, [{"name": CAMERA, "url": "demo://", "enabled": False}],
-                          timezone=ZONE, segment_seconds=SEGMENT_S)
+    config = write_config(
+        WORK,
+        [{"name": CAMERA, "url": "demo://", "enabled": False}],
+        timezone=ZONE,
+        segment_seconds=SEGMENT_S,
+    )
     day = datetime.now(ZoneInfo(ZONE)).date() - timedelta(days=1)
     start = datetime.combine(day, START, ZoneInfo(ZONE))
     began = time.monotonic()
-    clip = make_clip(WORK / "clip.mp4", CLIP_S, WIDTH, HEIGHT, FPS, KEYINT_S,
-                     motion_windows=MOTION)
+    clip = make_clip(WORK / "clip.mp4", CLIP_S, WIDTH, HEIGHT, FPS, KEYINT_S, motion_windows=MOTION)
     times["encode_s"] = time.monotonic() - began
     began = time.monotonic()
-    done = run_cli(config, "import", "--camera", CAMERA, "--start", start.isoformat(), str(clip),
-                   "--json", timeout=300)
+    done = run_cli(
+        config,
+        "import",
+        "--camera",
+        CAMERA,
+        "--start",
+        start.isoformat(),
+        str(clip),
+        "--json",
+        timeout=300,
+    )
     if done.returncode != 0:
         raise SystemExit(f"ccvault import failed: {done.stderr}")
     times["import_s"] = time.monotonic() - began
@@ -222,11 +239,13 @@ def setup_site() -> tuple[Path, str, datetime, Daemon, str, dict[str, float]]:
     daemon = Daemon(config, WORK / "daemon.log").start()
     url = daemon.wait("http.listening", 30)[1]["url"]
     times["daemon_s"] = time.monotonic() - began
-    print(f"  {CLIP_S} s of {WIDTH}x{HEIGHT} {FPS} fps H.264 (keyframe every {KEYINT_S:g} s) "
-          f"yesterday {start:%Y-%m-%d %H:%M} {ZONE}: {segments} segments of {SEGMENT_S} s; "
-          f"motion at {', '.join(f'+{a}-{b} s' for a, b in MOTION)}; encoded in "
-          f"{times['encode_s']:.1f} s, imported (with motion analysis) in "
-          f"{times['import_s']:.1f} s, daemon up in {times['daemon_s']:.1f} s at {url}")
+    print(
+        f"  {CLIP_S} s of {WIDTH}x{HEIGHT} {FPS} fps H.264 (keyframe every {KEYINT_S:g} s) "
+        f"yesterday {start:%Y-%m-%d %H:%M} {ZONE}: {segments} segments of {SEGMENT_S} s; "
+        f"motion at {', '.join(f'+{a}-{b} s' for a, b in MOTION)}; encoded in "
+        f"{times['encode_s']:.1f} s, imported (with motion analysis) in "
+        f"{times['import_s']:.1f} s, daemon up in {times['daemon_s']:.1f} s at {url}"
+    )
     times["segments"] = segments
     return config, token, start, daemon, url, times
 
@@ -234,13 +253,18 @@ def setup_site() -> tuple[Path, str, datetime, Daemon, str, dict[str, float]]:
 # ---- one walk along the path ---------------------------------------------------------------
 
 
-def walk(browser: Any, url: str, token: str, start: datetime, daemon: Daemon, config: Path,
-         rep: int) -> dict[str, Any]:
+def walk(
+    browser: Any, url: str, token: str, start: datetime, daemon: Daemon, config: Path, rep: int
+) -> dict[str, Any]:
     """One repetition in a fresh context: the four steps, then download and verify."""
     start_ms = round(start.timestamp() * 1000)
     drawn = [(start_ms + a * 1000, start_ms + b * 1000) for a, b in MOTION]
-    context = browser.new_context(locale="en-GB", timezone_id=ZONE,
-                                  viewport={"width": 1400, "height": 1000}, accept_downloads=True)
+    context = browser.new_context(
+        locale="en-GB",
+        timezone_id=ZONE,
+        viewport={"width": 1400, "height": 1000},
+        accept_downloads=True,
+    )
     context.add_init_script(INIT_SCRIPT)
     errors: list[str] = []
     acts = Actions()
@@ -261,12 +285,16 @@ def walk(browser: Any, url: str, token: str, start: datetime, daemon: Daemon, co
         clicked = click_time(page)
         out["driver_s"]["signin"] = time.monotonic() - wall
         out["steps"]["signin"] = (form_at + overview_at - clicked) / 1000
-        out["split_ms"]["signin"] = {"load_to_form": form_at, "submit_to_overview":
-                                     overview_at - clicked, "html_received": nav["response"],
-                                     "dom_content_loaded": nav["dcl"]}
+        out["split_ms"]["signin"] = {
+            "load_to_form": form_at,
+            "submit_to_overview": overview_at - clicked,
+            "html_received": nav["response"],
+            "dom_content_loaded": nav["dcl"],
+        }
         out["resources"]["load"] = load_res
-        out["resources"]["submit"] = shift(page.evaluate(RESOURCES, [clicked, overview_at]),
-                                           clicked)
+        out["resources"]["submit"] = shift(
+            page.evaluate(RESOURCES, [clicked, overview_at]), clicked
+        )
         scripts = [r["end"] for r in load_res if r["type"] in ("script", "link")]
         out["split_ms"]["signin"]["assets_done"] = max(scripts) if scripts else None
         out["split_ms"]["signin"]["assets"] = len(scripts)
@@ -282,9 +310,11 @@ def walk(browser: Any, url: str, token: str, start: datetime, daemon: Daemon, co
         out["resources"]["day"] = shift(page.evaluate(RESOURCES, [clicked, marks_at]), clicked)
         marks = page.eval_on_selector_all(
             f".track[data-camera='{CAMERA}'] .motion",
-            "ms => ms.map(m => [Number(m.dataset.startMs), Number(m.dataset.endMs)])")
-        if len(marks) != len(drawn) or any(abs(m[0] - d[0]) > DETECTOR_S * 1000
-                                           for m, d in zip(sorted(marks), drawn, strict=True)):
+            "ms => ms.map(m => [Number(m.dataset.startMs), Number(m.dataset.endMs)])",
+        )
+        if len(marks) != len(drawn) or any(
+            abs(m[0] - d[0]) > DETECTOR_S * 1000 for m, d in zip(sorted(marks), drawn, strict=True)
+        ):
             raise RuntimeError(f"motion marks {marks} are not where the footage moves {drawn}")
 
         # 3. "◀ Previous motion" until the video plays at yesterday's last motion.
@@ -297,9 +327,11 @@ def walk(browser: Any, url: str, token: str, start: datetime, daemon: Daemon, co
         out["driver_s"]["play"] = time.monotonic() - wall
         clicked = click_time(page)
         out["steps"]["play"] = (playing_at - clicked) / 1000
-        out["split_ms"]["play"] = {"selected": selected_at - clicked,
-                                   "first_frame": frame_at - clicked,
-                                   "playing": playing_at - clicked}
+        out["split_ms"]["play"] = {
+            "selected": selected_at - clicked,
+            "first_frame": frame_at - clicked,
+            "playing": playing_at - clicked,
+        }
         out["resources"]["play"] = shift(page.evaluate(RESOURCES, [clicked, playing_at]), clicked)
         rng = page.locator(".selection .range")
         sel_from, sel_to = int(rng.get_attribute("data-from")), int(rng.get_attribute("data-to"))
@@ -325,7 +357,8 @@ def walk(browser: Any, url: str, token: str, start: datetime, daemon: Daemon, co
             "post_answered": posted[0]["end"] - clicked if posted else None,
             "export_done_logged": ((done[0] - offset) * 1000 - clicked) if done else None,
             "link_shown": link_at - clicked,
-            "polls": sum(1 for r in res if re.fullmatch(r"/api/exports/\d+", r["name"]))}
+            "polls": sum(1 for r in res if re.fullmatch(r"/api/exports/\d+", r["name"])),
+        }
         out["state"] = page.locator("ul.jobs li .state").first.inner_text()
 
         # Not on the path: download the bundle, then verify it.
@@ -361,8 +394,11 @@ def verify(config: Path, tar: Path, rep: int) -> tuple[float, bool]:
     res = run_cli(config, "verify-export", str(bundle), "--json")
     seconds = time.monotonic() - began
     manifest = json.loads((bundle / "manifest.json").read_text())
-    ok = (res.returncode == 0 and manifest.get("reason") == REASON
-          and manifest.get("camera") == CAMERA)
+    ok = (
+        res.returncode == 0
+        and manifest.get("reason") == REASON
+        and manifest.get("camera") == CAMERA
+    )
     if not ok:
         print(f"  verify-export rc {res.returncode}: {res.stdout[-500:]}{res.stderr[-500:]}")
     return seconds, ok
@@ -372,8 +408,12 @@ def verify(config: Path, tar: Path, rep: int) -> tuple[float, bool]:
 
 
 def stats(values: list[float], digits: int = 3) -> dict[str, Any]:
-    return {"n": len(values), "p50": round(statistics.median(values), digits),
-            "max": round(max(values), digits), "samples": [round(v, digits) for v in values]}
+    return {
+        "n": len(values),
+        "p50": round(statistics.median(values), digits),
+        "max": round(max(values), digits),
+        "samples": [round(v, digits) for v in values],
+    }
 
 
 def where_the_time_goes(runs: list[dict[str, Any]]) -> dict[str, list[dict[str, Any]]]:
@@ -392,12 +432,17 @@ def where_the_time_goes(runs: list[dict[str, Any]]) -> dict[str, list[dict[str, 
         for name, seen in per_run.items():
             items = [r for one in seen for r in one]
             waits = [r["wait"] for r in items if r["wait"] is not None]
-            rows.append({
-                "request": name, "per_run": statistics.median([len(one) for one in seen]),
-                "ms": round(statistics.median(r["end"] - r["start"] for r in items), 1),
-                "server_wait_ms": round(statistics.median(waits), 1) if waits else None,
-                "last_ends_at_ms": round(statistics.median(
-                    max(r["end"] for r in one) for one in seen), 1)})
+            rows.append(
+                {
+                    "request": name,
+                    "per_run": statistics.median([len(one) for one in seen]),
+                    "ms": round(statistics.median(r["end"] - r["start"] for r in items), 1),
+                    "server_wait_ms": round(statistics.median(waits), 1) if waits else None,
+                    "last_ends_at_ms": round(
+                        statistics.median(max(r["end"] for r in one) for one in seen), 1
+                    ),
+                }
+            )
         out[key] = sorted(rows, key=lambda r: -r["last_ends_at_ms"])
     return out
 
@@ -406,14 +451,17 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--quick", action="store_true", help="2 repetitions (smoke run)")
     ap.add_argument("--reps", type=int, help="repetitions (default 5, --quick 2)")
-    ap.add_argument("--keep", action="store_true",
-                    help=f"keep {WORK} (daemon log, config, downloaded bundles)")
+    ap.add_argument(
+        "--keep", action="store_true", help=f"keep {WORK} (daemon log, config, downloaded bundles)"
+    )
     args = ap.parse_args(argv)
     reps = args.reps or (2 if args.quick else 5)
 
     print("bench/web.py — the machine's share of the minute on the web page's guided path")
-    print(f"python {platform.python_version()}, {os.cpu_count()} CPUs, {platform.machine()}, "
-          f"load average {load()}")
+    print(
+        f"python {platform.python_version()}, {os.cpu_count()} CPUs, {platform.machine()}, "
+        f"load average {load()}"
+    )
     version = ccvault_version()
     print(f"ccvault source: {version}")
     if not CHROMIUM.exists():
@@ -431,8 +479,10 @@ def main(argv: list[str] | None = None) -> int:
             began = time.monotonic()
             browser = playwright.chromium.launch(executable_path=str(CHROMIUM), headless=True)
             launch_s = time.monotonic() - began
-            print(f"  chromium {browser.version} headless, launched in {launch_s:.2f} s (not "
-                  f"counted); {reps} repetitions, each a fresh context")
+            print(
+                f"  chromium {browser.version} headless, launched in {launch_s:.2f} s (not "
+                f"counted); {reps} repetitions, each a fresh context"
+            )
             print(f"\nruns (load average {load()}); ms and s in page time from each click:")
             first = walk(browser, url, token, start, daemon, config, 0)
             describe("first", first)
@@ -445,12 +495,19 @@ def main(argv: list[str] | None = None) -> int:
         rc, stop_s = daemon.terminate(30)
         print(f"  daemon stopped: exit {rc} in {stop_s:.1f} s; load average {load()}")
 
-    result: dict[str, Any] = {"bench": "web", "ccvault": version, "quick": args.quick,
-                              "reps": reps, "chromium": browser.version,
-                              "setup": {k: round(v, 2) for k, v in setup.items()},
-                              "launch_s": round(launch_s, 2)}
-    print(f"\nthe path's machine time over {reps} fresh sessions after the first (in-page: "
-          "trusted click -> condition met):")
+    result: dict[str, Any] = {
+        "bench": "web",
+        "ccvault": version,
+        "quick": args.quick,
+        "reps": reps,
+        "chromium": browser.version,
+        "setup": {k: round(v, 2) for k, v in setup.items()},
+        "launch_s": round(launch_s, 2),
+    }
+    print(
+        f"\nthe path's machine time over {reps} fresh sessions after the first (in-page: "
+        "trusted click -> condition met):"
+    )
     steps = {}
     for key, label in STEPS:
         steps[key] = stats([r["steps"][key] for r in runs])
@@ -458,68 +515,101 @@ def main(argv: list[str] | None = None) -> int:
     total = stats([r["total"] for r in runs])
     print(f"  {'total of 1-4':<58} p50 {total['p50']:6.2f} s   max {total['max']:6.2f} s")
     driver = stats([sum(r["driver_s"].values()) for r in runs])
-    print(f"  (the driver's wall time around the same steps, typing included: p50 "
-          f"{driver['p50']:.2f} s, max {driver['max']:.2f} s)")
+    print(
+        f"  (the driver's wall time around the same steps, typing included: p50 "
+        f"{driver['p50']:.2f} s, max {driver['max']:.2f} s)"
+    )
     download = stats([r["download_s"] for r in runs])
     verify_s = stats([r["verify_s"] for r in runs])
     verified = all(r["verified"] for r in runs)
-    print(f"  not on the path: download p50 {download['p50']:.2f} s, max {download['max']:.2f} "
-          f"s; verify-export (CLI start-up included) p50 {verify_s['p50']:.2f} s, max "
-          f"{verify_s['max']:.2f} s; bundles verified: {sum(r['verified'] for r in runs)}/"
-          f"{reps}")
+    print(
+        f"  not on the path: download p50 {download['p50']:.2f} s, max {download['max']:.2f} "
+        f"s; verify-export (CLI start-up included) p50 {verify_s['p50']:.2f} s, max "
+        f"{verify_s['max']:.2f} s; bundles verified: {sum(r['verified'] for r in runs)}/"
+        f"{reps}"
+    )
 
     clicks = runs[0]["clicks"]
     typed = runs[0]["typed"]
     fixed = all(r["clicks"] == clicks and r["typed"] == typed for r in runs)
     path_clicks = [c for c in clicks if c != "Download"]
-    print(f"\nthe path's actions (fixed by this script): {len(path_clicks)} clicks to the "
-          f"download link ({', '.join(path_clicks)}), +1 for the download; typed: the token "
-          f"({typed['token']} characters, or one paste) and a reason ({typed['reason']} "
-          "characters here)")
+    print(
+        f"\nthe path's actions (fixed by this script): {len(path_clicks)} clicks to the "
+        f"download link ({', '.join(path_clicks)}), +1 for the download; typed: the token "
+        f"({typed['token']} characters, or one paste) and a reason ({typed['reason']} "
+        "characters here)"
+    )
 
     where = where_the_time_goes(runs)
-    print("\nwhere the time goes (Resource Timing, medians over the runs; ms from the click, "
-          "or from navigation start; server wait = responseStart - requestStart):")
+    print(
+        "\nwhere the time goes (Resource Timing, medians over the runs; ms from the click, "
+        "or from navigation start; server wait = responseStart - requestStart):"
+    )
     for key, label in WINDOWS:
         print(f"  {label}:")
         for row in where[key][:6]:
             wait = "-" if row["server_wait_ms"] is None else f"{row['server_wait_ms']:.1f}"
-            print(f"    {row['request']:<44} x{row['per_run']:<4g} each {row['ms']:6.1f} ms, "
-                  f"server wait {wait:>5} ms; the last ends at {row['last_ends_at_ms']:7.1f} ms")
+            print(
+                f"    {row['request']:<44} x{row['per_run']:<4g} each {row['ms']:6.1f} ms, "
+                f"server wait {wait:>5} ms; the last ends at {row['last_ends_at_ms']:7.1f} ms"
+            )
     exp = [r["split_ms"]["export"] for r in runs]
     done_ms = [e["export_done_logged"] for e in exp if e["export_done_logged"] is not None]
     if done_ms:
-        after = statistics.median(e["link_shown"] - e["export_done_logged"] for e in exp
-                                  if e["export_done_logged"] is not None)
-        print(f"  export: the bundle is written {statistics.median(done_ms) / 1000:.2f} s after "
-              f"the click (median; daemon log), the link shows {after / 1000:.2f} s later "
-              "(waiting for the page's next 1 s poll)")
+        after = statistics.median(
+            e["link_shown"] - e["export_done_logged"]
+            for e in exp
+            if e["export_done_logged"] is not None
+        )
+        print(
+            f"  export: the bundle is written {statistics.median(done_ms) / 1000:.2f} s after "
+            f"the click (median; daemon log), the link shows {after / 1000:.2f} s later "
+            "(waiting for the page's next 1 s poll)"
+        )
 
     errors = [e for r in [first, *runs] for e in r["page_errors"]]
     verified = verified and first["verified"]
     ok = total["max"] <= TARGET_S
     left = MINUTE_S - total["max"]
-    print(f"\nRESULT: machine time on the path max {total['max']:.2f} s vs <= {TARGET_S:g} s "
-          f"(leaves >= {MINUTE_S - TARGET_S:g} s of the minute to the person; here "
-          f"{left:.1f} s): {verdict(ok)}")
-    print(f"  for information, the first walk after the daemon's start and in a just-launched "
-          f"browser: {first['total']:.2f} s")
-    print(f"checks: bundles verified {verdict(verified)}, no script error on the page "
-          f"{verdict(not errors)}{'' if not errors else ': ' + '; '.join(errors[:3])}, "
-          f"actions the same each run {verdict(fixed)}")
+    print(
+        f"\nRESULT: machine time on the path max {total['max']:.2f} s vs <= {TARGET_S:g} s "
+        f"(leaves >= {MINUTE_S - TARGET_S:g} s of the minute to the person; here "
+        f"{left:.1f} s): {verdict(ok)}"
+    )
+    print(
+        f"  for information, the first walk after the daemon's start and in a just-launched "
+        f"browser: {first['total']:.2f} s"
+    )
+    print(
+        f"checks: bundles verified {verdict(verified)}, no script error on the page "
+        f"{verdict(not errors)}{'' if not errors else ': ' + '; '.join(errors[:3])}, "
+        f"actions the same each run {verdict(fixed)}"
+    )
     remove_work(WORK, args.keep)
     print(f"({time.monotonic() - started:.0f} s in all, load average {load()})")
 
-    result.update(steps_s=steps, total_s=total, driver_s=driver, download_s=download,
-                  verify_s=verify_s, verified=verified, page_errors=errors,
-                  clicks=len(path_clicks), clicks_with_download=len(clicks),
-                  click_path=path_clicks, typed_chars=typed, target_s=TARGET_S,
-                  left_for_person_s=round(left, 2),
-                  split_ms=[rounded(r["split_ms"]) for r in runs],
-                  where={k: v[:8] for k, v in where.items()},
-                  first_walk={"total_s": round(first["total"], 3),
-                              "steps_s": {k: round(v, 3) for k, v in first["steps"].items()},
-                              "split_ms": rounded(first["split_ms"])})
+    result.update(
+        steps_s=steps,
+        total_s=total,
+        driver_s=driver,
+        download_s=download,
+        verify_s=verify_s,
+        verified=verified,
+        page_errors=errors,
+        clicks=len(path_clicks),
+        clicks_with_download=len(clicks),
+        click_path=path_clicks,
+        typed_chars=typed,
+        target_s=TARGET_S,
+        left_for_person_s=round(left, 2),
+        split_ms=[rounded(r["split_ms"]) for r in runs],
+        where={k: v[:8] for k, v in where.items()},
+        first_walk={
+            "total_s": round(first["total"], 3),
+            "steps_s": {k: round(v, 3) for k, v in first["steps"].items()},
+            "split_ms": rounded(first["split_ms"]),
+        },
+    )
     result["pass"] = ok and verified and not errors and fixed
     result["load"] = load()
     print(json.dumps(result))
@@ -529,17 +619,21 @@ def main(argv: list[str] | None = None) -> int:
 def describe(label: str, run: dict[str, Any]) -> None:
     s, sp = run["steps"], run["split_ms"]
     si, pl, ex = sp["signin"], sp["play"], sp["export"]
-    print(f"  {label}: sign-in {s['signin']:.2f} s (form {si['load_to_form'] / 1000:.2f}: html "
-          f"{si['html_received'] / 1000:.2f}, {si['assets']} scripts/css "
-          f"{fmt_s(si['assets_done'])}; + overview {si['submit_to_overview'] / 1000:.2f}), "
-          f"day {s['day']:.2f} s, play {s['play']:.2f} s (selected "
-          f"{pl['selected'] / 1000:.2f}, first frame {pl['first_frame'] / 1000:.2f}), export "
-          f"{s['export']:.2f} s -> total {run['total']:.2f} s")
-    print(f"      export: POST answered {fmt_s(ex['post_answered'])}, export.done in the daemon "
-          f"log {fmt_s(ex['export_done_logged'])}, link shown {fmt_s(ex['link_shown'])} after "
-          f"{ex['polls']} poll(s) of the job; state '{run['state']}'; not on the path: download "
-          f"{run['download_s']:.2f} s ({run['bundle_bytes'] / 1e6:.1f} MB), verify-export "
-          f"{run['verify_s']:.2f} s {'ok' if run['verified'] else 'FAILED'}")
+    print(
+        f"  {label}: sign-in {s['signin']:.2f} s (form {si['load_to_form'] / 1000:.2f}: html "
+        f"{si['html_received'] / 1000:.2f}, {si['assets']} scripts/css "
+        f"{fmt_s(si['assets_done'])}; + overview {si['submit_to_overview'] / 1000:.2f}), "
+        f"day {s['day']:.2f} s, play {s['play']:.2f} s (selected "
+        f"{pl['selected'] / 1000:.2f}, first frame {pl['first_frame'] / 1000:.2f}), export "
+        f"{s['export']:.2f} s -> total {run['total']:.2f} s"
+    )
+    print(
+        f"      export: POST answered {fmt_s(ex['post_answered'])}, export.done in the daemon "
+        f"log {fmt_s(ex['export_done_logged'])}, link shown {fmt_s(ex['link_shown'])} after "
+        f"{ex['polls']} poll(s) of the job; state '{run['state']}'; not on the path: download "
+        f"{run['download_s']:.2f} s ({run['bundle_bytes'] / 1e6:.1f} MB), verify-export "
+        f"{run['verify_s']:.2f} s {'ok' if run['verified'] else 'FAILED'}"
+    )
 
 
 def rounded(value: Any) -> Any:

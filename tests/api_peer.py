@@ -50,11 +50,16 @@ def serve(config_path: Path, exports: object = None) -> Iterator[Api]:
     ctx = ApiContext(config, writer, clock, lambda: volumes, exports)
     with writer.reader() as conn:
         existing = {r[0] for r in conn.execute("SELECT name FROM users")}
-    tokens = {role: add_user(writer, f"{role}-{len(existing)}", role, None, "test",
-                             clock.wall_ms()) for role in ("viewer", "operator", "admin")}
+    tokens = {
+        role: add_user(writer, f"{role}-{len(existing)}", role, None, "test", clock.wall_ms())
+        for role in ("viewer", "operator", "admin")
+    }
     port = free_port()
-    server = uvicorn.Server(uvicorn.Config(create_app(ctx), host="127.0.0.1", port=port,
-                                           log_level="warning", lifespan="off"))
+    server = uvicorn.Server(
+        uvicorn.Config(
+            create_app(ctx), host="127.0.0.1", port=port, log_level="warning", lifespan="off"
+        )
+    )
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
     deadline = time.monotonic() + 10

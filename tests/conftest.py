@@ -30,20 +30,36 @@ def toml_value(value: Any) -> str:
 
 
 def write_config(
-    root: Path, cameras: list[dict[str, Any]], *, segment_seconds: int = 2,
-    offline_after: int = 6, timezone: str = "UTC", volumes: list[dict[str, Any]] | None = None,
-    rescan_seconds: int = 2, name: str = "ccvault.toml", spool: Path | None = None,
+    root: Path,
+    cameras: list[dict[str, Any]],
+    *,
+    segment_seconds: int = 2,
+    offline_after: int = 6,
+    timezone: str = "UTC",
+    volumes: list[dict[str, Any]] | None = None,
+    rescan_seconds: int = 2,
+    name: str = "ccvault.toml",
+    spool: Path | None = None,
 ) -> Path:
     """A config for a test: catalog and one hot volume under root unless volumes are given."""
     volumes = volumes or [{"name": "hot", "path": str(root / "hot"), "role": "hot"}]
-    lines = [f"timezone = {toml_value(timezone)}", "", "[storage]",
-             f"catalog = {toml_value(root / 'catalog.sqlite')}"]
+    lines = [
+        f"timezone = {toml_value(timezone)}",
+        "",
+        "[storage]",
+        f"catalog = {toml_value(root / 'catalog.sqlite')}",
+    ]
     if spool is not None:
         lines.append(f"spool = {toml_value(spool)}")
     for volume in volumes:
         lines += ["", "[[storage.volumes]]", *(f"{k} = {toml_value(v)}" for k, v in volume.items())]
-    lines += ["", "[recording]", f"segment_seconds = {segment_seconds}",
-              f"offline_after_seconds = {offline_after}", f"rescan_seconds = {rescan_seconds}"]
+    lines += [
+        "",
+        "[recording]",
+        f"segment_seconds = {segment_seconds}",
+        f"offline_after_seconds = {offline_after}",
+        f"rescan_seconds = {rescan_seconds}",
+    ]
     # Port 0: each test daemon's HTTP API gets a free port (its http.listening event says which).
     lines += ["", "[http]", 'listen = "127.0.0.1:0"']
     for camera in cameras:
@@ -54,11 +70,18 @@ def write_config(
     return path
 
 
-def run_cli(config: Path | None, *args: str, env: dict[str, str] | None = None,
-            timeout: float = 120) -> subprocess.CompletedProcess[str]:
+def run_cli(
+    config: Path | None, *args: str, env: dict[str, str] | None = None, timeout: float = 120
+) -> subprocess.CompletedProcess[str]:
     argv = [*CCVAULT, *(["--config", str(config)] if config else []), *args]
-    return subprocess.run(argv, capture_output=True, text=True, timeout=timeout, cwd=REPO,
-                          env={**os.environ, **(env or {})})
+    return subprocess.run(
+        argv,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        cwd=REPO,
+        env={**os.environ, **(env or {})},
+    )
 
 
 def cli_json(config: Path, *args: str) -> Any:
@@ -78,8 +101,9 @@ def open_segment_has_a_fragment(root: Path, camera: str) -> bool:
         return False
 
 
-def wait_for(predicate: Callable[[], Any], timeout: float, interval: float = 0.25,
-             what: str = "condition") -> Any:
+def wait_for(
+    predicate: Callable[[], Any], timeout: float, interval: float = 0.25, what: str = "condition"
+) -> Any:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         value = predicate()
@@ -101,8 +125,12 @@ class Daemon:
 
     def start(self) -> Daemon:
         self.proc = subprocess.Popen(
-            [*CCVAULT, "--config", str(self.config), "run"], stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT, text=True, cwd=REPO, env={**os.environ, **(self.env or {})},
+            [*CCVAULT, "--config", str(self.config), "run"],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+            cwd=REPO,
+            env={**os.environ, **(self.env or {})},
         )
         threading.Thread(target=self._collect, args=(self.proc,), daemon=True).start()
         self.wait_event("daemon.ready", timeout=30)
@@ -118,12 +146,12 @@ class Daemon:
     def wait_event(self, name: str, timeout: float, **fields: Any) -> dict[str, Any]:
         def found() -> dict[str, Any] | None:
             for event in list(self.events):
-                if event.get("event") == name and all(event.get(k) == v
-                                                      for k, v in fields.items()):
+                if event.get("event") == name and all(event.get(k) == v for k, v in fields.items()):
                     return event
             if self.proc is not None and self.proc.poll() is not None:
-                raise AssertionError(f"daemon exited ({self.proc.returncode}):\n"
-                                     + "".join(self.raw[-30:]))
+                raise AssertionError(
+                    f"daemon exited ({self.proc.returncode}):\n" + "".join(self.raw[-30:])
+                )
             return None
 
         try:
@@ -133,8 +161,11 @@ class Daemon:
             raise AssertionError(f"{exc}; recent events:\n{recent}") from None
 
     def count(self, name: str, **fields: Any) -> int:
-        return sum(1 for e in list(self.events) if e.get("event") == name
-                   and all(e.get(k) == v for k, v in fields.items()))
+        return sum(
+            1
+            for e in list(self.events)
+            if e.get("event") == name and all(e.get(k) == v for k, v in fields.items())
+        )
 
     def stop(self, timeout: float = 30) -> int:
         if self.proc is None or self.proc.poll() is not None:
@@ -172,8 +203,12 @@ def daemon_factory() -> Iterator[Callable[[Path], Daemon]]:
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
-    parser.addoption("--update-goldens", action="store_true", default=False,
-                     help="Rewrite tests/golden/ from what the code does now (review the diff).")
+    parser.addoption(
+        "--update-goldens",
+        action="store_true",
+        default=False,
+        help="Rewrite tests/golden/ from what the code does now (review the diff).",
+    )
 
 
 @pytest.fixture

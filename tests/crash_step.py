@@ -51,8 +51,14 @@ def crash(config_path: str, step: str) -> int:
 
         ccvault.storage.thinning.fsync_file = lambda _path: checkpoint(step)  # type: ignore[assignment]
 
-    executor = Executor(writer, lambda: volumes, clock.wall_ms, ffmpeg_binary(config),
-                        actor="test:crash", checkpoint=checkpoint)
+    executor = Executor(
+        writer,
+        lambda: volumes,
+        clock.wall_ms,
+        ffmpeg_binary(config),
+        actor="test:crash",
+        checkpoint=checkpoint,
+    )
     with writer.reader() as conn:
         outcome = run_pass(conn, config, volumes, executor, clock.wall_ms())
     print(json.dumps({"step_not_reached": step, "outcome": outcome.__dict__}, default=str))
@@ -83,8 +89,9 @@ def session() -> int:
         elif not isinstance(rc, int):
             err.write(str(rc))
             rc = 1
-        proto.write(json.dumps({"rc": rc, "stdout": out.getvalue(),
-                                "stderr": err.getvalue()}) + "\n")
+        proto.write(
+            json.dumps({"rc": rc, "stdout": out.getvalue(), "stderr": err.getvalue()}) + "\n"
+        )
     return 0
 
 
@@ -106,13 +113,25 @@ def import_then_die(config_path: str, camera: str, start: str, file: str) -> int
         os.kill(os.getpid(), signal.SIGKILL)
 
     ccvault.ingest.importer.analyse_in_order = die  # type: ignore[assignment]
-    sys.argv = ["ccvault", "--config", config_path, "import", "--camera", camera,
-                "--start", start, file]
+    sys.argv = [
+        "ccvault",
+        "--config",
+        config_path,
+        "import",
+        "--camera",
+        camera,
+        "--start",
+        start,
+        file,
+    ]
     ccvault.cli.main()
     return 0
 
 
 if __name__ == "__main__":
     mode, *args = sys.argv[1:]
-    sys.exit({"crash": crash, "session": session, "daemon": daemon,
-              "import": import_then_die}[mode](*args))
+    sys.exit(
+        {"crash": crash, "session": session, "daemon": daemon, "import": import_then_die}[mode](
+            *args
+        )
+    )

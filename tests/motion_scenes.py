@@ -97,18 +97,36 @@ def scene_set() -> list[Scene]:
     and a long-GOP clip (keyframe every 5 s) that makes `auto` decode every frame."""
     left, right = (0.04, 0.6), (0.96, 0.6)
     return [
-        Scene("room", 40, (Mover(4.3, 9.4, left, right),
-                           Mover(15.6, 25.2, right, (0.5, 0.55), pause=(18.5, 21.5), luma=200),
-                           Mover(31.2, 35.1, (0.3, 0.05), (0.7, 0.95), size=(0.12, 0.3))),
-              keyint_s=2.0),
+        Scene(
+            "room",
+            40,
+            (
+                Mover(4.3, 9.4, left, right),
+                Mover(15.6, 25.2, right, (0.5, 0.55), pause=(18.5, 21.5), luma=200),
+                Mover(31.2, 35.1, (0.3, 0.05), (0.7, 0.95), size=(0.12, 0.3)),
+            ),
+            keyint_s=2.0,
+        ),
         Scene("leds", 30, leds=4),
-        Scene("drift", 60, (Mover(30.5, 34.5, right, left, luma=210),), keyint_s=2.0,
-              drift=(1.0, 0.55)),
+        Scene(
+            "drift",
+            60,
+            (Mover(30.5, 34.5, right, left, luma=210),),
+            keyint_s=2.0,
+            drift=(1.0, 0.55),
+        ),
         Scene("lights", 30, (Mover(20.4, 24.4, left, right, luma=30),), lights_on=12.45),
-        Scene("corner", 30, (Mover(10.3, 13.1, (0.02, 0.25), (0.25, 0.03), size=(0.05, 0.09),
-                                   luma=220),)),
-        Scene("long_gop", 40, (Mover(8.4, 12.3, left, right), Mover(22.7, 29.1, right, left)),
-              keyint_s=5.0),
+        Scene(
+            "corner",
+            30,
+            (Mover(10.3, 13.1, (0.02, 0.25), (0.25, 0.03), size=(0.05, 0.09), luma=220),),
+        ),
+        Scene(
+            "long_gop",
+            40,
+            (Mover(8.4, 12.3, left, right), Mover(22.7, 29.1, right, left)),
+            keyint_s=5.0,
+        ),
     ]
 
 
@@ -120,8 +138,9 @@ def _room(scene: Scene) -> np.ndarray:
     room += np.linspace(-20, 20, h, dtype=np.float32)[:, None]
     for _ in range(6):
         x, y = int(rng.integers(0, w - 80)), int(rng.integers(h // 3, h - 40))
-        cv2.rectangle(room, (x, y), (x + int(rng.integers(40, 160)), h), float(rng.integers(50,
-                      200)), -1)
+        cv2.rectangle(
+            room, (x, y), (x + int(rng.integers(40, 160)), h), float(rng.integers(50, 200)), -1
+        )
     texture = cv2.GaussianBlur(rng.normal(0, 12, (h, w)).astype(np.float32), (0, 0), 1.5)
     return room + texture
 
@@ -139,7 +158,7 @@ def _draw(scene: Scene, room: np.ndarray, t: float, noise: np.ndarray) -> np.nda
     for i in range(scene.leds):
         on = math.sin(t * math.pi * (1 + i) + i) > 0
         x, y = 40 + i * 150, 30 + (i % 2) * 20
-        picture[y:y + 4, x:x + 4] = 250.0 if on else 30.0
+        picture[y : y + 4, x : x + 4] = 250.0 if on else 30.0
     picture = picture * scene.gain(t) + noise
     return np.clip(picture, 0, 255).astype(np.uint8)
 
@@ -157,13 +176,17 @@ def render(scene: Scene, path: Path, bit_rate: int | None = None) -> Path:
         stream = out.add_stream("libx264", rate=scene.fps)
         stream.width, stream.height, stream.pix_fmt = scene.width, scene.height, "yuv420p"
         stream.time_base = Fraction(1, scene.fps)
-        stream.options = {"preset": "veryfast",
-                          "x264-params": f"keyint={keyint}:min-keyint={keyint}:scenecut=0:"
-                                         "bframes=0"}
+        stream.options = {
+            "preset": "veryfast",
+            "x264-params": f"keyint={keyint}:min-keyint={keyint}:scenecut=0:bframes=0",
+        }
         stream.options = {**stream.options, "crf": "23"}
         if bit_rate is not None:
-            stream.options = {**stream.options, "maxrate": str(bit_rate),
-                              "bufsize": str(2 * bit_rate)}
+            stream.options = {
+                **stream.options,
+                "maxrate": str(bit_rate),
+                "bufsize": str(2 * bit_rate),
+            }
         for i in range(round(scene.seconds * scene.fps)):
             luma = _draw(scene, room, i / scene.fps, noise_bank[i % len(noise_bank)])
             frame = av.VideoFrame.from_ndarray(np.vstack([luma, chroma]), format="yuv420p")
@@ -244,5 +267,8 @@ def _outside(span: tuple[float, float], windows: list[tuple[float, float]]) -> f
 
 
 def _lighting_near(spans: list[Span], t: float) -> bool:
-    return any(s.kind == "lighting" and s.start_ms / 1000 - TOLERANCE_S <= t
-               <= s.end_ms / 1000 + TOLERANCE_S for s in spans)
+    return any(
+        s.kind == "lighting"
+        and s.start_ms / 1000 - TOLERANCE_S <= t <= s.end_ms / 1000 + TOLERANCE_S
+        for s in spans
+    )

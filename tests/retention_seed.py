@@ -28,8 +28,9 @@ def clip(cache: Path, seconds: float = 2.0) -> Path:
     """One tiny real H.264 clip, made once per test session and copied for every segment."""
     cache.mkdir(parents=True, exist_ok=True)
     if seconds not in _CLIPS or not _CLIPS[seconds].exists():
-        _CLIPS[seconds] = make_clip(cache / f"seed-{seconds}.mp4", seconds, 160, 90, fps=5,
-                                    keyint_s=1.0)
+        _CLIPS[seconds] = make_clip(
+            cache / f"seed-{seconds}.mp4", seconds, 160, 90, fps=5, keyint_s=1.0
+        )
     return _CLIPS[seconds]
 
 
@@ -60,14 +61,28 @@ def seed(config: Path, footage: list[dict[str, Any]], cache: Path) -> list[Seede
         tmp = cache / "seed-tmp.mp4"
         shutil.copyfile(src, tmp)
         end_ms = item["start_ms"] + round(seconds * 1000)
-        stored = store.add(tmp, item["camera"], item["start_ms"], end_ms, media,
-                           sha256_file(tmp), "imported")
+        stored = store.add(
+            tmp, item["camera"], item["start_ms"], end_ms, media, sha256_file(tmp), "imported"
+        )
         assert stored.segment_id is not None, stored
         with writer.transaction() as conn:
-            conn.execute("UPDATE segments SET analysis = ?, activity = ? WHERE id = ?",
-                         (1 if item.get("analysed", True) else 0,
-                          int(item.get("activity", False)), stored.segment_id))
-        out.append(Seeded(stored.segment_id, item["camera"], item["start_ms"], end_ms,
-                          stored.path, bool(item.get("activity", False))))
+            conn.execute(
+                "UPDATE segments SET analysis = ?, activity = ? WHERE id = ?",
+                (
+                    1 if item.get("analysed", True) else 0,
+                    int(item.get("activity", False)),
+                    stored.segment_id,
+                ),
+            )
+        out.append(
+            Seeded(
+                stored.segment_id,
+                item["camera"],
+                item["start_ms"],
+                end_ms,
+                stored.path,
+                bool(item.get("activity", False)),
+            )
+        )
     writer.close()
     return out

@@ -38,15 +38,29 @@ T0 = 1_700_000_000_123  # 2023-11-14T22:13:20.123Z
 
 
 def firing(**labels: str) -> Alert:
-    return Alert(name="camera_offline", labels=labels or {"camera": "door"}, severity="critical",
-                 status=FIRING, summary="Camera door sends no video", starts_ms=T0,
-                 details={"last_segment": "2023-11-14T22:10:00Z"})
+    return Alert(
+        name="camera_offline",
+        labels=labels or {"camera": "door"},
+        severity="critical",
+        status=FIRING,
+        summary="Camera door sends no video",
+        starts_ms=T0,
+        details={"last_segment": "2023-11-14T22:10:00Z"},
+    )
 
 
 def resolved(**labels: str) -> Alert:
     alert = firing(**labels)
-    return Alert(name=alert.name, labels=alert.labels, severity=alert.severity, status=RESOLVED,
-                 summary=alert.summary, starts_ms=T0, ends_ms=T0 + 60_000, details=alert.details)
+    return Alert(
+        name=alert.name,
+        labels=alert.labels,
+        severity=alert.severity,
+        status=RESOLVED,
+        summary=alert.summary,
+        starts_ms=T0,
+        ends_ms=T0 + 60_000,
+        details=alert.details,
+    )
 
 
 def wait_until(predicate: Callable[[], Any], timeout: float = 5.0) -> Any:
@@ -66,8 +80,14 @@ def events(logs: list[dict[str, Any]], name: str) -> list[dict[str, Any]]:
 @pytest.fixture(autouse=True)
 def _no_proxy(monkeypatch: pytest.MonkeyPatch) -> None:
     """urllib honours proxy variables: loopback peers must be reached directly."""
-    for name in ("http_proxy", "https_proxy", "all_proxy", "HTTP_PROXY", "HTTPS_PROXY",
-                 "ALL_PROXY"):
+    for name in (
+        "http_proxy",
+        "https_proxy",
+        "all_proxy",
+        "HTTP_PROXY",
+        "HTTPS_PROXY",
+        "ALL_PROXY",
+    ):
         monkeypatch.delenv(name, raising=False)
 
 
@@ -107,8 +127,9 @@ class WebhookPeer:
         class Handler(BaseHTTPRequestHandler):
             def do_POST(self) -> None:
                 body = self.rfile.read(int(self.headers["Content-Length"]))
-                peer.requests.append({"path": self.path, "headers": dict(self.headers),
-                                      "json": json.loads(body)})
+                peer.requests.append(
+                    {"path": self.path, "headers": dict(self.headers), "json": json.loads(body)}
+                )
                 code = peer.codes.pop(0) if len(peer.codes) > 1 else peer.codes[0]
                 self.send_response(code)
                 self.send_header("Content-Length", "2")
@@ -120,8 +141,9 @@ class WebhookPeer:
 
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self.url = f"http://127.0.0.1:{self.server.server_address[1]}/hook"
-        self.thread = threading.Thread(target=self.server.serve_forever,
-                                       kwargs={"poll_interval": 0.05}, daemon=True)
+        self.thread = threading.Thread(
+            target=self.server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
+        )
         self.thread.start()
 
     def close(self) -> None:
@@ -173,8 +195,9 @@ def silent_peer() -> Iterator[SilentPeer]:
 
 
 def webhook(url: str, timeout: float = 2.0) -> WebhookChannel:
-    return WebhookChannel(WebhookConfig(url=url, timeout_seconds=timeout,
-                                        headers={"Authorization": TOKEN}))
+    return WebhookChannel(
+        WebhookConfig(url=url, timeout_seconds=timeout, headers={"Authorization": TOKEN})
+    )
 
 
 # ---- webhook -----------------------------------------------------------------------------
@@ -193,13 +216,23 @@ def test_webhook_sends_alertmanager_json_firing_then_resolved(http_peer, dispatc
     assert first["headers"]["User-Agent"].startswith("ccvault/")
     body = first["json"]
     assert {k: body[k] for k in ("version", "status", "receiver", "externalURL")} == {
-        "version": "4", "status": "firing", "receiver": "ccvault", "externalURL": ""}
+        "version": "4",
+        "status": "firing",
+        "receiver": "ccvault",
+        "externalURL": "",
+    }
     assert body["groupKey"] and body["groupLabels"] == {"alertname": "camera_offline"}
     [item] = body["alerts"]
-    assert item["labels"] == {"alertname": "camera_offline", "severity": "critical",
-                              "instance": socket.gethostname(), "camera": "door"}
-    assert item["annotations"] == {"summary": "Camera door sends no video",
-                                   "last_segment": "2023-11-14T22:10:00Z"}
+    assert item["labels"] == {
+        "alertname": "camera_offline",
+        "severity": "critical",
+        "instance": socket.gethostname(),
+        "camera": "door",
+    }
+    assert item["annotations"] == {
+        "summary": "Camera door sends no video",
+        "last_segment": "2023-11-14T22:10:00Z",
+    }
     assert body["commonLabels"] == item["labels"]
     assert body["commonAnnotations"] == item["annotations"]
     assert item["startsAt"] == "2023-11-14T22:13:20.123Z"
@@ -215,7 +248,9 @@ def test_webhook_sends_alertmanager_json_firing_then_resolved(http_peer, dispatc
 
     delivered = events(logs, "alert.delivered")
     assert [(e["channel"], e["status"], e["attempt"]) for e in delivered] == [
-        ("webhook", "firing", 1), ("webhook", "resolved", 1)]
+        ("webhook", "firing", 1),
+        ("webhook", "resolved", 1),
+    ]
     assert all(e["log_level"] == "info" and e["alert"] == "camera_offline" for e in delivered)
 
 
@@ -234,8 +269,12 @@ def test_webhook_500_twice_then_200_is_delivered_on_third_attempt(http_peer, dis
 def test_webhook_hung_receiver_times_out_and_is_retried(silent_peer, dispatchers, logs):
     dispatcher = dispatchers([webhook(silent_peer.url, timeout=0.2)], backoff_s=0.05)
     dispatcher.submit(firing())
-    failed = wait_until(lambda: len(events(logs, "alert.delivery_failed")) >= 2 and
-                        events(logs, "alert.delivery_failed"))
+    failed = wait_until(
+        lambda: (
+            len(events(logs, "alert.delivery_failed")) >= 2
+            and events(logs, "alert.delivery_failed")
+        )
+    )
     assert [e["attempt"] for e in failed[:2]] == [1, 2]
     assert "no answer within 0.2 s" in failed[0]["error"]
     assert len(silent_peer.connections) >= 2
@@ -256,8 +295,7 @@ def test_stop_interrupts_a_retry_wait_and_logs_what_is_undelivered(http_peer, di
     assert len(peer.requests) == 1
 
 
-def test_submit_never_blocks_on_a_hung_channel_and_drops_the_oldest(silent_peer, dispatchers,
-                                                                   logs):
+def test_submit_never_blocks_on_a_hung_channel_and_drops_the_oldest(silent_peer, dispatchers, logs):
     dispatcher = dispatchers([webhook(silent_peer.url, timeout=5.0)], queue_size=2)
     dispatcher.submit(firing(camera="a"))
     wait_until(lambda: silent_peer.connections)  # the worker is inside send(), hung
@@ -284,7 +322,8 @@ def test_retries_give_up_after_the_window(http_peer, dispatchers, logs):
 
 
 def test_webhook_credentials_in_url_become_a_basic_header_and_are_never_logged(
-        http_peer, dispatchers, logs):
+    http_peer, dispatchers, logs
+):
     peer = http_peer([401])
     url = peer.url.replace("http://", "http://hook:url-pa55word@")
     channel = WebhookChannel(WebhookConfig(url=url, timeout_seconds=2))
@@ -317,10 +356,14 @@ class Mailbox:
         self.envelopes.append(envelope)
         return "250 OK"
 
-    def authenticate(self, server: Any, session: Any, envelope: Any, mechanism: str,
-                     auth_data: Any) -> AuthResult:
-        ok = (isinstance(auth_data, LoginPassword) and auth_data.login == b"alerts"
-              and auth_data.password == PASSWORD.encode())
+    def authenticate(
+        self, server: Any, session: Any, envelope: Any, mechanism: str, auth_data: Any
+    ) -> AuthResult:
+        ok = (
+            isinstance(auth_data, LoginPassword)
+            and auth_data.login == b"alerts"
+            and auth_data.password == PASSWORD.encode()
+        )
         if ok:
             self.logins.append(auth_data.login.decode())
         return AuthResult(success=ok, handled=False)
@@ -342,10 +385,16 @@ def smtp_peer(certs: dict[str, Path]) -> Iterator[tuple[Mailbox, int]]:
     context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
     context.load_cert_chain(certs["cert"], certs["key"])
     mailbox = Mailbox()
-    controller = Controller(mailbox, hostname="127.0.0.1", port=free_port(),
-                            tls_context=context, require_starttls=True,
-                            authenticator=mailbox.authenticate, auth_required=True,
-                            auth_require_tls=True)
+    controller = Controller(
+        mailbox,
+        hostname="127.0.0.1",
+        port=free_port(),
+        tls_context=context,
+        require_starttls=True,
+        authenticator=mailbox.authenticate,
+        auth_required=True,
+        auth_require_tls=True,
+    )
     controller.start()
     yield mailbox, controller.port
     controller.stop()
@@ -365,8 +414,12 @@ def email_config(port: int, tmp_path: Path, **overrides: Any) -> EmailConfig:
     password_file = tmp_path / "smtp-password"
     password_file.write_text(PASSWORD + "\n")
     values: dict[str, Any] = {
-        "host": "localhost", "port": port, "username": "alerts", "password_file": password_file,
-        "from": "ccvault@example.org", "to": ["ops@example.org", "oncall@example.org"],
+        "host": "localhost",
+        "port": port,
+        "username": "alerts",
+        "password_file": password_file,
+        "from": "ccvault@example.org",
+        "to": ["ops@example.org", "oncall@example.org"],
         "timeout_seconds": 5,
     }
     return EmailConfig(**{**values, **overrides})
@@ -392,8 +445,13 @@ def test_email_over_starttls_with_auth_arrives(smtp_peer, certs, tmp_path, dispa
     assert message["To"] == "ops@example.org, oncall@example.org"
     assert message["Date"] and message["Message-ID"]
     body = message.get_content()
-    for text in ("Camera door sends no video", "camera = door", "last_segment = ",
-                 "2023-11-14T22:13:20.123Z", socket.gethostname()):
+    for text in (
+        "Camera door sends no video",
+        "camera = door",
+        "last_segment = ",
+        "2023-11-14T22:13:20.123Z",
+        socket.gethostname(),
+    ):
         assert text in body
     assert mailbox.message(1)["Subject"] == "[ccvault RESOLVED] camera_offline camera=door"
     assert "2023-11-14T22:14:20.123Z" in mailbox.message(1).get_content()
@@ -401,15 +459,20 @@ def test_email_over_starttls_with_auth_arrives(smtp_peer, certs, tmp_path, dispa
 
 
 def test_email_with_the_wrong_ca_fails_verification_and_is_retried(
-        smtp_peer, certs, tmp_path, dispatchers, logs):
+    smtp_peer, certs, tmp_path, dispatchers, logs
+):
     mailbox, port = smtp_peer
     channel = EmailChannel(email_config(port, tmp_path, ca_file=certs["other"]))
     dispatcher = dispatchers([channel], backoff_s=0.05)
     began = time.monotonic()
     dispatcher.submit(firing())  # never raises, returns at once
     assert time.monotonic() - began < 0.05
-    failed = wait_until(lambda: len(events(logs, "alert.delivery_failed")) >= 2 and
-                        events(logs, "alert.delivery_failed"))
+    failed = wait_until(
+        lambda: (
+            len(events(logs, "alert.delivery_failed")) >= 2
+            and events(logs, "alert.delivery_failed")
+        )
+    )
     assert "CERTIFICATE_VERIFY_FAILED" in failed[0]["error"]
     assert failed[0]["channel"] == "email" and failed[1]["attempt"] == 2
     assert mailbox.envelopes == []
@@ -424,8 +487,9 @@ def test_email_verifies_the_host_name(smtp_peer, certs, tmp_path):
         channel.send(firing())
 
 
-def test_email_wrong_password_is_logged_without_the_password(smtp_peer, certs, tmp_path,
-                                                             dispatchers, logs):
+def test_email_wrong_password_is_logged_without_the_password(
+    smtp_peer, certs, tmp_path, dispatchers, logs
+):
     _, port = smtp_peer
     config = email_config(port, tmp_path, ca_file=certs["cert"])
     config.password_file.write_text("wrong-" + PASSWORD)
@@ -450,8 +514,7 @@ def test_plain_smtp_to_a_local_relay(relay_peer, tmp_path):
     assert mailbox.message()["Subject"] == "[ccvault FIRING critical] camera_offline camera=yard"
 
 
-def test_a_hung_webhook_does_not_delay_email(silent_peer, relay_peer, tmp_path, dispatchers,
-                                             logs):
+def test_a_hung_webhook_does_not_delay_email(silent_peer, relay_peer, tmp_path, dispatchers, logs):
     mailbox, port = relay_peer
     config = email_config(port, tmp_path, starttls=False, username=None, password_file=None)
     channels = [webhook(silent_peer.url, timeout=5.0), EmailChannel(config)]
@@ -468,9 +531,9 @@ def test_subject_stays_one_line():
 def test_build_channels_from_config(tmp_path):
     from ccvault.config.alerts import AlertsConfig
 
-    alerts = AlertsConfig(webhook={"url": "https://hooks.example.org/x",
-                                   "headers": {"Authorization": TOKEN}},
-                          email={"host": "mail.example.org", "from": "a@example.org",
-                                 "to": ["b@example.org"]})
+    alerts = AlertsConfig(
+        webhook={"url": "https://hooks.example.org/x", "headers": {"Authorization": TOKEN}},
+        email={"host": "mail.example.org", "from": "a@example.org", "to": ["b@example.org"]},
+    )
     assert [c.name for c in build_channels(alerts)] == ["webhook", "email"]
     assert build_channels(AlertsConfig()) == []

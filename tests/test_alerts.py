@@ -84,8 +84,11 @@ def test_renotify_interval_and_zero_means_never() -> None:
 def test_severity_change_is_sent_at_once_and_instances_are_separate() -> None:
     b = book(settings(volume_low={"for_seconds": 0}))
     low = Observation("volume_low", {"volume": "hot"}, "low")
-    assert [c.alert.severity for c in b.update([low, offline("a"), offline("b")], 0)] == \
-        ["warning", "critical", "critical"]
+    assert [c.alert.severity for c in b.update([low, offline("a"), offline("b")], 0)] == [
+        "warning",
+        "critical",
+        "critical",
+    ]
     changes = b.update([replace(low, severity="critical"), offline("a")], 1000)
     assert sorted(kinds(changes)) == [("escalated", FIRING), ("resolved", RESOLVED)]
     assert {c.alert.labels.get("camera") for c in changes if c.kind == "resolved"} == {"b"}
@@ -110,24 +113,38 @@ def test_every_condition_has_a_check_and_each_reads_the_snapshot() -> None:
     assert evaluate(quiet, cfg) == []
     trouble = Health(
         0,
-        (replace(hot, headroom_seconds=23 * HOUR_S),
-         VolumeHealth("arch", "unavailable", "identity file missing", False, None, None, None),
-         replace(hot, name="cold", headroom_seconds=3 * HOUR_S)),
-        (CameraHealth("door", "offline", None, 0, 0),
-         CameraHealth("yard", "recording", 0, 7, 31 * 60),
-         CameraHealth("gate", "connecting", 0, 6, 0)),
-        write_errors={"hot": "Input/output error"}, blocked={"cold": 5},
+        (
+            replace(hot, headroom_seconds=23 * HOUR_S),
+            VolumeHealth("arch", "unavailable", "identity file missing", False, None, None, None),
+            replace(hot, name="cold", headroom_seconds=3 * HOUR_S),
+        ),
+        (
+            CameraHealth("door", "offline", None, 0, 0),
+            CameraHealth("yard", "recording", 0, 7, 31 * 60),
+            CameraHealth("gate", "connecting", 0, 6, 0),
+        ),
+        write_errors={"hot": "Input/output error"},
+        blocked={"cold": 5},
         at_risk={"days": 3.5, "min_days": 7, "cameras": {"door": {"at_risk": True}}},
-        catalog_error="disk I/O error", audit_error="line 7: hash mismatch",
-        corrupt={"yard": 2}, clock_synced=False)
+        catalog_error="disk I/O error",
+        audit_error="line 7: hash mismatch",
+        corrupt={"yard": 2},
+        clock_synced=False,
+    )
     found = {(o.name, tuple(o.labels.items())): o for o in evaluate(trouble, cfg)}
     assert set(found) == {
-        ("volume_low", (("volume", "hot"),)), ("volume_low", (("volume", "cold"),)),
-        ("volume_unavailable", (("volume", "arch"),)), ("volume_unavailable", (("volume", "hot"),)),
-        ("held_footage_blocking", (("volume", "cold"),)), ("retention_at_risk", ()),
-        ("camera_offline", (("camera", "door"),)), ("camera_flapping", (("camera", "yard"),)),
-        ("analysis_backlog", (("camera", "yard"),)), ("catalog_error", ()),
-        ("audit_chain_broken", ()), ("segment_corrupt", (("camera", "yard"),)),
+        ("volume_low", (("volume", "hot"),)),
+        ("volume_low", (("volume", "cold"),)),
+        ("volume_unavailable", (("volume", "arch"),)),
+        ("volume_unavailable", (("volume", "hot"),)),
+        ("held_footage_blocking", (("volume", "cold"),)),
+        ("retention_at_risk", ()),
+        ("camera_offline", (("camera", "door"),)),
+        ("camera_flapping", (("camera", "yard"),)),
+        ("analysis_backlog", (("camera", "yard"),)),
+        ("catalog_error", ()),
+        ("audit_chain_broken", ()),
+        ("segment_corrupt", (("camera", "yard"),)),
         ("clock_unsynchronised", ()),
     }
     assert found[("volume_low", (("volume", "hot"),))].severity is None  # configured: warning
@@ -161,11 +178,15 @@ def test_the_manager_records_sends_and_carries_alerts_across_a_restart(tmp_path:
     first.dispatcher.wait_idle(5)
     first.dispatcher.stop()
     assert [(a.name, a.status, a.event) for a in sent] == [
-        ("camera_offline", FIRING, False), ("export_failed", FIRING, True)]
+        ("camera_offline", FIRING, False),
+        ("export_failed", FIRING, True),
+    ]
     with writer.reader() as conn:
         rows = queries.alerts(conn, 0)
     assert [(r.name, r.resolved_ms, r.event) for r in rows] == [
-        ("export_failed", 500, True), ("camera_offline", None, False)]
+        ("export_failed", 500, True),
+        ("camera_offline", None, False),
+    ]
 
     # Restarted: still offline during the grace period, nothing is sent again; then it is
     # seen recording and resolves with its original start.
@@ -208,8 +229,7 @@ def test_the_audit_chain_is_checked_incrementally(tmp_path: Path) -> None:
     new_lines = log.path.read_text().splitlines(keepends=True)
     forged = json.loads(new_lines[2])
     forged["actor"] = "mallory"
-    log.path.write_text("".join(new_lines[:2]) + json.dumps(forged) + "\n"
-                        + "".join(new_lines[3:]))
+    log.path.write_text("".join(new_lines[:2]) + json.dumps(forged) + "\n" + "".join(new_lines[3:]))
     check, _ = log.verify_from(AuditCursor())
     assert not check.ok and check.bad_line == 3
 
@@ -225,14 +245,22 @@ def test_clock_synchronisation_is_read_from_timesyncd_without_a_syscall(tmp_path
 
 
 def test_status_line_names_cameras_headroom_and_alerts() -> None:
-    snapshot = Health(0, (VolumeHealth("hot", "available", "", True, 1, 1, 2.5 * 86_400),
-                          VolumeHealth("arch", "unavailable", "x", False, None, None, None)),
-                      (CameraHealth("a", "recording", 0, 0, 0),
-                       CameraHealth("b", "offline", 0, 0, 0),
-                       CameraHealth("c", "disabled", 0, 0, 0)))
+    snapshot = Health(
+        0,
+        (
+            VolumeHealth("hot", "available", "", True, 1, 1, 2.5 * 86_400),
+            VolumeHealth("arch", "unavailable", "x", False, None, None, None),
+        ),
+        (
+            CameraHealth("a", "recording", 0, 0, 0),
+            CameraHealth("b", "offline", 0, 0, 0),
+            CameraHealth("c", "disabled", 0, 0, 0),
+        ),
+    )
     assert status_line(snapshot, {"camera_offline": 1}) == (
         "recording 1/2 cameras; headroom hot 2.5 d; unavailable: arch; "
-        "1 alert(s) firing: camera_offline")
+        "1 alert(s) firing: camera_offline"
+    )
 
 
 def test_alert_config_keeps_each_alerts_defaults_and_rejects_nonsense() -> None:
@@ -247,18 +275,31 @@ def test_alert_config_keeps_each_alerts_defaults_and_rejects_nonsense() -> None:
         AlertsConfig.model_validate({"camera_ofline": {}})
 
 
-def test_secrets_come_from_files_or_systemd_credentials(tmp_path: Path,
-                                                        monkeypatch: pytest.MonkeyPatch) -> None:
+def test_secrets_come_from_files_or_systemd_credentials(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     (tmp_path / "smtp").write_text("s3cret\n")
     monkeypatch.setenv("CREDENTIALS_DIRECTORY", str(tmp_path))
     assert read_secret(None, "smtp") == "s3cret"
     assert read_secret(tmp_path / "smtp", None) == "s3cret"
-    raw = {"storage": {"catalog": str(tmp_path / "c.sqlite"),
-                       "volumes": [{"name": "hot", "path": str(tmp_path / "hot")}]},
-           "cameras": [{"name": "door", "url": "rtsp://viewer@192.0.2.1/s",
-                        "password_credential": "door"}],
-           "alerts": {"email": {"host": "mail", "from": "a@b.c", "to": ["d@e.f"],
-                                "username": "u", "password_credential": "smtp"}}}
+    raw = {
+        "storage": {
+            "catalog": str(tmp_path / "c.sqlite"),
+            "volumes": [{"name": "hot", "path": str(tmp_path / "hot")}],
+        },
+        "cameras": [
+            {"name": "door", "url": "rtsp://viewer@192.0.2.1/s", "password_credential": "door"}
+        ],
+        "alerts": {
+            "email": {
+                "host": "mail",
+                "from": "a@b.c",
+                "to": ["d@e.f"],
+                "username": "u",
+                "password_credential": "smtp",
+            }
+        },
+    }
     config = Config.model_validate(raw)
     with pytest.raises(ConfigError, match=r"cameras\[0\]\.password_credential: cannot read"):
         check_secrets(config, tmp_path / "x.toml", credentials=True)
@@ -270,5 +311,6 @@ def test_secrets_come_from_files_or_systemd_credentials(tmp_path: Path,
     with pytest.raises(ConfigError, match=r"alerts\.email\.password_credential"):
         (tmp_path / "door").unlink()
         monkeypatch.setenv("CREDENTIALS_DIRECTORY", str(tmp_path / "none"))
-        check_secrets(Config.model_validate({**raw, "cameras": []}), tmp_path / "x.toml",
-                      credentials=True)
+        check_secrets(
+            Config.model_validate({**raw, "cameras": []}), tmp_path / "x.toml", credentials=True
+        )

@@ -120,8 +120,7 @@ def test_a_session_cookie_works_like_a_token_and_needs_csrf_to_change_things(api
     browser = cookie_client(api, sid)
     assert browser.get("/api/me").json()["role"] == "admin"
     assert browser.get("/api/audit", params={"limit": 1}).status_code == 200
-    unsafe = [(m, p) for m, p, role in api_routes(api)
-              if m in UNSAFE_METHODS and role is not None]
+    unsafe = [(m, p) for m, p, role in api_routes(api) if m in UNSAFE_METHODS and role is not None]
     assert ("DELETE", "/api/session") in unsafe
     for method, path in unsafe:  # without the header: refused before anything happens
         r = browser.request(method, concrete(path), json={})
@@ -151,8 +150,10 @@ def test_bad_tokens_are_audited_then_locked_out(api: Api) -> None:
     assert failed[-1]["details"]["locked_out_s"] == 60
     text = api.ctx.config.audit_path.read_text()
     assert not any(g in text or token_hash(g) in text for g in guesses)
-    for attempt in (lambda: api.client("admin").get("/api/me"),  # even a good token, now
-                    lambda: httpx.post(api.url + "/api/session", json={"token": "x"})):
+    for attempt in (
+        lambda: api.client("admin").get("/api/me"),  # even a good token, now
+        lambda: httpx.post(api.url + "/api/session", json={"token": "x"}),
+    ):
         r = attempt()
         assert r.status_code == 429 and r.json()["error"]["code"] == "rate_limited"
         assert 0 < int(r.headers["retry-after"]) <= 60
@@ -177,8 +178,10 @@ def test_user_commands_print_the_token_once_and_never_list_it(config: Path, api:
     assert added.returncode == 0, added.stderr
     assert re.fullmatch(r"ccv_[A-Za-z0-9_-]{40,}\n", added.stdout)
     token = added.stdout.strip()
-    assert httpx.get(api.url + "/api/me", headers={"Authorization": f"Bearer {token}"}
-                     ).json() == {"name": "ann", "role": "operator"}
+    assert httpx.get(api.url + "/api/me", headers={"Authorization": f"Bearer {token}"}).json() == {
+        "name": "ann",
+        "role": "operator",
+    }
     listed = run_cli(config, "user", "list", "--json")
     assert token not in listed.stdout and token_hash(token) not in listed.stdout
     ann = next(u for u in json.loads(listed.stdout) if u["name"] == "ann")
@@ -198,8 +201,9 @@ def test_audit_pages_filter_and_reading_it_is_audited(api: Api) -> None:
     admin = api.client("admin")
     seen, cursor, pages = [], None, 0
     while True:
-        page = admin.get("/api/audit", params={"limit": 2, **({"cursor": cursor}
-                                                               if cursor else {})}).json()
+        page = admin.get(
+            "/api/audit", params={"limit": 2, **({"cursor": cursor} if cursor else {})}
+        ).json()
         seen += page["records"]
         pages += 1
         cursor = page["next_cursor"]
@@ -209,25 +213,34 @@ def test_audit_pages_filter_and_reading_it_is_audited(api: Api) -> None:
     assert [r["seq"] for r in seen] == list(range(1, len(seen) + 1))  # all of it, in order
     assert pages == (len(seen) + 1) // 2
     assert len(events(api, "audit.read")) == 1  # one query, however many pages
-    assert [r["object"] for r in admin.get("/api/audit", params={"user": "alice"}).json()[
-        "records"]] == ["n:0", "n:2", "n:4"]
+    assert [
+        r["object"] for r in admin.get("/api/audit", params={"user": "alice"}).json()["records"]
+    ] == ["n:0", "n:2", "n:4"]
     window = {"from": utc_text(t0 + 1000), "to": utc_text(t0 + 4000)}
     got = admin.get("/api/audit", params={"action": "test.b", **window}).json()
     assert [r["object"] for r in got["records"]] == ["n:1", "n:3"] and got["next_cursor"] is None
     naive = utc_text(t0 + 5000).removesuffix("Z")  # no offset: the configured zone (UTC)
-    assert [r["object"] for r in admin.get("/api/audit", params={
-        "from": naive, "action": "test.b"}).json()["records"]] == ["n:5"]
+    assert [
+        r["object"]
+        for r in admin.get("/api/audit", params={"from": naive, "action": "test.b"}).json()[
+            "records"
+        ]
+    ] == ["n:5"]
     bad = admin.get("/api/audit", params={"from": "yesterday-ish"})
     assert bad.status_code == 400 and bad.json()["error"]["field"] == "from"
     reads = events(api, "audit.read")
     assert len(reads) == 4 and reads[-1]["actor"].startswith("api:admin")
-    assert reads[2]["details"]["action"] == "test.b" and reads[2]["details"]["from"] == window[
-        "from"]
+    assert (
+        reads[2]["details"]["action"] == "test.b" and reads[2]["details"]["from"] == window["from"]
+    )
 
 
 def test_status_is_the_cli_status(config: Path, tmp_path: Path) -> None:
-    seed(config, [{"camera": "door", "start_ms": int(time.time() * 1000) - 600_000}],
-         tmp_path / "cache")
+    seed(
+        config,
+        [{"camera": "door", "start_ms": int(time.time() * 1000) - 600_000}],
+        tmp_path / "cache",
+    )
 
     def steady(value: object) -> object:  # free space and rates move with the clock and disk
         if isinstance(value, dict):
@@ -269,12 +282,20 @@ def test_server_logs_requests_without_tokens_or_cookies(api: Api) -> None:
         url, token = server.url, api.tokens["admin"]
         signed = httpx.post(url + "/api/session", json={"token": token})
         sid, csrf = signed.cookies[SESSION_COOKIE], signed.json()["csrf"]
-        assert httpx.get(url + "/api/me", headers={"Authorization": f"Bearer {token}"}
-                         ).status_code == 200
-        assert httpx.get(url + "/api/audit?limit=1",
-                         headers={"Cookie": f"{SESSION_COOKIE}={sid}"}).status_code == 200
-        assert httpx.get(url + "/api/me", headers={"Authorization": "Bearer ccv_wrong"}
-                         ).status_code == 401
+        assert (
+            httpx.get(url + "/api/me", headers={"Authorization": f"Bearer {token}"}).status_code
+            == 200
+        )
+        assert (
+            httpx.get(
+                url + "/api/audit?limit=1", headers={"Cookie": f"{SESSION_COOKIE}={sid}"}
+            ).status_code
+            == 200
+        )
+        assert (
+            httpx.get(url + "/api/me", headers={"Authorization": "Bearer ccv_wrong"}).status_code
+            == 401
+        )
     finally:
         server.stop()
         logging.getLogger("uvicorn.access").removeHandler(handler)
@@ -282,8 +303,11 @@ def test_server_logs_requests_without_tokens_or_cookies(api: Api) -> None:
     lines = [json.loads(line) for line in out.getvalue().splitlines()]
     requests = [e for e in lines if e["event"] == "http.request"]
     assert [(e["method"], e["path"], e["status"]) for e in requests] == [
-        ("POST", "/api/session", 200), ("GET", "/api/me", 200), ("GET", "/api/audit", 200),
-        ("GET", "/api/me", 401)]
+        ("POST", "/api/session", 200),
+        ("GET", "/api/me", 200),
+        ("GET", "/api/audit", 200),
+        ("GET", "/api/me", 401),
+    ]
     assert len(raw) == 4 and "listening" in {e["event"].split(".")[-1] for e in lines}
     everything = out.getvalue() + "\n".join(raw)
     for secret in (token, sid, csrf, "ccv_wrong", token_hash(token)):

@@ -76,10 +76,34 @@ class Site:
 
 def noise_clip(path: Path, seconds: int) -> Path:
     """Incompressible footage, so a download outlasts the socket buffers."""
-    argv = [ffmpeg_exe(), "-nostdin", "-loglevel", "error", "-y", "-f", "lavfi",
-            "-i", "color=c=gray:s=640x360:r=10,noise=alls=100:allf=t+u", "-t", str(seconds),
-            "-c:v", "libx264", "-preset", "ultrafast", "-qp", "0", "-g", "10", "-bf", "0",
-            "-pix_fmt", "yuv420p", "-movflags", "+faststart", str(path)]
+    argv = [
+        ffmpeg_exe(),
+        "-nostdin",
+        "-loglevel",
+        "error",
+        "-y",
+        "-f",
+        "lavfi",
+        "-i",
+        "color=c=gray:s=640x360:r=10,noise=alls=100:allf=t+u",
+        "-t",
+        str(seconds),
+        "-c:v",
+        "libx264",
+        "-preset",
+        "ultrafast",
+        "-qp",
+        "0",
+        "-g",
+        "10",
+        "-bf",
+        "0",
+        "-pix_fmt",
+        "yuv420p",
+        "-movflags",
+        "+faststart",
+        str(path),
+    ]
     subprocess.run(argv, check=True, capture_output=True, timeout=60)
     return path
 
@@ -94,7 +118,8 @@ def store_file(config: Path, camera: str, start_ms: int, src: Path) -> tuple[int
     shutil.copyfile(src, tmp)
     digest = sha256_file(tmp)
     stored = SegmentStore(writer, lambda: volumes, clock).add(
-        tmp, camera, start_ms, start_ms + media.duration_ms, media, digest, "imported")
+        tmp, camera, start_ms, start_ms + media.duration_ms, media, digest, "imported"
+    )
     writer.close()
     assert stored.segment_id is not None
     return stored.segment_id, digest, stored.path.stat().st_size
@@ -103,20 +128,37 @@ def store_file(config: Path, camera: str, start_ms: int, src: Path) -> tuple[int
 @pytest.fixture(scope="module")
 def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
     root = tmp_path_factory.mktemp("api-footage")
-    config = write_config(root, [{"name": "door", "url": "demo://", "enabled": False},
-                                 {"name": "yard", "url": "demo://", "enabled": False}],
-                          timezone="Europe/Berlin")
-    config.write_text(config.read_text() + "\n[retention]\ncontinuous_days = 3650\n"
-                      "motion_days = 3650\nmax_days = 3650\n")
-    seeded = seed(config, [{"camera": "door", "start_ms": t, "seconds": 60.0}
-                           for t in (A, B, C, D)], root / "cache")
+    config = write_config(
+        root,
+        [
+            {"name": "door", "url": "demo://", "enabled": False},
+            {"name": "yard", "url": "demo://", "enabled": False},
+        ],
+        timezone="Europe/Berlin",
+    )
+    config.write_text(
+        config.read_text() + "\n[retention]\ncontinuous_days = 3650\n"
+        "motion_days = 3650\nmax_days = 3650\n"
+    )
+    seeded = seed(
+        config,
+        [{"camera": "door", "start_ms": t, "seconds": 60.0} for t in (A, B, C, D)],
+        root / "cache",
+    )
     ids = dict(zip("ABCD", (s.id for s in seeded), strict=True))
-    big = store_file(config, "yard", ms("2026-10-25T10:00:00+00:00"),
-                     noise_clip(root / "cache" / "noise.mp4", 5))
+    big = store_file(
+        config, "yard", ms("2026-10-25T10:00:00+00:00"), noise_clip(root / "cache" / "noise.mp4", 5)
+    )
     loaded = load(config).config
     writer = CatalogWriter(loaded.storage.catalog, AuditLog(loaded.audit_path))
-    writer.motion.record("door", [], 1, [Span(a, b, 0.5, 0.1, kind, (0.1, 0.1, 0.5, 0.5))
-                                           for a, b, kind in SPANS], None, (0, 0))
+    writer.motion.record(
+        "door",
+        [],
+        1,
+        [Span(a, b, 0.5, 0.1, kind, (0.1, 0.1, 0.5, 0.5)) for a, b, kind in SPANS],
+        None,
+        (0, 0),
+    )
     writer.close()
     with serve(config) as api:
         yield Site(root, config, api, ids, big, [])
@@ -131,21 +173,40 @@ def test_segments_match_the_cli_and_each_search_is_audited_once(site: Site) -> N
     assert found[0]["start"] == "2026-10-25T00:30:00.000Z" and found[0]["start_ms"] == A
     assert found[0]["end_ms"] == A + 60_000 and found[0]["width"] == 160
     assert all("path" not in s for s in found)
-    cli = cli_json(site.config, "segments", "--camera", "door", "--from",
-                   "2026-10-25T00:00:00Z", "--to", "2026-10-25T01:00:00Z")
+    cli = cli_json(
+        site.config,
+        "segments",
+        "--camera",
+        "door",
+        "--from",
+        "2026-10-25T00:00:00Z",
+        "--to",
+        "2026-10-25T01:00:00Z",
+    )
     assert [{k: v for k, v in s.items() if k != "path"} for s in cli] == found
     assert all(Path(s["path"]).is_file() for s in cli)
     assert site.get("viewer", "/api/segments", params=query).json() == found
-    records = [r for r in site.audit("search.segments") if r["details"]["from_ms"] == DAY_START
-               + 2 * 3_600_000]
+    records = [
+        r
+        for r in site.audit("search.segments")
+        if r["details"]["from_ms"] == DAY_START + 2 * 3_600_000
+    ]
     assert len(records) == 1, records
     assert records[0]["actor"].startswith("api:viewer")
     assert records[0]["details"]["camera"] == "door" and records[0]["details"]["results"] == 2
 
     motion = site.get("viewer", "/api/motion", params=query).json()
     assert [(s["start_ms"], s["end_ms"]) for s in motion] == [SPANS[1][:2], SPANS[2][:2]]
-    cli = cli_json(site.config, "motion", "--camera", "door", "--from", "2026-10-25T00:00:00Z",
-                   "--to", "2026-10-25T01:00:00Z")
+    cli = cli_json(
+        site.config,
+        "motion",
+        "--camera",
+        "door",
+        "--from",
+        "2026-10-25T00:00:00Z",
+        "--to",
+        "2026-10-25T01:00:00Z",
+    )
     assert cli == motion
     assert len(site.audit("search.motion")) == 1
 
@@ -159,7 +220,10 @@ def test_timeline_of_a_25_hour_day(site: Site) -> None:
     covered = {i: c for i, c in enumerate(t["coverage"]) if c}
     assert covered == {0: 0.5, 150: 1.0, 151: 0.5, 152: 0.5, 1499: 1.0}
     assert [(g["start_ms"], g["end_ms"]) for g in t["gaps"]] == [
-        (DAY_START + 30_000, A), (A + 60_000, B), (B + 60_000, C)]
+        (DAY_START + 30_000, A),
+        (A + 60_000, B),
+        (B + 60_000, C),
+    ]
     assert t["motion_minutes"] == [150, 151, 152] and t["motion_count"] == 2
     summer = site.get("viewer", "/api/timeline", params={"camera": "door", "date": "2026-10-24"})
     assert summer.json()["minutes"] == 1440 and summer.json()["coverage"][-1] == 0.5
@@ -193,8 +257,11 @@ def test_cameras_show_state_and_footage_ends(site: Site) -> None:
 
 
 def test_segment_file_with_ranges_is_audited_once(site: Site) -> None:
-    seg = site.get("viewer", "/api/segments", params={
-        "camera": "door", "from": "2026-10-25T00:31:30Z", "to": "2026-10-25T00:31:31Z"}).json()[0]
+    seg = site.get(
+        "viewer",
+        "/api/segments",
+        params={"camera": "door", "from": "2026-10-25T00:31:30Z", "to": "2026-10-25T00:31:31Z"},
+    ).json()[0]
     url = f"/api/segments/{seg['id']}/file"
     full = site.get("viewer", url)
     assert full.status_code == 200 and full.headers["content-type"] == "video/mp4"
@@ -210,8 +277,9 @@ def test_segment_file_with_ranges_is_audited_once(site: Site) -> None:
     views = [r for r in site.audit("view.segment") if r["object"] == f"segment:{seg['id']}"]
     assert len(views) == 1 and views[0]["details"]["sha256"] == seg["sha256"]
     site.get("operator", url, headers={"Range": "bytes=0-9"})  # another person: another record
-    assert len([r for r in site.audit("view.segment")
-                if r["object"] == f"segment:{seg['id']}"]) == 2
+    assert (
+        len([r for r in site.audit("view.segment") if r["object"] == f"segment:{seg['id']}"]) == 2
+    )
 
 
 def test_clip_is_the_range_cut_at_keyframes(site: Site) -> None:
@@ -234,8 +302,9 @@ def test_clip_is_the_range_cut_at_keyframes(site: Site) -> None:
 
 
 def test_still_is_the_keyframe_before(site: Site) -> None:
-    still = site.get("viewer", "/api/cameras/door/still.jpg",
-                     params={"at": "2026-10-25T00:30:05.500Z"})
+    still = site.get(
+        "viewer", "/api/cameras/door/still.jpg", params={"at": "2026-10-25T00:30:05.500Z"}
+    )
     assert still.status_code == 200 and still.headers["content-type"] == "image/jpeg"
     assert still.headers["x-ccvault-at"] == "2026-10-25T00:30:05.000Z"
     image = cv2.imdecode(np.frombuffer(still.content, np.uint8), cv2.IMREAD_COLOR)
@@ -245,8 +314,12 @@ def test_still_is_the_keyframe_before(site: Site) -> None:
 
 
 def test_holds_over_http(site: Site) -> None:
-    body = {"cameras": ["door"], "from": "2026-10-25T00:00:00Z", "to": "2026-10-25T01:00:00Z",
-            "reason": "incident 42"}
+    body = {
+        "cameras": ["door"],
+        "from": "2026-10-25T00:00:00Z",
+        "to": "2026-10-25T01:00:00Z",
+        "reason": "incident 42",
+    }
     with site.api.client("viewer") as viewer:
         assert viewer.post("/api/holds", json=body).status_code == 403
     with site.api.client("operator") as op:
@@ -273,24 +346,33 @@ def test_holds_over_http(site: Site) -> None:
     assert added[0]["actor"] == released[0]["actor"] == hold["actor"]
 
 
-@pytest.mark.parametrize(("url", "params", "status", "field"), [
-    ("/api/segments", {"camera": "door", "from": "now", "to": "-1h"}, 400, "to"),
-    ("/api/segments", {"camera": "nope", "from": "-1h", "to": "now"}, 404, "camera"),
-    ("/api/segments", {"camera": "door", "from": "yesterday", "to": "now"}, 400, "from"),
-    # 02:30 occurs twice in Berlin on 2026-10-25: refused, not guessed
-    ("/api/motion", {"camera": "door", "from": "2026-10-25T02:30:00", "to": "now"}, 400, "from"),
-    ("/api/segments", {"camera": "door", "from": "-1h", "to": "+9999999999999w"}, 400, "to"),
-    ("/api/timeline", {"camera": "door", "date": "2026-13-01"}, 400, "date"),
-    ("/api/timeline", {"camera": "door", "date": "9999-12-31"}, 400, "date"),
-    ("/api/timeline", {"camera": "door", "date": "../../etc"}, 400, "date"),
-    ("/api/segments/999999/file", {}, 404, None),
-    ("/api/segments/abc/file", {}, 422, "segment_id"),
-    ("/api/segments/..%2f..%2fcatalog.sqlite/file", {}, 404, None),  # ids only, no paths
-    ("/api/cameras/nope/still.jpg", {"at": "now"}, 404, "name"),
-    ("/api/motion/next", {"camera": "door", "after": "2026-10-25T02:30:00"}, 400, "after"),
-])
-def test_bad_input_is_a_4xx_naming_the_field(site: Site, url: str, params: dict, status: int,
-                                             field: str | None) -> None:
+@pytest.mark.parametrize(
+    ("url", "params", "status", "field"),
+    [
+        ("/api/segments", {"camera": "door", "from": "now", "to": "-1h"}, 400, "to"),
+        ("/api/segments", {"camera": "nope", "from": "-1h", "to": "now"}, 404, "camera"),
+        ("/api/segments", {"camera": "door", "from": "yesterday", "to": "now"}, 400, "from"),
+        # 02:30 occurs twice in Berlin on 2026-10-25: refused, not guessed
+        (
+            "/api/motion",
+            {"camera": "door", "from": "2026-10-25T02:30:00", "to": "now"},
+            400,
+            "from",
+        ),
+        ("/api/segments", {"camera": "door", "from": "-1h", "to": "+9999999999999w"}, 400, "to"),
+        ("/api/timeline", {"camera": "door", "date": "2026-13-01"}, 400, "date"),
+        ("/api/timeline", {"camera": "door", "date": "9999-12-31"}, 400, "date"),
+        ("/api/timeline", {"camera": "door", "date": "../../etc"}, 400, "date"),
+        ("/api/segments/999999/file", {}, 404, None),
+        ("/api/segments/abc/file", {}, 422, "segment_id"),
+        ("/api/segments/..%2f..%2fcatalog.sqlite/file", {}, 404, None),  # ids only, no paths
+        ("/api/cameras/nope/still.jpg", {"at": "now"}, 404, "name"),
+        ("/api/motion/next", {"camera": "door", "after": "2026-10-25T02:30:00"}, 400, "after"),
+    ],
+)
+def test_bad_input_is_a_4xx_naming_the_field(
+    site: Site, url: str, params: dict, status: int, field: str | None
+) -> None:
     resp = site.get("viewer", url, params=params)
     assert resp.status_code == status, resp.text
     assert resp.json()["error"]["field"] == field
@@ -299,13 +381,17 @@ def test_bad_input_is_a_4xx_naming_the_field(site: Site, url: str, params: dict,
 def test_a_segment_purged_mid_stream_ends_cleanly(site: Site) -> None:
     seg_id, digest, size = site.big
     loaded = load(site.config).config
-    with site.api.client("viewer") as client, \
-            client.stream("GET", f"/api/segments/{seg_id}/file") as resp:
+    with (
+        site.api.client("viewer") as client,
+        client.stream("GET", f"/api/segments/{seg_id}/file") as resp,
+    ):
         assert resp.status_code == 200 and int(resp.headers["content-length"]) == size
         chunks = resp.iter_raw(65536)
         got = [next(chunks)]
         writer = CatalogWriter(loaded.storage.catalog, AuditLog(loaded.audit_path))
-        intents = writer.intents.begin_deletes([seg_id], SystemClock().wall_ms(), "test", {"rule": "t"})
+        intents = writer.intents.begin_deletes(
+            [seg_id], SystemClock().wall_ms(), "test", {"rule": "t"}
+        )
         (loaded.storage.volumes[0].path / intents[0].src_path).unlink()
         writer.intents.clear([i.id for i in intents])
         writer.close()
@@ -323,4 +409,3 @@ def test_no_response_names_a_path(site: Site) -> None:
     for body in site.bodies:
         if body[:1] in (b"{", b"["):
             assert str(site.root).encode() not in body, json.loads(body)
-

@@ -42,8 +42,12 @@ SEED = os.environ.get("CCVAULT_FUZZ_SEED")
 # Parameter names the routes use for cameras and times, wherever they appear.
 CAMERA_KEYS = ("camera", "path.name", "body.camera")
 TIME_KEYS = ("from", "to", "at", "after", "before", "body.from", "body.to", "body.until")
-CHECKS = ("not_a_server_error", "status_code_conformance", "content_type_conformance",
-          "response_schema_conformance")
+CHECKS = (
+    "not_a_server_error",
+    "status_code_conformance",
+    "content_type_conformance",
+    "response_schema_conformance",
+)
 
 
 def st_command() -> list[str]:
@@ -56,8 +60,13 @@ def st_command() -> list[str]:
 def st_config(path: Path, now_ms: int) -> Path:
     """Real cameras and times, offered half the time; the rest stays random."""
     times = ["now", "-15m", "-1h", utc_text(now_ms - 600_000), utc_text(now_ms - 594_000)]
-    lines = ['[dictionaries.cameras]', 'values = ["door"]', '[dictionaries.times]',
-             f"values = {json.dumps(times)}", "[parameters]"]
+    lines = [
+        "[dictionaries.cameras]",
+        'values = ["door"]',
+        "[dictionaries.times]",
+        f"values = {json.dumps(times)}",
+        "[parameters]",
+    ]
     lines += [f'"{key}" = {{ dictionary = "cameras", probability = 0.5 }}' for key in CAMERA_KEYS]
     lines += [f'"{key}" = {{ dictionary = "times", probability = 0.5 }}' for key in TIME_KEYS]
     path.write_text("\n".join(lines) + "\n")
@@ -69,11 +78,18 @@ def test_fuzzing_the_schema_finds_no_server_errors(tmp_path: Path) -> None:
     st = st_command()
     config = write_config(tmp_path, [{"name": "door", "url": "demo://", "enabled": False}])
     now = int(time.time() * 1000)
-    seed(config, [{"camera": "door", "start_ms": now - 600_000 + i * 2000, "activity": i == 1}
-                  for i in range(3)], tmp_path / "cache")
+    seed(
+        config,
+        [
+            {"camera": "door", "start_ms": now - 600_000 + i * 2000, "activity": i == 1}
+            for i in range(3)
+        ],
+        tmp_path / "cache",
+    )
     with serve(config) as api:
         cfg = api.ctx.config.model_copy(
-            update={"http": HttpConfig(listen=f"127.0.0.1:{free_port()}")})
+            update={"http": HttpConfig(listen=f"127.0.0.1:{free_port()}")}
+        )
         jobs = ExportJobs(cfg, api.ctx.writer, api.ctx.volumes, api.ctx.clock, ffmpeg_binary(cfg))
         server = ApiServer(replace(api.ctx, config=cfg, exports=jobs))
         # The fuzzer signs in with made-up tokens on purpose; the lockout that would follow
@@ -83,13 +99,32 @@ def test_fuzzing_the_schema_finds_no_server_errors(tmp_path: Path) -> None:
         try:
             started = time.monotonic()
             result = subprocess.run(
-                [*st, "--config-file", str(st_config(tmp_path / "st.toml", now)),
-                 "run", f"{server.url}/api/openapi.json",
-                 "-H", f"Authorization: Bearer {api.tokens['admin']}",
-                 "--checks", ",".join(CHECKS), "--max-examples", str(MAX_EXAMPLES),
-                 "--phases", "examples,coverage,fuzzing", "--request-timeout", "30",
-                 "--workers", "2", "--no-color", *(["--seed", SEED] if SEED else [])],
-                capture_output=True, text=True, timeout=150, cwd=tmp_path)
+                [
+                    *st,
+                    "--config-file",
+                    str(st_config(tmp_path / "st.toml", now)),
+                    "run",
+                    f"{server.url}/api/openapi.json",
+                    "-H",
+                    f"Authorization: Bearer {api.tokens['admin']}",
+                    "--checks",
+                    ",".join(CHECKS),
+                    "--max-examples",
+                    str(MAX_EXAMPLES),
+                    "--phases",
+                    "examples,coverage,fuzzing",
+                    "--request-timeout",
+                    "30",
+                    "--workers",
+                    "2",
+                    "--no-color",
+                    *(["--seed", SEED] if SEED else []),
+                ],
+                capture_output=True,
+                text=True,
+                timeout=150,
+                cwd=tmp_path,
+            )
             elapsed = time.monotonic() - started
         finally:
             server.stop()

@@ -43,10 +43,16 @@ def test_two_processes_append_one_chain_and_tampering_is_found(tmp_path: Path) -
     config = write_config(tmp_path, [])
     catalog, log = tmp_path / "catalog.sqlite", tmp_path / "audit.jsonl"
     CatalogWriter(catalog).close()
-    procs = [subprocess.Popen([sys.executable, "-c", APPEND, str(catalog), str(log), name],
-                              cwd=REPO) for name in ("daemon", "cli:alice")]
-    wait_for(lambda: all(Path(f"{log}.{n}").exists() for n in ("daemon", "cli:alice")), 30,
-             interval=0.01, what="both appenders ready")
+    procs = [
+        subprocess.Popen([sys.executable, "-c", APPEND, str(catalog), str(log), name], cwd=REPO)
+        for name in ("daemon", "cli:alice")
+    ]
+    wait_for(
+        lambda: all(Path(f"{log}.{n}").exists() for n in ("daemon", "cli:alice")),
+        30,
+        interval=0.01,
+        what="both appenders ready",
+    )
     Path(f"{log}.go").touch()
     assert [p.wait(60) for p in procs] == [0, 0]
     records = cli_json(config, "audit", "list")
@@ -80,14 +86,17 @@ def test_a_torn_last_line_is_repaired_in_the_chain(tmp_path: Path) -> None:
     log.append(actor="t", action="b", obj="o", details={}, now_ms=2)
     assert [r["action"] for r in log.records()] == ["a", "audit.repaired", "b"]
     assert next(r for r in log.records() if r["action"] == "audit.repaired")["details"] == {
-        "dropped_bytes": 21}
+        "dropped_bytes": 21
+    }
     assert log.verify() == AuditCheck(True, 3, None, "")
 
 
 def test_backup_copies_catalog_and_audit_log_consistently(tmp_path: Path) -> None:
     config = write_config(tmp_path, [{"name": "door", "url": "demo://", "enabled": False}])
-    assert run_cli(config, "hold", "add", "--from", "-1d", "--to", "now", "--reason", "x"
-                   ).returncode == 0
+    assert (
+        run_cli(config, "hold", "add", "--from", "-1d", "--to", "now", "--reason", "x").returncode
+        == 0
+    )
     out = cli_json(config, "backup", str(tmp_path / "bk"))
     with sqlite3.connect(out["catalog"]) as copy:
         assert copy.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
@@ -95,7 +104,9 @@ def test_backup_copies_catalog_and_audit_log_consistently(tmp_path: Path) -> Non
     assert AuditLog(Path(out["audit"])).verify().ok
     assert out["audit_records"] == 1  # the hold; the backup's own record comes after
     assert [r["action"] for r in AuditLog(tmp_path / "audit.jsonl").records()] == [
-        "hold.add", "backup"]
+        "hold.add",
+        "backup",
+    ]
     time.sleep(1.1)
     assert run_cli(config, "backup", str(tmp_path / "bk")).returncode == 0
     assert len(list((tmp_path / "bk").glob("catalog-*.sqlite"))) == 2
@@ -105,8 +116,11 @@ def test_audit_list_filters_by_action_and_time(tmp_path: Path) -> None:
     config = write_config(tmp_path, [])
     writer = CatalogWriter(tmp_path / "catalog.sqlite", AuditLog(tmp_path / "audit.jsonl"))
     now = int(time.time() * 1000)
-    for action, obj, at in (("hold.add", "hold:1", now - 3 * 86_400_000),
-                            ("purge", "segments", now - 60_000), ("hold.add", "hold:2", now)):
+    for action, obj, at in (
+        ("hold.add", "hold:1", now - 3 * 86_400_000),
+        ("purge", "segments", now - 60_000),
+        ("hold.add", "hold:2", now),
+    ):
         with writer.transaction():
             writer.audit("cli:alice", action, obj, {"n": 1}, at)
     writer.close()
@@ -115,7 +129,9 @@ def test_audit_list_filters_by_action_and_time(tmp_path: Path) -> None:
     people = run_cli(config, "audit", "list", "--since", "-1d")
     assert people.returncode == 0
     assert [line.split()[-3:] for line in people.stdout.splitlines()[1:]] == [
-        ["purge", "segments", '{"n":1}'], ["hold.add", "hold:2", '{"n":1}']]
+        ["purge", "segments", '{"n":1}'],
+        ["hold.add", "hold:2", '{"n":1}'],
+    ]
 
 
 def stamp(seconds: int) -> str:
@@ -139,8 +155,11 @@ def test_backup_holds_the_rows_and_never_replaces_a_file(tmp_path: Path) -> None
         assert copy.execute("PRAGMA journal_mode").fetchone()[0] == "delete"  # one file
     assert AuditLog(Path(out["audit"])).verify() == AuditCheck(True, 3, None, "")
     last = list(writer.audit_log.records())[-1]
-    assert (last["seq"], last["action"], last["details"]["catalog"]) == (4, "backup",
-                                                                          out["catalog"])
+    assert (last["seq"], last["action"], last["details"]["catalog"]) == (
+        4,
+        "backup",
+        out["catalog"],
+    )
 
     (bk / f"audit-{stamp(at // 1000 + 1)}.jsonl").write_text("not ours\n")
     with pytest.raises(Refused):
@@ -161,8 +180,14 @@ def test_backup_holds_the_rows_and_never_replaces_a_file(tmp_path: Path) -> None
 def test_scrub_flags_a_corrupt_segment_and_keeps_it(tmp_path: Path) -> None:
     config = write_config(tmp_path, [{"name": "door", "url": "demo://", "enabled": False}])
     now = int(time.time() * 1000)
-    good, bad = seed(config, [{"camera": "door", "start_ms": now - 60_000},
-                              {"camera": "door", "start_ms": now - 30_000}], tmp_path / "c")
+    good, bad = seed(
+        config,
+        [
+            {"camera": "door", "start_ms": now - 60_000},
+            {"camera": "door", "start_ms": now - 30_000},
+        ],
+        tmp_path / "c",
+    )
     data = bytearray(bad.path.read_bytes())
     data[len(data) // 2] ^= 0xFF
     bad.path.write_bytes(bytes(data))

@@ -10,13 +10,39 @@ import pytest
 from ccvault.catalog.schema import MIGRATIONS, _statements
 from tests.conftest import cli_json, run_cli, write_config
 
-COMMANDS = [["run"], ["check-config"], ["status"], ["segments"], ["motion"], ["analyze"],
-            ["reconcile"], ["import"], ["purge"], ["explain"], ["hold"], ["hold", "add"],
-            ["hold", "list"], ["hold", "release"], ["hold", "rebuild"], ["audit"],
-            ["audit", "list"], ["audit", "verify"], ["backup"], ["user"], ["user", "add"],
-            ["user", "list"], ["user", "revoke"], ["export"], ["verify-export"], ["signing-key"],
-            ["volume"], ["volume", "init"], ["volume", "replace"], ["alerts"],
-            ["systemd-dropin"]]
+COMMANDS = [
+    ["run"],
+    ["check-config"],
+    ["status"],
+    ["segments"],
+    ["motion"],
+    ["analyze"],
+    ["reconcile"],
+    ["import"],
+    ["purge"],
+    ["explain"],
+    ["hold"],
+    ["hold", "add"],
+    ["hold", "list"],
+    ["hold", "release"],
+    ["hold", "rebuild"],
+    ["audit"],
+    ["audit", "list"],
+    ["audit", "verify"],
+    ["backup"],
+    ["user"],
+    ["user", "add"],
+    ["user", "list"],
+    ["user", "revoke"],
+    ["export"],
+    ["verify-export"],
+    ["signing-key"],
+    ["volume"],
+    ["volume", "init"],
+    ["volume", "replace"],
+    ["alerts"],
+    ["systemd-dropin"],
+]
 
 
 @pytest.mark.parametrize("command", COMMANDS, ids=" ".join)
@@ -40,8 +66,7 @@ def test_json_goes_alone_to_stdout(tmp_path) -> None:
 
     config = write_config(tmp_path, [{"name": "door", "url": "demo://"}])
     assert run_cli(config, "reconcile").returncode == 0  # creates the catalog
-    assert cli_json(config, "segments", "--camera", "door", "--from", "-5m", "--to",
-                    "now") == []
+    assert cli_json(config, "segments", "--camera", "door", "--from", "-5m", "--to", "now") == []
     result = run_cli(config, "segments", "--camera", "door", "--from", "now", "--to", "-5m")
     assert result.returncode == 2
     assert "ccvault: error: --to: must be later than --from" in result.stderr

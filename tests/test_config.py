@@ -22,33 +22,57 @@ path = "hot"
 @pytest.mark.parametrize(
     ("body", "message"),
     [
-        (BASE + '[[cameras]]\nname = "a"\nurl = "demo://"\n[[cameras]]\nname = "b"\n'
-         'url = "rtp://10.0.0.1/x"\n', "cameras[1].url: unsupported scheme 'rtp'"),
-        (BASE + "[recording]\nsegment_seconds = 1\n",
-         "recording.segment_seconds: Input should be greater than or equal to 2"),
+        (
+            BASE + '[[cameras]]\nname = "a"\nurl = "demo://"\n[[cameras]]\nname = "b"\n'
+            'url = "rtp://10.0.0.1/x"\n',
+            "cameras[1].url: unsupported scheme 'rtp'",
+        ),
+        (
+            BASE + "[recording]\nsegment_seconds = 1\n",
+            "recording.segment_seconds: Input should be greater than or equal to 2",
+        ),
         (BASE + "[recording]\nsegment_secs = 10\n", "recording.segment_secs: unknown key"),
-        (BASE + '[[cameras]]\nname = "a"\nurl = "demo://"\n[[cameras]]\nname = "a"\n'
-         'url = "demo://"\n', "cameras[1].name: duplicate camera name 'a'"),
+        (
+            BASE + '[[cameras]]\nname = "a"\nurl = "demo://"\n[[cameras]]\nname = "a"\n'
+            'url = "demo://"\n',
+            "cameras[1].name: duplicate camera name 'a'",
+        ),
         ('timezone = "Mars/Olympus"\n' + BASE, "timezone: unknown time zone 'Mars/Olympus'"),
-        ('timezone = "UTC"\n[storage]\ncatalog = "c"\n',
-         "storage.volumes: required key is missing"),
+        (
+            'timezone = "UTC"\n[storage]\ncatalog = "c"\n',
+            "storage.volumes: required key is missing",
+        ),
         (BASE + '[[cameras]]\nname = "Bad Name"\nurl = "demo://"\n', "cameras[0].name:"),
         (BASE + "[recording\n", "not valid TOML"),
-        (BASE + "[retention]\ncontinuous_days = 40\n",
-         "retention.continuous_days: must not exceed motion_days (40.0 > 31.0)"),
-        (BASE + "[retention]\nmotion_days = 60\n",
-         "retention.motion_days: must not exceed max_days (60.0 > 31.0)"),
-        (BASE + '[[cameras]]\nname = "a"\nurl = "demo://"\n[cameras.retention]\nmin_days = 20\n',
-         "cameras[0].retention.min_days: must not exceed continuous_days (20.0 > 14.0)"),
-        (BASE + '[[cameras]]\nname = "a"\nurl = "demo://"\n[cameras.retention]\nmax_dayz = 2\n',
-         "cameras[0].retention.max_dayz: unknown key"),
+        (
+            BASE + "[retention]\ncontinuous_days = 40\n",
+            "retention.continuous_days: must not exceed motion_days (40.0 > 31.0)",
+        ),
+        (
+            BASE + "[retention]\nmotion_days = 60\n",
+            "retention.motion_days: must not exceed max_days (60.0 > 31.0)",
+        ),
+        (
+            BASE + '[[cameras]]\nname = "a"\nurl = "demo://"\n[cameras.retention]\nmin_days = 20\n',
+            "cameras[0].retention.min_days: must not exceed continuous_days (20.0 > 14.0)",
+        ),
+        (
+            BASE + '[[cameras]]\nname = "a"\nurl = "demo://"\n[cameras.retention]\nmax_dayz = 2\n',
+            "cameras[0].retention.max_dayz: unknown key",
+        ),
         (BASE + "[retention]\nthin_after_days = 20\n", "retention.thin_after_days:"),
-        (BASE.replace('path = "hot"', 'path = "hot"\nreserve_free_bytes = "lots"'),
-         "storage.volumes[0].reserve_free_bytes: not a size: 'lots'"),
-        (BASE.replace('path = "hot"', 'path = "hot"\nreserve_free_percent = 60'),
-         "storage.volumes[0].reserve_free_percent: Input should be less than or equal to 50"),
-        (BASE.replace('path = "hot"', 'path = "."\nreserve_free_bytes = "1000 TiB"'),
-         "storage.volumes[0].reserve_free_bytes: the reserve"),
+        (
+            BASE.replace('path = "hot"', 'path = "hot"\nreserve_free_bytes = "lots"'),
+            "storage.volumes[0].reserve_free_bytes: not a size: 'lots'",
+        ),
+        (
+            BASE.replace('path = "hot"', 'path = "hot"\nreserve_free_percent = 60'),
+            "storage.volumes[0].reserve_free_percent: Input should be less than or equal to 50",
+        ),
+        (
+            BASE.replace('path = "hot"', 'path = "."\nreserve_free_bytes = "1000 TiB"'),
+            "storage.volumes[0].reserve_free_bytes: the reserve",
+        ),
     ],
 )
 def test_bad_config_names_file_and_key(tmp_path: Path, body: str, message: str) -> None:
@@ -93,12 +117,16 @@ def test_password_file_is_used_and_needs_a_user(tmp_path: Path) -> None:
     secret = tmp_path / "pw"
     secret.write_text("s3cr3t!@\n")
     secret.chmod(0o600)
-    path = write_config(tmp_path, [{"name": "door", "url": "rtsp://viewer@127.0.0.1:554/s",
-                                    "password_file": "pw"}])
+    path = write_config(
+        tmp_path, [{"name": "door", "url": "rtsp://viewer@127.0.0.1:554/s", "password_file": "pw"}]
+    )
     camera = load(path).config.cameras[0]
     assert camera.source_url() == "rtsp://viewer:s3cr3t%21%40@127.0.0.1:554/s"
-    no_user = write_config(tmp_path, [{"name": "door", "url": "rtsp://127.0.0.1/s",
-                                       "password_file": "pw"}], name="nouser.toml")
+    no_user = write_config(
+        tmp_path,
+        [{"name": "door", "url": "rtsp://127.0.0.1/s", "password_file": "pw"}],
+        name="nouser.toml",
+    )
     result = run_cli(no_user, "check-config")
     assert result.returncode == 2
     assert "cameras[0].password_file: the url names no user" in result.stderr
@@ -115,12 +143,14 @@ def test_relative_paths_are_relative_to_the_config_file(tmp_path: Path) -> None:
 def test_example_config_documents_the_model_and_loads(tmp_path: Path) -> None:
     example = REPO / "config" / "ccvault.example.toml"
     assert example.read_text() == config_doc.render(), (
-        "config/ccvault.example.toml is stale: python -m ccvault.config.example > it")
+        "config/ccvault.example.toml is stale: python -m ccvault.config.example > it"
+    )
     secret = tmp_path / "pw"
     secret.write_text("pw")
     copy = tmp_path / "example.toml"
-    copy.write_text(example.read_text().replace("/etc/ccvault/secrets/server-room-door",
-                                                str(secret)))
+    copy.write_text(
+        example.read_text().replace("/etc/ccvault/secrets/server-room-door", str(secret))
+    )
     loaded = load(copy).config
     assert [c.name for c in loaded.cameras] == ["server-room-door", "lab"]
 

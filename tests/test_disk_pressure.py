@@ -45,12 +45,27 @@ WARM_UP_S = 10
 NO_SPACE = ("No space left", "ENOSPC", "Errno 28", "Disk quota")
 # Warnings and errors that running short of space must not cause (the expected alerts,
 # premature_deletion and held_footage_blocking, are checked on their own).
-TROUBLE = {"segment.quarantined", "ingest.scan_failed", "ingest.no_volume",
-           "scheduler.job_failed", "scheduler.job_missed", "recorder.exited",
-           "recorder.tick_failed", "recorder.kill", "recorder.ffmpeg", "recorder.source",
-           "purge.failed", "migrate.failed", "thin.failed", "segment.missing",
-           "segment_corrupt", "motion.tick_failed", "motion.failed", "intent.deferred",
-           "ingest.run_not_empty"}
+TROUBLE = {
+    "segment.quarantined",
+    "ingest.scan_failed",
+    "ingest.no_volume",
+    "scheduler.job_failed",
+    "scheduler.job_missed",
+    "recorder.exited",
+    "recorder.tick_failed",
+    "recorder.kill",
+    "recorder.ffmpeg",
+    "recorder.source",
+    "purge.failed",
+    "migrate.failed",
+    "thin.failed",
+    "segment.missing",
+    "segment_corrupt",
+    "motion.tick_failed",
+    "motion.failed",
+    "intent.deferred",
+    "ingest.run_not_empty",
+}
 # A known start-up race, not caused by the disk (see the report of this test file): the ingest
 # scan removes a camera's new, still empty run directory before the recorder counts as running,
 # so its ffmpeg cannot create segments.csv, exits, and is restarted a second later.
@@ -66,8 +81,12 @@ def mounted_tmpfs(path: Path, size_mib: int) -> Iterator[Path]:
     if os.geteuid() != 0:
         pytest.skip("mounting a tmpfs for the disk-pressure tests needs root")
     path.mkdir(parents=True, exist_ok=True)
-    result = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size_mib}m,mode=0755",
-                             "tmpfs", str(path)], capture_output=True, text=True, check=False)
+    result = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", f"size={size_mib}m,mode=0755", "tmpfs", str(path)],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
     if result.returncode != 0:
         pytest.skip(f"cannot mount a tmpfs at {path}: {result.stderr.strip() or result.returncode}")
     try:
@@ -81,7 +100,8 @@ def test_catalog_filesystem_no_volume_covers_is_reported(tmp_path: Path) -> None
     """ccvault cannot purge its way out of a full catalog filesystem: it says so instead."""
     with mounted_tmpfs(tmp_path / "small", 16) as small:
         assert low_filesystems({"catalog": small, "home": tmp_path}, []) == {
-            "catalog": free_bytes(small)}
+            "catalog": free_bytes(small)
+        }
         volume = Volume("v", small, "hot", True, "")
         assert low_filesystems({"catalog": small}, [volume]) == {}  # pressure covers it
 
@@ -164,8 +184,18 @@ class Sampler:
         while not self._stop.is_set():
             began = time.monotonic()
             for camera in self.cameras:
-                result = run_cli(self.config, "segments", "--camera", camera, "--from",
-                                 f"-{self.look_back_s}s", "--to", "now", "--json", timeout=30)
+                result = run_cli(
+                    self.config,
+                    "segments",
+                    "--camera",
+                    camera,
+                    "--from",
+                    f"-{self.look_back_s}s",
+                    "--to",
+                    "now",
+                    "--json",
+                    timeout=30,
+                )
                 if result.returncode != 0:
                     self.errors.append(result.stderr)
                     continue
@@ -178,13 +208,15 @@ class Sampler:
 
 
 def events(daemon: Daemon, name: str, **fields: object) -> list[dict]:
-    return [e for e in list(daemon.events) if e.get("event") == name
-            and all(e.get(k) == v for k, v in fields.items())]
+    return [
+        e
+        for e in list(daemon.events)
+        if e.get("event") == name and all(e.get(k) == v for k, v in fields.items())
+    ]
 
 
 def ingested(daemon: Daemon, camera: str) -> list[dict]:
-    return sorted(events(daemon, "segment.ingested", camera=camera),
-                  key=lambda e: e["start_ms"])
+    return sorted(events(daemon, "segment.ingested", camera=camera), key=lambda e: e["start_ms"])
 
 
 def event_ms(event: dict) -> int:
@@ -203,15 +235,17 @@ def assert_no_trouble(daemon: Daemon) -> None:
         assert not any(word in line for word in NO_SPACE), f"out of space: {line}"
     stopping = min([event_ms(e) for e in events(daemon, "daemon.signal")], default=2**62)
     # ffmpeg's own words about being stopped ("Immediate exit requested") are not trouble.
-    trouble = [e for e in list(daemon.events) if e.get("event") in TROUBLE
-               and event_ms(e) < stopping]
+    trouble = [
+        e for e in list(daemon.events) if e.get("event") in TROUBLE and event_ms(e) < stopping
+    ]
     assert trouble == [], "\n".join(json.dumps(e)[:400] for e in trouble)
     crashed = [line for line in daemon.raw if "Traceback" in line or line.startswith("ccvault:")]
     assert crashed == [], "".join(crashed)
 
 
-def assert_recording_never_stopped(daemon: Daemon, camera: str, since_ms: int,
-                                   until_ms: int) -> None:
+def assert_recording_never_stopped(
+    daemon: Daemon, camera: str, since_ms: int, until_ms: int
+) -> None:
     """A segment of camera starts in every WINDOW_S window of [since_ms, until_ms), and
     consecutive segments follow each other without a hole (the daemon's log keeps every
     ingested segment, even those pressure deleted since)."""
@@ -220,15 +254,20 @@ def assert_recording_never_stopped(daemon: Daemon, camera: str, since_ms: int,
     starts = [e["start_ms"] for e in found]
     for window in range(since_ms, until_ms - WINDOW_S * 1000, WINDOW_S * 1000):
         assert any(window <= s < window + WINDOW_S * 1000 for s in starts), (
-            f"{camera}: no segment starts in [{utc_text(window)}, +{WINDOW_S}s)", starts)
-    gaps = [(b["start_ms"] - a["start_ms"] - a["duration_ms"]) / 1000
-            for a, b in itertools.pairwise(found)]
+            f"{camera}: no segment starts in [{utc_text(window)}, +{WINDOW_S}s)",
+            starts,
+        )
+    gaps = [
+        (b["start_ms"] - a["start_ms"] - a["duration_ms"]) / 1000
+        for a, b in itertools.pairwise(found)
+    ]
     assert max(gaps, default=0) < 1.0, f"{camera}: recording has holes {gaps}"
 
 
 def segments_between(config: Path, camera: str, from_ms: int, to_ms: int) -> list[dict]:
-    return cli_json(config, "segments", "--camera", camera, "--from", utc_text(from_ms),
-                    "--to", utc_text(to_ms))
+    return cli_json(
+        config, "segments", "--camera", camera, "--from", utc_text(from_ms), "--to", utc_text(to_ms)
+    )
 
 
 def sha256(path: str) -> str:
@@ -237,8 +276,11 @@ def sha256(path: str) -> str:
 
 def catalogued(config: Path, cameras: tuple[str, ...], from_ms: int, to_ms: int) -> dict[int, dict]:
     """What `ccvault segments` lists for the cameras in [from_ms, to_ms), by segment id."""
-    return {seg["id"]: seg for camera in cameras
-            for seg in segments_between(config, camera, from_ms, to_ms)}
+    return {
+        seg["id"]: seg
+        for camera in cameras
+        for seg in segments_between(config, camera, from_ms, to_ms)
+    }
 
 
 def assert_held_intact(listed: dict[int, dict], held: list[Seeded]) -> None:
@@ -268,13 +310,23 @@ def assert_store_consistent(config: Path, held_ids: set[int]) -> dict:
     reconciled = run_cli(config, "reconcile", "--json")
     assert reconciled.returncode == 0, reconciled.stdout + reconciled.stderr
     assert json.loads(reconciled.stdout) == {
-        "ingested": [], "adopted": [], "duplicates": [], "quarantined": [], "missing": []}
+        "ingested": [],
+        "adopted": [],
+        "duplicates": [],
+        "quarantined": [],
+        "missing": [],
+    }
     return plan
 
 
 def hot_volume(name: str, path: Path, reserve: int | str) -> dict:
-    return {"name": name, "path": str(path), "role": "hot",
-            "reserve_free_bytes": reserve, "reserve_free_percent": 0}
+    return {
+        "name": name,
+        "path": str(path),
+        "role": "hot",
+        "reserve_free_bytes": reserve,
+        "reserve_free_percent": 0,
+    }
 
 
 def stop(daemon: Daemon, tmp_path: Path) -> int:
@@ -291,8 +343,9 @@ def run_for(seconds: float, daemon: Daemon) -> None:
     while time.monotonic() < deadline:
         assert daemon.proc is not None
         if daemon.proc.poll() is not None:
-            raise AssertionError(f"daemon exited ({daemon.proc.returncode}):\n"
-                                 + "".join(daemon.raw[-30:]))
+            raise AssertionError(
+                f"daemon exited ({daemon.proc.returncode}):\n" + "".join(daemon.raw[-30:])
+            )
         time.sleep(0.5)
 
 
@@ -316,9 +369,11 @@ def small_disk(tmp_path: Path) -> Iterator[Path]:
 
 # Each 1280x720 demo camera writes ~100 KiB/s, the 640x360 one ~35 KiB/s: ~0.24 MiB/s in all,
 # so the free space the test leaves (the reserve plus START_HEADROOM) is gone in ~40 s.
-PRESSURE_CAMERAS = {"door": "demo://?width=1280&height=720&period=20",
-                    "rack": "demo://?width=1280&height=720&period=30",
-                    "aisle": "demo://?width=640&height=360&period=40"}
+PRESSURE_CAMERAS = {
+    "door": "demo://?width=1280&height=720&period=20",
+    "rack": "demo://?width=1280&height=720&period=30",
+    "aisle": "demo://?width=640&height=360&period=40",
+}
 START_HEADROOM = 1 * MIB  # free space above the reserve when the daemon starts
 RUN_S = 66  # pressure checks at 0 s, 15 s (the first retention pass), 30 s and 60 s
 # Five-minute seeded segments of ~0.36 MiB each: 16 MiB of footage two days old, which only a
@@ -332,9 +387,12 @@ def test_full_disk_recording_goes_on_by_premature_deletion_and_held_footage_stay
 ) -> None:
     volume = disk / "hot"
     cameras = tuple(PRESSURE_CAMERAS)
-    config = write_config(tmp_path, [{"name": n, "url": u} for n, u in PRESSURE_CAMERAS.items()],
-                          segment_seconds=SEGMENT_S,
-                          volumes=[hot_volume("hot", volume, "8 MiB")])
+    config = write_config(
+        tmp_path,
+        [{"name": n, "url": u} for n, u in PRESSURE_CAMERAS.items()],
+        segment_seconds=SEGMENT_S,
+        volumes=[hot_volume("hot", volume, "8 MiB")],
+    )
     now = int(time.time()) * 1000
     # Backdated footage, placed through the store: past min_days (may go without an alert),
     # held (may never go), and younger than min_days (may go, but only with an alert).
@@ -342,14 +400,29 @@ def test_full_disk_recording_goes_on_by_premature_deletion_and_held_footage_stay
     held_to = held_at + 15 * 2000
     footage = [{"camera": c, "start_ms": old_at + i * 2000} for c in cameras for i in range(5)]
     footage += [{"camera": c, "start_ms": held_at + i * 2000} for c in cameras for i in range(15)]
-    footage += [{"camera": c, "start_ms": young_at + i * YOUNG_SEGMENT_S * 1000,
-                 "seconds": float(YOUNG_SEGMENT_S)}
-                for c in cameras for i in range(YOUNG_PER_CAMERA)]
+    footage += [
+        {
+            "camera": c,
+            "start_ms": young_at + i * YOUNG_SEGMENT_S * 1000,
+            "seconds": float(YOUNG_SEGMENT_S),
+        }
+        for c in cameras
+        for i in range(YOUNG_PER_CAMERA)
+    ]
     seeded = seed(config, footage, tmp_path / "cache")
     held = [s for s in seeded if held_at <= s.start_ms < held_to]
     young = sorted((s for s in seeded if s.start_ms >= young_at), key=lambda s: (s.start_ms, s.id))
-    hold = run_cli(config, "hold", "add", "--from", utc_text(held_at), "--to", utc_text(held_to),
-                   "--reason", "incident 4711: keep everything")
+    hold = run_cli(
+        config,
+        "hold",
+        "add",
+        "--from",
+        utc_text(held_at),
+        "--to",
+        utc_text(held_to),
+        "--reason",
+        "incident 4711: keep everything",
+    )
     assert hold.returncode == 0, hold.stderr
     young_bytes = sum(Path(s.path).stat().st_size for s in young)
     ballast = add_ballast(disk, RESERVE + START_HEADROOM)
@@ -369,13 +442,16 @@ def test_full_disk_recording_goes_on_by_premature_deletion_and_held_footage_stay
     low_at, low = monitor.minimum
     alerts = events(daemon, "premature_deletion")
     purges = events(daemon, "purge.done")
-    report = {"young_seeded_mib": round(young_bytes / MIB, 1),
-              "ballast_mib": round(ballast / MIB, 1), "min_free_mib": round(low / MIB, 2),
-              "min_free_at_s": round(low_at - started_ms / 1000, 1),
-              "premature": [{k: e.get(k) for k in ("timestamp", "cameras", "bytes")}
-                            for e in alerts],
-              "purges": [{k: e.get(k) for k in ("timestamp", "segments", "bytes", "rules")}
-                         for e in purges]}
+    report = {
+        "young_seeded_mib": round(young_bytes / MIB, 1),
+        "ballast_mib": round(ballast / MIB, 1),
+        "min_free_mib": round(low / MIB, 2),
+        "min_free_at_s": round(low_at - started_ms / 1000, 1),
+        "premature": [{k: e.get(k) for k in ("timestamp", "cameras", "bytes")} for e in alerts],
+        "purges": [
+            {k: e.get(k) for k in ("timestamp", "segments", "bytes", "rules")} for e in purges
+        ],
+    }
     (tmp_path / "report.json").write_text(json.dumps(report, indent=1))
     print("disk pressure:", json.dumps(report))
 
@@ -417,7 +493,8 @@ def test_full_disk_recording_goes_on_by_premature_deletion_and_held_footage_stay
             assert entry["segments"] > 0 and entry["volume"] == "hot", alert
     assert sum(a["bytes"] for a in alerts) >= 2 * RESERVE, "pressure kept freeing space"
     assert not [seg for seg in listed.values() if seg["start_ms"] < held_at], (
-        "footage past min_days goes first")
+        "footage past min_days goes first"
+    )
     kept = [s.id in listed for s in young]
     assert kept == sorted(kept), "premature deletion takes the oldest footage first"
     recorded_deleted = any(e["to_ms"] > started_ms for a in alerts for e in a["cameras"].values())
@@ -428,9 +505,12 @@ def test_full_disk_recording_goes_on_by_premature_deletion_and_held_footage_stay
 
 
 BLOCK_CAMERA = {"name": "door", "url": "demo://?width=640&height=360"}
+
+
 def recorded_since(daemon: Daemon, camera: str, since_ms: int, count: int) -> Callable[[], bool]:
     """A wait_for predicate: count segments of camera ingested since since_ms; fails at once
     when the daemon reports running out of space."""
+
     def check() -> bool:
         for line in list(daemon.raw):
             assert not any(word in line for word in NO_SPACE), f"out of space: {line}"
@@ -439,31 +519,56 @@ def recorded_since(daemon: Daemon, camera: str, since_ms: int, count: int) -> Ca
     return check
 
 
-@pytest.mark.parametrize("left_free", [
-    pytest.param(RESERVE // 2, id="under-its-reserve"),
-    pytest.param(64 * 1024, id="full"),
-])
+@pytest.mark.parametrize(
+    "left_free",
+    [
+        pytest.param(RESERVE // 2, id="under-its-reserve"),
+        pytest.param(64 * 1024, id="full"),
+    ],
+)
 def test_volume_with_only_held_footage_left_blocks_and_recording_moves_on(
     tmp_path: Path, small_disk: Path, daemon_factory, left_free: int
 ) -> None:
     small, big = small_disk / "small", tmp_path / "big"
-    config = write_config(tmp_path, [BLOCK_CAMERA], segment_seconds=SEGMENT_S, volumes=[
-        hot_volume("small", small, "8 MiB"), hot_volume("big", big, 0)])
+    config = write_config(
+        tmp_path,
+        [BLOCK_CAMERA],
+        segment_seconds=SEGMENT_S,
+        volumes=[hot_volume("small", small, "8 MiB"), hot_volume("big", big, 0)],
+    )
     held_at = int(time.time()) * 1000 - 2 * DAY_MS
-    held = seed(config, [{"camera": "door", "start_ms": held_at + i * 2000, "volume": "small"}
-                         for i in range(20)], tmp_path / "cache")
+    held = seed(
+        config,
+        [{"camera": "door", "start_ms": held_at + i * 2000, "volume": "small"} for i in range(20)],
+        tmp_path / "cache",
+    )
     held_to = held_at + 20 * 2000
-    hold = run_cli(config, "hold", "add", "--camera", "door", "--from", utc_text(held_at),
-                   "--to", utc_text(held_to), "--reason", "court order")
+    hold = run_cli(
+        config,
+        "hold",
+        "add",
+        "--camera",
+        "door",
+        "--from",
+        utc_text(held_at),
+        "--to",
+        utc_text(held_to),
+        "--reason",
+        "court order",
+    )
     assert hold.returncode == 0, hold.stderr
     add_ballast(small_disk, left_free)  # under the reserve, nothing but held footage to free
 
     with FreeSpaceMonitor(small_disk) as monitor:
         daemon = daemon_factory(config)
-        blocked = daemon.wait_event("held_footage_blocking", timeout=PRESSURE_EVERY_S + 5,
-                                    volume="small")
-        wait_for(recorded_since(daemon, "door", event_ms(blocked), 4), 20,
-                 what="segments recorded after the block")
+        blocked = daemon.wait_event(
+            "held_footage_blocking", timeout=PRESSURE_EVERY_S + 5, volume="small"
+        )
+        wait_for(
+            recorded_since(daemon, "door", event_ms(blocked), 4),
+            20,
+            what="segments recorded after the block",
+        )
         assert stop(daemon, tmp_path) == 0
     assert blocked["level"] == "error" and blocked["need_bytes"] > 0, blocked
     after = [e for e in ingested(daemon, "door") if e["start_ms"] > event_ms(blocked)]
@@ -482,13 +587,27 @@ def test_volume_with_only_held_footage_left_blocks_and_recording_moves_on(
 def test_only_volume_with_less_than_an_hour_of_footage_is_not_blocked(
     tmp_path: Path, small_disk: Path, daemon_factory
 ) -> None:
-    config = write_config(tmp_path, [BLOCK_CAMERA], segment_seconds=SEGMENT_S,
-                          volumes=[hot_volume("hot", small_disk / "hot", "8 MiB")])
+    config = write_config(
+        tmp_path,
+        [BLOCK_CAMERA],
+        segment_seconds=SEGMENT_S,
+        volumes=[hot_volume("hot", small_disk / "hot", "8 MiB")],
+    )
     # ~2 MiB of footage from the last hour (a fresh install), nothing held; the disk is shared
     # with other data and half a MiB under the reserve.
     recent_at = int(time.time()) * 1000 - 40 * 60_000
-    seed(config, [{"camera": "door", "start_ms": recent_at + i * YOUNG_SEGMENT_S * 1000,
-                   "seconds": float(YOUNG_SEGMENT_S)} for i in range(6)], tmp_path / "cache")
+    seed(
+        config,
+        [
+            {
+                "camera": "door",
+                "start_ms": recent_at + i * YOUNG_SEGMENT_S * 1000,
+                "seconds": float(YOUNG_SEGMENT_S),
+            }
+            for i in range(6)
+        ],
+        tmp_path / "cache",
+    )
     add_ballast(small_disk, RESERVE - MIB // 2)
 
     daemon = daemon_factory(config)

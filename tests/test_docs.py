@@ -12,8 +12,9 @@ SOURCE = "".join(p.read_text() for p in (REPO / "ccvault").rglob("*.py"))
 
 
 def test_cited_files_and_tests_exist() -> None:
-    cited = set(re.findall(r"`((?:tests|ccvault|bench|config|systemd)/[\w/.]+?\.\w+)(?:::(\w+))?`",
-                           DESIGN))
+    cited = set(
+        re.findall(r"`((?:tests|ccvault|bench|config|systemd)/[\w/.]+?\.\w+)(?:::(\w+))?`", DESIGN)
+    )
     cited |= set(re.findall(r"(tests/[\w/]+\.py)(?:::(\w+))?", DESIGN))
     assert cited
     for path, test in cited:
@@ -23,8 +24,11 @@ def test_cited_files_and_tests_exist() -> None:
 
 
 def test_cited_functions_exist() -> None:
-    modules = {p.stem: ".".join(p.relative_to(REPO).with_suffix("").parts)
-               for p in (REPO / "ccvault").rglob("*.py") if p.stem not in ("__init__", "__main__")}
+    modules = {
+        p.stem: ".".join(p.relative_to(REPO).with_suffix("").parts)
+        for p in (REPO / "ccvault").rglob("*.py")
+        if p.stem not in ("__init__", "__main__")
+    }
     classes = {}
     for name in modules.values():
         module = importlib.import_module(name)

@@ -49,7 +49,8 @@ def fsynced(monkeypatch: pytest.MonkeyPatch) -> list[Path]:
 
 
 def test_a_new_day_directory_is_durable_before_its_first_segment_row(
-        tmp_path: Path, fsynced: list[Path]) -> None:
+    tmp_path: Path, fsynced: list[Path]
+) -> None:
     config = load(write_config(tmp_path, [{"name": "door", "url": "demo://"}])).config
     writer = CatalogWriter(config.storage.catalog, AuditLog(config.audit_path))
     volumes = open_volumes(config, writer, SystemClock().wall_ms())
@@ -65,12 +66,18 @@ def test_a_new_day_directory_is_durable_before_its_first_segment_row(
     writer.segments.add = add  # type: ignore[method-assign]
     media = probe(clip)
     start_ms = 1_790_000_000_000
-    stored = store.add(clip, "door", start_ms, start_ms + media.duration_ms, media,
-                       sha256_file(clip), "recorded")
+    stored = store.add(
+        clip, "door", start_ms, start_ms + media.duration_ms, media, sha256_file(clip), "recorded"
+    )
     root = tmp_path / "hot"
     new_dirs = [d for d in stored.path.parents if d.is_relative_to(root / "door")]
     assert [d.relative_to(root).as_posix() for d in new_dirs[::-1]] == [
-        "door", "door/2026", "door/2026/09", "door/2026/09/21", "door/2026/09/21/14"]
+        "door",
+        "door/2026",
+        "door/2026/09",
+        "door/2026/09/21",
+        "door/2026/09/21/14",
+    ]
     for directory in new_dirs:
         assert directory in at_commit, f"{directory} was not fsynced before the row"
         assert directory.parent in at_commit, f"{directory.parent} was not fsynced"
@@ -78,12 +85,17 @@ def test_a_new_day_directory_is_durable_before_its_first_segment_row(
 
 
 def test_a_crashed_imports_segments_are_analysed_after_a_restart(
-        tmp_path: Path, daemon_factory) -> None:
+    tmp_path: Path, daemon_factory
+) -> None:
     config = write_config(tmp_path, [{"name": "door", "url": "demo://", "enabled": False}])
     clip = make_clip(tmp_path / "sd-card.mp4", 12, motion_windows=((4, 7),))
-    died = subprocess.run([sys.executable, "-m", "tests.crash_step", "import", str(config),
-                           "door", "-1h", str(clip)], cwd=REPO, capture_output=True,
-                          text=True, timeout=120)
+    died = subprocess.run(
+        [sys.executable, "-m", "tests.crash_step", "import", str(config), "door", "-1h", str(clip)],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert died.returncode == -signal.SIGKILL, died.stderr
     catalog = tmp_path / "catalog.sqlite"
     writer = CatalogWriter(catalog)
@@ -96,7 +108,8 @@ def test_a_crashed_imports_segments_are_analysed_after_a_restart(
     def analysed() -> bool:
         with writer.reader() as conn:
             return {r[0] for r in conn.execute("SELECT analysis FROM segments")} == {
-                AnalysisState.ANALYSED}
+                AnalysisState.ANALYSED
+            }
 
     wait_for(analysed, 60, what="the crashed import's segments analysed by the daemon")
     with writer.reader() as conn:
@@ -112,8 +125,16 @@ def test_a_running_imports_segments_are_left_to_it(tmp_path: Path) -> None:
     store = SegmentStore(writer, lambda: volumes, SystemClock())
     clip = make_clip(tmp_path / "clip.mp4", 2)
     media, now = probe(clip), int(time.time() * 1000)
-    store.add(clip, "door", now, now + media.duration_ms, media, sha256_file(clip),
-              "imported", AnalysisState.BY_IMPORT)
+    store.add(
+        clip,
+        "door",
+        now,
+        now + media.duration_ms,
+        media,
+        sha256_file(clip),
+        "imported",
+        AnalysisState.BY_IMPORT,
+    )
     with import_running(config.storage.catalog):
         assert reset_interrupted(writer) == 0  # its own process analyses it
     assert reset_interrupted(writer) == 1

@@ -54,8 +54,7 @@ class Site:
         return conn
 
     def audit(self, action: str) -> list[dict[str, Any]]:
-        return [r for r in AuditLog(self.root / "audit.jsonl").records()
-                if r["action"] == action]
+        return [r for r in AuditLog(self.root / "audit.jsonl").records() if r["action"] == action]
 
     def jobs(self) -> tuple[ExportJobs, CatalogWriter]:
         config = load(self.config).config
@@ -66,16 +65,34 @@ class Site:
 
 
 def make_site(root: Path, segments: int = 6) -> Site:
-    config = write_config(root, [{"name": "door", "url": "demo://", "enabled": False}],
-                          volumes=[{"name": "hot", "path": str(root / "hot"), "role": "hot",
-                                    "reserve_free_bytes": 0, "reserve_free_percent": 0}])
+    config = write_config(
+        root,
+        [{"name": "door", "url": "demo://", "enabled": False}],
+        volumes=[
+            {
+                "name": "hot",
+                "path": str(root / "hot"),
+                "role": "hot",
+                "reserve_free_bytes": 0,
+                "reserve_free_percent": 0,
+            }
+        ],
+    )
     share = root / "share"
     share.mkdir()
-    config.write_text(config.read_text() + f'\n[export]\nallowed_dirs = ["{share}"]\n'
-                      "max_hours = 1\nkeep_days = 1\n")
+    config.write_text(
+        config.read_text() + f'\n[export]\nallowed_dirs = ["{share}"]\n'
+        "max_hours = 1\nkeep_days = 1\n"
+    )
     base = int(time.time() * 1000) - 2 * 3_600_000
-    seed(config, [{"camera": "door", "start_ms": base + i * SEGMENT_MS, "seconds": 4}
-                  for i in range(segments)], root / "cache")
+    seed(
+        config,
+        [
+            {"camera": "door", "start_ms": base + i * SEGMENT_MS, "seconds": 4}
+            for i in range(segments)
+        ],
+        root / "cache",
+    )
     return Site(root, config, base, root / "exports", share)
 
 
@@ -88,24 +105,43 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Site:
 def bundle(site: Site) -> tuple[Path, dict[str, Any]]:
     """One CLI export of [2.5 s, 17.5 s): five segments, the clip from the keyframe at 2 s."""
     out = site.exports / "incident-42"
-    result = run_cli(site.config, "export", "--camera", "door", "--from", site.at(2.5),
-                     "--to", site.at(17.5), "--out", str(out), "--reason", "incident 42",
-                     "--json")
+    result = run_cli(
+        site.config,
+        "export",
+        "--camera",
+        "door",
+        "--from",
+        site.at(2.5),
+        "--to",
+        site.at(17.5),
+        "--out",
+        str(out),
+        "--reason",
+        "incident 42",
+        "--json",
+    )
     assert result.returncode == 0, result.stderr
     return out, json.loads(result.stdout)
 
 
 def verify(site: Site | None, path: Path, *extra: str) -> Any:
-    return run_cli(site.config if site else None, "verify-export", str(path), *extra,
-                   env={"CCVAULT_CONFIG": ""})
+    return run_cli(
+        site.config if site else None,
+        "verify-export",
+        str(path),
+        *extra,
+        env={"CCVAULT_CONFIG": ""},
+    )
 
 
 def test_bundle_holds_the_originals_a_clip_and_a_signed_manifest(site, bundle) -> None:
     out, result = bundle
     manifest = json.loads((out / "manifest.json").read_bytes())
     with site.catalog() as conn:
-        rows = {r["id"]: r for r in conn.execute(
-            "SELECT s.id, s.sha256, s.bytes, s.path FROM segments s")}
+        rows = {
+            r["id"]: r
+            for r in conn.execute("SELECT s.id, s.sha256, s.bytes, s.path FROM segments s")
+        }
         job = conn.execute("SELECT * FROM exports WHERE id = ?", (result["id"],)).fetchone()
         assert conn.execute("SELECT COUNT(*) FROM export_pins").fetchone()[0] == 0
     assert job["state"] == "done" and job["pin_id"] is None and job["progress"] == 1
@@ -120,11 +156,23 @@ def test_bundle_holds_the_originals_a_clip_and_a_signed_manifest(site, bundle) -
         duration = float(clip.duration) / av.time_base
     assert abs(duration - 15.0) <= 1.0, duration  # keyframes every second
     assert manifest["actual"]["from"] == site.at(2.0) == result["actual"]["from"]
-    assert manifest["requested"] == {"from": site.at(2.5), "to": site.at(17.5),
-                                     "from_ms": site.base_ms + 2500,
-                                     "to_ms": site.base_ms + 17500}
-    for key in ("camera", "timezone", "ccvault_version", "host", "operator", "reason",
-                "created", "gaps", "catalog_id"):
+    assert manifest["requested"] == {
+        "from": site.at(2.5),
+        "to": site.at(17.5),
+        "from_ms": site.base_ms + 2500,
+        "to_ms": site.base_ms + 17500,
+    }
+    for key in (
+        "camera",
+        "timezone",
+        "ccvault_version",
+        "host",
+        "operator",
+        "reason",
+        "created",
+        "gaps",
+        "catalog_id",
+    ):
         assert manifest[key] not in (None, ""), key
     assert manifest["reason"] == "incident 42" and manifest["operator"].startswith("cli:")
     assert manifest["clock"]["ntp_synchronized"] in (True, False, "unknown")
@@ -148,7 +196,8 @@ def test_bundle_holds_the_originals_a_clip_and_a_signed_manifest(site, bundle) -
     assert done[0]["details"]["manifest_sha256"] == manifest_sha
     assert done[0]["details"]["camera"] == "door"
     assert {start[0]["details"]["key_fingerprint"], done[0]["details"]["key_fingerprint"]} == {
-        fingerprint}
+        fingerprint
+    }
     ok = verify(site, out)
     assert ok.returncode == 0, ok.stdout + ok.stderr
     assert "ok, 6 files" in ok.stdout and "this installation's" in ok.stdout
@@ -163,8 +212,9 @@ def _flip(path: Path, at: int = 200) -> None:
 def _resign(bundle: Path) -> str:
     """What a forger would do: edit the manifest, sign it with their own key, swap the key."""
     forger = Ed25519PrivateKey.generate()
-    raw = forger.public_key().public_bytes(serialization.Encoding.Raw,
-                                           serialization.PublicFormat.Raw)
+    raw = forger.public_key().public_bytes(
+        serialization.Encoding.Raw, serialization.PublicFormat.Raw
+    )
     manifest = json.loads((bundle / "manifest.json").read_bytes())
     manifest["reason"] = "something else"
     manifest["signature"]["public_key"] = base64.b64encode(raw).decode()
@@ -178,15 +228,22 @@ def _segment(bundle: Path) -> Path:
     return sorted((bundle / "segments").iterdir())[1]
 
 
-@pytest.mark.parametrize("tamper, problem", [
-    (lambda b: _flip(_segment(b)), "SHA-256 differs from the manifest"),
-    (lambda b: _flip(b / "clip.mp4", 5000), "clip.mp4: SHA-256 differs"),
-    (lambda b: (b / "manifest.json").write_bytes((b / "manifest.json").read_bytes().replace(
-        b'"incident 42"', b'"incident 43"')), "manifest.sig: the signature does not match"),
-    (lambda b: _segment(b).unlink(), "missing from the bundle"),
-    (lambda b: (b / "segments" / "extra.mp4").write_bytes(b"x"), "extra file"),
-    (_resign, "signer: manifest.json is signed by key"),
-])
+@pytest.mark.parametrize(
+    "tamper, problem",
+    [
+        (lambda b: _flip(_segment(b)), "SHA-256 differs from the manifest"),
+        (lambda b: _flip(b / "clip.mp4", 5000), "clip.mp4: SHA-256 differs"),
+        (
+            lambda b: (b / "manifest.json").write_bytes(
+                (b / "manifest.json").read_bytes().replace(b'"incident 42"', b'"incident 43"')
+            ),
+            "manifest.sig: the signature does not match",
+        ),
+        (lambda b: _segment(b).unlink(), "missing from the bundle"),
+        (lambda b: (b / "segments" / "extra.mp4").write_bytes(b"x"), "extra file"),
+        (_resign, "signer: manifest.json is signed by key"),
+    ],
+)
 def test_verify_names_what_was_changed(site, bundle, tmp_path, tamper, problem) -> None:
     copy = tmp_path / "bundle"
     shutil.copytree(bundle[0], copy)
@@ -197,8 +254,9 @@ def test_verify_names_what_was_changed(site, bundle, tmp_path, tamper, problem) 
     assert problem in first, result.stdout
 
 
-def test_a_resigned_manifest_passes_only_without_the_installation_key(site, bundle,
-                                                                       tmp_path) -> None:
+def test_a_resigned_manifest_passes_only_without_the_installation_key(
+    site, bundle, tmp_path
+) -> None:
     """Documented: alone, a bundle proves it is unchanged since *someone* signed it; the
     installation key (the default with a config) or --key proves *who*."""
     copy = tmp_path / "bundle"
@@ -217,19 +275,61 @@ def test_destinations_outside_the_export_dirs_are_refused(site, tmp_path) -> Non
     outside.mkdir()
     (site.share / "link").symlink_to(outside)
     (site.exports / "taken").mkdir(parents=True)
-    refused = [outside / "b", site.exports / ".." / "escape", site.share / "link" / "b",
-               f"{site.share}/../../{tmp_path.name}/b", site.exports, site.exports / "taken"]
+    refused = [
+        outside / "b",
+        site.exports / ".." / "escape",
+        site.share / "link" / "b",
+        f"{site.share}/../../{tmp_path.name}/b",
+        site.exports,
+        site.exports / "taken",
+    ]
     for out in refused:
-        result = run_cli(site.config, "export", "--camera", "door", "--from", site.at(0),
-                         "--to", site.at(8), "--out", str(out), "--reason", "r")
+        result = run_cli(
+            site.config,
+            "export",
+            "--camera",
+            "door",
+            "--from",
+            site.at(0),
+            "--to",
+            site.at(8),
+            "--out",
+            str(out),
+            "--reason",
+            "r",
+        )
         assert result.returncode == 4, (out, result.stderr)
         assert "ccvault: error: --out:" in result.stderr, result.stderr
     assert not list(outside.iterdir())
-    long = run_cli(site.config, "export", "--camera", "door", "--from", "-3h", "--to", "now",
-                   "--out", str(site.exports / "long"), "--reason", "r")
+    long = run_cli(
+        site.config,
+        "export",
+        "--camera",
+        "door",
+        "--from",
+        "-3h",
+        "--to",
+        "now",
+        "--out",
+        str(site.exports / "long"),
+        "--reason",
+        "r",
+    )
     assert long.returncode == 4 and "--to:" in long.stderr and "max_hours" in long.stderr
-    unknown = run_cli(site.config, "export", "--camera", "gate", "--from", site.at(0),
-                      "--to", site.at(8), "--out", str(site.exports / "g"), "--reason", "r")
+    unknown = run_cli(
+        site.config,
+        "export",
+        "--camera",
+        "gate",
+        "--from",
+        site.at(0),
+        "--to",
+        site.at(8),
+        "--out",
+        str(site.exports / "g"),
+        "--reason",
+        "r",
+    )
     assert unknown.returncode == 3, unknown.stderr
     with site.catalog() as conn:  # nothing refused was recorded or pinned
         assert conn.execute("SELECT COUNT(*) FROM export_pins").fetchone()[0] == 0
@@ -238,8 +338,9 @@ def test_destinations_outside_the_export_dirs_are_refused(site, tmp_path) -> Non
 def test_the_pin_keeps_the_footage_while_the_job_runs(site) -> None:
     jobs, writer = site.jobs()
     try:
-        export_id = jobs.prepare("door", site.base_ms + 8000, site.base_ms + 16000, "pinned",
-                                 "test")
+        export_id = jobs.prepare(
+            "door", site.base_ms + 8000, site.base_ms + 16000, "pinned", "test"
+        )
         plan = json.loads(run_cli(site.config, "purge", "--dry-run", "--all", "--json").stdout)
         rules = {a["segment_id"]: a["rule"] for a in plan["actions"]}
         assert rules[3] == rules[4] == "export_pin", rules
@@ -268,8 +369,20 @@ def test_a_copy_that_differs_from_the_catalog_fails_the_export(tmp_path) -> None
         path = conn.execute("SELECT path FROM segments WHERE id = 2").fetchone()[0]
     _flip(site.root / "hot" / path)
     out = site.exports / "broken"
-    result = run_cli(site.config, "export", "--camera", "door", "--from", site.at(0),
-                     "--to", site.at(12), "--out", str(out), "--reason", "r")
+    result = run_cli(
+        site.config,
+        "export",
+        "--camera",
+        "door",
+        "--from",
+        site.at(0),
+        "--to",
+        site.at(12),
+        "--out",
+        str(out),
+        "--reason",
+        "r",
+    )
     assert result.returncode == 1 and "segment 2" in result.stderr, result.stderr
     assert not out.exists() and not list(site.exports.glob(".*"))  # no half bundle anywhere
     with site.catalog() as conn:
@@ -293,13 +406,27 @@ def test_resume_redoes_an_interrupted_job_and_expiry_spares_allowed_dirs(site) -
     jobs, writer = site.jobs()  # the next daemon start
     try:
         assert jobs.resume() == [export_id]
-        job = wait_for(lambda: (j := jobs.get(export_id))["state"] in ("done", "failed") and j,
-                       30, what="the resumed export")
+        job = wait_for(
+            lambda: (j := jobs.get(export_id))["state"] in ("done", "failed") and j,
+            30,
+            what="the resumed export",
+        )
         assert job["state"] == "done", job
         assert not partial.exists() and verify(site, final).returncode == 0
-        shared = run_cli(site.config, "export", "--camera", "door", "--from", site.at(0),
-                         "--to", site.at(4), "--out", str(site.share / "court"),
-                         "--reason", "handed over")
+        shared = run_cli(
+            site.config,
+            "export",
+            "--camera",
+            "door",
+            "--from",
+            site.at(0),
+            "--to",
+            site.at(4),
+            "--out",
+            str(site.share / "court"),
+            "--reason",
+            "handed over",
+        )
         assert shared.returncode == 0, shared.stderr
         old = time.time_ns() // 1_000_000 - 2 * 86_400_000
         with writer.transaction() as conn:
@@ -330,16 +457,24 @@ def test_api_export_poll_download_verify(site, tmp_path) -> None:
                 assert long.status_code == 409 and long.json()["error"]["field"] == "to"
                 gate = op.post("/api/exports", json={**body, "camera": "gate"})
                 assert gate.status_code == 404 and gate.json()["error"]["field"] == "camera"
-                waiting = jobs.prepare("door", site.base_ms, site.base_ms + 4000, "queued",
-                                       "test")  # recorded, not run: as if behind others
+                waiting = jobs.prepare(
+                    "door", site.base_ms, site.base_ms + 4000, "queued", "test"
+                )  # recorded, not run: as if behind others
                 assert op.get(f"/api/exports/{waiting}/download").status_code == 409
                 made = op.post("/api/exports", json=body)
                 assert made.status_code == 202, made.text
                 export_id = made.json()["id"]
                 assert made.json()["state"] == "queued"
                 assert "dir" not in made.json()
-                job = wait_for(lambda: (j := op.get(f"/api/exports/{export_id}").json())[
-                    "state"] in ("done", "failed") and j, 30, what="the API export")
+                job = wait_for(
+                    lambda: (
+                        (j := op.get(f"/api/exports/{export_id}").json())["state"]
+                        in ("done", "failed")
+                        and j
+                    ),
+                    30,
+                    what="the API export",
+                )
                 assert job["state"] == "done" and job["progress"] == 1, job
                 assert job["bundle"].startswith(f"{export_id}-door-")
                 tar = op.get(f"/api/exports/{export_id}/download")

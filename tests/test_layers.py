@@ -75,8 +75,10 @@ def upward_imports(root: Path) -> list[str]:
                 continue  # the entry point may start the CLI
             theirs = layer_of(target)
             if rank[theirs] > rank[own]:
-                problems.append(f"{path.relative_to(root.parent)}:{line}: {own or 'base'} "
-                                f"imports {target} ({theirs}, a higher layer)")
+                problems.append(
+                    f"{path.relative_to(root.parent)}:{line}: {own or 'base'} "
+                    f"imports {target} ({theirs}, a higher layer)"
+                )
     return problems
 
 
@@ -93,9 +95,11 @@ def test_the_checker_finds_a_planted_upward_import(tmp_path: Path) -> None:
     (pkg / "api" / "routes.py").write_text("from ccvault.storage import volumes\n")
     (pkg / "storage" / "volumes.py").write_text(
         "from typing import TYPE_CHECKING\nif TYPE_CHECKING:\n"
-        "    from ccvault.api.routes import thing\n")
+        "    from ccvault.api.routes import thing\n"
+    )
     assert upward_imports(pkg) == [
-        "ccvault/storage/volumes.py:3: storage imports ccvault.api.routes (api, a higher layer)"]
+        "ccvault/storage/volumes.py:3: storage imports ccvault.api.routes (api, a higher layer)"
+    ]
 
 
 def test_a_module_outside_the_known_packages_is_named(tmp_path: Path) -> None:
@@ -103,5 +107,5 @@ def test_a_module_outside_the_known_packages_is_named(tmp_path: Path) -> None:
     pkg.mkdir()
     (pkg / "__init__.py").write_text("")
     (pkg / "util.py").write_text("")
-    with pytest.raises(AssertionError, match="ccvault.util: not in a known package"):
+    with pytest.raises(AssertionError, match=r"ccvault\.util: not in a known package"):
         upward_imports(pkg)

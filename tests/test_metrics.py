@@ -1,5 +1,5 @@
-"""`GET /metrics`: the Prometheus metrics (ccvault.service.metrics) as rendered, who may read them, and
-the counters moved by the real ingest and retention code paths."""
+"""`GET /metrics`: the Prometheus metrics (ccvault.service.metrics) as rendered, who may read
+them, and the counters moved by the real ingest and retention code paths."""
 
 from __future__ import annotations
 
@@ -41,20 +41,34 @@ def samples(metrics: Metrics) -> Samples:
 
 
 def parse(text: str) -> Samples:
-    return {(s.name, tuple(sorted(s.labels.items()))): s.value
-            for family in text_string_to_metric_families(text) for s in family.samples}
+    return {
+        (s.name, tuple(sorted(s.labels.items()))): s.value
+        for family in text_string_to_metric_families(text)
+        for s in family.samples
+    }
 
 
 def series(found: Samples, name: str) -> dict[str, float]:
     """One-label series of a metric: label value → sample value."""
-    return {labels[0][1]: value for (n, labels), value in found.items()
-            if n == name and len(labels) == 1}
+    return {
+        labels[0][1]: value
+        for (n, labels), value in found.items()
+        if n == name and len(labels) == 1
+    }
 
 
-def volume(name: str, free: int | None, headroom: float | None,
-           available: bool = True) -> VolumeHealth:
-    return VolumeHealth(name, "ok" if available else "missing", "", available,
-                        None if free is None else 10 * free, free, headroom)
+def volume(
+    name: str, free: int | None, headroom: float | None, available: bool = True
+) -> VolumeHealth:
+    return VolumeHealth(
+        name,
+        "ok" if available else "missing",
+        "",
+        available,
+        None if free is None else 10 * free,
+        free,
+        headroom,
+    )
 
 
 def camera(name: str, state: str, last_ms: int | None, backlog: float = 0.0) -> CameraHealth:
@@ -71,10 +85,14 @@ def test_gauges_follow_the_health_snapshot_and_counters_add_up() -> None:
     m.purged("pressure:big", 5)
     m.purge_succeeded(1_700_000_123_456)
     now = 1_700_000_200_000
-    m.observe(Health(now, (volume("hot", 5_000, 7200.5), volume("big", 9_000, None)),
-                     (camera("door", "recording", now - 3000, 12.5),
-                      camera("yard", "offline", None))),
-              {"camera_offline": 1, "volume_low": 2})
+    m.observe(
+        Health(
+            now,
+            (volume("hot", 5_000, 7200.5), volume("big", 9_000, None)),
+            (camera("door", "recording", now - 3000, 12.5), camera("yard", "offline", None)),
+        ),
+        {"camera_offline": 1, "volume_low": 2},
+    )
     found = samples(m)
 
     assert found[("ccvault_build_info", (("version", __version__),))] == 1
@@ -90,24 +108,30 @@ def test_gauges_follow_the_health_snapshot_and_counters_add_up() -> None:
     assert series(found, "ccvault_volume_headroom_seconds") == {"hot": 7200.5}  # big: no rate
     assert series(found, "ccvault_camera_up") == {"door": 1, "yard": 0}
     assert series(found, "ccvault_camera_last_segment_timestamp_seconds") == {
-        "door": (now - 3000) / 1000}
+        "door": (now - 3000) / 1000
+    }
     assert series(found, "ccvault_motion_backlog_seconds") == {"door": 12.5, "yard": 0}
     firing = series(found, "ccvault_alert_firing")
-    assert firing == {**dict.fromkeys(ALERT_DEFAULTS, 0.0), "camera_offline": 1,
-                      "volume_low": 2}
+    assert firing == {**dict.fromkeys(ALERT_DEFAULTS, 0.0), "camera_offline": 1, "volume_low": 2}
 
     # Next snapshot: yard is gone, big went missing (no space known), hot lost its rate,
     # the alerts cleared; a new camera's counters start at 0.
-    m.observe(Health(now + 10_000, (volume("hot", 4_000, None), volume("big", None, None, False)),
-                     (camera("door", "stalled", now + 5000), camera("gate", "connecting", None))),
-              {})
+    m.observe(
+        Health(
+            now + 10_000,
+            (volume("hot", 4_000, None), volume("big", None, None, False)),
+            (camera("door", "stalled", now + 5000), camera("gate", "connecting", None)),
+        ),
+        {},
+    )
     found = samples(m)
     assert series(found, "ccvault_volume_free_bytes") == {"hot": 4000}
     assert series(found, "ccvault_volume_available") == {"hot": 1, "big": 0}
     assert series(found, "ccvault_volume_headroom_seconds") == {}
     assert series(found, "ccvault_camera_up") == {"door": 0, "gate": 0}
     assert series(found, "ccvault_camera_last_segment_timestamp_seconds") == {
-        "door": (now + 5000) / 1000}
+        "door": (now + 5000) / 1000
+    }
     assert series(found, "ccvault_motion_backlog_seconds") == {"door": 0, "gate": 0}
     assert series(found, "ccvault_alert_firing") == dict.fromkeys(ALERT_DEFAULTS, 0.0)
     # Counters keep what was counted (yard's too: a counter never goes back).
@@ -142,8 +166,12 @@ def test_metrics_need_a_signed_in_user_unless_public(api: Api, tmp_path: Path) -
     assert anonymous.status_code == 401
     assert anonymous.json()["error"]["code"] == "unauthenticated"
     assert anonymous.headers["www-authenticate"] == "Bearer"
-    assert api.client(None).get("/metrics", headers={
-        "Authorization": "Bearer not-a-token"}).status_code == 401
+    assert (
+        api.client(None)
+        .get("/metrics", headers={"Authorization": "Bearer not-a-token"})
+        .status_code
+        == 401
+    )
     for role in ("viewer", "admin"):
         r = api.client(role).get("/metrics")
         assert r.status_code == 200, r.text
@@ -179,16 +207,27 @@ def test_metrics_public_needs_no_credentials(tmp_path: Path) -> None:
 # The counters from the real hooks: SegmentStore.add and the retention executor.
 
 
-def test_ingest_and_retention_move_the_counters_by_exactly_what_they_did(
-        tmp_path: Path) -> None:
+def test_ingest_and_retention_move_the_counters_by_exactly_what_they_did(tmp_path: Path) -> None:
     config_path = write_config(
-        tmp_path, [{"name": "door", "url": "demo://", "enabled": False},
-                   {"name": "yard", "url": "demo://", "enabled": False}],
-        volumes=[{"name": "hot", "path": str(tmp_path / "hot"), "role": "hot",
-                  "reserve_free_bytes": 0, "reserve_free_percent": 0}])
+        tmp_path,
+        [
+            {"name": "door", "url": "demo://", "enabled": False},
+            {"name": "yard", "url": "demo://", "enabled": False},
+        ],
+        volumes=[
+            {
+                "name": "hot",
+                "path": str(tmp_path / "hot"),
+                "role": "hot",
+                "reserve_free_bytes": 0,
+                "reserve_free_percent": 0,
+            }
+        ],
+    )
     # yard (the last [[cameras]]) has a quota that everything past min_days exceeds.
-    config_path.write_text(config_path.read_text()
-                           + "\n[cameras.retention]\nmax_bytes = 1\nmin_days = 2\n")
+    config_path.write_text(
+        config_path.read_text() + "\n[cameras.retention]\nmax_bytes = 1\nmin_days = 2\n"
+    )
     config = load(config_path).config
     clock = SystemClock()
     writer = CatalogWriter(config.storage.catalog, AuditLog(config.audit_path))
@@ -200,39 +239,59 @@ def test_ingest_and_retention_move_the_counters_by_exactly_what_they_did(
         media = probe(src)
         now = clock.wall_ms()
         # (camera, start, activity, the rule expected to delete it; None: kept)
-        plan = [("door", now - 40 * DAY_MS, False, "max_days"),
-                ("door", now - 20 * DAY_MS, False, "continuous_days"),
-                ("door", now - 20 * DAY_MS + HOUR_MS, True, None),  # motion_days: 31
-                ("door", now - HOUR_MS, False, None),
-                ("yard", now - 5 * DAY_MS, False, "max_bytes:camera"),
-                ("yard", now - 4 * DAY_MS, False, "max_bytes:camera"),
-                ("yard", now - DAY_MS, False, None)]  # inside yard's min_days
+        plan = [
+            ("door", now - 40 * DAY_MS, False, "max_days"),
+            ("door", now - 20 * DAY_MS, False, "continuous_days"),
+            ("door", now - 20 * DAY_MS + HOUR_MS, True, None),  # motion_days: 31
+            ("door", now - HOUR_MS, False, None),
+            ("yard", now - 5 * DAY_MS, False, "max_bytes:camera"),
+            ("yard", now - 4 * DAY_MS, False, "max_bytes:camera"),
+            ("yard", now - DAY_MS, False, None),
+        ]  # inside yard's min_days
         sizes: dict[int, int] = {}
         for cam, start, activity, _rule in plan:
             tmp = tmp_path / "ingest.mp4"
             shutil.copyfile(src, tmp)
-            stored = store.add(tmp, cam, start, start + media.duration_ms, media,
-                               sha256_file(tmp), "imported")
+            stored = store.add(
+                tmp, cam, start, start + media.duration_ms, media, sha256_file(tmp), "imported"
+            )
             assert stored.outcome == "ingested" and stored.segment_id is not None
             sizes[stored.segment_id] = stored.path.stat().st_size
             with writer.transaction() as conn:
-                conn.execute("UPDATE segments SET analysis = 1, activity = ? WHERE id = ?",
-                             (int(activity), stored.segment_id))
+                conn.execute(
+                    "UPDATE segments SET analysis = 1, activity = ? WHERE id = ?",
+                    (int(activity), stored.segment_id),
+                )
         # The same footage again is a duplicate: nothing new was written.
         tmp = tmp_path / "ingest.mp4"
         shutil.copyfile(src, tmp)
-        again = store.add(tmp, "door", plan[0][1], plan[0][1] + media.duration_ms, media,
-                          sha256_file(tmp), "imported")
+        again = store.add(
+            tmp,
+            "door",
+            plan[0][1],
+            plan[0][1] + media.duration_ms,
+            media,
+            sha256_file(tmp),
+            "imported",
+        )
         assert again.outcome == "duplicate"
         ids = list(sizes)
         found = samples(metrics)
         assert series(found, "ccvault_segments_written_total") == {"door": 4, "yard": 3}
         assert series(found, "ccvault_bytes_written_total") == {
-            "door": sum(sizes[i] for i in ids[:4]), "yard": sum(sizes[i] for i in ids[4:])}
+            "door": sum(sizes[i] for i in ids[:4]),
+            "yard": sum(sizes[i] for i in ids[4:]),
+        }
         assert set(series(found, "ccvault_purged_bytes_total").values()) == {0}
 
-        executor = Executor(writer, lambda: volumes, clock.wall_ms, ffmpeg_binary(config),
-                            actor="test", metrics=metrics)
+        executor = Executor(
+            writer,
+            lambda: volumes,
+            clock.wall_ms,
+            ffmpeg_binary(config),
+            actor="test",
+            metrics=metrics,
+        )
         with writer.reader() as conn:
             outcome = run_pass(conn, config, volumes, executor, clock.wall_ms())
         expected: dict[str, int] = dict.fromkeys(PURGE_RULES, 0)
@@ -273,7 +332,8 @@ def test_without_metrics_the_hooks_are_inert(tmp_path: Path) -> None:
         media = probe(tmp)
         start = int(time.time() * 1000) - 40 * DAY_MS
         stored = SegmentStore(writer, lambda: volumes, clock).add(
-            tmp, "door", start, start + media.duration_ms, media, sha256_file(tmp), "imported")
+            tmp, "door", start, start + media.duration_ms, media, sha256_file(tmp), "imported"
+        )
         assert stored.outcome == "ingested"
         executor = Executor(writer, lambda: volumes, clock.wall_ms, ffmpeg_binary(config))
         with writer.reader() as conn:

@@ -68,8 +68,10 @@ def test_auto_falls_back_to_every_frame_on_long_gops(scenes: list[tuple[Scene, P
 
 
 def test_mode_decides_what_is_decoded(one_crossing: Path) -> None:
-    frames = {mode: analyze(one_crossing, MotionSettings(mode=mode)) for mode in
-              ("auto", "keyframes", "all")}
+    frames = {
+        mode: analyze(one_crossing, MotionSettings(mode=mode))
+        for mode in ("auto", "keyframes", "all")
+    }
     assert frames["keyframes"].frames_decoded == frames["keyframes"].keyframes == 12
     assert frames["all"].frames_decoded == 120
     assert 12 < frames["auto"].frames_decoded < 60
@@ -144,15 +146,31 @@ def spans_with(path: Path, settings: MotionSettings, carry: Carry | None) -> lis
 def cut(path: Path, at_s: int, folder: Path) -> tuple[Path, Path]:
     """Two files cut at the keyframe at `at_s`, by stream copy as the recorder cuts."""
     pattern = folder / "part%d.mp4"
-    subprocess.run([ffmpeg_exe(), "-loglevel", "error", "-y", "-i", str(path), "-c", "copy",
-                    "-f", "segment", "-segment_times", str(at_s), "-reset_timestamps", "1",
-                    str(pattern)], check=True)
+    subprocess.run(
+        [
+            ffmpeg_exe(),
+            "-loglevel",
+            "error",
+            "-y",
+            "-i",
+            str(path),
+            "-c",
+            "copy",
+            "-f",
+            "segment",
+            "-segment_times",
+            str(at_s),
+            "-reset_timestamps",
+            "1",
+            str(pattern),
+        ],
+        check=True,
+    )
     return folder / "part0.mp4", folder / "part1.mp4"
 
 
 def test_cli_analyze_json_without_config(one_crossing: Path, tmp_path: Path) -> None:
-    res = run_cli(None, "analyze", str(one_crossing), "--json",
-                  env={"CCVAULT_CONFIG": ""})
+    res = run_cli(None, "analyze", str(one_crossing), "--json", env={"CCVAULT_CONFIG": ""})
     assert res.returncode == 0, res.stderr
     spans = json.loads(res.stdout)
     assert [s["kind"] for s in spans] == ["motion"]
@@ -165,7 +183,7 @@ def test_cli_analyze_camera_settings_and_debug_video(one_crossing: Path, tmp_pat
 
     config = write_config(tmp_path, [{"name": "cam1", "url": "rtsp://127.0.0.1:1/x"}])
     with config.open("a") as f:
-        f.write('\n[cameras.motion]\nmasks = [[[0, 0.3], [1, 0.3], [1, 1], [0, 1]]]\n')
+        f.write("\n[cameras.motion]\nmasks = [[[0, 0.3], [1, 0.3], [1, 1], [0, 1]]]\n")
     masked = run_cli(config, "analyze", str(one_crossing), "--camera", "cam1", "--json")
     assert masked.returncode == 0, masked.stderr
     assert json.loads(masked.stdout) == []

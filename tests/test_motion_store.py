@@ -30,16 +30,17 @@ def clip(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def listed(config: Path, command: str, *extra: str) -> list[dict]:
-    return cli_json(config, command, "--camera", "door", "--from", START, "--to",
-                    END, *extra)
+    return cli_json(config, command, "--camera", "door", "--from", START, "--to", END, *extra)
 
 
 def test_import_returns_with_its_footage_analysed(tmp_path: Path, clip: Path) -> None:
     # 4 s segments: the motion (10-16 s) crosses the cuts at 12 s and 16 s.
-    config = write_config(tmp_path, [{"name": "door", "url": "demo://", "enabled": False}],
-                          segment_seconds=4)
-    assert run_cli(config, "import", "--camera", "door", "--start", START,
-                   str(clip)).returncode == 0
+    config = write_config(
+        tmp_path, [{"name": "door", "url": "demo://", "enabled": False}], segment_seconds=4
+    )
+    assert (
+        run_cli(config, "import", "--camera", "door", "--start", START, str(clip)).returncode == 0
+    )
     segments = listed(config, "segments")
     assert len(segments) == 10 and all(s["analysed"] for s in segments)
 
@@ -57,12 +58,14 @@ def test_import_returns_with_its_footage_analysed(tmp_path: Path, clip: Path) ->
 
 
 def test_motion_disabled_for_a_camera_leaves_it_unanalysed(tmp_path: Path, clip: Path) -> None:
-    config = write_config(tmp_path, [{"name": "door", "url": "demo://", "enabled": False}],
-                          segment_seconds=10)
+    config = write_config(
+        tmp_path, [{"name": "door", "url": "demo://", "enabled": False}], segment_seconds=10
+    )
     with config.open("a") as f:
         f.write("\n[cameras.motion]\nenabled = false\n")
-    assert run_cli(config, "import", "--camera", "door", "--start", START,
-                   str(clip)).returncode == 0
+    assert (
+        run_cli(config, "import", "--camera", "door", "--start", START, str(clip)).returncode == 0
+    )
     assert {s["analysed"] for s in listed(config, "segments")} == {False}
     assert listed(config, "motion") == []
     status = cli_json(config, "status")
@@ -73,8 +76,11 @@ def test_the_daemon_analyses_live_footage(tmp_path: Path, daemon_factory) -> Non
     # The demo scene: someone crosses the room for 4 s every 16 s. The second camera sees the
     # same, but motion analysis is off for it.
     scene = "demo://?width=320&height=180&period=16"
-    config = write_config(tmp_path, [{"name": "door", "url": scene},
-                                     {"name": "hall", "url": scene}], segment_seconds=4)
+    config = write_config(
+        tmp_path,
+        [{"name": "door", "url": scene}, {"name": "hall", "url": scene}],
+        segment_seconds=4,
+    )
     with config.open("a") as f:
         f.write("\n[cameras.motion]\nenabled = false\n")
     daemon = daemon_factory(config)
@@ -91,8 +97,11 @@ def test_the_daemon_analyses_live_footage(tmp_path: Path, daemon_factory) -> Non
     hall = cli_json(config, "segments", "--camera", "hall", "--from", "-5m", "--to", "now")
     assert hall and not any(s["analysed"] for s in hall)
     assert cli_json(config, "motion", "--camera", "hall", "--from", "-5m", "--to", "now") == []
-    wait_for(lambda: cli_json(config, "status")["cameras"][1]["motion_backlog_segments"] == 0,
-             10, what="nothing waits for a camera whose motion analysis is off")
+    wait_for(
+        lambda: cli_json(config, "status")["cameras"][1]["motion_backlog_segments"] == 0,
+        10,
+        what="nothing waits for a camera whose motion analysis is off",
+    )
     assert daemon.stop() == 0
 
 
@@ -101,15 +110,20 @@ def test_a_version_1_catalog_is_migrated_in_place(tmp_path: Path) -> None:
     conn = sqlite3.connect(path, isolation_level=None)
     conn.executescript(MIGRATIONS[0] + "\nPRAGMA user_version = 1;")
     conn.execute("INSERT INTO cameras (name) VALUES ('door')")
-    conn.execute("INSERT INTO volumes (name, uuid, initialised_ms) VALUES ('hot', ?, 0)",
-                 (str(uuid.uuid4()),))
-    conn.execute("INSERT INTO segments (camera_id, volume_id, start_ms, end_ms, path, bytes,"
-                 " sha256, codec, width, height, frames, origin, ingested_ms)"
-                 " VALUES (1, 1, 0, 1000, 'a.mp4', 1, ?, 'h264', 2, 2, 1, 'recorded', 0)",
-                 ("0" * 64,))
+    conn.execute(
+        "INSERT INTO volumes (name, uuid, initialised_ms) VALUES ('hot', ?, 0)",
+        (str(uuid.uuid4()),),
+    )
+    conn.execute(
+        "INSERT INTO segments (camera_id, volume_id, start_ms, end_ms, path, bytes,"
+        " sha256, codec, width, height, frames, origin, ingested_ms)"
+        " VALUES (1, 1, 0, 1000, 'a.mp4', 1, ?, 'h264', 2, 2, 1, 'recorded', 0)",
+        ("0" * 64,),
+    )
     conn.close()
     writer = CatalogWriter(path)
     with writer.reader() as reader:
         assert reader.execute("PRAGMA user_version").fetchone()[0] == len(MIGRATIONS)
-        assert [tuple(r) for r in reader.execute("SELECT analysis, activity FROM segments")] \
-            == [(0, 0)]
+        assert [tuple(r) for r in reader.execute("SELECT analysis, activity FROM segments")] == [
+            (0, 0)
+        ]

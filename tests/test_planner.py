@@ -48,14 +48,17 @@ SLOTS = 45 * 4  # one segment every 6 hours for 45 days
 
 # --- the fixture catalog -------------------------------------------------------------------
 
+
 def _segment(camera: str, k: int) -> Candidate:
     """The k-th segment back from NOW: an hour starting at 17:30, 11:30, 05:30 or 23:30 UTC,
     so its start is k×6 h + 30 min old and its end k×6 h − 30 min. Its id is camera×1000 + k."""
     start = NOW - k * 6 * HOUR - HOUR // 2
     slot = k % 4  # 1: 17:30, 2: 11:30 (midday), 3: 05:30, 0: 23:30
-    activity = {"front": slot != 3,  # a street: busy but for the early morning
-                "yard": slot == 2,  # midday only
-                "gate": slot == 2 and k % 8 == 2}[camera]  # midday, every other day
+    activity = {
+        "front": slot != 3,  # a street: busy but for the early morning
+        "yard": slot == 2,  # midday only
+        "gate": slot == 2 and k % 8 == 2,
+    }[camera]  # midday, every other day
     # The last 12 hours are not analysed yet, nor is one gate day when the analyser was down.
     analysed = k > 2 and not (camera == "gate" and 69 <= k <= 72)
     thinned = camera == "yard" and slot == 0 and 25 <= k <= 40  # groomed nights, 6–10 days
@@ -66,10 +69,18 @@ def _segment(camera: str, k: int) -> Candidate:
     size = BASE_BYTES[camera] + (k * 37 % 50) * 4_000_000
     size += BASE_BYTES[camera] // 2 if activity else 0
     size //= 3 if thinned else 1
-    return Candidate(id=(CAMERAS.index(camera) + 1) * 1000 + k, camera=camera, volume=volume,
-                     start_ms=start, end_ms=start + HOUR, bytes=size, activity=activity,
-                     analysed=analysed, thinned=thinned,
-                     role="hot" if volume == "hot" else "archive")
+    return Candidate(
+        id=(CAMERAS.index(camera) + 1) * 1000 + k,
+        camera=camera,
+        volume=volume,
+        start_ms=start,
+        end_ms=start + HOUR,
+        bytes=size,
+        activity=activity,
+        analysed=analysed,
+        thinned=thinned,
+        role="hot" if volume == "hot" else "archive",
+    )
 
 
 CATALOG = tuple(_segment(camera, k) for camera in CAMERAS for k in range(1, SLOTS + 1))
@@ -92,13 +103,15 @@ PROTECTIONS = (
     # something at the gate the day before yesterday, held for a week
     Protection("hold", 6, frozenset({"gate"}), NOW - _days(2), NOW - _days(1), NOW + _days(7)),
     # an export from the gate, pinned five more days
-    Protection("export_pin", 7, frozenset({"gate"}), NOW - _days(25), NOW - _days(24),
-               NOW + _days(5)),
+    Protection(
+        "export_pin", 7, frozenset({"gate"}), NOW - _days(25), NOW - _days(24), NOW + _days(5)
+    ),
     # held for the gate until exactly now: no longer active
     Protection("hold", 8, frozenset({"gate"}), NOW - _days(35), NOW - _days(33), NOW),
     # the gate again, overlapping hold 2 and dated later
-    Protection("hold", 9, frozenset({"gate"}), NOW - _days(20.5), NOW - _days(19.5),
-               NOW + _days(30)),
+    Protection(
+        "hold", 9, frozenset({"gate"}), NOW - _days(20.5), NOW - _days(19.5), NOW + _days(30)
+    ),
 )
 
 ROOMY = {"archive-a": 10**12, "archive-b": 10**12}
@@ -107,15 +120,21 @@ ROOMY = {"archive-a": 10**12, "archive-b": 10**12}
 def aged(lo: float, hi: float, *cameras: str, volume: str | None = None) -> list[Candidate]:
     """The catalog's segments whose end is lo ≤ age < hi days old (of these cameras, on
     this volume, when given)."""
-    return [c for c in CATALOG
-            if _days(lo) <= NOW - c.end_ms < _days(hi)
-            and (not cameras or c.camera in cameras) and (volume is None or c.volume == volume)]
+    return [
+        c
+        for c in CATALOG
+        if _days(lo) <= NOW - c.end_ms < _days(hi)
+        and (not cameras or c.camera in cameras)
+        and (volume is None or c.volume == volume)
+    ]
 
 
 def policies(**overrides: dict[str, Any]) -> dict[str, Policy]:
     """Every camera on the default policy but for the keys given per camera."""
-    return {camera: Policy.from_settings(RetentionSettings(**overrides.get(camera, {})))
-            for camera in CAMERAS}
+    return {
+        camera: Policy.from_settings(RetentionSettings(**overrides.get(camera, {})))
+        for camera in CAMERAS
+    }
 
 
 def oldest_first(candidates: Iterable[Candidate]) -> list[Candidate]:
@@ -123,6 +142,7 @@ def oldest_first(candidates: Iterable[Candidate]) -> list[Candidate]:
 
 
 # --- running a case ------------------------------------------------------------------------
+
 
 @dataclass
 class Outcome:
@@ -140,30 +160,38 @@ class Outcome:
         return [d for _, d in self.steps]
 
 
-def planned(scope: list[Candidate], pol: dict[str, Policy] | None = None,
-            room: dict[str, int] | None = None) -> Outcome:
+def planned(
+    scope: list[Candidate], pol: dict[str, Policy] | None = None, room: dict[str, int] | None = None
+) -> Outcome:
     pol = pol or policies()
     room = dict(ROOMY if room is None else room)
     decisions = plan(scope, pol, PROTECTIONS, NOW, ArchiveRoom(dict(room)))
     return Outcome("plan", scope, pol, frozenset(room), [(None, d) for d in decisions])
 
 
-def quota(scope: list[Candidate], excess: int, pol: dict[str, Policy],
-          taken: Iterable[int] = ()) -> Outcome:
+def quota(
+    scope: list[Candidate], excess: int, pol: dict[str, Policy], taken: Iterable[int] = ()
+) -> Outcome:
     decided = frozenset(taken)
-    decisions, left = over_quota(oldest_first(scope), excess, "max_bytes:camera", pol,
-                                 PROTECTIONS, NOW, set(decided))
-    return Outcome("quota", scope, pol, frozenset(), [(None, d) for d in decisions], left,
-                   excess, decided)
+    decisions, left = over_quota(
+        oldest_first(scope), excess, "max_bytes:camera", pol, PROTECTIONS, NOW, set(decided)
+    )
+    return Outcome(
+        "quota", scope, pol, frozenset(), [(None, d) for d in decisions], left, excess, decided
+    )
 
 
-def pressure(volume: str, need: int, room: dict[str, int], pol: dict[str, Policy] | None = None,
-             scope: list[Candidate] | None = None) -> Outcome:
+def pressure(
+    volume: str,
+    need: int,
+    room: dict[str, int],
+    pol: dict[str, Policy] | None = None,
+    scope: list[Candidate] | None = None,
+) -> Outcome:
     """PRESSURE_STEPS in order over a volume's segments (all, or one page of them), oldest
     first, as pressure.plan does: the migrate step is skipped when no other archive has room."""
     pol = pol or policies()
-    scope = oldest_first(scope if scope is not None else
-                         (c for c in CATALOG if c.volume == volume))
+    scope = oldest_first(scope if scope is not None else (c for c in CATALOG if c.volume == volume))
     assert all(c.volume == volume for c in scope)
     archives, asked = ArchiveRoom(dict(room)), need
     taken: set[int] = set()
@@ -172,10 +200,12 @@ def pressure(volume: str, need: int, room: dict[str, int], pol: dict[str, Policy
         if need <= 0:
             break
         if step.action == MIGRATE and not any(
-                free > 0 for name, free in archives.free.items() if name != volume):
+            free > 0 for name, free in archives.free.items() if name != volume
+        ):
             continue
-        decisions, need = relieve(step, scope, need, f"pressure:{volume}", pol, PROTECTIONS,
-                                  NOW, archives, taken)
+        decisions, need = relieve(
+            step, scope, need, f"pressure:{volume}", pol, PROTECTIONS, NOW, archives, taken
+        )
         steps += [(step.number, d) for d in decisions]
     return Outcome("pressure", scope, pol, frozenset(room), steps, need, asked)
 
@@ -287,8 +317,9 @@ def already_thinned_not_again() -> Outcome:
 def hot_days_migrates_when_archive_has_room() -> Outcome:
     """Hot footage 6–14 days old, defaults: past 7 days it moves, oldest first, to archive-a
     while it has room (3 GB), then to archive-b; younger hot footage stays, until 7 days."""
-    return planned(aged(6, 14, volume="hot"),
-                   room={"archive-a": 3_000_000_000, "archive-b": 50_000_000_000})
+    return planned(
+        aged(6, 14, volume="hot"), room={"archive-a": 3_000_000_000, "archive-b": 50_000_000_000}
+    )
 
 
 @case
@@ -324,8 +355,9 @@ def pressure_order_steps_1_to_6() -> Outcome:
     half its bytes), 3 and 4 delete idle then activity past min_days, 5 and 6 (premature) idle
     then activity inside it, each oldest first, until enough is freed — a few segments into
     step 6; the gate's held days are never chosen."""
-    return pressure("hot", 36_000_000_000, {"archive-a": 2_000_000_000},
-                    policies(yard={"thin_after_days": 3}))
+    return pressure(
+        "hot", 36_000_000_000, {"archive-a": 2_000_000_000}, policies(yard={"thin_after_days": 3})
+    )
 
 
 @case
@@ -333,28 +365,47 @@ def pressure_never_touches_held() -> Outcome:
     """A page of archive-b (34–40 days old) when the volume needs more than the page holds
     and archive-a has 3 GB: every segment is moved or deleted — the expired holds 3 and 8
     protect nothing — except those hold 1 covers, though they are the oldest; need is left."""
-    return pressure("archive-b", 10**12, {"archive-a": 3_000_000_000},
-                    scope=aged(34, 40, volume="archive-b"))
+    return pressure(
+        "archive-b", 10**12, {"archive-a": 3_000_000_000}, scope=aged(34, 40, volume="archive-b")
+    )
 
 
 @case
 def per_camera_override() -> Outcome:
     """Every camera 4–12 days old; the yard keeps idle 5, activity 10, all 15 days (min 2,
     hot 2) and the gate 3 / 6 / 8 days (min 1, hot 1): the same ages meet three fates."""
-    return planned(aged(4, 12), policies(
-        yard={"continuous_days": 5, "motion_days": 10, "max_days": 15, "min_days": 2,
-              "hot_days": 2},
-        gate={"continuous_days": 3, "motion_days": 6, "max_days": 8, "min_days": 1,
-              "hot_days": 1}))
+    return planned(
+        aged(4, 12),
+        policies(
+            yard={
+                "continuous_days": 5,
+                "motion_days": 10,
+                "max_days": 15,
+                "min_days": 2,
+                "hot_days": 2,
+            },
+            gate={
+                "continuous_days": 3,
+                "motion_days": 6,
+                "max_days": 8,
+                "min_days": 1,
+                "hot_days": 1,
+            },
+        ),
+    )
 
 
 # --- goldens -------------------------------------------------------------------------------
 
+
 def render(name: str, out: Outcome) -> str:
     summary: dict[str, int] = {}
     for step, d in out.steps:
-        key = (f"step {step}: " if step else "") + f"{d.action} {d.rule}" + (
-            " (premature)" if d.premature else "")
+        key = (
+            (f"step {step}: " if step else "")
+            + f"{d.action} {d.rule}"
+            + (" (premature)" if d.premature else "")
+        )
         summary[key] = summary.get(key, 0) + 1
     doc: dict[str, Any] = {
         "case": name,
@@ -367,8 +418,9 @@ def render(name: str, out: Outcome) -> str:
         what = "excess" if out.kind == "quota" else "need"
         doc[what] = out.asked
         doc[f"{what}_left"] = out.left
-    decisions = sorted(out.decisions, key=lambda d: (d.segment.camera, d.segment.start_ms,
-                                                     d.segment.id))
+    decisions = sorted(
+        out.decisions, key=lambda d: (d.segment.camera, d.segment.start_ms, d.segment.id)
+    )
     doc["decisions"] = [d.as_json() for d in decisions]
     return json.dumps(doc, indent=2, ensure_ascii=False) + "\n"
 
@@ -384,10 +436,19 @@ def test_golden(name: str, update_goldens: bool) -> None:
     assert path.exists(), f"{path} missing: run `pytest --update-goldens` and review the diff"
     stored = path.read_text(encoding="utf-8")
     if text != stored:
-        diff = "".join(difflib.unified_diff(stored.splitlines(True), text.splitlines(True),
-                                            f"{path.name} (stored)", f"{path.name} (now)"))
-        pytest.fail(f"{name} differs from its golden (`pytest --update-goldens` rewrites it "
-                    f"— review the diff):\n{diff[:6000]}", pytrace=False)
+        diff = "".join(
+            difflib.unified_diff(
+                stored.splitlines(True),
+                text.splitlines(True),
+                f"{path.name} (stored)",
+                f"{path.name} (now)",
+            )
+        )
+        pytest.fail(
+            f"{name} differs from its golden (`pytest --update-goldens` rewrites it "
+            f"— review the diff):\n{diff[:6000]}",
+            pytrace=False,
+        )
 
 
 def test_every_golden_has_a_case() -> None:
@@ -396,6 +457,7 @@ def test_every_golden_has_a_case() -> None:
 
 
 # --- invariants, whatever the case ---------------------------------------------------------
+
 
 def _active_cover(c: Candidate) -> list[Protection]:
     return [p for p in PROTECTIONS if p.active(NOW) and p.covers(c)]
@@ -439,17 +501,23 @@ def _quota_invariants(out: Outcome) -> None:
     assert out.asked is not None and out.left is not None
     assert out.left == out.asked - sum(d.segment.bytes for d in out.decisions)
     assert not {d.segment.id for d in out.decisions} & out.taken
-    eligible = [c for c in oldest_first(out.scope) if c.id not in out.taken
-                and not _active_cover(c) and c.end_ms <= NOW - out.policies[c.camera].min_ms]
+    eligible = [
+        c
+        for c in oldest_first(out.scope)
+        if c.id not in out.taken
+        and not _active_cover(c)
+        and c.end_ms <= NOW - out.policies[c.camera].min_ms
+    ]
     deleted = [d.segment for d in out.decisions]
-    assert deleted == eligible[:len(deleted)], "not the oldest eligible first"
+    assert deleted == eligible[: len(deleted)], "not the oldest eligible first"
     assert out.left <= 0 or deleted == eligible, "stopped while over quota with more to take"
 
 
 def _pressure_invariants(out: Outcome) -> None:
     assert out.asked is not None and out.left is not None
-    freed = sum(d.segment.bytes if d.action != THIN else int(d.segment.bytes * 0.5)
-                for d in out.decisions)
+    freed = sum(
+        d.segment.bytes if d.action != THIN else int(d.segment.bytes * 0.5) for d in out.decisions
+    )
     assert out.left == out.asked - freed
     numbers = [step for step, _ in out.steps]
     assert numbers == sorted(numbers), "pressure steps out of order"
@@ -469,54 +537,124 @@ def test_keep_until_is_ahead_or_an_open_ended_protection(name: str) -> None:
         if d.until_ms is None:
             held = protection_for(d.segment, PROTECTIONS, NOW)
             assert held is not None and held.until_ms is None and d.rule == held.rule, (
-                f"{d.segment.id}: kept with no end, not by an open-ended protection")
+                f"{d.segment.id}: kept with no end, not by an open-ended protection"
+            )
         else:
             assert d.until_ms > NOW, f"{d.segment.id}: kept 'until' {d.until_ms} ≤ now"
 
 
 # --- decide() alone ------------------------------------------------------------------------
 
-TABLE_POLICY = Policy.from_settings(RetentionSettings(
-    continuous_days=14, motion_days=21, max_days=31, min_days=7, hot_days=7, thin_after_days=3))
+TABLE_POLICY = Policy.from_settings(
+    RetentionSettings(
+        continuous_days=14, motion_days=21, max_days=31, min_days=7, hot_days=7, thin_after_days=3
+    )
+)
 
 
 @pytest.mark.parametrize(
     ("age_days", "activity", "analysed", "thinned", "role", "expected"),
     [
         pytest.param(1, False, True, False, "hot", (KEEP, "min_days"), id="idle_young_kept"),
-        pytest.param(4, False, True, False, "hot", (THIN, "thin_after_days"),
-                     id="idle_past_thin_after_thinned"),
-        pytest.param(4, False, True, True, "hot", (KEEP, "min_days"),
-                     id="thinned_young_kept"),
-        pytest.param(4, True, True, False, "hot", (KEEP, "min_days"),
-                     id="activity_never_thinned"),
-        pytest.param(8, False, True, False, "hot", (THIN, "thin_after_days"),
-                     id="thinning_comes_before_the_move"),
-        pytest.param(8, False, True, True, "hot", (MIGRATE, "hot_days"),
-                     id="thinned_hot_past_hot_days_moves"),
-        pytest.param(8, True, True, False, "hot", (MIGRATE, "hot_days"),
-                     id="activity_hot_past_hot_days_moves"),
-        pytest.param(8, True, True, False, "archive", (KEEP, "window"),
-                     id="archived_activity_kept_by_window"),
-        pytest.param(15, False, True, True, "archive", (DELETE, "continuous_days"),
-                     id="idle_past_continuous_days"),
-        pytest.param(15, False, False, False, "archive", (KEEP, "window"),
-                     id="unanalysed_kept_like_activity"),
-        pytest.param(22, True, True, False, "archive", (DELETE, "motion_days"),
-                     id="activity_past_motion_days"),
-        pytest.param(22, False, False, False, "archive", (DELETE, "motion_days"),
-                     id="unanalysed_past_motion_days"),
-        pytest.param(31 - 1 / 48, True, True, False, "archive", (DELETE, "max_days"),
-                     id="start_past_ceiling_end_not"),
+        pytest.param(
+            4,
+            False,
+            True,
+            False,
+            "hot",
+            (THIN, "thin_after_days"),
+            id="idle_past_thin_after_thinned",
+        ),
+        pytest.param(4, False, True, True, "hot", (KEEP, "min_days"), id="thinned_young_kept"),
+        pytest.param(4, True, True, False, "hot", (KEEP, "min_days"), id="activity_never_thinned"),
+        pytest.param(
+            8,
+            False,
+            True,
+            False,
+            "hot",
+            (THIN, "thin_after_days"),
+            id="thinning_comes_before_the_move",
+        ),
+        pytest.param(
+            8, False, True, True, "hot", (MIGRATE, "hot_days"), id="thinned_hot_past_hot_days_moves"
+        ),
+        pytest.param(
+            8,
+            True,
+            True,
+            False,
+            "hot",
+            (MIGRATE, "hot_days"),
+            id="activity_hot_past_hot_days_moves",
+        ),
+        pytest.param(
+            8, True, True, False, "archive", (KEEP, "window"), id="archived_activity_kept_by_window"
+        ),
+        pytest.param(
+            15,
+            False,
+            True,
+            True,
+            "archive",
+            (DELETE, "continuous_days"),
+            id="idle_past_continuous_days",
+        ),
+        pytest.param(
+            15, False, False, False, "archive", (KEEP, "window"), id="unanalysed_kept_like_activity"
+        ),
+        pytest.param(
+            22,
+            True,
+            True,
+            False,
+            "archive",
+            (DELETE, "motion_days"),
+            id="activity_past_motion_days",
+        ),
+        pytest.param(
+            22,
+            False,
+            False,
+            False,
+            "archive",
+            (DELETE, "motion_days"),
+            id="unanalysed_past_motion_days",
+        ),
+        pytest.param(
+            31 - 1 / 48,
+            True,
+            True,
+            False,
+            "archive",
+            (DELETE, "max_days"),
+            id="start_past_ceiling_end_not",
+        ),
     ],
 )
-def test_decide(age_days: float, activity: bool, analysed: bool, thinned: bool, role: str,
-                expected: tuple[str, str]) -> None:
+def test_decide(
+    age_days: float,
+    activity: bool,
+    analysed: bool,
+    thinned: bool,
+    role: str,
+    expected: tuple[str, str],
+) -> None:
     """A one-hour segment whose end is age_days old, under continuous 14, motion 21, max 31,
     min 7, hot 7, thin after 3 days, with room on the archive."""
     end = NOW - _days(age_days)
-    c = Candidate(1, "front", "hot" if role == "hot" else "archive-a", end - HOUR, end,
-                  500_000_000, activity, analysed, thinned, role)
+    c = Candidate(
+        1,
+        "front",
+        "hot" if role == "hot" else "archive-a",
+        end - HOUR,
+        end,
+        500_000_000,
+        activity,
+        analysed,
+        thinned,
+        role,
+    )
     d = decide(c, TABLE_POLICY, (), NOW, ArchiveRoom({"archive-a": 10**12, "archive-b": 10**12}))
     assert (d.action, d.rule) == expected
     assert d.target == ("archive-a" if d.action == MIGRATE else None)

@@ -13,8 +13,9 @@ CLEAN = {"ingested": [], "adopted": [], "duplicates": [], "quarantined": [], "mi
 T0 = 1_780_000_000_000  # 2026-05-28T20:26:40Z
 
 
-def spool_run(root: Path, camera: str, run: str, files: dict[str, bytes | Path],
-              start_s: float) -> Path:
+def spool_run(
+    root: Path, camera: str, run: str, files: dict[str, bytes | Path], start_s: float
+) -> Path:
     """Lay out a recorder run in the spool as ffmpeg leaves it: files plus segments.csv."""
     run_dir = root / "hot" / ".spool" / camera / run
     run_dir.mkdir(parents=True)
@@ -33,11 +34,17 @@ def spool_run(root: Path, camera: str, run: str, files: dict[str, bytes | Path],
 def test_spool_ingest_quarantines_bad_files_and_is_clean_after(tmp_path: Path) -> None:
     config = write_config(tmp_path, [{"name": "door", "url": "demo://"}])
     clip = make_clip(tmp_path / "clip.mp4", 3)
-    run_dir = spool_run(tmp_path, "door", "1780000000000", {
-        "000000.mp4": clip,
-        "000001.mp4": clip.read_bytes()[: len(clip.read_bytes()) // 3],  # truncated
-        "000002.mp4": b"\x00garbage" * 4000,
-    }, start_s=T0 / 1000)
+    run_dir = spool_run(
+        tmp_path,
+        "door",
+        "1780000000000",
+        {
+            "000000.mp4": clip,
+            "000001.mp4": clip.read_bytes()[: len(clip.read_bytes()) // 3],  # truncated
+            "000002.mp4": b"\x00garbage" * 4000,
+        },
+        start_s=T0 / 1000,
+    )
 
     result = run_cli(config, "reconcile", "--json")
     assert result.returncode == 1, "quarantined files are a finding"
@@ -48,8 +55,16 @@ def test_spool_ingest_quarantines_bad_files_and_is_clean_after(tmp_path: Path) -
     assert len(list((tmp_path / "hot" / "quarantine" / "door").iterdir())) == 2
     assert not run_dir.exists(), "a finished run leaves nothing in the spool"
 
-    seg = cli_json(config, "segments", "--camera", "door", "--from", "2026-05-28T20:26:00Z",
-                   "--to", "2026-05-28T20:30:00Z")
+    seg = cli_json(
+        config,
+        "segments",
+        "--camera",
+        "door",
+        "--from",
+        "2026-05-28T20:26:00Z",
+        "--to",
+        "2026-05-28T20:30:00Z",
+    )
     assert [(s["start_ms"], s["end_ms"]) for s in seg] == [(T0, T0 + 3000)]
     assert Path(seg[0]["path"]) == tmp_path / "hot/door/2026/05/28/20" / f"{T0}_3000.mp4"
 
@@ -87,10 +102,19 @@ def test_strays_are_adopted_duplicates_set_aside_and_lost_files_reported(
 
     stored.unlink()  # someone deletes footage behind ccvault's back
     report = cli_json(config, "reconcile")
-    assert report["missing"] == [{"segment_id": 1, "volume": "hot",
-                                  "path": str(stored.relative_to(tmp_path / "hot"))}]
-    rows = cli_json(config, "segments", "--camera", "door", "--from", "2026-05-28T20:00:00Z",
-                    "--to", "2026-05-28T23:00:00Z")
+    assert report["missing"] == [
+        {"segment_id": 1, "volume": "hot", "path": str(stored.relative_to(tmp_path / "hot"))}
+    ]
+    rows = cli_json(
+        config,
+        "segments",
+        "--camera",
+        "door",
+        "--from",
+        "2026-05-28T20:00:00Z",
+        "--to",
+        "2026-05-28T23:00:00Z",
+    )
     assert [r["state"] for r in rows] == ["missing", "ok"]
     assert cli_json(config, "reconcile") == CLEAN, "reported once, never silently dropped"
 
@@ -98,13 +122,20 @@ def test_strays_are_adopted_duplicates_set_aside_and_lost_files_reported(
 def test_volume_without_identity_is_never_written_or_read_as_empty(
     tmp_path: Path, daemon_factory
 ) -> None:
-    volumes = [{"name": "fast", "path": str(tmp_path / "fast"), "role": "hot"},
-               {"name": "spare", "path": str(tmp_path / "spare"), "role": "hot"}]
-    config = write_config(tmp_path, [{"name": "door", "url": "demo://?width=320&height=180"}],
-                          volumes=volumes, segment_seconds=2)
+    volumes = [
+        {"name": "fast", "path": str(tmp_path / "fast"), "role": "hot"},
+        {"name": "spare", "path": str(tmp_path / "spare"), "role": "hot"},
+    ]
+    config = write_config(
+        tmp_path,
+        [{"name": "door", "url": "demo://?width=320&height=180"}],
+        volumes=volumes,
+        segment_seconds=2,
+    )
     clip = make_clip(tmp_path / "clip.mp4", 3)
-    assert run_cli(config, "import", "--camera", "door", "--start", "-1h",
-                   str(clip)).returncode == 0
+    assert (
+        run_cli(config, "import", "--camera", "door", "--start", "-1h", str(clip)).returncode == 0
+    )
     imported = cli_json(config, "segments", "--camera", "door", "--from", "-2h", "--to", "now")
     assert {s["volume"] for s in imported} == {"fast"}
 
@@ -118,8 +149,14 @@ def test_volume_without_identity_is_never_written_or_read_as_empty(
     assert cli_json(config, "reconcile")["missing"] == [], "an unmounted disk is not 'all gone'"
 
     daemon = daemon_factory(config)
-    wait_for(lambda: len(cli_json(config, "segments", "--camera", "door", "--from", "-1m",
-                                  "--to", "now")) >= 1, 40, what="live footage")
+    wait_for(
+        lambda: (
+            len(cli_json(config, "segments", "--camera", "door", "--from", "-1m", "--to", "now"))
+            >= 1
+        ),
+        40,
+        what="live footage",
+    )
     daemon.stop()
     assert list((tmp_path / "fast").iterdir()) == [], "nothing written to an unavailable volume"
     live = cli_json(config, "segments", "--camera", "door", "--from", "-1m", "--to", "now")
@@ -129,15 +166,18 @@ def test_volume_without_identity_is_never_written_or_read_as_empty(
     (tmp_path / "fast").rmdir()
     shutil.move(tmp_path / "fast-unmounted", tmp_path / "fast")
     assert cli_json(config, "reconcile") == CLEAN
-    assert next(v for v in cli_json(config, "status")["volumes"]
-                if v["name"] == "fast")["state"] == "available"
+    assert (
+        next(v for v in cli_json(config, "status")["volumes"] if v["name"] == "fast")["state"]
+        == "available"
+    )
 
 
 def test_volume_init_and_replace_are_deliberate(tmp_path: Path) -> None:
     config = write_config(tmp_path, [{"name": "door", "url": "demo://"}])
     clip = make_clip(tmp_path / "clip.mp4", 3)
-    assert run_cli(config, "import", "--camera", "door", "--start", "-1h",
-                   str(clip)).returncode == 0
+    assert (
+        run_cli(config, "import", "--camera", "door", "--start", "-1h", str(clip)).returncode == 0
+    )
     identity = tmp_path / "hot" / ".ccvault-volume.json"
     volume_id = json.loads(identity.read_text())["volume_uuid"]
 

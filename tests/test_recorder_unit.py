@@ -40,19 +40,33 @@ def test_recorder_only_copies_video() -> None:
     assert argv[argv.index("-c:v") + 1] == "copy"
     assert "-an" in argv
     assert argv[argv.index("-rtsp_transport") + 1] == "tcp"
-    with_audio = recorder_argv("ffmpeg", camera.model_copy(update={"audio": True}), camera.url,
-                               60, Path("/x"), audio_codec="pcm_mulaw")
+    with_audio = recorder_argv(
+        "ffmpeg",
+        camera.model_copy(update={"audio": True}),
+        camera.url,
+        60,
+        Path("/x"),
+        audio_codec="pcm_mulaw",
+    )
     assert with_audio[with_audio.index("-c:a") + 1] == "aac", "G.711 becomes AAC"
-    aac = recorder_argv("ffmpeg", camera.model_copy(update={"audio": True}), camera.url, 60,
-                        Path("/x"), audio_codec="aac")
+    aac = recorder_argv(
+        "ffmpeg",
+        camera.model_copy(update={"audio": True}),
+        camera.url,
+        60,
+        Path("/x"),
+        audio_codec="aac",
+    )
     assert aac[aac.index("-c:a") + 1] == "copy"
 
 
 def test_segment_list_parsing_survives_a_cut_line(tmp_path: Path) -> None:
     path = tmp_path / "segments.csv"
     path.write_text("000000.mp4,0.000000,100.500000\n000001.mp4,100.500000,160.5\n000002.mp4,16")
-    assert read_list(path) == [ListEntry("000000.mp4", 0, 100_500),
-                               ListEntry("000001.mp4", 100_500, 160_500)]
+    assert read_list(path) == [
+        ListEntry("000000.mp4", 0, 100_500),
+        ListEntry("000001.mp4", 100_500, 160_500),
+    ]
     # The first segment of a run is listed from 0: its start is its end minus its length.
     assert segment_times(ListEntry("a", 0, 100_500), 2_000) == (98_500, 100_500)
     assert segment_times(ListEntry("b", 100_500, 160_500), 60_010) == (100_500, 160_500)
@@ -78,11 +92,15 @@ def test_a_wall_clock_step_restarts_every_recording_run(tmp_path: Path) -> None:
     from ccvault.config.model import Config
     from ccvault.recorder.supervisor import Supervisor
 
-    config = Config.model_validate({
-        "storage": {"catalog": str(tmp_path / "c.sqlite"),
-                    "volumes": [{"name": "hot", "path": str(tmp_path / "hot")}]},
-        "cameras": [{"name": "a", "url": "demo://"}, {"name": "b", "url": "demo://"}],
-    })
+    config = Config.model_validate(
+        {
+            "storage": {
+                "catalog": str(tmp_path / "c.sqlite"),
+                "volumes": [{"name": "hot", "path": str(tmp_path / "hot")}],
+            },
+            "cameras": [{"name": "a", "url": "demo://"}, {"name": "b", "url": "demo://"}],
+        }
+    )
     clock = SteppingClock()
     supervisor = Supervisor(config, tmp_path / "spool", clock, lambda *_: None)
     restarted: list[str] = []

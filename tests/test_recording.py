@@ -43,11 +43,18 @@ def test_rtsp_and_http_cameras_are_recorded_hashed_indexed_and_playable(
     http = HttpTsServer().start()
     (tmp_path / "door.pw").write_text(PASSWORD + "\n")
     (tmp_path / "door.pw").chmod(0o600)
-    config = write_config(tmp_path, [
-        {"name": "door", "url": f"rtsp://viewer@127.0.0.1:{rtsp.port}/cam",
-         "password_file": "door.pw"},
-        {"name": "rack", "url": http.url},
-    ], segment_seconds=SEGMENT_S)
+    config = write_config(
+        tmp_path,
+        [
+            {
+                "name": "door",
+                "url": f"rtsp://viewer@127.0.0.1:{rtsp.port}/cam",
+                "password_file": "door.pw",
+            },
+            {"name": "rack", "url": http.url},
+        ],
+        segment_seconds=SEGMENT_S,
+    )
     daemon = daemon_factory(config)
     for camera in ("door", "rack"):
         wait_for(lambda c=camera: len(segments(config, c)) >= 4, 40, what=f"{camera} segments")
@@ -58,7 +65,9 @@ def test_rtsp_and_http_cameras_are_recorded_hashed_indexed_and_playable(
 
     status = cli_json(config, "status")
     assert {c["name"]: c["state"] for c in status["cameras"]} == {
-        "door": "recording", "rack": "recording"}
+        "door": "recording",
+        "rack": "recording",
+    }
     assert status["volumes"][0]["state"] == "available"
     assert status["volumes"][0]["footage_bytes"] > 0
 
@@ -96,8 +105,10 @@ def test_rtsp_and_http_cameras_are_recorded_hashed_indexed_and_playable(
 
 def test_wrong_password_is_reported_without_the_password(tmp_path: Path, daemon_factory) -> None:
     rtsp = RtspServer(user="viewer", password=PASSWORD).start()
-    config = write_config(tmp_path, [
-        {"name": "door", "url": f"rtsp://viewer:Wrong-{PASSWORD}@127.0.0.1:{rtsp.port}/cam"}])
+    config = write_config(
+        tmp_path,
+        [{"name": "door", "url": f"rtsp://viewer:Wrong-{PASSWORD}@127.0.0.1:{rtsp.port}/cam"}],
+    )
     daemon = daemon_factory(config)
     event = daemon.wait_event("recorder.exited", timeout=20, camera="door")
     assert any("401" in line or "Unauthorized" in line for line in event["stderr"]), event

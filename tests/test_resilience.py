@@ -35,14 +35,14 @@ def test_kill9_of_recorder_and_daemon_loses_at_most_the_open_segment(
     tmp_path: Path, daemon_factory
 ) -> None:
     server = RtspServer().start()
-    config = write_config(tmp_path, [{"name": "door", "url": server.url()}],
-                          segment_seconds=SEGMENT_S)
+    config = write_config(
+        tmp_path, [{"name": "door", "url": server.url()}], segment_seconds=SEGMENT_S
+    )
     daemon = daemon_factory(config)
     wait_for(lambda: len(segments(config)) >= 2, 30, what="first segments")
 
     # A recorder killed mid-segment: its open fragmented MP4 is salvaged, recording resumes.
-    wait_for(lambda: open_segment_has_a_fragment(tmp_path, "door"), 10,
-             what="a fragment on disk")
+    wait_for(lambda: open_segment_has_a_fragment(tmp_path, "door"), 10, what="a fragment on disk")
     os.kill(daemon.recorder_pids()[0], signal.SIGKILL)
     daemon.wait_event("recorder.exited", timeout=10, camera="door")
     daemon.wait_event("segment.salvaged", timeout=15, camera="door")
@@ -54,9 +54,11 @@ def test_kill9_of_recorder_and_daemon_loses_at_most_the_open_segment(
     assert any("spawn_main" in " ".join(c.cmdline()) for c in children), "a motion worker"
     killed_at = time.monotonic()
     daemon.kill9()
-    wait_for(lambda: not any(c.is_running() and c.status() != psutil.STATUS_ZOMBIE
-                             for c in children), 5,
-             what="recorders and analysis workers dying with the daemon")
+    wait_for(
+        lambda: not any(c.is_running() and c.status() != psutil.STATUS_ZOMBIE for c in children),
+        5,
+        what="recorders and analysis workers dying with the daemon",
+    )
     time.sleep(1)
     restarted = daemon_factory(config)
     downtime = time.monotonic() - killed_at
@@ -75,15 +77,24 @@ def test_kill9_of_recorder_and_daemon_loses_at_most_the_open_segment(
     result = run_cli(config, "reconcile", "--json")
     assert result.returncode == 0, result.stdout + result.stderr
     assert cli_json(config, "reconcile") == {
-        "ingested": [], "adopted": [], "duplicates": [], "quarantined": [], "missing": []}
+        "ingested": [],
+        "adopted": [],
+        "duplicates": [],
+        "quarantined": [],
+        "missing": [],
+    }
 
 
 def test_camera_that_disappears_goes_offline_and_recording_resumes_by_itself(
     tmp_path: Path, daemon_factory
 ) -> None:
     server = RtspServer().start()
-    config = write_config(tmp_path, [{"name": "door", "url": server.url()}],
-                          segment_seconds=SEGMENT_S, offline_after=6)
+    config = write_config(
+        tmp_path,
+        [{"name": "door", "url": server.url()}],
+        segment_seconds=SEGMENT_S,
+        offline_after=6,
+    )
     daemon = daemon_factory(config)
     daemon.wait_event("camera.state", timeout=20, camera="door", new="recording")
     wait_for(lambda: len(segments(config)) >= 1, 20, what="a segment")
@@ -110,15 +121,20 @@ def test_camera_that_sends_frames_but_no_segment_is_stalled_and_restarted(
 ) -> None:
     # A keyframe once a minute: frames arrive, but no 2 s segment can be cut for 60 s.
     clip = make_clip(tmp_path / "long-gop.mp4", 70, keyint_s=60)
-    config = write_config(tmp_path, [{"name": "door", "url": f"file://{clip}"}],
-                          segment_seconds=SEGMENT_S)
+    config = write_config(
+        tmp_path, [{"name": "door", "url": f"file://{clip}"}], segment_seconds=SEGMENT_S
+    )
     daemon = daemon_factory(config)
     daemon.wait_event("camera.state", timeout=20, camera="door", new="recording")
     started = time.monotonic()
-    stalled = daemon.wait_event("camera.state", timeout=2 * SEGMENT_S + 30 + 10, camera="door",
-                                new="stalled")
+    stalled = daemon.wait_event(
+        "camera.state", timeout=2 * SEGMENT_S + 30 + 10, camera="door", new="stalled"
+    )
     assert time.monotonic() - started >= 2 * SEGMENT_S + 30 - 5
     assert stalled["reason"] == f"no segment for {2 * SEGMENT_S + 30} s"
-    wait_for(lambda: daemon.count("recorder.started", camera="door") >= 2, 15,
-             what="the stalled recorder restarted")
+    wait_for(
+        lambda: daemon.count("recorder.started", camera="door") >= 2,
+        15,
+        what="the stalled recorder restarted",
+    )
     assert daemon.count("camera.state", camera="door", new="connecting") >= 1

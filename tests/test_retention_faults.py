@@ -39,11 +39,15 @@ from tests.retention_seed import DAY_MS, seed
 HOUR_MS = 3_600_000
 MIN_MS = 60_000
 IDENTITY = ".ccvault-volume.json"
-STEPS = [f"{kind}.{step}" for kind, steps in (
-    ("delete", ("intent", "unlinked", "cleared")),
-    ("migrate", ("intent", "copied", "switched", "source_deleted", "cleared")),
-    ("thin", ("intent", "copied", "switched", "source_deleted", "cleared")),
-) for step in steps]
+STEPS = [
+    f"{kind}.{step}"
+    for kind, steps in (
+        ("delete", ("intent", "unlinked", "cleared")),
+        ("migrate", ("intent", "copied", "switched", "source_deleted", "cleared")),
+        ("thin", ("intent", "copied", "switched", "source_deleted", "cleared")),
+    )
+    for step in steps
+]
 HELPER = [sys.executable, "-m", "tests.crash_step"]
 
 
@@ -54,8 +58,9 @@ class Session:
     """`ccvault` commands through tests/crash_step.py's session mode (see its docstring)."""
 
     def __init__(self) -> None:
-        self.proc = subprocess.Popen([*HELPER, "session"], stdin=subprocess.PIPE,
-                                     stdout=subprocess.PIPE, text=True, cwd=REPO)
+        self.proc = subprocess.Popen(
+            [*HELPER, "session"], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, cwd=REPO
+        )
 
     def run(self, config: Path, *args: str) -> subprocess.CompletedProcess[str]:
         assert self.proc.stdin is not None and self.proc.stdout is not None
@@ -64,8 +69,9 @@ class Session:
         line = self.proc.stdout.readline()
         assert line, f"ccvault session died ({self.proc.poll()}) running {args}"
         reply = json.loads(line)
-        return subprocess.CompletedProcess(["ccvault", *args], reply["rc"], reply["stdout"],
-                                           reply["stderr"])
+        return subprocess.CompletedProcess(
+            ["ccvault", *args], reply["rc"], reply["stdout"], reply["stderr"]
+        )
 
     def json(self, config: Path, *args: str) -> Any:
         result = self.run(config, *args, "--json")
@@ -89,17 +95,25 @@ def cli() -> Iterator[Session]:
     session.close()
 
 
-def _config(root: Path, retention: str, volumes: list[dict[str, Any]],
-            cameras: tuple[str, ...] = ("door",)) -> Path:
-    config = write_config(root, [{"name": c, "url": "demo://", "enabled": False}
-                                 for c in cameras], volumes=volumes)
+def _config(
+    root: Path, retention: str, volumes: list[dict[str, Any]], cameras: tuple[str, ...] = ("door",)
+) -> Path:
+    config = write_config(
+        root, [{"name": c, "url": "demo://", "enabled": False} for c in cameras], volumes=volumes
+    )
     config.write_text(config.read_text() + "\n[retention]\n" + retention)
     return config
 
 
 def _volume(root: Path, name: str, role: str, **extra: Any) -> dict[str, Any]:
-    return {"name": name, "path": str(root / name), "role": role, "reserve_free_bytes": 0,
-            "reserve_free_percent": 0, **extra}
+    return {
+        "name": name,
+        "path": str(root / name),
+        "role": role,
+        "reserve_free_bytes": 0,
+        "reserve_free_percent": 0,
+        **extra,
+    }
 
 
 def _sha(path: Path) -> str:
@@ -116,9 +130,13 @@ class Row:
 
 def _rows(catalog: Path) -> dict[int, Row]:
     with contextlib.closing(sqlite3.connect(catalog)) as conn:
-        return {r[0]: Row(*r[1:]) for r in conn.execute(
-            "SELECT s.id, v.name, s.path, s.sha256, s.state FROM segments s"
-            " JOIN volumes v ON v.id = s.volume_id")}
+        return {
+            r[0]: Row(*r[1:])
+            for r in conn.execute(
+                "SELECT s.id, v.name, s.path, s.sha256, s.state FROM segments s"
+                " JOIN volumes v ON v.id = s.volume_id"
+            )
+        }
 
 
 def _intents(catalog: Path) -> list[tuple]:
@@ -131,8 +149,11 @@ def _footage_files(root: Path) -> set[str]:
     out = set()
     for path in root.rglob("*"):
         rel = path.relative_to(root)
-        if path.is_file() and rel.parts[0] != "quarantine" and not any(
-                part.startswith(".") for part in rel.parts):
+        if (
+            path.is_file()
+            and rel.parts[0] != "quarantine"
+            and not any(part.startswith(".") for part in rel.parts)
+        ):
             out.add(str(rel))
     return out
 
@@ -161,20 +182,38 @@ def _reconcile_clean(cli: Session, config: Path) -> list[dict[str, Any]]:
     assert result.returncode == 0, (result.stdout, result.stderr[-3000:])
     report = json.loads(result.stdout)
     assert {k: v for k, v in report.items() if k != "ingested"} == {
-        "adopted": [], "duplicates": [], "quarantined": [], "missing": []}, report
+        "adopted": [],
+        "duplicates": [],
+        "quarantined": [],
+        "missing": [],
+    }, report
     events = [json.loads(line) for line in result.stderr.splitlines() if line.startswith("{")]
     return [e for e in events if e["event"] == "intent.recovered"]
 
 
 def _audited(cli: Session, config: Path, action: str) -> list[int]:
     """Segment ids in the audit records of an action, one entry per mention."""
-    return [s["id"] for r in cli.json(config, "audit", "list", "--action", action)
-            for s in r["details"]["segments"]]
+    return [
+        s["id"]
+        for r in cli.json(config, "audit", "list", "--action", action)
+        for s in r["details"]["segments"]
+    ]
 
 
 def _hold(cli: Session, config: Path, camera: str, from_ms: int, to_ms: int) -> int:
-    result = cli.run(config, "hold", "add", "--camera", camera, "--from", utc_text(from_ms),
-                     "--to", utc_text(to_ms), "--reason", "x")
+    result = cli.run(
+        config,
+        "hold",
+        "add",
+        "--camera",
+        camera,
+        "--from",
+        utc_text(from_ms),
+        "--to",
+        utc_text(to_ms),
+        "--reason",
+        "x",
+    )
     assert result.returncode == 0, result.stderr
     return int(result.stdout.strip())
 
@@ -191,28 +230,41 @@ class Original:
 
 
 @pytest.fixture(scope="module")
-def crash_template(tmp_path_factory: pytest.TempPathFactory,
-                   cli: Session) -> tuple[Path, list[Original]]:
+def crash_template(
+    tmp_path_factory: pytest.TempPathFactory, cli: Session
+) -> tuple[Path, list[Original]]:
     """One seeded store, copied for every step: hot + archive, `hot_days = 1`,
     `thin_after_days = 1`; a pass deletes 4 expired idle segments, thins 2 idle ones 3 days
     old and migrates 2 with activity 3 days old, and keeps a held expired one and 2 young ones.
     """
     root = tmp_path_factory.mktemp("template")
-    config = _config(root, "hot_days = 1\nthin_after_days = 1\n",
-                     [_volume(root, "hot", "hot"), _volume(root, "archive", "archive")])
+    config = _config(
+        root,
+        "hot_days = 1\nthin_after_days = 1\n",
+        [_volume(root, "hot", "hot"), _volume(root, "archive", "archive")],
+    )
     now = int(time.time() * 1000)
-    plan = ([("expired", now - 20 * DAY_MS + i * HOUR_MS, False) for i in range(4)]
-            + [("held", now - 20 * DAY_MS + 5 * HOUR_MS, False)]
-            + [("thin", now - 3 * DAY_MS + i * HOUR_MS, False) for i in range(2)]
-            + [("migrate", now - 3 * DAY_MS + (3 + i) * HOUR_MS, True) for i in range(2)]
-            + [("young", now - (2 - i) * HOUR_MS, False) for i in range(2)])
-    seeded = seed(config, [{"camera": "door", "start_ms": start, "activity": activity}
-                           for _kind, start, activity in plan],
-                  tmp_path_factory.mktemp("cache"))
+    plan = (
+        [("expired", now - 20 * DAY_MS + i * HOUR_MS, False) for i in range(4)]
+        + [("held", now - 20 * DAY_MS + 5 * HOUR_MS, False)]
+        + [("thin", now - 3 * DAY_MS + i * HOUR_MS, False) for i in range(2)]
+        + [("migrate", now - 3 * DAY_MS + (3 + i) * HOUR_MS, True) for i in range(2)]
+        + [("young", now - (2 - i) * HOUR_MS, False) for i in range(2)]
+    )
+    seeded = seed(
+        config,
+        [
+            {"camera": "door", "start_ms": start, "activity": activity}
+            for _kind, start, activity in plan
+        ],
+        tmp_path_factory.mktemp("cache"),
+    )
     held = seeded[4]
     _hold(cli, config, "door", held.start_ms - MIN_MS, held.end_ms + MIN_MS)
-    originals = [Original(s.id, kind, str(s.path.relative_to(root / "hot")), _sha(s.path))
-                 for (kind, _start, _activity), s in zip(plan, seeded, strict=True)]
+    originals = [
+        Original(s.id, kind, str(s.path.relative_to(root / "hot")), _sha(s.path))
+        for (kind, _start, _activity), s in zip(plan, seeded, strict=True)
+    ]
     return root, originals
 
 
@@ -224,8 +276,9 @@ def _copy_store(template: Path, dest: Path) -> Path:
 
 
 @pytest.mark.parametrize("step", STEPS)
-def test_crash_at_every_step_boundary(step: str, crash_template, tmp_path: Path,
-                                      cli: Session) -> None:
+def test_crash_at_every_step_boundary(
+    step: str, crash_template, tmp_path: Path, cli: Session
+) -> None:
     template, originals = crash_template
     root = tmp_path / "store"
     config = _copy_store(template, root)
@@ -235,10 +288,14 @@ def test_crash_at_every_step_boundary(step: str, crash_template, tmp_path: Path,
     for o in originals:
         by_kind.setdefault(o.kind, []).append(o)
 
-    crashed = subprocess.run([*HELPER, "crash", str(config), step], capture_output=True,
-                             text=True, cwd=REPO, timeout=120)
-    assert crashed.returncode == -9, (crashed.returncode, crashed.stdout[-2000:],
-                                      crashed.stderr[-2000:])
+    crashed = subprocess.run(
+        [*HELPER, "crash", str(config), step], capture_output=True, text=True, cwd=REPO, timeout=120
+    )
+    assert crashed.returncode == -9, (
+        crashed.returncode,
+        crashed.stdout[-2000:],
+        crashed.stderr[-2000:],
+    )
     kind, _, at = step.partition(".")
     switched = at in ("switched", "source_deleted", "cleared")
     # Until `.cleared`, the crash leaves the batch's intents for start-up to follow.
@@ -250,7 +307,8 @@ def test_crash_at_every_step_boundary(step: str, crash_template, tmp_path: Path,
     recovered = _reconcile_clean(cli, config)
     assert {(e["kind"], e["segment_id"]) for e in recovered} == left
     assert {e["outcome"] for e in recovered} <= {
-        "finished" if kind == "delete" or switched else "rolled_back"}, recovered
+        "finished" if kind == "delete" or switched else "rolled_back"
+    }, recovered
     assert _reconcile_clean(cli, config) == []
     rows = _check_store(catalog, roots)
 
@@ -262,8 +320,10 @@ def test_crash_at_every_step_boundary(step: str, crash_template, tmp_path: Path,
         row = rows[o.id]
         if kind == "migrate" or (kind == "thin" and switched):
             moved = kind == "migrate" and switched
-            assert (row.volume, row.path) == ("archive" if moved else "hot",
-                                              o.path.removesuffix(".mp4") + "-k.mp4")
+            assert (row.volume, row.path) == (
+                "archive" if moved else "hot",
+                o.path.removesuffix(".mp4") + "-k.mp4",
+            )
             assert row.sha256 != o.sha256 and not (roots["hot"] / o.path).exists()
         else:
             assert row == Row("hot", o.path, o.sha256, "ok")
@@ -300,23 +360,33 @@ def test_the_crash_steps_are_every_checkpoint_of_the_executor() -> None:
     """STEPS above is the executor's own list: a new step boundary must get its crash test."""
     from ccvault.retention import executor
 
-    calls = re.findall(r'self\.checkpoint\(f?"(\{kind\}|\w+)\.(\w+)"\)',
-                       Path(executor.__file__).read_text())
-    found = {f"{kind}.{step}" for prefix, step in calls
-             for kind in (("migrate", "thin") if prefix == "{kind}" else (prefix,))}
+    calls = re.findall(
+        r'self\.checkpoint\(f?"(\{kind\}|\w+)\.(\w+)"\)', Path(executor.__file__).read_text()
+    )
+    found = {
+        f"{kind}.{step}"
+        for prefix, step in calls
+        for kind in (("migrate", "thin") if prefix == "{kind}" else (prefix,))
+    }
     assert found == set(STEPS) and len(STEPS) == 13
 
 
 def test_purge_before_recovery_does_not_resurrect_a_thinned_original(
-        crash_template, tmp_path: Path, cli: Session) -> None:
+    crash_template, tmp_path: Path, cli: Session
+) -> None:
     """A crash right after the thinned copy was switched to; then, before any start-up
     recovery, a `ccvault purge` (cron, an operator) migrates the thinned segment on."""
     template, originals = crash_template
     root = tmp_path / "store"
     config = _copy_store(template, root)
     roots = {"hot": root / "hot", "archive": root / "archive"}
-    crashed = subprocess.run([*HELPER, "crash", str(config), "thin.switched"],
-                             capture_output=True, text=True, cwd=REPO, timeout=120)
+    crashed = subprocess.run(
+        [*HELPER, "crash", str(config), "thin.switched"],
+        capture_output=True,
+        text=True,
+        cwd=REPO,
+        timeout=120,
+    )
     assert crashed.returncode == -9, crashed.stderr[-2000:]
     assert cli.json(config, "purge")["failed"] == 0
     _reconcile_clean(cli, config)  # fails: both thinned originals come back as "adopted"
@@ -335,9 +405,13 @@ FIRST_PASS_S = 0.5
 
 class FastDaemon(Daemon):
     def start(self) -> FastDaemon:
-        self.proc = subprocess.Popen([*HELPER, "daemon", str(self.config), str(FIRST_PASS_S)],
-                                     stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                                     text=True, cwd=REPO)
+        self.proc = subprocess.Popen(
+            [*HELPER, "daemon", str(self.config), str(FIRST_PASS_S)],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+            cwd=REPO,
+        )
         threading.Thread(target=self._collect, args=(self.proc,), daemon=True).start()
         self.wait_event("daemon.ready", timeout=60)
         return self
@@ -353,36 +427,49 @@ def fast_daemons() -> Iterator[list[FastDaemon]]:
             daemon.proc.wait()
 
 
-def test_kill_9_during_retention_passes(tmp_path: Path, cli: Session,
-                                        fast_daemons: list[FastDaemon]) -> None:
+def test_kill_9_during_retention_passes(
+    tmp_path: Path, cli: Session, fast_daemons: list[FastDaemon]
+) -> None:
     rng = random.Random(20261126)
     volumes = [_volume(tmp_path, "hot", "hot"), _volume(tmp_path, "archive", "archive")]
-    config = _config(tmp_path, "continuous_days = 10\nmotion_days = 20\nmax_days = 20\n"
-                     "min_days = 1\nhot_days = 2\nthin_after_days = 3\n", volumes,
-                     cameras=("door", "rack"))
+    config = _config(
+        tmp_path,
+        "continuous_days = 10\nmotion_days = 20\nmax_days = 20\n"
+        "min_days = 1\nhot_days = 2\nthin_after_days = 3\n",
+        volumes,
+        cameras=("door", "rack"),
+    )
     catalog = tmp_path / "catalog.sqlite"
     roots = {"hot": tmp_path / "hot", "archive": tmp_path / "archive"}
     now = int(time.time() * 1000)
     kinds, footage = [], []
     for camera in ("door", "rack"):
         for kind, count, first, step, activity in (
-                ("expired", 75, now - 19 * DAY_MS, HOUR_MS, False),  # idle past 10 days
-                ("thin", 20, now - 8 * DAY_MS, 3 * HOUR_MS, False),  # idle past 3 days
-                ("migrate", 10, now - 8 * DAY_MS + 30 * MIN_MS, 4 * HOUR_MS, True),
-                ("young", 5, now - 10 * HOUR_MS, HOUR_MS, False)):
+            ("expired", 75, now - 19 * DAY_MS, HOUR_MS, False),  # idle past 10 days
+            ("thin", 20, now - 8 * DAY_MS, 3 * HOUR_MS, False),  # idle past 3 days
+            ("migrate", 10, now - 8 * DAY_MS + 30 * MIN_MS, 4 * HOUR_MS, True),
+            ("young", 5, now - 10 * HOUR_MS, HOUR_MS, False),
+        ):
             for i in range(count):
                 kinds.append(kind)
-                footage.append({"camera": camera, "start_ms": first + i * step,
-                                "activity": activity})
+                footage.append(
+                    {"camera": camera, "start_ms": first + i * step, "activity": activity}
+                )
     seeded = seed(config, footage, tmp_path / "cache")
-    door_expired = [s for s, k in zip(seeded, kinds, strict=True)
-                    if k == "expired" and s.camera == "door"]
+    door_expired = [
+        s for s, k in zip(seeded, kinds, strict=True) if k == "expired" and s.camera == "door"
+    ]
     held = door_expired[20:30]
     _hold(cli, config, "door", held[0].start_ms - MIN_MS, held[-1].end_ms + MIN_MS)
     held_ids = {s.id for s in held}
-    originals = {s.id: (k if s.id not in held_ids else "held",
-                        str(s.path.relative_to(roots["hot"])), _sha(s.path))
-                 for s, k in zip(seeded, kinds, strict=True)}
+    originals = {
+        s.id: (
+            k if s.id not in held_ids else "held",
+            str(s.path.relative_to(roots["hot"])),
+            _sha(s.path),
+        )
+        for s, k in zip(seeded, kinds, strict=True)
+    }
 
     left_behind = []  # intents each kill left for the next start-up
     for _round in range(3):
@@ -400,8 +487,11 @@ def test_kill_9_during_retention_passes(tmp_path: Path, cli: Session,
     assert final.stop() == 0
     assert any(left_behind), f"no kill landed in the middle of an operation: {left_behind}"
     for daemon in fast_daemons:  # start-up recovery left nothing for reconcile to repair
-        assert not [e for e in daemon.events if e.get("event") in (
-            "segment.adopted", "segment.missing", "reconcile.repair")], daemon.raw[-20:]
+        assert not [
+            e
+            for e in daemon.events
+            if e.get("event") in ("segment.adopted", "segment.missing", "reconcile.repair")
+        ], daemon.raw[-20:]
     assert sum(d.count("intent.recovered") for d in fast_daemons) >= sum(left_behind)
 
     rows = _check_store(catalog, roots)
@@ -422,8 +512,9 @@ def test_kill_9_during_retention_passes(tmp_path: Path, cli: Session,
     assert [a for a in plan["actions"] if a["action"] == "delete"] == []
     purged = _audited(cli, config, "purge")
     assert set(purged) == {i for i, (k, _p, _s) in originals.items() if k == "expired"}
-    assert not held_ids & set(purged + _audited(cli, config, "thin")
-                              + _audited(cli, config, "migrate"))
+    assert not held_ids & set(
+        purged + _audited(cli, config, "thin") + _audited(cli, config, "migrate")
+    )
     assert cli.json(config, "audit", "list", "--action", "reconcile.repair") == []
     verify = cli.run(config, "audit", "verify")
     assert verify.returncode == 0, verify.stdout + verify.stderr
@@ -434,26 +525,37 @@ def test_kill_9_during_retention_passes(tmp_path: Path, cli: Session,
 
 def _tree(root: Path) -> dict[str, tuple]:
     """Everything under root with its mtime (and a file's hash): any write shows."""
-    return {str(p.relative_to(root)): (p.is_dir(), p.stat().st_mtime_ns,
-                                       None if p.is_dir() else _sha(p))
-            for p in [root, *root.rglob("*")]}
+    return {
+        str(p.relative_to(root)): (
+            p.is_dir(),
+            p.stat().st_mtime_ns,
+            None if p.is_dir() else _sha(p),
+        )
+        for p in [root, *root.rglob("*")]
+    }
 
 
-def test_volume_without_identity_is_never_written_or_purged(tmp_path: Path,
-                                                             cli: Session) -> None:
+def test_volume_without_identity_is_never_written_or_purged(tmp_path: Path, cli: Session) -> None:
     def volumes(**pressure: Any) -> list[dict[str, Any]]:
-        return [_volume(tmp_path, "hot", "hot", **pressure),
-                _volume(tmp_path, "archive", "archive", **pressure)]
+        return [
+            _volume(tmp_path, "hot", "hot", **pressure),
+            _volume(tmp_path, "archive", "archive", **pressure),
+        ]
 
     config = _config(tmp_path, "", volumes())
     base = config.read_text()
     catalog = tmp_path / "catalog.sqlite"
     roots = {"hot": tmp_path / "hot", "archive": tmp_path / "archive"}
     now = int(time.time() * 1000)
-    footage = [{"camera": "door", "start_ms": now - 20 * DAY_MS + i * HOUR_MS, "volume": v}
-               for v in ("hot", "archive") for i in range(3)]  # expired (continuous_days)
-    footage += [{"camera": "door", "start_ms": now - (5 - i) * HOUR_MS, "volume": v}
-                for i, v in enumerate(("hot", "archive"))]  # young
+    footage = [
+        {"camera": "door", "start_ms": now - 20 * DAY_MS + i * HOUR_MS, "volume": v}
+        for v in ("hot", "archive")
+        for i in range(3)
+    ]  # expired (continuous_days)
+    footage += [
+        {"camera": "door", "start_ms": now - (5 - i) * HOUR_MS, "volume": v}
+        for i, v in enumerate(("hot", "archive"))
+    ]  # young
     seeded = seed(config, footage, tmp_path / "cache")
     before = _rows(catalog)
     on_archive = {s.id for s in seeded if before[s.id].volume == "archive"}
@@ -485,8 +587,11 @@ def test_volume_without_identity_is_never_written_or_purged(tmp_path: Path,
 
     # Pressure everywhere (each volume over its max_bytes): the unavailable archive is
     # neither measured nor purged, nor a place to migrate the hot volume's footage to.
-    config.write_text(base.replace('role = "hot"', 'role = "hot"\nmax_bytes = 1').replace(
-        'role = "archive"', 'role = "archive"\nmax_bytes = 1'))
+    config.write_text(
+        base.replace('role = "hot"', 'role = "hot"\nmax_bytes = 1').replace(
+            'role = "archive"', 'role = "archive"\nmax_bytes = 1'
+        )
+    )
     plan = cli.json(config, "purge", "--dry-run")["actions"]
     assert plan and all(a["volume"] == "hot" and a["target"] is None for a in plan), plan
     status = cli.json(config, "status")
@@ -512,13 +617,19 @@ def test_volume_without_identity_is_never_written_or_purged(tmp_path: Path,
     assert verify.returncode == 0, verify.stdout + verify.stderr
 
 
-def test_a_crash_inside_thinning_leaves_no_hidden_copy(crash_template, tmp_path: Path,
-                                                      cli: Session) -> None:
+def test_a_crash_inside_thinning_leaves_no_hidden_copy(
+    crash_template, tmp_path: Path, cli: Session
+) -> None:
     template, _originals = crash_template
     root = tmp_path / "store"
     config = _copy_store(template, root)
-    crashed = subprocess.run([*HELPER, "crash", str(config), "thin.ffmpeg_done"],
-                             capture_output=True, text=True, cwd=REPO, timeout=120)
+    crashed = subprocess.run(
+        [*HELPER, "crash", str(config), "thin.ffmpeg_done"],
+        capture_output=True,
+        text=True,
+        cwd=REPO,
+        timeout=120,
+    )
     assert crashed.returncode == -9, crashed.stderr[-2000:]
     _reconcile_clean(cli, config)
     assert cli.json(config, "purge")["failed"] == 0

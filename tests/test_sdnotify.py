@@ -79,8 +79,9 @@ def test_each_message_is_one_exact_datagram(receiver: tuple[Receiver, str]) -> N
 
 def test_watchdog_pings_while_no_loop_is_stale_and_withholds_otherwise() -> None:
     rx, name = abstract_receiver()  # the address forms are covered above; this is about timing
-    notifier = Notifier({"NOTIFY_SOCKET": name, "WATCHDOG_USEC": "200000",
-                         "WATCHDOG_PID": str(os.getpid())})
+    notifier = Notifier(
+        {"NOTIFY_SOCKET": name, "WATCHDOG_USEC": "200000", "WATCHDOG_PID": str(os.getpid())}
+    )
     assert notifier.watchdog_interval == pytest.approx(0.1)
     # The daemon's check (Daemon._stale_loops) names loops whose heartbeat is old.
     hung: list[str] = []
@@ -104,10 +105,15 @@ def test_watchdog_pings_while_no_loop_is_stale_and_withholds_otherwise() -> None
     assert withheld[0]["loops"] == ["ingest"] and withheld[0]["log_level"] == "warning"
 
 
-@pytest.mark.parametrize("environ", [
-    {"WATCHDOG_USEC": "200000", "WATCHDOG_PID": "1"},  # meant for another process
-    {"WATCHDOG_USEC": "0"}, {"WATCHDOG_USEC": "soon"}, {},
-])
+@pytest.mark.parametrize(
+    "environ",
+    [
+        {"WATCHDOG_USEC": "200000", "WATCHDOG_PID": "1"},  # meant for another process
+        {"WATCHDOG_USEC": "0"},
+        {"WATCHDOG_USEC": "soon"},
+        {},
+    ],
+)
 def test_no_watchdog_unless_it_is_meant_for_this_process(environ: dict[str, str]) -> None:
     notifier = Notifier({"NOTIFY_SOCKET": "@unused", **environ})
     assert notifier.watchdog_interval is None
@@ -124,4 +130,3 @@ def test_a_missing_socket_fails_quietly_and_logs_once(tmp_path: Path) -> None:
     assert [e["event"] for e in logs] == ["sdnotify.failed"]
     disabled = Notifier({})
     assert not disabled.enabled and disabled.send(READY="1") is False
-

@@ -53,8 +53,11 @@ class Notifications:
         return [m for _, m in self.messages[mark:] if key in m]
 
     def wait(self, key: str, mark: int = 0, timeout: float = 15) -> dict[str, str]:
-        return wait_for(lambda: next(iter(self.after(mark, key)), None), timeout,
-                        what=f"{key}= after message {mark}")
+        return wait_for(
+            lambda: next(iter(self.after(mark, key)), None),
+            timeout,
+            what=f"{key}= after message {mark}",
+        )
 
     def close(self) -> None:
         self._stop.set()
@@ -107,14 +110,17 @@ def append(config: Path, text: str) -> Path:
 def metrics(daemon: Daemon) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
     url = daemon.wait_event("http.listening", timeout=5)["url"]
     text = httpx.get(f"{url}/metrics", timeout=10).text
-    return {(s.name, tuple(sorted(s.labels.items()))): s.value
-            for family in text_string_to_metric_families(text) for s in family.samples}
+    return {
+        (s.name, tuple(sorted(s.labels.items()))): s.value
+        for family in text_string_to_metric_families(text)
+        for s in family.samples
+    }
 
 
-def test_notify_protocol_reload_and_stop(tmp_path: Path, notify: Notifications,
-                                         daemon_factory: Callable[..., Daemon]) -> None:
-    config = write_config(tmp_path, [{"name": "one", "url": "demo://"}],
-                          segment_seconds=SEGMENT_S)
+def test_notify_protocol_reload_and_stop(
+    tmp_path: Path, notify: Notifications, daemon_factory: Callable[..., Daemon]
+) -> None:
+    config = write_config(tmp_path, [{"name": "one", "url": "demo://"}], segment_seconds=SEGMENT_S)
     original = config.read_text()
     daemon = daemon_factory(config, {"NOTIFY_SOCKET": str(notify.path), "WATCHDOG_USEC": "2000000"})
     try:
@@ -123,8 +129,11 @@ def test_notify_protocol_reload_and_stop(tmp_path: Path, notify: Notifications,
         daemon.wait_event("camera.state", timeout=20, camera="one", new="recording")
         mark = len(notify.messages)
         notify.wait("WATCHDOG", mark, timeout=3)  # every WATCHDOG_USEC / 2
-        wait_for(lambda: "recording 1/1" in notify.wait("STATUS", len(notify.messages) - 1)
-                 ["STATUS"], 10, what="STATUS= with the camera recording")
+        wait_for(
+            lambda: "recording 1/1" in notify.wait("STATUS", len(notify.messages) - 1)["STATUS"],
+            10,
+            what="STATUS= with the camera recording",
+        )
 
         # A good config: a second camera; the first records on, untouched.
         append(config, '[[cameras]]\nname = "two"\nurl = "demo://"')
@@ -157,9 +166,9 @@ def test_notify_protocol_reload_and_stop(tmp_path: Path, notify: Notifications,
         assert [e["name"] for e in events if e["event"]] == ["config_rejected"]
         time.sleep(SEGMENT_S + 1)
         for camera in ("one", "two"):
-            assert cli_json(config, "segments", "--camera", camera, "--from", "-4s",
-                            "--to", "now"), \
-                f"{camera} records on after the rejected reload"
+            assert cli_json(
+                config, "segments", "--camera", camera, "--from", "-4s", "--to", "now"
+            ), f"{camera} records on after the rejected reload"
         assert daemon.count("recorder.started", camera="one") == 1
         assert daemon.count("recorder.started", camera="two") == 1
 
@@ -171,8 +180,9 @@ def test_notify_protocol_reload_and_stop(tmp_path: Path, notify: Notifications,
         assert time.monotonic() - began < 15
         notify.wait("STOPPING", mark, timeout=1)
         for camera in ("one", "two"):
-            last = cli_json(config, "segments", "--camera", camera, "--from", "-1h", "--to",
-                            "now")[-1]
+            last = cli_json(config, "segments", "--camera", camera, "--from", "-1h", "--to", "now")[
+                -1
+            ]
             end = time.mktime(time.strptime(last["end"][:19], "%Y-%m-%dT%H:%M:%S")) - time.timezone
             assert abs(end - stopped_at) < SEGMENT_S + 1.5, f"{camera}'s open segment was kept"
     finally:
@@ -180,18 +190,27 @@ def test_notify_protocol_reload_and_stop(tmp_path: Path, notify: Notifications,
 
 
 def test_camera_offline_and_back_reaches_webhook_email_and_metrics(
-    tmp_path: Path, webhook: WebhookReceiver, mailbox: tuple[Mailbox, int],
+    tmp_path: Path,
+    webhook: WebhookReceiver,
+    mailbox: tuple[Mailbox, int],
     daemon_factory: Callable[..., Daemon],
 ) -> None:
     box, smtp_port = mailbox
     server = RtspServer().start()
     try:
-        config = write_config(tmp_path, [{"name": "door", "url": server.url()}],
-                              segment_seconds=SEGMENT_S, offline_after=5)
-        text = config.read_text().replace('listen = "127.0.0.1:0"',
-                                          'listen = "127.0.0.1:0"\nmetrics_public = true')
+        config = write_config(
+            tmp_path,
+            [{"name": "door", "url": server.url()}],
+            segment_seconds=SEGMENT_S,
+            offline_after=5,
+        )
+        text = config.read_text().replace(
+            'listen = "127.0.0.1:0"', 'listen = "127.0.0.1:0"\nmetrics_public = true'
+        )
         config.write_text(text)
-        append(config, f"""[alerts]
+        append(
+            config,
+            f"""[alerts]
 check_seconds = 1
 
 [alerts.webhook]
@@ -203,39 +222,64 @@ host = "127.0.0.1"
 port = {smtp_port}
 starttls = false
 from = "ccvault@example.org"
-to = ["security@example.org"]""")
+to = ["security@example.org"]""",
+        )
         daemon = daemon_factory(config)
         daemon.wait_event("camera.state", timeout=20, camera="door", new="recording")
-        wait_for(lambda: metrics(daemon).get(("ccvault_segments_written_total",
-                                              (("camera", "door"),))), 20, what="a segment")
-        wait_for(lambda: metrics(daemon)[("ccvault_camera_up", (("camera", "door"),))] == 1,
-                 5, what="camera_up 1 at the next health check")
-        wait_for(lambda: ("ccvault_volume_headroom_seconds", (("volume", "hot"),))
-                 in metrics(daemon), 15, what="headroom once a write rate is known")
+        wait_for(
+            lambda: metrics(daemon).get(("ccvault_segments_written_total", (("camera", "door"),))),
+            20,
+            what="a segment",
+        )
+        wait_for(
+            lambda: metrics(daemon)[("ccvault_camera_up", (("camera", "door"),))] == 1,
+            5,
+            what="camera_up 1 at the next health check",
+        )
+        wait_for(
+            lambda: ("ccvault_volume_headroom_seconds", (("volume", "hot"),)) in metrics(daemon),
+            15,
+            what="headroom once a write rate is known",
+        )
 
         server.stop()
-        [(_, fired)] = wait_for(lambda: webhook.alerts("camera_offline", "firing"), 20,
-                           what="camera_offline firing at the webhook")
-        assert fired["labels"] == {"alertname": "camera_offline", "severity": "critical",
-                                   "camera": "door", "instance": socket.gethostname()}
+        [(_, fired)] = wait_for(
+            lambda: webhook.alerts("camera_offline", "firing"),
+            20,
+            what="camera_offline firing at the webhook",
+        )
+        assert fired["labels"] == {
+            "alertname": "camera_offline",
+            "severity": "critical",
+            "camera": "door",
+            "instance": socket.gethostname(),
+        }
         assert fired["endsAt"] == "0001-01-01T00:00:00Z"
         assert webhook.received[0][1] == "Bearer hook-secret"
-        wait_for(lambda: any("FIRING" in s and "camera_offline" in s for s in box.subjects()),
-                 10, what="the firing e-mail")
+        wait_for(
+            lambda: any("FIRING" in s and "camera_offline" in s for s in box.subjects()),
+            10,
+            what="the firing e-mail",
+        )
         down = metrics(daemon)  # the gauges come from the same check that fired the alert
         assert down[("ccvault_camera_up", (("camera", "door"),))] == 0
         assert down[("ccvault_alert_firing", (("alert", "camera_offline"),))] == 1
         active = cli_json(config, "alerts")["active"]
-        assert [(a["name"], a["labels"]) for a in active] == [("camera_offline",
-                                                               {"camera": "door"})]
+        assert [(a["name"], a["labels"]) for a in active] == [
+            ("camera_offline", {"camera": "door"})
+        ]
         assert run_cli(config, "alerts").returncode == 1, "exit 1 while an alert fires"
 
         server.start()
-        [(_, resolved)] = wait_for(lambda: webhook.alerts("camera_offline", "resolved"), 40,
-                              what="camera_offline resolved at the webhook")
+        [(_, resolved)] = wait_for(
+            lambda: webhook.alerts("camera_offline", "resolved"),
+            40,
+            what="camera_offline resolved at the webhook",
+        )
         assert resolved["startsAt"] == fired["startsAt"] and resolved["endsAt"] > fired["startsAt"]
-        wait_for(lambda: any("RESOLVED" in s for s in box.subjects()), 10,
-                 what="the resolved e-mail")
+        wait_for(
+            lambda: any("RESOLVED" in s for s in box.subjects()), 10, what="the resolved e-mail"
+        )
         assert len(webhook.alerts("camera_offline", "firing")) == 1, "no re-send meanwhile"
         report = cli_json(config, "alerts")
         assert report["active"] == [] and report["recent"][0]["name"] == "camera_offline"
@@ -250,8 +294,7 @@ to = ["security@example.org"]""")
 def test_volume_losing_its_identity_is_unavailable_within_a_check(
     tmp_path: Path, webhook: WebhookReceiver, daemon_factory: Callable[..., Daemon]
 ) -> None:
-    config = write_config(tmp_path, [{"name": "one", "url": "demo://"}],
-                          segment_seconds=SEGMENT_S)
+    config = write_config(tmp_path, [{"name": "one", "url": "demo://"}], segment_seconds=SEGMENT_S)
     append(config, f'[alerts]\ncheck_seconds = 1\n\n[alerts.webhook]\nurl = "{webhook.url}"')
     daemon = daemon_factory(config)
     try:
@@ -260,14 +303,20 @@ def test_volume_losing_its_identity_is_unavailable_within_a_check(
         assert identity.exists()
         os.rename(identity, identity.with_suffix(".moved"))
         gone = time.monotonic()
-        [(_, alert)] = wait_for(lambda: webhook.alerts("volume_unavailable", "firing"), 10,
-                           what="volume_unavailable at the webhook")
+        [(_, alert)] = wait_for(
+            lambda: webhook.alerts("volume_unavailable", "firing"),
+            10,
+            what="volume_unavailable at the webhook",
+        )
         assert time.monotonic() - gone < 1 + 2, "within one check interval (1 s) and delivery"
         assert alert["labels"]["volume"] == "hot" and alert["labels"]["severity"] == "critical"
         assert "identity" in alert["annotations"]["summary"]
         os.rename(identity.with_suffix(".moved"), identity)
-        wait_for(lambda: webhook.alerts("volume_unavailable", "resolved"), 10,
-                 what="volume_unavailable resolved when the identity is back")
+        wait_for(
+            lambda: webhook.alerts("volume_unavailable", "resolved"),
+            10,
+            what="volume_unavailable resolved when the identity is back",
+        )
     finally:
         assert daemon.stop() == 0
 
@@ -288,10 +337,10 @@ def test_sigterm_has_ffmpeg_close_each_open_segment_itself(
         assert daemon.stop(timeout=30) == 0
         assert daemon.count("segment.salvaged") == 0, "ffmpeg closed every segment itself"
         for cam in cameras:
-            last = cli_json(config, "segments", "--camera", cam["name"], "--from", "-1h",
-                            "--to", "now")[-1]
-            end = time.mktime(time.strptime(last["end"][:19], "%Y-%m-%dT%H:%M:%S")) \
-                - time.timezone
+            last = cli_json(
+                config, "segments", "--camera", cam["name"], "--from", "-1h", "--to", "now"
+            )[-1]
+            end = time.mktime(time.strptime(last["end"][:19], "%Y-%m-%dT%H:%M:%S")) - time.timezone
             assert abs(end - signalled) < 2.5, f"{cam['name']}'s open segment was kept whole"
     finally:
         daemon.stop()
@@ -300,10 +349,14 @@ def test_sigterm_has_ffmpeg_close_each_open_segment_itself(
 def test_a_log_reader_going_away_stops_nothing(tmp_path: Path) -> None:
     """journald restarted, a terminal closed: the daemon's stdout breaks (EPIPE). Logging must
     not raise into what logged, so it records on, and a SIGTERM still ends it cleanly."""
-    config = write_config(tmp_path, [{"name": "one", "url": "demo://"}],
-                          segment_seconds=SEGMENT_S)
-    proc = subprocess.Popen([*CCVAULT, "--config", str(config), "run"], cwd=REPO,
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    config = write_config(tmp_path, [{"name": "one", "url": "demo://"}], segment_seconds=SEGMENT_S)
+    proc = subprocess.Popen(
+        [*CCVAULT, "--config", str(config), "run"],
+        cwd=REPO,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
     try:
         assert proc.stdout is not None
         for line in proc.stdout:

@@ -95,18 +95,30 @@ def test_unit_hardening_scores_at_most_2(tmp_path: Path) -> None:
 
 
 def test_dropin_names_every_path_the_daemon_writes(tmp_path: Path) -> None:
-    volumes = [{"name": "hot", "path": str(tmp_path / "hot"), "role": "hot"},
-               {"name": "archive", "path": str(tmp_path / "archive disk"), "role": "archive",
-                "require_mountpoint": True},
-               {"name": "inner", "path": str(tmp_path / "state" / "inner"), "role": "archive"}]
+    volumes = [
+        {"name": "hot", "path": str(tmp_path / "hot"), "role": "hot"},
+        {
+            "name": "archive",
+            "path": str(tmp_path / "archive disk"),
+            "role": "archive",
+            "require_mountpoint": True,
+        },
+        {"name": "inner", "path": str(tmp_path / "state" / "inner"), "role": "archive"},
+    ]
     for name in ("state", "hot", "spool", "audit", "exports", "evidence"):
         (tmp_path / name).mkdir()
-    config = write_config(tmp_path / "state", [{"name": "door", "url": "demo://"}],
-                          volumes=volumes, spool=tmp_path / "spool")
+    config = write_config(
+        tmp_path / "state",
+        [{"name": "door", "url": "demo://"}],
+        volumes=volumes,
+        spool=tmp_path / "spool",
+    )
     with config.open("a") as f:
-        f.write(f'\n[audit]\npath = "{tmp_path}/audit/audit.jsonl"\n'
-                f'[export]\ndir = "{tmp_path}/exports"\n'
-                f'allowed_dirs = ["{tmp_path}/evidence", "{tmp_path}/state/shared"]\n')
+        f.write(
+            f'\n[audit]\npath = "{tmp_path}/audit/audit.jsonl"\n'
+            f'[export]\ndir = "{tmp_path}/exports"\n'
+            f'allowed_dirs = ["{tmp_path}/evidence", "{tmp_path}/state/shared"]\n'
+        )
     result = run_cli(config, "systemd-dropin", "--output", "-")
     assert result.returncode == 0, result.stderr
     assert "does not exist" not in result.stderr  # the archive may be unmounted at boot
@@ -126,10 +138,14 @@ def test_dropin_names_every_path_the_daemon_writes(tmp_path: Path) -> None:
     dropin = unit.parent / "ccvault.service.d" / "ccvault-paths.conf"
     report = cli_json(config, "systemd-dropin", "--output", str(dropin))
     assert dropin.read_text() == result.stdout
-    assert report == {"path": str(dropin), "ignore_if_missing": [f"{tmp_path}/archive disk"],
-                      "read_write_paths": [f"{tmp_path}/{name}" for name in (
-                          "archive disk", "audit", "evidence", "exports", "hot", "spool",
-                          "state")]}
+    assert report == {
+        "path": str(dropin),
+        "ignore_if_missing": [f"{tmp_path}/archive disk"],
+        "read_write_paths": [
+            f"{tmp_path}/{name}"
+            for name in ("archive disk", "audit", "evidence", "exports", "hot", "spool", "state")
+        ],
+    }
     assert_verifies(unit)  # the unit with its drop-in (a misquoted path would warn)
 
 
@@ -189,10 +205,16 @@ allow.load()  # last: loading a filter is itself not on the allow list
 os.execv(sys.argv[2], sys.argv[2:])
 """
 
-NAMESPACE_FLAGS = {"mnt": 0x20000, "cgroup": 0x2000000, "uts": 0x4000000, "ipc": 0x8000000,
-                   "user": 0x10000000, "pid": 0x20000000, "net": 0x40000000}
-ADDRESS_FAMILIES = {"AF_UNIX": 1, "AF_INET": 2, "AF_INET6": 10, "AF_NETLINK": 16,
-                    "AF_PACKET": 17}
+NAMESPACE_FLAGS = {
+    "mnt": 0x20000,
+    "cgroup": 0x2000000,
+    "uts": 0x4000000,
+    "ipc": 0x8000000,
+    "user": 0x10000000,
+    "pid": 0x20000000,
+    "net": 0x40000000,
+}
+ADDRESS_FAMILIES = {"AF_UNIX": 1, "AF_INET": 2, "AF_INET6": 10, "AF_NETLINK": 16, "AF_PACKET": 17}
 
 
 def syscall_groups() -> dict[str, list[str]]:
@@ -253,7 +275,8 @@ def sandbox_spec(unit: Path) -> dict[str, Any]:
         "mdwe": values.get("MemoryDenyWriteExecute") == "yes",
         "families": [ADDRESS_FAMILIES[f] for f in families],
         "namespaces": list(NAMESPACE_FLAGS.values())
-        if values.get("RestrictNamespaces") == "yes" else [],
+        if values.get("RestrictNamespaces") == "yes"
+        else [],
         "no_capabilities": values.get("CapabilityBoundingSet") == "",
     }
 
@@ -271,10 +294,12 @@ def sandbox() -> list[str]:
     return [sys.executable, "-c", SANDBOX, json.dumps(sandbox_spec(UNIT))]
 
 
-def sandboxed(sandbox: list[str], *argv: str, timeout: float = 60,
-              **kwargs: Any) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([*sandbox, *argv], capture_output=True, text=True, timeout=timeout,
-                          **kwargs)
+def sandboxed(
+    sandbox: list[str], *argv: str, timeout: float = 60, **kwargs: Any
+) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [*sandbox, *argv], capture_output=True, text=True, timeout=timeout, **kwargs
+    )
 
 
 def test_the_emulated_filter_really_filters(sandbox: list[str]) -> None:
@@ -306,28 +331,61 @@ def sample(sandbox: list[str], tmp_path_factory: pytest.TempPathFactory) -> Path
     import imageio_ffmpeg
 
     out = tmp_path_factory.mktemp("media") / "sample.mp4"
-    result = sandboxed(sandbox, imageio_ffmpeg.get_ffmpeg_exe(), "-nostdin", "-v", "error",
-                       "-f", "lavfi", "-i", "testsrc=size=320x240:rate=15:duration=2",
-                       "-c:v", "libx264", "-g", "15", "-pix_fmt", "yuv420p", str(out))
+    result = sandboxed(
+        sandbox,
+        imageio_ffmpeg.get_ffmpeg_exe(),
+        "-nostdin",
+        "-v",
+        "error",
+        "-f",
+        "lavfi",
+        "-i",
+        "testsrc=size=320x240:rate=15:duration=2",
+        "-c:v",
+        "libx264",
+        "-g",
+        "15",
+        "-pix_fmt",
+        "yuv420p",
+        str(out),
+    )
     assert result.returncode == 0, f"ffmpeg under the filter: {result.returncode}\n{result.stderr}"
     return out
 
 
-def test_ffmpeg_encodes_and_segments_under_the_filter(sandbox: list[str], sample: Path,
-                                                      tmp_path: Path) -> None:
+def test_ffmpeg_encodes_and_segments_under_the_filter(
+    sandbox: list[str], sample: Path, tmp_path: Path
+) -> None:
     import imageio_ffmpeg
 
-    result = sandboxed(sandbox, imageio_ffmpeg.get_ffmpeg_exe(), "-nostdin", "-v", "error",
-                       "-i", str(sample), "-c", "copy", "-f", "segment", "-segment_time", "1",
-                       "-reset_timestamps", "1", "-segment_list", str(tmp_path / "list.csv"),
-                       str(tmp_path / "%03d.mp4"))
+    result = sandboxed(
+        sandbox,
+        imageio_ffmpeg.get_ffmpeg_exe(),
+        "-nostdin",
+        "-v",
+        "error",
+        "-i",
+        str(sample),
+        "-c",
+        "copy",
+        "-f",
+        "segment",
+        "-segment_time",
+        "1",
+        "-reset_timestamps",
+        "1",
+        "-segment_list",
+        str(tmp_path / "list.csv"),
+        str(tmp_path / "%03d.mp4"),
+    )
     assert result.returncode == 0, result.stderr
     assert len(sorted(tmp_path.glob("*.mp4"))) == 2
     assert len((tmp_path / "list.csv").read_text().splitlines()) == 2
 
 
-def test_opencv_reads_and_differences_frames_under_the_filter(sandbox: list[str],
-                                                               sample: Path) -> None:
+def test_opencv_reads_and_differences_frames_under_the_filter(
+    sandbox: list[str], sample: Path
+) -> None:
     script = """
 import sys, cv2
 cap = cv2.VideoCapture(sys.argv[1])
@@ -374,7 +432,10 @@ class SandboxedDaemon(Daemon):
     def start(self) -> SandboxedDaemon:
         self.proc = subprocess.Popen(
             [*self.prefix, *CCVAULT, "--config", str(self.config), "run"],
-            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, cwd=REPO,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+            cwd=REPO,
         )
         threading.Thread(target=self._collect, args=(self.proc,), daemon=True).start()
         self.wait_event("daemon.ready", timeout=30)
@@ -403,8 +464,7 @@ def record_and_analyse(daemon: SandboxedDaemon, config: Path) -> None:
     daemon.wait_event("segment.ingested", timeout=20)
 
     def analysed() -> list[dict[str, Any]]:
-        segments = cli_json(config, "segments", "--camera", "door", "--from", "-5m",
-                            "--to", "now")
+        segments = cli_json(config, "segments", "--camera", "door", "--from", "-5m", "--to", "now")
         return [s for s in segments if s["analysed"]]
 
     wait_for(analysed, timeout=20, what="a segment analysed by a motion worker")
@@ -423,8 +483,8 @@ def record_and_analyse(daemon: SandboxedDaemon, config: Path) -> None:
 
 
 def test_daemon_records_and_analyses_under_the_filter(
-        sandbox: list[str], run_sandboxed: Callable[[Path, list[str]], SandboxedDaemon],
-        tmp_path: Path) -> None:
+    sandbox: list[str], run_sandboxed: Callable[[Path, list[str]], SandboxedDaemon], tmp_path: Path
+) -> None:
     config = write_config(tmp_path, [{"name": "door", "url": "demo://?period=4"}])
     record_and_analyse(run_sandboxed(config, sandbox), config)
 
@@ -482,17 +542,22 @@ def namespace() -> list[str]:
     """argv prefix (then DROPIN ROOT REPO COMMAND...) for the approximated namespace."""
     if shutil.which("unshare") is None or shutil.which("findmnt") is None:
         pytest.skip("unshare/findmnt (util-linux) are not installed")
-    probe = subprocess.run(["unshare", "-m", "sh", "-c",
-                            "mount -t proc -o subset=pid,hidepid=invisible proc /proc"],
-                           capture_output=True, text=True)
+    probe = subprocess.run(
+        ["unshare", "-m", "sh", "-c", "mount -t proc -o subset=pid,hidepid=invisible proc /proc"],
+        capture_output=True,
+        text=True,
+    )
     if probe.returncode != 0:
         pytest.skip(f"cannot set up a mount namespace here (needs root): {probe.stderr}")
     return ["unshare", "-m", "bash", "-c", NAMESPACE, "ns"]
 
 
 def test_daemon_records_in_the_units_mount_namespace(
-        sandbox: list[str], namespace: list[str],
-        run_sandboxed: Callable[[Path, list[str]], SandboxedDaemon], tmp_path: Path) -> None:
+    sandbox: list[str],
+    namespace: list[str],
+    run_sandboxed: Callable[[Path, list[str]], SandboxedDaemon],
+    tmp_path: Path,
+) -> None:
     """Read-only everything but the drop-in's paths, private /tmp and /dev, /proc with only
     process directories: the drop-in is complete and nothing needs /proc/stat & co.
 
@@ -500,13 +565,15 @@ def test_daemon_records_in_the_units_mount_namespace(
     User=, ProtectKernelModules=/Logs=, ProtectClock=, ProtectHostname=."""
     for name in ("state", "hot", "spool"):
         (tmp_path / name).mkdir()
-    config = write_config(tmp_path / "state", [{"name": "door", "url": "demo://?period=4"}],
-                          volumes=[{"name": "hot", "path": str(tmp_path / "hot")}],
-                          spool=tmp_path / "spool")
+    config = write_config(
+        tmp_path / "state",
+        [{"name": "door", "url": "demo://?period=4"}],
+        volumes=[{"name": "hot", "path": str(tmp_path / "hot")}],
+        spool=tmp_path / "spool",
+    )
     dropin = tmp_path / "ccvault-paths.conf"
     assert run_cli(config, "systemd-dropin", "--output", str(dropin)).returncode == 0
-    daemon = run_sandboxed(config, [*namespace, str(dropin), str(tmp_path), str(REPO),
-                                    *sandbox])
+    daemon = run_sandboxed(config, [*namespace, str(dropin), str(tmp_path), str(REPO), *sandbox])
     assert daemon.proc is not None
     inside = Path(f"/proc/{daemon.proc.pid}/root")  # the file system as the daemon sees it
     for path in (Path("/etc"), REPO, tmp_path):

@@ -1,4 +1,5 @@
-"""Grooming (ccvault.storage.thinning) on real files written by the bundled ffmpeg, checked by decoding."""
+"""Grooming (ccvault.storage.thinning) on real files written by the bundled ffmpeg, checked by
+decoding."""
 
 from __future__ import annotations
 
@@ -31,15 +32,37 @@ def _encode(path: Path, codec: str, *, bframes: int = 0, audio: bool = False) ->
         inputs += ["-f", "lavfi", "-i", "sine=frequency=440:sample_rate=16000"]
     g = str(2 * FPS)
     if codec == "h264":
-        video = ["-c:v", "libx264", "-preset", "veryfast", "-bf", str(bframes),
-                 "-g", g, "-keyint_min", g, "-sc_threshold", "0"]
+        video = [
+            "-c:v",
+            "libx264",
+            "-preset",
+            "veryfast",
+            "-bf",
+            str(bframes),
+            "-g",
+            g,
+            "-keyint_min",
+            g,
+            "-sc_threshold",
+            "0",
+        ]
     else:
         x265 = f"bframes={bframes}:keyint={g}:min-keyint={g}:scenecut=0:log-level=error"
-        video = ["-c:v", "libx265", "-preset", "ultrafast", "-x265-params", x265,
-                 "-tag:v", "hvc1"]
+        video = ["-c:v", "libx265", "-preset", "ultrafast", "-x265-params", x265, "-tag:v", "hvc1"]
     sound = ["-c:a", "aac", "-b:a", "32k"] if audio else []
-    _ffmpeg(*inputs, "-t", str(SECONDS), "-pix_fmt", "yuv420p", *video, *sound,
-            "-f", "mp4", *RECORDER_MOVFLAGS, str(path))
+    _ffmpeg(
+        *inputs,
+        "-t",
+        str(SECONDS),
+        "-pix_fmt",
+        "yuv420p",
+        *video,
+        *sound,
+        "-f",
+        "mp4",
+        *RECORDER_MOVFLAGS,
+        str(path),
+    )
     return path
 
 
@@ -49,8 +72,18 @@ def clips(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     h264 = _encode(d / "h264.mp4", "h264")
     late = d / "late.mp4"
     # Its first five frames cut off, timestamps kept: it starts 1/3 s in, on a P-frame.
-    _ffmpeg("-i", str(h264), "-c", "copy", "-bsf:v", "noise=drop=lt(n\\,5)", "-copyts",
-            "-f", "mp4", str(late))
+    _ffmpeg(
+        "-i",
+        str(h264),
+        "-c",
+        "copy",
+        "-bsf:v",
+        "noise=drop=lt(n\\,5)",
+        "-copyts",
+        "-f",
+        "mp4",
+        str(late),
+    )
     return {
         "h264": h264,
         "hevc": _encode(d / "hevc.mp4", "hevc"),
@@ -64,14 +97,18 @@ def _keyframe_times(path: Path) -> tuple[str, list[float]]:
         stream = container.streams.video[0]
         base = stream.time_base
         assert base is not None
-        times = [float(p.pts * base) for p in container.demux(stream)
-                 if p.size and p.is_keyframe and p.pts is not None]
+        times = [
+            float(p.pts * base)
+            for p in container.demux(stream)
+            if p.size and p.is_keyframe and p.pts is not None
+        ]
         return stream.codec_context.name, sorted(times)
 
 
 @pytest.mark.parametrize("name", ["h264", "hevc", "h264-bframes-audio", "late-start"])
 def test_keeps_every_keyframe_at_its_time_and_nothing_else(
-        clips: dict[str, Path], tmp_path: Path, name: str) -> None:
+    clips: dict[str, Path], tmp_path: Path, name: str
+) -> None:
     src = clips[name]
     codec, key_times = _keyframe_times(src)
     assert len(key_times) >= 4
@@ -115,17 +152,29 @@ def test_corrupt_input_leaves_nothing_behind(clips: dict[str, Path], tmp_path: P
 
 
 def test_footage_without_keyframes_leaves_nothing_behind(
-        clips: dict[str, Path], tmp_path: Path) -> None:
+    clips: dict[str, Path], tmp_path: Path
+) -> None:
     src = tmp_path / "nokey.mp4"
-    _ffmpeg("-i", str(clips["h264"]), "-c", "copy", "-bsf:v", "noise=drop=key",
-            "-f", "mp4", *RECORDER_MOVFLAGS, str(src))
+    _ffmpeg(
+        "-i",
+        str(clips["h264"]),
+        "-c",
+        "copy",
+        "-bsf:v",
+        "noise=drop=key",
+        "-f",
+        "mp4",
+        *RECORDER_MOVFLAGS,
+        str(src),
+    )
     with pytest.raises(ThinError, match="not usable"):
         keyframes_only(ffmpeg_exe(), src, tmp_path / "thin.mp4")
     assert [p.name for p in tmp_path.iterdir()] == ["nokey.mp4"]
 
 
 def test_timeout_kills_ffmpeg_and_leaves_nothing_behind(
-        clips: dict[str, Path], tmp_path: Path) -> None:
+    clips: dict[str, Path], tmp_path: Path
+) -> None:
     dst = tmp_path / "thin.mp4"
     with pytest.raises(ThinError, match="took over"):
         keyframes_only(ffmpeg_exe(), clips["h264"], dst, timeout_s=0.001)

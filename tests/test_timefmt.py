@@ -64,8 +64,17 @@ def test_formats() -> None:
 def test_utc_text_equals_datetime_formatting_across_days_and_eras() -> None:
     """utc_text formats the time of day by arithmetic (listings format thousands of times):
     it must agree with datetime everywhere, leap days and times before 1970 included."""
-    for at in [0, 1, 999, -1, 951_782_400_000, 951_868_799_999,  # 2000-02-29
-               *range(-86_400_001, 4_102_444_800_000, 9_999_999_991)]:
-        expected = (datetime.fromtimestamp(at // 1000, UTC).strftime("%Y-%m-%dT%H:%M:%S.")
-                    + f"{at % 1000:03d}Z")
+    for at in [
+        0,
+        1,
+        999,
+        -1,
+        951_782_400_000,
+        951_868_799_999,  # 2000-02-29
+        *range(-86_400_001, 4_102_444_800_000, 9_999_999_991),
+    ]:
+        expected = (
+            datetime.fromtimestamp(at // 1000, UTC).strftime("%Y-%m-%dT%H:%M:%S.")
+            + f"{at % 1000:03d}Z"
+        )
         assert utc_text(at) == expected, at

@@ -34,9 +34,11 @@ OUT = REPO / "tests" / "out"  # screenshots (gitignored)
 SEGMENT_S = 4
 # Footage imported yesterday (local time): door at 10:00 and 15:30 with motion inside, gate
 # (H.265) at 10:00; (camera, local time, seconds, codec, motion windows in seconds).
-FOOTAGE = [("door", time(10, 0), 40, "h264", ((12, 18),)),
-           ("door", time(15, 30), 20, "h264", ((5, 10),)),
-           ("gate", time(10, 0), 8, "h265", ())]
+FOOTAGE = [
+    ("door", time(10, 0), 40, "h264", ((12, 18),)),
+    ("door", time(15, 30), 20, "h264", ((5, 10),)),
+    ("gate", time(10, 0), 8, "h265", ()),
+]
 DETECTOR_S = 2.5  # spans are first to last moving frame: within this of the drawn windows
 EXTERNAL = re.compile(r"https?://", re.IGNORECASE)
 
@@ -57,9 +59,12 @@ class Site:
 @pytest.fixture(scope="module")
 def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
     root = tmp_path_factory.mktemp("web")
-    config = write_config(root, [{"name": name, "url": "demo://", "enabled": False}
-                                 for name in ("door", "yard", "gate")],
-                          timezone=ZONE, segment_seconds=SEGMENT_S)
+    config = write_config(
+        root,
+        [{"name": name, "url": "demo://", "enabled": False} for name in ("door", "yard", "gate")],
+        timezone=ZONE,
+        segment_seconds=SEGMENT_S,
+    )
     day = datetime.now(ZoneInfo(ZONE)).date() - timedelta(days=1)
     site = Site(config, "", {}, day, [])
     for i, (camera, clock, seconds, codec, windows) in enumerate(FOOTAGE):
@@ -99,8 +104,9 @@ def page_for(chromium: Any, site: Site) -> Iterator[Any]:
     errors: list[str] = []
 
     def open_page(role: str, locale: str = "en-GB") -> Any:
-        context = chromium.new_context(locale=locale, timezone_id=BROWSER_ZONE,
-                                       viewport={"width": 1400, "height": 1000})
+        context = chromium.new_context(
+            locale=locale, timezone_id=BROWSER_ZONE, viewport={"width": 1400, "height": 1000}
+        )
         contexts.append(context)
         page = context.new_page()
         page.on("pageerror", lambda exc: errors.append(str(exc)))
@@ -108,8 +114,10 @@ def page_for(chromium: Any, site: Site) -> Iterator[Any]:
         page.fill("#token", site.tokens[role])
         page.click("form.signin button[type=submit]")
         page.wait_for_selector("#who .user")
-        kept = page.evaluate("() => [location.href, document.cookie, JSON.stringify(localStorage),"
-                             " JSON.stringify(sessionStorage), document.body.innerHTML]")
+        kept = page.evaluate(
+            "() => [location.href, document.cookie, JSON.stringify(localStorage),"
+            " JSON.stringify(sessionStorage), document.body.innerHTML]"
+        )
         assert not any(site.tokens[role] in text for text in kept), "the token is kept nowhere"
         return page
 
@@ -128,20 +136,25 @@ def open_day(page: Any, site: Site, camera: str) -> None:
 def x_of(page: Any, ms: int) -> float:
     """Where `ms` lies on screen, from the axis' own ticks (each knows its instant)."""
     ticks = page.eval_on_selector_all(
-        ".axis .tick", "ts => ts.map(t => [Number(t.dataset.ms), t.getBoundingClientRect().left])")
+        ".axis .tick", "ts => ts.map(t => [Number(t.dataset.ms), t.getBoundingClientRect().left])"
+    )
     (ms0, x0), (ms1, x1) = ticks[0], ticks[-1]
     return x0 + (ms - ms0) * (x1 - x0) / (ms1 - ms0)
 
 
 def playing_between(page: Any, low: int, high: int, timeout: float = 15_000) -> None:
     """Wait until the player shows a wall-clock time in (low, high)."""
-    page.wait_for_function("([low, high]) => { const at = Number(document.querySelector("
-                           "'.player').dataset.wallMs); return at > low && at < high; }",
-                           arg=[low, high], timeout=timeout)
+    page.wait_for_function(
+        "([low, high]) => { const at = Number(document.querySelector("
+        "'.player').dataset.wallMs); return at > low && at < high; }",
+        arg=[low, high],
+        timeout=timeout,
+    )
 
 
 def test_operator_finds_yesterdays_motion_watches_and_exports_it(
-        page_for: Any, site: Site, tmp_path: Path) -> None:
+    page_for: Any, site: Site, tmp_path: Path
+) -> None:
     page = page_for("operator")
     # The overview: every camera with its state, last footage and a still of it.
     card = page.locator("article.card[data-camera='door']")
@@ -159,7 +172,8 @@ def test_operator_finds_yesterdays_motion_watches_and_exports_it(
             page.wait_for_function("() => document.querySelector('.selection .range')")
         marks = page.eval_on_selector_all(
             ".track[data-camera='door'] .motion",
-            "ms => ms.map(m => [Number(m.dataset.startMs), m.getBoundingClientRect().left])")
+            "ms => ms.map(m => [Number(m.dataset.startMs), m.getBoundingClientRect().left])",
+        )
         visible = [(c, ms) for c, ms in site.motion if not zoomed or ms > site.at(time(15))]
         assert len(marks) == len(visible), marks
         ms_per_px = (x_of(page, site.at(time(12))) - x_of(page, site.at(time(11)))) / 3_600_000
@@ -176,8 +190,12 @@ def test_operator_finds_yesterdays_motion_watches_and_exports_it(
     boundary = site.at(time(10), 12)  # 4 s segments: one ends at 10:00:12
     playing_between(page, boundary + 1000, boundary + 10_000, timeout=20_000)
     assert page.get_attribute(".player", "data-segment") != segment, "continued to the next file"
-    assert page.evaluate("() => [...document.querySelectorAll('.player video')]"
-                         ".find(v => !v.hidden).currentTime") > 0.5
+    assert (
+        page.evaluate(
+            "() => [...document.querySelectorAll('.player video')].find(v => !v.hidden).currentTime"
+        )
+        > 0.5
+    )
     assert "10:00:1" in page.locator(".player .clock").inner_text()  # Berlin, not the browser's
 
     # A click on the timeline plays from that moment.
@@ -221,7 +239,8 @@ def test_operator_finds_yesterdays_motion_watches_and_exports_it(
 
 
 def test_h265_footage_says_the_browser_cannot_play_it_and_offers_the_download(
-        page_for: Any, site: Site) -> None:
+    page_for: Any, site: Site
+) -> None:
     page = page_for("viewer")
     open_day(page, site, "gate")
     track = page.locator(".track[data-camera='gate']").bounding_box()
@@ -251,11 +270,20 @@ def test_a_viewer_gets_no_export_or_hold_controls(page_for: Any, site: Site) -> 
 
 
 def test_an_admin_finds_the_export_in_the_audit_log(page_for: Any, site: Site) -> None:
-    with httpx.Client(base_url=site.url, timeout=30, headers={
-            "Authorization": f"Bearer {site.tokens['operator']}"}) as operator:
-        job = operator.post("/api/exports", json={
-            "camera": "door", "from": site.at(time(10)), "to": site.at(time(10), 8),
-            "reason": "audit check"})
+    with httpx.Client(
+        base_url=site.url,
+        timeout=30,
+        headers={"Authorization": f"Bearer {site.tokens['operator']}"},
+    ) as operator:
+        job = operator.post(
+            "/api/exports",
+            json={
+                "camera": "door",
+                "from": site.at(time(10)),
+                "to": site.at(time(10), 8),
+                "reason": "audit check",
+            },
+        )
         assert job.status_code == 202, job.text
     page = page_for("admin")
     page.get_by_role("link", name="Audit log").click()
@@ -299,8 +327,9 @@ def screenshot(name: str) -> Path:
 
 
 def test_the_page_is_self_contained_and_every_file_it_names_is_served(tmp_path: Path) -> None:
-    config = write_config(tmp_path, [{"name": "door", "url": "demo://", "enabled": False}],
-                          timezone=ZONE)
+    config = write_config(
+        tmp_path, [{"name": "door", "url": "demo://", "enabled": False}], timezone=ZONE
+    )
     with serve(config) as api, httpx.Client(base_url=api.url, timeout=30) as client:
         page = client.get("/")
         assert page.status_code == 200 and page.headers["content-type"].startswith("text/html")
@@ -327,8 +356,10 @@ def test_the_page_is_self_contained_and_every_file_it_names_is_served(tmp_path: 
             assert r.headers["content-type"].startswith(kind), path
             served[path] = r.content
             base = path.rpartition("/")[0]
-            todo += [f"{base}/{name}" for name in
-                     re.findall(r"^import .*? from '\./([\w.]+)';$", r.text, re.MULTILINE)]
+            todo += [
+                f"{base}/{name}"
+                for name in re.findall(r"^import .*? from '\./([\w.]+)';$", r.text, re.MULTILINE)
+            ]
         for path, body in served.items():
             assert not EXTERNAL.search(body.decode()), f"{path} names an external URL"
         names = {p.rpartition("/")[2] for p in served} - {""}
@@ -343,8 +374,11 @@ def test_the_page_is_self_contained_and_every_file_it_names_is_served(tmp_path: 
         signed = client.post("/api/session", json={"token": api.tokens["operator"]})
         info = signed.json()
         assert info["timezone"] == ZONE and info["role"] == "operator"
-        with httpx.Client(base_url=api.url, timeout=30, headers={
-                "Cookie": f"{SESSION_COOKIE}={signed.cookies[SESSION_COOKIE]}"}) as browser:
+        with httpx.Client(
+            base_url=api.url,
+            timeout=30,
+            headers={"Cookie": f"{SESSION_COOKIE}={signed.cookies[SESSION_COOKIE]}"},
+        ) as browser:
             assert browser.get("/api/session").json() == info
             ended = browser.delete("/api/session", headers={CSRF_HEADER: info["csrf"]})
             assert ended.status_code == 204

@@ -45,9 +45,16 @@ class Instance:
 
     def alert(self, status: str, now_ms: int) -> Alert:
         obs = self.observation
-        return Alert(name=obs.name, labels=obs.labels, severity=self.severity, status=status,
-                     summary=obs.summary, starts_ms=self.since_ms,
-                     ends_ms=now_ms if status == RESOLVED else None, details=obs.details)
+        return Alert(
+            name=obs.name,
+            labels=obs.labels,
+            severity=self.severity,
+            status=status,
+            summary=obs.summary,
+            starts_ms=self.since_ms,
+            ends_ms=now_ms if status == RESOLVED else None,
+            details=obs.details,
+        )
 
 
 @dataclass(frozen=True)
@@ -60,8 +67,9 @@ class Change:
 
 
 class AlertBook:
-    def __init__(self, settings: Callable[[str], ConditionSettings],
-                 firing: Iterable[Instance] = ()) -> None:
+    def __init__(
+        self, settings: Callable[[str], ConditionSettings], firing: Iterable[Instance] = ()
+    ) -> None:
         self.settings = settings
         self.instances: dict[str, Instance] = {i.observation.fingerprint: i for i in firing}
 
@@ -70,8 +78,7 @@ class AlertBook:
         for obs in observed:
             if self.settings(obs.name).enabled:
                 seen[obs.fingerprint] = obs
-        changes = [self._resolve(key, now_ms) for key in list(self.instances)
-                   if key not in seen]
+        changes = [self._resolve(key, now_ms) for key in list(self.instances) if key not in seen]
         changes += [self._observe(obs, now_ms) for obs in seen.values()]
         return [c for c in changes if c is not None]
 

@@ -1,7 +1,6 @@
 """The channels that carry alerts to people, built from the config: the webhook
 (`alerts.webhook`) and e-mail (`alerts.email`); the `Dispatcher` feeds them."""
 
-
 from __future__ import annotations
 
 import structlog
@@ -16,7 +15,6 @@ log = structlog.get_logger("ccvault.alerts")
 
 
 def build_channels(alerts_config: AlertsBase) -> list[Channel]:
-
     """The channels configured under [alerts.webhook] / [alerts.email], webhook first.
     Their secrets join the log redactor too, as a second line of defence."""
     channels: list[Channel] = []

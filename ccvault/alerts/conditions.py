@@ -25,10 +25,13 @@ def volume_low(health: Health, cfg: AlertsBase) -> Iterator[Observation]:
         # The configured severity is the warning level; under the critical threshold it is
         # always critical, so an operator cannot mute the last hours by accident.
         severity = "critical" if hours < cfg.headroom_critical_hours else None
-        yield Observation("volume_low", {"volume": v.name},
-                          f"volume {v.name}: {hours:.1f} h of headroom at the current "
-                          "write rate", severity,
-                          {"headroom_hours": f"{hours:.1f}", "free_bytes": str(v.free_bytes)})
+        yield Observation(
+            "volume_low",
+            {"volume": v.name},
+            f"volume {v.name}: {hours:.1f} h of headroom at the current write rate",
+            severity,
+            {"headroom_hours": f"{hours:.1f}", "free_bytes": str(v.free_bytes)},
+        )
 
 
 def volume_unavailable(health: Health, cfg: AlertsBase) -> Iterator[Observation]:
@@ -37,55 +40,81 @@ def volume_unavailable(health: Health, cfg: AlertsBase) -> Iterator[Observation]
         if v.available and error is None:
             continue
         why = v.reason or v.state if not v.available else f"write error: {error}"
-        yield Observation("volume_unavailable", {"volume": v.name},
-                          f"volume {v.name} is unavailable: {why}", None,
-                          {"state": v.state if not v.available else "write_error"})
+        yield Observation(
+            "volume_unavailable",
+            {"volume": v.name},
+            f"volume {v.name} is unavailable: {why}",
+            None,
+            {"state": v.state if not v.available else "write_error"},
+        )
 
 
 def retention_at_risk(health: Health, cfg: AlertsBase) -> Iterator[Observation]:
     report = health.at_risk
     if report:
         cameras = sorted(n for n, c in report["cameras"].items() if c["at_risk"])
-        yield Observation("retention_at_risk", {},
-                          f"storage holds {report['days']} days at today's rate, less than "
-                          f"min_days {report['min_days']}", None,
-                          {"forecast_days": str(report["days"]),
-                           "min_days": str(report["min_days"]), "cameras": ",".join(cameras)})
+        yield Observation(
+            "retention_at_risk",
+            {},
+            f"storage holds {report['days']} days at today's rate, less than "
+            f"min_days {report['min_days']}",
+            None,
+            {
+                "forecast_days": str(report["days"]),
+                "min_days": str(report["min_days"]),
+                "cameras": ",".join(cameras),
+            },
+        )
 
 
 def held_footage_blocking(health: Health, cfg: AlertsBase) -> Iterator[Observation]:
     for volume, need in sorted(health.blocked.items()):
-        yield Observation("held_footage_blocking", {"volume": volume},
-                          f"volume {volume} is full of footage that may not be deleted "
-                          "(holds, pins, min_days); new footage goes elsewhere", None,
-                          {"need_bytes": str(need)})
+        yield Observation(
+            "held_footage_blocking",
+            {"volume": volume},
+            f"volume {volume} is full of footage that may not be deleted "
+            "(holds, pins, min_days); new footage goes elsewhere",
+            None,
+            {"need_bytes": str(need)},
+        )
 
 
 def camera_offline(health: Health, cfg: AlertsBase) -> Iterator[Observation]:
     for cam in health.cameras:
         if cam.state == CameraState.OFFLINE:
             last = utc_text(cam.last_segment_end_ms) if cam.last_segment_end_ms else "never"
-            yield Observation("camera_offline", {"camera": cam.name},
-                              f"camera {cam.name} is offline (last footage: {last})", None,
-                              {"last_footage": last})
+            yield Observation(
+                "camera_offline",
+                {"camera": cam.name},
+                f"camera {cam.name} is offline (last footage: {last})",
+                None,
+                {"last_footage": last},
+            )
 
 
 def camera_flapping(health: Health, cfg: AlertsBase) -> Iterator[Observation]:
     for cam in health.cameras:
         if cam.reconnects_last_hour > cfg.flap_reconnects_per_hour:
-            yield Observation("camera_flapping", {"camera": cam.name},
-                              f"camera {cam.name} reconnected {cam.reconnects_last_hour} times "
-                              "in the last hour", None,
-                              {"reconnects_last_hour": str(cam.reconnects_last_hour)})
+            yield Observation(
+                "camera_flapping",
+                {"camera": cam.name},
+                f"camera {cam.name} reconnected {cam.reconnects_last_hour} times in the last hour",
+                None,
+                {"reconnects_last_hour": str(cam.reconnects_last_hour)},
+            )
 
 
 def analysis_backlog(health: Health, cfg: AlertsBase) -> Iterator[Observation]:
     for cam in health.cameras:
         minutes = cam.backlog_seconds / 60
         if minutes > cfg.backlog_minutes:
-            yield Observation("analysis_backlog", {"camera": cam.name},
-                              f"motion analysis of camera {cam.name} is {minutes:.0f} minutes "
-                              "behind", None, {"backlog_minutes": f"{minutes:.0f}"})
+            yield Observation(
+                "analysis_backlog",
+                {"camera": cam.name},
+                f"motion analysis of camera {cam.name} is {minutes:.0f} minutes behind",
+                None,
+                {"backlog_minutes": f"{minutes:.0f}"},
+            )
 
 
 def catalog_error(health: Health, cfg: AlertsBase) -> Iterator[Observation]:
@@ -95,28 +124,43 @@ def catalog_error(health: Health, cfg: AlertsBase) -> Iterator[Observation]:
 
 def audit_chain_broken(health: Health, cfg: AlertsBase) -> Iterator[Observation]:
     if health.audit_error:
-        yield Observation("audit_chain_broken", {},
-                          f"the audit log's hash chain is broken: {health.audit_error}")
+        yield Observation(
+            "audit_chain_broken", {}, f"the audit log's hash chain is broken: {health.audit_error}"
+        )
 
 
 def segment_corrupt(health: Health, cfg: AlertsBase) -> Iterator[Observation]:
     for camera, count in sorted(health.corrupt.items()):
-        yield Observation("segment_corrupt", {"camera": camera},
-                          f"camera {camera}: {count} corrupt segment(s) found in the last "
-                          "24 h (quarantined or failed the re-hash)", None,
-                          {"segments_24h": str(count)})
+        yield Observation(
+            "segment_corrupt",
+            {"camera": camera},
+            f"camera {camera}: {count} corrupt segment(s) found in the last "
+            "24 h (quarantined or failed the re-hash)",
+            None,
+            {"segments_24h": str(count)},
+        )
 
 
 def clock_unsynchronised(health: Health, cfg: AlertsBase) -> Iterator[Observation]:
     if health.clock_synced is False:
-        yield Observation("clock_unsynchronised", {},
-                          "the host clock is not NTP-synchronised; footage timestamps are "
-                          "evidence")
+        yield Observation(
+            "clock_unsynchronised",
+            {},
+            "the host clock is not NTP-synchronised; footage timestamps are evidence",
+        )
 
 
 CHECKS: tuple[Check, ...] = (
-    volume_low, volume_unavailable, retention_at_risk, held_footage_blocking, camera_offline,
-    camera_flapping, analysis_backlog, catalog_error, audit_chain_broken, segment_corrupt,
+    volume_low,
+    volume_unavailable,
+    retention_at_risk,
+    held_footage_blocking,
+    camera_offline,
+    camera_flapping,
+    analysis_backlog,
+    catalog_error,
+    audit_chain_broken,
+    segment_corrupt,
     clock_unsynchronised,
 )
 

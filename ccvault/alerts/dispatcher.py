@@ -3,7 +3,6 @@
 in order, retrying with backoff, so a slow or dead SMTP server cannot delay the webhook, nor
 the webhook the e-mail."""
 
-
 from __future__ import annotations
 
 import collections
@@ -40,9 +39,15 @@ class Dispatcher:
     """Bounded queue + worker thread per channel: submit() never blocks, order per channel
     is kept (a resolved never overtakes its firing), failures are retried with backoff."""
 
-    def __init__(self, channels: list[Channel], *, backoff_s: float = 2.0,
-                 max_backoff_s: float = 300.0, give_up_after_s: float = 3600.0,
-                 queue_size: int = 1000) -> None:
+    def __init__(
+        self,
+        channels: list[Channel],
+        *,
+        backoff_s: float = 2.0,
+        max_backoff_s: float = 300.0,
+        give_up_after_s: float = 3600.0,
+        queue_size: int = 1000,
+    ) -> None:
         self.backoff_s = backoff_s
         self.max_backoff_s = max_backoff_s
         self.give_up_after_s = give_up_after_s
@@ -63,8 +68,12 @@ class Dispatcher:
                 return
             self._started = True
             for worker in self._workers:
-                worker.thread = threading.Thread(target=self._run, args=(worker,), daemon=True,
-                                                 name=f"ccvault-alerts-{worker.channel.name}")
+                worker.thread = threading.Thread(
+                    target=self._run,
+                    args=(worker,),
+                    daemon=True,
+                    name=f"ccvault-alerts-{worker.channel.name}",
+                )
                 worker.thread.start()
 
     def submit(self, alert: Alert) -> None:
@@ -79,13 +88,22 @@ class Dispatcher:
         with self._cond:
             for worker in self._workers:
                 if self._stopping:
-                    log.warning("alert.dropped", channel=worker.channel.name, reason="stopped",
-                                **_fields(alert))
+                    log.warning(
+                        "alert.dropped",
+                        channel=worker.channel.name,
+                        reason="stopped",
+                        **_fields(alert),
+                    )
                     continue
                 if len(worker.queue) >= self.queue_size:
                     old = worker.queue.popleft()
-                    log.warning("alert.dropped", channel=worker.channel.name, reason="queue full",
-                                queue_size=self.queue_size, **_fields(old.alert))
+                    log.warning(
+                        "alert.dropped",
+                        channel=worker.channel.name,
+                        reason="queue full",
+                        queue_size=self.queue_size,
+                        **_fields(old.alert),
+                    )
                 worker.queue.append(_Item(alert, now))
             self._cond.notify_all()
 
@@ -98,7 +116,8 @@ class Dispatcher:
         """Waits until every queue is delivered or given up (a drain before stop, in tests)."""
         with self._cond:
             return self._cond.wait_for(
-                lambda: all(not w.queue and w.head is None for w in self._workers), timeout)
+                lambda: all(not w.queue and w.head is None for w in self._workers), timeout
+            )
 
     def stop(self, timeout: float = 5.0) -> None:
         """Ends the workers (retry waits wake at once; a send in progress may finish within
@@ -114,8 +133,12 @@ class Dispatcher:
             for worker in self._workers:
                 left = ([worker.head] if worker.head else []) + list(worker.queue)
                 for item in left:
-                    log.warning("alert.undelivered", channel=worker.channel.name,
-                                attempts=item.attempt, **_fields(item.alert))
+                    log.warning(
+                        "alert.undelivered",
+                        channel=worker.channel.name,
+                        attempts=item.attempt,
+                        **_fields(item.alert),
+                    )
                 worker.queue.clear()
                 worker.head = None
             self._cond.notify_all()
@@ -154,8 +177,9 @@ class Dispatcher:
                 if self._retry(channel, item, exc):
                     continue
                 return not self._stopping
-            log.info("alert.delivered", channel=channel.name, attempt=item.attempt,
-                     **_fields(item.alert))
+            log.info(
+                "alert.delivered", channel=channel.name, attempt=item.attempt, **_fields(item.alert)
+            )
             return True
 
     def _retry(self, channel: Channel, item: _Item, exc: Exception) -> bool:
@@ -167,24 +191,38 @@ class Dispatcher:
         delay = min(self.max_backoff_s, self.backoff_s * 2 ** (item.attempt - 1))
         waited = time.monotonic() - item.submitted
         if waited + delay > self.give_up_after_s:
-            log.error("alert.given_up", channel=channel.name, attempts=item.attempt,
-                      error=error, after_s=round(waited, 1), **_fields(item.alert))
+            log.error(
+                "alert.given_up",
+                channel=channel.name,
+                attempts=item.attempt,
+                error=error,
+                after_s=round(waited, 1),
+                **_fields(item.alert),
+            )
             return False
-        log.warning("alert.delivery_failed", channel=channel.name, attempt=item.attempt,
-                    error=error, retry_in_s=round(delay, 3), **_fields(item.alert))
+        log.warning(
+            "alert.delivery_failed",
+            channel=channel.name,
+            attempt=item.attempt,
+            error=error,
+            retry_in_s=round(delay, 3),
+            **_fields(item.alert),
+        )
         with self._cond:
             stopped = self._cond.wait_for(lambda: self._stopping, delay)
         return not stopped
 
 
 def _fields(alert: Alert) -> dict[str, Any]:
-    return {"alert": alert.name, "labels": alert.labels, "status": alert.status,
-            "fingerprint": alert.fingerprint}
+    return {
+        "alert": alert.name,
+        "labels": alert.labels,
+        "status": alert.status,
+        "fingerprint": alert.fingerprint,
+    }
 
 
 def _describe(exc: BaseException) -> str:
     """`Type: message`, never a traceback: frames' locals could hold a header or password."""
     text = str(exc) or repr(exc)
     return f"{type(exc).__name__}: {text}"
-
-

@@ -1,6 +1,5 @@
 """The e-mail channel: SMTP with STARTTLS and a verified certificate."""
 
-
 from __future__ import annotations
 
 import email.utils
@@ -77,9 +76,15 @@ def email_subject(alert: Alert) -> str:
 
 
 def email_body(alert: Alert, instance: str) -> str:
-    lines = [alert.summary, "", f"alert:    {alert.name}", f"status:   {alert.status}",
-             f"severity: {alert.severity}", f"host:     {instance}",
-             f"started:  {utc_text(alert.starts_ms)}"]
+    lines = [
+        alert.summary,
+        "",
+        f"alert:    {alert.name}",
+        f"status:   {alert.status}",
+        f"severity: {alert.severity}",
+        f"host:     {instance}",
+        f"started:  {utc_text(alert.starts_ms)}",
+    ]
     if alert.ends_ms is not None:
         lines.append(f"ended:    {utc_text(alert.ends_ms)}")
     lines += _section("labels", alert.labels) + _section("details", alert.details)
@@ -97,5 +102,3 @@ def _msgid_domain() -> str:
     """make_msgid's default calls getfqdn(), which can block on DNS: use the plain name."""
     name = re.sub(r"[^A-Za-z0-9.-]", "-", hostname()) or "localhost"
     return name
-
-

@@ -32,8 +32,14 @@ _LEVEL = {"critical": "error", "warning": "warning", "info": "info"}
 
 
 class AlertManager:
-    def __init__(self, settings: AlertsBase, writer: CatalogWriter,
-                 dispatcher: Dispatcher, now_ms: int, grace_s: float) -> None:
+    def __init__(
+        self,
+        settings: AlertsBase,
+        writer: CatalogWriter,
+        dispatcher: Dispatcher,
+        now_ms: int,
+        grace_s: float,
+    ) -> None:
         self.settings = settings
         self.writer = writer
         self.dispatcher = dispatcher
@@ -63,15 +69,34 @@ class AlertManager:
     def raise_event(self, event: Event, now_ms: int) -> None:
         """A one-off event: logged, saved resolved, sent once (if enabled)."""
         rule = self.settings.settings(event.name)
-        alert = Alert(name=event.name, labels=event.labels, severity=rule.severity,
-                      status=FIRING, summary=event.summary, starts_ms=now_ms, ends_ms=now_ms,
-                      event=True, details=event.details)
+        alert = Alert(
+            name=event.name,
+            labels=event.labels,
+            severity=rule.severity,
+            status=FIRING,
+            summary=event.summary,
+            starts_ms=now_ms,
+            ends_ms=now_ms,
+            event=True,
+            details=event.details,
+        )
         _log(alert, "alert.event")
         if not rule.enabled:
             return
-        self.writer.alerts.open(AlertRow(
-            event.name, alert.fingerprint, event.labels, rule.severity, event.summary,
-            event.details, now_ms, event=True, resolved_ms=now_ms, notified_ms=now_ms))
+        self.writer.alerts.open(
+            AlertRow(
+                event.name,
+                alert.fingerprint,
+                event.labels,
+                rule.severity,
+                event.summary,
+                event.details,
+                now_ms,
+                event=True,
+                resolved_ms=now_ms,
+                notified_ms=now_ms,
+            )
+        )
         self.dispatcher.submit(alert)
 
     def apply(self, settings: AlertsBase) -> None:
@@ -95,27 +120,44 @@ class AlertManager:
         _log(alert, f"alert.{change.kind}")
         if change.kind == "fired":
             obs = instance.observation
-            row_id = self.writer.alerts.open(AlertRow(
-                obs.name, obs.fingerprint, obs.labels, instance.severity, obs.summary,
-                obs.details, instance.since_ms, notified_ms=now_ms))
+            row_id = self.writer.alerts.open(
+                AlertRow(
+                    obs.name,
+                    obs.fingerprint,
+                    obs.labels,
+                    instance.severity,
+                    obs.summary,
+                    obs.details,
+                    instance.since_ms,
+                    notified_ms=now_ms,
+                )
+            )
             self.book.instances[obs.fingerprint] = replace(instance, row_id=row_id)
         elif instance.row_id is not None and change.kind == "resolved":
             self.writer.alerts.resolve(instance.row_id, now_ms)
         elif instance.row_id is not None:
             obs = instance.observation
-            self.writer.alerts.renotify(instance.row_id, instance.severity, obs.summary,
-                                       obs.details, now_ms)
+            self.writer.alerts.renotify(
+                instance.row_id, instance.severity, obs.summary, obs.details, now_ms
+            )
         self.dispatcher.submit(alert)
 
 
 def _instance(row: AlertRow) -> Instance:
     obs = Observation(row.name, row.labels, row.summary, row.severity, row.details)
-    return Instance(obs, row.severity, row.started_ms, firing=True,
-                    notified_ms=row.notified_ms, row_id=row.id)
+    return Instance(
+        obs, row.severity, row.started_ms, firing=True, notified_ms=row.notified_ms, row_id=row.id
+    )
 
 
 def _log(alert: Alert, event: str) -> None:
     level = "info" if alert.status != FIRING else _LEVEL.get(alert.severity, "warning")
-    getattr(log, level)(event, alert=alert.name, severity=alert.severity, status=alert.status,
-                        summary=alert.summary, fingerprint=fingerprint(alert.name, alert.labels),
-                        **alert.labels)
+    getattr(log, level)(
+        event,
+        alert=alert.name,
+        severity=alert.severity,
+        status=alert.status,
+        summary=alert.summary,
+        fingerprint=fingerprint(alert.name, alert.labels),
+        **alert.labels,
+    )

@@ -1,7 +1,6 @@
 """The webhook channel: Alertmanager v4 JSON over HTTP(S), no redirects followed (so an
 Authorization header never reaches a Location)."""
 
-
 from __future__ import annotations
 
 import base64
@@ -23,8 +22,12 @@ log = structlog.get_logger("ccvault.alerts")
 def alertmanager_payload(alert: Alert, instance: str) -> dict[str, Any]:
     """The JSON Alertmanager's webhook receiver sends (version 4), for one alert, so any
     receiver written for Alertmanager (ntfy, Matrix/Slack bridges, PagerDuty…) reads it."""
-    labels = {"alertname": alert.name, "severity": alert.severity, "instance": instance,
-              **alert.labels}
+    labels = {
+        "alertname": alert.name,
+        "severity": alert.severity,
+        "instance": instance,
+        **alert.labels,
+    }
     annotations = {"summary": alert.summary, **alert.details}
     item = {
         "status": alert.status,
@@ -66,8 +69,12 @@ class WebhookChannel:
     def __init__(self, config: WebhookConfig) -> None:
         self.timeout = float(config.timeout_seconds)
         self.url, userinfo_header, url_secrets = _split_userinfo(config.url)
-        self.headers = {"Content-Type": "application/json", "User-Agent": USER_AGENT,
-                        **userinfo_header, **dict(config.headers)}
+        self.headers = {
+            "Content-Type": "application/json",
+            "User-Agent": USER_AGENT,
+            **userinfo_header,
+            **dict(config.headers),
+        }
         # A whole "Bearer <token>" value, and the token alone.
         values = [v for v in config.headers.values() if v]
         self.secrets = (*url_secrets, *values, *(v.split()[-1] for v in values if v.split()))
@@ -79,17 +86,17 @@ class WebhookChannel:
     def send(self, alert: Alert) -> None:
         """One POST; raises on a connection error, a timeout or a non-2xx answer."""
         body = json.dumps(alertmanager_payload(alert, self.instance)).encode()
-        request = urllib.request.Request(self.url, data=body, headers=self.headers,
-                                         method="POST")
+        request = urllib.request.Request(self.url, data=body, headers=self.headers, method="POST")
         try:
             with self._opener.open(request, timeout=self.timeout) as response:
                 response.read(65_536)
                 status = response.status
         except urllib.error.HTTPError as exc:
             exc.close()
-            raise WebhookError(f"HTTP {exc.code} {exc.reason}"
-                               + (" (redirects are not followed)"
-                                  if 300 <= exc.code < 400 else "")) from None
+            raise WebhookError(
+                f"HTTP {exc.code} {exc.reason}"
+                + (" (redirects are not followed)" if 300 <= exc.code < 400 else "")
+            ) from None
         except urllib.error.URLError as exc:
             raise WebhookError(f"cannot reach the webhook: {exc.reason}") from None
         except TimeoutError:
@@ -113,5 +120,3 @@ def _split_userinfo(url: str) -> tuple[str, dict[str, str], tuple[str, ...]]:
     token = base64.b64encode(f"{user}:{password}".encode()).decode()
     clean = urllib.parse.urlunsplit(parts._replace(netloc=netloc))
     return clean, {"Authorization": f"Basic {token}"}, (password, token)
-
-

@@ -41,11 +41,16 @@ ANONYMOUS = "api"  # the actor of a failed sign-in: no "api:<name>", since nobod
 # Declared for the OpenAPI schema, each operation's requirement naming the least role it needs
 # (OpenAPI 3.1: "for other security scheme types, the array MAY contain a list of role names");
 # the docs page and the tests read roles from there. The checking is `identify`'s.
-_BEARER = HTTPBearer(auto_error=False, scheme_name="bearer",
-                     description="a token from `ccvault user add`")
-_COOKIE = APIKeyCookie(name=SESSION_COOKIE, auto_error=False, scheme_name="session",
-                       description="from POST /api/session; state-changing requests also "
-                       f"need the {CSRF_HEADER} header it returned")
+_BEARER = HTTPBearer(
+    auto_error=False, scheme_name="bearer", description="a token from `ccvault user add`"
+)
+_COOKIE = APIKeyCookie(
+    name=SESSION_COOKIE,
+    auto_error=False,
+    scheme_name="session",
+    description="from POST /api/session; state-changing requests also "
+    f"need the {CSRF_HEADER} header it returned",
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -64,9 +69,12 @@ class RateLimited(ApiError):
 
     def __init__(self, retry_after_s: float) -> None:
         seconds = max(1, int(retry_after_s + 0.999))
-        super().__init__(429, "rate_limited",
-                         f"too many failed sign-ins from this address; retry in {seconds} s",
-                         headers={"Retry-After": str(seconds)})
+        super().__init__(
+            429,
+            "rate_limited",
+            f"too many failed sign-ins from this address; retry in {seconds} s",
+            headers={"Retry-After": str(seconds)},
+        )
 
 
 @dataclass
@@ -81,16 +89,22 @@ class Session:
 class SessionStore:
     """Browser sessions in memory, ended by sign-out or `idle_s` without a request."""
 
-    def __init__(self, idle_s: float = SESSION_IDLE_S,
-                 clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(
+        self, idle_s: float = SESSION_IDLE_S, clock: Callable[[], float] = time.monotonic
+    ) -> None:
         self.idle_s, self.clock = idle_s, clock
         self._sessions: dict[str, Session] = {}
         self._lock = threading.Lock()
 
     def create(self, token_sha256: str) -> Session:
         now = self.clock()
-        session = Session(secrets.token_urlsafe(32), secrets.token_hex(8), token_sha256,
-                          secrets.token_urlsafe(32), now)
+        session = Session(
+            secrets.token_urlsafe(32),
+            secrets.token_hex(8),
+            token_sha256,
+            secrets.token_urlsafe(32),
+            now,
+        )
         with self._lock:
             for sid in [s.id for s in self._sessions.values() if self._idle(s, now)]:
                 del self._sessions[sid]
@@ -147,8 +161,9 @@ class FailureLimiter:
         now = self.clock()
         with self._lock:
             if len(self._failures) > 10_000:  # bounded memory under a spray of addresses
-                self._failures = {a: q for a, q in self._failures.items()
-                                  if q and now - q[-1] < self.window_s}
+                self._failures = {
+                    a: q for a, q in self._failures.items() if q and now - q[-1] < self.window_s
+                }
             recent = self._failures.setdefault(addr, deque())
             recent.append(now)
             while recent and now - recent[0] > self.window_s:
@@ -230,9 +245,14 @@ def identify(request: Request) -> Principal:
         sessions.drop(sid)
         raise ApiError(401, "unauthenticated", "the session's user is revoked or expired")
     if request.method in UNSAFE_METHODS and not hmac.compare_digest(
-            request.headers.get(CSRF_HEADER, "").encode(), session.csrf.encode()):
-        raise ApiError(403, "csrf", f"a session needs the {CSRF_HEADER} header on "
-                       f"{request.method} requests", CSRF_HEADER)
+        request.headers.get(CSRF_HEADER, "").encode(), session.csrf.encode()
+    ):
+        raise ApiError(
+            403,
+            "csrf",
+            f"a session needs the {CSRF_HEADER} header on {request.method} requests",
+            CSRF_HEADER,
+        )
     return Principal(user.name, user.role, session.handle)
 
 
@@ -242,10 +262,11 @@ def require(role: str) -> Callable[..., Principal]:
 
     # async: run on the event loop, not a worker thread. The token lookup is one indexed
     # read (~0.1 ms); a thread hop per request cost more than that (bench/search.py).
-    async def dependency(request: Request,
-                         _scheme_bearer: object = Security(_BEARER, scopes=[role]),
-                         _scheme_cookie: object = Security(_COOKIE, scopes=[role])
-                         ) -> Principal:
+    async def dependency(
+        request: Request,
+        _scheme_bearer: object = Security(_BEARER, scopes=[role]),
+        _scheme_cookie: object = Security(_COOKIE, scopes=[role]),
+    ) -> Principal:
         principal = identify(request)
         if not User(principal.name, principal.role).may(role):
             raise ApiError(403, "forbidden", f"needs the {role} role")
@@ -257,8 +278,13 @@ def require(role: str) -> Callable[..., Principal]:
 def operation_role(operation: dict[str, Any]) -> str | None:
     """The least role an OpenAPI operation needs (from its security requirements); None when
     it needs no credentials."""
-    roles = [r for requirement in operation.get("security", []) for scopes in
-             requirement.values() for r in scopes if r in ROLES]
+    roles = [
+        r
+        for requirement in operation.get("security", [])
+        for scopes in requirement.values()
+        for r in scopes
+        if r in ROLES
+    ]
     return max(roles, key=ROLES.index) if roles else None
 
 

@@ -18,8 +18,14 @@ from ccvault.errors import Busy, CcvaultError, NotFound, Refused, UsageError
 
 
 class ApiError(Exception):
-    def __init__(self, status: int, code: str, message: str, field: str | None = None,
-                 headers: dict[str, str] | None = None) -> None:
+    def __init__(
+        self,
+        status: int,
+        code: str,
+        message: str,
+        field: str | None = None,
+        headers: dict[str, str] | None = None,
+    ) -> None:
         super().__init__(message)
         self.status, self.code, self.message, self.field = status, code, message, field
         self.headers = dict(headers or {})
@@ -38,13 +44,18 @@ class ErrorBody(BaseModel):
 # Documented on every operation (app.include_router), so the schema tells clients — and the
 # fuzzer's status-code check — what failures look like. 422 replaces FastAPI's own shape.
 RESPONSES: dict[int | str, dict] = {
-    status: {"model": ErrorBody, "description": text} for status, text in (
+    status: {"model": ErrorBody, "description": text}
+    for status, text in (
         (400, "bad input (a time that cannot be read, a range out of bounds)"),
         (401, "no credentials, or an unknown, expired or revoked token or session"),
         (403, "the role is too low, or a session request lacks X-CSRF-Token"),
-        (404, "not found"), (409, "refused by policy"), (422, "invalid request"),
+        (404, "not found"),
+        (409, "refused by policy"),
+        (422, "invalid request"),
         (429, "too many failed sign-ins from this address (Retry-After)"),
-        (503, "busy"))}
+        (503, "busy"),
+    )
+}
 
 
 def error_body(code: str, message: str, field: str | None = None) -> dict:
@@ -67,8 +78,7 @@ def from_library(exc: CcvaultError) -> ApiError:
     status, code = _status(exc)
     name = exc.what.removeprefix("--")
     field = name if name.split(".")[0] in FIELDS else None
-    return ApiError(status, code, unpath(f"{field}: {exc.problem}" if field else str(exc)),
-                    field)
+    return ApiError(status, code, unpath(f"{field}: {exc.problem}" if field else str(exc)), field)
 
 
 def _status(exc: CcvaultError) -> tuple[int, str]:
@@ -89,8 +99,9 @@ def install(app: FastAPI) -> None:
         headers = dict(exc.headers)  # e.g. Retry-After with a 429
         if exc.status == 401:
             headers["WWW-Authenticate"] = "Bearer"
-        return JSONResponse(error_body(exc.code, exc.message, exc.field), exc.status,
-                            headers=headers or None)
+        return JSONResponse(
+            error_body(exc.code, exc.message, exc.field), exc.status, headers=headers or None
+        )
 
     @app.exception_handler(CcvaultError)
     async def library_error(req: Request, exc: CcvaultError) -> JSONResponse:
@@ -100,10 +111,14 @@ def install(app: FastAPI) -> None:
     async def invalid(_req: Request, exc: RequestValidationError) -> JSONResponse:
         first = exc.errors()[0] if exc.errors() else {}
         loc = [str(p) for p in first.get("loc", ()) if p not in ("query", "body", "path")]
-        return JSONResponse(error_body("invalid", first.get("msg", "invalid request"),
-                                       ".".join(loc) or None), 422)
+        return JSONResponse(
+            error_body("invalid", first.get("msg", "invalid request"), ".".join(loc) or None), 422
+        )
 
     @app.exception_handler(StarletteHTTPException)
     async def http_error(_req: Request, exc: StarletteHTTPException) -> JSONResponse:
-        return JSONResponse(error_body("http_" + str(exc.status_code), str(exc.detail)),
-                            exc.status_code, headers=exc.headers)  # e.g. Allow with a 405
+        return JSONResponse(
+            error_body("http_" + str(exc.status_code), str(exc.detail)),
+            exc.status_code,
+            headers=exc.headers,
+        )  # e.g. Allow with a 405

@@ -53,10 +53,14 @@ class SignIn(BaseModel):
 class SessionInfo(BaseModel):
     user: str
     role: str
-    csrf: str | None = Field(description=f"send it back as {CSRF_HEADER} on "
-                             "POST/PUT/PATCH/DELETE; null for a bearer token (needs none)")
-    timezone: str = Field(description="the configured zone: the web page shows every time "
-                          "in it, whatever the browser's zone")
+    csrf: str | None = Field(
+        description=f"send it back as {CSRF_HEADER} on "
+        "POST/PUT/PATCH/DELETE; null for a bearer token (needs none)"
+    )
+    timezone: str = Field(
+        description="the configured zone: the web page shows every time "
+        "in it, whatever the browser's zone"
+    )
 
 
 class AuditPage(BaseModel):
@@ -87,12 +91,20 @@ def sign_in(body: SignIn, request: Request, response: Response) -> SessionInfo:
     if old:
         sessions.drop(old)
     session = sessions.create(token_hash(body.token))
-    ctx.audit(f"api:{user.name}", "auth.signin", f"user:{user.name}",
-              {"client": client_address(request)})
-    response.set_cookie(SESSION_COOKIE, session.id, path="/", httponly=True, samesite="strict",
-                        secure=ctx.config.http.tls_cert is not None)
-    return SessionInfo(user=user.name, role=user.role, csrf=session.csrf,
-                       timezone=ctx.config.timezone)
+    ctx.audit(
+        f"api:{user.name}", "auth.signin", f"user:{user.name}", {"client": client_address(request)}
+    )
+    response.set_cookie(
+        SESSION_COOKIE,
+        session.id,
+        path="/",
+        httponly=True,
+        samesite="strict",
+        secure=ctx.config.http.tls_cert is not None,
+    )
+    return SessionInfo(
+        user=user.name, role=user.role, csrf=session.csrf, timezone=ctx.config.timezone
+    )
 
 
 @router.get("/api/session", summary="The current session: who, role, CSRF value, time zone")
@@ -103,8 +115,12 @@ def session_info(request: Request, principal: Viewer) -> SessionInfo:
     sid = request.cookies.get(SESSION_COOKIE)
     bearer = "authorization" in request.headers  # then the cookie was not what identified
     session = auth_state(request.app).sessions.get(sid) if sid and not bearer else None
-    return SessionInfo(user=principal.name, role=principal.role,
-                       csrf=session.csrf if session else None, timezone=ctx.config.timezone)
+    return SessionInfo(
+        user=principal.name,
+        role=principal.role,
+        csrf=session.csrf if session else None,
+        timezone=ctx.config.timezone,
+    )
 
 
 @router.delete("/api/session", status_code=204, summary="Sign out (end the session cookie)")
@@ -114,11 +130,20 @@ def sign_out(request: Request, principal: Viewer) -> Response:
     sid = request.cookies.get(SESSION_COOKIE)
     if sid:
         auth_state(request.app).sessions.drop(sid)
-        ctx.audit(principal.actor, "auth.signout", f"user:{principal.name}",
-                  {"client": client_address(request)})
+        ctx.audit(
+            principal.actor,
+            "auth.signout",
+            f"user:{principal.name}",
+            {"client": client_address(request)},
+        )
     response = Response(status_code=204)
-    response.delete_cookie(SESSION_COOKIE, path="/", httponly=True, samesite="strict",
-                           secure=ctx.config.http.tls_cert is not None)
+    response.delete_cookie(
+        SESSION_COOKIE,
+        path="/",
+        httponly=True,
+        samesite="strict",
+        secure=ctx.config.http.tls_cert is not None,
+    )
     return response
 
 
@@ -127,12 +152,14 @@ def api_status(request: Request, _p: Viewer) -> dict[str, Any]:
     """The very object the CLI prints, from a read-only connection: one truth, two doors."""
     ctx = context(request)
     with ctx.reader() as conn:
-        return status.build(ctx.config, conn, ctx.now_ms(),
-                            daemon_running(ctx.config.storage.catalog))
+        return status.build(
+            ctx.config, conn, ctx.now_ms(), daemon_running(ctx.config.storage.catalog)
+        )
 
 
-@router.get("/api/alerts", summary="Alerts firing now and resolved lately",
-            response_model=AlertsOut)
+@router.get(
+    "/api/alerts", summary="Alerts firing now and resolved lately", response_model=AlertsOut
+)
 def alerts(request: Request, _p: Viewer) -> AlertsOut:
     """The same object as `ccvault alerts --json`: `active` (firing) and `recent` (resolved
     within `[alerts] history_days`), from the catalog, so it answers when the daemon is down."""
@@ -145,15 +172,19 @@ def alerts(request: Request, _p: Viewer) -> AlertsOut:
 def audit_page(
     request: Request,
     principal: Admin,
-    user: Annotated[str | None, Query(min_length=1, max_length=200,
-                                      description="actor name (alice, cli:root)")] = None,
-    action: Annotated[str | None, Query(min_length=1, max_length=200,
-                                        description="e.g. hold.add, purge")] = None,
-    from_: Annotated[str | None, Query(alias="from", max_length=100,
-                                       description="time, e.g. -7d")] = None,
+    user: Annotated[
+        str | None, Query(min_length=1, max_length=200, description="actor name (alice, cli:root)")
+    ] = None,
+    action: Annotated[
+        str | None, Query(min_length=1, max_length=200, description="e.g. hold.add, purge")
+    ] = None,
+    from_: Annotated[
+        str | None, Query(alias="from", max_length=100, description="time, e.g. -7d")
+    ] = None,
     to: Annotated[str | None, Query(max_length=100, description="time (exclusive)")] = None,
-    cursor: Annotated[int | None, Query(ge=0, le=2**62,
-                                        description="next_cursor of the last page")] = None,
+    cursor: Annotated[
+        int | None, Query(ge=0, le=2**62, description="next_cursor of the last page")
+    ] = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
 ) -> AuditPage:
     """Records in file order (oldest first), `[from, to)`. Reading the log is itself audited
@@ -164,12 +195,16 @@ def audit_page(
     hi = utc_text(params.when(ctx, to, "to")) if to else None
     matches: list[dict[str, Any]] = []
     for record in AuditLog(ctx.config.audit_path).records():
-        if ((cursor is not None and record["seq"] <= cursor)
-                or (action is not None and record["action"] != action)
-                or (user is not None and user not in (record["actor"],
-                                                      record["actor"].partition(":")[2]))
-                or (lo is not None and record["time"] < lo)
-                or (hi is not None and record["time"] >= hi)):
+        if (
+            (cursor is not None and record["seq"] <= cursor)
+            or (action is not None and record["action"] != action)
+            or (
+                user is not None
+                and user not in (record["actor"], record["actor"].partition(":")[2])
+            )
+            or (lo is not None and record["time"] < lo)
+            or (hi is not None and record["time"] >= hi)
+        ):
             continue
         matches.append(record)
         if len(matches) > limit:
@@ -179,8 +214,7 @@ def audit_page(
     first = ctx.first_view(principal.session, f"audit:{sorted(query.items())}")
     if first or cursor is None:  # a new query is a new look; its further pages are not
         ctx.audit(principal.actor, "audit.read", "audit", {**query, "records": len(page)})
-    return AuditPage(records=page,
-                     next_cursor=page[-1]["seq"] if len(matches) > limit else None)
+    return AuditPage(records=page, next_cursor=page[-1]["seq"] if len(matches) > limit else None)
 
 
 @router.get("/api/openapi.json", include_in_schema=False)
@@ -192,41 +226,66 @@ def openapi(request: Request, _p: Viewer) -> dict[str, Any]:
 @router.get("/api/docs", summary="This API, as a page", response_class=HTMLResponse)
 def docs(request: Request, _p: Viewer) -> HTMLResponse:
     """Rendered here from the OpenAPI schema: no JavaScript, nothing fetched from anywhere."""
-    return HTMLResponse(docs_html(request.app), headers={
-        "Content-Security-Policy": "default-src 'none'; style-src 'unsafe-inline'"})
+    return HTMLResponse(
+        docs_html(request.app),
+        headers={"Content-Security-Policy": "default-src 'none'; style-src 'unsafe-inline'"},
+    )
 
 
 def docs_html(app: FastAPI) -> str:
     """Each path and method: summary, the role it needs, parameters, body, description."""
     schema = app.openapi()
     e = html.escape
-    parts = [f"<!doctype html><html><head><meta charset='utf-8'><title>{e(schema['info']['title'])}"
-             f" API</title><style>{_CSS}</style></head><body>",
-             f"<h1>{e(schema['info']['title'])} API {e(schema['info']['version'])}</h1>",
-             "<p>Authenticate with <code>Authorization: Bearer &lt;token&gt;</code> (a token from"
-             " <code>ccvault user add</code>), or sign in with <code>POST /api/session</code>;"
-             f" a session's state-changing requests need the <code>{CSRF_HEADER}</code> header."
-             " Errors: <code>{\"error\": {\"code\", \"message\", \"field\"}}</code>."
-             " Roles: viewer &lt; operator &lt; admin.</p>"]
+    parts = [
+        f"<!doctype html><html><head><meta charset='utf-8'><title>{e(schema['info']['title'])}"
+        f" API</title><style>{_CSS}</style></head><body>",
+        f"<h1>{e(schema['info']['title'])} API {e(schema['info']['version'])}</h1>",
+        "<p>Authenticate with <code>Authorization: Bearer &lt;token&gt;</code> (a token from"
+        " <code>ccvault user add</code>), or sign in with <code>POST /api/session</code>;"
+        f" a session's state-changing requests need the <code>{CSRF_HEADER}</code> header."
+        ' Errors: <code>{"error": {"code", "message", "field"}}</code>.'
+        " Roles: viewer &lt; operator &lt; admin.</p>",
+    ]
     for path, operations in sorted(schema.get("paths", {}).items()):
         for method, op in operations.items():
             role = operation_role(op)
-            parts.append(f"<section><h2><span class='m'>{e(method.upper())}</span> {e(path)}</h2>"
-                         f"<p><b>{e(op.get('summary', ''))}</b> — role: "
-                         f"{e(role) if role else 'none (public)'}</p>")
-            rows = [(p["name"], p["in"], p.get("schema", {}), p.get("required", False),
-                     p.get("description", "")) for p in op.get("parameters", [])]
+            parts.append(
+                f"<section><h2><span class='m'>{e(method.upper())}</span> {e(path)}</h2>"
+                f"<p><b>{e(op.get('summary', ''))}</b> — role: "
+                f"{e(role) if role else 'none (public)'}</p>"
+            )
+            rows = [
+                (
+                    p["name"],
+                    p["in"],
+                    p.get("schema", {}),
+                    p.get("required", False),
+                    p.get("description", ""),
+                )
+                for p in op.get("parameters", [])
+            ]
             for content in op.get("requestBody", {}).get("content", {}).values():
                 body = _resolve(schema, content.get("schema", {}))
-                rows += [(name, "body", prop, name in body.get("required", ()),
-                          prop.get("description", ""))
-                         for name, prop in body.get("properties", {}).items()]
+                rows += [
+                    (
+                        name,
+                        "body",
+                        prop,
+                        name in body.get("required", ()),
+                        prop.get("description", ""),
+                    )
+                    for name, prop in body.get("properties", {}).items()
+                ]
             if rows:
-                parts.append("<table><tr><th>parameter</th><th>in</th><th>type</th>"
-                             "<th>required</th><th>description</th></tr>")
-                parts += [f"<tr><td>{e(name)}</td><td>{e(where)}</td><td>{e(_type(kind))}</td>"
-                          f"<td>{'yes' if required else 'no'}</td><td>{e(text)}</td></tr>"
-                          for name, where, kind, required, text in rows]
+                parts.append(
+                    "<table><tr><th>parameter</th><th>in</th><th>type</th>"
+                    "<th>required</th><th>description</th></tr>"
+                )
+                parts += [
+                    f"<tr><td>{e(name)}</td><td>{e(where)}</td><td>{e(_type(kind))}</td>"
+                    f"<td>{'yes' if required else 'no'}</td><td>{e(text)}</td></tr>"
+                    for name, where, kind, required, text in rows
+                ]
                 parts.append("</table>")
             if op.get("description"):
                 parts.append(f"<pre>{e(op['description'])}</pre>")
@@ -252,8 +311,10 @@ def _type(schema: dict[str, Any]) -> str:
     return str(schema.get("type", "any"))
 
 
-_CSS = ("body{font:15px/1.4 sans-serif;max-width:60em;margin:2em auto;padding:0 1em}"
-        "section{border-top:1px solid #ccc;margin-top:1em}h2{font-size:1.05em;font-family:"
-        "monospace}.m{display:inline-block;min-width:4.5em}table{border-collapse:collapse}"
-        "td,th{border:1px solid #ddd;padding:2px 6px;text-align:left}"
-        "pre{white-space:pre-wrap;font-family:inherit;color:#444}")
+_CSS = (
+    "body{font:15px/1.4 sans-serif;max-width:60em;margin:2em auto;padding:0 1em}"
+    "section{border-top:1px solid #ccc;margin-top:1em}h2{font-size:1.05em;font-family:"
+    "monospace}.m{display:inline-block;min-width:4.5em}table{border-collapse:collapse}"
+    "td,th{border:1px solid #ddd;padding:2px 6px;text-align:left}"
+    "pre{white-space:pre-wrap;font-family:inherit;color:#444}"
+)

@@ -76,8 +76,13 @@ def _public(job: dict[str, Any]) -> dict[str, Any]:
 def create_export(body: ExportIn, ctx: Ctx, who: Operator, response: Response) -> dict:
     """Start an export job: 202 with its id and state; poll GET /api/exports/{id}."""
     if body.out is not None:
-        raise ApiError(403, "forbidden", "the API takes no destination: bundles go to "
-                       "[export] dir (use `ccvault export --out` on the host)", "out")
+        raise ApiError(
+            403,
+            "forbidden",
+            "the API takes no destination: bundles go to "
+            "[export] dir (use `ccvault export --out` on the host)",
+            "out",
+        )
     from_ms, to_ms = params.when(ctx, body.from_, "from"), params.when(ctx, body.to, "to")
     job = _jobs(ctx).submit(body.camera, from_ms, to_ms, body.reason, who.actor)
     response.headers["Location"] = f"/api/exports/{job['id']}"
@@ -90,10 +95,14 @@ def get_export(export_id: Id, ctx: Ctx, _who: Operator) -> dict:
     return _public(_job(ctx, export_id))
 
 
-@router.get("/api/exports/{export_id}/download", response_class=StreamingResponse,
-            responses={200: {"content": {"application/x-tar": {}},
-                             "description": "The bundle as a tar."},
-                       410: {"model": ErrorBody, "description": "the bundle has expired"}})
+@router.get(
+    "/api/exports/{export_id}/download",
+    response_class=StreamingResponse,
+    responses={
+        200: {"content": {"application/x-tar": {}}, "description": "The bundle as a tar."},
+        410: {"model": ErrorBody, "description": "the bundle has expired"},
+    },
+)
 def download_export(export_id: Id, ctx: Ctx, who: Operator) -> StreamingResponse:
     """The bundle as a tar (one top directory, the bundle's name); 409 until it is done."""
     job = _job(ctx, export_id)
@@ -104,12 +113,20 @@ def download_export(export_id: Id, ctx: Ctx, who: Operator) -> StreamingResponse
     bundle = Path(job["dir"])
     length, chunks = tar_stream(bundle)
     if ctx.first_view(who.session, f"export:{export_id}"):
-        ctx.audit(who.actor, "export.download", f"export:{export_id}",
-                  {"id": export_id, "bundle": bundle.name,
-                   "manifest_sha256": job["manifest_sha256"]})
-    return StreamingResponse(chunks, media_type="application/x-tar", headers={
-        "Content-Length": str(length),
-        "Content-Disposition": f'attachment; filename="{bundle.name}.tar"'})
+        ctx.audit(
+            who.actor,
+            "export.download",
+            f"export:{export_id}",
+            {"id": export_id, "bundle": bundle.name, "manifest_sha256": job["manifest_sha256"]},
+        )
+    return StreamingResponse(
+        chunks,
+        media_type="application/x-tar",
+        headers={
+            "Content-Length": str(length),
+            "Content-Disposition": f'attachment; filename="{bundle.name}.tar"',
+        },
+    )
 
 
 def tar_stream(bundle: Path) -> tuple[int, Iterator[bytes]]:
@@ -127,8 +144,13 @@ def tar_stream(bundle: Path) -> tuple[int, Iterator[bytes]]:
             info.size, info.mode = stat.st_size, 0o644
             entries.append((info, path))
     headers = [info.tobuf(tarfile.PAX_FORMAT, "utf-8", "surrogateescape") for info, _ in entries]
-    length = sum(len(h) + info.size + _pad(info.size) for h, (info, _) in zip(
-        headers, entries, strict=True)) + 1024
+    length = (
+        sum(
+            len(h) + info.size + _pad(info.size)
+            for h, (info, _) in zip(headers, entries, strict=True)
+        )
+        + 1024
+    )
 
     def chunks() -> Iterator[bytes]:
         for header, (info, path) in zip(headers, entries, strict=True):

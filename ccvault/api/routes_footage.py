@@ -39,8 +39,9 @@ def list_cameras(ctx: Ctx, _who: Viewer) -> list[CameraOut]:
 
 
 @router.get("/segments", response_model=list[SegmentOut])
-def find_segments(ctx: Ctx, who: Viewer, camera: str, start: From, end: To,
-                  motion: bool = False) -> Response:
+def find_segments(
+    ctx: Ctx, who: Viewer, camera: str, start: From, end: To, motion: bool = False
+) -> Response:
     """Segments overlapping [from, to), in time order; `motion`: only those near activity."""
     params.camera(ctx, camera)
     from_ms, to_ms = params.time_range(ctx, start, end)
@@ -48,16 +49,17 @@ def find_segments(ctx: Ctx, who: Viewer, camera: str, start: From, end: To,
         try:
             found = search.segments(conn, camera, from_ms, to_ms, motion, SEARCH_LIMIT)
         except search.TooMany:
-            raise params.bad("to", f"more than {SEARCH_LIMIT} segments; narrow the range"
-                             ) from None
-    _audit_search(ctx, who, "search.segments", camera, from_ms, to_ms,
-                  {"motion": motion}, len(found))
+            raise params.bad("to", f"more than {SEARCH_LIMIT} segments; narrow the range") from None
+    _audit_search(
+        ctx, who, "search.segments", camera, from_ms, to_ms, {"motion": motion}, len(found)
+    )
     return params.json_of(list[SegmentOut], found)
 
 
 @router.get("/motion", response_model=list[SpanOut])
-def find_motion(ctx: Ctx, who: Viewer, camera: str, start: From, end: To,
-                kind: Kind = "motion") -> Response:
+def find_motion(
+    ctx: Ctx, who: Viewer, camera: str, start: From, end: To, kind: Kind = "motion"
+) -> Response:
     """Motion spans overlapping [from, to): first to last moving frame."""
     params.camera(ctx, camera)
     from_ms, to_ms = params.time_range(ctx, start, end)
@@ -66,21 +68,30 @@ def find_motion(ctx: Ctx, who: Viewer, camera: str, start: From, end: To,
             found = search.spans(conn, camera, from_ms, to_ms, params.kinds(kind), SEARCH_LIMIT)
         except search.TooMany:
             raise params.bad("to", f"more than {SEARCH_LIMIT} spans; narrow the range") from None
-    _audit_search(ctx, who, "search.motion", camera, from_ms, to_ms, {"kind": kind},
-                  len(found))
+    _audit_search(ctx, who, "search.motion", camera, from_ms, to_ms, {"kind": kind}, len(found))
     return params.json_of(list[SpanOut], [SpanOut.of(s) for s in found])
 
 
 @router.get("/motion/next", response_model=SpanOut)
-def next_motion(ctx: Ctx, _who: Viewer, camera: str,
-                after: Annotated[str, Query(max_length=64)], kind: Kind = "motion") -> SpanOut:
+def next_motion(
+    ctx: Ctx,
+    _who: Viewer,
+    camera: str,
+    after: Annotated[str, Query(max_length=64)],
+    kind: Kind = "motion",
+) -> SpanOut:
     """The first span starting after `after`, however many days later; 404 when none."""
     return _step(ctx, camera, params.when(ctx, after, "after"), True, kind)
 
 
 @router.get("/motion/prev", response_model=SpanOut)
-def prev_motion(ctx: Ctx, _who: Viewer, camera: str,
-                before: Annotated[str, Query(max_length=64)], kind: Kind = "motion") -> SpanOut:
+def prev_motion(
+    ctx: Ctx,
+    _who: Viewer,
+    camera: str,
+    before: Annotated[str, Query(max_length=64)],
+    kind: Kind = "motion",
+) -> SpanOut:
     """The last span starting before `before`, however many days earlier; 404 when none."""
     return _step(ctx, camera, params.when(ctx, before, "before"), False, kind)
 
@@ -90,29 +101,53 @@ def _step(ctx: ApiContext, camera: str, at_ms: int, forward: bool, kind: str) ->
     with ctx.reader() as conn:
         found = search.step_span(conn, camera, at_ms, forward, params.kinds(kind))
     if found is None:
-        raise NotFound(f"{kind} of {camera}",
-                       f"none {'after' if forward else 'before'} {utc_text(at_ms)}")
+        raise NotFound(
+            f"{kind} of {camera}", f"none {'after' if forward else 'before'} {utc_text(at_ms)}"
+        )
     return SpanOut.of(found)
 
 
 @router.get("/timeline", response_model=TimelineOut)
-def day_timeline(ctx: Ctx, _who: Viewer, camera: str,
-                 date: Annotated[str, Query(max_length=10, description="YYYY-MM-DD")]
-                 ) -> Response:
+def day_timeline(
+    ctx: Ctx,
+    _who: Viewer,
+    camera: str,
+    date: Annotated[str, Query(max_length=10, description="YYYY-MM-DD")],
+) -> Response:
     """One local calendar day (`date` in the configured zone): per-minute coverage, gaps,
     motion minutes and count, active holds."""
     params.camera(ctx, camera)
     day = params.day(date)
     with ctx.reader() as conn:
-        return params.json_of(TimelineOut,
-                              search.timeline(ctx.config, conn, camera, day, ctx.now_ms()))
+        return params.json_of(
+            TimelineOut, search.timeline(ctx.config, conn, camera, day, ctx.now_ms())
+        )
 
 
-def _audit_search(ctx: ApiContext, who: Principal, action: str, camera: str, from_ms: int,
-                  to_ms: int, question: dict, results: int) -> None:
+def _audit_search(
+    ctx: ApiContext,
+    who: Principal,
+    action: str,
+    camera: str,
+    from_ms: int,
+    to_ms: int,
+    question: dict,
+    results: int,
+) -> None:
     """One record per question per session: a page re-asking the same search adds none."""
     key = f"{action}:{camera}:{from_ms}:{to_ms}:{sorted(question.items())}"
     if ctx.first_view(who.session, key):
-        ctx.audit(who.actor, action, f"camera:{camera}",
-                  {"camera": camera, "from": utc_text(from_ms), "to": utc_text(to_ms),
-                   "from_ms": from_ms, "to_ms": to_ms, **question, "results": results})
+        ctx.audit(
+            who.actor,
+            action,
+            f"camera:{camera}",
+            {
+                "camera": camera,
+                "from": utc_text(from_ms),
+                "to": utc_text(to_ms),
+                "from_ms": from_ms,
+                "to_ms": to_ms,
+                **question,
+                "results": results,
+            },
+        )

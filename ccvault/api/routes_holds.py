@@ -25,7 +25,9 @@ router = APIRouter(prefix="/api/holds", tags=["holds"])
 
 @router.get("", response_model=list[HoldOut])
 def list_holds(
-    ctx: Ctx, _who: Viewer, camera: str | None = None,
+    ctx: Ctx,
+    _who: Viewer,
+    camera: str | None = None,
     start: Annotated[str | None, Query(alias="from", max_length=64)] = None,
     end: Annotated[str | None, Query(alias="to", max_length=64)] = None,
     state: Literal["active", "expired", "released"] | None = None,
@@ -55,14 +57,24 @@ def add_hold(ctx: Ctx, who: Operator, body: HoldIn) -> HoldOut:
         raise params.bad("until", "is already past")
     if not body.reason.strip():
         raise params.bad("reason", "must say why footage is held")
-    hold_id = holds.add(ctx.writer, ctx.config, tuple(body.cameras), from_ms, to_ms,
-                        body.reason, until_ms, who.actor, now_ms)
+    hold_id = holds.add(
+        ctx.writer,
+        ctx.config,
+        tuple(body.cameras),
+        from_ms,
+        to_ms,
+        body.reason,
+        until_ms,
+        who.actor,
+        now_ms,
+    )
     return _hold(ctx, hold_id)
 
 
 @router.delete("/{hold_id}", response_model=HoldOut)
-def release_hold(ctx: Ctx, who: Operator, hold_id: Id,
-                 body: Annotated[ReleaseIn, Body()]) -> HoldOut:
+def release_hold(
+    ctx: Ctx, who: Operator, hold_id: Id, body: Annotated[ReleaseIn, Body()]
+) -> HoldOut:
     """End a hold (the body's `reason` goes to the audit log); 409 if already released."""
     if not body.reason.strip():
         raise params.bad("reason", "must say why the hold ends")

@@ -38,22 +38,42 @@ PRIVATE = {"cache-control": "private, no-store"}  # footage is personal data: no
 CLIP_LEFTOVER_S = 3600  # clip work files older than this were left by a crash
 
 
-@router.get("/segments/{segment_id}/file", response_class=Response,
-            responses={200: {"content": {"video/mp4": {}}}, 206: {"description": "A range"}})
+@router.get(
+    "/segments/{segment_id}/file",
+    response_class=Response,
+    responses={200: {"content": {"video/mp4": {}}}, 206: {"description": "A range"}},
+)
 def segment_file(ctx: Ctx, who: Viewer, segment_id: Id, request: Request) -> Response:
     """The segment's original file, byte ranges supported (206)."""
     seg, fd = open_segment(ctx, segment_id)
     with _closing_on_error(fd):
         if ctx.first_view(who.session, f"segment:{seg.id}"):
-            ctx.audit(who.actor, "view.segment", f"segment:{seg.id}",
-                      {"camera": seg.camera, "start": utc_text(seg.start_ms),
-                       "end": utc_text(seg.end_ms), "start_ms": seg.start_ms,
-                       "end_ms": seg.end_ms, "sha256": seg.sha256})
+            ctx.audit(
+                who.actor,
+                "view.segment",
+                f"segment:{seg.id}",
+                {
+                    "camera": seg.camera,
+                    "start": utc_text(seg.start_ms),
+                    "end": utc_text(seg.end_ms),
+                    "start_ms": seg.start_ms,
+                    "end_ms": seg.end_ms,
+                    "sha256": seg.sha256,
+                },
+            )
         name = f"{seg.camera}-{utc_text(seg.start_ms).replace(':', '')}.mp4"
-        return OpenFileResponse(fd, request.headers, "video/mp4", {
-            **PRIVATE, "content-disposition": f'inline; filename="{name}"',
-            "x-ccvault-start": utc_text(seg.start_ms), "x-ccvault-end": utc_text(seg.end_ms),
-        }, etag=f'"{seg.sha256}"')
+        return OpenFileResponse(
+            fd,
+            request.headers,
+            "video/mp4",
+            {
+                **PRIVATE,
+                "content-disposition": f'inline; filename="{name}"',
+                "x-ccvault-start": utc_text(seg.start_ms),
+                "x-ccvault-end": utc_text(seg.end_ms),
+            },
+            etag=f'"{seg.sha256}"',
+        )
 
 
 def open_segment(ctx: ApiContext, segment_id: int) -> tuple[Segment, int]:
@@ -69,8 +89,9 @@ def open_segment(ctx: ApiContext, segment_id: int) -> tuple[Segment, int]:
             raise NotFound(f"segment {segment_id}", "its file is missing")
         volume = next((v for v in ctx.volumes() if v.name == seg.volume), None)
         if volume is None or not volume.available:
-            raise ApiError(503, "unavailable",
-                           f"segment {segment_id}: volume {seg.volume} is not available")
+            raise ApiError(
+                503, "unavailable", f"segment {segment_id}: volume {seg.volume} is not available"
+            )
         try:
             return seg, os.open(volume.path / seg.path, os.O_RDONLY | os.O_CLOEXEC)
         except FileNotFoundError:
@@ -78,10 +99,8 @@ def open_segment(ctx: ApiContext, segment_id: int) -> tuple[Segment, int]:
     raise NotFound(f"segment {segment_id}", "its file is gone")
 
 
-@router.get("/clip.mp4", response_class=Response,
-            responses={200: {"content": {"video/mp4": {}}}})
-def clip(ctx: Ctx, who: Viewer, request: Request, camera: str, start: From,
-         end: To) -> Response:
+@router.get("/clip.mp4", response_class=Response, responses={200: {"content": {"video/mp4": {}}}})
+def clip(ctx: Ctx, who: Viewer, request: Request, camera: str, start: From, end: To) -> Response:
     """[from, to) as one MP4 joined by stream copy, starting at the keyframe at or before
     `from`; X-Ccvault-Start/End give the range it actually shows."""
     params.camera(ctx, camera)
@@ -91,13 +110,15 @@ def clip(ctx: Ctx, who: Viewer, request: Request, camera: str, start: From,
     else:
         limit_ms, limit = round(ctx.config.export.max_hours * 3_600_000), "export.max_hours"
     if to_ms - from_ms > limit_ms:
-        raise params.bad("to", f"a {who.role}'s clip may be at most {limit_ms // 60_000} "
-                         f"minutes long ({limit})")
+        raise params.bad(
+            "to", f"a {who.role}'s clip may be at most {limit_ms // 60_000} minutes long ({limit})"
+        )
     with ctx.reader() as conn:
         found = queries.segments_in_range(conn, camera, from_ms, to_ms)
     volumes = {v.name: v.path for v in ctx.volumes() if v.available}
-    files = [(s, volumes[s.volume] / s.path) for s in found
-             if s.state == "ok" and s.volume in volumes]
+    files = [
+        (s, volumes[s.volume] / s.path) for s in found if s.state == "ok" and s.volume in volumes
+    ]
     files = [(s, p) for s, p in files if p.is_file()]
     if not files:
         raise NotFound(f"clip of {camera}", "no footage in that range")
@@ -112,15 +133,33 @@ def clip(ctx: Ctx, who: Viewer, request: Request, camera: str, start: From,
         out.unlink(missing_ok=True)  # the open descriptor keeps the bytes until sent
     with _closing_on_error(fd):
         if ctx.first_view(who.session, f"clip:{camera}:{from_ms}:{to_ms}"):
-            ctx.audit(who.actor, "view.clip", f"camera:{camera}",
-                      {"camera": camera, "from": utc_text(from_ms), "to": utc_text(to_ms),
-                       "from_ms": from_ms, "to_ms": to_ms, "start_ms": got.start_ms,
-                       "end_ms": got.end_ms, "segments": [s.id for s, _ in files]})
+            ctx.audit(
+                who.actor,
+                "view.clip",
+                f"camera:{camera}",
+                {
+                    "camera": camera,
+                    "from": utc_text(from_ms),
+                    "to": utc_text(to_ms),
+                    "from_ms": from_ms,
+                    "to_ms": to_ms,
+                    "start_ms": got.start_ms,
+                    "end_ms": got.end_ms,
+                    "segments": [s.id for s, _ in files],
+                },
+            )
         name = f"{camera}-{utc_text(got.start_ms).replace(':', '')}.mp4"
-        return OpenFileResponse(fd, request.headers, "video/mp4", {
-            **PRIVATE, "content-disposition": f'inline; filename="{name}"',
-            "x-ccvault-start": utc_text(got.start_ms), "x-ccvault-end": utc_text(got.end_ms),
-        })
+        return OpenFileResponse(
+            fd,
+            request.headers,
+            "video/mp4",
+            {
+                **PRIVATE,
+                "content-disposition": f'inline; filename="{name}"',
+                "x-ccvault-start": utc_text(got.start_ms),
+                "x-ccvault-end": utc_text(got.end_ms),
+            },
+        )
 
 
 def _sweep(work: Path) -> None:
@@ -132,16 +171,24 @@ def _sweep(work: Path) -> None:
                 leftover.unlink()
 
 
-@router.get("/cameras/{name}/still.jpg", response_class=Response,
-            responses={200: {"content": {"image/jpeg": {}}}})
-def still(ctx: Ctx, who: Viewer, name: Annotated[str, PathParam(max_length=64)],
-          at: Annotated[str, Query(max_length=64)]) -> Response:
+@router.get(
+    "/cameras/{name}/still.jpg",
+    response_class=Response,
+    responses={200: {"content": {"image/jpeg": {}}}},
+)
+def still(
+    ctx: Ctx,
+    who: Viewer,
+    name: Annotated[str, PathParam(max_length=64)],
+    at: Annotated[str, Query(max_length=64)],
+) -> Response:
     """A JPEG of the keyframe at or before `at` (X-Ccvault-At: that frame's time)."""
     params.camera(ctx, name, "name")
     at_ms = params.when(ctx, at, "at")
     with ctx.reader() as conn:
-        found = [s for s in queries.segments_in_range(conn, name, at_ms, at_ms + 1)
-                 if s.state == "ok"]
+        found = [
+            s for s in queries.segments_in_range(conn, name, at_ms, at_ms + 1) if s.state == "ok"
+        ]
     if not found:
         raise NotFound(f"footage of {name}", f"none at {utc_text(at_ms)}")
     seg, fd = open_segment(ctx, found[-1].id)
@@ -149,11 +196,20 @@ def still(ctx: Ctx, who: Viewer, name: Annotated[str, PathParam(max_length=64)],
         offset_ms, jpeg = keyframe_jpeg(file, at_ms - seg.start_ms)
     frame_ms = seg.start_ms + offset_ms
     if ctx.first_view(who.session, f"still:{seg.id}"):
-        ctx.audit(who.actor, "view.still", f"segment:{seg.id}",
-                  {"camera": name, "at": utc_text(at_ms), "frame": utc_text(frame_ms),
-                   "frame_ms": frame_ms})
-    return Response(jpeg, media_type="image/jpeg",
-                    headers={**PRIVATE, "x-ccvault-at": utc_text(frame_ms)})
+        ctx.audit(
+            who.actor,
+            "view.still",
+            f"segment:{seg.id}",
+            {
+                "camera": name,
+                "at": utc_text(at_ms),
+                "frame": utc_text(frame_ms),
+                "frame_ms": frame_ms,
+            },
+        )
+    return Response(
+        jpeg, media_type="image/jpeg", headers={**PRIVATE, "x-ccvault-at": utc_text(frame_ms)}
+    )
 
 
 def keyframe_jpeg(file: object, offset_ms: int) -> tuple[int, bytes]:
@@ -178,8 +234,9 @@ def keyframe_jpeg(file: object, offset_ms: int) -> tuple[int, bytes]:
         frames = [*stream.codec_context.decode(best), *stream.codec_context.decode(None)]
     if not frames:
         raise NotFound("still", "the keyframe did not decode")
-    ok, jpeg = cv2.imencode(".jpg", frames[0].to_ndarray(format="bgr24"),
-                            [cv2.IMWRITE_JPEG_QUALITY, 85])
+    ok, jpeg = cv2.imencode(
+        ".jpg", frames[0].to_ndarray(format="bgr24"), [cv2.IMWRITE_JPEG_QUALITY, 85]
+    )
     if not ok:
         raise ApiError(500, "encode_failed", "could not encode the still")
     return best_ms, jpeg.tobytes()

@@ -24,10 +24,19 @@ router = APIRouter(include_in_schema=False)
 
 PLACEHOLDER = b"{{assets}}"  # in index.html: where the page's files are served from
 TYPES = {"js": "text/javascript; charset=utf-8", "css": "text/css; charset=utf-8"}
-CSP = "; ".join((
-    "default-src 'none'", "script-src 'self'", "style-src 'self'", "img-src 'self'",
-    "media-src 'self'", "connect-src 'self'", "form-action 'self'", "base-uri 'none'",
-    "frame-ancestors 'none'"))
+CSP = "; ".join(
+    (
+        "default-src 'none'",
+        "script-src 'self'",
+        "style-src 'self'",
+        "img-src 'self'",
+        "media-src 'self'",
+        "connect-src 'self'",
+        "form-action 'self'",
+        "base-uri 'none'",
+        "frame-ancestors 'none'",
+    )
+)
 # Every response: the declared type is the type (no sniffing a video into a script).
 COMMON = {"x-content-type-options": "nosniff", "referrer-policy": "no-referrer"}
 
@@ -43,8 +52,11 @@ class Assets:
 def assets() -> Assets:
     """Read once: the files are part of the installed package and change only with it."""
     web = resources.files("ccvault") / "web"
-    files = {f.name: f.read_bytes() for f in web.iterdir()
-             if f.is_file() and f.name.rpartition(".")[2] in TYPES}
+    files = {
+        f.name: f.read_bytes()
+        for f in web.iterdir()
+        if f.is_file() and f.name.rpartition(".")[2] in TYPES
+    }
     digest = hashlib.sha256()
     for name in sorted(files):
         digest.update(name.encode() + b"\0" + files[name] + b"\0")
@@ -58,8 +70,7 @@ def page(request: Request) -> Response:
     """The page. `no-cache`: the browser asks again each time (a 304 while unchanged)."""
     found = assets()
     etag = f'"{found.digest}"'
-    headers = {**COMMON, "content-security-policy": CSP, "cache-control": "no-cache",
-               "etag": etag}
+    headers = {**COMMON, "content-security-policy": CSP, "cache-control": "no-cache", "etag": etag}
     if request.headers.get("if-none-match") == etag:
         return Response(status_code=304, headers=headers)
     return Response(found.index, media_type="text/html; charset=utf-8", headers=headers)
@@ -73,5 +84,8 @@ def asset(digest: str, name: str) -> Response:
     body = found.files.get(name)
     if digest != found.digest or body is None:
         raise ApiError(404, "not_found", f"no asset {name!r} here")
-    return Response(body, media_type=TYPES[name.rpartition(".")[2]], headers={
-        **COMMON, "cache-control": "public, max-age=31536000, immutable"})
+    return Response(
+        body,
+        media_type=TYPES[name.rpartition(".")[2]],
+        headers={**COMMON, "cache-control": "public, max-age=31536000, immutable"},
+    )

@@ -39,12 +39,23 @@ class StructlogHandler(logging.Handler):
             args = record.args
             if record.name == "uvicorn.access" and isinstance(args, tuple) and len(args) == 5:
                 client, method, path, _version, status = args
-                log.info("http.request", method=method, path=str(path).split("?", 1)[0],
-                         status=status, client=client)
+                log.info(
+                    "http.request",
+                    method=method,
+                    path=str(path).split("?", 1)[0],
+                    status=status,
+                    client=client,
+                )
                 return
-            level = ("error" if record.levelno >= logging.ERROR else
-                     "warning" if record.levelno >= logging.WARNING else
-                     "info" if record.levelno >= logging.INFO else "debug")
+            level = (
+                "error"
+                if record.levelno >= logging.ERROR
+                else "warning"
+                if record.levelno >= logging.WARNING
+                else "info"
+                if record.levelno >= logging.INFO
+                else "debug"
+            )
             fields: dict[str, Any] = {"message": record.getMessage()}
             if record.exc_info:  # plain text: a rich traceback would print frame locals
                 fields["error"] = "".join(traceback.format_exception(*record.exc_info))
@@ -74,13 +85,18 @@ class ApiServer:
         self.tls = http.tls_cert is not None
         self.app = create_app(ctx)
         self.config = uvicorn.Config(
-            self.app, host=http.host, port=http.port,
+            self.app,
+            host=http.host,
+            port=http.port,
             ssl_certfile=str(http.tls_cert) if http.tls_cert else None,
             ssl_keyfile=str(http.tls_key) if http.tls_key else None,
-            log_config=LOG_CONFIG, access_log=True, lifespan="auto",
+            log_config=LOG_CONFIG,
+            access_log=True,
+            lifespan="auto",
             # The peer address is the truth for audit records and the sign-in rate limit; a
             # local process must not be able to claim another one with X-Forwarded-For.
-            proxy_headers=False, server_header=False,
+            proxy_headers=False,
+            server_header=False,
             timeout_graceful_shutdown=GRACEFUL_S,
         )
         self.server = uvicorn.Server(self.config)
@@ -101,18 +117,21 @@ class ApiServer:
             self.config.load()  # reads the TLS files now, so a bad one fails start-up
         except (OSError, ssl.SSLError) as exc:
             sock.close()
-            raise ConfigError("http.tls_cert", f"cannot use the TLS certificate/key: {exc}"
-                              ) from None
+            raise ConfigError(
+                "http.tls_cert", f"cannot use the TLS certificate/key: {exc}"
+            ) from None
         self._sock = sock
-        self._thread = threading.Thread(target=self.server.run, kwargs={"sockets": [sock]},
-                                        name="http", daemon=True)
+        self._thread = threading.Thread(
+            target=self.server.run, kwargs={"sockets": [sock]}, name="http", daemon=True
+        )
         self._thread.start()
         deadline = time.monotonic() + START_TIMEOUT_S
         while not self.server.started:
             if not self._thread.is_alive() or time.monotonic() > deadline:
                 self.stop()
-                raise CcvaultError("http.listen", f"the HTTP server on {self.listen} did not"
-                                   " start (see the log)")
+                raise CcvaultError(
+                    "http.listen", f"the HTTP server on {self.listen} did not start (see the log)"
+                )
             time.sleep(0.01)
         log.info("http.listening", url=self.url)
 
@@ -133,7 +152,8 @@ class ApiServer:
         host, port = self.config.host.strip("[]"), self.config.port
         try:
             family, kind, proto, _, addr = socket.getaddrinfo(
-                host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)[0]
+                host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE
+            )[0]
             sock = socket.socket(family, kind, proto)
         except OSError as exc:
             raise ConfigError("http.listen", f"cannot listen on {self.listen}: {exc}") from None
@@ -144,8 +164,12 @@ class ApiServer:
         except OSError as exc:
             sock.close()
             if exc.errno == errno.EADDRINUSE:
-                raise Busy("http.listen", f"cannot listen on {self.listen}: the port is taken"
-                           " (another ccvault, or another program)") from None
-            raise ConfigError("http.listen", f"cannot listen on {self.listen}: "
-                              f"{exc.strerror or exc}") from None
+                raise Busy(
+                    "http.listen",
+                    f"cannot listen on {self.listen}: the port is taken"
+                    " (another ccvault, or another program)",
+                ) from None
+            raise ConfigError(
+                "http.listen", f"cannot listen on {self.listen}: {exc.strerror or exc}"
+            ) from None
         return sock

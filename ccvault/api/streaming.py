@@ -44,8 +44,14 @@ def byte_range(header: str | None, size: int) -> tuple[int, int] | None:
 
 
 class OpenFileResponse(Response):
-    def __init__(self, fd: int, request_headers: Mapping[str, str], media_type: str,
-                 headers: Mapping[str, str] | None = None, etag: str | None = None) -> None:
+    def __init__(
+        self,
+        fd: int,
+        request_headers: Mapping[str, str],
+        media_type: str,
+        headers: Mapping[str, str] | None = None,
+        etag: str | None = None,
+    ) -> None:
         """Takes ownership of fd: it is closed when the response ends, or here on error."""
         self.fd = fd
         self.background = None
@@ -60,20 +66,24 @@ class OpenFileResponse(Response):
             status = 200
             if_range = request_headers.get("if-range")
             try:
-                wanted = (byte_range(request_headers.get("range"), size)
-                          if if_range is None or (etag is not None and if_range == etag)
-                          else None)
+                wanted = (
+                    byte_range(request_headers.get("range"), size)
+                    if if_range is None or (etag is not None and if_range == etag)
+                    else None
+                )
             except ValueError as exc:
                 wanted, status, self.span = None, 416, None
                 extra["content-range"] = f"bytes */{size}"
                 extra["content-type"] = "application/json"
-                self.error = json.dumps(error_body("range_not_satisfiable", f"Range: {exc}",
-                                                   "Range")).encode()
+                self.error = json.dumps(
+                    error_body("range_not_satisfiable", f"Range: {exc}", "Range")
+                ).encode()
             if wanted is not None:
                 status, self.span = 206, wanted
                 extra["content-range"] = f"bytes {wanted[0]}-{wanted[1] - 1}/{size}"
-            extra["content-length"] = str(self.span[1] - self.span[0] if self.span
-                                          else len(self.error))
+            extra["content-length"] = str(
+                self.span[1] - self.span[0] if self.span else len(self.error)
+            )
             self.status_code = status
             self.init_headers(extra)
         except BaseException:
@@ -82,13 +92,24 @@ class OpenFileResponse(Response):
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         try:
-            await send({"type": "http.response.start", "status": self.status_code,
-                        "headers": self.raw_headers})
+            await send(
+                {
+                    "type": "http.response.start",
+                    "status": self.status_code,
+                    "headers": self.raw_headers,
+                }
+            )
             if self.span is None or scope.get("method") == "HEAD":
-                await send({"type": "http.response.body", "more_body": False,
-                            "body": b"" if scope.get("method") == "HEAD" else self.error})
+                await send(
+                    {
+                        "type": "http.response.body",
+                        "more_body": False,
+                        "body": b"" if scope.get("method") == "HEAD" else self.error,
+                    }
+                )
                 return
             async with anyio.create_task_group() as group:
+
                 async def body() -> None:
                     await self._send_body(send)
                     group.cancel_scope.cancel()

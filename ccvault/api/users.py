@@ -34,8 +34,9 @@ def token_hash(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
 
 
-def add(writer: CatalogWriter, name: str, role: str, expires_ms: int | None, actor: str,
-        now_ms: int) -> str:
+def add(
+    writer: CatalogWriter, name: str, role: str, expires_ms: int | None, actor: str, now_ms: int
+) -> str:
     """Create a user; returns the token (the only time it exists outside the caller)."""
     if role not in ROLES:
         raise UsageError("--role", f"must be one of {', '.join(ROLES)}")
@@ -45,8 +46,9 @@ def add(writer: CatalogWriter, name: str, role: str, expires_ms: int | None, act
     try:
         writer.users.add(name, role, token_hash(token), expires_ms, actor, now_ms)
     except sqlite3.IntegrityError:
-        raise Refused(f"user {name}", "exists already (revoke it, or choose another name)"
-                      ) from None
+        raise Refused(
+            f"user {name}", "exists already (revoke it, or choose another name)"
+        ) from None
     return token
 
 
@@ -58,12 +60,23 @@ def revoke(writer: CatalogWriter, name: str, actor: str, now_ms: int) -> None:
 def listing(conn: sqlite3.Connection, now_ms: int) -> list[dict]:
     out = []
     for r in conn.execute("SELECT * FROM users ORDER BY name"):
-        state = ("revoked" if r["revoked_ms"] is not None else
-                 "expired" if r["expires_ms"] is not None and r["expires_ms"] <= now_ms
-                 else "active")
-        out.append({"name": r["name"], "role": r["role"], "state": state,
-                    "created": utc_text(r["created_ms"]), "created_by": r["created_by"],
-                    "expires": utc_text(r["expires_ms"]) if r["expires_ms"] else None})
+        state = (
+            "revoked"
+            if r["revoked_ms"] is not None
+            else "expired"
+            if r["expires_ms"] is not None and r["expires_ms"] <= now_ms
+            else "active"
+        )
+        out.append(
+            {
+                "name": r["name"],
+                "role": r["role"],
+                "state": state,
+                "created": utc_text(r["created_ms"]),
+                "created_by": r["created_by"],
+                "expires": utc_text(r["expires_ms"]) if r["expires_ms"] else None,
+            }
+        )
     return out
 
 
@@ -77,5 +90,7 @@ def user_for_hash(conn: sqlite3.Connection, token_sha256: str, now_ms: int) -> U
     keep the hash, so a revoked user's sessions end at their next request."""
     row = conn.execute(
         "SELECT name, role FROM users WHERE token_sha256 = ? AND revoked_ms IS NULL"
-        " AND (expires_ms IS NULL OR expires_ms > ?)", (token_sha256, now_ms)).fetchone()
+        " AND (expires_ms IS NULL OR expires_ms > ?)",
+        (token_sha256, now_ms),
+    ).fetchone()
     return User(row["name"], row["role"]) if row else None

@@ -55,8 +55,9 @@ class AuditLog:
     def __init__(self, path: Path) -> None:
         self.path = path
 
-    def append(self, *, actor: str, action: str, obj: str, details: dict[str, Any],
-               now_ms: int) -> dict[str, Any]:
+    def append(
+        self, *, actor: str, action: str, obj: str, details: dict[str, Any], now_ms: int
+    ) -> dict[str, Any]:
         """Append one record and fsync it; the caller holds the catalog writer's transaction.
 
         Bytes after the last newline are an append that a crash cut short. That append ran
@@ -76,8 +77,15 @@ class AuditLog:
             lines = []
             if keep < size:
                 os.ftruncate(fd, keep)
-                repair = _record(seq + 1, now_ms, actor, "audit.repaired", "audit",
-                                 {"dropped_bytes": size - keep}, prev)
+                repair = _record(
+                    seq + 1,
+                    now_ms,
+                    actor,
+                    "audit.repaired",
+                    "audit",
+                    {"dropped_bytes": size - keep},
+                    prev,
+                )
                 lines.append(repair)
                 seq, prev = repair["seq"], repair["hash"]
             record = _record(seq + 1, now_ms, actor, action, obj, details, prev)
@@ -101,14 +109,15 @@ class AuditLog:
         end = buf.rfind(b"\n")
         if end < 0:
             return 0, GENESIS, 0, size
-        last = buf[buf.rfind(b"\n", 0, end) + 1:end]
+        last = buf[buf.rfind(b"\n", 0, end) + 1 : end]
         try:
             record = json.loads(last)
             return int(record["seq"]), str(record["hash"]), start + end + 1, size
         except (ValueError, TypeError, KeyError):
-            raise CcvaultError(f"audit log {self.path}",
-                               "its last line is not a record; see `ccvault audit verify`"
-                               ) from None
+            raise CcvaultError(
+                f"audit log {self.path}",
+                "its last line is not a record; see `ccvault audit verify`",
+            ) from None
 
     def records(self) -> Iterator[dict[str, Any]]:
         """Complete records in file order; a line still being written (no newline) is skipped."""
@@ -118,8 +127,10 @@ class AuditLog:
             except ValueError:
                 record = None
             if not _is_record(record):
-                raise CcvaultError(f"audit log {self.path}", f"line {number} is not a record;"
-                                   " see `ccvault audit verify`")
+                raise CcvaultError(
+                    f"audit log {self.path}",
+                    f"line {number} is not a record; see `ccvault audit verify`",
+                )
             yield record
 
     def verify(self) -> AuditCheck:
@@ -163,8 +174,11 @@ class AuditLog:
             ok = line.endswith(b"\n") and json.loads(line)["hash"] == cursor.prev
         except (ValueError, KeyError, TypeError):
             ok = False
-        return "" if ok else (f"line {cursor.line} changed or the log was truncated since it "
-                              "was verified")
+        return (
+            ""
+            if ok
+            else (f"line {cursor.line} changed or the log was truncated since it was verified")
+        )
 
     def _lines(self, offset: int = 0, before: int = 0) -> Iterator[tuple[int, int, bytes]]:
         """(line number, byte offset, complete line without its newline) from `offset`."""
@@ -203,10 +217,18 @@ def _problem(record: Any, seq: int, prev: str, number: int) -> str:
     return ""
 
 
-def _record(seq: int, now_ms: int, actor: str, action: str, obj: str,
-            details: dict[str, Any], prev: str) -> dict[str, Any]:
-    record = {"seq": seq, "time": utc_text(now_ms), "actor": actor, "action": action,
-              "object": obj, "details": details, "prev": prev}
+def _record(
+    seq: int, now_ms: int, actor: str, action: str, obj: str, details: dict[str, Any], prev: str
+) -> dict[str, Any]:
+    record = {
+        "seq": seq,
+        "time": utc_text(now_ms),
+        "actor": actor,
+        "action": action,
+        "object": obj,
+        "details": details,
+        "prev": prev,
+    }
     record["hash"] = record_hash(record)
     return record
 
@@ -218,4 +240,4 @@ def _line(record: dict[str, Any]) -> bytes:
 def _write_all(fd: int, data: bytes) -> None:
     view = memoryview(data)
     while view:
-        view = view[os.write(fd, view):]
+        view = view[os.write(fd, view) :]

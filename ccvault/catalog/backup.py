@@ -43,16 +43,22 @@ def backup(writer: CatalogWriter, dest_dir: Path, now_ms: int, actor: str) -> di
             with writer.transaction():
                 source.execute("BEGIN")
                 source.execute("SELECT COUNT(*) FROM meta").fetchone()
-                records = (_copy_audit(audit_src, _create(audit, created))
-                           if audit_src and audit else 0)
+                records = (
+                    _copy_audit(audit_src, _create(audit, created)) if audit_src and audit else 0
+                )
             _copy_catalog(source, _create(catalog, created))
             source.execute("COMMIT")
         fsync_dir(dest_dir)
-        result = {"catalog": str(catalog), "audit": str(audit) if audit else None,
-                  "catalog_bytes": catalog.stat().st_size, "audit_records": records,
-                  "created": utc_text(now_ms)}
-        writer.record_event(actor, "backup", "catalog",
-                            {k: v for k, v in result.items() if k != "created"}, now_ms)
+        result = {
+            "catalog": str(catalog),
+            "audit": str(audit) if audit else None,
+            "catalog_bytes": catalog.stat().st_size,
+            "audit_records": records,
+            "created": utc_text(now_ms),
+        }
+        writer.record_event(
+            actor, "backup", "catalog", {k: v for k, v in result.items() if k != "created"}, now_ms
+        )
     except BaseException:
         for path in created:
             path.unlink(missing_ok=True)

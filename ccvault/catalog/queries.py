@@ -46,7 +46,10 @@ def camera(conn: sqlite3.Connection, name: str) -> CameraRow | None:
 
 
 def segments_in_range(
-    conn: sqlite3.Connection, camera_name: str, from_ms: int, to_ms: int,
+    conn: sqlite3.Connection,
+    camera_name: str,
+    from_ms: int,
+    to_ms: int,
     activity_only: bool = False,
 ) -> list[Segment]:
     """Segments overlapping [from_ms, to_ms), in time order; optionally only those whose
@@ -142,7 +145,10 @@ def already_imported(
 
 
 def spans_in_range(
-    conn: sqlite3.Connection, camera_name: str, from_ms: int, to_ms: int,
+    conn: sqlite3.Connection,
+    camera_name: str,
+    from_ms: int,
+    to_ms: int,
     kinds: tuple[str, ...] = ("motion",),
 ) -> list[StoredSpan]:
     """Spans of the given kinds overlapping [from_ms, to_ms), in time order."""
@@ -190,20 +196,26 @@ def waiting_analysis_ms(conn: sqlite3.Connection) -> dict[str, int]:
         " (SELECT s.end_ms FROM segments s WHERE s.camera_id = c.id AND s.analysis = 0"
         "  ORDER BY s.start_ms DESC LIMIT 1),"
         " (SELECT s.start_ms FROM segments s WHERE s.camera_id = c.id AND s.analysis = 0"
-        "  ORDER BY s.start_ms LIMIT 1) FROM cameras c").fetchall()
+        "  ORDER BY s.start_ms LIMIT 1) FROM cameras c"
+    ).fetchall()
     return {name: last - first for name, last, first in rows if first is not None}
 
 
 def corrupt_since(conn: sqlite3.Connection, since_ms: int) -> dict[str, int]:
     """Per camera, segments found corrupt since then: failed re-hashes and quarantined files."""
     out: dict[str, int] = {}
-    for name, count in conn.execute(
-        "SELECT c.name, COUNT(*) FROM segments s JOIN cameras c ON c.id = s.camera_id"
-        " WHERE s.integrity = 'corrupt' AND s.scrubbed_ms >= ? GROUP BY c.name", (since_ms,)
-    ).fetchall() + conn.execute(
-        "SELECT COALESCE(camera, '-'), COUNT(*) FROM quarantine WHERE created_ms >= ?"
-        " GROUP BY camera", (since_ms,)
-    ).fetchall():
+    for name, count in (
+        conn.execute(
+            "SELECT c.name, COUNT(*) FROM segments s JOIN cameras c ON c.id = s.camera_id"
+            " WHERE s.integrity = 'corrupt' AND s.scrubbed_ms >= ? GROUP BY c.name",
+            (since_ms,),
+        ).fetchall()
+        + conn.execute(
+            "SELECT COALESCE(camera, '-'), COUNT(*) FROM quarantine WHERE created_ms >= ?"
+            " GROUP BY camera",
+            (since_ms,),
+        ).fetchall()
+    ):
         out[name] = out.get(name, 0) + count
     return out
 
@@ -216,26 +228,43 @@ def alerts(conn: sqlite3.Connection, since_ms: int) -> list[AlertRow]:
         " WHERE resolved_ms IS NULL OR resolved_ms >= ? ORDER BY started_ms DESC, id DESC",
         (since_ms,),
     ).fetchall()
-    return [AlertRow(name=r["name"], fingerprint=r["fingerprint"],
-                     labels=json.loads(r["labels"]), severity=r["severity"],
-                     summary=r["summary"], details=json.loads(r["details"]),
-                     event=bool(r["event"]), started_ms=r["started_ms"],
-                     resolved_ms=r["resolved_ms"], notified_ms=r["notified_ms"], id=r["id"],
-                     notices=r["notices"]) for r in rows]
+    return [
+        AlertRow(
+            name=r["name"],
+            fingerprint=r["fingerprint"],
+            labels=json.loads(r["labels"]),
+            severity=r["severity"],
+            summary=r["summary"],
+            details=json.loads(r["details"]),
+            event=bool(r["event"]),
+            started_ms=r["started_ms"],
+            resolved_ms=r["resolved_ms"],
+            notified_ms=r["notified_ms"],
+            id=r["id"],
+            notices=r["notices"],
+        )
+        for r in rows
+    ]
 
 
 def last_segment_ends(conn: sqlite3.Connection) -> dict[str, int]:
     """Each camera's newest footage end (one index probe per camera)."""
-    return {name: end for name, end in conn.execute(
-        "SELECT c.name, (SELECT s.end_ms FROM segments s WHERE s.camera_id = c.id"
-        " ORDER BY s.start_ms DESC LIMIT 1) FROM cameras c").fetchall() if end is not None}
+    return {
+        name: end
+        for name, end in conn.execute(
+            "SELECT c.name, (SELECT s.end_ms FROM segments s WHERE s.camera_id = c.id"
+            " ORDER BY s.start_ms DESC LIMIT 1) FROM cameras c"
+        ).fetchall()
+        if end is not None
+    }
 
 
 def intent_paths(conn: sqlite3.Connection) -> set[tuple[str, str]]:
     """(volume, path) of every file an intent may still touch: reconcile leaves them be."""
     out = set()
     for src_volume, src_path, dst_volume, dst_path in conn.execute(
-            "SELECT src_volume, src_path, dst_volume, dst_path FROM intents"):
+        "SELECT src_volume, src_path, dst_volume, dst_path FROM intents"
+    ):
         out.add((src_volume, src_path))
         if dst_volume:
             out.add((dst_volume, dst_path))

@@ -90,8 +90,14 @@ class StoredSpan:
     @classmethod
     def from_row(cls, camera: str, r: sqlite3.Row) -> StoredSpan:
         """From a `motion_spans` row (the columns of `SPAN_COLUMNS`), by name."""
-        span = Span(r["start_ms"], r["end_ms"], r["peak"], r["area"], r["kind"],
-                    (r["x0"], r["y0"], r["x1"], r["y1"]))
+        span = Span(
+            r["start_ms"],
+            r["end_ms"],
+            r["peak"],
+            r["area"],
+            r["kind"],
+            (r["x0"], r["y0"], r["x1"], r["y1"]),
+        )
         return cls(r["id"], camera, span, bool(r["open"]))
 
 
@@ -150,9 +156,15 @@ class NewHold:
     created_ms: int | None = None
 
     def as_json(self) -> dict:
-        return {"from_ms": self.from_ms, "to_ms": self.to_ms, "until_ms": self.until_ms,
-                "reason": self.reason, "actor": self.actor, "cameras": list(self.cameras),
-                "created_ms": self.created_ms}
+        return {
+            "from_ms": self.from_ms,
+            "to_ms": self.to_ms,
+            "until_ms": self.until_ms,
+            "reason": self.reason,
+            "actor": self.actor,
+            "cameras": list(self.cameras),
+            "created_ms": self.created_ms,
+        }
 
 
 @dataclass(frozen=True, slots=True)

@@ -88,15 +88,17 @@ class CatalogWriter:
                 raise
             self.last_error = None
 
-    def audit(self, actor: str, action: str, obj: str, details: dict[str, Any],
-              now_ms: int) -> None:
+    def audit(
+        self, actor: str, action: str, obj: str, details: dict[str, Any], now_ms: int
+    ) -> None:
         """Append an audit record; call inside `transaction()`, whose SQLite write lock is what
         serialises appends from the daemon and CLI commands so the hash chain never forks."""
         if not self._conn.in_transaction:
             raise RuntimeError("audit records are appended inside a catalog transaction")
         if self.audit_log is not None:
-            self.audit_log.append(actor=actor, action=action, obj=obj, details=details,
-                                  now_ms=now_ms)
+            self.audit_log.append(
+                actor=actor, action=action, obj=obj, details=details, now_ms=now_ms
+            )
 
     def reader(self) -> AbstractContextManager[sqlite3.Connection]:
         """A separate connection for reads (closed on exit): readers never take the writer's
@@ -112,8 +114,9 @@ class CatalogWriter:
             conn.execute("INSERT INTO meta (key, value) VALUES ('catalog_id', ?)", (new_id,))
             return new_id
 
-    def record_event(self, actor: str, action: str, obj: str, details: dict[str, Any],
-                     now_ms: int) -> None:
+    def record_event(
+        self, actor: str, action: str, obj: str, details: dict[str, Any], now_ms: int
+    ) -> None:
         """An audit record on its own (daemon start, reconcile repair)."""
         with self.transaction():
             self.audit(actor, action, obj, details, now_ms)

@@ -57,8 +57,10 @@ class App:
         """For commands that only read: a wrong catalog path is an error, not a new catalog."""
         path = self.config.storage.catalog
         if not path.is_file():
-            raise NotFound(f"catalog {path}",
-                           "does not exist (the daemon has not run yet, or the path is wrong)")
+            raise NotFound(
+                f"catalog {path}",
+                "does not exist (the daemon has not run yet, or the path is wrong)",
+            )
         conn = db.connect(path, readonly=True)
         if conn.execute("PRAGMA user_version").fetchone()[0] < len(MIGRATIONS):
             self.writer  # noqa: B018 (opening the writer migrates a catalog from an older ccvault)
@@ -88,13 +90,18 @@ pass_app = click.make_pass_decorator(App)
 
 
 def json_option(f: Callable[..., Any]) -> Callable[..., Any]:
-    return click.option("--json", "as_json", is_flag=True,
-                        help="Print JSON only (stdout), for machines.")(f)
+    return click.option(
+        "--json", "as_json", is_flag=True, help="Print JSON only (stdout), for machines."
+    )(f)
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
-@click.option("--config", "config_path", metavar="FILE",
-              help="Config file (default: $CCVAULT_CONFIG, then /etc/ccvault/ccvault.toml).")
+@click.option(
+    "--config",
+    "config_path",
+    metavar="FILE",
+    help="Config file (default: $CCVAULT_CONFIG, then /etc/ccvault/ccvault.toml).",
+)
 @click.option("-v", "--verbose", is_flag=True, help="Log debug events.")
 @click.version_option(__version__, prog_name="ccvault")
 @click.pass_context

@@ -24,8 +24,9 @@ def alerts_cmd(app: App, as_json: bool) -> None:
     else:
         click.echo(f"firing: {len(report.active)}")
         _table(app, report.active)
-        click.echo(f"\nresolved in the last {app.config.alerts.history_days:g} days: "
-                   f"{len(report.recent)}")
+        click.echo(
+            f"\nresolved in the last {app.config.alerts.history_days:g} days: {len(report.recent)}"
+        )
         _table(app, report.recent)
     if report.active:
         raise SystemExit(CHECK_FAILED)
@@ -39,7 +40,17 @@ def _table(app: App, rows: list[AlertOut]) -> None:
     def when(text: str | None) -> str:
         return local_text(parse_time(text, tz, 0), tz) if text else "-"
 
-    table(["severity", "alert", "labels", "since", "resolved", "summary"], [
-        [a.severity, a.name + (" (event)" if a.event else ""),
-         " ".join(f"{k}={v}" for k, v in sorted(a.labels.items())), when(a.started),
-         when(a.resolved), a.summary] for a in rows])
+    table(
+        ["severity", "alert", "labels", "since", "resolved", "summary"],
+        [
+            [
+                a.severity,
+                a.name + (" (event)" if a.event else ""),
+                " ".join(f"{k}={v}" for k, v in sorted(a.labels.items())),
+                when(a.started),
+                when(a.resolved),
+                a.summary,
+            ]
+            for a in rows
+        ],
+    )

@@ -31,20 +31,34 @@ def audit_list(app: App, action: str | None, since: str | None, as_json: bool) -
     """Audit records, oldest first (details shortened here; --json has them whole)."""
     since_ms = app.time(since, "--since") if since else None
     tz = app.config.tz
-    records = [r for r in AuditLog(app.config.audit_path).records()
-               if (action is None or r["action"] == action)
-               and (since_ms is None or parse_time(r["time"], tz, 0) >= since_ms)]
+    records = [
+        r
+        for r in AuditLog(app.config.audit_path).records()
+        if (action is None or r["action"] == action)
+        and (since_ms is None or parse_time(r["time"], tz, 0) >= since_ms)
+    ]
     if as_json:
         emit_json(records)
         return
-    table(["seq", "time", "actor", "action", "object", "details"], [
-        [r["seq"], local_text(parse_time(r["time"], tz, 0), tz), r["actor"], r["action"],
-         r["object"], _compact(r["details"])] for r in records])
+    table(
+        ["seq", "time", "actor", "action", "object", "details"],
+        [
+            [
+                r["seq"],
+                local_text(parse_time(r["time"], tz, 0), tz),
+                r["actor"],
+                r["action"],
+                r["object"],
+                _compact(r["details"]),
+            ]
+            for r in records
+        ],
+    )
 
 
 def _compact(details: object) -> str:
     text = json.dumps(details, separators=(",", ":"), ensure_ascii=False)
-    return text if len(text) <= DETAILS_WIDTH else text[:DETAILS_WIDTH - 1] + "…"
+    return text if len(text) <= DETAILS_WIDTH else text[: DETAILS_WIDTH - 1] + "…"
 
 
 @audit.command("verify")
@@ -54,22 +68,29 @@ def audit_verify(app: App, as_json: bool) -> None:
     """Recompute the hash chain; exit 1 naming the first line that breaks it."""
     check = AuditLog(app.config.audit_path).verify()
     if as_json:
-        emit_json({"ok": check.ok, "records": check.records, "bad_line": check.bad_line,
-                   "problem": check.problem or None})
+        emit_json(
+            {
+                "ok": check.ok,
+                "records": check.records,
+                "bad_line": check.bad_line,
+                "problem": check.problem or None,
+            }
+        )
     elif check.ok:
         click.echo(f"audit log: {check.records} records, chain intact")
         if check.problem:
             click.echo(f"audit log: note: {check.problem}")
     else:
-        click.echo(f"audit log: line {check.bad_line}: {check.problem} "
-                   f"({check.records} records before it intact)")
+        click.echo(
+            f"audit log: line {check.bad_line}: {check.problem} "
+            f"({check.records} records before it intact)"
+        )
     if not check.ok:
         sys.exit(CHECK_FAILED)
 
 
 @cli.command()
-@click.argument("directory", metavar="DIR",
-                type=click.Path(file_okay=False, path_type=Path))
+@click.argument("directory", metavar="DIR", type=click.Path(file_okay=False, path_type=Path))
 @json_option
 @pass_app
 def backup(app: App, directory: Path, as_json: bool) -> None:

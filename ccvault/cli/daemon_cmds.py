@@ -37,15 +37,20 @@ def check_config(app: App, as_json: bool) -> None:
     loaded = app.loaded
     for warning in loaded.warnings:
         click.echo(f"ccvault: warning: {warning}", err=True)
-    summary = {"config": str(loaded.path), "valid": True,
-               "cameras": [c.name for c in loaded.config.cameras],
-               "volumes": [v.name for v in loaded.config.storage.volumes],
-               "warnings": list(loaded.warnings)}
+    summary = {
+        "config": str(loaded.path),
+        "valid": True,
+        "cameras": [c.name for c in loaded.config.cameras],
+        "volumes": [v.name for v in loaded.config.storage.volumes],
+        "warnings": list(loaded.warnings),
+    }
     if as_json:
         emit_json(summary)
     else:
-        click.echo(f"{loaded.path}: ok ({len(summary['cameras'])} cameras, "
-                   f"{len(summary['volumes'])} volumes)")
+        click.echo(
+            f"{loaded.path}: ok ({len(summary['cameras'])} cameras, "
+            f"{len(summary['volumes'])} volumes)"
+        )
 
 
 @cli.command("status")
@@ -54,33 +59,67 @@ def check_config(app: App, as_json: bool) -> None:
 def status_cmd(app: App, as_json: bool) -> None:
     """Cameras (state, last footage, last 24 h) and volumes (state, space)."""
     with app.reader() as conn:
-        report = status.build(app.config, conn, app.clock.wall_ms(),
-                              daemon_running(app.config.storage.catalog))
+        report = status.build(
+            app.config, conn, app.clock.wall_ms(), daemon_running(app.config.storage.catalog)
+        )
     if as_json:
         emit_json(report)
         return
     tz = app.config.tz
     click.echo(f"daemon: {'running' if report['daemon']['running'] else 'not running'}")
-    table(["camera", "state", "since", "last footage", "24h segments", "24h bytes",
-           "motion backlog"], [
-        [c["name"], c["state"], _local(c["since"], tz), _local(c["last_segment_end"], tz),
-         c["segments_24h"], human_bytes(c["bytes_24h"]),
-         duration_text(round(c["motion_backlog_seconds"] * 1000))] for c in report["cameras"]])
+    table(
+        ["camera", "state", "since", "last footage", "24h segments", "24h bytes", "motion backlog"],
+        [
+            [
+                c["name"],
+                c["state"],
+                _local(c["since"], tz),
+                _local(c["last_segment_end"], tz),
+                c["segments_24h"],
+                human_bytes(c["bytes_24h"]),
+                duration_text(round(c["motion_backlog_seconds"] * 1000)),
+            ]
+            for c in report["cameras"]
+        ],
+    )
     click.echo()
-    table(["volume", "role", "state", "free", "total", "footage", "holds days",
-           "headroom days", "path"], [
-        [v["name"], v["role"], v["state"] + (f" ({v['reason']})" if v["reason"] else ""),
-         human_bytes(v["free_bytes"]), human_bytes(v["total_bytes"]),
-         human_bytes(v["footage_bytes"]), (v["forecast"] or {}).get("days"),
-         (v["forecast"] or {}).get("headroom_days"), v["path"]] for v in report["volumes"]])
+    table(
+        [
+            "volume",
+            "role",
+            "state",
+            "free",
+            "total",
+            "footage",
+            "holds days",
+            "headroom days",
+            "path",
+        ],
+        [
+            [
+                v["name"],
+                v["role"],
+                v["state"] + (f" ({v['reason']})" if v["reason"] else ""),
+                human_bytes(v["free_bytes"]),
+                human_bytes(v["total_bytes"]),
+                human_bytes(v["footage_bytes"]),
+                (v["forecast"] or {}).get("days"),
+                (v["forecast"] or {}).get("headroom_days"),
+                v["path"],
+            ]
+            for v in report["volumes"]
+        ],
+    )
     r = report["retention"]
     click.echo()
-    click.echo(f"store holds {r['days'] if r['days'] is not None else '-'} days at "
-               f"{human_bytes(r['bytes_per_day'])}/day (min_days {r['min_days']:g}"
-               f"{', AT RISK' if r['at_risk'] else ''}); headroom "
-               f"{r['headroom_days'] if r['headroom_days'] is not None else '-'} days; "
-               f"{r['active_holds']} active hold(s); thinning saved "
-               f"{human_bytes(r['thin_saved_bytes'])} on {r['thinned_segments']} segments")
+    click.echo(
+        f"store holds {r['days'] if r['days'] is not None else '-'} days at "
+        f"{human_bytes(r['bytes_per_day'])}/day (min_days {r['min_days']:g}"
+        f"{', AT RISK' if r['at_risk'] else ''}); headroom "
+        f"{r['headroom_days'] if r['headroom_days'] is not None else '-'} days; "
+        f"{r['active_holds']} active hold(s); thinning saved "
+        f"{human_bytes(r['thin_saved_bytes'])} on {r['thinned_segments']} segments"
+    )
 
 
 def _local(utc: str | None, tz) -> str | None:
@@ -110,9 +149,16 @@ def reconcile(app: App, dry_run: bool, as_json: bool) -> None:
     ingestor = None if running else Ingestor(store, spool_dirs(app.config, volumes).drain, set)
     show = stderr_is_terminal() and not as_json
     report = run_reconcile(
-        writer, store, volumes, ingestor, dry_run=dry_run, daemon_running=running,
+        writer,
+        store,
+        volumes,
+        ingestor,
+        dry_run=dry_run,
+        daemon_running=running,
         progress=(lambda where: click.echo(f"reconcile: checking {where}…", err=True))
-        if show else (lambda _: None), actor=app.actor(),
+        if show
+        else (lambda _: None),
+        actor=app.actor(),
     )
     if as_json:
         emit_json(report.as_json())

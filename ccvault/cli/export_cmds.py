@@ -26,13 +26,20 @@ def _as_option(exc: CcvaultError) -> CcvaultError:
 @click.option("--camera", required=True, help="Camera name.")
 @click.option("--from", "start", required=True, metavar="T", help="Range start (inclusive).")
 @click.option("--to", "end", required=True, metavar="T", help="Range end (exclusive).")
-@click.option("--out", "out", required=True, metavar="DIR", type=click.Path(path_type=Path),
-              help="The new bundle directory, inside [export] dir or an allowed_dirs entry.")
+@click.option(
+    "--out",
+    "out",
+    required=True,
+    metavar="DIR",
+    type=click.Path(path_type=Path),
+    help="The new bundle directory, inside [export] dir or an allowed_dirs entry.",
+)
 @click.option("--reason", required=True, help="Why (in the manifest and the audit log).")
 @json_option
 @pass_app
-def export(app: App, camera: str, start: str, end: str, out: Path, reason: str,
-           as_json: bool) -> None:
+def export(
+    app: App, camera: str, start: str, end: str, out: Path, reason: str, as_json: bool
+) -> None:
     """Write an evidence bundle of [--from, --to) to DIR: the original segments untouched, one
     joined clip, manifest.json (sizes, SHA-256s, times, who and why) and its Ed25519
     signature. The footage is pinned while it runs; check it with `ccvault verify-export`."""
@@ -42,8 +49,14 @@ def export(app: App, camera: str, start: str, end: str, out: Path, reason: str,
 
     from_ms, to_ms = app.time(start, "--from"), app.time(end, "--to")
     volumes = open_volumes(app.config, app.writer, app.clock.wall_ms())
-    jobs = ExportJobs(app.config, app.writer, lambda: volumes, app.clock,
-                      ffmpeg_binary(app.config), actor=app.actor())
+    jobs = ExportJobs(
+        app.config,
+        app.writer,
+        lambda: volumes,
+        app.clock,
+        ffmpeg_binary(app.config),
+        actor=app.actor(),
+    )
 
     def started(export_id: int) -> None:
         if not as_json:
@@ -52,8 +65,10 @@ def export(app: App, camera: str, start: str, end: str, out: Path, reason: str,
     args = (camera, from_ms, to_ms, reason, app.actor(), out)
     try:
         if stderr_is_terminal() and not as_json:
-            with click.progressbar(length=1000, label="exporting",
-                                   file=click.get_text_stream("stderr")) as bar:
+            with click.progressbar(
+                length=1000, label="exporting", file=click.get_text_stream("stderr")
+            ) as bar:
+
                 def progress(fraction: float) -> None:
                     bar.update(int(fraction * 1000) - bar.pos)
 
@@ -62,26 +77,37 @@ def export(app: App, camera: str, start: str, end: str, out: Path, reason: str,
             result = jobs.export_now(*args, started=started)
     except CcvaultError as exc:
         raise _as_option(exc) from None
-    summary = {"id": result["id"], "state": result["state"], "dir": result["dir"],
-               "manifest_sha256": result["manifest_sha256"], "actual": result.get("actual"),
-               "requested": {"from": result["from"], "to": result["to"]},
-               "files": result.get("files", [])}
+    summary = {
+        "id": result["id"],
+        "state": result["state"],
+        "dir": result["dir"],
+        "manifest_sha256": result["manifest_sha256"],
+        "actual": result.get("actual"),
+        "requested": {"from": result["from"], "to": result["to"]},
+        "files": result.get("files", []),
+    }
     if as_json:
         emit_json(summary)
         return
     files = summary["files"]
     click.echo(f"export {summary['id']}: {summary['dir']}")
-    click.echo(f"  {len(files)} files, {human_bytes(sum(f['bytes'] for f in files))}; clip "
-               f"{summary['actual']['from']} – {summary['actual']['to']}")
+    click.echo(
+        f"  {len(files)} files, {human_bytes(sum(f['bytes'] for f in files))}; clip "
+        f"{summary['actual']['from']} – {summary['actual']['to']}"
+    )
     click.echo(f"  manifest SHA-256 {summary['manifest_sha256']}")
 
 
 @cli.command("verify-export")
-@click.argument("directory", metavar="DIR", type=click.Path(exists=True, file_okay=False,
-                                                            path_type=Path))
-@click.option("--key", metavar="PUBKEY",
-              help="Also require this signer: a PEM file, or the raw public key in base64 or "
-                   "hex. Default: this installation's key, when a config is found.")
+@click.argument(
+    "directory", metavar="DIR", type=click.Path(exists=True, file_okay=False, path_type=Path)
+)
+@click.option(
+    "--key",
+    metavar="PUBKEY",
+    help="Also require this signer: a PEM file, or the raw public key in base64 or "
+    "hex. Default: this installation's key, when a config is found.",
+)
 @json_option
 @pass_app
 def verify_export(app: App, directory: Path, key: str | None, as_json: bool) -> None:
@@ -113,8 +139,9 @@ def verify_export(app: App, directory: Path, key: str | None, as_json: bool) -> 
         if result.signed_by:
             click.echo(f"signed by key {result.signed_by}")
         if expected is not None and result.signed_by == fingerprint(expected):
-            click.echo("signer: the expected key" + (" (--key)" if key else
-                                                      " (this installation's)"))
+            click.echo(
+                "signer: the expected key" + (" (--key)" if key else " (this installation's)")
+            )
         elif expected is None:
             click.echo(f"signer: not checked ({note})")
     if not result.ok:
@@ -133,13 +160,17 @@ def signing_key(app: App, as_json: bool) -> None:
     try:
         raw = installation_public_key(path)
     except PermissionError:
-        raise Refused(f"signing key {path}", "cannot read it (run as the daemon's user)"
-                      ) from None
+        raise Refused(f"signing key {path}", "cannot read it (run as the daemon's user)") from None
     if raw is None:
-        raise NotFound(f"signing key {path}", "not made yet (made at the first daemon start "
-                       "or export)")
-    out = {"algorithm": "Ed25519", "public_key": base64.b64encode(raw).decode(),
-           "public_key_hex": raw.hex(), "fingerprint": fingerprint(raw)}
+        raise NotFound(
+            f"signing key {path}", "not made yet (made at the first daemon start or export)"
+        )
+    out = {
+        "algorithm": "Ed25519",
+        "public_key": base64.b64encode(raw).decode(),
+        "public_key_hex": raw.hex(),
+        "fingerprint": fingerprint(raw),
+    }
     if as_json:
         emit_json(out)
         return

@@ -38,8 +38,9 @@ def span_json(stored: StoredSpan) -> dict:
 @click.option("--camera", required=True, help="Camera name.")
 @click.option("--from", "start", required=True, metavar="T", help="Range start (inclusive).")
 @click.option("--to", "end", required=True, metavar="T", help="Range end (exclusive).")
-@click.option("--motion", "activity", is_flag=True,
-              help="Only segments whose padded range overlaps activity.")
+@click.option(
+    "--motion", "activity", is_flag=True, help="Only segments whose padded range overlaps activity."
+)
 @json_option
 @pass_app
 def segments(app: App, camera: str, start: str, end: str, activity: bool, as_json: bool) -> None:
@@ -53,21 +54,44 @@ def segments(app: App, camera: str, start: str, end: str, activity: bool, as_jso
         emit_json([segment_json(s, paths) for s in found])
         return
     tz = app.config.tz
-    table(["id", "start", "end", "length", "size", "volume", "state", "motion"], [
-        [s.id, local_text(s.start_ms, tz), _end_text(s.start_ms, s.end_ms, tz),
-         duration_text(s.end_ms - s.start_ms), human_bytes(s.bytes), s.volume, s.state,
-         _activity(s)] for s in found])
-    _footer(len(found), "segment", from_ms, to_ms, tz,
-            f", {human_bytes(sum(s.bytes for s in found))}, "
-            f"{duration_text(sum(s.end_ms - s.start_ms for s in found))} of footage")
+    table(
+        ["id", "start", "end", "length", "size", "volume", "state", "motion"],
+        [
+            [
+                s.id,
+                local_text(s.start_ms, tz),
+                _end_text(s.start_ms, s.end_ms, tz),
+                duration_text(s.end_ms - s.start_ms),
+                human_bytes(s.bytes),
+                s.volume,
+                s.state,
+                _activity(s),
+            ]
+            for s in found
+        ],
+    )
+    _footer(
+        len(found),
+        "segment",
+        from_ms,
+        to_ms,
+        tz,
+        f", {human_bytes(sum(s.bytes for s in found))}, "
+        f"{duration_text(sum(s.end_ms - s.start_ms for s in found))} of footage",
+    )
 
 
 @cli.command()
 @click.option("--camera", required=True, help="Camera name.")
 @click.option("--from", "start", required=True, metavar="T", help="Range start (inclusive).")
 @click.option("--to", "end", required=True, metavar="T", help="Range end (exclusive).")
-@click.option("--kind", type=click.Choice(["motion", "lighting", "all"]), default="motion",
-              show_default=True, help="lighting: spans of lights switched on or off.")
+@click.option(
+    "--kind",
+    type=click.Choice(["motion", "lighting", "all"]),
+    default="motion",
+    show_default=True,
+    help="lighting: spans of lights switched on or off.",
+)
 @json_option
 @pass_app
 def motion(app: App, camera: str, start: str, end: str, kind: str, as_json: bool) -> None:
@@ -81,14 +105,28 @@ def motion(app: App, camera: str, start: str, end: str, kind: str, as_json: bool
         emit_json([span_json(s) for s in found])
         return
     tz = app.config.tz
-    table(["start", "end", "length", "peak", "area", "kind"], [
-        [local_text(s.span.start_ms, tz),
-         "(ongoing)" if s.open else _end_text(s.span.start_ms, s.span.end_ms, tz),
-         duration_text(s.span.end_ms - s.span.start_ms), f"{s.span.peak:.2f}",
-         f"{s.span.area:.3f}", s.span.kind] for s in found])
-    _footer(len(found), "span", from_ms, to_ms, tz,
-            f", {duration_text(sum(s.span.end_ms - s.span.start_ms for s in found))} "
-            "of activity")
+    table(
+        ["start", "end", "length", "peak", "area", "kind"],
+        [
+            [
+                local_text(s.span.start_ms, tz),
+                "(ongoing)" if s.open else _end_text(s.span.start_ms, s.span.end_ms, tz),
+                duration_text(s.span.end_ms - s.span.start_ms),
+                f"{s.span.peak:.2f}",
+                f"{s.span.area:.3f}",
+                s.span.kind,
+            ]
+            for s in found
+        ],
+    )
+    _footer(
+        len(found),
+        "span",
+        from_ms,
+        to_ms,
+        tz,
+        f", {duration_text(sum(s.span.end_ms - s.span.start_ms for s in found))} of activity",
+    )
 
 
 def _end_text(start_ms: int, end_ms: int, tz: ZoneInfo) -> str:
@@ -108,22 +146,37 @@ def _activity(seg: Segment) -> str:
 def _footer(count: int, noun: str, from_ms: int, to_ms: int, tz: ZoneInfo, more: str) -> None:
     """One summary line after the table, on stderr: stdout keeps only the table's rows."""
     what = f"{count} {noun}{'' if count == 1 else 's'}"
-    click.echo(f"{what}{more if count else ''} between {local_text(from_ms, tz)} and "
-               f"{local_text(to_ms, tz)}", err=True)
+    click.echo(
+        f"{what}{more if count else ''} between {local_text(from_ms, tz)} and "
+        f"{local_text(to_ms, tz)}",
+        err=True,
+    )
 
 
 @cli.command("import")
 @click.option("--camera", required=True, help="A configured camera (enabled or not).")
 @click.option("--start", required=True, metavar="T", help="When the first file starts.")
 @click.option("--force", is_flag=True, help="Import even where footage is already stored.")
-@click.option("--hold", "hold_reason", metavar="REASON",
-              help="Hold the imported range (needed for footage past the retention maximum).")
-@click.argument("files", nargs=-1, required=True,
-                type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option(
+    "--hold",
+    "hold_reason",
+    metavar="REASON",
+    help="Hold the imported range (needed for footage past the retention maximum).",
+)
+@click.argument(
+    "files", nargs=-1, required=True, type=click.Path(exists=True, dir_okay=False, path_type=Path)
+)
 @json_option
 @pass_app
-def import_cmd(app: App, camera: str, start: str, force: bool, hold_reason: str | None,
-               files: tuple[Path, ...], as_json: bool) -> None:
+def import_cmd(
+    app: App,
+    camera: str,
+    start: str,
+    force: bool,
+    hold_reason: str | None,
+    files: tuple[Path, ...],
+    as_json: bool,
+) -> None:
     """Ingest footage recorded elsewhere: stream copy, cut at keyframes, indexed like live."""
     from ccvault.ingest.importer import plan, run_import  # loads PyAV and OpenCV
     from ccvault.recorder.ffmpeg import ffmpeg_binary
@@ -136,14 +189,26 @@ def import_cmd(app: App, camera: str, start: str, force: bool, hold_reason: str 
     end_ms = start_ms + sum(p.duration_ms for p in planned)
     ceiling = app.config.retention_for(cam).max_days
     if hold_reason is None and start_ms <= app.clock.wall_ms() - ceiling * 86_400_000:
-        raise Refused(f"import to {camera}", f"the footage starts more than max_days "
-                      f"({ceiling:g}) ago and would be purged at once; keep it with "
-                      "--hold REASON")
+        raise Refused(
+            f"import to {camera}",
+            f"the footage starts more than max_days "
+            f"({ceiling:g}) ago and would be purged at once; keep it with "
+            "--hold REASON",
+        )
     if hold_reason is not None:
         from ccvault.retention import holds
 
-        hold_id = holds.add(writer, app.config, (camera,), start_ms, end_ms, hold_reason,
-                            None, app.actor(), app.clock.wall_ms())
+        hold_id = holds.add(
+            writer,
+            app.config,
+            (camera,),
+            start_ms,
+            end_ms,
+            hold_reason,
+            None,
+            app.actor(),
+            app.clock.wall_ms(),
+        )
         click.echo(f"hold {hold_id} keeps the imported range", err=True)
     volumes = open_volumes(app.config, writer, app.clock.wall_ms())
     store = SegmentStore(writer, lambda: volumes, app.clock)
@@ -151,11 +216,21 @@ def import_cmd(app: App, camera: str, start: str, force: bool, hold_reason: str 
     total = sum(p.duration_ms for p in planned) * (2 if motion.enabled else 1)
     spool = spool_dirs(app.config, volumes).record
     spool.mkdir(parents=True, exist_ok=True)
-    args = (writer, store, cam, motion, ffmpeg_binary(app.config),
-            app.config.recording.segment_seconds, spool, planned, app.actor())
+    args = (
+        writer,
+        store,
+        cam,
+        motion,
+        ffmpeg_binary(app.config),
+        app.config.recording.segment_seconds,
+        spool,
+        planned,
+        app.actor(),
+    )
     if stderr_is_terminal() and not as_json:
-        with click.progressbar(length=total, label="importing", file=click.get_text_stream(
-                "stderr")) as bar:
+        with click.progressbar(
+            length=total, label="importing", file=click.get_text_stream("stderr")
+        ) as bar:
             report = run_import(*args, progress=bar.update)
     else:
         report = run_import(*args)
@@ -163,5 +238,7 @@ def import_cmd(app: App, camera: str, start: str, force: bool, hold_reason: str 
         emit_json(report.as_json())
         return
     for item in report.files:
-        click.echo(f"{item['file']}: {item['status']} from {item['start']}"
-                   + (f" ({item['segments']} segments)" if "segments" in item else ""))
+        click.echo(
+            f"{item['file']}: {item['status']} from {item['start']}"
+            + (f" ({item['segments']} segments)" if "segments" in item else "")
+        )

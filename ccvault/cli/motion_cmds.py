@@ -25,22 +25,39 @@ def motion_settings(app: App, camera: str | None) -> MotionSettings:
 
 
 def relative_span_json(span: Span) -> dict:
-    return {"start_s": round(span.start_ms / 1000, 3), "end_s": round(span.end_ms / 1000, 3),
-            "peak": span.peak, "area": span.area, "kind": span.kind}
+    return {
+        "start_s": round(span.start_ms / 1000, 3),
+        "end_s": round(span.end_ms / 1000, 3),
+        "peak": span.peak,
+        "area": span.area,
+        "kind": span.kind,
+    }
 
 
 @cli.command("analyze")
 @click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
 @click.option("--camera", help="Use this camera's motion settings (default: global [motion]).")
-@click.option("--mode", type=click.Choice(["auto", "keyframes", "all"]),
-              help="Override the configured scan mode.")
-@click.option("--debug-video", type=click.Path(dir_okay=False, path_type=Path),
-              metavar="OUT.mp4", help="Also write a video of what the detector saw (decodes "
-              "every frame).")
+@click.option(
+    "--mode",
+    type=click.Choice(["auto", "keyframes", "all"]),
+    help="Override the configured scan mode.",
+)
+@click.option(
+    "--debug-video",
+    type=click.Path(dir_okay=False, path_type=Path),
+    metavar="OUT.mp4",
+    help="Also write a video of what the detector saw (decodes every frame).",
+)
 @json_option
 @pass_app
-def analyze_cmd(app: App, file: Path, camera: str | None, mode: str | None,
-                debug_video: Path | None, as_json: bool) -> None:
+def analyze_cmd(
+    app: App,
+    file: Path,
+    camera: str | None,
+    mode: str | None,
+    debug_video: Path | None,
+    as_json: bool,
+) -> None:
     """Motion and lighting spans in FILE, in seconds from its start."""
     from ccvault.motion.analysis import analyze, finish  # OpenCV and PyAV: only when analysing
     from ccvault.motion.source import MediaError
@@ -56,8 +73,15 @@ def analyze_cmd(app: App, file: Path, camera: str | None, mode: str | None,
     if as_json:
         emit_json([relative_span_json(s) for s in spans])
         return
-    table(["start_s", "end_s", "kind", "peak", "area"],
-          [[f"{s.start_ms / 1000:.3f}", f"{s.end_ms / 1000:.3f}", s.kind, s.peak, s.area]
-           for s in spans])
-    click.echo(f"{len(spans)} spans; mode {result.mode}, {result.frames_decoded} frames decoded "
-               f"({result.keyframes} keyframes)", err=True)
+    table(
+        ["start_s", "end_s", "kind", "peak", "area"],
+        [
+            [f"{s.start_ms / 1000:.3f}", f"{s.end_ms / 1000:.3f}", s.kind, s.peak, s.area]
+            for s in spans
+        ],
+    )
+    click.echo(
+        f"{len(spans)} spans; mode {result.mode}, {result.frames_decoded} frames decoded "
+        f"({result.keyframes} keyframes)",
+        err=True,
+    )

@@ -42,13 +42,28 @@ def purge(app: App, dry_run: bool, at: str | None, show_all: bool, as_json: bool
     if not dry_run:
         if not running:
             recover(app.writer, volumes)  # a crashed pass is finished before a new one
-        executor = Executor(app.writer, lambda: volumes, app.clock.wall_ms,
-                            ffmpeg_binary(app.config), actor=app.actor())
+        executor = Executor(
+            app.writer,
+            lambda: volumes,
+            app.clock.wall_ms,
+            ffmpeg_binary(app.config),
+            actor=app.actor(),
+        )
         with app.writer.reader() as conn:
             outcome = run_pass(conn, app.config, volumes, executor, now_ms, spools=spools)
-        result = {k: getattr(outcome, k) for k in (
-            "deleted", "deleted_bytes", "migrated", "thinned", "saved_bytes", "skipped",
-            "failed", "leftovers")}
+        result = {
+            k: getattr(outcome, k)
+            for k in (
+                "deleted",
+                "deleted_bytes",
+                "migrated",
+                "thinned",
+                "saved_bytes",
+                "skipped",
+                "failed",
+                "leftovers",
+            )
+        }
         if as_json:
             emit_json(result)
         else:
@@ -62,21 +77,41 @@ def purge(app: App, dry_run: bool, at: str | None, show_all: bool, as_json: bool
         leftovers = find_leftovers(conn, app.config, volumes, spools, set(), now_ms)
     decisions = sorted(decided.values(), key=lambda d: (d.segment.camera, d.segment.start_ms))
     if as_json:
-        emit_json({"actions": [d.as_json() for d in decisions], "totals": totals(decisions),
-                   "leftovers": leftovers})
+        emit_json(
+            {
+                "actions": [d.as_json() for d in decisions],
+                "totals": totals(decisions),
+                "leftovers": leftovers,
+            }
+        )
         return
     tz = app.config.tz
-    table(["segment", "camera", "start", "end", "action", "rule", "size", "volume", "until"],
-          [[d.segment.id, d.segment.camera, local_text(d.segment.start_ms, tz),
-            local_text(d.segment.end_ms, tz), d.action + (" (premature)" if d.premature else "")
-            + (f" → {d.target}" if d.target else ""), d.rule, human_bytes(d.segment.bytes),
-            d.segment.volume, local_text(d.until_ms, tz) if d.until_ms else None]
-           for d in decisions])
+    table(
+        ["segment", "camera", "start", "end", "action", "rule", "size", "volume", "until"],
+        [
+            [
+                d.segment.id,
+                d.segment.camera,
+                local_text(d.segment.start_ms, tz),
+                local_text(d.segment.end_ms, tz),
+                d.action
+                + (" (premature)" if d.premature else "")
+                + (f" → {d.target}" if d.target else ""),
+                d.rule,
+                human_bytes(d.segment.bytes),
+                d.segment.volume,
+                local_text(d.until_ms, tz) if d.until_ms else None,
+            ]
+            for d in decisions
+        ],
+    )
     for action, t in sorted(totals(decisions)["actions"].items()):
         click.echo(f"{action}: {t['segments']} segments, {human_bytes(t['bytes'])}")
     if leftovers:
-        click.echo(f"past the ceiling: {len(leftovers)} quarantined or spool file(s), "
-                   f"{human_bytes(sum(i['bytes'] for i in leftovers))}")
+        click.echo(
+            f"past the ceiling: {len(leftovers)} quarantined or spool file(s), "
+            f"{human_bytes(sum(i['bytes'] for i in leftovers))}"
+        )
 
 
 @cli.command()
@@ -102,15 +137,22 @@ def explain(app: App, camera: str, at: str, as_json: bool) -> None:
         archives = archive_room(measure(app.config, volumes, conn, now_ms))
     decision = decide(seg, sc.policies[camera], protections, now_ms, archives)
     holds = [p for p in protections if p.active(now_ms) and p.covers(seg)]
-    out = {**decision.as_json(), "holds": [h.rule for h in holds],
-           "activity": seg.activity, "analysed": seg.analysed, "thinned": seg.thinned}
+    out = {
+        **decision.as_json(),
+        "holds": [h.rule for h in holds],
+        "activity": seg.activity,
+        "analysed": seg.analysed,
+        "thinned": seg.thinned,
+    }
     if as_json:
         emit_json(out)
         return
     tz = app.config.tz
-    click.echo(f"segment {seg.id} of {camera}: {local_text(seg.start_ms, tz)} – "
-               f"{local_text(seg.end_ms, tz)} on {seg.volume} ({human_bytes(seg.bytes)}, "
-               f"{'activity' if seg.activity else 'idle' if seg.analysed else 'not analysed'})")
+    click.echo(
+        f"segment {seg.id} of {camera}: {local_text(seg.start_ms, tz)} – "
+        f"{local_text(seg.end_ms, tz)} on {seg.volume} ({human_bytes(seg.bytes)}, "
+        f"{'activity' if seg.activity else 'idle' if seg.analysed else 'not analysed'})"
+    )
     until = f" until {local_text(decision.until_ms, tz)}" if decision.until_ms else ""
     click.echo(f"fate: {decision.action} (rule: {decision.rule}){until}")
     if holds:
@@ -129,15 +171,23 @@ def hold() -> None:
 @click.option("--reason", required=True, help="Why (recorded in the audit log).")
 @click.option("--until", metavar="T", help="The hold ends by itself at T (default: never).")
 @pass_app
-def hold_add(app: App, cameras: tuple[str, ...], from_: str, to: str, reason: str,
-             until: str | None) -> None:
+def hold_add(
+    app: App, cameras: tuple[str, ...], from_: str, to: str, reason: str, until: str | None
+) -> None:
     """Hold footage; prints the new hold's id alone."""
     from ccvault.retention import holds
 
-    hold_id = holds.add(app.writer, app.config, cameras, app.time(from_, "--from"),
-                        app.time(to, "--to"), reason,
-                        app.time(until, "--until") if until else None, app.actor(),
-                        app.clock.wall_ms())
+    hold_id = holds.add(
+        app.writer,
+        app.config,
+        cameras,
+        app.time(from_, "--from"),
+        app.time(to, "--to"),
+        reason,
+        app.time(until, "--until") if until else None,
+        app.actor(),
+        app.clock.wall_ms(),
+    )
     click.echo(hold_id)
 
 
@@ -154,11 +204,21 @@ def hold_list(app: App, as_json: bool) -> None:
         emit_json(rows)
         return
     tz = app.config.tz
-    table(["id", "state", "cameras", "from", "to", "until", "reason"],
-          [[h["id"], h["state"], ",".join(h["cameras"]) or "all",
-            local_text(h["from_ms"], tz), local_text(h["to_ms"], tz),
-            h["until_ms"] and local_text(h["until_ms"], tz), h["reason"]]
-           for h in rows])
+    table(
+        ["id", "state", "cameras", "from", "to", "until", "reason"],
+        [
+            [
+                h["id"],
+                h["state"],
+                ",".join(h["cameras"]) or "all",
+                local_text(h["from_ms"], tz),
+                local_text(h["to_ms"], tz),
+                h["until_ms"] and local_text(h["until_ms"], tz),
+                h["reason"],
+            ]
+            for h in rows
+        ],
+    )
 
 
 @hold.command("release")
@@ -182,8 +242,9 @@ def hold_rebuild(app: App, dry_run: bool, as_json: bool) -> None:
     from ccvault.catalog.audit import AuditLog
     from ccvault.retention import holds
 
-    restored = holds.rebuild(app.writer, AuditLog(app.config.audit_path), app.actor(),
-                             app.clock.wall_ms(), dry_run)
+    restored = holds.rebuild(
+        app.writer, AuditLog(app.config.audit_path), app.actor(), app.clock.wall_ms(), dry_run
+    )
     if as_json:
         emit_json(restored)
     else:

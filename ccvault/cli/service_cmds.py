@@ -22,11 +22,13 @@ from ccvault.errors import CcvaultError, Refused, UsageError
 DEFAULT_DROPIN = Path("/etc/systemd/system/ccvault.service.d/ccvault-paths.conf")
 
 # What the unit hides from the daemon, so footage configured there cannot work as a service.
-HIDDEN = {Path("/home"): "ProtectHome=yes makes it inaccessible to the service",
-          Path("/root"): "ProtectHome=yes makes it inaccessible to the service",
-          Path("/run/user"): "ProtectHome=yes makes it inaccessible to the service",
-          Path("/tmp"): "PrivateTmp=yes gives the service its own empty /tmp",
-          Path("/var/tmp"): "PrivateTmp=yes gives the service its own empty /var/tmp"}
+HIDDEN = {
+    Path("/home"): "ProtectHome=yes makes it inaccessible to the service",
+    Path("/root"): "ProtectHome=yes makes it inaccessible to the service",
+    Path("/run/user"): "ProtectHome=yes makes it inaccessible to the service",
+    Path("/tmp"): "PrivateTmp=yes gives the service its own empty /tmp",
+    Path("/var/tmp"): "PrivateTmp=yes gives the service its own empty /var/tmp",
+}
 # StateDirectory= and LogsDirectory=: systemd creates them before it sets up the namespace.
 MADE_BY_THE_UNIT = {Path("/var/lib/ccvault"), Path("/var/log/ccvault")}
 
@@ -38,7 +40,8 @@ def read_write_paths(config: Config) -> dict[Path, bool]:
     daemon then reports it unavailable itself. Paths inside another listed path are dropped,
     since the outer one's mount already covers them (and they may not exist yet)."""
     wanted: list[tuple[Path, bool]] = [
-        (v.path, v.require_mountpoint) for v in config.storage.volumes]
+        (v.path, v.require_mountpoint) for v in config.storage.volumes
+    ]
     wanted.append((config.storage.catalog.parent, False))  # catalog, WAL, lock, signing key
     if config.storage.spool is not None:  # default: inside the first hot volume
         wanted.append((config.storage.spool, False))
@@ -49,8 +52,11 @@ def read_write_paths(config: Config) -> dict[Path, bool]:
     for path, optional in wanted:
         path = Path(os.path.normpath(path))
         paths[path] = paths.get(path, True) and optional  # required if any use requires it
-    return {p: optional for p, optional in sorted(paths.items())
-            if not any(outer in p.parents for outer in paths)}
+    return {
+        p: optional
+        for p, optional in sorted(paths.items())
+        if not any(outer in p.parents for outer in paths)
+    }
 
 
 def warnings(paths: dict[Path, bool]) -> list[str]:
@@ -61,8 +67,10 @@ def warnings(paths: dict[Path, bool]) -> list[str]:
         if hidden:
             out.append(f"{path}: {hidden[0]}")
         elif not optional and path not in MADE_BY_THE_UNIT and not path.exists():
-            out.append(f"{path}: does not exist; the unit will not start until it does "
-                       "(create it, owned by ccvault)")
+            out.append(
+                f"{path}: does not exist; the unit will not start until it does "
+                "(create it, owned by ccvault)"
+            )
     return out
 
 
@@ -88,7 +96,7 @@ def render(config_path: Path, paths: dict[Path, bool]) -> str:
     ]
     if any(paths.values()):
         lines += [
-            "# \"-\": a volume with require_mountpoint may be unmounted at boot; the unit starts",
+            '# "-": a volume with require_mountpoint may be unmounted at boot; the unit starts',
             "# anyway and ccvault reports the volume unavailable until its disk is mounted.",
         ]
     lines += ["[Service]", *(f"ReadWritePaths={unit_value(p, o)}" for p, o in paths.items())]
@@ -117,8 +125,14 @@ def write_atomically(path: Path, text: str) -> None:
 
 
 @cli.command("systemd-dropin")
-@click.option("--output", "output", metavar="PATH", default=str(DEFAULT_DROPIN),
-              show_default=True, help="Where to write the drop-in; - for stdout.")
+@click.option(
+    "--output",
+    "output",
+    metavar="PATH",
+    default=str(DEFAULT_DROPIN),
+    show_default=True,
+    help="Where to write the drop-in; - for stdout.",
+)
 @json_option
 @pass_app
 def systemd_dropin(app: App, output: str, as_json: bool) -> None:
@@ -135,7 +149,12 @@ def systemd_dropin(app: App, output: str, as_json: bool) -> None:
         return
     write_atomically(Path(output), text)
     if as_json:
-        emit_json({"path": output, "read_write_paths": [str(p) for p in paths],
-                   "ignore_if_missing": [str(p) for p, optional in paths.items() if optional]})
+        emit_json(
+            {
+                "path": output,
+                "read_write_paths": [str(p) for p in paths],
+                "ignore_if_missing": [str(p) for p, optional in paths.items() if optional],
+            }
+        )
     else:
         click.echo(f"{output}: {len(paths)} path(s); now run `systemctl daemon-reload`")

@@ -28,16 +28,22 @@ def user() -> None:
 
 @user.command("add")
 @click.argument("name")
-@click.option("--role", required=True, type=click.Choice(users.ROLES),
-              help="viewer: search and watch; operator: also export and holds; "
-              "admin: also users and the audit log.")
+@click.option(
+    "--role",
+    required=True,
+    type=click.Choice(users.ROLES),
+    help="viewer: search and watch; operator: also export and holds; "
+    "admin: also users and the audit log.",
+)
 @click.option("--expires", metavar="T", help="The token stops working at time T (e.g. +90d).")
 @pass_app
 def user_add(app: App, name: str, role: str, expires: str | None) -> None:
     """Create a user and print its token (alone, once: only a hash of it is kept)."""
     if not NAME.match(name):
-        raise UsageError("NAME", "use 1-64 letters, digits, '.', '_', '@' or '-'"
-                         " (starting with a letter or digit)")
+        raise UsageError(
+            "NAME",
+            "use 1-64 letters, digits, '.', '_', '@' or '-' (starting with a letter or digit)",
+        )
     expires_ms = app.time(expires, "--expires") if expires else None
     token = users.add(app.writer, name, role, expires_ms, app.actor(), app.clock.wall_ms())
     click.echo(token)
@@ -58,9 +64,20 @@ def user_list(app: App, as_json: bool) -> None:
     def local(text: str | None) -> str | None:
         return local_text(parse_time(text, tz, 0), tz) if text else None
 
-    table(["name", "role", "state", "created", "expires", "created by"],
-          [[r["name"], r["role"], r["state"], local(r["created"]), local(r["expires"]),
-            r["created_by"]] for r in rows])
+    table(
+        ["name", "role", "state", "created", "expires", "created by"],
+        [
+            [
+                r["name"],
+                r["role"],
+                r["state"],
+                local(r["created"]),
+                local(r["expires"]),
+                r["created_by"],
+            ]
+            for r in rows
+        ],
+    )
 
 
 @user.command("revoke")

@@ -31,52 +31,83 @@ class AlertSpec:
 
     def defaults(self) -> dict[str, object]:
         """The keys of its [alerts.<name>] table, with this alert's own defaults."""
-        keys = ["enabled", "severity"] + (["for_seconds", "renotify_minutes"]
-                                          if self.kind == "condition" else [])
+        keys = ["enabled", "severity"] + (
+            ["for_seconds", "renotify_minutes"] if self.kind == "condition" else []
+        )
         return {k: getattr(self, k, True) for k in keys}
 
 
 C, E = "condition", "event"
 ALERT_DEFAULTS: dict[str, AlertSpec] = {
     "volume_low": AlertSpec(
-        C, "warning", "a volume's headroom (free space above its reserve plus footage that "
+        C,
+        "warning",
+        "a volume's headroom (free space above its reserve plus footage that "
         "may go, at the current write rate) is under headroom_warning_hours; critical under "
-        "headroom_critical_hours", for_seconds=300, renotify_minutes=240),
+        "headroom_critical_hours",
+        for_seconds=300,
+        renotify_minutes=240,
+    ),
     "volume_unavailable": AlertSpec(
-        C, "critical", "a volume is missing, unmounted, read-only, has the wrong identity, "
-        "or writes to it fail"),
+        C,
+        "critical",
+        "a volume is missing, unmounted, read-only, has the wrong identity, or writes to it fail",
+    ),
     "retention_at_risk": AlertSpec(
-        C, "warning", "the storage holds fewer days than the longest min_days at today's "
-        "rate", renotify_minutes=1440),
+        C,
+        "warning",
+        "the storage holds fewer days than the longest min_days at today's rate",
+        renotify_minutes=1440,
+    ),
     "held_footage_blocking": AlertSpec(
-        C, "critical", "a volume is full of footage nothing may delete (holds, pins, "
-        "min_days)"),
+        C, "critical", "a volume is full of footage nothing may delete (holds, pins, min_days)"
+    ),
     "camera_offline": AlertSpec(
-        C, "critical", "a camera is offline (no footage for offline_after_seconds); "
-        "resolves when it records again"),
+        C,
+        "critical",
+        "a camera is offline (no footage for offline_after_seconds); "
+        "resolves when it records again",
+    ),
     "camera_flapping": AlertSpec(
-        C, "warning", "a camera lost its connection more than flap_reconnects_per_hour "
-        "times in the last hour", renotify_minutes=240),
+        C,
+        "warning",
+        "a camera lost its connection more than flap_reconnects_per_hour times in the last hour",
+        renotify_minutes=240,
+    ),
     "analysis_backlog": AlertSpec(
-        C, "warning", "motion analysis of a camera is more than backlog_minutes behind",
-        for_seconds=300, renotify_minutes=240),
-    "catalog_error": AlertSpec(
-        C, "critical", "the catalog cannot be read or a write to it failed"),
+        C,
+        "warning",
+        "motion analysis of a camera is more than backlog_minutes behind",
+        for_seconds=300,
+        renotify_minutes=240,
+    ),
+    "catalog_error": AlertSpec(C, "critical", "the catalog cannot be read or a write to it failed"),
     "audit_chain_broken": AlertSpec(
-        C, "critical", "the audit log's hash chain does not verify", renotify_minutes=1440),
+        C, "critical", "the audit log's hash chain does not verify", renotify_minutes=1440
+    ),
     "segment_corrupt": AlertSpec(
-        C, "warning", "segments of a camera were quarantined or failed the re-hash in the "
-        "last 24 h", renotify_minutes=1440),
+        C,
+        "warning",
+        "segments of a camera were quarantined or failed the re-hash in the last 24 h",
+        renotify_minutes=1440,
+    ),
     "clock_unsynchronised": AlertSpec(
-        C, "warning", "the host clock is not NTP-synchronised (timestamps are evidence)",
-        for_seconds=600, renotify_minutes=1440),
+        C,
+        "warning",
+        "the host clock is not NTP-synchronised (timestamps are evidence)",
+        for_seconds=600,
+        renotify_minutes=1440,
+    ),
     "premature_deletion": AlertSpec(
-        E, "critical", "footage inside min_days was deleted to make room (disk pressure)"),
+        E, "critical", "footage inside min_days was deleted to make room (disk pressure)"
+    ),
     "purge_failed": AlertSpec(
-        E, "critical", "a retention or pressure pass failed, or some of its actions did"),
+        E, "critical", "a retention or pressure pass failed, or some of its actions did"
+    ),
     "export_failed": AlertSpec(E, "warning", "an evidence export failed"),
     "config_rejected": AlertSpec(
-        E, "warning", "a reloaded config was invalid; the running one was kept"),
+        E, "warning", "a reloaded config was invalid; the running one was kept"
+    ),
 }
 
 
@@ -98,8 +129,8 @@ class WebhookConfig(Model):
     url: str = Field(pattern=r"^https?://", description="Receives Alertmanager-style JSON.")
     timeout_seconds: float = Field(10.0, gt=0, le=300, description="Per attempt.")
     headers: dict[str, str] = Field(
-        default_factory=dict, description="Extra request headers (e.g. Authorization); "
-        "never logged.",
+        default_factory=dict,
+        description="Extra request headers (e.g. Authorization); never logged.",
     )
 
 
@@ -124,10 +155,11 @@ class EmailConfig(Model):
 
     @model_validator(mode="after")
     def _tls_for_passwords(self) -> EmailConfig:
-        if not self.starttls and (self.username or self.password_file
-                                  or self.password_credential):
-            raise ValueError("starttls: a password is only sent over TLS (set starttls = true, "
-                             "or drop username/password_file for a local relay)")
+        if not self.starttls and (self.username or self.password_file or self.password_credential):
+            raise ValueError(
+                "starttls: a password is only sent over TLS (set starttls = true, "
+                "or drop username/password_file for a local relay)"
+            )
         if self.username and not (self.password_file or self.password_credential):
             raise ValueError("username: needs password_file or password_credential")
         return self
@@ -139,8 +171,9 @@ class EmailConfig(Model):
 def _alert_field(name: str) -> tuple[type, object]:
     spec = ALERT_DEFAULTS[name]
     settings = ConditionSettings if spec.kind == "condition" else EventSettings
-    return settings, Field(default_factory=lambda: settings(**spec.defaults()),
-                           description=f"{name}: {spec.about}.")
+    return settings, Field(
+        default_factory=lambda: settings(**spec.defaults()), description=f"{name}: {spec.about}."
+    )
 
 
 class AlertsBase(Model):
@@ -157,12 +190,15 @@ class AlertsBase(Model):
         6, ge=1, le=10_000, description="camera_flapping above this many reconnects an hour."
     )
     backlog_minutes: float = Field(
-        30.0, gt=0, le=10_080, description="analysis_backlog when motion analysis is this "
-        "far behind."
+        30.0,
+        gt=0,
+        le=10_080,
+        description="analysis_backlog when motion analysis is this far behind.",
     )
     clock_sync: Literal["auto", "timesyncd", "chrony", "off"] = Field(
-        "auto", description="How to learn whether the clock is NTP-synchronised: "
-        "systemd-timesyncd's flag file, `chronyc tracking`, auto (whichever is present), off."
+        "auto",
+        description="How to learn whether the clock is NTP-synchronised: "
+        "systemd-timesyncd's flag file, `chronyc tracking`, auto (whichever is present), off.",
     )
     history_days: float = Field(
         30.0, gt=0, le=3650, description="Resolved alerts are listed this long."
@@ -194,4 +230,3 @@ class AlertsBase(Model):
 AlertsConfig = create_model(  # type: ignore[call-overload]
     "AlertsConfig", __base__=AlertsBase, **{n: _alert_field(n) for n in ALERT_DEFAULTS}
 )
-

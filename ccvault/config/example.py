@@ -42,27 +42,43 @@ HEADER = """\
 EXAMPLES: dict[type[BaseModel], list[dict[str, Any]]] = {
     VolumeConfig: [
         {"name": "hot", "path": "/srv/ccvault/hot", "role": "hot"},
-        {"name": "archive1", "path": "/mnt/archive1/ccvault", "role": "archive",
-         "require_mountpoint": True, "reserve_free_bytes": "50 GiB"},
+        {
+            "name": "archive1",
+            "path": "/mnt/archive1/ccvault",
+            "role": "archive",
+            "require_mountpoint": True,
+            "reserve_free_bytes": "50 GiB",
+        },
     ],
     CameraConfig: [
-        {"name": "server-room-door", "url": "rtsp://viewer@192.0.2.10:554/stream1",
-         "password_file": "/etc/ccvault/secrets/server-room-door"},
+        {
+            "name": "server-room-door",
+            "url": "rtsp://viewer@192.0.2.10:554/stream1",
+            "password_file": "/etc/ccvault/secrets/server-room-door",
+        },
         {"name": "lab", "url": "demo://", "enabled": False},
     ],
 }
 # A camera's [cameras.motion] table: any [motion] key but workers; these are examples.
 CAMERA_MOTION_EXAMPLE = {
-    "server-room-door": {"threshold": 30,
-                         "masks": [[(0.85, 0.0), (1.0, 0.0), (1.0, 0.12), (0.85, 0.12)]]},
+    "server-room-door": {
+        "threshold": 30,
+        "masks": [[(0.85, 0.0), (1.0, 0.0), (1.0, 0.12), (0.85, 0.12)]],
+    },
 }
 # The alert channels are off until configured: shown commented out, with example values.
 CHANNEL_EXAMPLES: dict[type[BaseModel], dict[str, Any]] = {
-    WebhookConfig: {"url": "https://chat.example.org/hooks/ccvault",
-                    "headers": {"Authorization": "Bearer change-me"}},
-    EmailConfig: {"host": "mail.example.org", "username": "ccvault",
-                  "password_file": "/etc/ccvault/secrets/smtp", "from": "ccvault@example.org",
-                  "to": ["security@example.org"]},
+    WebhookConfig: {
+        "url": "https://chat.example.org/hooks/ccvault",
+        "headers": {"Authorization": "Bearer change-me"},
+    },
+    EmailConfig: {
+        "host": "mail.example.org",
+        "username": "ccvault",
+        "password_file": "/etc/ccvault/secrets/smtp",
+        "from": "ccvault@example.org",
+        "to": ["security@example.org"],
+    },
 }
 # A camera's [cameras.retention] table: any [retention] key; these are examples.
 CAMERA_RETENTION_EXAMPLE = {"server-room-door": {"motion_days": 31, "continuous_days": 21}}
@@ -70,12 +86,26 @@ CAMERA_RETENTION_EXAMPLE = {"server-room-door": {"motion_days": 31, "continuous_
 
 def render() -> str:
     out = [HEADER]
-    out += _fields(Config, skip={"storage", "recording", "motion", "retention", "audit",
-                                 "integrity", "http", "export", "cameras"}, values={})
+    out += _fields(
+        Config,
+        skip={
+            "storage",
+            "recording",
+            "motion",
+            "retention",
+            "audit",
+            "integrity",
+            "http",
+            "export",
+            "cameras",
+        },
+        values={},
+    )
     out.append("")
     out.append("[storage]")
-    out += _fields(StorageConfig, skip={"volumes"},
-                   values={"catalog": "/var/lib/ccvault/catalog.sqlite"})
+    out += _fields(
+        StorageConfig, skip={"volumes"}, values={"catalog": "/var/lib/ccvault/catalog.sqlite"}
+    )
     for example in EXAMPLES[VolumeConfig]:
         out += ["", "[[storage.volumes]]", *_fields(VolumeConfig, skip=set(), values=example)]
     out += ["", "[recording]", *_fields(RecordingConfig, skip=set(), values={})]
@@ -87,17 +117,27 @@ def render() -> str:
     out += ["", "[export]", *_fields(ExportConfig, skip=set(), values={})]
     out += _alerts()
     for example in EXAMPLES[CameraConfig]:
-        out += ["", "[[cameras]]",
-                *_fields(CameraConfig, skip={"motion", "retention"}, values=example)]
+        out += [
+            "",
+            "[[cameras]]",
+            *_fields(CameraConfig, skip={"motion", "retention"}, values=example),
+        ]
         overrides = CAMERA_MOTION_EXAMPLE.get(example["name"])
         if overrides:
-            out += ["", "# Per-camera motion settings: any [motion] key except workers.",
-                    "[cameras.motion]",
-                    *(f"{k} = {_toml(v)}" for k, v in overrides.items())]
+            out += [
+                "",
+                "# Per-camera motion settings: any [motion] key except workers.",
+                "[cameras.motion]",
+                *(f"{k} = {_toml(v)}" for k, v in overrides.items()),
+            ]
         retention = CAMERA_RETENTION_EXAMPLE.get(example["name"])
         if retention:
-            out += ["", "# Per-camera retention: any [retention] key.", "[cameras.retention]",
-                    *(f"{k} = {_toml(v)}" for k, v in retention.items())]
+            out += [
+                "",
+                "# Per-camera retention: any [retention] key.",
+                "[cameras.retention]",
+                *(f"{k} = {_toml(v)}" for k, v in retention.items()),
+            ]
     return "\n".join(out) + "\n"
 
 
@@ -105,18 +145,31 @@ def _alerts() -> list[str]:
     out = ["", "[alerts]", *_fields(AlertsBase, skip={"webhook", "email"}, values={})]
     for name, spec in ALERT_DEFAULTS.items():
         model = ConditionSettings if spec.kind == "condition" else EventSettings
-        out += ["", f"# {name} ({spec.kind}): {spec.about}.", f"[alerts.{name}]",
-                *_fields(model, skip=set(), values={}, defaults=spec.defaults())]
+        out += [
+            "",
+            f"# {name} ({spec.kind}): {spec.about}.",
+            f"[alerts.{name}]",
+            *_fields(model, skip=set(), values={}, defaults=spec.defaults()),
+        ]
     for table, model in (("webhook", WebhookConfig), ("email", EmailConfig)):
-        out += ["", f"# [alerts.{table}]: uncomment to use (example values).",
-                f"# [alerts.{table}]",
-                *(f"# {line}" if not line.startswith("#") else line for line in
-                  _fields(model, skip=set(), values=CHANNEL_EXAMPLES[model]))]
+        out += [
+            "",
+            f"# [alerts.{table}]: uncomment to use (example values).",
+            f"# [alerts.{table}]",
+            *(
+                f"# {line}" if not line.startswith("#") else line
+                for line in _fields(model, skip=set(), values=CHANNEL_EXAMPLES[model])
+            ),
+        ]
     return out
 
 
-def _fields(model: type[BaseModel], skip: set[str], values: dict[str, Any],
-            defaults: dict[str, Any] | None = None) -> list[str]:
+def _fields(
+    model: type[BaseModel],
+    skip: set[str],
+    values: dict[str, Any],
+    defaults: dict[str, Any] | None = None,
+) -> list[str]:
     """Each key with its description; `defaults` overrides what the model says the default
     is (an [alerts.<name>] table's defaults are that alert's own)."""
     lines = []

@@ -22,9 +22,22 @@ SLUG = r"^[a-z0-9][a-z0-9_-]{0,62}$"
 
 Slug = Annotated[str, Field(pattern=SLUG)]
 GIB = 1 << 30
-_UNITS = {"": 1, "b": 1, "k": 1000, "kb": 1000, "kib": 1 << 10, "m": 1000**2, "mb": 1000**2,
-          "mib": 1 << 20, "g": 1000**3, "gb": 1000**3, "gib": GIB, "t": 1000**4, "tb": 1000**4,
-          "tib": 1 << 40}
+_UNITS = {
+    "": 1,
+    "b": 1,
+    "k": 1000,
+    "kb": 1000,
+    "kib": 1 << 10,
+    "m": 1000**2,
+    "mb": 1000**2,
+    "mib": 1 << 20,
+    "g": 1000**3,
+    "gb": 1000**3,
+    "gib": GIB,
+    "t": 1000**4,
+    "tb": 1000**4,
+    "tib": 1 << 40,
+}
 
 
 def _byte_size(value: object) -> object:
@@ -33,7 +46,7 @@ def _byte_size(value: object) -> object:
         return value
     m = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([a-zA-Z]*)\s*", value)
     if not m or m.group(2).lower() not in _UNITS:
-        raise ValueError(f"not a size: {value!r} (write bytes, or e.g. \"500 GiB\")")
+        raise ValueError(f'not a size: {value!r} (write bytes, or e.g. "500 GiB")')
     return int(float(m.group(1)) * _UNITS[m.group(2).lower()])
 
 
@@ -82,10 +95,11 @@ def override_of(settings: type[Model], name: str) -> type[Model]:
     return create_model(  # type: ignore[call-overload, no-any-return]
         name,
         __base__=Model,
-        **{key: (info.annotation | None, Field(None, description=info.description))
-           for key, info in settings.model_fields.items()},
+        **{
+            key: (info.annotation | None, Field(None, description=info.description))
+            for key, info in settings.model_fields.items()
+        },
     )
-
 
 
 Severity = Literal["info", "warning", "critical"]
@@ -117,5 +131,3 @@ def key_path(loc: tuple[int | str, ...]) -> str:
         else:
             out += f".{part}" if out else str(part)
     return out
-
-

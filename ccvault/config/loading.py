@@ -80,8 +80,11 @@ def _resolve_relative_paths(raw: dict, base: Path) -> None:
     recording = raw.get("recording")
     if isinstance(recording, dict):
         fix(recording, "ffmpeg_path")
-    for table, keys in (("http", ("tls_cert", "tls_key")), ("export", ("dir",)),
-                        ("audit", ("path",))):
+    for table, keys in (
+        ("http", ("tls_cert", "tls_key")),
+        ("export", ("dir",)),
+        ("audit", ("path",)),
+    ):
         section = raw.get(table)
         if isinstance(section, dict):
             for key in keys:
@@ -92,10 +95,10 @@ def _resolve_relative_paths(raw: dict, base: Path) -> None:
         fix(alerts["email"], "ca_file")
     export = raw.get("export")
     if isinstance(export, dict) and isinstance(export.get("allowed_dirs"), list):
-        export["allowed_dirs"] = [str((base / d).resolve()) if isinstance(d, str)
-                                  and not os.path.isabs(d) else d for d in export["allowed_dirs"]]
-
-
+        export["allowed_dirs"] = [
+            str((base / d).resolve()) if isinstance(d, str) and not os.path.isabs(d) else d
+            for d in export["allowed_dirs"]
+        ]
 
 
 def _check_reserves(config: Config, path: Path) -> None:
@@ -107,8 +110,8 @@ def _check_reserves(config: Config, path: Path) -> None:
             continue  # not there yet (created on first start) or unmounted: checked then
         if volume.reserve_bytes(total) > total // 2:
             raise ConfigError(
-                str(path), f"storage.volumes[{i}].reserve_free_bytes: the reserve "
+                str(path),
+                f"storage.volumes[{i}].reserve_free_bytes: the reserve "
                 f"({volume.reserve_bytes(total)} bytes) is more than half of the volume "
-                f"({total} bytes)")
-
-
+                f"({total} bytes)",
+            )

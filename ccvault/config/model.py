@@ -40,7 +40,6 @@ from ccvault.config.secrets import read_secret
 SOURCE_SCHEMES = ("rtsp", "rtsps", "http", "https", "file", "demo")
 
 
-
 class VolumeConfig(Model):
     name: Slug = Field(description="Unique name of the volume, used in commands and the catalog.")
     path: Path = Field(description="Directory that holds this volume's footage.")
@@ -53,15 +52,17 @@ class VolumeConfig(Model):
         "detected instead of filling the root filesystem.",
     )
     reserve_free_percent: float = Field(
-        5.0, ge=0.0, le=50.0,
+        5.0,
+        ge=0.0,
+        le=50.0,
         description="Free space kept on the volume, as a percentage of its size; the low-water "
         "mark is the larger of this and reserve_free_bytes.",
     )
     reserve_free_bytes: ByteSize = Field(
-        GIB, description="Free space kept on the volume, in bytes (or \"10 GiB\")."
+        GIB, description='Free space kept on the volume, in bytes (or "10 GiB").'
     )
     max_bytes: ByteSize | None = Field(
-        None, description="Most footage this volume may hold (bytes or \"2 TiB\")."
+        None, description='Most footage this volume may hold (bytes or "2 TiB").'
     )
 
     def reserve_bytes(self, total_bytes: int) -> int:
@@ -103,24 +104,27 @@ class RecordingConfig(Model):
     )
 
 
-
 class AuditConfig(Model):
     path: Path | None = Field(
-        None, description="Append-only, hash-chained audit log (JSON lines).",
+        None,
+        description="Append-only, hash-chained audit log (JSON lines).",
         json_schema_extra={"default_text": "audit.jsonl beside the catalog"},
     )
 
 
 class IntegrityConfig(Model):
     scrub_mb_per_s: float = Field(
-        20.0, ge=0, le=10_000,
+        20.0,
+        ge=0,
+        le=10_000,
         description="Pace of the background re-hash of stored segments; 0 = off.",
     )
 
 
 class HttpConfig(Model):
     listen: str = Field(
-        "127.0.0.1:8750", pattern=r"^[^:]*:\d{1,5}$",
+        "127.0.0.1:8750",
+        pattern=r"^[^:]*:\d{1,5}$",
         description="host:port of the HTTP API and web page; an empty host or 0.0.0.0 "
         "listens everywhere (use TLS then).",
     )
@@ -150,7 +154,8 @@ class HttpConfig(Model):
 
 class ExportConfig(Model):
     dir: Path | None = Field(
-        None, description="Where export bundles go by default; bundles here are footage too "
+        None,
+        description="Where export bundles go by default; bundles here are footage too "
         "and are deleted after keep_days.",
         json_schema_extra={"default_text": "exports/ beside the catalog"},
     )
@@ -176,7 +181,8 @@ class CameraConfig(Model):
         None, description="File holding the camera password, used instead of one in the URL."
     )
     password_credential: str | None = Field(
-        None, description="systemd credential (LoadCredential=) holding the camera password, "
+        None,
+        description="systemd credential (LoadCredential=) holding the camera password, "
         "instead of password_file.",
     )
     motion: MotionOverride | None = Field(  # type: ignore[valid-type]
@@ -297,4 +303,3 @@ class Config(Model):
         if camera is not None and camera.motion is not None:
             merged.update(camera.motion.model_dump(exclude_none=True))
         return MotionSettings.model_validate(merged)
-

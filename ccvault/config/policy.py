@@ -25,7 +25,9 @@ class MotionSettings(Model):
         25, ge=1, le=255, description="Luma difference (0-255) that makes a pixel 'changed'."
     )
     min_area: float = Field(
-        0.002, ge=0.0, le=1.0,
+        0.002,
+        ge=0.0,
+        le=1.0,
         description="Smallest moving region that counts, as a fraction of the frame.",
     )
     min_seconds: float = Field(
@@ -35,11 +37,15 @@ class MotionSettings(Model):
         3.0, ge=0.0, le=600.0, description="Hits closer than this are one span."
     )
     pre_seconds: float = Field(
-        5.0, ge=0.0, le=600.0,
+        5.0,
+        ge=0.0,
+        le=600.0,
         description="Footage kept as activity before a span starts (retention padding).",
     )
     post_seconds: float = Field(
-        10.0, ge=0.0, le=600.0,
+        10.0,
+        ge=0.0,
+        le=600.0,
         description="Footage kept as activity after a span ends (retention padding).",
     )
     masks: list[Polygon] = Field(
@@ -56,7 +62,10 @@ class MotionSettings(Model):
 
 class MotionConfig(MotionSettings):
     workers: int | None = Field(
-        None, ge=1, le=64, description="Analysis processes, at lower CPU priority.",
+        None,
+        ge=1,
+        le=64,
+        description="Analysis processes, at lower CPU priority.",
         json_schema_extra={"default_text": "cores - 1, at least 1"},
     )
 
@@ -72,15 +81,21 @@ class RetentionSettings(Model):
         14.0, gt=0, le=3650, description="Keep idle footage (no activity) this long."
     )
     motion_days: float = Field(
-        31.0, gt=0, le=3650,
+        31.0,
+        gt=0,
+        le=3650,
         description="Keep footage whose padded range overlaps activity this long.",
     )
     max_days: float = Field(
-        31.0, gt=0, le=3650,
+        31.0,
+        gt=0,
+        le=3650,
         description="Privacy ceiling: nothing older survives except under hold or export pin.",
     )
     min_days: float = Field(
-        7.0, ge=0, le=3650,
+        7.0,
+        ge=0,
+        le=3650,
         description="The promise: footage younger than this is deleted only under disk "
         "pressure, with a premature_deletion alert.",
     )
@@ -88,11 +103,15 @@ class RetentionSettings(Model):
         None, description="Per-camera quota; the oldest footage past min_days goes first."
     )
     hot_days: float = Field(
-        7.0, ge=0, le=3650,
+        7.0,
+        ge=0,
+        le=3650,
         description="Footage older than this moves from hot volumes to an archive volume.",
     )
     thin_after_days: float = Field(
-        0.0, ge=0, le=3650,
+        0.0,
+        ge=0,
+        le=3650,
         description="Idle footage older than this is rewritten keyframes-only (stream copy); "
         "0 = off.",
     )
@@ -100,20 +119,25 @@ class RetentionSettings(Model):
     @model_validator(mode="after")
     def _consistent(self) -> RetentionSettings:
         if self.continuous_days > self.motion_days:
-            raise ValueError("continuous_days: must not exceed motion_days "
-                             f"({self.continuous_days} > {self.motion_days})")
+            raise ValueError(
+                "continuous_days: must not exceed motion_days "
+                f"({self.continuous_days} > {self.motion_days})"
+            )
         if self.motion_days > self.max_days:
-            raise ValueError(f"motion_days: must not exceed max_days "
-                             f"({self.motion_days} > {self.max_days})")
+            raise ValueError(
+                f"motion_days: must not exceed max_days ({self.motion_days} > {self.max_days})"
+            )
         if self.min_days > self.continuous_days:
-            raise ValueError(f"min_days: must not exceed continuous_days "
-                             f"({self.min_days} > {self.continuous_days})")
+            raise ValueError(
+                f"min_days: must not exceed continuous_days "
+                f"({self.min_days} > {self.continuous_days})"
+            )
         if self.thin_after_days and self.thin_after_days >= self.continuous_days:
-            raise ValueError("thin_after_days: must be below continuous_days, or idle "
-                             "footage is deleted before it is thinned")
+            raise ValueError(
+                "thin_after_days: must be below continuous_days, or idle "
+                "footage is deleted before it is thinned"
+            )
         return self
 
 
 RetentionOverride = override_of(RetentionSettings, "RetentionOverride")
-
-

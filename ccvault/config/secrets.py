@@ -20,13 +20,14 @@ def read_secret(file: Path | None, credential: str | None) -> str | None:
     if credential is not None:
         directory = os.environ.get("CREDENTIALS_DIRECTORY")
         if not directory:
-            raise OSError(f"credential {credential!r}: no $CREDENTIALS_DIRECTORY "
-                          "(LoadCredential= in the unit provides it)")
+            raise OSError(
+                f"credential {credential!r}: no $CREDENTIALS_DIRECTORY "
+                "(LoadCredential= in the unit provides it)"
+            )
         file = Path(directory) / credential
     if file is None:
         return None
     return file.read_text().rstrip("\r\n")
-
 
 
 def check_secrets(config: Config, path: Path, credentials: bool) -> None:
@@ -35,11 +36,14 @@ def check_secrets(config: Config, path: Path, credentials: bool) -> None:
     `credentials`: also read systemd credentials (the daemon does; other commands run
     outside the unit, where $CREDENTIALS_DIRECTORY does not exist, and need no passwords).
     """
-    sources = [(f"cameras[{i}]", c.password_file, c.password_credential)
-               for i, c in enumerate(config.cameras)]
+    sources = [
+        (f"cameras[{i}]", c.password_file, c.password_credential)
+        for i, c in enumerate(config.cameras)
+    ]
     for i, camera in enumerate(config.cameras):
-        if (camera.password_file or camera.password_credential) and \
-                urlsplit(camera.url).username is None:
+        if (camera.password_file or camera.password_credential) and urlsplit(
+            camera.url
+        ).username is None:
             key = "password_file" if camera.password_file else "password_credential"
             raise ConfigError(str(path), f"cameras[{i}].{key}: the url names no user")
     email = config.alerts.email
@@ -47,18 +51,18 @@ def check_secrets(config: Config, path: Path, credentials: bool) -> None:
         sources.append(("alerts.email", email.password_file, email.password_credential))
     for where, file, credential in sources:
         if file is not None and credential is not None:
-            raise ConfigError(str(path), f"{where}.password_credential: password_file is set "
-                              "too (use one)")
+            raise ConfigError(
+                str(path), f"{where}.password_credential: password_file is set too (use one)"
+            )
         if file is None and (credential is None or not credentials):
             continue
         try:
             read_secret(file, credential)
         except OSError as exc:
             key = "password_file" if file is not None else "password_credential"
-            raise ConfigError(str(path), f"{where}.{key}: cannot read it "
-                              f"({exc.strerror or exc})") from None
-
-
+            raise ConfigError(
+                str(path), f"{where}.{key}: cannot read it ({exc.strerror or exc})"
+            ) from None
 
 
 def password_warnings(config: Config, path: Path) -> list[str]:

@@ -74,8 +74,14 @@ def partial_dir(final: Path) -> Path:
     return final.with_name(f".{final.name}.partial")
 
 
-def build(spec: BundleSpec, segments: list[tuple[Segment, Path]], key: SigningKey, ffmpeg: str,
-          progress: Callable[[float], None], cancelled: Callable[[], bool]) -> Bundle:
+def build(
+    spec: BundleSpec,
+    segments: list[tuple[Segment, Path]],
+    key: SigningKey,
+    ffmpeg: str,
+    progress: Callable[[float], None],
+    cancelled: Callable[[], bool],
+) -> Bundle:
     """Copy, join, describe and sign; the bundle appears under its final name complete or not
     at all. A copy whose hash differs from the catalog's fails the export (CheckFailed)."""
     tmp = partial_dir(spec.final_dir)
@@ -88,17 +94,32 @@ def build(spec: BundleSpec, segments: list[tuple[Segment, Path]], key: SigningKe
         raise
 
 
-def _build(spec: BundleSpec, segments: list[tuple[Segment, Path]], key: SigningKey, ffmpeg: str,
-           progress: Callable[[float], None], cancelled: Callable[[], bool], tmp: Path) -> Bundle:
+def _build(
+    spec: BundleSpec,
+    segments: list[tuple[Segment, Path]],
+    key: SigningKey,
+    ffmpeg: str,
+    progress: Callable[[float], None],
+    cancelled: Callable[[], bool],
+    tmp: Path,
+) -> Bundle:
     files, copies = _copy_segments(segments, tmp, progress, cancelled)
     if cancelled():
         raise Cancelled()
     total = sum(f["bytes"] for f in files)
-    clip_range = clips.join(ffmpeg, copies, spec.from_ms, spec.to_ms, tmp / CLIP,
-                            timeout_s=max(600.0, total / 10e6))
+    clip_range = clips.join(
+        ffmpeg, copies, spec.from_ms, spec.to_ms, tmp / CLIP, timeout_s=max(600.0, total / 10e6)
+    )
     clip_sha = _fsync_and_hash(tmp / CLIP)
-    files.append({"name": CLIP, "bytes": (tmp / CLIP).stat().st_size, "sha256": clip_sha,
-                  "start": utc_text(clip_range.start_ms), "end": utc_text(clip_range.end_ms)})
+    files.append(
+        {
+            "name": CLIP,
+            "bytes": (tmp / CLIP).stat().st_size,
+            "sha256": clip_sha,
+            "start": utc_text(clip_range.start_ms),
+            "end": utc_text(clip_range.end_ms),
+        }
+    )
     progress(0.99)
     manifest = _manifest(spec, [s for s, _ in segments], clip_range, files, key)
     body = json.dumps(manifest, indent=2, ensure_ascii=False).encode() + b"\n"
@@ -107,13 +128,21 @@ def _build(spec: BundleSpec, segments: list[tuple[Segment, Path]], key: SigningK
     fsync_dir(tmp)
     rename_noreplace(tmp, spec.final_dir)
     fsync_dir(spec.final_dir.parent)
-    return Bundle(spec.final_dir, sha256_file(spec.final_dir / MANIFEST), files,
-                  clip_range.start_ms, clip_range.end_ms)
+    return Bundle(
+        spec.final_dir,
+        sha256_file(spec.final_dir / MANIFEST),
+        files,
+        clip_range.start_ms,
+        clip_range.end_ms,
+    )
 
 
-def _copy_segments(segments: list[tuple[Segment, Path]], tmp: Path,
-                   progress: Callable[[float], None], cancelled: Callable[[], bool],
-                   ) -> tuple[list[dict[str, Any]], list[tuple[Segment, Path]]]:
+def _copy_segments(
+    segments: list[tuple[Segment, Path]],
+    tmp: Path,
+    progress: Callable[[float], None],
+    cancelled: Callable[[], bool],
+) -> tuple[list[dict[str, Any]], list[tuple[Segment, Path]]]:
     """The originals, each copied, fsynced and re-hashed from the copy (`copy_hashed`), the
     hash held against the catalog's. Two at a time: one file's fsync wait overlaps the next
     one's copy (bench/export.py)."""
@@ -124,20 +153,32 @@ def _copy_segments(segments: list[tuple[Segment, Path]], tmp: Path,
     files, done = [], 0
     pool = ThreadPoolExecutor(max_workers=COPY_WORKERS, thread_name_prefix="export-copy")
     try:
-        pending = [pool.submit(copy_hashed, src, dst)
-                   for (_, src), (_, dst) in zip(segments, copies, strict=True)]
+        pending = [
+            pool.submit(copy_hashed, src, dst)
+            for (_, src), (_, dst) in zip(segments, copies, strict=True)
+        ]
         for (seg, dst), future in zip(copies, pending, strict=True):
             if cancelled():
                 raise Cancelled()
             digest = future.result()
             if digest != seg.sha256:
-                raise CheckFailed(f"segment {seg.id}", f"the copy of {seg.volume}:{seg.path} "
-                                  f"hashes to {digest[:16]}…, the catalog says "
-                                  f"{seg.sha256[:16]}… (the stored file changed: see the scrub)")
-            files.append({"name": f"{SEGMENTS}/{dst.name}", "bytes": dst.stat().st_size,
-                          "sha256": digest, "segment_id": seg.id,
-                          "start": utc_text(seg.start_ms), "end": utc_text(seg.end_ms),
-                          "source": f"{seg.volume}:{seg.path}"})
+                raise CheckFailed(
+                    f"segment {seg.id}",
+                    f"the copy of {seg.volume}:{seg.path} "
+                    f"hashes to {digest[:16]}…, the catalog says "
+                    f"{seg.sha256[:16]}… (the stored file changed: see the scrub)",
+                )
+            files.append(
+                {
+                    "name": f"{SEGMENTS}/{dst.name}",
+                    "bytes": dst.stat().st_size,
+                    "sha256": digest,
+                    "segment_id": seg.id,
+                    "start": utc_text(seg.start_ms),
+                    "end": utc_text(seg.end_ms),
+                    "source": f"{seg.volume}:{seg.path}",
+                }
+            )
             done += seg.bytes
             progress(done / total * (1 - CLIP_SHARE))
     finally:
@@ -161,8 +202,13 @@ def _unique(name: str, segment_id: int, taken: list[tuple[Segment, Path]]) -> st
     return f"{segment_id}-{name}" if any(p.name == name for _, p in taken) else name
 
 
-def _manifest(spec: BundleSpec, segments: list[Segment], clip: clips.ClipRange,
-              files: list[dict[str, Any]], key: SigningKey) -> dict[str, Any]:
+def _manifest(
+    spec: BundleSpec,
+    segments: list[Segment],
+    clip: clips.ClipRange,
+    files: list[dict[str, Any]],
+    key: SigningKey,
+) -> dict[str, Any]:
     return {
         "format": FORMAT,
         "export_id": spec.export_id,
@@ -171,8 +217,10 @@ def _manifest(spec: BundleSpec, segments: list[Segment], clip: clips.ClipRange,
         "actual": _range(clip.start_ms, clip.end_ms),
         "footage": _range(segments[0].start_ms, segments[-1].end_ms),
         "gaps": [_range(a, b) for a, b in gaps(segments, spec.from_ms, spec.to_ms)],
-        "missing_segments": [{"segment_id": m.id, "sha256": m.sha256, **_range(m.start_ms,
-                              m.end_ms)} for m in spec.missing],
+        "missing_segments": [
+            {"segment_id": m.id, "sha256": m.sha256, **_range(m.start_ms, m.end_ms)}
+            for m in spec.missing
+        ],
         "timezone": spec.timezone,
         "files": files,
         "operator": spec.actor,
@@ -182,15 +230,18 @@ def _manifest(spec: BundleSpec, segments: list[Segment], clip: clips.ClipRange,
         "ccvault_version": __version__,
         "catalog_id": spec.catalog_id,
         "clock": clock_sync(),
-        "signature": {"file": SIGNATURE, "algorithm": ALGORITHM,
-                      "public_key": key.public_b64, "public_key_sha256": key.fingerprint,
-                      "public_key_pem": key.public_pem()},
+        "signature": {
+            "file": SIGNATURE,
+            "algorithm": ALGORITHM,
+            "public_key": key.public_b64,
+            "public_key_sha256": key.fingerprint,
+            "public_key_pem": key.public_pem(),
+        },
     }
 
 
 def _range(from_ms: int, to_ms: int) -> dict[str, Any]:
-    return {"from": utc_text(from_ms), "to": utc_text(to_ms), "from_ms": from_ms,
-            "to_ms": to_ms}
+    return {"from": utc_text(from_ms), "to": utc_text(to_ms), "from_ms": from_ms, "to_ms": to_ms}
 
 
 def _now_ms() -> int:
@@ -245,8 +296,12 @@ def rename_noreplace(src: Path, dst: Path) -> None:
 def clock_sync() -> dict[str, Any]:
     """Was the clock NTP-synchronised when the bundle was made? Never fails: "unknown"."""
     with contextlib.suppress(OSError, subprocess.SubprocessError):
-        out = subprocess.run(["timedatectl", "show", "-p", "NTPSynchronized", "--value"],
-                             capture_output=True, text=True, timeout=3)
+        out = subprocess.run(
+            ["timedatectl", "show", "-p", "NTPSynchronized", "--value"],
+            capture_output=True,
+            text=True,
+            timeout=3,
+        )
         if out.returncode == 0 and out.stdout.strip() in ("yes", "no"):
             return {"ntp_synchronized": out.stdout.strip() == "yes", "source": "timedatectl"}
     try:
@@ -257,9 +312,15 @@ def clock_sync() -> dict[str, Any]:
 
 class _Timex(ctypes.Structure):
     # The leading fields of struct timex; the rest is room for the kernel to write into.
-    _fields_ = [("modes", ctypes.c_uint), ("offset", ctypes.c_long), ("freq", ctypes.c_long),
-                ("maxerror", ctypes.c_long), ("esterror", ctypes.c_long),
-                ("status", ctypes.c_int), ("_rest", ctypes.c_byte * 512)]
+    _fields_ = [
+        ("modes", ctypes.c_uint),
+        ("offset", ctypes.c_long),
+        ("freq", ctypes.c_long),
+        ("maxerror", ctypes.c_long),
+        ("esterror", ctypes.c_long),
+        ("status", ctypes.c_int),
+        ("_rest", ctypes.c_byte * 512),
+    ]
 
 
 def _adjtimex_synced() -> bool:
@@ -281,10 +342,15 @@ class Verification:
     expected_key: str | None  # fingerprint the signer was checked against; None: not checked
 
     def as_json(self) -> dict[str, Any]:
-        return {"ok": self.ok, "problems": self.problems, "files": self.files,
-                "manifest_sha256": self.manifest_sha256, "signed_by": self.signed_by,
-                "expected_key": self.expected_key,
-                "signer_checked": self.expected_key is not None}
+        return {
+            "ok": self.ok,
+            "problems": self.problems,
+            "files": self.files,
+            "manifest_sha256": self.manifest_sha256,
+            "signed_by": self.signed_by,
+            "expected_key": self.expected_key,
+            "signer_checked": self.expected_key is not None,
+        }
 
 
 def verify(bundle: Path, expected_key: bytes | None = None) -> Verification:
@@ -294,8 +360,9 @@ def verify(bundle: Path, expected_key: bytes | None = None) -> Verification:
     and fails the second, which is why the expected key matters."""
     from ccvault.evidence import signing
 
-    result = Verification(False, [], 0, None, None,
-                          signing.fingerprint(expected_key) if expected_key else None)
+    result = Verification(
+        False, [], 0, None, None, signing.fingerprint(expected_key) if expected_key else None
+    )
     try:
         body = (bundle / MANIFEST).read_bytes()
         signature = (bundle / SIGNATURE).read_bytes()
@@ -311,12 +378,16 @@ def verify(bundle: Path, expected_key: bytes | None = None) -> Verification:
     result.manifest_sha256 = sha256_file(bundle / MANIFEST)
     result.signed_by = signing.fingerprint(raw_key)
     if not signing.verify(raw_key, body, signature):
-        result.problems.append(f"{SIGNATURE}: the signature does not match {MANIFEST} "
-                               "(the manifest was edited, or the signature replaced)")
+        result.problems.append(
+            f"{SIGNATURE}: the signature does not match {MANIFEST} "
+            "(the manifest was edited, or the signature replaced)"
+        )
     if expected_key is not None and raw_key != expected_key:
-        result.problems.append(f"signer: {MANIFEST} is signed by key {result.signed_by[:16]}…, "
-                               f"not the expected key {result.expected_key[:16]}… (re-signed "
-                               "elsewhere)")
+        result.problems.append(
+            f"signer: {MANIFEST} is signed by key {result.signed_by[:16]}…, "
+            f"not the expected key {result.expected_key[:16]}… (re-signed "
+            "elsewhere)"
+        )
     present = {p.relative_to(bundle).as_posix() for p in bundle.rglob("*") if not p.is_dir()}
     for name, entry in listed.items():
         path = bundle / name
@@ -325,11 +396,11 @@ def verify(bundle: Path, expected_key: bytes | None = None) -> Verification:
         elif name not in present:
             result.problems.append(f"{name}: missing from the bundle")
         elif path.stat().st_size != entry.get("bytes"):
-            result.problems.append(f"{name}: {path.stat().st_size} bytes, the manifest says "
-                                   f"{entry.get('bytes')}")
+            result.problems.append(
+                f"{name}: {path.stat().st_size} bytes, the manifest says {entry.get('bytes')}"
+            )
         elif sha256_file(path) != entry.get("sha256"):
-            result.problems.append(f"{name}: SHA-256 differs from the manifest (the file "
-                                   "changed)")
+            result.problems.append(f"{name}: SHA-256 differs from the manifest (the file changed)")
         else:
             result.files += 1
     for name in sorted(present - listed.keys() - {MANIFEST, SIGNATURE}):

@@ -51,13 +51,18 @@ class ExportJobs:
     """Export jobs for one installation. The daemon makes one at start (which also makes the
     signing key on first start) and calls `resume()`; the API calls `submit` and `get`."""
 
-    def __init__(self, config: Config, writer: CatalogWriter,
-                 volumes: Callable[[], list[Volume]], clock: Clock, ffmpeg: str,
-                 actor: str = "daemon") -> None:
+    def __init__(
+        self,
+        config: Config,
+        writer: CatalogWriter,
+        volumes: Callable[[], list[Volume]],
+        clock: Clock,
+        ffmpeg: str,
+        actor: str = "daemon",
+    ) -> None:
         self.config, self.writer, self.volumes, self.clock = config, writer, volumes, clock
         self.ffmpeg = ffmpeg
-        self.key = signing.installation_key(config.signing_key_path, writer, actor,
-                                             clock.wall_ms())
+        self.key = signing.installation_key(config.signing_key_path, writer, actor, clock.wall_ms())
         self._queue: queue.Queue[int | None] = queue.Queue()
         self._stopping = threading.Event()
         self._thread: threading.Thread | None = None
@@ -65,8 +70,9 @@ class ExportJobs:
 
     # --- asking for an export -----------------------------------------------------------
 
-    def validate(self, camera: str, from_ms: int, to_ms: int, reason: str,
-                 out_dir: Path | None = None) -> Path | None:
+    def validate(
+        self, camera: str, from_ms: int, to_ms: int, reason: str, out_dir: Path | None = None
+    ) -> Path | None:
         """Refuse before anything is recorded. Errors name the field (`camera`, `to`, `out`,
         `reason`). Returns the resolved bundle directory (None: one in [export] dir)."""
         if not reason.strip():
@@ -76,21 +82,31 @@ class ExportJobs:
         ordered(from_ms, to_ms)
         limit = self.config.export.max_hours
         if to_ms - from_ms > limit * HOUR_MS:
-            raise Refused("to", f"the range is {(to_ms - from_ms) / HOUR_MS:.2f} h, more than "
-                          f"[export] max_hours ({limit:g} h)")
+            raise Refused(
+                "to",
+                f"the range is {(to_ms - from_ms) / HOUR_MS:.2f} h, more than "
+                f"[export] max_hours ({limit:g} h)",
+            )
         final = None if out_dir is None else self.destination(out_dir)
         with self.writer.reader() as conn:
-            found = [s for s in queries.segments_in_range(conn, camera, from_ms, to_ms)
-                     if s.state == "ok"]
+            found = [
+                s
+                for s in queries.segments_in_range(conn, camera, from_ms, to_ms)
+                if s.state == "ok"
+            ]
         if not found:
-            raise NotFound("from", f"no footage of {camera} between {utc_text(from_ms)} and "
-                           f"{utc_text(to_ms)}")
+            raise NotFound(
+                "from", f"no footage of {camera} between {utc_text(from_ms)} and {utc_text(to_ms)}"
+            )
         where = final.parent if final is not None else self.config.export_dir
         need = int(sum(s.bytes for s in found) * CLIP_FACTOR) + SPACE_MARGIN
         free = shutil.disk_usage(_existing(where)).free
         if free < need:
-            raise Refused("out", f"not enough free space: {free / 1e9:.2f} GB free at {where}, "
-                          f"about {need / 1e9:.2f} GB needed")
+            raise Refused(
+                "out",
+                f"not enough free space: {free / 1e9:.2f} GB free at {where}, "
+                f"about {need / 1e9:.2f} GB needed",
+            )
         return final
 
     def destination(self, out_dir: Path) -> Path:
@@ -101,21 +117,40 @@ class ExportJobs:
         roots = [self.config.export_dir, *self.config.export.allowed_dirs]
         inside = [r for r in roots if final != r.resolve() and final.is_relative_to(r.resolve())]
         if not inside:
-            raise Refused("out", f"{out_dir} is not inside [export] dir or allowed_dirs ("
-                          + ", ".join(str(r) for r in roots) + ")")
+            raise Refused(
+                "out",
+                f"{out_dir} is not inside [export] dir or allowed_dirs ("
+                + ", ".join(str(r) for r in roots)
+                + ")",
+            )
         if inside[0] != self.config.export_dir and not inside[0].is_dir():
             raise Refused("out", f"{inside[0]} does not exist (an unmounted share?)")
         if os.path.lexists(out_dir) or final.exists():
             raise Refused("out", f"{out_dir} exists already (evidence is never overwritten)")
         return final
 
-    def prepare(self, camera: str, from_ms: int, to_ms: int, reason: str, actor: str,
-                out_dir: Path | None = None) -> int:
+    def prepare(
+        self,
+        camera: str,
+        from_ms: int,
+        to_ms: int,
+        reason: str,
+        actor: str,
+        out_dir: Path | None = None,
+    ) -> int:
         """Validate, then record the job (queued) and its pin; nothing runs yet."""
         return self._record(camera, from_ms, to_ms, reason, actor, out_dir, None)
 
-    def _record(self, camera: str, from_ms: int, to_ms: int, reason: str, actor: str,
-                out_dir: Path | None, claim: list[FileLock] | None) -> int:
+    def _record(
+        self,
+        camera: str,
+        from_ms: int,
+        to_ms: int,
+        reason: str,
+        actor: str,
+        out_dir: Path | None,
+        claim: list[FileLock] | None,
+    ) -> int:
         """The job row and its pin in one transaction. With `claim`, this process takes the
         job's lock before the row commits, so no other process can ever start it."""
         final = self.validate(camera, from_ms, to_ms, reason, out_dir)
@@ -132,13 +167,24 @@ class ExportJobs:
                 claim.append(lock)
             return str(path)
 
-        details = {"from": utc_text(from_ms), "to": utc_text(to_ms),
-                   "key_fingerprint": self.key.fingerprint}
-        return self.writer.exports.add(camera, from_ms, to_ms, reason.strip(), actor,
-                                       bundle_dir, details, self.clock.wall_ms())
+        details = {
+            "from": utc_text(from_ms),
+            "to": utc_text(to_ms),
+            "key_fingerprint": self.key.fingerprint,
+        }
+        return self.writer.exports.add(
+            camera, from_ms, to_ms, reason.strip(), actor, bundle_dir, details, self.clock.wall_ms()
+        )
 
-    def submit(self, camera: str, from_ms: int, to_ms: int, reason: str, actor: str,
-               out_dir: Path | None = None) -> dict[str, Any]:
+    def submit(
+        self,
+        camera: str,
+        from_ms: int,
+        to_ms: int,
+        reason: str,
+        actor: str,
+        out_dir: Path | None = None,
+    ) -> dict[str, Any]:
         """prepare, then queue it for the worker thread (one job at a time, in order). Returns
         the job as recorded (queued), read before the worker can start it."""
         export_id = self.prepare(camera, from_ms, to_ms, reason, actor, out_dir)
@@ -146,9 +192,17 @@ class ExportJobs:
         self._enqueue(export_id)
         return job
 
-    def export_now(self, camera: str, from_ms: int, to_ms: int, reason: str, actor: str,
-                   out_dir: Path | None, progress: Callable[[float], None] | None = None,
-                   started: Callable[[int], None] | None = None) -> dict[str, Any]:
+    def export_now(
+        self,
+        camera: str,
+        from_ms: int,
+        to_ms: int,
+        reason: str,
+        actor: str,
+        out_dir: Path | None,
+        progress: Callable[[float], None] | None = None,
+        started: Callable[[int], None] | None = None,
+    ) -> dict[str, Any]:
         """`ccvault export`: recorded already claimed by this process, then run here."""
         claim: list[FileLock] = []
         try:
@@ -162,8 +216,9 @@ class ExportJobs:
 
     # --- running --------------------------------------------------------------------------
 
-    def run(self, export_id: int,
-            progress: Callable[[float], None] | None = None) -> dict[str, Any]:
+    def run(
+        self, export_id: int, progress: Callable[[float], None] | None = None
+    ) -> dict[str, Any]:
         """Run a job now, in this thread (the worker; tests). Returns the job (`get`) with
         the bundle's files; a failure is recorded, then raised (CheckFailed and the like).
         Busy when another process runs it (its lock is held)."""
@@ -188,9 +243,14 @@ class ExportJobs:
         if not self.writer.exports.start(export_id):
             return self.get(export_id) or {}
         actor = row["actor"]
-        details = {"camera": row["camera"], "from": utc_text(row["from_ms"]),
-                   "to": utc_text(row["to_ms"]), "reason": row["reason"], "dir": str(final),
-                   "key_fingerprint": self.key.fingerprint}
+        details = {
+            "camera": row["camera"],
+            "from": utc_text(row["from_ms"]),
+            "to": utc_text(row["to_ms"]),
+            "reason": row["reason"],
+            "dir": str(final),
+            "key_fingerprint": self.key.fingerprint,
+        }
         if os.path.lexists(final):
             return self._adopt(export_id, final, actor, details)
         try:
@@ -199,28 +259,47 @@ class ExportJobs:
             raise  # the daemon is stopping: the row stays `running`, the next start redoes it
         except BaseException as exc:
             problem = str(exc) if isinstance(exc, CcvaultError | OSError) else repr(exc)
-            self.writer.exports.finish(export_id, False, problem[:500], actor, details,
-                                      self.clock.wall_ms())
+            self.writer.exports.finish(
+                export_id, False, problem[:500], actor, details, self.clock.wall_ms()
+            )
             log.error("export.failed", export_id=export_id, error=problem)
-            emit(Event("export_failed", f"export {export_id} of camera {row['camera']} failed: "
-                       f"{problem[:200]}", {"camera": row["camera"]},
-                       {"export_id": str(export_id), "actor": actor}))
+            emit(
+                Event(
+                    "export_failed",
+                    f"export {export_id} of camera {row['camera']} failed: {problem[:200]}",
+                    {"camera": row["camera"]},
+                    {"export_id": str(export_id), "actor": actor},
+                )
+            )
             if isinstance(exc, CcvaultError | KeyboardInterrupt):
                 raise
             raise CheckFailed(f"export {export_id}", problem) from exc
         self.writer.exports.finish(
-            export_id, True, None, actor,
-            {**details, "manifest_sha256": bundle.manifest_sha256, "files": len(bundle.files),
-             "bytes": sum(f["bytes"] for f in bundle.files),
-             "actual_from": utc_text(bundle.actual_from_ms),
-             "actual_to": utc_text(bundle.actual_to_ms)}, self.clock.wall_ms())
+            export_id,
+            True,
+            None,
+            actor,
+            {
+                **details,
+                "manifest_sha256": bundle.manifest_sha256,
+                "files": len(bundle.files),
+                "bytes": sum(f["bytes"] for f in bundle.files),
+                "actual_from": utc_text(bundle.actual_from_ms),
+                "actual_to": utc_text(bundle.actual_to_ms),
+            },
+            self.clock.wall_ms(),
+        )
         log.info("export.done", export_id=export_id, dir=str(final), files=len(bundle.files))
-        return {**(self.get(export_id) or {}), "files": bundle.files,
-                "actual": {"from": utc_text(bundle.actual_from_ms),
-                           "to": utc_text(bundle.actual_to_ms)}}
+        return {
+            **(self.get(export_id) or {}),
+            "files": bundle.files,
+            "actual": {
+                "from": utc_text(bundle.actual_from_ms),
+                "to": utc_text(bundle.actual_to_ms),
+            },
+        }
 
-    def _build(self, row: Any, final: Path,
-               progress: Callable[[float], None]) -> evidence.Bundle:
+    def _build(self, row: Any, final: Path, progress: Callable[[float], None]) -> evidence.Bundle:
         with self.writer.reader() as conn:
             found = queries.segments_in_range(conn, row["camera"], row["from_ms"], row["to_ms"])
         volumes = {v.name: v for v in self.volumes()}
@@ -228,35 +307,57 @@ class ExportJobs:
         for seg in (s for s in found if s.state == "ok"):
             volume = volumes.get(seg.volume)
             if volume is None or not volume.available:
-                raise Refused(f"volume {seg.volume}", "is unavailable; its footage cannot be "
-                              "exported now")
+                raise Refused(
+                    f"volume {seg.volume}", "is unavailable; its footage cannot be exported now"
+                )
             pairs.append((seg, volume.path / seg.path))
         if not pairs:
             raise NotFound("from", "no footage left in that range")
         make_dirs(final.parent)  # each new directory's entry made durable
-        spec = evidence.BundleSpec(row["id"], row["camera"], row["from_ms"], row["to_ms"],
-                                   row["reason"], row["actor"], final, self.config.timezone,
-                                   self.writer.catalog_id,
-                                   tuple(s for s in found if s.state != "ok"))
-        return evidence.build(spec, pairs, self.key, self.ffmpeg,
-                              self._reporter(row["id"], progress), self._stopping.is_set)
+        spec = evidence.BundleSpec(
+            row["id"],
+            row["camera"],
+            row["from_ms"],
+            row["to_ms"],
+            row["reason"],
+            row["actor"],
+            final,
+            self.config.timezone,
+            self.writer.catalog_id,
+            tuple(s for s in found if s.state != "ok"),
+        )
+        return evidence.build(
+            spec,
+            pairs,
+            self.key,
+            self.ffmpeg,
+            self._reporter(row["id"], progress),
+            self._stopping.is_set,
+        )
 
-    def _adopt(self, export_id: int, final: Path, actor: str,
-               details: dict[str, Any]) -> dict[str, Any]:
+    def _adopt(
+        self, export_id: int, final: Path, actor: str, details: dict[str, Any]
+    ) -> dict[str, Any]:
         """The bundle is there already: a crash fell between its rename and `done`. Ours and
         intact → done; anything else → failed (never overwritten)."""
         check = evidence.verify(final, self.key.public_raw)
         ours = check.ok and _manifest_id(final) == export_id
         error = None if ours else f"{final} exists already and is not this export's bundle"
-        self.writer.exports.finish(export_id, ours, error, actor,
-                                  {**details, "manifest_sha256": check.manifest_sha256},
-                                  self.clock.wall_ms())
+        self.writer.exports.finish(
+            export_id,
+            ours,
+            error,
+            actor,
+            {**details, "manifest_sha256": check.manifest_sha256},
+            self.clock.wall_ms(),
+        )
         if not ours:
             raise Refused("out", error or "")
         return self.get(export_id) or {}
 
-    def _reporter(self, export_id: int,
-                  progress: Callable[[float], None]) -> Callable[[float], None]:
+    def _reporter(
+        self, export_id: int, progress: Callable[[float], None]
+    ) -> Callable[[float], None]:
         last = [0.0]
 
         def report(fraction: float) -> None:
@@ -274,8 +375,12 @@ class ExportJobs:
         from scratch (their partial directory goes first). A job another process is running
         right now is skipped by the worker (its lock is held). Returns the queued ids."""
         with self.writer.reader() as conn:
-            ids = [r[0] for r in conn.execute(
-                "SELECT id FROM exports WHERE state IN ('queued', 'running') ORDER BY id")]
+            ids = [
+                r[0]
+                for r in conn.execute(
+                    "SELECT id FROM exports WHERE state IN ('queued', 'running') ORDER BY id"
+                )
+            ]
         for export_id in ids:
             self._enqueue(export_id)
         return ids
@@ -325,8 +430,10 @@ class ExportJobs:
         root = self.config.export_dir.resolve()
         cutoff = now_ms - round(self.config.export.keep_days * DAY_MS)
         with self.writer.reader() as conn:
-            rows = conn.execute("SELECT * FROM exports WHERE state = 'done'"
-                                " AND finished_ms < ? ORDER BY id", (cutoff,)).fetchall()
+            rows = conn.execute(
+                "SELECT * FROM exports WHERE state = 'done' AND finished_ms < ? ORDER BY id",
+                (cutoff,),
+            ).fetchall()
         expired = []
         for row in rows:
             bundle = Path(row["dir"])
@@ -335,12 +442,14 @@ class ExportJobs:
             if not bundle.is_dir() or not bundle.resolve().is_relative_to(root):
                 continue
             manifest = bundle / evidence.MANIFEST
-            item = {"id": row["id"], "camera": row["camera"], "dir": str(bundle),
-                    "finished": utc_text(row["finished_ms"]),
-                    "manifest_sha256": sha256_file(manifest)
-                    if manifest.is_file() else None}
-            self.writer.record_event(actor, "export.expired", f"export:{row['id']}", item,
-                                     now_ms)
+            item = {
+                "id": row["id"],
+                "camera": row["camera"],
+                "dir": str(bundle),
+                "finished": utc_text(row["finished_ms"]),
+                "manifest_sha256": sha256_file(manifest) if manifest.is_file() else None,
+            }
+            self.writer.record_event(actor, "export.expired", f"export:{row['id']}", item, now_ms)
             os.rename(bundle, trash)  # gone from its name at once, never half there
             fsync_dir(bundle.parent)
             shutil.rmtree(trash)
@@ -353,14 +462,24 @@ def job_json(row: Any) -> dict[str, Any]:
     bundle = Path(row["dir"])
     manifest = bundle / evidence.MANIFEST
     done = row["state"] == "done" and manifest.is_file()
-    return {"id": row["id"], "camera": row["camera"], "from": utc_text(row["from_ms"]),
-            "to": utc_text(row["to_ms"]), "reason": row["reason"], "actor": row["actor"],
-            "state": row["state"], "progress": round(row["progress"], 4), "error": row["error"],
-            "created": utc_text(row["created_ms"]),
-            "finished": utc_text(row["finished_ms"]) if row["finished_ms"] else None,
-            "dir": str(bundle), "bundle": bundle.name, "pinned": row["pin_id"] is not None,
-            "manifest_sha256": sha256_file(manifest) if done else None,
-            "available": done}
+    return {
+        "id": row["id"],
+        "camera": row["camera"],
+        "from": utc_text(row["from_ms"]),
+        "to": utc_text(row["to_ms"]),
+        "reason": row["reason"],
+        "actor": row["actor"],
+        "state": row["state"],
+        "progress": round(row["progress"], 4),
+        "error": row["error"],
+        "created": utc_text(row["created_ms"]),
+        "finished": utc_text(row["finished_ms"]) if row["finished_ms"] else None,
+        "dir": str(bundle),
+        "bundle": bundle.name,
+        "pinned": row["pin_id"] is not None,
+        "manifest_sha256": sha256_file(manifest) if done else None,
+        "available": done,
+    }
 
 
 def _manifest_id(bundle: Path) -> int | None:
@@ -375,4 +494,3 @@ def _existing(path: Path) -> Path:
     while not path.exists() and path != path.parent:
         path = path.parent
     return path
-

@@ -54,8 +54,13 @@ class SigningKey:
         return self.private.sign(data)
 
     def public_pem(self) -> str:
-        return self.private.public_key().public_bytes(
-            serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo).decode()
+        return (
+            self.private.public_key()
+            .public_bytes(
+                serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+            )
+            .decode()
+        )
 
 
 def public_raw(key: Ed25519PublicKey) -> bytes:
@@ -75,8 +80,9 @@ def load_or_create(path: Path) -> tuple[SigningKey, bool]:
         pass
     make_dirs(path.parent)
     private = Ed25519PrivateKey.generate()
-    pem = private.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-                                serialization.NoEncryption())
+    pem = private.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+    )
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     try:
@@ -147,9 +153,18 @@ def installation_key(path: Path, writer: CatalogWriter, actor: str, now_ms: int)
     process whose link won), so the audit log names every key this installation signed with."""
     key, created = load_or_create(path)
     if created:
-        writer.record_event(actor, "signing.key_created", "signing-key",
-                            {"algorithm": ALGORITHM, "fingerprint": key.fingerprint,
-                             "public_key": key.public_b64, "path": str(path)}, now_ms)
+        writer.record_event(
+            actor,
+            "signing.key_created",
+            "signing-key",
+            {
+                "algorithm": ALGORITHM,
+                "fingerprint": key.fingerprint,
+                "public_key": key.public_b64,
+                "path": str(path),
+            },
+            now_ms,
+        )
     return key
 
 

@@ -15,8 +15,9 @@ from typing import Any, TextIO
 
 import structlog
 
-URL_PASSWORD = re.compile(r"(?P<head>[a-z][a-z0-9+.-]*://[^:/@\s'\"]*:)(?P<pw>[^@\s'\"]+)(?=@)",
-                          re.IGNORECASE)
+URL_PASSWORD = re.compile(
+    r"(?P<head>[a-z][a-z0-9+.-]*://[^:/@\s'\"]*:)(?P<pw>[^@\s'\"]+)(?=@)", re.IGNORECASE
+)
 MASK = "***"
 
 
@@ -71,12 +72,16 @@ class LossySink:
             self.stream.flush()
 
 
-def configure(stream: TextIO = sys.stderr, level: int = logging.INFO,
-              json: bool | None = None) -> None:
+def configure(
+    stream: TextIO = sys.stderr, level: int = logging.INFO, json: bool | None = None
+) -> None:
     """JSON lines when not a terminal (or when asked), console rendering on a terminal."""
     as_json = (not stream.isatty()) if json is None else json
-    renderer: Any = (structlog.processors.JSONRenderer() if as_json
-                     else structlog.dev.ConsoleRenderer(colors=stream.isatty()))
+    renderer: Any = (
+        structlog.processors.JSONRenderer()
+        if as_json
+        else structlog.dev.ConsoleRenderer(colors=stream.isatty())
+    )
     structlog.configure(
         processors=[
             structlog.contextvars.merge_contextvars,

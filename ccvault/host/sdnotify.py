@@ -47,8 +47,12 @@ class Notifier:
             with self._lock:
                 first, self._failing = not self._failing, True
             if first:
-                log.warning("sdnotify.failed", socket=self._address.replace("\0", "@"),
-                            fields=sorted(fields), error=str(exc))
+                log.warning(
+                    "sdnotify.failed",
+                    socket=self._address.replace("\0", "@"),
+                    fields=sorted(fields),
+                    error=str(exc),
+                )
             return False
         with self._lock:
             self._failing = False
@@ -72,21 +76,27 @@ class Notifier:
         """Shutdown began, so systemd shows `deactivating` rather than a hang."""
         self.send(STOPPING="1")
 
-    def start_watchdog(self, stale: Callable[[], list[str]],
-                       stop: threading.Event) -> threading.Thread | None:
+    def start_watchdog(
+        self, stale: Callable[[], list[str]], stop: threading.Event
+    ) -> threading.Thread | None:
         """Ping WATCHDOG=1 every watchdog_interval seconds while stale() is empty; None when
         systemd asked for no watchdog. A stale loop withholds the ping, so systemd kills and
         restarts a daemon that is alive but no longer working."""
         if self.watchdog_interval is None:
             return None
         interval = self.watchdog_interval
-        thread = threading.Thread(target=self._watchdog, args=(stale, stop, interval),
-                                  name="sdnotify-watchdog", daemon=True)
+        thread = threading.Thread(
+            target=self._watchdog,
+            args=(stale, stop, interval),
+            name="sdnotify-watchdog",
+            daemon=True,
+        )
         thread.start()
         return thread
 
-    def _watchdog(self, stale: Callable[[], list[str]], stop: threading.Event,
-                  interval: float) -> None:
+    def _watchdog(
+        self, stale: Callable[[], list[str]], stop: threading.Event, interval: float
+    ) -> None:
         withheld: list[str] = []
         while True:
             try:
@@ -115,4 +125,3 @@ def _watchdog_interval(environ: Mapping[str, str]) -> float | None:
     if usec <= 0 or (pid is not None and pid != str(os.getpid())):
         return None
     return usec / 2 / 1e6
-

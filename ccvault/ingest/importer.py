@@ -56,8 +56,9 @@ class ImportReport:
         return {"camera": self.camera, "files": self.files, "segment_ids": self.segments}
 
 
-def plan(writer: CatalogWriter, camera: str, start_ms: int, files: list[Path],
-         force: bool) -> list[PlannedFile]:
+def plan(
+    writer: CatalogWriter, camera: str, start_ms: int, files: list[Path], force: bool
+) -> list[PlannedFile]:
     """Check every file before writing anything; raise Refused on overlap unless forced."""
     planned, cursor = [], start_ms
     with writer.reader() as conn:
@@ -69,8 +70,7 @@ def plan(writer: CatalogWriter, camera: str, start_ms: int, files: list[Path],
             sha256 = sha256_file(path)
             done = queries.already_imported(conn, camera, sha256, cursor)
             if not done and not force:
-                clash = queries.segments_in_range(conn, camera, cursor,
-                                                  cursor + media.duration_ms)
+                clash = queries.segments_in_range(conn, camera, cursor, cursor + media.duration_ms)
                 if clash:
                     raise Refused(
                         f"import {path.name}",
@@ -83,43 +83,93 @@ def plan(writer: CatalogWriter, camera: str, start_ms: int, files: list[Path],
 
 
 def run_import(
-    writer: CatalogWriter, store: SegmentStore, camera: CameraConfig, motion: MotionSettings,
-    ffmpeg: str, segment_seconds: int, work_dir: Path, planned: list[PlannedFile], actor: str,
+    writer: CatalogWriter,
+    store: SegmentStore,
+    camera: CameraConfig,
+    motion: MotionSettings,
+    ffmpeg: str,
+    segment_seconds: int,
+    work_dir: Path,
+    planned: list[PlannedFile],
+    actor: str,
     progress: Callable[[int], None] = lambda _: None,
 ) -> ImportReport:
     """Store every planned file, then analyse the new footage for motion before returning.
     The import lock is held throughout: a daemon starting meanwhile leaves these segments to
     this process (`motion.scheduler.reset_interrupted`)."""
     with import_running(writer.path):
-        return _store_and_analyse(writer, store, camera, motion, ffmpeg, segment_seconds,
-                                  work_dir, planned, actor, progress)
+        return _store_and_analyse(
+            writer,
+            store,
+            camera,
+            motion,
+            ffmpeg,
+            segment_seconds,
+            work_dir,
+            planned,
+            actor,
+            progress,
+        )
 
 
 def _store_and_analyse(
-    writer: CatalogWriter, store: SegmentStore, camera: CameraConfig, motion: MotionSettings,
-    ffmpeg: str, segment_seconds: int, work_dir: Path, planned: list[PlannedFile], actor: str,
+    writer: CatalogWriter,
+    store: SegmentStore,
+    camera: CameraConfig,
+    motion: MotionSettings,
+    ffmpeg: str,
+    segment_seconds: int,
+    work_dir: Path,
+    planned: list[PlannedFile],
+    actor: str,
     progress: Callable[[int], None],
 ) -> ImportReport:
     analysis = AnalysisState.BY_IMPORT if motion.enabled else AnalysisState.NOT_ANALYSED
     report = ImportReport(camera.name)
     for item in planned:
         if item.already_imported:
-            report.files.append({"file": item.path.name, "sha256": item.sha256,
-                                 "start": utc_text(item.start_ms), "status": "already imported"})
+            report.files.append(
+                {
+                    "file": item.path.name,
+                    "sha256": item.sha256,
+                    "start": utc_text(item.start_ms),
+                    "status": "already imported",
+                }
+            )
             progress(item.duration_ms)
             continue
-        stored = _import_one(store, camera, ffmpeg, segment_seconds, work_dir, item, analysis,
-                             progress)
+        stored = _import_one(
+            store, camera, ffmpeg, segment_seconds, work_dir, item, analysis, progress
+        )
         ids = [s.segment_id for s in stored if s.segment_id is not None]
         report.segments += ids
         end_ms = item.start_ms + item.duration_ms
-        writer.segments.record_import(camera.name, item.path.name, item.sha256, item.start_ms, end_ms,
-                             len(ids), actor, store.clock.wall_ms())
-        report.files.append({"file": item.path.name, "sha256": item.sha256,
-                             "start": utc_text(item.start_ms), "status": "imported",
-                             "segments": len(ids)})
-        log.info("import.file_done", camera=camera.name, file=item.path.name, segments=len(ids),
-                 actor=actor)
+        writer.segments.record_import(
+            camera.name,
+            item.path.name,
+            item.sha256,
+            item.start_ms,
+            end_ms,
+            len(ids),
+            actor,
+            store.clock.wall_ms(),
+        )
+        report.files.append(
+            {
+                "file": item.path.name,
+                "sha256": item.sha256,
+                "start": utc_text(item.start_ms),
+                "status": "imported",
+                "segments": len(ids),
+            }
+        )
+        log.info(
+            "import.file_done",
+            camera=camera.name,
+            file=item.path.name,
+            segments=len(ids),
+            actor=actor,
+        )
     if motion.enabled and report.segments:
         with writer.reader() as conn:
             segments = queries.segments_by_ids(conn, report.segments)
@@ -128,9 +178,16 @@ def _store_and_analyse(
     return report
 
 
-def _import_one(store: SegmentStore, camera: CameraConfig, ffmpeg: str, segment_seconds: int,
-                work_dir: Path, item: PlannedFile, analysis: int,
-                progress: Callable[[int], None]) -> list[Stored]:
+def _import_one(
+    store: SegmentStore,
+    camera: CameraConfig,
+    ffmpeg: str,
+    segment_seconds: int,
+    work_dir: Path,
+    item: PlannedFile,
+    analysis: int,
+    progress: Callable[[int], None],
+) -> list[Stored]:
     tmp = work_dir / f".import-{uuid.uuid4().hex}"
     tmp.mkdir(parents=True)
     try:
@@ -141,25 +198,55 @@ def _import_one(store: SegmentStore, camera: CameraConfig, ffmpeg: str, segment_
             media = probe(src)
             start, end = segment_times(entry, media.duration_ms)
             offset = item.start_ms
-            stored.append(store.add(src, camera.name, offset + start, offset + end, media,
-                                    sha256_file(src), "imported", analysis))
+            stored.append(
+                store.add(
+                    src,
+                    camera.name,
+                    offset + start,
+                    offset + end,
+                    media,
+                    sha256_file(src),
+                    "imported",
+                    analysis,
+                )
+            )
             progress(media.duration_ms)
         return stored
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
 
 
-def _split(ffmpeg: str, camera: CameraConfig, src: Path, segment_seconds: int,
-           out: Path) -> None:
+def _split(ffmpeg: str, camera: CameraConfig, src: Path, segment_seconds: int, out: Path) -> None:
     audio = ["-an"]
     if camera.audio:
         audio = ["-map", "0:a:0?", "-c:a", "copy" if _audio_fits_mp4(src) else "aac"]
     argv = [
-        ffmpeg, "-hide_banner", "-nostdin", "-loglevel", "error", "-i", str(src),
-        "-map", "0:v:0", "-c:v", "copy", *audio,
-        "-f", "segment", "-segment_time", str(segment_seconds), "-reset_timestamps", "1",
-        "-segment_format", "mp4", "-segment_format_options", FRAGMENTED_MP4,
-        "-segment_list", str(out / "segments.csv"), "-segment_list_type", "csv",
+        ffmpeg,
+        "-hide_banner",
+        "-nostdin",
+        "-loglevel",
+        "error",
+        "-i",
+        str(src),
+        "-map",
+        "0:v:0",
+        "-c:v",
+        "copy",
+        *audio,
+        "-f",
+        "segment",
+        "-segment_time",
+        str(segment_seconds),
+        "-reset_timestamps",
+        "1",
+        "-segment_format",
+        "mp4",
+        "-segment_format_options",
+        FRAGMENTED_MP4,
+        "-segment_list",
+        str(out / "segments.csv"),
+        "-segment_list_type",
+        "csv",
         str(out / "%06d.mp4"),
     ]
     result = subprocess.run(argv, capture_output=True, text=True)

@@ -46,14 +46,22 @@ class ReconcileReport:
         return not (self.adopted or self.duplicates or self.quarantined or self.missing)
 
     def as_json(self) -> dict[str, list[dict]]:
-        return {k: getattr(self, k) for k in
-                ("ingested", "adopted", "duplicates", "quarantined", "missing")}
+        return {
+            k: getattr(self, k)
+            for k in ("ingested", "adopted", "duplicates", "quarantined", "missing")
+        }
 
 
 def reconcile(
-    writer: CatalogWriter, store: SegmentStore, volumes: list[Volume],
-    ingestor: Ingestor | None, *, dry_run: bool, daemon_running: bool,
-    progress: Callable[[str], None] = lambda _: None, actor: str = "daemon",
+    writer: CatalogWriter,
+    store: SegmentStore,
+    volumes: list[Volume],
+    ingestor: Ingestor | None,
+    *,
+    dry_run: bool,
+    daemon_running: bool,
+    progress: Callable[[str], None] = lambda _: None,
+    actor: str = "daemon",
 ) -> ReconcileReport:
     report = ReconcileReport()
     if ingestor is not None:
@@ -69,9 +77,13 @@ def reconcile(
         counts = {k: len(v) for k, v in report.as_json().items()}
         log.info("reconcile.done", **counts)
         if not report.clean:
-            writer.record_event(actor, "reconcile.repair", "catalog",
-                                {**counts, **{k: v for k, v in report.as_json().items()
-                                              if k != "ingested"}}, store.clock.wall_ms())
+            writer.record_event(
+                actor,
+                "reconcile.repair",
+                "catalog",
+                {**counts, **{k: v for k, v in report.as_json().items() if k != "ingested"}},
+                store.clock.wall_ms(),
+            )
     return report
 
 
@@ -80,8 +92,9 @@ def _spool(ingestor: Ingestor, report: ReconcileReport, dry_run: bool) -> None:
         for run_dir in ingestor.run_dirs():
             for entry in read_list(run_dir / "segments.csv"):
                 if (run_dir / entry.name).exists():
-                    report.ingested.append({"camera": run_dir.parent.name,
-                                            "path": f"{run_dir.name}/{entry.name}"})
+                    report.ingested.append(
+                        {"camera": run_dir.parent.name, "path": f"{run_dir.name}/{entry.name}"}
+                    )
         return
     for stored in ingestor.scan():
         _record(report, stored)
@@ -108,11 +121,18 @@ def _volume_files(volume: Volume) -> Iterator[Path]:
                 yield path
 
 
-def _volume(writer: CatalogWriter, store: SegmentStore, volume: Volume,
-            report: ReconcileReport, dry_run: bool, daemon_running: bool) -> None:
+def _volume(
+    writer: CatalogWriter,
+    store: SegmentStore,
+    volume: Volume,
+    report: ReconcileReport,
+    dry_run: bool,
+    daemon_running: bool,
+) -> None:
     with writer.reader() as conn:
-        catalogued = {path: (seg_id, state) for seg_id, path, state in
-                      queries.volume_files(conn, volume.name)}
+        catalogued = {
+            path: (seg_id, state) for seg_id, path, state in queries.volume_files(conn, volume.name)
+        }
         in_flight = {path for name, path in queries.intent_paths(conn) if name == volume.name}
     now = time.time()
     for path in _volume_files(volume):
@@ -122,9 +142,11 @@ def _volume(writer: CatalogWriter, store: SegmentStore, volume: Volume,
         if daemon_running and now - path.stat().st_mtime < SETTLE_S:
             continue
         _unknown_file(writer, store, volume, path, rel, report, dry_run)
-    missing = [{"segment_id": seg_id, "volume": volume.name, "path": rel}
-               for rel, (seg_id, state) in catalogued.items()
-               if state == "ok" and not (volume.path / rel).exists()]
+    missing = [
+        {"segment_id": seg_id, "volume": volume.name, "path": rel}
+        for rel, (seg_id, state) in catalogued.items()
+        if state == "ok" and not (volume.path / rel).exists()
+    ]
     report.missing += missing
     if missing and not dry_run:
         writer.segments.mark_missing(m["segment_id"] for m in missing)
@@ -132,8 +154,15 @@ def _volume(writer: CatalogWriter, store: SegmentStore, volume: Volume,
             log.error("segment.missing", **item)
 
 
-def _unknown_file(writer: CatalogWriter, store: SegmentStore, volume: Volume, path: Path,
-                  rel: str, report: ReconcileReport, dry_run: bool) -> None:
+def _unknown_file(
+    writer: CatalogWriter,
+    store: SegmentStore,
+    volume: Volume,
+    path: Path,
+    rel: str,
+    report: ReconcileReport,
+    dry_run: bool,
+) -> None:
     """Adopt a file the catalog does not know, or set it aside with the reason."""
     camera = rel.split("/", 1)[0] if "/" in rel else None
     name = SEGMENT_NAME.match(path.name)
@@ -162,8 +191,17 @@ def _unknown_file(writer: CatalogWriter, store: SegmentStore, volume: Volume, pa
     if dry_run:
         report.adopted.append(item)
         return None
-    seg = NewSegment(camera, volume.name, start_ms, start_ms + media.duration_ms, rel,
-                     path.stat().st_size, sha256, media, "adopted")
+    seg = NewSegment(
+        camera,
+        volume.name,
+        start_ms,
+        start_ms + media.duration_ms,
+        rel,
+        path.stat().st_size,
+        sha256,
+        media,
+        "adopted",
+    )
     seg_id = writer.segments.add(seg, store.clock.wall_ms())
     if seg_id is not None:
         report.adopted.append({**item, "segment_id": seg_id})

@@ -93,10 +93,16 @@ class Ingestor:
 
     def run_dirs(self) -> list[Path]:
         """`<spool>/<camera>/<run>` directories, oldest run first; dot-dirs are not cameras."""
-        cameras = sorted(p for spool in self.spools if spool.is_dir() for p in spool.iterdir()
-                         if p.is_dir() and p.name[0] != ".")
-        return [run for cam in cameras for run in sorted(cam.iterdir(), key=_run_order)
-                if run.is_dir()]
+        cameras = sorted(
+            p
+            for spool in self.spools
+            if spool.is_dir()
+            for p in spool.iterdir()
+            if p.is_dir() and p.name[0] != "."
+        )
+        return [
+            run for cam in cameras for run in sorted(cam.iterdir(), key=_run_order) if run.is_dir()
+        ]
 
     def _scan_run(self, camera: str, run_dir: Path) -> list[Stored]:
         active = run_dir in self.active_runs()
@@ -111,11 +117,13 @@ class Ingestor:
         return results
 
     def _ingest_listed(self, camera: str, src: Path, entry: ListEntry) -> Stored:
-        return self._ingest(camera, src, lambda duration: segment_times(entry, duration),
-                            "probe failed")
+        return self._ingest(
+            camera, src, lambda duration: segment_times(entry, duration), "probe failed"
+        )
 
-    def _ingest(self, camera: str, src: Path, times: Callable[[int], tuple[int, int]],
-                failure: str) -> Stored:
+    def _ingest(
+        self, camera: str, src: Path, times: Callable[[int], tuple[int, int]], failure: str
+    ) -> Stored:
         """Probe, then store with the times derived from the file's duration, or quarantine."""
         self.heartbeat = self.store.clock.monotonic()  # a long catch-up is progress too
         try:
@@ -138,8 +146,11 @@ class Ingestor:
             elif src.name == successor and entries:
                 results.append(self._salvage(camera, src, entries[-1].end_ms))
             else:
-                results.append(self.store.quarantine(
-                    src, camera, "unfinished segment whose start time is unknown"))
+                results.append(
+                    self.store.quarantine(
+                        src, camera, "unfinished segment whose start time is unknown"
+                    )
+                )
         (run_dir / LIST_FILE).unlink(missing_ok=True)
         try:
             run_dir.rmdir()
@@ -149,8 +160,9 @@ class Ingestor:
 
     def _salvage(self, camera: str, src: Path, start_ms: int) -> Stored:
         log.info("segment.salvaged", camera=camera, file=src.name)
-        return self._ingest(camera, src, lambda duration: (start_ms, start_ms + duration),
-                            "unfinished segment")
+        return self._ingest(
+            camera, src, lambda duration: (start_ms, start_ms + duration), "unfinished segment"
+        )
 
     # -- running in the daemon -------------------------------------------------------------
 
@@ -200,8 +212,14 @@ class SpoolRouter:
     fill it to ENOSPC, so the recorders' spool moves with the target volume, and the old one is
     drained until empty. An explicit `[storage] spool` never moves."""
 
-    def __init__(self, config: Config, volumes: VolumeSet, ingestor: Ingestor,
-                 move: Callable[[Path], None], record: Path) -> None:
+    def __init__(
+        self,
+        config: Config,
+        volumes: VolumeSet,
+        ingestor: Ingestor,
+        move: Callable[[Path], None],
+        record: Path,
+    ) -> None:
         self.config, self.volumes, self.ingestor = config, volumes, ingestor
         self.move = move  # tells the recorders (Supervisor.move_spool)
         self.record = record

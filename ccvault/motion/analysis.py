@@ -57,8 +57,14 @@ class Analysis:
     mode: str
 
 
-def analyze(path: Path, settings: MotionSettings, *, start_ms: int = 0,
-            carry: Carry | None = None, debug_video: Path | None = None) -> Analysis:
+def analyze(
+    path: Path,
+    settings: MotionSettings,
+    *,
+    start_ms: int = 0,
+    carry: Carry | None = None,
+    debug_video: Path | None = None,
+) -> Analysis:
     """Closed spans of `path` at absolute times (start_ms + offset in the file); a span still
     active at the end stays open in the returned carry. Raises MediaError for unusable files.
     A debug video shows every frame, so asking for one decodes every frame (mode `all`)."""
@@ -94,8 +100,9 @@ def _mode(settings: MotionSettings, src: Source, debug: bool) -> str:
     return "auto" if src.keyframe_interval_ms <= AUTO_MAX_KEYFRAME_MS else "all"
 
 
-def _scan_all(src: Source, detector: Detector, builder: SpanBuilder,
-              debug_video: Path | None) -> None:
+def _scan_all(
+    src: Source, detector: Detector, builder: SpanBuilder, debug_video: Path | None
+) -> None:
     if debug_video is None:
         _feed_all(src, detector, builder, None)
         return
@@ -105,8 +112,7 @@ def _scan_all(src: Source, detector: Detector, builder: SpanBuilder,
         _feed_all(src, detector, builder, video.frame)
 
 
-def _feed_all(src: Source, detector: Detector, builder: SpanBuilder,
-              render: Render | None) -> None:
+def _feed_all(src: Source, detector: Detector, builder: SpanBuilder, render: Render | None) -> None:
     for img, t_ms in src.frames():
         result = detector.feed(img, t_ms)
         if result.moving or result.lighting:
@@ -119,8 +125,14 @@ class _KeyframeScan:
     """Keyframes in order, each compared with the background of the ones before; with
     `refine`, the interval before a first hit and after a last hit is decoded fully."""
 
-    def __init__(self, src: Source, detector: Detector, builder: SpanBuilder,
-                 settings: MotionSettings, refine: bool) -> None:
+    def __init__(
+        self,
+        src: Source,
+        detector: Detector,
+        builder: SpanBuilder,
+        settings: MotionSettings,
+        refine: bool,
+    ) -> None:
         self.src, self.detector, self.builder = src, detector, builder
         self.settings, self.refine = settings, refine
         self.prev: tuple[np.ndarray, FrameResult] | None = None
@@ -148,8 +160,9 @@ class _KeyframeScan:
             end = settled.t_ms - self.src.frame_ms if settled is not None else prev.t_ms
             self.builder.add(Hit.of(FrameResult(end, moving=True), self.src.frame_ms, ends=True))
 
-    def _first(self, gop: list[av.Packet], ref: np.ndarray, ref_ms: int,
-               moving: bool) -> FrameResult | None:
+    def _first(
+        self, gop: list[av.Packet], ref: np.ndarray, ref_ms: int, moving: bool
+    ) -> FrameResult | None:
         """The first frame of the interval after its keyframe that differs from (moving=True)
         or matches (moving=False) the reference; decoding stops there."""
         detector = Detector(self.settings, ref, ref_ms, tau_ms=math.inf)

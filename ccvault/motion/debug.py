@@ -34,8 +34,9 @@ class DebugVideo:
     def __enter__(self) -> DebugVideo:
         return self
 
-    def __exit__(self, kind: type[BaseException] | None, exc: BaseException | None,
-                 tb: TracebackType | None) -> None:
+    def __exit__(
+        self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
         if self.stream is not None:
             self.output.mux(self.stream.encode(None))
         self.output.close()
@@ -63,18 +64,24 @@ class DebugVideo:
         if detector.changed is not None:
             picture[detector.changed > 0] = _GREEN
         height, width = img.shape
-        picture = cv2.resize(picture, (width * SCALE, height * SCALE),
-                             interpolation=cv2.INTER_NEAREST)
+        picture = cv2.resize(
+            picture, (width * SCALE, height * SCALE), interpolation=cv2.INTER_NEAREST
+        )
         if result.moving:
             x0, y0, x1, y1 = result.bbox
-            cv2.rectangle(picture, (round(x0 * width * SCALE), round(y0 * height * SCALE)),
-                          (round(x1 * width * SCALE), round(y1 * height * SCALE)), _YELLOW, 2)
-        cv2.putText(picture, _label(result), (6, 18), cv2.FONT_HERSHEY_SIMPLEX, 0.5, _WHITE, 1,
-                    cv2.LINE_AA)
+            cv2.rectangle(
+                picture,
+                (round(x0 * width * SCALE), round(y0 * height * SCALE)),
+                (round(x1 * width * SCALE), round(y1 * height * SCALE)),
+                _YELLOW,
+                2,
+            )
+        cv2.putText(
+            picture, _label(result), (6, 18), cv2.FONT_HERSHEY_SIMPLEX, 0.5, _WHITE, 1, cv2.LINE_AA
+        )
         return picture
 
 
 def _label(result: FrameResult) -> str:
     state = "LIGHTING" if result.lighting else "MOTION" if result.moving else "quiet"
-    return (f"{result.t_ms / 1000:8.2f}s  {state}  score {result.score:.3f}"
-            f"  area {result.area:.4f}")
+    return f"{result.t_ms / 1000:8.2f}s  {state}  score {result.score:.3f}  area {result.area:.4f}"

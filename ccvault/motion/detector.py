@@ -35,8 +35,9 @@ LIGHTING_FRACTION = 0.6
 LIGHTING_SETTLE_MS = 1000
 NO_BOX = (0.0, 0.0, 0.0, 0.0)
 # Y is plane 0 in these layouts, one byte per pixel: no conversion needed.
-_PLANAR_8BIT = frozenset({"yuv420p", "yuvj420p", "yuv422p", "yuvj422p", "yuv444p", "yuvj444p",
-                          "nv12", "nv21", "gray"})
+_PLANAR_8BIT = frozenset(
+    {"yuv420p", "yuvj420p", "yuv422p", "yuvj422p", "yuv444p", "yuvj444p", "nv12", "nv21", "gray"}
+)
 _OPEN = np.ones((3, 3), np.uint8)
 _CLOSE = np.ones((7, 7), np.uint8)
 
@@ -72,8 +73,9 @@ def small_luma(frame: av.VideoFrame) -> np.ndarray:
 
 
 @lru_cache(maxsize=16)
-def _watch_raster(masks: tuple[tuple[tuple[float, float], ...], ...],
-                  shape: tuple[int, int]) -> np.ndarray:
+def _watch_raster(
+    masks: tuple[tuple[tuple[float, float], ...], ...], shape: tuple[int, int]
+) -> np.ndarray:
     """255 where motion counts, 0 inside the masks; built once per frame size."""
     height, width = shape
     watch = np.full(shape, 255, np.uint8)
@@ -91,8 +93,13 @@ def watch_raster(settings: MotionSettings, shape: tuple[int, int]) -> np.ndarray
 class Detector:
     """Background model plus per-frame decision; feed frames in time order (or reversed)."""
 
-    def __init__(self, settings: MotionSettings, background: np.ndarray | None = None,
-                 last_ms: int | None = None, tau_ms: float = BACKGROUND_TAU_MS) -> None:
+    def __init__(
+        self,
+        settings: MotionSettings,
+        background: np.ndarray | None = None,
+        last_ms: int | None = None,
+        tau_ms: float = BACKGROUND_TAU_MS,
+    ) -> None:
         """tau_ms = 0: the background is simply the previous frame."""
         self.settings = settings
         self.tau_ms = tau_ms
@@ -111,8 +118,12 @@ class Detector:
 
     def feed(self, img: np.ndarray, t_ms: int) -> FrameResult:
         last, self._last_ms = self._last_ms, t_ms
-        if self._bg is None or self._bg.shape != img.shape or last is None \
-                or abs(t_ms - last) > STALE_MS:
+        if (
+            self._bg is None
+            or self._bg.shape != img.shape
+            or last is None
+            or abs(t_ms - last) > STALE_MS
+        ):
             self._bg = img.astype(np.float32)  # first sight: the model starts as this frame
             self.changed = None
             return FrameResult(t_ms)
@@ -125,8 +136,9 @@ class Detector:
         if self._is_lighting(fraction, t_ms):
             self._bg = img.astype(np.float32)
             self.changed = changed
-            return FrameResult(t_ms, lighting=True, score=fraction, area=fraction,
-                               bbox=(0.0, 0.0, 1.0, 1.0))
+            return FrameResult(
+                t_ms, lighting=True, score=fraction, area=fraction, bbox=(0.0, 0.0, 1.0, 1.0)
+            )
         result = self._regions(changed, t_ms, watched)
         self._update(img, abs(t_ms - last))
         return result
@@ -138,8 +150,11 @@ class Detector:
         cv2.accumulateWeighted(img, self._bg, 1.0 - math.exp(-dt_ms / self.tau_ms))
 
     def _is_lighting(self, fraction: float, t_ms: int) -> bool:
-        settling = self._lighting_ms is not None and fraction > 0 \
+        settling = (
+            self._lighting_ms is not None
+            and fraction > 0
             and abs(t_ms - self._lighting_ms) <= LIGHTING_SETTLE_MS
+        )
         if fraction > LIGHTING_FRACTION:
             self._lighting_ms = t_ms
             return True
@@ -165,5 +180,6 @@ class Detector:
         y1 = (regions[:, cv2.CC_STAT_TOP] + regions[:, cv2.CC_STAT_HEIGHT]).max()
         bbox = (x0 / width, y0 / height, x1 / width, y1 / height)
         area = float(regions[:, cv2.CC_STAT_AREA].max()) / (width * height)
-        return FrameResult(t_ms, moving=True, score=score, area=area,
-                           bbox=tuple(round(float(v), 4) for v in bbox))  # type: ignore[arg-type]
+        return FrameResult(
+            t_ms, moving=True, score=score, area=area, bbox=tuple(round(float(v), 4) for v in bbox)
+        )  # type: ignore[arg-type]

@@ -67,25 +67,39 @@ class CameraCursor:
         return still_open[-1] if still_open else None
 
 
-def record(writer: CatalogWriter, settings: MotionSettings, seg: Segment, closed: list[Span],
-           still_open: Span | None) -> None:
+def record(
+    writer: CatalogWriter,
+    settings: MotionSettings,
+    seg: Segment,
+    closed: list[Span],
+    still_open: Span | None,
+) -> None:
     pad_ms = (round(settings.pre_seconds * 1000), round(settings.post_seconds * 1000))
     writer.motion.record(seg.camera, [seg.id], AnalysisState.ANALYSED, closed, still_open, pad_ms)
     for span in closed:
-        log.info("motion.span", camera=seg.camera, kind=span.kind, start_ms=span.start_ms,
-                 end_ms=span.end_ms, peak=round(span.peak, 3))
+        log.info(
+            "motion.span",
+            camera=seg.camera,
+            kind=span.kind,
+            start_ms=span.start_ms,
+            end_ms=span.end_ms,
+            peak=round(span.peak, 3),
+        )
 
 
-def analyse_in_order(writer: CatalogWriter, settings: MotionSettings, segments: list[Segment],
-                     paths: dict[str, Path], progress: Callable[[int], None] = lambda _: None,
-                     ) -> None:
+def analyse_in_order(
+    writer: CatalogWriter,
+    settings: MotionSettings,
+    segments: list[Segment],
+    paths: dict[str, Path],
+    progress: Callable[[int], None] = lambda _: None,
+) -> None:
     """Analyse one camera's segments here and now, in order, closing everything at the end
     (an import returns only when its footage is analysed)."""
     cursor = CameraCursor()
     for seg in segments:
         carry, closed = cursor.carry_for(seg)
-        result = analyze(paths[seg.volume] / seg.path, settings, start_ms=seg.start_ms,
-                         carry=carry)
+        result = analyze(paths[seg.volume] / seg.path, settings, start_ms=seg.start_ms, carry=carry)
         cursor.advance(seg, result)
         record(writer, settings, seg, closed + result.spans, None)
         progress(seg.end_ms - seg.start_ms)
@@ -116,8 +130,9 @@ def _init_worker(daemon_pid: int) -> None:
     die_with_parent(daemon_pid)
 
 
-def _analyze_in_worker(path: Path, settings: MotionSettings, start_ms: int,
-                       carry: Carry | None) -> Analysis:
+def _analyze_in_worker(
+    path: Path, settings: MotionSettings, start_ms: int, carry: Carry | None
+) -> Analysis:
     return analyze(path, settings, start_ms=start_ms, carry=carry)
 
 
@@ -141,8 +156,10 @@ class MotionScheduler:
     def __post_init__(self) -> None:
         # spawn: the daemon has threads, and forking a threaded process can deadlock.
         self.pool = ProcessPoolExecutor(
-            self.workers, mp_context=multiprocessing.get_context("spawn"),
-            initializer=_init_worker, initargs=(os.getpid(),),
+            self.workers,
+            mp_context=multiprocessing.get_context("spawn"),
+            initializer=_init_worker,
+            initargs=(os.getpid(),),
         )
         self._stop = threading.Event()
 
@@ -168,17 +185,22 @@ class MotionScheduler:
         self._collect()
         with self.writer.reader() as conn:
             waiting = queries.oldest_waiting(conn)  # one indexed query, even with a backlog
-        settings = {s.camera: self.config.motion_for(self.config.camera(s.camera))
-                    for s in waiting}
+        settings = {s.camera: self.config.motion_for(self.config.camera(s.camera)) for s in waiting}
         disabled = [s.camera for s in waiting if not settings[s.camera].enabled]
         if disabled:
             self.writer.motion.skip(disabled, AnalysisState.NOT_ANALYSED)
         paths = self._paths()
-        ready = [s for s in waiting if settings[s.camera].enabled and s.camera not in self.jobs
-                 and s.volume in paths and self.config.camera(s.camera) is not None]
+        ready = [
+            s
+            for s in waiting
+            if settings[s.camera].enabled
+            and s.camera not in self.jobs
+            and s.volume in paths
+            and self.config.camera(s.camera) is not None
+        ]
         free = self.workers - len(self.jobs)
         # Newest waiting footage first: live cameras before an import's backlog.
-        for seg in sorted(ready, key=lambda s: s.start_ms, reverse=True)[:max(0, free)]:
+        for seg in sorted(ready, key=lambda s: s.start_ms, reverse=True)[: max(0, free)]:
             self._submit(seg, settings[seg.camera], paths)
 
     def _collect(self) -> None:

@@ -50,8 +50,9 @@ class Source:
     def __enter__(self) -> Source:
         return self
 
-    def __exit__(self, kind: type[BaseException] | None, exc: BaseException | None,
-                 tb: TracebackType | None) -> None:
+    def __exit__(
+        self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
         self.container.close()
         if self.errors:
             log.warning("motion.decode_errors", path=str(self.path), packets=self.errors)
@@ -75,8 +76,9 @@ class Source:
         self.end_ms = self.ms(end)
         gaps = [self.ms(b) - self.ms(a) for a, b in itertools.pairwise(key_pts)]
         # One keyframe: the whole file is one interval.
-        self.keyframe_interval_ms = round(statistics.median(gaps)) if gaps \
-            else self.end_ms - self.start_ms
+        self.keyframe_interval_ms = (
+            round(statistics.median(gaps)) if gaps else self.end_ms - self.start_ms
+        )
 
     def ms(self, pts: int) -> int:
         return self.start_ms + round(float((pts - self.first_pts) * self.time_base) * 1000)
@@ -90,8 +92,9 @@ class Source:
         yield from self._drain()
         self._require_frames()
 
-    def keyframes_with_gops(self, keep_gops: bool
-                            ) -> Iterator[tuple[list[av.Packet], np.ndarray, int]]:
+    def keyframes_with_gops(
+        self, keep_gops: bool
+    ) -> Iterator[tuple[list[av.Packet], np.ndarray, int]]:
         """Each keyframe (small luma, time) with the packets of the interval before it."""
         self.ctx.skip_frame = "NONKEY"
         gop: list[av.Packet] = []
@@ -156,8 +159,7 @@ def _open(path: Path) -> tuple[av.container.InputContainer, av.VideoStream]:
     raise MediaError("no video stream")
 
 
-def _packets(container: av.container.InputContainer, stream: av.VideoStream
-             ) -> Iterator[av.Packet]:
+def _packets(container: av.container.InputContainer, stream: av.VideoStream) -> Iterator[av.Packet]:
     """Packets with data and a time; a damaged tail ends the file instead of the analysis."""
     packets = container.demux(stream)
     while True:

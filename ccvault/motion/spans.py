@@ -33,8 +33,9 @@ class Hit:
     @classmethod
     def of(cls, result: FrameResult, step_ms: int, ends: bool = False) -> Hit:
         kind = LIGHTING if result.lighting else MOTION
-        return cls(kind, result.t_ms, result.t_ms + step_ms, result.score, result.area,
-                   result.bbox, ends)
+        return cls(
+            kind, result.t_ms, result.t_ms + step_ms, result.score, result.area, result.bbox, ends
+        )
 
 
 @dataclass(slots=True)
@@ -61,16 +62,23 @@ class OpenSpan:
         self.bbox = _union(self.bbox, hit.bbox)
 
     def span(self) -> Span:
-        return Span(self.start_ms, self.end_ms, round(self.peak, 4), round(self.area, 4),
-                    self.kind, self.bbox)
+        return Span(
+            self.start_ms,
+            self.end_ms,
+            round(self.peak, 4),
+            round(self.area, 4),
+            self.kind,
+            self.bbox,
+        )
 
 
 def min_ms(settings: MotionSettings) -> int:
     return round(settings.min_seconds * 1000)
 
 
-def _union(a: tuple[float, float, float, float],
-           b: tuple[float, float, float, float]) -> tuple[float, float, float, float]:
+def _union(
+    a: tuple[float, float, float, float], b: tuple[float, float, float, float]
+) -> tuple[float, float, float, float]:
     if b == NO_BOX:
         return a
     if a == NO_BOX:
@@ -81,8 +89,9 @@ def _union(a: tuple[float, float, float, float],
 class SpanBuilder:
     """Hits in time order in, closed spans out (in `closed`); open spans live in `open`."""
 
-    def __init__(self, gap_ms: int, min_ms: int, keep_lighting: bool,
-                 open_spans: dict[str, OpenSpan]) -> None:
+    def __init__(
+        self, gap_ms: int, min_ms: int, keep_lighting: bool, open_spans: dict[str, OpenSpan]
+    ) -> None:
         self.gap_ms = gap_ms
         self.min_ms = min_ms
         self.keep_lighting = keep_lighting
@@ -90,10 +99,13 @@ class SpanBuilder:
         self.closed: list[Span] = []
 
     @classmethod
-    def for_settings(cls, settings: MotionSettings, open_spans: dict[str, OpenSpan]
-                     ) -> SpanBuilder:
-        return cls(round(settings.merge_gap_seconds * 1000), min_ms(settings),
-                   settings.lighting == "event", open_spans)
+    def for_settings(cls, settings: MotionSettings, open_spans: dict[str, OpenSpan]) -> SpanBuilder:
+        return cls(
+            round(settings.merge_gap_seconds * 1000),
+            min_ms(settings),
+            settings.lighting == "event",
+            open_spans,
+        )
 
     def add(self, hit: Hit) -> None:
         if hit.kind == LIGHTING and not self.keep_lighting:
@@ -104,8 +116,9 @@ class SpanBuilder:
             return
         if current is not None:
             self._close(current)
-        self.open[hit.kind] = OpenSpan(hit.kind, hit.t_ms, hit.t_ms, hit.until_ms, hit.score,
-                                       hit.area, hit.bbox)
+        self.open[hit.kind] = OpenSpan(
+            hit.kind, hit.t_ms, hit.t_ms, hit.until_ms, hit.score, hit.area, hit.bbox
+        )
 
     def close_idle(self, now_ms: int) -> None:
         """Close spans no later hit could join: nothing for longer than the merge gap."""

@@ -39,9 +39,11 @@ HEALTHY_RESET_S = 60.0
 STOP_GRACE_S = 10.0
 STREAM_LINE = re.compile(r"Stream #0:\d+.*?: (Video|Audio): (\w+)")
 OPENING = re.compile(r"Opening '.*?(\d+)\.mp4' for writing")
-NOISY = re.compile(r"error|fail|invalid|refused|unauthori[sz]ed|timed? ?out|not found|denied",
-                   re.IGNORECASE)
+NOISY = re.compile(
+    r"error|fail|invalid|refused|unauthori[sz]ed|timed? ?out|not found|denied", re.IGNORECASE
+)
 StateListener = Callable[[str, CameraState, int, str], None]
+
 
 @dataclass
 class Backoff:
@@ -65,8 +67,14 @@ class CameraLockBusy(Exception):
 
 class CameraRecorder:
     def __init__(
-        self, camera: CameraConfig, ffmpeg: str, segment_seconds: int, offline_after: int,
-        spool: Path, clock: Clock, on_state: StateListener,
+        self,
+        camera: CameraConfig,
+        ffmpeg: str,
+        segment_seconds: int,
+        offline_after: int,
+        spool: Path,
+        clock: Clock,
+        on_state: StateListener,
         on_run_ended: Callable[[], None] = lambda: None,
     ) -> None:
         self.camera = camera
@@ -168,26 +176,36 @@ class CameraRecorder:
         self.run_dir.mkdir(parents=True, exist_ok=True)
         source = self.camera.source_url()
         REDACTOR.update([self.camera.secret() or ""])
-        argv = recorder_argv(self.ffmpeg, self.camera, source, self.segment_seconds,
-                             self.run_dir, self.audio_codec)
+        argv = recorder_argv(
+            self.ffmpeg, self.camera, source, self.segment_seconds, self.run_dir, self.audio_codec
+        )
         self._copying_audio = self.camera.audio and (
-            self.audio_codec is None or self.audio_codec in MP4_AUDIO)
+            self.audio_codec is None or self.audio_codec in MP4_AUDIO
+        )
         stdin: int | IO[bytes] = subprocess.DEVNULL
         die_with_us = functools.partial(die_with_parent, os.getpid())
         if needs_feeder(self.camera):
             self._feeder = subprocess.Popen(
-                feeder_argv(self.ffmpeg, self.camera), stdin=subprocess.DEVNULL,
-                stdout=subprocess.PIPE, stderr=subprocess.PIPE, preexec_fn=die_with_us,
+                feeder_argv(self.ffmpeg, self.camera),
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                preexec_fn=die_with_us,
                 start_new_session=True,
             )
             stdin = self._feeder.stdout  # type: ignore[assignment]
             self._reader(self._feeder.stderr, self._on_feeder_line)
         assert self._lock_fd is not None
         self._proc = subprocess.Popen(
-            argv, stdin=stdin, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+            argv,
+            stdin=stdin,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
             # Own session: a signal to the daemon's process group must not reach ffmpeg too
             # (a second signal makes it drop the open segment).
-            pass_fds=(self._lock_fd,), preexec_fn=die_with_us, start_new_session=True,
+            pass_fds=(self._lock_fd,),
+            preexec_fn=die_with_us,
+            start_new_session=True,
         )
         if self._feeder is not None and self._feeder.stdout is not None:
             self._feeder.stdout.close()
@@ -209,8 +227,9 @@ class CameraRecorder:
             return
         delay = self.backoff.next()
         self.next_start = now + delay
-        self.log.warning("recorder.exited", rc=rc, retry_in_s=round(delay, 1),
-                         stderr=list(self._tail))
+        self.log.warning(
+            "recorder.exited", rc=rc, retry_in_s=round(delay, 1), stderr=list(self._tail)
+        )
         if self.state in (CameraState.RECORDING, CameraState.STALLED):
             self.drops.append(now)
             self._transition(CameraState.CONNECTING, f"recorder exited ({rc})")
@@ -331,9 +350,12 @@ class CameraRecorder:
         self.video_codec = codec
         if codec not in SUPPORTED_CODECS:
             if first_time:
-                self.log.error("camera.unsupported_codec", codec=codec,
-                               detail=f"{codec.upper()} cameras are not supported; "
-                               "configure the camera for H.264 or H.265")
+                self.log.error(
+                    "camera.unsupported_codec",
+                    codec=codec,
+                    detail=f"{codec.upper()} cameras are not supported; "
+                    "configure the camera for H.264 or H.265",
+                )
             if self._proc is not None:
                 self._proc.kill()  # at once: no segment of a codec we refuse gets listed
         elif codec == "hevc" and first_time:

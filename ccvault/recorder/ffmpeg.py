@@ -52,13 +52,24 @@ def input_args(camera: CameraConfig, source_url: str) -> list[str]:
     # once, stamped with nearly the same arrival time; it is dropped instead (at most one GOP).
     network = [*wallclock, "-analyzeduration", "1000000", "-fflags", "nobuffer"]
     if camera.scheme in ("rtsp", "rtsps"):
-        return ["-rtsp_transport", "tcp", "-timeout", str(NETWORK_TIMEOUT_US), *network,
-                "-i", source_url]
+        return [
+            "-rtsp_transport",
+            "tcp",
+            "-timeout",
+            str(NETWORK_TIMEOUT_US),
+            *network,
+            "-i",
+            source_url,
+        ]
     return ["-rw_timeout", str(NETWORK_TIMEOUT_US), *network, "-i", source_url]
 
 
 def recorder_argv(
-    ffmpeg: str, camera: CameraConfig, source_url: str, segment_seconds: int, run_dir: Path,
+    ffmpeg: str,
+    camera: CameraConfig,
+    source_url: str,
+    segment_seconds: int,
+    run_dir: Path,
     audio_codec: str | None = None,
 ) -> list[str]:
     """The stream-copy recorder: one camera into fragmented MP4 segments in run_dir."""
@@ -67,20 +78,39 @@ def recorder_argv(
         convert = audio_codec is not None and audio_codec not in MP4_AUDIO
         audio = ["-map", "0:a:0?", "-c:a", "aac" if convert else "copy"]
     return [
-        ffmpeg, "-hide_banner", "-nostdin", "-nostats", "-loglevel", "info",
+        ffmpeg,
+        "-hide_banner",
+        "-nostdin",
+        "-nostats",
+        "-loglevel",
+        "info",
         *input_args(camera, source_url),
-        "-map", "0:v:0", "-c:v", "copy", *audio,
+        "-map",
+        "0:v:0",
+        "-c:v",
+        "copy",
+        *audio,
         "-copyts",
-        "-f", "segment",
-        "-segment_time", str(segment_seconds),
-        "-segment_atclocktime", "1",  # cut by the wall clock: segments start at :00, :10, …
-        "-reset_timestamps", "1",
-        "-segment_format", "mp4",
-        "-segment_format_options", RECORDED_MP4,
-        "-segment_list", str(run_dir / "segments.csv"),
-        "-segment_list_type", "csv",
-        "-progress", "pipe:1",
-        "-stats_period", "1",
+        "-f",
+        "segment",
+        "-segment_time",
+        str(segment_seconds),
+        "-segment_atclocktime",
+        "1",  # cut by the wall clock: segments start at :00, :10, …
+        "-reset_timestamps",
+        "1",
+        "-segment_format",
+        "mp4",
+        "-segment_format_options",
+        RECORDED_MP4,
+        "-segment_list",
+        str(run_dir / "segments.csv"),
+        "-segment_list_type",
+        "csv",
+        "-progress",
+        "pipe:1",
+        "-stats_period",
+        "1",
         str(run_dir / "%06d.mp4"),
     ]
 
@@ -92,16 +122,50 @@ def feeder_argv(ffmpeg: str, camera: CameraConfig) -> list[str]:
     tail = ["-f", "nut", "pipe:1"]
     if camera.scheme == "file":
         path = unquote(parts.netloc + parts.path)
-        return [*head, "-re", "-readrate_initial_burst", "0", "-stream_loop", "-1", "-i", path,
-                "-map", "0:v:0", "-map", "0:a:0?", "-c", "copy", *tail]
+        return [
+            *head,
+            "-re",
+            "-readrate_initial_burst",
+            "0",
+            "-stream_loop",
+            "-1",
+            "-i",
+            path,
+            "-map",
+            "0:v:0",
+            "-map",
+            "0:a:0?",
+            "-c",
+            "copy",
+            *tail,
+        ]
     opts = {k: v[-1] for k, v in parse_qs(parts.query).items()}
     width, height = int(opts.get("width", 640)), int(opts.get("height", 360))
     fps = int(opts.get("fps", 10))
     period = float(opts.get("period", 45))
-    return [*head, "-re", "-readrate_initial_burst", "0", "-f", "lavfi",
-            "-i", demo_scene(width, height, fps, period),
-            "-c:v", "libx264", "-preset", "ultrafast", "-tune", "zerolatency", "-bf", "0",
-            "-g", str(2 * fps), "-pix_fmt", "yuv420p", *tail]
+    return [
+        *head,
+        "-re",
+        "-readrate_initial_burst",
+        "0",
+        "-f",
+        "lavfi",
+        "-i",
+        demo_scene(width, height, fps, period),
+        "-c:v",
+        "libx264",
+        "-preset",
+        "ultrafast",
+        "-tune",
+        "zerolatency",
+        "-bf",
+        "0",
+        "-g",
+        str(2 * fps),
+        "-pix_fmt",
+        "yuv420p",
+        *tail,
+    ]
 
 
 def demo_scene(width: int, height: int, fps: int, period: float) -> str:
@@ -110,8 +174,10 @@ def demo_scene(width: int, height: int, fps: int, period: float) -> str:
     life, and lasts longer than a keyframe interval, as a person's does."""
     walk = max(4.0, period / 4)
     obj_w, obj_h = max(8, width // 10), max(16, height * 2 // 5)
-    x = (f"if(lt(mod(t\\,{period})\\,{walk})\\,"
-         f"-{obj_w}+mod(t\\,{period})*{(width + obj_w) / walk:.3f}\\,-{2 * obj_w})")
+    x = (
+        f"if(lt(mod(t\\,{period})\\,{walk})\\,"
+        f"-{obj_w}+mod(t\\,{period})*{(width + obj_w) / walk:.3f}\\,-{2 * obj_w})"
+    )
     racks = ",".join(
         f"drawbox=x={width * i // 6}:y={height // 6}:w={width // 8}:h={height * 2 // 3}"
         f":color=0x1c2026:t=fill"

@@ -28,7 +28,11 @@ CLOCK_STEP_S = 2.0
 
 class Supervisor:
     def __init__(
-        self, config: Config, spool: Path, clock: Clock, on_state: StateListener,
+        self,
+        config: Config,
+        spool: Path,
+        clock: Clock,
+        on_state: StateListener,
         on_run_ended: Callable[[], None] = lambda: None,
     ) -> None:
         self.clock = clock
@@ -50,9 +54,16 @@ class Supervisor:
 
     def _recorder(self, cam: CameraConfig) -> CameraRecorder:
         rec = self.config.recording
-        return CameraRecorder(cam, ffmpeg_binary(self.config), rec.segment_seconds,
-                              rec.offline_after_seconds, self.recorders_spool, self.clock,
-                              self.on_state, self.on_run_ended)
+        return CameraRecorder(
+            cam,
+            ffmpeg_binary(self.config),
+            rec.segment_seconds,
+            rec.offline_after_seconds,
+            self.recorders_spool,
+            self.clock,
+            self.on_state,
+            self.on_run_ended,
+        )
 
     def apply(self, config: Config) -> None:
         """Take a reloaded config; the loop applies it at its next tick (recorders are spawned
@@ -81,11 +92,15 @@ class Supervisor:
             config, self._pending = self._pending, None
         if config is None:
             return
-        same_recording = (config.recording == self.config.recording
-                          and ffmpeg_binary(config) == ffmpeg_binary(self.config))
+        same_recording = config.recording == self.config.recording and ffmpeg_binary(
+            config
+        ) == ffmpeg_binary(self.config)
         new = {c.name: c for c in config.cameras}
-        ended = [r for name, r in self.recorders.items()
-                 if not same_recording or new.get(name) != r.camera]
+        ended = [
+            r
+            for name, r in self.recorders.items()
+            if not same_recording or new.get(name) != r.camera
+        ]
         _stop_all(ended)
         self.config = config
         kept = {n: r for n, r in self.recorders.items() if r not in ended and n in new}
@@ -94,9 +109,11 @@ class Supervisor:
         self.recorders = {c.name: kept.get(c.name) or self._recorder(c) for c in config.cameras}
         for cam in started:
             self.recorders[cam.name].announce()
-        log.info("supervisor.reconfigured", stopped=[r.camera.name for r in ended],
-                 started=[c.name for c in started])
-
+        log.info(
+            "supervisor.reconfigured",
+            stopped=[r.camera.name for r in ended],
+            started=[c.name for c in started],
+        )
 
     def _check_clock(self) -> None:
         offset = self._clock_offset()
@@ -116,6 +133,7 @@ class Supervisor:
     def stop(self) -> None:
         """Ask the loop to end; it closes every open segment cleanly before returning."""
         self._stop.set()
+
 
 def _stop_all(recorders: list[CameraRecorder]) -> None:
     for recorder in recorders:

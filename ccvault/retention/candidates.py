@@ -41,20 +41,31 @@ def scope(conn: sqlite3.Connection, config: Config, available: dict[str, str]) -
     """Cameras the catalog knows (a camera removed from the config keeps the global policy:
     its footage must still expire) and the available volumes the catalog knows."""
     cameras = dict(conn.execute("SELECT name, id FROM cameras").fetchall())
-    volumes = {n: i for n, i in conn.execute("SELECT name, id FROM volumes").fetchall()
-               if n in available}
+    volumes = {
+        n: i for n, i in conn.execute("SELECT name, id FROM volumes").fetchall() if n in available
+    }
     policies = {name: Policy.from_settings(config.retention_for(name)) for name in cameras}
     return Scope(policies, {n: available[n] for n in volumes}, cameras, volumes)
 
 
 def _candidate(row: sqlite3.Row, roles: dict[str, str]) -> Candidate:
-    return Candidate(row["id"], row["camera"], row["volume"], row["start_ms"], row["end_ms"],
-                     row["bytes"], bool(row["activity"]), row["analysis"] in (1, 2),
-                     row["thinned_ms"] is not None, roles.get(row["volume"], "archive"))
+    return Candidate(
+        row["id"],
+        row["camera"],
+        row["volume"],
+        row["start_ms"],
+        row["end_ms"],
+        row["bytes"],
+        bool(row["activity"]),
+        row["analysis"] in (1, 2),
+        row["thinned_ms"] is not None,
+        roles.get(row["volume"], "archive"),
+    )
 
 
-def _pages(conn: sqlite3.Connection, where: str, params: tuple, sc: Scope,
-           index: str) -> Iterator[list[Candidate]]:
+def _pages(
+    conn: sqlite3.Connection, where: str, params: tuple, sc: Scope, index: str
+) -> Iterator[list[Candidate]]:
     """Keyset pages of candidates on available volumes, oldest first."""
     after = (-(2**62), 0)
     volume_ids = ",".join(str(i) for i in sc.volume_ids.values()) or "NULL"
@@ -63,34 +74,51 @@ def _pages(conn: sqlite3.Connection, where: str, params: tuple, sc: Scope,
             f"SELECT {CANDIDATE_COLUMNS} FROM segments s INDEXED BY {index}"
             " JOIN cameras c ON c.id = s.camera_id JOIN volumes v ON v.id = s.volume_id"
             f" WHERE {where} AND s.volume_id IN ({volume_ids}) AND (s.start_ms, s.id) > (?, ?)"
-            f" ORDER BY s.start_ms, s.id LIMIT {BATCH}", (*params, *after)).fetchall()
+            f" ORDER BY s.start_ms, s.id LIMIT {BATCH}",
+            (*params, *after),
+        ).fetchall()
         if not rows:
             return
         yield [_candidate(r, sc.roles) for r in rows]
         after = (rows[-1]["start_ms"], rows[-1]["id"])
 
 
-def routine(conn: sqlite3.Connection, sc: Scope, now_ms: int,
-            archives: ArchiveRoom) -> Iterator[list[Candidate]]:
+def routine(
+    conn: sqlite3.Connection, sc: Scope, now_ms: int, archives: ArchiveRoom
+) -> Iterator[list[Candidate]]:
     """Every segment some routine rule may act on now, in batches. Footage due to leave a
     hot volume is read only while an archive has room for it (planning consumes the room)."""
     for camera, camera_id in sc.camera_ids.items():
         p = sc.policies[camera]
-        yield from _pages(conn, f"s.camera_id = ? AND {IDLE} AND s.start_ms < ?",
-                          (camera_id, now_ms - p.continuous_ms), sc, "segments_idle")
-        yield from _pages(conn, f"s.camera_id = ? AND NOT ({IDLE}) AND s.start_ms < ?",
-                          (camera_id, now_ms - p.motion_ms), sc, "segments_by_camera_start")
+        yield from _pages(
+            conn,
+            f"s.camera_id = ? AND {IDLE} AND s.start_ms < ?",
+            (camera_id, now_ms - p.continuous_ms),
+            sc,
+            "segments_idle",
+        )
+        yield from _pages(
+            conn,
+            f"s.camera_id = ? AND NOT ({IDLE}) AND s.start_ms < ?",
+            (camera_id, now_ms - p.motion_ms),
+            sc,
+            "segments_by_camera_start",
+        )
         if p.thin_after_ms:
             yield from _pages(
-                conn, f"s.camera_id = ? AND {IDLE} AND s.thinned_ms IS NULL"
+                conn,
+                f"s.camera_id = ? AND {IDLE} AND s.thinned_ms IS NULL"
                 " AND s.start_ms >= ? AND s.start_ms < ?",
-                (camera_id, now_ms - p.continuous_ms, now_ms - p.thin_after_ms), sc,
-                "segments_idle_unthinned")
+                (camera_id, now_ms - p.continuous_ms, now_ms - p.thin_after_ms),
+                sc,
+                "segments_idle_unthinned",
+            )
     yield from _hot(conn, sc, now_ms, archives)
 
 
-def _hot(conn: sqlite3.Connection, sc: Scope, now_ms: int,
-         archives: ArchiveRoom) -> Iterator[list[Candidate]]:
+def _hot(
+    conn: sqlite3.Connection, sc: Scope, now_ms: int, archives: ArchiveRoom
+) -> Iterator[list[Candidate]]:
     """Footage on hot volumes past its camera's hot_days, minus what the camera queries
     above already returned — while an archive can take it. Without this stop, a store with
     no archive (or a full one) would walk all its hot footage every pass."""
@@ -100,18 +128,23 @@ def _hot(conn: sqlite3.Connection, sc: Scope, now_ms: int,
     for volume, volume_id in sc.volume_ids.items():
         if sc.roles[volume] != "hot":
             continue
-        for page in _pages(conn, "s.volume_id = ? AND s.start_ms < ?", (volume_id, oldest_due),
-                           sc, "segments_by_volume_start"):
+        for page in _pages(
+            conn,
+            "s.volume_id = ? AND s.start_ms < ?",
+            (volume_id, oldest_due),
+            sc,
+            "segments_by_volume_start",
+        ):
             if not archives.open:
                 return
-            yield [c for c in page if not _camera_query_returns(c, sc.policies[c.camera],
-                                                                now_ms)]
+            yield [c for c in page if not _camera_query_returns(c, sc.policies[c.camera], now_ms)]
 
 
 def _camera_query_returns(c: Candidate, p: Policy, now_ms: int) -> bool:
     if c.idle:
         return c.start_ms < now_ms - p.continuous_ms or (
-            p.thin_after_ms > 0 and not c.thinned and c.start_ms < now_ms - p.thin_after_ms)
+            p.thin_after_ms > 0 and not c.thinned and c.start_ms < now_ms - p.thin_after_ms
+        )
     return c.start_ms < now_ms - p.motion_ms
 
 
@@ -122,13 +155,15 @@ def everything(conn: sqlite3.Connection, sc: Scope) -> Iterator[list[Candidate]]
 
 
 def camera_oldest(conn: sqlite3.Connection, sc: Scope, camera: str) -> Iterator[list[Candidate]]:
-    yield from _pages(conn, "s.camera_id = ?", (sc.camera_ids[camera],), sc,
-                      "segments_by_camera_start")
+    yield from _pages(
+        conn, "s.camera_id = ?", (sc.camera_ids[camera],), sc, "segments_by_camera_start"
+    )
 
 
 def volume_oldest(conn: sqlite3.Connection, sc: Scope, volume: str) -> Iterator[list[Candidate]]:
-    yield from _pages(conn, "s.volume_id = ?", (sc.volume_ids[volume],), sc,
-                      "segments_by_volume_start")
+    yield from _pages(
+        conn, "s.volume_id = ?", (sc.volume_ids[volume],), sc, "segments_by_volume_start"
+    )
 
 
 def at_instant(conn: sqlite3.Connection, sc: Scope, camera: str, at_ms: int) -> Candidate | None:
@@ -136,7 +171,9 @@ def at_instant(conn: sqlite3.Connection, sc: Scope, camera: str, at_ms: int) -> 
     row = conn.execute(
         f"SELECT {CANDIDATE_COLUMNS} {CANDIDATE_FROM} WHERE c.name = ? AND s.start_ms <= ?"
         " AND s.start_ms >= ? - c.max_segment_ms AND s.end_ms > ?"
-        " ORDER BY s.start_ms DESC LIMIT 1", (camera, at_ms, at_ms, at_ms)).fetchone()
+        " ORDER BY s.start_ms DESC LIMIT 1",
+        (camera, at_ms, at_ms, at_ms),
+    ).fetchone()
     return _candidate(row, sc.roles) if row else None
 
 
@@ -144,7 +181,8 @@ def usage(conn: sqlite3.Connection) -> tuple[dict[str, int], dict[str, int]]:
     """Bytes of footage per camera and per volume (trigger-kept counters, no scan)."""
     rows = conn.execute(
         "SELECT c.name AS camera, v.name AS volume, u.bytes FROM usage u"
-        " JOIN cameras c ON c.id = u.camera_id JOIN volumes v ON v.id = u.volume_id").fetchall()
+        " JOIN cameras c ON c.id = u.camera_id JOIN volumes v ON v.id = u.volume_id"
+    ).fetchall()
     per_camera: dict[str, int] = {}
     per_volume: dict[str, int] = {}
     for r in rows:
@@ -159,11 +197,23 @@ def protections(conn: sqlite3.Connection) -> list[Protection]:
     cams: dict[int, set[str]] = {}
     for hold_id, camera in conn.execute("SELECT hold_id, camera FROM hold_cameras"):
         cams.setdefault(hold_id, set()).add(camera)
-    out = [Protection("hold", r["id"], frozenset(cams[r["id"]]) if r["id"] in cams else None,
-                      r["from_ms"], r["to_ms"], r["until_ms"])
-           for r in conn.execute("SELECT id, from_ms, to_ms, until_ms FROM holds"
-                                 " WHERE released_ms IS NULL")]
-    out += [Protection("export_pin", r["id"], frozenset([r["camera"]]), r["from_ms"],
-                       r["to_ms"], r["until_ms"])
-            for r in conn.execute("SELECT id, camera, from_ms, to_ms, until_ms FROM export_pins")]
+    out = [
+        Protection(
+            "hold",
+            r["id"],
+            frozenset(cams[r["id"]]) if r["id"] in cams else None,
+            r["from_ms"],
+            r["to_ms"],
+            r["until_ms"],
+        )
+        for r in conn.execute(
+            "SELECT id, from_ms, to_ms, until_ms FROM holds WHERE released_ms IS NULL"
+        )
+    ]
+    out += [
+        Protection(
+            "export_pin", r["id"], frozenset([r["camera"]]), r["from_ms"], r["to_ms"], r["until_ms"]
+        )
+        for r in conn.execute("SELECT id, camera, from_ms, to_ms, until_ms FROM export_pins")
+    ]
     return out

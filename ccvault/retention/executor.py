@@ -75,18 +75,32 @@ class Outcome:
     premature: list[Decision] = field(default_factory=list)
 
     def add(self, other: Outcome) -> None:
-        for name in ("deleted", "deleted_bytes", "migrated", "thinned", "saved_bytes",
-                     "skipped", "failed", "leftovers"):
+        for name in (
+            "deleted",
+            "deleted_bytes",
+            "migrated",
+            "thinned",
+            "saved_bytes",
+            "skipped",
+            "failed",
+            "leftovers",
+        ):
             setattr(self, name, getattr(self, name) + getattr(other, name))
         self.premature += other.premature
 
 
 class Executor:
-    def __init__(self, writer: CatalogWriter, volumes: Callable[[], list[Volume]],
-                 now_ms: Callable[[], int], ffmpeg: str, actor: str = "daemon",
-                 checkpoint: Checkpoint = no_checkpoint,
-                 stopping: threading.Event | None = None,
-                 metrics: PurgeCounters | None = None) -> None:
+    def __init__(
+        self,
+        writer: CatalogWriter,
+        volumes: Callable[[], list[Volume]],
+        now_ms: Callable[[], int],
+        ffmpeg: str,
+        actor: str = "daemon",
+        checkpoint: Checkpoint = no_checkpoint,
+        stopping: threading.Event | None = None,
+        metrics: PurgeCounters | None = None,
+    ) -> None:
         self.writer = writer
         self.volumes = volumes
         self.now_ms = now_ms
@@ -105,8 +119,11 @@ class Executor:
         """Deletes first (they free space at once), then migrations, then thinning."""
         out = Outcome()
         paths = self.paths()
-        usable = [d for d in decisions if d.segment.volume in paths
-                  and (d.target is None or d.target in paths)]
+        usable = [
+            d
+            for d in decisions
+            if d.segment.volume in paths and (d.target is None or d.target in paths)
+        ]
         out.skipped += len(decisions) - len(usable)
         by_action = defaultdict(list)
         for d in usable:
@@ -119,18 +136,21 @@ class Executor:
                 # The lock is taken per chunk, so a pressure check can slip in between.
                 with self.lock:
                     if action == DELETE:
-                        out.add(self._delete(todo[i:i + size], paths, details or {}))
+                        out.add(self._delete(todo[i : i + size], paths, details or {}))
                     else:
-                        out.add(self._move(action, todo[i:i + size], paths))
+                        out.add(self._move(action, todo[i : i + size], paths))
         return out
 
-    def _delete(self, decisions: list[Decision], paths: dict[str, Path],
-                details: dict) -> Outcome:
+    def _delete(self, decisions: list[Decision], paths: dict[str, Path], details: dict) -> Outcome:
         rules: dict[str, int] = defaultdict(int)
         for d in decisions:
             rules[d.rule] += 1
-        intents = self.writer.intents.begin_deletes([d.segment.id for d in decisions], self.now_ms(),
-                                            self.actor, {**details, "rules": dict(rules)})
+        intents = self.writer.intents.begin_deletes(
+            [d.segment.id for d in decisions],
+            self.now_ms(),
+            self.actor,
+            {**details, "rules": dict(rules)},
+        )
         self.checkpoint("delete.intent")
         done = {i.segment_id for i in intents}
         _unlink_all([paths[i.src_volume] / i.src_path for i in intents])
@@ -141,12 +161,20 @@ class Executor:
         if self.metrics is not None:
             for d in gone:
                 self.metrics.purged(d.rule, d.segment.bytes)
-        out = Outcome(deleted=len(gone), deleted_bytes=sum(d.segment.bytes for d in gone),
-                      skipped=len(decisions) - len(gone),
-                      premature=[d for d in gone if d.premature])
+        out = Outcome(
+            deleted=len(gone),
+            deleted_bytes=sum(d.segment.bytes for d in gone),
+            skipped=len(decisions) - len(gone),
+            premature=[d for d in gone if d.premature],
+        )
         if gone:
-            log.info("purge.done", segments=len(gone), bytes=out.deleted_bytes,
-                     rules=dict(rules), skipped=out.skipped)
+            log.info(
+                "purge.done",
+                segments=len(gone),
+                bytes=out.deleted_bytes,
+                rules=dict(rules),
+                skipped=out.skipped,
+            )
         return out
 
     def _move(self, kind: str, decisions: list[Decision], paths: dict[str, Path]) -> Outcome:
@@ -158,8 +186,9 @@ class Executor:
                 continue
             dst_volume = d.target or "" if kind == "migrate" else d.segment.volume
             tag = "" if kind == "migrate" else "-k"
-            plans.append(PlannedMove(d.segment.id, dst_volume,
-                                     _free_name(paths[dst_volume], src_path, tag)))
+            plans.append(
+                PlannedMove(d.segment.id, dst_volume, _free_name(paths[dst_volume], src_path, tag))
+            )
         intents = self.writer.intents.begin_moves(kind, plans, self.now_ms())
         self.checkpoint(f"{kind}.intent")
         switches, failed = [], 0
@@ -180,9 +209,14 @@ class Executor:
         self.checkpoint(f"{kind}.switched")
         switched = {i.id for i in done}
         # Each intent ends with one copy: the source when switched, else the new copy goes.
-        _unlink_all([paths[i.src_volume] / i.src_path for i in done]
-                    + [paths[s.intent.dst_volume or ""] / (s.intent.dst_path or "")
-                       for s in switches if s.intent.id not in switched])
+        _unlink_all(
+            [paths[i.src_volume] / i.src_path for i in done]
+            + [
+                paths[s.intent.dst_volume or ""] / (s.intent.dst_path or "")
+                for s in switches
+                if s.intent.id not in switched
+            ]
+        )
         self.checkpoint(f"{kind}.source_deleted")
         self.writer.intents.clear(i.id for i in intents)
         self.checkpoint(f"{kind}.cleared")
@@ -192,11 +226,16 @@ class Executor:
         else:
             out.thinned = len(done)
             before = {d.segment.id: d.segment.bytes for d in decisions}
-            out.saved_bytes = sum(before[s.intent.segment_id] - s.bytes for s in switches
-                                  if s.intent.id in switched)
+            out.saved_bytes = sum(
+                before[s.intent.segment_id] - s.bytes for s in switches if s.intent.id in switched
+            )
         if done:
-            log.info(f"{kind}.done", segments=len(done), saved_bytes=out.saved_bytes or None,
-                     failed=failed)
+            log.info(
+                f"{kind}.done",
+                segments=len(done),
+                saved_bytes=out.saved_bytes or None,
+                failed=failed,
+            )
         return out
 
     def _current_path(self, segment_id: int) -> str | None:
@@ -293,10 +332,21 @@ def _recover(writer: CatalogWriter, paths: dict[str, Path]) -> list[dict]:
             _unlink_all([p for p in (dst, *leftovers) if p is not None])
             outcome = "rolled_back"
         cleared.append(r["id"])
-        report.append({"intent": r["id"], "kind": r["kind"], "segment_id": r["segment_id"],
-                       "outcome": outcome})
-        log.warning("intent.recovered", intent=r["id"], kind=r["kind"],
-                    segment_id=r["segment_id"], outcome=outcome)
+        report.append(
+            {
+                "intent": r["id"],
+                "kind": r["kind"],
+                "segment_id": r["segment_id"],
+                "outcome": outcome,
+            }
+        )
+        log.warning(
+            "intent.recovered",
+            intent=r["id"],
+            kind=r["kind"],
+            segment_id=r["segment_id"],
+            outcome=outcome,
+        )
     if cleared:
         writer.intents.clear(cleared)
     return report
@@ -315,8 +365,13 @@ def remove_leftovers(executor: Executor, items: list[dict]) -> None:
                 executor.writer.segments.drop_quarantine(item["quarantine_id"])
             else:
                 _unlink_all([Path(item["spool_file"])])
-        executor.writer.record_event(executor.actor, "purge.leftovers", "files",
-                                     {"count": len(items), "files": items}, executor.now_ms())
+        executor.writer.record_event(
+            executor.actor,
+            "purge.leftovers",
+            "files",
+            {"count": len(items), "files": items},
+            executor.now_ms(),
+        )
     if executor.metrics is not None:
         executor.metrics.purged("leftovers", sum(i["bytes"] for i in items))
     log.info("purge.leftovers", files=len(items), bytes=sum(i["bytes"] for i in items))

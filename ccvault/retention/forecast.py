@@ -24,7 +24,8 @@ def _camera_rate(conn: sqlite3.Connection, name: str, now_ms: int) -> tuple[int,
     row = conn.execute(
         "SELECT COALESCE(SUM(s.bytes), 0), MIN(s.start_ms) FROM segments s"
         " JOIN cameras c ON c.id = s.camera_id WHERE c.name = ? AND s.start_ms >= ?",
-        (name, now_ms - DAY_MS)).fetchone()
+        (name, now_ms - DAY_MS),
+    ).fetchone()
     total, first = row[0], row[1]
     if not total:
         return 0, 0.0
@@ -35,7 +36,8 @@ def _camera_rate(conn: sqlite3.Connection, name: str, now_ms: int) -> tuple[int,
 def _recent_bytes(conn: sqlite3.Connection, volume: str, since_ms: int) -> int:
     return conn.execute(
         "SELECT COALESCE(SUM(s.bytes), 0) FROM segments s JOIN volumes v ON v.id = s.volume_id"
-        " WHERE v.name = ? AND s.start_ms >= ? AND s.state = 'ok'", (volume, since_ms),
+        " WHERE v.name = ? AND s.start_ms >= ? AND s.state = 'ok'",
+        (volume, since_ms),
     ).fetchone()[0]
 
 
@@ -45,29 +47,34 @@ def _protected_bytes(conn: sqlite3.Connection, now_ms: int) -> dict[str, int]:
     for p in candidates.protections(conn):
         if not p.active(now_ms):
             continue
-        cams = sorted(p.cameras) if p.cameras else [r[0] for r in conn.execute(
-            "SELECT name FROM cameras")]
+        cams = (
+            sorted(p.cameras)
+            if p.cameras
+            else [r[0] for r in conn.execute("SELECT name FROM cameras")]
+        )
         for cam in cams:
             for r in conn.execute(
-                    "SELECT s.id, v.name, s.bytes FROM segments s JOIN cameras c"
-                    " ON c.id = s.camera_id JOIN volumes v ON v.id = s.volume_id"
-                    " WHERE c.name = ? AND s.start_ms >= ? - c.max_segment_ms AND s.start_ms < ?"
-                    " AND s.end_ms > ?", (cam, p.from_ms, p.to_ms, p.from_ms)):
+                "SELECT s.id, v.name, s.bytes FROM segments s JOIN cameras c"
+                " ON c.id = s.camera_id JOIN volumes v ON v.id = s.volume_id"
+                " WHERE c.name = ? AND s.start_ms >= ? - c.max_segment_ms AND s.start_ms < ?"
+                " AND s.end_ms > ?",
+                (cam, p.from_ms, p.to_ms, p.from_ms),
+            ):
                 if r[0] not in seen:
                     seen.add(r[0])
                     out[r[1]] = out.get(r[1], 0) + r[2]
     return out
 
 
-def build(conn: sqlite3.Connection, config: Config, volumes: list[Volume],
-          now_ms: int) -> dict:
+def build(conn: sqlite3.Connection, config: Config, volumes: list[Volume], now_ms: int) -> dict:
     cameras = {}
     for cam in config.cameras:
         last_24h, per_day = _camera_rate(conn, cam.name, now_ms)
         cameras[cam.name] = {"bytes_24h": last_24h, "bytes_per_day": round(per_day)}
     rate = sum(c["bytes_per_day"] for c in cameras.values())
-    min_days = max([config.retention.min_days]
-                   + [config.retention_for(c).min_days for c in config.cameras])
+    min_days = max(
+        [config.retention.min_days] + [config.retention_for(c).min_days for c in config.cameras]
+    )
     footage = candidates.usage(conn)[1]
     protected = _protected_bytes(conn, now_ms)
     settings = {v.name: v for v in config.storage.volumes}
@@ -87,9 +94,12 @@ def build(conn: sqlite3.Connection, config: Config, volumes: list[Volume],
         headroom = max(du.free - reserve, 0) + deletable
         usable_total += usable
         headroom_total += headroom
-        out_volumes[volume.name] = {"days": _days(usable, rate),
-                                    "headroom_days": _days(headroom, rate),
-                                    "usable_bytes": usable, "deletable_bytes": deletable}
+        out_volumes[volume.name] = {
+            "days": _days(usable, rate),
+            "headroom_days": _days(headroom, rate),
+            "usable_bytes": usable,
+            "deletable_bytes": deletable,
+        }
     store_days = _days(usable_total, rate)
     for name, cam in cameras.items():
         policy = config.retention_for(name)
@@ -97,12 +107,16 @@ def build(conn: sqlite3.Connection, config: Config, volumes: list[Volume],
         cam["min_days"] = policy.min_days
         cam["forecast_days"] = store_days
         cam["at_risk"] = store_days is not None and store_days < policy.min_days
-    return {"bytes_per_day": rate, "days": store_days,
-            "headroom_days": _days(headroom_total, rate), "min_days": min_days,
-            "at_risk": store_days is not None and store_days < min_days,
-            "volumes": out_volumes, "cameras": cameras}
+    return {
+        "bytes_per_day": rate,
+        "days": store_days,
+        "headroom_days": _days(headroom_total, rate),
+        "min_days": min_days,
+        "at_risk": store_days is not None and store_days < min_days,
+        "volumes": out_volumes,
+        "cameras": cameras,
+    }
 
 
 def _days(size: int, rate: float) -> float | None:
     return round(size / rate, 2) if rate > 0 else None
-

@@ -17,8 +17,17 @@ from ccvault.errors import NotFound, Refused, UsageError
 from ccvault.timefmt import ordered, utc_text
 
 
-def add(writer: CatalogWriter, config: Config, cameras: tuple[str, ...], from_ms: int,
-        to_ms: int, reason: str, until_ms: int | None, actor: str, now_ms: int) -> int:
+def add(
+    writer: CatalogWriter,
+    config: Config,
+    cameras: tuple[str, ...],
+    from_ms: int,
+    to_ms: int,
+    reason: str,
+    until_ms: int | None,
+    actor: str,
+    now_ms: int,
+) -> int:
     for name in cameras:
         if config.camera(name) is None:
             raise NotFound(f"camera {name}", "not in the config")
@@ -27,8 +36,10 @@ def add(writer: CatalogWriter, config: Config, cameras: tuple[str, ...], from_ms
         raise UsageError("--until", "is already past")
     if not reason.strip():
         raise UsageError("--reason", "must say why footage is held")
-    return writer.holds.add(NewHold(from_ms, to_ms, until_ms, reason.strip(), actor,
-                                   tuple(sorted(set(cameras)))), now_ms)
+    return writer.holds.add(
+        NewHold(from_ms, to_ms, until_ms, reason.strip(), actor, tuple(sorted(set(cameras)))),
+        now_ms,
+    )
 
 
 def release(writer: CatalogWriter, hold_id: int, reason: str, actor: str, now_ms: int) -> None:
@@ -55,25 +66,36 @@ def listing(conn: sqlite3.Connection, now_ms: int) -> list[dict]:
             state = "expired"
         else:
             state = "active"
-        out.append({
-            "id": r["id"], "state": state, "cameras": cams.get(r["id"], []),
-            "from": utc_text(r["from_ms"]), "to": utc_text(r["to_ms"]),
-            "from_ms": r["from_ms"], "to_ms": r["to_ms"],
-            "until": utc_text(r["until_ms"]) if r["until_ms"] is not None else None,
-            "until_ms": r["until_ms"],
-            "reason": r["reason"], "actor": r["actor"], "created": utc_text(r["created_ms"]),
-            "released": utc_text(r["released_ms"]) if r["released_ms"] else None,
-            "released_by": r["released_by"], "release_reason": r["release_reason"],
-        })
+        out.append(
+            {
+                "id": r["id"],
+                "state": state,
+                "cameras": cams.get(r["id"], []),
+                "from": utc_text(r["from_ms"]),
+                "to": utc_text(r["to_ms"]),
+                "from_ms": r["from_ms"],
+                "to_ms": r["to_ms"],
+                "until": utc_text(r["until_ms"]) if r["until_ms"] is not None else None,
+                "until_ms": r["until_ms"],
+                "reason": r["reason"],
+                "actor": r["actor"],
+                "created": utc_text(r["created_ms"]),
+                "released": utc_text(r["released_ms"]) if r["released_ms"] else None,
+                "released_by": r["released_by"],
+                "release_reason": r["release_reason"],
+            }
+        )
     return out
 
 
-def rebuild(writer: CatalogWriter, audit: AuditLog, actor: str, now_ms: int,
-            dry_run: bool) -> list[dict]:
+def rebuild(
+    writer: CatalogWriter, audit: AuditLog, actor: str, now_ms: int, dry_run: bool
+) -> list[dict]:
     """Restore holds (and releases) the audit log has but the catalog lacks, same ids."""
     with writer.reader() as conn:
-        known = {r["id"]: r["released_ms"] for r in conn.execute(
-            "SELECT id, released_ms FROM holds")}
+        known = {
+            r["id"]: r["released_ms"] for r in conn.execute("SELECT id, released_ms FROM holds")
+        }
     added, released = _replay(audit.records())
     out = []
     for hold_id, hold in sorted(added.items()):
@@ -95,8 +117,16 @@ def _replay(records: Iterable[dict]) -> tuple[dict[int, NewHold], dict[int, tupl
     for rec in records:
         d = rec.get("details", {})
         if rec.get("action") == "hold.add":
-            added[d["id"]] = NewHold(d["from_ms"], d["to_ms"], d["until_ms"], d["reason"],
-                                     d["actor"], tuple(d["cameras"]), d["id"], d["created_ms"])
+            added[d["id"]] = NewHold(
+                d["from_ms"],
+                d["to_ms"],
+                d["until_ms"],
+                d["reason"],
+                d["actor"],
+                tuple(d["cameras"]),
+                d["id"],
+                d["created_ms"],
+            )
         elif rec.get("action") == "hold.release":
             released[d["id"]] = (rec.get("actor", "unknown"), d.get("reason", ""))
     return added, released

@@ -36,9 +36,16 @@ class PassState:
     under: dict[str, int] = field(default_factory=dict)
 
 
-def plan_pass(conn: sqlite3.Connection, config: Config, volumes: list[Volume], now_ms: int,
-              *, include_keeps: bool = False, executed: bool = False,
-              state: PassState | None = None) -> Iterator[list[Decision]]:
+def plan_pass(
+    conn: sqlite3.Connection,
+    config: Config,
+    volumes: list[Volume],
+    now_ms: int,
+    *,
+    include_keeps: bool = False,
+    executed: bool = False,
+    state: PassState | None = None,
+) -> Iterator[list[Decision]]:
     """Decision batches for a pass at now_ms. `executed`: each batch is carried out before
     the next is planned (so usage counters already reflect earlier deletions)."""
     state = state if state is not None else PassState()
@@ -51,8 +58,11 @@ def plan_pass(conn: sqlite3.Connection, config: Config, volumes: list[Volume], n
     taken: set[int] = set()
     deleted: dict[str, int] = defaultdict(int)  # per camera, in a preview
     freed: dict[str, int] = defaultdict(int)  # per volume, in a preview
-    source = candidates.everything(conn, sc) if include_keeps else candidates.routine(
-        conn, sc, now_ms, archives)
+    source = (
+        candidates.everything(conn, sc)
+        if include_keeps
+        else candidates.routine(conn, sc, now_ms, archives)
+    )
     for batch in source:
         decisions = plan(batch, sc.policies, protections, now_ms, archives)
         for d in decisions if not executed else ():
@@ -70,8 +80,9 @@ def plan_pass(conn: sqlite3.Connection, config: Config, volumes: list[Volume], n
         for batch in candidates.camera_oldest(conn, sc, camera):
             if excess <= 0:
                 break
-            decisions, excess = over_quota(batch, excess, "max_bytes:camera", sc.policies,
-                                           protections, now_ms, taken)
+            decisions, excess = over_quota(
+                batch, excess, "max_bytes:camera", sc.policies, protections, now_ms, taken
+            )
             for d in decisions:
                 freed[d.segment.volume] += d.segment.bytes
             yield decisions
@@ -80,16 +91,25 @@ def plan_pass(conn: sqlite3.Connection, config: Config, volumes: list[Volume], n
     if executed:
         spaces = pressure.measure(config, volumes, conn, now_ms)
     else:  # a preview: count what the routine deletions above would free
-        spaces = {name: replace(s, free=s.free + freed[name], footage=s.footage - freed[name])
-                  for name, s in spaces.items()}
+        spaces = {
+            name: replace(s, free=s.free + freed[name], footage=s.footage - freed[name])
+            for name, s in spaces.items()
+        }
     found = pressure.plan(conn, sc, spaces, protections, now_ms, archives, taken)
     state.blocked, state.under = found.blocked, found.under
     yield found.decisions
 
 
-def run_pass(conn: sqlite3.Connection, config: Config, volumes: list[Volume],
-             executor: Executor, now_ms: int, state: PassState | None = None,
-             spools: list[Path] | None = None, busy: set[Path] | None = None) -> Outcome:
+def run_pass(
+    conn: sqlite3.Connection,
+    config: Config,
+    volumes: list[Volume],
+    executor: Executor,
+    now_ms: int,
+    state: PassState | None = None,
+    spools: list[Path] | None = None,
+    busy: set[Path] | None = None,
+) -> Outcome:
     """Plan and act, batch by batch; then quarantined files and spool leftovers past the
     ceiling (`spools`: the spool directories this process may clean; none beside a daemon)."""
     total = Outcome()
@@ -104,24 +124,33 @@ def run_pass(conn: sqlite3.Connection, config: Config, volumes: list[Volume],
         leftovers = find_leftovers(conn, config, volumes, spools or [], busy or set(), now_ms)
         remove_leftovers(executor, leftovers)
         total.leftovers = len(leftovers)
-    log.info("retention.pass", leftovers=total.leftovers, deleted=total.deleted,
-             deleted_bytes=total.deleted_bytes,
-             migrated=total.migrated, thinned=total.thinned, saved_bytes=total.saved_bytes,
-             skipped=total.skipped, failed=total.failed,
-             seconds=round(time.monotonic() - started, 3))
+    log.info(
+        "retention.pass",
+        leftovers=total.leftovers,
+        deleted=total.deleted,
+        deleted_bytes=total.deleted_bytes,
+        migrated=total.migrated,
+        thinned=total.thinned,
+        saved_bytes=total.saved_bytes,
+        skipped=total.skipped,
+        failed=total.failed,
+        seconds=round(time.monotonic() - started, 3),
+    )
     return total
 
 
-def run_pressure(conn: sqlite3.Connection, config: Config, volumes: list[Volume],
-                 executor: Executor, now_ms: int) -> PassState:
+def run_pressure(
+    conn: sqlite3.Connection, config: Config, volumes: list[Volume], executor: Executor, now_ms: int
+) -> PassState:
     """The 30-second check: free what volumes under their reserve need, nothing else."""
     state = PassState()
     spaces = pressure.measure(config, volumes, conn, now_ms)
     if not any(s.need()[0] > 0 for s in spaces.values()):
         return state
     sc = candidates.scope(conn, config, {v.name: v.role for v in volumes if v.available})
-    found = pressure.plan(conn, sc, spaces, candidates.protections(conn), now_ms,
-                          pressure.archive_room(spaces), set())
+    found = pressure.plan(
+        conn, sc, spaces, candidates.protections(conn), now_ms, pressure.archive_room(spaces), set()
+    )
     state.blocked, state.under = found.blocked, found.under
     outcome = executor.apply(found.decisions, {"pressure": state.under})
     report_premature(outcome.premature)
@@ -135,8 +164,16 @@ def report_premature(decisions: list[Decision]) -> None:
     cameras: dict[str, dict] = {}
     for d in decisions:
         c = d.segment
-        entry = cameras.setdefault(c.camera, {"from_ms": c.start_ms, "to_ms": c.end_ms,
-                                              "bytes": 0, "segments": 0, "volume": c.volume})
+        entry = cameras.setdefault(
+            c.camera,
+            {
+                "from_ms": c.start_ms,
+                "to_ms": c.end_ms,
+                "bytes": 0,
+                "segments": 0,
+                "volume": c.volume,
+            },
+        )
         entry["from_ms"] = min(entry["from_ms"], c.start_ms)
         entry["to_ms"] = max(entry["to_ms"], c.end_ms)
         entry["bytes"] += c.bytes
@@ -144,11 +181,20 @@ def report_premature(decisions: list[Decision]) -> None:
     total = sum(e["bytes"] for e in cameras.values())
     log.error("premature_deletion", cameras=cameras, rule=decisions[0].rule, bytes=total)
     for name, entry in cameras.items():
-        emit(Event("premature_deletion",
-                   f"camera {name}: {entry['segments']} segment(s) inside min_days deleted to "
-                   f"make room on volume {entry['volume']}", {"camera": name},
-                   {"from": utc_text(entry["from_ms"]), "to": utc_text(entry["to_ms"]),
-                    "bytes": str(entry["bytes"]), "rule": decisions[0].rule}))
+        emit(
+            Event(
+                "premature_deletion",
+                f"camera {name}: {entry['segments']} segment(s) inside min_days deleted to "
+                f"make room on volume {entry['volume']}",
+                {"camera": name},
+                {
+                    "from": utc_text(entry["from_ms"]),
+                    "to": utc_text(entry["to_ms"]),
+                    "bytes": str(entry["bytes"]),
+                    "rule": decisions[0].rule,
+                },
+            )
+        )
 
 
 def totals(decisions: list[Decision]) -> dict:
@@ -156,30 +202,48 @@ def totals(decisions: list[Decision]) -> dict:
     actions: dict[str, dict[str, int]] = {}
     per_camera: dict[str, dict[str, dict[str, int]]] = {}
     for d in decisions:
-        for bucket in (actions.setdefault(d.action, {"segments": 0, "bytes": 0}),
-                       per_camera.setdefault(d.segment.camera, {}).setdefault(
-                           d.action, {"segments": 0, "bytes": 0})):
+        for bucket in (
+            actions.setdefault(d.action, {"segments": 0, "bytes": 0}),
+            per_camera.setdefault(d.segment.camera, {}).setdefault(
+                d.action, {"segments": 0, "bytes": 0}
+            ),
+        ):
             bucket["segments"] += 1
             bucket["bytes"] += d.segment.bytes
     return {"actions": actions, "cameras": per_camera}
 
 
-def find_leftovers(conn: sqlite3.Connection, config: Config, volumes: list[Volume],
-                   spools: list[Path], busy: set[Path], now_ms: int) -> list[dict]:
+def find_leftovers(
+    conn: sqlite3.Connection,
+    config: Config,
+    volumes: list[Volume],
+    spools: list[Path],
+    busy: set[Path],
+    now_ms: int,
+) -> list[dict]:
     """Quarantined files and spool leftovers follow the same privacy ceiling (the longest
     `max_days` of any camera): what is past it, to be removed by
     `executor.remove_leftovers` (the dry run only lists it). Reads, changes nothing."""
-    ceiling = max([config.retention.max_days]
-                  + [config.retention_for(c).max_days for c in config.cameras])
+    ceiling = max(
+        [config.retention.max_days] + [config.retention_for(c).max_days for c in config.cameras]
+    )
     before_ms = now_ms - round(ceiling * 86_400_000)
     roots = {v.name: v.path for v in volumes if v.available}
     removed = []
     for row in conn.execute(
-            "SELECT q.id, v.name AS volume, q.path, q.bytes FROM quarantine q"
-            " JOIN volumes v ON v.id = q.volume_id WHERE q.created_ms < ?", (before_ms,)):
+        "SELECT q.id, v.name AS volume, q.path, q.bytes FROM quarantine q"
+        " JOIN volumes v ON v.id = q.volume_id WHERE q.created_ms < ?",
+        (before_ms,),
+    ):
         if row["volume"] in roots:
-            removed.append({"quarantine_id": row["id"], "volume": row["volume"],
-                            "path": row["path"], "bytes": row["bytes"]})
+            removed.append(
+                {
+                    "quarantine_id": row["id"],
+                    "volume": row["volume"],
+                    "path": row["path"],
+                    "bytes": row["bytes"],
+                }
+            )
     for spool in spools:
         for path in sorted(spool.glob("*/*/*")) if spool.is_dir() else []:
             if path.parent in busy or not path.is_file():

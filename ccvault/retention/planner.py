@@ -19,6 +19,8 @@ from enum import StrEnum
 from ccvault.config.policy import RetentionSettings
 
 DAY_MS = 86_400_000
+
+
 class Action(StrEnum):
     KEEP = "keep"
     DELETE = "delete"
@@ -49,8 +51,15 @@ class Policy:
         def ms(days: float) -> int:
             return round(days * DAY_MS)
 
-        return cls(ms(s.continuous_days), ms(s.motion_days), ms(s.max_days), ms(s.min_days),
-                   ms(s.hot_days), ms(s.thin_after_days), s.max_bytes)
+        return cls(
+            ms(s.continuous_days),
+            ms(s.motion_days),
+            ms(s.max_days),
+            ms(s.min_days),
+            ms(s.hot_days),
+            ms(s.thin_after_days),
+            s.max_bytes,
+        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -89,8 +98,11 @@ class Protection:
         return f"hold:{self.id}" if self.kind == "hold" else "export_pin"
 
     def covers(self, c: Candidate) -> bool:
-        return ((self.cameras is None or c.camera in self.cameras)
-                and c.start_ms < self.to_ms and c.end_ms > self.from_ms)
+        return (
+            (self.cameras is None or c.camera in self.cameras)
+            and c.start_ms < self.to_ms
+            and c.end_ms > self.from_ms
+        )
 
     def active(self, now_ms: int) -> bool:
         return self.until_ms is None or self.until_ms > now_ms
@@ -107,10 +119,19 @@ class Decision:
 
     def as_json(self) -> dict:
         c = self.segment
-        return {"segment_id": c.id, "camera": c.camera, "start_ms": c.start_ms,
-                "end_ms": c.end_ms, "action": self.action, "rule": self.rule,
-                "bytes": c.bytes, "volume": c.volume, "premature": self.premature,
-                "until_ms": self.until_ms, "target": self.target}
+        return {
+            "segment_id": c.id,
+            "camera": c.camera,
+            "start_ms": c.start_ms,
+            "end_ms": c.end_ms,
+            "action": self.action,
+            "rule": self.rule,
+            "bytes": c.bytes,
+            "volume": c.volume,
+            "premature": self.premature,
+            "until_ms": self.until_ms,
+            "target": self.target,
+        }
 
 
 @dataclass
@@ -134,21 +155,28 @@ class ArchiveRoom:
         return not self.exhausted and any(room > 0 for room in self.free.values())
 
 
-def protection_for(c: Candidate, protections: Sequence[Protection],
-                   now_ms: int) -> Protection | None:
+def protection_for(
+    c: Candidate, protections: Sequence[Protection], now_ms: int
+) -> Protection | None:
     """The protection that keeps c longest (an open-ended hold beats any dated one)."""
     best = None
     for p in protections:
         if not (p.active(now_ms) and p.covers(c)):
             continue
-        if best is None or (best.until_ms is not None and (
-                p.until_ms is None or p.until_ms > best.until_ms)):
+        if best is None or (
+            best.until_ms is not None and (p.until_ms is None or p.until_ms > best.until_ms)
+        ):
             best = p
     return best
 
 
-def decide(c: Candidate, policy: Policy, protections: Sequence[Protection], now_ms: int,
-           archives: ArchiveRoom) -> Decision:
+def decide(
+    c: Candidate,
+    policy: Policy,
+    protections: Sequence[Protection],
+    now_ms: int,
+    archives: ArchiveRoom,
+) -> Decision:
     """The routine fate of one segment: the first rule below that applies decides."""
     held = protection_for(c, protections, now_ms)
     if held is not None:
@@ -178,15 +206,22 @@ class RoutineRule:
 # The fixed order in which routine rules are tried; the first that applies decides.
 ROUTINE_RULES: tuple[RoutineRule, ...] = (
     RoutineRule("max_days", lambda c, p, now: c.start_ms <= now - p.max_ms, DELETE),
-    RoutineRule("motion_days",
-                lambda c, p, now: not c.idle and c.end_ms <= now - p.motion_ms, DELETE),
-    RoutineRule("continuous_days",
-                lambda c, p, now: c.idle and c.end_ms <= now - p.continuous_ms, DELETE),
-    RoutineRule("thin_after_days",
-                lambda c, p, now: (c.idle and not c.thinned and p.thin_after_ms > 0
-                                   and c.end_ms <= now - p.thin_after_ms), THIN),
-    RoutineRule("hot_days",
-                lambda c, p, now: c.role == "hot" and c.end_ms <= now - p.hot_ms, MIGRATE),
+    RoutineRule(
+        "motion_days", lambda c, p, now: not c.idle and c.end_ms <= now - p.motion_ms, DELETE
+    ),
+    RoutineRule(
+        "continuous_days", lambda c, p, now: c.idle and c.end_ms <= now - p.continuous_ms, DELETE
+    ),
+    RoutineRule(
+        "thin_after_days",
+        lambda c, p, now: (
+            c.idle and not c.thinned and p.thin_after_ms > 0 and c.end_ms <= now - p.thin_after_ms
+        ),
+        THIN,
+    ),
+    RoutineRule(
+        "hot_days", lambda c, p, now: c.role == "hot" and c.end_ms <= now - p.hot_ms, MIGRATE
+    ),
 )
 
 
@@ -201,16 +236,27 @@ def _next_change(c: Candidate, p: Policy, now_ms: int) -> int:
     return min(t for t in times if t > now_ms)
 
 
-def plan(candidates: Iterable[Candidate], policies: dict[str, Policy],
-         protections: Sequence[Protection], now_ms: int, archives: ArchiveRoom) -> list[Decision]:
+def plan(
+    candidates: Iterable[Candidate],
+    policies: dict[str, Policy],
+    protections: Sequence[Protection],
+    now_ms: int,
+    archives: ArchiveRoom,
+) -> list[Decision]:
     """Routine decisions for a batch, oldest first (so archive room goes to the oldest)."""
     ordered = sorted(candidates, key=lambda c: (c.start_ms, c.id))
     return [decide(c, policies[c.camera], protections, now_ms, archives) for c in ordered]
 
 
-def over_quota(oldest_first: Iterable[Candidate], excess: int, rule: str,
-               policies: dict[str, Policy], protections: Sequence[Protection], now_ms: int,
-               taken: set[int]) -> tuple[list[Decision], int]:
+def over_quota(
+    oldest_first: Iterable[Candidate],
+    excess: int,
+    rule: str,
+    policies: dict[str, Policy],
+    protections: Sequence[Protection],
+    now_ms: int,
+    taken: set[int],
+) -> tuple[list[Decision], int]:
     """Deletions that bring a camera's bytes under its `max_bytes`: oldest first, never held
     or pinned footage, never inside `min_days` (a quota yields to the promise; the forecast
     shows the conflict). `taken`: ids already decided (updated here). Returns the decisions
@@ -246,9 +292,17 @@ PRESSURE_STEPS: tuple[PressureStep, ...] = (
 )
 
 
-def relieve(step: PressureStep, oldest_first: Iterable[Candidate], need: int, rule: str,
-            policies: dict[str, Policy], protections: Sequence[Protection], now_ms: int,
-            archives: ArchiveRoom, taken: set[int]) -> tuple[list[Decision], int]:
+def relieve(
+    step: PressureStep,
+    oldest_first: Iterable[Candidate],
+    need: int,
+    rule: str,
+    policies: dict[str, Policy],
+    protections: Sequence[Protection],
+    now_ms: int,
+    archives: ArchiveRoom,
+    taken: set[int],
+) -> tuple[list[Decision], int]:
     """One pressure step over a volume's candidates: decisions and the bytes still needed.
 
     `taken` holds the ids already decided by earlier steps (updated here)."""

@@ -63,12 +63,14 @@ class Space:
 
 
 def ingest_per_hour(conn: sqlite3.Connection, config: Config, now_ms: int) -> int:
-    return sum(queries.camera_activity(conn, c.name, now_ms - HOUR_MS).bytes
-               for c in config.cameras)
+    return sum(
+        queries.camera_activity(conn, c.name, now_ms - HOUR_MS).bytes for c in config.cameras
+    )
 
 
-def measure(config: Config, volumes: list[Volume], conn: sqlite3.Connection,
-            now_ms: int) -> dict[str, Space]:
+def measure(
+    config: Config, volumes: list[Volume], conn: sqlite3.Connection, now_ms: int
+) -> dict[str, Space]:
     """Space on every available volume (an unavailable one is never measured: its path may
     be an empty mount point, whose free space says nothing about the volume)."""
     hour = ingest_per_hour(conn, config, now_ms)
@@ -84,9 +86,16 @@ def measure(config: Config, volumes: list[Volume], conn: sqlite3.Connection,
         except OSError:
             continue
         reserve = cfg.reserve_bytes(du.total)
-        out[volume.name] = Space(volume.name, volume.role, du.total, du.free, reserve,
-                                 reserve + min(hour, du.total // 10),
-                                 footage.get(volume.name, 0), cfg.max_bytes)
+        out[volume.name] = Space(
+            volume.name,
+            volume.role,
+            du.total,
+            du.free,
+            reserve,
+            reserve + min(hour, du.total // 10),
+            footage.get(volume.name, 0),
+            cfg.max_bytes,
+        )
     return out
 
 
@@ -102,9 +111,15 @@ class PressurePlan:
     under: dict[str, int]  # volume → bytes needed before planning
 
 
-def plan(conn: sqlite3.Connection, sc: Scope, spaces: dict[str, Space],
-         protections: list[Protection], now_ms: int, archives: ArchiveRoom,
-         taken: set[int]) -> PressurePlan:
+def plan(
+    conn: sqlite3.Connection,
+    sc: Scope,
+    spaces: dict[str, Space],
+    protections: list[Protection],
+    now_ms: int,
+    archives: ArchiveRoom,
+    taken: set[int],
+) -> PressurePlan:
     out = PressurePlan([], {}, {})
     for space in spaces.values():
         need, rule = space.need()
@@ -113,11 +128,13 @@ def plan(conn: sqlite3.Connection, sc: Scope, spaces: dict[str, Space],
         out.under[space.volume] = need
         for step in PRESSURE_STEPS:
             if step.action == MIGRATE and not any(
-                    room > 0 for name, room in archives.free.items() if name != space.volume):
+                room > 0 for name, room in archives.free.items() if name != space.volume
+            ):
                 continue
             for batch in candidates.volume_oldest(conn, sc, space.volume):
-                decisions, need = relieve(step, batch, need, rule, sc.policies, protections,
-                                          now_ms, archives, taken)
+                decisions, need = relieve(
+                    step, batch, need, rule, sc.policies, protections, now_ms, archives, taken
+                )
                 out.decisions += decisions
                 if need <= 0:
                     break

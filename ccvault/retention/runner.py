@@ -27,19 +27,33 @@ log = structlog.get_logger("ccvault.retention")
 
 
 class RetentionRunner:
-    def __init__(self, config: Config, writer: CatalogWriter, volumes: VolumeSet,
-                 now_ms: Callable[[], int], stopping: threading.Event,
-                 spools: Callable[[], list[Path]], busy: Callable[[], set[Path]],
-                 recording_spool: Callable[[], Path], on_blocked: Callable[[], None],
-                 counters: PurgeCounters | None = None,
-                 on_success: Callable[[int], None] = lambda _ms: None) -> None:
+    def __init__(
+        self,
+        config: Config,
+        writer: CatalogWriter,
+        volumes: VolumeSet,
+        now_ms: Callable[[], int],
+        stopping: threading.Event,
+        spools: Callable[[], list[Path]],
+        busy: Callable[[], set[Path]],
+        recording_spool: Callable[[], Path],
+        on_blocked: Callable[[], None],
+        counters: PurgeCounters | None = None,
+        on_success: Callable[[int], None] = lambda _ms: None,
+    ) -> None:
         self.config, self.writer, self.volumes, self.now_ms = config, writer, volumes, now_ms
         self.stopping = stopping
         self.spools, self.busy, self.recording_spool = spools, busy, recording_spool
         self.on_blocked = on_blocked  # new footage may have to go elsewhere now
         self.on_success = on_success
-        self.executor = Executor(writer, volumes.current, now_ms, ffmpeg_binary(config),
-                                 stopping=stopping, metrics=counters)
+        self.executor = Executor(
+            writer,
+            volumes.current,
+            now_ms,
+            ffmpeg_binary(config),
+            stopping=stopping,
+            metrics=counters,
+        )
         self._pressure_lock = threading.Lock()
         self.low_filesystems: set[str] = set()
 
@@ -48,13 +62,27 @@ class RetentionRunner:
         ceiling. A failed action is the `purge_failed` event."""
         state = PassState()
         with self.writer.reader() as conn:
-            outcome = run_pass(conn, self.config, self.volumes.current(), self.executor,
-                               self.now_ms(), state, self.spools(), self.busy())
+            outcome = run_pass(
+                conn,
+                self.config,
+                self.volumes.current(),
+                self.executor,
+                self.now_ms(),
+                state,
+                self.spools(),
+                self.busy(),
+            )
         self._blocked(state.blocked)
         if outcome.failed:
-            emit(Event("purge_failed", f"{outcome.failed} retention action(s) failed in the "
-                       "last pass (see the retention.pass and *.failed log events)", {},
-                       {"failed": str(outcome.failed), "deleted": str(outcome.deleted)}))
+            emit(
+                Event(
+                    "purge_failed",
+                    f"{outcome.failed} retention action(s) failed in the "
+                    "last pass (see the retention.pass and *.failed log events)",
+                    {},
+                    {"failed": str(outcome.failed), "deleted": str(outcome.deleted)},
+                )
+            )
         elif not self.stopping.is_set():
             self.on_success(self.now_ms())
 
@@ -64,8 +92,9 @@ class RetentionRunner:
             return  # the other trigger is at it
         try:
             with self.writer.reader() as conn:
-                state = run_pressure(conn, self.config, self.volumes.current(), self.executor,
-                                     self.now_ms())
+                state = run_pressure(
+                    conn, self.config, self.volumes.current(), self.executor, self.now_ms()
+                )
             self._blocked(state.blocked)
         finally:
             self._pressure_lock.release()
@@ -95,10 +124,10 @@ class RetentionRunner:
 
     def _report_low_filesystems(self) -> None:
         """The catalog's and the spool's filesystems, when no volume covers them."""
-        paths = {"catalog": self.config.storage.catalog.parent,
-                 "spool": self.recording_spool()}
-        low = low_filesystems({k: p for k, p in paths.items() if p.exists()},
-                              self.volumes.current())
+        paths = {"catalog": self.config.storage.catalog.parent, "spool": self.recording_spool()}
+        low = low_filesystems(
+            {k: p for k, p in paths.items() if p.exists()}, self.volumes.current()
+        )
         for what in low.keys() - self.low_filesystems:
             log.error("storage.disk_low", what=what, path=str(paths[what]), free_bytes=low[what])
         for what in self.low_filesystems - low.keys():

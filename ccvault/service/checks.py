@@ -34,10 +34,19 @@ DAY_MS = 86_400_000
 
 
 class HealthChecks:
-    def __init__(self, config: Config, writer: CatalogWriter, volumes: VolumeSet,
-                 store: SegmentStore, recorders: Callable[[], Iterable[CameraRecorder]],
-                 alerts: AlertManager, metrics: Metrics, notifier: Notifier,
-                 audit_log: AuditLog, clock: Clock) -> None:
+    def __init__(
+        self,
+        config: Config,
+        writer: CatalogWriter,
+        volumes: VolumeSet,
+        store: SegmentStore,
+        recorders: Callable[[], Iterable[CameraRecorder]],
+        alerts: AlertManager,
+        metrics: Metrics,
+        notifier: Notifier,
+        audit_log: AuditLog,
+        clock: Clock,
+    ) -> None:
         self.config, self.writer, self.volumes, self.store = config, writer, volumes, store
         self.recorders, self.alerts, self.metrics = recorders, alerts, metrics
         self.notifier, self.audit_log, self.clock = notifier, audit_log, clock
@@ -89,16 +98,21 @@ class HealthChecks:
             cameras, corrupt, catalog_error = (), {}, f"cannot read the catalog: {exc}"
         report = self.forecast
         return Health(
-            now_ms, health.volumes_health(self.volumes.current(), report), cameras,
-            write_errors=dict(self.store.write_errors), blocked=dict(self.volumes.blocked),
+            now_ms,
+            health.volumes_health(self.volumes.current(), report),
+            cameras,
+            write_errors=dict(self.store.write_errors),
+            blocked=dict(self.volumes.blocked),
             at_risk=report if report and report["at_risk"] else None,
-            catalog_error=catalog_error, audit_error=self.audit_error, corrupt=corrupt,
-            clock_synced=self.clock_synced)
+            catalog_error=catalog_error,
+            audit_error=self.audit_error,
+            corrupt=corrupt,
+            clock_synced=self.clock_synced,
+        )
 
     def _refresh_forecast(self, now_ms: int) -> None:
         try:
             with self.writer.reader() as conn:
-                self.forecast = forecast.build(conn, self.config, self.volumes.current(),
-                                               now_ms)
+                self.forecast = forecast.build(conn, self.config, self.volumes.current(), now_ms)
         except sqlite3.Error as exc:
             log.error("forecast.failed", error=str(exc))

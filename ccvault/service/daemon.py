@@ -82,15 +82,25 @@ class Parts:
     def appliers(self) -> list[Callable[[Config], None]]:
         """Who takes a reloaded config, in this order (volumes last: it re-checks disks)."""
         assert self.jobs is not None
-        return [self.exports.apply, self.api_context.apply, self.motion.apply,
-                self.scrubber.apply, lambda c: self.alerts.apply(c.alerts), self.jobs.apply,
-                self.retention.apply, self.checks.apply, self.router.apply,
-                self.supervisor.apply, self.volumes.apply]
+        return [
+            self.exports.apply,
+            self.api_context.apply,
+            self.motion.apply,
+            self.scrubber.apply,
+            lambda c: self.alerts.apply(c.alerts),
+            self.jobs.apply,
+            self.retention.apply,
+            self.checks.apply,
+            self.router.apply,
+            self.supervisor.apply,
+            self.volumes.apply,
+        ]
 
 
 class Daemon:
-    def __init__(self, loaded: LoadedConfig, clock: Clock | None = None,
-                 notifier: Notifier | None = None) -> None:
+    def __init__(
+        self, loaded: LoadedConfig, clock: Clock | None = None, notifier: Notifier | None = None
+    ) -> None:
         self.loaded = loaded
         self.clock = clock or SystemClock()
         self.notifier = notifier or Notifier()
@@ -128,8 +138,13 @@ class Daemon:
         config, clock = self.config, self.clock
         audit_log = AuditLog(config.audit_path)
         writer = CatalogWriter(config.storage.catalog, audit_log)
-        log.info("daemon.starting", version=__version__, config=str(self.loaded.path),
-                 catalog=str(config.storage.catalog), cameras=len(config.cameras))
+        log.info(
+            "daemon.starting",
+            version=__version__,
+            config=str(self.loaded.path),
+            catalog=str(config.storage.catalog),
+            cameras=len(config.cameras),
+        )
         for warning in self.loaded.warnings:
             log.warning("config.warning", detail=warning)
         writer.cameras.ensure(c.name for c in config.cameras)
@@ -138,11 +153,19 @@ class Daemon:
         # Intents first: a half-done purge must finish before reconcile could adopt its file.
         recovered = recover(writer, volumes.current())
         analyses = reset_interrupted(writer)
-        writer.record_event("daemon", "daemon.start", "daemon",
-                            {"version": __version__, "config": str(self.loaded.path),
-                             "cameras": [c.name for c in config.cameras],
-                             "intents_recovered": recovered, "analyses_reset": analyses},
-                            clock.wall_ms())
+        writer.record_event(
+            "daemon",
+            "daemon.start",
+            "daemon",
+            {
+                "version": __version__,
+                "config": str(self.loaded.path),
+                "cameras": [c.name for c in config.cameras],
+                "intents_recovered": recovered,
+                "analyses_reset": analyses,
+            },
+            clock.wall_ms(),
+        )
         parts = self._recording(writer, volumes)
         parts.jobs = self._jobs(parts)
         return parts
@@ -158,51 +181,100 @@ class Daemon:
         def save_state(camera: str, state: CameraState, since_ms: int, reason: str) -> None:
             writer.cameras.set_state(camera, str(state), since_ms, reason)
 
-        supervisor = Supervisor(config, spools.record, clock, save_state,
-                                lambda: ingestor.wake())
+        supervisor = Supervisor(config, spools.record, clock, save_state, lambda: ingestor.wake())
         ingestor = Ingestor(store, spools.drain, supervisor.active_runs)
-        reconcile(writer, store, volumes.current(), ingestor, dry_run=False,
-                  daemon_running=False)
+        reconcile(writer, store, volumes.current(), ingestor, dry_run=False, daemon_running=False)
         router = SpoolRouter(config, volumes, ingestor, supervisor.move_spool, spools.record)
-        alerts = AlertManager(config.alerts, writer, Dispatcher(build_channels(config.alerts)),
-                              clock.wall_ms(), config.recording.offline_after_seconds
-                              + 2 * config.alerts.check_seconds)
+        alerts = AlertManager(
+            config.alerts,
+            writer,
+            Dispatcher(build_channels(config.alerts)),
+            clock.wall_ms(),
+            config.recording.offline_after_seconds + 2 * config.alerts.check_seconds,
+        )
         exports = ExportJobs(config, writer, volumes.current, clock, ffmpeg_binary(config))
         api_context = ApiContext(config, writer, clock, volumes.current, exports, self.metrics)
         retention = RetentionRunner(
-            config, writer, volumes, clock.wall_ms, self.stopping, lambda: ingestor.spools,
-            supervisor.active_runs, lambda: supervisor.recorders_spool, router.follow,
-            self.metrics, self.metrics.purge_succeeded)
-        checks = HealthChecks(config, writer, volumes, store,
-                              lambda: supervisor.recorders.values(), alerts, self.metrics,
-                              self.notifier, writer.audit_log or AuditLog(config.audit_path),
-                              clock)
-        return Parts(writer, volumes, store, supervisor, ingestor, router, alerts, exports,
-                     api_context, ApiServer(api_context),
-                     MotionScheduler(config, writer, volumes.current,
-                                     config.motion.workers or default_workers()),
-                     Scrubber(writer, volumes.current, clock,
-                              config.integrity.scrub_mb_per_s), retention, checks)
+            config,
+            writer,
+            volumes,
+            clock.wall_ms,
+            self.stopping,
+            lambda: ingestor.spools,
+            supervisor.active_runs,
+            lambda: supervisor.recorders_spool,
+            router.follow,
+            self.metrics,
+            self.metrics.purge_succeeded,
+        )
+        checks = HealthChecks(
+            config,
+            writer,
+            volumes,
+            store,
+            lambda: supervisor.recorders.values(),
+            alerts,
+            self.metrics,
+            self.notifier,
+            writer.audit_log or AuditLog(config.audit_path),
+            clock,
+        )
+        return Parts(
+            writer,
+            volumes,
+            store,
+            supervisor,
+            ingestor,
+            router,
+            alerts,
+            exports,
+            api_context,
+            ApiServer(api_context),
+            MotionScheduler(
+                config, writer, volumes.current, config.motion.workers or default_workers()
+            ),
+            Scrubber(writer, volumes.current, clock, config.integrity.scrub_mb_per_s),
+            retention,
+            checks,
+        )
 
     def _jobs(self, parts: Parts) -> Jobs:
         retention, checks, now = parts.retention, parts.checks, self.clock.wall_ms
-        return Jobs([
-            Job("spool_rescan", parts.ingestor.wake, lambda c: c.recording.rescan_seconds),
-            Job("health", checks.check, lambda c: c.alerts.check_seconds),
-            Job("slow_checks", checks.slow, every(timing.SLOW_CHECKS_S)),
-            # Its first run reads the whole audit log (~40 µs a record, bench/service.py): in
-            # the scheduler's pool after start-up, never in the way of READY=1.
-            Job("audit_check", checks.audit, every(timing.SLOW_CHECKS_S), first_after_s=0),
-            Job("retention", retention.routine, every(timing.RETENTION_EVERY_S),
-                first_after_s=timing.RETENTION_FIRST_S, on_failure=retention.failed),
-            Job("pressure", retention.pressure, every(timing.PRESSURE_EVERY_S),
-                first_after_s=0, on_failure=retention.failed),
-            Job("free_space_watch", retention.watch_free_space,
-                every(timing.FREE_SPACE_WATCH_S)),
-            # Bundles in [export] dir are footage too: they expire after keep_days.
-            Job("export_expiry", lambda: parts.exports.purge_expired(now()),
-                every(timing.EXPORT_EXPIRY_S), first_after_s=timing.RETENTION_FIRST_S),
-        ], self.config)
+        return Jobs(
+            [
+                Job("spool_rescan", parts.ingestor.wake, lambda c: c.recording.rescan_seconds),
+                Job("health", checks.check, lambda c: c.alerts.check_seconds),
+                Job("slow_checks", checks.slow, every(timing.SLOW_CHECKS_S)),
+                # Its first run reads the whole audit log (~40 µs a record, bench/service.py): in
+                # the scheduler's pool after start-up, never in the way of READY=1.
+                Job("audit_check", checks.audit, every(timing.SLOW_CHECKS_S), first_after_s=0),
+                Job(
+                    "retention",
+                    retention.routine,
+                    every(timing.RETENTION_EVERY_S),
+                    first_after_s=timing.RETENTION_FIRST_S,
+                    on_failure=retention.failed,
+                ),
+                Job(
+                    "pressure",
+                    retention.pressure,
+                    every(timing.PRESSURE_EVERY_S),
+                    first_after_s=0,
+                    on_failure=retention.failed,
+                ),
+                Job(
+                    "free_space_watch", retention.watch_free_space, every(timing.FREE_SPACE_WATCH_S)
+                ),
+                # Bundles in [export] dir are footage too: they expire after keep_days.
+                Job(
+                    "export_expiry",
+                    lambda: parts.exports.purge_expired(now()),
+                    every(timing.EXPORT_EXPIRY_S),
+                    first_after_s=timing.RETENTION_FIRST_S,
+                ),
+            ],
+            self.config,
+        )
 
     # -- starting, serving, stopping --------------------------------------------------------
 
@@ -210,10 +282,15 @@ class Daemon:
         parts.alerts.dispatcher.start()
         parts.exports.resume()  # exports a restart left are run again
         parts.api.start()  # before recording: a taken port fails start-up at once
-        loops = {"supervisor": parts.supervisor.run, "ingest": parts.ingestor.run,
-                 "motion": parts.motion.run, "scrub": parts.scrubber.run}
-        parts.threads = {name: threading.Thread(target=run, name=name)
-                         for name, run in loops.items()}
+        loops = {
+            "supervisor": parts.supervisor.run,
+            "ingest": parts.ingestor.run,
+            "motion": parts.motion.run,
+            "scrub": parts.scrubber.run,
+        }
+        parts.threads = {
+            name: threading.Thread(target=run, name=name) for name, run in loops.items()
+        }
         for thread in parts.threads.values():
             thread.start()
         assert parts.jobs is not None
@@ -243,8 +320,7 @@ class Daemon:
         assert parts.jobs is not None
         parts.jobs.stop()  # a running pass stops at its next batch
         parts.exports.stop()  # a job cut off here is run again at the next start
-        for name, stop in (("supervisor", parts.supervisor.stop),
-                           ("ingest", parts.ingestor.stop)):
+        for name, stop in (("supervisor", parts.supervisor.stop), ("ingest", parts.ingestor.stop)):
             stop()
             parts.threads[name].join()
         try:
@@ -261,8 +337,11 @@ class Daemon:
         limit = max(60.0, 3 * self.config.recording.rescan_seconds)
         now = time.monotonic()
         assert parts.jobs is not None
-        beats = {"supervisor": parts.supervisor.heartbeat, "ingest": parts.ingestor.heartbeat,
-                 "scheduler": parts.jobs.heartbeat}
+        beats = {
+            "supervisor": parts.supervisor.heartbeat,
+            "ingest": parts.ingestor.heartbeat,
+            "scheduler": parts.jobs.heartbeat,
+        }
         dead = [name for name, t in parts.threads.items() if name in beats and not t.is_alive()]
         return sorted({*dead, *(name for name, at in beats.items() if now - at > limit)})
 
@@ -291,10 +370,17 @@ class Daemon:
             loaded = reload.load_new(self.config, path)
         except ConfigError as exc:
             log.error("config.rejected", error=str(exc))
-            writer.record_event("daemon", "config.rejected", "config", {"error": str(exc)},
-                                self.clock.wall_ms())
-            emit(Event("config_rejected", f"config reload rejected, the running config is "
-                       f"kept: {exc}", {}, {"config": str(path)}))
+            writer.record_event(
+                "daemon", "config.rejected", "config", {"error": str(exc)}, self.clock.wall_ms()
+            )
+            emit(
+                Event(
+                    "config_rejected",
+                    f"config reload rejected, the running config is kept: {exc}",
+                    {},
+                    {"config": str(path)},
+                )
+            )
         else:
             changes = reload.changes(self.config, loaded.config)
             for warning in loaded.warnings:
@@ -303,7 +389,12 @@ class Daemon:
             self.loaded = loaded
             for apply in parts.appliers():  # unchanged cameras record on, untouched
                 apply(loaded.config)
-            writer.record_event("daemon", "config.reload", "config",
-                                {"config": str(path), **changes}, self.clock.wall_ms())
+            writer.record_event(
+                "daemon",
+                "config.reload",
+                "config",
+                {"config": str(path), **changes},
+                self.clock.wall_ms(),
+            )
             log.info("config.reloaded", **changes)
         self.notifier.ready(parts.checks.status_line())

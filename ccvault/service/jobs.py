@@ -52,15 +52,22 @@ class Jobs:
         self.heartbeat = time.monotonic()
         self.scheduler = BackgroundScheduler(
             job_defaults={"coalesce": True, "max_instances": 1, "misfire_grace_time": 30},
-            timezone="UTC")
+            timezone="UTC",
+        )
         self.scheduler.add_listener(self._failed, EVENT_JOB_ERROR | EVENT_JOB_MISSED)
         self.scheduler.add_job(self._beat, "interval", seconds=SCHEDULER_BEAT_S, id="heartbeat")
         now = datetime.now(UTC)
         for job in jobs:
-            first = None if job.first_after_s is None else now + timedelta(
-                seconds=job.first_after_s)
-            self.scheduler.add_job(job.run, "interval", seconds=job.every_s(config), id=job.id,
-                                   **({"next_run_time": first} if first is not None else {}))
+            first = (
+                None if job.first_after_s is None else now + timedelta(seconds=job.first_after_s)
+            )
+            self.scheduler.add_job(
+                job.run,
+                "interval",
+                seconds=job.every_s(config),
+                id=job.id,
+                **({"next_run_time": first} if first is not None else {}),
+            )
 
     def start(self) -> None:
         self.scheduler.start()
@@ -73,8 +80,9 @@ class Jobs:
         """Reschedule the jobs whose interval the new config changes."""
         for job in self.jobs.values():
             if job.every_s(config) != job.every_s(self.config):
-                self.scheduler.reschedule_job(job.id, trigger="interval",
-                                              seconds=job.every_s(config))
+                self.scheduler.reschedule_job(
+                    job.id, trigger="interval", seconds=job.every_s(config)
+                )
         self.config = config
 
     def _beat(self) -> None:

@@ -28,8 +28,15 @@ RECORDING = "recording"  # CameraState.RECORDING: the only state that counts as 
 # Every rule a deletion can carry (planner.ROUTINE_RULES, over_quota, pressure.Space.need),
 # with `pressure:<volume>` folded into `pressure`; `leftovers`: quarantined files and spool
 # leftovers past the privacy ceiling. Created at 0 so increase() works from the first purge.
-PURGE_RULES = ("max_days", "motion_days", "continuous_days", "max_bytes:camera",
-               "max_bytes:volume", "pressure", "leftovers")
+PURGE_RULES = (
+    "max_days",
+    "motion_days",
+    "continuous_days",
+    "max_bytes:camera",
+    "max_bytes:volume",
+    "pressure",
+    "leftovers",
+)
 
 
 def rule_label(rule: str) -> str:
@@ -44,50 +51,80 @@ class Metrics:
         self._lock = threading.Lock()
         self._present: dict[Gauge, set[str]] = {}  # label values each gauge got last time
 
-        info = Gauge("ccvault_build_info", "Always 1; the version as a label.", ["version"],
-                     registry=r)
+        info = Gauge(
+            "ccvault_build_info", "Always 1; the version as a label.", ["version"], registry=r
+        )
         info.labels(version).set(1)
-        started = Gauge("ccvault_start_time_seconds", "When the daemon started (Unix time).",
-                        registry=r)
+        started = Gauge(
+            "ccvault_start_time_seconds", "When the daemon started (Unix time).", registry=r
+        )
         started.set(time.time() if start_time_s is None else start_time_s)
 
         self.segments_written = Counter(
-            "ccvault_segments_written_total", "Segments ingested into the catalog.",
-            ["camera"], registry=r)
+            "ccvault_segments_written_total",
+            "Segments ingested into the catalog.",
+            ["camera"],
+            registry=r,
+        )
         self.bytes_written = Counter(
-            "ccvault_bytes_written_total", "Bytes of segments ingested into the catalog.",
-            ["camera"], registry=r)
+            "ccvault_bytes_written_total",
+            "Bytes of segments ingested into the catalog.",
+            ["camera"],
+            registry=r,
+        )
         self.purged_bytes = Counter(
-            "ccvault_purged_bytes_total", "Bytes deleted by retention, by the rule that "
-            "decided it.", ["rule"], registry=r)
+            "ccvault_purged_bytes_total",
+            "Bytes deleted by retention, by the rule that decided it.",
+            ["rule"],
+            registry=r,
+        )
         for rule in PURGE_RULES:
             self.purged_bytes.labels(rule)
         self.last_purge_success = Gauge(
             "ccvault_last_purge_success_timestamp_seconds",
             "When the last retention pass completed without failure (Unix time; 0: never).",
-            registry=r)
+            registry=r,
+        )
 
-        self.volume_free = Gauge("ccvault_volume_free_bytes", "Free bytes on the volume.",
-                                 ["volume"], registry=r)
-        self.volume_total = Gauge("ccvault_volume_total_bytes", "Size of the volume in bytes.",
-                                  ["volume"], registry=r)
+        self.volume_free = Gauge(
+            "ccvault_volume_free_bytes", "Free bytes on the volume.", ["volume"], registry=r
+        )
+        self.volume_total = Gauge(
+            "ccvault_volume_total_bytes", "Size of the volume in bytes.", ["volume"], registry=r
+        )
         self.volume_available = Gauge(
-            "ccvault_volume_available", "1 when the volume can be read and written.",
-            ["volume"], registry=r)
+            "ccvault_volume_available",
+            "1 when the volume can be read and written.",
+            ["volume"],
+            registry=r,
+        )
         self.volume_headroom = Gauge(
-            "ccvault_volume_headroom_seconds", "How long the volume lasts at the current write "
-            "rate (absent until there is a rate).", ["volume"], registry=r)
-        self.camera_up = Gauge("ccvault_camera_up", "1 when the camera is recording.",
-                               ["camera"], registry=r)
+            "ccvault_volume_headroom_seconds",
+            "How long the volume lasts at the current write rate (absent until there is a rate).",
+            ["volume"],
+            registry=r,
+        )
+        self.camera_up = Gauge(
+            "ccvault_camera_up", "1 when the camera is recording.", ["camera"], registry=r
+        )
         self.camera_last_segment = Gauge(
             "ccvault_camera_last_segment_timestamp_seconds",
-            "End of the camera's newest segment (Unix time).", ["camera"], registry=r)
+            "End of the camera's newest segment (Unix time).",
+            ["camera"],
+            registry=r,
+        )
         self.motion_backlog = Gauge(
-            "ccvault_motion_backlog_seconds", "Footage recorded but not yet motion-analysed.",
-            ["camera"], registry=r)
+            "ccvault_motion_backlog_seconds",
+            "Footage recorded but not yet motion-analysed.",
+            ["camera"],
+            registry=r,
+        )
         self.alert_firing = Gauge(
-            "ccvault_alert_firing", "Firing instances of the alert (0: not firing).",
-            ["alert"], registry=r)
+            "ccvault_alert_firing",
+            "Firing instances of the alert (0: not firing).",
+            ["alert"],
+            registry=r,
+        )
         for name in ALERT_DEFAULTS:
             self.alert_firing.labels(name).set(0)
 
@@ -108,18 +145,28 @@ class Metrics:
     def observe(self, health: Health, firing: Mapping[str, int]) -> None:
         with self._lock:
             vols = health.volumes
-            self._replace(self.volume_free,
-                          {v.name: v.free_bytes for v in vols if v.free_bytes is not None})
-            self._replace(self.volume_total,
-                          {v.name: v.total_bytes for v in vols if v.total_bytes is not None})
+            self._replace(
+                self.volume_free, {v.name: v.free_bytes for v in vols if v.free_bytes is not None}
+            )
+            self._replace(
+                self.volume_total,
+                {v.name: v.total_bytes for v in vols if v.total_bytes is not None},
+            )
             self._replace(self.volume_available, {v.name: int(v.available) for v in vols})
-            self._replace(self.volume_headroom, {v.name: v.headroom_seconds for v in vols
-                                                 if v.headroom_seconds is not None})
+            self._replace(
+                self.volume_headroom,
+                {v.name: v.headroom_seconds for v in vols if v.headroom_seconds is not None},
+            )
             cams = health.cameras
             self._replace(self.camera_up, {c.name: int(c.state == RECORDING) for c in cams})
-            self._replace(self.camera_last_segment,
-                          {c.name: c.last_segment_end_ms / 1000 for c in cams
-                           if c.last_segment_end_ms is not None})
+            self._replace(
+                self.camera_last_segment,
+                {
+                    c.name: c.last_segment_end_ms / 1000
+                    for c in cams
+                    if c.last_segment_end_ms is not None
+                },
+            )
             self._replace(self.motion_backlog, {c.name: c.backlog_seconds for c in cams})
             for c in cams:  # counters of a camera start at 0, so rate() works from the start
                 self.segments_written.labels(c.name)

@@ -14,8 +14,15 @@ from ccvault.config.secrets import check_secrets
 from ccvault.errors import ConfigError
 
 # Settings read once at start-up: a reload that changes them is rejected as a whole.
-RESTART_ONLY = ("storage.catalog", "storage.spool", "audit.path", "http.listen",
-                "http.tls_cert", "http.tls_key", "motion.workers")
+RESTART_ONLY = (
+    "storage.catalog",
+    "storage.spool",
+    "audit.path",
+    "http.listen",
+    "http.tls_cert",
+    "http.tls_key",
+    "motion.workers",
+)
 
 
 def load_new(running: Config, path: Path) -> LoadedConfig:
@@ -24,8 +31,11 @@ def load_new(running: Config, path: Path) -> LoadedConfig:
     check_secrets(loaded.config, path, credentials=True)
     restart = [k for k in RESTART_ONLY if _get(running, k) != _get(loaded.config, k)]
     if restart:
-        raise ConfigError(str(path), f"{', '.join(restart)}: only read at start-up "
-                          "(restart the service to change it); nothing was applied")
+        raise ConfigError(
+            str(path),
+            f"{', '.join(restart)}: only read at start-up "
+            "(restart the service to change it); nothing was applied",
+        )
     return loaded
 
 
@@ -35,10 +45,12 @@ def changes(old: Config, new: Config) -> dict[str, list[str]]:
     sections = sorted(k for k in after if k != "cameras" and before.get(k) != after[k])
     was = {c.name: c for c in old.cameras}
     now = {c.name: c for c in new.cameras}
-    return {"sections": sections,
-            "cameras_added": sorted(now.keys() - was.keys()),
-            "cameras_removed": sorted(was.keys() - now.keys()),
-            "cameras_changed": sorted(n for n in now.keys() & was.keys() if now[n] != was[n])}
+    return {
+        "sections": sections,
+        "cameras_added": sorted(now.keys() - was.keys()),
+        "cameras_removed": sorted(was.keys() - now.keys()),
+        "cameras_changed": sorted(n for n in now.keys() & was.keys() if now[n] != was[n]),
+    }
 
 
 def _get(config: Config, dotted: str) -> object:

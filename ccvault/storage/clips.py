@@ -45,8 +45,14 @@ def keyframe_before(path: Path, offset_ms: int) -> int:
     return best
 
 
-def join(ffmpeg: str, segments: list[tuple[Segment, Path]], from_ms: int, to_ms: int,
-         out: Path, timeout_s: float = 600) -> ClipRange:
+def join(
+    ffmpeg: str,
+    segments: list[tuple[Segment, Path]],
+    from_ms: int,
+    to_ms: int,
+    out: Path,
+    timeout_s: float = 600,
+) -> ClipRange:
     """Write the part of [from_ms, to_ms) the segments hold to out (an MP4); segments in time
     order, each with its file."""
     inside = [(s, p) for s, p in segments if s.end_ms > from_ms and s.start_ms < to_ms]
@@ -64,12 +70,33 @@ def join(ffmpeg: str, segments: list[tuple[Segment, Path]], from_ms: int, to_ms:
         if seg is last and to_ms < seg.end_ms:
             lines.append(f"outpoint {(to_ms - seg.start_ms) / 1000:.3f}")
     listing.write_text("\n".join(lines) + "\n")
-    argv = [ffmpeg, "-nostdin", "-hide_banner", "-loglevel", "error", "-f", "concat",
-            "-safe", "0", "-i", str(listing), "-map", "0", "-c", "copy",
-            "-movflags", "+faststart", "-f", "mp4", "-y", str(out)]
+    argv = [
+        ffmpeg,
+        "-nostdin",
+        "-hide_banner",
+        "-loglevel",
+        "error",
+        "-f",
+        "concat",
+        "-safe",
+        "0",
+        "-i",
+        str(listing),
+        "-map",
+        "0",
+        "-c",
+        "copy",
+        "-movflags",
+        "+faststart",
+        "-f",
+        "mp4",
+        "-y",
+        str(out),
+    ]
     try:
-        result = subprocess.run(argv, capture_output=True, text=True, errors="replace",
-                                timeout=timeout_s)
+        result = subprocess.run(
+            argv, capture_output=True, text=True, errors="replace", timeout=timeout_s
+        )
     finally:
         listing.unlink(missing_ok=True)
     if result.returncode != 0:

@@ -43,8 +43,13 @@ def paced_sha256(path: Path, bytes_per_s: float, stop: threading.Event) -> str |
 
 
 class Scrubber:
-    def __init__(self, writer: CatalogWriter, volumes: Callable[[], list[Volume]], clock: Clock,
-                 mb_per_s: float) -> None:
+    def __init__(
+        self,
+        writer: CatalogWriter,
+        volumes: Callable[[], list[Volume]],
+        clock: Clock,
+        mb_per_s: float,
+    ) -> None:
         self.writer = writer
         self.volumes = volumes
         self.clock = clock
@@ -69,11 +74,14 @@ class Scrubber:
         with self.writer.reader() as conn:
             row = conn.execute("SELECT value FROM meta WHERE key = 'scrub_cursor'").fetchone()
             cursor = int(row[0]) if row else 0
-            found = conn.execute("SELECT id FROM segments WHERE id > ? AND state = 'ok'"
-                                 " ORDER BY id LIMIT 1", (cursor,)).fetchone()
+            found = conn.execute(
+                "SELECT id FROM segments WHERE id > ? AND state = 'ok' ORDER BY id LIMIT 1",
+                (cursor,),
+            ).fetchone()
             if found is None and cursor:
-                found = conn.execute("SELECT id FROM segments WHERE state = 'ok'"
-                                     " ORDER BY id LIMIT 1").fetchone()
+                found = conn.execute(
+                    "SELECT id FROM segments WHERE state = 'ok' ORDER BY id LIMIT 1"
+                ).fetchone()
             if found is None:
                 return False
             seg = queries.segments_by_ids(conn, [found[0]])[0]
@@ -82,8 +90,7 @@ class Scrubber:
             self.writer.segments.advance_scrub(seg.id)
             return True
         try:
-            digest = paced_sha256(roots[seg.volume] / seg.path, self.bytes_per_s,
-                                  self.stop_event)
+            digest = paced_sha256(roots[seg.volume] / seg.path, self.bytes_per_s, self.stop_event)
         except FileNotFoundError:
             digest = None  # moved or purged meanwhile (reconcile reports real losses)
         if digest is None:
@@ -98,6 +105,13 @@ class Scrubber:
         verdict = "ok" if digest == seg.sha256 else "corrupt"
         self.writer.segments.set_integrity(seg.id, verdict, self.clock.wall_ms())
         if verdict == "corrupt":
-            log.error("segment_corrupt", camera=seg.camera, segment_id=seg.id,
-                      volume=seg.volume, path=seg.path, expected=seg.sha256, found=digest)
+            log.error(
+                "segment_corrupt",
+                camera=seg.camera,
+                segment_id=seg.id,
+                volume=seg.volume,
+                path=seg.path,
+                expected=seg.sha256,
+                found=digest,
+            )
         return True

@@ -60,7 +60,10 @@ def segment_relpath(camera: str, start_ms: int, duration_ms: int, attempt: int =
 
 class SegmentStore:
     def __init__(
-        self, writer: CatalogWriter, volumes: Callable[[], list[Volume]], clock: Clock,
+        self,
+        writer: CatalogWriter,
+        volumes: Callable[[], list[Volume]],
+        clock: Clock,
         metrics: StoreCounters | None = None,
     ) -> None:
         self.writer = writer
@@ -76,14 +79,22 @@ class SegmentStore:
         return volume
 
     def add(
-        self, src: Path, camera: str, start_ms: int, end_ms: int, media: MediaInfo,
-        sha256: str, origin: str, analysis: int = 0,
+        self,
+        src: Path,
+        camera: str,
+        start_ms: int,
+        end_ms: int,
+        media: MediaInfo,
+        sha256: str,
+        origin: str,
+        analysis: int = 0,
     ) -> Stored:
         """Place src on the target volume and catalogue it; idempotent after a crash."""
         volume = self._target()
         try:
-            stored = self._add_to(volume, src, camera, start_ms, end_ms, media, sha256, origin,
-                                  analysis)
+            stored = self._add_to(
+                volume, src, camera, start_ms, end_ms, media, sha256, origin, analysis
+            )
         except OSError as exc:  # the volume_unavailable alert, until a write there succeeds
             self.write_errors[volume.name] = exc.strerror or str(exc)
             raise
@@ -91,8 +102,16 @@ class SegmentStore:
         return stored
 
     def _add_to(
-        self, volume: Volume, src: Path, camera: str, start_ms: int, end_ms: int,
-        media: MediaInfo, sha256: str, origin: str, analysis: int,
+        self,
+        volume: Volume,
+        src: Path,
+        camera: str,
+        start_ms: int,
+        end_ms: int,
+        media: MediaInfo,
+        sha256: str,
+        origin: str,
+        analysis: int,
     ) -> Stored:
         fsync_file(src)
         for attempt in range(100):
@@ -103,15 +122,32 @@ class SegmentStore:
             if placed is None:
                 continue  # another file holds that name: try the next name, never replace
             fsync_dir(dst.parent)
-            seg = NewSegment(camera, volume.name, start_ms, end_ms, rel, dst.stat().st_size,
-                             sha256, media, origin, analysis)
+            seg = NewSegment(
+                camera,
+                volume.name,
+                start_ms,
+                end_ms,
+                rel,
+                dst.stat().st_size,
+                sha256,
+                media,
+                origin,
+                analysis,
+            )
             seg_id = self.writer.segments.add(seg, self.clock.wall_ms())
             _unlink_if_other(src, dst)
             if seg_id is None:
                 return Stored("duplicate", dst, camera, reason="already catalogued")
-            log.info("segment.ingested", camera=camera, segment_id=seg_id, volume=volume.name,
-                     start_ms=start_ms, duration_ms=end_ms - start_ms, bytes=seg.bytes,
-                     origin=origin)
+            log.info(
+                "segment.ingested",
+                camera=camera,
+                segment_id=seg_id,
+                volume=volume.name,
+                start_ms=start_ms,
+                duration_ms=end_ms - start_ms,
+                bytes=seg.bytes,
+                origin=origin,
+            )
             if self.metrics is not None:
                 self.metrics.segment_written(camera, seg.bytes)
             return Stored("ingested", dst, camera, seg_id)
@@ -167,10 +203,18 @@ class SegmentStore:
         fsync_dir(qdir)
         size = dst.stat().st_size
         rel = str(dst.relative_to(volume.path))
-        self.writer.segments.quarantine(volume.name, rel, camera, reason, size, self.clock.wall_ms())
+        self.writer.segments.quarantine(
+            volume.name, rel, camera, reason, size, self.clock.wall_ms()
+        )
         _unlink_if_other(src, dst)
-        log.warning("segment.quarantined", camera=camera, file=src.name, reason=reason,
-                    volume=volume.name, path=rel)
+        log.warning(
+            "segment.quarantined",
+            camera=camera,
+            file=src.name,
+            reason=reason,
+            volume=volume.name,
+            path=rel,
+        )
         return Stored("quarantined", dst, camera, reason=reason)
 
 

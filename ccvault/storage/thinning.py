@@ -32,25 +32,37 @@ class ThinError(Exception):
 def thin_argv(ffmpeg: str, src: Path, dst: Path) -> list[str]:
     """ffmpeg command that writes src's video keyframes to a new MP4 at dst."""
     return [
-        ffmpeg, "-nostdin", "-hide_banner", "-loglevel", "error",
+        ffmpeg,
+        "-nostdin",
+        "-hide_banner",
+        "-loglevel",
+        "error",
         # An MP4 header already holds what a stream copy needs; probing decodes frames to
         # guess more and doubled the cost of a 1080p segment (~100 ms → ~50 ms), for a
         # byte-identical output.
         "-nofind_stream_info",
-        "-i", str(src),
+        "-i",
+        str(src),
         # Pictures only: audio and any other track are not mapped, so they are dropped.
-        "-map", "0:v:0", "-c", "copy",
+        "-map",
+        "0:v:0",
+        "-c",
+        "copy",
         # Drops every packet not flagged key after demuxing, whatever the demuxer supports.
         # `-discard nokey` skips them inside the demuxer instead, but mis-times the kept
         # frames of fragmented MP4 with B-frames.
-        "-bsf:v", "noise=drop=not(key)",
+        "-bsf:v",
+        "noise=drop=not(key)",
         # Otherwise ffmpeg shifts the output by the input's start time whenever it knows one
         # (today only when probing): a file whose first frame is not a keyframe would show
         # its pictures early.
         "-copyts",
         # Not +faststart: the moov of a few dozen samples is tiny, and moving it still costs a
         # second pass over the file (~2 ms a segment, 4 %).
-        "-f", "mp4", "-n", str(dst),
+        "-f",
+        "mp4",
+        "-n",
+        str(dst),
     ]
 
 
@@ -73,8 +85,13 @@ def keyframes_only(ffmpeg: str, src: Path, dst: Path, timeout_s: float = 120) ->
     tmp.unlink(missing_ok=True)  # left by a crash; only this function writes such names
     try:
         try:
-            result = subprocess.run(thin_argv(ffmpeg, src, tmp), capture_output=True,
-                                    text=True, errors="replace", timeout=timeout_s)
+            result = subprocess.run(
+                thin_argv(ffmpeg, src, tmp),
+                capture_output=True,
+                text=True,
+                errors="replace",
+                timeout=timeout_s,
+            )
         except subprocess.TimeoutExpired:
             raise ThinError(f"thinning {src} took over {timeout_s:g} s") from None
         if result.returncode != 0:

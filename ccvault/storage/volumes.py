@@ -82,8 +82,9 @@ def check(cfg: VolumeConfig, known: VolumeRow | None, catalog_id: str) -> Volume
     if identity.get("catalog_id") != catalog_id:
         return unavailable(f"belongs to another catalog ({identity.get('catalog_id')})")
     if known is not None and identity.get("volume_uuid") != known.uuid:
-        return unavailable(f"wrong disk: volume id {identity.get('volume_uuid')}, "
-                           f"catalog expects {known.uuid}")
+        return unavailable(
+            f"wrong disk: volume id {identity.get('volume_uuid')}, catalog expects {known.uuid}"
+        )
     if not os.access(cfg.path, os.W_OK):
         return unavailable(f"{cfg.path} is not writable")
     return Volume(cfg.name, cfg.path, cfg.role, True, "")
@@ -123,8 +124,11 @@ def init_volume(config: Config, writer: CatalogWriter, name: str, now_ms: int) -
     if identity is not None:
         if row is not None and check(cfg, row, writer.catalog_id).available:
             return row.uuid
-        raise Refused(f"volume {name}", f"{cfg.path} already has an identity "
-                      f"({identity.get('volume_uuid')}); use 'ccvault volume replace {name}'")
+        raise Refused(
+            f"volume {name}",
+            f"{cfg.path} already has an identity "
+            f"({identity.get('volume_uuid')}); use 'ccvault volume replace {name}'",
+        )
     volume_uuid = row.uuid if row else str(uuid.uuid4())
     write_identity(cfg.path, volume_uuid, writer.catalog_id, name)
     if row is None:
@@ -187,8 +191,9 @@ def spool_dirs(config: Config, volumes: list[Volume]) -> Spools:
     primary = (target.path if target else config.storage.catalog.parent) / SPOOL_DIR
     others = [v.path / SPOOL_DIR for v in volumes if v.available]
     fallback = config.storage.catalog.parent / SPOOL_DIR
-    return Spools(primary, [primary, *(p for p in [*others, fallback]
-                                      if p != primary and p.is_dir())])
+    return Spools(
+        primary, [primary, *(p for p in [*others, fallback] if p != primary and p.is_dir())]
+    )
 
 
 def usage(volume: Volume) -> tuple[int, int] | None:
@@ -205,8 +210,13 @@ class VolumeSet:
     nothing may delete, so new segments go elsewhere). The one owner of that state: the store,
     retention, exports and the API read it through `current` and `writable`."""
 
-    def __init__(self, config: Config, writer: CatalogWriter, now_ms: Callable[[], int],
-                 on_return: Callable[[list[Volume]], None] = lambda _v: None) -> None:
+    def __init__(
+        self,
+        config: Config,
+        writer: CatalogWriter,
+        now_ms: Callable[[], int],
+        on_return: Callable[[list[Volume]], None] = lambda _v: None,
+    ) -> None:
         self.config, self.writer, self.now_ms = config, writer, now_ms
         self.on_return = on_return  # a volume came back: intents that waited for it
         self._volumes: list[Volume] = []
@@ -226,8 +236,13 @@ class VolumeSet:
         for volume in self._volumes:
             if before.get(volume.name) != volume.available:
                 level = log.info if volume.available else log.error
-                level("volume.state", volume=volume.name, state=volume.state,
-                      reason=volume.reason, path=str(volume.path))
+                level(
+                    "volume.state",
+                    volume=volume.name,
+                    state=volume.state,
+                    reason=volume.reason,
+                    path=str(volume.path),
+                )
                 returned |= volume.available and volume.name in before
         if returned:
             self.on_return(self._volumes)

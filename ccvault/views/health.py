@@ -61,22 +61,35 @@ def volumes_health(volumes: list[Volume], report: dict | None) -> tuple[VolumeHe
     for volume in volumes:
         sizes = usage(volume) if volume.available else None
         days = ((report or {}).get("volumes", {}).get(volume.name) or {}).get("headroom_days")
-        out.append(VolumeHealth(
-            volume.name, volume.state, volume.reason, volume.available,
-            sizes[0] if sizes else None, sizes[1] if sizes else None,
-            days * 86_400 if days is not None and volume.available else None))
+        out.append(
+            VolumeHealth(
+                volume.name,
+                volume.state,
+                volume.reason,
+                volume.available,
+                sizes[0] if sizes else None,
+                sizes[1] if sizes else None,
+                days * 86_400 if days is not None and volume.available else None,
+            )
+        )
     return tuple(out)
 
 
-def cameras_health(recorders: Iterable[CameraRecorder], conn: sqlite3.Connection,
-                   monotonic_now: float) -> tuple[CameraHealth, ...]:
+def cameras_health(
+    recorders: Iterable[CameraRecorder], conn: sqlite3.Connection, monotonic_now: float
+) -> tuple[CameraHealth, ...]:
     last_end = queries.last_segment_ends(conn)
     waiting = queries.waiting_analysis_ms(conn)
     return tuple(
-        CameraHealth(r.camera.name, str(r.state), last_end.get(r.camera.name),
-                     r.reconnects_since(monotonic_now - 3600),
-                     waiting.get(r.camera.name, 0) / 1000)
-        for r in recorders)
+        CameraHealth(
+            r.camera.name,
+            str(r.state),
+            last_end.get(r.camera.name),
+            r.reconnects_since(monotonic_now - 3600),
+            waiting.get(r.camera.name, 0) / 1000,
+        )
+        for r in recorders
+    )
 
 
 def clock_synced(mode: str, timesync_dir: Path = TIMESYNC_DIR) -> bool | None:
@@ -93,8 +106,9 @@ def clock_synced(mode: str, timesync_dir: Path = TIMESYNC_DIR) -> bool | None:
     if chronyc is None:
         return False if mode == "chrony" else None
     try:
-        out = subprocess.run([chronyc, "-n", "tracking"], capture_output=True, text=True,
-                             timeout=5, check=False).stdout
+        out = subprocess.run(
+            [chronyc, "-n", "tracking"], capture_output=True, text=True, timeout=5, check=False
+        ).stdout
     except (OSError, subprocess.TimeoutExpired):
         return False
     match = re.search(r"^Leap status\s*:\s*(.+)$", out, re.MULTILINE)
@@ -106,8 +120,11 @@ def status_line(health: Health, firing: dict[str, int]) -> str:
     cams = [c for c in health.cameras if c.state != "disabled"]
     recording = sum(1 for c in cams if c.state == "recording")
     parts = [f"recording {recording}/{len(cams)} cameras"]
-    rooms = [f"{v.name} {v.headroom_seconds / 86_400:.1f} d" for v in health.volumes
-             if v.headroom_seconds is not None]
+    rooms = [
+        f"{v.name} {v.headroom_seconds / 86_400:.1f} d"
+        for v in health.volumes
+        if v.headroom_seconds is not None
+    ]
     parts.append("headroom " + (", ".join(rooms) if rooms else "unknown (no write rate yet)"))
     down = [v.name for v in health.volumes if not v.available]
     if down:

@@ -49,12 +49,23 @@ class SegmentOut(Out):
     @classmethod
     def from_row(cls, r: sqlite3.Row) -> SegmentOut:
         """Straight from a `search.SEGMENT_ROW` row, by column name: a listing's hot path."""
-        return cls(id=r["id"], camera=r["camera"], volume=r["volume"],
-                   start=utc_text(r["start_ms"]), end=utc_text(r["end_ms"]),
-                   start_ms=r["start_ms"], end_ms=r["end_ms"], bytes=r["bytes"],
-                   sha256=r["sha256"], codec=r["codec"], width=r["width"], height=r["height"],
-                   state=r["state"], analysed=r["analysis"] == AnalysisState.ANALYSED,
-                   activity=bool(r["activity"]))
+        return cls(
+            id=r["id"],
+            camera=r["camera"],
+            volume=r["volume"],
+            start=utc_text(r["start_ms"]),
+            end=utc_text(r["end_ms"]),
+            start_ms=r["start_ms"],
+            end_ms=r["end_ms"],
+            bytes=r["bytes"],
+            sha256=r["sha256"],
+            codec=r["codec"],
+            width=r["width"],
+            height=r["height"],
+            state=r["state"],
+            analysed=r["analysis"] == AnalysisState.ANALYSED,
+            activity=bool(r["activity"]),
+        )
 
 
 class SegmentFile(SegmentOut):
@@ -68,11 +79,23 @@ class SegmentFile(SegmentOut):
 
 
 def _segment_fields(seg: Segment) -> dict:
-    return {"id": seg.id, "camera": seg.camera, "start": utc_text(seg.start_ms),
-            "end": utc_text(seg.end_ms), "start_ms": seg.start_ms, "end_ms": seg.end_ms,
-            "bytes": seg.bytes, "sha256": seg.sha256, "volume": seg.volume, "state": seg.state,
-            "codec": seg.codec, "width": seg.width, "height": seg.height,
-            "analysed": seg.analysis == AnalysisState.ANALYSED, "activity": bool(seg.activity)}
+    return {
+        "id": seg.id,
+        "camera": seg.camera,
+        "start": utc_text(seg.start_ms),
+        "end": utc_text(seg.end_ms),
+        "start_ms": seg.start_ms,
+        "end_ms": seg.end_ms,
+        "bytes": seg.bytes,
+        "sha256": seg.sha256,
+        "volume": seg.volume,
+        "state": seg.state,
+        "codec": seg.codec,
+        "width": seg.width,
+        "height": seg.height,
+        "analysed": seg.analysis == AnalysisState.ANALYSED,
+        "activity": bool(seg.activity),
+    }
 
 
 class SpanOut(Out):
@@ -86,18 +109,26 @@ class SpanOut(Out):
     peak: float = Field(description="Highest motion score, 0-1.")
     area: float = Field(description="Largest moving fraction of the frame, 0-1.")
     bbox: tuple[float, float, float, float] = Field(
-        description="Union of the moving regions: relative x0, y0, x1, y1.")
+        description="Union of the moving regions: relative x0, y0, x1, y1."
+    )
     open: bool = Field(description="Still going on at the end of the newest analysed footage.")
 
     @classmethod
     def of(cls, stored: StoredSpan) -> SpanOut:
         span = stored.span
-        return cls(id=stored.id, camera=stored.camera, kind=span.kind,
-                   start=utc_text(span.start_ms), end=utc_text(span.end_ms),
-                   start_ms=span.start_ms, end_ms=span.end_ms, peak=round(span.peak, 4),
-                   area=round(span.area, 4),
-                   bbox=tuple(round(v, 4) for v in span.bbox),  # type: ignore[arg-type]
-                   open=stored.open)
+        return cls(
+            id=stored.id,
+            camera=stored.camera,
+            kind=span.kind,
+            start=utc_text(span.start_ms),
+            end=utc_text(span.end_ms),
+            start_ms=span.start_ms,
+            end_ms=span.end_ms,
+            peak=round(span.peak, 4),
+            area=round(span.area, 4),
+            bbox=tuple(round(v, 4) for v in span.bbox),  # type: ignore[arg-type]
+            open=stored.open,
+        )
 
 
 class RangeOut(Out):
@@ -108,15 +139,15 @@ class RangeOut(Out):
 
     @classmethod
     def of(cls, start_ms: int, end_ms: int) -> RangeOut:
-        return cls(start=utc_text(start_ms), end=utc_text(end_ms), start_ms=start_ms,
-                   end_ms=end_ms)
+        return cls(start=utc_text(start_ms), end=utc_text(end_ms), start_ms=start_ms, end_ms=end_ms)
 
 
 class CameraOut(Out):
     name: str
     enabled: bool
-    state: str = Field(description="As `ccvault status`: disabled, connecting, recording, "
-                       "stalled or offline.")
+    state: str = Field(
+        description="As `ccvault status`: disabled, connecting, recording, stalled or offline."
+    )
     since: str | None
     since_ms: int | None
     first_footage: str | None = Field(description="Start of the oldest stored segment.")
@@ -173,12 +204,14 @@ class TimelineOut(Out):
     end_ms: int
     minutes: int = Field(description="Minutes in this local day (1380, 1440 or 1500).")
     coverage: list[float] = Field(
-        description="Per minute from `start`: the fraction covered by stored footage.")
+        description="Per minute from `start`: the fraction covered by stored footage."
+    )
     gaps: list[RangeOut] = Field(description="Ranges of the day without footage (≥ 1 s).")
     motion_minutes: list[int] = Field(description="Indexes of minutes with a motion span.")
     motion_count: int = Field(description="Motion spans overlapping the day.")
-    holds: list[HoldOut] = Field(description="Active holds covering this camera that overlap "
-                                 "the day.")
+    holds: list[HoldOut] = Field(
+        description="Active holds covering this camera that overlap the day."
+    )
 
 
 class AlertOut(Out):
@@ -199,13 +232,20 @@ class AlertOut(Out):
 
     @classmethod
     def of(cls, row: AlertRow) -> AlertOut:
-        return cls(id=row.id or 0, name=row.name,
-                   status="resolved" if row.resolved_ms is not None else "firing",
-                   severity=row.severity, summary=row.summary, labels=row.labels,
-                   details=row.details, event=row.event, started=utc_text(row.started_ms),
-                   resolved=utc_text(row.resolved_ms) if row.resolved_ms is not None else None,
-                   last_notified=(utc_text(row.notified_ms) if row.notified_ms is not None
-                                  else None), notifications=row.notices)
+        return cls(
+            id=row.id or 0,
+            name=row.name,
+            status="resolved" if row.resolved_ms is not None else "firing",
+            severity=row.severity,
+            summary=row.summary,
+            labels=row.labels,
+            details=row.details,
+            event=row.event,
+            started=utc_text(row.started_ms),
+            resolved=utc_text(row.resolved_ms) if row.resolved_ms is not None else None,
+            last_notified=(utc_text(row.notified_ms) if row.notified_ms is not None else None),
+            notifications=row.notices,
+        )
 
 
 class AlertsOut(Out):
@@ -215,5 +255,7 @@ class AlertsOut(Out):
     @classmethod
     def read(cls, conn: sqlite3.Connection, now_ms: int, history_days: float) -> AlertsOut:
         rows = queries.alerts(conn, now_ms - round(history_days * 86_400_000))
-        return cls(active=[AlertOut.of(r) for r in rows if r.resolved_ms is None],
-                   recent=[AlertOut.of(r) for r in rows if r.resolved_ms is not None])
+        return cls(
+            active=[AlertOut.of(r) for r in rows if r.resolved_ms is None],
+            recent=[AlertOut.of(r) for r in rows if r.resolved_ms is not None],
+        )

@@ -38,36 +38,54 @@ def cameras(config: Config, conn: sqlite3.Connection, daemon_running: bool) -> l
         if row is not None:
             first, last = _footage_ends(conn, row)
         state, since = camera_state(cam.enabled, row, daemon_running, last)
-        out.append(CameraOut(
-            name=cam.name, enabled=cam.enabled, state=state,
-            since=utc_text(since) if since is not None else None, since_ms=since,
-            first_footage=utc_text(first) if first is not None else None,
-            first_footage_ms=first,
-            last_footage=utc_text(last) if last is not None else None, last_footage_ms=last))
+        out.append(
+            CameraOut(
+                name=cam.name,
+                enabled=cam.enabled,
+                state=state,
+                since=utc_text(since) if since is not None else None,
+                since_ms=since,
+                first_footage=utc_text(first) if first is not None else None,
+                first_footage_ms=first,
+                last_footage=utc_text(last) if last is not None else None,
+                last_footage_ms=last,
+            )
+        )
     return out
 
 
 def _footage_ends(conn: sqlite3.Connection, cam: queries.CameraRow) -> tuple[int | None, ...]:
-    first = conn.execute("SELECT start_ms FROM segments WHERE camera_id = ? AND state = 'ok'"
-                         " ORDER BY start_ms LIMIT 1", (cam.id,)).fetchone()
-    newest = conn.execute("SELECT start_ms FROM segments WHERE camera_id = ? AND state = 'ok'"
-                          " ORDER BY start_ms DESC LIMIT 1", (cam.id,)).fetchone()
+    first = conn.execute(
+        "SELECT start_ms FROM segments WHERE camera_id = ? AND state = 'ok'"
+        " ORDER BY start_ms LIMIT 1",
+        (cam.id,),
+    ).fetchone()
+    newest = conn.execute(
+        "SELECT start_ms FROM segments WHERE camera_id = ? AND state = 'ok'"
+        " ORDER BY start_ms DESC LIMIT 1",
+        (cam.id,),
+    ).fetchone()
     if first is None or newest is None:
         return None, None
     # The newest start need not have the latest end (footage recorded twice): look back one
     # longest segment.
-    last = conn.execute("SELECT MAX(end_ms) FROM segments WHERE camera_id = ? AND state = 'ok'"
-                        " AND start_ms >= ?", (cam.id, newest[0] - cam.max_segment_ms)).fetchone()
+    last = conn.execute(
+        "SELECT MAX(end_ms) FROM segments WHERE camera_id = ? AND state = 'ok' AND start_ms >= ?",
+        (cam.id, newest[0] - cam.max_segment_ms),
+    ).fetchone()
     return first[0], last[0]
 
 
 # The columns SegmentOut.from_row reads, by these names.
-SEGMENT_ROW = ("s.id, c.name AS camera, v.name AS volume, s.start_ms, s.end_ms, s.bytes,"
-               " s.sha256, s.codec, s.width, s.height, s.state, s.analysis, s.activity")
+SEGMENT_ROW = (
+    "s.id, c.name AS camera, v.name AS volume, s.start_ms, s.end_ms, s.bytes,"
+    " s.sha256, s.codec, s.width, s.height, s.state, s.analysis, s.activity"
+)
 
 
-def segments(conn: sqlite3.Connection, camera: str, from_ms: int, to_ms: int,
-             activity_only: bool, limit: int) -> list[SegmentOut]:
+def segments(
+    conn: sqlite3.Connection, camera: str, from_ms: int, to_ms: int, activity_only: bool, limit: int
+) -> list[SegmentOut]:
     """`queries.segments_in_range` (same bounds), capped: raises TooMany past `limit` rows.
     Rows become response objects directly: a search is the API's most frequent request."""
     cam = queries.camera(conn, camera)
@@ -85,16 +103,23 @@ def segments(conn: sqlite3.Connection, camera: str, from_ms: int, to_ms: int,
     return [SegmentOut.from_row(r) for r in rows]
 
 
-def spans(conn: sqlite3.Connection, camera: str, from_ms: int, to_ms: int,
-          kinds: tuple[str, ...], limit: int) -> list[StoredSpan]:
+def spans(
+    conn: sqlite3.Connection,
+    camera: str,
+    from_ms: int,
+    to_ms: int,
+    kinds: tuple[str, ...],
+    limit: int,
+) -> list[StoredSpan]:
     found = queries.spans_in_range(conn, camera, from_ms, to_ms, kinds)
     if len(found) > limit:
         raise TooMany(limit)
     return found
 
 
-def step_span(conn: sqlite3.Connection, camera: str, at_ms: int, forward: bool,
-              kinds: tuple[str, ...]) -> StoredSpan | None:
+def step_span(
+    conn: sqlite3.Connection, camera: str, at_ms: int, forward: bool, kinds: tuple[str, ...]
+) -> StoredSpan | None:
     """The first span starting after at_ms (forward), or the last starting before it: one
     step along the (camera_id, start_ms) index, however many days away it is."""
     cam = queries.camera(conn, camera)
@@ -104,7 +129,9 @@ def step_span(conn: sqlite3.Connection, camera: str, at_ms: int, forward: bool,
     row = conn.execute(
         f"SELECT {SPAN_COLUMNS} FROM motion_spans WHERE camera_id = ? AND start_ms {op} ?"
         f" AND kind IN ({','.join('?' * len(kinds))}) ORDER BY start_ms {order}, id {order}"
-        " LIMIT 1", (cam.id, at_ms, *kinds)).fetchone()
+        " LIMIT 1",
+        (cam.id, at_ms, *kinds),
+    ).fetchone()
     return StoredSpan.from_row(camera, row) if row else None
 
 
@@ -116,8 +143,9 @@ def local_day(day: date, tz: ZoneInfo) -> tuple[int, int]:
     return to_ms(start), to_ms(end)
 
 
-def timeline(config: Config, conn: sqlite3.Connection, camera: str, day: date,
-             now_ms: int) -> TimelineOut:
+def timeline(
+    config: Config, conn: sqlite3.Connection, camera: str, day: date, now_ms: int
+) -> TimelineOut:
     """One local day: per-minute coverage, gaps, motion minutes and count, active holds."""
     start, end = local_day(day, config.tz)
     minutes = -(-(end - start) // MINUTE_MS)
@@ -127,24 +155,38 @@ def timeline(config: Config, conn: sqlite3.Connection, camera: str, day: date,
     if cam is not None:
         cur = conn.cursor()
         cur.row_factory = None  # plain tuples: a day is ~1,440 rows (one-minute segments)
-        covered = _merged(cur.execute(
-            "SELECT start_ms, end_ms FROM segments WHERE camera_id = ? AND start_ms >= ?"
-            " AND start_ms < ? AND end_ms > ? AND state = 'ok' ORDER BY start_ms",
-            (cam.id, start - cam.max_segment_ms, end, start)), start, end)
-        longest = cur.execute("SELECT max_span_ms FROM cameras WHERE id = ?",
-                              (cam.id,)).fetchone()[0]
+        covered = _merged(
+            cur.execute(
+                "SELECT start_ms, end_ms FROM segments WHERE camera_id = ? AND start_ms >= ?"
+                " AND start_ms < ? AND end_ms > ? AND state = 'ok' ORDER BY start_ms",
+                (cam.id, start - cam.max_segment_ms, end, start),
+            ),
+            start,
+            end,
+        )
+        longest = cur.execute("SELECT max_span_ms FROM cameras WHERE id = ?", (cam.id,)).fetchone()[
+            0
+        ]
         motion = cur.execute(
             "SELECT start_ms, end_ms FROM motion_spans WHERE camera_id = ? AND kind = 'motion'"
             " AND start_ms >= ? AND start_ms < ? AND end_ms >= ?",
-            (cam.id, start - longest, end, start)).fetchall()
+            (cam.id, start - longest, end, start),
+        ).fetchall()
     return TimelineOut(
-        camera=camera, date=day.isoformat(), timezone=config.timezone, start=utc_text(start),
-        end=utc_text(end), start_ms=start, end_ms=end, minutes=minutes,
+        camera=camera,
+        date=day.isoformat(),
+        timezone=config.timezone,
+        start=utc_text(start),
+        end=utc_text(end),
+        start_ms=start,
+        end_ms=end,
+        minutes=minutes,
         coverage=_coverage(covered, start, end, minutes),
         gaps=[RangeOut.of(a, b) for a, b in _gaps(covered, start, end)],
         motion_minutes=_motion_minutes(motion, start, end),
         motion_count=len(motion),
-        holds=holds_overlapping(conn, camera, start, end, now_ms, active_only=True))
+        holds=holds_overlapping(conn, camera, start, end, now_ms, active_only=True),
+    )
 
 
 def _merged(rows: sqlite3.Cursor, start: int, end: int) -> list[tuple[int, int]]:
@@ -160,8 +202,7 @@ def _merged(rows: sqlite3.Cursor, start: int, end: int) -> list[tuple[int, int]]
     return out
 
 
-def _coverage(covered: list[tuple[int, int]], start: int, end: int,
-              minutes: int) -> list[float]:
+def _coverage(covered: list[tuple[int, int]], start: int, end: int, minutes: int) -> list[float]:
     total = [0] * minutes
     for a, b in covered:
         i = (a - start) // MINUTE_MS
@@ -170,8 +211,7 @@ def _coverage(covered: list[tuple[int, int]], start: int, end: int,
             total[i] += edge - a
             a, i = edge, i + 1
     last = (end - start) - (minutes - 1) * MINUTE_MS  # a day of whole minutes: 60,000
-    return [round(ms / (MINUTE_MS if i < minutes - 1 else last), 3)
-            for i, ms in enumerate(total)]
+    return [round(ms / (MINUTE_MS if i < minutes - 1 else last), 3) for i, ms in enumerate(total)]
 
 
 def _gaps(covered: list[tuple[int, int]], start: int, end: int) -> list[tuple[int, int]]:
@@ -192,9 +232,14 @@ def _motion_minutes(spans: list[tuple[int, int]], start: int, end: int) -> list[
     return sorted(found)
 
 
-def holds_overlapping(conn: sqlite3.Connection, camera: str | None, from_ms: int | None,
-                      to_ms: int | None, now_ms: int, active_only: bool = False
-                      ) -> list[HoldOut]:
+def holds_overlapping(
+    conn: sqlite3.Connection,
+    camera: str | None,
+    from_ms: int | None,
+    to_ms: int | None,
+    now_ms: int,
+    active_only: bool = False,
+) -> list[HoldOut]:
     """Holds covering a camera (None: any) and overlapping [from, to) (None: unbounded).
     The holds table is small (people make holds), so it is read whole."""
     out = []

@@ -29,51 +29,64 @@ def build(config: Config, conn: sqlite3.Connection, now_ms: int, daemon_running:
         activity = queries.camera_activity(conn, cam.name, now_ms - DAY_MS)
         backlog = queries.analysis_backlog(conn, cam.name)
         state, since = camera_state(cam.enabled, row, daemon_running, activity.last_end_ms)
-        cameras.append({
-            "name": cam.name,
-            "state": state,
-            "since": utc_text(since) if since is not None else None,
-            "last_segment_end": (utc_text(activity.last_end_ms)
-                                 if activity.last_end_ms is not None else None),
-            "segments_24h": activity.segments,
-            "bytes_24h": activity.bytes,
-            "motion_backlog_segments": backlog[0],
-            "motion_backlog_seconds": round(backlog[1] / 1000, 1),
-        })
+        cameras.append(
+            {
+                "name": cam.name,
+                "state": state,
+                "since": utc_text(since) if since is not None else None,
+                "last_segment_end": (
+                    utc_text(activity.last_end_ms) if activity.last_end_ms is not None else None
+                ),
+                "segments_24h": activity.segments,
+                "bytes_24h": activity.bytes,
+                "motion_backlog_segments": backlog[0],
+                "motion_backlog_seconds": round(backlog[1] / 1000, 1),
+            }
+        )
     footage = queries.footage_bytes(conn)
     volumes = []
     checked = _volumes_now(config, conn)  # reads each identity file: once per status
     for volume in checked:
         sizes = usage(volume) if volume.available else None
-        volumes.append({
-            "name": volume.name,
-            "path": str(volume.path),
-            "role": volume.role,
-            "state": volume.state,
-            "reason": volume.reason or None,
-            "total_bytes": sizes[0] if sizes else None,
-            "free_bytes": sizes[1] if sizes else None,
-            "footage_bytes": footage.get(volume.name, 0),
-        })
+        volumes.append(
+            {
+                "name": volume.name,
+                "path": str(volume.path),
+                "role": volume.role,
+                "state": volume.state,
+                "reason": volume.reason or None,
+                "total_bytes": sizes[0] if sizes else None,
+                "free_bytes": sizes[1] if sizes else None,
+                "footage_bytes": footage.get(volume.name, 0),
+            }
+        )
     report = forecast.build(conn, config, checked, now_ms)
     for cam in cameras:
         cam["forecast"] = report["cameras"][cam["name"]]
     for vol in volumes:
         vol["forecast"] = report["volumes"].get(vol["name"])
     meta = dict(conn.execute("SELECT key, value FROM meta WHERE key LIKE 'thin%'").fetchall())
-    retention = {k: report[k] for k in ("bytes_per_day", "days", "headroom_days", "min_days",
-                                        "at_risk")}
+    retention = {
+        k: report[k] for k in ("bytes_per_day", "days", "headroom_days", "min_days", "at_risk")
+    }
     retention["thinned_segments"] = int(meta.get("thinned_segments", 0))
     retention["thin_saved_bytes"] = int(meta.get("thin_saved_bytes", 0))
     retention["active_holds"] = conn.execute(
         "SELECT COUNT(*) FROM holds WHERE released_ms IS NULL"
-        " AND (until_ms IS NULL OR until_ms > ?)", (now_ms,)).fetchone()[0]
-    return {"daemon": {"running": daemon_running}, "cameras": cameras, "volumes": volumes,
-            "retention": retention}
+        " AND (until_ms IS NULL OR until_ms > ?)",
+        (now_ms,),
+    ).fetchone()[0]
+    return {
+        "daemon": {"running": daemon_running},
+        "cameras": cameras,
+        "volumes": volumes,
+        "retention": retention,
+    }
 
 
-def camera_state(enabled: bool, row: queries.CameraRow | None, daemon_running: bool,
-           last_end_ms: int | None) -> tuple[str, int | None]:
+def camera_state(
+    enabled: bool, row: queries.CameraRow | None, daemon_running: bool, last_end_ms: int | None
+) -> tuple[str, int | None]:
     if not enabled:
         return "disabled", row.state_since_ms if row and row.state == "disabled" else None
     if daemon_running and row is not None:

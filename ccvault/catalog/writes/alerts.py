@@ -18,30 +18,45 @@ class AlertWrites:
     def open(self, row: AlertRow) -> int:
         """A firing alert (or a one-off event, saved resolved); its id."""
         with self._core.transaction() as conn:
-            return conn.execute(
-                "INSERT INTO alerts (name, fingerprint, labels, severity, summary, details,"
-                " event, started_ms, resolved_ms, notified_ms, notices)"
-                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 1)",
-                (row.name, row.fingerprint, json.dumps(row.labels, sort_keys=True),
-                 row.severity, row.summary, json.dumps(row.details, sort_keys=True),
-                 int(row.event), row.started_ms, row.resolved_ms, row.notified_ms),
-            ).lastrowid or 0
+            return (
+                conn.execute(
+                    "INSERT INTO alerts (name, fingerprint, labels, severity, summary, details,"
+                    " event, started_ms, resolved_ms, notified_ms, notices)"
+                    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 1)",
+                    (
+                        row.name,
+                        row.fingerprint,
+                        json.dumps(row.labels, sort_keys=True),
+                        row.severity,
+                        row.summary,
+                        json.dumps(row.details, sort_keys=True),
+                        int(row.event),
+                        row.started_ms,
+                        row.resolved_ms,
+                        row.notified_ms,
+                    ),
+                ).lastrowid
+                or 0
+            )
 
-    def renotify(self, alert_id: int, severity: str, summary: str,
-                       details: dict[str, str], now_ms: int) -> None:
+    def renotify(
+        self, alert_id: int, severity: str, summary: str, details: dict[str, str], now_ms: int
+    ) -> None:
         with self._core.transaction() as conn:
-            conn.execute("UPDATE alerts SET severity = ?, summary = ?, details = ?,"
-                         " notified_ms = ?, notices = notices + 1 WHERE id = ?",
-                         (severity, summary, json.dumps(details, sort_keys=True), now_ms,
-                          alert_id))
+            conn.execute(
+                "UPDATE alerts SET severity = ?, summary = ?, details = ?,"
+                " notified_ms = ?, notices = notices + 1 WHERE id = ?",
+                (severity, summary, json.dumps(details, sort_keys=True), now_ms, alert_id),
+            )
 
     def resolve(self, alert_id: int, now_ms: int) -> None:
         with self._core.transaction() as conn:
-            conn.execute("UPDATE alerts SET resolved_ms = ? WHERE id = ? AND resolved_ms IS NULL",
-                         (now_ms, alert_id))
+            conn.execute(
+                "UPDATE alerts SET resolved_ms = ? WHERE id = ? AND resolved_ms IS NULL",
+                (now_ms, alert_id),
+            )
 
     def prune(self, before_ms: int) -> int:
         """History older than [alerts] history_days; firing alerts are never pruned."""
         with self._core.transaction() as conn:
-            return conn.execute("DELETE FROM alerts WHERE resolved_ms < ?",
-                                (before_ms,)).rowcount
+            return conn.execute("DELETE FROM alerts WHERE resolved_ms < ?", (before_ms,)).rowcount

@@ -14,27 +14,54 @@ class ExportWrites:
     def __init__(self, core: CatalogWriter) -> None:
         self._core = core
 
-    def add(self, camera: str, from_ms: int, to_ms: int, reason: str, actor: str,
-                   bundle_dir: Callable[[int], str], details: dict[str, Any],
-                   now_ms: int) -> int:
+    def add(
+        self,
+        camera: str,
+        from_ms: int,
+        to_ms: int,
+        reason: str,
+        actor: str,
+        bundle_dir: Callable[[int], str],
+        details: dict[str, Any],
+        now_ms: int,
+    ) -> int:
         """Record an export job (queued) and pin its range, in one transaction with the
         `export.start` record: footage is protected from the moment the job exists.
         bundle_dir maps the new id to the bundle's directory (it may refuse by raising)."""
         with self._core.transaction() as conn:
-            export_id = conn.execute(
-                "INSERT INTO exports (camera, from_ms, to_ms, reason, actor, dir, created_ms)"
-                " VALUES (?, ?, ?, ?, ?, '', ?)",
-                (camera, from_ms, to_ms, reason, actor, now_ms)).lastrowid or 0
+            export_id = (
+                conn.execute(
+                    "INSERT INTO exports (camera, from_ms, to_ms, reason, actor, dir, created_ms)"
+                    " VALUES (?, ?, ?, ?, ?, '', ?)",
+                    (camera, from_ms, to_ms, reason, actor, now_ms),
+                ).lastrowid
+                or 0
+            )
             directory = bundle_dir(export_id)
             pin_id = conn.execute(
                 "INSERT INTO export_pins (camera, from_ms, to_ms, until_ms, reason, created_ms)"
                 " VALUES (?, ?, ?, NULL, ?, ?)",
-                (camera, from_ms, to_ms, f"export {export_id}", now_ms)).lastrowid
-            conn.execute("UPDATE exports SET dir = ?, pin_id = ? WHERE id = ?",
-                         (directory, pin_id, export_id))
-            self._core.audit(actor, "export.start", f"export:{export_id}",
-                       {"id": export_id, "camera": camera, "from_ms": from_ms, "to_ms": to_ms,
-                        "reason": reason, "dir": directory, **details}, now_ms)
+                (camera, from_ms, to_ms, f"export {export_id}", now_ms),
+            ).lastrowid
+            conn.execute(
+                "UPDATE exports SET dir = ?, pin_id = ? WHERE id = ?",
+                (directory, pin_id, export_id),
+            )
+            self._core.audit(
+                actor,
+                "export.start",
+                f"export:{export_id}",
+                {
+                    "id": export_id,
+                    "camera": camera,
+                    "from_ms": from_ms,
+                    "to_ms": to_ms,
+                    "reason": reason,
+                    "dir": directory,
+                    **details,
+                },
+                now_ms,
+            )
             return export_id
 
     def start(self, export_id: int) -> bool:
@@ -43,27 +70,42 @@ class ExportWrites:
         with self._core.transaction() as conn:
             cur = conn.execute(
                 "UPDATE exports SET state = 'running', progress = 0, error = NULL"
-                " WHERE id = ? AND state IN ('queued', 'running')", (export_id,))
+                " WHERE id = ? AND state IN ('queued', 'running')",
+                (export_id,),
+            )
             return bool(cur.rowcount)
 
     def progress(self, export_id: int, progress: float) -> None:
         with self._core.transaction() as conn:
-            conn.execute("UPDATE exports SET progress = ? WHERE id = ? AND state = 'running'",
-                         (min(max(progress, 0.0), 1.0), export_id))
+            conn.execute(
+                "UPDATE exports SET progress = ? WHERE id = ? AND state = 'running'",
+                (min(max(progress, 0.0), 1.0), export_id),
+            )
 
-    def finish(self, export_id: int, ok: bool, error: str | None, actor: str,
-                      details: dict[str, Any], now_ms: int) -> None:
+    def finish(
+        self,
+        export_id: int,
+        ok: bool,
+        error: str | None,
+        actor: str,
+        details: dict[str, Any],
+        now_ms: int,
+    ) -> None:
         """done/failed, its pin released, and `export.done`/`export.failed` — one transaction,
         so a job is never finished with its footage still pinned, or unpinned while running."""
         with self._core.transaction() as conn:
-            row = conn.execute("SELECT pin_id FROM exports WHERE id = ?",
-                               (export_id,)).fetchone()
+            row = conn.execute("SELECT pin_id FROM exports WHERE id = ?", (export_id,)).fetchone()
             conn.execute(
                 "UPDATE exports SET state = ?, error = ?, finished_ms = ?, pin_id = NULL,"
                 " progress = CASE WHEN ? THEN 1 ELSE progress END WHERE id = ?",
-                ("done" if ok else "failed", error, now_ms, ok, export_id))
+                ("done" if ok else "failed", error, now_ms, ok, export_id),
+            )
             if row and row["pin_id"] is not None:
                 conn.execute("DELETE FROM export_pins WHERE id = ?", (row["pin_id"],))
-            self._core.audit(actor, "export.done" if ok else "export.failed", f"export:{export_id}",
-                       {"id": export_id, **details, **({"error": error} if error else {})},
-                       now_ms)
+            self._core.audit(
+                actor,
+                "export.done" if ok else "export.failed",
+                f"export:{export_id}",
+                {"id": export_id, **details, **({"error": error} if error else {})},
+                now_ms,
+            )

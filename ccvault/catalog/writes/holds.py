@@ -17,17 +17,33 @@ class HoldWrites:
 
     def add(self, hold: NewHold, now_ms: int) -> int:
         with self._core.transaction() as conn:
-            hold_id = conn.execute(
-                "INSERT INTO holds (id, from_ms, to_ms, until_ms, reason, actor, created_ms)"
-                " VALUES (?, ?, ?, ?, ?, ?, ?)",
-                (hold.id, hold.from_ms, hold.to_ms, hold.until_ms, hold.reason, hold.actor,
-                 hold.created_ms or now_ms),
-            ).lastrowid or 0
-            conn.executemany("INSERT INTO hold_cameras (hold_id, camera) VALUES (?, ?)",
-                             [(hold_id, c) for c in hold.cameras])
-            self._core.audit(hold.actor, "hold.add", f"hold:{hold_id}",
-                       {**hold.as_json(), "id": hold_id,
-                        "created_ms": hold.created_ms or now_ms}, now_ms)
+            hold_id = (
+                conn.execute(
+                    "INSERT INTO holds (id, from_ms, to_ms, until_ms, reason, actor, created_ms)"
+                    " VALUES (?, ?, ?, ?, ?, ?, ?)",
+                    (
+                        hold.id,
+                        hold.from_ms,
+                        hold.to_ms,
+                        hold.until_ms,
+                        hold.reason,
+                        hold.actor,
+                        hold.created_ms or now_ms,
+                    ),
+                ).lastrowid
+                or 0
+            )
+            conn.executemany(
+                "INSERT INTO hold_cameras (hold_id, camera) VALUES (?, ?)",
+                [(hold_id, c) for c in hold.cameras],
+            )
+            self._core.audit(
+                hold.actor,
+                "hold.add",
+                f"hold:{hold_id}",
+                {**hold.as_json(), "id": hold_id, "created_ms": hold.created_ms or now_ms},
+                now_ms,
+            )
             return hold_id
 
     def release(self, hold_id: int, actor: str, reason: str, now_ms: int) -> bool:
@@ -35,8 +51,15 @@ class HoldWrites:
         with self._core.transaction() as conn:
             cur = conn.execute(
                 "UPDATE holds SET released_ms = ?, released_by = ?, release_reason = ?"
-                " WHERE id = ? AND released_ms IS NULL", (now_ms, actor, reason, hold_id))
+                " WHERE id = ? AND released_ms IS NULL",
+                (now_ms, actor, reason, hold_id),
+            )
             if cur.rowcount:
-                self._core.audit(actor, "hold.release", f"hold:{hold_id}",
-                           {"id": hold_id, "reason": reason}, now_ms)
+                self._core.audit(
+                    actor,
+                    "hold.release",
+                    f"hold:{hold_id}",
+                    {"id": hold_id, "reason": reason},
+                    now_ms,
+                )
             return bool(cur.rowcount)

@@ -17,8 +17,9 @@ class IntentWrites:
     def __init__(self, core: CatalogWriter) -> None:
         self._core = core
 
-    def begin_deletes(self, segment_ids: list[int], now_ms: int, actor: str,
-                      details: dict[str, Any]) -> list[Intent]:
+    def begin_deletes(
+        self, segment_ids: list[int], now_ms: int, actor: str, details: dict[str, Any]
+    ) -> list[Intent]:
         """Step 1 of a delete: in one transaction, re-check that nothing is held or pinned,
         record a delete intent per segment, drop the rows and audit the batch. Segments found
         protected now (a hold added since planning) are left alone and not returned."""
@@ -34,20 +35,38 @@ class IntentWrites:
                     (row["id"], row["volume"], row["path"], now_ms),
                 ).lastrowid
                 conn.execute("DELETE FROM segments WHERE id = ?", (row["id"],))
-                intents.append(Intent(intent_id or 0, "delete", row["id"], row["volume"],
-                                      row["path"], None, None))
-                gone.append({"id": row["id"], "camera": row["camera"],
-                             "start_ms": row["start_ms"], "end_ms": row["end_ms"],
-                             "bytes": row["bytes"], "sha256": row["sha256"],
-                             "volume": row["volume"]})
+                intents.append(
+                    Intent(
+                        intent_id or 0, "delete", row["id"], row["volume"], row["path"], None, None
+                    )
+                )
+                gone.append(
+                    {
+                        "id": row["id"],
+                        "camera": row["camera"],
+                        "start_ms": row["start_ms"],
+                        "end_ms": row["end_ms"],
+                        "bytes": row["bytes"],
+                        "sha256": row["sha256"],
+                        "volume": row["volume"],
+                    }
+                )
             if gone:
-                self._core.audit(actor, "purge", "segments",
-                           {**details, "count": len(gone),
-                            "bytes": sum(g["bytes"] for g in gone), "segments": gone}, now_ms)
+                self._core.audit(
+                    actor,
+                    "purge",
+                    "segments",
+                    {
+                        **details,
+                        "count": len(gone),
+                        "bytes": sum(g["bytes"] for g in gone),
+                        "segments": gone,
+                    },
+                    now_ms,
+                )
             return intents
 
-    def begin_moves(self, kind: str, moves: list[PlannedMove],
-                    now_ms: int) -> list[Intent]:
+    def begin_moves(self, kind: str, moves: list[PlannedMove], now_ms: int) -> list[Intent]:
         """Record migrate/thin intents (segment id, destination volume, destination path)
         before any byte is copied, so a crash leaves a trail start-up can follow."""
         with self._core.transaction() as conn:
@@ -60,15 +79,32 @@ class IntentWrites:
                 intent_id = conn.execute(
                     "INSERT INTO intents (kind, segment_id, src_volume, src_path, dst_volume,"
                     " dst_path, created_ms) VALUES (?, ?, ?, ?, ?, ?, ?)",
-                    (kind, move.segment_id, row["volume"], row["path"], move.dst_volume,
-                     move.dst_path, now_ms),
+                    (
+                        kind,
+                        move.segment_id,
+                        row["volume"],
+                        row["path"],
+                        move.dst_volume,
+                        move.dst_path,
+                        now_ms,
+                    ),
                 ).lastrowid
-                out.append(Intent(intent_id or 0, kind, move.segment_id, row["volume"],
-                                  row["path"], move.dst_volume, move.dst_path))
+                out.append(
+                    Intent(
+                        intent_id or 0,
+                        kind,
+                        move.segment_id,
+                        row["volume"],
+                        row["path"],
+                        move.dst_volume,
+                        move.dst_path,
+                    )
+                )
             return out
 
-    def switch_copies(self, switches: list[Switch], now_ms: int, actor: str,
-                      action: str) -> list[Intent]:
+    def switch_copies(
+        self, switches: list[Switch], now_ms: int, actor: str, action: str
+    ) -> list[Intent]:
         """Point rows at their verified new copies, in one transaction with its audit record.
 
         A thinned copy replaces footage, so it is refused for anything held or pinned now; a
@@ -85,33 +121,53 @@ class IntentWrites:
                     " WHERE s.id = ? AND v.name = ? AND s.path = ?",
                     (it.segment_id, it.src_volume, it.src_path),
                 ).fetchone()
-                if row is None or (it.kind == "thin" and protected_now(
-                        conn, row["camera"], row["start_ms"], row["end_ms"], now_ms)):
+                if row is None or (
+                    it.kind == "thin"
+                    and protected_now(conn, row["camera"], row["start_ms"], row["end_ms"], now_ms)
+                ):
                     continue
                 conn.execute(
                     "UPDATE segments SET volume_id = (SELECT id FROM volumes WHERE name = ?),"
                     " path = ?, bytes = ?, sha256 = ?, frames = ?,"
                     " thinned_ms = CASE WHEN ? THEN ? ELSE thinned_ms END WHERE id = ?",
-                    (it.dst_volume, it.dst_path, sw.bytes, sw.sha256, sw.frames,
-                     it.kind == "thin", now_ms, it.segment_id),
+                    (
+                        it.dst_volume,
+                        it.dst_path,
+                        sw.bytes,
+                        sw.sha256,
+                        sw.frames,
+                        it.kind == "thin",
+                        now_ms,
+                        it.segment_id,
+                    ),
                 )
                 conn.execute("UPDATE intents SET switched = 1 WHERE id = ?", (it.id,))
                 done.append(it)
-                audited.append({"id": row["id"], "camera": row["camera"],
-                                "start_ms": row["start_ms"], "from": it.src_volume,
-                                "to": it.dst_volume, "sha256": row["sha256"],
-                                "bytes": row["bytes"], "new_sha256": sw.sha256,
-                                "new_bytes": sw.bytes})
+                audited.append(
+                    {
+                        "id": row["id"],
+                        "camera": row["camera"],
+                        "start_ms": row["start_ms"],
+                        "from": it.src_volume,
+                        "to": it.dst_volume,
+                        "sha256": row["sha256"],
+                        "bytes": row["bytes"],
+                        "new_sha256": sw.sha256,
+                        "new_bytes": sw.bytes,
+                    }
+                )
             if audited and action == "thin":
                 saved = sum(a["bytes"] - a["new_bytes"] for a in audited)
                 for key, add in (("thinned_segments", len(audited)), ("thin_saved_bytes", saved)):
                     conn.execute(
                         "INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT (key)"
                         " DO UPDATE SET value = CAST(value AS INTEGER) + excluded.value",
-                        (key, add))
+                        (key, add),
+                    )
             if audited:
-                self._core.audit(actor, action, "segments",
-                           {"count": len(audited), "segments": audited}, now_ms)
+                self._core.audit(
+                    actor, action, "segments", {"count": len(audited), "segments": audited}, now_ms
+                )
             return done
 
     def clear(self, intent_ids: Iterable[int]) -> None:
@@ -130,8 +186,9 @@ def _segment_rows(conn: sqlite3.Connection, ids: list[int]) -> list[sqlite3.Row]
     ).fetchall()
 
 
-def protected_now(conn: sqlite3.Connection, camera: str, start_ms: int, end_ms: int,
-                  now_ms: int) -> bool:
+def protected_now(
+    conn: sqlite3.Connection, camera: str, start_ms: int, end_ms: int, now_ms: int
+) -> bool:
     """The executor's safety rail, read inside its own transaction: held or pinned now?"""
     row = conn.execute(
         "SELECT 1 FROM holds h WHERE h.released_ms IS NULL"

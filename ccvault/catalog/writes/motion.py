@@ -18,8 +18,13 @@ class MotionWrites:
         self._core = core
 
     def record(
-        self, camera: str, segment_ids: Iterable[int], state: int, closed: Iterable[Span],
-        still_open: Span | None, pad_ms: tuple[int, int],
+        self,
+        camera: str,
+        segment_ids: Iterable[int],
+        state: int,
+        closed: Iterable[Span],
+        still_open: Span | None,
+        pad_ms: tuple[int, int],
     ) -> None:
         """Store what analysing segments found, in one transaction: closed spans replace the
         camera's open one, the segments are marked, and segments near activity are flagged."""
@@ -31,23 +36,33 @@ class MotionWrites:
                 conn.execute(
                     "INSERT INTO motion_spans (camera_id, start_ms, end_ms, peak, area, kind,"
                     " x0, y0, x1, y1, open) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                    (camera_id, span.start_ms, span.end_ms, span.peak, span.area, span.kind,
-                     *span.bbox, is_open),
+                    (
+                        camera_id,
+                        span.start_ms,
+                        span.end_ms,
+                        span.peak,
+                        span.area,
+                        span.kind,
+                        *span.bbox,
+                        is_open,
+                    ),
                 )
                 conn.execute(
                     "UPDATE cameras SET max_span_ms = MAX(max_span_ms, ?) WHERE id = ?",
                     (span.end_ms - span.start_ms, camera_id),
                 )
-                self._flag_activity(conn, camera_id, span.start_ms - pad_ms[0],
-                                    span.end_ms + pad_ms[1])
-            conn.executemany("UPDATE segments SET analysis = ? WHERE id = ?",
-                             [(state, i) for i in segment_ids])
+                self._flag_activity(
+                    conn, camera_id, span.start_ms - pad_ms[0], span.end_ms + pad_ms[1]
+                )
+            conn.executemany(
+                "UPDATE segments SET analysis = ? WHERE id = ?", [(state, i) for i in segment_ids]
+            )
 
     @staticmethod
-    def _flag_activity(conn: sqlite3.Connection, camera_id: int, from_ms: int,
-                       to_ms: int) -> None:
-        longest = conn.execute("SELECT max_segment_ms FROM cameras WHERE id = ?",
-                               (camera_id,)).fetchone()[0]
+    def _flag_activity(conn: sqlite3.Connection, camera_id: int, from_ms: int, to_ms: int) -> None:
+        longest = conn.execute(
+            "SELECT max_segment_ms FROM cameras WHERE id = ?", (camera_id,)
+        ).fetchone()[0]
         conn.execute(
             "UPDATE segments SET activity = 1 WHERE camera_id = ? AND start_ms >= ?"
             " AND start_ms < ? AND end_ms > ? AND activity = 0",
@@ -57,8 +72,9 @@ class MotionWrites:
     def reset(self, state: AnalysisState, to: AnalysisState) -> int:
         """Every segment in `state` goes to `to` (start-up recovery); how many."""
         with self._core.transaction() as conn:
-            return conn.execute("UPDATE segments SET analysis = ? WHERE analysis = ?",
-                                (to, state)).rowcount
+            return conn.execute(
+                "UPDATE segments SET analysis = ? WHERE analysis = ?", (to, state)
+            ).rowcount
 
     def skip(self, cameras: Iterable[str], state: int) -> None:
         """Mark every waiting segment of these cameras (motion disabled for them)."""
@@ -71,5 +87,6 @@ class MotionWrites:
 
     def set_state(self, segment_ids: Iterable[int], state: int) -> None:
         with self._core.transaction() as conn:
-            conn.executemany("UPDATE segments SET analysis = ? WHERE id = ?",
-                             [(state, i) for i in segment_ids])
+            conn.executemany(
+                "UPDATE segments SET analysis = ? WHERE id = ?", [(state, i) for i in segment_ids]
+            )

@@ -30,9 +30,20 @@ class SegmentWrites:
                     " sha256, codec, width, height, frames, origin, ingested_ms, analysis)"
                     " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                     (
-                        camera_id, volume_id, seg.start_ms, seg.end_ms, seg.path, seg.bytes,
-                        seg.sha256, seg.media.codec, seg.media.width, seg.media.height,
-                        seg.media.frames, seg.origin, now_ms, seg.analysis,
+                        camera_id,
+                        volume_id,
+                        seg.start_ms,
+                        seg.end_ms,
+                        seg.path,
+                        seg.bytes,
+                        seg.sha256,
+                        seg.media.codec,
+                        seg.media.width,
+                        seg.media.height,
+                        seg.media.frames,
+                        seg.origin,
+                        now_ms,
+                        seg.analysis,
                     ),
                 )
             except sqlite3.IntegrityError as exc:
@@ -53,7 +64,12 @@ class SegmentWrites:
             )
 
     def quarantine(
-        self, volume: str | None, path: str, camera: str | None, reason: str, size: int,
+        self,
+        volume: str | None,
+        path: str,
+        camera: str | None,
+        reason: str,
+        size: int,
         now_ms: int,
     ) -> None:
         with self._core.transaction() as conn:
@@ -69,23 +85,38 @@ class SegmentWrites:
             conn.execute("DELETE FROM quarantine WHERE id = ?", (quarantine_id,))
 
     def record_import(
-        self, camera: str, source_name: str, source_sha256: str, start_ms: int, end_ms: int,
-        segments: int, actor: str, now_ms: int,
+        self,
+        camera: str,
+        source_name: str,
+        source_sha256: str,
+        start_ms: int,
+        end_ms: int,
+        segments: int,
+        actor: str,
+        now_ms: int,
     ) -> None:
         with self._core.transaction() as conn:
             conn.execute(
                 "INSERT OR IGNORE INTO imports (camera_id, source_name, source_sha256, start_ms,"
                 " end_ms, segments, actor, created_ms) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
                 (
-                    camera_row_id(conn, camera), source_name, source_sha256, start_ms,
-                    end_ms, segments, actor, now_ms,
+                    camera_row_id(conn, camera),
+                    source_name,
+                    source_sha256,
+                    start_ms,
+                    end_ms,
+                    segments,
+                    actor,
+                    now_ms,
                 ),
             )
 
     def set_integrity(self, segment_id: int, verdict: str, now_ms: int) -> None:
         with self._core.transaction() as conn:
-            conn.execute("UPDATE segments SET integrity = ?, scrubbed_ms = ? WHERE id = ?",
-                         (verdict, now_ms, segment_id))
+            conn.execute(
+                "UPDATE segments SET integrity = ?, scrubbed_ms = ? WHERE id = ?",
+                (verdict, now_ms, segment_id),
+            )
             _set_scrub_cursor(conn, segment_id)
 
     def advance_scrub(self, segment_id: int) -> None:
@@ -94,5 +125,8 @@ class SegmentWrites:
 
 
 def _set_scrub_cursor(conn: sqlite3.Connection, segment_id: int) -> None:
-    conn.execute("INSERT INTO meta (key, value) VALUES ('scrub_cursor', ?)"
-                 " ON CONFLICT (key) DO UPDATE SET value = excluded.value", (str(segment_id),))
+    conn.execute(
+        "INSERT INTO meta (key, value) VALUES ('scrub_cursor', ?)"
+        " ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+        (str(segment_id),),
+    )
