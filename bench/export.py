@@ -23,7 +23,7 @@ How
       disk varies by +-25 % from one phase to the next.
     - The export is timed in-process with ``perf_counter`` around ``export_now``; a progress
       callback marks when the copies end and the clip join begins, printed as a breakdown.
-    - Checks: every export verifies (``evidence.verify`` against the installation key) and
+    - Checks: every export verifies (``evidence.verify.verify`` against the installation key) and
       its clip lasts the hour within one keyframe interval; every baseline hash equals the
       catalog's.
     - ``bench/out/export-run`` (~1.4 GB of footage, up to ~2.8 GB more while exporting) is
@@ -56,6 +56,7 @@ from ccvault.catalog.writer import CatalogWriter
 from ccvault.config.loading import load
 from ccvault.evidence import bundle as evidence
 from ccvault.evidence.jobs import ExportJobs
+from ccvault.evidence.verify import verify
 from ccvault.host import logs
 from ccvault.host.clock import SystemClock
 from ccvault.recorder.ffmpeg import ffmpeg_binary
@@ -150,7 +151,7 @@ def export(config_path: Path, n: int, start_ms: int, out: Path) -> tuple[float, 
     )
     seconds = time.perf_counter() - t0
     copies = (marks[0] - t0) if marks else float("nan")
-    check = evidence.verify(out, jobs.key.public_raw)
+    check = verify(out, jobs.key.public_raw)
     with av.open(str(out / evidence.CLIP)) as clip:
         duration = float(clip.duration) / av.time_base
     writer.close()

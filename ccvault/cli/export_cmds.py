@@ -113,8 +113,8 @@ def export(
 def verify_export(app: App, directory: Path, key: str | None, as_json: bool) -> None:
     """Re-check a bundle: every file's size and SHA-256 against the manifest, no file missing
     or extra, the signature, and which key signed it. Exit 1 naming the first mismatch."""
-    from ccvault.evidence.bundle import verify
     from ccvault.evidence.signing import fingerprint, installation_public_key, parse_public_key
+    from ccvault.evidence.verify import verify
 
     expected, note = None, ""
     if key is not None:

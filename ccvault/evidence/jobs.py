@@ -11,12 +11,10 @@ one process, and a job a crash left `running` is run again from scratch by the n
 
 from __future__ import annotations
 
-import json
 import os
 import queue
 import shutil
 import threading
-import time
 from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
@@ -24,27 +22,22 @@ from typing import Any
 
 import structlog
 
-from ccvault.catalog import queries
-from ccvault.catalog.rows import Segment
 from ccvault.catalog.writer import CatalogWriter
 from ccvault.config.model import Config
-from ccvault.errors import Busy, CcvaultError, CheckFailed, NotFound, Refused, UsageError
+from ccvault.errors import Busy, Refused
 from ccvault.evidence import bundle as evidence
-from ccvault.evidence import signing
+from ccvault.evidence import requests, signing
+from ccvault.evidence.runner import JobRunner, export_row
 from ccvault.host.clock import Clock
-from ccvault.host.durable import fsync_dir, make_dirs
-from ccvault.host.events import Event, emit
+from ccvault.host.durable import fsync_dir
 from ccvault.host.lock import FileLock
 from ccvault.storage.media import sha256_file
 from ccvault.storage.volumes import Volume
-from ccvault.timefmt import ordered, utc_text
+from ccvault.timefmt import utc_text
 
 log = structlog.get_logger("ccvault.evidence.jobs")
 
-DAY_MS, HOUR_MS = 86_400_000, 3_600_000
-CLIP_FACTOR = 2.1  # bundle bytes per segment byte: the copies, the joined clip, a little more
-SPACE_MARGIN = 64 << 20
-PROGRESS_EVERY_S = 0.5
+DAY_MS = 86_400_000
 
 
 class ExportJobs:
@@ -67,67 +60,11 @@ class ExportJobs:
         self._stopping = threading.Event()
         self._thread: threading.Thread | None = None
         self._start_lock = threading.Lock()
+        self.runner = JobRunner(
+            config, writer, volumes, clock, ffmpeg, self.key, self._stopping.is_set, self.get
+        )
 
     # --- asking for an export -----------------------------------------------------------
-
-    def validate(
-        self, camera: str, from_ms: int, to_ms: int, reason: str, out_dir: Path | None = None
-    ) -> Path | None:
-        """Refuse before anything is recorded. Errors name the field (`camera`, `to`, `out`,
-        `reason`). Returns the resolved bundle directory (None: one in [export] dir)."""
-        if not reason.strip():
-            raise UsageError("reason", "must not be empty (it goes into the manifest)")
-        if self.config.camera(camera) is None:
-            raise NotFound("camera", f"{camera!r} is not a configured camera")
-        ordered(from_ms, to_ms)
-        limit = self.config.export.max_hours
-        if to_ms - from_ms > limit * HOUR_MS:
-            raise Refused(
-                "to",
-                f"the range is {(to_ms - from_ms) / HOUR_MS:.2f} h, more than "
-                f"[export] max_hours ({limit:g} h)",
-            )
-        final = None if out_dir is None else self.destination(out_dir)
-        with self.writer.reader() as conn:
-            found = [
-                s
-                for s in queries.segments_in_range(conn, camera, from_ms, to_ms)
-                if s.state == "ok"
-            ]
-        if not found:
-            raise NotFound(
-                "from", f"no footage of {camera} between {utc_text(from_ms)} and {utc_text(to_ms)}"
-            )
-        where = final.parent if final is not None else self.config.export_dir
-        need = int(sum(s.bytes for s in found) * CLIP_FACTOR) + SPACE_MARGIN
-        free = shutil.disk_usage(_existing(where)).free
-        if free < need:
-            raise Refused(
-                "out",
-                f"not enough free space: {free / 1e9:.2f} GB free at {where}, "
-                f"about {need / 1e9:.2f} GB needed",
-            )
-        return final
-
-    def destination(self, out_dir: Path) -> Path:
-        """A bundle directory may only be made inside [export] dir or an allowed dir, judged
-        after symlinks and `..` are resolved, and must not exist (evidence is never
-        overwritten). Allowed dirs must exist: a missing share is an unmounted one."""
-        final = Path(out_dir).expanduser().resolve()
-        roots = [self.config.export_dir, *self.config.export.allowed_dirs]
-        inside = [r for r in roots if final != r.resolve() and final.is_relative_to(r.resolve())]
-        if not inside:
-            raise Refused(
-                "out",
-                f"{out_dir} is not inside [export] dir or allowed_dirs ("
-                + ", ".join(str(r) for r in roots)
-                + ")",
-            )
-        if inside[0] != self.config.export_dir and not inside[0].is_dir():
-            raise Refused("out", f"{inside[0]} does not exist (an unmounted share?)")
-        if os.path.lexists(out_dir) or final.exists():
-            raise Refused("out", f"{out_dir} exists already (evidence is never overwritten)")
-        return final
 
     def prepare(
         self,
@@ -209,12 +146,18 @@ class ExportJobs:
             export_id = self._record(camera, from_ms, to_ms, reason, actor, out_dir, claim)
             if started is not None:
                 started(export_id)
-            return self._run(export_id, progress or (lambda _f: None))
+            return self.runner.run(export_id, progress or (lambda _f: None))
         finally:
             for lock in claim:
                 lock.release()
 
     # --- running --------------------------------------------------------------------------
+
+    def validate(
+        self, camera: str, from_ms: int, to_ms: int, reason: str, out_dir: Path | None = None
+    ) -> Path | None:
+        """Refuse before anything is recorded (`requests.validate`)."""
+        return requests.validate(self.config, self.writer, camera, from_ms, to_ms, reason, out_dir)
 
     def run(
         self, export_id: int, progress: Callable[[float], None] | None = None
@@ -226,147 +169,13 @@ class ExportJobs:
         if lock is None:
             raise Busy(f"export {export_id}", "another process is running it")
         try:
-            return self._run(export_id, progress or (lambda _f: None))
+            return self.runner.run(export_id, progress or (lambda _f: None))
         finally:
             lock.release()
 
     def _lock_path(self, export_id: int) -> Path:
         catalog = self.config.storage.catalog
         return catalog.with_name(f"{catalog.name}.export-{export_id}.lock")
-
-    def _run(self, export_id: int, progress: Callable[[float], None]) -> dict[str, Any]:
-        row = self._row(export_id)
-        if row is None:
-            raise NotFound(f"export {export_id}", "no such export")
-        final = Path(row["dir"])
-        shutil.rmtree(evidence.partial_dir(final), ignore_errors=True)  # resumed: from scratch
-        if not self.writer.exports.start(export_id):
-            return self.get(export_id) or {}
-        actor = row["actor"]
-        details = {
-            "camera": row["camera"],
-            "from": utc_text(row["from_ms"]),
-            "to": utc_text(row["to_ms"]),
-            "reason": row["reason"],
-            "dir": str(final),
-            "key_fingerprint": self.key.fingerprint,
-        }
-        if os.path.lexists(final):
-            return self._adopt(export_id, final, actor, details)
-        try:
-            bundle = self._build(row, final, progress)
-        except evidence.Cancelled:
-            raise  # the daemon is stopping: the row stays `running`, the next start redoes it
-        except BaseException as exc:
-            problem = str(exc) if isinstance(exc, CcvaultError | OSError) else repr(exc)
-            self.writer.exports.finish(
-                export_id, False, problem[:500], actor, details, self.clock.wall_ms()
-            )
-            log.error("export.failed", export_id=export_id, error=problem)
-            emit(
-                Event(
-                    "export_failed",
-                    f"export {export_id} of camera {row['camera']} failed: {problem[:200]}",
-                    {"camera": row["camera"]},
-                    {"export_id": str(export_id), "actor": actor},
-                )
-            )
-            if isinstance(exc, CcvaultError | KeyboardInterrupt):
-                raise
-            raise CheckFailed(f"export {export_id}", problem) from exc
-        self.writer.exports.finish(
-            export_id,
-            True,
-            None,
-            actor,
-            {
-                **details,
-                "manifest_sha256": bundle.manifest_sha256,
-                "files": len(bundle.files),
-                "bytes": sum(f["bytes"] for f in bundle.files),
-                "actual_from": utc_text(bundle.actual_from_ms),
-                "actual_to": utc_text(bundle.actual_to_ms),
-            },
-            self.clock.wall_ms(),
-        )
-        log.info("export.done", export_id=export_id, dir=str(final), files=len(bundle.files))
-        return {
-            **(self.get(export_id) or {}),
-            "files": bundle.files,
-            "actual": {
-                "from": utc_text(bundle.actual_from_ms),
-                "to": utc_text(bundle.actual_to_ms),
-            },
-        }
-
-    def _build(self, row: Any, final: Path, progress: Callable[[float], None]) -> evidence.Bundle:
-        with self.writer.reader() as conn:
-            found = queries.segments_in_range(conn, row["camera"], row["from_ms"], row["to_ms"])
-        volumes = {v.name: v for v in self.volumes()}
-        pairs: list[tuple[Segment, Path]] = []
-        for seg in (s for s in found if s.state == "ok"):
-            volume = volumes.get(seg.volume)
-            if volume is None or not volume.available:
-                raise Refused(
-                    f"volume {seg.volume}", "is unavailable; its footage cannot be exported now"
-                )
-            pairs.append((seg, volume.path / seg.path))
-        if not pairs:
-            raise NotFound("from", "no footage left in that range")
-        make_dirs(final.parent)  # each new directory's entry made durable
-        spec = evidence.BundleSpec(
-            row["id"],
-            row["camera"],
-            row["from_ms"],
-            row["to_ms"],
-            row["reason"],
-            row["actor"],
-            final,
-            self.config.timezone,
-            self.writer.catalog_id,
-            tuple(s for s in found if s.state != "ok"),
-        )
-        return evidence.build(
-            spec,
-            pairs,
-            self.key,
-            self.ffmpeg,
-            self._reporter(row["id"], progress),
-            self._stopping.is_set,
-        )
-
-    def _adopt(
-        self, export_id: int, final: Path, actor: str, details: dict[str, Any]
-    ) -> dict[str, Any]:
-        """The bundle is there already: a crash fell between its rename and `done`. Ours and
-        intact → done; anything else → failed (never overwritten)."""
-        check = evidence.verify(final, self.key.public_raw)
-        ours = check.ok and _manifest_id(final) == export_id
-        error = None if ours else f"{final} exists already and is not this export's bundle"
-        self.writer.exports.finish(
-            export_id,
-            ours,
-            error,
-            actor,
-            {**details, "manifest_sha256": check.manifest_sha256},
-            self.clock.wall_ms(),
-        )
-        if not ours:
-            raise Refused("out", error or "")
-        return self.get(export_id) or {}
-
-    def _reporter(
-        self, export_id: int, progress: Callable[[float], None]
-    ) -> Callable[[float], None]:
-        last = [0.0]
-
-        def report(fraction: float) -> None:
-            progress(fraction)
-            if time.monotonic() - last[0] >= PROGRESS_EVERY_S:
-                last[0] = time.monotonic()
-                self.writer.exports.progress(export_id, fraction)
-
-        return report
 
     # --- the worker thread and restarts ---------------------------------------------------
 
@@ -411,16 +220,12 @@ class ExportJobs:
             self._thread.join(timeout)
 
     def apply(self, config: Config) -> None:
-        self.config = config
+        self.config = self.runner.config = config
 
     # --- reading and expiry ---------------------------------------------------------------
 
-    def _row(self, export_id: int) -> Any:
-        with self.writer.reader() as conn:
-            return conn.execute("SELECT * FROM exports WHERE id = ?", (export_id,)).fetchone()
-
     def get(self, export_id: int) -> dict[str, Any] | None:
-        row = self._row(export_id)
+        row = export_row(self.writer, export_id)
         return None if row is None else job_json(row)
 
     def purge_expired(self, now_ms: int, actor: str = "retention") -> list[dict[str, Any]]:
@@ -480,17 +285,3 @@ def job_json(row: Any) -> dict[str, Any]:
         "manifest_sha256": sha256_file(manifest) if done else None,
         "available": done,
     }
-
-
-def _manifest_id(bundle: Path) -> int | None:
-    try:
-        return json.loads((bundle / evidence.MANIFEST).read_bytes()).get("export_id")
-    except (OSError, ValueError, AttributeError):
-        return None
-
-
-def _existing(path: Path) -> Path:
-    """The nearest ancestor that exists (a bundle's parents are made when it runs)."""
-    while not path.exists() and path != path.parent:
-        path = path.parent
-    return path

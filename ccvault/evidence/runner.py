@@ -1,0 +1,197 @@
+"""Running one export job: the bundle built, verified and recorded — or the failure recorded
+and raised. The caller holds the job's lock (see `jobs.ExportJobs.run`)."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import structlog
+
+from ccvault.catalog import queries
+from ccvault.catalog.rows import Segment
+from ccvault.catalog.writer import CatalogWriter
+from ccvault.config.model import Config
+from ccvault.errors import CcvaultError, CheckFailed, NotFound, Refused
+from ccvault.evidence import bundle as evidence
+from ccvault.evidence.signing import SigningKey
+from ccvault.evidence.verify import verify
+from ccvault.host.clock import Clock
+from ccvault.host.durable import make_dirs
+from ccvault.host.events import Event, emit
+from ccvault.storage.volumes import Volume
+from ccvault.timefmt import utc_text
+
+log = structlog.get_logger("ccvault.export")
+
+PROGRESS_EVERY_S = 0.5
+
+
+def export_row(writer: CatalogWriter, export_id: int) -> Any:
+    """The job's catalog row (None: no such job)."""
+    with writer.reader() as conn:
+        return conn.execute("SELECT * FROM exports WHERE id = ?", (export_id,)).fetchone()
+
+
+class JobRunner:
+    """Builds one job's bundle; the queue (`jobs.ExportJobs`) decides who runs what, when."""
+
+    def __init__(
+        self,
+        config: Config,
+        writer: CatalogWriter,
+        volumes: Callable[[], list[Volume]],
+        clock: Clock,
+        ffmpeg: str,
+        key: SigningKey,
+        cancelled: Callable[[], bool],
+        job: Callable[[int], dict[str, Any] | None],
+    ) -> None:
+        self.config, self.writer, self.volumes, self.clock = config, writer, volumes, clock
+        self.ffmpeg, self.key, self.cancelled, self.job = ffmpeg, key, cancelled, job
+
+    def run(self, export_id: int, progress: Callable[[float], None]) -> dict[str, Any]:
+        row = export_row(self.writer, export_id)
+        if row is None:
+            raise NotFound(f"export {export_id}", "no such export")
+        final = Path(row["dir"])
+        shutil.rmtree(evidence.partial_dir(final), ignore_errors=True)  # resumed: from scratch
+        if not self.writer.exports.start(export_id):
+            return self.job(export_id) or {}
+        actor = row["actor"]
+        details = {
+            "camera": row["camera"],
+            "from": utc_text(row["from_ms"]),
+            "to": utc_text(row["to_ms"]),
+            "reason": row["reason"],
+            "dir": str(final),
+            "key_fingerprint": self.key.fingerprint,
+        }
+        if os.path.lexists(final):
+            return self._adopt(export_id, final, actor, details)
+        try:
+            bundle = self._build(row, final, progress)
+        except evidence.Cancelled:
+            raise  # the daemon is stopping: the row stays `running`, the next start redoes it
+        except BaseException as exc:
+            problem = str(exc) if isinstance(exc, CcvaultError | OSError) else repr(exc)
+            self.writer.exports.finish(
+                export_id, False, problem[:500], actor, details, self.clock.wall_ms()
+            )
+            log.error("export.failed", export_id=export_id, error=problem)
+            emit(
+                Event(
+                    "export_failed",
+                    f"export {export_id} of camera {row['camera']} failed: {problem[:200]}",
+                    {"camera": row["camera"]},
+                    {"export_id": str(export_id), "actor": actor},
+                )
+            )
+            if isinstance(exc, CcvaultError | KeyboardInterrupt):
+                raise
+            raise CheckFailed(f"export {export_id}", problem) from exc
+        self.writer.exports.finish(
+            export_id,
+            True,
+            None,
+            actor,
+            {
+                **details,
+                "manifest_sha256": bundle.manifest_sha256,
+                "files": len(bundle.files),
+                "bytes": sum(f["bytes"] for f in bundle.files),
+                "actual_from": utc_text(bundle.actual_from_ms),
+                "actual_to": utc_text(bundle.actual_to_ms),
+            },
+            self.clock.wall_ms(),
+        )
+        log.info("export.done", export_id=export_id, dir=str(final), files=len(bundle.files))
+        return {
+            **(self.job(export_id) or {}),
+            "files": bundle.files,
+            "actual": {
+                "from": utc_text(bundle.actual_from_ms),
+                "to": utc_text(bundle.actual_to_ms),
+            },
+        }
+
+    def _build(self, row: Any, final: Path, progress: Callable[[float], None]) -> evidence.Bundle:
+        with self.writer.reader() as conn:
+            found = queries.segments_in_range(conn, row["camera"], row["from_ms"], row["to_ms"])
+        volumes = {v.name: v for v in self.volumes()}
+        pairs: list[tuple[Segment, Path]] = []
+        for seg in (s for s in found if s.state == "ok"):
+            volume = volumes.get(seg.volume)
+            if volume is None or not volume.available:
+                raise Refused(
+                    f"volume {seg.volume}", "is unavailable; its footage cannot be exported now"
+                )
+            pairs.append((seg, volume.path / seg.path))
+        if not pairs:
+            raise NotFound("from", "no footage left in that range")
+        make_dirs(final.parent)  # each new directory's entry made durable
+        spec = evidence.BundleSpec(
+            row["id"],
+            row["camera"],
+            row["from_ms"],
+            row["to_ms"],
+            row["reason"],
+            row["actor"],
+            final,
+            self.config.timezone,
+            self.writer.catalog_id,
+            tuple(s for s in found if s.state != "ok"),
+        )
+        return evidence.build(
+            spec,
+            pairs,
+            self.key,
+            self.ffmpeg,
+            self._reporter(row["id"], progress),
+            self.cancelled,
+        )
+
+    def _adopt(
+        self, export_id: int, final: Path, actor: str, details: dict[str, Any]
+    ) -> dict[str, Any]:
+        """The bundle is there already: a crash fell between its rename and `done`. Ours and
+        intact → done; anything else → failed (never overwritten)."""
+        check = verify(final, self.key.public_raw)
+        ours = check.ok and _manifest_id(final) == export_id
+        error = None if ours else f"{final} exists already and is not this export's bundle"
+        self.writer.exports.finish(
+            export_id,
+            ours,
+            error,
+            actor,
+            {**details, "manifest_sha256": check.manifest_sha256},
+            self.clock.wall_ms(),
+        )
+        if not ours:
+            raise Refused("out", error or "")
+        return self.job(export_id) or {}
+
+    def _reporter(
+        self, export_id: int, progress: Callable[[float], None]
+    ) -> Callable[[float], None]:
+        last = [0.0]
+
+        def report(fraction: float) -> None:
+            progress(fraction)
+            if time.monotonic() - last[0] >= PROGRESS_EVERY_S:
+                last[0] = time.monotonic()
+                self.writer.exports.progress(export_id, fraction)
+
+        return report
+
+
+def _manifest_id(bundle: Path) -> int | None:
+    try:
+        return json.loads((bundle / evidence.MANIFEST).read_bytes()).get("export_id")
+    except (OSError, ValueError, AttributeError):
+        return None
