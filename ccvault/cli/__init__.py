@@ -116,12 +116,13 @@ def main() -> None:
     from ccvault.cli import (  # noqa: F401
         alert_cmds,
         audit_cmds,
-        daemon_cmds,
         export_cmds,
         footage_cmds,
         motion_cmds,
         retention_cmds,
         service_cmds,
+        storage_cmds,
+        systemd_cmds,
         user_cmds,
     )
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 from zoneinfo import ZoneInfo
 
 import click
@@ -11,6 +12,7 @@ from ccvault.catalog import queries
 from ccvault.catalog.rows import AnalysisState, Segment, StoredSpan
 from ccvault.cli import App, cli, json_option, pass_app
 from ccvault.cli.output import emit_json, human_bytes, stderr_is_terminal, table
+from ccvault.config.model import CameraConfig
 from ccvault.errors import Refused
 from ccvault.storage.volumes import open_volumes, spool_dirs
 from ccvault.timefmt import duration_text, local_text, ordered
@@ -178,28 +180,24 @@ def import_cmd(
     as_json: bool,
 ) -> None:
     """Ingest footage recorded elsewhere: stream copy, cut at keyframes, indexed like live."""
-    from ccvault.ingest.importer import plan, run_import  # loads PyAV and OpenCV
-    from ccvault.recorder.ffmpeg import ffmpeg_binary
-    from ccvault.storage.store import SegmentStore
+    from ccvault.ingest.importer import plan  # loads PyAV and OpenCV
 
     cam = app.camera(camera)
     start_ms = app.time(start, "--start")
-    writer = app.writer
-    planned = plan(writer, camera, start_ms, list(files), force)
+    planned = plan(app.writer, camera, start_ms, list(files), force)
     end_ms = start_ms + sum(p.duration_ms for p in planned)
     ceiling = app.config.retention_for(cam).max_days
     if hold_reason is None and start_ms <= app.clock.wall_ms() - ceiling * 86_400_000:
         raise Refused(
             f"import to {camera}",
-            f"the footage starts more than max_days "
-            f"({ceiling:g}) ago and would be purged at once; keep it with "
-            "--hold REASON",
+            f"the footage starts more than max_days ({ceiling:g}) ago and would be purged at "
+            "once; keep it with --hold REASON",
         )
     if hold_reason is not None:
         from ccvault.retention import holds
 
         hold_id = holds.add(
-            writer,
+            app.writer,
             app.config,
             (camera,),
             start_ms,
@@ -210,30 +208,7 @@ def import_cmd(
             app.clock.wall_ms(),
         )
         click.echo(f"hold {hold_id} keeps the imported range", err=True)
-    volumes = open_volumes(app.config, writer, app.clock.wall_ms())
-    store = SegmentStore(writer, lambda: volumes, app.clock)
-    motion = app.config.motion_for(cam)
-    total = sum(p.duration_ms for p in planned) * (2 if motion.enabled else 1)
-    spool = spool_dirs(app.config, volumes).record
-    spool.mkdir(parents=True, exist_ok=True)
-    args = (
-        writer,
-        store,
-        cam,
-        motion,
-        ffmpeg_binary(app.config),
-        app.config.recording.segment_seconds,
-        spool,
-        planned,
-        app.actor(),
-    )
-    if stderr_is_terminal() and not as_json:
-        with click.progressbar(
-            length=total, label="importing", file=click.get_text_stream("stderr")
-        ) as bar:
-            report = run_import(*args, progress=bar.update)
-    else:
-        report = run_import(*args)
+    report = _run_import(app, cam, planned, show_progress=stderr_is_terminal() and not as_json)
     if as_json:
         emit_json(report.as_json())
         return
@@ -242,3 +217,31 @@ def import_cmd(
             f"{item['file']}: {item['status']} from {item['start']}"
             + (f" ({item['segments']} segments)" if "segments" in item else "")
         )
+
+
+def _run_import(app: App, cam: CameraConfig, planned: list, show_progress: bool) -> Any:
+    """Store the planned files and analyse them, with a progress bar on a terminal."""
+    from ccvault.ingest.importer import Importer
+    from ccvault.recorder.ffmpeg import ffmpeg_binary
+    from ccvault.storage.store import SegmentStore
+
+    volumes = open_volumes(app.config, app.writer, app.clock.wall_ms())
+    spool = spool_dirs(app.config, volumes).record
+    spool.mkdir(parents=True, exist_ok=True)
+    importer = Importer(
+        app.writer,
+        SegmentStore(app.writer, lambda: volumes, app.clock),
+        cam,
+        app.config.motion_for(cam),
+        ffmpeg_binary(app.config),
+        app.config.recording.segment_seconds,
+        spool,
+        app.actor(),
+    )
+    if not show_progress:
+        return importer.run(planned)
+    total = sum(p.duration_ms for p in planned) * (2 if importer.motion.enabled else 1)
+    with click.progressbar(
+        length=total, label="importing", file=click.get_text_stream("stderr")
+    ) as bar:
+        return importer.run(planned, progress=bar.update)

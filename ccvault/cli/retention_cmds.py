@@ -27,9 +27,6 @@ def _volumes(app: App) -> list:
 def purge(app: App, dry_run: bool, at: str | None, show_all: bool, as_json: bool) -> None:
     """Apply the retention policy now: delete, thin and migrate what it says, in order."""
     from ccvault.host.lock import daemon_running
-    from ccvault.recorder.ffmpeg import ffmpeg_binary
-    from ccvault.retention.executor import Executor, recover
-    from ccvault.retention.passes import find_leftovers, plan_pass, run_pass, totals
     from ccvault.storage.volumes import spool_dirs
 
     if (at or show_all) and not dry_run:
@@ -39,36 +36,50 @@ def purge(app: App, dry_run: bool, at: str | None, show_all: bool, as_json: bool
     running = daemon_running(app.config.storage.catalog)
     # Beside a running daemon the spool is the daemon's own.
     spools = [] if running else spool_dirs(app.config, volumes).drain
-    if not dry_run:
-        if not running:
-            recover(app.writer, volumes)  # a crashed pass is finished before a new one
-        executor = Executor(
-            app.writer,
-            lambda: volumes,
-            app.clock.wall_ms,
-            ffmpeg_binary(app.config),
-            actor=app.actor(),
-        )
-        with app.writer.reader() as conn:
-            outcome = run_pass(conn, app.config, volumes, executor, now_ms, spools=spools)
-        result = {
-            k: getattr(outcome, k)
-            for k in (
-                "deleted",
-                "deleted_bytes",
-                "migrated",
-                "thinned",
-                "saved_bytes",
-                "skipped",
-                "failed",
-                "leftovers",
-            )
-        }
-        if as_json:
-            emit_json(result)
-        else:
-            click.echo(", ".join(f"{k.replace('_', ' ')}: {v}" for k, v in result.items()))
-        return
+    if dry_run:
+        _preview(app, volumes, spools, now_ms, show_all, as_json)
+    else:
+        _purge_now(app, volumes, spools, now_ms, running, as_json)
+
+
+OUTCOME_KEYS = (
+    "deleted",
+    "deleted_bytes",
+    "migrated",
+    "thinned",
+    "saved_bytes",
+    "skipped",
+    "failed",
+    "leftovers",
+)
+
+
+def _purge_now(
+    app: App, volumes: list, spools: list, now_ms: int, running: bool, as_json: bool
+) -> None:
+    from ccvault.recorder.ffmpeg import ffmpeg_binary
+    from ccvault.retention.executor import Executor, recover
+    from ccvault.retention.passes import run_pass
+
+    if not running:
+        recover(app.writer, volumes)  # a crashed pass is finished before a new one
+    executor = Executor(
+        app.writer, lambda: volumes, app.clock.wall_ms, ffmpeg_binary(app.config), actor=app.actor()
+    )
+    with app.writer.reader() as conn:
+        outcome = run_pass(conn, app.config, volumes, executor, now_ms, spools=spools)
+    result = {k: getattr(outcome, k) for k in OUTCOME_KEYS}
+    if as_json:
+        emit_json(result)
+    else:
+        click.echo(", ".join(f"{k.replace('_', ' ')}: {v}" for k, v in result.items()))
+
+
+def _preview(
+    app: App, volumes: list, spools: list, now_ms: int, show_all: bool, as_json: bool
+) -> None:
+    from ccvault.retention.passes import find_leftovers, plan_pass, totals
+
     decided = {}
     with app.writer.reader() as conn:
         for batch in plan_pass(conn, app.config, volumes, now_ms, include_keeps=show_all):

@@ -9,7 +9,7 @@ import shutil
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 import structlog
 
@@ -79,22 +79,7 @@ class JobRunner:
         except evidence.Cancelled:
             raise  # the daemon is stopping: the row stays `running`, the next start redoes it
         except BaseException as exc:
-            problem = str(exc) if isinstance(exc, CcvaultError | OSError) else repr(exc)
-            self.writer.exports.finish(
-                export_id, False, problem[:500], actor, details, self.clock.wall_ms()
-            )
-            log.error("export.failed", export_id=export_id, error=problem)
-            emit(
-                Event(
-                    "export_failed",
-                    f"export {export_id} of camera {row['camera']} failed: {problem[:200]}",
-                    {"camera": row["camera"]},
-                    {"export_id": str(export_id), "actor": actor},
-                )
-            )
-            if isinstance(exc, CcvaultError | KeyboardInterrupt):
-                raise
-            raise CheckFailed(f"export {export_id}", problem) from exc
+            self._failed(row, details, exc)
         self.writer.exports.finish(
             export_id,
             True,
@@ -119,6 +104,26 @@ class JobRunner:
                 "to": utc_text(bundle.actual_to_ms),
             },
         }
+
+    def _failed(self, row: Any, details: dict[str, Any], exc: BaseException) -> NoReturn:
+        """Recorded (job failed, pin released, audited), announced, then raised."""
+        export_id, actor = row["id"], row["actor"]
+        problem = str(exc) if isinstance(exc, CcvaultError | OSError) else repr(exc)
+        self.writer.exports.finish(
+            export_id, False, problem[:500], actor, details, self.clock.wall_ms()
+        )
+        log.error("export.failed", export_id=export_id, error=problem)
+        emit(
+            Event(
+                "export_failed",
+                f"export {export_id} of camera {row['camera']} failed: {problem[:200]}",
+                {"camera": row["camera"]},
+                {"export_id": str(export_id), "actor": actor},
+            )
+        )
+        if isinstance(exc, CcvaultError | KeyboardInterrupt):
+            raise exc
+        raise CheckFailed(f"export {export_id}", problem) from exc
 
     def _build(self, row: Any, final: Path, progress: Callable[[float], None]) -> evidence.Bundle:
         with self.writer.reader() as conn:

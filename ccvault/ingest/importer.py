@@ -82,138 +82,93 @@ def plan(
     return planned
 
 
-def run_import(
-    writer: CatalogWriter,
-    store: SegmentStore,
-    camera: CameraConfig,
-    motion: MotionSettings,
-    ffmpeg: str,
-    segment_seconds: int,
-    work_dir: Path,
-    planned: list[PlannedFile],
-    actor: str,
-    progress: Callable[[int], None] = lambda _: None,
-) -> ImportReport:
-    """Store every planned file, then analyse the new footage for motion before returning.
-    The import lock is held throughout: a daemon starting meanwhile leaves these segments to
-    this process (`motion.scheduler.reset_interrupted`)."""
-    with import_running(writer.path):
-        return _store_and_analyse(
-            writer,
-            store,
-            camera,
-            motion,
-            ffmpeg,
-            segment_seconds,
-            work_dir,
-            planned,
-            actor,
-            progress,
-        )
+@dataclass(frozen=True)
+class Importer:
+    """Where and how one camera's footage is imported, for one run of `ccvault import`."""
 
+    writer: CatalogWriter
+    store: SegmentStore
+    camera: CameraConfig
+    motion: MotionSettings
+    ffmpeg: str
+    segment_seconds: int
+    work_dir: Path  # the spool: the split files are linked from there into the store
+    actor: str
 
-def _store_and_analyse(
-    writer: CatalogWriter,
-    store: SegmentStore,
-    camera: CameraConfig,
-    motion: MotionSettings,
-    ffmpeg: str,
-    segment_seconds: int,
-    work_dir: Path,
-    planned: list[PlannedFile],
-    actor: str,
-    progress: Callable[[int], None],
-) -> ImportReport:
-    analysis = AnalysisState.BY_IMPORT if motion.enabled else AnalysisState.NOT_ANALYSED
-    report = ImportReport(camera.name)
-    for item in planned:
+    def run(
+        self, planned: list[PlannedFile], progress: Callable[[int], None] = lambda _: None
+    ) -> ImportReport:
+        """Store every planned file, then analyse the new footage for motion before
+        returning. The import lock is held throughout: a daemon starting meanwhile leaves
+        these segments to this process (`motion.scheduler.reset_interrupted`)."""
+        with import_running(self.writer.path):
+            report = ImportReport(self.camera.name)
+            for item in planned:
+                self._store_file(item, report, progress)
+            if self.motion.enabled and report.segments:
+                with self.writer.reader() as conn:
+                    segments = queries.segments_by_ids(conn, report.segments)
+                paths = {v.name: v.path for v in self.store.volumes()}
+                analyse_in_order(self.writer, self.motion, segments, paths, progress)
+            return report
+
+    def _store_file(
+        self, item: PlannedFile, report: ImportReport, progress: Callable[[int], None]
+    ) -> None:
+        entry = {"file": item.path.name, "sha256": item.sha256, "start": utc_text(item.start_ms)}
         if item.already_imported:
-            report.files.append(
-                {
-                    "file": item.path.name,
-                    "sha256": item.sha256,
-                    "start": utc_text(item.start_ms),
-                    "status": "already imported",
-                }
-            )
+            report.files.append({**entry, "status": "already imported"})
             progress(item.duration_ms)
-            continue
-        stored = _import_one(
-            store, camera, ffmpeg, segment_seconds, work_dir, item, analysis, progress
-        )
+            return
+        stored = self._split_and_store(item, progress)
         ids = [s.segment_id for s in stored if s.segment_id is not None]
         report.segments += ids
-        end_ms = item.start_ms + item.duration_ms
-        writer.segments.record_import(
-            camera.name,
+        self.writer.segments.record_import(
+            self.camera.name,
             item.path.name,
             item.sha256,
             item.start_ms,
-            end_ms,
+            item.start_ms + item.duration_ms,
             len(ids),
-            actor,
-            store.clock.wall_ms(),
+            self.actor,
+            self.store.clock.wall_ms(),
         )
-        report.files.append(
-            {
-                "file": item.path.name,
-                "sha256": item.sha256,
-                "start": utc_text(item.start_ms),
-                "status": "imported",
-                "segments": len(ids),
-            }
-        )
+        report.files.append({**entry, "status": "imported", "segments": len(ids)})
         log.info(
             "import.file_done",
-            camera=camera.name,
+            camera=self.camera.name,
             file=item.path.name,
             segments=len(ids),
-            actor=actor,
+            actor=self.actor,
         )
-    if motion.enabled and report.segments:
-        with writer.reader() as conn:
-            segments = queries.segments_by_ids(conn, report.segments)
-        paths = {v.name: v.path for v in store.volumes()}
-        analyse_in_order(writer, motion, segments, paths, progress)
-    return report
 
-
-def _import_one(
-    store: SegmentStore,
-    camera: CameraConfig,
-    ffmpeg: str,
-    segment_seconds: int,
-    work_dir: Path,
-    item: PlannedFile,
-    analysis: int,
-    progress: Callable[[int], None],
-) -> list[Stored]:
-    tmp = work_dir / f".import-{uuid.uuid4().hex}"
-    tmp.mkdir(parents=True)
-    try:
-        _split(ffmpeg, camera, item.path, segment_seconds, tmp)
-        stored = []
-        for entry in read_list(tmp / "segments.csv"):
-            src = tmp / entry.name
-            media = probe(src)
-            start, end = segment_times(entry, media.duration_ms)
-            offset = item.start_ms
-            stored.append(
-                store.add(
-                    src,
-                    camera.name,
-                    offset + start,
-                    offset + end,
-                    media,
-                    sha256_file(src),
-                    "imported",
-                    analysis,
+    def _split_and_store(self, item: PlannedFile, progress: Callable[[int], None]) -> list[Stored]:
+        analysis = AnalysisState.BY_IMPORT if self.motion.enabled else AnalysisState.NOT_ANALYSED
+        tmp = self.work_dir / f".import-{uuid.uuid4().hex}"
+        tmp.mkdir(parents=True)
+        try:
+            _split(self.ffmpeg, self.camera, item.path, self.segment_seconds, tmp)
+            stored = []
+            for entry in read_list(tmp / "segments.csv"):
+                src = tmp / entry.name
+                media = probe(src)
+                start, end = segment_times(entry, media.duration_ms)
+                stored.append(
+                    self.store.add(
+                        src,
+                        self.camera.name,
+                        item.start_ms + start,
+                        item.start_ms + end,
+                        media,
+                        sha256_file(src),
+                        "imported",
+                        analysis,
+                    )
                 )
-            )
-            progress(media.duration_ms)
-        return stored
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
+                progress(media.duration_ms)
+            return stored
+        finally:
+            shutil.rmtree(tmp, ignore_errors=True)
 
 
 def _split(ffmpeg: str, camera: CameraConfig, src: Path, segment_seconds: int, out: Path) -> None:

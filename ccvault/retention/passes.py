@@ -21,7 +21,7 @@ from ccvault.config.model import Config
 from ccvault.host.events import Event, emit
 from ccvault.retention import candidates, pressure
 from ccvault.retention.executor import Executor, Outcome, remove_leftovers
-from ccvault.retention.planner import DELETE, KEEP, Decision, over_quota, plan
+from ccvault.retention.planner import DELETE, KEEP, Decision, Protection, over_quota, plan
 from ccvault.storage.volumes import Volume
 from ccvault.timefmt import utc_text
 
@@ -36,6 +36,25 @@ class PassState:
     under: dict[str, int] = field(default_factory=dict)
 
 
+@dataclass
+class _Tally:
+    """In a preview nothing is carried out, so later steps must skip what earlier ones chose
+    and count what they would free; in a real pass the catalog itself says so (and a
+    catch-up must not hold every id)."""
+
+    taken: set[int] = field(default_factory=set)
+    deleted: dict[str, int] = field(default_factory=lambda: defaultdict(int))  # per camera
+    freed: dict[str, int] = field(default_factory=lambda: defaultdict(int))  # per volume
+
+    def count(self, decisions: list[Decision]) -> None:
+        for d in decisions:
+            if d.action != KEEP:
+                self.taken.add(d.segment.id)
+            if d.action == DELETE:
+                self.deleted[d.segment.camera] += d.segment.bytes
+                self.freed[d.segment.volume] += d.segment.bytes
+
+
 def plan_pass(
     conn: sqlite3.Connection,
     config: Config,
@@ -46,18 +65,15 @@ def plan_pass(
     executed: bool = False,
     state: PassState | None = None,
 ) -> Iterator[list[Decision]]:
-    """Decision batches for a pass at now_ms. `executed`: each batch is carried out before
-    the next is planned (so usage counters already reflect earlier deletions)."""
+    """Decision batches for a pass at now_ms: routine rules, then per-camera quotas, then
+    disk pressure. `executed`: each batch is carried out before the next is planned (so
+    usage counters already reflect earlier deletions)."""
     state = state if state is not None else PassState()
     sc = candidates.scope(conn, config, {v.name: v.role for v in volumes if v.available})
     protections = candidates.protections(conn)
     spaces = pressure.measure(config, volumes, conn, now_ms)
     archives = pressure.archive_room(spaces)
-    # In a preview nothing is carried out, so later steps must skip what earlier ones chose;
-    # in a real pass the catalog itself says so (and a catch-up must not hold every id).
-    taken: set[int] = set()
-    deleted: dict[str, int] = defaultdict(int)  # per camera, in a preview
-    freed: dict[str, int] = defaultdict(int)  # per volume, in a preview
+    tally = _Tally()
     source = (
         candidates.everything(conn, sc)
         if include_keeps
@@ -65,39 +81,46 @@ def plan_pass(
     )
     for batch in source:
         decisions = plan(batch, sc.policies, protections, now_ms, archives)
-        for d in decisions if not executed else ():
-            if d.action != KEEP:
-                taken.add(d.segment.id)
-            if d.action == DELETE:
-                deleted[d.segment.camera] += d.segment.bytes
-                freed[d.segment.volume] += d.segment.bytes
+        if not executed:
+            tally.count(decisions)
         yield decisions if include_keeps else [d for d in decisions if d.action != KEEP]
-    per_camera = candidates.usage(conn)[0]
-    for camera, policy in sc.policies.items():
-        if policy.max_bytes is None:
-            continue
-        excess = per_camera.get(camera, 0) - deleted[camera] - policy.max_bytes
-        for batch in candidates.camera_oldest(conn, sc, camera):
-            if excess <= 0:
-                break
-            decisions, excess = over_quota(
-                batch, excess, "max_bytes:camera", sc.policies, protections, now_ms, taken
-            )
-            for d in decisions:
-                freed[d.segment.volume] += d.segment.bytes
-            yield decisions
-            if batch[-1].end_ms > now_ms - policy.min_ms:
-                break
+    yield from _quotas(conn, sc, protections, now_ms, tally)
     if executed:
         spaces = pressure.measure(config, volumes, conn, now_ms)
     else:  # a preview: count what the routine deletions above would free
         spaces = {
-            name: replace(s, free=s.free + freed[name], footage=s.footage - freed[name])
+            name: replace(s, free=s.free + tally.freed[name], footage=s.footage - tally.freed[name])
             for name, s in spaces.items()
         }
-    found = pressure.plan(conn, sc, spaces, protections, now_ms, archives, taken)
+    found = pressure.plan(conn, sc, spaces, protections, now_ms, archives, tally.taken)
     state.blocked, state.under = found.blocked, found.under
     yield found.decisions
+
+
+def _quotas(
+    conn: sqlite3.Connection,
+    sc: candidates.Scope,
+    protections: list[Protection],
+    now_ms: int,
+    tally: _Tally,
+) -> Iterator[list[Decision]]:
+    """Per-camera `max_bytes`: the oldest footage past min_days goes first."""
+    per_camera = candidates.usage(conn)[0]
+    for camera, policy in sc.policies.items():
+        if policy.max_bytes is None:
+            continue
+        excess = per_camera.get(camera, 0) - tally.deleted[camera] - policy.max_bytes
+        for batch in candidates.camera_oldest(conn, sc, camera):
+            if excess <= 0:
+                break
+            decisions, excess = over_quota(
+                batch, excess, "max_bytes:camera", sc.policies, protections, now_ms, tally.taken
+            )
+            for d in decisions:
+                tally.freed[d.segment.volume] += d.segment.bytes
+            yield decisions
+            if batch[-1].end_ms > now_ms - policy.min_ms:
+                break
 
 
 def run_pass(

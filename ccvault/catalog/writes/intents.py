@@ -113,49 +113,10 @@ class IntentWrites:
         with self._core.transaction() as conn:
             done, audited = [], []
             for sw in switches:
-                it = sw.intent
-                row = conn.execute(
-                    "SELECT s.id, c.name AS camera, s.start_ms, s.end_ms, s.sha256, s.bytes"
-                    " FROM segments s JOIN cameras c ON c.id = s.camera_id"
-                    " JOIN volumes v ON v.id = s.volume_id"
-                    " WHERE s.id = ? AND v.name = ? AND s.path = ?",
-                    (it.segment_id, it.src_volume, it.src_path),
-                ).fetchone()
-                if row is None or (
-                    it.kind == "thin"
-                    and protected_now(conn, row["camera"], row["start_ms"], row["end_ms"], now_ms)
-                ):
-                    continue
-                conn.execute(
-                    "UPDATE segments SET volume_id = (SELECT id FROM volumes WHERE name = ?),"
-                    " path = ?, bytes = ?, sha256 = ?, frames = ?,"
-                    " thinned_ms = CASE WHEN ? THEN ? ELSE thinned_ms END WHERE id = ?",
-                    (
-                        it.dst_volume,
-                        it.dst_path,
-                        sw.bytes,
-                        sw.sha256,
-                        sw.frames,
-                        it.kind == "thin",
-                        now_ms,
-                        it.segment_id,
-                    ),
-                )
-                conn.execute("UPDATE intents SET switched = 1 WHERE id = ?", (it.id,))
-                done.append(it)
-                audited.append(
-                    {
-                        "id": row["id"],
-                        "camera": row["camera"],
-                        "start_ms": row["start_ms"],
-                        "from": it.src_volume,
-                        "to": it.dst_volume,
-                        "sha256": row["sha256"],
-                        "bytes": row["bytes"],
-                        "new_sha256": sw.sha256,
-                        "new_bytes": sw.bytes,
-                    }
-                )
+                record = _switch(conn, sw, now_ms)
+                if record is not None:
+                    done.append(sw.intent)
+                    audited.append(record)
             if audited and action == "thin":
                 saved = sum(a["bytes"] - a["new_bytes"] for a in audited)
                 for key, add in (("thinned_segments", len(audited)), ("thin_saved_bytes", saved)):
@@ -202,3 +163,48 @@ def protected_now(
         {"now": now_ms, "start": start_ms, "end": end_ms, "camera": camera},
     ).fetchone()
     return row is not None
+
+
+def _switch(conn: sqlite3.Connection, sw: Switch, now_ms: int) -> dict[str, Any] | None:
+    """Point one row at its new copy and mark the intent switched; the audit entry, or None
+    when the row has moved on (or, for a thinned copy, is protected now)."""
+    it = sw.intent
+    row = conn.execute(
+        "SELECT s.id, c.name AS camera, s.start_ms, s.end_ms, s.sha256, s.bytes"
+        " FROM segments s JOIN cameras c ON c.id = s.camera_id"
+        " JOIN volumes v ON v.id = s.volume_id"
+        " WHERE s.id = ? AND v.name = ? AND s.path = ?",
+        (it.segment_id, it.src_volume, it.src_path),
+    ).fetchone()
+    if row is None or (
+        it.kind == "thin"
+        and protected_now(conn, row["camera"], row["start_ms"], row["end_ms"], now_ms)
+    ):
+        return None
+    conn.execute(
+        "UPDATE segments SET volume_id = (SELECT id FROM volumes WHERE name = ?),"
+        " path = ?, bytes = ?, sha256 = ?, frames = ?,"
+        " thinned_ms = CASE WHEN ? THEN ? ELSE thinned_ms END WHERE id = ?",
+        (
+            it.dst_volume,
+            it.dst_path,
+            sw.bytes,
+            sw.sha256,
+            sw.frames,
+            it.kind == "thin",
+            now_ms,
+            it.segment_id,
+        ),
+    )
+    conn.execute("UPDATE intents SET switched = 1 WHERE id = ?", (it.id,))
+    return {
+        "id": row["id"],
+        "camera": row["camera"],
+        "start_ms": row["start_ms"],
+        "from": it.src_volume,
+        "to": it.dst_volume,
+        "sha256": row["sha256"],
+        "bytes": row["bytes"],
+        "new_sha256": sw.sha256,
+        "new_bytes": sw.bytes,
+    }

@@ -1,0 +1,82 @@
+"""Commands about storage: reconcile (make catalog and disks agree), volume init/replace."""
+
+from __future__ import annotations
+
+import sys
+
+import click
+
+from ccvault.cli import App, cli, json_option, pass_app
+from ccvault.cli.output import emit_json, stderr_is_terminal
+from ccvault.errors import CHECK_FAILED
+from ccvault.host.lock import daemon_running
+from ccvault.storage.volumes import init_volume, open_volumes, replace_volume, spool_dirs
+
+
+@cli.command()
+@click.option("--dry-run", is_flag=True, help="Report what would change; change nothing.")
+@json_option
+@pass_app
+def reconcile(app: App, dry_run: bool, as_json: bool) -> None:
+    """Compare catalog and volumes: ingest, adopt, quarantine, report missing (exit 1 if any)."""
+    from ccvault.ingest.reconcile import reconcile as run_reconcile
+    from ccvault.ingest.spool import Ingestor
+    from ccvault.retention.executor import recover
+    from ccvault.storage.store import SegmentStore
+
+    writer = app.writer
+    running = daemon_running(app.config.storage.catalog)
+    volumes = open_volumes(app.config, writer, app.clock.wall_ms())
+    store = SegmentStore(writer, lambda: volumes, app.clock)
+    if not running and not dry_run:
+        recover(writer, volumes)  # half-done purges first, before anything may be adopted
+    # While the daemon runs, the spool is its own: a second ingester would race it.
+    ingestor = None if running else Ingestor(store, spool_dirs(app.config, volumes).drain, set)
+    show = stderr_is_terminal() and not as_json
+    report = run_reconcile(
+        writer,
+        store,
+        volumes,
+        ingestor,
+        dry_run=dry_run,
+        daemon_running=running,
+        progress=(lambda where: click.echo(f"reconcile: checking {where}…", err=True))
+        if show
+        else (lambda _: None),
+        actor=app.actor(),
+    )
+    if as_json:
+        emit_json(report.as_json())
+    else:
+        for kind, items in report.as_json().items():
+            click.echo(f"{kind}: {len(items)}")
+            for item in items:
+                click.echo("  " + ", ".join(f"{k}={v}" for k, v in item.items()))
+    if not report.clean:
+        sys.exit(CHECK_FAILED)
+
+
+@cli.group()
+def volume() -> None:
+    """Initialise or replace a storage volume on purpose."""
+
+
+@volume.command("init")
+@click.argument("name")
+@pass_app
+def volume_init(app: App, name: str) -> None:
+    """Write the identity of a volume that has none (e.g. its identity file was lost)."""
+    volume_uuid = init_volume(app.config, app.writer, name, app.clock.wall_ms())
+    click.echo(f"volume {name}: initialised ({volume_uuid})")
+
+
+@volume.command("replace")
+@click.argument("name")
+@click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
+@pass_app
+def volume_replace(app: App, name: str, yes: bool) -> None:
+    """A new disk takes the place of a lost one: its old footage is marked missing."""
+    if not yes and sys.stdin.isatty():
+        click.confirm(f"Mark all footage catalogued on {name} as missing?", abort=True)
+    lost = replace_volume(app.config, app.writer, name, app.clock.wall_ms())
+    click.echo(f"volume {name}: replaced; {lost} segment(s) marked missing")

@@ -1,0 +1,253 @@
+"""What the daemon is made of, and how the parts are built and joined (the composition root).
+
+`build` runs the start-up order that matters before anything records: the catalog opened and
+migrated, the volumes checked, interrupted file operations (intents) and analyses recovered,
+the spool reconciled. The parts come back as `Parts`; `daemon.Daemon` starts, reloads and
+stops them. State lives in the part that owns it; this module only joins them.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import structlog
+
+from ccvault import __version__
+from ccvault.alerts.channels import build_channels
+from ccvault.alerts.dispatcher import Dispatcher
+from ccvault.alerts.manager import AlertManager
+from ccvault.api.context import ApiContext
+from ccvault.api.server import ApiServer
+from ccvault.catalog.audit import AuditLog
+from ccvault.catalog.writer import CatalogWriter
+from ccvault.config.loading import LoadedConfig
+from ccvault.config.model import Config
+from ccvault.evidence.jobs import ExportJobs
+from ccvault.host.clock import Clock
+from ccvault.host.sdnotify import Notifier
+from ccvault.ingest.reconcile import reconcile
+from ccvault.ingest.spool import Ingestor, SpoolRouter
+from ccvault.motion.scheduler import MotionScheduler, default_workers, reset_interrupted
+from ccvault.recorder.ffmpeg import ffmpeg_binary
+from ccvault.recorder.states import CameraState
+from ccvault.recorder.supervisor import Supervisor
+from ccvault.retention.executor import recover
+from ccvault.retention.runner import RetentionRunner
+from ccvault.service import jobs as timing
+from ccvault.service.checks import HealthChecks
+from ccvault.service.jobs import Job, Jobs, every
+from ccvault.service.metrics import Metrics
+from ccvault.storage.integrity import Scrubber
+from ccvault.storage.store import SegmentStore
+from ccvault.storage.volumes import VolumeSet, spool_dirs
+
+log = structlog.get_logger("ccvault.daemon")
+
+
+@dataclass
+class Footage:
+    """The footage path: recorders → spool → store."""
+
+    store: SegmentStore
+    supervisor: Supervisor
+    ingestor: Ingestor
+    router: SpoolRouter
+
+
+@dataclass
+class Parts:
+    """Everything the daemon built, so start, reload and stop can reach it."""
+
+    writer: CatalogWriter
+    volumes: VolumeSet
+    footage: Footage
+    alerts: AlertManager
+    exports: ExportJobs
+    api_context: ApiContext
+    api: ApiServer
+    motion: MotionScheduler
+    scrubber: Scrubber
+    retention: RetentionRunner
+    checks: HealthChecks
+    jobs: Jobs
+    threads: dict[str, threading.Thread] = field(default_factory=dict)
+
+    def appliers(self) -> list[Callable[[Config], None]]:
+        """Who takes a reloaded config, in this order (volumes last: it re-checks disks)."""
+        return [
+            self.exports.apply,
+            self.api_context.apply,
+            self.motion.apply,
+            self.scrubber.apply,
+            lambda c: self.alerts.apply(c.alerts),
+            self.jobs.apply,
+            self.retention.apply,
+            self.checks.apply,
+            self.footage.router.apply,
+            self.footage.supervisor.apply,
+            self.volumes.apply,
+        ]
+
+
+@dataclass(frozen=True)
+class Shared:
+    """What the daemon hands every part: its clock, metrics, notifier and stop flag."""
+
+    loaded: LoadedConfig
+    clock: Clock
+    metrics: Metrics
+    notifier: Notifier
+    stopping: threading.Event
+
+
+def build(shared: Shared) -> Parts:
+    config, clock = shared.loaded.config, shared.clock
+    writer = CatalogWriter(config.storage.catalog, AuditLog(config.audit_path))
+    log.info(
+        "daemon.starting",
+        version=__version__,
+        config=str(shared.loaded.path),
+        catalog=str(config.storage.catalog),
+        cameras=len(config.cameras),
+    )
+    for warning in shared.loaded.warnings:
+        log.warning("config.warning", detail=warning)
+    writer.cameras.ensure(c.name for c in config.cameras)
+    volumes = VolumeSet(config, writer, clock.wall_ms, on_return=lambda v: recover(writer, v))
+    volumes.refresh()
+    # Intents first: a half-done purge must finish before reconcile could adopt its file.
+    recovered = recover(writer, volumes.current())
+    analyses = reset_interrupted(writer)
+    writer.record_event(
+        "daemon",
+        "daemon.start",
+        "daemon",
+        {
+            "version": __version__,
+            "config": str(shared.loaded.path),
+            "cameras": [c.name for c in config.cameras],
+            "intents_recovered": recovered,
+            "analyses_reset": analyses,
+        },
+        clock.wall_ms(),
+    )
+    footage = _footage(shared, writer, volumes)
+    return _serving(shared, writer, volumes, footage)
+
+
+def _footage(shared: Shared, writer: CatalogWriter, volumes: VolumeSet) -> Footage:
+    """Recorders, spool and store, reconciled before anything records."""
+    config, clock = shared.loaded.config, shared.clock
+    store = SegmentStore(writer, volumes.writable, clock, shared.metrics)
+    spools = spool_dirs(config, volumes.current())
+    log.info("daemon.spool", spool=str(spools.record))
+
+    def save_state(camera: str, state: CameraState, since_ms: int, reason: str) -> None:
+        writer.cameras.set_state(camera, str(state), since_ms, reason)
+
+    supervisor = Supervisor(config, spools.record, clock, save_state, lambda: ingestor.wake())
+    ingestor = Ingestor(store, spools.drain, supervisor.active_runs)
+    reconcile(writer, store, volumes.current(), ingestor, dry_run=False, daemon_running=False)
+    router = SpoolRouter(config, volumes, ingestor, supervisor.move_spool, spools.record)
+    return Footage(store, supervisor, ingestor, router)
+
+
+def _serving(shared: Shared, writer: CatalogWriter, volumes: VolumeSet, footage: Footage) -> Parts:
+    """The parts that serve and keep the footage, and the jobs that drive them."""
+    config, clock, metrics = shared.loaded.config, shared.clock, shared.metrics
+    grace_s = config.recording.offline_after_seconds + 2 * config.alerts.check_seconds
+    alerts = AlertManager(
+        config.alerts, writer, Dispatcher(build_channels(config.alerts)), clock.wall_ms(), grace_s
+    )
+    exports = ExportJobs(config, writer, volumes.current, clock, ffmpeg_binary(config))
+    api_context = ApiContext(config, writer, clock, volumes.current, exports, metrics)
+    supervisor, ingestor = footage.supervisor, footage.ingestor
+    retention = RetentionRunner(
+        config,
+        writer,
+        volumes,
+        clock.wall_ms,
+        shared.stopping,
+        lambda: ingestor.spools,
+        supervisor.active_runs,
+        lambda: supervisor.recorders_spool,
+        footage.router.follow,
+        metrics,
+        metrics.purge_succeeded,
+    )
+    checks = HealthChecks(
+        config,
+        writer,
+        volumes,
+        footage.store,
+        lambda: supervisor.recorders.values(),
+        alerts,
+        metrics,
+        shared.notifier,
+        writer.audit_log or AuditLog(config.audit_path),
+        clock,
+    )
+    motion = MotionScheduler(
+        config, writer, volumes.current, config.motion.workers or default_workers()
+    )
+    scrubber = Scrubber(writer, volumes.current, clock, config.integrity.scrub_mb_per_s)
+    jobs = _jobs(config, footage, retention, checks, exports, clock)
+    return Parts(
+        writer,
+        volumes,
+        footage,
+        alerts,
+        exports,
+        api_context,
+        ApiServer(api_context),
+        motion,
+        scrubber,
+        retention,
+        checks,
+        jobs,
+    )
+
+
+def _jobs(
+    config: Config,
+    footage: Footage,
+    retention: RetentionRunner,
+    checks: HealthChecks,
+    exports: ExportJobs,
+    clock: Clock,
+) -> Jobs:
+    return Jobs(
+        [
+            Job("spool_rescan", footage.ingestor.wake, lambda c: c.recording.rescan_seconds),
+            Job("health", checks.check, lambda c: c.alerts.check_seconds),
+            Job("slow_checks", checks.slow, every(timing.SLOW_CHECKS_S)),
+            # Its first run reads the whole audit log (~40 µs a record, bench/service.py): in the
+            # scheduler's pool after start-up, never in the way of READY=1.
+            Job("audit_check", checks.audit, every(timing.SLOW_CHECKS_S), first_after_s=0),
+            Job(
+                "retention",
+                retention.routine,
+                every(timing.RETENTION_EVERY_S),
+                first_after_s=timing.RETENTION_FIRST_S,
+                on_failure=retention.failed,
+            ),
+            Job(
+                "pressure",
+                retention.pressure,
+                every(timing.PRESSURE_EVERY_S),
+                first_after_s=0,
+                on_failure=retention.failed,
+            ),
+            Job("free_space_watch", retention.watch_free_space, every(timing.FREE_SPACE_WATCH_S)),
+            # Bundles in [export] dir are footage too: they expire after keep_days.
+            Job(
+                "export_expiry",
+                lambda: exports.purge_expired(clock.wall_ms()),
+                every(timing.EXPORT_EXPIRY_S),
+                first_after_s=timing.RETENTION_FIRST_S,
+            ),
+        ],
+        config,
+    )
