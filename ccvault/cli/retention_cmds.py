@@ -42,18 +42,6 @@ def purge(app: App, dry_run: bool, at: str | None, show_all: bool, as_json: bool
         _purge_now(app, volumes, spools, now_ms, running, as_json)
 
 
-OUTCOME_KEYS = (
-    "deleted",
-    "deleted_bytes",
-    "migrated",
-    "thinned",
-    "saved_bytes",
-    "skipped",
-    "failed",
-    "leftovers",
-)
-
-
 def _purge_now(
     app: App, volumes: list, spools: list, now_ms: int, running: bool, as_json: bool
 ) -> None:
@@ -68,7 +56,7 @@ def _purge_now(
     )
     with app.writer.reader() as conn:
         outcome = run_pass(conn, app.config, volumes, executor, now_ms, spools=spools)
-    result = {k: getattr(outcome, k) for k in OUTCOME_KEYS}
+    result = outcome.counts()
     if as_json:
         emit_json(result)
     else:

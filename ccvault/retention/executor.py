@@ -74,19 +74,25 @@ class Outcome:
     leftovers: int = 0  # quarantined files and spool leftovers removed past the ceiling
     premature: list[Decision] = field(default_factory=list)
 
+    COUNTS = (
+        "deleted",
+        "deleted_bytes",
+        "migrated",
+        "thinned",
+        "saved_bytes",
+        "skipped",
+        "failed",
+        "leftovers",
+    )
+
     def add(self, other: Outcome) -> None:
-        for name in (
-            "deleted",
-            "deleted_bytes",
-            "migrated",
-            "thinned",
-            "saved_bytes",
-            "skipped",
-            "failed",
-            "leftovers",
-        ):
+        for name in self.COUNTS:
             setattr(self, name, getattr(self, name) + getattr(other, name))
         self.premature += other.premature
+
+    def counts(self) -> dict[str, int]:
+        """The totals `ccvault purge --json` prints (a stable contract)."""
+        return {name: getattr(self, name) for name in self.COUNTS}
 
 
 class Executor:
