@@ -151,7 +151,7 @@ def export(config_path: Path, n: int, start_ms: int, out: Path) -> tuple[float, 
     )
     seconds = time.perf_counter() - t0
     copies = (marks[0] - t0) if marks else float("nan")
-    check = verify(out, jobs.key.public_raw)
+    check = verify(out, jobs.key.fingerprint)
     with av.open(str(out / evidence.CLIP)) as clip:
         duration = float(clip.duration) / av.time_base
     writer.close()

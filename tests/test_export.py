@@ -178,7 +178,15 @@ def test_bundle_holds_the_originals_a_clip_and_a_signed_manifest(site, bundle) -
     assert manifest["clock"]["ntp_synchronized"] in (True, False, "unknown")
     listed = {f["name"] for f in manifest["files"]}
     on_disk = {p.relative_to(out).as_posix() for p in out.rglob("*") if p.is_file()}
-    assert on_disk == listed | {"manifest.json", "manifest.sig"}
+    assert on_disk == listed | {
+        "manifest.json",
+        "manifest.sig",
+        "SHA256SUMS",
+        "SHA256SUMS.sig",
+        "signer.pem",
+        "README.txt",
+    }
+    assert {f["origin"] for f in originals} == {"imported"}  # seeded as imported footage
     # The key: made once, private, its fingerprint in the audit log and every export record.
     key_path = site.root / "signing-key.pem"
     assert stat.S_IMODE(key_path.stat().st_mode) == 0o600
@@ -241,7 +249,7 @@ def _segment(bundle: Path) -> Path:
         ),
         (lambda b: _segment(b).unlink(), "missing from the bundle"),
         (lambda b: (b / "segments" / "extra.mp4").write_bytes(b"x"), "extra file"),
-        (_resign, "signer: manifest.json is signed by key"),
+        (_resign, "signer: signed by an unknown key"),
     ],
 )
 def test_verify_names_what_was_changed(site, bundle, tmp_path, tamper, problem) -> None:
@@ -254,17 +262,18 @@ def test_verify_names_what_was_changed(site, bundle, tmp_path, tamper, problem) 
     assert problem in first, result.stdout
 
 
-def test_a_resigned_manifest_passes_only_without_the_installation_key(
-    site, bundle, tmp_path
-) -> None:
-    """Documented: alone, a bundle proves it is unchanged since *someone* signed it; the
-    installation key (the default with a config) or --key proves *who*."""
+def test_a_resigned_manifest_passes_only_for_whoever_trusts_its_key(site, bundle, tmp_path) -> None:
+    """Alone, a signature proves the bundle is unchanged since *someone* signed it, so without
+    a trusted key nothing verifies; the installation key (the default with a config), --key
+    or --fingerprint says *who*. (The rest of the forger's work is tests/security.)"""
     copy = tmp_path / "bundle"
     shutil.copytree(bundle[0], copy)
     forger_hex = _resign(copy)
     alone = verify(None, copy)
-    assert alone.returncode == 0 and "signer: not checked" in alone.stdout, alone.stdout
-    assert verify(None, copy, "--key", forger_hex).returncode == 0
+    assert alone.returncode == 1 and "signer: not checked" in alone.stdout, alone.stdout
+    assert verify(None, bundle[0]).returncode == 1
+    trusting_the_forger = verify(None, copy, "--key", forger_hex)
+    assert "signer: the expected key (--key)" in trusting_the_forger.stdout
     own_key = str(site.root / "signing-key.pem")
     assert verify(None, copy, "--key", own_key).returncode == 1
     assert verify(None, bundle[0], "--key", own_key).returncode == 0

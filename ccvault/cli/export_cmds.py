@@ -10,7 +10,7 @@ import click
 
 from ccvault.cli import App, cli, json_option, pass_app
 from ccvault.cli.output import emit_json, human_bytes, stderr_is_terminal
-from ccvault.errors import CHECK_FAILED, CcvaultError, NotFound, Refused
+from ccvault.errors import CHECK_FAILED, CcvaultError, NotFound, Refused, UsageError
 
 OPTION_FIELDS = ("camera", "from", "to", "out", "reason")
 
@@ -105,32 +105,30 @@ def export(
 @click.option(
     "--key",
     metavar="PUBKEY",
-    help="Also require this signer: a PEM file, or the raw public key in base64 or "
-    "hex. Default: this installation's key, when a config is found.",
+    help="Trust this signer: a PEM file, or the raw public key in base64 or hex.",
+)
+@click.option(
+    "--fingerprint",
+    metavar="F",
+    help="Trust the key with this fingerprint (64 hex digits, as `ccvault signing-key` "
+    "prints it at the installation that made the bundle).",
 )
 @json_option
 @pass_app
-def verify_export(app: App, directory: Path, key: str | None, as_json: bool) -> None:
+def verify_export(
+    app: App, directory: Path, key: str | None, fingerprint: str | None, as_json: bool
+) -> None:
     """Re-check a bundle: every file's size and SHA-256 against the manifest, no file missing
-    or extra, the signature, and which key signed it. Exit 1 naming the first mismatch."""
-    from ccvault.evidence.signing import fingerprint, installation_public_key, parse_public_key
+    or extra, footage present, the signatures, and that the signer is a key you trust (--key,
+    --fingerprint, or else this installation's own when a config is found). Exit 1 naming the
+    first problem — also when no trusted key is known: a signature alone proves nothing, since
+    anyone can re-sign an edited bundle with a key of their own."""
     from ccvault.evidence.verify import verify
 
-    expected, note = None, ""
-    if key is not None:
-        expected = parse_public_key(key)
-    elif app.config_named or app.config_path.exists():
-        try:
-            expected = installation_public_key(app.config.signing_key_path)
-            if expected is None:
-                note = "this installation has no signing key yet"
-        except PermissionError:
-            note = f"cannot read {app.config.signing_key_path} (pass --key)"
-    else:
-        note = "no config found: pass --key to check who signed it"
-    result = verify(directory, expected)
+    trusted, source = _trusted_key(app, key, fingerprint)
+    result = verify(directory, trusted)
     if as_json:
-        emit_json({**result.as_json(), "note": note or None})
+        emit_json({**result.as_json(), "trusted_key_source": source})
     else:
         for problem in result.problems:
             click.echo(f"verify-export: {problem}")
@@ -138,22 +136,43 @@ def verify_export(app: App, directory: Path, key: str | None, as_json: bool) -> 
             click.echo(f"{directory}: ok, {result.files} files match the signed manifest")
         if result.signed_by:
             click.echo(f"signed by key {result.signed_by}")
-        if expected is not None and result.signed_by == fingerprint(expected):
-            click.echo(
-                "signer: the expected key" + (" (--key)" if key else " (this installation's)")
-            )
-        elif expected is None:
-            click.echo(f"signer: not checked ({note})")
+        if trusted is None:
+            click.echo(f"signer: not checked ({source})")
+        elif result.signed_by == trusted:
+            click.echo(f"signer: the expected key ({source})")
     if not result.ok:
         sys.exit(CHECK_FAILED)
+
+
+def _trusted_key(app: App, key: str | None, fingerprint: str | None) -> tuple[str | None, str]:
+    """The fingerprint of the key the checker trusts, and where it came from; (None, why)
+    when there is none — which the check then reports as a failure, never as "ok"."""
+    from ccvault.evidence import signing
+
+    if key is not None and fingerprint is not None:
+        raise UsageError("--fingerprint", "give --key or --fingerprint, not both")
+    if key is not None:
+        return signing.fingerprint(signing.parse_public_key(key)), "--key"
+    if fingerprint is not None:
+        return signing.parse_fingerprint(fingerprint), "--fingerprint"
+    if not (app.config_named or app.config_path.exists()):
+        return None, "no config found, and no --key or --fingerprint"
+    try:
+        raw = signing.installation_public_key(app.config.signing_key_path)
+    except PermissionError:
+        return None, f"cannot read {app.config.signing_key_path} (pass --fingerprint)"
+    if raw is None:
+        return None, "this installation has no signing key yet"
+    return signing.fingerprint(raw), "this installation's"
 
 
 @cli.command("signing-key")
 @json_option
 @pass_app
 def signing_key(app: App, as_json: bool) -> None:
-    """This installation's public key for export manifests (to hand to whoever receives
-    bundles, for `verify-export --key`), and its fingerprint as the audit log shows it."""
+    """This installation's public key for export manifests, and its fingerprint as the audit
+    log shows it: hand the fingerprint to whoever receives bundles, separately from them, for
+    `verify-export --fingerprint` or the bundle's README."""
     from ccvault.evidence.signing import fingerprint, installation_public_key
 
     path = app.config.signing_key_path

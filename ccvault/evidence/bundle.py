@@ -3,9 +3,12 @@
 A bundle must prove itself without ccvault's catalog: the manifest lists every file with its
 size and SHA-256 (the originals' equal to the catalog's at export time), and `manifest.sig`
 is an Ed25519 signature over the manifest's exact bytes, with the public key in the manifest.
-It is written into a hidden directory beside its final name, every file and directory
-fsynced, then renamed into place without replacing anything, so a crash never leaves a half
-bundle under the final name and evidence is never overwritten.
+For a receiver without ccvault it also holds `SHA256SUMS` (every file, the manifest included),
+its signature and the signer's key as PEM, and a README saying how to check them with
+`sha256sum` and OpenSSL (`evidence.receiver`). It is written into a hidden directory beside
+its final name, every file and directory fsynced, then renamed into place without replacing
+anything, so a crash never leaves a half bundle under the final name and evidence is never
+overwritten.
 """
 
 from __future__ import annotations
@@ -13,6 +16,7 @@ from __future__ import annotations
 import contextlib
 import ctypes
 import errno
+import hashlib
 import json
 import os
 import shutil
@@ -28,13 +32,17 @@ from typing import Any
 from ccvault import __version__
 from ccvault.catalog.rows import Segment
 from ccvault.errors import CheckFailed, Refused
+from ccvault.evidence import receiver
 from ccvault.evidence.signing import ALGORITHM, SigningKey
 from ccvault.host.durable import fsync_dir, fsync_file
 from ccvault.storage import clips
 from ccvault.storage.media import copy_hashed, sha256_file
 from ccvault.timefmt import utc_text
 
-FORMAT = "ccvault-evidence/1"
+# 2: SHA256SUMS, its signature, signer.pem and README.txt for receivers without ccvault, and
+# each segment's origin. Bundles of format 1 (without them) still verify.
+FORMAT = "ccvault-evidence/2"
+FORMATS = ("ccvault-evidence/1", FORMAT)
 MANIFEST, SIGNATURE, SEGMENTS, CLIP = "manifest.json", "manifest.sig", "segments", "clip.mp4"
 CLIP_SHARE = 0.45  # of a job's progress: the segment copies are the rest
 COPY_WORKERS = 2
@@ -123,6 +131,7 @@ def _build(
     body = json.dumps(manifest, indent=2, ensure_ascii=False).encode() + b"\n"
     _write_new(tmp / MANIFEST, body)
     _write_new(tmp / SIGNATURE, key.sign(body))
+    _write_for_receivers(tmp, spec, clip_range, files, body, key)
     fsync_dir(tmp)
     rename_noreplace(tmp, spec.final_dir)
     fsync_dir(spec.final_dir.parent)
@@ -175,6 +184,8 @@ def _copy_segments(
                     "start": utc_text(seg.start_ms),
                     "end": utc_text(seg.end_ms),
                     "source": f"{seg.volume}:{seg.path}",
+                    # imported: its times are what the importer claimed, not the recorder's
+                    "origin": seg.origin,
                 }
             )
             done += seg.bytes
@@ -183,6 +194,32 @@ def _copy_segments(
         pool.shutdown(wait=True, cancel_futures=True)
     fsync_dir(tmp / SEGMENTS)
     return files, copies
+
+
+def _write_for_receivers(
+    tmp: Path,
+    spec: BundleSpec,
+    clip: clips.ClipRange,
+    files: list[dict[str, Any]],
+    manifest: bytes,
+    key: SigningKey,
+) -> None:
+    """signer.pem, README.txt, then SHA256SUMS over every file but the signatures, signed."""
+    pem = key.public_pem().encode()
+    text = receiver.readme(
+        spec.camera,
+        spec.export_id,
+        f"{utc_text(clip.start_ms)} – {utc_text(clip.end_ms)}",
+        key.fingerprint,
+    ).encode()
+    _write_new(tmp / receiver.SIGNER, pem)
+    _write_new(tmp / receiver.README, text)
+    hashes = {f["name"]: f["sha256"] for f in files}
+    for name, data in ((MANIFEST, manifest), (receiver.SIGNER, pem), (receiver.README, text)):
+        hashes[name] = hashlib.sha256(data).hexdigest()
+    sums = receiver.sums_text(hashes)
+    _write_new(tmp / receiver.SUMS, sums)
+    _write_new(tmp / receiver.SUMS_SIG, key.sign(sums))
 
 
 def _fsync_and_hash(path: Path) -> str:

@@ -166,7 +166,7 @@ class JobRunner:
     ) -> dict[str, Any]:
         """The bundle is there already: a crash fell between its rename and `done`. Ours and
         intact → done; anything else → failed (never overwritten)."""
-        check = verify(final, self.key.public_raw)
+        check = verify(final, self.key.fingerprint)
         ours = check.ok and _manifest_id(final) == export_id
         error = None if ours else f"{final} exists already and is not this export's bundle"
         self.writer.exports.finish(

@@ -13,11 +13,12 @@ import base64
 import binascii
 import hashlib
 import os
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from cryptography.exceptions import InvalidSignature
+from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import (
     Ed25519PrivateKey,
@@ -117,6 +118,27 @@ def verify(raw_public: bytes, data: bytes, signature: bytes) -> bool:
     return True
 
 
+def public_key_from_pem(data: bytes) -> bytes:
+    """The raw bytes of an Ed25519 public key in PEM form (a bundle's signer.pem, a --key
+    file); ValueError for anything else."""
+    try:
+        public = serialization.load_pem_public_key(data)
+    except (UnsupportedAlgorithm, TypeError) as exc:
+        raise ValueError(str(exc)) from None
+    if not isinstance(public, Ed25519PublicKey):
+        raise ValueError("not an Ed25519 public key")
+    return public_raw(public)
+
+
+def parse_fingerprint(text: str) -> str:
+    """A key fingerprint as people pass it (`--fingerprint`): 64 hex digits, any case, with or
+    without colons or spaces between them. Never a prefix: that would trust any key sharing it."""
+    value = re.sub(r"[\s:]", "", text).lower()
+    if not re.fullmatch(r"[0-9a-f]{64}", value):
+        raise UsageError("--fingerprint", "give the key's whole SHA-256 fingerprint: 64 hex digits")
+    return value
+
+
 def parse_public_key(text: str) -> bytes:
     """A public key as people pass it: PEM (public or private key, or a file holding one),
     or the raw 32 bytes as base64 or hex. Returns the raw bytes."""
@@ -127,14 +149,11 @@ def parse_public_key(text: str) -> bytes:
     if value.startswith("-----BEGIN"):
         data = value.encode()
         try:
-            if "PRIVATE KEY" in value:
-                private = serialization.load_pem_private_key(data, password=None)
-                if isinstance(private, Ed25519PrivateKey):
-                    return public_raw(private.public_key())
-            else:
-                public = serialization.load_pem_public_key(data)
-                if isinstance(public, Ed25519PublicKey):
-                    return public_raw(public)
+            if "PRIVATE KEY" not in value:
+                return public_key_from_pem(data)
+            private = serialization.load_pem_private_key(data, password=None)
+            if isinstance(private, Ed25519PrivateKey):
+                return public_raw(private.public_key())
         except ValueError:
             pass
         raise UsageError("--key", "not an Ed25519 key in PEM form")

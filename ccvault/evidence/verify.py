@@ -1,21 +1,72 @@
-"""Checking a bundle against its own manifest and, when a key is given, its signer.
+"""Checking a bundle against its own manifest, and its signer against a key the checker trusts.
 
-What a receiver without ccvault can check with standard tools is in the bundle's README; this
-is ccvault's own check (`ccvault verify-export`, and an export job adopting a bundle a crash
-left complete)."""
+A valid signature proves only that the bundle is unchanged since *someone* signed it; anyone
+can re-sign an edited, even emptied, bundle with their own key. So a bundle verifies only
+against a key the checker names (`verify-export --key`, `--fingerprint`, or the installation's
+own): without one the answer is "not verified", never "ok". A bundle is input from anyone — its
+own signer may be the adversary — so nothing in it is taken on faith either: the manifest must
+be small, JSON, and list footage (at least one original segment and the clip) under names a
+bundle holds, each once, with sizes that are sizes; every file must be a regular file inside
+the bundle (no link, device or pipe is followed or read); nothing may be missing or extra.
+
+What a receiver without ccvault can check with standard tools is in the bundle's README
+(`evidence.receiver`); this is ccvault's own check (`ccvault verify-export`, and an export
+job adopting a bundle a crash left complete), which covers that too.
+"""
 
 from __future__ import annotations
 
 import base64
 import binascii
+import hashlib
 import json
-from dataclasses import dataclass
+import os
+import re
+import stat
+from dataclasses import dataclass, field
+from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
-from ccvault.evidence import signing
-from ccvault.evidence.bundle import MANIFEST, SIGNATURE
+from ccvault.evidence import receiver, signing
+from ccvault.evidence.bundle import CLIP, FORMAT, FORMATS, MANIFEST, SEGMENTS, SIGNATURE
 from ccvault.storage.media import sha256_file
+
+MAX_MANIFEST_BYTES = 64 << 20  # a 744-hour export of one-minute segments is ~15 MB
+MAX_SMALL_BYTES = 1 << 20  # a signature, signer.pem, README.txt
+MAX_FILE_BYTES = 1 << 50  # a listed size past a pebibyte is not a size
+SEGMENT_NAME = re.compile(rf"{SEGMENTS}/[A-Za-z0-9_-][A-Za-z0-9._-]{{0,200}}")
+SHA256_HEX = re.compile(r"[0-9a-f]{64}")
+RECEIVER_FILES = (receiver.SUMS, receiver.SUMS_SIG, receiver.SIGNER, receiver.README)
+
+
+class Signer(StrEnum):
+    """Who signed the manifest, as far as the checker's trust goes."""
+
+    TRUSTED = "trusted"  # the key the checker trusts
+    UNKNOWN = "unknown_key"  # another key: re-signed elsewhere, or another installation
+    NO_TRUSTED_KEY = "no_trusted_key"  # the checker named no key: nothing is proven
+
+
+class Unreadable(Exception):
+    """The manifest (or a file every check needs) cannot be read as one: the check ends."""
+
+
+@dataclass(frozen=True, slots=True)
+class Entry:
+    """One footage file as the manifest lists it, its name and fields already checked."""
+
+    name: str
+    bytes: int
+    sha256: str
+
+
+@dataclass(frozen=True)
+class Manifest:
+    format: str
+    key: bytes  # the raw public key the manifest names as its signer
+    files: list[Any]  # as found: checked entry by entry
+    key_problems: list[str]  # the signature section contradicting itself
 
 
 @dataclass
@@ -25,7 +76,10 @@ class Verification:
     files: int
     manifest_sha256: str | None
     signed_by: str | None  # fingerprint of the key in the manifest
-    expected_key: str | None  # fingerprint the signer was checked against; None: not checked
+    trusted: str | None  # fingerprint of the key the checker trusts; None: none given
+    signer: Signer | None = None
+    format: str | None = None
+    entries: list[Entry] = field(default_factory=list)
 
     def as_json(self) -> dict[str, Any]:
         return {
@@ -33,61 +87,253 @@ class Verification:
             "problems": self.problems,
             "files": self.files,
             "manifest_sha256": self.manifest_sha256,
+            "format": self.format,
             "signed_by": self.signed_by,
-            "expected_key": self.expected_key,
-            "signer_checked": self.expected_key is not None,
+            "signer": self.signer,
+            "expected_key": self.trusted,
+            "signer_checked": self.trusted is not None,
         }
 
 
-def verify(bundle: Path, expected_key: bytes | None = None) -> Verification:
-    """Check a bundle against its own manifest: the signature (with the manifest's public
-    key), the signer (when expected_key is given), every file's size and SHA-256, and that no
-    file is missing or extra. A manifest re-signed with another key passes the first check
-    and fails the second, which is why the expected key matters."""
-    result = Verification(
-        False, [], 0, None, None, signing.fingerprint(expected_key) if expected_key else None
-    )
+def verify(bundle: Path, trusted: str | None) -> Verification:
+    """Check a bundle: the manifest's signature, its signer against `trusted` (a key
+    fingerprint; None fails the check: a signature alone proves nothing), every listed file's
+    size and SHA-256, that footage is there and nothing is missing or extra, and — from format
+    2 on — the receiver's SHA256SUMS, its signature and signer.pem."""
+    result = Verification(False, [], 0, None, None, trusted)
     try:
-        body = (bundle / MANIFEST).read_bytes()
-        signature = (bundle / SIGNATURE).read_bytes()
-        manifest = json.loads(body)
-        raw_key = base64.b64decode(manifest["signature"]["public_key"], validate=True)
-        listed = {str(f["name"]): f for f in manifest["files"]}
-    except FileNotFoundError as exc:
-        result.problems.append(f"{Path(exc.filename or '?').name}: missing")
+        body = read_small(bundle, MANIFEST, MAX_MANIFEST_BYTES)
+        signature = read_small(bundle, SIGNATURE, MAX_SMALL_BYTES)
+        manifest = parse(body)
+    except Unreadable as exc:
+        result.problems.append(str(exc))
         return result
-    except (OSError, ValueError, KeyError, TypeError, binascii.Error) as exc:
-        result.problems.append(f"{MANIFEST}: unreadable or incomplete ({exc})")
-        return result
-    result.manifest_sha256 = sha256_file(bundle / MANIFEST)
-    result.signed_by = signing.fingerprint(raw_key)
-    if not signing.verify(raw_key, body, signature):
+    result.manifest_sha256 = hashlib.sha256(body).hexdigest()
+    result.format = manifest.format
+    result.signed_by = signing.fingerprint(manifest.key)
+    if not signing.verify(manifest.key, body, signature):
         result.problems.append(
             f"{SIGNATURE}: the signature does not match {MANIFEST} "
             "(the manifest was edited, or the signature replaced)"
         )
-    if expected_key is not None and raw_key != expected_key:
-        result.problems.append(
-            f"signer: {MANIFEST} is signed by key {result.signed_by[:16]}…, "
-            f"not the expected key {result.expected_key[:16]}… (re-signed "
-            "elsewhere)"
-        )
-    present = {p.relative_to(bundle).as_posix() for p in bundle.rglob("*") if not p.is_dir()}
-    for name, entry in listed.items():
-        path = bundle / name
-        if Path(name).is_absolute() or ".." in Path(name).parts:
-            result.problems.append(f"{name}: the manifest names a path outside the bundle")
-        elif name not in present:
-            result.problems.append(f"{name}: missing from the bundle")
-        elif path.stat().st_size != entry.get("bytes"):
-            result.problems.append(
-                f"{name}: {path.stat().st_size} bytes, the manifest says {entry.get('bytes')}"
-            )
-        elif sha256_file(path) != entry.get("sha256"):
-            result.problems.append(f"{name}: SHA-256 differs from the manifest (the file changed)")
-        else:
-            result.files += 1
-    for name in sorted(present - listed.keys() - {MANIFEST, SIGNATURE}):
-        result.problems.append(f"{name}: extra file, not in the manifest")
+    result.signer = _check_signer(result)
+    result.problems += manifest.key_problems
+    result.entries = entries(manifest.files, result.problems)
+    _check_footage(bundle, result)
+    _check_extras(bundle, manifest.format, result)
+    if manifest.format == FORMAT:
+        _check_receiver_files(bundle, manifest, body, result)
     result.ok = not result.problems
     return result
+
+
+def read_small(bundle: Path, name: str, limit: int) -> bytes:
+    """A file every check needs, read whole: a regular file (never a link, pipe or device)
+    no larger than `limit`; Unreadable otherwise."""
+    path = bundle / name
+    try:
+        info = path.lstat()
+        if not stat.S_ISREG(info.st_mode):
+            raise Unreadable(f"{name}: not a regular file (a link, a directory or a device)")
+        if info.st_size > limit:
+            raise Unreadable(f"{name}: {info.st_size} bytes, more than a bundle's ({limit})")
+        with open(path, "rb") as f:
+            return f.read(limit + 1)[:limit]
+    except FileNotFoundError:
+        raise Unreadable(f"{name}: missing") from None
+    except OSError as exc:
+        raise Unreadable(f"{name}: cannot be read ({exc.strerror})") from None
+
+
+def parse(body: bytes) -> Manifest:
+    """The manifest's format, signer and file list; Unreadable when it is not a manifest."""
+    try:
+        data = json.loads(body)
+    except (ValueError, RecursionError) as exc:
+        raise Unreadable(f"{MANIFEST}: not JSON ({str(exc)[:120]})") from None
+    if not isinstance(data, dict):
+        raise Unreadable(f"{MANIFEST}: not a JSON object")
+    if data.get("format") not in FORMATS:
+        raise Unreadable(f"{MANIFEST}: format {shown(data.get('format'))} is not a bundle's")
+    section = data.get("signature")
+    files = data.get("files")
+    if not isinstance(section, dict) or not isinstance(files, list):
+        raise Unreadable(f"{MANIFEST}: no signature section or file list")
+    try:
+        key = base64.b64decode(str(section.get("public_key")), validate=True)
+    except (binascii.Error, ValueError):
+        key = b""
+    if len(key) != 32:
+        raise Unreadable(f"{MANIFEST}: signature.public_key is not an Ed25519 public key")
+    return Manifest(data["format"], key, files, _key_problems(section, key))
+
+
+def _key_problems(section: dict[str, Any], key: bytes) -> list[str]:
+    """The section names its key three ways; they must all be the same key."""
+    problems = []
+    if section.get("public_key_sha256", signing.fingerprint(key)) != signing.fingerprint(key):
+        problems.append(f"{MANIFEST}: signature.public_key_sha256 is not public_key's")
+    pem = section.get("public_key_pem")
+    if pem is not None and _pem_key(str(pem).encode()) != key:
+        problems.append(f"{MANIFEST}: signature.public_key_pem is not public_key")
+    return problems
+
+
+def _pem_key(pem: bytes) -> bytes | None:
+    try:
+        return signing.public_key_from_pem(pem)
+    except ValueError:
+        return None
+
+
+def _check_signer(result: Verification) -> Signer:
+    signed_by = result.signed_by
+    if result.trusted is None:
+        result.problems.append(
+            f"signer: no trusted key given; this bundle is signed by key {signed_by} — pass "
+            "--fingerprint F with the fingerprint `ccvault signing-key` prints at the "
+            "installation that made it (or --key)"
+        )
+        return Signer.NO_TRUSTED_KEY
+    if signed_by != result.trusted:
+        result.problems.append(
+            f"signer: signed by an unknown key, fingerprint {signed_by} (the trusted key is "
+            f"{result.trusted}: the bundle was re-signed elsewhere, or made by another "
+            "installation)"
+        )
+        return Signer.UNKNOWN
+    return Signer.TRUSTED
+
+
+def entries(files: list[Any], problems: list[str]) -> list[Entry]:
+    """The manifest's file list, each entry checked: a name a bundle holds (clip.mp4 or
+    segments/<file>, never a path out of it), listed once, a size that is one, a SHA-256."""
+    out: list[Entry] = []
+    seen: set[str] = set()
+    for i, item in enumerate(files):
+        name = item.get("name") if isinstance(item, dict) else None
+        if not isinstance(name, str):
+            problems.append(f"{MANIFEST}: files[{i}] is not a file entry")
+        elif name != CLIP and not SEGMENT_NAME.fullmatch(name):
+            problems.append(
+                f"{shown(name)}: the manifest names a path outside the bundle's footage "
+                f"(only {CLIP} and {SEGMENTS}/<file>)"
+            )
+        elif name in seen:
+            problems.append(f"{name}: listed twice in the manifest")
+        elif not _is_size(item.get("bytes")):
+            problems.append(f'{name}: "bytes" is {shown(item.get("bytes"))}, not a size')
+        elif not isinstance(item.get("sha256"), str) or not SHA256_HEX.fullmatch(item["sha256"]):
+            problems.append(f'{name}: "sha256" is not 64 lowercase hex digits')
+        else:
+            out.append(Entry(name, item["bytes"], item["sha256"]))
+        if isinstance(name, str):
+            seen.add(name)
+    return out
+
+
+def _is_size(value: Any) -> bool:
+    return type(value) is int and 0 <= value <= MAX_FILE_BYTES
+
+
+def shown(value: Any) -> str:
+    """A value from the bundle, safe to print: short, and no control characters that could
+    forge lines of this report."""
+    text = value if isinstance(value, str) else json.dumps(value)
+    return text[:80] if text.isprintable() and text.strip() == text else repr(text[:80])
+
+
+def _check_footage(bundle: Path, result: Verification) -> None:
+    """Every listed file as listed; at least one original segment and the clip."""
+    segments = [e for e in result.entries if e.name != CLIP]
+    readable = _real_dir(bundle / SEGMENTS)  # a link there could lead anywhere
+    if segments and not readable:
+        result.problems.append(f"{SEGMENTS}: not a directory (a link, or missing)")
+    for entry in (e for e in result.entries if readable or e.name == CLIP):
+        problem = _check_file(bundle / entry.name, entry)
+        if problem is None:
+            result.files += 1
+        else:
+            result.problems.append(f"{entry.name}: {problem}")
+    if not segments:
+        result.problems.append(
+            f"{MANIFEST}: lists no segment (a bundle holds the original files of its footage)"
+        )
+    if not any(e.name == CLIP for e in result.entries):
+        result.problems.append(f"{MANIFEST}: lists no {CLIP}")
+
+
+def _real_dir(path: Path) -> bool:
+    try:
+        return stat.S_ISDIR(path.lstat().st_mode)
+    except OSError:
+        return False
+
+
+def _check_file(path: Path, entry: Entry) -> str | None:
+    try:
+        info = path.lstat()
+    except FileNotFoundError:
+        return "missing from the bundle"
+    if not stat.S_ISREG(info.st_mode):
+        return "not a regular file (a link, a directory or a device): not read"
+    if info.st_size != entry.bytes:
+        return f"{info.st_size} bytes, the manifest says {entry.bytes}"
+    if sha256_file(path) != entry.sha256:
+        return "SHA-256 differs from the manifest (the file changed)"
+    return None
+
+
+def _check_extras(bundle: Path, fmt: str, result: Verification) -> None:
+    """Anything in the bundle that no list accounts for. Links are reported, never
+    followed; only the real `segments` directory is entered."""
+    allowed = {e.name for e in result.entries} | {MANIFEST, SIGNATURE}
+    if fmt == FORMAT:
+        allowed |= set(RECEIVER_FILES)
+    for root, dirs, files in os.walk(bundle):
+        base = Path(root).relative_to(bundle)
+        names = [base / d for d in dirs] + [base / f for f in files]
+        dirs[:] = [d for d in dirs if (base / d).as_posix() == SEGMENTS]
+        for rel in sorted(names):
+            name = rel.as_posix()
+            if name == SEGMENTS and _real_dir(bundle / SEGMENTS):
+                continue
+            if name not in allowed:
+                result.problems.append(f"{shown(name)}: extra file, not in the manifest")
+
+
+def _check_receiver_files(
+    bundle: Path, manifest: Manifest, body: bytes, result: Verification
+) -> None:
+    """signer.pem is the manifest's key; SHA256SUMS is signed by it and lists exactly the
+    bundle's files with the hashes the manifest gives (and the manifest's own)."""
+    try:
+        pem = read_small(bundle, receiver.SIGNER, MAX_SMALL_BYTES)
+        sums = read_small(bundle, receiver.SUMS, receiver.MAX_SUMS_BYTES)
+        signature = read_small(bundle, receiver.SUMS_SIG, MAX_SMALL_BYTES)
+        readme = read_small(bundle, receiver.README, MAX_SMALL_BYTES)
+    except Unreadable as exc:
+        result.problems.append(str(exc))
+        return
+    if _pem_key(pem) != manifest.key:
+        result.problems.append(f"{receiver.SIGNER}: not the key {MANIFEST} names")
+    if not signing.verify(manifest.key, sums, signature):
+        result.problems.append(
+            f"{receiver.SUMS_SIG}: the signature does not match {receiver.SUMS} "
+            "(the list was edited, or the signature replaced)"
+        )
+    try:
+        listed = receiver.parse_sums(sums)
+    except ValueError as exc:
+        result.problems.append(f"{receiver.SUMS}: {exc}")
+        return
+    expected = {e.name: e.sha256 for e in result.entries}
+    for name, data in ((MANIFEST, body), (receiver.SIGNER, pem), (receiver.README, readme)):
+        expected[name] = hashlib.sha256(data).hexdigest()
+    for name in sorted(listed.keys() | expected.keys()):
+        if name not in listed:
+            result.problems.append(f"{receiver.SUMS}: does not list {name}")
+        elif name not in expected:
+            result.problems.append(f"{receiver.SUMS}: lists {shown(name)}, not in the bundle")
+        elif listed[name] != expected[name]:
+            result.problems.append(f"{receiver.SUMS}: the SHA-256 of {name} is not the bundle's")
