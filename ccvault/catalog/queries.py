@@ -15,7 +15,7 @@ from ccvault.catalog.rows import SPAN_COLUMNS, AlertRow, Segment, StoredSpan, Vo
 
 SEGMENT_COLUMNS = """
     s.id, c.name AS camera, v.name AS volume, s.start_ms, s.end_ms, s.path, s.bytes, s.sha256,
-    s.codec, s.width, s.height, s.frames, s.origin, s.state, s.analysis, s.activity
+    s.codec, s.width, s.height, s.frames, s.origin, s.state, s.analysis, s.activity, s.integrity
 """
 SEGMENT_FROM = """
     FROM segments s JOIN cameras c ON c.id = s.camera_id JOIN volumes v ON v.id = s.volume_id
@@ -199,6 +199,46 @@ def waiting_analysis_ms(conn: sqlite3.Connection) -> dict[str, int]:
         "  ORDER BY s.start_ms LIMIT 1) FROM cameras c"
     ).fetchall()
     return {name: last - first for name, last, first in rows if first is not None}
+
+
+@dataclass(frozen=True, slots=True)
+class Selection:
+    """Segments picked by camera (None: every camera) and by overlap with [from_ms, to_ms)
+    (None: all time), as `ccvault verify` takes them."""
+
+    camera: str | None = None
+    from_ms: int | None = None
+    to_ms: int | None = None
+
+    def where(self) -> tuple[str, dict[str, object]]:
+        clauses, params = [], {"camera": self.camera, "lo": self.from_ms, "hi": self.to_ms}
+        if self.camera is not None:
+            clauses.append("c.name = :camera")
+        if self.from_ms is not None and self.to_ms is not None:
+            clauses.append("s.start_ms < :hi AND s.end_ms > :lo")
+        return " AND ".join(clauses) or "1", params
+
+
+def selection_size(conn: sqlite3.Connection, sel: Selection) -> tuple[int, int]:
+    """How many segments the selection holds, and their bytes."""
+    where, params = sel.where()
+    count, total = conn.execute(
+        f"SELECT COUNT(*), COALESCE(SUM(s.bytes), 0) {SEGMENT_FROM} WHERE {where}", params
+    ).fetchone()
+    return count, total
+
+
+def selected_segments(
+    conn: sqlite3.Connection, sel: Selection, after_id: int, limit: int
+) -> list[Segment]:
+    """The next page of the selection, by id (a whole catalog never sits in memory)."""
+    where, params = sel.where()
+    rows = conn.execute(
+        f"SELECT {SEGMENT_COLUMNS} {SEGMENT_FROM} WHERE {where} AND s.id > :after"
+        " ORDER BY s.id LIMIT :limit",
+        {**params, "after": after_id, "limit": limit},
+    ).fetchall()
+    return [Segment.from_row(r) for r in rows]
 
 
 def corrupt_since(conn: sqlite3.Connection, since_ms: int) -> dict[str, int]:

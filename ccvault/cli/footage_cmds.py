@@ -57,7 +57,7 @@ def segments(app: App, camera: str, start: str, end: str, activity: bool, as_jso
         return
     tz = app.config.tz
     table(
-        ["id", "start", "end", "length", "size", "volume", "state", "motion"],
+        ["id", "start", "end", "length", "size", "volume", "state", "origin", "motion"],
         [
             [
                 s.id,
@@ -66,7 +66,8 @@ def segments(app: App, camera: str, start: str, end: str, activity: bool, as_jso
                 duration_text(s.end_ms - s.start_ms),
                 human_bytes(s.bytes),
                 s.volume,
-                s.state,
+                "corrupt" if s.state == "ok" and s.integrity == "corrupt" else s.state,
+                s.origin,
                 _activity(s),
             ]
             for s in found
@@ -165,6 +166,13 @@ def _footer(count: int, noun: str, from_ms: int, to_ms: int, tz: ZoneInfo, more:
     metavar="REASON",
     help="Hold the imported range (needed for footage past the retention maximum).",
 )
+@click.option(
+    "--allow-time",
+    "allow_time",
+    metavar="REASON",
+    help="Import footage whose times the camera cannot have recorded (ending after now, or "
+    "before its `installed` time), saying why they are right (audited).",
+)
 @click.argument(
     "files", nargs=-1, required=True, type=click.Path(exists=True, dir_okay=False, path_type=Path)
 )
@@ -176,39 +184,27 @@ def import_cmd(
     start: str,
     force: bool,
     hold_reason: str | None,
+    allow_time: str | None,
     files: tuple[Path, ...],
     as_json: bool,
 ) -> None:
-    """Ingest footage recorded elsewhere: stream copy, cut at keyframes, indexed like live."""
-    from ccvault.ingest.importer import plan  # loads PyAV and OpenCV
+    """Ingest footage recorded elsewhere: stream copy, cut at keyframes, indexed like live.
+    Footage ending after now or starting before the camera's `installed` time is refused
+    (exit 4) unless --allow-time says why; each file is audited (who, SHA-256, claimed start)
+    and its segments are marked `imported`."""
+    from ccvault.ingest.importer import check_times, plan  # loads PyAV and OpenCV
 
     cam = app.camera(camera)
     start_ms = app.time(start, "--start")
     planned = plan(app.writer, camera, start_ms, list(files), force)
     end_ms = start_ms + sum(p.duration_ms for p in planned)
-    ceiling = app.config.retention_for(cam).max_days
-    if hold_reason is None and start_ms <= app.clock.wall_ms() - ceiling * 86_400_000:
-        raise Refused(
-            f"import to {camera}",
-            f"the footage starts more than max_days ({ceiling:g}) ago and would be purged at "
-            "once; keep it with --hold REASON",
-        )
-    if hold_reason is not None:
-        from ccvault.retention import holds
-
-        hold_id = holds.add(
-            app.writer,
-            app.config,
-            (camera,),
-            start_ms,
-            end_ms,
-            hold_reason,
-            None,
-            app.actor(),
-            app.clock.wall_ms(),
-        )
-        click.echo(f"hold {hold_id} keeps the imported range", err=True)
-    report = _run_import(app, cam, planned, show_progress=stderr_is_terminal() and not as_json)
+    now_ms = app.clock.wall_ms()
+    installed_ms = app.config.installed_ms(cam)
+    tz = app.config.tz
+    override = check_times(camera, start_ms, end_ms, installed_ms, now_ms, tz, allow_time)
+    _hold_if_needed(app, cam, start_ms, end_ms, hold_reason, now_ms)
+    show_progress = stderr_is_terminal() and not as_json
+    report = _run_import(app, cam, planned, override, show_progress)
     if as_json:
         emit_json(report.as_json())
         return
@@ -219,7 +215,30 @@ def import_cmd(
         )
 
 
-def _run_import(app: App, cam: CameraConfig, planned: list, show_progress: bool) -> Any:
+def _hold_if_needed(
+    app: App, cam: CameraConfig, start_ms: int, end_ms: int, reason: str | None, now_ms: int
+) -> None:
+    """Footage past the camera's max_days would be purged at once: it needs a hold, added
+    before anything is stored (audited like any hold)."""
+    ceiling = app.config.retention_for(cam).max_days
+    if reason is None and start_ms <= now_ms - ceiling * 86_400_000:
+        raise Refused(
+            f"import to {cam.name}",
+            f"the footage starts more than max_days ({ceiling:g}) ago and would be purged at "
+            "once; keep it with --hold REASON",
+        )
+    if reason is not None:
+        from ccvault.retention import holds
+
+        hold_id = holds.add(
+            app.writer, app.config, (cam.name,), start_ms, end_ms, reason, None, app.actor(), now_ms
+        )
+        click.echo(f"hold {hold_id} keeps the imported range", err=True)
+
+
+def _run_import(
+    app: App, cam: CameraConfig, planned: list, override: Any, show_progress: bool
+) -> Any:
     """Store the planned files and analyse them, with a progress bar on a terminal."""
     from ccvault.ingest.importer import Importer
     from ccvault.recorder.ffmpeg import ffmpeg_binary
@@ -237,6 +256,7 @@ def _run_import(app: App, cam: CameraConfig, planned: list, show_progress: bool)
         app.config.recording.segment_seconds,
         spool,
         app.actor(),
+        override,
     )
     if not show_progress:
         return importer.run(planned)

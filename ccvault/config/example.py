@@ -6,6 +6,7 @@ the file and the model disagree, so every key's default, bounds and meaning stay
 
 from __future__ import annotations
 
+from datetime import date
 from typing import Any
 
 from annotated_types import Ge, Le, MinLen
@@ -55,6 +56,7 @@ EXAMPLES: dict[type[BaseModel], list[dict[str, Any]]] = {
             "name": "server-room-door",
             "url": "rtsp://viewer@192.0.2.10:554/stream1",
             "password_file": "/etc/ccvault/secrets/server-room-door",
+            "installed": date(2024, 4, 1),
         },
         {"name": "lab", "url": "demo://", "enabled": False},
     ],
@@ -223,6 +225,8 @@ def _toml(value: Any) -> str:
         return "true" if value else "false"
     if isinstance(value, int | float):
         return str(value)
+    if isinstance(value, date):  # a TOML date or date-time, unquoted
+        return value.isoformat()
     return '"' + str(value).replace("\\", "\\\\").replace('"', '\\"') + '"'
 
 

@@ -6,6 +6,7 @@ Everything else reads a frozen `Config`; the example config is generated from th
 
 from __future__ import annotations
 
+from datetime import date, datetime
 from pathlib import Path
 from typing import Literal
 from urllib.parse import quote, urlsplit, urlunsplit
@@ -36,6 +37,8 @@ from ccvault.config.policy import (
     RetentionSettings,
 )
 from ccvault.config.secrets import read_secret
+from ccvault.errors import UsageError
+from ccvault.timefmt import parse_time
 
 SOURCE_SCHEMES = ("rtsp", "rtsps", "http", "https", "file", "demo")
 
@@ -191,6 +194,12 @@ class CameraConfig(Model):
     retention: RetentionOverride | None = Field(  # type: ignore[valid-type]
         None, description="Per-camera retention, overriding [retention] key by key."
     )
+    installed: datetime | date | None = Field(
+        None,
+        description="When the camera was put up: a TOML date (midnight) or date-time, in "
+        "the configured zone unless it has an offset. Imports of footage from before it "
+        "are refused (ccvault import --allow-time overrides, audited).",
+    )
 
     @field_validator("url")
     @classmethod
@@ -265,6 +274,10 @@ class Config(Model):
                 self.retention_for(camera)
             except ValidationError as exc:
                 raise ValueError(f"cameras[{i}].retention.{describe(exc)}") from None
+            try:
+                self.installed_ms(camera)
+            except UsageError as exc:
+                raise ValueError(f"cameras[{i}].installed: {exc.problem}") from None
         return self
 
     @property
@@ -293,6 +306,13 @@ class Config(Model):
     @property
     def tz(self) -> ZoneInfo:
         return ZoneInfo(self.timezone)
+
+    def installed_ms(self, camera: CameraConfig) -> int | None:
+        """The camera's `installed` as UTC ms (a date or a local time read in the configured
+        zone, a DST-ambiguous one refused like any typed time); None when not set."""
+        if camera.installed is None:
+            return None
+        return parse_time(camera.installed.isoformat(), self.tz, 0, "installed")
 
     def camera(self, name: str) -> CameraConfig | None:
         return next((c for c in self.cameras if c.name == name), None)

@@ -6,6 +6,12 @@ before the command returns (the daemon leaves segments an import analyses alone)
 files follow each other from the given start. The whole import is planned and checked before
 anything is written: footage that overlaps the camera's catalogued footage is refused unless
 forced, and a file imported before at the same start is a no-op.
+
+Imported times are claims, not what a recorder saw, so imports are accountable: footage a
+camera could not have recorded — reaching past now, or from before its `installed` time — is
+refused unless someone says why the claim is right (`check_times`), and each file is audited
+before any of it is stored (`import.file`: who, camera, file, SHA-256, the claimed range, any
+override) and when it is (`import.stored`, in the transaction of its `imports` row).
 """
 
 from __future__ import annotations
@@ -16,6 +22,7 @@ import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 import av
 import structlog
@@ -32,7 +39,7 @@ from ccvault.motion.scheduler import analyse_in_order
 from ccvault.recorder.ffmpeg import FRAGMENTED_MP4, MP4_AUDIO
 from ccvault.storage.media import ProbeError, probe, sha256_file
 from ccvault.storage.store import SegmentStore, Stored
-from ccvault.timefmt import utc_text
+from ccvault.timefmt import duration_text, local_text, utc_text
 
 log = structlog.get_logger("ccvault.import")
 
@@ -82,6 +89,48 @@ def plan(
     return planned
 
 
+@dataclass(frozen=True, slots=True)
+class TimeOverride:
+    """Claimed times the camera could not have recorded, imported anyway: why (audited)."""
+
+    problem: str
+    reason: str
+
+
+def check_times(
+    camera: str,
+    start_ms: int,
+    end_ms: int,
+    installed_ms: int | None,
+    now_ms: int,
+    tz: ZoneInfo,
+    allow_reason: str | None,
+) -> TimeOverride | None:
+    """Refuse footage claiming times its camera cannot have recorded — ending after now, or
+    starting before the camera was installed — unless `allow_reason` says why the claim is
+    right; then the override, to be audited with each file."""
+    if allow_reason is not None and not allow_reason.strip():
+        raise UsageError("--allow-time", "must say why the footage's times are right")
+    if end_ms > now_ms:
+        problem = (
+            f"the footage would end at {local_text(end_ms, tz)}, "
+            f"{duration_text(end_ms - now_ms)} in the future"
+        )
+    elif installed_ms is not None and start_ms < installed_ms:
+        problem = (
+            f"the footage would start at {local_text(start_ms, tz)}, before the camera was "
+            f"installed ({local_text(installed_ms, tz)})"
+        )
+    else:
+        return None
+    if allow_reason is None:
+        raise Refused(
+            f"import to {camera}",
+            f"{problem}; if those times are right, import with --allow-time REASON (audited)",
+        )
+    return TimeOverride(problem, allow_reason.strip())
+
+
 @dataclass(frozen=True)
 class Importer:
     """Where and how one camera's footage is imported, for one run of `ccvault import`."""
@@ -94,6 +143,7 @@ class Importer:
     segment_seconds: int
     work_dir: Path  # the spool: the split files are linked from there into the store
     actor: str
+    override: TimeOverride | None = None
 
     def run(
         self, planned: list[PlannedFile], progress: Callable[[int], None] = lambda _: None
@@ -120,6 +170,7 @@ class Importer:
             report.files.append({**entry, "status": "already imported"})
             progress(item.duration_ms)
             return
+        self._audit_attempt(item)
         stored = self._split_and_store(item, progress)
         ids = [s.segment_id for s in stored if s.segment_id is not None]
         report.segments += ids
@@ -129,7 +180,7 @@ class Importer:
             item.sha256,
             item.start_ms,
             item.start_ms + item.duration_ms,
-            len(ids),
+            ids,
             self.actor,
             self.store.clock.wall_ms(),
         )
@@ -140,6 +191,26 @@ class Importer:
             file=item.path.name,
             segments=len(ids),
             actor=self.actor,
+        )
+
+    def _audit_attempt(self, item: PlannedFile) -> None:
+        """Before anything of the file is stored: a crash midway leaves footage whose import
+        is still on record."""
+        details = {
+            "camera": self.camera.name,
+            "file": item.path.name,
+            "sha256": item.sha256,
+            "start": utc_text(item.start_ms),
+            "end": utc_text(item.start_ms + item.duration_ms),
+        }
+        if self.override is not None:
+            details |= {"time_problem": self.override.problem, "time_allowed": self.override.reason}
+        self.writer.record_event(
+            self.actor,
+            "import.file",
+            f"camera:{self.camera.name}",
+            details,
+            self.store.clock.wall_ms(),
         )
 
     def _split_and_store(self, item: PlannedFile, progress: Callable[[int], None]) -> list[Stored]:

@@ -1,4 +1,5 @@
-"""The scrub: re-hash stored segments slowly, forever, so silent corruption is found.
+"""The scrub: re-hash stored segments slowly, forever, so silent corruption is found; and the
+same check now, at full speed, for a selection (`check_now`, `ccvault verify`).
 
 Paced at `[integrity] scrub_mb_per_s` so it never competes with recording for the disk. A
 mismatch raises `segment_corrupt` and flags the row; the file is kept as it is (evidence is
@@ -11,20 +12,27 @@ import hashlib
 import threading
 import time
 from collections.abc import Callable
+from dataclasses import dataclass, field
+from enum import StrEnum
 from pathlib import Path
+from typing import Any
 
 import structlog
 
 from ccvault.catalog import queries
+from ccvault.catalog.rows import Segment
 from ccvault.catalog.writer import CatalogWriter
 from ccvault.config.model import Config
 from ccvault.host.clock import Clock
+from ccvault.storage.media import sha256_file
 from ccvault.storage.volumes import Volume
+from ccvault.timefmt import utc_text
 
 log = structlog.get_logger("ccvault.storage.integrity")
 
 CHUNK = 1 << 20
 IDLE_S = 60  # nothing to scrub: look again later
+PAGE = 500  # segments read at a time by `check_now`
 
 
 def paced_sha256(path: Path, bytes_per_s: float, stop: threading.Event) -> str | None:
@@ -86,32 +94,142 @@ class Scrubber:
                 return False
             seg = queries.segments_by_ids(conn, [found[0]])[0]
         roots = {v.name: v.path for v in self.volumes() if v.available}
-        if seg.volume not in roots:
+        verdict = judge(
+            self.writer,
+            seg,
+            roots.get(seg.volume),
+            lambda path: paced_sha256(path, self.bytes_per_s, self.stop_event),
+        )
+        if verdict in (Verdict.OK, Verdict.CORRUPT):
+            record(self.writer, seg, verdict, self.clock.wall_ms(), scrub=True)
+        elif verdict is not None or not self.stop_event.is_set():
+            # Not there, or moved meanwhile: reconcile reports real losses, and a thinned or
+            # migrated segment's new file is checked on a later round.
             self.writer.segments.advance_scrub(seg.id)
-            return True
-        try:
-            digest = paced_sha256(roots[seg.volume] / seg.path, self.bytes_per_s, self.stop_event)
-        except FileNotFoundError:
-            digest = None  # moved or purged meanwhile (reconcile reports real losses)
-        if digest is None:
-            if not self.stop_event.is_set():
-                self.writer.segments.advance_scrub(seg.id)
-            return True
-        with self.writer.reader() as conn:
-            now = queries.segments_by_ids(conn, [seg.id])
-        if not now or (now[0].volume, now[0].path) != (seg.volume, seg.path):
-            self.writer.segments.advance_scrub(seg.id)
-            return True  # thinned or migrated while hashing: its new file is checked later
-        verdict = "ok" if digest == seg.sha256 else "corrupt"
-        self.writer.segments.set_integrity(seg.id, verdict, self.clock.wall_ms())
-        if verdict == "corrupt":
-            log.error(
-                "segment_corrupt",
-                camera=seg.camera,
-                segment_id=seg.id,
-                volume=seg.volume,
-                path=seg.path,
-                expected=seg.sha256,
-                found=digest,
-            )
         return True
+
+
+class Verdict(StrEnum):
+    """What re-hashing one segment found."""
+
+    OK = "ok"
+    CORRUPT = "corrupt"  # the file no longer matches its SHA-256
+    MISSING = "missing"  # the row names a file that is not there
+    UNAVAILABLE = "unavailable"  # its volume is not there: not checked
+    MOVED = "moved"  # thinned, migrated or purged while it was hashed: not checked
+
+
+def judge(
+    writer: CatalogWriter,
+    seg: Segment,
+    root: Path | None,
+    hasher: Callable[[Path], str | None],
+) -> Verdict | None:
+    """Re-hash a segment's file and judge it against its row as the row is *after* hashing
+    (retention may have moved it meanwhile); None when the hasher stopped midway."""
+    if root is None:
+        return Verdict.UNAVAILABLE
+    try:
+        digest = hasher(root / seg.path)
+    except FileNotFoundError:
+        digest = ""
+    if digest is None:
+        return None
+    with writer.reader() as conn:
+        now = queries.segments_by_ids(conn, [seg.id])
+    if not now or (now[0].volume, now[0].path) != (seg.volume, seg.path):
+        return Verdict.MOVED
+    if not digest:
+        return Verdict.MISSING
+    return Verdict.OK if digest == seg.sha256 else Verdict.CORRUPT
+
+
+def record(writer: CatalogWriter, seg: Segment, verdict: Verdict, now_ms: int, scrub: bool) -> None:
+    """The verdict on the row (`segment_corrupt` counts corrupt rows of the last 24 h); a
+    check outside the scrub leaves the scrub's cursor where it was."""
+    writer.segments.set_integrity(seg.id, verdict, now_ms, advance_scrub=scrub)
+    if verdict == Verdict.CORRUPT:
+        log.error(
+            "segment_corrupt",
+            camera=seg.camera,
+            segment_id=seg.id,
+            volume=seg.volume,
+            path=seg.path,
+            expected=seg.sha256,
+        )
+
+
+@dataclass
+class CheckReport:
+    """`ccvault verify`: what was re-hashed and found."""
+
+    checked: int = 0
+    ok: int = 0
+    bytes: int = 0
+    found: dict[Verdict, list[Segment]] = field(default_factory=dict)
+
+    def failed(self) -> bool:
+        return any(v != Verdict.OK for v in self.found)
+
+    def as_json(self) -> dict[str, Any]:
+        def listed(verdict: Verdict) -> list[dict[str, Any]]:
+            return [
+                {"id": s.id, "camera": s.camera, "volume": s.volume, "start": utc_text(s.start_ms)}
+                for s in self.found.get(verdict, [])
+            ]
+
+        return {
+            "checked": self.checked,
+            "ok": self.ok,
+            "bytes": self.bytes,
+            "corrupt": listed(Verdict.CORRUPT),
+            "missing": listed(Verdict.MISSING),
+            "not_checked": listed(Verdict.UNAVAILABLE) + listed(Verdict.MOVED),
+        }
+
+
+def check_now(
+    writer: CatalogWriter,
+    volumes: list[Volume],
+    selection: queries.Selection,
+    now_ms: Callable[[], int],
+    actor: str,
+    progress: Callable[[int], None] = lambda _: None,
+) -> CheckReport:
+    """Re-hash the selected segments now, at full speed, recording each verdict as the scrub
+    does (a file put right clears `corrupt`) and the check itself in the audit log
+    (`segments.verify`); `progress` gets each segment's bytes. A row already `missing` is
+    reported as such."""
+    report = CheckReport()
+    roots = {v.name: v.path for v in volumes if v.available}
+    after = 0
+    while True:
+        with writer.reader() as conn:
+            batch = queries.selected_segments(conn, selection, after, PAGE)
+        if not batch:
+            break
+        for seg in batch:
+            if seg.state == "missing":
+                verdict: Verdict | None = Verdict.MISSING
+            else:
+                verdict = judge(writer, seg, roots.get(seg.volume), sha256_file)
+            if verdict in (Verdict.OK, Verdict.CORRUPT):
+                record(writer, seg, verdict, now_ms(), scrub=False)
+            report.checked += 1
+            report.bytes += seg.bytes
+            if verdict == Verdict.OK:
+                report.ok += 1
+            elif verdict is not None:
+                report.found.setdefault(verdict, []).append(seg)
+            progress(seg.bytes)
+        after = batch[-1].id
+    details = {
+        "camera": selection.camera,
+        "from": utc_text(selection.from_ms) if selection.from_ms is not None else None,
+        "to": utc_text(selection.to_ms) if selection.to_ms is not None else None,
+        "checked": report.checked,
+        "ok": report.ok,
+        **{v.value: [s.id for s in report.found[v]] for v in report.found},
+    }
+    writer.record_event(actor, "segments.verify", "segments", details, now_ms())
+    return report

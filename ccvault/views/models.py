@@ -41,6 +41,14 @@ class SegmentOut(Out):
     height: int
     analysed: bool
     activity: bool = Field(description="The padded range overlaps motion or lighting.")
+    origin: str = Field(
+        description="recorded (by this ccvault) | imported (its times are what the importer "
+        "claimed) | adopted (found on a volume, not recorded into this catalog)."
+    )
+    integrity: str = Field(
+        description="unchecked | ok | corrupt, from the latest re-hash (the scrub, or "
+        "`ccvault verify`): a corrupt file no longer matches its SHA-256 (it is kept as it is)."
+    )
 
     @classmethod
     def of(cls, seg: Segment) -> SegmentOut:
@@ -65,6 +73,8 @@ class SegmentOut(Out):
             state=r["state"],
             analysed=r["analysis"] == AnalysisState.ANALYSED,
             activity=bool(r["activity"]),
+            origin=r["origin"],
+            integrity=r["integrity"],
         )
 
 
@@ -95,6 +105,8 @@ def _segment_fields(seg: Segment) -> dict:
         "height": seg.height,
         "analysed": seg.analysis == AnalysisState.ANALYSED,
         "activity": bool(seg.activity),
+        "origin": seg.origin,
+        "integrity": seg.integrity,
     }
 
 

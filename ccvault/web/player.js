@@ -29,6 +29,7 @@ export class Player {
     this.jump = 0; // bumped by every new request: late answers to older ones are dropped
     this.clockEl = h('output', { class: 'clock' }, '--:--:--');
     this.cameraEl = h('span', { class: 'camera' });
+    this.marksEl = h('span', { class: 'marks' }); // imported, corrupt: what the file is
     this.statusEl = h('p', { class: 'status', role: 'status' }, t('player_idle'));
     this.toggleBtn = button(t('play'), () => this.toggle(), { disabled: true });
     this.rate = h('select', { 'aria-label': t('speed'), onchange: () => this.setRate() },
@@ -41,7 +42,8 @@ export class Player {
       video.addEventListener('play', () => this.buttons());
       video.addEventListener('pause', () => this.buttons());
     }
-    this.screen = h('div', { class: 'screen' }, this.videos, this.cameraEl, this.clockEl);
+    this.screen = h('div', { class: 'screen' }, this.videos, this.cameraEl, this.marksEl,
+      this.clockEl);
     this.el = h('section', { class: 'player' }, this.screen,
       h('div', { class: 'controls' },
         button(t('back_10'), () => this.skip(-10_000)),
@@ -88,7 +90,7 @@ export class Player {
   start(camera, seg, offsetMs) {
     this.current = { camera, seg };
     this.cameraEl.textContent = camera;
-    this.el.dataset.segment = seg.id;
+    this.shown(seg);
     this.discard(this.other());
     this.next = null;
     if (!this.playable(seg)) return;
@@ -142,12 +144,23 @@ export class Player {
       this.active = 1 - this.active;
       this.discard(video);
       this.current = { camera, seg: next };
-      this.el.dataset.segment = next.id;
+      this.shown(next);
       this.next = null;
       this.preload(camera, next);
     }
     this.say(gap > SEAM_MS ? t('gap_skipped', { length: duration(gap), time: clock(next.start_ms) })
       : t('playing', { camera }));
+  }
+
+  /** Which segment is on screen, and what it is: imported footage (times as claimed) and a
+   * file found corrupt are marked on the picture itself. */
+  shown(seg) {
+    this.el.dataset.segment = seg.id;
+    const marks = [];
+    if (seg.origin === 'imported') marks.push(['imported', t('mark_imported'), t('mark_imported_hint')]);
+    if (seg.integrity === 'corrupt') marks.push(['corrupt', t('mark_corrupt'), t('mark_corrupt_hint')]);
+    this.marksEl.replaceChildren(...marks.map(([kind, label, hint]) =>
+      h('span', { class: `mark ${kind}`, title: hint, dataset: { mark: kind } }, label)));
   }
 
   tick(video) {

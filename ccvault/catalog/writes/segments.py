@@ -91,10 +91,11 @@ class SegmentWrites:
         source_sha256: str,
         start_ms: int,
         end_ms: int,
-        segments: int,
+        segment_ids: list[int],
         actor: str,
         now_ms: int,
     ) -> None:
+        """The file's import is done: its `imports` row and the `import.stored` record."""
         with self._core.transaction() as conn:
             conn.execute(
                 "INSERT OR IGNORE INTO imports (camera_id, source_name, source_sha256, start_ms,"
@@ -105,19 +106,30 @@ class SegmentWrites:
                     source_sha256,
                     start_ms,
                     end_ms,
-                    segments,
+                    len(segment_ids),
                     actor,
                     now_ms,
                 ),
             )
+            self._core.audit(
+                actor,
+                "import.stored",
+                f"camera:{camera}",
+                {"file": source_name, "sha256": source_sha256, "segment_ids": segment_ids},
+                now_ms,
+            )
 
-    def set_integrity(self, segment_id: int, verdict: str, now_ms: int) -> None:
+    def set_integrity(
+        self, segment_id: int, verdict: str, now_ms: int, advance_scrub: bool = True
+    ) -> None:
+        """A re-hash's verdict; the scrub's own also moves its cursor past the segment."""
         with self._core.transaction() as conn:
             conn.execute(
                 "UPDATE segments SET integrity = ?, scrubbed_ms = ? WHERE id = ?",
                 (verdict, now_ms, segment_id),
             )
-            _set_scrub_cursor(conn, segment_id)
+            if advance_scrub:
+                _set_scrub_cursor(conn, segment_id)
 
     def advance_scrub(self, segment_id: int) -> None:
         with self._core.transaction() as conn:
