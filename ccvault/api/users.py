@@ -37,24 +37,53 @@ def token_hash(token: str) -> str:
 def add(
     writer: CatalogWriter, name: str, role: str, expires_ms: int | None, actor: str, now_ms: int
 ) -> str:
-    """Create a user; returns the token (the only time it exists outside the caller)."""
-    if role not in ROLES:
-        raise UsageError("--role", f"must be one of {', '.join(ROLES)}")
+    """Create a user — or take again the name of one revoked or expired (someone who left and
+    came back) — and return the token: the only time it exists outside the caller."""
+    _check_role(role, "--role")
     if expires_ms is not None and expires_ms <= now_ms:
         raise UsageError("--expires", "is already past")
-    token = TOKEN_PREFIX + secrets.token_urlsafe(32)
-    try:
-        writer.users.add(name, role, token_hash(token), expires_ms, actor, now_ms)
-    except sqlite3.IntegrityError:
+    token = _new_token()
+    if not writer.users.add(name, role, token_hash(token), expires_ms, actor, now_ms):
         raise Refused(
-            f"user {name}", "exists already (revoke it, or choose another name)"
-        ) from None
+            f"user {name}",
+            f"exists already and is active (`user rotate {name}` gives it a new token, "
+            f"`user role {name} ROLE` another role; or choose another name)",
+        )
     return token
+
+
+def rotate(writer: CatalogWriter, name: str, actor: str, now_ms: int) -> str:
+    """A new token for an active user; the old one, and its browser sessions, end at once
+    (sessions re-check the token's hash on every request)."""
+    token = _new_token()
+    if not writer.users.rotate(name, token_hash(token), actor, now_ms):
+        raise NotFound(
+            f"user {name}", "no such active user (a revoked or expired one is added again)"
+        )
+    return token
+
+
+def set_role(writer: CatalogWriter, name: str, role: str, actor: str, now_ms: int) -> str:
+    """Change an active user's role, seen at their next request; returns the role it had."""
+    _check_role(role, "ROLE")
+    before = writer.users.set_role(name, role, actor, now_ms)
+    if before is None:
+        raise NotFound(f"user {name}", "no such active user")
+    return before
 
 
 def revoke(writer: CatalogWriter, name: str, actor: str, now_ms: int) -> None:
     if not writer.users.revoke(name, actor, now_ms):
         raise NotFound(f"user {name}", "no such active user")
+
+
+def _check_role(role: str, what: str) -> None:
+    if role not in ROLES:
+        raise UsageError(what, f"must be one of {', '.join(ROLES)}")
+
+
+def _new_token() -> str:
+    return TOKEN_PREFIX + secrets.token_urlsafe(32)
 
 
 def listing(conn: sqlite3.Connection, now_ms: int) -> list[dict]:

@@ -1,8 +1,9 @@
-"""Commands about people who may use the HTTP API: user add, user list, user revoke.
+"""Commands about people who may use the HTTP API: user add, list, rotate, role, revoke.
 
-`user add` prints the token and nothing else, once: only its SHA-256 is stored, so it can be
-piped straight into a secret store (`ccvault user add ann --role viewer > ann.token`). Every
-change is audited by the catalog writer, with the Unix user who ran the command as the actor.
+`user add` and `user rotate` print the token and nothing else, once: only its SHA-256 is
+stored, so it can be piped straight into a secret store (`ccvault user add ann --role viewer >
+ann.token`). Every change is audited by the catalog writer, with the Unix user who ran the
+command as the actor.
 """
 
 from __future__ import annotations
@@ -38,7 +39,8 @@ def user() -> None:
 @click.option("--expires", metavar="T", help="The token stops working at time T (e.g. +90d).")
 @pass_app
 def user_add(app: App, name: str, role: str, expires: str | None) -> None:
-    """Create a user and print its token (alone, once: only a hash of it is kept)."""
+    """Create a user and print its token (alone, once: only a hash of it is kept). The name
+    of a revoked or expired user may be added again (a new token and role)."""
     if not NAME.match(name):
         raise UsageError(
             "NAME",
@@ -87,3 +89,22 @@ def user_revoke(app: App, name: str) -> None:
     """Stop a user's token at once (exit 3 if there is no such active user)."""
     users.revoke(app.writer, name, app.actor(), app.clock.wall_ms())
     click.echo(f"revoked user {name}")
+
+
+@user.command("rotate")
+@click.argument("name")
+@pass_app
+def user_rotate(app: App, name: str) -> None:
+    """Give an active user a new token and print it (alone, once); the old token stops
+    working at once, and so do browser sessions signed in with it."""
+    click.echo(users.rotate(app.writer, name, app.actor(), app.clock.wall_ms()))
+
+
+@user.command("role")
+@click.argument("name")
+@click.argument("role", type=click.Choice(users.ROLES))
+@pass_app
+def user_role(app: App, name: str, role: str) -> None:
+    """Change an active user's role; their next request, in a session too, has the new one."""
+    before = users.set_role(app.writer, name, role, app.actor(), app.clock.wall_ms())
+    click.echo(f"user {name}: {before} → {role}" if before != role else f"user {name}: {role}")
