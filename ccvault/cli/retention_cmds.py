@@ -66,6 +66,7 @@ def _purge_now(
 def _preview(
     app: App, volumes: list, spools: list, now_ms: int, show_all: bool, as_json: bool
 ) -> None:
+    from ccvault.retention import candidates, spans
     from ccvault.retention.passes import find_leftovers, plan_pass, totals
 
     decided = {}
@@ -74,6 +75,7 @@ def _preview(
             for d in batch:
                 decided[d.segment.id] = d  # a quota or pressure decision overrides a keep
         leftovers = find_leftovers(conn, app.config, volumes, spools, set(), now_ms)
+        expired = spans.preview(conn, app.config, candidates.protections(conn), now_ms)
     decisions = sorted(decided.values(), key=lambda d: (d.segment.camera, d.segment.start_ms))
     if as_json:
         emit_json(
@@ -81,6 +83,7 @@ def _preview(
                 "actions": [d.as_json() for d in decisions],
                 "totals": totals(decisions),
                 "leftovers": leftovers,
+                "spans": expired,
             }
         )
         return
@@ -110,6 +113,12 @@ def _preview(
         click.echo(
             f"past the ceiling: {len(leftovers)} quarantined or spool file(s), "
             f"{human_bytes(sum(i['bytes'] for i in leftovers))}"
+        )
+    if expired:
+        click.echo(
+            f"motion spans past the ceiling: {sum(e['spans'] for e in expired)} ("
+            + ", ".join(f"{e['camera']} {e['spans']}" for e in expired)
+            + ")"
         )
 
 

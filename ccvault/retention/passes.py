@@ -19,7 +19,7 @@ import structlog
 
 from ccvault.config.model import Config
 from ccvault.host.events import Event, emit
-from ccvault.retention import candidates, pressure
+from ccvault.retention import candidates, pressure, spans
 from ccvault.retention.executor import Executor, Outcome, remove_leftovers
 from ccvault.retention.planner import DELETE, KEEP, Decision, Protection, over_quota, plan
 from ccvault.storage.volumes import Volume
@@ -133,8 +133,9 @@ def run_pass(
     spools: list[Path] | None = None,
     busy: set[Path] | None = None,
 ) -> Outcome:
-    """Plan and act, batch by batch; then quarantined files and spool leftovers past the
-    ceiling (`spools`: the spool directories this process may clean; none beside a daemon)."""
+    """Plan and act, batch by batch; then quarantined files, spool leftovers and motion spans
+    past the ceiling (`spools`: the spool directories this process may clean; none beside a
+    daemon)."""
     total = Outcome()
     started = time.monotonic()
     for batch in plan_pass(conn, config, volumes, now_ms, executed=True, state=state):
@@ -147,9 +148,17 @@ def run_pass(
         leftovers = find_leftovers(conn, config, volumes, spools or [], busy or set(), now_ms)
         remove_leftovers(executor, leftovers)
         total.leftovers = len(leftovers)
+    protections = candidates.protections(conn)
+    for batch in spans.expired(conn, config, protections, now_ms):
+        if executor.stopping.is_set():
+            break
+        total.spans += executor.writer.motion.expire(
+            batch.camera, batch.ids, batch.before_ms, executor.actor, executor.now_ms()
+        )
     log.info(
         "retention.pass",
         leftovers=total.leftovers,
+        spans=total.spans,
         deleted=total.deleted,
         deleted_bytes=total.deleted_bytes,
         migrated=total.migrated,

@@ -98,10 +98,14 @@ class Protection:
         return f"hold:{self.id}" if self.kind == "hold" else "export_pin"
 
     def covers(self, c: Candidate) -> bool:
+        return self.overlaps(c.camera, c.start_ms, c.end_ms)
+
+    def overlaps(self, camera: str, start_ms: int, end_ms: int) -> bool:
+        """Does it cover any of camera's [start_ms, end_ms)?"""
         return (
-            (self.cameras is None or c.camera in self.cameras)
-            and c.start_ms < self.to_ms
-            and c.end_ms > self.from_ms
+            (self.cameras is None or camera in self.cameras)
+            and start_ms < self.to_ms
+            and end_ms > self.from_ms
         )
 
     def active(self, now_ms: int) -> bool:

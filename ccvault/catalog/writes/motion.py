@@ -8,6 +8,8 @@ from typing import TYPE_CHECKING
 
 from ccvault.catalog.rows import AnalysisState, Span
 from ccvault.catalog.writes.cameras import camera_row_id
+from ccvault.catalog.writes.intents import protected_now
+from ccvault.timefmt import utc_text
 
 if TYPE_CHECKING:
     from ccvault.catalog.writer import CatalogWriter
@@ -68,6 +70,34 @@ class MotionWrites:
             " AND start_ms < ? AND end_ms > ? AND activity = 0",
             (camera_id, from_ms - longest, to_ms, from_ms),
         )
+
+    def expire(
+        self, camera: str, span_ids: list[int], before_ms: int, actor: str, now_ms: int
+    ) -> int:
+        """Delete spans past their camera's ceiling (`retention.spans`), except any a hold or
+        pin covers by now (re-checked here, in the deleting transaction); audited with how
+        many went. Returns that number."""
+        with self._core.transaction() as conn:
+            rows = conn.execute(
+                "SELECT id, start_ms, end_ms FROM motion_spans WHERE open = 0"
+                f" AND id IN ({','.join('?' * len(span_ids))})",
+                span_ids,
+            ).fetchall()
+            gone = [
+                r["id"]
+                for r in rows
+                if not protected_now(conn, camera, r["start_ms"], r["end_ms"] + 1, now_ms)
+            ]
+            conn.executemany("DELETE FROM motion_spans WHERE id = ?", [(i,) for i in gone])
+            if gone:
+                self._core.audit(
+                    actor,
+                    "motion.expired",
+                    f"camera:{camera}",
+                    {"camera": camera, "spans": len(gone), "before": utc_text(before_ms)},
+                    now_ms,
+                )
+            return len(gone)
 
     def reset(self, state: AnalysisState, to: AnalysisState) -> int:
         """Every segment in `state` goes to `to` (start-up recovery); how many."""
