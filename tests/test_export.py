@@ -279,6 +279,31 @@ def test_a_resigned_manifest_passes_only_for_whoever_trusts_its_key(site, bundle
     assert verify(None, bundle[0], "--key", own_key).returncode == 0
 
 
+def test_a_bundle_of_format_1_still_verifies(site, bundle, tmp_path) -> None:
+    """Bundles handed out before SHA256SUMS and the README (format 1) keep verifying; their
+    format is in the signed manifest, so nobody can strip a newer bundle down to one."""
+    old = tmp_path / "old"
+    shutil.copytree(bundle[0], old)
+    for name in ("SHA256SUMS", "SHA256SUMS.sig", "signer.pem", "README.txt"):
+        (old / name).unlink()
+    manifest = json.loads((old / "manifest.json").read_bytes())
+    manifest["format"] = "ccvault-evidence/1"
+    for entry in manifest["files"]:
+        entry.pop("origin", None)
+    key = serialization.load_pem_private_key(
+        (site.root / "signing-key.pem").read_bytes(), password=None
+    )
+    body = json.dumps(manifest, indent=2).encode() + b"\n"
+    (old / "manifest.json").write_bytes(body)
+    (old / "manifest.sig").write_bytes(key.sign(body))  # as an older ccvault signed it
+    result = verify(site, old)
+    assert result.returncode == 0, result.stdout
+    stripped = tmp_path / "stripped"  # a format-2 bundle without its receiver files
+    shutil.copytree(bundle[0], stripped)
+    (stripped / "SHA256SUMS").unlink()
+    assert "SHA256SUMS: missing" in verify(site, stripped).stdout
+
+
 def test_destinations_outside_the_export_dirs_are_refused(site, tmp_path) -> None:
     outside = tmp_path / "outside"
     outside.mkdir()

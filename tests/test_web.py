@@ -316,6 +316,46 @@ def test_japanese_labels_and_the_sites_zone_on_a_25_hour_day(page_for: Any, site
     assert four_hours.inner_text().startswith("03:00"), "4 h after midnight: 03:00 that day"
 
 
+def test_imported_and_corrupt_footage_is_marked_on_the_picture(page_for: Any, site: Site) -> None:
+    """Every segment here was imported: the player says so on the picture. A file that no
+    longer matches its hash, once `ccvault verify` has found it, is marked corrupt too."""
+    listed = json.loads(
+        run_cli(
+            site.config,
+            "segments",
+            "--camera",
+            "door",
+            "--from",
+            datetime.fromtimestamp(site.at(time(15, 30)) / 1000, ZoneInfo(ZONE)).isoformat(),
+            "--to",
+            datetime.fromtimestamp(site.at(time(15, 31)) / 1000, ZoneInfo(ZONE)).isoformat(),
+            "--json",
+        ).stdout
+    )
+    victim = next(s for s in listed if s["start_ms"] == site.at(time(15, 30), 8))
+    data = bytearray(Path(victim["path"]).read_bytes())
+    data[len(data) * 3 // 4] ^= 0xFF
+    Path(victim["path"]).write_bytes(bytes(data))
+    found = run_cli(site.config, "verify", "--camera", "door", "--json")
+    assert found.returncode == 1
+    assert [c["id"] for c in json.loads(found.stdout)["corrupt"]] == [victim["id"]]
+    page = page_for("viewer", "ja-JP")
+    open_day(page, site, "door")
+    page.get_by_role("button", name="◀ 前の動き").click()  # 15:30:05: plays from just before
+    marks = page.locator(".player .marks .mark")
+    page.wait_for_selector(".player[data-segment] .mark.imported")
+    if page.get_attribute(".player", "data-segment") != str(victim["id"]):
+        assert marks.all_inner_texts() == ["取り込み映像"]
+    page.wait_for_function(  # playback goes on into the corrupt file
+        f"() => document.querySelector('.player').dataset.segment === '{victim['id']}'",
+        timeout=30_000,
+    )
+    page.wait_for_selector(".player .mark.corrupt")
+    assert marks.all_inner_texts() == ["取り込み映像", "破損"]
+    assert "SHA-256" in page.locator(".player .mark.corrupt").get_attribute("title")
+    page.locator(".player").screenshot(path=str(screenshot("web-marks.png")))
+
+
 def screenshot(name: str) -> Path:
     OUT.mkdir(exist_ok=True)
     path = OUT / name

@@ -67,9 +67,9 @@ def reconcile(app: App, dry_run: bool, as_json: bool) -> None:
 def verify(app: App, camera: str | None, start: str | None, end: str | None, as_json: bool) -> None:
     """Re-hash the selected segments now against their SHA-256 (as the background scrub does,
     at full speed); record each verdict, so `segments` and the API show `corrupt`. Exit 1 on
-    any corrupt, missing or unchecked (volume unavailable) file."""
+    any corrupt, missing, unreadable or unchecked (volume unavailable) file."""
     from ccvault.catalog.queries import Selection, selection_size
-    from ccvault.storage.integrity import Verdict, check_now
+    from ccvault.storage.integrity import check_now
     from ccvault.timefmt import ordered
 
     if camera is not None:
@@ -95,7 +95,7 @@ def verify(app: App, camera: str | None, start: str | None, end: str | None, as_
     if as_json:
         emit_json(report.as_json())
     else:
-        for verdict in (Verdict.CORRUPT, Verdict.MISSING, Verdict.UNAVAILABLE, Verdict.MOVED):
+        for verdict in _VERDICTS:
             for seg in report.found.get(verdict, []):
                 click.echo(
                     f"segment {seg.id} of {seg.camera} ({local_text(seg.start_ms, app.config.tz)}"
@@ -112,6 +112,7 @@ def verify(app: App, camera: str | None, start: str | None, end: str | None, as_
 _VERDICTS = {  # what `verify` says of a segment that did not match
     "corrupt": "corrupt (the file no longer matches its SHA-256; it is kept as it is)",
     "missing": "missing (the file is gone)",
+    "unreadable": "not read (not a regular file, or not readable)",
     "unavailable": "not checked (its volume is unavailable)",
     "moved": "not checked (moved by retention while it was read: verify again)",
 }

@@ -148,7 +148,7 @@ def read_small(bundle: Path, name: str, limit: int) -> bytes:
 def parse(body: bytes) -> Manifest:
     """The manifest's format, signer and file list; Unreadable when it is not a manifest."""
     try:
-        data = json.loads(body)
+        data = json.loads(body, object_pairs_hook=_unique_keys)
     except (ValueError, RecursionError) as exc:
         raise Unreadable(f"{MANIFEST}: not JSON ({str(exc)[:120]})") from None
     if not isinstance(data, dict):
@@ -166,6 +166,17 @@ def parse(body: bytes) -> Manifest:
     if len(key) != 32:
         raise Unreadable(f"{MANIFEST}: signature.public_key is not an Ed25519 public key")
     return Manifest(data["format"], key, files, _key_problems(section, key))
+
+
+def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    """A key given twice is read one way here and maybe the other way by another reader: no
+    manifest ccvault writes has one, so it is refused, never resolved."""
+    out: dict[str, Any] = {}
+    for key, value in pairs:
+        if key in out:
+            raise ValueError(f"the key {shown(key)} is given twice")
+        out[key] = value
+    return out
 
 
 def _key_problems(section: dict[str, Any], key: bytes) -> list[str]:

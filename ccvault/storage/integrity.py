@@ -9,6 +9,7 @@ never silently replaced or repaired). The position survives restarts (meta `scru
 from __future__ import annotations
 
 import hashlib
+import stat
 import threading
 import time
 from collections.abc import Callable
@@ -115,6 +116,7 @@ class Verdict(StrEnum):
     OK = "ok"
     CORRUPT = "corrupt"  # the file no longer matches its SHA-256
     MISSING = "missing"  # the row names a file that is not there
+    UNREADABLE = "unreadable"  # not a regular file (a link, a pipe…) or not readable: not read
     UNAVAILABLE = "unavailable"  # its volume is not there: not checked
     MOVED = "moved"  # thinned, migrated or purged while it was hashed: not checked
 
@@ -126,13 +128,19 @@ def judge(
     hasher: Callable[[Path], str | None],
 ) -> Verdict | None:
     """Re-hash a segment's file and judge it against its row as the row is *after* hashing
-    (retention may have moved it meanwhile); None when the hasher stopped midway."""
+    (retention may have moved it meanwhile); None when the hasher stopped midway. Only a
+    regular file is read: a pipe put in a segment's place would block the reader for ever."""
     if root is None:
         return Verdict.UNAVAILABLE
+    path = root / seg.path
     try:
-        digest = hasher(root / seg.path)
+        if not stat.S_ISREG(path.lstat().st_mode):
+            return Verdict.UNREADABLE
+        digest = hasher(path)
     except FileNotFoundError:
         digest = ""
+    except OSError:
+        return Verdict.UNREADABLE
     if digest is None:
         return None
     with writer.reader() as conn:
@@ -184,6 +192,7 @@ class CheckReport:
             "bytes": self.bytes,
             "corrupt": listed(Verdict.CORRUPT),
             "missing": listed(Verdict.MISSING),
+            "unreadable": listed(Verdict.UNREADABLE),
             "not_checked": listed(Verdict.UNAVAILABLE) + listed(Verdict.MOVED),
         }
 

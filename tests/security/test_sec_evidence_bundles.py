@@ -376,9 +376,13 @@ def test_a_hostile_manifest_fails_cleanly_even_from_a_trusted_signer(copy, edit,
     assert problem in result.stdout, result.stdout
 
 
-@pytest.mark.parametrize("body", ["deep", "huge", "not json"])
+@pytest.mark.parametrize("body", ["deep", "huge", "not json", "a key twice"])
 def test_an_unreadable_manifest_fails_cleanly(copy, body) -> None:
-    if body == "deep":
+    if body == "a key twice":  # read one way here, maybe the other way by another reader
+        forge(copy)
+        text = (copy / "manifest.json").read_text()
+        write_signed(copy, text.replace('"files": [', '"files": [], "files": [', 1).encode())
+    elif body == "deep":
         write_signed(copy, b"[" * 200_000 + b"]" * 200_000)
     elif body == "huge":
         with open(copy / "manifest.json", "r+b") as f:
@@ -389,3 +393,5 @@ def test_an_unreadable_manifest_fails_cleanly(copy, body) -> None:
     assert result.returncode == 1, result.stdout + result.stderr
     assert "Traceback" not in result.stderr, result.stderr
     assert "manifest.json" in result.stdout, result.stdout
+    if body == "a key twice":
+        assert "given twice" in result.stdout, result.stdout

@@ -8,6 +8,7 @@ doubts a range must be able to re-hash it now and get a failing exit code.
 from __future__ import annotations
 
 import json
+import os
 import time
 from pathlib import Path
 from typing import Any
@@ -70,12 +71,21 @@ def test_verify_rehashes_now_and_exits_1_on_a_corrupt_or_missing_file(tmp_path) 
     assert [c["id"] for c in found["corrupt"]] == [door[1].id]
     assert [m["id"] for m in found["missing"]] == [gate[0].id]
     assert found["checked"] == 5 and found["ok"] == 3
+    # A pipe or a directory in a segment's place is reported, never read (a pipe would block
+    # the reader for ever).
+    gate[1].path.unlink()
+    os.mkfifo(gate[1].path)
+    door[2].path.unlink()
+    door[2].path.mkdir()
+    odd = run_cli(config, "verify", "--json", timeout=60)
+    assert odd.returncode == 1
+    assert sorted(u["id"] for u in json.loads(odd.stdout)["unreadable"]) == [door[2].id, gate[1].id]
     half = run_cli(config, "verify", "--from", "-1h")
     assert half.returncode == 2 and "--to" in half.stderr
     records = [
         r for r in AuditLog(tmp_path / "audit.jsonl").records() if r["action"] == "segments.verify"
     ]
-    assert len(records) == 5 and records[-1]["details"]["corrupt"] == [door[1].id]
+    assert len(records) == 6 and records[-1]["details"]["corrupt"] == [door[1].id]
 
 
 def test_a_corrupt_segment_shows_corrupt_in_segments_and_the_api(tmp_path) -> None:
