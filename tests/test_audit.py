@@ -68,7 +68,8 @@ def test_two_processes_append_one_chain_and_tampering_is_found(tmp_path: Path) -
     log.write_text("".join([*lines[:21], json.dumps(edited) + "\n", *lines[22:]]))
     broken = run_cli(config, "audit", "verify", "--json")
     assert broken.returncode == 1
-    assert json.loads(broken.stdout)["bad_line"] == 22
+    [problem] = json.loads(broken.stdout)["problems"]
+    assert (problem["kind"], problem["line"], problem["file"]) == ("broken", 22, "audit.jsonl")
     log.write_text("".join(lines[:10] + lines[11:]))  # a line removed
     removed = run_cli(config, "audit", "verify")
     assert removed.returncode == 1 and "line 11" in removed.stdout
