@@ -151,21 +151,42 @@ class AuditLog:
         dropped goes first, so the chain continues and the cut stays visible.
         """
         json.dumps(details)  # not serialisable: fail before touching the file
+        lines, size = self._write(head, actor, now_ms, (action, obj, details))
+        return Appended(lines[-1], self._sign_after(lines[-1], head, checkpoint, size, now_ms))
+
+    def reconcile(self, head: Head | None, actor: str, now_ms: int) -> Head | None:
+        """Write what an append would find wrong before its record (no record of its own):
+        the acknowledgment lists the break as the log will show it from now on."""
+        lines, _ = self._write(head, actor, now_ms, None)
+        if not lines:
+            return head
+        return Head(lines[-1]["seq"], lines[-1]["hash"], head.checkpoint if head else None)
+
+    def _write(
+        self,
+        head: Head | None,
+        actor: str,
+        now_ms: int,
+        what: tuple[str, str, dict[str, Any]] | None,
+    ) -> tuple[list[dict[str, Any]], int]:
+        """Markers for what the files' end gets wrong (the head disagrees; torn bytes, which
+        are cut off), then the record `what` if any: written, fsynced, copied to the journal.
+        Returns the records written and the live file's size after them."""
         fd, created = self._open_live()
         try:
             tail = self._tail(fd, live_missing=created)
             lines = _head_markers(head, tail, actor, now_ms)
+            seq, prev = (lines[-1]["seq"], lines[-1]["hash"]) if lines else (tail.seq, tail.hash)
             if tail.torn:
                 os.ftruncate(fd, os.fstat(fd).st_size - tail.torn)
-                after = lines[-1] if lines else None
-                seq, prev = (after["seq"], after["hash"]) if after else (tail.seq, tail.hash)
                 repair = {"dropped_bytes": tail.torn}
                 lines.append(_record(seq + 1, now_ms, actor, REPAIRED, "audit", repair, prev))
-            seq, prev = (lines[-1]["seq"], lines[-1]["hash"]) if lines else (tail.seq, tail.hash)
-            record = _record(seq + 1, now_ms, actor, action, obj, details, prev)
-            lines.append(record)
-            _write_all(fd, b"".join(_line(r) for r in lines))
-            os.fsync(fd)
+                seq, prev = lines[-1]["seq"], lines[-1]["hash"]
+            if what is not None:
+                lines.append(_record(seq + 1, now_ms, actor, *what, prev))
+            if lines:
+                _write_all(fd, b"".join(_line(r) for r in lines))
+                os.fsync(fd)
             size = os.fstat(fd).st_size
         finally:
             os.close(fd)
@@ -173,24 +194,7 @@ class AuditLog:
             fsync_dir(self.path.parent)
         if self.journal is not None:
             self.journal.send_records(lines)
-        return Appended(record, self._sign_after(record, head, checkpoint, size, now_ms))
-
-    def reconcile(self, head: Head | None, actor: str, now_ms: int) -> Head | None:
-        """Write what an append would find wrong before its record (no record of its own):
-        the acknowledgment lists the break as the log will show it from now on."""
-        fd, created = self._open_live()
-        try:
-            lines = _head_markers(head, self._tail(fd, live_missing=created), actor, now_ms)
-            if lines:
-                _write_all(fd, b"".join(_line(r) for r in lines))
-                os.fsync(fd)
-        finally:
-            os.close(fd)
-        if created:
-            fsync_dir(self.path.parent)
-        if not lines:
-            return head
-        return Head(lines[-1]["seq"], lines[-1]["hash"], head.checkpoint if head else None)
+        return lines, size
 
     def checkpoint(self, head: Head | None, kind: CheckpointKind, now_ms: int) -> Checkpoint | None:
         """Sign the chain's end if it is what the catalog committed and not signed yet; a file
@@ -211,12 +215,15 @@ class AuditLog:
         self.checkpoints.append(signed)
         return signed
 
-    def records(self) -> Iterator[dict[str, Any]]:
+    def records(self, strict: bool = True) -> Iterator[dict[str, Any]]:
         """Complete records in chain order across all files; a line still being written (no
-        newline) is skipped."""
+        newline) is skipped, and so is a line that is not a record unless `strict` (then it
+        is an error pointing at `audit verify`)."""
         for log_file in self.files():
             for number, _, line in files.lines_from(log_file.path):
                 record = files.parse(line)
+                if not is_record(record) and not strict:
+                    continue
                 if not is_record(record):
                     raise CcvaultError(
                         f"audit log {log_file.path}",
@@ -251,28 +258,21 @@ class AuditLog:
 
     def _tail(self, fd: int | None, live_missing: bool) -> Tail:
         """The chain's end: the live file's last records, topped up from the last sealed
-        file when the live one holds fewer than an append can write."""
-        last: list[bytes] = []
+        file when the live one holds fewer than an append can write. Lines that are not
+        records are passed over: the chain goes on from the last record, and `audit verify`
+        names them."""
+        last: list[dict[str, Any]] = []
         torn = 0
         if fd is not None:
-            last, keep, size = files.last_lines(fd, _TAIL_RECORDS)
+            last, keep, size = files.last_records(fd, _TAIL_RECORDS, is_record)
             torn = size - keep
         if len(last) < _TAIL_RECORDS:
             sealed = [f for f in self.files() if f.first_seq is not None]
             if sealed:
                 with sealed[-1].path.open("rb") as f:
-                    earlier, _, _ = files.last_lines(f.fileno(), _TAIL_RECORDS)
+                    earlier, _, _ = files.last_records(f.fileno(), _TAIL_RECORDS, is_record)
                 last = [*earlier, *last][-_TAIL_RECORDS:]
-        records = []
-        for line in last:
-            record = files.parse(line)
-            if not is_record(record):
-                raise CcvaultError(
-                    f"audit log {self.path}",
-                    "its last lines are not records; see `ccvault audit verify`",
-                )
-            records.append(record)
-        return Tail(tuple(records), torn, live_missing)
+        return Tail(tuple(last), torn, live_missing)
 
     def _sign_after(
         self,

@@ -15,7 +15,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Protocol
 
-from ccvault.catalog.audit import GENESIS, Head, one_append
+from ccvault.catalog.audit import Head, one_append
 from ccvault.catalog.audit_checkpoints import Checkpoint, CheckpointFile, CheckpointKind
 from ccvault.catalog.audit_report import CheckpointSummary, Kind, Problem
 from ccvault.host.keys import fingerprint
@@ -80,7 +80,7 @@ def classify_head(
     if h_seq and (at is None or at.hash != h_hash):
         out.anchors[h_seq] = "the catalog's head"
         return out
-    if tail_seq == h_seq:
+    if tail_seq == h_seq or (tolerate and _crash_window(chain, out, head, tail_seq)):
         return out
     limit = tail_seq if before is None else min(tail_seq, before - 1)
     signed = chain.signed.signed_between(chain, h_seq, limit)
@@ -93,31 +93,31 @@ def classify_head(
         out.problems.append(Problem(Kind.CATALOG_BEHIND, h_seq + 1, detail))
     start = max(h_seq, signed)
     if tail_seq > start:
-        _past_head(chain, out, h_seq, start, tail_seq, tolerate)
+        first = chain.located(start + 1)
+        detail = (
+            f"records {start + 1}–{tail_seq} are not in the catalog and not signed (its head "
+            f"is seq {h_seq}): written outside ccvault, or the catalog was restored from an "
+            "older backup"
+        )
+        where = (first.file, first.line) if first else (None, None)
+        out.problems.append(Problem(Kind.LOG_AHEAD, start + 1, detail, *where, start + 1))
     return out
 
 
-def _past_head(
-    chain: Chain, out: Findings, h_seq: int, start: int, tail_seq: int, tolerate: bool
-) -> None:
-    after = chain.after(start)
-    anchor = chain.located(start) if start else None
-    start_hash = anchor.hash if anchor else GENESIS
+def _crash_window(chain: Chain, out: Findings, head: tuple[int, str], tail_seq: int) -> bool:
+    """The records past the head are the one append a crash (or a failed commit) leaves
+    between a record's fsync and its transaction's commit: a note, and never replayed. The
+    next append marks it (`audit.uncommitted`), and a discontinuity record never needs this."""
+    after = chain.after(head[0])
     rows = [{"action": r.action, "prev": r.prev, "hash": r.hash} for r in after or []]
-    if tolerate and after and one_append(rows, start_hash) and tail_seq == start + len(after):
-        out.notes.append(
-            f"the log is one append ahead of the catalog (seq {after[-1].seq}): the crash "
-            "window between an append and its commit; the next record marks it as not committed"
-        )
-        out.uncommitted.add(after[-1].seq)
-        return
-    first = chain.located(start + 1)
-    detail = (
-        f"records {start + 1}–{tail_seq} are not in the catalog and not signed (its head is "
-        f"seq {h_seq}): written outside ccvault, or the catalog was restored from an older backup"
+    if not (after and one_append(rows, head[1]) and tail_seq == head[0] + len(after)):
+        return False
+    out.notes.append(
+        f"the log is one append ahead of the catalog (seq {after[-1].seq}): the crash window "
+        "between an append and its commit; the next record marks it as not committed"
     )
-    where = (first.file, first.line) if first else (None, None)
-    out.problems.append(Problem(Kind.LOG_AHEAD, start + 1, detail, *where, start + 1))
+    out.uncommitted.add(after[-1].seq)
+    return True
 
 
 @dataclass

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -102,22 +102,48 @@ def parse(line: bytes) -> dict[str, Any] | None:
     return value if isinstance(value, dict) else None
 
 
-def last_lines(fd: int, count: int) -> tuple[list[bytes], int, int]:
-    """The last `count` complete lines, where the complete lines end (bytes to keep), and the
-    file's size — reading only the end of the file."""
+def last_records(
+    fd: int, count: int, accept: Callable[[Any], bool]
+) -> tuple[list[dict[str, Any]], int, int]:
+    """The last `count` complete lines that parse as accepted records (oldest first; lines
+    that do not are passed over, so garbage at the end cannot stop the next append), where
+    the complete lines end (bytes to keep), and the file's size. Reads from the end, only as
+    far back as it must."""
     size = os.fstat(fd).st_size
-    buf, start = b"", size
-    while start > 0 and buf.count(b"\n") <= count:
-        step = min(_CHUNK, start)
-        start -= step
-        buf = os.pread(fd, step, start) + buf
-    end = buf.rfind(b"\n")
-    if end < 0:
-        return [], start, size
-    complete = buf[: end + 1].split(b"\n")[:-1]
-    if start > 0:
-        complete = complete[1:]  # the first may be a line's end only
-    return complete[-count:], start + end + 1, size
+    keep = _complete_end(fd, size)
+    found: list[dict[str, Any]] = []
+    for line in _lines_backward(fd, keep):
+        record = parse(line)
+        if accept(record):
+            found.append(record)  # type: ignore[arg-type]
+            if len(found) == count:
+                break
+    return found[::-1], keep, size
+
+
+def _complete_end(fd: int, size: int) -> int:
+    """The offset just after the last newline (0 when there is none)."""
+    pos = size
+    while pos > 0:
+        step = min(_CHUNK, pos)
+        pos -= step
+        at = os.pread(fd, step, pos).rfind(b"\n")
+        if at >= 0:
+            return pos + at + 1
+    return 0
+
+
+def _lines_backward(fd: int, end: int) -> Iterator[bytes]:
+    """Complete lines before `end` (just after a newline), the last first."""
+    pos, rest = end, b""
+    while pos > 0:
+        step = min(_CHUNK, pos)
+        pos -= step
+        parts = (os.pread(fd, step, pos) + rest).split(b"\n")
+        yield from reversed(parts[1:-1])
+        rest = parts[0] + b"\n"
+    if rest.strip(b"\n"):
+        yield rest[:-1]
 
 
 def first_line(path: Path) -> bytes | None:

@@ -42,6 +42,7 @@ from ccvault.host.keys import installation_public_key
 
 ACKNOWLEDGED = "audit.acknowledged"
 _RING = 64  # recent records kept: what a checkpoint or head just written names
+_NOTHING = hashlib.sha256(b"").hexdigest()  # the last line read when none was
 
 
 @dataclass
@@ -65,6 +66,7 @@ class Verifier:
         self.log = log
         self._read_head = head
         self.signed = SignedSet(log.checkpoints, trusted, key_source)
+        self.rereads = 0  # times what was verified changed, so all was read again
         self._reset()
 
     def check(self, head: Callable[[], Head | None] | None = None) -> Report:
@@ -73,10 +75,11 @@ class Verifier:
         a write transaction: its own uncommitted head)."""
         read = head or self._read_head
         before = read() if read else None
-        if not (self.signed.read(before) and self._walk()):
+        if not (self.signed.read(before) and self._walk(before)):
+            self.rereads += 1
             self._reset()
             self.signed.read(before)
-            self._walk()
+            self._walk(before)
         after = read() if read else None
         return self._report(before, after, read is not None)
 
@@ -86,7 +89,7 @@ class Verifier:
         self.signed.reset()
         self._files: dict[tuple[int, int], _Walked] = {}
         self._offset = self._line = self._last_start = 0
-        self._last_digest = ""
+        self._last_digest = _NOTHING
         self._seq, self._prev, self._records = 0, GENESIS, 0
         self._resync = False
         self._ring: deque[Located] = deque(maxlen=_RING)
@@ -97,7 +100,7 @@ class Verifier:
         self._uncommitted: dict[int, str] = {}
         self._acks: list[Acknowledgment] = []
 
-    def _walk(self) -> bool:
+    def _walk(self, head: Head | None) -> bool:
         """False when what was walked before changed (the caller starts over)."""
         listing = self.log.files()
         known = list(self._files)
@@ -110,7 +113,7 @@ class Verifier:
             seen.name = f.name
         if known and not self._intact(listing[len(known) - 1]):
             return False
-        self._wanted = self.signed.seqs()
+        self._wanted = self.signed.seqs() | ({head.seq} if head else set())
         current = len(known) - 1
         if current >= 0:
             self._read(listing[current], continuing=True)
@@ -144,7 +147,8 @@ class Verifier:
     def _read(self, f: files.LogFile, continuing: bool) -> None:
         if not continuing:
             self._files[f.ident] = _Walked(f.name, f.size, f.mtime_ns)
-            self._offset = self._line = 0
+            self._offset = self._line = self._last_start = 0
+            self._last_digest = _NOTHING
         seen = self._files[f.ident]
         seen.size, seen.mtime_ns, seen.name = f.size, f.mtime_ns, f.name
         first = not continuing

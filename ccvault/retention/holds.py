@@ -124,7 +124,7 @@ def rebuild(
         }
     trusted = (
         r
-        for r in takewhile(lambda r: r["seq"] <= end, verifier.log.records())
+        for r in takewhile(lambda r: r["seq"] <= end, verifier.log.records(strict=False))
         if r["seq"] not in report.uncommitted
     )
     added, released = _replay(trusted)

@@ -94,8 +94,11 @@ class HealthChecks:
         the first run, then what was appended since. Problems nobody has acknowledged keep
         `audit_chain_broken` firing, across restarts too: they are in the files and the
         catalog, not in this process."""
+        rereads = self.audit_verifier.rereads
         with self.writer.reader() as conn:  # one connection for both reads of the head
             report = self.audit_verifier.check(lambda: read_head(conn))
+        if self.audit_verifier.rereads > rereads:
+            log.warning("audit.reread", reason="what was verified changed: read it all again")
         error = report.summary() or None
         if error != self.audit_error:
             if error:

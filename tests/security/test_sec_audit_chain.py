@@ -153,6 +153,22 @@ def test_records_forged_after_the_catalogs_head_are_found(tmp_path: Path) -> Non
     assert code == 0 and any("seq 4" in n and "not commit" in n for n in report["notes"])
 
 
+def test_garbage_after_the_tail_neither_stops_ccvault_nor_hides(tmp_path: Path) -> None:
+    """Whoever can write the file must not be able to stop every audited action (purges,
+    holds, views) by making its end unreadable: the chain goes on, the lines stay named."""
+    config = installation(tmp_path)
+    add_holds(config, 1)  # 2
+    log = tmp_path / "audit.jsonl"
+    with log.open("ab") as f:
+        f.write(b"not a record\n" * 30 + b'{"seq": 3}\n')
+    add_holds(config, 1)  # still works, chained on the last record
+    last = json.loads(lines(log)[-1])
+    assert (last["seq"], last["action"]) == (3, "hold.add")
+    code, report = verify(config)
+    assert code == 1 and open_problems(report) == [("broken", 3)]
+    assert "line 3 of audit.jsonl" in detail(report, "broken")
+
+
 def test_an_old_catalog_restored_is_diagnosed_and_stays_until_acknowledged(
     tmp_path: Path,
 ) -> None:
