@@ -174,7 +174,9 @@ class AuditLog:
         Returns the records written and the live file's size after them."""
         fd, created = self._open_live()
         try:
-            tail = self._tail(fd, live_missing=created)
+            tail = self._tail(fd, created, 1)  # the usual case: the head's own record
+            if head is not None and (tail.seq, tail.hash) != (head.seq, head.hash):
+                tail = self._tail(fd, created, _TAIL_RECORDS)
             lines = _head_markers(head, tail, actor, now_ms)
             seq, prev = (lines[-1]["seq"], lines[-1]["hash"]) if lines else (tail.seq, tail.hash)
             if tail.torn:
@@ -206,9 +208,9 @@ class AuditLog:
             return None
         try:
             with self.path.open("rb") as f:
-                tail = self._tail(f.fileno(), live_missing=False)
+                tail = self._tail(f.fileno(), False, 1)
         except FileNotFoundError:
-            tail = self._tail(None, live_missing=True)
+            tail = self._tail(None, True, 1)
         if (tail.seq, tail.hash) != (head.seq, head.hash) or tail.torn:
             return None
         signed = sign(key, head.seq, head.hash, now_ms, kind)
@@ -256,22 +258,21 @@ class AuditLog:
             os.fchmod(fd, 0o640)  # group-readable for auditors whatever the umask
         return fd, created
 
-    def _tail(self, fd: int | None, live_missing: bool) -> Tail:
-        """The chain's end: the live file's last records, topped up from the last sealed
-        file when the live one holds fewer than an append can write. Lines that are not
-        records are passed over: the chain goes on from the last record, and `audit verify`
-        names them."""
+    def _tail(self, fd: int | None, live_missing: bool, count: int) -> Tail:
+        """The chain's end: the live file's last `count` records, topped up from the last
+        sealed file when the live one holds fewer. Lines that are not records are passed
+        over: the chain goes on from the last record, and `audit verify` names them."""
         last: list[dict[str, Any]] = []
         torn = 0
         if fd is not None:
-            last, keep, size = files.last_records(fd, _TAIL_RECORDS, is_record)
+            last, keep, size = files.last_records(fd, count, is_record)
             torn = size - keep
-        if len(last) < _TAIL_RECORDS:
+        if len(last) < count:
             sealed = [f for f in self.files() if f.first_seq is not None]
             if sealed:
                 with sealed[-1].path.open("rb") as f:
-                    earlier, _, _ = files.last_records(f.fileno(), _TAIL_RECORDS, is_record)
-                last = [*earlier, *last][-_TAIL_RECORDS:]
+                    earlier, _, _ = files.last_records(f.fileno(), count, is_record)
+                last = [*earlier, *last][-count:]
         return Tail(tuple(last), torn, live_missing)
 
     def _sign_after(
@@ -288,14 +289,14 @@ class AuditLog:
             return None  # no key here (another user's CLI): the daemon signs what it finds
         last_signed = head.checkpoint.seq if head and head.checkpoint else 0
         due = head is not None and record["seq"] - last_signed >= CHECKPOINT_EVERY
-        if self.max_bytes and size >= self.max_bytes:
-            sealed = self._seal(key, record, now_ms)
-            if sealed is not None:
-                return sealed
-        if forced is None and not due:
-            return None
-        signed = sign(key, record["seq"], record["hash"], now_ms, forced or CheckpointKind.INTERVAL)
-        self.checkpoints.append(signed)
+        full = bool(self.max_bytes) and size >= self.max_bytes
+        signed = None
+        if forced is not None or (due and not full):  # an acknowledgment is always its own
+            kind = forced or CheckpointKind.INTERVAL
+            signed = sign(key, record["seq"], record["hash"], now_ms, kind)
+            self.checkpoints.append(signed)
+        if full:
+            signed = self._seal(key, record, now_ms) or signed
         return signed
 
     def _seal(self, key: SigningKey, record: dict[str, Any], now_ms: int) -> Checkpoint | None:

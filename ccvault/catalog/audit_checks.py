@@ -243,9 +243,15 @@ class SignedSet:
             detail += f"; records {', '.join(map(str, others[:5]))} differ too"
         return Problem(Kind.REPLACED, first, detail, suspect_from=confirmed + 1)
 
-    def covers(self, seq: int) -> bool:
-        """A valid checkpoint at or after `seq` signs the log as it is."""
-        return any(s.matched and s.checkpoint.seq >= seq for s in self._good() if s.checkpoint)
+    def signs_ack(self, seq: int) -> bool:
+        """An acknowledgment's own checkpoint (kind ack, at its very seq) holds: only
+        `audit_ack.acknowledge`, with the key, writes one, so a forged acknowledgment line
+        cannot borrow a later checkpoint's signature."""
+        return any(
+            s.matched and s.checkpoint.seq == seq and s.checkpoint.kind == CheckpointKind.ACK
+            for s in self._good()
+            if s.checkpoint
+        )
 
     def last_matched(self) -> int | None:
         return max(

@@ -97,7 +97,7 @@ class Verifier:
         self._problems: dict[tuple[str, int], Problem] = {}
         self._anchors: dict[int, str] = {}  # seq → who named a different record there
         self._gaps: list[tuple[int, int]] = []
-        self._uncommitted: dict[int, str] = {}
+        self._claims: dict[int, tuple[int, str]] = {}  # audit.uncommitted seq → (seq, action)
         self._acks: list[Acknowledgment] = []
 
     def _walk(self, head: Head | None) -> bool:
@@ -214,13 +214,8 @@ class Verifier:
         self._seq, self._prev, self._records = record["seq"], record["hash"], self._records + 1
         if record["action"] == DISCONTINUITY:
             self._marker(record, before, located)
-        elif record["action"] == UNCOMMITTED and isinstance(record["details"], dict):
-            d = record["details"]
-            self._uncommitted[d.get("seq", 0)] = (
-                f"record seq {d.get('seq')} ({d.get('action')}) was appended but its transaction "
-                "did not commit (a crash or a failed commit, or it was written outside "
-                "ccvault): it records nothing that happened, and `hold rebuild` skips it"
-            )
+        elif record["action"] == UNCOMMITTED:
+            self._uncommitted_claim(record, before, located)
         elif record["action"] == ACKNOWLEDGED:
             self._acks.append(_ack(record))
 
@@ -245,6 +240,16 @@ class Verifier:
         for problem in found.problems:
             self._add(problem)
         self._anchors.update(found.anchors)
+
+    def _uncommitted_claim(self, record: dict, before: tuple[int, str], at: Located) -> None:
+        """An append found the record before it past the head, and says so; it may name only
+        that record (a claim about any other is forged: a problem, never a silent skip)."""
+        d = record["details"] if isinstance(record["details"], dict) else {}
+        if (d.get("seq"), d.get("hash")) != before:
+            detail = f"line {at.line} of {at.file}: a not-committed record that does not match"
+            self._add(Problem(Kind.BROKEN, at.seq, detail, at.file, at.line, at.seq))
+            return
+        self._claims[at.seq] = (before[0], str(d.get("action")))
 
     def _add(self, problem: Problem) -> None:
         self._problems.setdefault(problem.key, problem)
@@ -275,10 +280,10 @@ class Verifier:
 
     def _report(self, before: Head | None, after: Head | None, has_head: bool) -> Report:
         tail = self._seq
+        crash: set[int] = set()
         problems = dict(self._problems)
         anchors = dict(self._anchors)
         notes: list[str] = []
-        uncommitted = set(self._uncommitted)
         head = after if after is not None and after.seq <= tail else before
         if head is not None and before is not None and tail < before.seq:
             head = before
@@ -289,7 +294,7 @@ class Verifier:
                 problems.setdefault(problem.key, problem)
             anchors.update(found.anchors)
             notes += found.notes
-            uncommitted |= found.uncommitted
+            crash = found.uncommitted
         elif has_head:
             notes.append("the catalog has no audit head yet: the next record anchors it")
         checked = self.signed.compare(self, tail)
@@ -300,8 +305,9 @@ class Verifier:
         replaced = self.signed.replaced(anchors)
         if replaced is not None:
             problems.setdefault(replaced.key, replaced)
-        notes += self._notes(tail)
-        acks = [a for a in self._acks if self.signed.covers(a.seq)]
+        uncommitted, claimed = self._effective_claims(crash)
+        notes += claimed + self._notes(tail)
+        acks = [a for a in self._acks if a.seq not in uncommitted and self.signed.signs_ack(a.seq)]
         ordered = sorted(problems.values(), key=lambda p: (p.seq, str(p.kind)))
         return Report(
             records=self._records,
@@ -317,8 +323,28 @@ class Verifier:
             uncommitted=frozenset(uncommitted),
         )
 
+    def _effective_claims(self, crash: set[int]) -> tuple[set[int], list[str]]:
+        """The records that never committed: the one past the head now, and those named by
+        `audit.uncommitted` records — latest first, since a claim made by a record that itself
+        never committed (one written outside ccvault) is void."""
+        uncommitted, notes = set(crash), []
+        for marker, (seq, action) in sorted(self._claims.items(), reverse=True):
+            if marker in uncommitted:
+                notes.append(
+                    f"record seq {marker} says seq {seq} did not commit, but did not "
+                    "commit itself: its claim is void"
+                )
+                continue
+            uncommitted.add(seq)
+            notes.append(
+                f"record seq {seq} ({action}) was appended but its transaction did not commit "
+                "(a crash or a failed commit, or it was written outside ccvault): it records "
+                "nothing that happened, and `hold rebuild` skips it"
+            )
+        return uncommitted, notes[::-1]
+
     def _notes(self, tail: int) -> list[str]:
-        notes = list(self._uncommitted.values())
+        notes = []
         last = self.signed.last_matched()
         if last is not None and tail > last:
             notes.append(f"{tail - last} record(s) after the last signed checkpoint (seq {last})")

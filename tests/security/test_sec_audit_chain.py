@@ -169,6 +169,28 @@ def test_garbage_after_the_tail_neither_stops_ccvault_nor_hides(tmp_path: Path) 
     assert "line 3 of audit.jsonl" in detail(report, "broken")
 
 
+def test_a_forged_acknowledgment_counts_for_nothing(tmp_path: Path) -> None:
+    """Only `audit acknowledge`, with the key, can accept a break: an acknowledgment line
+    written into the file stays void, even once later genuine records are signed after it."""
+    config = installation(tmp_path)
+    add_holds(config, 2)  # 2, 3
+    log = tmp_path / "audit.jsonl"
+    genuine = records(log)
+    edited = {**genuine[1], "details": {**genuine[1]["details"], "reason": "nothing"}}
+    ack = forged_record(
+        genuine[2],
+        "audit.acknowledged",
+        {"reason": "mallory", "problems": [{"kind": "broken", "seq": 2}]},
+    )
+    write_records(log, [genuine[0], edited, genuine[2], ack])
+    code, report = verify(config)
+    assert code == 1 and open_problems(report) == [("broken", 2)]
+    add_holds(config, 1)
+    backup(config, tmp_path / "bk")  # a genuine checkpoint after the forged line
+    code, report = verify(config)
+    assert code == 1 and open_problems(report) == [("broken", 2)]
+
+
 def test_an_old_catalog_restored_is_diagnosed_and_stays_until_acknowledged(
     tmp_path: Path,
 ) -> None:

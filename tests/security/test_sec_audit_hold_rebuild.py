@@ -86,3 +86,18 @@ def test_hold_rebuild_never_replays_a_record_that_did_not_commit(tmp_path: Path)
     with_cut = run_cli(config, "hold", "rebuild", "--json")
     assert with_cut.returncode == 0 and json.loads(with_cut.stdout) == []
     assert [h["state"] for h in cli_json(config, "hold", "list")] == ["active", "active"]
+
+
+def test_hold_rebuild_is_not_fooled_by_a_forged_not_committed_claim(tmp_path: Path) -> None:
+    """`audit.uncommitted` makes rebuild skip a record; a forged one naming a genuine hold
+    must not make that hold vanish silently."""
+    config, genuine = restored(tmp_path)
+    claim = {"seq": 4, "hash": genuine[3]["hash"], "action": "hold.add"}  # the "fire" hold
+    with (tmp_path / "audit.jsonl").open("ab") as f:
+        f.write(encode(forged_record(genuine[-1], "audit.uncommitted", claim)))
+    refused = run_cli(config, "hold", "rebuild")
+    assert refused.returncode == 1 and "line 6" in refused.stderr, refused.stderr
+    assert hold_rows(config) == []
+    done = run_cli(config, "hold", "rebuild", "--until-seq", "5")
+    assert done.returncode == 0, done.stderr
+    assert hold_rows(config) == [(1, "burglary"), (2, "fire")]
