@@ -41,6 +41,7 @@ from ccvault.timefmt import utc_text
 
 GENESIS = "0" * 64
 KEYS = ("seq", "time", "actor", "action", "object", "details", "prev", "hash")
+MAX_SEQ = 2**53  # a trillion records a day for twenty thousand years; exact in any JSON reader
 DISCONTINUITY, UNCOMMITTED, REPAIRED = files.MARKERS
 _TAIL_RECORDS = 4  # an append writes at most 3 records (two markers and its own)
 
@@ -100,7 +101,19 @@ def record_hash(record: dict[str, Any]) -> str:
 
 
 def is_record(value: Any) -> bool:
-    return isinstance(value, dict) and value.keys() == set(KEYS)
+    """A record's shape: its keys, a seq in range (one far past it would overflow the
+    catalog's head at the next append), the text fields as text. Anything else in the file
+    is a line that is not a record: named by `audit verify`, passed over by appends."""
+    if not (isinstance(value, dict) and value.keys() == set(KEYS)):
+        return False
+    seq = value["seq"]
+    texts = ("time", "actor", "action", "object", "prev", "hash")
+    return (
+        type(seq) is int
+        and 0 < seq <= MAX_SEQ
+        and all(isinstance(value[k], str) for k in texts)
+        and isinstance(value["details"], dict)
+    )
 
 
 def audit_log(config: Config) -> AuditLog:

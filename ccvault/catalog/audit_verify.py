@@ -164,7 +164,7 @@ class Verifier:
     def _step(self, name: str, number: int, line: bytes, first_in_file: bool) -> None:
         record = files.parse(line)
         expected = self._seq + 1
-        if not is_record(record) or type(record["seq"]) is not int:  # type: ignore[index]
+        if not is_record(record):
             detail = f"line {number} of {name}: not an audit record"
             self._add(Problem(Kind.BROKEN, expected, detail, name, number, expected))
             self._resync = True
@@ -222,7 +222,7 @@ class Verifier:
     def _marker(self, record: dict, before: tuple[int, str], at: Located) -> None:
         """An append found the files disagreeing with the catalog's head and said how: judged
         as `audit verify` would have judged it then, with the checkpoints signed before."""
-        d = record["details"] if isinstance(record["details"], dict) else {}
+        d = record["details"]
         head, tail = d.get("catalog_head") or {}, d.get("log_tail") or {}
         try:
             head_at = (int(head["seq"]), str(head["hash"]))
@@ -244,7 +244,7 @@ class Verifier:
     def _uncommitted_claim(self, record: dict, before: tuple[int, str], at: Located) -> None:
         """An append found the record before it past the head, and says so; it may name only
         that record (a claim about any other is forged: a problem, never a silent skip)."""
-        d = record["details"] if isinstance(record["details"], dict) else {}
+        d = record["details"]
         if (d.get("seq"), d.get("hash")) != before:
             detail = f"line {at.line} of {at.file}: a not-committed record that does not match"
             self._add(Problem(Kind.BROKEN, at.seq, detail, at.file, at.line, at.seq))
@@ -384,7 +384,7 @@ def verifier(
 
 
 def _ack(record: dict) -> Acknowledgment:
-    d = record["details"] if isinstance(record["details"], dict) else {}
+    d = record["details"]
     covers = set()
     for item in d.get("problems") or []:
         if isinstance(item, dict) and type(item.get("seq")) is int:

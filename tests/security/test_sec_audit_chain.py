@@ -167,6 +167,14 @@ def test_garbage_after_the_tail_neither_stops_ccvault_nor_hides(tmp_path: Path) 
     code, report = verify(config)
     assert code == 1 and open_problems(report) == [("broken", 3)]
     assert "line 3 of audit.jsonl" in detail(report, "broken")
+    # A well-chained record whose seq no catalog can hold: passed over all the same.
+    huge = rechain([{**forged_record(last, "hold.release", {}), "seq": 10**30}], last["hash"])
+    with log.open("ab") as f:
+        f.write(encode(huge[0]))
+    add_holds(config, 1)
+    assert json.loads(lines(log)[-1])["seq"] == 4
+    code, report = verify(config)
+    assert code == 1 and open_problems(report) == [("broken", 3), ("broken", 4)]
 
 
 def test_a_forged_acknowledgment_counts_for_nothing(tmp_path: Path) -> None:
