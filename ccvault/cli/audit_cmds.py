@@ -100,7 +100,10 @@ def _show(report: Report) -> None:
     last = f", last at seq {signed.last_seq}" if signed.last_seq is not None else ""
     verdict = "chain intact" if not report.problems else "chain broken"
     click.echo(f"audit log: {report.records} records{files}, {verdict}; {head}")
-    click.echo(f"audit log: {signed.valid} of {signed.checked} signed checkpoints hold{last}{keys}")
+    if signed.checked:
+        click.echo(
+            f"audit log: {signed.valid} of {signed.checked} signed checkpoints hold{last}{keys}"
+        )
     for p in report.problems:
         ack = p.acknowledged
         label = f"acknowledged by {ack.actor} at {ack.time} ({ack.reason}): " if ack else ""
