@@ -16,7 +16,8 @@ from ccvault.alerts.dispatcher import Dispatcher
 from ccvault.alerts.manager import AlertManager
 from ccvault.alerts.model import FIRING, RESOLVED, Alert
 from ccvault.catalog import queries
-from ccvault.catalog.audit import AuditCursor, AuditLog
+from ccvault.catalog.audit import AuditLog
+from ccvault.catalog.audit_verify import Verifier
 from ccvault.catalog.writer import CatalogWriter
 from ccvault.config.alerts import ALERT_DEFAULTS, AlertsConfig
 from ccvault.config.model import Config
@@ -205,33 +206,42 @@ def test_the_manager_records_sends_and_carries_alerts_across_a_restart(tmp_path:
 
 def test_the_audit_chain_is_checked_incrementally(tmp_path: Path) -> None:
     log = AuditLog(tmp_path / "audit.jsonl")
+    writer = CatalogWriter(tmp_path / "catalog.sqlite", log)
+
+    def append(i: int) -> None:
+        with writer.transaction():
+            writer.audit("t", "x", f"o{i}", {"i": i}, i)
+
     for i in range(5):
-        log.append(actor="t", action="x", obj=f"o{i}", details={"i": i}, now_ms=i)
-    check, cursor = log.verify_from(AuditCursor())
-    assert check.ok and check.records == 5 and cursor.line == 5
+        append(i)
+    verifier = Verifier(log, writer.audit_chain.head)
+    report = verifier.check()
+    assert report.ok and report.records == 5 and report.tail_seq == 5
     for i in range(5, 8):
-        log.append(actor="t", action="x", obj=f"o{i}", details={"i": i}, now_ms=i)
-    check, cursor = log.verify_from(cursor)
-    assert check.ok and check.records == 8 and cursor.line == 8
-    assert log.verify_from(cursor)[0].ok, "nothing new: still intact"
+        append(i)
+    report = verifier.check()
+    assert report.ok and report.records == 8, "the new lines only, counted on"
+    assert verifier.check().ok, "nothing new: still intact"
 
     lines = log.path.read_text().splitlines(keepends=True)
     edited = json.loads(lines[7])
     edited["details"] = {"i": 99}
     log.path.write_text("".join(lines[:7]) + json.dumps(edited) + "\n")
-    check, after = log.verify_from(cursor)
-    assert not check.ok and "line 8 changed" in check.problem
-    assert not log.verify_from(after)[0].ok, "stays broken"
+    report = verifier.check()  # the last line read changed: read again from the start
+    assert not report.ok and [(p.kind, p.line) for p in report.open] == [("broken", 8)]
+    assert not verifier.check().ok, "stays broken"
 
     log.path.write_text("".join(lines[:3]))  # truncated below what was verified
-    assert not log.verify_from(cursor)[0].ok
+    report = verifier.check()
+    assert [(p.kind, p.seq) for p in report.open] == [("tail_cut", 4)]
     log.path.write_text("".join(lines))
-    new_lines = log.path.read_text().splitlines(keepends=True)
-    forged = json.loads(new_lines[2])
+    assert verifier.check().ok
+    forged = json.loads(lines[2])
     forged["actor"] = "mallory"
-    log.path.write_text("".join(new_lines[:2]) + json.dumps(forged) + "\n" + "".join(new_lines[3:]))
-    check, _ = log.verify_from(AuditCursor())
-    assert not check.ok and check.bad_line == 3
+    log.path.write_text("".join(lines[:2]) + json.dumps(forged) + "\n" + "".join(lines[3:]))
+    report = Verifier(log, writer.audit_chain.head).check()
+    assert [(p.kind, p.line) for p in report.open] == [("broken", 3)]
+    writer.close()
 
 
 def test_clock_synchronisation_is_read_from_timesyncd_without_a_syscall(tmp_path: Path) -> None:

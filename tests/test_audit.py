@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import itertools
 import json
+import socket
 import sqlite3
 import subprocess
 import sys
@@ -12,12 +13,15 @@ from pathlib import Path
 
 import pytest
 
-from ccvault.catalog.audit import AuditCheck, AuditLog
+from ccvault.catalog.audit import AuditCheck, AuditLog, audit_log
+from ccvault.catalog.audit_verify import Verifier
 from ccvault.catalog.backup import backup
 from ccvault.catalog.writer import CatalogWriter
 from ccvault.config.loading import load
 from ccvault.errors import Refused
 from ccvault.host.clock import SystemClock
+from ccvault.host.journal import JournalSink
+from ccvault.host.keys import KeyFile, load_or_create
 from ccvault.storage.integrity import Scrubber
 from ccvault.storage.volumes import open_volumes
 from tests.conftest import REPO, cli_json, run_cli, wait_for, write_config
@@ -68,7 +72,8 @@ def test_two_processes_append_one_chain_and_tampering_is_found(tmp_path: Path) -
     log.write_text("".join([*lines[:21], json.dumps(edited) + "\n", *lines[22:]]))
     broken = run_cli(config, "audit", "verify", "--json")
     assert broken.returncode == 1
-    assert json.loads(broken.stdout)["bad_line"] == 22
+    [problem] = json.loads(broken.stdout)["problems"]
+    assert (problem["kind"], problem["line"], problem["file"]) == ("broken", 22, "audit.jsonl")
     log.write_text("".join(lines[:10] + lines[11:]))  # a line removed
     removed = run_cli(config, "audit", "verify")
     assert removed.returncode == 1 and "line 11" in removed.stdout
@@ -201,3 +206,74 @@ def test_scrub_flags_a_corrupt_segment_and_keeps_it(tmp_path: Path) -> None:
     assert verdicts == {good.id: "ok", bad.id: "corrupt"}
     assert bad.path.exists()  # evidence is flagged, never silently replaced
     writer.close()
+
+
+def test_a_record_whose_transaction_rolled_back_is_marked_and_never_replayed(
+    tmp_path: Path,
+) -> None:
+    """The crash window: a record is fsynced, then its transaction fails to commit."""
+    config = write_config(tmp_path, [{"name": "door", "url": "demo://", "enabled": False}])
+    assert run_cli(config, "hold", "add", "--from", "-2d", "--to", "-1d", "--reason", "x").stdout
+    loaded = load(config).config
+    writer = CatalogWriter(loaded.storage.catalog, audit_log(loaded))
+    with pytest.raises(RuntimeError), writer.transaction():
+        writer.audit("cli:bob", "hold.release", "hold:1", {"id": 1, "reason": "oops"}, 1)
+        raise RuntimeError("the commit never happens")
+    writer.close()
+    report = cli_json(config, "audit", "verify")
+    assert report["ok"] and any("crash window" in n for n in report["notes"])
+    assert run_cli(config, "hold", "rebuild").returncode == 0
+    assert [h["state"] for h in cli_json(config, "hold", "list")] == ["active"]
+    actions = [r["action"] for r in cli_json(config, "audit", "list")]
+    assert actions[:4] == ["hold.add", "hold.release", "audit.uncommitted", "hold.rebuild"]
+    report = cli_json(config, "audit", "verify")
+    assert report["ok"] and any("seq 2 (hold.release)" in n for n in report["notes"])
+
+
+def test_the_minute_check_reads_only_what_is_new_across_rotation(tmp_path: Path) -> None:
+    load_or_create(tmp_path / "key.pem")
+    log = AuditLog(tmp_path / "audit.jsonl", key=KeyFile(tmp_path / "key.pem"), max_bytes=1024)
+    writer = CatalogWriter(tmp_path / "catalog.sqlite", log)
+    verifier = Verifier(log, writer.audit_chain.head)
+    for round_ in range(4):
+        for i in range(3):
+            with writer.transaction():
+                writer.audit("t", "x", f"o{i}", {"pad": "x" * 300}, 1_000 + i)
+        report = verifier.check()
+        assert report.ok and report.records == 3 * (round_ + 1), report.as_json()
+    sealed = [f for f in log.files() if f.first_seq is not None]
+    assert len(sealed) >= 3 and verifier.rereads == 0
+    assert report.checkpoints.valid >= len(sealed)  # each seal signed
+
+    out = backup(writer, tmp_path / "bk", 1_900_000_000_000, "t")  # one file, verifiable alone
+    copy = AuditLog(Path(out["audit"])).verify()
+    assert copy.ok and copy.records == out["audit_records"] == 12
+
+    first = sealed[0].path
+    first.write_bytes(first.read_bytes().replace(b'"o0"', b'"oX"', 1))
+    report = verifier.check()  # a sealed file changed: everything is read again
+    assert verifier.rereads == 1 and [(p.kind, p.line) for p in report.open] == [("broken", 1)]
+    writer.close()
+
+
+def test_each_record_also_goes_to_the_journal(tmp_path: Path) -> None:
+    journal = tmp_path / "journal.socket"  # stands in for /run/systemd/journal/socket
+    receiver = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    receiver.bind(str(journal))
+    receiver.settimeout(10)
+    log = AuditLog(tmp_path / "audit.jsonl", journal=JournalSink(journal))
+    big = log.append(actor="t", action="purge", obj="s", details={"x": "y" * 100_000}, now_ms=1)
+    small = log.append(actor="t", action="hold.add", obj="hold:1", details={}, now_ms=2)
+    entries = [
+        dict(line.split("=", 1) for line in receiver.recv(1 << 20).decode().splitlines())
+        for _ in range(2)
+    ]
+    assert entries[0]["CCVAULT_AUDIT_HASH"] == big.record["hash"]
+    assert entries[0]["CCVAULT_AUDIT_TRUNCATED"] == "1"  # the chain fields only
+    assert json.loads(entries[1]["MESSAGE"]) == small.record
+    assert entries[1]["SYSLOG_IDENTIFIER"] == "ccvault-audit"
+    receiver.close()
+    journal.unlink()
+    log.append(actor="t", action="hold.add", obj="hold:2", details={}, now_ms=3)  # goes on
+    assert log.journal is not None and log.journal.sent == 2
+    assert log.verify().ok

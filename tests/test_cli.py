@@ -30,6 +30,7 @@ COMMANDS = [
     ["audit"],
     ["audit", "list"],
     ["audit", "verify"],
+    ["audit", "acknowledge"],
     ["backup"],
     ["user"],
     ["user", "add"],

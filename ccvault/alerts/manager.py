@@ -52,6 +52,7 @@ class AlertManager:
         # firing stays firing: "resolved" then "firing" again would be noise at every restart.
         self._carried = {i.observation.fingerprint: i.observation for i in carried}
         self._grace_until_ms = now_ms + round(grace_s * 1000)
+        self._in_grace = True
 
     def evaluate(self, health: Health) -> list[Change]:
         observed = conditions.evaluate(health, self.settings)
@@ -59,8 +60,10 @@ class AlertManager:
             if health.now_ms < self._grace_until_ms:
                 seen = {o.fingerprint for o in observed}
                 observed += [o for k, o in self._carried.items() if k not in seen]
-            else:
-                self._carried = {}
+            elif self._in_grace:
+                # From here what was firing before the restart is judged on fresh checks.
+                self._in_grace, self._carried = False, {}
+                log.info("alert.grace_ended", observed=sorted({o.name for o in observed}))
             changes = self.book.update(observed, health.now_ms)
             for change in changes:
                 self._record(change, health.now_ms)
@@ -107,6 +110,11 @@ class AlertManager:
             previous, self.dispatcher = self.dispatcher, Dispatcher(build_channels(settings))
             self.dispatcher.start()
             previous.stop()
+
+    def firing(self, name: str) -> bool:
+        """Whether an alert of this name is firing (a restart carries what was)."""
+        with self._lock:
+            return any(i.observation.name == name for i in self.book.firing())
 
     def firing_counts(self) -> dict[str, int]:
         with self._lock:

@@ -27,7 +27,10 @@ from ccvault.api.auth import (
     operation_role,
 )
 from ccvault.api.users import token_hash
-from ccvault.catalog.audit import AuditLog
+from ccvault.catalog.audit import AuditLog, audit_log
+from ccvault.catalog.audit_ack import acknowledge
+from ccvault.catalog.audit_verify import verifier
+from ccvault.catalog.writes.audit import read_head
 from ccvault.host.lock import daemon_running
 from ccvault.timefmt import utc_text
 from ccvault.views import status
@@ -215,6 +218,40 @@ def audit_page(
     if first or cursor is None:  # a new query is a new look; its further pages are not
         ctx.audit(principal.actor, "audit.read", "audit", {**query, "records": len(page)})
     return AuditPage(records=page, next_cursor=page[-1]["seq"] if len(matches) > limit else None)
+
+
+class Acknowledge(BaseModel):
+    reason: str = Field(
+        min_length=1, max_length=2000, description="why the break is accepted (audit log)"
+    )
+
+
+@router.get("/api/audit/verify", summary="The audit chain checked, as `audit verify --json`")
+def audit_verify(request: Request, _p: Admin) -> dict[str, Any]:
+    """The files, the catalog's head and the signed checkpoints compared: `ok`, and each
+    problem (`kind`, `seq`, where, what, who acknowledged it). Reads the whole log."""
+    ctx = context(request)
+    with ctx.reader() as conn:
+        return verifier(audit_log(ctx.config), lambda: read_head(conn)).check().as_json()
+
+
+@router.post(
+    "/api/audit/acknowledge", summary="Accept the audit chain's open problems as known (admin)"
+)
+def audit_acknowledge(request: Request, principal: Admin, body: Acknowledge) -> dict[str, Any]:
+    """An audited record signed at once: the problems stay listed (acknowledged) and the
+    `audit_chain_broken` alert resolves once the chain verifies from there on. 409 when
+    there is nothing to acknowledge."""
+    ctx = context(request)
+    log = ctx.writer.audit_log or audit_log(ctx.config)
+    done = acknowledge(
+        ctx.writer,
+        verifier(log, ctx.writer.audit_chain.head),
+        body.reason,
+        principal.actor,
+        ctx.now_ms(),
+    )
+    return done.as_json()
 
 
 @router.get("/api/openapi.json", include_in_schema=False)

@@ -15,6 +15,9 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from ccvault.catalog.audit import AuditLog
+from ccvault.catalog.audit_checkpoints import CheckpointKind
+from ccvault.catalog.audit_files import checkpoints_path
 from ccvault.catalog.writer import CatalogWriter
 from ccvault.errors import CheckFailed, Refused
 from ccvault.host.durable import fsync_dir, fsync_file, make_dirs
@@ -28,8 +31,8 @@ def backup(writer: CatalogWriter, dest_dir: Path, now_ms: int, actor: str) -> di
     under a name that looks like a backup."""
     stamp = datetime.fromtimestamp(now_ms / 1000, UTC).strftime("%Y%m%dT%H%M%SZ")
     catalog = dest_dir / f"catalog-{stamp}.sqlite"
-    audit_src = writer.audit_log.path if writer.audit_log else None
-    audit = dest_dir / f"audit-{stamp}.jsonl" if audit_src else None
+    log = writer.audit_log
+    audit = dest_dir / f"audit-{stamp}.jsonl" if log else None
     for path in (catalog, audit):
         if path is not None and path.exists():
             raise Refused(str(path), "exists already; a backup never replaces a file")
@@ -43,9 +46,7 @@ def backup(writer: CatalogWriter, dest_dir: Path, now_ms: int, actor: str) -> di
             with writer.transaction():
                 source.execute("BEGIN")
                 source.execute("SELECT COUNT(*) FROM meta").fetchone()
-                records = (
-                    _copy_audit(audit_src, _create(audit, created)) if audit_src and audit else 0
-                )
+                records = _copy_audit(log, audit, created) if log and audit else 0
             _copy_catalog(source, _create(catalog, created))
             source.execute("COMMIT")
         fsync_dir(dest_dir)
@@ -56,9 +57,9 @@ def backup(writer: CatalogWriter, dest_dir: Path, now_ms: int, actor: str) -> di
             "audit_records": records,
             "created": utc_text(now_ms),
         }
-        writer.record_event(
-            actor, "backup", "catalog", {k: v for k, v in result.items() if k != "created"}, now_ms
-        )
+        details = {k: v for k, v in result.items() if k != "created"}
+        # Signed at once: a catalog restored from this copy can be told from a forged log.
+        writer.record_event(actor, "backup", "catalog", details, now_ms, CheckpointKind.BACKUP)
     except BaseException:
         for path in created:
             path.unlink(missing_ok=True)
@@ -89,15 +90,21 @@ def _copy_catalog(source: sqlite3.Connection, dest: Path) -> None:
         raise CheckFailed(str(dest), f"the copy fails its integrity check: {verdict}")
 
 
-def _copy_audit(source: Path, dest: Path) -> int:
-    """Byte for byte (a missing log is an empty copy); returns the number of records."""
+def _copy_audit(log: AuditLog, dest: Path, created: list[Path]) -> int:
+    """The whole chain byte for byte, its sealed files and the live one joined in order into
+    one file (a missing log is an empty copy), and its checkpoints beside it under the
+    matching name, so the copy verifies on its own. Returns the number of records."""
     records = 0
-    with dest.open("wb") as out:
-        if source.exists():
-            with source.open("rb") as f:
+    with _create(dest, created).open("wb") as out:
+        for log_file in log.files():
+            with log_file.path.open("rb") as f:
                 while chunk := f.read(_CHUNK):
                     records += chunk.count(b"\n")
                     out.write(chunk)
         out.flush()
         os.fsync(out.fileno())
+    if log.checkpoints.path.exists():
+        target = _create(checkpoints_path(dest), created)
+        target.write_bytes(log.checkpoints.path.read_bytes())
+        fsync_file(target)
     return records

@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Any
 from ccvault.catalog import db
 from ccvault.catalog.schema import migrate
 from ccvault.catalog.writes.alerts import AlertWrites
+from ccvault.catalog.writes.audit import AuditWrites, read_head, write_head
 from ccvault.catalog.writes.cameras import CameraWrites
 from ccvault.catalog.writes.exports import ExportWrites
 from ccvault.catalog.writes.holds import HoldWrites
@@ -34,6 +35,7 @@ from ccvault.errors import Busy
 
 if TYPE_CHECKING:
     from ccvault.catalog.audit import AuditLog
+    from ccvault.catalog.audit_checkpoints import CheckpointKind
 
 
 class CatalogWriter:
@@ -58,6 +60,7 @@ class CatalogWriter:
         self.users = UserWrites(self)
         self.exports = ExportWrites(self)
         self.alerts = AlertWrites(self)
+        self.audit_chain = AuditWrites(self)
 
     def close(self) -> None:
         self._conn.close()
@@ -89,16 +92,33 @@ class CatalogWriter:
             self.last_error = None
 
     def audit(
-        self, actor: str, action: str, obj: str, details: dict[str, Any], now_ms: int
+        self,
+        actor: str,
+        action: str,
+        obj: str,
+        details: dict[str, Any],
+        now_ms: int,
+        checkpoint: CheckpointKind | None = None,
     ) -> None:
         """Append an audit record; call inside `transaction()`, whose SQLite write lock is what
-        serialises appends from the daemon and CLI commands so the hash chain never forks."""
+        serialises appends from the daemon and CLI commands so the hash chain never forks. The
+        chain's new head commits with the transaction: the record is the last write before
+        the commit, so a crash in between leaves one record past the head, which the next
+        append marks as not committed (`audit.uncommitted`)."""
         if not self._conn.in_transaction:
             raise RuntimeError("audit records are appended inside a catalog transaction")
         if self.audit_log is not None:
-            self.audit_log.append(
-                actor=actor, action=action, obj=obj, details=details, now_ms=now_ms
+            head = read_head(self._conn)
+            appended = self.audit_log.append(
+                actor=actor,
+                action=action,
+                obj=obj,
+                details=details,
+                now_ms=now_ms,
+                head=head,
+                checkpoint=checkpoint,
             )
+            write_head(self._conn, appended.head(head))
 
     def reader(self) -> AbstractContextManager[sqlite3.Connection]:
         """A separate connection for reads (closed on exit): readers never take the writer's
@@ -115,8 +135,14 @@ class CatalogWriter:
             return new_id
 
     def record_event(
-        self, actor: str, action: str, obj: str, details: dict[str, Any], now_ms: int
+        self,
+        actor: str,
+        action: str,
+        obj: str,
+        details: dict[str, Any],
+        now_ms: int,
+        checkpoint: CheckpointKind | None = None,
     ) -> None:
-        """An audit record on its own (daemon start, reconcile repair)."""
+        """An audit record on its own (daemon start, reconcile repair, a backup)."""
         with self.transaction():
-            self.audit(actor, action, obj, details, now_ms)
+            self.audit(actor, action, obj, details, now_ms, checkpoint)

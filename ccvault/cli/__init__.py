@@ -49,9 +49,9 @@ class App:
 
     @cached_property
     def writer(self) -> CatalogWriter:
-        from ccvault.catalog.audit import AuditLog
+        from ccvault.catalog.audit import audit_log
 
-        return CatalogWriter(self.config.storage.catalog, AuditLog(self.config.audit_path))
+        return CatalogWriter(self.config.storage.catalog, audit_log(self.config))
 
     def reader(self) -> AbstractContextManager[sqlite3.Connection]:
         """For commands that only read: a wrong catalog path is an error, not a new catalog."""

@@ -1,4 +1,4 @@
-"""Commands about the audit log and backups: audit list, audit verify, backup."""
+"""Commands about the audit log and backups: audit list, verify, acknowledge; backup."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ from pathlib import Path
 import click
 
 from ccvault.catalog.audit import AuditLog
+from ccvault.catalog.audit_report import Report
 from ccvault.cli import App, cli, json_option, pass_app
 from ccvault.cli.output import emit_json, human_bytes, table
 from ccvault.errors import CHECK_FAILED
@@ -62,31 +63,82 @@ def _compact(details: object) -> str:
 
 
 @audit.command("verify")
+@click.option(
+    "--key",
+    metavar="PUBKEY",
+    help="Trust checkpoints signed by this key only: a PEM file, or the raw public key in "
+    "base64 or hex. Default: this installation's key file when readable, else the key the "
+    "catalog's head names.",
+)
 @json_option
 @pass_app
-def audit_verify(app: App, as_json: bool) -> None:
-    """Recompute the hash chain; exit 1 naming the first line that breaks it."""
-    check = AuditLog(app.config.audit_path).verify()
+def audit_verify(app: App, key: str | None, as_json: bool) -> None:
+    """Check the chain, file by file, against the catalog's head and the signed checkpoints;
+    exit 1 naming each problem nobody has acknowledged (a line broken, the tail cut, a file
+    missing or replaced, records the catalog lacks)."""
+    from ccvault.catalog.audit import audit_log
+    from ccvault.catalog.audit_verify import verifier
+    from ccvault.catalog.writes.audit import read_head
+    from ccvault.evidence.signing import parse_public_key
+
+    given = parse_public_key(key) if key else None
+    with app.reader() as conn:
+        report = verifier(audit_log(app.config), lambda: read_head(conn), given).check()
     if as_json:
-        emit_json(
-            {
-                "ok": check.ok,
-                "records": check.records,
-                "bad_line": check.bad_line,
-                "problem": check.problem or None,
-            }
-        )
-    elif check.ok:
-        click.echo(f"audit log: {check.records} records, chain intact")
-        if check.problem:
-            click.echo(f"audit log: note: {check.problem}")
+        emit_json(report.as_json())
     else:
-        click.echo(
-            f"audit log: line {check.bad_line}: {check.problem} "
-            f"({check.records} records before it intact)"
-        )
-    if not check.ok:
+        _show(report)
+    if not report.ok:
         sys.exit(CHECK_FAILED)
+
+
+def _show(report: Report) -> None:
+    files = f" in {len(report.files)} files" if len(report.files) > 1 else ""
+    head = f"catalog head seq {report.head.seq}" if report.head else "no catalog head yet"
+    signed = report.checkpoints
+    keys = f", key {signed.signer[:16]}… from {signed.key_source}" if signed.key_source else ""
+    last = f", last at seq {signed.last_seq}" if signed.last_seq is not None else ""
+    verdict = "chain intact" if not report.problems else "chain broken"
+    click.echo(f"audit log: {report.records} records{files}, {verdict}; {head}")
+    if signed.checked:
+        click.echo(
+            f"audit log: {signed.valid} of {signed.checked} signed checkpoints hold{last}{keys}"
+        )
+    for p in report.problems:
+        ack = p.acknowledged
+        label = f"acknowledged by {ack.actor} at {ack.time} ({ack.reason}): " if ack else ""
+        click.echo(f"audit log: {label}{p.kind} at {p.where()}: {p.detail}")
+    for note in report.notes:
+        click.echo(f"audit log: note: {note}")
+
+
+@audit.command("acknowledge")
+@click.option("--reason", required=True, help="Why the break is accepted (audit log).")
+@json_option
+@pass_app
+def audit_acknowledge(app: App, reason: str, as_json: bool) -> None:
+    """Accept the problems `audit verify` reports now as known: an audited, signed record.
+    They stay in every report, marked acknowledged, and `audit_chain_broken` resolves once
+    the chain verifies from the new checkpoint on. Needs the signing key (the daemon's user);
+    exit 4 when there is nothing to acknowledge."""
+    from ccvault.catalog.audit_ack import acknowledge
+    from ccvault.catalog.audit_verify import verifier
+
+    writer = app.writer
+    assert writer.audit_log is not None
+    done = acknowledge(
+        writer,
+        verifier(writer.audit_log, writer.audit_chain.head),
+        reason,
+        app.actor(),
+        app.clock.wall_ms(),
+    )
+    if as_json:
+        emit_json(done.as_json())
+        return
+    for p in done.problems:
+        click.echo(f"acknowledged: {p.kind} at {p.where()}: {p.detail}")
+    click.echo(f"audit log: {len(done.problems)} problem(s) acknowledged at seq {done.seq}")
 
 
 @cli.command()

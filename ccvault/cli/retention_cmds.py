@@ -243,15 +243,30 @@ def hold_release(app: App, hold_id: int, reason: str) -> None:
 
 @hold.command("rebuild")
 @click.option("--dry-run", is_flag=True, help="Show what would be restored.")
+@click.option(
+    "--until-seq",
+    type=click.IntRange(min=0),
+    metavar="N",
+    help="Replay records up to seq N only: to rebuild from the records before a break that "
+    "`audit verify` reports.",
+)
 @json_option
 @pass_app
-def hold_rebuild(app: App, dry_run: bool, as_json: bool) -> None:
-    """Restore holds from the audit log (after restoring an older catalog)."""
-    from ccvault.catalog.audit import AuditLog
+def hold_rebuild(app: App, dry_run: bool, until_seq: int | None, as_json: bool) -> None:
+    """Restore holds from the audit log (after restoring an older catalog); the chain is
+    verified first, and a forged or unvouched line is never replayed (exit 1 naming it)."""
+    from ccvault.catalog.audit_verify import verifier
     from ccvault.retention import holds
 
+    writer = app.writer
+    assert writer.audit_log is not None
     restored = holds.rebuild(
-        app.writer, AuditLog(app.config.audit_path), app.actor(), app.clock.wall_ms(), dry_run
+        writer,
+        verifier(writer.audit_log, writer.audit_chain.head),
+        app.actor(),
+        app.clock.wall_ms(),
+        dry_run,
+        until_seq,
     )
     if as_json:
         emit_json(restored)

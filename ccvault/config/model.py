@@ -113,6 +113,25 @@ class AuditConfig(Model):
         description="Append-only, hash-chained audit log (JSON lines).",
         json_schema_extra={"default_text": "audit.jsonl beside the catalog"},
     )
+    max_bytes: ByteSize = Field(
+        64 << 20,
+        le=1 << 40,
+        description="Past this size the log file is sealed (its last record signed) and the "
+        "chain goes on in a new file; sealed files keep their first record's seq in their "
+        'name (audit.jsonl.000000000001). 0 = one file forever. E.g. "64 MiB".',
+    )
+    journald: bool = Field(
+        False,
+        description="Also send each record to the systemd journal: a second copy of the chain "
+        "that whoever can write the log and the catalog cannot reach.",
+    )
+
+    @field_validator("max_bytes")
+    @classmethod
+    def _room_for_records(cls, value: int) -> int:
+        if 0 < value < 1024:
+            raise ValueError("must be 0 (never rotate) or at least 1 KiB")
+        return value
 
 
 class IntegrityConfig(Model):

@@ -1,24 +1,22 @@
-"""The installation's Ed25519 key: export manifests are signed with it, so a bundle proves
-which ccvault made it and that nothing in it changed since.
+"""The installation's Ed25519 key as evidence sees it: export manifests are signed with it, so
+a bundle proves which ccvault made it and that nothing in it changed since.
 
-The private key is PKCS8 PEM at `Config.signing_key_path`, mode 0600, made once: written to a
-temporary file, fsynced, then hard-linked into place — `link(2)` fails instead of replacing,
-so two processes racing at first use agree on one key and the loser reads the winner's.
-Verification needs only the public key, which every manifest carries (raw, base64).
+The key file itself (made once, 0600, never replaced; loading, signing, verifying) is
+`host/keys.py`, so that the audit log's checkpoints below the evidence layer sign with the same
+key; its names are re-exported here for the evidence code and commands that use them. This
+module adds what is evidence's own: parsing a public key people pass, and the key's audited
+birth.
 """
 
 from __future__ import annotations
 
 import base64
 import binascii
-import hashlib
-import os
 import re
-from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
+from cryptography.exceptions import UnsupportedAlgorithm
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import (
     Ed25519PrivateKey,
@@ -26,96 +24,32 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import (
 )
 
 from ccvault.errors import UsageError
-from ccvault.host.durable import fsync_dir, make_dirs
+from ccvault.host.keys import (
+    ALGORITHM,
+    SigningKey,
+    fingerprint,
+    installation_public_key,
+    load_or_create,
+    public_raw,
+    verify,
+)
 
 if TYPE_CHECKING:
     from ccvault.catalog.writer import CatalogWriter
 
-ALGORITHM = "Ed25519"
-
-
-@dataclass(frozen=True)
-class SigningKey:
-    private: Ed25519PrivateKey
-    path: Path
-
-    @property
-    def public_raw(self) -> bytes:
-        return public_raw(self.private.public_key())
-
-    @property
-    def public_b64(self) -> str:
-        return base64.b64encode(self.public_raw).decode()
-
-    @property
-    def fingerprint(self) -> str:
-        return fingerprint(self.public_raw)
-
-    def sign(self, data: bytes) -> bytes:
-        return self.private.sign(data)
-
-    def public_pem(self) -> str:
-        return (
-            self.private.public_key()
-            .public_bytes(
-                serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
-            )
-            .decode()
-        )
-
-
-def public_raw(key: Ed25519PublicKey) -> bytes:
-    return key.public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
-
-
-def fingerprint(raw: bytes) -> str:
-    """SHA-256 of the raw 32-byte public key, hex: what the audit log and people compare."""
-    return hashlib.sha256(raw).hexdigest()
-
-
-def load_or_create(path: Path) -> tuple[SigningKey, bool]:
-    """The key at path, made first if there is none; True when this call made it."""
-    try:
-        return SigningKey(_load(path), path), False
-    except FileNotFoundError:
-        pass
-    make_dirs(path.parent)
-    private = Ed25519PrivateKey.generate()
-    pem = private.private_bytes(
-        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
-    )
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    try:
-        os.fchmod(fd, 0o600)  # whatever the umask
-        os.write(fd, pem)
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-    try:
-        os.link(tmp, path)
-        created = True
-    except FileExistsError:
-        created = False  # another process made it first: use theirs
-    finally:
-        tmp.unlink()
-    fsync_dir(path.parent)
-    return SigningKey(_load(path), path), created
-
-
-def _load(path: Path) -> Ed25519PrivateKey:
-    key = serialization.load_pem_private_key(path.read_bytes(), password=None)
-    if not isinstance(key, Ed25519PrivateKey):
-        raise UsageError(f"signing key {path}", "is not an Ed25519 key")
-    return key
-
-
-def verify(raw_public: bytes, data: bytes, signature: bytes) -> bool:
-    try:
-        Ed25519PublicKey.from_public_bytes(raw_public).verify(signature, data)
-    except (InvalidSignature, ValueError):
-        return False
-    return True
+__all__ = [
+    "ALGORITHM",
+    "SigningKey",
+    "fingerprint",
+    "installation_key",
+    "installation_public_key",
+    "load_or_create",
+    "parse_fingerprint",
+    "parse_public_key",
+    "public_key_from_pem",
+    "public_raw",
+    "verify",
+]
 
 
 def public_key_from_pem(data: bytes) -> bytes:
@@ -185,12 +119,3 @@ def installation_key(path: Path, writer: CatalogWriter, actor: str, now_ms: int)
             now_ms,
         )
     return key
-
-
-def installation_public_key(path: Path) -> bytes | None:
-    """The installation key's public half without creating one (None: there is none yet).
-    Readers without permission to read the private key get PermissionError."""
-    try:
-        return public_raw(_load(path).public_key())
-    except FileNotFoundError:
-        return None

@@ -1,19 +1,21 @@
 """Holds: footage kept whatever the policy says, until a dated end or an explicit release.
 
 Every change is an audit record carrying the whole hold, so the holds table can be rebuilt
-from the audit log (`ccvault hold rebuild`) if a catalog is restored from an older backup.
+from the audit log (`ccvault hold rebuild`) if a catalog is restored from an older backup —
+from the records a verified chain vouches for, never from a forged line.
 """
 
 from __future__ import annotations
 
 import sqlite3
 from collections.abc import Iterable
+from itertools import takewhile
 
-from ccvault.catalog.audit import AuditLog
+from ccvault.catalog.audit_verify import Verifier
 from ccvault.catalog.rows import NewHold
 from ccvault.catalog.writer import CatalogWriter
 from ccvault.config.model import Config
-from ccvault.errors import NotFound, Refused, UsageError
+from ccvault.errors import CheckFailed, NotFound, Refused, UsageError
 from ccvault.timefmt import ordered, utc_text
 
 
@@ -89,14 +91,43 @@ def listing(conn: sqlite3.Connection, now_ms: int) -> list[dict]:
 
 
 def rebuild(
-    writer: CatalogWriter, audit: AuditLog, actor: str, now_ms: int, dry_run: bool
+    writer: CatalogWriter,
+    verifier: Verifier,
+    actor: str,
+    now_ms: int,
+    dry_run: bool,
+    until_seq: int | None = None,
 ) -> list[dict]:
-    """Restore holds (and releases) the audit log has but the catalog lacks, same ids."""
+    """Restore holds (and releases) the audit log has but the catalog lacks, same ids — from
+    a verified chain only. The chain is checked first, against the catalog's head and the
+    signed checkpoints; records from the first suspect one on (a broken line, a rewritten
+    stretch, records nothing vouches for) are never replayed: it refuses, naming that line,
+    unless `until_seq` stops before it. Records that never committed are skipped, since their
+    actions were rolled back."""
+    report = verifier.check()
+    end = report.tail_seq if until_seq is None else min(until_seq, report.tail_seq)
+    suspect = report.first_suspect()
+    if suspect is not None and suspect.suspect_from is not None and suspect.suspect_from <= end:
+        before = suspect.suspect_from - 1
+        raise CheckFailed(
+            "audit log",
+            f"{suspect.where()}: {suspect.kind}: {suspect.detail}; nothing was rebuilt "
+            + (
+                f"(--until-seq {before} rebuilds from the records before it)"
+                if before > 0
+                else "(no record before it to rebuild from)"
+            ),
+        )
     with writer.reader() as conn:
         known = {
             r["id"]: r["released_ms"] for r in conn.execute("SELECT id, released_ms FROM holds")
         }
-    added, released = _replay(audit.records())
+    trusted = (
+        r
+        for r in takewhile(lambda r: r["seq"] <= end, verifier.log.records(strict=False))
+        if r["seq"] not in report.uncommitted
+    )
+    added, released = _replay(trusted)
     out = []
     for hold_id, hold in sorted(added.items()):
         if hold_id not in known:
@@ -108,6 +139,9 @@ def rebuild(
             if not dry_run:
                 by, reason = released[hold_id]
                 writer.holds.release(hold_id, by, reason, now_ms)
+    if not dry_run:
+        details = {"until_seq": until_seq, "verified_to": end, "restored": len(out)}
+        writer.record_event(actor, "hold.rebuild", "holds", details, now_ms)
     return out
 
 

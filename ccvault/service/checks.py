@@ -15,8 +15,10 @@ import structlog
 
 from ccvault.alerts.manager import AlertManager
 from ccvault.catalog import queries
-from ccvault.catalog.audit import AuditCursor, AuditLog
+from ccvault.catalog.audit import AuditLog
+from ccvault.catalog.audit_verify import Verifier
 from ccvault.catalog.writer import CatalogWriter
+from ccvault.catalog.writes.audit import read_head
 from ccvault.config.model import Config
 from ccvault.host.clock import Clock
 from ccvault.host.sdnotify import Notifier
@@ -52,8 +54,20 @@ class HealthChecks:
         self.notifier, self.audit_log, self.clock = notifier, audit_log, clock
         self.forecast: dict | None = None  # the latest forecast report (headroom)
         self.clock_synced: bool | None = None
-        self.audit_cursor = AuditCursor()
-        self.audit_error: str | None = None
+        key = audit_log.key.signer() if audit_log.key else None
+        self.audit_verifier = Verifier(
+            audit_log,
+            None,
+            key.public_raw if key else None,
+            "the key file" if key else None,
+        )
+        # A chain broken before a restart stays broken until its first verification says
+        # otherwise, however long reading a big log takes (longer than the alerts' grace).
+        self.audit_error: str | None = (
+            "not verified again since the restart yet (it was broken before)"
+            if alerts.firing("audit_chain_broken")
+            else None
+        )
         self.last: Health | None = None
 
     def check(self) -> None:
@@ -76,9 +90,26 @@ class HealthChecks:
         self.alerts.prune(now_ms)
 
     def audit(self) -> None:
-        """The audit chain: all of it at the first run, then the lines appended since."""
-        check, self.audit_cursor = self.audit_log.verify_from(self.audit_cursor)
-        self.audit_error = None if check.ok else f"line {check.bad_line}: {check.problem}"
+        """The audit chain against the catalog's head and the signed checkpoints: all of it at
+        the first run, then what was appended since. Problems nobody has acknowledged keep
+        `audit_chain_broken` firing, across restarts too: they are in the files and the
+        catalog, not in this process."""
+        rereads = self.audit_verifier.rereads
+        with self.writer.reader() as conn:  # one connection for both reads of the head
+            report = self.audit_verifier.check(lambda: read_head(conn))
+        if self.audit_verifier.rereads > rereads:
+            log.warning("audit.reread", reason="what was verified changed: read it all again")
+        error = report.summary() or None
+        if error != self.audit_error:
+            if error:
+                log.error(
+                    "audit.chain_broken",
+                    problems=[p.as_json() for p in report.open],
+                    records=report.records,
+                )
+            else:
+                log.info("audit.chain_verified", records=report.records)
+        self.audit_error = error
 
     def status_line(self) -> str:
         if self.last is None:

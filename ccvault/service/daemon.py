@@ -17,6 +17,7 @@ from types import FrameType
 
 import structlog
 
+from ccvault.catalog.audit_checkpoints import CheckpointKind
 from ccvault.config.loading import LoadedConfig
 from ccvault.config.model import Config
 from ccvault.config.secrets import check_secrets
@@ -28,7 +29,7 @@ from ccvault.host.lock import take_daemon_lock
 from ccvault.host.sdnotify import Notifier
 from ccvault.service import reload
 from ccvault.service.metrics import Metrics
-from ccvault.service.parts import Parts, Shared, build
+from ccvault.service.parts import Parts, Shared, build, sign_audit_chain
 
 log = structlog.get_logger("ccvault.daemon")
 
@@ -125,6 +126,7 @@ class Daemon:
         for name, stop in (("motion", parts.motion.stop), ("scrub", parts.scrubber.stop)):
             stop()
             parts.threads[name].join()
+        sign_audit_chain(parts.writer, CheckpointKind.STOP, self.clock)  # all of it signed
 
     def _stale_loops(self, parts: Parts) -> list[str]:
         """Work loops that made no progress lately; while any, systemd's watchdog is starved.

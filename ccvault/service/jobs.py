@@ -26,6 +26,7 @@ RETENTION_FIRST_S = 15
 PRESSURE_EVERY_S = 30
 FREE_SPACE_WATCH_S = 2
 SLOW_CHECKS_S = 60  # forecast (headroom), clock sync, the audit chain's new lines
+AUDIT_CHECKPOINT_S = 3600  # the chain's end signed, if anything is unsigned
 SCHEDULER_BEAT_S = 5
 EXPORT_EXPIRY_S = 300
 

@@ -20,11 +20,13 @@ from ccvault.alerts.dispatcher import Dispatcher
 from ccvault.alerts.manager import AlertManager
 from ccvault.api.context import ApiContext
 from ccvault.api.server import ApiServer
-from ccvault.catalog.audit import AuditLog
+from ccvault.catalog.audit import audit_log
+from ccvault.catalog.audit_checkpoints import CheckpointKind
 from ccvault.catalog.writer import CatalogWriter
 from ccvault.config.loading import LoadedConfig
 from ccvault.config.model import Config
 from ccvault.evidence.jobs import ExportJobs
+from ccvault.evidence.signing import installation_key
 from ccvault.host.clock import Clock
 from ccvault.host.sdnotify import Notifier
 from ccvault.ingest.reconcile import reconcile
@@ -104,7 +106,7 @@ class Shared:
 
 def build(shared: Shared) -> Parts:
     config, clock = shared.loaded.config, shared.clock
-    writer = CatalogWriter(config.storage.catalog, AuditLog(config.audit_path))
+    writer = CatalogWriter(config.storage.catalog, audit_log(config))
     log.info(
         "daemon.starting",
         version=__version__,
@@ -114,6 +116,8 @@ def build(shared: Shared) -> Parts:
     )
     for warning in shared.loaded.warnings:
         log.warning("config.warning", detail=warning)
+    # The key signs the audit log's checkpoints from the first record on (made at first start).
+    installation_key(config.signing_key_path, writer, "daemon", clock.wall_ms())
     writer.cameras.ensure(c.name for c in config.cameras)
     volumes = VolumeSet(config, writer, clock.wall_ms, on_return=lambda v: recover(writer, v))
     volumes.refresh()
@@ -186,14 +190,14 @@ def _serving(shared: Shared, writer: CatalogWriter, volumes: VolumeSet, footage:
         alerts,
         metrics,
         shared.notifier,
-        writer.audit_log or AuditLog(config.audit_path),
+        writer.audit_log or audit_log(config),
         clock,
     )
     motion = MotionScheduler(
         config, writer, volumes.current, config.motion.workers or default_workers()
     )
     scrubber = Scrubber(writer, volumes.current, clock, config.integrity.scrub_mb_per_s)
-    jobs = _jobs(config, footage, retention, checks, exports, clock)
+    jobs = _jobs(config, footage, retention, checks, exports, clock, writer)
     return Parts(
         writer,
         volumes,
@@ -217,6 +221,7 @@ def _jobs(
     checks: HealthChecks,
     exports: ExportJobs,
     clock: Clock,
+    writer: CatalogWriter,
 ) -> Jobs:
     return Jobs(
         [
@@ -226,6 +231,11 @@ def _jobs(
             # Its first run reads the whole audit log (~40 µs a record, bench/service.py): in the
             # scheduler's pool after start-up, never in the way of READY=1.
             Job("audit_check", checks.audit, every(timing.SLOW_CHECKS_S), first_after_s=0),
+            Job(
+                "audit_checkpoint",
+                lambda: sign_audit_chain(writer, CheckpointKind.INTERVAL, clock),
+                every(timing.AUDIT_CHECKPOINT_S),
+            ),
             Job(
                 "retention",
                 retention.routine,
@@ -251,3 +261,11 @@ def _jobs(
         ],
         config,
     )
+
+
+def sign_audit_chain(writer: CatalogWriter, kind: CheckpointKind, clock: Clock) -> None:
+    """The audit chain's end signed (hourly, and at stop), so at most an hour's records — or
+    what came after a crash — are vouched for by the catalog's head alone."""
+    signed = writer.audit_chain.checkpoint(kind, clock.wall_ms())
+    if signed is not None:
+        log.info("audit.checkpoint", seq=signed.seq, kind=signed.kind)

@@ -18,6 +18,8 @@ RESTART_ONLY = (
     "storage.catalog",
     "storage.spool",
     "audit.path",
+    "audit.max_bytes",
+    "audit.journald",
     "http.listen",
     "http.tls_cert",
     "http.tls_key",
