@@ -16,6 +16,8 @@ from pathlib import Path
 from typing import Any
 
 from ccvault.catalog.writer import CatalogWriter
+from ccvault.config.model import Config
+from ccvault.config.places import Place, Role, refusal
 from ccvault.errors import CheckFailed, Refused
 from ccvault.host.durable import fsync_dir, fsync_file, make_dirs
 from ccvault.timefmt import utc_text
@@ -23,9 +25,15 @@ from ccvault.timefmt import utc_text
 _CHUNK = 1 << 20
 
 
-def backup(writer: CatalogWriter, dest_dir: Path, now_ms: int, actor: str) -> dict[str, Any]:
+def backup(
+    config: Config, writer: CatalogWriter, dest_dir: Path, now_ms: int, actor: str
+) -> dict[str, Any]:
     """Copy both into timestamped files and audit it; a partial copy is removed, never kept
-    under a name that looks like a backup."""
+    under a name that looks like a backup. Never into a volume or the spool, whose keepers
+    would quarantine or expire it (`places.refusal`)."""
+    problem = refusal(config, Place(str(dest_dir), dest_dir, Role.BACKUP))
+    if problem:
+        raise Refused("backup", problem)
     stamp = datetime.fromtimestamp(now_ms / 1000, UTC).strftime("%Y%m%dT%H%M%SZ")
     catalog = dest_dir / f"catalog-{stamp}.sqlite"
     audit_src = writer.audit_log.path if writer.audit_log else None

@@ -27,6 +27,7 @@ from typing import Any
 
 from ccvault import __version__
 from ccvault.catalog.rows import Segment
+from ccvault.config.places import MANIFEST, SIGNATURE
 from ccvault.errors import CheckFailed, Refused
 from ccvault.evidence.signing import ALGORITHM, SigningKey
 from ccvault.host.durable import fsync_dir, fsync_file
@@ -35,7 +36,7 @@ from ccvault.storage.media import copy_hashed, sha256_file
 from ccvault.timefmt import utc_text
 
 FORMAT = "ccvault-evidence/1"
-MANIFEST, SIGNATURE, SEGMENTS, CLIP = "manifest.json", "manifest.sig", "segments", "clip.mp4"
+SEGMENTS, CLIP = "segments", "clip.mp4"
 CLIP_SHARE = 0.45  # of a job's progress: the segment copies are the rest
 COPY_WORKERS = 2
 
