@@ -315,6 +315,8 @@ def assert_store_consistent(config: Path, held_ids: set[int]) -> dict:
         "duplicates": [],
         "quarantined": [],
         "missing": [],
+        "foreign": [],
+        "unavailable": [],
     }
     return plan
 

@@ -82,6 +82,8 @@ def test_kill9_of_recorder_and_daemon_loses_at_most_the_open_segment(
         "duplicates": [],
         "quarantined": [],
         "missing": [],
+        "foreign": [],
+        "unavailable": [],
     }
 
 

@@ -186,6 +186,8 @@ def _reconcile_clean(cli: Session, config: Path) -> list[dict[str, Any]]:
         "duplicates": [],
         "quarantined": [],
         "missing": [],
+        "foreign": [],
+        "unavailable": [],
     }, report
     events = [json.loads(line) for line in result.stderr.splitlines() if line.startswith("{")]
     return [e for e in events if e["event"] == "intent.recovered"]

@@ -18,7 +18,8 @@ from ccvault.storage.volumes import init_volume, open_volumes, replace_volume, s
 @json_option
 @pass_app
 def reconcile(app: App, dry_run: bool, as_json: bool) -> None:
-    """Compare catalog and volumes: ingest, adopt, quarantine, report missing (exit 1 if any)."""
+    """Compare catalog and volumes: ingest, adopt, set duplicates aside, report missing
+    footage, foreign files (left where they are) and unavailable volumes (exit 1 if any)."""
     from ccvault.ingest.reconcile import reconcile as run_reconcile
     from ccvault.ingest.spool import Ingestor
     from ccvault.retention.executor import recover
@@ -44,6 +45,7 @@ def reconcile(app: App, dry_run: bool, as_json: bool) -> None:
         if show
         else (lambda _: None),
         actor=app.actor(),
+        cameras=[c.name for c in app.config.cameras],
     )
     if as_json:
         emit_json(report.as_json())
