@@ -312,6 +312,7 @@ def assert_store_consistent(config: Path, held_ids: set[int]) -> dict:
     assert json.loads(reconciled.stdout) == {
         "ingested": [],
         "adopted": [],
+        "found": [],
         "duplicates": [],
         "quarantined": [],
         "missing": [],

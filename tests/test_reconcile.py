@@ -12,6 +12,7 @@ from tests.peers import make_clip
 CLEAN = {
     "ingested": [],
     "adopted": [],
+    "found": [],
     "duplicates": [],
     "quarantined": [],
     "missing": [],
@@ -204,8 +205,11 @@ def test_volume_init_and_replace_are_deliberate(tmp_path: Path) -> None:
     assert cli_json(config, "reconcile") == CLEAN
 
     stored = cli_json(config, "segments", "--camera", "door", "--from", "-2h", "--to", "now")
+    # The disk dies; a new, empty one is mounted in its place.
+    shutil.rmtree(tmp_path / "hot")
+    (tmp_path / "hot").mkdir()
     again = run_cli(config, "volume", "replace", "hot", "--yes")
-    assert again.returncode == 0
+    assert again.returncode == 0, again.stderr
     assert f"{len(stored)} segment(s) marked missing" in again.stdout
     after = cli_json(config, "segments", "--camera", "door", "--from", "-2h", "--to", "now")
     assert {s["state"] for s in after} == {"missing"}

@@ -183,6 +183,7 @@ def _reconcile_clean(cli: Session, config: Path) -> list[dict[str, Any]]:
     report = json.loads(result.stdout)
     assert {k: v for k, v in report.items() if k != "ingested"} == {
         "adopted": [],
+        "found": [],
         "duplicates": [],
         "quarantined": [],
         "missing": [],

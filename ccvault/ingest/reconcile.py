@@ -27,10 +27,19 @@ import structlog
 from ccvault.catalog import queries
 from ccvault.catalog.rows import NewSegment
 from ccvault.catalog.writer import CatalogWriter
+from ccvault.config.model import Config
+from ccvault.host.clock import Clock
+from ccvault.host.lock import daemon_running
 from ccvault.ingest.spool import Ingestor, read_list
 from ccvault.storage.media import ProbeError, probe, sha256_file
 from ccvault.storage.store import SegmentStore, Stored, segment_relpath
-from ccvault.storage.volumes import IDENTITY_FILE, QUARANTINE_DIR, Volume
+from ccvault.storage.volumes import (
+    IDENTITY_FILE,
+    QUARANTINE_DIR,
+    Volume,
+    open_volumes,
+    replace_volume,
+)
 from ccvault.timefmt import LATEST_MS
 
 log = structlog.get_logger("ccvault.ingest.reconcile")
@@ -40,13 +49,23 @@ SEGMENT_NAME = re.compile(r"^(?P<start>\d{10,})_(?P<dur>\d+)(-\d+)?(-k)?(-\d+)?\
 LAYOUT = "<camera>/YYYY/MM/DD/HH/<start>_<duration>.mp4"
 # Files younger than this may be mid-ingest by a running daemon; leave them to it.
 SETTLE_S = 120
-KINDS = ("ingested", "adopted", "duplicates", "quarantined", "missing", "foreign", "unavailable")
+KINDS = (
+    "ingested",
+    "adopted",
+    "found",
+    "duplicates",
+    "quarantined",
+    "missing",
+    "foreign",
+    "unavailable",
+)
 
 
 @dataclass
 class ReconcileReport:
     ingested: list[dict] = field(default_factory=list)
     adopted: list[dict] = field(default_factory=list)
+    found: list[dict] = field(default_factory=list)  # missing segments whose file is back
     duplicates: list[dict] = field(default_factory=list)
     quarantined: list[dict] = field(default_factory=list)
     missing: list[dict] = field(default_factory=list)
@@ -194,9 +213,12 @@ def _volume(
     now = time.time()
     for path, not_footage in _entries(volume):
         rel = str(path.relative_to(volume.path))
-        if rel in catalogued or rel in in_flight:
+        if rel in in_flight or catalogued.get(rel, (0, "missing"))[1] != "missing":
             continue
         if running and now - path.lstat().st_mtime < SETTLE_S:
+            continue
+        if rel in catalogued and not_footage is None:
+            _returned(writer, volume, path, rel, catalogued[rel][0], report, dry_run)
             continue
         problem = not_footage or _layout_problem(rel, cameras)
         if problem:
@@ -213,6 +235,53 @@ def _volume(
         writer.segments.mark_missing(m["segment_id"] for m in missing)
         for item in missing:
             log.error("segment.missing", **item)
+
+
+def _returned(
+    writer: CatalogWriter,
+    volume: Volume,
+    path: Path,
+    rel: str,
+    segment_id: int,
+    report: ReconcileReport,
+    dry_run: bool,
+) -> None:
+    """A missing segment's path holds a file again (a disk put back, footage copied onto a
+    replacement): the same bytes are that segment, found; other bytes are foreign."""
+    with writer.reader() as conn:
+        [row] = queries.segments_by_ids(conn, [segment_id])
+    if sha256_file(path) != row.sha256:
+        reason = f"not the bytes of missing segment {segment_id}, catalogued at this path"
+        report.foreign.append({"volume": volume.name, "path": rel, "reason": reason})
+        return
+    item = {"segment_id": segment_id, "volume": volume.name, "path": rel}
+    report.found.append(item)
+    if not dry_run:
+        writer.segments.mark_found([segment_id])
+        log.warning("segment.found", **item)
+
+
+def replace_and_reconcile(
+    config: Config, writer: CatalogWriter, clock: Clock, name: str, *, force: bool, actor: str
+) -> tuple[int, ReconcileReport]:
+    """`volume replace`: the new disk takes the volume's place (`volumes.replace_volume`:
+    refused for an available volume unless forced, audited), then that volume is reconciled,
+    so what the new disk holds — the old footage copied over, or the very disk when forced —
+    is found or adopted again instead of orphaned. Returns (marked missing, the report)."""
+    lost = replace_volume(config, writer, name, clock.wall_ms(), actor=actor, force=force)
+    volumes = open_volumes(config, writer, clock.wall_ms())
+    store = SegmentStore(writer, lambda: volumes, clock)
+    report = reconcile(
+        writer,
+        store,
+        [v for v in volumes if v.name == name],
+        None,
+        dry_run=False,
+        daemon_running=daemon_running(config.storage.catalog),
+        actor=actor,
+        cameras=[c.name for c in config.cameras],
+    )
+    return lost, report
 
 
 def _unknown_file(
