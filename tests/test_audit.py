@@ -78,7 +78,7 @@ def test_a_torn_last_line_is_repaired_in_the_chain(tmp_path: Path) -> None:
     log = AuditLog(tmp_path / "logs" / "audit.jsonl")
     assert log.verify() == AuditCheck(True, 0, None, "")  # no file yet: nothing to break
     log.append(actor="t", action="a", obj="o", details={"big": "x" * 20_000}, now_ms=1)
-    assert log.path.stat().st_mode & 0o777 == 0o640
+    assert log.path.stat().st_mode & 0o777 == 0o600
     with open(log.path, "ab") as f:
         f.write(b'{"seq":2,"time":"2026')  # a crash mid-append
     check = log.verify()  # what a reader sees while an append is under way

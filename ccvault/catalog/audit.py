@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from ccvault.errors import CcvaultError
-from ccvault.host.durable import fsync_dir, make_dirs
+from ccvault.host.durable import fsync_dir, make_dirs, open_private
 from ccvault.timefmt import utc_text
 
 GENESIS = "0" * 64
@@ -69,10 +69,8 @@ class AuditLog:
         created = not self.path.exists()
         if created:
             make_dirs(self.path.parent)
-        fd = os.open(self.path, os.O_RDWR | os.O_APPEND | os.O_CREAT, 0o640)
+        fd = open_private(self.path, os.O_RDWR | os.O_APPEND | os.O_CREAT)
         try:
-            if created:
-                os.fchmod(fd, 0o640)  # group-readable for auditors whatever the umask
             seq, prev, keep, size = self._head(fd)
             lines = []
             if keep < size:

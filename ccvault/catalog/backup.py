@@ -19,7 +19,7 @@ from ccvault.catalog.writer import CatalogWriter
 from ccvault.config.model import Config
 from ccvault.config.places import Place, Role, refusal
 from ccvault.errors import CheckFailed, Refused
-from ccvault.host.durable import fsync_dir, fsync_file, make_dirs
+from ccvault.host.durable import fsync_dir, fsync_file, make_dirs, open_private
 from ccvault.timefmt import utc_text
 
 _CHUNK = 1 << 20
@@ -77,7 +77,7 @@ def backup(
 def _create(path: Path, created: list[Path]) -> Path:
     """Exclusive create: a file that appeared since the check above is still never replaced."""
     try:
-        os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o640))
+        os.close(open_private(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL))
     except FileExistsError:
         raise Refused(str(path), "exists already; a backup never replaces a file") from None
     created.append(path)

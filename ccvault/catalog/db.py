@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import os
 import sqlite3
 from pathlib import Path
 
-from ccvault.host.durable import make_dirs
+from ccvault.host.durable import keep_private, make_dirs, open_private
 
 BUSY_TIMEOUT_MS = 10_000
 
@@ -14,6 +15,7 @@ def connect(path: Path, *, readonly: bool = False) -> sqlite3.Connection:
     """WAL so readers never wait for the writer; a busy timeout so daemon and CLI can share."""
     if not readonly:
         make_dirs(path.parent)
+        os.close(open_private(path, os.O_RDWR | os.O_CREAT))  # SQLite's -wal, -shm follow it
     conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
     conn.row_factory = sqlite3.Row
     conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
@@ -25,4 +27,19 @@ def connect(path: Path, *, readonly: bool = False) -> sqlite3.Connection:
     conn.execute("PRAGMA foreign_keys = ON")
     if readonly:
         conn.execute("PRAGMA query_only = ON")
+    else:
+        _tighten_companions(path)
     return conn
+
+
+def _tighten_companions(path: Path) -> None:
+    """The WAL holds recent rows too: as private as the catalog, even when left wider."""
+    for suffix in ("-wal", "-shm"):
+        try:
+            fd = os.open(f"{path}{suffix}", os.O_RDONLY)
+        except FileNotFoundError:
+            continue
+        try:
+            keep_private(fd, Path(f"{path}{suffix}"))
+        finally:
+            os.close(fd)

@@ -25,7 +25,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import (
 )
 
 from ccvault.errors import UsageError
-from ccvault.host.durable import fsync_dir, make_dirs
+from ccvault.host.durable import fsync_dir, keep_private, make_dirs, open_private
 
 if TYPE_CHECKING:
     from ccvault.catalog.writer import CatalogWriter
@@ -84,9 +84,8 @@ def load_or_create(path: Path) -> tuple[SigningKey, bool]:
         serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
     )
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    fd = open_private(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL)
     try:
-        os.fchmod(fd, 0o600)  # whatever the umask
         os.write(fd, pem)
         os.fsync(fd)
     finally:
@@ -103,7 +102,11 @@ def load_or_create(path: Path) -> tuple[SigningKey, bool]:
 
 
 def _load(path: Path) -> Ed25519PrivateKey:
-    key = serialization.load_pem_private_key(path.read_bytes(), password=None)
+    with open(path, "rb") as f:
+        if os.access(path, os.W_OK):  # the key's owner (a reader is only checking)
+            keep_private(f.fileno(), path)
+        data = f.read()
+    key = serialization.load_pem_private_key(data, password=None)
     if not isinstance(key, Ed25519PrivateKey):
         raise UsageError(f"signing key {path}", "is not an Ed25519 key")
     return key

@@ -5,6 +5,10 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+import structlog
+
+log = structlog.get_logger("ccvault.host.durable")
+
 
 def fsync_file(path: Path) -> None:
     fd = os.open(path, os.O_RDONLY)
@@ -47,3 +51,34 @@ def make_dirs(path: Path) -> list[Path]:
         fsync_dir(directory)
         fsync_dir(directory.parent)
     return created
+
+
+PRIVATE_MODE = 0o600  # the catalog, the audit log, keys, backups: their owner's alone
+
+
+def keep_private(fd: int, path: Path) -> None:
+    """Set an open file to 0600 whatever the umask made it. A wider mode (an older ccvault's
+    0640, a restore, a chmod) is tightened rather than refused — the owner keeps every right
+    it needs, nobody else had any business reading it — and logged, since someone may have
+    read it meanwhile. A file ccvault does not own and cannot change is logged as an error."""
+    mode = os.fstat(fd).st_mode & 0o777
+    if mode == PRIVATE_MODE:
+        return
+    try:
+        os.fchmod(fd, PRIVATE_MODE)
+    except OSError as exc:
+        log.error("file.mode_wide", path=str(path), mode=oct(mode), error=str(exc))
+        return
+    if mode & 0o077:
+        log.warning("file.mode_tightened", path=str(path), was=oct(mode), now=oct(PRIVATE_MODE))
+
+
+def open_private(path: Path, flags: int) -> int:
+    """os.open for a private file: made 0600 if new, tightened if not (`keep_private`)."""
+    fd = os.open(path, flags, PRIVATE_MODE)
+    try:
+        keep_private(fd, path)
+    except BaseException:
+        os.close(fd)
+        raise
+    return fd
