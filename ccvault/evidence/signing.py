@@ -102,10 +102,9 @@ def load_or_create(path: Path) -> tuple[SigningKey, bool]:
 
 
 def _load(path: Path) -> Ed25519PrivateKey:
-    with open(path, "rb") as f:
-        if os.access(path, os.W_OK):  # the key's owner (a reader is only checking)
-            keep_private(f.fileno(), path)
-        data = f.read()
+    data = path.read_bytes()
+    if os.access(path, os.W_OK):  # the key's owner (a reader is only checking)
+        keep_private(path)
     key = serialization.load_pem_private_key(data, password=None)
     if not isinstance(key, Ed25519PrivateKey):
         raise UsageError(f"signing key {path}", "is not an Ed25519 key")

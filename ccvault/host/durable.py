@@ -56,16 +56,22 @@ def make_dirs(path: Path) -> list[Path]:
 PRIVATE_MODE = 0o600  # the catalog, the audit log, keys, backups: their owner's alone
 
 
-def keep_private(fd: int, path: Path) -> None:
-    """Set an open file to 0600 whatever the umask made it. A wider mode (an older ccvault's
-    0640, a restore, a chmod) is tightened rather than refused — the owner keeps every right
-    it needs, nobody else had any business reading it — and logged, since someone may have
-    read it meanwhile. A file ccvault does not own and cannot change is logged as an error."""
-    mode = os.fstat(fd).st_mode & 0o777
+def keep_private(path: Path) -> None:
+    """Set a file to 0600 whatever the umask made it. A wider mode (an older ccvault's 0640, a
+    restore, a chmod) is tightened rather than refused — the owner keeps every right it
+    needs, nobody else had any business reading it — and logged, since someone may have read
+    it meanwhile. A file ccvault does not own and cannot change is logged as an error.
+
+    By path, never through a new descriptor: closing one would drop the POSIX locks SQLite
+    holds on the catalog and its -shm in this process."""
+    try:
+        mode = os.stat(path).st_mode & 0o777
+    except FileNotFoundError:
+        return
     if mode == PRIVATE_MODE:
         return
     try:
-        os.fchmod(fd, PRIVATE_MODE)
+        os.chmod(path, PRIVATE_MODE)
     except OSError as exc:
         log.error("file.mode_wide", path=str(path), mode=oct(mode), error=str(exc))
         return
@@ -76,9 +82,5 @@ def keep_private(fd: int, path: Path) -> None:
 def open_private(path: Path, flags: int) -> int:
     """os.open for a private file: made 0600 if new, tightened if not (`keep_private`)."""
     fd = os.open(path, flags, PRIVATE_MODE)
-    try:
-        keep_private(fd, path)
-    except BaseException:
-        os.close(fd)
-        raise
+    keep_private(path)
     return fd
