@@ -108,8 +108,8 @@ def refusal(config: Config, place: Place) -> str | None:
 
 
 def _clash(a: Place, la: Location, b: Place, lb: Location) -> str | None:
-    a_in_b = inside(la, lb) and a.role in FORBIDDEN_INSIDE[b.role] and not _own_spool(a, la, lb)
-    b_in_a = inside(lb, la) and b.role in FORBIDDEN_INSIDE[a.role] and not _own_spool(b, lb, la)
+    a_in_b = inside(la, lb) and a.role in FORBIDDEN_INSIDE[b.role] and not _own_spool(a, la, b, lb)
+    b_in_a = inside(lb, la) and b.role in FORBIDDEN_INSIDE[a.role] and not _own_spool(b, lb, a, la)
     if a_in_b and b_in_a:
         return f"{a.key}: the same place as {b.key} ({_shown(b, lb)})"
     if a_in_b:
@@ -119,9 +119,13 @@ def _clash(a: Place, la: Location, b: Place, lb: Location) -> str | None:
     return None
 
 
-def _own_spool(spool: Place, where: Location, volume: Location) -> bool:
+def _own_spool(spool: Place, where: Location, volume: Place, there: Location) -> bool:
     """A volume's own `.spool` is where the default spool goes, and reconcile never looks."""
-    return spool.role is Role.SPOOL and where.resolved == volume.resolved / SPOOL_DIR
+    return (
+        spool.role is Role.SPOOL
+        and volume.role is Role.VOLUME
+        and where.resolved == there.resolved / SPOOL_DIR
+    )
 
 
 def _shown(place: Place, where: Location) -> str:

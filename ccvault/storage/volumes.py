@@ -21,6 +21,7 @@ from ccvault.catalog import queries
 from ccvault.catalog.rows import VolumeRow
 from ccvault.catalog.writer import CatalogWriter
 from ccvault.config.model import Config, VolumeConfig
+from ccvault.config.places import SPOOL_DIR
 from ccvault.errors import NotFound, Refused
 from ccvault.host.durable import fsync_dir, make_dirs
 
@@ -181,9 +182,6 @@ def target_for_new_segments(volumes: list[Volume]) -> Volume | None:
                 if volume.role == role and volume.available and volume.accepting == accepting:
                     return volume
     return None
-
-
-SPOOL_DIR = ".spool"
 
 
 @dataclass(frozen=True, slots=True)

@@ -111,6 +111,15 @@ def _volume_inside_spool(root: Path) -> tuple[str, list[str]]:
     return text, ["storage.volumes[0].path", "storage.spool"]
 
 
+def _spool_named_like_a_volumes_own_inside_an_export_dir(root: Path) -> tuple[str, list[str]]:
+    spool = json.dumps(str(root / "share/.spool"))
+    extra = f"[export]\ndir = {json.dumps(str(root / 'share'))}\n"
+    text = config_text(root, [root / "a"], extra=extra).replace(
+        "[[storage.volumes]]", f"spool = {spool}\n[[storage.volumes]]", 1
+    )
+    return text, ["storage.spool", "export.dir"]
+
+
 def _audit_inside(root: Path) -> tuple[str, list[str]]:
     extra = f"[audit]\npath = {json.dumps(str(root / 'a/audit.jsonl'))}\n"
     return config_text(root, [root / "a"], extra=extra), ["audit.path", "storage.volumes[0].path"]
@@ -183,6 +192,9 @@ LAYOUTS: dict[str, Layout] = {
     "volume-is-catalog-directory": _volume_is_catalog_directory,
     "spool-inside": _spool_inside,
     "volume-inside-spool": _volume_inside_spool,
+    "spool-named-like-a-volumes-own-in-export-dir": (
+        _spool_named_like_a_volumes_own_inside_an_export_dir
+    ),
     "audit-inside": _audit_inside,
     "audit-is-the-catalog": _audit_is_the_catalog,
     "export-dir-inside": _export_dir_inside,
