@@ -83,7 +83,7 @@ def test_a_torn_last_line_is_repaired_in_the_chain(tmp_path: Path) -> None:
     log = AuditLog(tmp_path / "logs" / "audit.jsonl")
     assert log.verify() == AuditCheck(True, 0, None, "")  # no file yet: nothing to break
     log.append(actor="t", action="a", obj="o", details={"big": "x" * 20_000}, now_ms=1)
-    assert log.path.stat().st_mode & 0o777 == 0o640
+    assert log.path.stat().st_mode & 0o777 == 0o600
     with open(log.path, "ab") as f:
         f.write(b'{"seq":2,"time":"2026')  # a crash mid-append
     check = log.verify()  # what a reader sees while an append is under way
@@ -151,7 +151,7 @@ def test_backup_holds_the_rows_and_never_replaces_a_file(tmp_path: Path) -> None
         with writer.transaction():
             writer.audit("daemon", "daemon.start", "daemon", {"i": i}, 1_000 + i)
     bk, at = tmp_path / "bk", 1_800_000_000_000
-    out = backup(writer, bk, at, "cli:alice")
+    out = backup(load(config).config, writer, bk, at, "cli:alice")
     assert out["catalog"] == str(bk / f"catalog-{stamp(at // 1000)}.sqlite")
     assert out["audit_records"] == 3 and out["created"] == "2027-01-15T08:00:00.000Z"
     with sqlite3.connect(out["catalog"]) as copy:
@@ -168,7 +168,7 @@ def test_backup_holds_the_rows_and_never_replaces_a_file(tmp_path: Path) -> None
 
     (bk / f"audit-{stamp(at // 1000 + 1)}.jsonl").write_text("not ours\n")
     with pytest.raises(Refused):
-        backup(writer, bk, at + 1000, "cli:alice")
+        backup(load(config).config, writer, bk, at + 1000, "cli:alice")
     assert not (bk / f"catalog-{stamp(at // 1000 + 1)}.sqlite").exists()
     writer.close()
 

@@ -312,9 +312,12 @@ def assert_store_consistent(config: Path, held_ids: set[int]) -> dict:
     assert json.loads(reconciled.stdout) == {
         "ingested": [],
         "adopted": [],
+        "found": [],
         "duplicates": [],
         "quarantined": [],
         "missing": [],
+        "foreign": [],
+        "unavailable": [],
     }
     return plan
 

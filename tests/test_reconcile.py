@@ -9,7 +9,16 @@ from pathlib import Path
 from tests.conftest import cli_json, run_cli, wait_for, write_config
 from tests.peers import make_clip
 
-CLEAN = {"ingested": [], "adopted": [], "duplicates": [], "quarantined": [], "missing": []}
+CLEAN = {
+    "ingested": [],
+    "adopted": [],
+    "found": [],
+    "duplicates": [],
+    "quarantined": [],
+    "missing": [],
+    "foreign": [],
+    "unavailable": [],
+}
 T0 = 1_780_000_000_000  # 2026-05-28T20:26:40Z
 
 
@@ -97,8 +106,13 @@ def test_strays_are_adopted_duplicates_set_aside_and_lost_files_reported(
     assert len(report["adopted"]) == 1 and report["adopted"][0]["segment_id"] > 1
     assert [d["path"] for d in report["duplicates"]] == [str(twin.relative_to(tmp_path / "hot"))]
     assert report["duplicates"][0]["segment_id"] == 1
-    assert [q["reason"] for q in report["quarantined"]] == ["not a segment file name"]
+    assert report["quarantined"] == []
+    assert report["foreign"] == [
+        {"volume": "hot", "path": "door/notes.txt", "reason": "not a segment file name"}
+    ]
     assert not twin.exists()
+    assert (tmp_path / "hot/door/notes.txt").exists(), "not footage: left where it is"
+    (tmp_path / "hot/door/notes.txt").unlink()  # the operator takes it away
 
     stored.unlink()  # someone deletes footage behind ccvault's back
     report = cli_json(config, "reconcile")
@@ -191,8 +205,11 @@ def test_volume_init_and_replace_are_deliberate(tmp_path: Path) -> None:
     assert cli_json(config, "reconcile") == CLEAN
 
     stored = cli_json(config, "segments", "--camera", "door", "--from", "-2h", "--to", "now")
+    # The disk dies; a new, empty one is mounted in its place.
+    shutil.rmtree(tmp_path / "hot")
+    (tmp_path / "hot").mkdir()
     again = run_cli(config, "volume", "replace", "hot", "--yes")
-    assert again.returncode == 0
+    assert again.returncode == 0, again.stderr
     assert f"{len(stored)} segment(s) marked missing" in again.stdout
     after = cli_json(config, "segments", "--camera", "door", "--from", "-2h", "--to", "now")
     assert {s["state"] for s in after} == {"missing"}

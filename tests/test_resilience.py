@@ -79,9 +79,12 @@ def test_kill9_of_recorder_and_daemon_loses_at_most_the_open_segment(
     assert cli_json(config, "reconcile") == {
         "ingested": [],
         "adopted": [],
+        "found": [],
         "duplicates": [],
         "quarantined": [],
         "missing": [],
+        "foreign": [],
+        "unavailable": [],
     }
 
 

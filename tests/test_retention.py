@@ -242,19 +242,20 @@ def test_quarantine_and_spool_leftovers_follow_the_ceiling(tmp_path: Path) -> No
         cameras=("door",),
     )
     assert run_cli(config, "volume", "init", "hot").returncode == 0
-    stray = tmp_path / "hot" / "door" / "notes.txt"
-    stray.parent.mkdir(parents=True)
-    stray.write_text("not footage")
+    # A recorder left a file that is not footage: ingest quarantines it on the volume.
+    run = tmp_path / "hot" / ".spool" / "door" / "1"
+    run.mkdir(parents=True)
+    (run / "000000.mp4").write_bytes(b"not footage" * 100)
+    (run / "segments.csv").write_text("000000.mp4,1780000000.000000,1780000002.000000\n")
     two_days_ago = time.time() - 2 * 86400
-    os.utime(stray, (two_days_ago, two_days_ago))
-    assert cli_json(config, "reconcile")["quarantined"][0]["reason"] == "not a segment file name"
+    assert cli_json(config, "reconcile")["quarantined"][0]["reason"].startswith("probe failed")
     leftover = tmp_path / "hot" / ".spool" / "door" / "1700000000000" / "000001.mp4"
     leftover.parent.mkdir(parents=True)
     leftover.write_bytes(b"half a segment")
     os.utime(leftover, (two_days_ago, two_days_ago))
     with sqlite3.connect(tmp_path / "catalog.sqlite") as conn:  # quarantined two days ago
         conn.execute("UPDATE quarantine SET created_ms = created_ms - 2 * 86400000")
-    quarantined = list((tmp_path / "hot" / "quarantine").rglob("*notes.txt"))
+    quarantined = list((tmp_path / "hot" / "quarantine").rglob("*_000000.mp4"))
     assert len(quarantined) == 1
     plan = cli_json(config, "purge", "--dry-run")
     assert {item.get("spool_file") or item["path"] for item in plan["leftovers"]} == {

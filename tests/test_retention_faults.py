@@ -175,17 +175,23 @@ def _check_store(catalog: Path, roots: dict[str, Path]) -> dict[int, Row]:
     return rows
 
 
-def _reconcile_clean(cli: Session, config: Path) -> list[dict[str, Any]]:
-    """`ccvault reconcile --json` finds nothing to repair; returns the intents it recovered
-    first (its `intent.recovered` log events)."""
+def _reconcile_clean(
+    cli: Session, config: Path, unavailable: tuple[str, ...] = ()
+) -> list[dict[str, Any]]:
+    """`ccvault reconcile --json` finds nothing to repair (and only the `unavailable` volumes
+    unavailable, which makes it exit 1); returns the intents it recovered first (its
+    `intent.recovered` log events)."""
     result = cli.run(config, "reconcile", "--json")
-    assert result.returncode == 0, (result.stdout, result.stderr[-3000:])
+    assert result.returncode == (1 if unavailable else 0), (result.stdout, result.stderr[-3000:])
     report = json.loads(result.stdout)
+    assert [v["volume"] for v in report.pop("unavailable")] == list(unavailable), report
     assert {k: v for k, v in report.items() if k != "ingested"} == {
         "adopted": [],
+        "found": [],
         "duplicates": [],
         "quarantined": [],
         "missing": [],
+        "foreign": [],
     }, report
     events = [json.loads(line) for line in result.stderr.splitlines() if line.startswith("{")]
     return [e for e in events if e["event"] == "intent.recovered"]
@@ -575,14 +581,14 @@ def test_volume_without_identity_is_never_written_or_purged(tmp_path: Path, cli:
     assert (done["deleted"], done["failed"]) == (3, 0), done
     assert set(before) - set(_rows(catalog)) == expired_hot
     archive_rows_untouched()
-    _reconcile_clean(cli, config)
+    _reconcile_clean(cli, config, unavailable=("archive",))
     archive_rows_untouched()
 
     # Unmounted: the path is an empty directory now. Still not "all footage gone".
     disk = tmp_path / "archive-disk"
     roots["archive"].rename(disk)
     roots["archive"].mkdir()
-    _reconcile_clean(cli, config)
+    _reconcile_clean(cli, config, unavailable=("archive",))
     archive_rows_untouched()
 
     # Pressure everywhere (each volume over its max_bytes): the unavailable archive is

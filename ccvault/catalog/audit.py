@@ -34,7 +34,7 @@ from ccvault.catalog.audit_checkpoints import (
 )
 from ccvault.config.model import Config
 from ccvault.errors import CcvaultError
-from ccvault.host.durable import fsync_dir, make_dirs
+from ccvault.host.durable import fsync_dir, make_dirs, open_private
 from ccvault.host.journal import JournalSink
 from ccvault.host.keys import KeyFile, SigningKey
 from ccvault.timefmt import utc_text
@@ -263,12 +263,10 @@ class AuditLog:
         created = not self.path.exists()
         if created:
             make_dirs(self.path.parent)
-        fd = os.open(self.path, os.O_RDWR | os.O_APPEND | os.O_CREAT, 0o640)
+        fd = open_private(self.path, os.O_RDWR | os.O_APPEND | os.O_CREAT)
         if files.finish_sealing(self.path, fd):
             os.close(fd)
             return self._open_live()
-        if created:
-            os.fchmod(fd, 0o640)  # group-readable for auditors whatever the umask
         return fd, created
 
     def _tail(self, fd: int | None, live_missing: bool, count: int) -> Tail:

@@ -21,7 +21,7 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
-from ccvault.host.durable import fsync_dir, make_dirs
+from ccvault.host.durable import fsync_dir, make_dirs, open_private
 from ccvault.host.keys import SigningKey, fingerprint, verify
 from ccvault.timefmt import utc_text
 
@@ -126,10 +126,8 @@ class CheckpointFile:
         if created:
             make_dirs(self.path.parent)
         data = json.dumps(checkpoint.as_json(), separators=(",", ":")).encode() + b"\n"
-        fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o640)
+        fd = open_private(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT)
         try:
-            if created:
-                os.fchmod(fd, 0o640)
             os.write(fd, data)
             os.fsync(fd)
         finally:

@@ -19,16 +19,24 @@ from ccvault.catalog.audit import AuditLog
 from ccvault.catalog.audit_checkpoints import CheckpointKind
 from ccvault.catalog.audit_files import checkpoints_path
 from ccvault.catalog.writer import CatalogWriter
+from ccvault.config.model import Config
+from ccvault.config.places import Place, Role, refusal
 from ccvault.errors import CheckFailed, Refused
-from ccvault.host.durable import fsync_dir, fsync_file, make_dirs
+from ccvault.host.durable import fsync_dir, fsync_file, make_dirs, open_private
 from ccvault.timefmt import utc_text
 
 _CHUNK = 1 << 20
 
 
-def backup(writer: CatalogWriter, dest_dir: Path, now_ms: int, actor: str) -> dict[str, Any]:
+def backup(
+    config: Config, writer: CatalogWriter, dest_dir: Path, now_ms: int, actor: str
+) -> dict[str, Any]:
     """Copy both into timestamped files and audit it; a partial copy is removed, never kept
-    under a name that looks like a backup."""
+    under a name that looks like a backup. Never into a volume or the spool, whose keepers
+    would quarantine or expire it (`places.refusal`)."""
+    problem = refusal(config, Place(str(dest_dir), dest_dir, Role.BACKUP))
+    if problem:
+        raise Refused("backup", problem)
     stamp = datetime.fromtimestamp(now_ms / 1000, UTC).strftime("%Y%m%dT%H%M%SZ")
     catalog = dest_dir / f"catalog-{stamp}.sqlite"
     log = writer.audit_log
@@ -70,7 +78,7 @@ def backup(writer: CatalogWriter, dest_dir: Path, now_ms: int, actor: str) -> di
 def _create(path: Path, created: list[Path]) -> Path:
     """Exclusive create: a file that appeared since the check above is still never replaced."""
     try:
-        os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o640))
+        os.close(open_private(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL))
     except FileExistsError:
         raise Refused(str(path), "exists already; a backup never replaces a file") from None
     created.append(path)

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
+import os
 import sqlite3
 from pathlib import Path
 
-from ccvault.host.durable import make_dirs
+from ccvault.host.durable import keep_private, make_dirs, open_private
 
 BUSY_TIMEOUT_MS = 10_000
 
@@ -14,6 +16,7 @@ def connect(path: Path, *, readonly: bool = False) -> sqlite3.Connection:
     """WAL so readers never wait for the writer; a busy timeout so daemon and CLI can share."""
     if not readonly:
         make_dirs(path.parent)
+        _create_private(path)
     conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
     conn.row_factory = sqlite3.Row
     conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
@@ -25,4 +28,21 @@ def connect(path: Path, *, readonly: bool = False) -> sqlite3.Connection:
     conn.execute("PRAGMA foreign_keys = ON")
     if readonly:
         conn.execute("PRAGMA query_only = ON")
+    else:
+        _tighten_companions(path)
     return conn
+
+
+def _create_private(path: Path) -> None:
+    """A new catalog is made 0600 before SQLite opens it (its -wal and -shm take its mode);
+    an existing one is only chmod-ed: opening and closing it here would drop SQLite's locks."""
+    if not path.exists():
+        with contextlib.suppress(FileExistsError):
+            os.close(open_private(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL))
+    keep_private(path)
+
+
+def _tighten_companions(path: Path) -> None:
+    """The WAL holds recent rows too: as private as the catalog, even when left wider."""
+    for suffix in ("-wal", "-shm"):
+        keep_private(Path(f"{path}{suffix}"))

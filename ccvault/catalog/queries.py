@@ -36,6 +36,11 @@ def catalog_id(conn: sqlite3.Connection) -> str:
     return conn.execute("SELECT value FROM meta WHERE key = 'catalog_id'").fetchone()[0]
 
 
+def camera_names(conn: sqlite3.Connection) -> set[str]:
+    """Every camera the catalog has footage or state for, configured now or not."""
+    return {row[0] for row in conn.execute("SELECT name FROM cameras")}
+
+
 def camera(conn: sqlite3.Connection, name: str) -> CameraRow | None:
     row = conn.execute(
         "SELECT id, name, max_segment_ms, state, state_since_ms, state_reason"

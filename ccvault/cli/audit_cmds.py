@@ -149,7 +149,7 @@ def backup(app: App, directory: Path, as_json: bool) -> None:
     """Copy the catalog and the audit log, consistent with each other, into DIR."""
     from ccvault.catalog.backup import backup as run_backup
 
-    result = run_backup(app.writer, directory, app.clock.wall_ms(), app.actor())
+    result = run_backup(app.config, app.writer, directory, app.clock.wall_ms(), app.actor())
     if as_json:
         emit_json(result)
         return

@@ -11,7 +11,7 @@ from ccvault.cli import App, cli, json_option, pass_app
 from ccvault.cli.output import emit_json, human_bytes, stderr_is_terminal
 from ccvault.errors import CHECK_FAILED, UsageError
 from ccvault.host.lock import daemon_running
-from ccvault.storage.volumes import init_volume, open_volumes, replace_volume, spool_dirs
+from ccvault.storage.volumes import init_volume, open_volumes, spool_dirs
 from ccvault.timefmt import local_text
 
 
@@ -20,7 +20,8 @@ from ccvault.timefmt import local_text
 @json_option
 @pass_app
 def reconcile(app: App, dry_run: bool, as_json: bool) -> None:
-    """Compare catalog and volumes: ingest, adopt, quarantine, report missing (exit 1 if any)."""
+    """Compare catalog and volumes: ingest, adopt, set duplicates aside, report missing
+    footage, foreign files (left where they are) and unavailable volumes (exit 1 if any)."""
     from ccvault.ingest.reconcile import reconcile as run_reconcile
     from ccvault.ingest.spool import Ingestor
     from ccvault.retention.executor import recover
@@ -46,6 +47,7 @@ def reconcile(app: App, dry_run: bool, as_json: bool) -> None:
         if show
         else (lambda _: None),
         actor=app.actor(),
+        cameras=[c.name for c in app.config.cameras],
     )
     if as_json:
         emit_json(report.as_json())
@@ -135,10 +137,30 @@ def volume_init(app: App, name: str) -> None:
 @volume.command("replace")
 @click.argument("name")
 @click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
+@click.option(
+    "--force",
+    is_flag=True,
+    help="Replace a volume that is available (the disk the catalog expects); its footage is "
+    "found again on it.",
+)
 @pass_app
-def volume_replace(app: App, name: str, yes: bool) -> None:
-    """A new disk takes the place of a lost one: its old footage is marked missing."""
+def volume_replace(app: App, name: str, yes: bool, force: bool) -> None:
+    """A new disk takes the place of a lost one: its old footage is marked missing, then the
+    new disk is reconciled (footage on it found or adopted). Refused (exit 4) for an available
+    volume without --force; exit 1 when reconcile has findings."""
+    from ccvault.ingest.reconcile import replace_and_reconcile
+
     if not yes and sys.stdin.isatty():
         click.confirm(f"Mark all footage catalogued on {name} as missing?", abort=True)
-    lost = replace_volume(app.config, app.writer, name, app.clock.wall_ms())
-    click.echo(f"volume {name}: replaced; {lost} segment(s) marked missing")
+    lost, report = replace_and_reconcile(
+        app.config, app.writer, app.clock, name, force=force, actor=app.actor()
+    )
+    click.echo(
+        f"volume {name}: replaced; {lost} segment(s) marked missing, "
+        f"{len(report.found)} found again and {len(report.adopted)} adopted on the new disk"
+    )
+    for kind in ("duplicates", "foreign"):
+        for item in getattr(report, kind):
+            click.echo(f"  {kind}: " + ", ".join(f"{k}={v}" for k, v in item.items()))
+    if report.foreign or report.duplicates or report.unavailable:
+        sys.exit(CHECK_FAILED)

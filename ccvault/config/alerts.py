@@ -6,6 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
+from urllib.parse import urlsplit
 
 from pydantic import (
     ConfigDict,
@@ -14,7 +15,7 @@ from pydantic import (
     model_validator,
 )
 
-from ccvault.config.fields import Model, Severity
+from ccvault.config.fields import Model, Severity, is_loopback
 from ccvault.config.secrets import read_secret
 
 
@@ -130,8 +131,28 @@ class WebhookConfig(Model):
     timeout_seconds: float = Field(10.0, gt=0, le=300, description="Per attempt.")
     headers: dict[str, str] = Field(
         default_factory=dict,
-        description="Extra request headers (e.g. Authorization); never logged.",
+        description="Extra request headers (e.g. Authorization); never logged, and never "
+        "sent over plain http:// to another machine.",
     )
+
+    @model_validator(mode="after")
+    def _no_secret_in_clear(self) -> WebhookConfig:
+        """Headers are treated as secrets (never logged), and so is a URL's user:password:
+        neither crosses a network unencrypted. Loopback (a local relay) stays on this host."""
+        parts = urlsplit(self.url)
+        if parts.scheme.lower() == "https" or is_loopback(parts.hostname or ""):
+            return self
+        if parts.username is not None or parts.password is not None:
+            raise ValueError(
+                "url: credentials in an http:// URL would cross the network in clear (use https://)"
+            )
+        if self.headers:
+            names = ", ".join(sorted(self.headers))
+            raise ValueError(
+                f"headers: {names} would cross the network in clear over the http:// "
+                "alerts.webhook.url (use https://)"
+            )
+        return self
 
 
 class EmailConfig(Model):

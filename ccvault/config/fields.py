@@ -3,6 +3,7 @@ how a validation error is told to an operator (`key.path: problem`)."""
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import re
 from pathlib import Path
@@ -76,6 +77,21 @@ def system_timezone() -> str:
     except (OSError, IndexError):
         pass
     return "UTC"
+
+
+def is_loopback(host: str) -> bool:
+    """Only this machine can reach it: 127.0.0.0/8, ::1 (also IPv4-mapped) or localhost. An
+    empty host, 0.0.0.0, [::] and every other name or address reach further."""
+    host = host.strip("[]").lower().rstrip(".")
+    if host == "localhost":
+        return True
+    try:
+        address = ipaddress.ip_address(host)
+    except ValueError:
+        return False
+    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
+        address = address.ipv4_mapped
+    return address.is_loopback
 
 
 def is_zone(name: str) -> bool:

@@ -1,5 +1,6 @@
 """From a file to a validated `Config`: TOML, paths relative to the file, errors that name the
-file and the key, and the checks that need the machine (reserves, secrets)."""
+file and the key, and the checks that need the machine (reserves, secrets, where things are:
+`places`)."""
 
 from __future__ import annotations
 
@@ -16,6 +17,7 @@ from pydantic import (
 
 from ccvault.config.fields import describe
 from ccvault.config.model import Config
+from ccvault.config.places import overlap, shared_filesystems
 from ccvault.config.secrets import check_secrets, password_warnings
 from ccvault.errors import ConfigError
 
@@ -56,7 +58,11 @@ def load(path: Path) -> LoadedConfig:
         raise ConfigError(str(path), describe(exc)) from None
     check_secrets(config, path, credentials="CREDENTIALS_DIRECTORY" in os.environ)
     _check_reserves(config, path)
-    return LoadedConfig(config=config, path=path, warnings=tuple(password_warnings(config, path)))
+    problem = overlap(config)
+    if problem:
+        raise ConfigError(str(path), problem)
+    warnings = [*password_warnings(config, path), *shared_filesystems(config)]
+    return LoadedConfig(config=config, path=path, warnings=tuple(warnings))
 
 
 def _resolve_relative_paths(raw: dict, base: Path) -> None:

@@ -26,6 +26,7 @@ from ccvault.config.fields import (
     Model,
     Slug,
     describe,
+    is_loopback,
     is_zone,
     system_timezone,
 )
@@ -146,9 +147,11 @@ class IntegrityConfig(Model):
 class HttpConfig(Model):
     listen: str = Field(
         "127.0.0.1:8750",
-        pattern=r"^[^:]*:\d{1,5}$",
-        description="host:port of the HTTP API and web page; an empty host or 0.0.0.0 "
-        "listens everywhere (use TLS then).",
+        pattern=r"^(\[[0-9A-Fa-f:.]+\]|[^:\[\]]*):\d{1,5}$",
+        description="host:port of the HTTP API and web page ([v6]:port for IPv6); an empty "
+        "host, 0.0.0.0 or [::] listens everywhere. Port 1-65535 (0, on loopback only: any "
+        "free port, logged as http.listening). Beyond loopback it needs TLS or "
+        "allow_plain_http.",
     )
     tls_cert: Path | None = Field(None, description="PEM certificate; with tls_key, HTTPS.")
     tls_key: Path | None = Field(None, description="PEM private key for tls_cert.")
@@ -158,11 +161,34 @@ class HttpConfig(Model):
     metrics_public: bool = Field(
         False, description="Serve /metrics without credentials (otherwise any user's token)."
     )
+    allow_plain_http: bool = Field(
+        False,
+        description="Serve plain HTTP on an address other machines can reach: tokens, "
+        "cookies and footage then cross the network in clear. Without it such a listen "
+        "address needs tls_cert and tls_key.",
+    )
 
     @model_validator(mode="after")
     def _tls_pair(self) -> HttpConfig:
         if (self.tls_cert is None) != (self.tls_key is None):
             raise ValueError("tls_cert: tls_cert and tls_key go together")
+        return self
+
+    @model_validator(mode="after")
+    def _reachable_safely(self) -> HttpConfig:
+        """A port the kernel cannot bind, or tokens in clear on the network, is refused here
+        rather than found out at start (or never)."""
+        loopback = is_loopback(self.host)
+        if not 1 <= self.port <= 65_535 and not (self.port == 0 and loopback):
+            raise ValueError(
+                f"listen: port {self.port} is outside 1-65535 (0 only on a loopback address)"
+            )
+        if not loopback and self.tls_cert is None and not self.allow_plain_http:
+            raise ValueError(
+                f"listen: {self.host} is reachable from other machines but http.tls_cert is "
+                "not set: tokens and footage would cross the network in clear (set "
+                "http.tls_cert and http.tls_key, or http.allow_plain_http = true)"
+            )
         return self
 
     @property

@@ -31,6 +31,7 @@ from typing import Any
 
 from ccvault import __version__
 from ccvault.catalog.rows import Segment
+from ccvault.config.places import MANIFEST, SIGNATURE
 from ccvault.errors import CheckFailed, Refused
 from ccvault.evidence import receiver
 from ccvault.evidence.signing import ALGORITHM, SigningKey
@@ -43,7 +44,7 @@ from ccvault.timefmt import utc_text
 # each segment's origin. Bundles of format 1 (without them) still verify.
 FORMAT = "ccvault-evidence/2"
 FORMATS = ("ccvault-evidence/1", FORMAT)
-MANIFEST, SIGNATURE, SEGMENTS, CLIP = "manifest.json", "manifest.sig", "segments", "clip.mp4"
+SEGMENTS, CLIP = "segments", "clip.mp4"
 CLIP_SHARE = 0.45  # of a job's progress: the segment copies are the rest
 COPY_WORKERS = 2
 

@@ -10,6 +10,7 @@ from pathlib import Path
 from ccvault.catalog import queries
 from ccvault.catalog.writer import CatalogWriter
 from ccvault.config.model import Config
+from ccvault.config.places import Place, Role, refusal
 from ccvault.errors import NotFound, Refused, UsageError
 from ccvault.timefmt import ordered, utc_text
 
@@ -80,6 +81,9 @@ def destination(config: Config, out_dir: Path) -> Path:
         raise Refused("out", f"{inside[0]} does not exist (an unmounted share?)")
     if os.path.lexists(out_dir) or final.exists():
         raise Refused("out", f"{out_dir} exists already (evidence is never overwritten)")
+    problem = refusal(config, Place(str(out_dir), final, Role.BUNDLE))
+    if problem:  # a volume, the spool or a bundle reached through a link or mount made since
+        raise Refused("out", problem)
     return final
 
 

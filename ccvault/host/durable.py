@@ -5,6 +5,10 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+import structlog
+
+log = structlog.get_logger("ccvault.host.durable")
+
 
 def fsync_file(path: Path) -> None:
     fd = os.open(path, os.O_RDONLY)
@@ -47,3 +51,36 @@ def make_dirs(path: Path) -> list[Path]:
         fsync_dir(directory)
         fsync_dir(directory.parent)
     return created
+
+
+PRIVATE_MODE = 0o600  # the catalog, the audit log, keys, backups: their owner's alone
+
+
+def keep_private(path: Path) -> None:
+    """Set a file to 0600 whatever the umask made it. A wider mode (an older ccvault's 0640, a
+    restore, a chmod) is tightened rather than refused — the owner keeps every right it
+    needs, nobody else had any business reading it — and logged, since someone may have read
+    it meanwhile. A file ccvault does not own and cannot change is logged as an error.
+
+    By path, never through a new descriptor: closing one would drop the POSIX locks SQLite
+    holds on the catalog and its -shm in this process."""
+    try:
+        mode = os.stat(path).st_mode & 0o777
+    except FileNotFoundError:
+        return
+    if mode == PRIVATE_MODE:
+        return
+    try:
+        os.chmod(path, PRIVATE_MODE)
+    except OSError as exc:
+        log.error("file.mode_wide", path=str(path), mode=oct(mode), error=str(exc))
+        return
+    if mode & 0o077:
+        log.warning("file.mode_tightened", path=str(path), was=oct(mode), now=oct(PRIVATE_MODE))
+
+
+def open_private(path: Path, flags: int) -> int:
+    """os.open for a private file: made 0600 if new, tightened if not (`keep_private`)."""
+    fd = os.open(path, flags, PRIVATE_MODE)
+    keep_private(path)
+    return fd

@@ -27,7 +27,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import (
 )
 
 from ccvault.errors import UsageError
-from ccvault.host.durable import fsync_dir, make_dirs
+from ccvault.host.durable import fsync_dir, keep_private, make_dirs, open_private
 
 ALGORITHM = "Ed25519"
 
@@ -83,9 +83,8 @@ def load_or_create(path: Path) -> tuple[SigningKey, bool]:
         serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
     )
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    fd = open_private(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL)
     try:
-        os.fchmod(fd, 0o600)  # whatever the umask
         os.write(fd, pem)
         os.fsync(fd)
     finally:
@@ -102,7 +101,10 @@ def load_or_create(path: Path) -> tuple[SigningKey, bool]:
 
 
 def load_private(path: Path) -> Ed25519PrivateKey:
-    key = serialization.load_pem_private_key(path.read_bytes(), password=None)
+    data = path.read_bytes()
+    if os.access(path, os.W_OK):  # the key's owner (a reader is only checking)
+        keep_private(path)
+    key = serialization.load_pem_private_key(data, password=None)
     if not isinstance(key, Ed25519PrivateKey):
         raise UsageError(f"signing key {path}", "is not an Ed25519 key")
     return key

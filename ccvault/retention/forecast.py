@@ -2,14 +2,23 @@
 
 Write rate: each camera's ingest over the last 24 h (scaled up when it has recorded for less).
 Days a volume holds = its usable bytes (size minus reserve, capped by `max_bytes`) ÷ the total
-write rate; the store holds the sum. Headroom = (free space above the reserves + footage that
-may go without breaking `min_days`, holds or pins) ÷ the write rate. A store that holds fewer
-days than the longest `min_days` raises the `retention_at_risk` alert (ccvault.alerts).
+write rate. Headroom = (free space above the reserve + footage that may go without breaking
+`min_days`, holds or pins) ÷ the write rate. A store that holds fewer days than the longest
+`min_days` raises the `retention_at_risk` alert (ccvault.alerts).
+
+Volumes on one filesystem share its size and free space. Per volume the numbers say what
+that volume could hold or take on its own (each can take the shared free space, not both, and
+`shares_filesystem_with` names the others); the store's totals count each filesystem once
+(its size minus the largest reserve on it, capped by the sum of its volumes' `max_bytes`
+when all have one; its free space above that reserve), plus every volume's own footage that
+may go.
 """
 
 from __future__ import annotations
 
+import os
 import sqlite3
+from dataclasses import dataclass, field
 
 import psutil
 
@@ -78,28 +87,35 @@ def build(conn: sqlite3.Connection, config: Config, volumes: list[Volume], now_m
     footage = candidates.usage(conn)[1]
     protected = _protected_bytes(conn, now_ms)
     settings = {v.name: v for v in config.storage.volumes}
-    out_volumes = {}
-    usable_total = headroom_total = 0
+    out_volumes: dict[str, dict] = {}
+    filesystems: dict[int, _Filesystem] = {}
+    deletable_total = 0
     for volume in volumes:
         cfg = settings.get(volume.name)
         if not volume.available or cfg is None:
             continue
         du = psutil.disk_usage(str(volume.path))
+        fs = filesystems.setdefault(os.stat(volume.path).st_dev, _Filesystem(du.total, du.free))
         reserve = cfg.reserve_bytes(du.total)
+        fs.add(volume.name, reserve, cfg.max_bytes)
         usable = du.total - reserve
         if cfg.max_bytes is not None:
             usable = min(usable, cfg.max_bytes)
         recent = _recent_bytes(conn, volume.name, now_ms - round(min_days * DAY_MS))
         deletable = max(footage.get(volume.name, 0) - recent - protected.get(volume.name, 0), 0)
+        deletable_total += deletable
         headroom = max(du.free - reserve, 0) + deletable
-        usable_total += usable
-        headroom_total += headroom
         out_volumes[volume.name] = {
             "days": _days(usable, rate),
             "headroom_days": _days(headroom, rate),
             "usable_bytes": usable,
             "deletable_bytes": deletable,
         }
+    for fs in filesystems.values():
+        for name in fs.volumes:
+            out_volumes[name]["shares_filesystem_with"] = [v for v in fs.volumes if v != name]
+    usable_total = sum(fs.usable() for fs in filesystems.values())
+    headroom_total = sum(fs.free_above_reserve() for fs in filesystems.values()) + deletable_total
     store_days = _days(usable_total, rate)
     for name, cam in cameras.items():
         policy = config.retention_for(name)
@@ -116,6 +132,29 @@ def build(conn: sqlite3.Connection, config: Config, volumes: list[Volume], now_m
         "volumes": out_volumes,
         "cameras": cameras,
     }
+
+
+@dataclass
+class _Filesystem:
+    """One filesystem under one or more volumes: its space, counted once."""
+
+    total: int
+    free: int
+    volumes: list[str] = field(default_factory=list)
+    reserve: int = 0  # the largest of its volumes' reserves
+    caps: int | None = 0  # the sum of their max_bytes; None when one has none
+
+    def add(self, volume: str, reserve: int, max_bytes: int | None) -> None:
+        self.volumes.append(volume)
+        self.reserve = max(self.reserve, reserve)
+        self.caps = None if self.caps is None or max_bytes is None else self.caps + max_bytes
+
+    def usable(self) -> int:
+        usable = self.total - self.reserve
+        return usable if self.caps is None else min(usable, self.caps)
+
+    def free_above_reserve(self) -> int:
+        return max(self.free - self.reserve, 0)
 
 
 def _days(size: int, rate: float) -> float | None:

@@ -6,6 +6,10 @@ ingest — or a tenth of the volume when an hour does not fit, so a small disk i
 every time. A volume over its own `max_bytes` is brought back under it. The order is
 `planner.PRESSURE_STEPS`; held and pinned footage is never chosen. When only that is left the
 volume is reported blocked, and new segments go to the next volume with room.
+
+Volumes on one filesystem share its free space: what one frees relieves the others, so their
+need is planned once (each volume's footage in turn, until the filesystem is back over its
+reserve), and archives on one filesystem share one room.
 """
 
 from __future__ import annotations
@@ -39,6 +43,7 @@ HOUR_MS = 3_600_000
 class Space:
     volume: str
     role: str
+    filesystem: int  # st_dev: volumes sharing it share `free`
     total: int
     free: int
     reserve: int
@@ -83,12 +88,14 @@ def measure(
             continue
         try:
             du = psutil.disk_usage(str(volume.path))
+            filesystem = os.stat(volume.path).st_dev
         except OSError:
             continue
         reserve = cfg.reserve_bytes(du.total)
         out[volume.name] = Space(
             volume.name,
             volume.role,
+            filesystem,
             du.total,
             du.free,
             reserve,
@@ -100,7 +107,17 @@ def measure(
 
 
 def archive_room(spaces: dict[str, Space]) -> ArchiveRoom:
-    return ArchiveRoom({s.volume: s.room() for s in spaces.values() if s.role == "archive"})
+    """What each archive can take; archives on one filesystem share its room (the first in
+    config order gets what it can, the next what is left), so it is never counted twice."""
+    left: dict[int, int] = {}
+    rooms = {}
+    for space in spaces.values():
+        if space.role != "archive":
+            continue
+        shared = left.setdefault(space.filesystem, space.room())
+        rooms[space.volume] = min(space.room(), shared)
+        left[space.filesystem] = shared - rooms[space.volume]
+    return ArchiveRoom(rooms)
 
 
 @dataclass
@@ -121,30 +138,62 @@ def plan(
     taken: set[int],
 ) -> PressurePlan:
     out = PressurePlan([], {}, {})
+    freed: dict[int, int] = {}  # filesystem -> bytes this plan frees there
+    left_after: dict[str, int] = {}  # volume -> still needed after its own footage
     for space in spaces.values():
         need, rule = space.need()
+        shared = rule.startswith("pressure:")
+        if shared:  # what other volumes on its filesystem free counts for it too
+            need -= freed.get(space.filesystem, 0)
         if need <= 0 or space.volume not in sc.volume_ids:
             continue
         out.under[space.volume] = need
-        for step in PRESSURE_STEPS:
-            if step.action == MIGRATE and not any(
-                room > 0 for name, room in archives.free.items() if name != space.volume
-            ):
-                continue
-            for batch in candidates.volume_oldest(conn, sc, space.volume):
-                decisions, need = relieve(
-                    step, batch, need, rule, sc.policies, protections, now_ms, archives, taken
-                )
-                out.decisions += decisions
-                if need <= 0:
-                    break
-            if need <= 0:
-                break
+        decisions, left = _relieve_volume(
+            conn, sc, space, need, rule, protections, now_ms, archives, taken
+        )
+        out.decisions += decisions
+        left_after[space.volume] = left
+        if shared:
+            freed[space.filesystem] = freed.get(space.filesystem, 0) + need - max(left, 0)
+    for name, left in left_after.items():
+        space = spaces[name]
+        need, rule = space.need()
+        if rule.startswith("pressure:"):  # after all its filesystem's volumes had their turn
+            left = need - freed.get(space.filesystem, 0)
         # Blocked only if even this leaves the volume under its reserve (short of the
         # high-water mark is fine: that margin is a wish, the reserve is the rule).
-        if need > space.high_water - space.reserve:
-            out.blocked[space.volume] = need - (space.high_water - space.reserve)
+        if left > space.high_water - space.reserve:
+            out.blocked[name] = left - (space.high_water - space.reserve)
     return out
+
+
+def _relieve_volume(
+    conn: sqlite3.Connection,
+    sc: Scope,
+    space: Space,
+    need: int,
+    rule: str,
+    protections: list[Protection],
+    now_ms: int,
+    archives: ArchiveRoom,
+    taken: set[int],
+) -> tuple[list[Decision], int]:
+    """This volume's footage, step by step in PRESSURE_STEPS order, until `need` is met;
+    returns the decisions and what is still needed (<= 0: met)."""
+    out: list[Decision] = []
+    for step in PRESSURE_STEPS:
+        if step.action == MIGRATE and not any(
+            room > 0 for name, room in archives.free.items() if name != space.volume
+        ):
+            continue
+        for batch in candidates.volume_oldest(conn, sc, space.volume):
+            decisions, need = relieve(
+                step, batch, need, rule, sc.policies, protections, now_ms, archives, taken
+            )
+            out += decisions
+            if need <= 0:
+                return out, need
+    return out, need
 
 
 def low_filesystems(paths: dict[str, Path], volumes: list[Volume]) -> dict[str, int]:

@@ -153,7 +153,15 @@ def _footage(shared: Shared, writer: CatalogWriter, volumes: VolumeSet) -> Foota
 
     supervisor = Supervisor(config, spools.record, clock, save_state, lambda: ingestor.wake())
     ingestor = Ingestor(store, spools.drain, supervisor.active_runs)
-    reconcile(writer, store, volumes.current(), ingestor, dry_run=False, daemon_running=False)
+    reconcile(
+        writer,
+        store,
+        volumes.current(),
+        ingestor,
+        dry_run=False,
+        daemon_running=False,
+        cameras=[c.name for c in config.cameras],
+    )
     router = SpoolRouter(config, volumes, ingestor, supervisor.move_spool, spools.record)
     return Footage(store, supervisor, ingestor, router)
 

@@ -21,6 +21,7 @@ from ccvault.catalog import queries
 from ccvault.catalog.rows import VolumeRow
 from ccvault.catalog.writer import CatalogWriter
 from ccvault.config.model import Config, VolumeConfig
+from ccvault.config.places import SPOOL_DIR
 from ccvault.errors import NotFound, Refused
 from ccvault.host.durable import fsync_dir, make_dirs
 
@@ -136,17 +137,33 @@ def init_volume(config: Config, writer: CatalogWriter, name: str, now_ms: int) -
     return volume_uuid
 
 
-def replace_volume(config: Config, writer: CatalogWriter, name: str, now_ms: int) -> int:
-    """`volume replace`: a new disk takes the volume's place; what the old one held is missing."""
+def replace_volume(
+    config: Config, writer: CatalogWriter, name: str, now_ms: int, *, actor: str, force: bool
+) -> int:
+    """`volume replace`: a new disk takes the volume's place; what the old one held is missing
+    (the caller then reconciles the volume, so footage on the new disk is found or adopted).
+
+    A volume that is available is the disk the catalog expects, with its footage: replacing
+    it would orphan all of it, so that takes `force`. Audited (`volume.replace`)."""
     cfg = _configured(config, name)
     new_uuid = str(uuid.uuid4())
     with writer.reader() as conn:
         row = queries.volume_rows(conn).get(name)
+    state = check(cfg, row, writer.catalog_id)
+    if row is not None and state.available and not force:
+        raise Refused(
+            f"volume {name}",
+            f"{cfg.path} is available and is the disk the catalog expects; replacing it "
+            "would mark all its footage missing (give --force to replace it anyway)",
+        )
     write_identity(cfg.path, new_uuid, writer.catalog_id, name)
     if row is None:
         writer.volumes.register(name, new_uuid, now_ms)
         return 0
-    return writer.volumes.replace(name, new_uuid, now_ms)
+    reason = state.reason or "available (forced)"
+    return writer.volumes.replace(
+        name, new_uuid, now_ms, actor, {"forced": force, "was": reason, "path": str(cfg.path)}
+    )
 
 
 def _configured(config: Config, name: str) -> VolumeConfig:
@@ -165,9 +182,6 @@ def target_for_new_segments(volumes: list[Volume]) -> Volume | None:
                 if volume.role == role and volume.available and volume.accepting == accepting:
                     return volume
     return None
-
-
-SPOOL_DIR = ".spool"
 
 
 @dataclass(frozen=True, slots=True)

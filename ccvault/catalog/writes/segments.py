@@ -63,6 +63,14 @@ class SegmentWrites:
                 [(i,) for i in segment_ids],
             )
 
+    def mark_found(self, segment_ids: Iterable[int]) -> None:
+        """Files of `missing` rows are back, byte for byte (reconcile checked their hash)."""
+        with self._core.transaction() as conn:
+            conn.executemany(
+                "UPDATE segments SET state = 'ok' WHERE id = ? AND state = 'missing'",
+                [(i,) for i in segment_ids],
+            )
+
     def quarantine(
         self,
         volume: str | None,

@@ -19,9 +19,13 @@ class VolumeWrites:
                 (name, volume_uuid, now_ms),
             )
 
-    def replace(self, name: str, new_uuid: str, now_ms: int) -> int:
-        """A new disk stands in for a lost one: its catalogued footage is gone (marked missing)."""
+    def replace(
+        self, name: str, new_uuid: str, now_ms: int, actor: str, details: dict[str, object]
+    ) -> int:
+        """A new disk stands in for a lost one: its catalogued footage is gone (marked missing),
+        and the audit log says who did it, why it was allowed, and how much went missing."""
         with self._core.transaction() as conn:
+            old = conn.execute("SELECT uuid FROM volumes WHERE name = ?", (name,)).fetchone()
             conn.execute(
                 "UPDATE volumes SET uuid = ?, initialised_ms = ? WHERE name = ?",
                 (new_uuid, now_ms, name),
@@ -30,5 +34,17 @@ class VolumeWrites:
                 "UPDATE segments SET state = 'missing' WHERE state = 'ok'"
                 " AND volume_id = (SELECT id FROM volumes WHERE name = ?)",
                 (name,),
+            )
+            self._core.audit(
+                actor,
+                "volume.replace",
+                f"volume:{name}",
+                {
+                    **details,
+                    "old_uuid": old[0] if old else None,
+                    "new_uuid": new_uuid,
+                    "marked_missing": cur.rowcount,
+                },
+                now_ms,
             )
             return cur.rowcount
