@@ -23,6 +23,7 @@ from ccvault.config.model import Config
 from ccvault.config.secrets import check_secrets, read_secret
 from ccvault.errors import ConfigError
 from ccvault.host.events import Event
+from ccvault.storage.volumes import Blocked
 from ccvault.views.health import CameraHealth, Health, VolumeHealth, clock_synced, status_line
 
 MIN_MS = 60_000
@@ -124,7 +125,7 @@ def test_every_condition_has_a_check_and_each_reads_the_snapshot() -> None:
             CameraHealth("gate", "connecting", 0, 6, 0),
         ),
         write_errors={"hot": "Input/output error"},
-        blocked={"cold": 5},
+        blocked={"cold": Blocked(need=5, foreign=0, held=5, floor=0)},
         at_risk={"days": 3.5, "min_days": 7, "cameras": {"door": {"at_risk": True}}},
         catalog_error="disk I/O error",
         audit_error="line 7: hash mismatch",

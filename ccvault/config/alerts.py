@@ -44,7 +44,9 @@ ALERT_DEFAULTS: dict[str, AlertSpec] = {
         "warning",
         "a volume's headroom (free space above its reserve plus footage that "
         "may go, at the current write rate) is under headroom_warning_hours; critical under "
-        "headroom_critical_hours",
+        "headroom_critical_hours, and at once (for_seconds aside) when disk pressure deleted "
+        "all it may and the volume is still under its reserve, saying how much of it is not "
+        "footage",
         for_seconds=300,
         renotify_minutes=240,
     ),
@@ -60,7 +62,9 @@ ALERT_DEFAULTS: dict[str, AlertSpec] = {
         renotify_minutes=1440,
     ),
     "held_footage_blocking": AlertSpec(
-        C, "critical", "a volume is full of footage nothing may delete (holds, pins, min_days)"
+        C,
+        "critical",
+        "a volume stays under its reserve and holds held or pinned footage nothing may delete",
     ),
     "camera_offline": AlertSpec(
         C,

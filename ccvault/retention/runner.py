@@ -3,7 +3,7 @@
 The three are scheduled by the daemon; this part owns what they share — the executor, the
 lock that keeps two pressure checks from running at once, and which filesystems without a
 volume (the catalog's, the spool's) were last seen under a reserve. What pressure finds
-(volumes blocked by held footage) goes to the `VolumeSet`, its owner.
+(volumes it cannot free enough) goes to the `VolumeSet`, its owner.
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ from ccvault.recorder.ffmpeg import ffmpeg_binary
 from ccvault.retention.executor import Executor, PurgeCounters
 from ccvault.retention.passes import PassState, run_pass, run_pressure
 from ccvault.retention.pressure import low_filesystems
-from ccvault.storage.volumes import VolumeSet, usage
+from ccvault.storage.volumes import Blocked, VolumeSet, usage
 
 log = structlog.get_logger("ccvault.retention")
 
@@ -105,6 +105,8 @@ class RetentionRunner:
         self._report_low_filesystems()
         settings = {v.name: v for v in self.config.storage.volumes}
         for volume in self.volumes.current():
+            if volume.name in self.volumes.blocked:
+                continue  # freed all it may: the 30-second check looks again
             sizes = usage(volume) if volume.available else None
             if sizes and sizes[1] < settings[volume.name].reserve_bytes(sizes[0]):
                 self.pressure()
@@ -118,7 +120,7 @@ class RetentionRunner:
         self.config = config
         self.executor.ffmpeg = ffmpeg_binary(config)
 
-    def _blocked(self, blocked: dict[str, int]) -> None:
+    def _blocked(self, blocked: dict[str, Blocked]) -> None:
         self.volumes.set_blocked(blocked)
         self.on_blocked()
 

@@ -16,7 +16,7 @@ from pathlib import Path
 
 from ccvault.catalog import queries
 from ccvault.recorder.camera import CameraRecorder
-from ccvault.storage.volumes import Volume, usage
+from ccvault.storage.volumes import Blocked, Volume, usage
 
 TIMESYNC_DIR = Path("/run/systemd/timesync")
 
@@ -47,7 +47,7 @@ class Health:
     volumes: tuple[VolumeHealth, ...]
     cameras: tuple[CameraHealth, ...]
     write_errors: dict[str, str] = field(default_factory=dict)  # volume -> last write error
-    blocked: dict[str, int] = field(default_factory=dict)  # volume -> bytes it cannot free
+    blocked: dict[str, Blocked] = field(default_factory=dict)  # volumes pressure cannot free
     at_risk: dict | None = None  # forecast report when retention is at risk
     catalog_error: str | None = None
     audit_error: str | None = None
