@@ -133,6 +133,20 @@ def camera_offline(health: Health, cfg: AlertsBase) -> Iterator[Observation]:
             )
 
 
+def recording_failed(health: Health, cfg: AlertsBase) -> Iterator[Observation]:
+    for cam in health.cameras:
+        if cam.state == CameraState.FAILING:
+            last = utc_text(cam.last_segment_end_ms) if cam.last_segment_end_ms else "never"
+            yield Observation(
+                "recording_failed",
+                {"camera": cam.name},
+                f"camera {cam.name}: frames arrive but no segment is being stored (spool, "
+                f"volume or catalog refuse it; see the other alerts); last stored footage: {last}",
+                None,
+                {"last_footage": last},
+            )
+
+
 def camera_flapping(health: Health, cfg: AlertsBase) -> Iterator[Observation]:
     for cam in health.cameras:
         if cam.reconnects_last_hour > cfg.flap_reconnects_per_hour:
@@ -191,18 +205,25 @@ def clock_unsynchronised(health: Health, cfg: AlertsBase) -> Iterator[Observatio
         )
 
 
+def clock_unchecked(health: Health, cfg: AlertsBase) -> Iterator[Observation]:
+    if health.clock_unknown:
+        yield Observation("clock_unchecked", {}, health.clock_unknown)
+
+
 CHECKS: tuple[Check, ...] = (
     volume_low,
     volume_unavailable,
     retention_at_risk,
     held_footage_blocking,
     camera_offline,
+    recording_failed,
     camera_flapping,
     analysis_backlog,
     catalog_error,
     audit_chain_broken,
     segment_corrupt,
     clock_unsynchronised,
+    clock_unchecked,
 )
 
 

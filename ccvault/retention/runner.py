@@ -60,6 +60,8 @@ class RetentionRunner:
     def routine(self) -> None:
         """The routine pass: every rule, then quotas, then pressure; leftovers past the
         ceiling. A failed action is the `purge_failed` event."""
+        if self.writer.gone:
+            return  # catalog_error says it; nothing is planned on a catalog not there
         state = PassState()
         with self.writer.reader() as conn:
             outcome = run_pass(
@@ -88,8 +90,8 @@ class RetentionRunner:
 
     def pressure(self) -> None:
         """The 30-second check: free what volumes under their reserve need, nothing else."""
-        if not self._pressure_lock.acquire(blocking=False):
-            return  # the other trigger is at it
+        if self.writer.gone or not self._pressure_lock.acquire(blocking=False):
+            return  # the catalog is gone (catalog_error), or the other trigger is at it
         try:
             with self.writer.reader() as conn:
                 state = run_pressure(
@@ -113,7 +115,8 @@ class RetentionRunner:
                 return
 
     def failed(self, job: str, exc: BaseException) -> None:
-        """A pass that raised is the `purge_failed` event too."""
+        """A pass that raised is the `purge_failed` event too (one that found the catalog gone
+        is not: `Jobs` says so, and catalog_error)."""
         emit(Event("purge_failed", f"the {job} pass failed: {exc}", {}, {"job": job}))
 
     def apply(self, config: Config) -> None:
