@@ -24,6 +24,7 @@ from ccvault.config.model import Config
 from ccvault.config.secrets import check_secrets, read_secret
 from ccvault.errors import ConfigError
 from ccvault.host.events import Event
+from ccvault.storage.volumes import Blocked
 from ccvault.views.health import CameraHealth, Health, VolumeHealth, clock_synced, status_line
 
 MIN_MS = 60_000
@@ -123,14 +124,16 @@ def test_every_condition_has_a_check_and_each_reads_the_snapshot() -> None:
             CameraHealth("door", "offline", None, 0, 0),
             CameraHealth("yard", "recording", 0, 7, 31 * 60),
             CameraHealth("gate", "connecting", 0, 6, 0),
+            CameraHealth("lens", "failing", 0, 0, 0),
         ),
         write_errors={"hot": "Input/output error"},
-        blocked={"cold": 5},
+        blocked={"cold": Blocked(need=5, foreign=0, held=5, floor=0)},
         at_risk={"days": 3.5, "min_days": 7, "cameras": {"door": {"at_risk": True}}},
         catalog_error="disk I/O error",
         audit_error="line 7: hash mismatch",
         corrupt={"yard": 2},
         clock_synced=False,
+        clock_unknown="nothing tells",
     )
     found = {(o.name, tuple(o.labels.items())): o for o in evaluate(trouble, cfg)}
     assert set(found) == {
@@ -141,12 +144,14 @@ def test_every_condition_has_a_check_and_each_reads_the_snapshot() -> None:
         ("held_footage_blocking", (("volume", "cold"),)),
         ("retention_at_risk", ()),
         ("camera_offline", (("camera", "door"),)),
+        ("recording_failed", (("camera", "lens"),)),
         ("camera_flapping", (("camera", "yard"),)),
         ("analysis_backlog", (("camera", "yard"),)),
         ("catalog_error", ()),
         ("audit_chain_broken", ()),
         ("segment_corrupt", (("camera", "yard"),)),
         ("clock_unsynchronised", ()),
+        ("clock_unchecked", ()),
     }
     assert found[("volume_low", (("volume", "hot"),))].severity is None  # configured: warning
     assert found[("volume_low", (("volume", "cold"),))].severity == "critical"  # < 4 h

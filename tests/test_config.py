@@ -62,6 +62,20 @@ path = "hot"
         ),
         (BASE + "[retention]\nthin_after_days = 20\n", "retention.thin_after_days:"),
         (
+            BASE + "[retention]\npressure_floor_hours = 800\n",
+            "retention.pressure_floor_hours: must not exceed max_days (800 h > 744 h)",
+        ),
+        (
+            BASE + "[retention]\npressure_floor_hours = -1\n",
+            "retention.pressure_floor_hours: Input should be greater than or equal to 0",
+        ),
+        (
+            BASE
+            + '[[cameras]]\nname = "a"\nurl = "demo://"\n[cameras.retention]\n'
+            + "max_days = 0.5\nmotion_days = 0.5\ncontinuous_days = 0.5\nmin_days = 0\n",
+            "cameras[0].retention.pressure_floor_hours: must not exceed max_days (24 h > 12 h)",
+        ),
+        (
             BASE.replace('path = "hot"', 'path = "hot"\nreserve_free_bytes = "lots"'),
             "storage.volumes[0].reserve_free_bytes: not a size: 'lots'",
         ),

@@ -596,6 +596,10 @@ def test_only_volume_with_less_than_an_hour_of_footage_is_not_blocked(
         segment_seconds=SEGMENT_S,
         volumes=[hot_volume("hot", small_disk / "hot", "8 MiB")],
     )
+    # Without a pressure floor (by default the newest 24 h stay, and this volume would be
+    # blocked: tests/security/test_sec_pressure_floor.py): what is asked here is whether the
+    # reserve, not the high-water mark, decides a block.
+    config.write_text(config.read_text() + "\n[retention]\npressure_floor_hours = 0\n")
     # ~2 MiB of footage from the last hour (a fresh install), nothing held; the disk is shared
     # with other data and half a MiB under the reserve.
     recent_at = int(time.time()) * 1000 - 40 * 60_000

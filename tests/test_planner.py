@@ -32,8 +32,10 @@ from ccvault.retention.planner import (
     Policy,
     Protection,
     decide,
+    in_floor,
     over_quota,
     plan,
+    pressure_floors,
     protection_for,
     relieve,
 )
@@ -154,6 +156,7 @@ class Outcome:
     left: int | None = None  # quota: excess left; pressure: need left
     asked: int | None = None  # quota: the excess; pressure: the need
     taken: frozenset[int] = frozenset()
+    floors: dict[str, int] | None = None  # pressure: each camera's floor (ends after it stay)
 
     @property
     def decisions(self) -> list[Decision]:
@@ -181,17 +184,30 @@ def quota(
     )
 
 
+def newest_ends(catalog: Iterable[Candidate] = CATALOG) -> dict[str, int]:
+    """Each camera's newest footage end, as `queries.last_segment_ends` reads the catalog."""
+    out: dict[str, int] = {}
+    for c in catalog:
+        out[c.camera] = max(out.get(c.camera, c.end_ms), c.end_ms)
+    return out
+
+
 def pressure(
     volume: str,
     need: int,
     room: dict[str, int],
     pol: dict[str, Policy] | None = None,
     scope: list[Candidate] | None = None,
+    catalog: Iterable[Candidate] = CATALOG,
 ) -> Outcome:
     """PRESSURE_STEPS in order over a volume's segments (all, or one page of them), oldest
-    first, as pressure.plan does: the migrate step is skipped when no other archive has room."""
+    first, as pressure.plan does: the migrate step is skipped when no other archive has room;
+    each camera's floor is counted back from its newest footage in `catalog`."""
     pol = pol or policies()
-    scope = oldest_first(scope if scope is not None else (c for c in CATALOG if c.volume == volume))
+    catalog = list(catalog)
+    floors = pressure_floors(newest_ends(catalog), pol, NOW)
+    everything = (c for c in catalog if c.volume == volume)
+    scope = oldest_first(scope if scope is not None else everything)
     assert all(c.volume == volume for c in scope)
     archives, asked = ArchiveRoom(dict(room)), need
     taken: set[int] = set()
@@ -204,10 +220,10 @@ def pressure(
         ):
             continue
         decisions, need = relieve(
-            step, scope, need, f"pressure:{volume}", pol, PROTECTIONS, NOW, archives, taken
+            step, scope, need, f"pressure:{volume}", pol, PROTECTIONS, NOW, archives, taken, floors
         )
         steps += [(step.number, d) for d in decisions]
-    return Outcome("pressure", scope, pol, frozenset(room), steps, need, asked)
+    return Outcome("pressure", scope, pol, frozenset(room), steps, need, asked, floors=floors)
 
 
 # --- the named cases -----------------------------------------------------------------------
@@ -354,7 +370,8 @@ def pressure_order_steps_1_to_6() -> Outcome:
     moves the oldest until the archive is full, 2 thins the yard's idle footage (counting
     half its bytes), 3 and 4 delete idle then activity past min_days, 5 and 6 (premature) idle
     then activity inside it, each oldest first, until enough is freed — a few segments into
-    step 6; the gate's held days are never chosen."""
+    step 6; the gate's held days are never chosen, nor each camera's newest 24 h (the default
+    pressure floor: the last day's idle hours are neither thinned nor deleted)."""
     return pressure(
         "hot", 36_000_000_000, {"archive-a": 2_000_000_000}, policies(yard={"thin_after_days": 3})
     )
@@ -368,6 +385,35 @@ def pressure_never_touches_held() -> Outcome:
     return pressure(
         "archive-b", 10**12, {"archive-a": 3_000_000_000}, scope=aged(34, 40, volume="archive-b")
     )
+
+
+@case
+def pressure_floor_keeps_each_cameras_newest_day() -> Outcome:
+    """The hot volume needs far more than it holds (another program fills the disk) and no
+    archive has room: every segment is deleted — premature, inside min_days too — except what
+    holds keep and each camera's newest 24 hours (pressure_floor_hours, by default), counted
+    back from its newest footage (ending 5.5 h ago): the segments ending 5.5, 11.5, 17.5 and
+    23.5 h ago stay, the one ending 29.5 h ago goes; the need left is reported."""
+    return pressure("hot", 10**12, {})
+
+
+@case
+def pressure_floor_counts_from_each_cameras_newest_footage() -> Outcome:
+    """As above, but the gate stopped recording 3 days ago (its last 12 segments are not in
+    the catalog): its floor counts back from its own newest footage, so the day before it
+    went dark stays — the last pictures of a camera someone cut are kept, though older than
+    24 h — while the front and the yard keep their last 24 h as before."""
+    catalog = [c for c in CATALOG if not (c.camera == "gate" and c.id - 3000 <= 12)]
+    return pressure("hot", 10**12, {}, catalog=catalog)
+
+
+@case
+def pressure_floor_per_camera_override() -> Outcome:
+    """The same flood with the yard's floor off (0) and the gate's at 72 h: the yard loses
+    even its newest footage, the gate keeps three days (all of it inside min_days), the front
+    its default day."""
+    pol = policies(yard={"pressure_floor_hours": 0}, gate={"pressure_floor_hours": 72})
+    return pressure("hot", 10**12, {}, pol)
 
 
 @case
@@ -527,6 +573,8 @@ def _pressure_invariants(out: Outcome) -> None:
     for step, d in out.steps:
         assert d.action == PRESSURE_STEPS[step - 1].action
         assert d.premature == (step in (5, 6))
+        if d.action in (DELETE, THIN):  # the floor: each camera's newest footage stays
+            assert out.floors is not None and not in_floor(d.segment, out.floors), d.segment.id
 
 
 @pytest.mark.parametrize("name", sorted(CASES))

@@ -592,11 +592,13 @@ def test_volume_without_identity_is_never_written_or_purged(tmp_path: Path, cli:
     archive_rows_untouched()
 
     # Pressure everywhere (each volume over its max_bytes): the unavailable archive is
-    # neither measured nor purged, nor a place to migrate the hot volume's footage to.
+    # neither measured nor purged, nor a place to migrate the hot volume's footage to. (No
+    # pressure floor: what is left on hot is the camera's newest day, which it would keep.)
     config.write_text(
         base.replace('role = "hot"', 'role = "hot"\nmax_bytes = 1').replace(
             'role = "archive"', 'role = "archive"\nmax_bytes = 1'
         )
+        + "pressure_floor_hours = 0\n"
     )
     plan = cli.json(config, "purge", "--dry-run")["actions"]
     assert plan and all(a["volume"] == "hot" and a["target"] is None for a in plan), plan

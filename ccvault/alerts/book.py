@@ -26,6 +26,9 @@ class Observation:
     summary: str
     severity: str | None = None  # None: the configured severity
     details: dict[str, str] = field(default_factory=dict)
+    # A fact, not an estimate that may flap: fires without waiting for_seconds (a volume
+    # pressure could not free is under its reserve now).
+    at_once: bool = False
 
     @property
     def fingerprint(self) -> str:
@@ -110,7 +113,8 @@ class AlertBook:
     @staticmethod
     def _due(old: Instance, new: Instance, rule: ConditionSettings, now_ms: int) -> str | None:
         if not old.firing:
-            return "fired" if now_ms - old.since_ms >= rule.for_seconds * 1000 else None
+            due = new.observation.at_once or now_ms - old.since_ms >= rule.for_seconds * 1000
+            return "fired" if due else None
         if new.severity != old.severity:
             return "escalated"
         every_ms = rule.renotify_minutes * MINUTE_MS

@@ -7,6 +7,7 @@ from collections.abc import Callable, Iterator
 from ccvault.alerts.book import Observation
 from ccvault.config.alerts import AlertsBase
 from ccvault.recorder.states import CameraState
+from ccvault.storage.volumes import Blocked
 from ccvault.timefmt import utc_text
 from ccvault.views.health import Health
 
@@ -17,6 +18,9 @@ Check = Callable[[Health, AlertsBase], Iterator[Observation]]
 
 def volume_low(health: Health, cfg: AlertsBase) -> Iterator[Observation]:
     for v in health.volumes:
+        if v.name in health.blocked:
+            yield _stuck_under_reserve(v.name, health.blocked[v.name])
+            continue
         if not v.available or v.headroom_seconds is None:
             continue
         hours = v.headroom_seconds / HOUR_S
@@ -32,6 +36,42 @@ def volume_low(health: Health, cfg: AlertsBase) -> Iterator[Observation]:
             severity,
             {"headroom_hours": f"{hours:.1f}", "free_bytes": str(v.free_bytes)},
         )
+
+
+def _stuck_under_reserve(volume: str, why: Blocked) -> Observation:
+    """volume_low, critical: pressure took everything it may, and the volume is still under
+    its reserve. Says how much of the filesystem is not footage: when that alone would cover
+    the shortfall, another program is filling the volume."""
+    if why.foreign >= why.need:
+        cause = (
+            f"{_size(why.foreign)} on its filesystem is not footage: something other than "
+            "ccvault's footage is filling it"
+        )
+    else:
+        cause = f"what is left may not be deleted ({_size(why.foreign)} is not footage)"
+    return Observation(
+        "volume_low",
+        {"volume": volume},
+        f"volume {volume} stays {_size(why.need)} under its reserve after disk pressure "
+        f"deleted all it may; {cause}. Kept: each camera's newest footage "
+        f"(pressure_floor_hours, {_size(why.floor)}) and held footage ({_size(why.held)}); "
+        "new footage goes to another volume if one has room",
+        "critical",
+        {
+            "need_bytes": str(why.need),
+            "foreign_bytes": str(why.foreign),
+            "floor_bytes": str(why.floor),
+            "held_bytes": str(why.held),
+        },
+        at_once=True,
+    )
+
+
+def _size(nbytes: int) -> str:
+    for unit, size in (("GiB", 1 << 30), ("MiB", 1 << 20), ("KiB", 1 << 10)):
+        if nbytes >= size:
+            return f"{nbytes / size:.1f} {unit}"
+    return f"{nbytes} B"
 
 
 def volume_unavailable(health: Health, cfg: AlertsBase) -> Iterator[Observation]:
@@ -68,15 +108,16 @@ def retention_at_risk(health: Health, cfg: AlertsBase) -> Iterator[Observation]:
 
 
 def held_footage_blocking(health: Health, cfg: AlertsBase) -> Iterator[Observation]:
-    for volume, need in sorted(health.blocked.items()):
-        yield Observation(
-            "held_footage_blocking",
-            {"volume": volume},
-            f"volume {volume} is full of footage that may not be deleted "
-            "(holds, pins, min_days); new footage goes elsewhere",
-            None,
-            {"need_bytes": str(need)},
-        )
+    for volume, why in sorted(health.blocked.items()):
+        if why.held:
+            yield Observation(
+                "held_footage_blocking",
+                {"volume": volume},
+                f"volume {volume} stays under its reserve with {_size(why.held)} of held or "
+                "pinned footage that may not be deleted; new footage goes elsewhere",
+                None,
+                {"need_bytes": str(why.need), "held_bytes": str(why.held)},
+            )
 
 
 def camera_offline(health: Health, cfg: AlertsBase) -> Iterator[Observation]:
@@ -87,6 +128,20 @@ def camera_offline(health: Health, cfg: AlertsBase) -> Iterator[Observation]:
                 "camera_offline",
                 {"camera": cam.name},
                 f"camera {cam.name} is offline (last footage: {last})",
+                None,
+                {"last_footage": last},
+            )
+
+
+def recording_failed(health: Health, cfg: AlertsBase) -> Iterator[Observation]:
+    for cam in health.cameras:
+        if cam.state == CameraState.FAILING:
+            last = utc_text(cam.last_segment_end_ms) if cam.last_segment_end_ms else "never"
+            yield Observation(
+                "recording_failed",
+                {"camera": cam.name},
+                f"camera {cam.name}: frames arrive but no segment is being stored (spool, "
+                f"volume or catalog refuse it; see the other alerts); last stored footage: {last}",
                 None,
                 {"last_footage": last},
             )
@@ -150,18 +205,25 @@ def clock_unsynchronised(health: Health, cfg: AlertsBase) -> Iterator[Observatio
         )
 
 
+def clock_unchecked(health: Health, cfg: AlertsBase) -> Iterator[Observation]:
+    if health.clock_unknown:
+        yield Observation("clock_unchecked", {}, health.clock_unknown)
+
+
 CHECKS: tuple[Check, ...] = (
     volume_low,
     volume_unavailable,
     retention_at_risk,
     held_footage_blocking,
     camera_offline,
+    recording_failed,
     camera_flapping,
     analysis_backlog,
     catalog_error,
     audit_chain_broken,
     segment_corrupt,
     clock_unsynchronised,
+    clock_unchecked,
 )
 
 

@@ -2,7 +2,10 @@
 
 Every change is logged (the channel that always works), saved in the catalog (so
 `ccvault alerts` and the API list it, and a restart resolves rather than forgets it) and
-handed to the dispatcher, whose channel workers never block the caller.
+handed to the dispatcher, whose channel workers never block the caller. A catalog that refuses
+the write (gone, locked) does not stop the log line or the notification; the row is written
+when the alert next changes, and `catalog_back` puts what fires on record in a restored
+catalog. Events other processes recorded unsent (CLI commands) are sent here, once.
 """
 
 from __future__ import annotations
@@ -17,7 +20,7 @@ from ccvault.alerts import conditions
 from ccvault.alerts.book import AlertBook, Change, Instance, Observation
 from ccvault.alerts.channels import build_channels
 from ccvault.alerts.dispatcher import Dispatcher
-from ccvault.alerts.model import FIRING, Alert, fingerprint
+from ccvault.alerts.record import event_alert, event_row, log_alert, row_alert, saved
 from ccvault.catalog import queries
 from ccvault.catalog.rows import AlertRow
 from ccvault.catalog.writer import CatalogWriter
@@ -28,7 +31,6 @@ from ccvault.views.health import Health
 log = structlog.get_logger("ccvault.alerts")
 
 DAY_MS = 86_400_000
-_LEVEL = {"critical": "error", "warning": "warning", "info": "info"}
 
 
 class AlertManager:
@@ -72,35 +74,42 @@ class AlertManager:
     def raise_event(self, event: Event, now_ms: int) -> None:
         """A one-off event: logged, saved resolved, sent once (if enabled)."""
         rule = self.settings.settings(event.name)
-        alert = Alert(
-            name=event.name,
-            labels=event.labels,
-            severity=rule.severity,
-            status=FIRING,
-            summary=event.summary,
-            starts_ms=now_ms,
-            ends_ms=now_ms,
-            event=True,
-            details=event.details,
-        )
-        _log(alert, "alert.event")
+        alert = event_alert(event, rule.severity, now_ms)
+        log_alert(alert, "alert.event")
         if not rule.enabled:
             return
-        self.writer.alerts.open(
-            AlertRow(
-                event.name,
-                alert.fingerprint,
-                event.labels,
-                rule.severity,
-                event.summary,
-                event.details,
-                now_ms,
-                event=True,
-                resolved_ms=now_ms,
-                notified_ms=now_ms,
-            )
-        )
+        saved(lambda: self.writer.alerts.open(event_row(alert, now_ms)), alert)
         self.dispatcher.submit(alert)
+
+    def send_recorded(self, now_ms: int) -> int:
+        """Events CLI commands recorded (they reach no channel): each sent once, here."""
+        with self.writer.reader() as conn:
+            rows = queries.unsent_events(conn)
+        sent = 0
+        for row in rows:
+            if row.id is not None and self.writer.alerts.mark_sent(row.id, now_ms):
+                alert = row_alert(row)
+                log_alert(alert, "alert.event_sent")
+                self.dispatcher.submit(alert)
+                sent += 1
+        return sent
+
+    def catalog_back(self, now_ms: int) -> None:
+        """The catalog was reopened (restored from a backup): the rows the book points at are
+        not its rows. What fires is matched to its open rows by fingerprint or recorded anew;
+        its open rows nothing fires for any more are resolved."""
+        with self.writer.reader() as conn:
+            rows = {r.fingerprint: r for r in queries.alerts(conn, now_ms) if r.resolved_ms is None}
+        with self._lock:
+            for key, instance in list(self.book.instances.items()):
+                if not instance.firing:
+                    continue
+                row = rows.pop(key, None)
+                row_id = row.id if row else self._open(instance, now_ms)
+                self.book.instances[key] = replace(instance, row_id=row_id)
+            for row in rows.values():
+                if row.id is not None:
+                    self.writer.alerts.resolve(row.id, now_ms)
 
     def apply(self, settings: AlertsBase) -> None:
         """A reloaded [alerts]: new thresholds at the next check; new channels at once (the old
@@ -124,48 +133,47 @@ class AlertManager:
         self.writer.alerts.prune(now_ms - round(self.settings.history_days * DAY_MS))
 
     def _record(self, change: Change, now_ms: int) -> None:
-        instance, alert = change.instance, change.alert
-        _log(alert, f"alert.{change.kind}")
-        if change.kind == "fired":
-            obs = instance.observation
-            row_id = self.writer.alerts.open(
-                AlertRow(
-                    obs.name,
-                    obs.fingerprint,
-                    obs.labels,
-                    instance.severity,
-                    obs.summary,
-                    obs.details,
-                    instance.since_ms,
-                    notified_ms=now_ms,
-                )
-            )
-            self.book.instances[obs.fingerprint] = replace(instance, row_id=row_id)
-        elif instance.row_id is not None and change.kind == "resolved":
+        """Log, save (a failed save is logged and retried at the next change), send."""
+        alert = change.alert
+        log_alert(alert, f"alert.{change.kind}")
+        saved(lambda: self._save(change, now_ms), alert)
+        self.dispatcher.submit(alert)
+
+    def _save(self, change: Change, now_ms: int) -> None:
+        instance = change.instance
+        if instance.row_id is None:  # it fired now, or its row could not be written before
+            row_id = self._open(instance, now_ms)
+            if change.kind == "resolved":
+                self.writer.alerts.resolve(row_id, now_ms)
+            else:
+                key = instance.observation.fingerprint
+                self.book.instances[key] = replace(instance, row_id=row_id)
+        elif change.kind == "resolved":
             self.writer.alerts.resolve(instance.row_id, now_ms)
-        elif instance.row_id is not None:
+        else:
             obs = instance.observation
             self.writer.alerts.renotify(
                 instance.row_id, instance.severity, obs.summary, obs.details, now_ms
             )
-        self.dispatcher.submit(alert)
+
+    def _open(self, instance: Instance, now_ms: int) -> int:
+        obs = instance.observation
+        return self.writer.alerts.open(
+            AlertRow(
+                obs.name,
+                obs.fingerprint,
+                obs.labels,
+                instance.severity,
+                obs.summary,
+                obs.details,
+                instance.since_ms,
+                notified_ms=now_ms,
+            )
+        )
 
 
 def _instance(row: AlertRow) -> Instance:
     obs = Observation(row.name, row.labels, row.summary, row.severity, row.details)
     return Instance(
         obs, row.severity, row.started_ms, firing=True, notified_ms=row.notified_ms, row_id=row.id
-    )
-
-
-def _log(alert: Alert, event: str) -> None:
-    level = "info" if alert.status != FIRING else _LEVEL.get(alert.severity, "warning")
-    getattr(log, level)(
-        event,
-        alert=alert.name,
-        severity=alert.severity,
-        status=alert.status,
-        summary=alert.summary,
-        fingerprint=fingerprint(alert.name, alert.labels),
-        **alert.labels,
     )

@@ -42,10 +42,16 @@ class ApiContext:
     def reader(self) -> AbstractContextManager[sqlite3.Connection]:
         """A read-only connection of this thread's own, kept across requests: opening one
         per request cost ~0.45 ms of a ~3 ms search (bench/search.py). Read-only and in
-        autocommit, each query sees the latest commit."""
+        autocommit, each query sees the latest commit. It reads the catalog the writer has
+        open, or nothing (`CatalogGone`, a 503): one kept on a deleted catalog's file would
+        answer from it forever, even after the catalog was restored and reopened."""
+        self.writer.check()
         conn = getattr(self._local, "conn", None)
-        if conn is None:
+        if conn is None or self._local.generation != self.writer.generation:
+            if conn is not None:
+                conn.close()
             conn = self._local.conn = db.connect(self.writer.path, readonly=True)
+            self._local.generation = self.writer.generation
         return nullcontext(conn)
 
     def apply(self, config: Config) -> None:

@@ -12,12 +12,18 @@ from ccvault.host.durable import keep_private, make_dirs, open_private
 BUSY_TIMEOUT_MS = 10_000
 
 
-def connect(path: Path, *, readonly: bool = False) -> sqlite3.Connection:
-    """WAL so readers never wait for the writer; a busy timeout so daemon and CLI can share."""
-    if not readonly:
+def connect(path: Path, *, readonly: bool = False, create: bool = True) -> sqlite3.Connection:
+    """WAL so readers never wait for the writer; a busy timeout so daemon and CLI can share.
+
+    A reader (and `create=False`) never creates the file: opening a catalog that was deleted
+    must fail, not leave an empty database at its path."""
+    if readonly or not create:
+        target = path.absolute().as_uri() + "?mode=rw"
+        conn = sqlite3.connect(target, isolation_level=None, check_same_thread=False, uri=True)
+    else:
         make_dirs(path.parent)
         _create_private(path)
-    conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+        conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
     conn.row_factory = sqlite3.Row
     conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
     if conn.execute("PRAGMA journal_mode").fetchone()[0] != "wal":

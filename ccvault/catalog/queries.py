@@ -267,12 +267,33 @@ def corrupt_since(conn: sqlite3.Connection, since_ms: int) -> dict[str, int]:
 
 def alerts(conn: sqlite3.Connection, since_ms: int) -> list[AlertRow]:
     """Firing alerts and those resolved since then, newest first."""
-    rows = conn.execute(
-        "SELECT id, name, fingerprint, labels, severity, summary, details, event, started_ms,"
-        " resolved_ms, notified_ms, notices FROM alerts"
-        " WHERE resolved_ms IS NULL OR resolved_ms >= ? ORDER BY started_ms DESC, id DESC",
-        (since_ms,),
-    ).fetchall()
+    return _alert_rows(
+        conn.execute(
+            f"SELECT {_ALERT_COLUMNS} FROM alerts WHERE resolved_ms IS NULL OR resolved_ms >= ?"
+            " ORDER BY started_ms DESC, id DESC",
+            (since_ms,),
+        ).fetchall()
+    )
+
+
+def unsent_events(conn: sqlite3.Connection) -> list[AlertRow]:
+    """One-off events recorded by a process that reaches no channel (a CLI command), oldest
+    first. The table holds history_days of alerts: a scan is cheap."""
+    return _alert_rows(
+        conn.execute(
+            f"SELECT {_ALERT_COLUMNS} FROM alerts WHERE event = 1 AND notified_ms IS NULL"
+            " ORDER BY id"
+        ).fetchall()
+    )
+
+
+_ALERT_COLUMNS = (
+    "id, name, fingerprint, labels, severity, summary, details, event, started_ms,"
+    " resolved_ms, notified_ms, notices"
+)
+
+
+def _alert_rows(rows: list[sqlite3.Row]) -> list[AlertRow]:
     return [
         AlertRow(
             name=r["name"],

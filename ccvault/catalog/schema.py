@@ -14,9 +14,13 @@ MIGRATIONS: tuple[str, ...] = tuple(
         "retention.sql",
         "access.sql",
         "alerts.sql",
-        "v6_audit.sql",
+        "audit_head.sql",
+        "camera_failing.sql",
     )
 )
+# A script starting with this line rebuilds a table (SQLite changes no CHECK in place): it runs
+# with foreign keys off, as SQLite's documented rebuild requires, and must leave none broken.
+REBUILD = "-- ccvault: rebuilds a table"
 
 
 def migrate(conn: sqlite3.Connection) -> int:
@@ -27,20 +31,34 @@ def migrate(conn: sqlite3.Connection) -> int:
             f"catalog schema version {current} is newer than this ccvault ({len(MIGRATIONS)})"
         )
     for version in range(current, len(MIGRATIONS)):
-        conn.execute("BEGIN IMMEDIATE")
+        rebuild = MIGRATIONS[version].startswith(REBUILD)
+        if rebuild:
+            conn.execute("PRAGMA foreign_keys = OFF")  # only outside a transaction
         try:
-            # Re-check under the lock: another process may have migrated meanwhile.
-            if conn.execute("PRAGMA user_version").fetchone()[0] != version:
-                conn.execute("ROLLBACK")
-                continue
-            for statement in _statements(MIGRATIONS[version]):
-                conn.execute(statement)
-            conn.execute(f"PRAGMA user_version = {version + 1}")
-            conn.execute("COMMIT")
-        except BaseException:
-            conn.execute("ROLLBACK")
-            raise
+            _apply(conn, version)
+        finally:
+            if rebuild:
+                conn.execute("PRAGMA foreign_keys = ON")
     return len(MIGRATIONS)
+
+
+def _apply(conn: sqlite3.Connection, version: int) -> None:
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        # Re-check under the lock: another process may have migrated meanwhile.
+        if conn.execute("PRAGMA user_version").fetchone()[0] != version:
+            conn.execute("ROLLBACK")
+            return
+        for statement in _statements(MIGRATIONS[version]):
+            conn.execute(statement)
+        broken = conn.execute("PRAGMA foreign_key_check").fetchall()
+        if broken:
+            raise RuntimeError(f"schema version {version + 1} broke foreign keys: {broken[:5]}")
+        conn.execute(f"PRAGMA user_version = {version + 1}")
+        conn.execute("COMMIT")
+    except BaseException:
+        conn.execute("ROLLBACK")
+        raise
 
 
 def _statements(script: str) -> list[str]:

@@ -7,10 +7,19 @@ never forks. The writes themselves are grouped by area (`writer.segments.add(...
 `writer.holds.add(...)`, modules in `catalog/writes/`), all through this object's
 `transaction()`. Callers hand in typed rows; the invariant "a row is committed only after its
 file is durable" is the caller's (the segment store), and this module never touches files.
+
+The file under the connection is checked before every transaction and every reader: a catalog
+deleted or replaced under a running process would otherwise take writes that "succeed" into a
+file nobody can open again. The writer compares the path's (device, inode) — and its WAL's and
+shared-memory index's — with those it opened, and the catalog id in `meta` with its own (a stat
+and an indexed read, microseconds); on a mismatch it raises `CatalogGone` and writes nothing
+more until `reopen()` finds this very catalog at the path again (restored from a backup).
 """
 
 from __future__ import annotations
 
+import contextlib
+import os
 import sqlite3
 import threading
 import uuid
@@ -38,6 +47,16 @@ if TYPE_CHECKING:
     from ccvault.catalog.audit_checkpoints import CheckpointKind
 
 
+FileIds = tuple[tuple[int, int] | None, ...]  # (device, inode) of the catalog, -wal, -shm
+_COMPANIONS = ("", "-wal", "-shm")
+_CATALOG_ID = "SELECT value FROM meta WHERE key = 'catalog_id'"
+
+
+class CatalogGone(Busy):
+    """The catalog this process opened is no longer at its path (deleted, replaced, or another
+    catalog copied over it): nothing is written until it is back. Busy: try again later."""
+
+
 class CatalogWriter:
     def __init__(self, path: Path, audit: AuditLog | None = None) -> None:
         self.path = path
@@ -45,11 +64,16 @@ class CatalogWriter:
         self._conn = db.connect(path)
         self._lock = threading.Lock()
         self.last_error: str | None = None
+        self.gone: str | None = None  # why the catalog opened is not at the path any more
+        self.generation = 0  # counts reopens: a connection kept from before reads a stale file
+        self.catalog_id = ""  # known after the first transaction below
+        self._files: FileIds = self._file_ids()
         try:
             migrate(self._conn)
         except sqlite3.OperationalError as exc:
             raise Busy(str(path), f"catalog is locked ({exc})") from None
         self.catalog_id = self._ensure_catalog_id()
+        self._files = self._file_ids()  # the WAL and its index exist from the first write
         # One object per area, all writing through this one connection and transaction.
         self.cameras = CameraWrites(self)
         self.volumes = VolumeWrites(self)
@@ -70,12 +94,14 @@ class CatalogWriter:
         """One write; `last_error` says whether the latest one failed in SQLite (the
         catalog_error alert), and clears with the next that commits."""
         with self._lock:
+            self._check_files()
             try:
                 self._conn.execute("BEGIN IMMEDIATE")
             except sqlite3.OperationalError as exc:
                 self.last_error = f"catalog is locked ({exc})"
                 raise Busy(str(self.path), self.last_error) from None
             try:
+                self._check_id(self._conn)
                 yield self._conn
             except BaseException as exc:
                 if isinstance(exc, sqlite3.Error) and not isinstance(exc, sqlite3.IntegrityError):
@@ -122,8 +148,129 @@ class CatalogWriter:
 
     def reader(self) -> AbstractContextManager[sqlite3.Connection]:
         """A separate connection for reads (closed on exit): readers never take the writer's
-        lock."""
-        return closing(db.connect(self.path, readonly=True))
+        lock. It reads the catalog the writer opened, or raises `CatalogGone`."""
+        self._check_files()
+        try:
+            conn = db.connect(self.path, readonly=True)
+        except sqlite3.OperationalError:
+            self._check_files()  # deleted meanwhile: say so
+            raise
+        try:
+            self._check_id(conn)
+        except BaseException:
+            conn.close()
+            raise
+        return closing(conn)
+
+    def check(self) -> None:
+        """Raise `CatalogGone` unless the catalog opened is still at its path (a stat per file,
+        no lock): callers about to act on files for a row, or to answer from a connection they
+        keep, check first."""
+        self._check_files()
+
+    def verify(self) -> str | None:
+        """Is the catalog opened still the one at the path? None when it is, else why not (the
+        health check's question; it never raises)."""
+        try:
+            with self._lock:
+                self._check_files()
+                self._check_id(self._conn)
+        except CatalogGone as exc:
+            return exc.problem
+        except sqlite3.Error as exc:
+            return f"cannot read the catalog: {exc}"
+        return None
+
+    def reopen(self) -> bool:
+        """After `CatalogGone`: open the path again if it holds this very catalog (its id), e.g.
+        restored from a backup; True when writes go on. Another catalog there is never taken
+        over (its volumes would not be ours): `last_error` says what to do."""
+        if self.gone is None:
+            return False
+        with self._lock:
+            try:
+                conn = db.connect(self.path, create=False)
+            except sqlite3.Error as exc:
+                self.last_error = f"{self.gone}; nothing to reopen at {self.path} ({exc})"
+                return False
+            try:
+                migrate(conn)
+                found = conn.execute(_CATALOG_ID).fetchone()
+            except (sqlite3.Error, RuntimeError) as exc:  # RuntimeError: a newer schema
+                conn.close()
+                self.last_error = f"{self.gone}; {self.path} cannot be read ({exc})"
+                return False
+            if found is None or found[0] != self.catalog_id:
+                conn.close()
+                self.last_error = (
+                    f"{self.gone}; {self.path} now holds another catalog "
+                    f"({found[0] if found else 'no catalog id'}, this one is {self.catalog_id}): "
+                    "restore this catalog's backup there, or restart ccvault to use the other"
+                )
+                return False
+            old, self._conn = self._conn, conn
+            old.close()
+            self._files = self._file_ids()
+            self.gone = self.last_error = None
+            self.generation += 1
+        return True
+
+    def _file_ids(self) -> FileIds:
+        out: list[tuple[int, int] | None] = []
+        for suffix in _COMPANIONS:
+            try:
+                st = os.stat(f"{self.path}{suffix}")
+            except FileNotFoundError:
+                out.append(None)
+            else:
+                out.append((st.st_dev, st.st_ino))
+        return tuple(out)
+
+    def _check_files(self) -> None:
+        """The catalog file, its WAL and its index are those opened (a stat each)."""
+        if self.gone is None:
+            now = self._file_ids()
+            if now != self._files:
+                what = [
+                    f"{self.path.name}{suffix}"
+                    for suffix, was, is_ in zip(_COMPANIONS, self._files, now, strict=True)
+                    if was is not None and was != is_
+                ]
+                if not what:  # only files that did not exist yet appeared (benign)
+                    self._files = now
+                elif now[0] is None:
+                    self._lost("was deleted")
+                else:
+                    self._lost(f"was replaced ({', '.join(what)} is another file now)")
+                if now[0] != self._files[0]:
+                    self._drop_stale_log(now)
+        if self.gone is not None:
+            raise CatalogGone(str(self.path), self.gone)
+
+    def _drop_stale_log(self, now: FileIds) -> None:
+        """The catalog file is gone but its WAL and index are still at the path: remove them
+        (only if they are still the very files opened), or whatever database is put there next
+        — a restored backup — would be read through this one's log, and corrupted."""
+        for suffix, was, is_ in zip(_COMPANIONS[1:], self._files[1:], now[1:], strict=True):
+            if was is not None and was == is_:
+                with contextlib.suppress(FileNotFoundError):
+                    os.unlink(f"{self.path}{suffix}")
+
+    def _check_id(self, conn: sqlite3.Connection) -> None:
+        """The catalog read is this catalog (not another one copied over it in place)."""
+        if not self.catalog_id:
+            return
+        row = conn.execute(_CATALOG_ID).fetchone()
+        if row is None or row[0] != self.catalog_id:
+            self._lost(f"was overwritten by another catalog ({row[0] if row else 'no id'})")
+            raise CatalogGone(str(self.path), self.gone or "")
+
+    def _lost(self, what: str) -> None:
+        self.gone = (
+            f"the catalog {self.path} {what} while ccvault had it open; nothing is written "
+            "until it is back (footage waits in the spool)"
+        )
+        self.last_error = self.gone
 
     def _ensure_catalog_id(self) -> str:
         with self.transaction() as conn:

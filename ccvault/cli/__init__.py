@@ -49,9 +49,16 @@ class App:
 
     @cached_property
     def writer(self) -> CatalogWriter:
+        """The catalog writer; alert events this command raises (a purge's premature
+        deletion, a failed export) are recorded through it, unsent: this process reaches no
+        channel, the daemon sends each once (`alerts.record`)."""
+        from ccvault.alerts.record import cli_recorder
         from ccvault.catalog.audit import audit_log
+        from ccvault.host import events
 
-        return CatalogWriter(self.config.storage.catalog, audit_log(self.config))
+        writer = CatalogWriter(self.config.storage.catalog, audit_log(self.config))
+        events.listen(cli_recorder(writer, self.config.alerts, self.clock.wall_ms))
+        return writer
 
     def reader(self) -> AbstractContextManager[sqlite3.Connection]:
         """For commands that only read: a wrong catalog path is an error, not a new catalog."""

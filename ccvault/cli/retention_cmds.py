@@ -67,16 +67,22 @@ def _preview(
     app: App, volumes: list, spools: list, now_ms: int, show_all: bool, as_json: bool
 ) -> None:
     from ccvault.retention import candidates, spans
+    from ccvault.retention.executor import run_order
     from ccvault.retention.passes import find_leftovers, plan_pass, totals
+    from ccvault.retention.planner import KEEP
 
-    decided = {}
+    actions, kept = [], {}
     with app.writer.reader() as conn:
         for batch in plan_pass(conn, app.config, volumes, now_ms, include_keeps=show_all):
-            for d in batch:
-                decided[d.segment.id] = d  # a quota or pressure decision overrides a keep
+            actions += run_order(batch)  # batch by batch, as a purge carries them out
+            kept.update((d.segment.id, d) for d in batch if d.action == KEEP)
         leftovers = find_leftovers(conn, app.config, volumes, spools, set(), now_ms)
         expired = spans.preview(conn, app.config, candidates.protections(conn), now_ms)
-    decisions = sorted(decided.values(), key=lambda d: (d.segment.camera, d.segment.start_ms))
+    acted = {d.segment.id for d in actions}  # a quota or pressure action overrides a keep
+    decisions = actions + sorted(
+        (d for i, d in kept.items() if i not in acted),
+        key=lambda d: (d.segment.camera, d.segment.start_ms),
+    )
     if as_json:
         emit_json(
             {

@@ -45,7 +45,9 @@ ALERT_DEFAULTS: dict[str, AlertSpec] = {
         "warning",
         "a volume's headroom (free space above its reserve plus footage that "
         "may go, at the current write rate) is under headroom_warning_hours; critical under "
-        "headroom_critical_hours",
+        "headroom_critical_hours, and at once (for_seconds aside) when disk pressure deleted "
+        "all it may and the volume is still under its reserve, saying how much of it is not "
+        "footage",
         for_seconds=300,
         renotify_minutes=240,
     ),
@@ -61,13 +63,22 @@ ALERT_DEFAULTS: dict[str, AlertSpec] = {
         renotify_minutes=1440,
     ),
     "held_footage_blocking": AlertSpec(
-        C, "critical", "a volume is full of footage nothing may delete (holds, pins, min_days)"
+        C,
+        "critical",
+        "a volume stays under its reserve and holds held or pinned footage nothing may delete",
     ),
     "camera_offline": AlertSpec(
         C,
         "critical",
         "a camera is offline (no footage for offline_after_seconds); "
         "resolves when it records again",
+    ),
+    "recording_failed": AlertSpec(
+        C,
+        "critical",
+        "a camera's frames arrive but a segment ffmpeg finished was not stored within a "
+        "segment length less a second (at least 2 s: a full spool, a volume or catalog "
+        "refusing writes): footage is being lost; the camera is 'failing' until one is",
     ),
     "camera_flapping": AlertSpec(
         C,
@@ -97,6 +108,13 @@ ALERT_DEFAULTS: dict[str, AlertSpec] = {
         "warning",
         "the host clock is not NTP-synchronised (timestamps are evidence)",
         for_seconds=600,
+        renotify_minutes=1440,
+    ),
+    "clock_unchecked": AlertSpec(
+        C,
+        "warning",
+        "nothing on this host tells whether the clock is synchronised (no systemd-timesyncd, "
+        'no chrony); clock_sync = "off" accepts that',
         renotify_minutes=1440,
     ),
     "premature_deletion": AlertSpec(
@@ -219,7 +237,8 @@ class AlertsBase(Model):
     clock_sync: Literal["auto", "timesyncd", "chrony", "off"] = Field(
         "auto",
         description="How to learn whether the clock is NTP-synchronised: "
-        "systemd-timesyncd's flag file, `chronyc tracking`, auto (whichever is present), off.",
+        "systemd-timesyncd's flag file, `chronyc tracking`, auto (whichever is present; "
+        "neither is the clock_unchecked alert), off (no check and no alert, on purpose).",
     )
     history_days: float = Field(
         30.0, gt=0, le=3650, description="Resolved alerts are listed this long."

@@ -115,6 +115,15 @@ class RetentionSettings(Model):
         description="Idle footage older than this is rewritten keyframes-only (stream copy); "
         "0 = off.",
     )
+    pressure_floor_hours: float = Field(
+        24.0,
+        ge=0,
+        le=87_600,
+        description="Disk pressure never deletes or thins a camera's newest this-many hours of "
+        "footage (counted back from its newest segment), not even inside min_days: when only "
+        "that, held footage and other programs' data are left, the volume is volume_low "
+        "(critical) and new footage goes to another volume. 0 = no floor.",
+    )
 
     @model_validator(mode="after")
     def _consistent(self) -> RetentionSettings:
@@ -131,6 +140,11 @@ class RetentionSettings(Model):
             raise ValueError(
                 f"min_days: must not exceed continuous_days "
                 f"({self.min_days} > {self.continuous_days})"
+            )
+        if self.pressure_floor_hours > self.max_days * 24:
+            raise ValueError(
+                f"pressure_floor_hours: must not exceed max_days ({self.pressure_floor_hours:g} h "
+                f"> {self.max_days * 24:g} h): nothing is kept past the ceiling"
             )
         if self.thin_after_days and self.thin_after_days >= self.continuous_days:
             raise ValueError(

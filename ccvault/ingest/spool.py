@@ -21,6 +21,7 @@ import structlog
 from watchdog.events import FileSystemEvent, FileSystemEventHandler
 from watchdog.observers import Observer
 
+from ccvault.catalog.writer import CatalogGone
 from ccvault.config.model import Config
 from ccvault.storage.media import ProbeError, probe, sha256_file
 from ccvault.storage.store import NoVolume, SegmentStore, Stored
@@ -83,6 +84,7 @@ class Ingestor:
         self._stop = threading.Event()
         self._observer: Observer | None = None  # type: ignore[valid-type]
         self.heartbeat = store.clock.monotonic()  # progress of the loop (the watchdog)
+        self._catalog_gone = False  # logged once per outage
 
     def scan(self) -> list[Stored]:
         """One pass over the whole spool, oldest run first; safe to repeat at any time."""
@@ -179,8 +181,15 @@ class Ingestor:
                 break
             try:
                 self.scan()
+                if self._catalog_gone:
+                    self._catalog_gone = False
+                    log.info("ingest.catalog_back")
             except NoVolume:
                 log.error("ingest.no_volume", spools=[str(p) for p in self.spools])
+            except CatalogGone as exc:  # the spool keeps everything until it is back
+                if not self._catalog_gone:
+                    self._catalog_gone = True
+                    log.error("ingest.catalog_gone", error=exc.problem)
             except Exception:
                 log.exception("ingest.scan_failed")
             self.heartbeat = self.store.clock.monotonic()

@@ -24,7 +24,7 @@ import structlog
 
 from ccvault.catalog import queries
 from ccvault.catalog.rows import AnalysisState, Segment, Span
-from ccvault.catalog.writer import CatalogWriter
+from ccvault.catalog.writer import CatalogGone, CatalogWriter
 from ccvault.config.model import Config
 from ccvault.config.policy import MotionSettings
 from ccvault.host.children import die_with_parent
@@ -167,6 +167,8 @@ class MotionScheduler:
         while not self._stop.wait(TICK_S):
             try:
                 self.tick()
+            except CatalogGone:
+                pass  # catalog_error says it; what waits is analysed when it is back
             except Exception:
                 log.exception("motion.tick_failed")
             self.heartbeat = time.monotonic()

@@ -1,9 +1,11 @@
 """One camera's recorder: a supervised stream-copy ffmpeg and the camera's state.
 
 `tick()` is called by the supervisor loop twice a second; it reads what the ffmpeg reader
-threads observed (frames arriving, segments closing, the process exiting) and moves the state
-machine. Reconnects back off 1 s doubling to 60 s with jitter, reset after a healthy minute,
-and never give up. All timers use the monotonic clock.
+threads observed (frames arriving, segments closing, the process exiting) and what the store
+reported (`segment_stored`), and moves the state machine. Frames are not footage: a segment
+ffmpeg finished that is not stored within `fail_after` is `failing` (`recording_failed`),
+whatever refuses it. Reconnects back off 1 s doubling to 60 s with jitter, reset after a
+healthy minute, and never give up. All timers use the monotonic clock.
 """
 
 from __future__ import annotations
@@ -36,6 +38,12 @@ from ccvault.storage.media import SUPPORTED_CODECS
 log = structlog.get_logger("ccvault.recorder")
 
 HEALTHY_RESET_S = 60.0
+# A finished segment not stored within one segment length less this margin is `failing`:
+# with the tick and the alert check it triggers, the alert fires within two segment lengths
+# of the last segment stored. Ingest gets at least MIN_FAIL_AFTER_S (a loaded host takes over
+# a second now and then), which stretches that by up to half a second for 2 s segments.
+FAIL_MARGIN_S = 1.0
+MIN_FAIL_AFTER_S = 2.0
 STOP_GRACE_S = 10.0
 STREAM_LINE = re.compile(r"Stream #0:\d+.*?: (Video|Audio): (\w+)")
 OPENING = re.compile(r"Opening '.*?(\d+)\.mp4' for writing")
@@ -75,23 +83,31 @@ class CameraRecorder:
         spool: Path,
         clock: Clock,
         on_state: StateListener,
-        on_run_ended: Callable[[], None] = lambda: None,
+        wake_ingest: Callable[[], None] = lambda: None,
     ) -> None:
         self.camera = camera
         self.ffmpeg = ffmpeg
         self.segment_seconds = segment_seconds
         self.offline_after = offline_after
         self.stall_after = 2 * segment_seconds + 30
+        self.fail_after = max(MIN_FAIL_AFTER_S, segment_seconds - FAIL_MARGIN_S)
         self.dir = spool / camera.name
         self.clock = clock
         self.on_state = on_state
-        self.on_run_ended = on_run_ended
+        self.wake_ingest = wake_ingest  # a segment finished or a run ended: files to ingest
         self.backoff = Backoff()
         now = clock.monotonic()
         self.state = CameraState.CONNECTING if camera.enabled else CameraState.DISABLED
         self.since_ms = clock.wall_ms()
         self.next_start = now
-        self.last_footage = now  # monotonic time frames last arrived (start counts as footage)
+        self.last_frames = now  # monotonic time frames last arrived (start counts)
+        self.last_footage = now  # monotonic time a segment was last stored (start counts)
+        # When the first segment finished after the last one stored (None: none since). Set
+        # by the ffmpeg reader thread and the tick, cleared by the ingest thread.
+        self._unstored_since: float | None = None
+        self._stored = 0  # segments the store reported (written by the ingest thread)
+        self._stored_at = now  # monotonic time of the latest
+        self._seen_stored = 0
         self.recording_since = now
         self.run_dir: Path | None = None
         self.audio_codec: str | None = None
@@ -121,9 +137,9 @@ class CameraRecorder:
         self.log.info("camera.state", old=str(old), new=str(new), reason=reason)
         self.on_state(self.camera.name, new, self.since_ms, reason)
 
-    def announce(self) -> None:
-        """Publish the starting state (the catalog may hold the last daemon's)."""
-        self.on_state(self.camera.name, self.state, self.since_ms, "daemon started")
+    def announce(self, reason: str = "daemon started") -> None:
+        """Publish the current state (the catalog may hold the last daemon's)."""
+        self.on_state(self.camera.name, self.state, self.since_ms, reason)
 
     # -- the loop -------------------------------------------------------------------------
 
@@ -138,23 +154,54 @@ class CameraRecorder:
             self._on_exit(rc, now)
         else:
             self._watch_running(now)
-        no_footage = now - self.last_footage
-        if self.state in (CameraState.CONNECTING, CameraState.STALLED) and (
-            no_footage >= self.offline_after
+        self._judge_storage(now)
+        no_frames = now - self.last_frames
+        if self.state in (CameraState.CONNECTING, CameraState.STALLED, CameraState.FAILING) and (
+            no_frames >= self.offline_after
         ):
-            self._transition(CameraState.OFFLINE, f"no footage for {no_footage:.0f} s")
+            self._unstored_since = None  # the camera is gone: storage is judged afresh
+            self._transition(CameraState.OFFLINE, f"no frames for {no_frames:.0f} s")
+
+    def segment_stored(self) -> None:
+        """The store committed a segment of this camera (called from the ingest thread; the
+        next tick acts on it)."""
+        self._stored_at = self.clock.monotonic()
+        self._unstored_since = None
+        self._stored += 1
+
+    def _segment_finished(self, at: float) -> None:
+        """ffmpeg finished a segment (or its run ended with frames): it is due in the catalog."""
+        if self._unstored_since is None:
+            self._unstored_since = at
+
+    def _judge_storage(self, now: float) -> None:
+        """Frames become footage only when a segment lands in the catalog."""
+        if self._stored != self._seen_stored:
+            self._seen_stored = self._stored
+            self.last_footage = self._stored_at
+            if self.state == CameraState.FAILING:
+                running = CameraState.RECORDING if self._proc else CameraState.CONNECTING
+                self._transition(running, "a segment was stored")
+        since = self._unstored_since
+        late = since is not None and now - since >= self.fail_after
+        if late and self.state != CameraState.FAILING:
+            self._transition(
+                CameraState.FAILING,
+                f"a finished segment was not stored within {self.fail_after:g} s",
+            )
 
     def _watch_running(self, now: float) -> None:
         if self._frames > self._seen_frames and self.video_codec in SUPPORTED_CODECS:
             self._seen_frames = self._frames
-            self.last_footage = now
-            if self.state != CameraState.RECORDING:
+            self.last_frames = now
+            if self.state not in (CameraState.RECORDING, CameraState.FAILING):
                 self.recording_since = now
                 self._transition(CameraState.RECORDING, "frames arriving")
         if self.state == CameraState.RECORDING and now - self.recording_since >= HEALTHY_RESET_S:
             self.backoff.reset()
         if now - self._segment_mark >= self.stall_after and self.state != CameraState.STALLED:
-            self._transition(CameraState.STALLED, f"no segment for {self.stall_after} s")
+            if self.state != CameraState.FAILING:  # failing says more: nothing is stored
+                self._transition(CameraState.STALLED, f"no segment for {self.stall_after} s")
             self.interrupt()
 
     def _start(self, now: float) -> None:
@@ -219,7 +266,9 @@ class CameraRecorder:
     def _on_exit(self, rc: int, now: float) -> None:
         self._reap_feeder()
         self._proc = None
-        self.on_run_ended()
+        if self._seen_frames:  # its open segment ended with it: stored soon, or lost
+            self._segment_finished(now)
+        self.wake_ingest()
         if self._restart_requested:
             self._restart_requested = False
             self.next_start = now
@@ -325,6 +374,8 @@ class CameraRecorder:
         if opened := OPENING.search(line):
             if int(opened.group(1)) > 0:
                 self._segment_mark = self.clock.monotonic()
+                self._segment_finished(self._segment_mark)
+                self.wake_ingest()  # the previous segment is finished and listed
             return
         if stream := STREAM_LINE.search(line):
             self._on_codec(stream.group(1), stream.group(2))

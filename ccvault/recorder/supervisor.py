@@ -33,11 +33,11 @@ class Supervisor:
         spool: Path,
         clock: Clock,
         on_state: StateListener,
-        on_run_ended: Callable[[], None] = lambda: None,
+        wake_ingest: Callable[[], None] = lambda: None,
     ) -> None:
         self.clock = clock
         self.recorders_spool = spool
-        self.on_state, self.on_run_ended = on_state, on_run_ended
+        self.on_state, self.wake_ingest = on_state, wake_ingest
         self.config = config
         self.recorders = {cam.name: self._recorder(cam) for cam in config.cameras}
         self._stop = threading.Event()
@@ -62,7 +62,7 @@ class Supervisor:
             self.recorders_spool,
             self.clock,
             self.on_state,
-            self.on_run_ended,
+            self.wake_ingest,
         )
 
     def apply(self, config: Config) -> None:
@@ -123,6 +123,17 @@ class Supervisor:
             log.warning("clock.step", step_s=round(step, 3))
             for recorder in self.recorders.values():
                 recorder.restart(f"wall clock stepped {step:+.1f} s")
+
+    def segment_stored(self, camera: str) -> None:
+        """A segment of camera landed in the catalog (the store's callback)."""
+        recorder = self.recorders.get(camera)
+        if recorder is not None:
+            recorder.segment_stored()
+
+    def announce(self) -> None:
+        """Publish every camera's state again (the catalog came back after being gone)."""
+        for recorder in self.recorders.values():
+            recorder.announce("catalog reopened")
 
     def move_spool(self, spool: Path) -> None:
         log.warning("spool.moved", spool=str(spool))

@@ -54,6 +54,15 @@ class PurgeCounters(Protocol):
 # small chunks that let a stopping daemon or a pressure check in between.
 DELETE_CHUNK = 500
 MOVE_CHUNK = 20
+# The order a batch is carried out in: deletes first (they free space at once), then
+# migrations, then thinning; within each, the batch's own order (oldest first).
+RUN_ORDER = ((DELETE, DELETE_CHUNK), (MIGRATE, MOVE_CHUNK), (THIN, MOVE_CHUNK))
+
+
+def run_order(decisions: list[Decision]) -> list[Decision]:
+    """A batch's actions in the order `Executor.apply` carries them out (`purge --dry-run`
+    lists them so); keeps are no action."""
+    return [d for action, _ in RUN_ORDER for d in decisions if d.action == action]
 
 
 def no_checkpoint(_step: str) -> None:
@@ -124,7 +133,8 @@ class Executor:
         return {v.name: v.path for v in self.volumes() if v.available}
 
     def apply(self, decisions: list[Decision], details: dict | None = None) -> Outcome:
-        """Deletes first (they free space at once), then migrations, then thinning."""
+        """Deletes first (they free space at once), then migrations, then thinning
+        (`run_order`)."""
         out = Outcome()
         paths = self.paths()
         usable = [
@@ -136,7 +146,7 @@ class Executor:
         by_action = defaultdict(list)
         for d in usable:
             by_action[d.action].append(d)
-        for action, size in ((DELETE, DELETE_CHUNK), (MIGRATE, MOVE_CHUNK), (THIN, MOVE_CHUNK)):
+        for action, size in RUN_ORDER:
             todo = by_action[action]
             for i in range(0, len(todo), size):
                 if self.stopping.is_set():

@@ -22,7 +22,7 @@ from ccvault.host.events import Event, emit
 from ccvault.retention import candidates, pressure, spans
 from ccvault.retention.executor import Executor, Outcome, remove_leftovers
 from ccvault.retention.planner import DELETE, KEEP, Decision, Protection, over_quota, plan
-from ccvault.storage.volumes import Volume
+from ccvault.storage.volumes import Blocked, Volume
 from ccvault.timefmt import utc_text
 
 log = structlog.get_logger("ccvault.retention")
@@ -32,7 +32,7 @@ log = structlog.get_logger("ccvault.retention")
 class PassState:
     """Filled in while a pass is planned: what pressure found, for alerts and status."""
 
-    blocked: dict[str, int] = field(default_factory=dict)
+    blocked: dict[str, Blocked] = field(default_factory=dict)
     under: dict[str, int] = field(default_factory=dict)
 
 

@@ -7,18 +7,21 @@ and a real run print the same plan, and `explain` answers from the same code.
 
 Time rules: the privacy ceiling (`max_days`) counts from a segment's *start* (its oldest
 picture may not outlive the ceiling); the keep windows (`continuous_days`, `motion_days`,
-`min_days`) count from its *end* (every picture in it is kept at least that long).
+`min_days`) count from its *end* (every picture in it is kept at least that long). The pressure
+floor (`pressure_floor_hours`) counts back from each camera's *newest* footage: disk pressure
+never deletes or thins what ends inside it, whoever fills the disk.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
 
 from ccvault.config.policy import RetentionSettings
 
 DAY_MS = 86_400_000
+HOUR_MS = 3_600_000
 
 
 class Action(StrEnum):
@@ -45,6 +48,7 @@ class Policy:
     hot_ms: int
     thin_after_ms: int  # 0: grooming off
     max_bytes: int | None
+    floor_ms: int = 24 * HOUR_MS  # each camera's newest footage that pressure never takes
 
     @classmethod
     def from_settings(cls, s: RetentionSettings) -> Policy:
@@ -59,6 +63,7 @@ class Policy:
             ms(s.hot_days),
             ms(s.thin_after_days),
             s.max_bytes,
+            round(s.pressure_floor_hours * HOUR_MS),
         )
 
 
@@ -277,6 +282,26 @@ def over_quota(
     return out, excess
 
 
+def pressure_floors(
+    newest_end: Mapping[str, int], policies: Mapping[str, Policy], now_ms: int
+) -> dict[str, int]:
+    """Per camera, the end time after which pressure deletes and thins nothing: its newest
+    footage's end (never later than now, so a segment stamped in the future cannot shrink the
+    floor) minus its `pressure_floor_hours`. Measured from the newest footage, not from now: a
+    camera cut off two days ago keeps the last day it saw."""
+    return {
+        camera: min(end, now_ms) - policies[camera].floor_ms
+        for camera, end in newest_end.items()
+        if camera in policies
+    }
+
+
+def in_floor(c: Candidate, floors: Mapping[str, int]) -> bool:
+    """Inside its camera's pressure floor; a camera the floors do not name is kept whole
+    (they name every camera with footage: failing safe costs nothing)."""
+    return c.end_ms > floors.get(c.camera, c.end_ms - 1)
+
+
 @dataclass(frozen=True, slots=True)
 class PressureStep:
     number: int
@@ -306,15 +331,19 @@ def relieve(
     now_ms: int,
     archives: ArchiveRoom,
     taken: set[int],
+    floors: Mapping[str, int],
 ) -> tuple[list[Decision], int]:
     """One pressure step over a volume's candidates: decisions and the bytes still needed.
 
-    `taken` holds the ids already decided by earlier steps (updated here)."""
+    `taken` holds the ids already decided by earlier steps (updated here). Footage inside its
+    camera's floor (`pressure_floors`) may move to an archive, never be deleted or thinned."""
     out = []
     for c in oldest_first:
         if need <= 0:
             break
         if c.id in taken or not step.applies(c, policies[c.camera], now_ms):
+            continue
+        if step.action != MIGRATE and in_floor(c, floors):
             continue
         if protection_for(c, protections, now_ms) is not None:
             continue

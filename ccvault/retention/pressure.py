@@ -4,8 +4,12 @@ A volume under its reserve (the low-water mark: the larger of `reserve_free_perc
 `reserve_free_bytes`) is freed up to the high-water mark: the reserve plus one hour of current
 ingest — or a tenth of the volume when an hour does not fit, so a small disk is not emptied
 every time. A volume over its own `max_bytes` is brought back under it. The order is
-`planner.PRESSURE_STEPS`; held and pinned footage is never chosen. When only that is left the
-volume is reported blocked, and new segments go to the next volume with room.
+`planner.PRESSURE_STEPS`; held and pinned footage is never chosen, nor is deleted or thinned
+what ends inside each camera's newest `pressure_floor_hours`. When only that is left — or
+another program fills the disk faster than footage could be freed — the volume is reported
+`Blocked` (with how much of its filesystem is not footage: the used bytes minus the footage of
+every volume on that filesystem, counted once per filesystem), and new segments go to the next
+volume with room.
 
 Volumes on one filesystem share its free space: what one frees relieves the others, so their
 need is planned once (each volume's footage in turn, until the filesystem is back over its
@@ -32,9 +36,12 @@ from ccvault.retention.planner import (
     ArchiveRoom,
     Decision,
     Protection,
+    in_floor,
+    pressure_floors,
+    protection_for,
     relieve,
 )
-from ccvault.storage.volumes import Volume
+from ccvault.storage.volumes import Blocked, Volume
 
 HOUR_MS = 3_600_000
 
@@ -50,6 +57,7 @@ class Space:
     high_water: int
     footage: int
     max_bytes: int | None
+    foreign: int = 0  # bytes used on its filesystem that are not catalogued footage
 
     def need(self) -> tuple[int, str]:
         """Bytes to free now and the rule that asks for them (0 when none)."""
@@ -81,16 +89,20 @@ def measure(
     hour = ingest_per_hour(conn, config, now_ms)
     footage = candidates.usage(conn)[1]
     settings = {v.name: v for v in config.storage.volumes}
+    devices = _devices(volumes)
+    on_device: dict[int, int] = {}  # footage per filesystem, every volume on it counted
+    for name, device in devices.items():
+        on_device[device] = on_device.get(device, 0) + footage.get(name, 0)
     out = {}
     for volume in volumes:
         cfg = settings.get(volume.name)
-        if not volume.available or cfg is None:
+        if not volume.available or cfg is None or volume.name not in devices:
             continue
         try:
             du = psutil.disk_usage(str(volume.path))
-            filesystem = os.stat(volume.path).st_dev
         except OSError:
             continue
+        filesystem = devices[volume.name]
         reserve = cfg.reserve_bytes(du.total)
         out[volume.name] = Space(
             volume.name,
@@ -102,7 +114,18 @@ def measure(
             reserve + min(hour, du.total // 10),
             footage.get(volume.name, 0),
             cfg.max_bytes,
+            max(0, du.used - on_device[filesystem]),
         )
+    return out
+
+
+def _devices(volumes: list[Volume]) -> dict[str, int]:
+    """The filesystem (st_dev) of each available volume."""
+    out = {}
+    for volume in volumes:
+        if volume.available:
+            with contextlib.suppress(OSError):
+                out[volume.name] = os.stat(volume.path).st_dev
     return out
 
 
@@ -123,8 +146,7 @@ def archive_room(spaces: dict[str, Space]) -> ArchiveRoom:
 @dataclass
 class PressurePlan:
     decisions: list[Decision]
-    blocked: dict[str, int]  # volume → bytes it stays under its reserve with only protected
-    # footage left
+    blocked: dict[str, Blocked]  # volumes left under their reserve with nothing more to take
     under: dict[str, int]  # volume → bytes needed before planning
 
 
@@ -140,6 +162,7 @@ def plan(
     out = PressurePlan([], {}, {})
     freed: dict[int, int] = {}  # filesystem -> bytes this plan frees there
     left_after: dict[str, int] = {}  # volume -> still needed after its own footage
+    floors = pressure_floors(queries.last_segment_ends(conn), sc.policies, now_ms)
     for space in spaces.values():
         need, rule = space.need()
         shared = rule.startswith("pressure:")
@@ -149,7 +172,7 @@ def plan(
             continue
         out.under[space.volume] = need
         decisions, left = _relieve_volume(
-            conn, sc, space, need, rule, protections, now_ms, archives, taken
+            conn, sc, space, need, rule, protections, now_ms, archives, taken, floors
         )
         out.decisions += decisions
         left_after[space.volume] = left
@@ -163,7 +186,9 @@ def plan(
         # Blocked only if even this leaves the volume under its reserve (short of the
         # high-water mark is fine: that margin is a wish, the reserve is the rule).
         if left > space.high_water - space.reserve:
-            out.blocked[name] = left - (space.high_water - space.reserve)
+            held, floor = _kept(conn, sc, name, protections, now_ms, taken, floors)
+            short = left - (space.high_water - space.reserve)
+            out.blocked[name] = Blocked(short, space.foreign, held, floor)
     return out
 
 
@@ -177,6 +202,7 @@ def _relieve_volume(
     now_ms: int,
     archives: ArchiveRoom,
     taken: set[int],
+    floors: dict[str, int],
 ) -> tuple[list[Decision], int]:
     """This volume's footage, step by step in PRESSURE_STEPS order, until `need` is met;
     returns the decisions and what is still needed (<= 0: met)."""
@@ -188,7 +214,7 @@ def _relieve_volume(
             continue
         for batch in candidates.volume_oldest(conn, sc, space.volume):
             decisions, need = relieve(
-                step, batch, need, rule, sc.policies, protections, now_ms, archives, taken
+                step, batch, need, rule, sc.policies, protections, now_ms, archives, taken, floors
             )
             out += decisions
             if need <= 0:
@@ -196,15 +222,34 @@ def _relieve_volume(
     return out, need
 
 
+def _kept(
+    conn: sqlite3.Connection,
+    sc: Scope,
+    volume: str,
+    protections: list[Protection],
+    now_ms: int,
+    taken: set[int],
+    floors: dict[str, int],
+) -> tuple[int, int]:
+    """Bytes of footage pressure left on a blocked volume: held or pinned, and inside the
+    floor (a walk over the volume, only when it is blocked)."""
+    held = floor = 0
+    for batch in candidates.volume_oldest(conn, sc, volume):
+        for c in batch:
+            if c.id in taken:
+                continue
+            if protection_for(c, protections, now_ms) is not None:
+                held += c.bytes
+            elif in_floor(c, floors):
+                floor += c.bytes
+    return held, floor
+
+
 def low_filesystems(paths: dict[str, Path], volumes: list[Volume]) -> dict[str, int]:
     """Free bytes of each named path (the catalog's directory, the spool) that is not on an
     available volume's filesystem and is under the default reserve. ccvault cannot free space
     there by purging footage, so these are reported, never acted on."""
-    devices = set()
-    for volume in volumes:
-        if volume.available:
-            with contextlib.suppress(OSError):
-                devices.add(os.stat(volume.path).st_dev)
+    devices = set(_devices(volumes).values())
     floor = VolumeConfig.model_fields["reserve_free_bytes"].default
     percent = VolumeConfig.model_fields["reserve_free_percent"].default
     low = {}

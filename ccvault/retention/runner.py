@@ -3,7 +3,7 @@
 The three are scheduled by the daemon; this part owns what they share — the executor, the
 lock that keeps two pressure checks from running at once, and which filesystems without a
 volume (the catalog's, the spool's) were last seen under a reserve. What pressure finds
-(volumes blocked by held footage) goes to the `VolumeSet`, its owner.
+(volumes it cannot free enough) goes to the `VolumeSet`, its owner.
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ from ccvault.recorder.ffmpeg import ffmpeg_binary
 from ccvault.retention.executor import Executor, PurgeCounters
 from ccvault.retention.passes import PassState, run_pass, run_pressure
 from ccvault.retention.pressure import low_filesystems
-from ccvault.storage.volumes import VolumeSet, usage
+from ccvault.storage.volumes import Blocked, VolumeSet, usage
 
 log = structlog.get_logger("ccvault.retention")
 
@@ -60,6 +60,8 @@ class RetentionRunner:
     def routine(self) -> None:
         """The routine pass: every rule, then quotas, then pressure; leftovers past the
         ceiling. A failed action is the `purge_failed` event."""
+        if self.writer.gone:
+            return  # catalog_error says it; nothing is planned on a catalog not there
         state = PassState()
         with self.writer.reader() as conn:
             outcome = run_pass(
@@ -88,8 +90,8 @@ class RetentionRunner:
 
     def pressure(self) -> None:
         """The 30-second check: free what volumes under their reserve need, nothing else."""
-        if not self._pressure_lock.acquire(blocking=False):
-            return  # the other trigger is at it
+        if self.writer.gone or not self._pressure_lock.acquire(blocking=False):
+            return  # the catalog is gone (catalog_error), or the other trigger is at it
         try:
             with self.writer.reader() as conn:
                 state = run_pressure(
@@ -105,20 +107,23 @@ class RetentionRunner:
         self._report_low_filesystems()
         settings = {v.name: v for v in self.config.storage.volumes}
         for volume in self.volumes.current():
+            if volume.name in self.volumes.blocked:
+                continue  # freed all it may: the 30-second check looks again
             sizes = usage(volume) if volume.available else None
             if sizes and sizes[1] < settings[volume.name].reserve_bytes(sizes[0]):
                 self.pressure()
                 return
 
     def failed(self, job: str, exc: BaseException) -> None:
-        """A pass that raised is the `purge_failed` event too."""
+        """A pass that raised is the `purge_failed` event too (one that found the catalog gone
+        is not: `Jobs` says so, and catalog_error)."""
         emit(Event("purge_failed", f"the {job} pass failed: {exc}", {}, {"job": job}))
 
     def apply(self, config: Config) -> None:
         self.config = config
         self.executor.ffmpeg = ffmpeg_binary(config)
 
-    def _blocked(self, blocked: dict[str, int]) -> None:
+    def _blocked(self, blocked: dict[str, Blocked]) -> None:
         self.volumes.set_blocked(blocked)
         self.on_blocked()
 

@@ -2,7 +2,10 @@
 alerts, the Prometheus gauges and systemd's STATUS= line are computed, so they always agree.
 
 This part owns what the checks learn more slowly (the forecast, whether the clock is synced,
-how far the audit chain is verified) and the latest snapshot.
+how far the audit chain is verified) and the latest snapshot. It also asks, every check, whether
+the catalog the daemon opened is still at its path: a catalog deleted or replaced is the
+`catalog_error` alert (the writer refuses every write meanwhile), and when that very catalog is
+back (restored from a backup) it is reopened and `on_catalog_back` stores what waited.
 """
 
 from __future__ import annotations
@@ -10,6 +13,7 @@ from __future__ import annotations
 import sqlite3
 import time
 from collections.abc import Callable, Iterable
+from contextlib import suppress
 
 import structlog
 
@@ -17,7 +21,7 @@ from ccvault.alerts.manager import AlertManager
 from ccvault.catalog import queries
 from ccvault.catalog.audit import AuditLog
 from ccvault.catalog.audit_verify import Verifier
-from ccvault.catalog.writer import CatalogWriter
+from ccvault.catalog.writer import CatalogGone, CatalogWriter
 from ccvault.catalog.writes.audit import read_head
 from ccvault.config.model import Config
 from ccvault.host.clock import Clock
@@ -68,16 +72,24 @@ class HealthChecks:
             if alerts.firing("audit_chain_broken")
             else None
         )
+        self.clock_unknown: str | None = None
+        self.on_catalog_back: Callable[[], None] = lambda: None  # set by the daemon's parts
+        self._catalog_gone: str | None = None
         self.last: Health | None = None
 
     def check(self) -> None:
-        """Every check_seconds: volumes again, then the snapshot and what follows from it."""
-        self.volumes.refresh()
+        """Every check_seconds: the catalog and the volumes again, then the snapshot and what
+        follows from it."""
+        self._check_catalog()
+        with suppress(CatalogGone):  # the volumes as last checked meanwhile
+            self.volumes.refresh()
         now_ms = self.clock.wall_ms()
         if not (self.forecast or {}).get("bytes_per_day"):
             self._refresh_forecast(now_ms)  # no write rate yet: cheap, and soon known
         snapshot = self._snapshot(now_ms)
         self.alerts.evaluate(snapshot)
+        with suppress(CatalogGone, sqlite3.Error):
+            self.alerts.send_recorded(now_ms)  # events CLI commands recorded
         self.metrics.observe(snapshot, self.alerts.firing_counts())
         self.last = snapshot
         self.notifier.status(self.status_line())
@@ -86,8 +98,11 @@ class HealthChecks:
         """Once a minute: the forecast (headroom), the clock, old alert history."""
         now_ms = self.clock.wall_ms()
         self._refresh_forecast(now_ms)
-        self.clock_synced = health.clock_synced(self.config.alerts.clock_sync)
-        self.alerts.prune(now_ms)
+        mode = self.config.alerts.clock_sync
+        self.clock_synced = health.clock_synced(mode)
+        self.clock_unknown = health.clock_unknown(mode, self.clock_synced)
+        with suppress(CatalogGone):
+            self.alerts.prune(now_ms)
 
     def audit(self) -> None:
         """The audit chain against the catalog's head and the signed checkpoints: all of it at
@@ -95,8 +110,11 @@ class HealthChecks:
         `audit_chain_broken` firing, across restarts too: they are in the files and the
         catalog, not in this process."""
         rereads = self.audit_verifier.rereads
-        with self.writer.reader() as conn:  # one connection for both reads of the head
-            report = self.audit_verifier.check(lambda: read_head(conn))
+        try:
+            with self.writer.reader() as conn:  # one connection for both reads of the head
+                report = self.audit_verifier.check(lambda: read_head(conn))
+        except CatalogGone:
+            return  # the head is in the catalog: checked again once it is back
         if self.audit_verifier.rereads > rereads:
             log.warning("audit.reread", reason="what was verified changed: read it all again")
         error = report.summary() or None
@@ -119,12 +137,26 @@ class HealthChecks:
     def apply(self, config: Config) -> None:
         self.config = config
 
+    def _check_catalog(self) -> None:
+        """Is the catalog opened still at its path? When it was gone and is back, reopen it."""
+        gone = self.writer.verify()
+        if gone is not None and gone != self._catalog_gone:
+            log.error("catalog.gone", error=gone)
+        self._catalog_gone = gone
+        if gone is not None and self.writer.reopen():
+            log.warning("catalog.reopened", catalog=str(self.writer.path))
+            self._catalog_gone = None
+            self.on_catalog_back()
+
     def _snapshot(self, now_ms: int) -> Health:
         try:
             with self.writer.reader() as conn:
                 cameras = health.cameras_health(self.recorders(), conn, time.monotonic())
                 corrupt = queries.corrupt_since(conn, now_ms - DAY_MS)
             catalog_error = self.writer.last_error
+        except CatalogGone as exc:
+            cameras = health.cameras_health(self.recorders(), None, time.monotonic())
+            corrupt, catalog_error = {}, self.writer.last_error or exc.problem
         except sqlite3.Error as exc:
             cameras, corrupt, catalog_error = (), {}, f"cannot read the catalog: {exc}"
         report = self.forecast
@@ -139,11 +171,12 @@ class HealthChecks:
             audit_error=self.audit_error,
             corrupt=corrupt,
             clock_synced=self.clock_synced,
+            clock_unknown=self.clock_unknown,
         )
 
     def _refresh_forecast(self, now_ms: int) -> None:
         try:
             with self.writer.reader() as conn:
                 self.forecast = forecast.build(conn, self.config, self.volumes.current(), now_ms)
-        except sqlite3.Error as exc:
+        except (sqlite3.Error, CatalogGone) as exc:
             log.error("forecast.failed", error=str(exc))

@@ -18,6 +18,7 @@ from types import FrameType
 import structlog
 
 from ccvault.catalog.audit_checkpoints import CheckpointKind
+from ccvault.catalog.writer import CatalogGone
 from ccvault.config.loading import LoadedConfig
 from ccvault.config.model import Config
 from ccvault.config.secrets import check_secrets
@@ -162,6 +163,12 @@ class Daemon:
         self.notifier.reloading()
         path, writer = self.loaded.path, parts.writer
         log.info("config.reloading", config=str(path))
+        try:
+            writer.check()  # a reload is audited: not while the catalog is gone
+        except CatalogGone as exc:
+            log.error("config.reload_refused", error=exc.problem)
+            self.notifier.ready(parts.checks.status_line())
+            return
         try:
             loaded = reload.load_new(self.config, path)
         except ConfigError as exc:

@@ -8,6 +8,8 @@ every job failure is logged (APScheduler alone would only log it to stdlib loggi
 
 from __future__ import annotations
 
+import contextlib
+import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -15,8 +17,10 @@ from datetime import UTC, datetime, timedelta
 
 import structlog
 from apscheduler.events import EVENT_JOB_ERROR, EVENT_JOB_MISSED, JobExecutionEvent
+from apscheduler.jobstores.base import JobLookupError
 from apscheduler.schedulers.background import BackgroundScheduler
 
+from ccvault.catalog.writer import CatalogGone
 from ccvault.config.model import Config
 
 log = structlog.get_logger("ccvault.service")
@@ -56,6 +60,10 @@ class Jobs:
             timezone="UTC",
         )
         self.scheduler.add_listener(self._failed, EVENT_JOB_ERROR | EVENT_JOB_MISSED)
+        # What matters is logged above, as JSON; APScheduler's own stdlib lines (a traceback
+        # per failure, "skipped: maximum number of running instances" when a job asked to run
+        # soon is still running) would go to stderr unstructured, mid-line in the journal.
+        logging.getLogger("apscheduler").setLevel(logging.CRITICAL)
         self.scheduler.add_job(self._beat, "interval", seconds=SCHEDULER_BEAT_S, id="heartbeat")
         now = datetime.now(UTC)
         for job in jobs:
@@ -77,6 +85,12 @@ class Jobs:
         """Waits for running jobs: a running pass stops at its next batch."""
         self.scheduler.shutdown(wait=True)
 
+    def run_soon(self, job_id: str) -> None:
+        """Run a job now instead of at its next interval (e.g. the health check when a camera
+        changes state, so an alert does not wait for the next check)."""
+        with contextlib.suppress(JobLookupError):  # stopping, or not scheduled
+            self.scheduler.modify_job(job_id, next_run_time=datetime.now(UTC))
+
     def apply(self, config: Config) -> None:
         """Reschedule the jobs whose interval the new config changes."""
         for job in self.jobs.values():
@@ -92,6 +106,9 @@ class Jobs:
     def _failed(self, event: JobExecutionEvent) -> None:
         if event.exception is None:
             log.warning("scheduler.job_missed", job=event.job_id)
+            return
+        if isinstance(event.exception, CatalogGone):  # catalog_error says it; runs again later
+            log.warning("scheduler.job_waiting", job=event.job_id, reason="the catalog is gone")
             return
         log.error("scheduler.job_failed", job=event.job_id, error=repr(event.exception))
         job = self.jobs.get(event.job_id)

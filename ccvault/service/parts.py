@@ -8,6 +8,7 @@ stops them. State lives in the part that owns it; this module only joins them.
 
 from __future__ import annotations
 
+import contextlib
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -22,7 +23,7 @@ from ccvault.api.context import ApiContext
 from ccvault.api.server import ApiServer
 from ccvault.catalog.audit import audit_log
 from ccvault.catalog.audit_checkpoints import CheckpointKind
-from ccvault.catalog.writer import CatalogWriter
+from ccvault.catalog.writer import CatalogGone, CatalogWriter
 from ccvault.config.loading import LoadedConfig
 from ccvault.config.model import Config
 from ccvault.evidence.jobs import ExportJobs
@@ -56,6 +57,8 @@ class Footage:
     supervisor: Supervisor
     ingestor: Ingestor
     router: SpoolRouter
+    # Called when a camera changes state (the health check runs at once, for the alerts).
+    state_changed: list[Callable[[], None]] = field(default_factory=list)
 
 
 @dataclass
@@ -91,6 +94,38 @@ class Parts:
             self.footage.supervisor.apply,
             self.volumes.apply,
         ]
+
+    def catalog_back(self, now_ms: int) -> None:
+        """The catalog the daemon opened is back at its path (restored from a backup, so
+        possibly older than the disks): finish interrupted file operations, reconcile it with
+        the volumes as a start-up does (footage stored since the backup is adopted, footage
+        gone since is reported missing), put what fires and each camera's state on record,
+        and let ingest store what waited in the spool."""
+        footage = self.footage
+        recovered = recover(self.writer, self.volumes.current())
+        self.volumes.refresh()
+        self.writer.cameras.ensure(list(footage.supervisor.recorders))
+        # The ingest thread stores the spool itself: two scanners of one spool would race.
+        report = reconcile(
+            self.writer,
+            footage.store,
+            self.volumes.current(),
+            None,
+            dry_run=False,
+            daemon_running=False,
+            cameras=list(footage.supervisor.recorders),
+        )
+        self.alerts.catalog_back(now_ms)
+        footage.supervisor.announce()
+        self.writer.record_event(
+            "daemon",
+            "catalog.reopened",
+            "catalog",
+            {"intents_recovered": recovered, **{k: len(v) for k, v in report.as_json().items()}},
+            now_ms,
+        )
+        footage.ingestor.wake()
+        self.exports.resume()
 
 
 @dataclass(frozen=True)
@@ -138,18 +173,31 @@ def build(shared: Shared) -> Parts:
         clock.wall_ms(),
     )
     footage = _footage(shared, writer, volumes)
-    return _serving(shared, writer, volumes, footage)
+    parts = _serving(shared, writer, volumes, footage)
+    parts.checks.on_catalog_back = lambda: parts.catalog_back(clock.wall_ms())
+    return parts
 
 
 def _footage(shared: Shared, writer: CatalogWriter, volumes: VolumeSet) -> Footage:
     """Recorders, spool and store, reconciled before anything records."""
     config, clock = shared.loaded.config, shared.clock
-    store = SegmentStore(writer, volumes.writable, clock, shared.metrics)
+    # A camera's frames count as footage once a segment of it is in the catalog.
+    store = SegmentStore(
+        writer,
+        volumes.writable,
+        clock,
+        shared.metrics,
+        on_stored=lambda camera: supervisor.segment_stored(camera),
+    )
     spools = spool_dirs(config, volumes.current())
     log.info("daemon.spool", spool=str(spools.record))
+    changed: list[Callable[[], None]] = []
 
     def save_state(camera: str, state: CameraState, since_ms: int, reason: str) -> None:
-        writer.cameras.set_state(camera, str(state), since_ms, reason)
+        with contextlib.suppress(CatalogGone):  # published again by `Parts.catalog_back`
+            writer.cameras.set_state(camera, str(state), since_ms, reason)
+        for poke in changed:
+            poke()
 
     supervisor = Supervisor(config, spools.record, clock, save_state, lambda: ingestor.wake())
     ingestor = Ingestor(store, spools.drain, supervisor.active_runs)
@@ -163,7 +211,7 @@ def _footage(shared: Shared, writer: CatalogWriter, volumes: VolumeSet) -> Foota
         cameras=[c.name for c in config.cameras],
     )
     router = SpoolRouter(config, volumes, ingestor, supervisor.move_spool, spools.record)
-    return Footage(store, supervisor, ingestor, router)
+    return Footage(store, supervisor, ingestor, router, changed)
 
 
 def _serving(shared: Shared, writer: CatalogWriter, volumes: VolumeSet, footage: Footage) -> Parts:
@@ -206,6 +254,7 @@ def _serving(shared: Shared, writer: CatalogWriter, volumes: VolumeSet, footage:
     )
     scrubber = Scrubber(writer, volumes.current, clock, config.integrity.scrub_mb_per_s)
     jobs = _jobs(config, footage, retention, checks, exports, clock, writer)
+    footage.state_changed.append(lambda: jobs.run_soon("health"))
     return Parts(
         writer,
         volumes,

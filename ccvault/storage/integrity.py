@@ -9,6 +9,7 @@ never silently replaced or repaired). The position survives restarts (meta `scru
 from __future__ import annotations
 
 import hashlib
+import sqlite3
 import stat
 import threading
 import time
@@ -22,7 +23,7 @@ import structlog
 
 from ccvault.catalog import queries
 from ccvault.catalog.rows import Segment
-from ccvault.catalog.writer import CatalogWriter
+from ccvault.catalog.writer import CatalogGone, CatalogWriter
 from ccvault.config.model import Config
 from ccvault.host.clock import Clock
 from ccvault.storage.media import sha256_file
@@ -75,7 +76,12 @@ class Scrubber:
         if self.bytes_per_s <= 0:
             return
         while not self.stop_event.is_set():
-            if not self.scrub_next():
+            try:
+                found = self.scrub_next()
+            except (CatalogGone, sqlite3.Error) as exc:  # catalog_error; try again later
+                log.warning("scrub.paused", error=str(exc))
+                found = False
+            if not found:
                 self.stop_event.wait(IDLE_S)
 
     def scrub_next(self) -> bool:

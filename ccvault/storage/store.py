@@ -8,15 +8,19 @@ the next scan ingests again, or a placed file that the same scan recognises as i
 3. fsync the target directory;
 4. commit the catalog row;
 5. remove the source.
+Nothing is half-stored: the catalog is checked to be the one opened before a file is placed,
+and a file placed for a row that then does not commit is removed again (the spool keeps it).
 """
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from enum import Enum
 from pathlib import Path
 from typing import Protocol
 
@@ -52,6 +56,12 @@ class Stored:
     reason: str = ""
 
 
+class Placed(Enum):
+    NEW = "new"  # this call linked or copied the bytes there
+    SAME = "same"  # the very bytes were there already (an interrupted earlier attempt)
+    TAKEN = "taken"  # other bytes hold that name: choose another, never replace
+
+
 def segment_relpath(camera: str, start_ms: int, duration_ms: int, attempt: int = 0) -> str:
     moment = datetime.fromtimestamp(start_ms / 1000, UTC)
     suffix = f"-{attempt}" if attempt else ""
@@ -65,11 +75,13 @@ class SegmentStore:
         volumes: Callable[[], list[Volume]],
         clock: Clock,
         metrics: StoreCounters | None = None,
+        on_stored: Callable[[str], None] = lambda _camera: None,
     ) -> None:
         self.writer = writer
         self.volumes = volumes
         self.clock = clock
         self.metrics = metrics  # counts each segment catalogued (not duplicates)
+        self.on_stored = on_stored  # a camera's segment is in the catalog (its recorder's news)
         self.write_errors: dict[str, str] = {}  # volume -> why the last write there failed
 
     def _target(self) -> Volume:
@@ -90,6 +102,7 @@ class SegmentStore:
         analysis: int = 0,
     ) -> Stored:
         """Place src on the target volume and catalogue it; idempotent after a crash."""
+        self.writer.check()  # a catalog gone: the file stays in the spool, nothing is placed
         volume = self._target()
         try:
             stored = self._add_to(
@@ -119,7 +132,7 @@ class SegmentStore:
             dst = volume.path / rel
             make_dirs(dst.parent)
             placed = self._place(src, dst, sha256)
-            if placed is None:
+            if placed is Placed.TAKEN:
                 continue  # another file holds that name: try the next name, never replace
             fsync_dir(dst.parent)
             seg = NewSegment(
@@ -134,7 +147,8 @@ class SegmentStore:
                 origin,
                 analysis,
             )
-            seg_id = self.writer.segments.add(seg, self.clock.wall_ms())
+            with _undone_unless_committed(dst, placed):
+                seg_id = self.writer.segments.add(seg, self.clock.wall_ms())
             _unlink_if_other(src, dst)
             if seg_id is None:
                 return Stored("duplicate", dst, camera, reason="already catalogued")
@@ -150,31 +164,30 @@ class SegmentStore:
             )
             if self.metrics is not None:
                 self.metrics.segment_written(camera, seg.bytes)
+            self.on_stored(camera)
             return Stored("ingested", dst, camera, seg_id)
         raise RuntimeError(f"no free file name for {camera} at {start_ms}")
 
     @staticmethod
-    def _place(src: Path, dst: Path, sha256: str) -> bool | None:
-        """Put src's bytes at dst without replacing anything.
-
-        True: dst now holds them. None: dst holds other bytes (choose another name)."""
+    def _place(src: Path, dst: Path, sha256: str) -> Placed:
+        """Put src's bytes at dst without replacing anything."""
         try:
             os.link(src, dst)
-            return True
+            return Placed.NEW
         except FileExistsError:
             same = _same_file(src, dst) or sha256_file(dst) == sha256
-            return True if same else None
+            return Placed.SAME if same else Placed.TAKEN
         except OSError as exc:
             if exc.errno not in (errno.EXDEV, errno.EPERM, errno.ENOTSUP):
                 raise
         try:
             copied = copy_hashed(src, dst)
         except FileExistsError:
-            return True if sha256_file(dst) == sha256 else None
+            return Placed.SAME if sha256_file(dst) == sha256 else Placed.TAKEN
         if copied != sha256:
             dst.unlink()
             raise OSError(errno.EIO, f"copy of {src} to {dst} does not match its hash")
-        return True
+        return Placed.NEW
 
     def quarantine(
         self, src: Path, camera: str | None, reason: str, volume: Volume | None = None
@@ -182,6 +195,7 @@ class SegmentStore:
         """Keep a file we cannot stand behind out of the store, with the reason, never delete.
 
         A file already on a volume stays on that volume (a rename, not a copy)."""
+        self.writer.check()
         volume = volume or self._target()
         qdir = volume.path / QUARANTINE_DIR / (camera or "unknown")
         make_dirs(qdir)
@@ -203,9 +217,10 @@ class SegmentStore:
         fsync_dir(qdir)
         size = dst.stat().st_size
         rel = str(dst.relative_to(volume.path))
-        self.writer.segments.quarantine(
-            volume.name, rel, camera, reason, size, self.clock.wall_ms()
-        )
+        with _undone_unless_committed(dst, Placed.NEW):
+            self.writer.segments.quarantine(
+                volume.name, rel, camera, reason, size, self.clock.wall_ms()
+            )
         _unlink_if_other(src, dst)
         log.warning(
             "segment.quarantined",
@@ -216,6 +231,20 @@ class SegmentStore:
             path=rel,
         )
         return Stored("quarantined", dst, camera, reason=reason)
+
+
+@contextlib.contextmanager
+def _undone_unless_committed(dst: Path, placed: Placed) -> Iterator[None]:
+    """A file this call placed for a row that does not commit (the catalog refused it, or is
+    gone) is removed again: the source stays where it was, to be stored later."""
+    try:
+        yield
+    except BaseException:
+        if placed is Placed.NEW:
+            dst.unlink(missing_ok=True)
+            fsync_dir(dst.parent)
+            log.warning("segment.placement_undone", path=str(dst))
+        raise
 
 
 def _same_file(a: Path, b: Path) -> bool:

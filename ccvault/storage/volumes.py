@@ -185,6 +185,16 @@ def target_for_new_segments(volumes: list[Volume]) -> Volume | None:
 
 
 @dataclass(frozen=True, slots=True)
+class Blocked:
+    """A volume disk pressure cannot bring back over its reserve: new footage goes elsewhere."""
+
+    need: int  # bytes it stays under its reserve after every deletion pressure may make
+    foreign: int  # bytes on its filesystem that are not catalogued footage (other programs)
+    held: int  # held or export-pinned footage left on it
+    floor: int  # each camera's newest footage left on it (pressure_floor_hours)
+
+
+@dataclass(frozen=True, slots=True)
 class Spools:
     """Where recorders write now (`record`), and every spool ingest must drain (`drain`, the
     first of them being `record`)."""
@@ -234,7 +244,7 @@ class VolumeSet:
         self.config, self.writer, self.now_ms = config, writer, now_ms
         self.on_return = on_return  # a volume came back: intents that waited for it
         self._volumes: list[Volume] = []
-        self.blocked: dict[str, int] = {}  # volume -> bytes it cannot free
+        self.blocked: dict[str, Blocked] = {}  # volumes pressure cannot free enough
 
     def current(self) -> list[Volume]:
         return self._volumes
@@ -262,12 +272,21 @@ class VolumeSet:
             self.on_return(self._volumes)
         return self._volumes
 
-    def set_blocked(self, blocked: dict[str, int]) -> bool:
+    def set_blocked(self, blocked: dict[str, Blocked]) -> bool:
         """Take what the latest pressure check found; True when the set of blocked volumes
         changed (new footage may have to go elsewhere)."""
-        for name, need in blocked.items():
+        for name, why in blocked.items():
             if name not in self.blocked:
-                log.error("held_footage_blocking", volume=name, need_bytes=need)
+                log.error(
+                    "volume.blocked",
+                    volume=name,
+                    need_bytes=why.need,
+                    foreign_bytes=why.foreign,
+                    held_bytes=why.held,
+                    floor_bytes=why.floor,
+                )
+                if why.held:
+                    log.error("held_footage_blocking", volume=name, need_bytes=why.need)
         for name in self.blocked.keys() - blocked.keys():
             log.info("volume.accepting", volume=name)
         changed = blocked.keys() != self.blocked.keys()

@@ -16,7 +16,7 @@ from pathlib import Path
 
 from ccvault.catalog import queries
 from ccvault.recorder.camera import CameraRecorder
-from ccvault.storage.volumes import Volume, usage
+from ccvault.storage.volumes import Blocked, Volume, usage
 
 TIMESYNC_DIR = Path("/run/systemd/timesync")
 
@@ -47,12 +47,13 @@ class Health:
     volumes: tuple[VolumeHealth, ...]
     cameras: tuple[CameraHealth, ...]
     write_errors: dict[str, str] = field(default_factory=dict)  # volume -> last write error
-    blocked: dict[str, int] = field(default_factory=dict)  # volume -> bytes it cannot free
+    blocked: dict[str, Blocked] = field(default_factory=dict)  # volumes pressure cannot free
     at_risk: dict | None = None  # forecast report when retention is at risk
     catalog_error: str | None = None
     audit_error: str | None = None
     corrupt: dict[str, int] = field(default_factory=dict)  # camera -> corrupt segments, 24 h
-    clock_synced: bool | None = None  # None: cannot tell (no timesyncd, no chrony)
+    clock_synced: bool | None = None  # None: cannot tell (no timesyncd, no chrony), or off
+    clock_unknown: str | None = None  # why the clock cannot be checked; None: it can, or off
 
 
 def volumes_health(volumes: list[Volume], report: dict | None) -> tuple[VolumeHealth, ...]:
@@ -76,10 +77,12 @@ def volumes_health(volumes: list[Volume], report: dict | None) -> tuple[VolumeHe
 
 
 def cameras_health(
-    recorders: Iterable[CameraRecorder], conn: sqlite3.Connection, monotonic_now: float
+    recorders: Iterable[CameraRecorder], conn: sqlite3.Connection | None, monotonic_now: float
 ) -> tuple[CameraHealth, ...]:
-    last_end = queries.last_segment_ends(conn)
-    waiting = queries.waiting_analysis_ms(conn)
+    """Each recorder's state, with what the catalog says (nothing when it cannot be read: the
+    states alone still tell whether footage is being stored)."""
+    last_end = queries.last_segment_ends(conn) if conn is not None else {}
+    waiting = queries.waiting_analysis_ms(conn) if conn is not None else {}
     return tuple(
         CameraHealth(
             r.camera.name,
@@ -113,6 +116,18 @@ def clock_synced(mode: str, timesync_dir: Path = TIMESYNC_DIR) -> bool | None:
         return False
     match = re.search(r"^Leap status\s*:\s*(.+)$", out, re.MULTILINE)
     return match is not None and match.group(1).strip() != "Not synchronised"
+
+
+def clock_unknown(mode: str, synced: bool | None) -> str | None:
+    """Why nothing tells whether the clock is synchronised (the `clock_unchecked` alert); None
+    when something does, or when `[alerts] clock_sync = "off"` turned the check off on purpose."""
+    if mode == "off" or synced is not None:
+        return None
+    return (
+        f"neither systemd-timesyncd ({TIMESYNC_DIR}) nor chrony (chronyc) is on this host, so "
+        'nothing tells whether the clock is synchronised; set [alerts] clock_sync = "off" to '
+        "accept that"
+    )
 
 
 def status_line(health: Health, firing: dict[str, int]) -> str:

@@ -158,7 +158,8 @@ class CameraOut(Out):
     name: str
     enabled: bool
     state: str = Field(
-        description="As `ccvault status`: disabled, connecting, recording, stalled or offline."
+        description="As `ccvault status`: disabled, connecting, recording, stalled, failing "
+        "(frames arrive, nothing is stored) or offline."
     )
     since: str | None
     since_ms: int | None

@@ -16,13 +16,14 @@ class AlertWrites:
         self._core = core
 
     def open(self, row: AlertRow) -> int:
-        """A firing alert (or a one-off event, saved resolved); its id."""
+        """A firing alert (or a one-off event, saved resolved); its id. `notified_ms` None: no
+        channel has it yet (an event a CLI command recorded, for the daemon to send)."""
         with self._core.transaction() as conn:
             return (
                 conn.execute(
                     "INSERT INTO alerts (name, fingerprint, labels, severity, summary, details,"
                     " event, started_ms, resolved_ms, notified_ms, notices)"
-                    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 1)",
+                    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                     (
                         row.name,
                         row.fingerprint,
@@ -34,6 +35,7 @@ class AlertWrites:
                         row.started_ms,
                         row.resolved_ms,
                         row.notified_ms,
+                        0 if row.notified_ms is None else 1,
                     ),
                 ).lastrowid
                 or 0
@@ -47,6 +49,18 @@ class AlertWrites:
                 "UPDATE alerts SET severity = ?, summary = ?, details = ?,"
                 " notified_ms = ?, notices = notices + 1 WHERE id = ?",
                 (severity, summary, json.dumps(details, sort_keys=True), now_ms, alert_id),
+            )
+
+    def mark_sent(self, alert_id: int, now_ms: int) -> bool:
+        """Claim an unsent event for sending; False when it was sent already (exactly once)."""
+        with self._core.transaction() as conn:
+            return (
+                conn.execute(
+                    "UPDATE alerts SET notified_ms = ?, notices = notices + 1"
+                    " WHERE id = ? AND notified_ms IS NULL",
+                    (now_ms, alert_id),
+                ).rowcount
+                == 1
             )
 
     def resolve(self, alert_id: int, now_ms: int) -> None:

@@ -1,4 +1,4 @@
--- Schema version 6 (audit): the audit chain's head, committed in the same transaction as the
+-- Schema version 6: the audit chain's head, committed in the same transaction as the
 -- action each record describes, so the log cannot be cut, emptied, deleted or replaced
 -- without disagreeing with the catalog. One row; seq NULL until the first record after this
 -- migration anchors it (a log from before has no head to compare with).
