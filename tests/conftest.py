@@ -11,6 +11,7 @@ import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -104,6 +105,8 @@ def open_segment_has_a_fragment(root: Path, camera: str) -> bool:
 def wait_for(
     predicate: Callable[[], Any], timeout: float, interval: float = 0.25, what: str = "condition"
 ) -> Any:
+    """Polls predicate() until it returns something truthy, which is returned. The timeout
+    only ends a wait for what must happen anyway: be generous, the machine may be loaded."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         value = predicate()
@@ -111,6 +114,13 @@ def wait_for(
             return value
         time.sleep(interval)
     raise AssertionError(f"timed out after {timeout} s waiting for {what}")
+
+
+def event_ms(event: dict[str, Any]) -> int:
+    """When the daemon logged an event (its ISO UTC `timestamp`), in epoch ms."""
+    return round(
+        datetime.fromisoformat(event["timestamp"].replace("Z", "+00:00")).timestamp() * 1000
+    )
 
 
 class Daemon:
@@ -122,6 +132,7 @@ class Daemon:
         self.proc: subprocess.Popen[str] | None = None
         self.events: list[dict[str, Any]] = []
         self.raw: list[str] = []
+        self._collector: threading.Thread | None = None
 
     def start(self) -> Daemon:
         self.proc = subprocess.Popen(
@@ -132,8 +143,9 @@ class Daemon:
             cwd=REPO,
             env={**os.environ, **(self.env or {})},
         )
-        threading.Thread(target=self._collect, args=(self.proc,), daemon=True).start()
-        self.wait_event("daemon.ready", timeout=30)
+        self._collector = threading.Thread(target=self._collect, args=(self.proc,), daemon=True)
+        self._collector.start()
+        self.wait_event("daemon.ready", timeout=60)
         return self
 
     def _collect(self, proc: subprocess.Popen[str]) -> None:
@@ -169,14 +181,24 @@ class Daemon:
 
     def stop(self, timeout: float = 30) -> int:
         if self.proc is None or self.proc.poll() is not None:
+            self.drain()
             return self.proc.returncode if self.proc else 0
         self.proc.send_signal(signal.SIGTERM)
-        return self.proc.wait(timeout)
+        code = self.proc.wait(timeout)
+        self.drain()
+        return code
 
     def kill9(self) -> None:
         assert self.proc is not None
         self.proc.kill()
         self.proc.wait()
+        self.drain()
+
+    def drain(self) -> None:
+        """Once the process has exited: wait until every line it wrote is in raw/events
+        (what is checked after a stop must see the whole log, not most of it)."""
+        if self._collector is not None:
+            self._collector.join(30)
 
     def descendants(self) -> list[psutil.Process]:
         assert self.proc is not None

@@ -437,7 +437,8 @@ class SandboxedDaemon(Daemon):
             text=True,
             cwd=REPO,
         )
-        threading.Thread(target=self._collect, args=(self.proc,), daemon=True).start()
+        self._collector = threading.Thread(target=self._collect, args=(self.proc,), daemon=True)
+        self._collector.start()
         self.wait_event("daemon.ready", timeout=30)
         return self
 
