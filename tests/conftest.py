@@ -123,6 +123,46 @@ def event_ms(event: dict[str, Any]) -> int:
     )
 
 
+class Session:
+    """`ccvault` commands in one warm process: tests/crash_step.py's session mode runs each through
+    `ccvault.cli.main` with a fresh App, as a new process would, without the interpreter start
+    and imports (seconds per command on a busy machine). One command at a time."""
+
+    def __init__(self) -> None:
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "tests.crash_step", "session"],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            text=True,
+            cwd=REPO,
+        )
+
+    def run(self, config: Path, *args: str) -> subprocess.CompletedProcess[str]:
+        assert self.proc.stdin is not None and self.proc.stdout is not None
+        self.proc.stdin.write(json.dumps(["--config", str(config), *args]) + "\n")
+        self.proc.stdin.flush()
+        line = self.proc.stdout.readline()
+        assert line, f"ccvault session died ({self.proc.poll()}) running {args}"
+        reply = json.loads(line)
+        return subprocess.CompletedProcess(
+            ["ccvault", *args], reply["rc"], reply["stdout"], reply["stderr"]
+        )
+
+    def json(self, config: Path, *args: str) -> Any:
+        result = self.run(config, *args, "--json")
+        assert result.returncode == 0, (args, result.returncode, result.stderr[-3000:])
+        return json.loads(result.stdout)
+
+    def close(self) -> None:
+        assert self.proc.stdin is not None
+        self.proc.stdin.close()
+        try:
+            self.proc.wait(10)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+
+
 class Daemon:
     """`ccvault run` as a child process, its JSON log lines collected as they arrive."""
 

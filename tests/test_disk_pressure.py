@@ -33,7 +33,7 @@ from ccvault.retention.pressure import low_filesystems
 from ccvault.service.jobs import PRESSURE_EVERY_S
 from ccvault.storage.volumes import Volume
 from ccvault.timefmt import utc_text
-from tests.conftest import Daemon, cli_json, run_cli, wait_for, write_config
+from tests.conftest import Daemon, Session, cli_json, run_cli, wait_for, write_config
 from tests.retention_seed import DAY_MS, Seeded, seed
 
 MIB = 1 << 20
@@ -161,7 +161,9 @@ class FreeSpaceMonitor:
 
 @dataclass
 class Sampler:
-    """What `ccvault segments` shows of the last seconds, asked every `every` s in a thread."""
+    """What `ccvault segments` shows of the last seconds, asked every `every` s per camera, each
+    camera in its own thread and warm CLI session (a new process per question can take longer
+    than `every` on a busy machine, and then too few questions are asked)."""
 
     config: Path
     cameras: tuple[str, ...]
@@ -172,19 +174,27 @@ class Sampler:
     _stop: threading.Event = field(default_factory=threading.Event)
 
     def start(self) -> Sampler:
-        self._thread = threading.Thread(target=self._run, daemon=True, name="sampler")
-        self._thread.start()
+        self._threads = [
+            threading.Thread(
+                target=self._run, args=(camera,), daemon=True, name=f"sampler-{camera}"
+            )
+            for camera in self.cameras
+        ]
+        for thread in self._threads:
+            thread.start()
         return self
 
     def stop(self) -> None:
         self._stop.set()
-        self._thread.join(30)
+        for thread in self._threads:
+            thread.join(30)
 
-    def _run(self) -> None:
-        while not self._stop.is_set():
-            began = time.monotonic()
-            for camera in self.cameras:
-                result = run_cli(
+    def _run(self, camera: str) -> None:
+        session = Session()
+        try:
+            while not self._stop.is_set():
+                began = time.monotonic()
+                result = session.run(
                     self.config,
                     "segments",
                     "--camera",
@@ -194,13 +204,14 @@ class Sampler:
                     "--to",
                     "now",
                     "--json",
-                    timeout=30,
                 )
                 if result.returncode != 0:
                     self.errors.append(result.stderr)
-                    continue
-                self.answers.append((time.time(), camera, json.loads(result.stdout)))
-            self._stop.wait(max(0.0, self.every - (time.monotonic() - began)))
+                else:
+                    self.answers.append((time.time(), camera, json.loads(result.stdout)))
+                self._stop.wait(max(0.0, self.every - (time.monotonic() - began)))
+        finally:
+            session.close()
 
 
 # --------------------------------------------------------------------------------------------

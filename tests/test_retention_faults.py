@@ -32,7 +32,7 @@ from typing import Any
 import pytest
 
 from ccvault.timefmt import utc_text
-from tests.conftest import REPO, Daemon, wait_for, write_config
+from tests.conftest import REPO, Daemon, Session, wait_for, write_config
 from tests.retention_seed import DAY_MS, seed
 
 HOUR_MS = 3_600_000
@@ -50,41 +50,7 @@ STEPS = [
 HELPER = [sys.executable, "-m", "tests.crash_step"]
 
 
-# --- Helpers: a warm CLI session, the store on disk, the invariants --------------------------
-
-
-class Session:
-    """`ccvault` commands through tests/crash_step.py's session mode (see its docstring)."""
-
-    def __init__(self) -> None:
-        self.proc = subprocess.Popen(
-            [*HELPER, "session"], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, cwd=REPO
-        )
-
-    def run(self, config: Path, *args: str) -> subprocess.CompletedProcess[str]:
-        assert self.proc.stdin is not None and self.proc.stdout is not None
-        self.proc.stdin.write(json.dumps(["--config", str(config), *args]) + "\n")
-        self.proc.stdin.flush()
-        line = self.proc.stdout.readline()
-        assert line, f"ccvault session died ({self.proc.poll()}) running {args}"
-        reply = json.loads(line)
-        return subprocess.CompletedProcess(
-            ["ccvault", *args], reply["rc"], reply["stdout"], reply["stderr"]
-        )
-
-    def json(self, config: Path, *args: str) -> Any:
-        result = self.run(config, *args, "--json")
-        assert result.returncode == 0, (args, result.returncode, result.stderr[-3000:])
-        return json.loads(result.stdout)
-
-    def close(self) -> None:
-        assert self.proc.stdin is not None
-        self.proc.stdin.close()
-        try:
-            self.proc.wait(10)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait()
+# --- Helpers: a warm CLI session (tests/conftest.py), the store on disk, the invariants -----
 
 
 @pytest.fixture(scope="module")
