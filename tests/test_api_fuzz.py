@@ -81,6 +81,7 @@ def cpu_seconds() -> float:
     return time.process_time() + children.ru_utime + children.ru_stime
 
 
+@pytest.mark.slow
 @pytest.mark.timeout(170)
 def test_fuzzing_the_schema_finds_no_server_errors(tmp_path: Path) -> None:
     st = st_command()

@@ -393,6 +393,7 @@ YOUNG_SEGMENT_S = 300
 YOUNG_PER_CAMERA = 15
 
 
+@pytest.mark.slow
 def test_full_disk_recording_goes_on_by_premature_deletion_and_held_footage_stays(
     tmp_path: Path, disk: Path, daemon_factory
 ) -> None:
@@ -530,6 +531,7 @@ def recorded_since(daemon: Daemon, camera: str, since_ms: int, count: int) -> Ca
     return check
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     "left_free",
     [
@@ -600,6 +602,7 @@ def test_volume_with_only_held_footage_left_blocks_and_recording_moves_on(
     assert_store_consistent(config, {s.id for s in held})
 
 
+@pytest.mark.slow
 def test_only_volume_with_less_than_an_hour_of_footage_is_not_blocked(
     tmp_path: Path, small_disk: Path, daemon_factory
 ) -> None:

@@ -72,6 +72,7 @@ def test_motion_disabled_for_a_camera_leaves_it_unanalysed(tmp_path: Path, clip:
     assert status["cameras"][0]["motion_backlog_segments"] == 0
 
 
+@pytest.mark.slow
 def test_the_daemon_analyses_live_footage(tmp_path: Path, daemon_factory) -> None:
     # The demo scene: someone crosses the room for 4 s every 16 s. The second camera sees the
     # same, but motion analysis is off for it.

@@ -9,6 +9,7 @@ import time
 from pathlib import Path
 
 import psutil
+import pytest
 
 from tests.conftest import (
     cli_json,
@@ -19,6 +20,9 @@ from tests.conftest import (
     write_config,
 )
 from tests.peers import RtspServer, make_clip
+
+# Every test here runs the daemon against cameras for half a minute or more.
+pytestmark = pytest.mark.slow
 
 SEGMENT_S = 2
 CONNECT_SLACK_S = 3.0  # an RTSP (re)connect, stream probe and first keyframe

@@ -401,6 +401,7 @@ def fast_daemons() -> Iterator[list[FastDaemon]]:
             daemon.proc.wait()
 
 
+@pytest.mark.slow
 def test_kill_9_during_retention_passes(
     tmp_path: Path, cli: Session, fast_daemons: list[FastDaemon]
 ) -> None:

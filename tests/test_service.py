@@ -34,6 +34,9 @@ from tests.conftest import (
 )
 from tests.peers import RtspServer, WebhookReceiver, free_port
 
+# Every test here runs the daemon for many seconds.
+pytestmark = pytest.mark.slow
+
 SEGMENT_S = 2
 
 

@@ -483,6 +483,7 @@ def record_and_analyse(daemon: SandboxedDaemon, config: Path) -> None:
     assert segments and all(s["state"] == "ok" for s in segments)
 
 
+@pytest.mark.slow
 def test_daemon_records_and_analyses_under_the_filter(
     sandbox: list[str], run_sandboxed: Callable[[Path, list[str]], SandboxedDaemon], tmp_path: Path
 ) -> None:
@@ -553,6 +554,7 @@ def namespace() -> list[str]:
     return ["unshare", "-m", "bash", "-c", NAMESPACE, "ns"]
 
 
+@pytest.mark.slow
 def test_daemon_records_in_the_units_mount_namespace(
     sandbox: list[str],
     namespace: list[str],
