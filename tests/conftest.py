@@ -11,6 +11,7 @@ import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -104,6 +105,8 @@ def open_segment_has_a_fragment(root: Path, camera: str) -> bool:
 def wait_for(
     predicate: Callable[[], Any], timeout: float, interval: float = 0.25, what: str = "condition"
 ) -> Any:
+    """Polls predicate() until it returns something truthy, which is returned. The timeout
+    only ends a wait for what must happen anyway: be generous, the machine may be loaded."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         value = predicate()
@@ -111,6 +114,53 @@ def wait_for(
             return value
         time.sleep(interval)
     raise AssertionError(f"timed out after {timeout} s waiting for {what}")
+
+
+def event_ms(event: dict[str, Any]) -> int:
+    """When the daemon logged an event (its ISO UTC `timestamp`), in epoch ms."""
+    return round(
+        datetime.fromisoformat(event["timestamp"].replace("Z", "+00:00")).timestamp() * 1000
+    )
+
+
+class Session:
+    """`ccvault` commands in one warm process: tests/crash_step.py's session mode runs each through
+    `ccvault.cli.main` with a fresh App, as a new process would, without the interpreter start
+    and imports (seconds per command on a busy machine). One command at a time."""
+
+    def __init__(self) -> None:
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "tests.crash_step", "session"],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            text=True,
+            cwd=REPO,
+        )
+
+    def run(self, config: Path, *args: str) -> subprocess.CompletedProcess[str]:
+        assert self.proc.stdin is not None and self.proc.stdout is not None
+        self.proc.stdin.write(json.dumps(["--config", str(config), *args]) + "\n")
+        self.proc.stdin.flush()
+        line = self.proc.stdout.readline()
+        assert line, f"ccvault session died ({self.proc.poll()}) running {args}"
+        reply = json.loads(line)
+        return subprocess.CompletedProcess(
+            ["ccvault", *args], reply["rc"], reply["stdout"], reply["stderr"]
+        )
+
+    def json(self, config: Path, *args: str) -> Any:
+        result = self.run(config, *args, "--json")
+        assert result.returncode == 0, (args, result.returncode, result.stderr[-3000:])
+        return json.loads(result.stdout)
+
+    def close(self) -> None:
+        assert self.proc.stdin is not None
+        self.proc.stdin.close()
+        try:
+            self.proc.wait(10)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
 
 
 class Daemon:
@@ -122,6 +172,7 @@ class Daemon:
         self.proc: subprocess.Popen[str] | None = None
         self.events: list[dict[str, Any]] = []
         self.raw: list[str] = []
+        self._collector: threading.Thread | None = None
 
     def start(self) -> Daemon:
         self.proc = subprocess.Popen(
@@ -132,8 +183,9 @@ class Daemon:
             cwd=REPO,
             env={**os.environ, **(self.env or {})},
         )
-        threading.Thread(target=self._collect, args=(self.proc,), daemon=True).start()
-        self.wait_event("daemon.ready", timeout=30)
+        self._collector = threading.Thread(target=self._collect, args=(self.proc,), daemon=True)
+        self._collector.start()
+        self.wait_event("daemon.ready", timeout=60)
         return self
 
     def _collect(self, proc: subprocess.Popen[str]) -> None:
@@ -169,14 +221,24 @@ class Daemon:
 
     def stop(self, timeout: float = 30) -> int:
         if self.proc is None or self.proc.poll() is not None:
+            self.drain()
             return self.proc.returncode if self.proc else 0
         self.proc.send_signal(signal.SIGTERM)
-        return self.proc.wait(timeout)
+        code = self.proc.wait(timeout)
+        self.drain()
+        return code
 
     def kill9(self) -> None:
         assert self.proc is not None
         self.proc.kill()
         self.proc.wait()
+        self.drain()
+
+    def drain(self) -> None:
+        """Once the process has exited: wait until every line it wrote is in raw/events
+        (what is checked after a stop must see the whole log, not most of it)."""
+        if self._collector is not None:
+            self._collector.join(30)
 
     def descendants(self) -> list[psutil.Process]:
         assert self.proc is not None
@@ -200,6 +262,16 @@ def daemon_factory() -> Iterator[Callable[[Path], Daemon]]:
         if daemon.proc and daemon.proc.poll() is None:
             daemon.proc.kill()
             daemon.proc.wait()
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Modules with more tests marked slow first, each module's tests together and in order.
+    Under `pytest -n 2 --dist loadfile` (scripts/test) a process takes one module at a time:
+    the long ones first, so the short ones at the end even out the two processes."""
+    slow: dict[Path, int] = {}
+    for item in items:
+        slow[item.path] = slow.get(item.path, 0) + (item.get_closest_marker("slow") is not None)
+    items.sort(key=lambda item: -slow[item.path])  # stable: collection order otherwise
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:

@@ -10,6 +10,7 @@ import socket
 import ssl
 import threading
 import time
+import weakref
 from collections.abc import Callable, Iterator
 from email.message import EmailMessage
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -63,7 +64,8 @@ def resolved(**labels: str) -> Alert:
     )
 
 
-def wait_until(predicate: Callable[[], Any], timeout: float = 5.0) -> Any:
+def wait_until(predicate: Callable[[], Any], timeout: float = 20.0) -> Any:
+    """Polls until predicate() is truthy; the timeout only bounds a wait for what must happen."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         value = predicate()
@@ -75,6 +77,52 @@ def wait_until(predicate: Callable[[], Any], timeout: float = 5.0) -> Any:
 
 def events(logs: list[dict[str, Any]], name: str) -> list[dict[str, Any]]:
     return [entry for entry in list(logs) if entry["event"] == name]
+
+
+def returns_while(call: Callable[[], object], held: Callable[[], bool], what: str) -> None:
+    """call() returns while a channel's send that the test holds is still blocked.
+
+    No clock is read: a loaded machine cannot fail this, but a call that waits for the held
+    send never returns before the test lets the send go, so it fails here. The wait is for
+    the call to come back at all (generous); `held` confirms the send was still blocked.
+    """
+    done = threading.Event()
+    raised: list[BaseException] = []
+
+    def run() -> None:
+        try:
+            call()
+        except BaseException as exc:
+            raised.append(exc)
+        done.set()
+
+    threading.Thread(target=run, daemon=True, name="returns-while").start()
+    assert done.wait(10.0), f"{what} waited for the blocked send"
+    if raised:
+        raise raised[0]
+    assert held(), f"the send was no longer blocked when {what} returned (test setup)"
+
+
+class Gated:
+    """A channel whose send() first waits until the test opens `gate`; otherwise the wrapped
+    channel as it is (its name and secrets included)."""
+
+    def __init__(self, channel: Any, gate: threading.Event) -> None:
+        self.channel, self.gate = channel, gate
+        self.name = channel.name
+        self.entered = threading.Event()
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.channel, name)
+
+    def send(self, alert: Alert) -> None:
+        self.entered.set()
+        assert self.gate.wait(25.0), "the test never opened the gate"
+        self.channel.send(alert)
+
+
+# The worker threads each dispatcher started (for "stop() ended them").
+WORKERS: weakref.WeakKeyDictionary[Dispatcher, list[threading.Thread]] = weakref.WeakKeyDictionary()
 
 
 @pytest.fixture(autouse=True)
@@ -104,7 +152,9 @@ def dispatchers() -> Iterator[Callable[..., Dispatcher]]:
 
     def make(channels: list[Any], **kwargs: Any) -> Dispatcher:
         dispatcher = Dispatcher(channels, **kwargs)
+        before = set(threading.enumerate())
         dispatcher.start()
+        WORKERS[dispatcher] = [t for t in threading.enumerate() if t not in before]
         made.append(dispatcher)
         return dispatcher
 
@@ -287,28 +337,32 @@ def test_stop_interrupts_a_retry_wait_and_logs_what_is_undelivered(http_peer, di
     dispatcher.submit(firing())
     dispatcher.submit(resolved())
     wait_until(lambda: events(logs, "alert.delivery_failed"))
-    began = time.monotonic()
-    dispatcher.stop(timeout=5.0)
-    assert time.monotonic() - began < 0.5
+    # The worker now waits out a 60 s backoff. stop() must wake it: a worker left waiting
+    # would still be alive when stop() gives up joining it.
+    assert WORKERS[dispatcher] and all(t.is_alive() for t in WORKERS[dispatcher])
+    dispatcher.stop(timeout=10.0)
+    assert not any(t.is_alive() for t in WORKERS[dispatcher]), "the retry wait was not interrupted"
     undelivered = events(logs, "alert.undelivered")
     assert [(e["status"], e["attempts"]) for e in undelivered] == [("firing", 1), ("resolved", 0)]
     assert len(peer.requests) == 1
 
 
 def test_submit_never_blocks_on_a_hung_channel_and_drops_the_oldest(silent_peer, dispatchers, logs):
-    dispatcher = dispatchers([webhook(silent_peer.url, timeout=5.0)], queue_size=2)
+    # The receiver never answers and the channel's timeout outlasts the test: its send stays
+    # blocked until the peer is closed at teardown.
+    dispatcher = dispatchers([webhook(silent_peer.url, timeout=300)], queue_size=2)
     dispatcher.submit(firing(camera="a"))
     wait_until(lambda: silent_peer.connections)  # the worker is inside send(), hung
+
+    def hung() -> bool:
+        return len(silent_peer.connections) == 1 and not events(logs, "alert.delivery_failed")
+
     for camera in "bcd":
-        began = time.monotonic()
-        dispatcher.submit(firing(camera=camera))
-        assert time.monotonic() - began < 0.05
+        returns_while(lambda c=camera: dispatcher.submit(firing(camera=c)), hung, "submit")
     [dropped] = events(logs, "alert.dropped")
     assert dropped["labels"] == {"camera": "b"} and dropped["reason"] == "queue full"
     assert dispatcher.pending() == {"webhook": 3}
-    began = time.monotonic()
-    dispatcher.stop(timeout=0.2)
-    assert time.monotonic() - began < 0.5
+    returns_while(lambda: dispatcher.stop(timeout=0.2), hung, "stop(timeout=0.2)")
     undelivered = [e["labels"]["camera"] for e in events(logs, "alert.undelivered")]
     assert undelivered == ["a", "c", "d"]
 
@@ -462,11 +516,12 @@ def test_email_with_the_wrong_ca_fails_verification_and_is_retried(
     smtp_peer, certs, tmp_path, dispatchers, logs
 ):
     mailbox, port = smtp_peer
-    channel = EmailChannel(email_config(port, tmp_path, ca_file=certs["other"]))
+    gate = threading.Event()
+    channel = Gated(EmailChannel(email_config(port, tmp_path, ca_file=certs["other"])), gate)
     dispatcher = dispatchers([channel], backoff_s=0.05)
-    began = time.monotonic()
-    dispatcher.submit(firing())  # never raises, returns at once
-    assert time.monotonic() - began < 0.05
+    # Never raises, returns at once: while the send it queued is still held at the gate.
+    returns_while(lambda: dispatcher.submit(firing()), lambda: not gate.is_set(), "submit")
+    gate.set()
     failed = wait_until(
         lambda: (
             len(events(logs, "alert.delivery_failed")) >= 2
@@ -517,10 +572,15 @@ def test_plain_smtp_to_a_local_relay(relay_peer, tmp_path):
 def test_a_hung_webhook_does_not_delay_email(silent_peer, relay_peer, tmp_path, dispatchers, logs):
     mailbox, port = relay_peer
     config = email_config(port, tmp_path, starttls=False, username=None, password_file=None)
-    channels = [webhook(silent_peer.url, timeout=5.0), EmailChannel(config)]
-    dispatchers(channels).submit(firing())
-    [delivered] = wait_until(lambda: events(logs, "alert.delivered"), timeout=2.0)
+    # The webhook's send stays blocked until the peer is closed at teardown.
+    channels = [webhook(silent_peer.url, timeout=300), EmailChannel(config)]
+    dispatcher = dispatchers(channels)
+    dispatcher.submit(firing())
+    [delivered] = wait_until(lambda: events(logs, "alert.delivered"))
     assert delivered["channel"] == "email" and len(mailbox.envelopes) == 1
+    # Delivered while the webhook was still hung: the e-mail did not wait for it.
+    assert dispatcher.pending() == {"webhook": 1, "email": 0}
+    assert events(logs, "alert.delivery_failed") == [] and len(silent_peer.connections) == 1
 
 
 def test_subject_stays_one_line():

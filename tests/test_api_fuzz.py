@@ -17,6 +17,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import resource
 import shutil
 import subprocess
 import sys
@@ -73,6 +74,14 @@ def st_config(path: Path, now_ms: int) -> Path:
     return path
 
 
+def cpu_seconds() -> float:
+    """CPU time of this process (the API server's threads) and of its finished children (the
+    fuzzer, once subprocess.run has waited for it)."""
+    children = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return time.process_time() + children.ru_utime + children.ru_stime
+
+
+@pytest.mark.slow
 @pytest.mark.timeout(170)
 def test_fuzzing_the_schema_finds_no_server_errors(tmp_path: Path) -> None:
     st = st_command()
@@ -97,7 +106,7 @@ def test_fuzzing_the_schema_finds_no_server_errors(tmp_path: Path) -> None:
         auth_state(server.app).limiter.limit = 1_000_000
         server.start()
         try:
-            started = time.monotonic()
+            started = cpu_seconds()
             result = subprocess.run(
                 [
                     *st,
@@ -125,7 +134,7 @@ def test_fuzzing_the_schema_finds_no_server_errors(tmp_path: Path) -> None:
                 timeout=150,
                 cwd=tmp_path,
             )
-            elapsed = time.monotonic() - started
+            cpu = cpu_seconds() - started
         finally:
             server.stop()
             jobs.stop()
@@ -134,4 +143,6 @@ def test_fuzzing_the_schema_finds_no_server_errors(tmp_path: Path) -> None:
     operations = sum(len(ops) for ops in server.app.openapi()["paths"].values())
     tested = re.search(r"Tested:\s+(\d+)", result.stdout)
     assert tested and int(tested.group(1)) == operations, report
-    assert elapsed < 120 or "CCVAULT_FUZZ_EXAMPLES" in os.environ, f"fuzzing took {elapsed:.0f} s"
+    # The budget is the work done (CPU seconds of the fuzzer and of the server it fuzzes), not
+    # the wall-clock time: a busy machine stretches the latter, never the former.
+    assert cpu < 120 or "CCVAULT_FUZZ_EXAMPLES" in os.environ, f"fuzzing took {cpu:.0f} CPU s"

@@ -32,14 +32,22 @@ import sys, time
 from pathlib import Path
 from ccvault.catalog.audit import AuditLog
 from ccvault.catalog.writer import CatalogWriter
-w = CatalogWriter(Path(sys.argv[1]), AuditLog(Path(sys.argv[2])))
-Path(sys.argv[2] + "." + sys.argv[3]).touch()
-while not Path(sys.argv[2] + ".go").exists():  # both start appending together
-    time.sleep(0.001)
+log, me, other = sys.argv[2], sys.argv[3], sys.argv[4]
+w = CatalogWriter(Path(sys.argv[1]), AuditLog(Path(log)))
+
+def wait_for(name):
+    while not Path(name).exists():
+        time.sleep(0.001)
+
+Path(log + "." + me).touch()
+wait_for(log + ".go")  # both start appending together
 for i in range(20):
+    # Never more than one append ahead of the other process, however the machine schedules
+    # the two: both append at once, and they take turns.
+    wait_for(f"{log}.{other}.{i}")
     with w.transaction():
-        w.audit(sys.argv[3], "test.append", f"n:{i}", {"i": i}, 1_800_000_000_000 + i)
-    time.sleep(0.005)  # room for the other process to take the lock
+        w.audit(me, "test.append", f"n:{i}", {"i": i}, 1_800_000_000_000 + i)
+    Path(f"{log}.{me}.{i + 1}").touch()
 """
 
 
@@ -47,9 +55,14 @@ def test_two_processes_append_one_chain_and_tampering_is_found(tmp_path: Path) -
     config = write_config(tmp_path, [])
     catalog, log = tmp_path / "catalog.sqlite", tmp_path / "audit.jsonl"
     CatalogWriter(catalog).close()
+    names = ("daemon", "cli:alice")
+    for name in names:
+        Path(f"{log}.{name}.0").touch()
     procs = [
-        subprocess.Popen([sys.executable, "-c", APPEND, str(catalog), str(log), name], cwd=REPO)
-        for name in ("daemon", "cli:alice")
+        subprocess.Popen(
+            [sys.executable, "-c", APPEND, str(catalog), str(log), name, other], cwd=REPO
+        )
+        for name, other in zip(names, reversed(names), strict=True)
     ]
     wait_for(
         lambda: all(Path(f"{log}.{n}").exists() for n in ("daemon", "cli:alice")),
@@ -112,7 +125,14 @@ def test_backup_copies_catalog_and_audit_log_consistently(tmp_path: Path) -> Non
         "hold.add",
         "backup",
     ]
-    time.sleep(1.1)
+    # The next backup's files are named by the second: wait for the next one.
+    first = Path(out["catalog"]).name
+    wait_for(
+        lambda: f"catalog-{stamp(int(time.time()))}.sqlite" > first,
+        5,
+        interval=0.05,
+        what="a new second",
+    )
     assert run_cli(config, "backup", str(tmp_path / "bk")).returncode == 0
     assert len(list((tmp_path / "bk").glob("catalog-*.sqlite"))) == 2
 

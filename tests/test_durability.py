@@ -84,6 +84,7 @@ def test_a_new_day_directory_is_durable_before_its_first_segment_row(
     writer.close()
 
 
+@pytest.mark.slow
 def test_a_crashed_imports_segments_are_analysed_after_a_restart(
     tmp_path: Path, daemon_factory
 ) -> None:

@@ -29,6 +29,7 @@ def motion(spans: list[Span]) -> list[Span]:
     return [s for s in spans if s.kind == "motion"]
 
 
+# The labelled scenes take a while to render: the tests on them are marked slow.
 @pytest.fixture(scope="module")
 def scenes(tmp_path_factory: pytest.TempPathFactory) -> list[tuple[Scene, Path]]:
     paths = ensure(scene_set(), tmp_path_factory.mktemp("scenes"))
@@ -41,6 +42,7 @@ def one_crossing(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return render(scene, tmp_path_factory.mktemp("clips") / "crossing.mp4")
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("mode", ["auto", "keyframes", "all"])
 def test_accuracy_on_labelled_scenes(scenes: list[tuple[Scene, Path]], mode: str) -> None:
     result = score([(scene, spans_of(path, mode=mode)) for scene, path in scenes])
@@ -51,6 +53,7 @@ def test_accuracy_on_labelled_scenes(scenes: list[tuple[Scene, Path]], mode: str
         assert result.max_start_error <= 1.0, result.start_errors
 
 
+@pytest.mark.slow
 def test_lights_on_is_lighting_not_motion(scenes: list[tuple[Scene, Path]]) -> None:
     scene, path = next((s, p) for s, p in scenes if s.lights_on is not None)
     for mode in ("auto", "all"):
@@ -62,6 +65,7 @@ def test_lights_on_is_lighting_not_motion(scenes: list[tuple[Scene, Path]]) -> N
         assert motion(ignored) == motion(spans)
 
 
+@pytest.mark.slow
 def test_auto_falls_back_to_every_frame_on_long_gops(scenes: list[tuple[Scene, Path]]) -> None:
     path = next(p for s, p in scenes if s.keyint_s > 2)
     assert analyze(path, MotionSettings(mode="auto")).mode == "all"
@@ -86,6 +90,7 @@ def test_threshold(tmp_path: Path) -> None:
     assert not motion(spans_of(path, threshold=40, mode="all"))
 
 
+@pytest.mark.slow
 def test_min_area(scenes: list[tuple[Scene, Path]]) -> None:
     path = next(p for s, p in scenes if s.name == "corner")
     assert motion(spans_of(path))

@@ -72,6 +72,7 @@ def test_motion_disabled_for_a_camera_leaves_it_unanalysed(tmp_path: Path, clip:
     assert status["cameras"][0]["motion_backlog_segments"] == 0
 
 
+@pytest.mark.slow
 def test_the_daemon_analyses_live_footage(tmp_path: Path, daemon_factory) -> None:
     # The demo scene: someone crosses the room for 4 s every 16 s. The second camera sees the
     # same, but motion analysis is off for it.
@@ -92,14 +93,20 @@ def test_the_daemon_analyses_live_footage(tmp_path: Path, daemon_factory) -> Non
     found = spans()
     assert all(s["kind"] == "motion" for s in found)
     assert all(2000 <= s["end_ms"] - s["start_ms"] <= 5000 for s in found[:-1]), found
-    status = {c["name"]: c for c in cli_json(config, "status")["cameras"]}
-    assert status["door"]["motion_backlog_seconds"] <= 3 * 4, "analysis keeps up"
+
+    def backlog_s(camera: str) -> float:
+        status = {c["name"]: c for c in cli_json(config, "status")["cameras"]}
+        return status[camera]["motion_backlog_seconds"]
+
+    # Analysis keeps up: its backlog comes down to three segments (a moment's look could
+    # catch a busy machine behind).
+    wait_for(lambda: backlog_s("door") <= 3 * 4, 60, what="analysis keeping up")
     hall = cli_json(config, "segments", "--camera", "hall", "--from", "-5m", "--to", "now")
     assert hall and not any(s["analysed"] for s in hall)
     assert cli_json(config, "motion", "--camera", "hall", "--from", "-5m", "--to", "now") == []
     wait_for(
         lambda: cli_json(config, "status")["cameras"][1]["motion_backlog_segments"] == 0,
-        10,
+        30,
         what="nothing waits for a camera whose motion analysis is off",
     )
     assert daemon.stop() == 0

@@ -6,6 +6,8 @@ import json
 import shutil
 from pathlib import Path
 
+import pytest
+
 from tests.conftest import cli_json, run_cli, wait_for, write_config
 from tests.peers import make_clip
 
@@ -133,6 +135,7 @@ def test_strays_are_adopted_duplicates_set_aside_and_lost_files_reported(
     assert cli_json(config, "reconcile") == CLEAN, "reported once, never silently dropped"
 
 
+@pytest.mark.slow
 def test_volume_without_identity_is_never_written_or_read_as_empty(
     tmp_path: Path, daemon_factory
 ) -> None:

@@ -9,6 +9,7 @@ import time
 from pathlib import Path
 
 import av
+import pytest
 
 from tests.conftest import (
     cli_json,
@@ -36,6 +37,7 @@ def play_seconds(path: str) -> float:
     return max(times) - min(times) + frame
 
 
+@pytest.mark.slow
 def test_rtsp_and_http_cameras_are_recorded_hashed_indexed_and_playable(
     tmp_path: Path, daemon_factory
 ) -> None:

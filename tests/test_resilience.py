@@ -9,15 +9,20 @@ import time
 from pathlib import Path
 
 import psutil
+import pytest
 
 from tests.conftest import (
     cli_json,
+    event_ms,
     open_segment_has_a_fragment,
     run_cli,
     wait_for,
     write_config,
 )
 from tests.peers import RtspServer, make_clip
+
+# Every test here runs the daemon against cameras for half a minute or more.
+pytestmark = pytest.mark.slow
 
 SEGMENT_S = 2
 CONNECT_SLACK_S = 3.0  # an RTSP (re)connect, stream probe and first keyframe
@@ -59,7 +64,6 @@ def test_kill9_of_recorder_and_daemon_loses_at_most_the_open_segment(
         5,
         what="recorders and analysis workers dying with the daemon",
     )
-    time.sleep(1)
     restarted = daemon_factory(config)
     downtime = time.monotonic() - killed_at
     count = len(segments(config))
@@ -103,11 +107,13 @@ def test_camera_that_disappears_goes_offline_and_recording_resumes_by_itself(
     wait_for(lambda: len(segments(config)) >= 1, 20, what="a segment")
 
     server.stop()
-    gone = time.monotonic()
-    daemon.wait_event("camera.state", timeout=10, camera="door", new="connecting")
-    assert time.monotonic() - gone < 8, "a dropped camera is noticed within seconds"
-    daemon.wait_event("camera.state", timeout=20, camera="door", new="offline")
-    assert 5 <= time.monotonic() - gone <= 6 + 5
+    gone_ms = time.time() * 1000
+    # Timed by the daemon's own log (when it changed state), not by when this test got round
+    # to reading the line.
+    connecting = daemon.wait_event("camera.state", timeout=30, camera="door", new="connecting")
+    assert event_ms(connecting) - gone_ms < 8000, "a dropped camera is noticed within seconds"
+    offline = daemon.wait_event("camera.state", timeout=40, camera="door", new="offline")
+    assert 5000 <= event_ms(offline) - gone_ms <= (6 + 5) * 1000
     state = cli_json(config, "status")["cameras"][0]
     assert state["state"] == "offline"
     assert state["since"] is not None
@@ -129,11 +135,16 @@ def test_camera_that_sends_frames_but_no_segment_is_stalled_and_restarted(
     )
     daemon = daemon_factory(config)
     daemon.wait_event("camera.state", timeout=20, camera="door", new="recording")
-    started = time.monotonic()
     stalled = daemon.wait_event(
-        "camera.state", timeout=2 * SEGMENT_S + 30 + 10, camera="door", new="stalled"
+        "camera.state", timeout=2 * SEGMENT_S + 30 + 60, camera="door", new="stalled"
     )
-    assert time.monotonic() - started >= 2 * SEGMENT_S + 30 - 5
+    # By the daemon's clock, from the start of the run that stalled (the stall timer's origin).
+    started = [
+        e
+        for e in daemon.events[: daemon.events.index(stalled)]
+        if e.get("event") == "recorder.started"
+    ][-1]
+    assert event_ms(stalled) - event_ms(started) >= (2 * SEGMENT_S + 30 - 5) * 1000
     assert stalled["reason"] == f"no segment for {2 * SEGMENT_S + 30} s"
     wait_for(
         lambda: daemon.count("recorder.started", camera="door") >= 2,

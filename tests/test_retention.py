@@ -92,6 +92,7 @@ def test_dry_run_explains_every_rule_and_changes_nothing(store) -> None:
     assert len(later["actions"]) > len(plan["actions"])
 
 
+@pytest.mark.slow
 def test_hold_keeps_footage_through_purge_and_is_audited(store) -> None:
     config, segments, _now = store
     oldest = segments[0]

@@ -17,7 +17,6 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import json
-import random
 import re
 import shutil
 import sqlite3
@@ -33,7 +32,7 @@ from typing import Any
 import pytest
 
 from ccvault.timefmt import utc_text
-from tests.conftest import REPO, Daemon, write_config
+from tests.conftest import REPO, Daemon, Session, wait_for, write_config
 from tests.retention_seed import DAY_MS, seed
 
 HOUR_MS = 3_600_000
@@ -51,41 +50,7 @@ STEPS = [
 HELPER = [sys.executable, "-m", "tests.crash_step"]
 
 
-# --- Helpers: a warm CLI session, the store on disk, the invariants --------------------------
-
-
-class Session:
-    """`ccvault` commands through tests/crash_step.py's session mode (see its docstring)."""
-
-    def __init__(self) -> None:
-        self.proc = subprocess.Popen(
-            [*HELPER, "session"], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, cwd=REPO
-        )
-
-    def run(self, config: Path, *args: str) -> subprocess.CompletedProcess[str]:
-        assert self.proc.stdin is not None and self.proc.stdout is not None
-        self.proc.stdin.write(json.dumps(["--config", str(config), *args]) + "\n")
-        self.proc.stdin.flush()
-        line = self.proc.stdout.readline()
-        assert line, f"ccvault session died ({self.proc.poll()}) running {args}"
-        reply = json.loads(line)
-        return subprocess.CompletedProcess(
-            ["ccvault", *args], reply["rc"], reply["stdout"], reply["stderr"]
-        )
-
-    def json(self, config: Path, *args: str) -> Any:
-        result = self.run(config, *args, "--json")
-        assert result.returncode == 0, (args, result.returncode, result.stderr[-3000:])
-        return json.loads(result.stdout)
-
-    def close(self) -> None:
-        assert self.proc.stdin is not None
-        self.proc.stdin.close()
-        try:
-            self.proc.wait(10)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait()
+# --- Helpers: a warm CLI session (tests/conftest.py), the store on disk, the invariants -----
 
 
 @pytest.fixture(scope="module")
@@ -142,6 +107,14 @@ def _rows(catalog: Path) -> dict[int, Row]:
 def _intents(catalog: Path) -> list[tuple]:
     with contextlib.closing(sqlite3.connect(catalog)) as conn:
         return conn.execute("SELECT * FROM intents").fetchall()
+
+
+def _under_way(catalog: Path) -> bool:
+    """An intent row is there: a retention operation has begun and not finished."""
+    try:
+        return bool(_intents(catalog))
+    except sqlite3.OperationalError:  # busy: ask again
+        return False
 
 
 def _footage_files(root: Path) -> set[str]:
@@ -418,7 +391,8 @@ class FastDaemon(Daemon):
             text=True,
             cwd=REPO,
         )
-        threading.Thread(target=self._collect, args=(self.proc,), daemon=True).start()
+        self._collector = threading.Thread(target=self._collect, args=(self.proc,), daemon=True)
+        self._collector.start()
         self.wait_event("daemon.ready", timeout=60)
         return self
 
@@ -433,10 +407,10 @@ def fast_daemons() -> Iterator[list[FastDaemon]]:
             daemon.proc.wait()
 
 
+@pytest.mark.slow
 def test_kill_9_during_retention_passes(
     tmp_path: Path, cli: Session, fast_daemons: list[FastDaemon]
 ) -> None:
-    rng = random.Random(20261126)
     volumes = [_volume(tmp_path, "hot", "hot"), _volume(tmp_path, "archive", "archive")]
     config = _config(
         tmp_path,
@@ -482,7 +456,10 @@ def test_kill_9_during_retention_passes(
         daemon = FastDaemon(config)
         fast_daemons.append(daemon)
         daemon.start()
-        time.sleep(rng.uniform(0.55, 1.5))  # the first pass starts 0.5 s after ready
+        # The first pass starts 0.5 s after ready; the kill comes as soon as an operation is
+        # seen under way (its intent row written, its files not yet all done), however long
+        # a busy machine takes to get there.
+        wait_for(lambda: _under_way(catalog), 60, interval=0.005, what="an operation under way")
         daemon.kill9()
         assert daemon.proc is not None and daemon.proc.returncode == -9
         left_behind.append(len(_intents(catalog)))

@@ -6,11 +6,13 @@ import subprocess
 from pathlib import Path
 
 import av
+import pytest
 
 from tests.conftest import cli_json, wait_for, write_config
 from tests.peers import ffmpeg_exe, make_clip
 
 
+@pytest.mark.slow
 def test_file_sources_by_codec(tmp_path: Path, daemon_factory) -> None:
     h264 = make_clip(tmp_path / "h264.mp4", 3, keyint_s=1.0)
     h265 = make_clip(tmp_path / "h265.mp4", 3, keyint_s=1.0, codec="h265")

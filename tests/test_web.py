@@ -152,6 +152,7 @@ def playing_between(page: Any, low: int, high: int, timeout: float = 15_000) -> 
     )
 
 
+@pytest.mark.slow
 def test_operator_finds_yesterdays_motion_watches_and_exports_it(
     page_for: Any, site: Site, tmp_path: Path
 ) -> None:
@@ -238,6 +239,7 @@ def test_operator_finds_yesterdays_motion_watches_and_exports_it(
     band.wait_for(state="detached")
 
 
+@pytest.mark.slow
 def test_h265_footage_says_the_browser_cannot_play_it_and_offers_the_download(
     page_for: Any, site: Site
 ) -> None:
@@ -253,6 +255,7 @@ def test_h265_footage_says_the_browser_cannot_play_it_and_offers_the_download(
     assert re.fullmatch(r"/api/segments/\d+/file", href)
 
 
+@pytest.mark.slow
 def test_a_viewer_gets_no_export_or_hold_controls(page_for: Any, site: Site) -> None:
     page = page_for("viewer")
     open_day(page, site, "door")
@@ -269,6 +272,7 @@ def test_a_viewer_gets_no_export_or_hold_controls(page_for: Any, site: Site) -> 
     assert page.get_by_role("link", name="Audit log").count() == 0
 
 
+@pytest.mark.slow
 def test_an_admin_finds_the_export_in_the_audit_log(page_for: Any, site: Site) -> None:
     with httpx.Client(
         base_url=site.url,
@@ -297,6 +301,7 @@ def test_an_admin_finds_the_export_in_the_audit_log(page_for: Any, site: Site) -
     assert "hot" in page.locator("table").first.inner_text()
 
 
+@pytest.mark.slow
 def test_japanese_labels_and_the_sites_zone_on_a_25_hour_day(page_for: Any, site: Site) -> None:
     page = page_for("operator", "ja-JP")
     assert page.evaluate("document.documentElement.lang") == "ja"
