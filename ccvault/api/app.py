@@ -15,6 +15,7 @@ from ccvault.api import (
     routes_web,
 )
 from ccvault.api.context import ApiContext
+from ccvault.api.guard import RequestGuard
 
 
 def create_app(ctx: ApiContext) -> FastAPI:
@@ -24,6 +25,7 @@ def create_app(ctx: ApiContext) -> FastAPI:
     )
     app.state.ctx = ctx
     errors.install(app)
+    app.add_middleware(RequestGuard, ctx=ctx)  # Host, body size, headers: before any route
     for module in (
         routes_admin,
         routes_footage,

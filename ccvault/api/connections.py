@@ -1,0 +1,203 @@
+"""Who may hold a connection, and for how long: the HTTP server cannot be starved.
+
+Uvicorn bounds a request's header size but not how long headers may take, nor how many
+connections may be open: 2,000 clients sending a header byte now and then would hold 2,000
+descriptors for ever, and ingest, which opens files all the time, would fail for want of one.
+Two guards close that:
+
+* `Listener`, the listening socket itself: its `accept()` closes a connection past
+  `[http] max_connections`, or past `max_connections_per_client` for its address (an IPv6
+  /64), at once. Counting at accept covers TLS connections still in their handshake too,
+  which a protocol never sees. Asyncio calls `accept()` on the very socket object it is given.
+* `RequestTimeoutProtocol`, uvicorn's h11 protocol (passed as `Config(http=...)`): a request's
+  headers and body must arrive within `request_timeout_seconds` of its first byte — or of the
+  connection, for the first request — however slowly bytes trickle in. An idle keep-alive
+  connection is uvicorn's own `timeout_keep_alive`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import ipaddress
+import socket
+import threading
+import time
+from collections import Counter
+from typing import Any
+
+import h11
+import structlog
+from uvicorn.protocols.http.h11_impl import H11Protocol
+
+log = structlog.get_logger("ccvault.http")
+
+REFUSE_BATCH = 64  # refusals per accept() call before asyncio gets the loop back
+REPORT_EVERY_S = 10.0  # refusals and timeouts are logged as counts, not a line each
+BUSY_BODY = b'{"error":{"code":"busy","message":"too many connections; retry later","field":null}}'
+BUSY = (
+    b"HTTP/1.1 503 Service Unavailable\r\ncontent-type: application/json\r\n"
+    b"retry-after: 5\r\nconnection: close\r\ncontent-length: %d\r\n\r\n%s"
+    % (len(BUSY_BODY), BUSY_BODY)
+)
+TIMEOUT_BODY = b'{"error":{"code":"timeout","message":"the request came too slowly","field":null}}'
+TIMEOUT = (
+    b"HTTP/1.1 408 Request Timeout\r\ncontent-type: application/json\r\n"
+    b"connection: close\r\ncontent-length: %d\r\n\r\n%s" % (len(TIMEOUT_BODY), TIMEOUT_BODY)
+)
+
+
+class Tally:
+    """Counts an event by reason and logs the counts at most every REPORT_EVERY_S: a flood of
+    refused connections must not become a flood of log lines."""
+
+    def __init__(self, event: str) -> None:
+        self.event = event
+        self.counts: Counter[str] = Counter()
+        self.total: Counter[str] = Counter()
+        self._lock = threading.Lock()
+        self._last = 0.0
+
+    def add(self, reason: str) -> None:
+        with self._lock:
+            self.counts[reason] += 1
+            self.total[reason] += 1
+            now = time.monotonic()
+            if now - self._last < REPORT_EVERY_S:
+                return
+            counts, self.counts, self._last = dict(self.counts), Counter(), now
+        log.warning(self.event, **counts)
+
+
+def client_key(addr: Any) -> str:
+    """What the per-client cap counts by: the IPv4 address, or the IPv6 /64 (one host's
+    allocation: a client must not get a fresh share per address it can pick)."""
+    host = addr[0] if isinstance(addr, tuple) else str(addr)
+    try:
+        ip = ipaddress.ip_address(host)
+    except ValueError:
+        return host
+    if isinstance(ip, ipaddress.IPv6Address):
+        if ip.ipv4_mapped is not None:
+            return str(ip.ipv4_mapped)
+        return str(ipaddress.ip_network(f"{ip.exploded}/64", strict=False))
+    return str(ip)
+
+
+class Listener(socket.socket):
+    """A listening socket whose accept() keeps within the connection caps (see the module)."""
+
+    def __init__(
+        self, family: int, kind: int, proto: int, *, total: int, per_client: int, tls: bool
+    ) -> None:
+        super().__init__(family, kind, proto)
+        self.total, self.per_client, self.tls = total, per_client, tls
+        self._open: dict[socket.socket, str] = {}
+        self._per_key: Counter[str] = Counter()
+        self.refused = Tally("http.connections_refused")
+
+    def accept(self) -> tuple[socket.socket, Any]:
+        """The next connection within the caps; others are closed as they come. Raises
+        BlockingIOError when none is waiting, ConnectionAbortedError after a batch of
+        refusals (asyncio takes both as "nothing more now" and calls again next turn)."""
+        for _ in range(REFUSE_BATCH):
+            conn, addr = super().accept()
+            reason = self._admit(conn, client_key(addr))
+            if reason is None:
+                return conn, addr
+            self._refuse(conn, reason)
+        raise ConnectionAbortedError("connections past the cap were closed")
+
+    def open_connections(self) -> int:
+        self._prune()
+        return len(self._open)
+
+    def _admit(self, conn: socket.socket, key: str) -> str | None:
+        if len(self._open) >= self.total or self._per_key[key] >= self.per_client:
+            self._prune()  # counts include connections closed since: recount first
+        if len(self._open) >= self.total:
+            return "total"
+        if self._per_key[key] >= self.per_client:
+            return "per_client"
+        self._open[conn] = key
+        self._per_key[key] += 1
+        return None
+
+    def _prune(self) -> None:
+        """Forget connections asyncio has closed (a closed socket's fileno() is -1)."""
+        closed = [s for s in self._open if s.fileno() == -1]
+        for s in closed:
+            key = self._open.pop(s)
+            self._per_key[key] -= 1
+            if not self._per_key[key]:
+                del self._per_key[key]
+
+    def _refuse(self, conn: socket.socket, reason: str) -> None:
+        """Close at once; a plain-HTTP client is told why first (503, Retry-After)."""
+        self.refused.add(reason)
+        try:
+            if not self.tls:
+                conn.setblocking(False)
+                conn.send(BUSY)
+        except OSError:
+            pass
+        finally:
+            conn.close()
+
+
+TIMEOUTS = Tally("http.request_timeouts")
+
+
+class RequestTimeoutProtocol(H11Protocol):
+    """uvicorn's h11 protocol, plus a deadline for each request's headers and body."""
+
+    def __init__(self, *args: Any, request_timeout_s: float, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.request_timeout_s = request_timeout_s
+        self._deadline: asyncio.TimerHandle | None = None
+        self._between_requests = False  # idle after a response: uvicorn's keep-alive timer
+
+    def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
+        super().connection_made(transport)
+        self._watch()  # the first request must come, too: a silent connection holds a descriptor
+
+    def data_received(self, data: bytes) -> None:
+        super().data_received(data)
+        self._watch()
+
+    def on_response_complete(self) -> None:
+        super().on_response_complete()
+        self._between_requests = True
+        self._watch()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._cancel()
+        super().connection_lost(exc)
+
+    def _arriving(self) -> bool:
+        """A request is on its way: headers begun but not complete, or a body unfinished."""
+        state = self.conn.their_state
+        if state is h11.SEND_BODY:
+            return True
+        if state is not h11.IDLE:
+            return False
+        return not self._between_requests or bool(self.conn.trailing_data[0])
+
+    def _watch(self) -> None:
+        if self.transport.is_closing() or not self._arriving():
+            self._cancel()
+        elif self._deadline is None:
+            self._deadline = self.loop.call_later(self.request_timeout_s, self._expired)
+
+    def _cancel(self) -> None:
+        if self._deadline is not None:
+            self._deadline.cancel()
+            self._deadline = None
+
+    def _expired(self) -> None:
+        self._deadline = None
+        if self.transport.is_closing():
+            return
+        TIMEOUTS.add("headers" if self.conn.their_state is h11.IDLE else "body")
+        if self.conn.our_state is h11.IDLE:  # no response begun: say why before closing
+            self.transport.write(TIMEOUT)
+        self.transport.close()
