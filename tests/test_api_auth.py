@@ -250,7 +250,10 @@ def test_status_is_the_cli_status(config: Path, tmp_path: Path) -> None:
 
     with serve(config) as api:
         http = api.client("viewer").get("/api/status").json()
-        assert steady(http) == steady(cli_json(config, "status"))
+        cli = cli_json(config, "status")
+        for volume in cli["volumes"]:  # the API never names a server path
+            assert volume.pop("path")
+        assert steady(http) == steady(cli)
     assert http["cameras"][0]["segments_24h"] == 1 and http["daemon"] == {"running": False}
 
 

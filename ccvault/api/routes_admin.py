@@ -26,6 +26,7 @@ from ccvault.api.auth import (
     context,
     operation_role,
 )
+from ccvault.api.errors import unpath
 from ccvault.api.users import token_hash
 from ccvault.catalog.audit import AuditLog
 from ccvault.host.lock import daemon_running
@@ -149,12 +150,19 @@ def sign_out(request: Request, principal: Viewer) -> Response:
 
 @router.get("/api/status", summary="Cameras, volumes, retention: as `ccvault status --json`")
 def api_status(request: Request, _p: Viewer) -> dict[str, Any]:
-    """The very object the CLI prints, from a read-only connection: one truth, two doors."""
+    """The object the CLI prints, from a read-only connection — less what names the server's
+    disks: a volume's `path`, and any path in its `reason` (the API never sends a path, to
+    any role; `ccvault status` on the host shows them)."""
     ctx = context(request)
     with ctx.reader() as conn:
-        return status.build(
+        found = status.build(
             ctx.config, conn, ctx.now_ms(), daemon_running(ctx.config.storage.catalog)
         )
+    for volume in found["volumes"]:
+        del volume["path"]
+        if volume["reason"]:
+            volume["reason"] = unpath(volume["reason"])
+    return found
 
 
 @router.get(
