@@ -219,8 +219,8 @@ def audit_page(
             break
     page = matches[:limit]
     query = {"user": user, "action": action, "from": lo, "to": hi}
-    first = ctx.first_view(principal.session, f"audit:{sorted(query.items())}")
-    if first or cursor is None:  # a new query is a new look; its further pages are not
+    # A new query is a new look; its further pages are not.
+    if ctx.record_due(principal.session, f"audit:{sorted(query.items())}", cursor is None):
         ctx.audit(principal.actor, "audit.read", "audit", {**query, "records": len(page)})
     return AuditPage(records=page, next_cursor=page[-1]["seq"] if len(matches) > limit else None)
 

@@ -112,7 +112,7 @@ def download_export(export_id: Id, ctx: Ctx, who: Operator, request: Request) ->
         raise ApiError(410, "gone", f"export {export_id}'s bundle is no longer kept")
     bundle = Path(job["dir"])
     length, chunks = tar_stream(bundle)
-    if ctx.first_view(who.session, f"export:{export_id}"):
+    if ctx.record_due(who.session, f"export:{export_id}"):
         ctx.audit(
             who.actor,
             "export.download",

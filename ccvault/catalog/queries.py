@@ -15,7 +15,7 @@ from ccvault.catalog.rows import SPAN_COLUMNS, AlertRow, Segment, StoredSpan, Vo
 
 SEGMENT_COLUMNS = """
     s.id, c.name AS camera, v.name AS volume, s.start_ms, s.end_ms, s.path, s.bytes, s.sha256,
-    s.codec, s.width, s.height, s.frames, s.origin, s.state, s.analysis, s.activity
+    s.codec, s.width, s.height, s.frames, s.origin, s.state, s.analysis, s.activity, s.integrity
 """
 SEGMENT_FROM = """
     FROM segments s JOIN cameras c ON c.id = s.camera_id JOIN volumes v ON v.id = s.volume_id

@@ -61,6 +61,7 @@ class Segment:
     state: str
     analysis: AnalysisState
     activity: int  # 1: the padded range overlaps a motion or lighting span
+    integrity: str  # unchecked | ok | corrupt: the latest re-hash (scrub or `ccvault verify`)
 
     @classmethod
     def from_row(cls, row: sqlite3.Row) -> Segment:

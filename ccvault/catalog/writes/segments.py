@@ -111,13 +111,17 @@ class SegmentWrites:
                 ),
             )
 
-    def set_integrity(self, segment_id: int, verdict: str, now_ms: int) -> None:
+    def set_integrity(
+        self, segment_id: int, verdict: str, now_ms: int, advance_scrub: bool = True
+    ) -> None:
+        """A re-hash's verdict; the scrub's own also moves its cursor past the segment."""
         with self._core.transaction() as conn:
             conn.execute(
                 "UPDATE segments SET integrity = ?, scrubbed_ms = ? WHERE id = ?",
                 (verdict, now_ms, segment_id),
             )
-            _set_scrub_cursor(conn, segment_id)
+            if advance_scrub:
+                _set_scrub_cursor(conn, segment_id)
 
     def advance_scrub(self, segment_id: int) -> None:
         with self._core.transaction() as conn:
