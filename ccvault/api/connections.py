@@ -6,9 +6,12 @@ descriptors for ever, and ingest, which opens files all the time, would fail for
 Two guards close that:
 
 * `Listener`, the listening socket itself: its `accept()` closes a connection past
-  `[http] max_connections`, or past `max_connections_per_client` for its address (an IPv6
-  /64), at once. Counting at accept covers TLS connections still in their handshake too,
-  which a protocol never sees. Asyncio calls `accept()` on the very socket object it is given.
+  `max_connections_per_client` for its address (an IPv6 /64) at once. At `[http]
+  max_connections` it makes way for the newcomer by closing the connection whose request has
+  been arriving longest, if that is over `EVICT_AFTER_S` (`Arrivals`): slow connections from
+  many addresses cannot keep a prompt client out; with none that slow, the newcomer is
+  closed. Counting at accept covers TLS connections still in their handshake too, which a
+  protocol never sees. Asyncio calls `accept()` on the very socket object it is given.
 * `RequestTimeoutProtocol`, uvicorn's h11 protocol (passed as `Config(http=...)`): a request's
   headers and body must arrive within `request_timeout_seconds` of its first byte — or of the
   connection, for the first request — however slowly bytes trickle in. An idle keep-alive
@@ -32,6 +35,8 @@ from uvicorn.protocols.http.h11_impl import H11Protocol
 log = structlog.get_logger("ccvault.http")
 
 REFUSE_BATCH = 64  # refusals per accept() call before asyncio gets the loop back
+EVICT_AFTER_S = 2.0  # at the cap, a request still arriving after this long makes way
+EVICT_SLACK = 64  # evicted connections close on the loop's next turn: the cap may lag by this
 REPORT_EVERY_S = 10.0  # refusals and timeouts are logged as counts, not a line each
 BUSY_BODY = b'{"error":{"code":"busy","message":"too many connections; retry later","field":null}}'
 BUSY = (
@@ -83,14 +88,48 @@ def client_key(addr: Any) -> str:
     return str(ip)
 
 
+class Arrivals:
+    """Connections whose request is still arriving, oldest first. Used on the event loop's
+    thread only (by the protocols and by the listener's accept), so it needs no lock."""
+
+    def __init__(self) -> None:
+        self._since: dict[RequestTimeoutProtocol, float] = {}  # insertion order: oldest first
+
+    def begin(self, proto: RequestTimeoutProtocol) -> None:
+        self._since.setdefault(proto, time.monotonic())
+
+    def end(self, proto: RequestTimeoutProtocol) -> None:
+        self._since.pop(proto, None)
+
+    def evict_oldest(self, older_than_s: float) -> bool:
+        """Close the connection whose request has been arriving longest, if for longer than
+        `older_than_s`; True when one was closed."""
+        for proto, since in self._since.items():
+            if time.monotonic() - since < older_than_s:
+                return False
+            del self._since[proto]
+            proto.evict()
+            return True
+        return False
+
+
 class Listener(socket.socket):
     """A listening socket whose accept() keeps within the connection caps (see the module)."""
 
     def __init__(
-        self, family: int, kind: int, proto: int, *, total: int, per_client: int, tls: bool
+        self,
+        family: int,
+        kind: int,
+        proto: int,
+        *,
+        total: int,
+        per_client: int,
+        tls: bool,
+        arrivals: Arrivals,
     ) -> None:
         super().__init__(family, kind, proto)
         self.total, self.per_client, self.tls = total, per_client, tls
+        self.arrivals = arrivals
         self._open: dict[socket.socket, str] = {}
         self._per_key: Counter[str] = Counter()
         self.refused = Tally("http.connections_refused")
@@ -107,17 +146,16 @@ class Listener(socket.socket):
             self._refuse(conn, reason)
         raise ConnectionAbortedError("connections past the cap were closed")
 
-    def open_connections(self) -> int:
-        self._prune()
-        return len(self._open)
-
     def _admit(self, conn: socket.socket, key: str) -> str | None:
         if len(self._open) >= self.total or self._per_key[key] >= self.per_client:
             self._prune()  # counts include connections closed since: recount first
-        if len(self._open) >= self.total:
-            return "total"
         if self._per_key[key] >= self.per_client:
             return "per_client"
+        if len(self._open) >= self.total and (
+            len(self._open) >= self.total + EVICT_SLACK
+            or not self.arrivals.evict_oldest(EVICT_AFTER_S)
+        ):
+            return "total"
         self._open[conn] = key
         self._per_key[key] += 1
         return None
@@ -144,15 +182,18 @@ class Listener(socket.socket):
             conn.close()
 
 
-TIMEOUTS = Tally("http.request_timeouts")
+DROPPED = Tally("http.connections_dropped")  # by reason: headers, body (too slow), evicted
 
 
 class RequestTimeoutProtocol(H11Protocol):
     """uvicorn's h11 protocol, plus a deadline for each request's headers and body."""
 
-    def __init__(self, *args: Any, request_timeout_s: float, **kwargs: Any) -> None:
+    def __init__(
+        self, *args: Any, request_timeout_s: float, arrivals: Arrivals, **kwargs: Any
+    ) -> None:
         super().__init__(*args, **kwargs)
         self.request_timeout_s = request_timeout_s
+        self.arrivals = arrivals
         self._deadline: asyncio.TimerHandle | None = None
         self._between_requests = False  # idle after a response: uvicorn's keep-alive timer
 
@@ -187,17 +228,28 @@ class RequestTimeoutProtocol(H11Protocol):
             self._cancel()
         elif self._deadline is None:
             self._deadline = self.loop.call_later(self.request_timeout_s, self._expired)
+            self.arrivals.begin(self)
 
     def _cancel(self) -> None:
+        self.arrivals.end(self)
         if self._deadline is not None:
             self._deadline.cancel()
             self._deadline = None
 
     def _expired(self) -> None:
         self._deadline = None
+        self._drop("headers" if self.conn.their_state is h11.IDLE else "body", TIMEOUT)
+
+    def evict(self) -> None:
+        """Make way for a newcomer at the connection cap (`Arrivals.evict_oldest`)."""
+        self._cancel()
+        self._drop("evicted", BUSY)
+
+    def _drop(self, reason: str, answer: bytes) -> None:
+        self.arrivals.end(self)
         if self.transport.is_closing():
             return
-        TIMEOUTS.add("headers" if self.conn.their_state is h11.IDLE else "body")
+        DROPPED.add(reason)
         if self.conn.our_state is h11.IDLE:  # no response begun: say why before closing
-            self.transport.write(TIMEOUT)
+            self.transport.write(answer)
         self.transport.close()

@@ -23,7 +23,7 @@ import structlog
 import uvicorn
 
 from ccvault.api.app import create_app
-from ccvault.api.connections import Listener, RequestTimeoutProtocol
+from ccvault.api.connections import Arrivals, Listener, RequestTimeoutProtocol
 from ccvault.api.context import ApiContext
 from ccvault.errors import Busy, CcvaultError, ConfigError
 from ccvault.host import descriptors
@@ -87,6 +87,7 @@ class ApiServer:
         self.listen = http.listen
         self.tls = http.tls_cert is not None
         self.app = create_app(ctx)
+        self.arrivals = Arrivals()  # requests still arriving: the cap evicts the slowest
         self.config = uvicorn.Config(
             self.app,
             host=http.host,
@@ -104,7 +105,9 @@ class ApiServer:
             # Slow or silent clients are cut off (`connections`); an idle keep-alive
             # connection goes after idle_timeout_seconds.
             http=functools.partial(  # type: ignore[arg-type]
-                RequestTimeoutProtocol, request_timeout_s=http.request_timeout_seconds
+                RequestTimeoutProtocol,
+                request_timeout_s=http.request_timeout_seconds,
+                arrivals=self.arrivals,
             ),
             timeout_keep_alive=http.idle_timeout_seconds,  # type: ignore[arg-type]
         )
@@ -173,6 +176,7 @@ class ApiServer:
                 total=self.max_connections,
                 per_client=self.per_client,
                 tls=self.tls,
+                arrivals=self.arrivals,
             )
         except OSError as exc:
             raise ConfigError("http.listen", f"cannot listen on {self.listen}: {exc}") from None
