@@ -62,7 +62,7 @@ _COOKIE = APIKeyCookie(
 class Principal:
     name: str
     role: str
-    session: str  # what "once per session" counts by: a session handle, or the token's hash
+    session: str  # what audit records are counted by: a session handle, or the token's hash
 
     @property
     def actor(self) -> str:

@@ -58,19 +58,22 @@ class Tally:
     def __init__(self, event: str) -> None:
         self.event = event
         self.counts: Counter[str] = Counter()
-        self.total: Counter[str] = Counter()
         self._lock = threading.Lock()
         self._last = 0.0
 
     def add(self, reason: str) -> None:
         with self._lock:
             self.counts[reason] += 1
-            self.total[reason] += 1
-            now = time.monotonic()
-            if now - self._last < REPORT_EVERY_S:
+            if time.monotonic() - self._last < REPORT_EVERY_S:
                 return
-            counts, self.counts, self._last = dict(self.counts), Counter(), now
-        log.warning(self.event, **counts)
+        self.flush()
+
+    def flush(self) -> None:
+        """Log what was counted since the last line (the server does at its stop)."""
+        with self._lock:
+            counts, self.counts, self._last = dict(self.counts), Counter(), time.monotonic()
+        if counts:
+            log.warning(self.event, **counts)
 
 
 def client_key(addr: Any) -> str:

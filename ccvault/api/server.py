@@ -23,7 +23,7 @@ import structlog
 import uvicorn
 
 from ccvault.api.app import create_app
-from ccvault.api.connections import Arrivals, Listener, RequestTimeoutProtocol
+from ccvault.api.connections import DROPPED, Arrivals, Listener, RequestTimeoutProtocol
 from ccvault.api.context import ApiContext
 from ccvault.errors import Busy, CcvaultError, ConfigError
 from ccvault.host import descriptors
@@ -160,6 +160,8 @@ class ApiServer:
                 self._thread.join(timeout)
         if self._sock is not None:
             self._sock.close()
+            self._sock.refused.flush()
+        DROPPED.flush()
 
     def _bind(self) -> Listener:
         """A taken port is Busy (exit 5, like a second daemon); an address this host cannot
