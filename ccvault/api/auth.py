@@ -31,6 +31,7 @@ from typing import Annotated, Any
 from fastapi import Depends, Request, Security
 from fastapi.security import APIKeyCookie, HTTPBearer
 
+from ccvault.api.connections import client_key
 from ccvault.api.context import ApiContext
 from ccvault.api.errors import ApiError
 from ccvault.api.users import ROLES, User, token_hash, user_for_hash
@@ -250,15 +251,15 @@ def check_token(request: Request, token: str, via: str) -> User:
     """The active user of `token`, whatever else comes from its address. A wrong one is
     audited and counted (`GuessLimits`); once locked out, 429 without a record."""
     ctx, state, addr = context(request), auth_state(request.app), client_address(request)
-    hashed = token_hash(token)
+    hashed, source = token_hash(token), client_key(addr)  # an IPv6 client counts by its /64
     with ctx.reader() as conn:
         user = user_for_hash(conn, hashed, ctx.now_ms())
     if user is not None:
         return user
-    wait = state.limiter.retry_after(addr, hashed)
+    wait = state.limiter.retry_after(source, hashed)
     if wait is not None:
         raise RateLimited(wait)
-    lockout_s = state.limiter.failed(addr, hashed)
+    lockout_s = state.limiter.failed(source, hashed)
     details: dict[str, object] = {"client": addr, "via": via, "path": request.url.path}
     if lockout_s is not None:
         details["locked_out_s"] = lockout_s

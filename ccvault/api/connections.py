@@ -77,8 +77,8 @@ class Tally:
 
 
 def client_key(addr: Any) -> str:
-    """What the per-client cap counts by: the IPv4 address, or the IPv6 /64 (one host's
-    allocation: a client must not get a fresh share per address it can pick)."""
+    """What the per-client cap and the sign-in limits count by: the IPv4 address, or the IPv6
+    /64 (one host's allocation: a client must not get a fresh share per address it picks)."""
     host = addr[0] if isinstance(addr, tuple) else str(addr)
     try:
         ip = ipaddress.ip_address(host)

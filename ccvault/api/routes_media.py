@@ -54,7 +54,7 @@ def segment_file(ctx: Ctx, who: Viewer, segment_id: Id, request: Request) -> Res
     so, and never with an ETag (its catalogued hash names bytes it no longer holds)."""
     seg, fd = open_segment(ctx, segment_id)
     with _closing_on_error(fd):
-        if ctx.record_due(who.session, f"segment:{seg.id}", starts_playback(request.headers)):
+        if ctx.record_due(who.session, f"segment:{seg.id}", starts_playback(request)):
             ctx.audit(
                 who.actor,
                 "view.segment",
@@ -168,7 +168,7 @@ def clip(ctx: Ctx, who: Viewer, request: Request, camera: str, start: From, end:
     verdict = worst(s.integrity for s, _ in files)
     with _closing_on_error(fd):
         if ctx.record_due(
-            who.session, f"clip:{camera}:{from_ms}:{to_ms}", starts_playback(request.headers)
+            who.session, f"clip:{camera}:{from_ms}:{to_ms}", starts_playback(request)
         ):
             ctx.audit(
                 who.actor,

@@ -110,6 +110,9 @@ class ApiServer:
                 arrivals=self.arrivals,
             ),
             timeout_keep_alive=http.idle_timeout_seconds,  # type: ignore[arg-type]
+            # No route speaks WebSocket: an upgrade must not hand a connection to a protocol
+            # without these timeouts (should a WebSocket library be installed some day).
+            ws="none",
         )
         self.server = uvicorn.Server(self.config)
         self.max_connections = http.max_connections

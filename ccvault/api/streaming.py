@@ -17,6 +17,7 @@ import re
 from collections.abc import Callable, Mapping
 
 import anyio
+from starlette.requests import Request
 from starlette.responses import Response
 from starlette.types import Receive, Scope, Send
 
@@ -44,10 +45,13 @@ def byte_range(header: str | None, size: int) -> tuple[int, int] | None:
     return None if end <= start else (start, end)
 
 
-def starts_playback(request_headers: Mapping[str, str]) -> bool:
-    """The response begins at the file's first byte: no Range (or one this server answers
-    with the whole file), or a range from byte 0 — what a player asks as it opens a file."""
-    match = RANGE.match(request_headers.get("range", "").replace(" ", ""))
+def starts_playback(request: Request) -> bool:
+    """A GET whose answer begins at the file's first byte: no Range (or one this server
+    answers with the whole file), or a range from byte 0 — what a player asks as it opens a
+    file. A HEAD sends no footage: it starts nothing."""
+    if request.method == "HEAD":
+        return False
+    match = RANGE.match(request.headers.get("range", "").replace(" ", ""))
     return match is None or match.group(1) == "0" or not (match.group(1) or match.group(2))
 
 

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import httpx
 
-from ccvault.api.connections import EVICT_AFTER_S
+from ccvault.api.connections import EVICT_AFTER_S, client_key
 from tests.api_peer import Api, closed_by_server, connect, read_reply, serve, with_http
 from tests.conftest import wait_for, write_config
 
@@ -100,3 +100,7 @@ def test_slow_connections_cannot_keep_a_prompt_client_out(tmp_path: Path) -> Non
         wait_for(lambda: get_from(api, "127.0.0.1") == 200, 30, what="a freed connection to count")
         for sock in held:
             sock.close()
+    # An IPv6 client is one /64: it gets no fresh share per address it picks in it.
+    assert client_key(("2001:db8:1:2::1", 1)) == client_key(("2001:db8:1:2:ffff::9", 2))
+    assert client_key(("::ffff:127.0.0.1", 1)) == client_key(("127.0.0.1", 2))
+    assert client_key(("2001:db8:1:3::1", 1)) != client_key(("2001:db8:1:2::1", 1))
