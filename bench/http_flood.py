@@ -26,9 +26,11 @@ How
         another, until the window ends.
       * 100 oversized bodies from 127.0.0.1: ``POST /api/holds`` without credentials,
         ``Content-Length`` 300 MiB, the body streamed in 64 KiB pieces every 50 ms until the
-        server answers or closes.
-    - A legitimate client from 127.0.0.2 asks ``GET /api/segments`` (one camera, last 2
-      minutes, bearer token) every 0.5 s, before, during and after the attack.
+        server answers or closes; tried again while the answer is 503 (server full).
+    - Two legitimate clients ask ``GET /api/segments`` (one camera, last 2 minutes, bearer
+      token) every 0.5 s, before, during and after the attack: from 127.0.0.2 over one
+      kept-alive connection (a page left open), from 127.0.0.3 over a new connection each
+      time (someone arriving during the attack, who must win a connection slot).
     - Every 0.5 s: the daemon's RSS and descriptor count (psutil), and a copy of every
       ``segments.csv`` in the spool (ffmpeg's list of finished segments; ingest deletes a
       run's list when the run ends, so the copies are what "the recorders listed").
@@ -192,7 +194,8 @@ class Samples:
     rss: list[tuple[float, int]] = field(default_factory=list)
     fds: list[tuple[float, int]] = field(default_factory=list)
     listed: dict[tuple[str, str, str], int] = field(default_factory=dict)  # → end_ms
-    requests: list[tuple[float, int, float]] = field(default_factory=list)  # t, status, s
+    # client → (t, status, seconds) of each of its requests
+    requests: dict[str, list[tuple[float, int, float]]] = field(default_factory=dict)
     stop: threading.Event = field(default_factory=threading.Event)
 
     def watch(self) -> None:
@@ -208,18 +211,31 @@ class Samples:
                     key = (lst.parent.parent.name, lst.parent.name, entry.name)
                     self.listed[key] = entry.end_ms
 
-    def ask(self, url: str, token: str) -> None:
-        transport = httpx.HTTPTransport(local_address="127.0.0.2")
+    def ask(self, url: str, token: str, source: str, fresh: bool) -> None:
+        """A legitimate client: one connection kept alive (a page left open), or a new
+        connection for every request (someone arriving during the attack)."""
+        name = "new connection each" if fresh else "kept alive"
+        mine = self.requests.setdefault(name, [])
         headers = {"Authorization": f"Bearer {token}"}
         params = {"camera": "cam1", "from": "-2m", "to": "now"}
-        with httpx.Client(base_url=url, transport=transport, headers=headers, timeout=10) as c:
-            while not self.stop.wait(SAMPLE_S):
-                started = time.monotonic()
-                try:
-                    status = c.get("/api/segments", params=params).status_code
-                except httpx.HTTPError:
-                    status = 0
-                self.requests.append((started, status, time.monotonic() - started))
+
+        def client() -> httpx.Client:
+            transport = httpx.HTTPTransport(local_address=source)
+            return httpx.Client(base_url=url, transport=transport, headers=headers, timeout=10)
+
+        kept = client()
+        while not self.stop.wait(SAMPLE_S):
+            started = time.monotonic()
+            try:
+                if fresh:
+                    with client() as once:
+                        status = once.get("/api/segments", params=params).status_code
+                else:
+                    status = kept.get("/api/segments", params=params).status_code
+            except httpx.HTTPError:
+                status = 0
+            mine.append((started, status, time.monotonic() - started))
+        kept.close()
 
 
 # -- the attack --------------------------------------------------------------------------
@@ -234,7 +250,8 @@ class Attack:
     connects: int = 0
     open_now: int = 0
     open_peak: int = 0
-    bodies: list[tuple[int | None, int]] = field(default_factory=list)  # status, bytes sent
+    # per oversized body: its final answer, bytes sent before it, connections it took
+    bodies: list[tuple[int | None, int, int]] = field(default_factory=list)
 
     async def slowloris(self, source: str) -> None:
         while time.monotonic() < self.until:
@@ -270,8 +287,18 @@ class Attack:
             return "reset"
 
     async def oversized(self, source: str) -> None:
-        """One POST claiming 300 MiB, streamed slowly until the server answers or hangs up."""
-        sent, status = 0, None
+        """A POST claiming 300 MiB, its body streamed slowly until the server answers or
+        hangs up; tried again while the server is too busy to take it (503)."""
+        status, sent, tries = None, 0, 0
+        while time.monotonic() < self.until and status in (None, 503):
+            tries += 1
+            status, sent = await self._one_body(source)
+            if status == 503:
+                await asyncio.sleep(0.2)
+        self.bodies.append((status, sent, tries))
+
+    async def _one_body(self, source: str) -> tuple[int | None, int]:
+        sent = 0
         try:
             reader, writer = await asyncio.open_connection(
                 self.host, self.port, local_addr=(source, 0)
@@ -284,16 +311,17 @@ class Attack:
             while sent < BODY_CLAIM and time.monotonic() < self.until:
                 try:
                     got = await asyncio.wait_for(reader.read(4096), 0.05)
-                    status = int(got.split()[1]) if got.startswith(b"HTTP/") else None
-                    break
                 except TimeoutError:
                     writer.write(piece)
                     await writer.drain()
                     sent += len(piece)
+                    continue
+                writer.close()
+                return (int(got.split()[1]) if got.startswith(b"HTTP/") else None), sent
             writer.close()
         except (OSError, ValueError, IndexError):
             pass
-        self.bodies.append((status, sent))
+        return None, sent
 
     async def run(self, slow: int, big: int) -> None:
         sources = [f"127.1.0.{1 + i % ATTACK_ADDRESSES}" for i in range(slow)]
@@ -368,10 +396,16 @@ def legit_by_phase(
         out[name] = {
             "requests": len(mine),
             "ok": sum(1 for status, _ in mine if status == 200),
-            "statuses": dict(Counter(status for status, _ in mine)),
+            "statuses": {str(k): v for k, v in Counter(status for status, _ in mine).items()},
             "latency_ms": pcts([s * 1000 for _, s in mine]),
         }
     return out
+
+
+def legit_ok(legit: dict[str, dict[str, dict[str, Any]]]) -> bool:
+    return all(
+        got["ok"] == got["requests"] > 0 for phases in legit.values() for got in phases.values()
+    )
 
 
 def daemon_counts(events: list[dict[str, Any]]) -> dict[str, int]:
@@ -426,7 +460,8 @@ def run(args: argparse.Namespace, server: RtspServer) -> dict[str, Any]:
     samples = Samples(psutil.Process(proc.pid), WORK / "volume" / ".spool")
     threads = [
         threading.Thread(target=samples.watch),
-        threading.Thread(target=samples.ask, args=(url, token)),
+        threading.Thread(target=samples.ask, args=(url, token, "127.0.0.2", False)),
+        threading.Thread(target=samples.ask, args=(url, token, "127.0.0.3", True)),
     ]
     clock = (time.time(), time.monotonic())
     for thread in threads:
@@ -459,7 +494,7 @@ def run(args: argparse.Namespace, server: RtspServer) -> dict[str, Any]:
         "rss": by_phase(samples.rss, phases),
         "fds": by_phase(samples.fds, phases),
         "lag": ingest_lags(log.events, phases, clock),
-        "legit": legit_by_phase(samples.requests, phases),
+        "legit": {k: legit_by_phase(v, phases) for k, v in samples.requests.items()},
         "dropped": daemon_counts(log.events),
         "too_many_files": sum(1 for e in log.events if "Too many open files" in json.dumps(e)),
     }
@@ -469,8 +504,9 @@ def report(args: argparse.Namespace, found: dict[str, Any], version: str) -> boo
     attack: Attack = found["attack"]
     mib = {k: round(v / (1 << 20), 1) for k, v in found["rss"].items()}
     legit = found["legit"]
-    bodies = Counter(status for status, _ in attack.bodies)
-    body_sent = [sent for _, sent in attack.bodies]
+    bodies = Counter(status for status, _, _ in attack.bodies)
+    body_sent = [sent for _, sent, _ in attack.bodies]
+    body_tries = sum(tries for _, _, tries in attack.bodies)
     print(
         f"daemon: open files soft limit {found['soft_limit']} (started at 1024, hard "
         f"{found['hard_limit']} = the unit's LimitNOFILE); exit {found['exit']} on SIGTERM"
@@ -482,17 +518,19 @@ def report(args: argparse.Namespace, found: dict[str, Any], version: str) -> boo
         f"ends: {dict(attack.outcomes)}"
     )
     print(
-        f"  {args.big} oversized bodies (claiming {BODY_CLAIM >> 20} MiB): answers "
-        f"{dict(bodies)}, sent before the answer: max {max(body_sent, default=0) >> 10} KiB"
+        f"  {args.big} oversized bodies (claiming {BODY_CLAIM >> 20} MiB), tried again while "
+        f"answered 503 ({body_tries} connections): final answers {dict(bodies)}, sent before "
+        f"the answer: max {max(body_sent, default=0) >> 10} KiB"
     )
     print(f"  the daemon's own counts (logged every 10 s at most): {found['dropped']}")
     print(f"daemon RSS peak (MiB): {mib}; open descriptors peak: {found['fds']}")
     print(f"ingest latency (s, segment end to segment.ingested): {found['lag']}")
-    for name, got in legit.items():
-        print(
-            f"legitimate client, {name}: {got['ok']}/{got['requests']} answered 200 "
-            f"({got['statuses']}), latency ms {got['latency_ms']}"
-        )
+    for client, phases in legit.items():
+        for name, got in phases.items():
+            print(
+                f"legitimate client ({client}), {name}: {got['ok']}/{got['requests']} answered "
+                f"200 ({got['statuses']}), latency ms {got['latency_ms']}"
+            )
     print(
         f"segments: {found['listed']} listed by the recorders, {found['ingested']} ingested "
         f"events, {len(found['lost'])} lost {found['lost'][:5]}; 'Too many open files' in "
@@ -501,7 +539,7 @@ def report(args: argparse.Namespace, found: dict[str, Any], version: str) -> boo
     lost_ok = not found["lost"] and found["listed"] > 0 and found["exit"] == 0
     rss_growth = mib.get("attack", 0) - mib.get("before", 0)
     rss_ok = rss_growth <= RSS_BOUND_MIB
-    legit_ok = all(got["ok"] == got["requests"] > 0 for got in legit.values())
+    answered = legit_ok(legit)
     for ok, text in (
         (lost_ok, f"segments lost: {len(found['lost'])} of {found['listed']} listed"),
         (
@@ -510,9 +548,12 @@ def report(args: argparse.Namespace, found: dict[str, Any], version: str) -> boo
             f"before (+{rss_growth:.1f} MiB, bound +{RSS_BOUND_MIB} MiB)",
         ),
         (
-            legit_ok,
+            answered,
             "legitimate requests answered 200: "
-            + ", ".join(f"{k} {v['ok']}/{v['requests']}" for k, v in legit.items()),
+            + "; ".join(
+                f"{client}: " + ", ".join(f"{k} {v['ok']}/{v['requests']}" for k, v in p.items())
+                for client, p in legit.items()
+            ),
         ),
     ):
         print(f"RESULT: {text}: {'PASS' if ok else 'FAIL'}")
@@ -530,6 +571,7 @@ def report(args: argparse.Namespace, found: dict[str, Any], version: str) -> boo
                 "attacker_open_peak": attack.open_peak,
                 "slow_outcomes": dict(attack.outcomes),
                 "body_answers": {str(k): v for k, v in bodies.items()},
+                "body_connections": body_tries,
                 "body_max_sent_kib": max(body_sent, default=0) >> 10,
                 "soft_limit": found["soft_limit"],
                 "rss_mib": mib,
@@ -539,11 +581,11 @@ def report(args: argparse.Namespace, found: dict[str, Any], version: str) -> boo
                 "listed": found["listed"],
                 "lost": len(found["lost"]),
                 "too_many_files": found["too_many_files"],
-                "pass": lost_ok and rss_ok and legit_ok,
+                "pass": lost_ok and rss_ok and answered,
             }
         )
     )
-    return lost_ok and rss_ok and legit_ok
+    return lost_ok and rss_ok and answered
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -7,11 +7,14 @@ Two guards close that:
 
 * `Listener`, the listening socket itself: its `accept()` closes a connection past
   `max_connections_per_client` for its address (an IPv6 /64) at once. At `[http]
-  max_connections` it makes way for the newcomer by closing the connection whose request has
-  been arriving longest, if that is over `EVICT_AFTER_S` (`Arrivals`): slow connections from
-  many addresses cannot keep a prompt client out; with none that slow, the newcomer is
-  closed. Counting at accept covers TLS connections still in their handshake too, which a
-  protocol never sees. Asyncio calls `accept()` on the very socket object it is given.
+  max_connections` it makes way for the newcomer (`Arrivals.make_way`) by closing a
+  connection whose request is still arriving — one of the client holding the most
+  connections, if that is more than the newcomer's client would then hold, else the one
+  arriving longest if over `EVICT_AFTER_S`; with neither, the newcomer is closed. So slow
+  connections from many addresses cannot keep a prompt client out: under pressure each
+  address gets about its share. Counting at accept covers TLS connections still in their
+  handshake too, which a protocol never sees. Asyncio calls `accept()` on the very socket
+  object it is given.
 * `RequestTimeoutProtocol`, uvicorn's h11 protocol (passed as `Config(http=...)`): a request's
   headers and body must arrive within `request_timeout_seconds` of its first byte — or of the
   connection, for the first request — however slowly bytes trickle in. An idle keep-alive
@@ -92,28 +95,40 @@ def client_key(addr: Any) -> str:
 
 
 class Arrivals:
-    """Connections whose request is still arriving, oldest first. Used on the event loop's
-    thread only (by the protocols and by the listener's accept), so it needs no lock."""
+    """Connections whose request is still arriving, by client, oldest first. Used on the event
+    loop's thread only (by the protocols and by the listener's accept): no lock needed."""
 
     def __init__(self) -> None:
-        self._since: dict[RequestTimeoutProtocol, float] = {}  # insertion order: oldest first
+        # client key → {protocol: since}; insertion order: oldest first
+        self._by_client: dict[str, dict[RequestTimeoutProtocol, float]] = {}
 
     def begin(self, proto: RequestTimeoutProtocol) -> None:
-        self._since.setdefault(proto, time.monotonic())
+        self._by_client.setdefault(proto.client_key, {}).setdefault(proto, time.monotonic())
 
     def end(self, proto: RequestTimeoutProtocol) -> None:
-        self._since.pop(proto, None)
+        mine = self._by_client.get(proto.client_key)
+        if mine is not None and mine.pop(proto, None) is not None and not mine:
+            del self._by_client[proto.client_key]
 
-    def evict_oldest(self, older_than_s: float) -> bool:
-        """Close the connection whose request has been arriving longest, if for longer than
-        `older_than_s`; True when one was closed."""
-        for proto, since in self._since.items():
-            if time.monotonic() - since < older_than_s:
-                return False
-            del self._since[proto]
-            proto.evict()
-            return True
+    def make_way(self, newcomer: str, held: Counter[str]) -> bool:
+        """Close one arriving connection for a newcomer from client `newcomer`, `held`
+        counting each client's open connections; True when one was closed."""
+        busiest = max(self._by_client, key=lambda k: held[k], default=None)
+        if busiest is not None and held[busiest] > held[newcomer] + 1:
+            return self._evict(next(iter(self._by_client[busiest])))
+        oldest = min(
+            (next(iter(mine.items())) for mine in self._by_client.values()),
+            key=lambda item: item[1],
+            default=None,
+        )
+        if oldest is not None and time.monotonic() - oldest[1] >= EVICT_AFTER_S:
+            return self._evict(oldest[0])
         return False
+
+    def _evict(self, proto: RequestTimeoutProtocol) -> bool:
+        self.end(proto)
+        proto.evict()
+        return True
 
 
 class Listener(socket.socket):
@@ -156,7 +171,7 @@ class Listener(socket.socket):
             return "per_client"
         if len(self._open) >= self.total and (
             len(self._open) >= self.total + EVICT_SLACK
-            or not self.arrivals.evict_oldest(EVICT_AFTER_S)
+            or not self.arrivals.make_way(key, self._per_key)
         ):
             return "total"
         self._open[conn] = key
@@ -197,11 +212,13 @@ class RequestTimeoutProtocol(H11Protocol):
         super().__init__(*args, **kwargs)
         self.request_timeout_s = request_timeout_s
         self.arrivals = arrivals
+        self.client_key = "unknown"
         self._deadline: asyncio.TimerHandle | None = None
         self._between_requests = False  # idle after a response: uvicorn's keep-alive timer
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         super().connection_made(transport)
+        self.client_key = client_key(self.client) if self.client else "unknown"
         self._watch()  # the first request must come, too: a silent connection holds a descriptor
 
     def data_received(self, data: bytes) -> None:
