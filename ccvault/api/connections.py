@@ -9,7 +9,7 @@ Two guards close that:
   `max_connections_per_client` for its address (an IPv6 /64) at once. At `[http]
   max_connections` it makes way for the newcomer (`Arrivals.make_way`) by closing a
   connection whose request is still arriving — one of the client holding the most
-  connections, if that is more than the newcomer's client would then hold, else the one
+  connections, if that is more than twice what the newcomer's client holds, else the one
   arriving longest if over `EVICT_AFTER_S`; with neither, the newcomer is closed. So slow
   connections from many addresses cannot keep a prompt client out: under pressure each
   address gets about its share. Counting at accept covers TLS connections still in their
@@ -39,7 +39,7 @@ log = structlog.get_logger("ccvault.http")
 
 REFUSE_BATCH = 64  # refusals per accept() call before asyncio gets the loop back
 EVICT_AFTER_S = 2.0  # at the cap, a request still arriving after this long makes way
-EVICT_SLACK = 64  # evicted connections close on the loop's next turn: the cap may lag by this
+EVICT_SLACK = 64  # evicted connections still closing (on the loop's next turn) at most
 REPORT_EVERY_S = 10.0  # refusals and timeouts are logged as counts, not a line each
 BUSY_BODY = b'{"error":{"code":"busy","message":"too many connections; retry later","field":null}}'
 BUSY = (
@@ -110,11 +110,14 @@ class Arrivals:
         if mine is not None and mine.pop(proto, None) is not None and not mine:
             del self._by_client[proto.client_key]
 
-    def make_way(self, newcomer: str, held: Counter[str]) -> bool:
-        """Close one arriving connection for a newcomer from client `newcomer`, `held`
-        counting each client's open connections; True when one was closed."""
+    def make_way(self, newcomer: str, held: Counter[str]) -> int | None:
+        """Close one arriving connection for a newcomer from client `newcomer` (`held`:
+        each client's open connections); returns the closed one's descriptor, or None.
+        First choice: the oldest of the client holding most, if it holds more than twice
+        what the newcomer's does (so clients with about their share do not churn each other
+        out); else the one arriving longest, if for over EVICT_AFTER_S."""
         busiest = max(self._by_client, key=lambda k: held[k], default=None)
-        if busiest is not None and held[busiest] > held[newcomer] + 1:
+        if busiest is not None and held[busiest] > 2 * held[newcomer] + 1:
             return self._evict(next(iter(self._by_client[busiest])))
         oldest = min(
             (next(iter(mine.items())) for mine in self._by_client.values()),
@@ -123,12 +126,12 @@ class Arrivals:
         )
         if oldest is not None and time.monotonic() - oldest[1] >= EVICT_AFTER_S:
             return self._evict(oldest[0])
-        return False
+        return None
 
-    def _evict(self, proto: RequestTimeoutProtocol) -> bool:
+    def _evict(self, proto: RequestTimeoutProtocol) -> int:
         self.end(proto)
         proto.evict()
-        return True
+        return proto.fd
 
 
 class Listener(socket.socket):
@@ -148,7 +151,9 @@ class Listener(socket.socket):
         super().__init__(family, kind, proto)
         self.total, self.per_client, self.tls = total, per_client, tls
         self.arrivals = arrivals
-        self._open: dict[socket.socket, str] = {}
+        self._open: dict[socket.socket, tuple[str, int]] = {}  # counted: → client key, fd
+        self._by_fd: dict[int, socket.socket] = {}
+        self._leaving: set[socket.socket] = set()  # evicted, closing on the loop's next turn
         self._per_key: Counter[str] = Counter()
         self.refused = Tally("http.connections_refused")
 
@@ -169,23 +174,37 @@ class Listener(socket.socket):
             self._prune()  # counts include connections closed since: recount first
         if self._per_key[key] >= self.per_client:
             return "per_client"
-        if len(self._open) >= self.total and (
-            len(self._open) >= self.total + EVICT_SLACK
-            or not self.arrivals.make_way(key, self._per_key)
-        ):
-            return "total"
-        self._open[conn] = key
+        if len(self._open) >= self.total:
+            if len(self._leaving) >= EVICT_SLACK:
+                return "total"  # descriptors stay bounded: total + EVICT_SLACK at most
+            victim = self.arrivals.make_way(key, self._per_key)
+            if victim is None:
+                return "total"
+            self._forget(self._by_fd.get(victim), leaving=True)
+        fd = conn.fileno()
+        self._open[conn] = (key, fd)
+        self._by_fd[fd] = conn
         self._per_key[key] += 1
         return None
 
     def _prune(self) -> None:
         """Forget connections asyncio has closed (a closed socket's fileno() is -1)."""
-        closed = [s for s in self._open if s.fileno() == -1]
-        for s in closed:
-            key = self._open.pop(s)
-            self._per_key[key] -= 1
-            if not self._per_key[key]:
-                del self._per_key[key]
+        self._leaving = {s for s in self._leaving if s.fileno() != -1}
+        for s in [s for s in self._open if s.fileno() == -1]:
+            self._forget(s, leaving=False)
+
+    def _forget(self, sock: socket.socket | None, leaving: bool) -> None:
+        """Stop counting a connection: closed, or (`leaving`) evicted and closing."""
+        if sock is None or sock not in self._open:
+            return
+        key, fd = self._open.pop(sock)
+        if self._by_fd.get(fd) is sock:
+            del self._by_fd[fd]
+        self._per_key[key] -= 1
+        if not self._per_key[key]:
+            del self._per_key[key]
+        if leaving:
+            self._leaving.add(sock)
 
     def _refuse(self, conn: socket.socket, reason: str) -> None:
         """Close at once; a plain-HTTP client is told why first (503, Retry-After)."""
@@ -213,12 +232,14 @@ class RequestTimeoutProtocol(H11Protocol):
         self.request_timeout_s = request_timeout_s
         self.arrivals = arrivals
         self.client_key = "unknown"
+        self.fd = -1
         self._deadline: asyncio.TimerHandle | None = None
         self._between_requests = False  # idle after a response: uvicorn's keep-alive timer
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         super().connection_made(transport)
         self.client_key = client_key(self.client) if self.client else "unknown"
+        self.fd = transport.get_extra_info("socket").fileno()  # the listener's key for it
         self._watch()  # the first request must come, too: a silent connection holds a descriptor
 
     def data_received(self, data: bytes) -> None:
