@@ -9,8 +9,9 @@ Two guards close that:
   `max_connections_per_client` for its address (an IPv6 /64) at once. At `[http]
   max_connections` it makes way for the newcomer (`Arrivals.make_way`) by closing a
   connection whose request is still arriving — one of the client holding the most
-  connections, if that is more than twice what the newcomer's client holds, else the one
-  arriving longest if over `EVICT_AFTER_S`; with neither, the newcomer is closed. So slow
+  connections, if that is more than twice what the newcomer's client holds, else (for a
+  client holding none) the one arriving longest if over `EVICT_AFTER_S`; with neither, the
+  newcomer is closed. So slow
   connections from many addresses cannot keep a prompt client out: under pressure each
   address gets about its share. Counting at accept covers TLS connections still in their
   handshake too, which a protocol never sees. Asyncio calls `accept()` on the very socket
@@ -114,11 +115,14 @@ class Arrivals:
         """Close one arriving connection for a newcomer from client `newcomer` (`held`:
         each client's open connections); returns the closed one's descriptor, or None.
         First choice: the oldest of the client holding most, if it holds more than twice
-        what the newcomer's does (so clients with about their share do not churn each other
-        out); else the one arriving longest, if for over EVICT_AFTER_S."""
+        what the newcomer's does; else, for a client holding none, the one arriving longest,
+        if for over EVICT_AFTER_S. Clients with about their share never churn each other out:
+        an attacker's reconnects would otherwise keep every slot young."""
         busiest = max(self._by_client, key=lambda k: held[k], default=None)
         if busiest is not None and held[busiest] > 2 * held[newcomer] + 1:
             return self._evict(next(iter(self._by_client[busiest])))
+        if held[newcomer]:
+            return None
         oldest = min(
             (next(iter(mine.items())) for mine in self._by_client.values()),
             key=lambda item: item[1],
