@@ -169,9 +169,11 @@ def start_daemon(cfg: Path, cameras: int, hard: int) -> tuple[subprocess.Popen[b
     deadline = time.monotonic() + 120
     while recording != names or not url:
         if proc.poll() is not None or time.monotonic() > deadline:
+            stop(proc)
             raise RuntimeError(
                 f"daemon not ready (exit {proc.poll()}, recording {sorted(recording)}): "
                 + (WORK / "daemon.stderr").read_text()[-2000:]
+                + "\n".join(json.dumps(e)[:300] for e in log.events[-15:])
             )
         for ev in log.poll():
             if ev.get("event") == "camera.state" and ev.get("new") == "recording":
@@ -180,6 +182,17 @@ def start_daemon(cfg: Path, cameras: int, hard: int) -> tuple[subprocess.Popen[b
                 url = str(ev["url"])
         time.sleep(0.25)
     return proc, log, url
+
+
+def stop(proc: subprocess.Popen[bytes]) -> int:
+    """SIGTERM (the daemon closes and ingests the open segments), SIGKILL after 60 s."""
+    if proc.poll() is None:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(60)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+    return proc.wait()
 
 
 # -- what goes on during the run ---------------------------------------------------------
@@ -422,6 +435,21 @@ def daemon_counts(events: list[dict[str, Any]]) -> dict[str, int]:
 # -- the run -----------------------------------------------------------------------------
 
 
+def attack_between_calms(
+    args: argparse.Namespace, url: str
+) -> tuple[dict[str, tuple[float, float]], Attack]:
+    """The calm before, the attack, the calm after: their monotonic bounds, and the attack."""
+    t0 = time.monotonic()
+    time.sleep(args.calm)
+    t1 = time.monotonic()
+    host, port = url.removeprefix("http://").rsplit(":", 1)
+    attack = Attack(host, int(port), t1 + args.seconds)
+    asyncio.run(attack.run(args.slow, args.big))
+    t2 = time.monotonic()
+    time.sleep(args.calm)
+    return {"before": (t0, t1), "attack": (t1, t2), "after": (t2, time.monotonic())}, attack
+
+
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--quick", action="store_true", help="2 cameras, 200 + 10 attackers, 15 s")
@@ -455,32 +483,27 @@ def run(args: argparse.Namespace, server: RtspServer) -> dict[str, Any]:
     token = user_token(cfg)
     hard = unit_limit()
     proc, log, url = start_daemon(cfg, args.cameras, hard)
-    limits = Path(f"/proc/{proc.pid}/limits").read_text()
-    soft = int(re.search(r"^Max open files\s+(\d+)", limits, re.M).group(1))  # type: ignore[union-attr]
-    samples = Samples(psutil.Process(proc.pid), WORK / "volume" / ".spool")
-    threads = [
-        threading.Thread(target=samples.watch),
-        threading.Thread(target=samples.ask, args=(url, token, "127.0.0.2", False)),
-        threading.Thread(target=samples.ask, args=(url, token, "127.0.0.3", True)),
-    ]
-    clock = (time.time(), time.monotonic())
-    for thread in threads:
-        thread.start()
-    t0 = time.monotonic()
-    time.sleep(args.calm)
-    t1 = time.monotonic()
-    host, port = url.removeprefix("http://").rsplit(":", 1)
-    attack = Attack(host, int(port), t1 + args.seconds)
-    asyncio.run(attack.run(args.slow, args.big))
-    t2 = time.monotonic()
-    time.sleep(args.calm)
-    t3 = time.monotonic()
-    phases = {"before": (t0, t1), "attack": (t1, t2), "after": (t2, t3)}
-    proc.send_signal(signal.SIGTERM)
-    rc = proc.wait(60)
-    samples.stop.set()
-    for thread in threads:
-        thread.join()
+    try:
+        limits = Path(f"/proc/{proc.pid}/limits").read_text()
+        soft = int(re.search(r"^Max open files\s+(\d+)", limits, re.M).group(1))  # type: ignore[union-attr]
+        samples = Samples(psutil.Process(proc.pid), WORK / "volume" / ".spool")
+        threads = [
+            threading.Thread(target=samples.watch),
+            threading.Thread(target=samples.ask, args=(url, token, "127.0.0.2", False)),
+            threading.Thread(target=samples.ask, args=(url, token, "127.0.0.3", True)),
+        ]
+        clock = (time.time(), time.monotonic())
+        for thread in threads:
+            thread.start()
+        try:
+            phases, attack = attack_between_calms(args, url)
+        finally:
+            rc = stop(proc)
+            samples.stop.set()
+            for thread in threads:
+                thread.join()
+    finally:
+        stop(proc)
     log.poll()
     return {
         "exit": rc,

@@ -15,8 +15,8 @@ import resource
 
 from ccvault.errors import ConfigError
 
-# What the daemon uses besides HTTP connections: measured at ~120 with 8 cameras recording
-# (bench/http_flood.py prints it); the rest is headroom for ingest, exports and clip joins.
+# What the daemon uses besides HTTP connections: ~55 with 8 cameras recording (bench/http_flood.py
+# prints it); the rest is headroom for ingest, exports, clip joins and the catalog's readers.
 RESERVE = 1024
 PER_CONNECTION = 2  # the socket, and the footage file a response streams from
 UNLIMITED_HARD = 1 << 20  # the kernel's usual nr_open, when the hard limit is "unlimited"
