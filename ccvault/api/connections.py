@@ -243,7 +243,8 @@ class RequestTimeoutProtocol(H11Protocol):
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         super().connection_made(transport)
         self.client_key = client_key(self.client) if self.client else "unknown"
-        self.fd = transport.get_extra_info("socket").fileno()  # the listener's key for it
+        sock = transport.get_extra_info("socket")
+        self.fd = sock.fileno() if sock is not None else -1  # the listener's key for it
         self._watch()  # the first request must come, too: a silent connection holds a descriptor
 
     def data_received(self, data: bytes) -> None:
@@ -286,7 +287,7 @@ class RequestTimeoutProtocol(H11Protocol):
         self._drop("headers" if self.conn.their_state is h11.IDLE else "body", TIMEOUT)
 
     def evict(self) -> None:
-        """Make way for a newcomer at the connection cap (`Arrivals.evict_oldest`)."""
+        """Make way for a newcomer at the connection cap (`Arrivals.make_way`)."""
         self._cancel()
         self._drop("evicted", BUSY)
 
