@@ -166,9 +166,12 @@ class Session:
 class Daemon:
     """`ccvault run` as a child process, its JSON log lines collected as they arrive."""
 
-    def __init__(self, config: Path, env: dict[str, str] | None = None) -> None:
+    def __init__(
+        self, config: Path, env: dict[str, str] | None = None, wrapper: tuple[str, ...] = ()
+    ) -> None:
         self.config = config
         self.env = env
+        self.wrapper = wrapper  # a command that runs the daemon, e.g. prlimit's limits
         self.proc: subprocess.Popen[str] | None = None
         self.events: list[dict[str, Any]] = []
         self.raw: list[str] = []
@@ -176,7 +179,7 @@ class Daemon:
 
     def start(self) -> Daemon:
         self.proc = subprocess.Popen(
-            [*CCVAULT, "--config", str(self.config), "run"],
+            [*self.wrapper, *CCVAULT, "--config", str(self.config), "run"],
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
             text=True,
@@ -249,11 +252,13 @@ class Daemon:
 
 
 @pytest.fixture
-def daemon_factory() -> Iterator[Callable[[Path], Daemon]]:
+def daemon_factory() -> Iterator[Callable[..., Daemon]]:
     started: list[Daemon] = []
 
-    def make(config: Path, env: dict[str, str] | None = None) -> Daemon:
-        daemon = Daemon(config, env)
+    def make(
+        config: Path, env: dict[str, str] | None = None, wrapper: tuple[str, ...] = ()
+    ) -> Daemon:
+        daemon = Daemon(config, env, wrapper)
         started.append(daemon)
         return daemon.start()
 

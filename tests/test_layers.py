@@ -16,7 +16,7 @@ ROOT = Path(__file__).resolve().parent.parent / "ccvault"
 
 # Lowest first. Modules directly under ccvault/ (errors, timefmt, the version) are the base.
 LAYERS: tuple[str, ...] = (
-    "",  # ccvault/__init__.py, errors.py, timefmt.py
+    "",  # ccvault/__init__.py, errors.py, timefmt.py, text.py
     "host",
     "config",
     "catalog",
@@ -32,7 +32,7 @@ LAYERS: tuple[str, ...] = (
     "service",
     "cli",
 )
-TOP_LEVEL = {"ccvault", "ccvault.errors", "ccvault.timefmt", "ccvault.__main__"}
+TOP_LEVEL = {"ccvault", "ccvault.errors", "ccvault.timefmt", "ccvault.text", "ccvault.__main__"}
 
 
 def layer_of(module: str) -> str:

@@ -9,8 +9,12 @@ SameSite=Strict; a state-changing request authenticated by it must also carry th
 CSRF value in `X-CSRF-Token`, which a cross-site page cannot read. Sessions live in memory only:
 a restart signs everyone out, and nothing secret is written anywhere.
 
-Every token attempt is checked against a per-address failure count: guessing is audited
-(`auth.failed`, never the token) and, past the limit, refused with 429 for a while.
+A wrong token is audited (`auth.failed`, never the token) and counted twice: for the pair of
+address and token (a client retrying one bad token), and for the address (a client trying many).
+Past either limit, wrong tokens from there get 429 for a while, unaudited but for the record that
+locked them out. A valid token is never refused: on a shared address (an office behind NAT) one
+person guessing cannot lock everyone else out. Tokens are 256 random bits, so the limits are not
+what stops guessing — they keep a guesser from flooding the audit log.
 """
 
 from __future__ import annotations
@@ -27,6 +31,7 @@ from typing import Annotated, Any
 from fastapi import Depends, Request, Security
 from fastapi.security import APIKeyCookie, HTTPBearer
 
+from ccvault.api.connections import client_key
 from ccvault.api.context import ApiContext
 from ccvault.api.errors import ApiError
 from ccvault.api.users import ROLES, User, token_hash, user_for_hash
@@ -36,6 +41,7 @@ CSRF_HEADER = "X-CSRF-Token"
 UNSAFE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 SESSION_IDLE_S = 12 * 3600
 FAILURE_LIMIT, FAILURE_WINDOW_S, LOCKOUT_S = 10, 60.0, 60.0
+RETRY_LIMIT = 5  # one wrong token retried from one address: a stale token in a script
 ANONYMOUS = "api"  # the actor of a failed sign-in: no "api:<name>", since nobody is known
 
 # Declared for the OpenAPI schema, each operation's requirement naming the least role it needs
@@ -57,7 +63,7 @@ _COOKIE = APIKeyCookie(
 class Principal:
     name: str
     role: str
-    session: str  # what "once per session" counts by: a session handle, or the token's hash
+    session: str  # what audit records are counted by: a session handle, or the token's hash
 
     @property
     def actor(self) -> str:
@@ -72,7 +78,8 @@ class RateLimited(ApiError):
         super().__init__(
             429,
             "rate_limited",
-            f"too many failed sign-ins from this address; retry in {seconds} s",
+            f"too many wrong tokens from this address; retry in {seconds} s"
+            " (a valid token works meanwhile)",
             headers={"Retry-After": str(seconds)},
         )
 
@@ -131,10 +138,10 @@ class SessionStore:
 
 @dataclass
 class FailureLimiter:
-    """`limit` failed sign-ins from one address within `window_s` lock it out for `lockout_s`.
+    """`limit` failures for one key within `window_s` lock the key out for `lockout_s`.
 
-    Keyed by the peer address uvicorn reports (proxy headers are not trusted), so a client
-    cannot pick a fresh address per guess."""
+    Keys start with the peer address uvicorn reports (proxy headers are not trusted), so a
+    client cannot pick a fresh address per guess."""
 
     limit: int = FAILURE_LIMIT
     window_s: float = FAILURE_WINDOW_S
@@ -144,41 +151,74 @@ class FailureLimiter:
     _locked: dict[str, float] = field(default_factory=dict)
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
-    def retry_after(self, addr: str) -> float | None:
-        """Seconds until `addr` may try again, or None when it may now."""
+    def retry_after(self, key: str) -> float | None:
+        """Seconds until `key` may try again, or None when it may now."""
         with self._lock:
-            until = self._locked.get(addr)
+            until = self._locked.get(key)
             if until is None:
                 return None
             left = until - self.clock()
             if left > 0:
                 return left
-            del self._locked[addr]
+            del self._locked[key]
             return None
 
-    def failed(self, addr: str) -> bool:
-        """Count a failure; True when it locks the address out."""
+    def failed(self, key: str) -> bool:
+        """Count a failure; True when it locks the key out."""
         now = self.clock()
         with self._lock:
-            if len(self._failures) > 10_000:  # bounded memory under a spray of addresses
+            if len(self._failures) > 10_000:  # bounded memory under a spray of keys
                 self._failures = {
-                    a: q for a, q in self._failures.items() if q and now - q[-1] < self.window_s
+                    k: q for k, q in self._failures.items() if q and now - q[-1] < self.window_s
                 }
-            recent = self._failures.setdefault(addr, deque())
+                self._locked = {k: t for k, t in self._locked.items() if t > now}
+            recent = self._failures.setdefault(key, deque())
             recent.append(now)
             while recent and now - recent[0] > self.window_s:
                 recent.popleft()
             if len(recent) < self.limit:
                 return False
             recent.clear()
-            self._locked[addr] = now + self.lockout_s
+            self._locked[key] = now + self.lockout_s
             return True
+
+
+@dataclass
+class GuessLimits:
+    """Wrong tokens, counted per address and token (`per_token`) and per address
+    (`per_address`); neither ever stands in the way of a valid token."""
+
+    per_token: FailureLimiter = field(default_factory=lambda: FailureLimiter(RETRY_LIMIT))
+    per_address: FailureLimiter = field(default_factory=FailureLimiter)
+
+    def retry_after(self, addr: str, token_sha256: str) -> float | None:
+        waits = [
+            w
+            for w in (
+                self.per_token.retry_after(f"{addr} {token_sha256}"),
+                self.per_address.retry_after(addr),
+            )
+            if w is not None
+        ]
+        return max(waits) if waits else None
+
+    def failed(self, addr: str, token_sha256: str) -> float | None:
+        """Count a wrong token; the lockout it starts (seconds), if it starts one."""
+        pair = self.per_token.failed(f"{addr} {token_sha256}")
+        address = self.per_address.failed(addr)
+        if address:
+            return self.per_address.lockout_s
+        return self.per_token.lockout_s if pair else None
+
+    def allow(self, limit: int) -> None:
+        """Raise both limits (the fuzzer signs in with made-up tokens on purpose)."""
+        self.per_token.limit = self.per_address.limit = limit
 
 
 @dataclass
 class AuthState:
     sessions: SessionStore = field(default_factory=SessionStore)
-    limiter: FailureLimiter = field(default_factory=FailureLimiter)
+    limiter: GuessLimits = field(default_factory=GuessLimits)
 
 
 _STATE_LOCK = threading.Lock()
@@ -208,21 +248,23 @@ def _bearer(request: Request) -> str | None:
 
 
 def check_token(request: Request, token: str, via: str) -> User:
-    """The active user of `token`; a failure is audited and counted against the address."""
+    """The active user of `token`, whatever else comes from its address. A wrong one is
+    audited and counted (`GuessLimits`); once locked out, 429 without a record."""
     ctx, state, addr = context(request), auth_state(request.app), client_address(request)
-    wait = state.limiter.retry_after(addr)
+    hashed, source = token_hash(token), client_key(addr)  # an IPv6 client counts by its /64
+    with ctx.reader() as conn:
+        user = user_for_hash(conn, hashed, ctx.now_ms())
+    if user is not None:
+        return user
+    wait = state.limiter.retry_after(source, hashed)
     if wait is not None:
         raise RateLimited(wait)
-    with ctx.reader() as conn:
-        user = user_for_hash(conn, token_hash(token), ctx.now_ms())
-    if user is None:
-        locked = state.limiter.failed(addr)
-        details: dict[str, object] = {"client": addr, "via": via, "path": request.url.path}
-        if locked:
-            details["locked_out_s"] = state.limiter.lockout_s
-        ctx.audit(ANONYMOUS, "auth.failed", f"client:{addr}", details)
-        raise ApiError(401, "unauthenticated", "unknown, expired or revoked token")
-    return user
+    lockout_s = state.limiter.failed(source, hashed)
+    details: dict[str, object] = {"client": addr, "via": via, "path": request.url.path}
+    if lockout_s is not None:
+        details["locked_out_s"] = lockout_s
+    ctx.audit(ANONYMOUS, "auth.failed", f"client:{addr}", details)
+    raise ApiError(401, "unauthenticated", "unknown, expired or revoked token")
 
 
 def identify(request: Request) -> Principal:

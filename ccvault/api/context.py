@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import sqlite3
 import threading
+import time
 from collections.abc import Callable
 from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, field
@@ -19,6 +20,8 @@ from ccvault.host.clock import Clock
 from ccvault.storage.volumes import Volume
 
 SEEN_LIMIT = 200_000
+REPEAT_S = 60.0  # a session's look at one thing is recorded at least once a minute
+SAME_START_S = 2.0  # a restart sooner than this is a player's duplicate request, not a replay
 
 
 class MetricsPage(Protocol):
@@ -35,7 +38,9 @@ class ApiContext:
     volumes: Callable[[], list[Volume]]
     exports: Any = None  # ccvault.evidence.jobs.ExportJobs, when the daemon runs export jobs
     metrics: MetricsPage | None = None  # what GET /metrics renders; None: 503
-    _seen: set[tuple[str, str]] = field(default_factory=set)
+    repeat_s: float = REPEAT_S
+    same_start_s: float = SAME_START_S
+    _seen: dict[tuple[str, str], float] = field(default_factory=dict)
     _seen_lock: threading.Lock = field(default_factory=threading.Lock)
     _local: threading.local = field(default_factory=threading.local)
 
@@ -60,15 +65,25 @@ class ApiContext:
     def now_ms(self) -> int:
         return self.clock.wall_ms()
 
-    def first_view(self, session: str, key: str) -> bool:
-        """True the first time a session views a thing (a segment, a clip range): views are
-        audited once per session, not once per HTTP range request."""
+    def record_due(self, session: str, key: str, fresh: bool = True) -> bool:
+        """Whether this look by `session` at `key` (a segment, a clip range, a question) gets
+        an audit record: every look that starts afresh (`fresh`: a request without Range or
+        from byte 0 — a playback, a replay), and any other once `repeat_s` (a minute) has passed
+        since the last record. So the range requests of one playback are one record, yet no
+        request pattern can watch for long unrecorded: skipping byte 0 still leaves a record a
+        minute. A fresh request within `same_start_s` (2 s) of the last record is the same
+        start (players may ask for byte 0 twice as they open a file). Kept in memory: a
+        restart only adds records."""
+        now = time.monotonic()
         with self._seen_lock:
-            if (session, key) in self._seen:
+            last = self._seen.get((session, key))
+            if last is not None and now - last < (self.same_start_s if fresh else self.repeat_s):
                 return False
-            if len(self._seen) >= SEEN_LIMIT:
-                self._seen.clear()  # bounded: at worst a view is audited twice
-            self._seen.add((session, key))
+            if len(self._seen) >= SEEN_LIMIT:  # bounded: forgetting only adds a record
+                self._seen = {k: t for k, t in self._seen.items() if now - t < self.repeat_s}
+                if len(self._seen) >= SEEN_LIMIT:
+                    self._seen.clear()
+            self._seen[(session, key)] = now
             return True
 
     def audit(self, actor: str, action: str, obj: str, details: dict[str, Any]) -> None:

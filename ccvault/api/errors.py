@@ -51,8 +51,9 @@ RESPONSES: dict[int | str, dict] = {
         (403, "the role is too low, or a session request lacks X-CSRF-Token"),
         (404, "not found"),
         (409, "refused by policy"),
+        (413, "the request body is larger than [http] max_body_bytes"),
         (422, "invalid request"),
-        (429, "too many failed sign-ins from this address (Retry-After)"),
+        (429, "too many wrong tokens from this address (Retry-After)"),
         (503, "busy"),
     )
 }

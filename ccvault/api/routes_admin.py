@@ -26,6 +26,7 @@ from ccvault.api.auth import (
     context,
     operation_role,
 )
+from ccvault.api.errors import unpath
 from ccvault.api.users import token_hash
 from ccvault.catalog.audit import AuditLog, audit_log
 from ccvault.catalog.audit_ack import acknowledge
@@ -152,12 +153,19 @@ def sign_out(request: Request, principal: Viewer) -> Response:
 
 @router.get("/api/status", summary="Cameras, volumes, retention: as `ccvault status --json`")
 def api_status(request: Request, _p: Viewer) -> dict[str, Any]:
-    """The very object the CLI prints, from a read-only connection: one truth, two doors."""
+    """The object the CLI prints, from a read-only connection — less what names the server's
+    disks: a volume's `path`, and any path in its `reason` (the API never sends a path, to
+    any role; `ccvault status` on the host shows them)."""
     ctx = context(request)
     with ctx.reader() as conn:
-        return status.build(
+        found = status.build(
             ctx.config, conn, ctx.now_ms(), daemon_running(ctx.config.storage.catalog)
         )
+    for volume in found["volumes"]:
+        del volume["path"]
+        if volume["reason"]:
+            volume["reason"] = unpath(volume["reason"])
+    return found
 
 
 @router.get(
@@ -214,8 +222,8 @@ def audit_page(
             break
     page = matches[:limit]
     query = {"user": user, "action": action, "from": lo, "to": hi}
-    first = ctx.first_view(principal.session, f"audit:{sorted(query.items())}")
-    if first or cursor is None:  # a new query is a new look; its further pages are not
+    # A new query is a new look; its further pages are not.
+    if ctx.record_due(principal.session, f"audit:{sorted(query.items())}", cursor is None):
         ctx.audit(principal.actor, "audit.read", "audit", {**query, "records": len(page)})
     return AuditPage(records=page, next_cursor=page[-1]["seq"] if len(matches) > limit else None)
 

@@ -9,7 +9,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, Literal
 
-from fastapi import APIRouter, Response
+from fastapi import APIRouter, Request, Response
 from fastapi.responses import StreamingResponse
 from pydantic import BaseModel, ConfigDict, Field, StrictInt
 
@@ -103,7 +103,7 @@ def get_export(export_id: Id, ctx: Ctx, _who: Operator) -> dict:
         410: {"model": ErrorBody, "description": "the bundle has expired"},
     },
 )
-def download_export(export_id: Id, ctx: Ctx, who: Operator) -> StreamingResponse:
+def download_export(export_id: Id, ctx: Ctx, who: Operator, request: Request) -> Response:
     """The bundle as a tar (one top directory, the bundle's name); 409 until it is done."""
     job = _job(ctx, export_id)
     if job["state"] != "done":
@@ -112,21 +112,20 @@ def download_export(export_id: Id, ctx: Ctx, who: Operator) -> StreamingResponse
         raise ApiError(410, "gone", f"export {export_id}'s bundle is no longer kept")
     bundle = Path(job["dir"])
     length, chunks = tar_stream(bundle)
-    if ctx.first_view(who.session, f"export:{export_id}"):
+    if ctx.record_due(who.session, f"export:{export_id}"):
         ctx.audit(
             who.actor,
             "export.download",
             f"export:{export_id}",
             {"id": export_id, "bundle": bundle.name, "manifest_sha256": job["manifest_sha256"]},
         )
-    return StreamingResponse(
-        chunks,
-        media_type="application/x-tar",
-        headers={
-            "Content-Length": str(length),
-            "Content-Disposition": f'attachment; filename="{bundle.name}.tar"',
-        },
-    )
+    headers = {
+        "Content-Length": str(length),
+        "Content-Disposition": f'attachment; filename="{bundle.name}.tar"',
+    }
+    if request.method == "HEAD":  # the same headers, and no file is read
+        return Response(media_type="application/x-tar", headers=headers)
+    return StreamingResponse(chunks, media_type="application/x-tar", headers=headers)
 
 
 def tar_stream(bundle: Path) -> tuple[int, Iterator[bytes]]:

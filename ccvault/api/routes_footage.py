@@ -1,7 +1,7 @@
 """HTTP routes: what footage exists — cameras, segment and motion searches, day timelines.
 
 Searches are human actions and go to the audit log (`search.segments`, `search.motion`), once
-per session for the same question; the timeline and motion stepping are navigation over the
+a minute per session for the same question; the timeline and motion stepping are navigation over the
 same facts and are not audited. The media themselves (files, clips, stills) are served by
 `routes_media`, whose router this one includes.
 """
@@ -134,9 +134,10 @@ def _audit_search(
     question: dict,
     results: int,
 ) -> None:
-    """One record per question per session: a page re-asking the same search adds none."""
+    """One record per question per session and minute (`ApiContext.record_due`): a page
+    re-asking the same search at once adds none, the same question later is a new record."""
     key = f"{action}:{camera}:{from_ms}:{to_ms}:{sorted(question.items())}"
-    if ctx.first_view(who.session, key):
+    if ctx.record_due(who.session, key, fresh=False):
         ctx.audit(
             who.actor,
             action,

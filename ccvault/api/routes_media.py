@@ -1,21 +1,24 @@
 """HTTP routes: the footage itself — a segment's original file, a clip of a range, a still.
 
-Every view is audited once per session (`view.segment`, `view.clip`, `view.still`), not once
-per range request a player makes. Files are opened before the response starts, so footage
-purged meanwhile is a clean 404 and footage purged mid-stream is still sent in full (the open
-descriptor keeps it). Requests name cameras and ids only; no response carries a path.
+Every view is audited (`view.segment`, `view.clip`, `view.still`): each playback — a request
+from the file's start — and at least once a minute of any other access, but not once per range
+request a player makes (`ApiContext.record_due`). Files are opened before the response starts,
+so footage purged meanwhile is a clean 404 and footage purged mid-stream is still sent in full
+(the open descriptor keeps it). Requests name cameras and ids only; no response carries a path.
 """
 
 from __future__ import annotations
 
 import contextlib
+import functools
 import os
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Annotated
 
+import structlog
 from fastapi import APIRouter, Query, Request
 from fastapi import Path as PathParam
 from fastapi.responses import Response
@@ -25,7 +28,7 @@ from ccvault.api.auth import Viewer
 from ccvault.api.context import ApiContext
 from ccvault.api.errors import ApiError
 from ccvault.api.params import Ctx, From, Id, To
-from ccvault.api.streaming import OpenFileResponse
+from ccvault.api.streaming import OpenFileResponse, starts_playback
 from ccvault.catalog import queries
 from ccvault.catalog.rows import Segment
 from ccvault.errors import NotFound
@@ -34,7 +37,9 @@ from ccvault.storage import clips
 from ccvault.timefmt import utc_text
 
 router = APIRouter()
+log = structlog.get_logger("ccvault.api.media")
 PRIVATE = {"cache-control": "private, no-store"}  # footage is personal data: no shared caches
+CORRUPT = "corrupt"  # segments.integrity: the file failed its hash when last read
 CLIP_LEFTOVER_S = 3600  # clip work files older than this were left by a crash
 
 
@@ -44,10 +49,12 @@ CLIP_LEFTOVER_S = 3600  # clip work files older than this were left by a crash
     responses={200: {"content": {"video/mp4": {}}}, 206: {"description": "A range"}},
 )
 def segment_file(ctx: Ctx, who: Viewer, segment_id: Id, request: Request) -> Response:
-    """The segment's original file, byte ranges supported (206)."""
+    """The segment's original file, byte ranges supported (206). X-Ccvault-Integrity: the
+    scrub's verdict on it (unchecked, ok, corrupt); a corrupt file is served as it is, marked
+    so, and never with an ETag (its catalogued hash names bytes it no longer holds)."""
     seg, fd = open_segment(ctx, segment_id)
     with _closing_on_error(fd):
-        if ctx.first_view(who.session, f"segment:{seg.id}"):
+        if ctx.record_due(who.session, f"segment:{seg.id}", starts_playback(request)):
             ctx.audit(
                 who.actor,
                 "view.segment",
@@ -59,9 +66,11 @@ def segment_file(ctx: Ctx, who: Viewer, segment_id: Id, request: Request) -> Res
                     "start_ms": seg.start_ms,
                     "end_ms": seg.end_ms,
                     "sha256": seg.sha256,
+                    "integrity": seg.integrity,
                 },
             )
         name = f"{seg.camera}-{utc_text(seg.start_ms).replace(':', '')}.mp4"
+        corrupt = seg.integrity == CORRUPT
         return OpenFileResponse(
             fd,
             request.headers,
@@ -71,9 +80,34 @@ def segment_file(ctx: Ctx, who: Viewer, segment_id: Id, request: Request) -> Res
                 "content-disposition": f'inline; filename="{name}"',
                 "x-ccvault-start": utc_text(seg.start_ms),
                 "x-ccvault-end": utc_text(seg.end_ms),
+                "x-ccvault-integrity": seg.integrity,
             },
-            etag=f'"{seg.sha256}"',
+            etag=None if corrupt else f'"{seg.sha256}"',
+            on_whole=None if corrupt else functools.partial(_check_whole, ctx, seg),
         )
+
+
+def _check_whole(ctx: ApiContext, seg: Segment, digest: str) -> None:
+    """A playback that read the whole file has hashed it for free: a file that no longer
+    matches its row is flagged corrupt at once, as the scrub would (later requests get the
+    verdict, the `segment_corrupt` alert reads it), instead of waiting for the scrub's turn —
+    unless the row moved on meanwhile (thinned, migrated: the new file is another's)."""
+    if digest == seg.sha256:
+        return
+    with ctx.reader() as conn:
+        now = queries.segments_by_ids(conn, [seg.id])
+    if not now or (now[0].volume, now[0].path, now[0].sha256) != (seg.volume, seg.path, seg.sha256):
+        return
+    ctx.writer.segments.set_integrity(seg.id, CORRUPT, ctx.now_ms(), advance_scrub=False)
+    log.error(
+        "segment_corrupt",
+        camera=seg.camera,
+        segment_id=seg.id,
+        volume=seg.volume,
+        expected=seg.sha256,
+        found=digest,
+        by="playback",
+    )
 
 
 def open_segment(ctx: ApiContext, segment_id: int) -> tuple[Segment, int]:
@@ -131,8 +165,11 @@ def clip(ctx: Ctx, who: Viewer, request: Request, camera: str, start: From, end:
         fd = os.open(out, os.O_RDONLY | os.O_CLOEXEC)
     finally:
         out.unlink(missing_ok=True)  # the open descriptor keeps the bytes until sent
+    verdict = worst(s.integrity for s, _ in files)
     with _closing_on_error(fd):
-        if ctx.first_view(who.session, f"clip:{camera}:{from_ms}:{to_ms}"):
+        if ctx.record_due(
+            who.session, f"clip:{camera}:{from_ms}:{to_ms}", starts_playback(request)
+        ):
             ctx.audit(
                 who.actor,
                 "view.clip",
@@ -146,6 +183,7 @@ def clip(ctx: Ctx, who: Viewer, request: Request, camera: str, start: From, end:
                     "start_ms": got.start_ms,
                     "end_ms": got.end_ms,
                     "segments": [s.id for s, _ in files],
+                    "integrity": verdict,
                 },
             )
         name = f"{camera}-{utc_text(got.start_ms).replace(':', '')}.mp4"
@@ -158,6 +196,7 @@ def clip(ctx: Ctx, who: Viewer, request: Request, camera: str, start: From, end:
                 "content-disposition": f'inline; filename="{name}"',
                 "x-ccvault-start": utc_text(got.start_ms),
                 "x-ccvault-end": utc_text(got.end_ms),
+                "x-ccvault-integrity": verdict,
             },
         )
 
@@ -195,7 +234,7 @@ def still(
     with os.fdopen(fd, "rb") as file:
         offset_ms, jpeg = keyframe_jpeg(file, at_ms - seg.start_ms)
     frame_ms = seg.start_ms + offset_ms
-    if ctx.first_view(who.session, f"still:{seg.id}"):
+    if ctx.record_due(who.session, f"still:{seg.id}"):
         ctx.audit(
             who.actor,
             "view.still",
@@ -205,11 +244,25 @@ def still(
                 "at": utc_text(at_ms),
                 "frame": utc_text(frame_ms),
                 "frame_ms": frame_ms,
+                "integrity": seg.integrity,
             },
         )
     return Response(
-        jpeg, media_type="image/jpeg", headers={**PRIVATE, "x-ccvault-at": utc_text(frame_ms)}
+        jpeg,
+        media_type="image/jpeg",
+        headers={
+            **PRIVATE,
+            "x-ccvault-at": utc_text(frame_ms),
+            "x-ccvault-integrity": seg.integrity,
+        },
     )
+
+
+def worst(verdicts: Iterable[str]) -> str:
+    """The verdict of footage made of several files: corrupt if any is, else unchecked if
+    any is, else ok."""
+    found = set(verdicts)
+    return next((v for v in (CORRUPT, "unchecked") if v in found), "ok")
 
 
 def keyframe_jpeg(file: object, offset_ms: int) -> tuple[int, bytes]:

@@ -10,6 +10,7 @@ nor the session cookie can reach a log; tokens never travel in URLs by design (s
 from __future__ import annotations
 
 import errno
+import functools
 import logging
 import socket
 import ssl
@@ -22,8 +23,10 @@ import structlog
 import uvicorn
 
 from ccvault.api.app import create_app
+from ccvault.api.connections import DROPPED, Arrivals, Listener, RequestTimeoutProtocol
 from ccvault.api.context import ApiContext
 from ccvault.errors import Busy, CcvaultError, ConfigError
+from ccvault.host import descriptors
 
 log = structlog.get_logger("ccvault.http")
 
@@ -84,6 +87,7 @@ class ApiServer:
         self.listen = http.listen
         self.tls = http.tls_cert is not None
         self.app = create_app(ctx)
+        self.arrivals = Arrivals()  # requests still arriving: the cap evicts the slowest
         self.config = uvicorn.Config(
             self.app,
             host=http.host,
@@ -98,10 +102,23 @@ class ApiServer:
             proxy_headers=False,
             server_header=False,
             timeout_graceful_shutdown=GRACEFUL_S,
+            # Slow or silent clients are cut off (`connections`); an idle keep-alive
+            # connection goes after idle_timeout_seconds.
+            http=functools.partial(  # type: ignore[arg-type]
+                RequestTimeoutProtocol,
+                request_timeout_s=http.request_timeout_seconds,
+                arrivals=self.arrivals,
+            ),
+            timeout_keep_alive=http.idle_timeout_seconds,  # type: ignore[arg-type]
+            # No route speaks WebSocket: an upgrade must not hand a connection to a protocol
+            # without these timeouts (should a WebSocket library be installed some day).
+            ws="none",
         )
         self.server = uvicorn.Server(self.config)
+        self.max_connections = http.max_connections
+        self.per_client = http.max_connections_per_client
         self._thread: threading.Thread | None = None
-        self._sock: socket.socket | None = None
+        self._sock: Listener | None = None
 
     @property
     def url(self) -> str:
@@ -112,6 +129,7 @@ class ApiServer:
 
     def start(self) -> None:
         """Serve in a thread; returns once connections are accepted."""
+        descriptors.check_budget(self.max_connections)
         sock = self._bind()
         try:
             self.config.load()  # reads the TLS files now, so a bad one fails start-up
@@ -145,8 +163,10 @@ class ApiServer:
                 self._thread.join(timeout)
         if self._sock is not None:
             self._sock.close()
+            self._sock.refused.flush()
+        DROPPED.flush()
 
-    def _bind(self) -> socket.socket:
+    def _bind(self) -> Listener:
         """A taken port is Busy (exit 5, like a second daemon); an address this host cannot
         listen on is the config's fault (exit 2)."""
         host, port = self.config.host.strip("[]"), self.config.port
@@ -154,7 +174,15 @@ class ApiServer:
             family, kind, proto, _, addr = socket.getaddrinfo(
                 host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE
             )[0]
-            sock = socket.socket(family, kind, proto)
+            sock = Listener(
+                family,
+                kind,
+                proto,
+                total=self.max_connections,
+                per_client=self.per_client,
+                tls=self.tls,
+                arrivals=self.arrivals,
+            )
         except OSError as exc:
             raise ConfigError("http.listen", f"cannot listen on {self.listen}: {exc}") from None
         try:

@@ -10,12 +10,14 @@ which RFC 9110 allows.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 
 import anyio
+from starlette.requests import Request
 from starlette.responses import Response
 from starlette.types import Receive, Scope, Send
 
@@ -43,6 +45,16 @@ def byte_range(header: str | None, size: int) -> tuple[int, int] | None:
     return None if end <= start else (start, end)
 
 
+def starts_playback(request: Request) -> bool:
+    """A GET whose answer begins at the file's first byte: no Range (or one this server
+    answers with the whole file), or a range from byte 0 — what a player asks as it opens a
+    file. A HEAD sends no footage: it starts nothing."""
+    if request.method == "HEAD":
+        return False
+    match = RANGE.match(request.headers.get("range", "").replace(" ", ""))
+    return match is None or match.group(1) == "0" or not (match.group(1) or match.group(2))
+
+
 class OpenFileResponse(Response):
     def __init__(
         self,
@@ -51,14 +63,19 @@ class OpenFileResponse(Response):
         media_type: str,
         headers: Mapping[str, str] | None = None,
         etag: str | None = None,
+        on_whole: Callable[[str], None] | None = None,
     ) -> None:
-        """Takes ownership of fd: it is closed when the response ends, or here on error."""
+        """Takes ownership of fd: it is closed when the response ends, or here on error.
+        `on_whole` gets the SHA-256 of the file when the whole of it was sent (a free check
+        of the bytes; it runs in a worker thread)."""
         self.fd = fd
+        self.on_whole = on_whole
+        self.digest: str | None = None  # the file's SHA-256, once all of it was sent
         self.background = None
         self.media_type = media_type
         self.error = b""
         try:
-            size = os.fstat(fd).st_size
+            size = self.size = os.fstat(fd).st_size
             extra = {"accept-ranges": "bytes", **(headers or {})}
             if etag:
                 extra["etag"] = etag
@@ -118,15 +135,27 @@ class OpenFileResponse(Response):
                 while (await receive())["type"] != "http.disconnect":
                     pass
                 group.cancel_scope.cancel()  # the client left: stop reading the file
+            if self.digest is not None and self.on_whole is not None:  # the whole file went out
+                await anyio.to_thread.run_sync(self.on_whole, self.digest)
         finally:
             os.close(self.fd)
 
     async def _send_body(self, send: Send) -> None:
         assert self.span is not None
         at, end = self.span
+        digest = hashlib.sha256() if self.on_whole and self.span == (0, self.size) else None
+
+        def read(offset: int) -> bytes:
+            chunk = os.pread(self.fd, min(CHUNK, end - offset), offset)
+            if digest is not None:
+                digest.update(chunk)
+            return chunk
+
         while at < end:
-            chunk = await anyio.to_thread.run_sync(os.pread, self.fd, min(CHUNK, end - at), at)
+            chunk = await anyio.to_thread.run_sync(read, at)
             if not chunk:  # the file shrank under us (never footage: rows are immutable)
                 raise OSError("file ended before its announced length")
             at += len(chunk)
             await send({"type": "http.response.body", "body": chunk, "more_body": at < end})
+        if digest is not None:
+            self.digest = digest.hexdigest()

@@ -8,6 +8,7 @@ hash of a high-entropy secret.
 from __future__ import annotations
 
 import hashlib
+import re
 import secrets
 import sqlite3
 from dataclasses import dataclass
@@ -18,6 +19,9 @@ from ccvault.timefmt import utc_text
 
 ROLES = ("viewer", "operator", "admin")
 TOKEN_PREFIX = "ccv_"
+# Names end up in audit actors ("api:<name>") and tables: no spaces, colons or control
+# characters. fullmatch: `$` would let a trailing line break through.
+NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._@-]{0,63}")
 
 
 @dataclass(frozen=True, slots=True)
@@ -39,6 +43,11 @@ def add(
 ) -> str:
     """Create a user — or take again the name of one revoked or expired (someone who left and
     came back) — and return the token: the only time it exists outside the caller."""
+    if not NAME.fullmatch(name):
+        raise UsageError(
+            "NAME",
+            "use 1-64 letters, digits, '.', '_', '@' or '-' (starting with a letter or digit)",
+        )
     _check_role(role, "--role")
     if expires_ms is not None and expires_ms <= now_ms:
         raise UsageError("--expires", "is already past")

@@ -22,6 +22,13 @@ from pydantic import (
 SLUG = r"^[a-z0-9][a-z0-9_-]{0,62}$"
 
 Slug = Annotated[str, Field(pattern=SLUG)]
+# A DNS name as a Host header carries it, compared lower-case without a trailing dot.
+HOST_NAME = r"^[a-z0-9_][a-z0-9_-]{0,62}(\.[a-z0-9_][a-z0-9_-]{0,62})*$"
+HostName = Annotated[
+    str,
+    BeforeValidator(lambda v: v.lower().rstrip(".") if isinstance(v, str) else v),
+    Field(pattern=HOST_NAME, max_length=253),
+]
 GIB = 1 << 30
 _UNITS = {
     "": 1,

@@ -23,6 +23,7 @@ from ccvault.config.alerts import AlertsConfig
 from ccvault.config.fields import (
     GIB,
     ByteSize,
+    HostName,
     Model,
     Slug,
     describe,
@@ -166,6 +167,44 @@ class HttpConfig(Model):
         description="Serve plain HTTP on an address other machines can reach: tokens, "
         "cookies and footage then cross the network in clear. Without it such a listen "
         "address needs tls_cert and tls_key.",
+    )
+    allowed_hosts: list[HostName] = Field(
+        default_factory=list,
+        description="Names clients may use for this server in the Host header, besides "
+        "localhost, this machine's host name and the listen host; an IP address is always "
+        "accepted. Any other name is refused (400), so a DNS-rebinding page cannot reach the API.",
+    )
+    max_connections: int = Field(
+        512,
+        ge=16,
+        le=16384,
+        description="Open connections at most (TLS handshakes included); one more is closed "
+        "at once. Each may hold two descriptors; the daemon checks at start that the open-files "
+        "limit leaves a reserve for recording and ingest.",
+    )
+    max_connections_per_client: int = Field(
+        64,
+        ge=1,
+        le=16384,
+        description="Open connections from one client address (an IPv6 /64) at most, so one "
+        "host cannot take every connection.",
+    )
+    request_timeout_seconds: float = Field(
+        10.0,
+        ge=1,
+        le=300,
+        description="A request's headers and body must arrive within this long of its first "
+        "byte; a slower client is disconnected.",
+    )
+    idle_timeout_seconds: float = Field(
+        5.0, ge=1, le=300, description="An idle keep-alive connection is closed after this long."
+    )
+    max_body_bytes: int = Field(
+        65536,
+        ge=1024,
+        le=16 << 20,
+        description="Largest request body (every route takes JSON only); a larger one is "
+        "refused with 413 before authentication, without being read.",
     )
 
     @model_validator(mode="after")

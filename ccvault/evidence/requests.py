@@ -12,6 +12,7 @@ from ccvault.catalog.writer import CatalogWriter
 from ccvault.config.model import Config
 from ccvault.config.places import Place, Role, refusal
 from ccvault.errors import NotFound, Refused, UsageError
+from ccvault.text import plain_text
 from ccvault.timefmt import ordered, utc_text
 
 HOUR_MS = 3_600_000
@@ -30,7 +31,7 @@ def validate(
 ) -> Path | None:
     """Refuse before anything is recorded. Errors name the field (`camera`, `to`, `out`,
     `reason`). Returns the resolved bundle directory (None: one in [export] dir)."""
-    if not reason.strip():
+    if not plain_text(reason, "reason").strip():
         raise UsageError("reason", "must not be empty (it goes into the manifest)")
     if config.camera(camera) is None:
         raise NotFound("camera", f"{camera!r} is not a configured camera")

@@ -16,6 +16,7 @@ from ccvault.catalog.rows import NewHold
 from ccvault.catalog.writer import CatalogWriter
 from ccvault.config.model import Config
 from ccvault.errors import CheckFailed, NotFound, Refused, UsageError
+from ccvault.text import plain_text
 from ccvault.timefmt import ordered, utc_text
 
 
@@ -36,7 +37,7 @@ def add(
     ordered(from_ms, to_ms, "--from", "--to")
     if until_ms is not None and until_ms <= now_ms:
         raise UsageError("--until", "is already past")
-    if not reason.strip():
+    if not plain_text(reason, "--reason").strip():
         raise UsageError("--reason", "must say why footage is held")
     return writer.holds.add(
         NewHold(from_ms, to_ms, until_ms, reason.strip(), actor, tuple(sorted(set(cameras)))),
@@ -45,7 +46,7 @@ def add(
 
 
 def release(writer: CatalogWriter, hold_id: int, reason: str, actor: str, now_ms: int) -> None:
-    if not reason.strip():
+    if not plain_text(reason, "--reason").strip():
         raise UsageError("--reason", "must say why the hold ends")
     if writer.holds.release(hold_id, actor, reason.strip(), now_ms):
         return

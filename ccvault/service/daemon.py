@@ -23,7 +23,7 @@ from ccvault.config.loading import LoadedConfig
 from ccvault.config.model import Config
 from ccvault.config.secrets import check_secrets
 from ccvault.errors import CcvaultError, ConfigError
-from ccvault.host import events
+from ccvault.host import descriptors, events
 from ccvault.host.clock import Clock, SystemClock
 from ccvault.host.events import Event, emit
 from ccvault.host.lock import take_daemon_lock
@@ -55,6 +55,8 @@ class Daemon:
 
     def run(self) -> int:
         check_secrets(self.config, self.loaded.path, credentials=True)
+        # Before anything opens a file; the HTTP server checks its share at start.
+        log.info("daemon.open_files", limit=descriptors.raise_soft_limit())
         lock_fd = take_daemon_lock(self.config.storage.catalog)
         try:
             parts = build(

@@ -23,6 +23,10 @@ RESTART_ONLY = (
     "http.listen",
     "http.tls_cert",
     "http.tls_key",
+    "http.max_connections",  # the descriptor budget is checked at start-up
+    "http.max_connections_per_client",
+    "http.request_timeout_seconds",
+    "http.idle_timeout_seconds",
     "motion.workers",
 )
 
