@@ -7,6 +7,7 @@ from fastapi import FastAPI
 from ccvault import __version__
 from ccvault.api import (
     errors,
+    routes_access,
     routes_admin,
     routes_exports,
     routes_footage,
@@ -29,6 +30,7 @@ def create_app(ctx: ApiContext) -> FastAPI:
         routes_footage,
         routes_holds,
         routes_exports,
+        routes_access,
         routes_metrics,
         routes_web,
     ):

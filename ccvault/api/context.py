@@ -12,6 +12,7 @@ from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+from ccvault.access.log import AccessLog
 from ccvault.catalog import db
 from ccvault.catalog.writer import CatalogWriter
 from ccvault.config.model import Config
@@ -35,6 +36,7 @@ class ApiContext:
     volumes: Callable[[], list[Volume]]
     exports: Any = None  # ccvault.evidence.jobs.ExportJobs, when the daemon runs export jobs
     metrics: MetricsPage | None = None  # what GET /metrics renders; None: 503
+    access: AccessLog | None = None  # takes access events (the daemon's)
     _seen: set[tuple[str, str]] = field(default_factory=set)
     _seen_lock: threading.Lock = field(default_factory=threading.Lock)
     _local: threading.local = field(default_factory=threading.local)

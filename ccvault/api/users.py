@@ -16,7 +16,11 @@ from ccvault.catalog.writer import CatalogWriter
 from ccvault.errors import NotFound, Refused, UsageError
 from ccvault.timefmt import utc_text
 
+# The people's roles, each allowed what the ones before it are.
 ROLES = ("viewer", "operator", "admin")
+# An access system posting door events: that, and nothing else (no footage, no lists).
+INTEGRATION = "integration"
+ALL_ROLES = (*ROLES, INTEGRATION)
 TOKEN_PREFIX = "ccv_"
 
 
@@ -26,7 +30,10 @@ class User:
     role: str
 
     def may(self, role: str) -> bool:
-        """viewer < operator < admin: each role can do what the ones below it can."""
+        """viewer < operator < admin: each role can do what the ones below it can; the
+        integration role stands apart: it may post access events and nothing else."""
+        if INTEGRATION in (role, self.role):
+            return role == self.role
         return ROLES.index(self.role) >= ROLES.index(role)
 
 
@@ -38,8 +45,8 @@ def add(
     writer: CatalogWriter, name: str, role: str, expires_ms: int | None, actor: str, now_ms: int
 ) -> str:
     """Create a user; returns the token (the only time it exists outside the caller)."""
-    if role not in ROLES:
-        raise UsageError("--role", f"must be one of {', '.join(ROLES)}")
+    if role not in ALL_ROLES:
+        raise UsageError("--role", f"must be one of {', '.join(ALL_ROLES)}")
     if expires_ms is not None and expires_ms <= now_ms:
         raise UsageError("--expires", "is already past")
     token = TOKEN_PREFIX + secrets.token_urlsafe(32)

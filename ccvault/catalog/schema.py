@@ -8,7 +8,14 @@ from importlib.resources import files
 # One script per schema version, applied in order; released scripts are never edited.
 MIGRATIONS: tuple[str, ...] = tuple(
     files("ccvault.catalog").joinpath(name).read_text()
-    for name in ("schema.sql", "motion.sql", "retention.sql", "access.sql", "alerts.sql")
+    for name in (
+        "schema.sql",
+        "motion.sql",
+        "retention.sql",
+        "access.sql",
+        "alerts.sql",
+        "access_control.sql",
+    )
 )
 
 

@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any
 
 from ccvault.catalog import db
 from ccvault.catalog.schema import migrate
+from ccvault.catalog.writes.access import AccessWrites
 from ccvault.catalog.writes.alerts import AlertWrites
 from ccvault.catalog.writes.cameras import CameraWrites
 from ccvault.catalog.writes.exports import ExportWrites
@@ -58,6 +59,7 @@ class CatalogWriter:
         self.users = UserWrites(self)
         self.exports = ExportWrites(self)
         self.alerts = AlertWrites(self)
+        self.access = AccessWrites(self)
 
     def close(self) -> None:
         self._conn.close()

@@ -3,6 +3,7 @@ how a validation error is told to an operator (`key.path: problem`)."""
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import re
 from pathlib import Path
@@ -131,3 +132,14 @@ def key_path(loc: tuple[int | str, ...]) -> str:
         else:
             out += f".{part}" if out else str(part)
     return out
+
+
+def is_loopback(host: str) -> bool:
+    """This machine only: 127.0.0.0/8, ::1 or localhost (not 0.0.0.0: that is everywhere)."""
+    name = host.strip("[]").lower()
+    if name == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(name).is_loopback
+    except ValueError:
+        return False

@@ -18,6 +18,7 @@ from pydantic import (
     model_validator,
 )
 
+from ccvault.config.access import AccessConfig, MqttPublishConfig
 from ccvault.config.alerts import AlertsConfig
 from ccvault.config.fields import (
     GIB,
@@ -245,6 +246,10 @@ class Config(Model):
     http: HttpConfig = Field(default_factory=HttpConfig)  # type: ignore[arg-type]
     export: ExportConfig = Field(default_factory=ExportConfig)  # type: ignore[arg-type]
     alerts: AlertsConfig = Field(default_factory=AlertsConfig)  # type: ignore[valid-type]
+    access: AccessConfig = Field(default_factory=AccessConfig)  # type: ignore[arg-type]
+    mqtt: MqttPublishConfig | None = Field(
+        None, description="[mqtt]: publish ccvault's events (motion, alerts, visits)."
+    )
     cameras: list[CameraConfig] = Field(default_factory=list, description="The cameras.")
 
     @field_validator("timezone")
@@ -265,7 +270,27 @@ class Config(Model):
                 self.retention_for(camera)
             except ValidationError as exc:
                 raise ValueError(f"cameras[{i}].retention.{describe(exc)}") from None
+        self._rooms_watch_configured_cameras()
         return self
+
+    def _rooms_watch_configured_cameras(self) -> None:
+        seen: dict[str, str] = {}
+        for i, room in enumerate(self.access.rooms):
+            for j, name in enumerate(room.cameras):
+                if self.camera(name) is None:
+                    raise ValueError(
+                        f"access.rooms[{i}].cameras[{j}]: no camera {name!r} in [[cameras]]"
+                    )
+                if name in seen:
+                    raise ValueError(
+                        f"access.rooms[{i}].cameras[{j}]: camera {name!r} already "
+                        f"watches room {seen[name]!r} (one room per camera)"
+                    )
+                seen[name] = room.name
+
+    def room_of(self, camera: str) -> str | None:
+        """The room a camera watches, if any."""
+        return next((r.name for r in self.access.rooms if camera in r.cameras), None)
 
     @property
     def audit_path(self) -> Path:

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 import structlog
 
 from ccvault import __version__
+from ccvault.access.log import AccessLog
 from ccvault.alerts.channels import build_channels
 from ccvault.alerts.dispatcher import Dispatcher
 from ccvault.alerts.manager import AlertManager
@@ -64,6 +65,7 @@ class Parts:
     volumes: VolumeSet
     footage: Footage
     alerts: AlertManager
+    access: AccessLog
     exports: ExportJobs
     api_context: ApiContext
     api: ApiServer
@@ -77,6 +79,7 @@ class Parts:
     def appliers(self) -> list[Callable[[Config], None]]:
         """Who takes a reloaded config, in this order (volumes last: it re-checks disks)."""
         return [
+            self.access.apply,
             self.exports.apply,
             self.api_context.apply,
             self.motion.apply,
@@ -162,7 +165,9 @@ def _serving(shared: Shared, writer: CatalogWriter, volumes: VolumeSet, footage:
         config.alerts, writer, Dispatcher(build_channels(config.alerts)), clock.wall_ms(), grace_s
     )
     exports = ExportJobs(config, writer, volumes.current, clock, ffmpeg_binary(config))
-    api_context = ApiContext(config, writer, clock, volumes.current, exports, metrics)
+    access = AccessLog(config, writer, clock)
+    access.finish_pending()  # visits a crash left underived
+    api_context = ApiContext(config, writer, clock, volumes.current, exports, metrics, access)
     supervisor, ingestor = footage.supervisor, footage.ingestor
     retention = RetentionRunner(
         config,
@@ -199,6 +204,7 @@ def _serving(shared: Shared, writer: CatalogWriter, volumes: VolumeSet, footage:
         volumes,
         footage,
         alerts,
+        access,
         exports,
         api_context,
         ApiServer(api_context),
