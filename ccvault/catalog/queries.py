@@ -15,6 +15,7 @@ from ccvault.catalog.rows import (
     SPAN_COLUMNS,
     AlertRow,
     Direction,
+    FilePosition,
     Flag,
     Result,
     Segment,
@@ -351,3 +352,10 @@ def visits_touching(
         (room, from_ms, to_ms),
     ).fetchall()
     return [stored_visit(r) for r in rows]
+
+
+def source_position(conn: sqlite3.Connection, source: str) -> FilePosition | None:
+    row = conn.execute(
+        "SELECT device, inode, offset, line FROM access_sources WHERE source = ?", (source,)
+    ).fetchone()
+    return FilePosition(row[0], row[1], row[2], row[3]) if row else None

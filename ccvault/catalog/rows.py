@@ -253,3 +253,13 @@ class StoredVisit:
     id: int
     room: str
     visit: Visit
+
+
+@dataclass(frozen=True, slots=True)
+class FilePosition:
+    """How far a followed file was read: which file (device, inode), to which byte and line."""
+
+    device: int
+    inode: int
+    offset: int
+    line: int

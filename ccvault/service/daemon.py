@@ -76,6 +76,8 @@ class Daemon:
         parts.alerts.dispatcher.start()
         parts.exports.resume()  # exports a restart left are run again
         parts.api.start()  # before recording: a taken port fails start-up at once
+        for source in parts.sources:
+            source.start()  # access events: a followed file, an MQTT subscription
         loops = {
             "supervisor": parts.footage.supervisor.run,
             "ingest": parts.footage.ingestor.run,
@@ -110,6 +112,8 @@ class Daemon:
         log.info("daemon.stopping")
         self.notifier.stopping()
         parts.api.stop()
+        for source in parts.sources:
+            source.stop()  # what it had read is stored; the rest is read at the next start
         parts.jobs.stop()  # a running pass stops at its next batch
         parts.exports.stop()  # a job cut off here is run again at the next start
         for name, stop in (

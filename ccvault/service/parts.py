@@ -15,7 +15,9 @@ from dataclasses import dataclass, field
 import structlog
 
 from ccvault import __version__
+from ccvault.access.follow import FileFollower
 from ccvault.access.log import AccessLog
+from ccvault.access.mqtt import MqttSource
 from ccvault.alerts.channels import build_channels
 from ccvault.alerts.dispatcher import Dispatcher
 from ccvault.alerts.manager import AlertManager
@@ -46,6 +48,8 @@ from ccvault.storage.volumes import VolumeSet, spool_dirs
 
 log = structlog.get_logger("ccvault.daemon")
 
+AccessSource = FileFollower | MqttSource
+
 
 @dataclass
 class Footage:
@@ -74,6 +78,7 @@ class Parts:
     retention: RetentionRunner
     checks: HealthChecks
     jobs: Jobs
+    sources: list[AccessSource] = field(default_factory=list)  # access events followed
     threads: dict[str, threading.Thread] = field(default_factory=dict)
 
     def appliers(self) -> list[Callable[[Config], None]]:
@@ -167,6 +172,11 @@ def _serving(shared: Shared, writer: CatalogWriter, volumes: VolumeSet, footage:
     exports = ExportJobs(config, writer, volumes.current, clock, ffmpeg_binary(config))
     access = AccessLog(config, writer, clock)
     access.finish_pending()  # visits a crash left underived
+    sources: list[AccessSource] = []
+    if config.access.file is not None:
+        sources.append(FileFollower(config.access.file, access, writer, clock))
+    if config.access.mqtt is not None:
+        sources.append(MqttSource(config.access.mqtt, access))
     api_context = ApiContext(config, writer, clock, volumes.current, exports, metrics, access)
     supervisor, ingestor = footage.supervisor, footage.ingestor
     retention = RetentionRunner(
@@ -213,6 +223,7 @@ def _serving(shared: Shared, writer: CatalogWriter, volumes: VolumeSet, footage:
         retention,
         checks,
         jobs,
+        sources,
     )
 
 

@@ -22,6 +22,9 @@ RESTART_ONLY = (
     "http.tls_cert",
     "http.tls_key",
     "motion.workers",
+    "access.mqtt",
+    "access.file",
+    "mqtt",
 )
 
 

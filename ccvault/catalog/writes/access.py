@@ -10,7 +10,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from ccvault.catalog.rows import AccessEvent, Visit
+from ccvault.catalog.rows import AccessEvent, FilePosition, Visit
 
 if TYPE_CHECKING:
     from ccvault.catalog.writer import CatalogWriter
@@ -79,6 +79,17 @@ class AccessWrites:
                 _upsert(conn, room, v)
             conn.execute(
                 "DELETE FROM visits_dirty WHERE room = ? AND from_ms >= ?", (room, from_ms)
+            )
+
+    def set_position(self, source: str, pos: FilePosition, now_ms: int) -> None:
+        """Where a followed file was read to (after its events are stored)."""
+        with self._core.transaction() as conn:
+            conn.execute(
+                "INSERT INTO access_sources (source, device, inode, offset, line, updated_ms)"
+                " VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (source) DO UPDATE SET"
+                " device = excluded.device, inode = excluded.inode, offset = excluded.offset,"
+                " line = excluded.line, updated_ms = excluded.updated_ms",
+                (source, pos.device, pos.inode, pos.offset, pos.line, now_ms),
             )
 
 
