@@ -52,10 +52,24 @@ def token(config: Path, name: str, role: str) -> str:
     return added.stdout.strip()
 
 
-def event(eid: str, at: str, person: str, direction: str, result: str = "granted",
-          door: str = "SR-1", **more: Any) -> dict[str, Any]:
-    return {"id": eid, "time": at, "door": door, "person": person, "direction": direction,
-            "result": result, **more}
+def event(
+    eid: str,
+    at: str,
+    person: str,
+    direction: str,
+    result: str = "granted",
+    door: str = "SR-1",
+    **more: Any,
+) -> dict[str, Any]:
+    return {
+        "id": eid,
+        "time": at,
+        "door": door,
+        "person": person,
+        "direction": direction,
+        "result": result,
+        **more,
+    }
 
 
 @pytest.fixture
@@ -67,12 +81,20 @@ def site(tmp_path: Path, daemon_factory: Any) -> Any:
 
     class Site:
         def post(self, events: list[Any], as_token: str = acs) -> httpx.Response:
-            return httpx.post(f"{url}/api/access-events", json={"events": events},
-                              headers={"Authorization": f"Bearer {as_token}"}, timeout=30)
+            return httpx.post(
+                f"{url}/api/access-events",
+                json={"events": events},
+                headers={"Authorization": f"Bearer {as_token}"},
+                timeout=30,
+            )
 
         def get(self, path: str, as_token: str = viewer, **query: str) -> httpx.Response:
-            return httpx.get(f"{url}{path}", params=query,
-                             headers={"Authorization": f"Bearer {as_token}"}, timeout=30)
+            return httpx.get(
+                f"{url}{path}",
+                params=query,
+                headers={"Authorization": f"Bearer {as_token}"},
+                timeout=30,
+            )
 
     site = Site()
     site.config, site.viewer, site.acs = config, viewer, acs  # type: ignore[attr-defined]
@@ -103,34 +125,39 @@ def test_a_batch_lands_except_the_bad_events_which_are_named(site: Any) -> None:
     assert again == {"accepted": 0, "duplicates": 2, "rejected": []}
     listed = cli_json(site.config, "access-events", "--from", "-1h", "--to", "now")
     assert [(e["id"], e["person"], e["room"], e["role"]) for e in listed] == [
-        ("e1", "alice", "server-room", "staff"), ("e2", "c-17", "server-room", "contractor"),
-        ("e9", "alice", "server-room", "staff")]
+        ("e1", "alice", "server-room", "staff"),
+        ("e2", "c-17", "server-room", "contractor"),
+        ("e9", "alice", "server-room", "staff"),
+    ]
 
 
 def test_visits_and_occupancy_follow_the_door_and_flag_what_does_not_add_up(site: Any) -> None:
-    site.post([
-        event("a1", "-30m", "alice", "in"),
-        event("c1", "-29m", "c-17", "in", role="contractor"),
-        event("c2", "-25m", "c-17", "in"),  # in while inside: kept, flagged
-        event("a2", "-20m", "alice", "out"),
-        event("x1", "-15m", "mallory", "out", role="visitor"),  # out with no in
-    ])
+    site.post(
+        [
+            event("a1", "-30m", "alice", "in"),
+            event("c1", "-29m", "c-17", "in", role="contractor"),
+            event("c2", "-25m", "c-17", "in"),  # in while inside: kept, flagged
+            event("a2", "-20m", "alice", "out"),
+            event("x1", "-15m", "mallory", "out", role="visitor"),  # out with no in
+        ]
+    )
     occupancy = cli_json(site.config, "occupancy")
     assert [(r["room"], [v["person"] for v in r["inside"]]) for r in occupancy] == [
-        ("server-room", ["c-17"])]
+        ("server-room", ["c-17"])
+    ]
     visits = cli_json(site.config, "visits", "--from", "-1h", "--to", "now")
     by_person = {v["person"]: v for v in visits}
     assert by_person["alice"]["left"] is not None and by_person["alice"]["name"] == "Alice Staff"
     assert by_person["c-17"]["left"] is None and by_person["c-17"]["flags"] == ["entered_twice"]
     assert by_person["c-17"]["escorted_by"] == ["alice"]
-    assert by_person["mallory"]["entered"] is None and by_person["mallory"]["flags"] == [
-        "no_entry"]
+    assert by_person["mallory"]["entered"] is None and by_person["mallory"]["flags"] == ["no_entry"]
     api = site.get("/api/visits", **{"from": "-1h", "to": "now", "person": "c-17"})
     assert [v["id"] for v in api.json()] == [by_person["c-17"]["id"]]
     late = site.post([event("c0", "-40m", "c-17", "out")])  # arrives late, happened earlier
     assert late.json()["accepted"] == 1
-    visits = cli_json(site.config, "visits", "--room", "server-room", "--from", "-1h",
-                      "--to", "now")
+    visits = cli_json(
+        site.config, "visits", "--room", "server-room", "--from", "-1h", "--to", "now"
+    )
     assert {v["id"] for v in visits} >= {by_person["c-17"]["id"], by_person["alice"]["id"]}
     assert len(visits) == 4  # the late exit is a visit with no entry of its own
 
@@ -140,8 +167,9 @@ def test_only_the_integration_role_posts_and_it_reads_nothing(site: Any) -> None
     admin = token(site.config, "boss", "admin")
     assert site.post([event("z2", "-1m", "alice", "in")], as_token=admin).status_code == 403
     for path in ("/api/occupancy", "/api/cameras", "/api/visits"):
-        assert site.get(path, as_token=site.acs, **{"from": "-1h", "to": "now"}
-                        ).status_code == 403, path
+        assert (
+            site.get(path, as_token=site.acs, **{"from": "-1h", "to": "now"}).status_code == 403
+        ), path
     too_many = site.post([event(f"n{i}", "-1m", "alice", "in") for i in range(1001)])
     assert too_many.status_code == 422
 
@@ -154,6 +182,9 @@ def test_every_read_of_access_data_is_audited(site: Any) -> None:
     log = Path(site.config).parent / "audit.jsonl"
     actions = [json.loads(line)["action"] for line in log.read_text().splitlines()]
     assert {"access.occupancy", "access.events", "access.visits"} <= set(actions)
-    readers = {json.loads(line)["actor"] for line in log.read_text().splitlines()
-               if json.loads(line)["action"].startswith("access.")}
+    readers = {
+        json.loads(line)["actor"]
+        for line in log.read_text().splitlines()
+        if json.loads(line)["action"].startswith("access.")
+    }
     assert any(r.startswith("cli:") for r in readers) and "api:guard" in readers

@@ -52,11 +52,14 @@ def append(path: Path, text: str) -> None:
 
 
 def test_a_followed_log_rotated_and_restarted_gives_every_event_exactly_once(
-        tmp_path: Path, daemon_factory: Any) -> None:
+    tmp_path: Path, daemon_factory: Any
+) -> None:
     acs = tmp_path / "acs"
     acs.mkdir()
     log = acs / "events.csv"
-    config = config_with(tmp_path, f"""
+    config = config_with(
+        tmp_path,
+        f"""
 [access.file]
 path = "{log}"
 format = "csv"
@@ -67,7 +70,8 @@ door = "Reader"
 person = "Badge"
 direction = "Dir"
 result = "Outcome"
-""")
+""",
+    )
     daemon = daemon_factory(config)
     append(log, HEADER)
     for n in range(1, 11):  # written line by line while the daemon follows
@@ -119,22 +123,32 @@ def publish(client: mqtt.Client, payload: Any) -> None:
 
 
 def event(n: int, door: str = "SR-1") -> dict[str, Any]:
-    return {"id": f"m-{n}", "time": "-1m", "door": door, "person": f"p{n}",
-            "direction": "in", "result": "granted"}
+    return {
+        "id": f"m-{n}",
+        "time": "-1m",
+        "door": door,
+        "person": f"p{n}",
+        "direction": "in",
+        "result": "granted",
+    }
 
 
 def test_mqtt_events_land_once_through_a_broker_restart_and_a_daemon_restart(
-        tmp_path: Path, broker: MosquittoBroker, daemon_factory: Any) -> None:
+    tmp_path: Path, broker: MosquittoBroker, daemon_factory: Any
+) -> None:
     secret = tmp_path / "mqtt-pass"
     secret.write_text("cc-pass\n")
     secret.chmod(0o600)
-    config = config_with(tmp_path, f"""
+    config = config_with(
+        tmp_path,
+        f"""
 [access.mqtt]
 url = "mqtt://127.0.0.1:{broker.port}"
 topic = "acs/#"
 username = "ccvault"
 password_file = "{secret}"
-""")
+""",
+    )
     daemon = daemon_factory(config)
     daemon.wait_event("access.mqtt_connected", timeout=20)
     pub = publisher(broker)
@@ -154,8 +168,11 @@ password_file = "{secret}"
     publish(pub, [event(7), event(8)])
     pub.loop_stop()
     daemon_factory(config)
-    wait_for(lambda: set(stored_ids(config)) == {f"m-{n}" for n in (1, 2, 4, 5, 6, 7, 8)},
-             30, what="what arrived while ccvault was down")
+    wait_for(
+        lambda: set(stored_ids(config)) == {f"m-{n}" for n in (1, 2, 4, 5, 6, 7, 8)},
+        30,
+        what="what arrived while ccvault was down",
+    )
     ids = stored_ids(config)
     assert len(ids) == len(set(ids))
 
@@ -163,13 +180,16 @@ password_file = "{secret}"
 def test_a_broker_password_over_plain_mqtt_to_another_host_is_refused(tmp_path: Path) -> None:
     secret = tmp_path / "pw"
     secret.write_text("x\n")
-    config = config_with(tmp_path, f"""
+    config = config_with(
+        tmp_path,
+        f"""
 [access.mqtt]
 url = "mqtt://broker.example.org:1883"
 topic = "acs/events"
 username = "ccvault"
 password_file = "{secret}"
-""")
+""",
+    )
     checked = run_cli(config, "check-config")
     assert checked.returncode == 2
     assert "access.mqtt.password_file" in checked.stderr and "TLS" in checked.stderr
