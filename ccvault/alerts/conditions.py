@@ -150,6 +150,12 @@ def clock_unsynchronised(health: Health, cfg: AlertsBase) -> Iterator[Observatio
         )
 
 
+def access_rules(health: Health, cfg: AlertsBase) -> Iterator[Observation]:
+    """The rooms' rules (access.rules): each finding, as found."""
+    for finding in health.access:
+        yield Observation(finding.rule, finding.labels, finding.summary, None, finding.details)
+
+
 CHECKS: tuple[Check, ...] = (
     volume_low,
     volume_unavailable,
@@ -162,6 +168,7 @@ CHECKS: tuple[Check, ...] = (
     audit_chain_broken,
     segment_corrupt,
     clock_unsynchronised,
+    access_rules,
 )
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import threading
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import replace
 
 import structlog
@@ -44,6 +45,9 @@ class AlertManager:
         self.writer = writer
         self.dispatcher = dispatcher
         self._lock = threading.Lock()
+        # Told of every change (fired, renotified, escalated, resolved) and event, after it is
+        # recorded and handed to the channels: what else should follow (incident holds).
+        self.listeners: list[Callable[[Alert, str], None]] = []
         with writer.reader() as conn:
             rows = [r for r in queries.alerts(conn, now_ms) if r.resolved_ms is None]
         carried = [_instance(r) for r in rows]
@@ -98,6 +102,7 @@ class AlertManager:
             )
         )
         self.dispatcher.submit(alert)
+        self._tell(alert, "event")
 
     def apply(self, settings: AlertsBase) -> None:
         """A reloaded [alerts]: new thresholds at the next check; new channels at once (the old
@@ -141,6 +146,14 @@ class AlertManager:
                 instance.row_id, instance.severity, obs.summary, obs.details, now_ms
             )
         self.dispatcher.submit(alert)
+        self._tell(alert, change.kind)
+
+    def _tell(self, alert: Alert, kind: str) -> None:
+        for listener in self.listeners:
+            try:
+                listener(alert, kind)
+            except Exception:  # a listener must not cost the alert its record or delivery
+                log.exception("alert.listener_failed", alert=alert.name)
 
 
 def _instance(row: AlertRow) -> Instance:

@@ -57,6 +57,8 @@ CREATE TABLE access_sources (
 
 -- The most people counted on one sampled frame of a motion span (NULL: not counted).
 ALTER TABLE motion_spans ADD COLUMN people_max INTEGER;
+-- How long that count lasted (from the first to the last sampled frame showing it).
+ALTER TABLE motion_spans ADD COLUMN people_max_ms INTEGER NOT NULL DEFAULT 0;
 
 -- The integration role (an access system posting events; nothing else): SQLite cannot change a
 -- CHECK in place, so the table is rebuilt with its rows.

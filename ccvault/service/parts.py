@@ -20,6 +20,7 @@ from ccvault.access.log import AccessLog
 from ccvault.access.mqtt import MqttSource
 from ccvault.alerts.channels import build_channels
 from ccvault.alerts.dispatcher import Dispatcher
+from ccvault.alerts.incidents import IncidentHolds
 from ccvault.alerts.manager import AlertManager
 from ccvault.api.context import ApiContext
 from ccvault.api.server import ApiServer
@@ -69,6 +70,7 @@ class Parts:
     volumes: VolumeSet
     footage: Footage
     alerts: AlertManager
+    incidents: IncidentHolds
     access: AccessLog
     exports: ExportJobs
     api_context: ApiContext
@@ -85,6 +87,7 @@ class Parts:
         """Who takes a reloaded config, in this order (volumes last: it re-checks disks)."""
         return [
             self.access.apply,
+            self.incidents.apply,
             self.exports.apply,
             self.api_context.apply,
             self.motion.apply,
@@ -170,6 +173,8 @@ def _serving(shared: Shared, writer: CatalogWriter, volumes: VolumeSet, footage:
         config.alerts, writer, Dispatcher(build_channels(config.alerts)), clock.wall_ms(), grace_s
     )
     exports = ExportJobs(config, writer, volumes.current, clock, ffmpeg_binary(config))
+    incidents = IncidentHolds(config, writer, clock.wall_ms)
+    alerts.listeners.append(incidents)
     access = AccessLog(config, writer, clock)
     access.finish_pending()  # visits a crash left underived
     sources: list[AccessSource] = []
@@ -209,11 +214,14 @@ def _serving(shared: Shared, writer: CatalogWriter, volumes: VolumeSet, footage:
     )
     scrubber = Scrubber(writer, volumes.current, clock, config.integrity.scrub_mb_per_s)
     jobs = _jobs(config, footage, retention, checks, exports, clock)
+    checks.soon = lambda seconds: jobs.run_once("health", seconds)
+    access.on_change = lambda _rooms: checks.soon(0)  # a door event: the rules at once
     return Parts(
         writer,
         volumes,
         footage,
         alerts,
+        incidents,
         access,
         exports,
         api_context,
