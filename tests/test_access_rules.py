@@ -207,7 +207,7 @@ def room(tmp_path: Path, daemon_factory: Any) -> Any:
 
 
 def test_a_contractor_alone_fires_two_person_rule_until_staff_comes(room: Any) -> None:
-    config, daemon, hook, door = room
+    config, _daemon, hook, door = room
     entered = door("e1", "c-17", "in")
     fired = wait_for(
         lambda: hook.alerts("two_person_rule", "firing"), 60, what="two_person_rule firing"
@@ -228,7 +228,7 @@ def test_a_contractor_alone_fires_two_person_rule_until_staff_comes(room: Any) -
 
 
 def test_motion_with_nobody_inside_fires_presence_without_entry(room: Any) -> None:
-    config, daemon, hook, door = room
+    config, _daemon, hook, _door = room
     wait_for(
         lambda: hook.alerts("presence_without_entry", "firing"),
         90,
