@@ -66,7 +66,7 @@ def _purge_now(
 def _preview(
     app: App, volumes: list, spools: list, now_ms: int, show_all: bool, as_json: bool
 ) -> None:
-    from ccvault.retention.passes import find_leftovers, plan_pass, totals
+    from ccvault.retention.passes import expired_access, find_leftovers, plan_pass, totals
 
     decided = {}
     with app.writer.reader() as conn:
@@ -74,6 +74,7 @@ def _preview(
             for d in batch:
                 decided[d.segment.id] = d  # a quota or pressure decision overrides a keep
         leftovers = find_leftovers(conn, app.config, volumes, spools, set(), now_ms)
+        access_log = expired_access(conn, app.config, now_ms)
     decisions = sorted(decided.values(), key=lambda d: (d.segment.camera, d.segment.start_ms))
     if as_json:
         emit_json(
@@ -81,6 +82,7 @@ def _preview(
                 "actions": [d.as_json() for d in decisions],
                 "totals": totals(decisions),
                 "leftovers": leftovers,
+                "access_log": access_log.as_json(),
             }
         )
         return
@@ -106,6 +108,11 @@ def _preview(
     )
     for action, t in sorted(totals(decisions)["actions"].items()):
         click.echo(f"{action}: {t['segments']} segments, {human_bytes(t['bytes'])}")
+    if access_log.events or access_log.visits:
+        click.echo(
+            f"past access_log_days: {access_log.events} access event(s), "
+            f"{access_log.visits} visit(s)"
+        )
     if leftovers:
         click.echo(
             f"past the ceiling: {len(leftovers)} quarantined or spool file(s), "
@@ -133,8 +140,9 @@ def explain(app: App, camera: str, at: str, as_json: bool) -> None:
         if seg is None:
             raise NotFound(f"camera {camera}", f"no footage at {at}")
         protections = candidates.protections(conn)
+        covers = candidates.access_covers(conn, app.config, now_ms)
         archives = archive_room(measure(app.config, volumes, conn, now_ms))
-    decision = decide(seg, sc.policies[camera], protections, now_ms, archives)
+    decision = decide(seg, sc.policies[camera], protections, now_ms, archives, covers)
     holds = [p for p in protections if p.active(now_ms) and p.covers(seg)]
     out = {
         **decision.as_json(),

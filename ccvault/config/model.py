@@ -271,7 +271,20 @@ class Config(Model):
             except ValidationError as exc:
                 raise ValueError(f"cameras[{i}].retention.{describe(exc)}") from None
         self._rooms_watch_configured_cameras()
+        self._visits_outlive_their_footage()
         return self
+
+    def _visits_outlive_their_footage(self) -> None:
+        """A visit keeps its footage access_days: the visit itself must be kept that long."""
+        for name in (None, *(c.name for c in self.cameras)):
+            days = (self.retention_for(name) if name else self.retention).access_days
+            if days is not None and days > self.access.access_log_days:
+                where = f"cameras {name!r} retention" if name else "retention"
+                raise ValueError(
+                    f"access.access_log_days: shorter than {where}.access_days "
+                    f"({self.access.access_log_days:g} < {days:g}); the visits "
+                    "that keep footage would be purged before it"
+                )
 
     def _rooms_watch_configured_cameras(self) -> None:
         seen: dict[str, str] = {}

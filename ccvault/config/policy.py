@@ -116,6 +116,15 @@ class RetentionSettings(Model):
         "0 = off.",
     )
 
+    access_days: float | None = Field(
+        None,
+        gt=0,
+        le=3650,
+        description="Keep footage of the rooms' visits (from [access] padding_seconds before "
+        "an entry to after the exit, on the room's cameras) this long after the visit; "
+        "between motion_days and max_days. Unset: visits keep nothing longer.",
+    )
+
     @model_validator(mode="after")
     def _consistent(self) -> RetentionSettings:
         if self.continuous_days > self.motion_days:
@@ -131,6 +140,13 @@ class RetentionSettings(Model):
             raise ValueError(
                 f"min_days: must not exceed continuous_days "
                 f"({self.min_days} > {self.continuous_days})"
+            )
+        if self.access_days is not None and not (
+            self.motion_days <= self.access_days <= self.max_days
+        ):
+            raise ValueError(
+                f"access_days: must be between motion_days and max_days ({self.motion_days} ≤ "
+                f"{self.access_days} ≤ {self.max_days} is false)"
             )
         if self.thin_after_days and self.thin_after_days >= self.continuous_days:
             raise ValueError(

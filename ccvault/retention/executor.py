@@ -72,6 +72,7 @@ class Outcome:
     skipped: int = 0  # protected by now, or their volume went away
     failed: int = 0
     leftovers: int = 0  # quarantined files and spool leftovers removed past the ceiling
+    access_records: int = 0  # access events and visits past [access] access_log_days
     premature: list[Decision] = field(default_factory=list)
 
     COUNTS = (
@@ -83,6 +84,7 @@ class Outcome:
         "skipped",
         "failed",
         "leftovers",
+        "access_records",
     )
 
     def add(self, other: Outcome) -> None:

@@ -81,6 +81,25 @@ class AccessWrites:
                 "DELETE FROM visits_dirty WHERE room = ? AND from_ms >= ?", (room, from_ms)
             )
 
+    def purge(self, before_ms: int, actor: str, now_ms: int) -> tuple[int, int]:
+        """Access events and closed visits older than `before_ms`, gone with their audit
+        record; (events, visits) removed."""
+        with self._core.transaction() as conn:
+            events = conn.execute(
+                "DELETE FROM access_events WHERE time_ms < ?", (before_ms,)
+            ).rowcount
+            visits = conn.execute(
+                "DELETE FROM visits WHERE COALESCE(left_ms, entered_ms) < ?", (before_ms,)
+            ).rowcount
+            self._core.audit(
+                actor,
+                "purge.access",
+                "access",
+                {"before_ms": before_ms, "events": events, "visits": visits},
+                now_ms,
+            )
+        return events, visits
+
     def set_position(self, source: str, pos: FilePosition, now_ms: int) -> None:
         """Where a followed file was read to (after its events are stored)."""
         with self._core.transaction() as conn:
