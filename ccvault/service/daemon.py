@@ -78,6 +78,8 @@ class Daemon:
         parts.api.start()  # before recording: a taken port fails start-up at once
         for source in parts.sources:
             source.start()  # access events: a followed file, an MQTT subscription
+        if parts.publisher is not None:
+            parts.publisher.start()
         loops = {
             "supervisor": parts.footage.supervisor.run,
             "ingest": parts.footage.ingestor.run,
@@ -129,6 +131,8 @@ class Daemon:
         for name, stop in (("motion", parts.motion.stop), ("scrub", parts.scrubber.stop)):
             stop()
             parts.threads[name].join()
+        if parts.publisher is not None:
+            parts.publisher.stop()  # `offline`, retained
 
     def _stale_loops(self, parts: Parts) -> list[str]:
         """Work loops that made no progress lately; while any, systemd's watchdog is starved.

@@ -43,6 +43,7 @@ from ccvault.service import jobs as timing
 from ccvault.service.checks import HealthChecks
 from ccvault.service.jobs import Job, Jobs, every
 from ccvault.service.metrics import Metrics
+from ccvault.service.publisher import Publisher
 from ccvault.storage.integrity import Scrubber
 from ccvault.storage.store import SegmentStore
 from ccvault.storage.volumes import VolumeSet, spool_dirs
@@ -81,6 +82,7 @@ class Parts:
     checks: HealthChecks
     jobs: Jobs
     sources: list[AccessSource] = field(default_factory=list)  # access events followed
+    publisher: Publisher | None = None  # [mqtt]: ccvault's events published
     threads: dict[str, threading.Thread] = field(default_factory=dict)
 
     def appliers(self) -> list[Callable[[Config], None]]:
@@ -144,11 +146,31 @@ def build(shared: Shared) -> Parts:
         },
         clock.wall_ms(),
     )
-    footage = _footage(shared, writer, volumes)
-    return _serving(shared, writer, volumes, footage)
+    publisher = Publisher(config.mqtt, writer) if config.mqtt is not None else None
+    footage = _footage(shared, writer, volumes, publisher)
+    parts = _serving(shared, writer, volumes, footage)
+    if publisher is not None:
+        _publish(parts, publisher)
+    return parts
 
 
-def _footage(shared: Shared, writer: CatalogWriter, volumes: VolumeSet) -> Footage:
+def _publish(parts: Parts, publisher: Publisher) -> None:
+    """Motion, alerts, visits and occupancy to MQTT, besides what each part does already."""
+    parts.publisher = publisher
+    parts.motion.on_spans = publisher.spans
+    parts.alerts.listeners.append(publisher.alert)
+    rules_now = parts.access.on_change
+
+    def rooms_changed(rooms: set[str]) -> None:
+        rules_now(rooms)
+        publisher.rooms(parts.access.config, rooms)
+
+    parts.access.on_change = rooms_changed
+
+
+def _footage(
+    shared: Shared, writer: CatalogWriter, volumes: VolumeSet, publisher: Publisher | None
+) -> Footage:
     """Recorders, spool and store, reconciled before anything records."""
     config, clock = shared.loaded.config, shared.clock
     store = SegmentStore(writer, volumes.writable, clock, shared.metrics)
@@ -157,6 +179,8 @@ def _footage(shared: Shared, writer: CatalogWriter, volumes: VolumeSet) -> Foota
 
     def save_state(camera: str, state: CameraState, since_ms: int, reason: str) -> None:
         writer.cameras.set_state(camera, str(state), since_ms, reason)
+        if publisher is not None:
+            publisher.camera_state(camera, state, since_ms, reason)
 
     supervisor = Supervisor(config, spools.record, clock, save_state, lambda: ingestor.wake())
     ingestor = Ingestor(store, spools.drain, supervisor.active_runs)
