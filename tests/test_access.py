@@ -123,6 +123,10 @@ def test_a_batch_lands_except_the_bad_events_which_are_named(site: Any) -> None:
     assert "future" in reasons[4] and reasons[5].startswith("time:")
     again = site.post(batch[:2]).json()
     assert again == {"accepted": 0, "duplicates": 2, "rejected": []}
+    metrics = site.get("/metrics").text
+    for outcome, n in (("accepted", 3), ("duplicate", 2), ("rejected", 6)):
+        line = f'ccvault_access_events_total{{outcome="{outcome}",source="http"}} {n}.0'
+        assert line in metrics, (outcome, [m for m in metrics.splitlines() if "access" in m])
     listed = cli_json(site.config, "access-events", "--from", "-1h", "--to", "now")
     assert [(e["id"], e["person"], e["room"], e["role"]) for e in listed] == [
         ("e1", "alice", "server-room", "staff"),

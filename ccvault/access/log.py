@@ -12,7 +12,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 import structlog
 
@@ -29,6 +29,14 @@ log = structlog.get_logger("ccvault.access")
 
 # What a door event means for the alert engine, at once (not at the next check).
 DOOR_EVENTS = {Result.FORCED: "door_forced", Result.HELD_OPEN: "door_held_open"}
+
+
+class AccessCounters(Protocol):
+    """What the access log reports (the daemon's Prometheus metrics)."""
+
+    def access_received(
+        self, source: str, accepted: int, duplicates: int, rejected: int
+    ) -> None: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -53,12 +61,12 @@ class AccessLog:
         config: Config,
         writer: CatalogWriter,
         clock: Clock,
-        on_change: Callable[[set[str]], None] = lambda _rooms: None,
-        on_rejected: Callable[[str, int], None] = lambda _source, _n: None,
+        counters: AccessCounters | None = None,
     ) -> None:
         self.config, self.writer, self.clock = config, writer, clock
-        self.on_change = on_change  # rooms whose occupancy may have changed: check the rules
-        self.on_rejected = on_rejected  # metrics: bad events per source
+        # Rooms whose occupancy may have changed: the daemon checks the rules at once.
+        self.on_change: Callable[[set[str]], None] = lambda _rooms: None
+        self.counters = counters  # metrics: events by source and outcome
         self._lock = threading.Lock()
 
     def record(self, items: Iterable[Any], source: str, first_index: int = 0) -> Recorded:
@@ -71,13 +79,15 @@ class AccessLog:
                 index=rejection.index,
                 reason=rejection.reason,
             )
-        if checked.rejected:
-            self.on_rejected(source, len(checked.rejected))
         with self._lock:
             added = self.writer.access.add_events(checked.accepted, source, now_ms)
             for room, from_ms in added.rooms.items():
                 self._derive(room, from_ms)
         self._announce(checked.accepted, added.rooms)
+        if self.counters is not None:
+            self.counters.access_received(
+                source, added.accepted, added.duplicates, len(checked.rejected)
+            )
         return Recorded(added.accepted, added.duplicates, checked.rejected)
 
     def finish_pending(self) -> list[str]:

@@ -199,7 +199,7 @@ def _serving(shared: Shared, writer: CatalogWriter, volumes: VolumeSet, footage:
     exports = ExportJobs(config, writer, volumes.current, clock, ffmpeg_binary(config))
     incidents = IncidentHolds(config, writer, clock.wall_ms)
     alerts.listeners.append(incidents)
-    access = AccessLog(config, writer, clock)
+    access = AccessLog(config, writer, clock, metrics)
     access.finish_pending()  # visits a crash left underived
     sources: list[AccessSource] = []
     if config.access.file is not None:
