@@ -27,7 +27,6 @@ from ccvault.host.mqtt import Broker, client
 
 log = structlog.get_logger("ccvault.access")
 
-BATCH_WAIT_S = 0.05  # after a message, wait this long for more before committing
 SOURCE = "mqtt"
 
 
@@ -88,17 +87,19 @@ class MqttSource:
     # -- the worker: batches into one transaction, then acknowledges ----------------------
 
     def _work(self) -> None:
+        """Whatever has arrived is one batch: under a burst the batches grow by themselves,
+        and a lone message is committed (and acknowledged) at once."""
         while (first := self._queue.get()) is not None:
             batch = [first]
-            try:
-                while len(batch) < MAX_BATCH:
-                    item = self._queue.get(timeout=BATCH_WAIT_S)
-                    if item is None:
-                        self._queue.put(None)  # finish this batch, then stop
-                        break
-                    batch.append(item)
-            except queue.Empty:
-                pass
+            while len(batch) < MAX_BATCH:
+                try:
+                    item = self._queue.get_nowait()
+                except queue.Empty:
+                    break
+                if item is None:
+                    self._queue.put(None)  # finish this batch, then stop
+                    break
+                batch.append(item)
             self._record(batch)
 
     def _record(self, batch: list[_Message]) -> None:
