@@ -40,9 +40,9 @@ import httpx
 import paho.mqtt.client as mqtt
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from bench.common import ccvault_version  # noqa: E402
-from tests.conftest import Daemon, run_cli, write_config  # noqa: E402
-from tests.peers.mosquitto import MosquittoBroker  # noqa: E402
+from bench.common import ccvault_version
+from tests.conftest import Daemon, run_cli, write_config
+from tests.peers.mosquitto import MosquittoBroker
 
 TARGET = 1000.0
 PEOPLE = 200
