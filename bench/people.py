@@ -52,14 +52,18 @@ CAMERAS, FRAMES_PER_S_PER_CAMERA = 8, 1.0
 FULL_HD = (1920, 1080)
 # The configurations the choice was made from (docs/people-counting.md has the full table).
 COMPARE = {
+    "chosen but scale_step 1.05, hit 1.0 (finer pyramid)": PeopleSettings(
+        scale_step=1.05, hit_threshold=1.0),
     "HOG default 64x128, native 576p, no gating": PeopleSettings(
         detector="default", work_height=576, hit_threshold=0.0, min_changed=0.0),
     "HOG default 64x128, 1.5x (864p), no gating": PeopleSettings(
         detector="default", work_height=864, hit_threshold=0.4, min_changed=0.0),
     "HOG default 64x128, 1.5x (864p), gated": PeopleSettings(
-        detector="default", work_height=864, hit_threshold=0.0),
-    "HOG Daimler 48x96, 1.25x (720p), no gating": PeopleSettings(
-        detector="daimler", min_changed=0.0),
+        detector="default", work_height=864, hit_threshold=0.0, cold_hit_threshold=0.0),
+    "HOG Daimler 48x96, 1.5x (864p), no gating": PeopleSettings(
+        detector="daimler", hit_threshold=1.2, min_changed=0.0),
+    "HOG Daimler 48x96, 1.25x (720p), gated": PeopleSettings(
+        detector="daimler", work_height=720),
 }
 
 

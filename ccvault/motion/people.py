@@ -51,15 +51,18 @@ class PeopleSettings:
     detector: Literal["daimler", "default"] = "daimler"
     # Height the frame is resized to before detection; pick it so the smallest person to
     # count is at least the window's person height after resizing.
-    work_height: int = 720
+    work_height: int = 864
     win_stride: int = 8
-    scale_step: float = 1.05
+    # Pyramid step: 1.05 counts a little better (span MAE 0.36 vs 0.44) at ~1.5x the CPU.
+    scale_step: float = 1.1
     # SVM margin a window needs; Daimler's scores run higher than the default model's.
-    hit_threshold: float = 1.2
+    hit_threshold: float = 0.8
+    # Without a background (the first keyframes) nothing gates the static false alarms.
+    cold_hit_threshold: float = 1.4
     # A box is dropped when this fraction of the smaller box lies inside a stronger one.
     nms_overlap: float = 0.65
     # Fraction of a box's pixels that must differ from the background (0: no gating).
-    min_changed: float = 0.1
+    min_changed: float = 0.05
     # Luma difference (0-255) that makes a background pixel "changed".
     change_threshold: int = 20
     # Sampled frames whose per-pixel median is the background, and how old they may be.
@@ -206,21 +209,23 @@ class PeopleCounter:
     def _detect(self, work: np.ndarray, mask: np.ndarray | None) -> _Raw:
         """HOG over the whole working image, or only around changed regions."""
         raw = _Raw()
-        if mask is None or not self.settings.roi_only:
+        s = self.settings
+        hit = s.cold_hit_threshold if mask is None and s.min_changed > 0 else s.hit_threshold
+        if mask is None or not s.roi_only:
             rois = [(0, 0, work.shape[1], work.shape[0])]
         else:
             rois = regions(mask, work.shape, self._window)
         for x, y, w, h in rois:
-            self._detect_in(work[y:y + h, x:x + w], x, y, raw)
+            self._detect_in(work[y:y + h, x:x + w], x, y, raw, hit)
         return raw
 
-    def _detect_in(self, img: np.ndarray, x0: int, y0: int, raw: _Raw) -> None:
+    def _detect_in(self, img: np.ndarray, x0: int, y0: int, raw: _Raw, hit: float) -> None:
         win_w, win_h = self._window
         if img.shape[0] < win_h or img.shape[1] < win_w:
             return
         stride = self.settings.win_stride
         rects, scores = self._hog.detectMultiScale(
-            img, hitThreshold=self.settings.hit_threshold, winStride=(stride, stride),
+            img, hitThreshold=hit, winStride=(stride, stride),
             padding=(8, 8), scale=self.settings.scale_step, groupThreshold=0)
         for (x, y, w, h), score in zip(np.reshape(rects, (-1, 4)), np.ravel(scores),
                                        strict=True):
