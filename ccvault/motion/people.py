@@ -4,7 +4,7 @@ Why this shape (figures in docs/people-counting.md, measured on hand-labelled vt
 - The detector is OpenCV's HOG with the Daimler 48x96 people model: its weights ship inside the
   OpenCV wheel (no download, no network at run time) and, once static false alarms are gated
   away, it counts best of what ships in a package; the default 64x128 model needs people
-  >= ~100 px tall, so it costs twice as much for the same recall.
+  >= ~100 px tall, so at the same working size it misses more and costs ~1.8x as much.
 - The frame is resized so its height is `work_height` before detection: the detector finds
   people of a fixed pixel size, so a fixed working height keeps both recall and cost the same
   for a 576p and a 1080p camera with the same view.
@@ -45,7 +45,7 @@ class HogMissing(RuntimeError):
 
 @dataclass(frozen=True, slots=True)
 class PeopleSettings:
-    """How people are counted. Defaults are the configuration measured best on vtest.avi."""
+    """How people are counted. Defaults: the configuration chosen on vtest.avi (see docs)."""
 
     # "daimler": 48x96 window (people >= ~70 px tall); "default": 64x128 (>= ~100 px).
     detector: Literal["daimler", "default"] = "daimler"
