@@ -69,7 +69,7 @@ def test_vtest_background_has_nobody() -> None:
     empty = np.median(np.stack(frames), axis=0).astype(np.uint8)
     counter = PeopleCounter()
     counts = [counter.count(empty, t * 1600).count for t in range(6)]
-    assert counts[people.PeopleSettings().background_min_frames:] == [0] * 3
+    assert counts[people.PeopleSettings().background_min_frames :] == [0] * 3
 
 
 def _server_room(rng: np.random.Generator) -> np.ndarray:
@@ -77,10 +77,10 @@ def _server_room(rng: np.random.Generator) -> np.ndarray:
     room = np.full((576, 768), 90, np.uint8)
     room[400:] = 60  # floor
     for x in (80, 320, 560):
-        room[100:460, x:x + 130] = 30
+        room[100:460, x : x + 130] = 30
         for y in range(120, 440, 24):
-            room[y:y + 6, x + 10:x + 120] = 150
-            room[y + 2:y + 4, x + 100:x + 104] = 250  # LEDs
+            room[y : y + 6, x + 10 : x + 120] = 150
+            room[y + 2 : y + 4, x + 100 : x + 104] = 250  # LEDs
     noise = rng.normal(0, 3, room.shape)
     return np.clip(room + noise, 0, 255).astype(np.uint8)
 
@@ -120,3 +120,71 @@ def test_missing_hog_names_the_fix(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delattr(cv2, "HOGDescriptor")
     with pytest.raises(people.HogMissing, match="opencv-contrib-python-headless"):
         PeopleCounter(PeopleSettings())
+
+
+def test_imported_footage_of_a_rooms_camera_gets_people_counts(tmp_path: Path) -> None:
+    """Real pedestrians (vtest.avi, as H.264 with a keyframe a second) imported into a camera
+    that watches a room: its motion spans carry people_max, and `motion --min-people` finds
+    them; a camera of no room is not counted."""
+    source = Path(_labels()["source"])
+    if not source.exists():
+        pytest.skip(f"{source} is missing (Debian package opencv-doc not installed)")
+    import subprocess
+
+    from tests.conftest import cli_json, run_cli, write_config
+    from tests.peers import ffmpeg_exe
+
+    clip = tmp_path / "hall.mp4"
+    subprocess.run(
+        [
+            ffmpeg_exe(),
+            "-loglevel",
+            "error",
+            "-i",
+            str(source),
+            "-t",
+            "30",
+            "-c:v",
+            "libx264",
+            "-preset",
+            "veryfast",
+            "-g",
+            "10",
+            "-bf",
+            "0",
+            "-pix_fmt",
+            "yuv420p",
+            str(clip),
+        ],
+        check=True,
+    )
+    config = write_config(
+        tmp_path,
+        [
+            {"name": "room-cam", "url": "demo://", "enabled": False},
+            {"name": "hall", "url": "demo://", "enabled": False},
+        ],
+    )
+    config.write_text(
+        config.read_text() + '\n[[access.rooms]]\nname = "sr"\ncameras = ["room-cam"]\n'
+    )
+    for camera in ("room-cam", "hall"):
+        done = run_cli(config, "import", "--camera", camera, "--start", "-1h", str(clip))
+        assert done.returncode == 0, done.stderr
+    spans = cli_json(config, "motion", "--camera", "room-cam", "--from", "-2h", "--to", "now")
+    assert spans and max(s["people_max"] or 0 for s in spans) >= 4, spans
+    crowded = cli_json(
+        config,
+        "motion",
+        "--camera",
+        "room-cam",
+        "--from",
+        "-2h",
+        "--to",
+        "now",
+        "--min-people",
+        "4",
+    )
+    assert crowded and all(s["people_max"] >= 4 for s in crowded)
+    hall = cli_json(config, "motion", "--camera", "hall", "--from", "-2h", "--to", "now")
+    assert hall and all(s["people_max"] is None for s in hall)

@@ -78,6 +78,8 @@ class Span:
     area: float  # largest moving fraction of the frame, 0-1
     kind: str  # motion | lighting
     bbox: tuple[float, float, float, float]  # union of moving regions, relative x0, y0, x1, y1
+    people_max: int | None = None  # most people counted on one sampled frame (None: not counted)
+    people_max_ms: int = 0  # how long that count was seen
 
 
 @dataclass(frozen=True, slots=True)
@@ -97,12 +99,16 @@ class StoredSpan:
             r["area"],
             r["kind"],
             (r["x0"], r["y0"], r["x1"], r["y1"]),
+            r["people_max"],
+            r["people_max_ms"],
         )
         return cls(r["id"], camera, span, bool(r["open"]))
 
 
 # The columns StoredSpan.from_row reads.
-SPAN_COLUMNS = "id, start_ms, end_ms, peak, area, kind, x0, y0, x1, y1, open"
+SPAN_COLUMNS = (
+    "id, start_ms, end_ms, peak, area, kind, x0, y0, x1, y1, open, people_max, people_max_ms"
+)
 
 
 @dataclass(frozen=True, slots=True)

@@ -340,4 +340,6 @@ class Config(Model):
         merged = self.motion.model_dump(exclude={"workers"})
         if camera is not None and camera.motion is not None:
             merged.update(camera.motion.model_dump(exclude_none=True))
+        if merged["people"] is None:  # counted where the door log can be held against it
+            merged["people"] = camera is not None and self.room_of(camera.name) is not None
         return MotionSettings.model_validate(merged)

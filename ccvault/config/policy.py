@@ -59,6 +59,14 @@ class MotionSettings(Model):
         "records a lighting span (activity for retention, not motion); 'ignore' drops it.",
     )
 
+    people: bool | None = Field(
+        None,
+        description="Count people on the keyframes of motion spans (people_max per span; "
+        "OpenCV's HOG people detector, on the CPU). Default: on for the cameras of an "
+        "[[access.rooms]] room, off elsewhere.",
+        json_schema_extra={"default_text": "cameras of an [[access.rooms]] room"},
+    )
+
 
 class MotionConfig(MotionSettings):
     workers: int | None = Field(

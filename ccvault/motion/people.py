@@ -159,8 +159,9 @@ class Background:
         """Old frames (another span, other light) and frames of another size are no
         background for this one."""
         max_age = self.settings.background_max_age_ms
-        while self._ring and (abs(t_ms - self._ring[0][0]) > max_age
-                              or self._ring[0][1].shape != shape):
+        while self._ring and (
+            abs(t_ms - self._ring[0][0]) > max_age or self._ring[0][1].shape != shape
+        ):
             self._ring.popleft()
 
 
@@ -188,6 +189,17 @@ class PeopleCounter:
         self._window = tuple(self._hog.winSize)
         self._background = Background(self.settings)
 
+    def __getstate__(self) -> dict:
+        """A counter rides in a camera's Carry to the next worker process: the HOG object
+        (not picklable, cheap to rebuild) stays behind, the background goes along."""
+        return {"settings": self.settings, "background": self._background}
+
+    def __setstate__(self, state: dict) -> None:
+        self.settings = state["settings"]
+        self._hog = make_hog(self.settings.detector)
+        self._window = tuple(self._hog.winSize)
+        self._background = state["background"]
+
     def observe(self, frame: np.ndarray, t_ms: int) -> None:
         """Add a frame to the background without counting: feed the keyframes just before a
         span starts so its first keyframe is already gated and scanned only where it changed."""
@@ -201,8 +213,12 @@ class PeopleCounter:
         work = _resize(gray, scale)
         raw = self._detect(work, mask)
         keep = self._gate(raw, mask, work.shape)
-        keep = suppress([raw.rects[i] for i in keep], [raw.scores[i] for i in keep],
-                        self.settings.nms_overlap, keep)
+        keep = suppress(
+            [raw.rects[i] for i in keep],
+            [raw.scores[i] for i in keep],
+            self.settings.nms_overlap,
+            keep,
+        )
         boxes = tuple(_to_frame(raw.rects[i], raw.scores[i], scale) for i in keep)
         return PeopleCount(t_ms, len(boxes), boxes, mask is not None)
 
@@ -216,7 +232,7 @@ class PeopleCounter:
         else:
             rois = regions(mask, work.shape, self._window)
         for x, y, w, h in rois:
-            self._detect_in(work[y:y + h, x:x + w], x, y, raw, hit)
+            self._detect_in(work[y : y + h, x : x + w], x, y, raw, hit)
         return raw
 
     def _detect_in(self, img: np.ndarray, x0: int, y0: int, raw: _Raw, hit: float) -> None:
@@ -225,10 +241,14 @@ class PeopleCounter:
             return
         stride = self.settings.win_stride
         rects, scores = self._hog.detectMultiScale(
-            img, hitThreshold=hit, winStride=(stride, stride),
-            padding=(8, 8), scale=self.settings.scale_step, groupThreshold=0)
-        for (x, y, w, h), score in zip(np.reshape(rects, (-1, 4)), np.ravel(scores),
-                                       strict=True):
+            img,
+            hitThreshold=hit,
+            winStride=(stride, stride),
+            padding=(8, 8),
+            scale=self.settings.scale_step,
+            groupThreshold=0,
+        )
+        for (x, y, w, h), score in zip(np.reshape(rects, (-1, 4)), np.ravel(scores), strict=True):
             raw.rects.append((int(x) + x0, int(y) + y0, int(w), int(h)))
             raw.scores.append(float(score))
 
@@ -240,7 +260,7 @@ class PeopleCounter:
         keep = []
         for i, (x, y, w, h) in enumerate(raw.rects):
             x0, y0 = max(0, int(x * sx)), max(0, int(y * sy))
-            sub = mask[y0:int((y + h) * sy) + 1, x0:int((x + w) * sx) + 1]
+            sub = mask[y0 : int((y + h) * sy) + 1, x0 : int((x + w) * sx) + 1]
             if sub.size and float(sub.mean()) >= self.settings.min_changed:
                 keep.append(i)
         return keep
@@ -255,12 +275,14 @@ def _resize(gray: np.ndarray, scale: float) -> np.ndarray:
 
 def _to_frame(rect: tuple[int, int, int, int], score: float, scale: float) -> Box:
     x, y, w, h = rect
-    return Box(round(x / scale), round(y / scale), round(w / scale), round(h / scale),
-               round(score, 3))
+    return Box(
+        round(x / scale), round(y / scale), round(w / scale), round(h / scale), round(score, 3)
+    )
 
 
-def regions(mask: np.ndarray, shape: tuple[int, ...],
-            window: tuple[int, int]) -> list[tuple[int, int, int, int]]:
+def regions(
+    mask: np.ndarray, shape: tuple[int, ...], window: tuple[int, int]
+) -> list[tuple[int, int, int, int]]:
     """Rectangles (working-image pixels) around the changed regions, grown by a window so a
     person whose changed pixels are only the moving legs still fits, merged where they touch."""
     height, width = shape[:2]
@@ -274,8 +296,10 @@ def regions(mask: np.ndarray, shape: tuple[int, ...],
         y1 = min(height, int((y + h) * sy) + win_h // 2)
         rects.append((x0, y0, x1, y1))
     merged = _merge(rects)
-    if sum((x1 - x0) * (y1 - y0) for x0, y0, x1, y1 in merged) > FULL_FRAME_FRACTION * width \
-            * height:
+    if (
+        sum((x1 - x0) * (y1 - y0) for x0, y0, x1, y1 in merged)
+        > FULL_FRAME_FRACTION * width * height
+    ):
         return [(0, 0, width, height)]
     return [(x0, y0, x1 - x0, y1 - y0) for x0, y0, x1, y1 in merged]
 
@@ -299,8 +323,12 @@ def _merge(rects: list[tuple[int, int, int, int]]) -> list[tuple[int, int, int, 
     return out
 
 
-def suppress(rects: list[tuple[int, int, int, int]], scores: list[float], overlap: float,
-             ids: list[int] | None = None) -> list[int]:
+def suppress(
+    rects: list[tuple[int, int, int, int]],
+    scores: list[float],
+    overlap: float,
+    ids: list[int] | None = None,
+) -> list[int]:
     """Non-maximum suppression by intersection over the smaller box: returns the ids (default
     positions) of the boxes kept, strongest first. HOG fires on a person at several scales and
     offsets, and the nested boxes are what IoU-based NMS lets through."""
