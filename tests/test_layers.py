@@ -24,6 +24,7 @@ LAYERS: tuple[str, ...] = (
     "recorder",
     "motion",
     "ingest",
+    "access",
     "retention",
     "evidence",
     "views",

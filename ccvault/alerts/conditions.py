@@ -210,6 +210,12 @@ def clock_unchecked(health: Health, cfg: AlertsBase) -> Iterator[Observation]:
         yield Observation("clock_unchecked", {}, health.clock_unknown)
 
 
+def access_rules(health: Health, cfg: AlertsBase) -> Iterator[Observation]:
+    """The rooms' rules (access.rules): each finding, as found."""
+    for finding in health.access:
+        yield Observation(finding.rule, finding.labels, finding.summary, None, finding.details)
+
+
 CHECKS: tuple[Check, ...] = (
     volume_low,
     volume_unavailable,
@@ -224,6 +230,7 @@ CHECKS: tuple[Check, ...] = (
     segment_corrupt,
     clock_unsynchronised,
     clock_unchecked,
+    access_rules,
 )
 
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import threading
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import replace
 
 import structlog
@@ -20,6 +21,7 @@ from ccvault.alerts import conditions
 from ccvault.alerts.book import AlertBook, Change, Instance, Observation
 from ccvault.alerts.channels import build_channels
 from ccvault.alerts.dispatcher import Dispatcher
+from ccvault.alerts.model import Alert
 from ccvault.alerts.record import event_alert, event_row, log_alert, row_alert, saved
 from ccvault.catalog import queries
 from ccvault.catalog.rows import AlertRow
@@ -46,6 +48,9 @@ class AlertManager:
         self.writer = writer
         self.dispatcher = dispatcher
         self._lock = threading.Lock()
+        # Told of every change (fired, renotified, escalated, resolved) and event, after it is
+        # recorded and handed to the channels: what else should follow (incident holds).
+        self.listeners: list[Callable[[Alert, str], None]] = []
         with writer.reader() as conn:
             rows = [r for r in queries.alerts(conn, now_ms) if r.resolved_ms is None]
         carried = [_instance(r) for r in rows]
@@ -80,6 +85,7 @@ class AlertManager:
             return
         saved(lambda: self.writer.alerts.open(event_row(alert, now_ms)), alert)
         self.dispatcher.submit(alert)
+        self._tell(alert, "event")
 
     def send_recorded(self, now_ms: int) -> int:
         """Events CLI commands recorded (they reach no channel): each sent once, here."""
@@ -138,6 +144,7 @@ class AlertManager:
         log_alert(alert, f"alert.{change.kind}")
         saved(lambda: self._save(change, now_ms), alert)
         self.dispatcher.submit(alert)
+        self._tell(alert, change.kind)
 
     def _save(self, change: Change, now_ms: int) -> None:
         instance = change.instance
@@ -170,6 +177,13 @@ class AlertManager:
                 notified_ms=now_ms,
             )
         )
+
+    def _tell(self, alert: Alert, kind: str) -> None:
+        for listener in self.listeners:
+            try:
+                listener(alert, kind)
+            except Exception:  # a listener must not cost the alert its record or delivery
+                log.exception("alert.listener_failed", alert=alert.name)
 
 
 def _instance(row: AlertRow) -> Instance:

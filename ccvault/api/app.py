@@ -9,6 +9,7 @@ from fastapi.routing import APIRoute
 from ccvault import __version__
 from ccvault.api import (
     errors,
+    routes_access,
     routes_admin,
     routes_exports,
     routes_footage,
@@ -33,6 +34,7 @@ def create_app(ctx: ApiContext) -> FastAPI:
         routes_footage,
         routes_holds,
         routes_exports,
+        routes_access,
         routes_metrics,
         routes_web,
     ):

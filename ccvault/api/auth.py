@@ -34,7 +34,7 @@ from fastapi.security import APIKeyCookie, HTTPBearer
 from ccvault.api.connections import client_key
 from ccvault.api.context import ApiContext
 from ccvault.api.errors import ApiError
-from ccvault.api.users import ROLES, User, token_hash, user_for_hash
+from ccvault.api.users import ALL_ROLES, User, token_hash, user_for_hash
 
 SESSION_COOKIE = "ccvault_session"
 CSRF_HEADER = "X-CSRF-Token"
@@ -300,7 +300,7 @@ def identify(request: Request) -> Principal:
 
 def require(role: str) -> Callable[..., Principal]:
     """A dependency: the caller, who must hold `role` or a higher one."""
-    assert role in ROLES
+    assert role in ALL_ROLES
 
     # async: run on the event loop, not a worker thread. The token lookup is one indexed
     # read (~0.1 ms); a thread hop per request cost more than that (bench/search.py).
@@ -325,12 +325,13 @@ def operation_role(operation: dict[str, Any]) -> str | None:
         for requirement in operation.get("security", [])
         for scopes in requirement.values()
         for r in scopes
-        if r in ROLES
+        if r in ALL_ROLES
     ]
-    return max(roles, key=ROLES.index) if roles else None
+    return max(roles, key=ALL_ROLES.index) if roles else None
 
 
 # Ready-made parameter types: `def handler(who: Viewer) -> ...`.
 Viewer = Annotated[Principal, Depends(require("viewer"))]
 Operator = Annotated[Principal, Depends(require("operator"))]
 Admin = Annotated[Principal, Depends(require("admin"))]
+Integration = Annotated[Principal, Depends(require("integration"))]

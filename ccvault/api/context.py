@@ -13,6 +13,7 @@ from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+from ccvault.access.log import AccessLog
 from ccvault.catalog import db
 from ccvault.catalog.writer import CatalogWriter
 from ccvault.config.model import Config
@@ -41,6 +42,7 @@ class ApiContext:
     repeat_s: float = REPEAT_S
     same_start_s: float = SAME_START_S
     _seen: dict[tuple[str, str], float] = field(default_factory=dict)
+    access: AccessLog | None = None  # takes access events (the daemon's)
     _seen_lock: threading.Lock = field(default_factory=threading.Lock)
     _local: threading.local = field(default_factory=threading.local)
 

@@ -17,7 +17,11 @@ from ccvault.catalog.writer import CatalogWriter
 from ccvault.errors import NotFound, Refused, UsageError
 from ccvault.timefmt import utc_text
 
+# The people's roles, each allowed what the ones before it are.
 ROLES = ("viewer", "operator", "admin")
+# An access system posting door events: that, and nothing else (no footage, no lists).
+INTEGRATION = "integration"
+ALL_ROLES = (*ROLES, INTEGRATION)
 TOKEN_PREFIX = "ccv_"
 # Names end up in audit actors ("api:<name>") and tables: no spaces, colons or control
 # characters. fullmatch: `$` would let a trailing line break through.
@@ -30,7 +34,10 @@ class User:
     role: str
 
     def may(self, role: str) -> bool:
-        """viewer < operator < admin: each role can do what the ones below it can."""
+        """viewer < operator < admin: each role can do what the ones below it can; the
+        integration role stands apart: it may post access events and nothing else."""
+        if INTEGRATION in (role, self.role):
+            return role == self.role
         return ROLES.index(self.role) >= ROLES.index(role)
 
 
@@ -87,8 +94,8 @@ def revoke(writer: CatalogWriter, name: str, actor: str, now_ms: int) -> None:
 
 
 def _check_role(role: str, what: str) -> None:
-    if role not in ROLES:
-        raise UsageError(what, f"must be one of {', '.join(ROLES)}")
+    if role not in ALL_ROLES:
+        raise UsageError(what, f"must be one of {', '.join(ALL_ROLES)}")
 
 
 def _new_token() -> str:

@@ -11,7 +11,20 @@ import sqlite3
 from collections.abc import Iterator
 from dataclasses import dataclass
 
-from ccvault.catalog.rows import SPAN_COLUMNS, AlertRow, Segment, StoredSpan, VolumeRow
+from ccvault.catalog.rows import (
+    SPAN_COLUMNS,
+    AlertRow,
+    Direction,
+    FilePosition,
+    Flag,
+    Result,
+    Segment,
+    StoredEvent,
+    StoredSpan,
+    StoredVisit,
+    Visit,
+    VolumeRow,
+)
 
 SEGMENT_COLUMNS = """
     s.id, c.name AS camera, v.name AS volume, s.start_ms, s.end_ms, s.path, s.bytes, s.sha256,
@@ -335,3 +348,80 @@ def intent_paths(conn: sqlite3.Connection) -> set[tuple[str, str]]:
         if dst_volume:
             out.add((dst_volume, dst_path))
     return out
+
+
+# --- access control ---------------------------------------------------------------------
+
+EVENT_COLUMNS = "id, event_id, source, time_ms, door, room, person, role, direction, result"
+VISIT_COLUMNS = "id, room, person, role, key_event, entered_ms, left_ms, doors, escorted_by, flags"
+
+
+def room_events(conn: sqlite3.Connection, room: str, from_ms: int) -> list[StoredEvent]:
+    """The room's events from `from_ms` on, in the order they happened."""
+    rows = conn.execute(
+        "SELECT id, time_ms, door, person, role, direction, result FROM access_events"
+        " WHERE room = ? AND time_ms >= ? ORDER BY time_ms, id",
+        (room, from_ms),
+    ).fetchall()
+    return [
+        StoredEvent(
+            r["id"],
+            r["time_ms"],
+            r["door"],
+            r["person"],
+            r["role"],
+            Direction(r["direction"]),
+            Result(r["result"]),
+        )
+        for r in rows
+    ]
+
+
+def visits_inside(conn: sqlite3.Connection, room: str, at_ms: int) -> list[StoredVisit]:
+    """Visits of the room that began before `at_ms` and had not ended by then."""
+    rows = conn.execute(
+        f"SELECT {VISIT_COLUMNS} FROM visits WHERE room = ? AND entered_ms < ?"
+        " AND (left_ms IS NULL OR left_ms >= ?) ORDER BY entered_ms, key_event",
+        (room, at_ms, at_ms),
+    ).fetchall()
+    return [stored_visit(r) for r in rows]
+
+
+def dirty_rooms(conn: sqlite3.Connection) -> dict[str, int]:
+    return {r["room"]: r["from_ms"] for r in conn.execute("SELECT room, from_ms FROM visits_dirty")}
+
+
+def stored_visit(r: sqlite3.Row) -> StoredVisit:
+    return StoredVisit(
+        r["id"],
+        r["room"],
+        Visit(
+            r["key_event"],
+            r["person"],
+            r["role"],
+            r["entered_ms"],
+            r["left_ms"],
+            tuple(json.loads(r["doors"])),
+            tuple(json.loads(r["escorted_by"])),
+            tuple(Flag(f) for f in json.loads(r["flags"])),
+        ),
+    )
+
+
+def visits_touching(
+    conn: sqlite3.Connection, room: str, from_ms: int, to_ms: int
+) -> list[StoredVisit]:
+    """Visits of the room that ended within [from_ms, to_ms)."""
+    rows = conn.execute(
+        f"SELECT {VISIT_COLUMNS} FROM visits WHERE room = ? AND left_ms >= ? AND left_ms < ?"
+        " ORDER BY left_ms, key_event",
+        (room, from_ms, to_ms),
+    ).fetchall()
+    return [stored_visit(r) for r in rows]
+
+
+def source_position(conn: sqlite3.Connection, source: str) -> FilePosition | None:
+    row = conn.execute(
+        "SELECT device, inode, offset, line FROM access_sources WHERE source = ?", (source,)
+    ).fetchone()
+    return FilePosition(row[0], row[1], row[2], row[3]) if row else None

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import sqlite3
 from dataclasses import dataclass
-from enum import IntEnum
+from enum import IntEnum, StrEnum
 
 
 class AnalysisState(IntEnum):
@@ -79,6 +79,8 @@ class Span:
     area: float  # largest moving fraction of the frame, 0-1
     kind: str  # motion | lighting
     bbox: tuple[float, float, float, float]  # union of moving regions, relative x0, y0, x1, y1
+    people_max: int | None = None  # most people counted on one sampled frame (None: not counted)
+    people_max_ms: int = 0  # how long that count was seen
 
 
 @dataclass(frozen=True, slots=True)
@@ -98,12 +100,16 @@ class StoredSpan:
             r["area"],
             r["kind"],
             (r["x0"], r["y0"], r["x1"], r["y1"]),
+            r["people_max"],
+            r["people_max_ms"],
         )
         return cls(r["id"], camera, span, bool(r["open"]))
 
 
 # The columns StoredSpan.from_row reads.
-SPAN_COLUMNS = "id, start_ms, end_ms, peak, area, kind, x0, y0, x1, y1, open"
+SPAN_COLUMNS = (
+    "id, start_ms, end_ms, peak, area, kind, x0, y0, x1, y1, open, people_max, people_max_ms"
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -184,3 +190,83 @@ class AlertRow:
     notified_ms: int | None = None
     id: int | None = None
     notices: int = 0
+
+
+class Direction(StrEnum):
+    IN = "in"
+    OUT = "out"
+
+
+class Result(StrEnum):
+    GRANTED = "granted"
+    DENIED = "denied"
+    FORCED = "forced"
+    HELD_OPEN = "held_open"
+
+
+@dataclass(frozen=True, slots=True)
+class AccessEvent:
+    """One event as stored: checked, its room resolved from the door."""
+
+    event_id: str
+    time_ms: int
+    door: str
+    room: str
+    person: str
+    role: str | None
+    direction: Direction
+    result: Result
+
+
+class Flag(StrEnum):
+    NO_ENTRY = "no_entry"
+    ENTERED_TWICE = "entered_twice"
+
+
+@dataclass(frozen=True, slots=True)
+class StoredEvent:
+    """A catalogued event: its row id orders events at the same millisecond."""
+
+    id: int
+    time_ms: int
+    door: str
+    person: str
+    role: str | None
+    direction: Direction
+    result: Result
+
+
+@dataclass(frozen=True, slots=True)
+class Visit:
+    key_event: int
+    person: str
+    role: str | None
+    entered_ms: int | None
+    left_ms: int | None
+    doors: tuple[str, ...] = ()
+    escorted_by: tuple[str, ...] = ()
+    flags: tuple[Flag, ...] = ()
+
+    def overlaps(self, other: Visit) -> bool:
+        start = self.entered_ms if self.entered_ms is not None else self.left_ms
+        other_start = other.entered_ms if other.entered_ms is not None else other.left_ms
+        assert start is not None and other_start is not None
+        ends_after = self.left_ms is None or other_start <= self.left_ms
+        return ends_after and (other.left_ms is None or start <= other.left_ms)
+
+
+@dataclass(frozen=True, slots=True)
+class StoredVisit:
+    id: int
+    room: str
+    visit: Visit
+
+
+@dataclass(frozen=True, slots=True)
+class FilePosition:
+    """How far a followed file was read: which file (device, inode), to which byte and line."""
+
+    device: int
+    inode: int
+    offset: int
+    line: int

@@ -16,6 +16,7 @@ MIGRATIONS: tuple[str, ...] = tuple(
         "alerts.sql",
         "audit_head.sql",
         "camera_failing.sql",
+        "access_control.sql",
     )
 )
 # A script starting with this line rebuilds a table (SQLite changes no CHECK in place): it runs

@@ -30,6 +30,7 @@ from typing import TYPE_CHECKING, Any
 
 from ccvault.catalog import db
 from ccvault.catalog.schema import migrate
+from ccvault.catalog.writes.access import AccessWrites
 from ccvault.catalog.writes.alerts import AlertWrites
 from ccvault.catalog.writes.audit import AuditWrites, read_head, write_head
 from ccvault.catalog.writes.cameras import CameraWrites
@@ -85,6 +86,7 @@ class CatalogWriter:
         self.exports = ExportWrites(self)
         self.alerts = AlertWrites(self)
         self.audit_chain = AuditWrites(self)
+        self.access = AccessWrites(self)
 
     def close(self) -> None:
         self._conn.close()

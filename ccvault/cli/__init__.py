@@ -121,6 +121,7 @@ def cli(ctx: click.Context, config_path: str | None, verbose: bool) -> None:
 def main() -> None:
     # Importing the command modules registers their commands.
     from ccvault.cli import (  # noqa: F401
+        access_cmds,
         alert_cmds,
         audit_cmds,
         export_cmds,

@@ -95,21 +95,31 @@ def segments(app: App, camera: str, start: str, end: str, activity: bool, as_jso
     show_default=True,
     help="lighting: spans of lights switched on or off.",
 )
+@click.option(
+    "--min-people",
+    type=click.IntRange(min=1),
+    metavar="N",
+    help="Only spans where at least N people were counted on one frame.",
+)
 @json_option
 @pass_app
-def motion(app: App, camera: str, start: str, end: str, kind: str, as_json: bool) -> None:
+def motion(
+    app: App, camera: str, start: str, end: str, kind: str, min_people: int | None, as_json: bool
+) -> None:
     """Motion spans of a camera overlapping [--from, --to): first to last moving frame."""
     app.camera(camera)
     from_ms, to_ms = time_range(app, start, end)
     kinds = ("motion", "lighting") if kind == "all" else (kind,)
     with app.reader() as conn:
         found = queries.spans_in_range(conn, camera, from_ms, to_ms, kinds)
+    if min_people is not None:
+        found = [s for s in found if (s.span.people_max or 0) >= min_people]
     if as_json:
         emit_json([span_json(s) for s in found])
         return
     tz = app.config.tz
     table(
-        ["start", "end", "length", "peak", "area", "kind"],
+        ["start", "end", "length", "peak", "area", "kind", "people"],
         [
             [
                 local_text(s.span.start_ms, tz),
@@ -118,6 +128,7 @@ def motion(app: App, camera: str, start: str, end: str, kind: str, as_json: bool
                 f"{s.span.peak:.2f}",
                 f"{s.span.area:.3f}",
                 s.span.kind,
+                s.span.people_max,
             ]
             for s in found
         ],

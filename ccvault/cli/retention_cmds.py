@@ -68,7 +68,7 @@ def _preview(
 ) -> None:
     from ccvault.retention import candidates, spans
     from ccvault.retention.executor import run_order
-    from ccvault.retention.passes import find_leftovers, plan_pass, totals
+    from ccvault.retention.passes import expired_access, find_leftovers, plan_pass, totals
     from ccvault.retention.planner import KEEP
 
     actions, kept = [], {}
@@ -77,6 +77,7 @@ def _preview(
             actions += run_order(batch)  # batch by batch, as a purge carries them out
             kept.update((d.segment.id, d) for d in batch if d.action == KEEP)
         leftovers = find_leftovers(conn, app.config, volumes, spools, set(), now_ms)
+        access_log = expired_access(conn, app.config, now_ms)
         expired = spans.preview(conn, app.config, candidates.protections(conn), now_ms)
     acted = {d.segment.id for d in actions}  # a quota or pressure action overrides a keep
     decisions = actions + sorted(
@@ -90,6 +91,7 @@ def _preview(
                 "totals": totals(decisions),
                 "leftovers": leftovers,
                 "spans": expired,
+                "access_log": access_log.as_json(),
             }
         )
         return
@@ -115,6 +117,11 @@ def _preview(
     )
     for action, t in sorted(totals(decisions)["actions"].items()):
         click.echo(f"{action}: {t['segments']} segments, {human_bytes(t['bytes'])}")
+    if access_log.events or access_log.visits:
+        click.echo(
+            f"past access_log_days: {access_log.events} access event(s), "
+            f"{access_log.visits} visit(s)"
+        )
     if leftovers:
         click.echo(
             f"past the ceiling: {len(leftovers)} quarantined or spool file(s), "
@@ -148,8 +155,9 @@ def explain(app: App, camera: str, at: str, as_json: bool) -> None:
         if seg is None:
             raise NotFound(f"camera {camera}", f"no footage at {at}")
         protections = candidates.protections(conn)
+        covers = candidates.access_covers(conn, app.config, now_ms)
         archives = archive_room(measure(app.config, volumes, conn, now_ms))
-    decision = decide(seg, sc.policies[camera], protections, now_ms, archives)
+    decision = decide(seg, sc.policies[camera], protections, now_ms, archives, covers)
     holds = [p for p in protections if p.active(now_ms) and p.covers(seg)]
     out = {
         **decision.as_json(),

@@ -26,7 +26,7 @@ def user() -> None:
 @click.option(
     "--role",
     required=True,
-    type=click.Choice(users.ROLES),
+    type=click.Choice(users.ALL_ROLES),
     help="viewer: search and watch; operator: also export and holds; "
     "admin: also users and the audit log.",
 )

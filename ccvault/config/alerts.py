@@ -127,6 +127,36 @@ ALERT_DEFAULTS: dict[str, AlertSpec] = {
     "config_rejected": AlertSpec(
         E, "warning", "a reloaded config was invalid; the running one was kept"
     ),
+    "two_person_rule": AlertSpec(
+        C,
+        "critical",
+        "someone of an escort_required role is in a room with nobody of an "
+        "escort role, for longer than the room's grace_seconds",
+        renotify_minutes=15,
+    ),
+    "presence_without_entry": AlertSpec(
+        C,
+        "critical",
+        "motion on a room's camera while the room is empty by the door log and "
+        "no entry came within entry_window_seconds (a tailgater, a propped door, a missed "
+        "entry)",
+        renotify_minutes=0,
+    ),
+    "more_people_than_entries": AlertSpec(
+        C,
+        "warning",
+        "more people counted on a room's camera than are inside by the door log, "
+        "for longer than grace_seconds",
+        renotify_minutes=0,
+    ),
+    "access_denied_repeatedly": AlertSpec(
+        C,
+        "warning",
+        "[access] denied_count denials at one door within denied_minutes",
+        renotify_minutes=60,
+    ),
+    "door_forced": AlertSpec(E, "critical", "a door was opened without a granted badge"),
+    "door_held_open": AlertSpec(E, "warning", "a door was held open"),
 }
 
 

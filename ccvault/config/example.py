@@ -13,6 +13,15 @@ from annotated_types import Ge, Le, MinLen
 from pydantic import BaseModel
 from pydantic.fields import FieldInfo
 
+from ccvault.config.access import (
+    AccessConfig,
+    AccessFileConfig,
+    AccessMqttConfig,
+    DoorConfig,
+    MqttPublishConfig,
+    PersonConfig,
+    RoomConfig,
+)
 from ccvault.config.alerts import (
     ALERT_DEFAULTS,
     AlertsBase,
@@ -84,25 +93,45 @@ CHANNEL_EXAMPLES: dict[type[BaseModel], dict[str, Any]] = {
 }
 # A camera's [cameras.retention] table: any [retention] key; these are examples.
 CAMERA_RETENTION_EXAMPLE = {"server-room-door": {"motion_days": 31, "continuous_days": 21}}
+# Access control is off until rooms are configured: shown commented out, with example values.
+ACCESS_EXAMPLES: list[tuple[str, type[BaseModel], dict[str, Any]]] = [
+    ("[[access.rooms]]", RoomConfig, {"name": "server-room", "cameras": ["server-room-door"]}),
+    ("[[access.doors]]", DoorConfig, {"name": "SR-1", "room": "server-room"}),
+    (
+        "[[access.people]]",
+        PersonConfig,
+        {"id": "c-17", "name": "A. Contractor", "role": "contractor"},
+    ),
+    (
+        "[access.mqtt]",
+        AccessMqttConfig,
+        {
+            "url": "mqtts://broker.example.org:8883",
+            "topic": "acs/events",
+            "username": "ccvault",
+            "password_file": "/etc/ccvault/secrets/mqtt",
+        },
+    ),
+    (
+        "[access.file]",
+        AccessFileConfig,
+        {
+            "path": "/var/log/acs/events.csv",
+            "format": "csv",
+            "columns": {"id": "EventID", "time": "Timestamp"},
+        },
+    ),
+    (
+        "[mqtt]",
+        MqttPublishConfig,
+        {"url": "mqtts://broker.example.org:8883", "publish_prefix": "ccvault"},
+    ),
+]
 
 
 def render() -> str:
     out = [HEADER]
-    out += _fields(
-        Config,
-        skip={
-            "storage",
-            "recording",
-            "motion",
-            "retention",
-            "audit",
-            "integrity",
-            "http",
-            "export",
-            "cameras",
-        },
-        values={},
-    )
+    out += _fields(Config, skip=_tables(Config), values={})
     out.append("")
     out.append("[storage]")
     out += _fields(
@@ -118,6 +147,7 @@ def render() -> str:
     out += ["", "[http]", *_fields(HttpConfig, skip=set(), values={})]
     out += ["", "[export]", *_fields(ExportConfig, skip=set(), values={})]
     out += _alerts()
+    out += _access()
     for example in EXAMPLES[CameraConfig]:
         out += [
             "",
@@ -158,11 +188,38 @@ def _alerts() -> list[str]:
             "",
             f"# [alerts.{table}]: uncomment to use (example values).",
             f"# [alerts.{table}]",
-            *(
-                f"# {line}" if not line.startswith("#") else line
-                for line in _fields(model, skip=set(), values=CHANNEL_EXAMPLES[model])
-            ),
+            *_commented(_fields(model, skip=set(), values=CHANNEL_EXAMPLES[model])),
         ]
+    return out
+
+
+def _access() -> list[str]:
+    out = ["", "[access]", *_fields(AccessConfig, skip=_tables(AccessConfig), values={})]
+    for table, model, example in ACCESS_EXAMPLES:
+        out += [
+            "",
+            f"# {table}: uncomment to use (example values).",
+            f"# {table}",
+            *_commented(_fields(model, skip=set(), values=example)),
+        ]
+    return out
+
+
+def _commented(lines: list[str]) -> list[str]:
+    return [f"# {line}" if not line.startswith("#") else line for line in lines]
+
+
+def _tables(model: type[BaseModel]) -> set[str]:
+    """Fields that are tables of their own (a model, or a list of models), not keys."""
+    out = set()
+    for name, info in model.model_fields.items():
+        kinds = [info.annotation, *getattr(info.annotation, "__args__", ())]
+        if any(isinstance(k, type) and issubclass(k, BaseModel) for k in kinds) or any(
+            isinstance(a, type) and issubclass(a, BaseModel)
+            for k in kinds
+            for a in getattr(k, "__args__", ())
+        ):
+            out.add(name)
     return out
 
 

@@ -95,6 +95,15 @@ def _resolve_relative_paths(raw: dict, base: Path) -> None:
         if isinstance(section, dict):
             for key in keys:
                 fix(section, key)
+    for parent, table, keys in (
+        (raw.get("access"), "mqtt", ("password_file", "ca_file")),
+        (raw.get("access"), "file", ("path",)),
+        (raw, "mqtt", ("password_file", "ca_file")),
+    ):
+        section = parent.get(table) if isinstance(parent, dict) else None
+        if isinstance(section, dict):
+            for key in keys:
+                fix(section, key)
     alerts = raw.get("alerts")
     if isinstance(alerts, dict) and isinstance(alerts.get("email"), dict):
         fix(alerts["email"], "password_file")

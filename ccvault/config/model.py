@@ -19,6 +19,7 @@ from pydantic import (
     model_validator,
 )
 
+from ccvault.config.access import AccessConfig, MqttPublishConfig
 from ccvault.config.alerts import AlertsConfig
 from ccvault.config.fields import (
     GIB,
@@ -338,6 +339,10 @@ class Config(Model):
     http: HttpConfig = Field(default_factory=HttpConfig)  # type: ignore[arg-type]
     export: ExportConfig = Field(default_factory=ExportConfig)  # type: ignore[arg-type]
     alerts: AlertsConfig = Field(default_factory=AlertsConfig)  # type: ignore[valid-type]
+    access: AccessConfig = Field(default_factory=AccessConfig)  # type: ignore[arg-type]
+    mqtt: MqttPublishConfig | None = Field(
+        None, description="[mqtt]: publish ccvault's events (motion, alerts, visits)."
+    )
     cameras: list[CameraConfig] = Field(default_factory=list, description="The cameras.")
 
     @field_validator("timezone")
@@ -362,7 +367,40 @@ class Config(Model):
                 self.installed_ms(camera)
             except UsageError as exc:
                 raise ValueError(f"cameras[{i}].installed: {exc.problem}") from None
+        self._rooms_watch_configured_cameras()
+        self._visits_outlive_their_footage()
         return self
+
+    def _visits_outlive_their_footage(self) -> None:
+        """A visit keeps its footage access_days: the visit itself must be kept that long."""
+        for name in (None, *(c.name for c in self.cameras)):
+            days = (self.retention_for(name) if name else self.retention).access_days
+            if days is not None and days > self.access.access_log_days:
+                where = f"cameras {name!r} retention" if name else "retention"
+                raise ValueError(
+                    f"access.access_log_days: shorter than {where}.access_days "
+                    f"({self.access.access_log_days:g} < {days:g}); the visits "
+                    "that keep footage would be purged before it"
+                )
+
+    def _rooms_watch_configured_cameras(self) -> None:
+        seen: dict[str, str] = {}
+        for i, room in enumerate(self.access.rooms):
+            for j, name in enumerate(room.cameras):
+                if self.camera(name) is None:
+                    raise ValueError(
+                        f"access.rooms[{i}].cameras[{j}]: no camera {name!r} in [[cameras]]"
+                    )
+                if name in seen:
+                    raise ValueError(
+                        f"access.rooms[{i}].cameras[{j}]: camera {name!r} already "
+                        f"watches room {seen[name]!r} (one room per camera)"
+                    )
+                seen[name] = room.name
+
+    def room_of(self, camera: str) -> str | None:
+        """The room a camera watches, if any."""
+        return next((r.name for r in self.access.rooms if camera in r.cameras), None)
 
     @property
     def audit_path(self) -> Path:
@@ -406,4 +444,6 @@ class Config(Model):
         merged = self.motion.model_dump(exclude={"workers"})
         if camera is not None and camera.motion is not None:
             merged.update(camera.motion.model_dump(exclude_none=True))
+        if merged["people"] is None:  # counted where the door log can be held against it
+            merged["people"] = camera is not None and self.room_of(camera.name) is not None
         return MotionSettings.model_validate(merged)

@@ -59,6 +59,14 @@ class MotionSettings(Model):
         "records a lighting span (activity for retention, not motion); 'ignore' drops it.",
     )
 
+    people: bool | None = Field(
+        None,
+        description="Count people on the keyframes of motion spans (people_max per span; "
+        "OpenCV's HOG people detector, on the CPU). Default: on for the cameras of an "
+        "[[access.rooms]] room, off elsewhere.",
+        json_schema_extra={"default_text": "cameras of an [[access.rooms]] room"},
+    )
+
 
 class MotionConfig(MotionSettings):
     workers: int | None = Field(
@@ -125,6 +133,15 @@ class RetentionSettings(Model):
         "(critical) and new footage goes to another volume. 0 = no floor.",
     )
 
+    access_days: float | None = Field(
+        None,
+        gt=0,
+        le=3650,
+        description="Keep footage of the rooms' visits (from [access] padding_seconds before "
+        "an entry to after the exit, on the room's cameras) this long after the visit; "
+        "between motion_days and max_days. Unset: visits keep nothing longer.",
+    )
+
     @model_validator(mode="after")
     def _consistent(self) -> RetentionSettings:
         if self.continuous_days > self.motion_days:
@@ -145,6 +162,13 @@ class RetentionSettings(Model):
             raise ValueError(
                 f"pressure_floor_hours: must not exceed max_days ({self.pressure_floor_hours:g} h "
                 f"> {self.max_days * 24:g} h): nothing is kept past the ceiling"
+            )
+        if self.access_days is not None and not (
+            self.motion_days <= self.access_days <= self.max_days
+        ):
+            raise ValueError(
+                f"access_days: must be between motion_days and max_days ({self.motion_days} ≤ "
+                f"{self.access_days} ≤ {self.max_days} is false)"
             )
         if self.thin_after_days and self.thin_after_days >= self.continuous_days:
             raise ValueError(

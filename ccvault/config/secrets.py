@@ -49,6 +49,9 @@ def check_secrets(config: Config, path: Path, credentials: bool) -> None:
     email = config.alerts.email
     if email is not None:
         sources.append(("alerts.email", email.password_file, email.password_credential))
+    for where, broker in (("access.mqtt", config.access.mqtt), ("mqtt", config.mqtt)):
+        if broker is not None:
+            sources.append((where, broker.password_file, None))
     for where, file, credential in sources:
         if file is not None and credential is not None:
             raise ConfigError(

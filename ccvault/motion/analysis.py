@@ -27,6 +27,7 @@ import numpy as np
 from ccvault.catalog.rows import Span
 from ccvault.config.policy import MotionSettings
 from ccvault.motion.detector import BACKGROUND_TAU_MS, Detector, FrameResult
+from ccvault.motion.people import PeopleCounter
 from ccvault.motion.source import Source
 from ccvault.motion.spans import Hit, OpenSpan, SpanBuilder, min_ms
 
@@ -46,6 +47,26 @@ class Carry:
     last_ms: int | None = None
     open_spans: dict[str, OpenSpan] = field(default_factory=dict)
     min_ms: int = 0
+    people: People | None = None  # the camera's people counting, when it counts people
+
+
+@dataclass
+class People:
+    """Counting people on a camera's keyframes while it moves: the counter (its background
+    of recent keyframes) and the last counts, whose median makes a keyframe's count — one
+    missed or doubled person on a single keyframe does not make a span's maximum."""
+
+    counter: PeopleCounter = field(default_factory=PeopleCounter)
+    recent: list[int] = field(default_factory=list)
+
+    def sample(self, full: np.ndarray, t_ms: int, moving: bool) -> int | None:
+        if not moving:
+            self.counter.observe(full, t_ms)
+            self.recent = []
+            return None
+        self.recent = [*self.recent[-2:], self.counter.count(full, t_ms).count]
+        padded = (self.recent * 3)[:3] if len(self.recent) < 3 else self.recent
+        return sorted(padded)[1]
 
 
 @dataclass
@@ -70,8 +91,10 @@ def analyze(
     A debug video shows every frame, so asking for one decodes every frame (mode `all`)."""
     carry = carry or Carry()
     builder = SpanBuilder.for_settings(settings, carry.open_spans)
+    people = (carry.people or People()) if settings.people else None
     with Source(path, start_ms) as src:
         mode = _mode(settings, src, debug_video is not None)
+        src.keep_full = people is not None
         # Keyframes 1-2 s apart are compared one with the next: a running average over them
         # would keep the ghost of what left for several keyframes.
         tau_ms = BACKGROUND_TAU_MS if mode == "all" else 0
@@ -79,9 +102,9 @@ def analyze(
         if mode == "all":
             _scan_all(src, detector, builder, debug_video)
         else:
-            _KeyframeScan(src, detector, builder, settings, refine=mode == "auto").run()
+            _KeyframeScan(src, detector, builder, settings, mode == "auto", people).run()
         builder.close_idle(src.end_ms)
-    new_carry = Carry(detector.background, detector.last_ms, builder.open, min_ms(settings))
+    new_carry = Carry(detector.background, detector.last_ms, builder.open, min_ms(settings), people)
     return Analysis(builder.result(), new_carry, src.frames_decoded, src.keyframes, mode)
 
 
@@ -132,9 +155,10 @@ class _KeyframeScan:
         builder: SpanBuilder,
         settings: MotionSettings,
         refine: bool,
+        people: People | None = None,
     ) -> None:
         self.src, self.detector, self.builder = src, detector, builder
-        self.settings, self.refine = settings, refine
+        self.settings, self.refine, self.people = settings, refine, people
         self.prev: tuple[np.ndarray, FrameResult] | None = None
         self.prev_gop: list[av.Packet] = []
 
@@ -143,8 +167,11 @@ class _KeyframeScan:
             result = self.detector.feed(img, t_ms)
             if self.refine and self.prev is not None:
                 self._edges(gop, img, result)
+            count = None
+            if self.people is not None and self.src.last_full is not None:
+                count = self.people.sample(self.src.last_full, t_ms, result.moving)
             if result.moving or result.lighting:
-                self.builder.add(Hit.of(result, self.src.keyframe_interval_ms))
+                self.builder.add(Hit.of(result, self.src.keyframe_interval_ms, people=count))
             self.prev_gop, self.prev = gop, (img, result)
 
     def _edges(self, gop: list[av.Packet], img: np.ndarray, result: FrameResult) -> None:

@@ -152,6 +152,9 @@ class MotionScheduler:
     cursors: dict[str, CameraCursor] = field(default_factory=dict)
     jobs: dict[str, _Job] = field(default_factory=dict)
     heartbeat: float = 0.0
+    # Told after each analysed segment of a camera: its closed spans and the one still open
+    # (motion start/end for those who follow it live, e.g. the MQTT publisher).
+    on_spans: Callable[[str, list[Span], Span | None], None] = lambda _c, _closed, _open: None
 
     def __post_init__(self) -> None:
         # spawn: the daemon has threads, and forking a threaded process can deadlock.
@@ -219,7 +222,9 @@ class MotionScheduler:
                 self.writer.motion.set_state([job.seg.id], AnalysisState.NOT_ANALYSED)
                 continue
             still_open = self.cursors.setdefault(camera, CameraCursor()).advance(job.seg, result)
-            record(self.writer, settings, job.seg, job.closed_before + result.spans, still_open)
+            closed = job.closed_before + result.spans
+            record(self.writer, settings, job.seg, closed, still_open)
+            self.on_spans(camera, closed, still_open)
 
     def _submit(self, seg: Segment, settings: MotionSettings, paths: dict[str, Path]) -> None:
         cursor = self.cursors.setdefault(seg.camera, CameraCursor())

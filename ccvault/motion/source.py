@@ -43,6 +43,10 @@ class Source:
         self.frames_decoded = 0
         self.keyframes = 0
         self.errors = 0
+        # People are counted at full resolution: with keep_full, each keyframe's luma plane
+        # is kept here (the decoder made it anyway; the motion scan itself needs only 320 px).
+        self.keep_full = False
+        self.last_full: np.ndarray | None = None
         self._index()
         self.container, self.stream = _open(path)
         self.ctx = self.stream.codec_context
@@ -132,6 +136,8 @@ class Source:
             if frame.pts is None:
                 continue
             self.frames_decoded += 1
+            if self.keep_full and self.ctx.skip_frame == "NONKEY":
+                self.last_full = frame.to_ndarray(format="gray")
             yield small_luma(frame), self.ms(frame.pts)
 
     def _drain(self) -> Iterator[tuple[np.ndarray, int]]:

@@ -29,12 +29,22 @@ class Hit:
     area: float
     bbox: tuple[float, float, float, float]
     ends: bool = False
+    people: int | None = None  # people counted on this sample (None: not counted)
 
     @classmethod
-    def of(cls, result: FrameResult, step_ms: int, ends: bool = False) -> Hit:
+    def of(
+        cls, result: FrameResult, step_ms: int, ends: bool = False, people: int | None = None
+    ) -> Hit:
         kind = LIGHTING if result.lighting else MOTION
         return cls(
-            kind, result.t_ms, result.t_ms + step_ms, result.score, result.area, result.bbox, ends
+            kind,
+            result.t_ms,
+            result.t_ms + step_ms,
+            result.score,
+            result.area,
+            result.bbox,
+            ends,
+            people,
         )
 
 
@@ -49,6 +59,9 @@ class OpenSpan:
     peak: float
     area: float
     bbox: tuple[float, float, float, float]
+    people_max: int | None = None
+    people_from_ms: int = 0  # the most people were first counted then…
+    people_until_ms: int = 0  # …and last seen until then
 
     def extend(self, hit: Hit) -> None:
         self.start_ms = min(self.start_ms, hit.t_ms)
@@ -60,6 +73,17 @@ class OpenSpan:
         self.peak = max(self.peak, hit.score)
         self.area = max(self.area, hit.area)
         self.bbox = _union(self.bbox, hit.bbox)
+        self.count(hit)
+
+    def count(self, hit: Hit) -> None:
+        """The most people seen, and for how long (first to last sample showing that many)."""
+        if hit.people is None:
+            return
+        if self.people_max is None or hit.people > self.people_max:
+            self.people_max, self.people_from_ms = hit.people, hit.t_ms
+            self.people_until_ms = hit.until_ms
+        elif hit.people == self.people_max:
+            self.people_until_ms = max(self.people_until_ms, hit.until_ms)
 
     def span(self) -> Span:
         return Span(
@@ -69,6 +93,8 @@ class OpenSpan:
             round(self.area, 4),
             self.kind,
             self.bbox,
+            self.people_max,
+            self.people_until_ms - self.people_from_ms if self.people_max is not None else 0,
         )
 
 
@@ -116,9 +142,9 @@ class SpanBuilder:
             return
         if current is not None:
             self._close(current)
-        self.open[hit.kind] = OpenSpan(
-            hit.kind, hit.t_ms, hit.t_ms, hit.until_ms, hit.score, hit.area, hit.bbox
-        )
+        span = OpenSpan(hit.kind, hit.t_ms, hit.t_ms, hit.until_ms, hit.score, hit.area, hit.bbox)
+        span.count(hit)
+        self.open[hit.kind] = span
 
     def close_idle(self, now_ms: int) -> None:
         """Close spans no later hit could join: nothing for longer than the merge gap."""

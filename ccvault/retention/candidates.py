@@ -14,7 +14,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 
 from ccvault.config.model import Config
-from ccvault.retention.planner import ArchiveRoom, Candidate, Policy, Protection
+from ccvault.retention.planner import AccessCover, ArchiveRoom, Candidate, Policy, Protection
 
 BATCH = 2000
 CANDIDATE_COLUMNS = """
@@ -216,4 +216,36 @@ def protections(conn: sqlite3.Connection) -> list[Protection]:
         )
         for r in conn.execute("SELECT id, camera, from_ms, to_ms, until_ms FROM export_pins")
     ]
+    return out
+
+
+def access_covers(conn: sqlite3.Connection, config: Config, now_ms: int) -> list[AccessCover]:
+    """Every visit whose footage may still be kept: open ones, and closed ones that ended
+    within the longest access_days (padded by [access] padding_seconds)."""
+    longest = max(
+        [config.retention.access_days or 0]
+        + [config.retention_for(c).access_days or 0 for c in config.cameras]
+    )
+    if not longest or not config.access.rooms:
+        return []
+    pad = round(config.access.padding_seconds * 1000)
+    cameras = {r.name: frozenset(r.cameras) for r in config.access.rooms}
+    out = []
+    for r in conn.execute(
+        "SELECT id, room, person, role, entered_ms, left_ms FROM visits"
+        " WHERE left_ms IS NULL OR left_ms >= ?",
+        (now_ms - round(longest * 86_400_000),),
+    ):
+        start = r["entered_ms"] if r["entered_ms"] is not None else r["left_ms"]
+        if r["room"] in cameras:
+            out.append(
+                AccessCover(
+                    r["id"],
+                    r["person"],
+                    r["role"],
+                    cameras[r["room"]],
+                    start - pad,
+                    None if r["left_ms"] is None else r["left_ms"] + pad,
+                )
+            )
     return out

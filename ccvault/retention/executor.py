@@ -82,6 +82,7 @@ class Outcome:
     failed: int = 0
     leftovers: int = 0  # quarantined files and spool leftovers removed past the ceiling
     spans: int = 0  # motion spans removed past their camera's ceiling
+    access_records: int = 0  # access events and visits past [access] access_log_days
     premature: list[Decision] = field(default_factory=list)
 
     COUNTS = (
@@ -94,6 +95,7 @@ class Outcome:
         "failed",
         "leftovers",
         "spans",
+        "access_records",
     )
 
     def add(self, other: Outcome) -> None:

@@ -71,6 +71,7 @@ def plan_pass(
     state = state if state is not None else PassState()
     sc = candidates.scope(conn, config, {v.name: v.role for v in volumes if v.available})
     protections = candidates.protections(conn)
+    covers = candidates.access_covers(conn, config, now_ms)
     spaces = pressure.measure(config, volumes, conn, now_ms)
     archives = pressure.archive_room(spaces)
     tally = _Tally()
@@ -80,7 +81,7 @@ def plan_pass(
         else candidates.routine(conn, sc, now_ms, archives)
     )
     for batch in source:
-        decisions = plan(batch, sc.policies, protections, now_ms, archives)
+        decisions = plan(batch, sc.policies, protections, now_ms, archives, covers)
         if not executed:
             tally.count(decisions)
         yield decisions if include_keeps else [d for d in decisions if d.action != KEEP]
@@ -148,6 +149,10 @@ def run_pass(
         leftovers = find_leftovers(conn, config, volumes, spools or [], busy or set(), now_ms)
         remove_leftovers(executor, leftovers)
         total.leftovers = len(leftovers)
+        expiry = expired_access(conn, config, now_ms)
+        if expiry.events or expiry.visits:
+            executor.writer.access.purge(expiry.before_ms, executor.actor, now_ms)
+            total.access_records = expiry.events + expiry.visits
     protections = candidates.protections(conn)
     for batch in spans.expired(conn, config, protections, now_ms):
         if executor.stopping.is_set():
@@ -159,6 +164,7 @@ def run_pass(
         "retention.pass",
         leftovers=total.leftovers,
         spans=total.spans,
+        access_records=total.access_records,
         deleted=total.deleted,
         deleted_bytes=total.deleted_bytes,
         migrated=total.migrated,
@@ -283,3 +289,27 @@ def find_leftovers(
             if path.stat().st_mtime * 1000 < before_ms:
                 removed.append({"spool_file": str(path), "bytes": path.stat().st_size})
     return removed
+
+
+@dataclass(frozen=True, slots=True)
+class AccessExpiry:
+    """Access events and visits past `[access] access_log_days`: personal data, purged like
+    footage (audited, shown by the dry run)."""
+
+    before_ms: int
+    events: int
+    visits: int
+
+    def as_json(self) -> dict[str, int]:
+        return {"before_ms": self.before_ms, "events": self.events, "visits": self.visits}
+
+
+def expired_access(conn: sqlite3.Connection, config: Config, now_ms: int) -> AccessExpiry:
+    before = now_ms - round(config.access.access_log_days * 86_400_000)
+    events = conn.execute(
+        "SELECT COUNT(*) FROM access_events WHERE time_ms < ?", (before,)
+    ).fetchone()[0]
+    visits = conn.execute(
+        "SELECT COUNT(*) FROM visits WHERE COALESCE(left_ms, entered_ms) < ?", (before,)
+    ).fetchone()[0]
+    return AccessExpiry(before, events, visits)

@@ -49,6 +49,7 @@ class Policy:
     thin_after_ms: int  # 0: grooming off
     max_bytes: int | None
     floor_ms: int = 24 * HOUR_MS  # each camera's newest footage that pressure never takes
+    access_ms: int = 0  # 0: visits keep nothing longer
 
     @classmethod
     def from_settings(cls, s: RetentionSettings) -> Policy:
@@ -64,6 +65,7 @@ class Policy:
             ms(s.thin_after_days),
             s.max_bytes,
             round(s.pressure_floor_hours * HOUR_MS),
+            ms(s.access_days) if s.access_days is not None else 0,
         )
 
 
@@ -115,6 +117,34 @@ class Protection:
 
     def active(self, now_ms: int) -> bool:
         return self.until_ms is None or self.until_ms > now_ms
+
+
+@dataclass(frozen=True, slots=True)
+class AccessCover:
+    """A visit's footage: the room's cameras from padding before the entry to after the exit.
+    It keeps that footage `access_days` after the visit (longer than the idle and motion
+    windows, never past the ceiling); an open visit keeps it while it lasts."""
+
+    visit_id: int
+    person: str
+    role: str | None
+    cameras: frozenset[str]
+    from_ms: int
+    to_ms: int | None  # None: the visit is still open
+
+    def covers(self, c: Candidate) -> bool:
+        return (
+            c.camera in self.cameras
+            and c.end_ms > self.from_ms
+            and (self.to_ms is None or c.start_ms < self.to_ms)
+        )
+
+    def until(self, policy: Policy) -> int | None:
+        return None if self.to_ms is None else self.to_ms + policy.access_ms
+
+    @property
+    def rule(self) -> str:
+        return f"access:visit {self.visit_id} ({self.role or 'no role'} {self.person})"
 
 
 @dataclass(frozen=True, slots=True)
@@ -185,21 +215,48 @@ def decide(
     protections: Sequence[Protection],
     now_ms: int,
     archives: ArchiveRoom,
+    covers: Sequence[AccessCover] = (),
 ) -> Decision:
-    """The routine fate of one segment: the first rule below that applies decides."""
+    """The routine fate of one segment: the first rule below that applies decides. A visit's
+    cover sets aside the idle and motion windows (and thinning), not the ceiling."""
     held = protection_for(c, protections, now_ms)
     if held is not None:
         return Decision(c, KEEP, held.rule, held.until_ms)
+    visit = access_for(c, policy, covers, now_ms)
     for rule in ROUTINE_RULES:
         if rule.applies(c, policy, now_ms):
+            if visit is not None and rule.name != "max_days" and rule.action != MIGRATE:
+                continue  # kept for the visit
             if rule.action == MIGRATE:
                 target = archives.take(c.bytes, exclude=c.volume)
                 if target is None:
                     continue  # no archive has room: it stays hot, pressure frees space if needed
                 return Decision(c, MIGRATE, rule.name, target=target)
             return Decision(c, rule.action, rule.name)
+    if visit is not None:
+        until = visit.until(policy)
+        ceiling = c.start_ms + policy.max_ms
+        return Decision(c, KEEP, visit.rule, ceiling if until is None else min(until, ceiling))
     rule = "min_days" if c.end_ms > now_ms - policy.min_ms else "window"
     return Decision(c, KEEP, rule, _next_change(c, policy, now_ms))
+
+
+def access_for(
+    c: Candidate, policy: Policy, covers: Sequence[AccessCover], now_ms: int
+) -> AccessCover | None:
+    """The visit that keeps c longest now (an open one beats any closed), if any."""
+    if not policy.access_ms:
+        return None
+    best = None
+    for cover in covers:
+        until = cover.until(policy)
+        if not cover.covers(c) or (until is not None and until <= now_ms):
+            continue
+        if best is None or (
+            best.until(policy) is not None and (until is None or until > (best.until(policy) or 0))
+        ):
+            best = cover
+    return best
 
 
 Applies = Callable[[Candidate, Policy, int], bool]
@@ -251,10 +308,11 @@ def plan(
     protections: Sequence[Protection],
     now_ms: int,
     archives: ArchiveRoom,
+    covers: Sequence[AccessCover] = (),
 ) -> list[Decision]:
     """Routine decisions for a batch, oldest first (so archive room goes to the oldest)."""
     ordered = sorted(candidates, key=lambda c: (c.start_ms, c.id))
-    return [decide(c, policies[c.camera], protections, now_ms, archives) for c in ordered]
+    return [decide(c, policies[c.camera], protections, now_ms, archives, covers) for c in ordered]
 
 
 def over_quota(

@@ -11,12 +11,15 @@ back (restored from a backup) it is reopened and `on_catalog_back` stores what w
 from __future__ import annotations
 
 import sqlite3
+import threading
 import time
 from collections.abc import Callable, Iterable
 from contextlib import suppress
 
 import structlog
 
+from ccvault.access import rules
+from ccvault.access import state as access_state
 from ccvault.alerts.manager import AlertManager
 from ccvault.catalog import queries
 from ccvault.catalog.audit import AuditLog
@@ -76,23 +79,30 @@ class HealthChecks:
         self.on_catalog_back: Callable[[], None] = lambda: None  # set by the daemon's parts
         self._catalog_gone: str | None = None
         self.last: Health | None = None
+        self._lock = threading.Lock()  # a requested check may meet a scheduled one
+        # Ask for a check in N seconds (the daemon's scheduler): a door event, or a rule's
+        # grace running out, is not left for the next tick.
+        self.soon: Callable[[float], None] = lambda _s: None
 
     def check(self) -> None:
-        """Every check_seconds: the catalog and the volumes again, then the snapshot and what
-        follows from it."""
-        self._check_catalog()
-        with suppress(CatalogGone):  # the volumes as last checked meanwhile
-            self.volumes.refresh()
-        now_ms = self.clock.wall_ms()
-        if not (self.forecast or {}).get("bytes_per_day"):
-            self._refresh_forecast(now_ms)  # no write rate yet: cheap, and soon known
-        snapshot = self._snapshot(now_ms)
-        self.alerts.evaluate(snapshot)
-        with suppress(CatalogGone, sqlite3.Error):
-            self.alerts.send_recorded(now_ms)  # events CLI commands recorded
-        self.metrics.observe(snapshot, self.alerts.firing_counts())
-        self.last = snapshot
-        self.notifier.status(self.status_line())
+        """Every check_seconds (and when asked): the catalog and the volumes again, then the
+        snapshot and what follows from it."""
+        with self._lock:
+            self._check_catalog()
+            with suppress(CatalogGone):  # the volumes as last checked meanwhile
+                self.volumes.refresh()
+            now_ms = self.clock.wall_ms()
+            if not (self.forecast or {}).get("bytes_per_day"):
+                self._refresh_forecast(now_ms)  # no write rate yet: cheap, and soon known
+            snapshot, deadline = self._snapshot(now_ms)
+            self.alerts.evaluate(snapshot)
+            with suppress(CatalogGone, sqlite3.Error):
+                self.alerts.send_recorded(now_ms)  # events CLI commands recorded
+            self.metrics.observe(snapshot, self.alerts.firing_counts())
+            self.last = snapshot
+            self.notifier.status(self.status_line())
+        if deadline is not None:
+            self.soon(max(0.0, (deadline - now_ms) / 1000) + 0.05)
 
     def slow(self) -> None:
         """Once a minute: the forecast (headroom), the clock, old alert history."""
@@ -148,11 +158,16 @@ class HealthChecks:
             self._catalog_gone = None
             self.on_catalog_back()
 
-    def _snapshot(self, now_ms: int) -> Health:
+    def _snapshot(self, now_ms: int) -> tuple[Health, int | None]:
+        """The snapshot, and when a room's rule could next start to hold by time alone."""
+        deadline, findings = None, []
         try:
             with self.writer.reader() as conn:
                 cameras = health.cameras_health(self.recorders(), conn, time.monotonic())
                 corrupt = queries.corrupt_since(conn, now_ms - DAY_MS)
+                rooms = access_state.read(conn, self.config, now_ms)
+                findings = rules.evaluate(rooms, self.config.access, now_ms)
+                deadline = rules.next_deadline(rooms, now_ms)
             catalog_error = self.writer.last_error
         except CatalogGone as exc:
             cameras = health.cameras_health(self.recorders(), None, time.monotonic())
@@ -172,7 +187,8 @@ class HealthChecks:
             corrupt=corrupt,
             clock_synced=self.clock_synced,
             clock_unknown=self.clock_unknown,
-        )
+            access=tuple(findings),
+        ), deadline
 
     def _refresh_forecast(self, now_ms: int) -> None:
         try:

@@ -80,6 +80,10 @@ class Daemon:
         parts.alerts.dispatcher.start()
         parts.exports.resume()  # exports a restart left are run again
         parts.api.start()  # before recording: a taken port fails start-up at once
+        for source in parts.sources:
+            source.start()  # access events: a followed file, an MQTT subscription
+        if parts.publisher is not None:
+            parts.publisher.start()
         loops = {
             "supervisor": parts.footage.supervisor.run,
             "ingest": parts.footage.ingestor.run,
@@ -114,6 +118,8 @@ class Daemon:
         log.info("daemon.stopping")
         self.notifier.stopping()
         parts.api.stop()
+        for source in parts.sources:
+            source.stop()  # what it had read is stored; the rest is read at the next start
         parts.jobs.stop()  # a running pass stops at its next batch
         parts.exports.stop()  # a job cut off here is run again at the next start
         for name, stop in (
@@ -130,6 +136,8 @@ class Daemon:
             stop()
             parts.threads[name].join()
         sign_audit_chain(parts.writer, CheckpointKind.STOP, self.clock)  # all of it signed
+        if parts.publisher is not None:
+            parts.publisher.stop()  # `offline`, retained
 
     def _stale_loops(self, parts: Parts) -> list[str]:
         """Work loops that made no progress lately; while any, systemd's watchdog is starved.

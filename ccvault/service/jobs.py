@@ -100,6 +100,14 @@ class Jobs:
                 )
         self.config = config
 
+    def run_once(self, job_id: str, in_s: float) -> None:
+        """Run a job once more in `in_s` seconds, besides its interval (the latest ask wins)."""
+        job = self.jobs[job_id]
+        at = datetime.now(UTC) + timedelta(seconds=in_s)
+        self.scheduler.add_job(
+            job.run, "date", run_date=at, id=f"{job_id}-once", replace_existing=True
+        )
+
     def _beat(self) -> None:
         self.heartbeat = time.monotonic()
 

@@ -80,6 +80,13 @@ class Metrics:
         )
         for rule in PURGE_RULES:
             self.purged_bytes.labels(rule)
+        self.access_events = Counter(
+            "ccvault_access_events_total",
+            "Access events received, by source kind (http, mqtt, file) and outcome "
+            "(accepted, duplicate, rejected).",
+            ["source", "outcome"],
+            registry=r,
+        )
         self.last_purge_success = Gauge(
             "ccvault_last_purge_success_timestamp_seconds",
             "When the last retention pass completed without failure (Unix time; 0: never).",
@@ -136,6 +143,15 @@ class Metrics:
 
     def purged(self, rule: str, nbytes: int) -> None:
         self.purged_bytes.labels(rule_label(rule)).inc(nbytes)
+
+    def access_received(self, source: str, accepted: int, duplicates: int, rejected: int) -> None:
+        kind = source.split(":", 1)[0]
+        for outcome, n in (
+            ("accepted", accepted),
+            ("duplicate", duplicates),
+            ("rejected", rejected),
+        ):
+            self.access_events.labels(kind, outcome).inc(n)
 
     def purge_succeeded(self, at_ms: int) -> None:
         self.last_purge_success.set(at_ms / 1000)

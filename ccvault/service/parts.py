@@ -16,8 +16,12 @@ from dataclasses import dataclass, field
 import structlog
 
 from ccvault import __version__
+from ccvault.access.follow import FileFollower
+from ccvault.access.log import AccessLog
+from ccvault.access.mqtt import MqttSource
 from ccvault.alerts.channels import build_channels
 from ccvault.alerts.dispatcher import Dispatcher
+from ccvault.alerts.incidents import IncidentHolds
 from ccvault.alerts.manager import AlertManager
 from ccvault.api.context import ApiContext
 from ccvault.api.server import ApiServer
@@ -42,11 +46,14 @@ from ccvault.service import jobs as timing
 from ccvault.service.checks import HealthChecks
 from ccvault.service.jobs import Job, Jobs, every
 from ccvault.service.metrics import Metrics
+from ccvault.service.publisher import Publisher
 from ccvault.storage.integrity import Scrubber
 from ccvault.storage.store import SegmentStore
 from ccvault.storage.volumes import VolumeSet, spool_dirs
 
 log = structlog.get_logger("ccvault.daemon")
+
+AccessSource = FileFollower | MqttSource
 
 
 @dataclass
@@ -69,6 +76,8 @@ class Parts:
     volumes: VolumeSet
     footage: Footage
     alerts: AlertManager
+    incidents: IncidentHolds
+    access: AccessLog
     exports: ExportJobs
     api_context: ApiContext
     api: ApiServer
@@ -77,11 +86,15 @@ class Parts:
     retention: RetentionRunner
     checks: HealthChecks
     jobs: Jobs
+    sources: list[AccessSource] = field(default_factory=list)  # access events followed
+    publisher: Publisher | None = None  # [mqtt]: ccvault's events published
     threads: dict[str, threading.Thread] = field(default_factory=dict)
 
     def appliers(self) -> list[Callable[[Config], None]]:
         """Who takes a reloaded config, in this order (volumes last: it re-checks disks)."""
         return [
+            self.access.apply,
+            self.incidents.apply,
             self.exports.apply,
             self.api_context.apply,
             self.motion.apply,
@@ -172,13 +185,32 @@ def build(shared: Shared) -> Parts:
         },
         clock.wall_ms(),
     )
-    footage = _footage(shared, writer, volumes)
+    publisher = Publisher(config.mqtt, writer) if config.mqtt is not None else None
+    footage = _footage(shared, writer, volumes, publisher)
     parts = _serving(shared, writer, volumes, footage)
     parts.checks.on_catalog_back = lambda: parts.catalog_back(clock.wall_ms())
+    if publisher is not None:
+        _publish(parts, publisher)
     return parts
 
 
-def _footage(shared: Shared, writer: CatalogWriter, volumes: VolumeSet) -> Footage:
+def _publish(parts: Parts, publisher: Publisher) -> None:
+    """Motion, alerts, visits and occupancy to MQTT, besides what each part does already."""
+    parts.publisher = publisher
+    parts.motion.on_spans = publisher.spans
+    parts.alerts.listeners.append(publisher.alert)
+    rules_now = parts.access.on_change
+
+    def rooms_changed(rooms: set[str]) -> None:
+        rules_now(rooms)
+        publisher.rooms(parts.access.config, rooms)
+
+    parts.access.on_change = rooms_changed
+
+
+def _footage(
+    shared: Shared, writer: CatalogWriter, volumes: VolumeSet, publisher: Publisher | None
+) -> Footage:
     """Recorders, spool and store, reconciled before anything records."""
     config, clock = shared.loaded.config, shared.clock
     # A camera's frames count as footage once a segment of it is in the catalog.
@@ -196,6 +228,8 @@ def _footage(shared: Shared, writer: CatalogWriter, volumes: VolumeSet) -> Foota
     def save_state(camera: str, state: CameraState, since_ms: int, reason: str) -> None:
         with contextlib.suppress(CatalogGone):  # published again by `Parts.catalog_back`
             writer.cameras.set_state(camera, str(state), since_ms, reason)
+        if publisher is not None:
+            publisher.camera_state(camera, state, since_ms, reason)
         for poke in changed:
             poke()
 
@@ -222,7 +256,16 @@ def _serving(shared: Shared, writer: CatalogWriter, volumes: VolumeSet, footage:
         config.alerts, writer, Dispatcher(build_channels(config.alerts)), clock.wall_ms(), grace_s
     )
     exports = ExportJobs(config, writer, volumes.current, clock, ffmpeg_binary(config))
-    api_context = ApiContext(config, writer, clock, volumes.current, exports, metrics)
+    incidents = IncidentHolds(config, writer, clock.wall_ms)
+    alerts.listeners.append(incidents)
+    access = AccessLog(config, writer, clock, metrics)
+    access.finish_pending()  # visits a crash left underived
+    sources: list[AccessSource] = []
+    if config.access.file is not None:
+        sources.append(FileFollower(config.access.file, access, writer, clock))
+    if config.access.mqtt is not None:
+        sources.append(MqttSource(config.access.mqtt, access))
+    api_context = ApiContext(config, writer, clock, volumes.current, exports, metrics, access)
     supervisor, ingestor = footage.supervisor, footage.ingestor
     retention = RetentionRunner(
         config,
@@ -255,11 +298,15 @@ def _serving(shared: Shared, writer: CatalogWriter, volumes: VolumeSet, footage:
     scrubber = Scrubber(writer, volumes.current, clock, config.integrity.scrub_mb_per_s)
     jobs = _jobs(config, footage, retention, checks, exports, clock, writer)
     footage.state_changed.append(lambda: jobs.run_soon("health"))
+    checks.soon = lambda seconds: jobs.run_once("health", seconds)
+    access.on_change = lambda _rooms: checks.soon(0)  # a door event: the rules at once
     return Parts(
         writer,
         volumes,
         footage,
         alerts,
+        incidents,
+        access,
         exports,
         api_context,
         ApiServer(api_context),
@@ -268,6 +315,7 @@ def _serving(shared: Shared, writer: CatalogWriter, volumes: VolumeSet, footage:
         retention,
         checks,
         jobs,
+        sources,
     )
 
 

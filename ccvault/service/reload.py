@@ -28,6 +28,9 @@ RESTART_ONLY = (
     "http.request_timeout_seconds",
     "http.idle_timeout_seconds",
     "motion.workers",
+    "access.mqtt",
+    "access.file",
+    "mqtt",
 )
 
 

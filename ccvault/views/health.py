@@ -14,6 +14,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from ccvault.access.rules import Finding
 from ccvault.catalog import queries
 from ccvault.recorder.camera import CameraRecorder
 from ccvault.storage.volumes import Blocked, Volume, usage
@@ -54,6 +55,7 @@ class Health:
     corrupt: dict[str, int] = field(default_factory=dict)  # camera -> corrupt segments, 24 h
     clock_synced: bool | None = None  # None: cannot tell (no timesyncd, no chrony), or off
     clock_unknown: str | None = None  # why the clock cannot be checked; None: it can, or off
+    access: tuple[Finding, ...] = ()  # what the rooms' rules found (access.rules)
 
 
 def volumes_health(volumes: list[Volume], report: dict | None) -> tuple[VolumeHealth, ...]:

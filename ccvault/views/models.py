@@ -124,6 +124,9 @@ class SpanOut(Out):
         description="Union of the moving regions: relative x0, y0, x1, y1."
     )
     open: bool = Field(description="Still going on at the end of the newest analysed footage.")
+    people_max: int | None = Field(
+        None, description="Most people counted on one sampled frame (null: not counted)."
+    )
 
     @classmethod
     def of(cls, stored: StoredSpan) -> SpanOut:
@@ -140,6 +143,7 @@ class SpanOut(Out):
             area=round(span.area, 4),
             bbox=tuple(round(v, 4) for v in span.bbox),  # type: ignore[arg-type]
             open=stored.open,
+            people_max=span.people_max,
         )
 
 

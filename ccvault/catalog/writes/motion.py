@@ -37,7 +37,8 @@ class MotionWrites:
             for span, is_open in spans:
                 conn.execute(
                     "INSERT INTO motion_spans (camera_id, start_ms, end_ms, peak, area, kind,"
-                    " x0, y0, x1, y1, open) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    " x0, y0, x1, y1, open, people_max, people_max_ms)"
+                    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                     (
                         camera_id,
                         span.start_ms,
@@ -47,6 +48,8 @@ class MotionWrites:
                         span.kind,
                         *span.bbox,
                         is_open,
+                        span.people_max,
+                        span.people_max_ms,
                     ),
                 )
                 conn.execute(
