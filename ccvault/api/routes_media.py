@@ -24,7 +24,7 @@ from fastapi import Path as PathParam
 from fastapi.responses import Response
 
 from ccvault.api import params
-from ccvault.api.auth import Viewer
+from ccvault.api.auth import Principal, Viewer
 from ccvault.api.context import ApiContext
 from ccvault.api.errors import ApiError
 from ccvault.api.params import Ctx, From, Id, To
@@ -139,14 +139,7 @@ def clip(ctx: Ctx, who: Viewer, request: Request, camera: str, start: From, end:
     `from`; X-Ccvault-Start/End give the range it actually shows."""
     params.camera(ctx, camera)
     from_ms, to_ms = params.time_range(ctx, start, end)
-    if who.role == "viewer":
-        limit_ms, limit = ctx.config.http.viewer_clip_minutes * 60_000, "viewer_clip_minutes"
-    else:
-        limit_ms, limit = round(ctx.config.export.max_hours * 3_600_000), "export.max_hours"
-    if to_ms - from_ms > limit_ms:
-        raise params.bad(
-            "to", f"a {who.role}'s clip may be at most {limit_ms // 60_000} minutes long ({limit})"
-        )
+    _check_clip_length(ctx, who, to_ms - from_ms)
     with ctx.reader() as conn:
         found = queries.segments_in_range(conn, camera, from_ms, to_ms)
     volumes = {v.name: v.path for v in ctx.volumes() if v.available}
@@ -198,6 +191,18 @@ def clip(ctx: Ctx, who: Viewer, request: Request, camera: str, start: From, end:
                 "x-ccvault-end": utc_text(got.end_ms),
                 "x-ccvault-integrity": verdict,
             },
+        )
+
+
+def _check_clip_length(ctx: ApiContext, who: Principal, length_ms: int) -> None:
+    """A viewer watches short clips; longer ones are an export's (operators up to its limit)."""
+    if who.role == "viewer":
+        limit_ms, limit = ctx.config.http.viewer_clip_minutes * 60_000, "viewer_clip_minutes"
+    else:
+        limit_ms, limit = round(ctx.config.export.max_hours * 3_600_000), "export.max_hours"
+    if length_ms > limit_ms:
+        raise params.bad(
+            "to", f"a {who.role}'s clip may be at most {limit_ms // 60_000} minutes long ({limit})"
         )
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+from zoneinfo import ZoneInfo
 
 import click
 
@@ -95,7 +96,29 @@ def _preview(
             }
         )
         return
-    tz = app.config.tz
+    _show_decisions(decisions, app.config.tz)
+    if access_log.events or access_log.visits:
+        click.echo(
+            f"past access_log_days: {access_log.events} access event(s), "
+            f"{access_log.visits} visit(s)"
+        )
+    if leftovers:
+        click.echo(
+            f"past the ceiling: {len(leftovers)} quarantined or spool file(s), "
+            f"{human_bytes(sum(i['bytes'] for i in leftovers))}"
+        )
+    if expired:
+        click.echo(
+            f"motion spans past the ceiling: {sum(e['spans'] for e in expired)} ("
+            + ", ".join(f"{e['camera']} {e['spans']}" for e in expired)
+            + ")"
+        )
+
+
+def _show_decisions(decisions: list, tz: ZoneInfo) -> None:
+    """The preview's table and its totals per action."""
+    from ccvault.retention.passes import totals
+
     table(
         ["segment", "camera", "start", "end", "action", "rule", "size", "volume", "until"],
         [
@@ -117,22 +140,6 @@ def _preview(
     )
     for action, t in sorted(totals(decisions)["actions"].items()):
         click.echo(f"{action}: {t['segments']} segments, {human_bytes(t['bytes'])}")
-    if access_log.events or access_log.visits:
-        click.echo(
-            f"past access_log_days: {access_log.events} access event(s), "
-            f"{access_log.visits} visit(s)"
-        )
-    if leftovers:
-        click.echo(
-            f"past the ceiling: {len(leftovers)} quarantined or spool file(s), "
-            f"{human_bytes(sum(i['bytes'] for i in leftovers))}"
-        )
-    if expired:
-        click.echo(
-            f"motion spans past the ceiling: {sum(e['spans'] for e in expired)} ("
-            + ", ".join(f"{e['camera']} {e['spans']}" for e in expired)
-            + ")"
-        )
 
 
 @cli.command()

@@ -8,7 +8,6 @@ every job failure is logged (APScheduler alone would only log it to stdlib loggi
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import time
 from collections.abc import Callable
@@ -17,7 +16,6 @@ from datetime import UTC, datetime, timedelta
 
 import structlog
 from apscheduler.events import EVENT_JOB_ERROR, EVENT_JOB_MISSED, JobExecutionEvent
-from apscheduler.jobstores.base import JobLookupError
 from apscheduler.schedulers.background import BackgroundScheduler
 
 from ccvault.catalog.writer import CatalogGone
@@ -84,12 +82,6 @@ class Jobs:
     def stop(self) -> None:
         """Waits for running jobs: a running pass stops at its next batch."""
         self.scheduler.shutdown(wait=True)
-
-    def run_soon(self, job_id: str) -> None:
-        """Run a job now instead of at its next interval (e.g. the health check when a camera
-        changes state, so an alert does not wait for the next check)."""
-        with contextlib.suppress(JobLookupError):  # stopping, or not scheduled
-            self.scheduler.modify_job(job_id, next_run_time=datetime.now(UTC))
 
     def apply(self, config: Config) -> None:
         """Reschedule the jobs whose interval the new config changes."""

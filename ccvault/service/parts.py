@@ -258,13 +258,7 @@ def _serving(shared: Shared, writer: CatalogWriter, volumes: VolumeSet, footage:
     exports = ExportJobs(config, writer, volumes.current, clock, ffmpeg_binary(config))
     incidents = IncidentHolds(config, writer, clock.wall_ms)
     alerts.listeners.append(incidents)
-    access = AccessLog(config, writer, clock, metrics)
-    access.finish_pending()  # visits a crash left underived
-    sources: list[AccessSource] = []
-    if config.access.file is not None:
-        sources.append(FileFollower(config.access.file, access, writer, clock))
-    if config.access.mqtt is not None:
-        sources.append(MqttSource(config.access.mqtt, access))
+    access, sources = _access(shared, writer)
     api_context = ApiContext(config, writer, clock, volumes.current, exports, metrics, access)
     supervisor, ingestor = footage.supervisor, footage.ingestor
     retention = RetentionRunner(
@@ -297,8 +291,8 @@ def _serving(shared: Shared, writer: CatalogWriter, volumes: VolumeSet, footage:
     )
     scrubber = Scrubber(writer, volumes.current, clock, config.integrity.scrub_mb_per_s)
     jobs = _jobs(config, footage, retention, checks, exports, clock, writer)
-    footage.state_changed.append(lambda: jobs.run_soon("health"))
     checks.soon = lambda seconds: jobs.run_once("health", seconds)
+    footage.state_changed.append(lambda: checks.soon(0))  # a camera's alert waits for no tick
     access.on_change = lambda _rooms: checks.soon(0)  # a door event: the rules at once
     return Parts(
         writer,
@@ -317,6 +311,19 @@ def _serving(shared: Shared, writer: CatalogWriter, volumes: VolumeSet, footage:
         jobs,
         sources,
     )
+
+
+def _access(shared: Shared, writer: CatalogWriter) -> tuple[AccessLog, list[AccessSource]]:
+    """The doors' events: the log that takes them, and the sources it follows."""
+    config, clock = shared.loaded.config, shared.clock
+    access = AccessLog(config, writer, clock, shared.metrics)
+    access.finish_pending()  # visits a crash left underived
+    sources: list[AccessSource] = []
+    if config.access.file is not None:
+        sources.append(FileFollower(config.access.file, access, writer, clock))
+    if config.access.mqtt is not None:
+        sources.append(MqttSource(config.access.mqtt, access))
+    return access, sources
 
 
 def _jobs(
