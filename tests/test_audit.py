@@ -265,7 +265,10 @@ def test_the_minute_check_reads_only_what_is_new_across_rotation(tmp_path: Path)
     assert len(sealed) >= 3 and verifier.rereads == 0
     assert report.checkpoints.valid >= len(sealed)  # each seal signed
 
-    out = backup(writer, tmp_path / "bk", 1_900_000_000_000, "t")  # one file, verifiable alone
+    site = tmp_path / "site"  # where the footage would be: the backup goes beside, not in it
+    site.mkdir()
+    config = load(write_config(site, [])).config
+    out = backup(config, writer, tmp_path / "bk", 1_900_000_000_000, "t")  # one file, alone
     copy = AuditLog(Path(out["audit"])).verify()
     assert copy.ok and copy.records == out["audit_records"] == 12
 

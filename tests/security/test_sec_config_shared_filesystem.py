@@ -38,7 +38,8 @@ def _config(tmp_path: Path, disk: Path, order: tuple[str, ...] = ("a", "b")) -> 
         tmp_path, [{"name": "door", "url": "demo://", "enabled": False}], volumes=volumes
     )
     with config.open("a") as f:
-        f.write("\n[retention]\nmin_days = 1\n")
+        # No pressure floor: every clip here is days old, so a floor would keep them all.
+        f.write("\n[retention]\nmin_days = 1\npressure_floor_hours = 0\n")
     return config
 
 
