@@ -178,6 +178,18 @@ def test_only_the_integration_role_posts_and_it_reads_nothing(site: Any) -> None
     assert too_many.status_code == 422
 
 
+def test_a_full_batch_fits_for_a_known_caller_only(site: Any) -> None:
+    """1,000 events (the most a request takes) are over the usual 64 KiB body limit: the
+    route's larger limit is for a caller with a valid token; a stranger's is refused unread."""
+    batch = [event(f"full{i}", "-2h", "alice", "in" if i % 2 else "out") for i in range(1000)]
+    assert len(json.dumps({"events": batch})) > 64 * 1024
+    landed = site.post(batch)
+    assert landed.status_code == 200, landed.text
+    assert landed.json()["accepted"] + landed.json()["duplicates"] == 1000
+    stranger = site.post(batch, as_token="ccv_" + "x" * 43)
+    assert stranger.status_code == 413 and stranger.json()["error"]["field"] == "body"
+
+
 def test_every_read_of_access_data_is_audited(site: Any) -> None:
     site.post([event("r1", "-5m", "alice", "in")])
     run_cli(site.config, "occupancy")
