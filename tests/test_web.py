@@ -2,8 +2,9 @@
 driven by Playwright) against the real daemon, on footage imported with motion at known times
 yesterday: sign in, a camera's day with its motion marks where the footage moves, playback
 across a segment boundary, an export that verifies, a viewer without export controls, the
-audit page, Japanese labels, the configured zone against the browser's — and, without a
-browser, that the page is self-contained (every file it names is served, nothing external)."""
+audit page, Japanese labels, the configured zone against the browser's, a room's door events
+and visits (posted by an access system) on its cameras' rows — and, without a browser, that
+the page is self-contained (every file it names is served, nothing external)."""
 
 from __future__ import annotations
 
@@ -32,13 +33,29 @@ BROWSER_ZONE = "America/Los_Angeles"
 WEB = REPO / "ccvault" / "web"
 OUT = REPO / "tests" / "out"  # screenshots (gitignored)
 SEGMENT_S = 4
-# Footage imported yesterday (local time): door at 10:00 and 15:30 with motion inside, gate
-# (H.265) at 10:00; (camera, local time, seconds, codec, motion windows in seconds).
+# Footage imported yesterday (local time): door at 10:00 and 15:30 with motion inside, yard
+# (the same room) and gate (H.265) at 10:00; (camera, local time, seconds, codec, motion windows).
 FOOTAGE = [
     ("door", time(10, 0), 40, "h264", ((12, 18),)),
     ("door", time(15, 30), 20, "h264", ((5, 10),)),
+    ("yard", time(10, 0), 40, "h264", ()),
     ("gate", time(10, 0), 8, "h265", ()),
 ]
+# door and yard watch the server room: people are counted on their motion, visits shown.
+ACCESS = """
+[[access.rooms]]
+name = "server-room"
+cameras = ["door", "yard"]
+
+[[access.doors]]
+name = "SR-1"
+room = "server-room"
+
+[[access.people]]
+id = "alice"
+name = "Alice Staff"
+role = "staff"
+"""
 DETECTOR_S = 2.5  # spans are first to last moving frame: within this of the drawn windows
 EXTERNAL = re.compile(r"https?://", re.IGNORECASE)
 
@@ -65,6 +82,7 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
         timezone=ZONE,
         segment_seconds=SEGMENT_S,
     )
+    config.write_text(config.read_text() + ACCESS)
     day = datetime.now(ZoneInfo(ZONE)).date() - timedelta(days=1)
     site = Site(config, "", {}, day, [])
     for i, (camera, clock, seconds, codec, windows) in enumerate(FOOTAGE):
@@ -73,7 +91,7 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
         done = run_cli(config, "import", "--camera", camera, "--start", start, str(clip))
         assert done.returncode == 0, done.stderr
         site.motion += [(camera, site.at(clock, a)) for a, _ in windows]
-    for role in ("viewer", "operator", "admin"):
+    for role in ("viewer", "operator", "admin", "integration"):
         added = run_cli(config, "user", "add", f"{role[:2]}-staff", "--role", role)
         assert added.returncode == 0, added.stderr
         site.tokens[role] = added.stdout.strip()
@@ -359,6 +377,103 @@ def test_imported_and_corrupt_footage_is_marked_on_the_picture(page_for: Any, si
     assert marks.all_inner_texts() == ["取り込み映像", "破損"]
     assert "SHA-256" in page.locator(".player .mark.corrupt").get_attribute("title")
     page.locator(".player").screenshot(path=str(screenshot("web-marks.png")))
+
+
+@pytest.mark.slow
+def test_a_visit_shows_on_its_rooms_cameras_plays_from_its_entry_and_asks_for_its_export(
+    page_for: Any, site: Site
+) -> None:
+    """The access system posts alice's entry and exit (10:00:20–10:00:35 yesterday): both room
+    cameras show the door marks and the visit; Enter on the bar plays the door camera from the
+    entry, the room's other camera takes over at the same moment, a click on its bar plays it
+    from the entry; "Export this visit" posts the visit and the reason and shows the answer."""
+    entry, exit_ = site.at(time(10), 20), site.at(time(10), 35)
+    with httpx.Client(base_url=site.url, timeout=30) as client:
+        moments = [(f"{site.day}-in", entry, "in"), (f"{site.day}-out", exit_, "out")]
+        posted = client.post(
+            "/api/access-events",
+            headers={"Authorization": f"Bearer {site.tokens['integration']}"},
+            json={
+                "events": [
+                    {"id": eid, "time": ms, "door": "SR-1", "person": "alice", "direction": d}
+                    | {"result": "granted"}
+                    for eid, ms, d in moments
+                ]
+            },
+        )
+        assert posted.json() == {"accepted": 2, "duplicates": 0, "rejected": []}, posted.text
+        viewer = {"Authorization": f"Bearer {site.tokens['viewer']}"}
+        midnight = datetime.combine(site.day, time(0), ZoneInfo(ZONE))
+        day = {"from": midnight.isoformat(), "to": (midnight + timedelta(hours=23)).isoformat()}
+        (visit,) = client.get("/api/visits", params=day, headers=viewer).json()
+        spans = client.get("/api/motion", params={**day, "camera": "door"}, headers=viewer).json()
+    assert (visit["entered_ms"], visit["left_ms"]) == (entry, exit_)
+
+    page = page_for("operator")
+    open_day(page, site, "door")
+    for camera in ("door", "yard"):
+        bar = page.locator(f".track[data-camera='{camera}'] button.visit")
+        bar.wait_for()
+        assert bar.inner_text() == "Alice Staff (alice)"
+        title = bar.get_attribute("title")
+        assert "Alice Staff (alice) (staff) 10:00:20–10:00:35" in title, title
+        doors = page.locator(f".track[data-camera='{camera}'] .door")
+        assert [d.get_attribute("title") for d in doors.all()] == [
+            "Entry SR-1: alice (staff) 10:00:20 — granted",
+            "Exit SR-1: alice (staff) 10:00:35 — granted",
+        ]
+    gate = page.locator(".track[data-camera='gate']")
+    assert gate.locator(".visit, .door").count() == 0  # gate watches no room
+
+    # People counted on the room camera's motion: the mark says how many.
+    marks = page.locator(".track[data-camera='door'] .motion")
+    counted = [s["people_max"] for s in spans]
+    assert counted and None not in counted, spans  # a room's camera counts people
+    for span, mark in zip(spans, marks.all(), strict=True):
+        n = span["people_max"]
+        assert mark.get_attribute("data-people") == str(n)
+        assert mark.get_attribute("title").endswith("1 person" if n == 1 else f"{n} people")
+
+    # Keyboard: the bar is a button; Enter shows the visit and plays from its entry.
+    page.locator(".track[data-camera='door'] button.visit").focus()
+    page.keyboard.press("Enter")
+    page.wait_for_selector(f".selection .visit-info[data-visit='{visit['id']}']")
+    playing_between(page, entry - 1, entry + 3000)
+    assert page.locator(".player .camera").inner_text() == "door"
+    # The room's other camera at the moment playing now.
+    page.wait_for_function(
+        f"() => Number(document.querySelector('.player').dataset.wallMs) > {entry + 1000}"
+    )
+    at = int(page.get_attribute(".player", "data-wall-ms"))
+    page.get_by_role("button", name="▶ yard at this moment").click()
+    page.wait_for_function("() => document.querySelector('.player .camera').textContent === 'yard'")
+    playing_between(page, at - 1, at + 3000)
+    # A click on the yard's bar: yard from the entry.
+    page.get_by_role("button", name="Whole day").click()
+    page.locator(".track[data-camera='yard'] button.visit").click()
+    page.wait_for_selector(".selection .visit-info[data-camera='yard']")
+    playing_between(page, entry - 1, entry + 1500)
+
+    # Export: refused without a reason (nothing sent), then the visit and reason are posted.
+    exports: list[Any] = []
+    page.on("request", lambda r: exports.append(r) if r.url.endswith("/api/exports") else None)
+    page.get_by_role("button", name="Export this visit").click()
+    assert "reason" in page.locator(".selection .message").inner_text() and not exports
+    page.fill("#visit-reason", "alice's visit for the incident report")
+    with page.expect_response(lambda r: r.url.endswith("/api/exports")) as answered:
+        page.get_by_role("button", name="Export this visit").click()
+    answer = answered.value
+    assert [r.post_data_json for r in exports] == [
+        {"visit": visit["id"], "reason": "alice's visit for the incident report"}
+    ]
+    if answer.status == 202:  # the export of a visit (issue 15's contract) is served
+        page.locator(f"ul.jobs li[data-export='{answer.json()['id']}']").wait_for()
+    else:  # not on this branch: the server's own message, shown as an error
+        error = answer.json()["error"]
+        shown = page.locator(".selection .message.error")
+        shown.wait_for()
+        assert error["message"] in shown.inner_text(), (answer.status, error)
+    page.screenshot(path=str(screenshot("web-visit.png")), full_page=True)
 
 
 def screenshot(name: str) -> Path:

@@ -259,7 +259,9 @@ def _serving(shared: Shared, writer: CatalogWriter, volumes: VolumeSet, footage:
     incidents = IncidentHolds(config, writer, clock.wall_ms)
     alerts.listeners.append(incidents)
     access, sources = _access(shared, writer)
-    api_context = ApiContext(config, writer, clock, volumes.current, exports, metrics, access)
+    api_context = ApiContext(
+        config, writer, clock, volumes.current, exports, metrics, access=access
+    )
     supervisor, ingestor = footage.supervisor, footage.ingestor
     retention = RetentionRunner(
         config,

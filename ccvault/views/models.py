@@ -171,6 +171,9 @@ class CameraOut(Out):
     first_footage_ms: int | None
     last_footage: str | None = Field(description="End of the newest stored segment.")
     last_footage_ms: int | None
+    room: str | None = Field(
+        None, description="The [[access.rooms]] room this camera watches, if any."
+    )
 
 
 class HoldOut(Out):

@@ -49,6 +49,7 @@ def cameras(config: Config, conn: sqlite3.Connection, daemon_running: bool) -> l
                 first_footage_ms=first,
                 last_footage=utc_text(last) if last is not None else None,
                 last_footage_ms=last,
+                room=config.room_of(cam.name),
             )
         )
     return out

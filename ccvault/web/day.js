@@ -2,6 +2,8 @@
  * A day of footage: the cameras stacked on one timeline, the player, the day's motion events of
  * the focused camera and what can be done with a selected range. The way to an event: pick the
  * day (or step to the previous motion, across days), click it to play, export the selection.
+ * A camera that watches a room ([[access.rooms]]) also shows the room's door events and visits:
+ * a visit plays from its entry and can be exported whole.
  */
 import * as api from './api.js';
 import { button, h } from './dom.js';
@@ -9,13 +11,15 @@ import { t } from './i18n.js';
 import { Player } from './player.js';
 import { SelectionPanel } from './selection.js';
 import { addDays, clock, currentZone, duration, iso, localDate } from './time.js';
-import { legend, Timeline } from './timeline.js';
+import { legend, people, Timeline, visitStart } from './timeline.js';
 
 const PAD_MS = 2000; // an event's selection starts and ends this much around its motion
 const REFRESH_MS = 60_000; // today's timeline is read again this often
 
 export async function dayView(root, params, session) {
-  const cameras = (await api.get('/api/cameras')).map((c) => c.name);
+  const listed = await api.get('/api/cameras');
+  const cameras = listed.map((c) => c.name);
+  const roomOf = new Map(listed.filter((c) => c.room).map((c) => [c.name, c.room]));
   if (!cameras.length) {
     root.append(h('p', {}, t('no_cameras')));
     return null;
@@ -82,6 +86,7 @@ export async function dayView(root, params, session) {
   const panel = new SelectionPanel(side, session, {
     onPlay: (camera, ms) => play(camera, ms),
     onChanged: () => load(state.date, true),
+    onCamera: (camera, visit) => playInRoom(camera, visit),
   });
   side.append(h('section', { class: 'panel' }, eventsTitle, events));
   const timeline = new Timeline(below, {
@@ -95,9 +100,10 @@ export async function dayView(root, params, session) {
       panel.showRange(camera, from, to);
     },
     hold: (hold, camera) => panel.showHold(hold, camera),
+    visit: (visit, camera) => showVisit(visit, camera),
     focus: (camera) => focus(camera),
   });
-  below.append(cameraPicker, legend());
+  below.append(cameraPicker, legend(roomOf.size > 0));
 
   function focus(camera) {
     if (camera !== state.camera) state.cursor = state.event = null;
@@ -119,6 +125,21 @@ export async function dayView(root, params, session) {
     player.play(camera, ms);
   }
 
+  /** A visit: its details beside the player, and its camera playing from the entry. */
+  function showVisit(visit, camera) {
+    timeline.setSelection(null);
+    panel.showVisit(visit, camera,
+      cameras.filter((c) => roomOf.get(c) === visit.room && state.shown.has(c)));
+    play(camera, visitStart(visit));
+  }
+
+  /** Another camera of the visit's room: from the moment playing now when that is the same
+   * room (the same instant seen from elsewhere), else from the entry. */
+  function playInRoom(camera, visit) {
+    const at = player.position();
+    play(camera, at && roomOf.get(at.camera) === visit.room ? at.ms : visitStart(visit));
+  }
+
   /** Read the day for every shown camera; `keep`: same day, keep zoom and selection. */
   async function load(date, keep = false) {
     const mine = ++state.loads;
@@ -138,6 +159,7 @@ export async function dayView(root, params, session) {
       message.textContent = t('error', { message: err.message });
       return;
     }
+    await readRooms(rows, day);
     if (mine !== state.loads) return;
     const sameDay = date === state.date;
     state.date = date;
@@ -154,6 +176,28 @@ export async function dayView(root, params, session) {
       panel.clear();
     }
     focus(state.camera);
+  }
+
+  /** The door events and visits of the rooms the shown cameras watch, onto their rows. Without
+   * them (the API refused, too many) the footage is still shown, and the problem said. */
+  async function readRooms(rows, day) {
+    const names = [...new Set(rows.map((r) => roomOf.get(r.camera)).filter(Boolean))];
+    const rooms = new Map(names.map((room) => [room, { visits: [], doors: [] }]));
+    if (!names.length) return;
+    const range = { from: iso(day.start_ms), to: iso(day.end_ms) };
+    try {
+      const [events, ...visits] = await Promise.all([api.get('/api/access-events', range),
+        ...names.map((room) => api.get('/api/visits', { ...range, room }))]);
+      names.forEach((room, i) => {
+        rooms.set(room, { visits: visits[i], doors: events.filter((e) => e.room === room) });
+      });
+    } catch (err) {
+      message.textContent = t('access_error', { message: err.message });
+    }
+    for (const row of rows) {
+      row.room = roomOf.get(row.camera) ?? null;
+      Object.assign(row, rooms.get(row.room) ?? { visits: [], doors: [] });
+    }
   }
 
   function covered(day) {
@@ -174,6 +218,8 @@ export async function dayView(root, params, session) {
     events.replaceChildren(...spans.map((s) => h('li', { dataset: { startMs: s.start_ms } },
       h('span', { class: 'when' }, `${clock(s.start_ms)} – ${clock(s.end_ms)}`), ' ',
       h('span', { class: 'hint' }, `(${duration(s.end_ms - s.start_ms)})`), ' ',
+      s.people_max === null || s.people_max === undefined ? ''
+        : h('span', { class: 'people' }, `${people(s.people_max)} `),
       button(t('play_event'), () => showEvent(s)))));
     if (!spans.length) {
       events.append(h('li', { class: 'hint' }, row ? t('no_motion_day') : t('camera_hidden')));

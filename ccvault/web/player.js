@@ -180,9 +180,14 @@ export class Player {
     else this.video.pause();
   }
 
+  /** The camera and wall-clock time on screen, or null before anything has played. */
+  position() {
+    return this.current ? { camera: this.current.camera, ms: Number(this.el.dataset.wallMs) } : null;
+  }
+
   skip(ms) {
-    if (!this.current) return;
-    this.play(this.current.camera, Number(this.el.dataset.wallMs) + ms);
+    const at = this.position();
+    if (at) this.play(at.camera, at.ms + ms);
   }
 
   setRate() {

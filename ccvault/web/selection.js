@@ -1,6 +1,6 @@
 /**
- * What can be done with a selected range or a hold: play it, and for operators export it as
- * evidence (reason, progress, download) or hold it, or release a hold. Viewers get no such
+ * What can be done with a selected range, a hold or a visit: play it, and for operators export
+ * it as evidence (reason, progress, download) or hold it, or release a hold. Viewers get no such
  * controls at all — the API would refuse them anyway. Exports started here stay listed while
  * the page is open.
  */
@@ -8,20 +8,23 @@ import * as api from './api.js';
 import { button, h } from './dom.js';
 import { t } from './i18n.js';
 import { clock, dateTime, duration, iso } from './time.js';
+import { personText, visitStart, visitText } from './timeline.js';
 
 const POLL_MS = 1000;
 
 export class SelectionPanel {
-  /** onPlay(camera, ms); onChanged(): holds changed, the day should be read again. */
-  constructor(root, session, { onPlay, onChanged }) {
+  /** onPlay(camera, ms); onChanged(): holds changed, the day should be read again;
+   * onCamera(camera, visit): play another camera of the visit's room. */
+  constructor(root, session, { onPlay, onChanged, onCamera }) {
     this.session = session;
     this.onPlay = onPlay;
     this.onChanged = onChanged;
+    this.onCamera = onCamera;
     this.body = h('div', {}, h('p', { class: 'hint' }, t('selection_none')));
     this.jobs = h('ul', { class: 'jobs' });
     this.stopped = false; // the page moved on: stop polling
-    root.append(h('section', { class: 'panel selection' }, h('h2', {}, t('selection_title')),
-      this.body, this.jobs));
+    this.title = h('h2', {}, t('selection_title'));
+    root.append(h('section', { class: 'panel selection' }, this.title, this.body, this.jobs));
   }
 
   stop() {
@@ -29,13 +32,19 @@ export class SelectionPanel {
   }
 
   clear() {
-    this.body.replaceChildren(h('p', { class: 'hint' }, t('selection_none')));
+    this.show('selection_title', h('p', { class: 'hint' }, t('selection_none')));
   }
 
-  showRange(camera, from, to) {
-    const message = h('p', { class: 'message', role: 'status' });
-    const reason = h('textarea', { id: 'reason', rows: 2, maxlength: 1000 });
-    const act = (fn) => async () => {
+  /** The panel's heading (what is selected: a range, a hold, a visit) and its contents. */
+  show(title, ...children) {
+    this.title.textContent = t(title);
+    this.body.replaceChildren(...children);
+  }
+
+  /** A click handler that runs `fn(reason)` only with a reason given, and says what the
+   * server answered when it refuses (its message, and the field it names). */
+  reasoned(reason, message, fn) {
+    return async () => {
       if (!reason.value.trim()) {
         message.textContent = t('reason_needed');
         message.classList.add('error');
@@ -48,10 +57,17 @@ export class SelectionPanel {
         await fn(reason.value.trim());
         reason.value = '';
       } catch (err) {
-        message.textContent = t('error', { message: err.message });
+        message.textContent = t('error', { message: err.field
+          ? t('error_field', { message: err.message, field: err.field }) : err.message });
         message.classList.add('error');
       }
     };
+  }
+
+  showRange(camera, from, to) {
+    const message = h('p', { class: 'message', role: 'status' });
+    const reason = h('textarea', { id: 'reason', rows: 2, maxlength: 1000 });
+    const act = (fn) => this.reasoned(reason, message, fn);
     const operator = this.session.can('operator') ? h('div', {},
       h('label', { for: 'reason' }, t('reason')), reason,
       h('p', { class: 'actions' },
@@ -59,7 +75,7 @@ export class SelectionPanel {
           { class: 'primary' }),
         button(t('hold_range'), act((why) => this.holdRange(camera, from, to, why, message)))))
       : h('p', { class: 'hint' }, t('operator_only'));
-    this.body.replaceChildren(
+    this.show('selection_title',
       h('p', { class: 'range', dataset: { from, to, camera } },
         h('strong', {}, camera), ' ', `${dateTime(from)} – ${clock(to)}`, ' ',
         h('span', { class: 'hint' }, `(${duration(to - from)})`)),
@@ -86,7 +102,7 @@ export class SelectionPanel {
       }
     };
     const cameras = hold.cameras.length ? hold.cameras.join(', ') : t('all_cameras');
-    this.body.replaceChildren(
+    this.show('hold_title',
       h('p', {}, h('strong', {}, t('hold_n', { id: hold.id })), ' ', cameras),
       h('p', {}, `${dateTime(hold.from_ms)} – ${dateTime(hold.to_ms)}`),
       h('p', {}, t('hold_reason', { reason: hold.reason, actor: hold.actor })),
@@ -96,6 +112,29 @@ export class SelectionPanel {
       this.session.can('operator') ? h('div', {},
         h('label', { for: 'release-reason' }, t('release_reason')), reason,
         h('p', { class: 'actions' }, button(t('release_hold'), release))) : '',
+      message);
+  }
+
+  /** A visit: who, when, which doors; play it on each of the room's cameras; export it whole. */
+  showVisit(visit, camera, cameras) {
+    const message = h('p', { class: 'message', role: 'status' });
+    const reason = h('textarea', { id: 'visit-reason', rows: 2, maxlength: 1000 });
+    const facts = [[t('visit_room'), visit.room], [t('visit_doors'), visit.doors.join(', ')],
+      [t('visit_escorted_by'), visit.escorted_by.join(', ')]].filter(([, value]) => value);
+    this.show('visit_title',
+      h('p', { class: 'visit-info', dataset: { visit: visit.id, camera } },
+        h('strong', {}, t('visit_n', { id: visit.id })), ' ', visitText(visit)),
+      h('dl', { class: 'facts' }, facts.map(([key, value]) => [h('dt', {}, key), h('dd', {}, value)])),
+      h('p', { class: 'actions' },
+        button(t('play_entry'), () => this.onPlay(camera, visitStart(visit))),
+        cameras.filter((c) => c !== camera).map((c) =>
+          button(t('play_camera', { camera: c }), () => this.onCamera(c, visit)))),
+      this.session.can('operator') ? h('div', {},
+        h('label', { for: 'visit-reason' }, t('reason')), reason,
+        h('p', { class: 'actions' }, button(t('export_visit'),
+          this.reasoned(reason, message, (why) => this.exportVisit(visit, why)),
+          { class: 'primary' })))
+        : h('p', { class: 'hint' }, t('operator_only')),
       message);
   }
 
@@ -109,11 +148,21 @@ export class SelectionPanel {
 
   async exportRange(camera, from, to, reason) {
     const job = await api.call('POST', '/api/exports', { body: { camera, from, to, reason } });
+    this.follow(job, `${camera} ${dateTime(from)} – ${clock(to)}`);
+  }
+
+  /** The whole visit (its room's cameras, entry to exit, padded): the server works out what. */
+  async exportVisit(visit, reason) {
+    const job = await api.call('POST', '/api/exports', { body: { visit: visit.id, reason } });
+    this.follow(job, t('visit_export', { id: visit.id, person: personText(visit) }));
+  }
+
+  /** An export job listed with its progress until done, then its download. */
+  follow(job, label) {
     const progress = h('progress', { max: 1, value: 0 });
     const state = h('span', { class: 'state' });
     const item = h('li', { dataset: { export: job.id } },
-      h('strong', {}, t('export_n', { id: job.id })), ' ',
-      `${camera} ${dateTime(from)} – ${clock(to)}`, h('br'), progress, ' ', state);
+      h('strong', {}, t('export_n', { id: job.id })), ' ', label, h('br'), progress, ' ', state);
     this.jobs.prepend(item);
     const update = (current) => {
       progress.value = current.progress;

@@ -1,6 +1,8 @@
 /**
  * One local day as stacked camera rows on one time axis: footage (its absence shows as gaps),
- * motion spans, holds, a selected range and the playhead. The axis is real elapsed time from
+ * motion spans (with the people counted on them), holds, a selected range and the playhead; a
+ * camera that watches a room also shows the room's door events (marks) and visits (bars, each a
+ * button: a click or Enter shows the visit and plays it from its entry). The axis is real elapsed time from
  * local midnight, so a day when the clocks change is 23 or 25 hours long and its labels show
  * the repeated or skipped hour, with the zone's name where it changes. Zoom runs from the whole
  * day down to one minute; a click picks a moment, a drag selects a range.
@@ -16,7 +18,8 @@ const TICK_PX = 70; // at least this far apart
 const DRAG_PX = 4; // less than this between press and release is a click
 
 export class Timeline {
-  /** handlers: pick(camera, ms), select(camera, from, to), hold(hold, camera), focus(camera). */
+  /** handlers: pick(camera, ms), select(camera, from, to), hold(hold, camera), focus(camera),
+   * visit(visit, camera). */
   constructor(root, handlers) {
     this.handlers = handlers;
     this.axis = h('div', { class: 'axis' });
@@ -50,6 +53,7 @@ export class Timeline {
     for (const data of rows) {
       const entry = this.rows.get(data.camera) ?? this.makeRow(data.camera);
       entry.data = data;
+      entry.track.classList.toggle('room', Boolean(data.room));
       this.rowsEl.append(entry.row); // in the given order
     }
     this.render();
@@ -79,19 +83,34 @@ export class Timeline {
     const [a, b] = this.view;
     const now = Date.now();
     for (const entry of this.rows.values()) {
-      const { covered, spans, holds } = entry.data;
+      const { camera, covered, spans, holds, visits = [], doors = [] } = entry.data;
       const pieces = [];
-      const piece = (cls, from, to, attrs = {}) => {
+      const piece = (cls, from, to, attrs = {}, tag = 'div', ...children) => {
         if (to < a || from > b) return;
-        pieces.push(place(h('div', { class: cls, ...attrs }), from, to, a, b));
+        pieces.push(place(h(tag, { class: cls, ...attrs }, ...children), from, to, a, b));
       };
       for (const [from, to] of covered) piece('cov', from, to);
       if (now < this.day.end_ms) piece('future', Math.max(now, this.day.start_ms), this.day.end_ms);
       for (const s of spans) {
+        const counted = s.people_max !== null && s.people_max !== undefined;
         piece('motion', s.start_ms, s.end_ms, {
-          title: `${t('motion')} ${clock(s.start_ms)}–${clock(s.end_ms)}`,
-          dataset: { startMs: s.start_ms, endMs: s.end_ms },
+          title: `${t('motion')} ${clock(s.start_ms)}–${clock(s.end_ms)}`
+            + (counted ? ` · ${people(s.people_max)}` : ''),
+          dataset: { startMs: s.start_ms, endMs: s.end_ms, people: counted ? s.people_max : null },
         });
+      }
+      for (const e of doors) {
+        piece(`door ${e.direction} ${e.result}`, e.time_ms, e.time_ms,
+          { title: doorText(e), dataset: { door: e.id, ms: e.time_ms } });
+      }
+      for (const v of visits) {
+        const from = Math.max(visitStart(v), this.day.start_ms);
+        const to = Math.min(v.left_ms ?? Math.min(now, this.day.end_ms), this.day.end_ms);
+        const text = visitText(v);
+        piece(`visit${v.flags.length ? ' flagged' : ''}`, from, Math.max(from, to), {
+          type: 'button', title: text, 'aria-label': text, dataset: { visit: v.id },
+          onclick: () => this.handlers.visit(v, camera),
+        }, 'button', personText(v));
       }
       for (const hold of holds) {
         const from = Math.max(hold.from_ms, this.day.start_ms);
@@ -205,7 +224,8 @@ export class Timeline {
   /** Press and release in place: a moment (or a hold's band); press and drag: a range. */
   listen(camera, track) {
     track.addEventListener('pointerdown', (down) => {
-      if (down.button !== 0 || !this.day) return;
+      // A visit's bar is a button of its own: its click (or Enter) shows the visit.
+      if (down.button !== 0 || !this.day || down.target.closest('.visit')) return;
       down.preventDefault();
       track.setPointerCapture(down.pointerId);
       const from = this.msAt(track, down.clientX);
@@ -238,11 +258,43 @@ export class Timeline {
   }
 }
 
-/** The legend under the timeline, in the same colours. */
-export function legend() {
+/** The legend under the timeline, in the same colours; `rooms`: a camera watches a room. */
+export function legend(rooms = false) {
+  const keys = [['cov', 'legend_footage'], ['gap', 'legend_gap'], ['motion', 'legend_motion'],
+    ['hold', 'legend_hold'], ['sel', 'legend_selection']];
+  if (rooms) keys.push(['visit', 'legend_visit'], ['door', 'legend_door']);
   return h('p', { class: 'legend' },
-    [['cov', 'legend_footage'], ['gap', 'legend_gap'], ['motion', 'legend_motion'],
-      ['hold', 'legend_hold'], ['sel', 'legend_selection']]
-      .map(([cls, key]) => h('span', {}, h('i', { class: cls }), t(key))),
+    keys.map(([cls, key]) => h('span', {}, h('i', { class: cls }), t(key))),
     h('span', { class: 'hint' }, t('timeline_hint')));
+}
+
+/** "1 person", "3 people": what a motion span's people count reads as. */
+export function people(n) {
+  return n === 1 ? t('people_one') : t('people_n', { n });
+}
+
+/** Where a visit begins on the timeline: its entry, or its exit when no entry was seen. */
+export function visitStart(visit) {
+  return visit.entered_ms ?? visit.left_ms;
+}
+
+/** The person as listed ([[access.people]] name) and as the access system names them. */
+export function personText(visit) {
+  return visit.name ? `${visit.name} (${visit.person})` : visit.person;
+}
+
+/** A visit in one line: who, their role, entered–left, and what does not add up. */
+export function visitText(visit) {
+  const entered = visit.entered_ms === null ? t('visit_no_entry') : clock(visit.entered_ms);
+  const left = visit.left_ms === null ? t('visit_inside') : clock(visit.left_ms);
+  const flags = visit.flags.map((f) => t(`flag_${f}`));
+  return [`${t('visit')}: ${personText(visit)}`, visit.role ? `(${visit.role})` : '',
+    `${entered}–${left}`, flags.length ? `⚠ ${flags.join(', ')}` : '']
+    .filter(Boolean).join(' ');
+}
+
+/** A door event in one line: entry or exit, the door, who, when, and how it went. */
+export function doorText(e) {
+  return `${t(e.direction === 'in' ? 'door_in' : 'door_out')} ${e.door}: ${e.person}`
+    + `${e.role ? ` (${e.role})` : ''} ${clock(e.time_ms)} — ${t(`result_${e.result}`)}`;
 }
