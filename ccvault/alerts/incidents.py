@@ -35,10 +35,14 @@ ROOM_ALERTS = frozenset(
 
 
 class IncidentHolds:
-    def __init__(
-        self, config: Callable[[], Config], writer: CatalogWriter, now_ms: Callable[[], int]
-    ) -> None:
+    """An alert listener: a room's rule firing holds the room's footage around the incident."""
+
+    def __init__(self, config: Config, writer: CatalogWriter, now_ms: Callable[[], int]) -> None:
         self.config, self.writer, self.now_ms = config, writer, now_ms
+
+    def apply(self, config: Config) -> None:
+        """A reloaded config: the rooms, cameras and padding of the next incident."""
+        self.config = config
 
     def __call__(self, alert: Alert, kind: str) -> None:
         if alert.name not in ROOM_ALERTS or kind not in ("fired", "resolved", "event"):
