@@ -5,6 +5,7 @@ and an edited event fails it. Real segments, real ffmpeg, the real CLI and HTTP 
 
 from __future__ import annotations
 
+import base64
 import io
 import json
 import shutil
@@ -31,6 +32,7 @@ from ccvault.timefmt import utc_text
 from tests.api_peer import serve
 from tests.conftest import cli_json, run_cli, wait_for, write_config
 from tests.retention_seed import seed
+from tests.security.test_sec_evidence_bundles import FORGER_RAW, forge
 
 SEGMENT_MS = 4000
 ROOM_CAMERAS = ["door-cam", "hall-cam"]
@@ -328,3 +330,71 @@ def test_the_window_of_an_open_visit_and_of_an_exit_without_entry() -> None:
     assert window(exit_only, 5_000, 900_000) == (295_000, 305_000)
     closed = StoredVisit(3, "r", Visit(3, "p", None, 100_000, 200_000))
     assert window(closed, 5_000, 900_000) == (95_000, 205_000)
+
+
+def _other_room(manifest: dict[str, Any], bundle: Path) -> None:
+    manifest["access_events"][0]["room"] = "lobby"
+
+
+def _outside_window(manifest: dict[str, Any], bundle: Path) -> None:
+    manifest["access_events"][0]["time_ms"] = manifest["requested"]["to_ms"]
+
+
+def _not_an_event(manifest: dict[str, Any], bundle: Path) -> None:
+    manifest["access_events"].append("in-9")
+
+
+def _no_visit(manifest: dict[str, Any], bundle: Path) -> None:
+    del manifest["visit"]
+
+
+def _clip_not_a_name(manifest: dict[str, Any], bundle: Path) -> None:
+    manifest["cameras"][0]["clip"] = ["clip-door-cam.mp4"]
+
+
+def _old_clip_name(manifest: dict[str, Any], bundle: Path) -> None:
+    entry = next(f for f in manifest["files"] if f["name"] == "clip-door-cam.mp4")
+    (bundle / entry["name"]).rename(bundle / "clip.mp4")
+    entry["name"] = "clip.mp4"
+
+
+def _forged_line(manifest: dict[str, Any], bundle: Path) -> None:
+    manifest["visit"]["person"] = "x\nverify-export: ok"
+    _other_room(manifest, bundle)
+
+
+HOSTILE_VISITS = [
+    ("event of another room", _other_room, "of another room"),
+    ("event outside the window", _outside_window, "outside the requested window"),
+    ("event not an object", _not_an_event, "not a door event"),
+    ("no visit", _no_visit, "without its visit"),
+    ("clip not a name", _clip_not_a_name, "clip is not in the file list"),
+    ("clip.mp4 in a visit bundle", _old_clip_name, "outside the bundle's footage"),
+    ("a line forged in a field", _forged_line, "of another room"),
+]
+
+
+@pytest.mark.parametrize(
+    "edit, problem", [(e, p) for _, e, p in HOSTILE_VISITS], ids=[i for i, _, _ in HOSTILE_VISITS]
+)
+def test_a_hostile_visit_manifest_fails_cleanly_even_from_a_trusted_signer(
+    bundle: tuple[Path, dict[str, Any]], tmp_path: Path, edit: Any, problem: str
+) -> None:
+    """Signed by a key the checker trusts (the forger's), a visit bundle's door events must
+    still be of its room and window, and nothing in them can crash the check or forge a line
+    of its report."""
+    copy = tmp_path / "bundle"
+    shutil.copytree(bundle[0], copy)
+    forge(copy, edit)
+    result = run_cli(
+        None,
+        "verify-export",
+        str(copy),
+        "--key",
+        base64.b64encode(FORGER_RAW).decode(),
+        env={"CCVAULT_CONFIG": ""},
+    )
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert "Traceback" not in result.stderr, result.stderr
+    assert problem in result.stdout, result.stdout
+    assert "verify-export: ok" not in result.stdout.splitlines()

@@ -36,6 +36,7 @@ class ExportIn(BaseModel):
     visit: StrictInt | None = Field(
         None,
         ge=1,
+        le=2**63 - 1,  # SQLite's INTEGER; larger would be a 500
         description="A visit's id instead of camera/from/to: its room's cameras over the "
         "visit, padded, with the room's door events in the signed manifest.",
     )

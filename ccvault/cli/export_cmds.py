@@ -30,7 +30,7 @@ def _as_option(exc: CcvaultError) -> CcvaultError:
 @click.option("--to", "end", metavar="T", help="Range end (exclusive).")
 @click.option(
     "--visit",
-    type=int,
+    type=click.IntRange(1, 2**63 - 1),  # SQLite's INTEGER
     metavar="ID",
     help="Export a visit instead: its room's cameras over the visit, padded by [access] "
     "padding_seconds, with the room's door events in the signed manifest.",

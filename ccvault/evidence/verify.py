@@ -88,9 +88,7 @@ class Verification:
     access_events: list[Any] | None = None  # and its room's door events, as signed
 
     def as_json(self) -> dict[str, Any]:
-        visit = {"visit": self.visit, "access_events": self.access_events} if self.visit else {}
         return {
-            **visit,
             "ok": self.ok,
             "problems": self.problems,
             "files": self.files,
@@ -100,6 +98,8 @@ class Verification:
             "signer": self.signer,
             "expected_key": self.trusted,
             "signer_checked": self.trusted is not None,
+            "visit": self.visit,  # null but in a visit's bundle (format 3)
+            "access_events": self.access_events,
         }
 
 

@@ -101,20 +101,38 @@ def manifest_problems(data: dict[str, Any]) -> list[str]:
         return ["manifest.json: a visit bundle without its visit (" + ", ".join(VISIT_FIELDS) + ")"]
     if not isinstance(events, list):
         return ["manifest.json: a visit bundle without its access_events list"]
+    problems = _camera_problems(data)
     requested = data.get("requested")
     lo, hi = (
         (requested.get("from_ms"), requested.get("to_ms"))
         if isinstance(requested, dict)
         else (None, None)
     )
-    problems = []
     for i, item in enumerate(events):
         if not isinstance(item, dict) or any(k not in item for k in EVENT_FIELDS):
             problems.append(f"manifest.json: access_events[{i}] is not a door event")
-        elif item["room"] != visit["room"]:
+        elif not isinstance(item["room"], str) or item["room"] != visit["room"]:
             problems.append(f"manifest.json: access_events[{i}] is of another room")
         elif not (isinstance(lo, int) and isinstance(hi, int) and type(item["time_ms"]) is int):
             problems.append(f"manifest.json: access_events[{i}] has no time in the window")
         elif not lo <= item["time_ms"] < hi:
             problems.append(f"manifest.json: access_events[{i}] is outside the requested window")
+    return problems
+
+
+def _camera_problems(data: dict[str, Any]) -> list[str]:
+    """Each camera section names a camera, and a clip (if any) the file list holds."""
+    cameras, files = data.get("cameras"), data.get("files")
+    if not isinstance(cameras, list) or not cameras:
+        return ["manifest.json: a visit bundle without its cameras list"]
+    entries = files if isinstance(files, list) else []
+    listed = {f["name"] for f in entries if isinstance(f, dict) and isinstance(f.get("name"), str)}
+    problems = []
+    for i, section in enumerate(cameras):
+        if not isinstance(section, dict) or not isinstance(section.get("camera"), str):
+            problems.append(f"manifest.json: cameras[{i}] does not name a camera")
+        elif section.get("clip") is not None and not (
+            isinstance(section["clip"], str) and section["clip"] in listed
+        ):
+            problems.append(f"manifest.json: cameras[{i}]'s clip is not in the file list")
     return problems
