@@ -269,6 +269,9 @@ def test_export_visit_refuses_mixed_or_missing_options_and_unknown_visits(site: 
     assert missing.returncode == 2 and "--camera" in missing.stderr, missing.stderr
     unknown = run_cli(site.config, "export", "--visit", "9999", "--reason", "x")
     assert unknown.returncode == 3 and "--visit" in unknown.stderr, unknown.stderr
+    huge = run_cli(site.config, "export", "--visit", str(2**64), "--reason", "x")
+    assert huge.returncode == 2 and "--visit" in huge.stderr, huge.stderr
+    assert "Traceback" not in huge.stderr
     with site.catalog() as conn:  # nothing was recorded for any of them
         assert conn.execute("SELECT COUNT(*) FROM exports WHERE reason = 'x'").fetchone()[0] == 0
 
@@ -287,6 +290,8 @@ def test_api_exports_a_visit_202_done_download_verify(site: Site, tmp_path: Path
                     assert mixed.json()["error"]["field"] == field
                 missing = op.post("/api/exports", json={"reason": "nothing named"})
                 assert missing.status_code == 400 and missing.json()["error"]["field"] == "camera"
+                huge = op.post("/api/exports", json={**body, "visit": 2**64})
+                assert huge.status_code == 422 and huge.json()["error"]["field"] == "visit"
                 unknown = op.post("/api/exports", json={**body, "visit": 9999})
                 assert unknown.status_code == 404, unknown.text
                 assert unknown.json()["error"]["field"] == "visit"
