@@ -32,7 +32,7 @@ from ccvault.timefmt import utc_text
 from tests.api_peer import serve
 from tests.conftest import cli_json, run_cli, wait_for, write_config
 from tests.retention_seed import seed
-from tests.security.test_sec_evidence_bundles import FORGER_RAW, forge
+from tests.security.test_sec_evidence_bundles import FORGER_RAW, forge, readme_commands, run
 
 SEGMENT_MS = 4000
 ROOM_CAMERAS = ["door-cam", "hall-cam"]
@@ -217,6 +217,11 @@ def test_a_visit_exports_its_rooms_cameras_and_door_events_in_one_signed_bundle(
         assert section["clip"] == f"clip-{camera}.mp4" in by_camera[camera]
         originals = [n for n in by_camera[camera] if n.startswith("segments/")]
         assert len(originals) == 6 and all(n.startswith(f"segments/{camera}-") for n in originals)
+    # A receiver without ccvault checks it as its README says, and is told what it holds.
+    readme = (out / "README.txt").read_text()
+    assert f"visit / 入室: {site.visit_id}" in readme and "clip-<camera>.mp4" in readme
+    for command in readme_commands(readme):
+        assert run(out, command).returncode == 0, command
     check = verify(site, out)
     assert check.returncode == 0, check.stdout
     assert f"visit {site.visit_id}: c-17 (contractor) in server-room" in check.stdout

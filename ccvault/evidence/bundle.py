@@ -241,6 +241,7 @@ def _write_for_receivers(
         spec.export_id,
         f"{utc_text(clip.start_ms)} – {utc_text(clip.end_ms)}",
         key.fingerprint,
+        None if spec.visit is None else spec.visit["id"],
     ).encode()
     _write_new(tmp / receiver.SIGNER, pem)
     _write_new(tmp / receiver.README, text)
