@@ -35,7 +35,7 @@ from tests.retention_seed import seed
 from tests.security.test_sec_evidence_bundles import FORGER_RAW, forge, readme_commands, run
 
 SEGMENT_MS = 4000
-ROOM_CAMERAS = ["door-cam", "hall-cam"]
+ROOM_CAMERAS = ["door-cam", "hall-cam", "rack-cam"]  # rack-cam recorded nothing then
 
 ACCESS = """
 [export]
@@ -46,7 +46,7 @@ padding_seconds = 5
 
 [[access.rooms]]
 name = "server-room"
-cameras = ["door-cam", "hall-cam"]
+cameras = ["door-cam", "hall-cam", "rack-cam"]
 
 [[access.rooms]]
 name = "lobby"
@@ -126,7 +126,7 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Site:
         config,
         [
             {"camera": camera, "start_ms": base + i * SEGMENT_MS, "seconds": 4}
-            for camera in (*ROOM_CAMERAS, "lobby-cam")
+            for camera in ("door-cam", "hall-cam", "lobby-cam")
             for i in range(8)
         ],
         root / "cache",
@@ -206,13 +206,17 @@ def test_a_visit_exports_its_rooms_cameras_and_door_events_in_one_signed_bundle(
     expected = [e for e in shown if e["room"] == "server-room"]
     assert [e["id"] for e in expected] == ["in-1", "denied-1", "out-1"]
     assert manifest["access_events"] == expected
-    # Both cameras of the room, none of the lobby's; each its originals and its clip.
+    # Every camera of the room, none of the lobby's; each its originals and its clip — and
+    # the one that recorded nothing named, its whole window a gap.
     assert [c["camera"] for c in manifest["cameras"]] == ROOM_CAMERAS
     by_camera: dict[str, set[str]] = {}
     for entry in manifest["files"]:
         by_camera.setdefault(entry["camera"], set()).add(entry["name"])
-    assert set(by_camera) == set(ROOM_CAMERAS)
-    for camera in ROOM_CAMERAS:
+    assert set(by_camera) == {"door-cam", "hall-cam"}
+    rack = manifest["cameras"][2]
+    assert rack["clip"] is None and rack["footage"] is None
+    assert rack["gaps"] == [manifest["requested"]]
+    for camera in ("door-cam", "hall-cam"):
         section = next(c for c in manifest["cameras"] if c["camera"] == camera)
         assert section["clip"] == f"clip-{camera}.mp4" in by_camera[camera]
         originals = [n for n in by_camera[camera] if n.startswith("segments/")]
