@@ -65,7 +65,7 @@ def error_body(code: str, message: str, field: str | None = None) -> dict:
 
 # Field names a library error may carry as its `what` (`to`, `--from`, `camera`…): named as
 # the JSON field of the request, without the CLI's dashes.
-FIELDS = ("from", "to", "at", "camera", "reason", "until", "out", "cameras")
+FIELDS = ("from", "to", "at", "camera", "reason", "until", "out", "cameras", "visit")
 _SERVER_PATH = re.compile(r"(?<![\w:])/[^\s,;()']+")
 
 

@@ -1,4 +1,5 @@
-"""HTTP routes: evidence exports (operator). A request names camera, range and reason only;
+"""HTTP routes: evidence exports (operator). A request names camera, range and reason only (or
+a visit and reason: its room's cameras over the visit, with its door events);
 the bundle goes to `[export] dir` — the API never takes a path, so no caller can aim it at
 a directory of their choosing. The download is a tar of the bundle, streamed."""
 
@@ -25,9 +26,20 @@ CHUNK = 1 << 20
 
 class ExportIn(BaseModel):
     model_config = ConfigDict(populate_by_name=True, extra="forbid")
-    camera: str = Field(min_length=1, max_length=64)
-    from_: str | StrictInt = Field(alias="from", description="ISO 8601, now, -2h…, or UTC ms.")
-    to: str | StrictInt = Field(description="ISO 8601, now, -2h…, or UTC ms (exclusive).")
+    camera: str | None = Field(None, min_length=1, max_length=64)
+    from_: str | StrictInt | None = Field(
+        None, alias="from", description="ISO 8601, now, -2h…, or UTC ms."
+    )
+    to: str | StrictInt | None = Field(
+        None, description="ISO 8601, now, -2h…, or UTC ms (exclusive)."
+    )
+    visit: StrictInt | None = Field(
+        None,
+        ge=1,
+        le=2**63 - 1,  # SQLite's INTEGER; larger would be a 500
+        description="A visit's id instead of camera/from/to: its room's cameras over the "
+        "visit, padded, with the room's door events in the signed manifest.",
+    )
     reason: str = Field(min_length=1, max_length=2000)
     out: str | None = Field(None, description="Refused (403): bundles go to [export] dir.")
 
@@ -35,7 +47,9 @@ class ExportIn(BaseModel):
 class ExportOut(BaseModel):
     model_config = ConfigDict(populate_by_name=True)
     id: int
-    camera: str
+    camera: str = Field(description="The camera; a visit's export: its cameras, comma-separated.")
+    cameras: list[str]
+    visit: int | None = Field(description="The visit exported (null: a camera's range).")
     from_: str = Field(alias="from")
     to: str
     reason: str
@@ -83,10 +97,33 @@ def create_export(body: ExportIn, ctx: Ctx, who: Operator, response: Response) -
             "[export] dir (use `ccvault export --out` on the host)",
             "out",
         )
-    from_ms, to_ms = params.when(ctx, body.from_, "from"), params.when(ctx, body.to, "to")
-    job = _jobs(ctx).submit(body.camera, from_ms, to_ms, body.reason, who.actor)
+    _check_request(body)
+    if body.visit is not None:
+        job = _jobs(ctx).submit_visit(body.visit, body.reason, who.actor)
+    else:
+        assert body.camera is not None and body.from_ is not None and body.to is not None
+        from_ms, to_ms = params.when(ctx, body.from_, "from"), params.when(ctx, body.to, "to")
+        job = _jobs(ctx).submit(body.camera, from_ms, to_ms, body.reason, who.actor)
     response.headers["Location"] = f"/api/exports/{job['id']}"
     return _public(job)
+
+
+def _check_request(body: ExportIn) -> None:
+    """A camera's range or a visit, never both: 400 naming the field."""
+    given = {"camera": body.camera, "from": body.from_, "to": body.to}
+    if body.visit is not None:
+        mixed = [name for name, value in given.items() if value is not None]
+        if mixed:
+            raise ApiError(
+                400,
+                "bad_request",
+                f"{mixed[0]}: give visit, or camera, from and to — not both",
+                mixed[0],
+            )
+        return
+    for name, value in given.items():
+        if value is None:
+            raise ApiError(400, "bad_request", f"{name}: missing (or give visit)", name)
 
 
 @router.get("/api/exports/{export_id}", response_model=ExportOut)

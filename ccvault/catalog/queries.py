@@ -10,6 +10,7 @@ import json
 import sqlite3
 from collections.abc import Iterator
 from dataclasses import dataclass
+from typing import Any
 
 from ccvault.catalog.rows import (
     SPAN_COLUMNS,
@@ -25,6 +26,7 @@ from ccvault.catalog.rows import (
     Visit,
     VolumeRow,
 )
+from ccvault.timefmt import utc_text
 
 SEGMENT_COLUMNS = """
     s.id, c.name AS camera, v.name AS volume, s.start_ms, s.end_ms, s.path, s.bytes, s.sha256,
@@ -354,6 +356,40 @@ def intent_paths(conn: sqlite3.Connection) -> set[tuple[str, str]]:
 
 EVENT_COLUMNS = "id, event_id, source, time_ms, door, room, person, role, direction, result"
 VISIT_COLUMNS = "id, room, person, role, key_event, entered_ms, left_ms, doors, escorted_by, flags"
+
+
+def access_event_json(r: sqlite3.Row) -> dict[str, Any]:
+    """An `access_events` row (EVENT_COLUMNS) as people see it: what `access-events --json`
+    shows (`views.access.AccessEventOut`) and a visit's evidence bundle holds."""
+    return {
+        "id": r["event_id"],
+        "time": utc_text(r["time_ms"]),
+        "time_ms": r["time_ms"],
+        "door": r["door"],
+        "room": r["room"],
+        "person": r["person"],
+        "role": r["role"],
+        "direction": r["direction"],
+        "result": r["result"],
+        "source": r["source"],
+    }
+
+
+def room_access_events(
+    conn: sqlite3.Connection, room: str, from_ms: int, to_ms: int
+) -> list[dict[str, Any]]:
+    """Every event of the room in [from_ms, to_ms), in time order (`access_event_json`)."""
+    rows = conn.execute(
+        f"SELECT {EVENT_COLUMNS} FROM access_events WHERE room = ? AND time_ms >= ?"
+        " AND time_ms < ? ORDER BY time_ms, id",
+        (room, from_ms, to_ms),
+    ).fetchall()
+    return [access_event_json(r) for r in rows]
+
+
+def visit_by_id(conn: sqlite3.Connection, visit_id: int) -> StoredVisit | None:
+    row = conn.execute(f"SELECT {VISIT_COLUMNS} FROM visits WHERE id = ?", (visit_id,)).fetchone()
+    return stored_visit(row) if row else None
 
 
 def room_events(conn: sqlite3.Connection, room: str, from_ms: int) -> list[StoredEvent]:

@@ -17,6 +17,7 @@ MIGRATIONS: tuple[str, ...] = tuple(
         "audit_head.sql",
         "camera_failing.sql",
         "access_control.sql",
+        "visit_export.sql",
     )
 )
 # A script starting with this line rebuilds a table (SQLite changes no CHECK in place): it runs

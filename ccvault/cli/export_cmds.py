@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import base64
 import sys
+from functools import partial
 from pathlib import Path
+from typing import Any
 
 import click
 
@@ -12,7 +14,7 @@ from ccvault.cli import App, cli, json_option, pass_app
 from ccvault.cli.output import emit_json, human_bytes, stderr_is_terminal
 from ccvault.errors import CHECK_FAILED, CcvaultError, NotFound, Refused, UsageError
 
-OPTION_FIELDS = ("camera", "from", "to", "out", "reason")
+OPTION_FIELDS = ("camera", "from", "to", "out", "reason", "visit")
 
 
 def _as_option(exc: CcvaultError) -> CcvaultError:
@@ -23,31 +25,47 @@ def _as_option(exc: CcvaultError) -> CcvaultError:
 
 
 @cli.command()
-@click.option("--camera", required=True, help="Camera name.")
-@click.option("--from", "start", required=True, metavar="T", help="Range start (inclusive).")
-@click.option("--to", "end", required=True, metavar="T", help="Range end (exclusive).")
+@click.option("--camera", help="Camera name.")
+@click.option("--from", "start", metavar="T", help="Range start (inclusive).")
+@click.option("--to", "end", metavar="T", help="Range end (exclusive).")
+@click.option(
+    "--visit",
+    type=click.IntRange(1, 2**63 - 1),  # SQLite's INTEGER
+    metavar="ID",
+    help="Export a visit instead: its room's cameras over the visit, padded by [access] "
+    "padding_seconds, with the room's door events in the signed manifest.",
+)
 @click.option(
     "--out",
     "out",
-    required=True,
     metavar="DIR",
     type=click.Path(path_type=Path),
-    help="The new bundle directory, inside [export] dir or an allowed_dirs entry.",
+    help="The new bundle directory, inside [export] dir or an allowed_dirs entry "
+    "(with --visit: optional, else one in [export] dir).",
 )
 @click.option("--reason", required=True, help="Why (in the manifest and the audit log).")
 @json_option
 @pass_app
 def export(
-    app: App, camera: str, start: str, end: str, out: Path, reason: str, as_json: bool
+    app: App,
+    camera: str | None,
+    start: str | None,
+    end: str | None,
+    visit: int | None,
+    out: Path | None,
+    reason: str,
+    as_json: bool,
 ) -> None:
     """Write an evidence bundle of [--from, --to) to DIR: the original segments untouched, one
     joined clip, manifest.json (sizes, SHA-256s, times, who and why) and its Ed25519
-    signature. The footage is pinned while it runs; check it with `ccvault verify-export`."""
+    signature. The footage is pinned while it runs; check it with `ccvault verify-export`.
+    With --visit ID instead of --camera/--from/--to: every camera of the visit's room in one
+    bundle, the visit and its room's door events in the manifest."""
     from ccvault.evidence.jobs import ExportJobs
     from ccvault.recorder.ffmpeg import ffmpeg_binary
     from ccvault.storage.volumes import open_volumes
 
-    from_ms, to_ms = app.time(start, "--from"), app.time(end, "--to")
+    _check_request(camera, start, end, visit, out)
     volumes = open_volumes(app.config, app.writer, app.clock.wall_ms())
     jobs = ExportJobs(
         app.config,
@@ -60,9 +78,14 @@ def export(
 
     def started(export_id: int) -> None:
         if not as_json:
-            click.echo(f"export {export_id}: writing {out}", err=True)
+            click.echo(f"export {export_id}: writing {out or 'into [export] dir'}", err=True)
 
-    args = (camera, from_ms, to_ms, reason, app.actor(), out)
+    if visit is not None:
+        run = partial(jobs.export_visit_now, visit, reason, app.actor(), out)
+    else:
+        assert camera is not None and start is not None and end is not None
+        from_ms, to_ms = app.time(start, "--from"), app.time(end, "--to")
+        run = partial(jobs.export_now, camera, from_ms, to_ms, reason, app.actor(), out)
     try:
         if stderr_is_terminal() and not as_json:
             with click.progressbar(
@@ -72,11 +95,31 @@ def export(
                 def progress(fraction: float) -> None:
                     bar.update(int(fraction * 1000) - bar.pos)
 
-                result = jobs.export_now(*args, progress=progress, started=started)
+                result = run(progress=progress, started=started)
         else:
-            result = jobs.export_now(*args, started=started)
+            result = run(started=started)
     except CcvaultError as exc:
         raise _as_option(exc) from None
+    _show(result, as_json)
+
+
+def _check_request(
+    camera: str | None, start: str | None, end: str | None, visit: int | None, out: Path | None
+) -> None:
+    """A camera's range (--camera, --from, --to, --out) or a visit (--visit), never both:
+    usage errors name the option."""
+    given = {"--camera": camera, "--from": start, "--to": end}
+    if visit is not None:
+        mixed = [name for name, value in given.items() if value is not None]
+        if mixed:
+            raise UsageError(mixed[0], "give --visit or --camera/--from/--to, not both")
+        return
+    for name, value in (*given.items(), ("--out", out)):
+        if value is None:
+            raise UsageError(name, "missing (or give --visit ID)")
+
+
+def _show(result: dict[str, Any], as_json: bool) -> None:
     summary = {
         "id": result["id"],
         "state": result["state"],
@@ -84,6 +127,8 @@ def export(
         "manifest_sha256": result["manifest_sha256"],
         "actual": result.get("actual"),
         "requested": {"from": result["from"], "to": result["to"]},
+        "visit": result["visit"],
+        "cameras": result["cameras"],
         "files": result.get("files", []),
     }
     if as_json:
@@ -132,6 +177,7 @@ def verify_export(
     else:
         for problem in result.problems:
             click.echo(f"verify-export: {problem}")
+        _show_visit(result.visit, result.access_events)
         if result.ok:
             click.echo(f"{directory}: ok, {result.files} files match the signed manifest")
         if result.signed_by:
@@ -142,6 +188,28 @@ def verify_export(
             click.echo(f"signer: the expected key ({source})")
     if not result.ok:
         sys.exit(CHECK_FAILED)
+
+
+def _show_visit(visit: dict[str, Any] | None, events: list[Any] | None) -> None:
+    """A visit bundle's visit and door events, as its manifest says them (checked or not:
+    the lines above say whether the signature holds)."""
+    from ccvault.evidence.verify import shown
+
+    if not isinstance(visit, dict):
+        return
+    flags = ", ".join(map(str, visit.get("flags") or [])) or "none"
+    escorts = ", ".join(map(str, visit.get("escorted_by") or [])) or "nobody"
+    click.echo(
+        f"visit {shown(visit.get('id'))}: {shown(visit.get('person'))} "
+        f"({shown(visit.get('role'))}) in {shown(visit.get('room'))}, entered "
+        f"{shown(visit.get('entered'))}, left {shown(visit.get('left'))}; escorted by "
+        f"{shown(escorts)}; flags {shown(flags)}"
+    )
+    listed = events if isinstance(events, list) else []
+    click.echo(f"door events: {len(listed)}")
+    for e in (e for e in listed if isinstance(e, dict)):
+        fields = ("time", "door", "person", "role", "direction", "result", "id")
+        click.echo("  " + "  ".join(shown(e.get(k)) for k in fields))
 
 
 def _trusted_key(app: App, key: str | None, fingerprint: str | None) -> tuple[str | None, str]:

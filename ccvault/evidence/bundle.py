@@ -13,58 +13,43 @@ overwritten.
 
 from __future__ import annotations
 
-import contextlib
 import ctypes
 import errno
 import hashlib
 import json
 import os
 import shutil
-import socket
-import subprocess
-import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ccvault import __version__
 from ccvault.catalog.rows import Segment
 from ccvault.config.places import MANIFEST, SIGNATURE
 from ccvault.errors import CheckFailed, Refused
 from ccvault.evidence import receiver
-from ccvault.evidence.signing import ALGORITHM, SigningKey
+from ccvault.evidence.manifest import (
+    CLIP,
+    SEGMENTS,
+    BundleSpec,
+    Track,
+    camera_manifest,
+    clip_name,
+    visit_manifest,
+)
+from ccvault.evidence.signing import SigningKey
 from ccvault.host.durable import fsync_dir, fsync_file
 from ccvault.storage import clips
 from ccvault.storage.media import copy_hashed, sha256_file
 from ccvault.timefmt import utc_text
 
-# 2: SHA256SUMS, its signature, signer.pem and README.txt for receivers without ccvault, and
-# each segment's origin. Bundles of format 1 (without them) still verify.
-FORMAT = "ccvault-evidence/2"
-FORMATS = ("ccvault-evidence/1", FORMAT)
-SEGMENTS, CLIP = "segments", "clip.mp4"
 CLIP_SHARE = 0.45  # of a job's progress: the segment copies are the rest
 COPY_WORKERS = 2
 
 
 class Cancelled(Exception):
     """The daemon is stopping: the job stays running in the catalog and is redone at start."""
-
-
-@dataclass(frozen=True)
-class BundleSpec:
-    export_id: int
-    camera: str
-    from_ms: int
-    to_ms: int
-    reason: str
-    actor: str
-    final_dir: Path
-    timezone: str
-    catalog_id: str
-    missing: tuple[Segment, ...] = ()  # catalogued in the range, but the file is lost
 
 
 @dataclass(frozen=True)
@@ -83,7 +68,7 @@ def partial_dir(final: Path) -> Path:
 
 def build(
     spec: BundleSpec,
-    segments: list[tuple[Segment, Path]],
+    tracks: list[Track],
     key: SigningKey,
     ffmpeg: str,
     progress: Callable[[float], None],
@@ -95,7 +80,7 @@ def build(
     shutil.rmtree(tmp, ignore_errors=True)
     try:
         (tmp / SEGMENTS).mkdir(parents=True, mode=0o750)
-        return _build(spec, segments, key, ffmpeg, progress, cancelled, tmp)
+        return _build(spec, tracks, key, ffmpeg, progress, cancelled, tmp)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
@@ -103,32 +88,28 @@ def build(
 
 def _build(
     spec: BundleSpec,
-    segments: list[tuple[Segment, Path]],
+    tracks: list[Track],
     key: SigningKey,
     ffmpeg: str,
     progress: Callable[[float], None],
     cancelled: Callable[[], bool],
     tmp: Path,
 ) -> Bundle:
-    files, copies = _copy_segments(segments, tmp, progress, cancelled)
-    if cancelled():
-        raise Cancelled()
-    total = sum(f["bytes"] for f in files)
-    clip_range = clips.join(
-        ffmpeg, copies, spec.from_ms, spec.to_ms, tmp / CLIP, timeout_s=max(600.0, total / 10e6)
-    )
-    clip_sha = _fsync_and_hash(tmp / CLIP)
-    files.append(
-        {
-            "name": CLIP,
-            "bytes": (tmp / CLIP).stat().st_size,
-            "sha256": clip_sha,
-            "start": utc_text(clip_range.start_ms),
-            "end": utc_text(clip_range.end_ms),
-        }
-    )
+    files: list[dict[str, Any]] = []
+    ranges: list[clips.ClipRange | None] = []
+    for i, track in enumerate(tracks):
+        part = _part(progress, i, len(tracks))
+        track_files, clip_range = _footage(spec, track, tmp, ffmpeg, part, cancelled, files)
+        files += track_files
+        ranges.append(clip_range)
+    joined = [r for r in ranges if r is not None]
+    clip_range = clips.ClipRange(min(r.start_ms for r in joined), max(r.end_ms for r in joined))
     progress(0.99)
-    manifest = _manifest(spec, [s for s, _ in segments], clip_range, files, key)
+    if spec.visit is None:
+        segments = [s for s, _ in tracks[0].segments]
+        manifest = camera_manifest(spec, segments, clip_range, files, key)
+    else:
+        manifest = visit_manifest(spec, tracks, ranges, files, key)
     body = json.dumps(manifest, indent=2, ensure_ascii=False).encode() + b"\n"
     _write_new(tmp / MANIFEST, body)
     _write_new(tmp / SIGNATURE, key.sign(body))
@@ -145,19 +126,67 @@ def _build(
     )
 
 
+def _part(progress: Callable[[float], None], index: int, count: int) -> Callable[[float], None]:
+    """Progress of one camera of `count`, as a share of the whole bundle's."""
+    return lambda fraction: progress((index + fraction) / count)
+
+
+def _footage(
+    spec: BundleSpec,
+    track: Track,
+    tmp: Path,
+    ffmpeg: str,
+    progress: Callable[[float], None],
+    cancelled: Callable[[], bool],
+    taken: list[dict[str, Any]],
+) -> tuple[list[dict[str, Any]], clips.ClipRange | None]:
+    """One camera's originals and its joined clip (none: no footage of it in the range)."""
+    visit = spec.visit is not None
+    prefix = f"{track.camera}-" if visit else ""
+    files, copies = _copy_segments(track.segments, tmp, prefix, progress, cancelled, taken)
+    if cancelled():
+        raise Cancelled()
+    if not copies:
+        return files, None
+    name = clip_name(track.camera) if visit else CLIP
+    total = sum(f["bytes"] for f in files)
+    clip_range = clips.join(
+        ffmpeg, copies, spec.from_ms, spec.to_ms, tmp / name, timeout_s=max(600.0, total / 10e6)
+    )
+    clip_sha = _fsync_and_hash(tmp / name)
+    files.append(
+        {
+            "name": name,
+            "bytes": (tmp / name).stat().st_size,
+            "sha256": clip_sha,
+            "start": utc_text(clip_range.start_ms),
+            "end": utc_text(clip_range.end_ms),
+        }
+    )
+    if visit:
+        for entry in files:
+            entry["camera"] = track.camera
+    return files, clip_range
+
+
 def _copy_segments(
     segments: list[tuple[Segment, Path]],
     tmp: Path,
+    prefix: str,
     progress: Callable[[float], None],
     cancelled: Callable[[], bool],
+    taken: list[dict[str, Any]],
 ) -> tuple[list[dict[str, Any]], list[tuple[Segment, Path]]]:
     """The originals, each copied, fsynced and re-hashed from the copy (`copy_hashed`), the
     hash held against the catalog's. Two at a time: one file's fsync wait overlaps the next
-    one's copy (bench/export.py)."""
+    one's copy (bench/export.py). Names stay unique across `taken` (files already listed)."""
     total = sum(seg.bytes for seg, _ in segments) or 1
+    names = {f["name"] for f in taken}
     copies: list[tuple[Segment, Path]] = []
     for seg, _ in segments:
-        copies.append((seg, tmp / SEGMENTS / _unique(Path(seg.path).name, seg.id, copies)))
+        name = _unique(prefix + Path(seg.path).name, seg.id, names)
+        names.add(f"{SEGMENTS}/{name}")
+        copies.append((seg, tmp / SEGMENTS / name))
     files, done = [], 0
     pool = ThreadPoolExecutor(max_workers=COPY_WORKERS, thread_name_prefix="export-copy")
     try:
@@ -212,6 +241,7 @@ def _write_for_receivers(
         spec.export_id,
         f"{utc_text(clip.start_ms)} – {utc_text(clip.end_ms)}",
         key.fingerprint,
+        None if spec.visit is None else spec.visit["id"],
     ).encode()
     _write_new(tmp / receiver.SIGNER, pem)
     _write_new(tmp / receiver.README, text)
@@ -233,68 +263,9 @@ def _fsync_and_hash(path: Path) -> str:
     return digest
 
 
-def _unique(name: str, segment_id: int, taken: list[tuple[Segment, Path]]) -> str:
+def _unique(name: str, segment_id: int, taken: set[str]) -> str:
     """The original file name; two segments may share one (a clock stepped back)."""
-    return f"{segment_id}-{name}" if any(p.name == name for _, p in taken) else name
-
-
-def _manifest(
-    spec: BundleSpec,
-    segments: list[Segment],
-    clip: clips.ClipRange,
-    files: list[dict[str, Any]],
-    key: SigningKey,
-) -> dict[str, Any]:
-    return {
-        "format": FORMAT,
-        "export_id": spec.export_id,
-        "camera": spec.camera,
-        "requested": _range(spec.from_ms, spec.to_ms),
-        "actual": _range(clip.start_ms, clip.end_ms),
-        "footage": _range(segments[0].start_ms, segments[-1].end_ms),
-        "gaps": [_range(a, b) for a, b in gaps(segments, spec.from_ms, spec.to_ms)],
-        "missing_segments": [
-            {"segment_id": m.id, "sha256": m.sha256, **_range(m.start_ms, m.end_ms)}
-            for m in spec.missing
-        ],
-        "timezone": spec.timezone,
-        "files": files,
-        "operator": spec.actor,
-        "reason": spec.reason,
-        "created": utc_text(_now_ms()),
-        "host": socket.gethostname(),
-        "ccvault_version": __version__,
-        "catalog_id": spec.catalog_id,
-        "clock": clock_sync(),
-        "signature": {
-            "file": SIGNATURE,
-            "algorithm": ALGORITHM,
-            "public_key": key.public_b64,
-            "public_key_sha256": key.fingerprint,
-            "public_key_pem": key.public_pem(),
-        },
-    }
-
-
-def _range(from_ms: int, to_ms: int) -> dict[str, Any]:
-    return {"from": utc_text(from_ms), "to": utc_text(to_ms), "from_ms": from_ms, "to_ms": to_ms}
-
-
-def _now_ms() -> int:
-    return time.time_ns() // 1_000_000
-
-
-def gaps(segments: list[Segment], from_ms: int, to_ms: int) -> list[tuple[int, int]]:
-    """Parts of [from_ms, to_ms) no segment covers (the camera was offline): the clip closes
-    them up, so the manifest must say where they were. Gaps under a second are jitter."""
-    out, cursor = [], from_ms
-    for seg in segments:
-        if seg.start_ms - cursor >= 1000:
-            out.append((cursor, min(seg.start_ms, to_ms)))
-        cursor = max(cursor, seg.end_ms)
-    if to_ms - cursor >= 1000:
-        out.append((cursor, to_ms))
-    return out
+    return f"{segment_id}-{name}" if f"{SEGMENTS}/{name}" in taken else name
 
 
 def _write_new(path: Path, data: bytes) -> None:
@@ -327,42 +298,3 @@ def rename_noreplace(src: Path, dst: Path) -> None:
     if os.path.lexists(dst):
         raise Refused("out", f"{dst} exists already (evidence is never overwritten)")
     os.rename(src, dst)
-
-
-def clock_sync() -> dict[str, Any]:
-    """Was the clock NTP-synchronised when the bundle was made? Never fails: "unknown"."""
-    with contextlib.suppress(OSError, subprocess.SubprocessError):
-        out = subprocess.run(
-            ["timedatectl", "show", "-p", "NTPSynchronized", "--value"],
-            capture_output=True,
-            text=True,
-            timeout=3,
-        )
-        if out.returncode == 0 and out.stdout.strip() in ("yes", "no"):
-            return {"ntp_synchronized": out.stdout.strip() == "yes", "source": "timedatectl"}
-    try:
-        return {"ntp_synchronized": _adjtimex_synced(), "source": "adjtimex"}
-    except Exception:  # any libc surprise means "unknown", never a failed export
-        return {"ntp_synchronized": "unknown", "source": None}
-
-
-class _Timex(ctypes.Structure):
-    # The leading fields of struct timex; the rest is room for the kernel to write into.
-    _fields_ = [
-        ("modes", ctypes.c_uint),
-        ("offset", ctypes.c_long),
-        ("freq", ctypes.c_long),
-        ("maxerror", ctypes.c_long),
-        ("esterror", ctypes.c_long),
-        ("status", ctypes.c_int),
-        ("_rest", ctypes.c_byte * 512),
-    ]
-
-
-def _adjtimex_synced() -> bool:
-    """adjtimex(2) with modes 0 only reads: TIME_ERROR (5) or STA_UNSYNC means not synced."""
-    timex = _Timex()
-    state = ctypes.CDLL(None, use_errno=True).adjtimex(ctypes.byref(timex))
-    if state < 0:
-        raise OSError(ctypes.get_errno(), "adjtimex")
-    return state != 5 and not timex.status & 0x0040

@@ -11,11 +11,13 @@ one process, and a job a crash left `running` is run again from scratch by the n
 
 from __future__ import annotations
 
+import json
 import os
 import queue
 import shutil
 import threading
 from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -28,6 +30,7 @@ from ccvault.errors import Busy, Refused
 from ccvault.evidence import bundle as evidence
 from ccvault.evidence import requests, signing
 from ccvault.evidence.runner import JobRunner, export_row
+from ccvault.evidence.visit import VisitRequest
 from ccvault.host.clock import Clock
 from ccvault.host.durable import fsync_dir
 from ccvault.host.lock import FileLock
@@ -38,6 +41,18 @@ from ccvault.timefmt import utc_text
 log = structlog.get_logger("ccvault.evidence.jobs")
 
 DAY_MS = 86_400_000
+
+
+@dataclass(frozen=True)
+class _Ask:
+    """An export asked for and validated, before it is recorded."""
+
+    camera: str  # the exports row's camera: a visit's cameras, comma-separated
+    from_ms: int
+    to_ms: int
+    final: Path | None  # the bundle directory asked for (None: one in [export] dir)
+    label: str  # in the name of a bundle made in [export] dir
+    visit: VisitRequest | None = None
 
 
 class ExportJobs:
@@ -76,25 +91,42 @@ class ExportJobs:
         out_dir: Path | None = None,
     ) -> int:
         """Validate, then record the job (queued) and its pin; nothing runs yet."""
-        return self._record(camera, from_ms, to_ms, reason, actor, out_dir, None)
+        return self._record(
+            self._camera_ask(camera, from_ms, to_ms, reason, out_dir), reason, actor
+        )
+
+    def prepare_visit(
+        self, visit_id: int, reason: str, actor: str, out_dir: Path | None = None
+    ) -> int:
+        """As `prepare`, for a visit: its room's cameras over the padded visit, and its door
+        events in the manifest (`evidence.visit`)."""
+        return self._record(self._visit_ask(visit_id, reason, out_dir), reason, actor)
+
+    def _camera_ask(
+        self, camera: str, from_ms: int, to_ms: int, reason: str, out_dir: Path | None
+    ) -> _Ask:
+        final = self.validate(camera, from_ms, to_ms, reason, out_dir)
+        return _Ask(camera, from_ms, to_ms, final, camera)
+
+    def _visit_ask(self, visit_id: int, reason: str, out_dir: Path | None) -> _Ask:
+        asked, final = requests.validate_visit(
+            self.config, self.writer, visit_id, reason, self.clock.wall_ms(), out_dir
+        )
+        return _Ask(
+            ",".join(asked.cameras), asked.from_ms, asked.to_ms, final, f"visit{visit_id}", asked
+        )
 
     def _record(
-        self,
-        camera: str,
-        from_ms: int,
-        to_ms: int,
-        reason: str,
-        actor: str,
-        out_dir: Path | None,
-        claim: list[FileLock] | None,
+        self, ask: _Ask, reason: str, actor: str, claim: list[FileLock] | None = None
     ) -> int:
-        """The job row and its pin in one transaction. With `claim`, this process takes the
+        """The job row and its pin(s) in one transaction. With `claim`, this process takes the
         job's lock before the row commits, so no other process can ever start it."""
-        final = self.validate(camera, from_ms, to_ms, reason, out_dir)
-        start = datetime.fromtimestamp(from_ms / 1000, UTC).strftime("%Y%m%dT%H%M%SZ")
+        start = datetime.fromtimestamp(ask.from_ms / 1000, UTC).strftime("%Y%m%dT%H%M%SZ")
 
         def bundle_dir(export_id: int) -> str:
-            path = final or self.config.export_dir.resolve() / f"{export_id}-{camera}-{start}"
+            path = (
+                ask.final or self.config.export_dir.resolve() / f"{export_id}-{ask.label}-{start}"
+            )
             if os.path.lexists(path):
                 raise Refused("out", f"{path} exists already (evidence is never overwritten)")
             if claim is not None:  # a new id: nobody else can hold its lock
@@ -104,13 +136,29 @@ class ExportJobs:
                 claim.append(lock)
             return str(path)
 
-        details = {
-            "from": utc_text(from_ms),
-            "to": utc_text(to_ms),
+        details: dict[str, Any] = {
+            "from": utc_text(ask.from_ms),
+            "to": utc_text(ask.to_ms),
             "key_fingerprint": self.key.fingerprint,
         }
+        visit = None
+        if ask.visit is not None:
+            details |= {
+                "visit": ask.visit.visit_id,
+                "room": ask.visit.room,
+                "cameras": list(ask.visit.cameras),
+            }
+            visit = (ask.visit.visit_id, ask.visit.cameras)
         return self.writer.exports.add(
-            camera, from_ms, to_ms, reason.strip(), actor, bundle_dir, details, self.clock.wall_ms()
+            ask.camera,
+            ask.from_ms,
+            ask.to_ms,
+            reason.strip(),
+            actor,
+            bundle_dir,
+            details,
+            self.clock.wall_ms(),
+            visit,
         )
 
     def submit(
@@ -124,7 +172,13 @@ class ExportJobs:
     ) -> dict[str, Any]:
         """prepare, then queue it for the worker thread (one job at a time, in order). Returns
         the job as recorded (queued), read before the worker can start it."""
-        export_id = self.prepare(camera, from_ms, to_ms, reason, actor, out_dir)
+        return self._queued(self.prepare(camera, from_ms, to_ms, reason, actor, out_dir))
+
+    def submit_visit(self, visit_id: int, reason: str, actor: str) -> dict[str, Any]:
+        """prepare_visit, then queue it (as `submit`)."""
+        return self._queued(self.prepare_visit(visit_id, reason, actor))
+
+    def _queued(self, export_id: int) -> dict[str, Any]:
         job = self.get(export_id) or {}
         self._enqueue(export_id)
         return job
@@ -141,9 +195,33 @@ class ExportJobs:
         started: Callable[[int], None] | None = None,
     ) -> dict[str, Any]:
         """`ccvault export`: recorded already claimed by this process, then run here."""
+        ask = self._camera_ask(camera, from_ms, to_ms, reason, out_dir)
+        return self._run_claimed(ask, reason, actor, progress, started)
+
+    def export_visit_now(
+        self,
+        visit_id: int,
+        reason: str,
+        actor: str,
+        out_dir: Path | None,
+        progress: Callable[[float], None] | None = None,
+        started: Callable[[int], None] | None = None,
+    ) -> dict[str, Any]:
+        """`ccvault export --visit`: as `export_now`."""
+        ask = self._visit_ask(visit_id, reason, out_dir)
+        return self._run_claimed(ask, reason, actor, progress, started)
+
+    def _run_claimed(
+        self,
+        ask: _Ask,
+        reason: str,
+        actor: str,
+        progress: Callable[[float], None] | None,
+        started: Callable[[int], None] | None,
+    ) -> dict[str, Any]:
         claim: list[FileLock] = []
         try:
-            export_id = self._record(camera, from_ms, to_ms, reason, actor, out_dir, claim)
+            export_id = self._record(ask, reason, actor, claim)
             if started is not None:
                 started(export_id)
             return self.runner.run(export_id, progress or (lambda _f: None))
@@ -270,6 +348,8 @@ def job_json(row: Any) -> dict[str, Any]:
     return {
         "id": row["id"],
         "camera": row["camera"],
+        "cameras": [row["camera"]] if row["cameras"] is None else json.loads(row["cameras"]),
+        "visit": row["visit_id"],
         "from": utc_text(row["from_ms"]),
         "to": utc_text(row["to_ms"]),
         "reason": row["reason"],

@@ -53,10 +53,40 @@ def parse_sums(data: bytes) -> dict[str, str]:
     return out
 
 
-def readme(camera: str, export_id: int, footage: str, fingerprint: str) -> str:
-    """The receiver's instructions, English then Japanese, with the same three commands."""
+CONTENTS = (
+    """segments/ holds the original recorded files, clip.mp4 the range joined into one file (copied,
+not re-encoded), manifest.json what they are (camera, times, who exported them and why);
+manifest.sig is the manifest's own signature by the same key.""",
+    """segments/ は録画された元のファイル、clip.mp4 は範囲を一つにつないだファイル（再エンコード
+なし）、manifest.json はその内容（カメラ、時刻、書き出した人と理由）です。manifest.sig は
+同じ鍵による manifest.json の署名です。""",
+)
+VISIT_CONTENTS = (
+    """segments/ holds the original recorded files of each camera (<camera>-<file>),
+clip-<camera>.mp4 each camera's range joined into one file (copied, not re-encoded),
+manifest.json what they are (the visit, every door event of its room in the range, cameras,
+times, who exported them and why); manifest.sig is the manifest's own signature by the same
+key.""",
+    """segments/ は各カメラの録画された元のファイル（<カメラ>-<ファイル>）、clip-<カメラ>.mp4 は
+カメラごとに範囲を一つにつないだファイル（再エンコードなし）、manifest.json はその内容（入室記録、
+その部屋の範囲内のすべての扉イベント、カメラ、時刻、書き出した人と理由）です。manifest.sig は
+同じ鍵による manifest.json の署名です。""",
+)
+
+
+def readme(
+    camera: str, export_id: int, footage: str, fingerprint: str, visit: int | None = None
+) -> str:
+    """The receiver's instructions, English then Japanese, with the same three commands; a
+    visit's bundle (`visit`) says so, and what its files are."""
+    contents_en, contents_ja = CONTENTS if visit is None else VISIT_CONTENTS
+    what = (
+        f"camera / カメラ: {camera}"
+        if visit is None
+        else f"visit / 入室: {visit}    cameras / カメラ: {camera}"
+    )
     return f"""ccvault evidence bundle / 証拠バンドル
-camera / カメラ: {camera}    export / 書き出し: {export_id}    {footage} (UTC)
+{what}    export / 書き出し: {export_id}    {footage} (UTC)
 
 [English]
 To check this bundle without ccvault (any system with coreutils and OpenSSL 3), run these
@@ -74,9 +104,7 @@ commands in this directory.
 3. Every file against the list; every line must end in OK:
      {SUMS_CMD}
 
-segments/ holds the original recorded files, clip.mp4 the range joined into one file (copied,
-not re-encoded), manifest.json what they are (camera, times, who exported them and why);
-manifest.sig is the manifest's own signature by the same key.
+{contents_en}
 
 [日本語]
 ccvault がなくても、coreutils と OpenSSL 3 があればこのバンドルを検証できます。このディレクトリで
@@ -94,7 +122,5 @@ ccvault がなくても、coreutils と OpenSSL 3 があればこのバンドル
 3. 一覧と各ファイルの照合。すべての行が OK で終わること:
      {SUMS_CMD}
 
-segments/ は録画された元のファイル、clip.mp4 は範囲を一つにつないだファイル（再エンコード
-なし）、manifest.json はその内容（カメラ、時刻、書き出した人と理由）です。manifest.sig は
-同じ鍵による manifest.json の署名です。
+{contents_ja}
 """

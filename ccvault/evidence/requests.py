@@ -12,6 +12,8 @@ from ccvault.catalog.writer import CatalogWriter
 from ccvault.config.model import Config
 from ccvault.config.places import Place, Role, refusal
 from ccvault.errors import NotFound, Refused, UsageError
+from ccvault.evidence import visit
+from ccvault.evidence.visit import VisitRequest
 from ccvault.text import plain_text
 from ccvault.timefmt import ordered, utc_text
 
@@ -31,26 +33,70 @@ def validate(
 ) -> Path | None:
     """Refuse before anything is recorded. Errors name the field (`camera`, `to`, `out`,
     `reason`). Returns the resolved bundle directory (None: one in [export] dir)."""
-    if not plain_text(reason, "reason").strip():
-        raise UsageError("reason", "must not be empty (it goes into the manifest)")
+    _check_reason(reason)
     if config.camera(camera) is None:
         raise NotFound("camera", f"{camera!r} is not a configured camera")
     ordered(from_ms, to_ms)
+    _check_length(config, from_ms, to_ms, "to")
+    return _check_footage(config, writer, [camera], from_ms, to_ms, out_dir, "from")
+
+
+def validate_visit(
+    config: Config,
+    writer: CatalogWriter,
+    visit_id: int,
+    reason: str,
+    now_ms: int,
+    out_dir: Path | None = None,
+) -> tuple[VisitRequest, Path | None]:
+    """As `validate`, for a visit's export: its room's cameras over the padded visit
+    (`visit.request`). Errors name `visit` (or `reason`, `out`)."""
+    _check_reason(reason)
+    asked = visit.request(config, writer, visit_id, now_ms)
+    _check_length(config, asked.from_ms, asked.to_ms, "visit")
+    final = _check_footage(
+        config, writer, list(asked.cameras), asked.from_ms, asked.to_ms, out_dir, "visit"
+    )
+    return asked, final
+
+
+def _check_reason(reason: str) -> None:
+    if not plain_text(reason, "reason").strip():
+        raise UsageError("reason", "must not be empty (it goes into the manifest)")
+
+
+def _check_length(config: Config, from_ms: int, to_ms: int, field: str) -> None:
     limit = config.export.max_hours
     if to_ms - from_ms > limit * HOUR_MS:
         raise Refused(
-            "to",
+            field,
             f"the range is {(to_ms - from_ms) / HOUR_MS:.2f} h, more than "
             f"[export] max_hours ({limit:g} h)",
         )
+
+
+def _check_footage(
+    config: Config,
+    writer: CatalogWriter,
+    cameras: list[str],
+    from_ms: int,
+    to_ms: int,
+    out_dir: Path | None,
+    field: str,
+) -> Path | None:
+    """Some footage of the cameras in the range, the destination allowed, room for it."""
     final = None if out_dir is None else destination(config, out_dir)
     with writer.reader() as conn:
         found = [
-            s for s in queries.segments_in_range(conn, camera, from_ms, to_ms) if s.state == "ok"
+            s
+            for camera in cameras
+            for s in queries.segments_in_range(conn, camera, from_ms, to_ms)
+            if s.state == "ok"
         ]
     if not found:
         raise NotFound(
-            "from", f"no footage of {camera} between {utc_text(from_ms)} and {utc_text(to_ms)}"
+            field,
+            f"no footage of {', '.join(cameras)} between {utc_text(from_ms)} and {utc_text(to_ms)}",
         )
     where = final.parent if final is not None else config.export_dir
     need = int(sum(s.bytes for s in found) * CLIP_FACTOR) + SPACE_MARGIN

@@ -19,6 +19,8 @@ from ccvault.catalog.writer import CatalogWriter
 from ccvault.config.model import Config
 from ccvault.errors import CcvaultError, CheckFailed, NotFound, Refused
 from ccvault.evidence import bundle as evidence
+from ccvault.evidence import visit
+from ccvault.evidence.manifest import Track
 from ccvault.evidence.signing import SigningKey
 from ccvault.evidence.verify import verify
 from ccvault.host.clock import Clock
@@ -71,6 +73,7 @@ class JobRunner:
             "reason": row["reason"],
             "dir": str(final),
             "key_fingerprint": self.key.fingerprint,
+            **_visit_details(row),
         }
         if os.path.lexists(final):
             return self._adopt(export_id, final, actor, details)
@@ -126,19 +129,25 @@ class JobRunner:
         raise CheckFailed(f"export {export_id}", problem) from exc
 
     def _build(self, row: Any, final: Path, progress: Callable[[float], None]) -> evidence.Bundle:
+        visit_id, cameras = row["visit_id"], _cameras(row)
+        context: dict[str, Any] = {}
         with self.writer.reader() as conn:
-            found = queries.segments_in_range(conn, row["camera"], row["from_ms"], row["to_ms"])
+            found = {
+                c: queries.segments_in_range(conn, c, row["from_ms"], row["to_ms"]) for c in cameras
+            }
+            if visit_id is not None:
+                shown, events = visit.evidence(conn, visit_id, row["from_ms"], row["to_ms"])
+                context = {"visit": shown, "access_events": events}
+        if visit_id is not None:
+            self._audit_events_read(row, context)
         volumes = {v.name: v for v in self.volumes()}
-        pairs: list[tuple[Segment, Path]] = []
-        for seg in (s for s in found if s.state == "ok"):
-            volume = volumes.get(seg.volume)
-            if volume is None or not volume.available:
-                raise Refused(
-                    f"volume {seg.volume}", "is unavailable; its footage cannot be exported now"
-                )
-            pairs.append((seg, volume.path / seg.path))
-        if not pairs:
-            raise NotFound("from", "no footage left in that range")
+        tracks = [
+            Track(c, _files(segs, volumes), tuple(s for s in segs if s.state != "ok"))
+            for c, segs in found.items()
+        ]
+        if not any(t.segments for t in tracks):
+            field = "from" if visit_id is None else "visit"
+            raise NotFound(field, "no footage left in that range")
         make_dirs(final.parent)  # each new directory's entry made durable
         spec = evidence.BundleSpec(
             row["id"],
@@ -150,15 +159,34 @@ class JobRunner:
             final,
             self.config.timezone,
             self.writer.catalog_id,
-            tuple(s for s in found if s.state != "ok"),
+            tracks[0].missing,
+            **context,
         )
         return evidence.build(
             spec,
-            pairs,
+            tracks,
             self.key,
             self.ffmpeg,
             self._reporter(row["id"], progress),
             self.cancelled,
+        )
+
+    def _audit_events_read(self, row: Any, context: dict[str, Any]) -> None:
+        """Door events are personal data: reading them into a bundle is audited like
+        `ccvault access-events` (`access.events`), naming the export and the visit."""
+        self.writer.record_event(
+            row["actor"],
+            "access.events",
+            "access",
+            {
+                "from_ms": row["from_ms"],
+                "to_ms": row["to_ms"],
+                "room": context["visit"]["room"],
+                "visit": row["visit_id"],
+                "export_id": row["id"],
+                "results": len(context["access_events"]),
+            },
+            self.clock.wall_ms(),
         )
 
     def _adopt(
@@ -193,6 +221,31 @@ class JobRunner:
                 self.writer.exports.progress(export_id, fraction)
 
         return report
+
+
+def _cameras(row: Any) -> list[str]:
+    """The cameras a job exports: a visit's room's, as recorded when it was asked for."""
+    return [row["camera"]] if row["cameras"] is None else list(json.loads(row["cameras"]))
+
+
+def _visit_details(row: Any) -> dict[str, Any]:
+    """What a visit's export adds to its audit records."""
+    if row["visit_id"] is None:
+        return {}
+    return {"visit": row["visit_id"], "cameras": _cameras(row)}
+
+
+def _files(segments: list[Segment], volumes: dict[str, Volume]) -> list[tuple[Segment, Path]]:
+    """The intact segments with their files; Refused when a volume holding one is away."""
+    pairs = []
+    for seg in (s for s in segments if s.state == "ok"):
+        volume = volumes.get(seg.volume)
+        if volume is None or not volume.available:
+            raise Refused(
+                f"volume {seg.volume}", "is unavailable; its footage cannot be exported now"
+            )
+        pairs.append((seg, volume.path / seg.path))
+    return pairs
 
 
 def _manifest_id(bundle: Path) -> int | None:

@@ -28,8 +28,9 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
-from ccvault.evidence import receiver, signing
-from ccvault.evidence.bundle import CLIP, FORMAT, FORMATS, MANIFEST, SEGMENTS, SIGNATURE
+from ccvault.config.places import MANIFEST, SIGNATURE
+from ccvault.evidence import receiver, signing, visit
+from ccvault.evidence.manifest import CLIP, FORMAT, FORMATS, SEGMENTS, VISIT_FORMAT
 from ccvault.storage.media import sha256_file
 
 MAX_MANIFEST_BYTES = 64 << 20  # a 744-hour export of one-minute segments is ~15 MB
@@ -37,6 +38,8 @@ MAX_SMALL_BYTES = 1 << 20  # a signature, signer.pem, README.txt
 MAX_FILE_BYTES = 1 << 50  # a listed size past a pebibyte is not a size
 SEGMENT_NAME = re.compile(rf"{SEGMENTS}/[A-Za-z0-9_-][A-Za-z0-9._-]{{0,200}}")
 SHA256_HEX = re.compile(r"[0-9a-f]{64}")
+VISIT_CLIP = re.compile(r"clip-[a-z0-9][a-z0-9_-]{0,62}\.mp4")  # clip_name(<camera slug>)
+WITH_RECEIVER_FILES = (FORMAT, VISIT_FORMAT)
 RECEIVER_FILES = (receiver.SUMS, receiver.SUMS_SIG, receiver.SIGNER, receiver.README)
 
 
@@ -67,6 +70,7 @@ class Manifest:
     key: bytes  # the raw public key the manifest names as its signer
     files: list[Any]  # as found: checked entry by entry
     key_problems: list[str]  # the signature section contradicting itself
+    data: dict[str, Any] = field(default_factory=dict)  # the whole manifest, as found
 
 
 @dataclass
@@ -80,6 +84,8 @@ class Verification:
     signer: Signer | None = None
     format: str | None = None
     entries: list[Entry] = field(default_factory=list)
+    visit: dict[str, Any] | None = None  # a visit's bundle: the visit, as signed
+    access_events: list[Any] | None = None  # and its room's door events, as signed
 
     def as_json(self) -> dict[str, Any]:
         return {
@@ -92,6 +98,8 @@ class Verification:
             "signer": self.signer,
             "expected_key": self.trusted,
             "signer_checked": self.trusted is not None,
+            "visit": self.visit,  # null but in a visit's bundle (format 3)
+            "access_events": self.access_events,
         }
 
 
@@ -118,11 +126,15 @@ def verify(bundle: Path, trusted: str | None) -> Verification:
         )
     result.signer = _check_signer(result)
     result.problems += manifest.key_problems
-    result.entries = entries(manifest.files, result.problems)
+    result.entries = entries(manifest.files, result.problems, manifest.format)
     _check_footage(bundle, result)
     _check_extras(bundle, manifest.format, result)
-    if manifest.format == FORMAT:
+    if manifest.format in WITH_RECEIVER_FILES:
         _check_receiver_files(bundle, manifest, body, result)
+    if manifest.format == VISIT_FORMAT:
+        result.problems += visit.manifest_problems(manifest.data)
+        result.visit = manifest.data.get("visit")
+        result.access_events = manifest.data.get("access_events")
     result.ok = not result.problems
     return result
 
@@ -165,7 +177,7 @@ def parse(body: bytes) -> Manifest:
         key = b""
     if len(key) != 32:
         raise Unreadable(f"{MANIFEST}: signature.public_key is not an Ed25519 public key")
-    return Manifest(data["format"], key, files, _key_problems(section, key))
+    return Manifest(data["format"], key, files, _key_problems(section, key), data)
 
 
 def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
@@ -216,19 +228,20 @@ def _check_signer(result: Verification) -> Signer:
     return Signer.TRUSTED
 
 
-def entries(files: list[Any], problems: list[str]) -> list[Entry]:
-    """The manifest's file list, each entry checked: a name a bundle holds (clip.mp4 or
-    segments/<file>, never a path out of it), listed once, a size that is one, a SHA-256."""
+def entries(files: list[Any], problems: list[str], fmt: str = FORMAT) -> list[Entry]:
+    """The manifest's file list, each entry checked: a name a bundle holds (clip.mp4 — in a
+    visit's bundle clip-<camera>.mp4 — or segments/<file>, never a path out of it), listed
+    once, a size that is one, a SHA-256."""
     out: list[Entry] = []
     seen: set[str] = set()
     for i, item in enumerate(files):
         name = item.get("name") if isinstance(item, dict) else None
         if not isinstance(name, str):
             problems.append(f"{MANIFEST}: files[{i}] is not a file entry")
-        elif name != CLIP and not SEGMENT_NAME.fullmatch(name):
+        elif not is_clip(name, fmt) and not SEGMENT_NAME.fullmatch(name):
             problems.append(
                 f"{shown(name)}: the manifest names a path outside the bundle's footage "
-                f"(only {CLIP} and {SEGMENTS}/<file>)"
+                f"(only {_clip_text(fmt)} and {SEGMENTS}/<file>)"
             )
         elif name in seen:
             problems.append(f"{name}: listed twice in the manifest")
@@ -241,6 +254,15 @@ def entries(files: list[Any], problems: list[str]) -> list[Entry]:
         if isinstance(name, str):
             seen.add(name)
     return out
+
+
+def is_clip(name: str, fmt: str | None) -> bool:
+    """A joined clip's name in a bundle of this format."""
+    return bool(VISIT_CLIP.fullmatch(name)) if fmt == VISIT_FORMAT else name == CLIP
+
+
+def _clip_text(fmt: str | None) -> str:
+    return "clip-<camera>.mp4" if fmt == VISIT_FORMAT else CLIP
 
 
 def _is_size(value: Any) -> bool:
@@ -256,11 +278,11 @@ def shown(value: Any) -> str:
 
 def _check_footage(bundle: Path, result: Verification) -> None:
     """Every listed file as listed; at least one original segment and the clip."""
-    segments = [e for e in result.entries if e.name != CLIP]
+    segments = [e for e in result.entries if not is_clip(e.name, result.format)]
     readable = _real_dir(bundle / SEGMENTS)  # a link there could lead anywhere
     if segments and not readable:
         result.problems.append(f"{SEGMENTS}: not a directory (a link, or missing)")
-    for entry in (e for e in result.entries if readable or e.name == CLIP):
+    for entry in (e for e in result.entries if readable or is_clip(e.name, result.format)):
         problem = _check_file(bundle / entry.name, entry)
         if problem is None:
             result.files += 1
@@ -270,8 +292,8 @@ def _check_footage(bundle: Path, result: Verification) -> None:
         result.problems.append(
             f"{MANIFEST}: lists no segment (a bundle holds the original files of its footage)"
         )
-    if not any(e.name == CLIP for e in result.entries):
-        result.problems.append(f"{MANIFEST}: lists no {CLIP}")
+    if not any(is_clip(e.name, result.format) for e in result.entries):
+        result.problems.append(f"{MANIFEST}: lists no {_clip_text(result.format)}")
 
 
 def _real_dir(path: Path) -> bool:
@@ -299,7 +321,7 @@ def _check_extras(bundle: Path, fmt: str, result: Verification) -> None:
     """Anything in the bundle that no list accounts for. Links are reported, never
     followed; only the real `segments` directory is entered."""
     allowed = {e.name for e in result.entries} | {MANIFEST, SIGNATURE}
-    if fmt == FORMAT:
+    if fmt in WITH_RECEIVER_FILES:
         allowed |= set(RECEIVER_FILES)
     for root, dirs, files in os.walk(bundle):
         base = Path(root).relative_to(bundle)

@@ -83,21 +83,7 @@ def events(conn: sqlite3.Connection, from_ms: int, to_ms: int, limit: int) -> li
     ).fetchall()
     if len(rows) > limit:
         raise TooMany(limit)
-    return [
-        AccessEventOut(
-            id=r["event_id"],
-            time=utc_text(r["time_ms"]),
-            time_ms=r["time_ms"],
-            door=r["door"],
-            room=r["room"],
-            person=r["person"],
-            role=r["role"],
-            direction=r["direction"],
-            result=r["result"],
-            source=r["source"],
-        )
-        for r in rows
-    ]
+    return [AccessEventOut(**queries.access_event_json(r)) for r in rows]
 
 
 def visits(

@@ -3,6 +3,7 @@ with its audit records."""
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
@@ -24,25 +25,40 @@ class ExportWrites:
         bundle_dir: Callable[[int], str],
         details: dict[str, Any],
         now_ms: int,
+        visit: tuple[int, tuple[str, ...]] | None = None,
     ) -> int:
         """Record an export job (queued) and pin its range, in one transaction with the
         `export.start` record: footage is protected from the moment the job exists.
-        bundle_dir maps the new id to the bundle's directory (it may refuse by raising)."""
+        bundle_dir maps the new id to the bundle's directory (it may refuse by raising).
+        `visit` (its id, its room's cameras): a visit's export, every camera pinned."""
+        visit_id, cameras = visit if visit is not None else (None, (camera,))
         with self._core.transaction() as conn:
             export_id = (
                 conn.execute(
-                    "INSERT INTO exports (camera, from_ms, to_ms, reason, actor, dir, created_ms)"
-                    " VALUES (?, ?, ?, ?, ?, '', ?)",
-                    (camera, from_ms, to_ms, reason, actor, now_ms),
+                    "INSERT INTO exports (camera, from_ms, to_ms, reason, actor, dir, created_ms,"
+                    " visit_id, cameras) VALUES (?, ?, ?, ?, ?, '', ?, ?, ?)",
+                    (
+                        camera,
+                        from_ms,
+                        to_ms,
+                        reason,
+                        actor,
+                        now_ms,
+                        visit_id,
+                        None if visit is None else json.dumps(list(cameras)),
+                    ),
                 ).lastrowid
                 or 0
             )
             directory = bundle_dir(export_id)
-            pin_id = conn.execute(
-                "INSERT INTO export_pins (camera, from_ms, to_ms, until_ms, reason, created_ms)"
-                " VALUES (?, ?, ?, NULL, ?, ?)",
-                (camera, from_ms, to_ms, f"export {export_id}", now_ms),
-            ).lastrowid
+            pin_id = None
+            for pinned in cameras:
+                pin = conn.execute(
+                    "INSERT INTO export_pins (camera, from_ms, to_ms, until_ms, reason,"
+                    " created_ms, export_id) VALUES (?, ?, ?, NULL, ?, ?, ?)",
+                    (pinned, from_ms, to_ms, f"export {export_id}", now_ms, export_id),
+                ).lastrowid
+                pin_id = pin_id or pin
             conn.execute(
                 "UPDATE exports SET dir = ?, pin_id = ? WHERE id = ?",
                 (directory, pin_id, export_id),
@@ -101,7 +117,10 @@ class ExportWrites:
                 ("done" if ok else "failed", error, now_ms, ok, export_id),
             )
             if row and row["pin_id"] is not None:
-                conn.execute("DELETE FROM export_pins WHERE id = ?", (row["pin_id"],))
+                conn.execute(
+                    "DELETE FROM export_pins WHERE id = ? OR export_id = ?",
+                    (row["pin_id"], export_id),
+                )
             self._core.audit(
                 actor,
                 "export.done" if ok else "export.failed",
