@@ -84,5 +84,7 @@ def _fill_and_free(config: Path, spool: Path, daemon) -> None:
     )
     assert len(ingested(daemon, "door")) > count
     assert not firing(config, "recording_failed")
-    wait_for(lambda: camera_state(config, "door") == "recording", 10, what="recording again")
+    # ffmpeg may have exited on the full spool: it is started again after the reconnect
+    # backoff (at most 60 s, +20 % jitter), then its frames make the camera `recording`.
+    wait_for(lambda: camera_state(config, "door") == "recording", 90, what="recording again")
     assert ballast > 0
