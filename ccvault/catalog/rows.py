@@ -65,8 +65,14 @@ class Segment:
 
     @classmethod
     def from_row(cls, row: sqlite3.Row) -> Segment:
-        fields = {name: row[name] for name in cls.__slots__}  # type: ignore[attr-defined]
-        return cls(**{**fields, "analysis": AnalysisState(fields["analysis"])})
+        """By column name, in the fields' order (positional: a search builds thousands)."""
+        values = [row[name] for name in _SEGMENT_FIELDS]
+        values[_ANALYSIS] = AnalysisState(values[_ANALYSIS])
+        return cls(*values)
+
+
+_SEGMENT_FIELDS: tuple[str, ...] = Segment.__slots__  # type: ignore[attr-defined]
+_ANALYSIS = _SEGMENT_FIELDS.index("analysis")
 
 
 @dataclass(frozen=True, slots=True)
