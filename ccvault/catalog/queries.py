@@ -458,6 +458,6 @@ def visits_touching(
 
 def source_position(conn: sqlite3.Connection, source: str) -> FilePosition | None:
     row = conn.execute(
-        "SELECT device, inode, offset, line FROM access_sources WHERE source = ?", (source,)
+        'SELECT device, inode, "offset", line FROM access_sources WHERE source = ?', (source,)
     ).fetchone()
     return FilePosition(row[0], row[1], row[2], row[3]) if row else None

@@ -55,7 +55,8 @@ class AccessWrites:
             for room, from_ms in rooms.items():
                 conn.execute(
                     "INSERT INTO visits_dirty (room, from_ms) VALUES (?, ?) ON CONFLICT (room)"
-                    " DO UPDATE SET from_ms = MIN(from_ms, excluded.from_ms)",
+                    " DO UPDATE SET from_ms = excluded.from_ms"
+                    " WHERE excluded.from_ms < visits_dirty.from_ms",
                     (room, from_ms),
                 )
         return Added(accepted, len(events) - accepted, rooms)
@@ -104,9 +105,9 @@ class AccessWrites:
         """Where a followed file was read to (after its events are stored)."""
         with self._core.transaction() as conn:
             conn.execute(
-                "INSERT INTO access_sources (source, device, inode, offset, line, updated_ms)"
+                'INSERT INTO access_sources (source, device, inode, "offset", line, updated_ms)'
                 " VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (source) DO UPDATE SET"
-                " device = excluded.device, inode = excluded.inode, offset = excluded.offset,"
+                ' device = excluded.device, inode = excluded.inode, "offset" = excluded."offset",'
                 " line = excluded.line, updated_ms = excluded.updated_ms",
                 (source, pos.device, pos.inode, pos.offset, pos.line, now_ms),
             )

@@ -19,27 +19,24 @@ class AlertWrites:
         """A firing alert (or a one-off event, saved resolved); its id. `notified_ms` None: no
         channel has it yet (an event a CLI command recorded, for the daemon to send)."""
         with self._core.transaction() as conn:
-            return (
-                conn.execute(
-                    "INSERT INTO alerts (name, fingerprint, labels, severity, summary, details,"
-                    " event, started_ms, resolved_ms, notified_ms, notices)"
-                    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                    (
-                        row.name,
-                        row.fingerprint,
-                        json.dumps(row.labels, sort_keys=True),
-                        row.severity,
-                        row.summary,
-                        json.dumps(row.details, sort_keys=True),
-                        int(row.event),
-                        row.started_ms,
-                        row.resolved_ms,
-                        row.notified_ms,
-                        0 if row.notified_ms is None else 1,
-                    ),
-                ).lastrowid
-                or 0
-            )
+            return conn.execute(
+                "INSERT INTO alerts (name, fingerprint, labels, severity, summary, details,"
+                " event, started_ms, resolved_ms, notified_ms, notices)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id",
+                (
+                    row.name,
+                    row.fingerprint,
+                    json.dumps(row.labels, sort_keys=True),
+                    row.severity,
+                    row.summary,
+                    json.dumps(row.details, sort_keys=True),
+                    int(row.event),
+                    row.started_ms,
+                    row.resolved_ms,
+                    row.notified_ms,
+                    0 if row.notified_ms is None else 1,
+                ),
+            ).fetchone()[0]
 
     def renotify(
         self, alert_id: int, severity: str, summary: str, details: dict[str, str], now_ms: int

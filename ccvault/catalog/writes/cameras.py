@@ -32,4 +32,4 @@ def camera_row_id(conn: sqlite3.Connection, name: str) -> int:
     row = conn.execute("SELECT id FROM cameras WHERE name = ?", (name,)).fetchone()
     if row:
         return row[0]
-    return conn.execute("INSERT INTO cameras (name) VALUES (?)", (name,)).lastrowid or 0
+    return conn.execute("INSERT INTO cameras (name) VALUES (?) RETURNING id", (name,)).fetchone()[0]

@@ -33,31 +33,28 @@ class ExportWrites:
         `visit` (its id, its room's cameras): a visit's export, every camera pinned."""
         visit_id, cameras = visit if visit is not None else (None, (camera,))
         with self._core.transaction() as conn:
-            export_id = (
-                conn.execute(
-                    "INSERT INTO exports (camera, from_ms, to_ms, reason, actor, dir, created_ms,"
-                    " visit_id, cameras) VALUES (?, ?, ?, ?, ?, '', ?, ?, ?)",
-                    (
-                        camera,
-                        from_ms,
-                        to_ms,
-                        reason,
-                        actor,
-                        now_ms,
-                        visit_id,
-                        None if visit is None else json.dumps(list(cameras)),
-                    ),
-                ).lastrowid
-                or 0
-            )
+            export_id = conn.execute(
+                "INSERT INTO exports (camera, from_ms, to_ms, reason, actor, dir, created_ms,"
+                " visit_id, cameras) VALUES (?, ?, ?, ?, ?, '', ?, ?, ?) RETURNING id",
+                (
+                    camera,
+                    from_ms,
+                    to_ms,
+                    reason,
+                    actor,
+                    now_ms,
+                    visit_id,
+                    None if visit is None else json.dumps(list(cameras)),
+                ),
+            ).fetchone()[0]
             directory = bundle_dir(export_id)
             pin_id = None
             for pinned in cameras:
                 pin = conn.execute(
                     "INSERT INTO export_pins (camera, from_ms, to_ms, until_ms, reason,"
-                    " created_ms, export_id) VALUES (?, ?, ?, NULL, ?, ?, ?)",
+                    " created_ms, export_id) VALUES (?, ?, ?, NULL, ?, ?, ?) RETURNING id",
                     (pinned, from_ms, to_ms, f"export {export_id}", now_ms, export_id),
-                ).lastrowid
+                ).fetchone()[0]
                 pin_id = pin_id or pin
             conn.execute(
                 "UPDATE exports SET dir = ?, pin_id = ? WHERE id = ?",

@@ -3,7 +3,7 @@ can restore it)."""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from ccvault.catalog.rows import NewHold
 
@@ -17,22 +17,7 @@ class HoldWrites:
 
     def add(self, hold: NewHold, now_ms: int) -> int:
         with self._core.transaction() as conn:
-            hold_id = (
-                conn.execute(
-                    "INSERT INTO holds (id, from_ms, to_ms, until_ms, reason, actor, created_ms)"
-                    " VALUES (?, ?, ?, ?, ?, ?, ?)",
-                    (
-                        hold.id,
-                        hold.from_ms,
-                        hold.to_ms,
-                        hold.until_ms,
-                        hold.reason,
-                        hold.actor,
-                        hold.created_ms or now_ms,
-                    ),
-                ).lastrowid
-                or 0
-            )
+            hold_id = _insert(conn, hold, now_ms)
             conn.executemany(
                 "INSERT INTO hold_cameras (hold_id, camera) VALUES (?, ?)",
                 [(hold_id, c) for c in hold.cameras],
@@ -63,3 +48,16 @@ class HoldWrites:
                     now_ms,
                 )
             return bool(cur.rowcount)
+
+
+def _insert(conn: Any, hold: NewHold, now_ms: int) -> int:
+    """The new hold's id: its own when it brings one (`hold rebuild` restores ids), else the
+    next (the id column left out: PostgreSQL's identity takes no NULL)."""
+    values = (hold.from_ms, hold.to_ms, hold.until_ms, hold.reason, hold.actor)
+    values += (hold.created_ms or now_ms,)
+    columns = "from_ms, to_ms, until_ms, reason, actor, created_ms"
+    if hold.id is not None:
+        columns, values = f"id, {columns}", (hold.id, *values)
+    marks = ", ".join("?" * len(values))
+    sql = f"INSERT INTO holds ({columns}) VALUES ({marks}) RETURNING id"
+    return int(conn.execute(sql, values).fetchone()[0])

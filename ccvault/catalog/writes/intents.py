@@ -31,9 +31,9 @@ class IntentWrites:
                     continue
                 intent_id = conn.execute(
                     "INSERT INTO intents (kind, segment_id, src_volume, src_path, created_ms)"
-                    " VALUES ('delete', ?, ?, ?, ?)",
+                    " VALUES ('delete', ?, ?, ?, ?) RETURNING id",
                     (row["id"], row["volume"], row["path"], now_ms),
-                ).lastrowid
+                ).fetchone()[0]
                 conn.execute("DELETE FROM segments WHERE id = ?", (row["id"],))
                 intents.append(
                     Intent(
@@ -78,7 +78,7 @@ class IntentWrites:
                     continue
                 intent_id = conn.execute(
                     "INSERT INTO intents (kind, segment_id, src_volume, src_path, dst_volume,"
-                    " dst_path, created_ms) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                    " dst_path, created_ms) VALUES (?, ?, ?, ?, ?, ?, ?) RETURNING id",
                     (
                         kind,
                         move.segment_id,
@@ -88,7 +88,7 @@ class IntentWrites:
                         move.dst_path,
                         now_ms,
                     ),
-                ).lastrowid
+                ).fetchone()[0]
                 out.append(
                     Intent(
                         intent_id or 0,

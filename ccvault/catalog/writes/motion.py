@@ -53,8 +53,8 @@ class MotionWrites:
                     ),
                 )
                 conn.execute(
-                    "UPDATE cameras SET max_span_ms = MAX(max_span_ms, ?) WHERE id = ?",
-                    (span.end_ms - span.start_ms, camera_id),
+                    "UPDATE cameras SET max_span_ms = ? WHERE id = ? AND max_span_ms < ?",
+                    (span.end_ms - span.start_ms, camera_id, span.end_ms - span.start_ms),
                 )
                 self._flag_activity(
                     conn, camera_id, span.start_ms - pad_ms[0], span.end_ms + pad_ms[1]

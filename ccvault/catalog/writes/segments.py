@@ -24,37 +24,36 @@ class SegmentWrites:
             volume_id = conn.execute(
                 "SELECT id FROM volumes WHERE name = ?", (seg.volume,)
             ).fetchone()[0]
-            try:
-                cur = conn.execute(
-                    "INSERT INTO segments (camera_id, volume_id, start_ms, end_ms, path, bytes,"
-                    " sha256, codec, width, height, frames, origin, ingested_ms, analysis)"
-                    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                    (
-                        camera_id,
-                        volume_id,
-                        seg.start_ms,
-                        seg.end_ms,
-                        seg.path,
-                        seg.bytes,
-                        seg.sha256,
-                        seg.media.codec,
-                        seg.media.width,
-                        seg.media.height,
-                        seg.media.frames,
-                        seg.origin,
-                        now_ms,
-                        seg.analysis,
-                    ),
-                )
-            except sqlite3.IntegrityError as exc:
-                if "UNIQUE" in str(exc):
-                    return None
-                raise
+            row = conn.execute(
+                "INSERT INTO segments (camera_id, volume_id, start_ms, end_ms, path, bytes,"
+                " sha256, codec, width, height, frames, origin, ingested_ms, analysis)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+                " ON CONFLICT (volume_id, path) DO NOTHING RETURNING id",
+                (
+                    camera_id,
+                    volume_id,
+                    seg.start_ms,
+                    seg.end_ms,
+                    seg.path,
+                    seg.bytes,
+                    seg.sha256,
+                    seg.media.codec,
+                    seg.media.width,
+                    seg.media.height,
+                    seg.media.frames,
+                    seg.origin,
+                    now_ms,
+                    seg.analysis,
+                ),
+            ).fetchone()
+            if row is None:  # that volume path is catalogued already
+                return None
+            segment_id: int = row[0]
             conn.execute(
-                "UPDATE cameras SET max_segment_ms = MAX(max_segment_ms, ?) WHERE id = ?",
-                (seg.end_ms - seg.start_ms, camera_id),
+                "UPDATE cameras SET max_segment_ms = ? WHERE id = ? AND max_segment_ms < ?",
+                (seg.end_ms - seg.start_ms, camera_id, seg.end_ms - seg.start_ms),
             )
-            return cur.lastrowid
+            return segment_id
 
     def mark_missing(self, segment_ids: Iterable[int]) -> None:
         with self._core.transaction() as conn:
@@ -106,8 +105,9 @@ class SegmentWrites:
         """The file's import is done: its `imports` row and the `import.stored` record."""
         with self._core.transaction() as conn:
             conn.execute(
-                "INSERT OR IGNORE INTO imports (camera_id, source_name, source_sha256, start_ms,"
-                " end_ms, segments, actor, created_ms) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                "INSERT INTO imports (camera_id, source_name, source_sha256, start_ms,"
+                " end_ms, segments, actor, created_ms) VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
+                " ON CONFLICT DO NOTHING",
                 (
                     camera_row_id(conn, camera),
                     source_name,
