@@ -10,12 +10,12 @@ at once, and the daemon — running beside, or the next to start — sends each 
 
 from __future__ import annotations
 
-import sqlite3
 from collections.abc import Callable
 
 import structlog
 
 from ccvault.alerts.model import FIRING, Alert, fingerprint
+from ccvault.catalog import db
 from ccvault.catalog.rows import AlertRow
 from ccvault.catalog.writer import CatalogWriter
 from ccvault.config.alerts import AlertsBase
@@ -26,7 +26,7 @@ log = structlog.get_logger("ccvault.alerts")
 
 _LEVEL = {"critical": "error", "warning": "warning", "info": "info"}
 # What a catalog write of an alert may fail with: the alert is logged and sent all the same.
-WRITE_FAILED = (CcvaultError, sqlite3.Error)
+WRITE_FAILED = (CcvaultError, *db.Error)
 
 
 def event_alert(event: Event, severity: str, now_ms: int) -> Alert:

@@ -1,4 +1,9 @@
-"""Opening catalog connections with the settings every process must share."""
+"""Opening catalog connections with the settings every process must share.
+
+`connect(target)` opens a SQLite file (a `Path`) or a PostgreSQL database (`PgCatalog`); both
+connections answer `execute(sql, params)` with `?` placeholders, rows read by index or name.
+Callers catch this module's `Error`, `IntegrityError`, `OperationalError`, never a driver's.
+"""
 
 from __future__ import annotations
 
@@ -6,13 +11,44 @@ import contextlib
 import os
 import sqlite3
 from pathlib import Path
+from typing import Any
 
+from ccvault.catalog.dialect import Backend, Error, IntegrityError, OperationalError, backend_of
+from ccvault.catalog.pg import PgConnection
+from ccvault.config.catalog_target import PgCatalog
 from ccvault.host.durable import keep_private, make_dirs, open_private
+
+__all__ = [
+    "Backend",
+    "Connection",
+    "Error",
+    "IntegrityError",
+    "OperationalError",
+    "PgCatalog",
+    "Target",
+    "backend_of",
+    "connect",
+]
 
 BUSY_TIMEOUT_MS = 10_000
 
+Target = Path | PgCatalog
+# Either engine's connection; both offer what the catalog code uses (execute, executemany,
+# in_transaction, close) and rows read by index or column name.
+Connection = Any
 
-def connect(path: Path, *, readonly: bool = False, create: bool = True) -> sqlite3.Connection:
+
+def connect(target: Target, *, readonly: bool = False, create: bool = True) -> Connection:
+    """A connection to the catalog at `target`: a file path (SQLite) or a `PgCatalog`.
+
+    PostgreSQL: autocommit (the writer issues BEGIN itself), a reader's transactions are
+    read-only (`default_transaction_read_only`); the database must exist (never created)."""
+    if isinstance(target, PgCatalog):
+        return PgConnection(target, readonly=readonly)
+    return _connect_sqlite(target, readonly=readonly, create=create)
+
+
+def _connect_sqlite(path: Path, *, readonly: bool, create: bool) -> sqlite3.Connection:
     """WAL so readers never wait for the writer; a busy timeout so daemon and CLI can share.
 
     A reader (and `create=False`) never creates the file: opening a catalog that was deleted

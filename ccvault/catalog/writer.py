@@ -14,13 +14,18 @@ file nobody can open again. The writer compares the path's (device, inode) — a
 shared-memory index's — with those it opened, and the catalog id in `meta` with its own (a stat
 and an indexed read, microseconds); on a mismatch it raises `CatalogGone` and writes nothing
 more until `reopen()` finds this very catalog at the path again (restored from a backup).
+
+On PostgreSQL the same discipline holds with the engine's means: each transaction is `BEGIN`
+plus a transaction-scoped advisory lock on one fixed key (`dialect.begin_write`), the exact
+analogue of `BEGIN IMMEDIATE` — site-wide writes from every node are serialised, so two nodes
+adding holds at once never lose one and the audit chain's head never forks. There is no file
+to stat; the catalog id in `meta` is still checked before every transaction and reader.
 """
 
 from __future__ import annotations
 
 import contextlib
 import os
-import sqlite3
 import threading
 import uuid
 from collections.abc import Iterator
@@ -29,6 +34,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ccvault.catalog import db
+from ccvault.catalog.dialect import Backend, backend_of, begin_write
 from ccvault.catalog.schema import migrate
 from ccvault.catalog.writes.access import AccessWrites
 from ccvault.catalog.writes.alerts import AlertWrites
@@ -59,10 +65,11 @@ class CatalogGone(Busy):
 
 
 class CatalogWriter:
-    def __init__(self, path: Path, audit: AuditLog | None = None) -> None:
-        self.path = path
+    def __init__(self, path: db.Target, audit: AuditLog | None = None) -> None:
+        self.path = path  # a file (SQLite) or a PgCatalog; str() of either names it
         self.audit_log = audit
         self._conn = db.connect(path)
+        self.backend: Backend = backend_of(self._conn)
         self._lock = threading.Lock()
         self.last_error: str | None = None
         self.gone: str | None = None  # why the catalog opened is not at the path any more
@@ -71,7 +78,7 @@ class CatalogWriter:
         self._files: FileIds = self._file_ids()
         try:
             migrate(self._conn)
-        except sqlite3.OperationalError as exc:
+        except db.OperationalError as exc:
             raise Busy(str(path), f"catalog is locked ({exc})") from None
         self.catalog_id = self._ensure_catalog_id()
         self._files = self._file_ids()  # the WAL and its index exist from the first write
@@ -92,27 +99,28 @@ class CatalogWriter:
         self._conn.close()
 
     @contextmanager
-    def transaction(self) -> Iterator[sqlite3.Connection]:
+    def transaction(self) -> Iterator[db.Connection]:
         """One write; `last_error` says whether the latest one failed in SQLite (the
         catalog_error alert), and clears with the next that commits."""
         with self._lock:
             self._check_files()
+            self._reconnect_if_lost()
             try:
-                self._conn.execute("BEGIN IMMEDIATE")
-            except sqlite3.OperationalError as exc:
+                begin_write(self._conn, self.backend)
+            except db.OperationalError as exc:
                 self.last_error = f"catalog is locked ({exc})"
                 raise Busy(str(self.path), self.last_error) from None
             try:
                 self._check_id(self._conn)
                 yield self._conn
             except BaseException as exc:
-                if isinstance(exc, sqlite3.Error) and not isinstance(exc, sqlite3.IntegrityError):
+                if isinstance(exc, db.Error) and not isinstance(exc, db.IntegrityError):
                     self.last_error = str(exc)
-                self._conn.execute("ROLLBACK")
+                self._rollback()
                 raise
             try:
                 self._conn.execute("COMMIT")
-            except sqlite3.Error as exc:
+            except db.Error as exc:
                 self.last_error = str(exc)
                 if self._conn.in_transaction:
                     self._conn.execute("ROLLBACK")
@@ -148,13 +156,28 @@ class CatalogWriter:
             )
             write_head(self._conn, appended.head(head))
 
-    def reader(self) -> AbstractContextManager[sqlite3.Connection]:
+    def _rollback(self) -> None:
+        """Roll back, unless the connection is lost (the server ended the transaction)."""
+        if not getattr(self._conn, "closed", False):
+            self._conn.execute("ROLLBACK")
+
+    def _reconnect_if_lost(self) -> None:
+        """PostgreSQL: a connection the server dropped (a restart, a network cut) is opened
+        again before the next transaction; the write that met the loss has failed already."""
+        if self.backend is Backend.POSTGRES and self._conn.closed:
+            try:
+                self._conn = db.connect(self.path)
+            except db.OperationalError as exc:
+                self.last_error = f"cannot reach the catalog ({exc})"
+                raise Busy(str(self.path), self.last_error) from None
+
+    def reader(self) -> AbstractContextManager[db.Connection]:
         """A separate connection for reads (closed on exit): readers never take the writer's
         lock. It reads the catalog the writer opened, or raises `CatalogGone`."""
         self._check_files()
         try:
             conn = db.connect(self.path, readonly=True)
-        except sqlite3.OperationalError:
+        except db.OperationalError:
             self._check_files()  # deleted meanwhile: say so
             raise
         try:
@@ -179,7 +202,7 @@ class CatalogWriter:
                 self._check_id(self._conn)
         except CatalogGone as exc:
             return exc.problem
-        except sqlite3.Error as exc:
+        except db.Error as exc:
             return f"cannot read the catalog: {exc}"
         return None
 
@@ -192,13 +215,13 @@ class CatalogWriter:
         with self._lock:
             try:
                 conn = db.connect(self.path, create=False)
-            except sqlite3.Error as exc:
+            except db.Error as exc:
                 self.last_error = f"{self.gone}; nothing to reopen at {self.path} ({exc})"
                 return False
             try:
                 migrate(conn)
                 found = conn.execute(_CATALOG_ID).fetchone()
-            except (sqlite3.Error, RuntimeError) as exc:  # RuntimeError: a newer schema
+            except (*db.Error, RuntimeError) as exc:  # RuntimeError: a newer schema
                 conn.close()
                 self.last_error = f"{self.gone}; {self.path} cannot be read ({exc})"
                 return False
@@ -218,6 +241,10 @@ class CatalogWriter:
         return True
 
     def _file_ids(self) -> FileIds:
+        """SQLite: (device, inode) of the catalog, its WAL and index; PostgreSQL: none (no
+        file of ours; the catalog id is what is checked)."""
+        if not isinstance(self.path, Path):
+            return ()
         out: list[tuple[int, int] | None] = []
         for suffix in _COMPANIONS:
             try:
@@ -249,7 +276,7 @@ class CatalogWriter:
         if self.gone is not None:
             raise CatalogGone(str(self.path), self.gone)
 
-    def _drop_stale_log(self, now: FileIds) -> None:
+    def _drop_stale_log(self, now: FileIds) -> None:  # SQLite only (no files otherwise)
         """The catalog file is gone but its WAL and index are still at the path: remove them
         (only if they are still the very files opened), or whatever database is put there next
         — a restored backup — would be read through this one's log, and corrupted."""
@@ -258,7 +285,7 @@ class CatalogWriter:
                 with contextlib.suppress(FileNotFoundError):
                     os.unlink(f"{self.path}{suffix}")
 
-    def _check_id(self, conn: sqlite3.Connection) -> None:
+    def _check_id(self, conn: db.Connection) -> None:
         """The catalog read is this catalog (not another one copied over it in place)."""
         if not self.catalog_id:
             return

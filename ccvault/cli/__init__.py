@@ -15,12 +15,14 @@ import sys
 from collections.abc import Callable
 from contextlib import AbstractContextManager, closing
 from functools import cached_property
+from pathlib import Path
 from typing import Any
 
 import click
 
 from ccvault import __version__
 from ccvault.catalog import db
+from ccvault.catalog.dialect import backend_of, schema_version
 from ccvault.catalog.schema import MIGRATIONS
 from ccvault.catalog.writer import CatalogWriter
 from ccvault.config.loading import LoadedConfig, load, resolve_path
@@ -63,13 +65,13 @@ class App:
     def reader(self) -> AbstractContextManager[sqlite3.Connection]:
         """For commands that only read: a wrong catalog path is an error, not a new catalog."""
         path = self.config.storage.catalog
-        if not path.is_file():
+        if isinstance(path, Path) and not path.is_file():
             raise NotFound(
                 f"catalog {path}",
                 "does not exist (the daemon has not run yet, or the path is wrong)",
             )
         conn = db.connect(path, readonly=True)
-        if conn.execute("PRAGMA user_version").fetchone()[0] < len(MIGRATIONS):
+        if schema_version(conn, backend_of(conn)) < len(MIGRATIONS):
             self.writer  # noqa: B018 (opening the writer migrates a catalog from an older ccvault)
         return closing(conn)
 
@@ -144,7 +146,7 @@ def main() -> None:
         _fail("usage", exc.format_message(), USAGE)
     except CcvaultError as exc:
         _fail(exc.what, exc.problem, exc.code)
-    except sqlite3.OperationalError as exc:
+    except db.OperationalError as exc:
         if "locked" in str(exc) or "busy" in str(exc):
             _fail("catalog", f"busy: {exc}", BUSY)
         raise

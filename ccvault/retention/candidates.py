@@ -13,6 +13,7 @@ import sqlite3
 from collections.abc import Iterator
 from dataclasses import dataclass
 
+from ccvault.catalog.dialect import indexed_by
 from ccvault.config.model import Config
 from ccvault.retention.planner import AccessCover, ArchiveRoom, Candidate, Policy, Protection
 
@@ -71,7 +72,7 @@ def _pages(
     volume_ids = ",".join(str(i) for i in sc.volume_ids.values()) or "NULL"
     while True:
         rows = conn.execute(
-            f"SELECT {CANDIDATE_COLUMNS} FROM segments s INDEXED BY {index}"
+            f"SELECT {CANDIDATE_COLUMNS} FROM segments s {indexed_by(conn, index)}"
             " JOIN cameras c ON c.id = s.camera_id JOIN volumes v ON v.id = s.volume_id"
             f" WHERE {where} AND s.volume_id IN ({volume_ids}) AND (s.start_ms, s.id) > (?, ?)"
             f" ORDER BY s.start_ms, s.id LIMIT {BATCH}",

@@ -10,7 +10,6 @@ back (restored from a backup) it is reopened and `on_catalog_back` stores what w
 
 from __future__ import annotations
 
-import sqlite3
 import threading
 import time
 from collections.abc import Callable, Iterable
@@ -21,7 +20,7 @@ import structlog
 from ccvault.access import rules
 from ccvault.access import state as access_state
 from ccvault.alerts.manager import AlertManager
-from ccvault.catalog import queries
+from ccvault.catalog import db, queries
 from ccvault.catalog.audit import AuditLog
 from ccvault.catalog.audit_verify import Verifier
 from ccvault.catalog.writer import CatalogGone, CatalogWriter
@@ -96,7 +95,7 @@ class HealthChecks:
                 self._refresh_forecast(now_ms)  # no write rate yet: cheap, and soon known
             snapshot, deadline = self._snapshot(now_ms)
             self.alerts.evaluate(snapshot)
-            with suppress(CatalogGone, sqlite3.Error):
+            with suppress(CatalogGone, *db.Error):
                 self.alerts.send_recorded(now_ms)  # events CLI commands recorded
             self.metrics.observe(snapshot, self.alerts.firing_counts())
             self.last = snapshot
@@ -172,7 +171,7 @@ class HealthChecks:
         except CatalogGone as exc:
             cameras = health.cameras_health(self.recorders(), None, time.monotonic())
             corrupt, catalog_error = {}, self.writer.last_error or exc.problem
-        except sqlite3.Error as exc:
+        except db.Error as exc:
             cameras, corrupt, catalog_error = (), {}, f"cannot read the catalog: {exc}"
         report = self.forecast
         return Health(
@@ -194,5 +193,5 @@ class HealthChecks:
         try:
             with self.writer.reader() as conn:
                 self.forecast = forecast.build(conn, self.config, self.volumes.current(), now_ms)
-        except (sqlite3.Error, CatalogGone) as exc:
+        except (*db.Error, CatalogGone) as exc:
             log.error("forecast.failed", error=str(exc))

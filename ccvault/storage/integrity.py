@@ -9,7 +9,6 @@ never silently replaced or repaired). The position survives restarts (meta `scru
 from __future__ import annotations
 
 import hashlib
-import sqlite3
 import stat
 import threading
 import time
@@ -21,7 +20,7 @@ from typing import Any
 
 import structlog
 
-from ccvault.catalog import queries
+from ccvault.catalog import db, queries
 from ccvault.catalog.rows import Segment
 from ccvault.catalog.writer import CatalogGone, CatalogWriter
 from ccvault.config.model import Config
@@ -78,7 +77,7 @@ class Scrubber:
         while not self.stop_event.is_set():
             try:
                 found = self.scrub_next()
-            except (CatalogGone, sqlite3.Error) as exc:  # catalog_error; try again later
+            except (CatalogGone, *db.Error) as exc:  # catalog_error; try again later
                 log.warning("scrub.paused", error=str(exc))
                 found = False
             if not found:
