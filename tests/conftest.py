@@ -17,6 +17,11 @@ from typing import Any
 
 import psutil
 import pytest
+from psycopg.conninfo import conninfo_to_dict
+
+from ccvault.catalog import db
+from tests.peers.pg_fixture import APP_ROLE, pg_database, postgres_server  # noqa: F401
+from tests.peers.postgres import PostgresServer
 
 REPO = Path(__file__).resolve().parent.parent
 CCVAULT = [sys.executable, "-m", "ccvault"]
@@ -69,6 +74,26 @@ def write_config(
     path.write_text("\n".join(lines) + "\n")
     path.chmod(0o600)
     return path
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def catalog_target(request: pytest.FixtureRequest, tmp_path: Path) -> db.Target:
+    """A new, empty catalog on each backend: a SQLite file, or a PostgreSQL database of its
+    own (the session's server) reached as ccvault would be: a URL without the password, the
+    password in a 0600 file."""
+    if request.param == "sqlite":
+        return tmp_path / "catalog.sqlite"
+    return pg_catalog(
+        request.getfixturevalue("postgres_server"), request.getfixturevalue("pg_database"), tmp_path
+    )
+
+
+def pg_catalog(server: PostgresServer, url: str, directory: Path) -> db.PgCatalog:
+    """The catalog target of the database at `url`: the URL without its password, and a
+    password file in `directory`."""
+    name = conninfo_to_dict(url)["dbname"]
+    passfile = server.write_passfile(directory / "pgpass", APP_ROLE)
+    return db.PgCatalog(server.url(APP_ROLE, str(name), password=False), password_file=passfile)
 
 
 def run_cli(

@@ -16,7 +16,7 @@ from ccvault.alerts.conditions import CHECKS, evaluate
 from ccvault.alerts.dispatcher import Dispatcher
 from ccvault.alerts.manager import AlertManager
 from ccvault.alerts.model import FIRING, RESOLVED, Alert
-from ccvault.catalog import queries
+from ccvault.catalog import db, queries
 from ccvault.catalog.audit import AuditLog
 from ccvault.catalog.audit_verify import Verifier
 from ccvault.catalog.writer import CatalogWriter
@@ -160,7 +160,9 @@ def test_every_condition_has_a_check_and_each_reads_the_snapshot() -> None:
     assert "write error" in found[("volume_unavailable", (("volume", "hot"),))].summary
 
 
-def test_the_manager_records_sends_and_carries_alerts_across_a_restart(tmp_path: Path) -> None:
+def test_the_manager_records_sends_and_carries_alerts_across_a_restart(
+    tmp_path: Path, catalog_target: db.Target
+) -> None:
     sent: list[Alert] = []
 
     class Channel:
@@ -169,7 +171,7 @@ def test_the_manager_records_sends_and_carries_alerts_across_a_restart(tmp_path:
         def send(self, alert: Alert) -> None:
             sent.append(alert)
 
-    writer = CatalogWriter(tmp_path / "catalog.sqlite")
+    writer = CatalogWriter(catalog_target)
     cfg = settings()
     door_down = Health(0, (), (CameraHealth("door", "offline", None, 0, 0),))
     door_up = replace(door_down, cameras=(CameraHealth("door", "recording", 0, 0, 0),))
@@ -210,9 +212,11 @@ def test_the_manager_records_sends_and_carries_alerts_across_a_restart(tmp_path:
     writer.close()
 
 
-def test_the_audit_chain_is_checked_incrementally(tmp_path: Path) -> None:
+def test_the_audit_chain_is_checked_incrementally(
+    tmp_path: Path, catalog_target: db.Target
+) -> None:
     log = AuditLog(tmp_path / "audit.jsonl")
-    writer = CatalogWriter(tmp_path / "catalog.sqlite", log)
+    writer = CatalogWriter(catalog_target, log)
 
     def append(i: int) -> None:
         with writer.transaction():

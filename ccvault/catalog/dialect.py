@@ -41,17 +41,22 @@ _PG_VERSION_TABLE = (
     " version INTEGER NOT NULL)"
 )
 
-_TOKEN = re.compile(r"'(?:[^']|'')*'|\"(?:[^\"]|\"\")*\"|--[^\n]*|\?")
+_TOKEN = re.compile(r"'(?:[^']|'')*'|\"(?:[^\"]|\"\")*\"|--[^\n]*|\?|(?<!:):[A-Za-z_]\w*")
 
 
 @lru_cache(maxsize=1024)
 def pg_sql(sql: str) -> str:
-    """`?` placeholders (outside string literals, quoted identifiers and comments) as
-    psycopg's `%s`; every literal `%` doubled, in literals too (psycopg reads `%` anywhere)."""
+    """sqlite3's placeholders as psycopg's — `?` as `%s`, `:name` as `%(name)s` — outside
+    string literals, quoted identifiers and comments; every literal `%` doubled, in literals
+    too (psycopg reads `%` anywhere)."""
 
     def one(m: re.Match[str]) -> str:
         tok = m.group(0)
-        return "%s" if tok == "?" else tok
+        if tok == "?":
+            return "%s"
+        if tok.startswith(":"):
+            return f"%({tok[1:]})s"
+        return tok
 
     return _TOKEN.sub(one, sql.replace("%", "%%"))
 
@@ -136,18 +141,22 @@ def set_schema_version(conn: Any, backend: Backend, version: int) -> None:
     )
 
 
-def sync_identities(conn: Any, backend: Backend) -> None:
-    """PostgreSQL: every identity column's next value past the largest id stored (rows given
-    their id explicitly — a table rebuilt, a hold restored — do not advance it). SQLite
-    numbers from the largest rowid by itself."""
-    if backend is Backend.SQLITE:
+def sync_identities(conn: Any, table: str | None = None) -> None:
+    """PostgreSQL: each identity column's (of `table`, or of every table) next value past the
+    largest id stored — rows given their id explicitly (a table rebuilt, a hold restored from
+    the audit log) do not advance it. SQLite numbers from the largest rowid by itself."""
+    if backend_of(conn) is Backend.SQLITE:
         return
-    rows = conn.execute(
+    sql = (
         "SELECT table_name, column_name FROM information_schema.columns"
         " WHERE table_schema = current_schema() AND is_identity = 'YES'"
-    ).fetchall()
-    for table, column in rows:
+    )
+    if table is None:
+        rows = conn.execute(sql).fetchall()
+    else:
+        rows = conn.execute(sql + " AND table_name = ?", (table,)).fetchall()
+    for name, column in rows:
         conn.execute(
-            f"SELECT setval(pg_get_serial_sequence('\"{table}\"', '{column}'),"
-            f' COALESCE((SELECT MAX("{column}") FROM "{table}"), 0) + 1, false)'
+            f"SELECT setval(pg_get_serial_sequence('\"{name}\"', '{column}'),"
+            f' COALESCE((SELECT MAX("{column}") FROM "{name}"), 0) + 1, false)'
         )

@@ -8,7 +8,7 @@ issues BEGIN/COMMIT itself, as on SQLite, so one transaction discipline serves b
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from decimal import Decimal
 from typing import Any
 
@@ -77,8 +77,11 @@ class PgConnection:
         )
         self._conn.adapters.register_loader("numeric", _IntegralNumeric)
 
-    def execute(self, sql: str, params: Sequence[Any] = ()) -> psycopg.Cursor[Any]:
-        return self._conn.execute(pg_sql(sql), tuple(params))
+    def execute(
+        self, sql: str, params: Sequence[Any] | Mapping[str, Any] = ()
+    ) -> psycopg.Cursor[Any]:
+        args = dict(params) if isinstance(params, Mapping) else tuple(params)
+        return self._conn.execute(pg_sql(sql), args)
 
     def executemany(self, sql: str, seq: Iterable[Sequence[Any]]) -> psycopg.Cursor[Any]:
         cur = self._conn.cursor()

@@ -86,7 +86,7 @@ def _apply(conn: Any, backend: Backend, version: int) -> None:
                 raise RuntimeError(f"schema version {version + 1} broke foreign keys: {broken[:5]}")
         else:
             conn.executescript(pg_ddl(PG_VARIANTS.get(version, MIGRATIONS[version])))
-            sync_identities(conn, backend)
+            sync_identities(conn)
         set_schema_version(conn, backend, version + 1)
         conn.execute("COMMIT")
     except BaseException:

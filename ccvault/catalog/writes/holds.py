@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from ccvault.catalog.dialect import sync_identities
 from ccvault.catalog.rows import NewHold
 
 if TYPE_CHECKING:
@@ -60,4 +61,7 @@ def _insert(conn: Any, hold: NewHold, now_ms: int) -> int:
         columns, values = f"id, {columns}", (hold.id, *values)
     marks = ", ".join("?" * len(values))
     sql = f"INSERT INTO holds ({columns}) VALUES ({marks}) RETURNING id"
-    return int(conn.execute(sql, values).fetchone()[0])
+    hold_id = int(conn.execute(sql, values).fetchone()[0])
+    if hold.id is not None:
+        sync_identities(conn, "holds")  # the next new hold numbers past this one
+    return hold_id

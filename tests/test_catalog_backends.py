@@ -1,0 +1,179 @@
+"""The catalog behaves the same on SQLite and on PostgreSQL (the `catalog_target` fixture runs
+each test on both): one schema and migration path, one writer discipline, the same rows.
+
+PostgreSQL is a real server (tests/peers/postgres.py), a fresh database per test, reached over
+TCP by a password role whose password is in a file, as a node would reach it.
+"""
+
+from __future__ import annotations
+
+import json
+import multiprocessing
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from ccvault.catalog import db, queries
+from ccvault.catalog.audit import AuditLog
+from ccvault.catalog.rows import MediaInfo, NewHold, NewSegment, PlannedMove
+from ccvault.catalog.schema import MIGRATIONS, migrate
+from ccvault.catalog.writer import CatalogWriter
+from ccvault.retention import candidates, holds
+
+pytestmark = pytest.mark.timeout(120)
+
+MEDIA = MediaInfo(duration_ms=2000, codec="h264", width=160, height=90, frames=10, keyframes=2)
+T0 = 1_800_000_000_000  # past 2**31 ms: times need 64-bit columns
+
+
+def segment(camera: str, start_ms: int, path: str, size: int = 1000) -> NewSegment:
+    return NewSegment(
+        camera, "hot", start_ms, start_ms + 2000, path, size, "ab" * 32, MEDIA, "recorded"
+    )
+
+
+def new_writer(target: db.Target, tmp_path: Path) -> CatalogWriter:
+    writer = CatalogWriter(target, AuditLog(tmp_path / "audit.jsonl"))
+    writer.volumes.register("hot", "uuid-hot", T0)
+    return writer
+
+
+def test_a_new_catalog_is_migrated_once_to_the_newest_version(
+    catalog_target: db.Target, tmp_path: Path
+) -> None:
+    writer = new_writer(catalog_target, tmp_path)
+    first_id = writer.catalog_id
+    writer.close()
+    again = CatalogWriter(catalog_target)  # opened again: nothing to migrate, same catalog
+    assert again.catalog_id == first_id
+    with again.reader() as conn:
+        assert migrate(conn) == len(MIGRATIONS)
+        assert queries.catalog_id(conn) == first_id
+        # The widened CHECK of the rebuilt (SQLite) or altered (PostgreSQL) tables holds.
+    again.cameras.set_state("door", "failing", T0, "spool full")
+    with again.reader() as conn:
+        assert conn.execute("SELECT state FROM cameras").fetchone()["state"] == "failing"
+    again.close()
+
+
+def test_segments_usage_and_range_queries(catalog_target: db.Target, tmp_path: Path) -> None:
+    writer = new_writer(catalog_target, tmp_path)
+    ids = [
+        writer.segments.add(segment("door", T0 + i * 2000, f"door/{i}.mp4"), T0) for i in range(3)
+    ]
+    assert all(isinstance(i, int) for i in ids) and len(set(ids)) == 3
+    assert writer.segments.add(segment("door", T0, "door/0.mp4"), T0) is None, "same path: no row"
+    writer.segments.add(segment("yard", T0, "yard/0.mp4", size=5000), T0)
+    with writer.reader() as conn:
+        assert candidates.usage(conn) == ({"door": 3000, "yard": 5000}, {"hot": 8000})
+        found = queries.segments_in_range(conn, "door", T0 + 1000, T0 + 4500)
+        assert [s.id for s in found] == ids[:3]
+        assert queries.camera(conn, "door").max_segment_ms == 2000
+    writer.segments.mark_missing([ids[0]])  # the usage triggers follow the state
+    with writer.reader() as conn:
+        assert candidates.usage(conn) == ({"door": 2000, "yard": 5000}, {"hot": 7000})
+        assert json.dumps(queries.footage_bytes(conn)) == '{"hot": 7000}'  # an int, no Decimal
+    writer.close()
+
+
+def test_holds_keep_their_ids_through_a_rebuild_and_are_audited(
+    catalog_target: db.Target, tmp_path: Path
+) -> None:
+    writer = new_writer(catalog_target, tmp_path)
+    hold = NewHold(T0, T0 + 60_000, None, "incident 7", "cli:ann", ("door",))
+    first = writer.holds.add(hold, T0)
+    restored = writer.holds.add(NewHold(T0, T0 + 1, None, "restored", "cli:ann", (), id=7), T0)
+    after = writer.holds.add(hold, T0)  # numbered past the restored id, not into it
+    assert (first, restored, after) == (1, 7, 8)
+    assert writer.holds.release(first, "cli:bob", "closed", T0 + 5)
+    assert not writer.holds.release(first, "cli:bob", "again", T0 + 6)
+    with writer.reader() as conn:
+        listed = holds.listing(conn, T0 + 10)
+    assert [(h["id"], h["state"], h["cameras"]) for h in listed] == [
+        (1, "released", ["door"]),
+        (7, "active", []),
+        (8, "active", ["door"]),
+    ]
+    records = list(writer.audit_log.records())
+    assert [(r["action"], r["object"]) for r in records] == [
+        ("hold.add", "hold:1"),
+        ("hold.add", "hold:7"),
+        ("hold.add", "hold:8"),
+        ("hold.release", "hold:1"),
+    ]
+    assert writer.audit_log.verify().ok
+    writer.close()
+
+
+def test_a_held_segment_gets_no_delete_intent(catalog_target: db.Target, tmp_path: Path) -> None:
+    writer = new_writer(catalog_target, tmp_path)
+    held = writer.segments.add(segment("door", T0, "door/held.mp4"), T0)
+    free = writer.segments.add(segment("door", T0 + 10_000, "door/free.mp4"), T0)
+    writer.holds.add(NewHold(T0, T0 + 2000, None, "keep", "cli:ann", ("door",)), T0)
+    intents = writer.intents.begin_deletes([held, free], T0 + 1, "daemon", {"rule": "age"})
+    assert [(i.kind, i.segment_id) for i in intents] == [("delete", free)]
+    moves = writer.intents.begin_moves("migrate", [PlannedMove(held, "cold", "door/x.mp4")], T0)
+    with writer.reader() as conn:
+        assert [s.id for s in queries.segments_by_ids(conn, [held, free])] == [held]
+        assert queries.intent_paths(conn) == {
+            ("hot", "door/free.mp4"),
+            ("hot", "door/held.mp4"),
+            ("cold", "door/x.mp4"),
+        }
+    writer.intents.clear(i.id for i in [*intents, *moves])
+    with writer.reader() as conn:
+        assert queries.intent_paths(conn) == set()
+    writer.close()
+
+
+def test_a_reader_cannot_write(catalog_target: db.Target, tmp_path: Path) -> None:
+    writer = new_writer(catalog_target, tmp_path)
+    with writer.reader() as conn, pytest.raises(db.Error):
+        conn.execute("INSERT INTO meta (key, value) VALUES ('x', 'y')")
+    writer.close()
+
+
+# --------------------------------------------------------------------------- two writers
+
+HOLDS_EACH = 25
+
+
+def _add_holds(target: db.Target, audit: Path, who: str, start: Any) -> None:
+    writer = CatalogWriter(target, AuditLog(audit))
+    start.wait(60)  # both writers open, then both add at once
+    for i in range(HOLDS_EACH):
+        writer.holds.add(NewHold(T0, T0 + 1000, None, f"{who} {i}", who, ()), T0 + i)
+    writer.close()
+
+
+def test_two_writers_adding_holds_at_once_lose_none_and_keep_one_chain(
+    catalog_target: db.Target, tmp_path: Path
+) -> None:
+    """Two processes (two nodes, as far as the catalog can tell) add holds at the same moment:
+    every hold is kept, ids are distinct, and the audit chain has one record per hold, in one
+    unbroken chain whose head the catalog holds."""
+    audit = tmp_path / "audit.jsonl"
+    CatalogWriter(catalog_target, AuditLog(audit)).close()  # migrated before the race
+    ctx = multiprocessing.get_context("spawn")
+    start = ctx.Barrier(2)
+    procs = [
+        ctx.Process(target=_add_holds, args=(catalog_target, audit, who, start))
+        for who in ("node-a", "node-b")
+    ]
+    for p in procs:
+        p.start()
+    for p in procs:
+        p.join(90)
+        assert p.exitcode == 0
+    writer = CatalogWriter(catalog_target, AuditLog(audit))
+    with writer.reader() as conn:
+        listed = holds.listing(conn, T0)
+    assert len(listed) == 2 * HOLDS_EACH == len({h["id"] for h in listed})
+    records = list(writer.audit_log.records())
+    assert sorted(r["object"] for r in records) == sorted(f"hold:{h['id']}" for h in listed)
+    assert [r["seq"] for r in records] == list(range(1, 2 * HOLDS_EACH + 1))
+    assert writer.audit_log.verify().ok
+    head = writer.audit_chain.head()
+    assert head is not None and head.seq == 2 * HOLDS_EACH
+    writer.close()
