@@ -46,15 +46,22 @@ def write_config(
     rescan_seconds: int = 2,
     name: str = "ccvault.toml",
     spool: Path | None = None,
+    catalog: db.Target | None = None,
 ) -> Path:
-    """A config for a test: catalog and one hot volume under root unless volumes are given."""
+    """A config for a test: catalog and one hot volume under root unless volumes are given.
+    `catalog`: another SQLite file, or a PostgreSQL database (this node's files in
+    root/state)."""
     volumes = volumes or [{"name": "hot", "path": str(root / "hot"), "role": "hot"}]
-    lines = [
-        f"timezone = {toml_value(timezone)}",
-        "",
-        "[storage]",
-        f"catalog = {toml_value(root / 'catalog.sqlite')}",
-    ]
+    lines = [f"timezone = {toml_value(timezone)}", "", "[storage]"]
+    if isinstance(catalog, db.PgCatalog):
+        lines += [
+            f"catalog = {toml_value(catalog.url)}",
+            f"state_dir = {toml_value(root / 'state')}",
+        ]
+        if catalog.password_file is not None:
+            lines.append(f"catalog_password_file = {toml_value(catalog.password_file)}")
+    else:
+        lines.append(f"catalog = {toml_value(catalog or root / 'catalog.sqlite')}")
     if spool is not None:
         lines.append(f"spool = {toml_value(spool)}")
     for volume in volumes:

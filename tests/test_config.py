@@ -7,12 +7,23 @@ from pathlib import Path
 import pytest
 
 from ccvault.config import example as config_doc
+from ccvault.config.catalog_target import PgCatalog
 from ccvault.config.loading import load
+from ccvault.errors import ConfigError
 from tests.conftest import REPO, run_cli, write_config
 
 BASE = """
 [storage]
 catalog = "c.sqlite"
+[[storage.volumes]]
+name = "hot"
+path = "hot"
+"""
+
+PG_BASE = """
+[storage]
+catalog = "postgresql://ccv@db01/cat"
+state_dir = "state"
 [[storage.volumes]]
 name = "hot"
 path = "hot"
@@ -87,6 +98,23 @@ path = "hot"
             BASE.replace('path = "hot"', 'path = "."\nreserve_free_bytes = "1000 TiB"'),
             "storage.volumes[0].reserve_free_bytes: the reserve",
         ),
+        (
+            PG_BASE.replace("ccv@", "ccv:hunter2@"),
+            "storage.catalog: the URL holds a password: put it in storage.catalog_password_file",
+        ),
+        (
+            PG_BASE.replace("db01/cat", "db01/cat?password=hunter2"),
+            "storage.catalog: the URL holds a password parameter",
+        ),
+        (
+            PG_BASE.replace('state_dir = "state"\n', ""),
+            "storage.state_dir: required when catalog is a PostgreSQL URL",
+        ),
+        (PG_BASE.replace("postgresql:", "mysql:"), "storage.catalog: 'mysql' is not a catalog"),
+        (
+            BASE.replace("[[storage", 'catalog_sslmode = "require"\n[[storage'),
+            "storage.catalog_sslmode: only for a PostgreSQL catalog",
+        ),
     ],
 )
 def test_bad_config_names_file_and_key(tmp_path: Path, body: str, message: str) -> None:
@@ -152,6 +180,37 @@ def test_relative_paths_are_relative_to_the_config_file(tmp_path: Path) -> None:
     cfg = load(path).config
     assert cfg.storage.catalog == tmp_path / "c.sqlite"
     assert cfg.storage.volumes[0].path == tmp_path / "hot"
+
+
+def test_a_postgresql_catalog_keeps_this_nodes_files_in_state_dir(tmp_path: Path) -> None:
+    path = tmp_path / "cfg.toml"
+    path.write_text(
+        PG_BASE.replace("[[storage", 'catalog_password_file = "pgpass"\n[[storage', 1).replace(
+            "[[storage", 'catalog_sslmode = "verify-full"\n[[storage', 1
+        )
+    )
+    passfile = tmp_path / "pgpass"
+    with pytest.raises(ConfigError, match=r"catalog_password_file: .*No such file"):
+        load(path)
+    passfile.write_text("db01:5432:cat:ccv:secret\n")
+    passfile.chmod(0o644)  # libpq would skip it without a word
+    with pytest.raises(ConfigError, match="readable by others \\(mode 644\\): 0600"):
+        load(path)
+    passfile.chmod(0o600)
+    cfg = load(path).config
+    assert cfg.catalog_target == PgCatalog(
+        "postgresql://ccv@db01/cat", tmp_path / "pgpass", "verify-full", None
+    )
+    state = tmp_path / "state"  # relative to the config file, as every path
+    assert (cfg.audit_path, cfg.signing_key_path, cfg.export_dir) == (
+        state / "audit.jsonl",
+        state / "signing-key.pem",
+        state / "exports",
+    )
+    assert cfg.lock_base == state / "catalog"
+    sqlite = tmp_path / "sqlite.toml"
+    sqlite.write_text(BASE)
+    assert load(sqlite).config.state_dir == tmp_path  # the catalog file's directory
 
 
 def test_example_config_documents_the_model_and_loads(tmp_path: Path) -> None:

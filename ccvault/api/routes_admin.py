@@ -158,9 +158,7 @@ def api_status(request: Request, _p: Viewer) -> dict[str, Any]:
     any role; `ccvault status` on the host shows them)."""
     ctx = context(request)
     with ctx.reader() as conn:
-        found = status.build(
-            ctx.config, conn, ctx.now_ms(), daemon_running(ctx.config.storage.catalog)
-        )
+        found = status.build(ctx.config, conn, ctx.now_ms(), daemon_running(ctx.config.lock_base))
     for volume in found["volumes"]:
         del volume["path"]
         if volume["reason"]:

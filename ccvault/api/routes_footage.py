@@ -35,7 +35,7 @@ Kind = Literal["motion", "lighting", "all"]
 def list_cameras(ctx: Ctx, _who: Viewer) -> list[CameraOut]:
     """Every configured camera: enabled, state (as `ccvault status`), first and last footage."""
     with ctx.reader() as conn:
-        return search.cameras(ctx.config, conn, daemon_running(ctx.config.storage.catalog))
+        return search.cameras(ctx.config, conn, daemon_running(ctx.config.lock_base))
 
 
 @router.get("/segments", response_model=list[SegmentOut])

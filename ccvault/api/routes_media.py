@@ -149,7 +149,7 @@ def clip(ctx: Ctx, who: Viewer, request: Request, camera: str, start: From, end:
     files = [(s, p) for s, p in files if p.is_file()]
     if not files:
         raise NotFound(f"clip of {camera}", "no footage in that range")
-    work = ctx.config.storage.catalog.parent / ".clips"
+    work = ctx.config.state_dir / ".clips"
     work.mkdir(mode=0o700, exist_ok=True)
     _sweep(work)
     out = work / f"{uuid.uuid4().hex}.mp4"

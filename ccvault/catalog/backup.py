@@ -34,6 +34,12 @@ def backup(
     """Copy both into timestamped files and audit it; a partial copy is removed, never kept
     under a name that looks like a backup. Never into a volume or the spool, whose keepers
     would quarantine or expire it (`places.refusal`)."""
+    if not isinstance(config.catalog_target, Path):
+        raise Refused(
+            "backup",
+            "the catalog is a PostgreSQL database: back it up with pg_dump (or the server's "
+            "own backups); ccvault backup copies a SQLite catalog",
+        )
     problem = refusal(config, Place(str(dest_dir), dest_dir, Role.BACKUP))
     if problem:
         raise Refused("backup", problem)

@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import tempfile
 import threading
 import uuid
 from collections.abc import Iterator
@@ -65,8 +66,19 @@ class CatalogGone(Busy):
 
 
 class CatalogWriter:
-    def __init__(self, path: db.Target, audit: AuditLog | None = None) -> None:
+    def __init__(
+        self, path: db.Target, audit: AuditLog | None = None, lock_base: Path | None = None
+    ) -> None:
         self.path = path  # a file (SQLite) or a PgCatalog; str() of either names it
+        # What this node's lock files are named after (`<base>.retention-lock`, ...): the
+        # SQLite file, or for PostgreSQL a path in the node's state_dir (`Config.lock_base`;
+        # without one, a private directory of this writer's own: its locks bind no other).
+        if lock_base is None:
+            if isinstance(path, Path):
+                lock_base = path
+            else:
+                lock_base = Path(tempfile.mkdtemp(prefix="ccvault-locks-")) / "catalog"
+        self.lock_base: Path = lock_base
         self.audit_log = audit
         self._conn = db.connect(path)
         self.backend: Backend = backend_of(self._conn)

@@ -58,13 +58,15 @@ class App:
         from ccvault.catalog.audit import audit_log
         from ccvault.host import events
 
-        writer = CatalogWriter(self.config.storage.catalog, audit_log(self.config))
+        writer = CatalogWriter(
+            self.config.catalog_target, audit_log(self.config), self.config.lock_base
+        )
         events.listen(cli_recorder(writer, self.config.alerts, self.clock.wall_ms))
         return writer
 
     def reader(self) -> AbstractContextManager[sqlite3.Connection]:
         """For commands that only read: a wrong catalog path is an error, not a new catalog."""
-        path = self.config.storage.catalog
+        path = self.config.catalog_target
         if isinstance(path, Path) and not path.is_file():
             raise NotFound(
                 f"catalog {path}",

@@ -42,7 +42,7 @@ def read_write_paths(config: Config) -> dict[Path, bool]:
     wanted: list[tuple[Path, bool]] = [
         (v.path, v.require_mountpoint) for v in config.storage.volumes
     ]
-    wanted.append((config.storage.catalog.parent, False))  # catalog, WAL, lock, signing key
+    wanted.append((config.state_dir, False))  # catalog, WAL, lock, signing key
     if config.storage.spool is not None:  # default: inside the first hot volume
         wanted.append((config.storage.spool, False))
     wanted.append((config.audit_path.parent, False))

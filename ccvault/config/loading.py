@@ -15,6 +15,7 @@ from pydantic import (
     ValidationError,
 )
 
+from ccvault.config.catalog_target import is_url
 from ccvault.config.fields import describe
 from ccvault.config.model import Config
 from ccvault.config.places import overlap, shared_filesystems
@@ -58,6 +59,7 @@ def load(path: Path) -> LoadedConfig:
         raise ConfigError(str(path), describe(exc)) from None
     check_secrets(config, path, credentials="CREDENTIALS_DIRECTORY" in os.environ)
     _check_reserves(config, path)
+    _check_catalog_password(config, path)
     problem = overlap(config)
     if problem:
         raise ConfigError(str(path), problem)
@@ -70,13 +72,19 @@ def _resolve_relative_paths(raw: dict, base: Path) -> None:
 
     def fix(table: dict, key: str) -> None:
         value = table.get(key)
-        if isinstance(value, str) and value and not os.path.isabs(value):
+        if isinstance(value, str) and value and not os.path.isabs(value) and not is_url(value):
             table[key] = str((base / value).resolve())
 
     storage = raw.get("storage")
     if isinstance(storage, dict):
-        fix(storage, "catalog")
-        fix(storage, "spool")
+        for key in (
+            "catalog",
+            "spool",
+            "state_dir",
+            "catalog_password_file",
+            "catalog_sslrootcert",
+        ):
+            fix(storage, key)
         for volume in storage.get("volumes", []) or []:
             if isinstance(volume, dict):
                 fix(volume, "path")
@@ -114,6 +122,23 @@ def _resolve_relative_paths(raw: dict, base: Path) -> None:
             str((base / d).resolve()) if isinstance(d, str) and not os.path.isabs(d) else d
             for d in export["allowed_dirs"]
         ]
+
+
+def _check_catalog_password(config: Config, path: Path) -> None:
+    """libpq silently skips a password file others can read (and one that is missing): the
+    connection would then fail as "no password supplied", far from the cause. Say it here."""
+    passfile = config.storage.catalog_password_file
+    if passfile is None:
+        return
+    key = "storage.catalog_password_file"
+    try:
+        mode = passfile.stat().st_mode
+    except OSError as exc:
+        raise ConfigError(str(path), f"{key}: {passfile}: {exc.strerror}") from None
+    if mode & 0o077:
+        raise ConfigError(
+            str(path), f"{key}: {passfile} is readable by others (mode {mode & 0o777:o}): 0600"
+        )
 
 
 def _check_reserves(config: Config, path: Path) -> None:

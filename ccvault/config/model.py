@@ -21,6 +21,7 @@ from pydantic import (
 
 from ccvault.config.access import AccessConfig, MqttPublishConfig
 from ccvault.config.alerts import AlertsConfig
+from ccvault.config.catalog_target import CatalogUrlError, PgCatalog, check_url, is_url
 from ccvault.config.fields import (
     GIB,
     ByteSize,
@@ -77,7 +78,32 @@ class VolumeConfig(Model):
 
 
 class StorageConfig(Model):
-    catalog: Path = Field(description="SQLite catalog file.")
+    catalog: Path | str = Field(
+        description="The catalog: a SQLite file (the embedded default), or a PostgreSQL "
+        'database several nodes share, as a URL without password: "postgresql://'
+        'user@host[:port]/db".'
+    )
+    state_dir: Path | None = Field(
+        None,
+        description="This node's own files: audit log, signing key, exports, clip cache, "
+        "lock files. Required when the catalog is a PostgreSQL URL.",
+        json_schema_extra={"default_text": "the catalog file's directory"},
+    )
+    catalog_password_file: Path | None = Field(
+        None,
+        description="PostgreSQL catalog: a libpq password file (host:port:db:user:password, "
+        "mode 0600); unset: libpq's PGPASSFILE or ~/.pgpass.",
+    )
+    catalog_sslmode: (
+        Literal["disable", "allow", "prefer", "require", "verify-ca", "verify-full"] | None
+    ) = Field(
+        None,
+        description='PostgreSQL catalog: libpq sslmode ("verify-full" across a network).',
+        json_schema_extra={"default_text": "libpq's: prefer"},
+    )
+    catalog_sslrootcert: Path | None = Field(
+        None, description="PostgreSQL catalog: the CA certificate the server's is checked with."
+    )
     spool: Path | None = Field(
         None,
         description="Where recorders write open segments. On another filesystem than the "
@@ -85,6 +111,31 @@ class StorageConfig(Model):
         json_schema_extra={"default_text": "<first available hot volume>/.spool"},
     )
     volumes: list[VolumeConfig] = Field(min_length=1, description="Storage volumes, in order.")
+
+    @field_validator("catalog", mode="before")
+    @classmethod
+    def _path_or_url(cls, value: object) -> object:
+        """A URL stays text (checked: no password in it); anything else is a path."""
+        if isinstance(value, str) and is_url(value):
+            try:
+                return check_url(value)
+            except CatalogUrlError as exc:
+                raise ValueError(str(exc)) from None
+        return Path(value) if isinstance(value, str) else value
+
+    @model_validator(mode="after")
+    def _catalog_settings(self) -> StorageConfig:
+        if isinstance(self.catalog, str):
+            if self.state_dir is None:
+                raise ValueError(
+                    "state_dir: required when catalog is a PostgreSQL URL (this node's audit "
+                    "log, signing key and exports have no catalog file to sit beside)"
+                )
+            return self
+        for key in ("catalog_password_file", "catalog_sslmode", "catalog_sslrootcert"):
+            if getattr(self, key) is not None:
+                raise ValueError(f"{key}: only for a PostgreSQL catalog (catalog is a file)")
+        return self
 
     @model_validator(mode="after")
     def _volumes_sane(self) -> StorageConfig:
@@ -403,17 +454,46 @@ class Config(Model):
         return next((r.name for r in self.access.rooms if camera in r.cameras), None)
 
     @property
+    def catalog_target(self) -> Path | PgCatalog:
+        """What `catalog.db.connect` opens: the SQLite file, or the PostgreSQL database with
+        how to authenticate and encrypt."""
+        storage = self.storage
+        if isinstance(storage.catalog, Path):
+            return storage.catalog
+        return PgCatalog(
+            storage.catalog,
+            storage.catalog_password_file,
+            storage.catalog_sslmode,
+            storage.catalog_sslrootcert,
+        )
+
+    @property
+    def state_dir(self) -> Path:
+        """This node's own files (the catalog file's directory unless set)."""
+        if self.storage.state_dir is not None:
+            return self.storage.state_dir
+        assert isinstance(self.storage.catalog, Path)  # a URL requires state_dir
+        return self.storage.catalog.parent
+
+    @property
+    def lock_base(self) -> Path:
+        """The path this node's lock files are named after (`<base>.daemon.lock`, ...): the
+        SQLite catalog itself, or `catalog` in state_dir for a PostgreSQL one."""
+        catalog = self.storage.catalog
+        return catalog if isinstance(catalog, Path) else self.state_dir / "catalog"
+
+    @property
     def audit_path(self) -> Path:
-        return self.audit.path or self.storage.catalog.parent / "audit.jsonl"
+        return self.audit.path or self.state_dir / "audit.jsonl"
 
     @property
     def export_dir(self) -> Path:
-        return self.export.dir or self.storage.catalog.parent / "exports"
+        return self.export.dir or self.state_dir / "exports"
 
     @property
     def signing_key_path(self) -> Path:
         """The installation's Ed25519 key for export manifests, made at first start."""
-        return self.storage.catalog.parent / "signing-key.pem"
+        return self.state_dir / "signing-key.pem"
 
     def retention_for(self, camera: CameraConfig | str | None) -> RetentionSettings:
         """[retention] with the camera's own keys laid over it (validated as a whole)."""

@@ -61,11 +61,14 @@ def places(config: Config) -> list[Place]:
         Place(f"storage.volumes[{i}].path", v.path, Role.VOLUME)
         for i, v in enumerate(storage.volumes)
     ]
-    out.append(Place("storage.catalog", storage.catalog, Role.FILE))
+    if isinstance(storage.catalog, Path):
+        out.append(Place("storage.catalog", storage.catalog, Role.FILE))
+    if storage.state_dir is not None:
+        beside = "unset: {} in storage.state_dir"
     if storage.spool is not None:
         out.append(Place("storage.spool", storage.spool, Role.SPOOL))
     else:  # where recording goes while no volume is available
-        spool = storage.catalog.parent / SPOOL_DIR
+        spool = config.state_dir / SPOOL_DIR
         out.append(Place(f"storage.spool ({beside.format(SPOOL_DIR)})", spool, Role.SPOOL))
     audit = "audit.path" if config.audit.path else f"audit.path ({beside.format('audit.jsonl')})"
     out.append(Place(audit, config.audit_path, Role.FILE))

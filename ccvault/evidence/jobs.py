@@ -252,7 +252,7 @@ class ExportJobs:
             lock.release()
 
     def _lock_path(self, export_id: int) -> Path:
-        catalog = self.config.storage.catalog
+        catalog = self.config.lock_base
         return catalog.with_name(f"{catalog.name}.export-{export_id}.lock")
 
     # --- the worker thread and restarts ---------------------------------------------------

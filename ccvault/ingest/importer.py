@@ -151,7 +151,7 @@ class Importer:
         """Store every planned file, then analyse the new footage for motion before
         returning. The import lock is held throughout: a daemon starting meanwhile leaves
         these segments to this process (`motion.scheduler.reset_interrupted`)."""
-        with import_running(self.writer.path):
+        with import_running(self.writer.lock_base):
             report = ImportReport(self.camera.name)
             for item in planned:
                 self._store_file(item, report, progress)

@@ -111,7 +111,7 @@ def reset_interrupted(writer: CatalogWriter) -> int:
     """Start-up recovery: segments an import was analysing when it died (it analyses its own
     footage before it returns) wait for the daemon's analysis again. Skipped while an import
     runs: it still holds its lock, and its segments are its own."""
-    with no_import_running(writer.path) as idle:
+    with no_import_running(writer.lock_base) as idle:
         if not idle:
             log.info("motion.reset_skipped", reason="an import is running")
             return 0

@@ -128,7 +128,7 @@ class Executor:
         self.checkpoint = checkpoint
         # Set when the daemon stops: copies not yet started are left for the next pass.
         self.stopping = stopping or threading.Event()
-        self.lock = ActionLock(writer.path)
+        self.lock = ActionLock(writer.lock_base)
         self.metrics = metrics  # purged bytes by rule, counted once the files are gone
 
     def paths(self) -> dict[str, Path]:
@@ -329,7 +329,7 @@ def _unlink_all(files: list[Path]) -> None:
 
 def recover(writer: CatalogWriter, volumes: list[Volume]) -> list[dict]:
     """Finish or roll back every intent whose volumes are available; report what was done."""
-    with ActionLock(writer.path):
+    with ActionLock(writer.lock_base):
         return _recover(writer, {v.name: v.path for v in volumes if v.available})
 
 

@@ -129,7 +129,7 @@ class RetentionRunner:
 
     def _report_low_filesystems(self) -> None:
         """The catalog's and the spool's filesystems, when no volume covers them."""
-        paths = {"catalog": self.config.storage.catalog.parent, "spool": self.recording_spool()}
+        paths = {"catalog": self.config.state_dir, "spool": self.recording_spool()}
         low = low_filesystems(
             {k: p for k, p in paths.items() if p.exists()}, self.volumes.current()
         )

@@ -154,7 +154,7 @@ class Shared:
 
 def build(shared: Shared) -> Parts:
     config, clock = shared.loaded.config, shared.clock
-    writer = CatalogWriter(config.storage.catalog, audit_log(config))
+    writer = CatalogWriter(config.catalog_target, audit_log(config), config.lock_base)
     log.info(
         "daemon.starting",
         version=__version__,

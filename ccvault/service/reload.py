@@ -16,6 +16,10 @@ from ccvault.errors import ConfigError
 # Settings read once at start-up: a reload that changes them is rejected as a whole.
 RESTART_ONLY = (
     "storage.catalog",
+    "storage.state_dir",
+    "storage.catalog_password_file",
+    "storage.catalog_sslmode",
+    "storage.catalog_sslrootcert",
     "storage.spool",
     "audit.path",
     "audit.max_bytes",

@@ -212,9 +212,9 @@ def spool_dirs(config: Config, volumes: list[Volume]) -> Spools:
     if config.storage.spool is not None:
         return Spools(config.storage.spool, [config.storage.spool])
     target = target_for_new_segments(volumes)
-    primary = (target.path if target else config.storage.catalog.parent) / SPOOL_DIR
+    primary = (target.path if target else config.state_dir) / SPOOL_DIR
     others = [v.path / SPOOL_DIR for v in volumes if v.available]
-    fallback = config.storage.catalog.parent / SPOOL_DIR
+    fallback = config.state_dir / SPOOL_DIR
     return Spools(
         primary, [primary, *(p for p in [*others, fallback] if p != primary and p.is_dir())]
     )
