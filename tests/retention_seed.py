@@ -48,7 +48,7 @@ def seed(config: Path, footage: list[dict[str, Any]], cache: Path) -> list[Seede
     """footage: dicts with camera, start_ms, [seconds=2], [activity=False], [analysed=True],
     [volume: place on this volume instead of the default target]."""
     loaded = load(config).config
-    writer = CatalogWriter(loaded.storage.catalog, AuditLog(loaded.audit_path))
+    writer = CatalogWriter(loaded.catalog_target, AuditLog(loaded.audit_path), loaded.lock_base)
     clock = SystemClock()
     volumes = open_volumes(loaded, writer, clock.wall_ms())
     out = []

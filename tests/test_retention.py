@@ -6,10 +6,12 @@ import json
 import os
 import sqlite3
 import time
+from contextlib import closing
 from pathlib import Path
 
 import pytest
 
+from ccvault.catalog import db
 from ccvault.timefmt import utc_text
 from tests.conftest import cli_json, run_cli, write_config
 from tests.retention_seed import DAY_MS, seed
@@ -22,6 +24,7 @@ def _config(
     retention: str = "",
     cameras: tuple[str, ...] = ("door", "rack"),
     volumes: list[dict] | None = None,
+    catalog: db.Target | None = None,
 ) -> Path:
     config = write_config(
         tmp_path,
@@ -36,15 +39,17 @@ def _config(
                 "reserve_free_percent": 0,
             }
         ],
+        catalog=catalog,
     )
     config.write_text(config.read_text() + "\n[retention]\n" + retention)
     return config
 
 
 @pytest.fixture
-def store(tmp_path: Path) -> tuple[Path, list, int]:
-    """Two cameras, footage every 12 h over 40 days; activity on door's footage at noon."""
-    config = _config(tmp_path)
+def store(tmp_path: Path, catalog_target: db.Target) -> tuple[Path, list, int]:
+    """Two cameras, footage every 12 h over 40 days; activity on door's footage at noon. Each
+    test using it runs on a SQLite and on a PostgreSQL catalog (`catalog_target`)."""
+    config = _config(tmp_path, catalog=catalog_target)
     now = int(time.time() * 1000)
     footage = []
     for camera in ("door", "rack"):
@@ -159,15 +164,14 @@ def test_hold_errors_are_clear(store) -> None:
     assert nothing.returncode == 3
 
 
-def test_holds_rebuild_from_the_audit_log(store, tmp_path: Path) -> None:
+def test_holds_rebuild_from_the_audit_log(store, catalog_target: db.Target) -> None:
     config, _segments, _now = store
     hold_id = int(
         run_cli(
             config, "hold", "add", "--from", "-30d", "--to", "-29d", "--reason", "subpoena"
         ).stdout
     )
-    catalog = tmp_path / "catalog.sqlite"
-    with sqlite3.connect(catalog) as conn:  # a catalog restored from before the hold
+    with closing(db.connect(catalog_target)) as conn:  # restored from before the hold
         conn.execute("DELETE FROM hold_cameras")
         conn.execute("DELETE FROM holds")
     assert run_cli(config, "hold", "rebuild", "--dry-run").returncode == 1
