@@ -14,7 +14,8 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.conftest import cli_json, run_cli, write_config
+from ccvault.catalog import db
+from tests.conftest import cli_json, pg_catalog, run_cli, write_config
 
 ACCESS = """
 [access]
@@ -40,8 +41,10 @@ role = "contractor"
 """
 
 
-def access_config(root: Path) -> Path:
-    config = write_config(root, [{"name": "door-cam", "url": "demo://", "enabled": False}])
+def access_config(root: Path, catalog: db.Target | None = None) -> Path:
+    config = write_config(
+        root, [{"name": "door-cam", "url": "demo://", "enabled": False}], catalog=catalog
+    )
     config.write_text(config.read_text() + ACCESS)
     return config
 
@@ -73,8 +76,17 @@ def event(
 
 
 @pytest.fixture
-def site(tmp_path: Path, daemon_factory: Any) -> Any:
-    config = access_config(tmp_path)
+def site_catalog(request: pytest.FixtureRequest, tmp_path: Path) -> db.Target | None:
+    """The site's catalog: SQLite, unless a test asks for "postgresql" (indirect parameter)."""
+    if getattr(request, "param", "sqlite") == "sqlite":
+        return None
+    server = request.getfixturevalue("postgres_server")
+    return pg_catalog(server, request.getfixturevalue("pg_database"), tmp_path)
+
+
+@pytest.fixture
+def site(tmp_path: Path, daemon_factory: Any, site_catalog: db.Target | None) -> Any:
+    config = access_config(tmp_path, site_catalog)
     acs, viewer = token(config, "acs", "integration"), token(config, "guard", "viewer")
     daemon = daemon_factory(config)
     url = daemon.wait_event("http.listening", timeout=10)["url"]
@@ -135,6 +147,7 @@ def test_a_batch_lands_except_the_bad_events_which_are_named(site: Any) -> None:
     ]
 
 
+@pytest.mark.parametrize("site_catalog", ["sqlite", "postgresql"], indirect=True)
 def test_visits_and_occupancy_follow_the_door_and_flag_what_does_not_add_up(site: Any) -> None:
     site.post(
         [

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from ccvault.catalog import db
 from ccvault.catalog.schema import MIGRATIONS
 from ccvault.catalog.writer import CatalogWriter
 from tests.conftest import cli_json, run_cli, wait_for, write_config
@@ -33,10 +34,15 @@ def listed(config: Path, command: str, *extra: str) -> list[dict]:
     return cli_json(config, command, "--camera", "door", "--from", START, "--to", END, *extra)
 
 
-def test_import_returns_with_its_footage_analysed(tmp_path: Path, clip: Path) -> None:
+def test_import_returns_with_its_footage_analysed(
+    tmp_path: Path, clip: Path, catalog_target: db.Target
+) -> None:
     # 4 s segments: the motion (10-16 s) crosses the cuts at 12 s and 16 s.
     config = write_config(
-        tmp_path, [{"name": "door", "url": "demo://", "enabled": False}], segment_seconds=4
+        tmp_path,
+        [{"name": "door", "url": "demo://", "enabled": False}],
+        segment_seconds=4,
+        catalog=catalog_target,
     )
     assert (
         run_cli(config, "import", "--camera", "door", "--start", START, str(clip)).returncode == 0

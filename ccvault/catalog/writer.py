@@ -49,6 +49,7 @@ from ccvault.catalog.writes.segments import SegmentWrites
 from ccvault.catalog.writes.users import UserWrites
 from ccvault.catalog.writes.volumes import VolumeWrites
 from ccvault.errors import Busy
+from ccvault.host.durable import make_dirs
 
 if TYPE_CHECKING:
     from ccvault.catalog.audit import AuditLog
@@ -78,6 +79,8 @@ class CatalogWriter:
                 lock_base = path
             else:
                 lock_base = Path(tempfile.mkdtemp(prefix="ccvault-locks-")) / "catalog"
+        elif not isinstance(path, Path):
+            make_dirs(lock_base.parent)  # the state_dir (SQLite's is made with the catalog)
         self.lock_base: Path = lock_base
         self.audit_log = audit
         self._conn = db.connect(path)
