@@ -63,6 +63,29 @@ def test_a_daemon_records_lists_and_holds_on_a_postgresql_catalog(
     assert "hold.add" in actions
     assert cli_json(config, "audit", "verify")["ok"]
 
+    # The other readers and writers people use, on the same catalog, while it records.
+    status = cli_json(config, "status")
+    assert status["cameras"][0]["name"] == "door"
+    assert status["volumes"][0]["footage_bytes"] >= sum(s["bytes"] for s in found)
+    plan = cli_json(config, "purge", "--dry-run", "--all")
+    assert {a["segment_id"] for a in plan["actions"]} >= {s["id"] for s in found}
+    assert {a["rule"] for a in plan["actions"] if a["segment_id"] == found[0]["id"]} == {
+        f"hold:{hold_id}"
+    }
+    why = cli_json(config, "explain", "--camera", "door", "--at", found[0]["start"])
+    assert (why["segment_id"], why["rule"]) == (found[0]["id"], f"hold:{hold_id}")
+    checked = run_cli(config, "verify", "--camera", "door", "--json")
+    assert checked.returncode == 0, checked.stderr
+    out = tmp_path / "state" / "exports" / "bundle"  # inside [export] dir (in state_dir)
+    exported = run_cli(
+        config, "export", "--camera", "door", "--from", found[0]["start"], "--to",
+        found[-1]["end"], "--out", str(out), "--reason", "incident 12",
+    )  # fmt: skip
+    assert exported.returncode == 0, exported.stderr
+    verified = run_cli(config, "verify-export", str(out))
+    assert verified.returncode == 0, verified.stdout + verified.stderr
+    assert run_cli(config, "alerts", "--json").returncode in (0, 1)  # 1: something firing
+
     refused = run_cli(config, "backup", str(tmp_path / "bk"))
     assert refused.returncode == 4 and "pg_dump" in refused.stderr
     assert daemon.stop() == 0
