@@ -39,7 +39,7 @@ def crash(config_path: str, step: str) -> int:
 
     config = load(Path(config_path)).config
     clock = SystemClock()
-    writer = CatalogWriter(config.storage.catalog, AuditLog(config.audit_path))
+    writer = CatalogWriter(config.catalog_target, AuditLog(config.audit_path))
     volumes = open_volumes(config, writer, clock.wall_ms())
 
     def checkpoint(reached: str) -> None:

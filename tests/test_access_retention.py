@@ -61,7 +61,7 @@ def site(
 
 def visit(config: Path, entered_ms: int, left_ms: int) -> None:
     loaded = load(config).config
-    writer = CatalogWriter(loaded.storage.catalog)
+    writer = CatalogWriter(loaded.catalog_target)
     log = AccessLog(loaded, writer, SystemClock())
     recorded = log.record(
         [

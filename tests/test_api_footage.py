@@ -29,8 +29,9 @@ from ccvault.storage.media import probe, sha256_file
 from ccvault.storage.store import SegmentStore
 from ccvault.storage.volumes import open_volumes
 from tests.api_peer import Api, serve
-from tests.conftest import cli_json, write_config
+from tests.conftest import cli_json, pg_catalog, write_config
 from tests.peers import ffmpeg_exe
+from tests.peers.pg_fixture import APP_ROLE, TEMPLATE_DB
 from tests.retention_seed import seed
 
 
@@ -110,7 +111,7 @@ def noise_clip(path: Path, seconds: int) -> Path:
 
 def store_file(config: Path, camera: str, start_ms: int, src: Path) -> tuple[int, str, int]:
     loaded = load(config).config
-    writer = CatalogWriter(loaded.storage.catalog, AuditLog(loaded.audit_path))
+    writer = CatalogWriter(loaded.catalog_target, AuditLog(loaded.audit_path), loaded.lock_base)
     clock = SystemClock()
     volumes = open_volumes(loaded, writer, clock.wall_ms())
     media = probe(src)
@@ -125,9 +126,18 @@ def store_file(config: Path, camera: str, start_ms: int, src: Path) -> tuple[int
     return stored.segment_id, digest, stored.path.stat().st_size
 
 
-@pytest.fixture(scope="module")
-def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
+@pytest.fixture(scope="module", params=["sqlite", "postgresql"])
+def site(
+    tmp_path_factory: pytest.TempPathFactory, request: pytest.FixtureRequest
+) -> Iterator[Site]:
+    """The API's reads on a SQLite and on a PostgreSQL catalog (every test here runs on both)."""
     root = tmp_path_factory.mktemp("api-footage")
+    catalog = None
+    if request.param == "postgresql":
+        server = request.getfixturevalue("postgres_server")
+        url = server.create_database("api_footage", owner=APP_ROLE, template=TEMPLATE_DB)
+        request.addfinalizer(lambda: server.drop_database("api_footage"))
+        catalog = pg_catalog(server, url, root)
     config = write_config(
         root,
         [
@@ -135,6 +145,7 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
             {"name": "yard", "url": "demo://", "enabled": False},
         ],
         timezone="Europe/Berlin",
+        catalog=catalog,
     )
     config.write_text(
         config.read_text() + "\n[retention]\ncontinuous_days = 3650\n"
@@ -150,7 +161,7 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
         config, "yard", ms("2026-10-25T10:00:00+00:00"), noise_clip(root / "cache" / "noise.mp4", 5)
     )
     loaded = load(config).config
-    writer = CatalogWriter(loaded.storage.catalog, AuditLog(loaded.audit_path))
+    writer = CatalogWriter(loaded.catalog_target, AuditLog(loaded.audit_path), loaded.lock_base)
     writer.motion.record(
         "door",
         [],
@@ -298,7 +309,8 @@ def test_clip_is_the_range_cut_at_keyframes(site: Site) -> None:
     refused = site.get("viewer", "/api/clip.mp4", params=long)
     assert refused.status_code == 400 and refused.json()["error"]["field"] == "to"
     assert site.get("operator", "/api/clip.mp4", params=long).status_code == 200
-    assert not list((site.root / ".clips").iterdir()), "clip work files are removed"
+    clips = load(site.config).config.state_dir / ".clips"
+    assert not list(clips.iterdir()), "clip work files are removed"
 
 
 def test_still_is_the_keyframe_before(site: Site) -> None:
@@ -388,7 +400,7 @@ def test_a_segment_purged_mid_stream_ends_cleanly(site: Site) -> None:
         assert resp.status_code == 200 and int(resp.headers["content-length"]) == size
         chunks = resp.iter_raw(65536)
         got = [next(chunks)]
-        writer = CatalogWriter(loaded.storage.catalog, AuditLog(loaded.audit_path))
+        writer = CatalogWriter(loaded.catalog_target, AuditLog(loaded.audit_path), loaded.lock_base)
         intents = writer.intents.begin_deletes(
             [seg_id], SystemClock().wall_ms(), "test", {"rule": "t"}
         )

@@ -217,7 +217,7 @@ def test_scrub_flags_a_corrupt_segment_and_keeps_it(tmp_path: Path) -> None:
     data[len(data) // 2] ^= 0xFF
     bad.path.write_bytes(bytes(data))
     loaded = load(config).config
-    writer = CatalogWriter(loaded.storage.catalog)
+    writer = CatalogWriter(loaded.catalog_target)
     volumes = open_volumes(loaded, writer, now)
     scrubber = Scrubber(writer, lambda: volumes, SystemClock(), mb_per_s=50)
     assert scrubber.scrub_next() and scrubber.scrub_next()
@@ -235,7 +235,7 @@ def test_a_record_whose_transaction_rolled_back_is_marked_and_never_replayed(
     config = write_config(tmp_path, [{"name": "door", "url": "demo://", "enabled": False}])
     assert run_cli(config, "hold", "add", "--from", "-2d", "--to", "-1d", "--reason", "x").stdout
     loaded = load(config).config
-    writer = CatalogWriter(loaded.storage.catalog, audit_log(loaded))
+    writer = CatalogWriter(loaded.catalog_target, audit_log(loaded))
     with pytest.raises(RuntimeError), writer.transaction():
         writer.audit("cli:bob", "hold.release", "hold:1", {"id": 1, "reason": "oops"}, 1)
         raise RuntimeError("the commit never happens")

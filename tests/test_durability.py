@@ -52,7 +52,7 @@ def test_a_new_day_directory_is_durable_before_its_first_segment_row(
     tmp_path: Path, fsynced: list[Path]
 ) -> None:
     config = load(write_config(tmp_path, [{"name": "door", "url": "demo://"}])).config
-    writer = CatalogWriter(config.storage.catalog, AuditLog(config.audit_path))
+    writer = CatalogWriter(config.catalog_target, AuditLog(config.audit_path))
     volumes = open_volumes(config, writer, SystemClock().wall_ms())
     store = SegmentStore(writer, lambda: volumes, SystemClock())
     clip = make_clip(tmp_path / "clip.mp4", 2)
@@ -121,7 +121,7 @@ def test_a_crashed_imports_segments_are_analysed_after_a_restart(
 
 def test_a_running_imports_segments_are_left_to_it(tmp_path: Path) -> None:
     config = load(write_config(tmp_path, [{"name": "door", "url": "demo://"}])).config
-    writer = CatalogWriter(config.storage.catalog)
+    writer = CatalogWriter(config.catalog_target)
     volumes = open_volumes(config, writer, SystemClock().wall_ms())
     store = SegmentStore(writer, lambda: volumes, SystemClock())
     clip = make_clip(tmp_path / "clip.mp4", 2)

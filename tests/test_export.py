@@ -58,7 +58,7 @@ class Site:
 
     def jobs(self) -> tuple[ExportJobs, CatalogWriter]:
         config = load(self.config).config
-        writer = CatalogWriter(config.storage.catalog, AuditLog(config.audit_path))
+        writer = CatalogWriter(config.catalog_target, AuditLog(config.audit_path))
         clock = SystemClock()
         volumes = open_volumes(config, writer, clock.wall_ms())
         return ExportJobs(config, writer, lambda: volumes, clock, ffmpeg_binary(config)), writer

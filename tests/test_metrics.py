@@ -230,7 +230,7 @@ def test_ingest_and_retention_move_the_counters_by_exactly_what_they_did(tmp_pat
     )
     config = load(config_path).config
     clock = SystemClock()
-    writer = CatalogWriter(config.storage.catalog, AuditLog(config.audit_path))
+    writer = CatalogWriter(config.catalog_target, AuditLog(config.audit_path))
     metrics = Metrics()
     try:
         volumes = open_volumes(config, writer, clock.wall_ms())
@@ -323,7 +323,7 @@ def test_without_metrics_the_hooks_are_inert(tmp_path: Path) -> None:
     config_path = write_config(tmp_path, [{"name": "door", "url": "demo://", "enabled": False}])
     config = load(config_path).config
     clock = SystemClock()
-    writer = CatalogWriter(config.storage.catalog, AuditLog(config.audit_path))
+    writer = CatalogWriter(config.catalog_target, AuditLog(config.audit_path))
     try:
         volumes = open_volumes(config, writer, clock.wall_ms())
         src = clip(tmp_path / "cache")

@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import os
 import sqlite3
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -46,6 +47,16 @@ def connect(target: Target, *, readonly: bool = False, create: bool = True) -> C
     if isinstance(target, PgCatalog):
         return PgConnection(target, readonly=readonly)
     return _connect_sqlite(target, readonly=readonly, create=create)
+
+
+def tuples(conn: Connection, sql: str, params: Sequence[Any] = ()) -> Any:
+    """A cursor over plain tuples (no per-row name lookup object on SQLite: a day's ~1,440
+    rows build faster); PostgreSQL's rows are tuples already."""
+    if isinstance(conn, sqlite3.Connection):
+        cur = conn.cursor()
+        cur.row_factory = None
+        return cur.execute(sql, params)
+    return conn.execute(sql, params)
 
 
 def _connect_sqlite(path: Path, *, readonly: bool, create: bool) -> sqlite3.Connection:

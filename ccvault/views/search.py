@@ -9,10 +9,12 @@ the daemon build a year of rows; the caller turns the cap into a "narrow the ran
 from __future__ import annotations
 
 import sqlite3
+from collections.abc import Iterable
 from datetime import date, datetime, time, timedelta
+from typing import Any
 from zoneinfo import ZoneInfo
 
-from ccvault.catalog import queries
+from ccvault.catalog import db, queries
 from ccvault.catalog.rows import SPAN_COLUMNS, StoredSpan
 from ccvault.config.model import Config
 from ccvault.retention.holds import listing
@@ -155,10 +157,10 @@ def timeline(
     covered: list[tuple[int, int]] = []
     motion: list[tuple[int, int]] = []
     if cam is not None:
-        cur = conn.cursor()
-        cur.row_factory = None  # plain tuples: a day is ~1,440 rows (one-minute segments)
+        # Plain tuples: a day is ~1,440 rows (one-minute segments).
         covered = _merged(
-            cur.execute(
+            db.tuples(
+                conn,
                 "SELECT start_ms, end_ms FROM segments WHERE camera_id = ? AND start_ms >= ?"
                 " AND start_ms < ? AND end_ms > ? AND state = 'ok' ORDER BY start_ms",
                 (cam.id, start - cam.max_segment_ms, end, start),
@@ -166,10 +168,10 @@ def timeline(
             start,
             end,
         )
-        longest = cur.execute("SELECT max_span_ms FROM cameras WHERE id = ?", (cam.id,)).fetchone()[
-            0
-        ]
-        motion = cur.execute(
+        longest = db.tuples(conn, "SELECT max_span_ms FROM cameras WHERE id = ?", (cam.id,))
+        longest = longest.fetchone()[0]
+        motion = db.tuples(
+            conn,
             "SELECT start_ms, end_ms FROM motion_spans WHERE camera_id = ? AND kind = 'motion'"
             " AND start_ms >= ? AND start_ms < ? AND end_ms >= ?",
             (cam.id, start - longest, end, start),
@@ -191,7 +193,7 @@ def timeline(
     )
 
 
-def _merged(rows: sqlite3.Cursor, start: int, end: int) -> list[tuple[int, int]]:
+def _merged(rows: Iterable[Any], start: int, end: int) -> list[tuple[int, int]]:
     """Footage intervals clipped to the day, overlaps (recorded twice) merged."""
     out: list[tuple[int, int]] = []
     for a, b in rows:

@@ -25,7 +25,7 @@ def installation(root: Path, audit: str = "") -> Path:
     if audit:
         config.write_text(config.read_text() + f"\n[audit]\n{audit}\n")
     loaded = load(config).config
-    writer = CatalogWriter(loaded.storage.catalog, AuditLog(loaded.audit_path))
+    writer = CatalogWriter(loaded.catalog_target, AuditLog(loaded.audit_path))
     installation_key(loaded.signing_key_path, writer, "daemon", NOW_MS)
     writer.close()
     return config

@@ -112,7 +112,7 @@ def test_a_corrupt_segment_shows_corrupt_in_segments_and_the_api(tmp_path) -> No
 
 def scrub_everything(config: Path) -> None:
     loaded = load(config).config
-    writer = CatalogWriter(loaded.storage.catalog, AuditLog(loaded.audit_path))
+    writer = CatalogWriter(loaded.catalog_target, AuditLog(loaded.audit_path))
     try:
         clock = SystemClock()
         volumes = open_volumes(loaded, writer, clock.wall_ms())
