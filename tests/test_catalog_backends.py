@@ -16,7 +16,7 @@ import pytest
 
 from ccvault.catalog import db, queries
 from ccvault.catalog.audit import AuditLog
-from ccvault.catalog.rows import MediaInfo, NewHold, NewSegment, PlannedMove
+from ccvault.catalog.rows import MediaInfo, NewHold, NewSegment, PlannedMove, Switch
 from ccvault.catalog.schema import MIGRATIONS, migrate
 from ccvault.catalog.writer import CatalogWriter
 from ccvault.retention import candidates, holds
@@ -124,6 +124,30 @@ def test_a_held_segment_gets_no_delete_intent(catalog_target: db.Target, tmp_pat
     writer.intents.clear(i.id for i in [*intents, *moves])
     with writer.reader() as conn:
         assert queries.intent_paths(conn) == set()
+    writer.close()
+
+
+def test_thinned_copies_switch_rows_and_count_what_they_saved(
+    catalog_target: db.Target, tmp_path: Path
+) -> None:
+    writer = new_writer(catalog_target, tmp_path)
+    big = 3 * 2**30  # 3 GiB segments: the saving passes 2**32 (64-bit, kept as text in meta)
+    ids = [
+        writer.segments.add(segment("door", T0 + i * 2000, f"door/{i}.mp4", big), T0)
+        for i in (0, 1)
+    ]
+    for round_, size in enumerate((1000, 1000)):  # the second pass adds to the counters
+        moves = [PlannedMove(i, "hot", f"door/{i}.thin{round_}.mp4") for i in ids]
+        intents = writer.intents.begin_moves("thin", moves, T0)
+        switches = [Switch(it, size, "cd" * 32, 2) for it in intents]
+        done = writer.intents.switch_copies(switches, T0 + 1, "daemon", "thin")
+        assert [it.segment_id for it in done] == ids
+        writer.intents.clear(it.id for it in intents)
+    with writer.reader() as conn:
+        meta = dict(conn.execute("SELECT key, value FROM meta WHERE key LIKE 'thin%'").fetchall())
+        rows = queries.segments_by_ids(conn, ids)
+    assert meta == {"thinned_segments": "4", "thin_saved_bytes": str(2 * (big - 1000))}
+    assert [(s.path, s.bytes) for s in rows] == [(f"door/{i}.thin1.mp4", 1000) for i in ids]
     writer.close()
 
 

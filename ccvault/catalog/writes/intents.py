@@ -122,8 +122,9 @@ class IntentWrites:
                 for key, add in (("thinned_segments", len(audited)), ("thin_saved_bytes", saved)):
                     conn.execute(
                         "INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT (key)"
-                        " DO UPDATE SET value = CAST(value AS INTEGER) + excluded.value",
-                        (key, add),
+                        " DO UPDATE SET value = CAST(CAST(meta.value AS BIGINT)"
+                        " + CAST(excluded.value AS BIGINT) AS TEXT)",
+                        (key, str(add)),
                     )
             if audited:
                 self._core.audit(
