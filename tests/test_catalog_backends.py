@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import json
 import multiprocessing
+import secrets
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -19,7 +21,11 @@ from ccvault.catalog.audit import AuditLog
 from ccvault.catalog.rows import MediaInfo, NewHold, NewSegment, PlannedMove, Switch
 from ccvault.catalog.schema import MIGRATIONS, migrate
 from ccvault.catalog.writer import CatalogWriter
+from ccvault.errors import Busy
 from ccvault.retention import candidates, holds
+from tests.conftest import pg_catalog
+from tests.peers.pg_fixture import APP_ROLE
+from tests.peers.postgres import PostgresServer, postgres_available
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -201,3 +207,31 @@ def test_two_writers_adding_holds_at_once_lose_none_and_keep_one_chain(
     head = writer.audit_chain.head()
     assert head is not None and head.seq == 2 * HOLDS_EACH
     writer.close()
+
+
+@pytest.mark.skipif(not postgres_available(), reason="PostgreSQL 15 is not installed")
+def test_a_lost_postgresql_connection_is_busy_once_then_opened_again(tmp_path: Path) -> None:
+    """The server restarts under a writer: the write that meets the dead connection fails as
+    busy (exit 5 / HTTP 503, nothing half-written), the next one reconnects and commits."""
+    server = PostgresServer()  # its own: the shared server must not restart under others
+    try:
+        server.start()
+        server.create_role(APP_ROLE, secrets.token_urlsafe(12))
+        url = server.create_database("cat", owner=APP_ROLE)
+        writer = CatalogWriter(
+            pg_catalog(server, url, tmp_path), AuditLog(tmp_path / "audit.jsonl")
+        )
+        hold = NewHold(T0, T0 + 1000, None, "before", "cli:ann", ())
+        writer.holds.add(hold, T0)
+        server.restart()
+        with pytest.raises(Busy, match="catalog unreachable"):
+            writer.holds.add(replace(hold, reason="during"), T0)
+        assert writer.last_error is not None
+        writer.holds.add(replace(hold, reason="after"), T0)
+        assert writer.last_error is None
+        with writer.reader() as conn:
+            assert [h["reason"] for h in holds.listing(conn, T0)] == ["before", "after"]
+        assert [r["object"] for r in writer.audit_log.records()] == ["hold:1", "hold:2"]
+        writer.close()
+    finally:
+        server.close()

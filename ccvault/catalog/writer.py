@@ -123,7 +123,8 @@ class CatalogWriter:
             try:
                 begin_write(self._conn, self.backend)
             except db.OperationalError as exc:
-                self.last_error = f"catalog is locked ({exc})"
+                lost = self.backend is Backend.POSTGRES
+                self.last_error = f"catalog {'unreachable' if lost else 'is locked'} ({exc})"
                 raise Busy(str(self.path), self.last_error) from None
             try:
                 self._check_id(self._conn)
