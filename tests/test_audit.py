@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 
+from ccvault.catalog import db
 from ccvault.catalog.audit import AuditCheck, AuditLog, audit_log
 from ccvault.catalog.audit_verify import Verifier
 from ccvault.catalog.backup import backup
@@ -137,9 +138,10 @@ def test_backup_copies_catalog_and_audit_log_consistently(tmp_path: Path) -> Non
     assert len(list((tmp_path / "bk").glob("catalog-*.sqlite"))) == 2
 
 
-def test_audit_list_filters_by_action_and_time(tmp_path: Path) -> None:
-    config = write_config(tmp_path, [])
-    writer = CatalogWriter(tmp_path / "catalog.sqlite", AuditLog(tmp_path / "audit.jsonl"))
+def test_audit_list_filters_by_action_and_time(tmp_path: Path, catalog_target: db.Target) -> None:
+    config = write_config(tmp_path, [], catalog=catalog_target)
+    loaded = load(config).config
+    writer = CatalogWriter(loaded.catalog_target, AuditLog(loaded.audit_path))
     now = int(time.time() * 1000)
     for action, obj, at in (
         ("hold.add", "hold:1", now - 3 * 86_400_000),
@@ -150,7 +152,7 @@ def test_audit_list_filters_by_action_and_time(tmp_path: Path) -> None:
             writer.audit("cli:alice", action, obj, {"n": 1}, at)
     writer.close()
     found = cli_json(config, "audit", "list", "--action", "hold.add", "--since", "-1d")
-    assert found == [list(AuditLog(tmp_path / "audit.jsonl").records())[2]]  # as stored
+    assert found == [list(AuditLog(loaded.audit_path).records())[2]]  # as stored
     people = run_cli(config, "audit", "list", "--since", "-1d")
     assert people.returncode == 0
     assert [line.split()[-3:] for line in people.stdout.splitlines()[1:]] == [
@@ -202,8 +204,12 @@ def test_backup_holds_the_rows_and_never_replaces_a_file(tmp_path: Path) -> None
     assert [r["seq"] for r in AuditLog(tmp_path / "audit.jsonl").records()] == [1, 2, 3, 4]
 
 
-def test_scrub_flags_a_corrupt_segment_and_keeps_it(tmp_path: Path) -> None:
-    config = write_config(tmp_path, [{"name": "door", "url": "demo://", "enabled": False}])
+def test_scrub_flags_a_corrupt_segment_and_keeps_it(
+    tmp_path: Path, catalog_target: db.Target
+) -> None:
+    config = write_config(
+        tmp_path, [{"name": "door", "url": "demo://", "enabled": False}], catalog=catalog_target
+    )
     now = int(time.time() * 1000)
     good, bad = seed(
         config,
@@ -229,10 +235,12 @@ def test_scrub_flags_a_corrupt_segment_and_keeps_it(tmp_path: Path) -> None:
 
 
 def test_a_record_whose_transaction_rolled_back_is_marked_and_never_replayed(
-    tmp_path: Path,
+    tmp_path: Path, catalog_target: db.Target
 ) -> None:
     """The crash window: a record is fsynced, then its transaction fails to commit."""
-    config = write_config(tmp_path, [{"name": "door", "url": "demo://", "enabled": False}])
+    config = write_config(
+        tmp_path, [{"name": "door", "url": "demo://", "enabled": False}], catalog=catalog_target
+    )
     assert run_cli(config, "hold", "add", "--from", "-2d", "--to", "-1d", "--reason", "x").stdout
     loaded = load(config).config
     writer = CatalogWriter(loaded.catalog_target, audit_log(loaded))
