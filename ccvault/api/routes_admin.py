@@ -159,7 +159,10 @@ def api_status(request: Request, _p: Viewer) -> dict[str, Any]:
     ctx = context(request)
     with ctx.reader() as conn:
         found = status.build(
-            ctx.config, conn, ctx.now_ms(), daemon_running(ctx.config.storage.catalog)
+            ctx.config,
+            conn,
+            ctx.now_ms(),
+            daemon_running(ctx.config.storage.catalog, ctx.config.node.name),
         )
     for volume in found["volumes"]:
         del volume["path"]

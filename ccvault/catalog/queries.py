@@ -30,7 +30,8 @@ from ccvault.timefmt import utc_text
 
 SEGMENT_COLUMNS = """
     s.id, c.name AS camera, v.name AS volume, s.start_ms, s.end_ms, s.path, s.bytes, s.sha256,
-    s.codec, s.width, s.height, s.frames, s.origin, s.state, s.analysis, s.activity, s.integrity
+    s.codec, s.width, s.height, s.frames, s.origin, s.state, s.analysis, s.activity, s.integrity,
+    v.node
 """
 SEGMENT_FROM = """
     FROM segments s JOIN cameras c ON c.id = s.camera_id JOIN volumes v ON v.id = s.volume_id

@@ -18,6 +18,7 @@ MIGRATIONS: tuple[str, ...] = tuple(
         "camera_failing.sql",
         "access_control.sql",
         "visit_export.sql",
+        "nodes.sql",
     )
 )
 # A script starting with this line rebuilds a table (SQLite changes no CHECK in place): it runs

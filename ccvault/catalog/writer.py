@@ -38,6 +38,7 @@ from ccvault.catalog.writes.exports import ExportWrites
 from ccvault.catalog.writes.holds import HoldWrites
 from ccvault.catalog.writes.intents import IntentWrites
 from ccvault.catalog.writes.motion import MotionWrites
+from ccvault.catalog.writes.nodes import NodeWrites
 from ccvault.catalog.writes.segments import SegmentWrites
 from ccvault.catalog.writes.users import UserWrites
 from ccvault.catalog.writes.volumes import VolumeWrites
@@ -59,8 +60,11 @@ class CatalogGone(Busy):
 
 
 class CatalogWriter:
-    def __init__(self, path: Path, audit: AuditLog | None = None) -> None:
+    def __init__(self, path: Path, audit: AuditLog | None = None, node: str | None = None) -> None:
         self.path = path
+        # The node this process is (`[node] name`): rows it creates are its own. None: a tool
+        # or bench that is no node (its rows are claimed by the next node to start).
+        self.node = node
         self.audit_log = audit
         self._conn = db.connect(path)
         self._lock = threading.Lock()
@@ -87,6 +91,7 @@ class CatalogWriter:
         self.alerts = AlertWrites(self)
         self.audit_chain = AuditWrites(self)
         self.access = AccessWrites(self)
+        self.nodes = NodeWrites(self)
 
     def close(self) -> None:
         self._conn.close()

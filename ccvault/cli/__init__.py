@@ -56,7 +56,9 @@ class App:
         from ccvault.catalog.audit import audit_log
         from ccvault.host import events
 
-        writer = CatalogWriter(self.config.storage.catalog, audit_log(self.config))
+        writer = CatalogWriter(
+            self.config.storage.catalog, audit_log(self.config), self.config.node.name
+        )
         events.listen(cli_recorder(writer, self.config.alerts, self.clock.wall_ms))
         return writer
 

@@ -28,7 +28,7 @@ def reconcile(app: App, dry_run: bool, as_json: bool) -> None:
     from ccvault.storage.store import SegmentStore
 
     writer = app.writer
-    running = daemon_running(app.config.storage.catalog)
+    running = daemon_running(app.config.storage.catalog, app.config.node.name)
     volumes = open_volumes(app.config, writer, app.clock.wall_ms())
     store = SegmentStore(writer, lambda: volumes, app.clock)
     if not running and not dry_run:

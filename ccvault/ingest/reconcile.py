@@ -277,7 +277,7 @@ def replace_and_reconcile(
         [v for v in volumes if v.name == name],
         None,
         dry_run=False,
-        daemon_running=daemon_running(config.storage.catalog),
+        daemon_running=daemon_running(config.storage.catalog, config.node.name),
         actor=actor,
         cameras=[c.name for c in config.cameras],
     )

@@ -160,7 +160,7 @@ class HealthChecks:
 
     def _snapshot(self, now_ms: int) -> tuple[Health, int | None]:
         """The snapshot, and when a room's rule could next start to hold by time alone."""
-        deadline, findings = None, []
+        deadline, findings, nodes = None, [], ()
         try:
             with self.writer.reader() as conn:
                 cameras = health.cameras_health(self.recorders(), conn, time.monotonic())
@@ -168,6 +168,7 @@ class HealthChecks:
                 rooms = access_state.read(conn, self.config, now_ms)
                 findings = rules.evaluate(rooms, self.config.access, now_ms)
                 deadline = rules.next_deadline(rooms, now_ms)
+                nodes = health.nodes_health(conn, self.config.node.name, now_ms)
             catalog_error = self.writer.last_error
         except CatalogGone as exc:
             cameras = health.cameras_health(self.recorders(), None, time.monotonic())
@@ -188,6 +189,7 @@ class HealthChecks:
             clock_synced=self.clock_synced,
             clock_unknown=self.clock_unknown,
             access=tuple(findings),
+            nodes=nodes,
         ), deadline
 
     def _refresh_forecast(self, now_ms: int) -> None:

@@ -57,7 +57,7 @@ class Daemon:
         check_secrets(self.config, self.loaded.path, credentials=True)
         # Before anything opens a file; the HTTP server checks its share at start.
         log.info("daemon.open_files", limit=descriptors.raise_soft_limit())
-        lock_fd = take_daemon_lock(self.config.storage.catalog)
+        lock_fd = take_daemon_lock(self.config.storage.catalog, self.config.node.name)
         try:
             parts = build(
                 Shared(self.loaded, self.clock, self.metrics, self.notifier, self.stopping)

@@ -1,0 +1,14 @@
+-- Several recorder nodes, one catalog (issue 16): each camera and volume belongs to a node,
+-- and a segment to the node of its volume (an intent too: through its source volume). NULL: a
+-- row from before nodes, claimed by the first node that starts on this catalog
+-- (`NodeWrites.start`).
+CREATE TABLE nodes (
+    name         TEXT PRIMARY KEY,
+    url          TEXT,                    -- where the other nodes reach its API; NULL: nowhere
+    started_ms   INTEGER NOT NULL,
+    last_seen_ms INTEGER NOT NULL         -- its heartbeat; older than 3 beats: down
+);
+-- No foreign key: a node's CLI makes its rows before its daemon first starts (and registers it).
+ALTER TABLE cameras ADD COLUMN node TEXT;
+ALTER TABLE volumes ADD COLUMN node TEXT;
+CREATE INDEX volumes_by_node ON volumes (node);

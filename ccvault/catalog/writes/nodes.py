@@ -1,0 +1,75 @@
+"""Nodes: a daemon's start on a shared catalog (claim what is unowned, refuse what is
+another's) and its heartbeat. Plain SQL in the subset SQLite and PostgreSQL share."""
+
+from __future__ import annotations
+
+import sqlite3
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from ccvault.catalog.nodes import owners
+
+if TYPE_CHECKING:
+    from ccvault.catalog.writer import CatalogWriter
+
+_UPSERT = (
+    "INSERT INTO nodes (name, url, started_ms, last_seen_ms) VALUES (?, ?, ?, ?)"
+    " ON CONFLICT (name) DO UPDATE SET url = excluded.url, last_seen_ms = excluded.last_seen_ms"
+)
+
+
+@dataclass(frozen=True, slots=True)
+class Taken:
+    """A configured camera or volume the catalog gives to another node."""
+
+    kind: str  # "camera" | "volume"
+    index: int  # its position in the config's list
+    name: str
+    owner: str
+
+
+class NodeWrites:
+    def __init__(self, core: CatalogWriter) -> None:
+        self._core = core
+
+    def start(
+        self, name: str, url: str | None, cameras: list[str], volumes: list[str], now_ms: int
+    ) -> list[Taken]:
+        """In one transaction: refuse (return, write nothing) when a configured camera or
+        volume is another node's; else register this node and claim the rows no node owns
+        (those from before nodes existed), audited. The first node to start after the upgrade
+        takes them, which is right where one box became the first node."""
+        with self._core.transaction() as conn:
+            taken = _taken(conn, name, "camera", cameras) + _taken(conn, name, "volume", volumes)
+            if taken:
+                return taken
+            conn.execute(_UPSERT, (name, url, now_ms, now_ms))
+            conn.execute("UPDATE nodes SET started_ms = ? WHERE name = ?", (now_ms, name))
+            claimed = {
+                table: [
+                    r[0]
+                    for r in conn.execute(
+                        f"SELECT name FROM {table} WHERE node IS NULL ORDER BY name"
+                    ).fetchall()
+                ]
+                for table in ("cameras", "volumes")
+            }
+            if any(claimed.values()):
+                for table in claimed:
+                    conn.execute(f"UPDATE {table} SET node = ? WHERE node IS NULL", (name,))
+                self._core.audit("daemon", "node.claim", f"node:{name}", claimed, now_ms)
+            return []
+
+    def heartbeat(self, name: str, url: str | None, now_ms: int) -> None:
+        """This node is alive (the others' `node_offline` reads it)."""
+        with self._core.transaction() as conn:
+            conn.execute(_UPSERT, (name, url, now_ms, now_ms))
+
+
+def _taken(conn: sqlite3.Connection, node: str, kind: str, names: list[str]) -> list[Taken]:
+    found = owners(conn, "cameras" if kind == "camera" else "volumes", names)
+    return [
+        Taken(kind, i, n, found[n])
+        for i, n in enumerate(names)
+        if found.get(n) is not None and found[n] != node
+    ]
