@@ -15,7 +15,11 @@ import httpx
 import pytest
 
 from ccvault.alerts.conditions import node_offline
-from ccvault.config.alerts import AlertsBase
+from ccvault.alerts.dispatcher import Dispatcher
+from ccvault.alerts.manager import AlertManager
+from ccvault.catalog import queries
+from ccvault.catalog.writer import CatalogWriter
+from ccvault.config.alerts import AlertsBase, AlertsConfig
 from ccvault.views.health import Health, NodeHealth
 from tests.conftest import CCVAULT, REPO, Daemon, cli_json, run_cli, wait_for, write_config
 from tests.peers import RtspServer, free_port, self_signed
@@ -215,3 +219,24 @@ def test_node_offline_holds_for_each_other_node_that_stopped_beating() -> None:
     found = list(node_offline(health, AlertsBase()))
     assert [(o.name, o.labels) for o in found] == [("node_offline", {"node": "b"})]
     assert "node b is down since 1970-01-01T00:00:40" in found[0].summary
+
+
+def test_each_node_fires_and_resolves_only_its_own_alerts(tmp_path: Path) -> None:
+    """Alerts are one site-wide table, but a node's manager carries and resolves only its
+    own: b restarting does not resolve what a fires, and a and c may both report b down."""
+    catalog = tmp_path / "catalog.sqlite"
+    writers = {n: CatalogWriter(catalog, node=n) for n in ("a", "b", "c")}
+    b_down = Health(now_ms=100_000, volumes=(), cameras=(), nodes=(NodeHealth("b", False, 1_000),))
+    quiet = Health(now_ms=100_000, volumes=(), cameras=())
+
+    def manager(node: str) -> AlertManager:
+        return AlertManager(AlertsConfig(), writers[node], Dispatcher([]), 50_000, grace_s=0)
+
+    a, c = manager("a"), manager("c")
+    assert [ch.kind for ch in a.evaluate(b_down)] == ["fired"]
+    assert [ch.kind for ch in c.evaluate(b_down)] == ["fired"]  # no clash with a's row
+    # b starts (nothing fires for it): it leaves a's and c's alerts firing.
+    assert manager("b").evaluate(quiet) == []
+    with writers["a"].reader() as conn:
+        firing = [(r.name, r.node) for r in queries.alerts(conn, 0) if r.resolved_ms is None]
+    assert sorted(firing) == [("node_offline", "a"), ("node_offline", "c")]

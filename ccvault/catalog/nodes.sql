@@ -12,3 +12,10 @@ CREATE TABLE nodes (
 ALTER TABLE cameras ADD COLUMN node TEXT;
 ALTER TABLE volumes ADD COLUMN node TEXT;
 CREATE INDEX volumes_by_node ON volumes (node);
+
+-- Alerts stay site-wide (one table, `ccvault alerts` on any node lists them all), but each
+-- node fires and resolves only its own: a node that restarts carries its own firing alerts,
+-- not another's, and two nodes may both see one condition (node c down, seen by a and b).
+ALTER TABLE alerts ADD COLUMN node TEXT;
+DROP INDEX alerts_active;
+CREATE UNIQUE INDEX alerts_active_by_node ON alerts (fingerprint, node) WHERE resolved_ms IS NULL;

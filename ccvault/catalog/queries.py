@@ -305,7 +305,7 @@ def unsent_events(conn: sqlite3.Connection) -> list[AlertRow]:
 
 _ALERT_COLUMNS = (
     "id, name, fingerprint, labels, severity, summary, details, event, started_ms,"
-    " resolved_ms, notified_ms, notices"
+    " resolved_ms, notified_ms, notices, node"
 )
 
 
@@ -322,6 +322,7 @@ def _alert_rows(rows: list[sqlite3.Row]) -> list[AlertRow]:
             started_ms=r["started_ms"],
             resolved_ms=r["resolved_ms"],
             notified_ms=r["notified_ms"],
+            node=r["node"],
             id=r["id"],
             notices=r["notices"],
         )

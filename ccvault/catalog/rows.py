@@ -197,6 +197,7 @@ class AlertRow:
     notified_ms: int | None = None
     id: int | None = None
     notices: int = 0
+    node: str | None = None  # the node that fired it (None: from before nodes)
 
 
 class Direction(StrEnum):

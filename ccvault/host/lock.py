@@ -26,7 +26,7 @@ def take_daemon_lock(catalog: Path, node: str) -> int:
     except BlockingIOError:
         os.close(fd)
         raise Busy(
-            str(catalog), f"another ccvault daemon of node {node} is running on this catalog"
+            str(catalog), f"another ccvault daemon is running on this catalog as node {node}"
         ) from None
     os.ftruncate(fd, 0)
     os.write(fd, f"{os.getpid()}\n".encode())

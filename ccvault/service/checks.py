@@ -24,6 +24,7 @@ from ccvault.alerts.manager import AlertManager
 from ccvault.catalog import queries
 from ccvault.catalog.audit import AuditLog
 from ccvault.catalog.audit_verify import Verifier
+from ccvault.catalog.nodes import own_camera_names
 from ccvault.catalog.writer import CatalogGone, CatalogWriter
 from ccvault.catalog.writes.audit import read_head
 from ccvault.config.model import Config
@@ -164,7 +165,12 @@ class HealthChecks:
         try:
             with self.writer.reader() as conn:
                 cameras = health.cameras_health(self.recorders(), conn, time.monotonic())
-                corrupt = queries.corrupt_since(conn, now_ms - DAY_MS)
+                own = own_camera_names(conn, self.config.node.name)  # others alert for theirs
+                corrupt = {
+                    c: n
+                    for c, n in queries.corrupt_since(conn, now_ms - DAY_MS).items()
+                    if c in own
+                }
                 rooms = access_state.read(conn, self.config, now_ms)
                 findings = rules.evaluate(rooms, self.config.access, now_ms)
                 deadline = rules.next_deadline(rooms, now_ms)

@@ -19,7 +19,7 @@ class AlertWrites:
         """A firing alert (or a one-off event, saved resolved); its id. `notified_ms` None: no
         channel has it yet (an event a CLI command recorded, for the daemon to send)."""
         with self._core.transaction() as conn:
-            return (
+            alert_id = (
                 conn.execute(
                     "INSERT INTO alerts (name, fingerprint, labels, severity, summary, details,"
                     " event, started_ms, resolved_ms, notified_ms, notices)"
@@ -40,6 +40,9 @@ class AlertWrites:
                 ).lastrowid
                 or 0
             )
+            # Whose it is: only that node fires, re-sends and resolves it.
+            conn.execute("UPDATE alerts SET node = ? WHERE id = ?", (self._core.node, alert_id))
+            return alert_id
 
     def renotify(
         self, alert_id: int, severity: str, summary: str, details: dict[str, str], now_ms: int

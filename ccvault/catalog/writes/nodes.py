@@ -54,6 +54,9 @@ class NodeWrites:
                 ]
                 for table in ("cameras", "volumes")
             }
+            conn.execute(  # alerts firing from before nodes: this node's to carry or resolve
+                "UPDATE alerts SET node = ? WHERE node IS NULL AND resolved_ms IS NULL", (name,)
+            )
             if any(claimed.values()):
                 for table in claimed:
                     conn.execute(f"UPDATE {table} SET node = ? WHERE node IS NULL", (name,))
