@@ -114,6 +114,31 @@ def test_two_nodes_on_one_catalog_share_footage_and_keep_to_their_own(
     )
     assert part.status_code == 206 and part.content == original[10:100]
 
+    # Node a exports node b's footage: fetched from b, checked against the catalog's SHA-256,
+    # the bundle verifies and holds b's original file byte for byte.
+    bundle = tmp_path / "exports" / "b-door"  # in [export] dir (beside the catalog)
+    exported = run_cli(
+        config_a,
+        "export",
+        "--camera",
+        "cam-b",
+        "--from",
+        seg["start"],
+        "--to",
+        b_seen_from_a[1]["end"],
+        "--out",
+        str(bundle),
+        "--reason",
+        "incident 7 across server rooms",
+        "--json",
+    )
+    assert exported.returncode == 0, exported.stderr
+    assert run_cli(config_a, "verify-export", str(bundle)).returncode == 0
+    assert original in [f.read_bytes() for f in bundle.rglob("*.mp4")]
+    assert not (tmp_path / ".peer-footage").exists() or not any(
+        (tmp_path / ".peer-footage").iterdir()
+    )
+
     # Node a's retention pass with a ceiling of seconds, run by a config that (wrongly) also
     # names b's volume, so it could reach b's files: it purges a's old footage, none of b's.
     b_before = _segments(config_a, "cam-b")

@@ -15,9 +15,9 @@ from pydantic import TypeAdapter
 from ccvault.api.auth import context
 from ccvault.api.context import ApiContext
 from ccvault.api.errors import ApiError
+from ccvault.catalog.nodes import is_known_camera
 from ccvault.errors import UsageError
 from ccvault.timefmt import LATEST_MS, ordered, parse_time
-from ccvault.views.nodes import is_known_camera
 
 _ADAPTERS: dict[object, TypeAdapter] = {}
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import sqlite3
 from dataclasses import dataclass
 
+from ccvault.config.model import Config
 from ccvault.config.node import DOWN_AFTER_BEATS, HEARTBEAT_S
 
 DOWN_AFTER_MS = DOWN_AFTER_BEATS * HEARTBEAT_S * 1000
@@ -78,3 +79,12 @@ def scrub_cursor_key(node: str | None) -> str:
 def camera_nodes(conn: sqlite3.Connection) -> dict[str, str | None]:
     """Every catalogued camera and its node."""
     return {r[0]: r[1] for r in conn.execute("SELECT name, node FROM cameras").fetchall()}
+
+
+def is_known_camera(config: Config, conn: sqlite3.Connection, name: str) -> bool:
+    """Configured here, or recorded by another node of this catalog (its footage may be
+    listed, played and exported from any node)."""
+    if config.camera(name) is not None:
+        return True
+    owner = camera_nodes(conn).get(name)
+    return owner is not None and owner != config.node.name

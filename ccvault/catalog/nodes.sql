@@ -19,3 +19,7 @@ CREATE INDEX volumes_by_node ON volumes (node);
 ALTER TABLE alerts ADD COLUMN node TEXT;
 DROP INDEX alerts_active;
 CREATE UNIQUE INDEX alerts_active_by_node ON alerts (fingerprint, node) WHERE resolved_ms IS NULL;
+
+-- An export job is run (and its bundle, in that node's [export] dir, expired) by the node
+-- that was asked for it: the bundle's directory is on that node's disks.
+ALTER TABLE exports ADD COLUMN node TEXT;

@@ -9,6 +9,7 @@ from zoneinfo import ZoneInfo
 import click
 
 from ccvault.catalog import queries
+from ccvault.catalog.nodes import is_known_camera
 from ccvault.catalog.rows import AnalysisState, Segment, StoredSpan
 from ccvault.cli import App, cli, json_option, pass_app
 from ccvault.cli.output import emit_json, human_bytes, stderr_is_terminal, table
@@ -19,7 +20,6 @@ from ccvault.storage.peers import Remote, fetch_verified, reasons
 from ccvault.storage.volumes import open_volumes, spool_dirs
 from ccvault.timefmt import duration_text, local_text, ordered
 from ccvault.views.models import SegmentFile, SpanOut
-from ccvault.views.nodes import is_known_camera
 
 
 def time_range(app: App, start: str, end: str) -> tuple[int, int]:

@@ -11,12 +11,15 @@ from __future__ import annotations
 
 import hashlib
 import http.client
+import shutil
 import sqlite3
 import ssl
 import urllib.error
 import urllib.request
 from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass
+from pathlib import Path
 from zoneinfo import ZoneInfo
 
 from ccvault.catalog.nodes import all_nodes
@@ -148,3 +151,26 @@ def fetch_verified(config: NodeConfig, remote: Remote, seg: Segment, out: object
             f"its SHA-256 is {digest.hexdigest()}, the catalog says {seg.sha256}",
         )
     return size
+
+
+@contextmanager
+def peer_copies(
+    config: NodeConfig, work: Path, remotes: dict[int, tuple[Segment, Remote]]
+) -> Iterator[dict[int, Path]]:
+    """Each other node's segment (id → it and where it is fetched from) copied into `work`,
+    its SHA-256 checked against the catalog (CheckFailed: no bundle of bytes that are not the
+    footage), for as long as the block runs (an export reads them); the copies go at the end,
+    a crash's leftovers with the next export of that id."""
+    shutil.rmtree(work, ignore_errors=True)
+    try:
+        fetched = {}
+        if remotes:
+            work.mkdir(mode=0o700, parents=True)
+        for seg_id, (seg, remote) in remotes.items():
+            path = work / f"{seg_id}.mp4"
+            with open(path, "xb") as out:
+                fetch_verified(config, remote, seg, out)
+            fetched[seg_id] = path
+        yield fetched
+    finally:
+        shutil.rmtree(work, ignore_errors=True)

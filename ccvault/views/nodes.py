@@ -13,14 +13,6 @@ from ccvault.timefmt import utc_text
 from ccvault.views.models import CameraOut, SegmentOut
 
 
-def is_known_camera(config: Config, conn: sqlite3.Connection, name: str) -> bool:
-    """Configured here, or recorded by another node of this catalog."""
-    if config.camera(name) is not None:
-        return True
-    owner = camera_nodes(conn).get(name)
-    return owner is not None and owner != config.node.name
-
-
 def mark(
     config: Config, conn: sqlite3.Connection, found: list[SegmentOut], now_ms: int
 ) -> list[SegmentOut]:

@@ -50,6 +50,8 @@ class ExportWrites:
                 ).lastrowid
                 or 0
             )
+            # Whose job it is: the bundle goes to this node's disks, so only it runs it.
+            conn.execute("UPDATE exports SET node = ? WHERE id = ?", (self._core.node, export_id))
             directory = bundle_dir(export_id)
             pin_id = None
             for pinned in cameras:

@@ -57,6 +57,8 @@ class NodeWrites:
             conn.execute(  # alerts firing from before nodes: this node's to carry or resolve
                 "UPDATE alerts SET node = ? WHERE node IS NULL AND resolved_ms IS NULL", (name,)
             )
+            # Export jobs from before nodes: their bundles are on this box.
+            conn.execute("UPDATE exports SET node = ? WHERE node IS NULL", (name,))
             if any(claimed.values()):
                 for table in claimed:
                     conn.execute(f"UPDATE {table} SET node = ? WHERE node IS NULL", (name,))
