@@ -7,6 +7,7 @@ unavailable, never as a gap, and no node's retention touches another's footage."
 from __future__ import annotations
 
 import json
+import signal
 import subprocess
 import time
 from pathlib import Path
@@ -232,6 +233,14 @@ def test_a_camera_or_volume_another_node_owns_is_a_config_error(
     assert "storage.volumes[0].name: volume 'vol-a' belongs to node 'a'" in again.stderr
     # Nothing was claimed by the refused node.
     assert run_cli(config_a, "segments", "--camera", "door", *WIDE).returncode == 0
+    # Node c with its own camera and volume starts; a reload adding a's camera is rejected.
+    config_c.write_text(text)
+    node_c = daemon_factory(config_c)
+    config_c.write_text(text + '\n[[cameras]]\nname = "door"\nurl = "demo://"\nenabled = false\n')
+    node_c.proc.send_signal(signal.SIGHUP)
+    rejected = node_c.wait_event("config.rejected", timeout=30)
+    assert "cameras[1].name: camera 'door' belongs to node 'a'" in rejected["error"]
+    assert node_c.stop() == 0
 
 
 def test_node_offline_holds_for_each_other_node_that_stopped_beating() -> None:

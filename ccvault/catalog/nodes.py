@@ -88,3 +88,28 @@ def is_known_camera(config: Config, conn: sqlite3.Connection, name: str) -> bool
         return True
     owner = camera_nodes(conn).get(name)
     return owner is not None and owner != config.node.name
+
+
+@dataclass(frozen=True, slots=True)
+class Taken:
+    """A configured camera or volume the catalog gives to another node."""
+
+    kind: str  # "camera" | "volume"
+    index: int  # its position in the config's list
+    name: str
+    owner: str
+
+
+def taken_by_others(
+    conn: sqlite3.Connection, node: str, cameras: list[str], volumes: list[str]
+) -> list[Taken]:
+    """The cameras and volumes named (a config's, in its order) that another node owns."""
+    out = []
+    for kind, table, names in (("camera", "cameras", cameras), ("volume", "volumes", volumes)):
+        found = owners(conn, table, names)
+        out += [
+            Taken(kind, i, n, owner)
+            for i, n in enumerate(names)
+            if (owner := found.get(n)) is not None and owner != node
+        ]
+    return out

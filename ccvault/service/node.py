@@ -8,6 +8,7 @@ from pathlib import Path
 
 import structlog
 
+from ccvault.catalog.nodes import Taken, taken_by_others
 from ccvault.catalog.writer import CatalogGone, CatalogWriter
 from ccvault.config.model import Config
 from ccvault.errors import ConfigError
@@ -22,6 +23,19 @@ def start_node(config: Config, writer: CatalogWriter, config_path: Path, now_ms:
     cameras = [c.name for c in config.cameras]
     volumes = [v.name for v in config.storage.volumes]
     taken = writer.nodes.start(config.node.name, config.node.url, cameras, volumes, now_ms)
+    _refuse(config, config_path, taken)
+    log.info("node.started", node=config.node.name, url=config.node.url)
+
+
+def check_reload(config: Config, writer: CatalogWriter, config_path: Path) -> None:
+    """A reloaded config may not add a camera or volume another node owns either."""
+    cameras = [c.name for c in config.cameras]
+    volumes = [v.name for v in config.storage.volumes]
+    with writer.reader() as conn:
+        _refuse(config, config_path, taken_by_others(conn, config.node.name, cameras, volumes))
+
+
+def _refuse(config: Config, config_path: Path, taken: list[Taken]) -> None:
     if taken:
         problems = [
             (
@@ -37,7 +51,6 @@ def start_node(config: Config, writer: CatalogWriter, config_path: Path, now_ms:
             "; ".join(problems)
             + f" (this node is {config.node.name!r}; names are unique across the site)",
         )
-    log.info("node.started", node=config.node.name, url=config.node.url)
 
 
 def heartbeat(config: Config, writer: CatalogWriter, now_ms: int) -> None:

@@ -16,6 +16,7 @@ from ccvault.errors import ConfigError
 # Settings read once at start-up: a reload that changes them is rejected as a whole.
 RESTART_ONLY = (
     "storage.catalog",
+    "node",  # which node this daemon is, and how it reaches the others
     "storage.spool",
     "audit.path",
     "audit.max_bytes",

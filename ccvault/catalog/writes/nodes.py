@@ -3,11 +3,9 @@ another's) and its heartbeat. Plain SQL in the subset SQLite and PostgreSQL shar
 
 from __future__ import annotations
 
-import sqlite3
-from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from ccvault.catalog.nodes import owners
+from ccvault.catalog.nodes import Taken, taken_by_others
 
 if TYPE_CHECKING:
     from ccvault.catalog.writer import CatalogWriter
@@ -16,16 +14,6 @@ _UPSERT = (
     "INSERT INTO nodes (name, url, started_ms, last_seen_ms) VALUES (?, ?, ?, ?)"
     " ON CONFLICT (name) DO UPDATE SET url = excluded.url, last_seen_ms = excluded.last_seen_ms"
 )
-
-
-@dataclass(frozen=True, slots=True)
-class Taken:
-    """A configured camera or volume the catalog gives to another node."""
-
-    kind: str  # "camera" | "volume"
-    index: int  # its position in the config's list
-    name: str
-    owner: str
 
 
 class NodeWrites:
@@ -40,7 +28,7 @@ class NodeWrites:
         (those from before nodes existed), audited. The first node to start after the upgrade
         takes them, which is right where one box became the first node."""
         with self._core.transaction() as conn:
-            taken = _taken(conn, name, "camera", cameras) + _taken(conn, name, "volume", volumes)
+            taken = taken_by_others(conn, name, cameras, volumes)
             if taken:
                 return taken
             conn.execute(_UPSERT, (name, url, now_ms, now_ms))
@@ -69,12 +57,3 @@ class NodeWrites:
         """This node is alive (the others' `node_offline` reads it)."""
         with self._core.transaction() as conn:
             conn.execute(_UPSERT, (name, url, now_ms, now_ms))
-
-
-def _taken(conn: sqlite3.Connection, node: str, kind: str, names: list[str]) -> list[Taken]:
-    found = owners(conn, "cameras" if kind == "camera" else "volumes", names)
-    return [
-        Taken(kind, i, n, found[n])
-        for i, n in enumerate(names)
-        if found.get(n) is not None and found[n] != node
-    ]
