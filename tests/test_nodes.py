@@ -10,6 +10,7 @@ import json
 import signal
 import subprocess
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import httpx
@@ -274,3 +275,40 @@ def test_each_node_fires_and_resolves_only_its_own_alerts(tmp_path: Path) -> Non
     with writers["a"].reader() as conn:
         firing = [(r.name, r.node) for r in queries.alerts(conn, 0) if r.resolved_ms is None]
     assert sorted(firing) == [("node_offline", "a"), ("node_offline", "c")]
+
+
+def test_two_nodes_adding_holds_at_once_lose_none_and_keep_one_audit_chain(
+    tmp_path: Path,
+) -> None:
+    """Holds and the audit chain are site-wide: two nodes' writers adding holds at the same
+    moment each commit theirs (one write transaction at a time), and the chain does not fork."""
+    configs = {
+        n: _node_config(tmp_path, n, {"name": f"cam-{n}", "url": "demo://", "enabled": False})
+        for n in ("a", "b")
+    }
+    per_node = 6
+
+    def add_holds(node: str) -> list[int]:
+        return [
+            run_cli(
+                configs[node],
+                "hold",
+                "add",
+                "--from",
+                "-2d",
+                "--to",
+                "-1d",
+                "--reason",
+                f"{node}{i}",
+            ).returncode
+            for i in range(per_node)
+        ]
+
+    with ThreadPoolExecutor(2) as pool:
+        codes = list(pool.map(add_holds, configs))
+    assert codes == [[0] * per_node] * 2
+    holds = cli_json(configs["a"], "hold", "list")
+    reasons = sorted(h["reason"] for h in holds)
+    assert reasons == sorted(f"{n}{i}" for n in configs for i in range(per_node))
+    verified = run_cli(configs["b"], "audit", "verify")
+    assert verified.returncode == 0, verified.stdout + verified.stderr
