@@ -200,6 +200,22 @@ def test_two_nodes_on_one_catalog_share_footage_and_keep_to_their_own(
     own = _segments(config_a, "cam-a")[-1]
     mine = httpx.get(f"{url_a}/api/segments/{own['id']}/file", headers=auth, timeout=30)
     assert mine.status_code == 200 and len(mine.content) == own["bytes"]
+
+    # Node b back: node a resolves node_offline, and b's footage plays from a again.
+    node_b = daemon_factory(config_b)
+    wait_for(
+        lambda: [
+            a
+            for a in cli_json(config_a, "alerts")["recent"]
+            if a["name"] == "node_offline" and a["labels"] == {"node": "b"}
+        ],
+        60,
+        what="node_offline for node b resolved",
+    )
+    assert {s["unavailable"] for s in _segments(config_a, "cam-b")} == {None}
+    again = httpx.get(f"{url_a}/api/segments/{seg['id']}/file", headers=auth, timeout=30)
+    assert again.status_code == 200 and again.content == original
+    assert node_b.stop() == 0
     assert node_a.stop() == 0
 
 
