@@ -172,6 +172,21 @@ def analysis_backlog(health: Health, cfg: AlertsBase) -> Iterator[Observation]:
             )
 
 
+def node_offline(health: Health, cfg: AlertsBase) -> Iterator[Observation]:
+    """Another node stopped beating: its cameras may be unrecorded, its footage unreachable."""
+    for node in health.nodes:
+        if not node.up:
+            since = utc_text(node.last_seen_ms)
+            yield Observation(
+                "node_offline",
+                {"node": node.name},
+                f"node {node.name} is down since {since} (no heartbeat since): its footage "
+                "is unavailable and its cameras are not recorded by it",
+                None,
+                {"last_seen": since},
+            )
+
+
 def catalog_error(health: Health, cfg: AlertsBase) -> Iterator[Observation]:
     if health.catalog_error:
         yield Observation("catalog_error", {}, f"catalog error: {health.catalog_error}")
@@ -225,6 +240,7 @@ CHECKS: tuple[Check, ...] = (
     recording_failed,
     camera_flapping,
     analysis_backlog,
+    node_offline,
     catalog_error,
     audit_chain_broken,
     segment_corrupt,

@@ -52,7 +52,7 @@ class AlertManager:
         # recorded and handed to the channels: what else should follow (incident holds).
         self.listeners: list[Callable[[Alert, str], None]] = []
         with writer.reader() as conn:
-            rows = [r for r in queries.alerts(conn, now_ms) if r.resolved_ms is None]
+            rows = [r for r in queries.alerts(conn, now_ms) if self._firing_here(r)]
         carried = [_instance(r) for r in rows]
         self.book = AlertBook(lambda name: self.settings.settings(name), carried)
         # Until the first checks after a restart have seen the cameras and volumes, what was
@@ -105,7 +105,7 @@ class AlertManager:
         not its rows. What fires is matched to its open rows by fingerprint or recorded anew;
         its open rows nothing fires for any more are resolved."""
         with self.writer.reader() as conn:
-            rows = {r.fingerprint: r for r in queries.alerts(conn, now_ms) if r.resolved_ms is None}
+            rows = {r.fingerprint: r for r in queries.alerts(conn, now_ms) if self._firing_here(r)}
         with self._lock:
             for key, instance in list(self.book.instances.items()):
                 if not instance.firing:
@@ -116,6 +116,10 @@ class AlertManager:
             for row in rows.values():
                 if row.id is not None:
                     self.writer.alerts.resolve(row.id, now_ms)
+
+    def _firing_here(self, row: AlertRow) -> bool:
+        """Firing, and this node's: another node's alerts are its own to resolve."""
+        return row.resolved_ms is None and row.node in (None, self.writer.node)
 
     def apply(self, settings: AlertsBase) -> None:
         """A reloaded [alerts]: new thresholds at the next check; new channels at once (the old

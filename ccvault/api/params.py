@@ -15,7 +15,7 @@ from pydantic import TypeAdapter
 from ccvault.api.auth import context
 from ccvault.api.context import ApiContext
 from ccvault.api.errors import ApiError
-from ccvault.config.model import CameraConfig
+from ccvault.catalog.nodes import is_known_camera
 from ccvault.errors import UsageError
 from ccvault.timefmt import LATEST_MS, ordered, parse_time
 
@@ -55,11 +55,14 @@ def time_range(ctx: ApiContext, start: str | int, end: str | int) -> tuple[int, 
     return from_ms, to_ms
 
 
-def camera(ctx: ApiContext, name: str, field: str = "camera") -> CameraConfig:
-    cam = ctx.config.camera(name)
-    if cam is None:
-        raise ApiError(404, "not_found", f"camera {name!r} is not in the config", field)
-    return cam
+def camera(ctx: ApiContext, name: str, field: str = "camera") -> None:
+    """A camera of this node's config, or one another node of the catalog records."""
+    if ctx.config.camera(name) is not None:
+        return
+    with ctx.reader() as conn:
+        if is_known_camera(ctx.config, conn, name):
+            return
+    raise ApiError(404, "not_found", f"camera {name!r} is not in the config", field)
 
 
 def day(text: str) -> date:

@@ -158,7 +158,12 @@ def api_status(request: Request, _p: Viewer) -> dict[str, Any]:
     any role; `ccvault status` on the host shows them)."""
     ctx = context(request)
     with ctx.reader() as conn:
-        found = status.build(ctx.config, conn, ctx.now_ms(), daemon_running(ctx.config.lock_base))
+        found = status.build(
+            ctx.config,
+            conn,
+            ctx.now_ms(),
+            daemon_running(ctx.config.lock_base, ctx.config.node.name),
+        )
     for volume in found["volumes"]:
         del volume["path"]
         if volume["reason"]:

@@ -19,7 +19,7 @@ from ccvault.api.params import Ctx, From, To
 from ccvault.errors import NotFound
 from ccvault.host.lock import daemon_running
 from ccvault.timefmt import utc_text
-from ccvault.views import search
+from ccvault.views import nodes, search
 from ccvault.views.models import CameraOut, SegmentOut, SpanOut, TimelineOut
 
 router = APIRouter(prefix="/api", tags=["footage"])
@@ -33,9 +33,12 @@ Kind = Literal["motion", "lighting", "all"]
 
 @router.get("/cameras", response_model=list[CameraOut])
 def list_cameras(ctx: Ctx, _who: Viewer) -> list[CameraOut]:
-    """Every configured camera: enabled, state (as `ccvault status`), first and last footage."""
+    """Every configured camera: enabled, state (as `ccvault status`), first and last footage;
+    then the cameras other nodes of the catalog record (`node`)."""
+    running = daemon_running(ctx.config.lock_base, ctx.config.node.name)
     with ctx.reader() as conn:
-        return search.cameras(ctx.config, conn, daemon_running(ctx.config.lock_base))
+        here = search.cameras(ctx.config, conn, running)
+        return here + nodes.other_cameras(ctx.config, conn, ctx.now_ms())
 
 
 @router.get("/segments", response_model=list[SegmentOut])
@@ -50,6 +53,7 @@ def find_segments(
             found = search.segments(conn, camera, from_ms, to_ms, motion, SEARCH_LIMIT)
         except search.TooMany:
             raise params.bad("to", f"more than {SEARCH_LIMIT} segments; narrow the range") from None
+        found = nodes.mark(ctx.config, conn, found, ctx.now_ms())
     _audit_search(
         ctx, who, "search.segments", camera, from_ms, to_ms, {"motion": motion}, len(found)
     )

@@ -28,6 +28,7 @@ from ccvault.api.auth import Principal, Viewer
 from ccvault.api.context import ApiContext
 from ccvault.api.errors import ApiError
 from ccvault.api.params import Ctx, From, Id, To
+from ccvault.api.peer_media import remote_segment
 from ccvault.api.streaming import OpenFileResponse, starts_playback
 from ccvault.catalog import queries
 from ccvault.catalog.rows import Segment
@@ -51,7 +52,11 @@ CLIP_LEFTOVER_S = 3600  # clip work files older than this were left by a crash
 def segment_file(ctx: Ctx, who: Viewer, segment_id: Id, request: Request) -> Response:
     """The segment's original file, byte ranges supported (206). X-Ccvault-Integrity: the
     scrub's verdict on it (unchecked, ok, corrupt); a corrupt file is served as it is, marked
-    so, and never with an ETag (its catalogued hash names bytes it no longer holds)."""
+    so, and never with an ETag (its catalogued hash names bytes it no longer holds). A segment
+    another node holds is streamed from that node (503 while it cannot serve it)."""
+    remote = remote_segment(ctx, who, segment_id, request)
+    if remote is not None:
+        return remote
     seg, fd = open_segment(ctx, segment_id)
     with _closing_on_error(fd):
         if ctx.record_due(who.session, f"segment:{seg.id}", starts_playback(request)):

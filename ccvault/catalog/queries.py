@@ -30,7 +30,8 @@ from ccvault.timefmt import utc_text
 
 SEGMENT_COLUMNS = """
     s.id, c.name AS camera, v.name AS volume, s.start_ms, s.end_ms, s.path, s.bytes, s.sha256,
-    s.codec, s.width, s.height, s.frames, s.origin, s.state, s.analysis, s.activity, s.integrity
+    s.codec, s.width, s.height, s.frames, s.origin, s.state, s.analysis, s.activity, s.integrity,
+    v.node
 """
 SEGMENT_FROM = """
     FROM segments s JOIN cameras c ON c.id = s.camera_id JOIN volumes v ON v.id = s.volume_id
@@ -304,7 +305,7 @@ def unsent_events(conn: sqlite3.Connection) -> list[AlertRow]:
 
 _ALERT_COLUMNS = (
     "id, name, fingerprint, labels, severity, summary, details, event, started_ms,"
-    " resolved_ms, notified_ms, notices"
+    " resolved_ms, notified_ms, notices, node"
 )
 
 
@@ -321,6 +322,7 @@ def _alert_rows(rows: list[sqlite3.Row]) -> list[AlertRow]:
             started_ms=r["started_ms"],
             resolved_ms=r["resolved_ms"],
             notified_ms=r["notified_ms"],
+            node=r["node"],
             id=r["id"],
             notices=r["notices"],
         )

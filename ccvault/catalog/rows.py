@@ -62,6 +62,7 @@ class Segment:
     analysis: AnalysisState
     activity: int  # 1: the padded range overlaps a motion or lighting span
     integrity: str  # unchecked | ok | corrupt: the latest re-hash (scrub or `ccvault verify`)
+    node: str | None  # the node whose volume holds it (None: not claimed by a node yet)
 
     @classmethod
     def from_row(cls, row: sqlite3.Row) -> Segment:
@@ -196,6 +197,7 @@ class AlertRow:
     notified_ms: int | None = None
     id: int | None = None
     notices: int = 0
+    node: str | None = None  # the node that fired it (None: from before nodes)
 
 
 class Direction(StrEnum):

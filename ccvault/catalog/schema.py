@@ -32,6 +32,7 @@ _NAMES = (
     "camera_failing.sql",
     "access_control.sql",
     "visit_export.sql",
+    "nodes.sql",
 )
 # One script per schema version, applied in order; released scripts are never edited.
 MIGRATIONS: tuple[str, ...] = tuple(

@@ -45,6 +45,7 @@ from ccvault.catalog.writes.exports import ExportWrites
 from ccvault.catalog.writes.holds import HoldWrites
 from ccvault.catalog.writes.intents import IntentWrites
 from ccvault.catalog.writes.motion import MotionWrites
+from ccvault.catalog.writes.nodes import NodeWrites
 from ccvault.catalog.writes.segments import SegmentWrites
 from ccvault.catalog.writes.users import UserWrites
 from ccvault.catalog.writes.volumes import VolumeWrites
@@ -68,9 +69,16 @@ class CatalogGone(Busy):
 
 class CatalogWriter:
     def __init__(
-        self, path: db.Target, audit: AuditLog | None = None, lock_base: Path | None = None
+        self,
+        path: db.Target,
+        audit: AuditLog | None = None,
+        lock_base: Path | None = None,
+        node: str | None = None,
     ) -> None:
         self.path = path  # a file (SQLite) or a PgCatalog; str() of either names it
+        # The node this process is (`[node] name`): rows it creates are its own. None: a tool
+        # or bench that is no node (its rows are claimed by the next node to start).
+        self.node = node
         # What this node's lock files are named after (`<base>.retention-lock`, ...): the
         # SQLite file, or for PostgreSQL a path in the node's state_dir (`Config.lock_base`;
         # without one, a private directory of this writer's own: its locks bind no other).
@@ -109,6 +117,7 @@ class CatalogWriter:
         self.alerts = AlertWrites(self)
         self.audit_chain = AuditWrites(self)
         self.access = AccessWrites(self)
+        self.nodes = NodeWrites(self)
 
     def close(self) -> None:
         self._conn.close()

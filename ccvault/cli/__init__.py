@@ -59,7 +59,10 @@ class App:
         from ccvault.host import events
 
         writer = CatalogWriter(
-            self.config.catalog_target, audit_log(self.config), self.config.lock_base
+            self.config.catalog_target,
+            audit_log(self.config),
+            self.config.lock_base,
+            self.config.node.name,
         )
         events.listen(cli_recorder(writer, self.config.alerts, self.clock.wall_ms))
         return writer

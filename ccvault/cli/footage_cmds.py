@@ -9,11 +9,14 @@ from zoneinfo import ZoneInfo
 import click
 
 from ccvault.catalog import queries
+from ccvault.catalog.nodes import is_known_camera
 from ccvault.catalog.rows import AnalysisState, Segment, StoredSpan
 from ccvault.cli import App, cli, json_option, pass_app
 from ccvault.cli.output import emit_json, human_bytes, stderr_is_terminal, table
 from ccvault.config.model import CameraConfig
-from ccvault.errors import Refused
+from ccvault.errors import CheckFailed, NotFound, Refused
+from ccvault.storage.media import copy_hashed
+from ccvault.storage.peers import Remote, fetch_verified, reasons
 from ccvault.storage.volumes import open_volumes, spool_dirs
 from ccvault.timefmt import duration_text, local_text, ordered
 from ccvault.views.models import SegmentFile, SpanOut
@@ -46,18 +49,21 @@ def span_json(stored: StoredSpan) -> dict:
 @json_option
 @pass_app
 def segments(app: App, camera: str, start: str, end: str, activity: bool, as_json: bool) -> None:
-    """Segments of a camera overlapping [--from, --to), in time order."""
-    app.camera(camera)
+    """Segments of a camera overlapping [--from, --to), in time order; another node's camera
+    too (its segments name their node; those it cannot serve now say why)."""
     from_ms, to_ms = time_range(app, start, end)
     with app.reader() as conn:
+        if not is_known_camera(app.config, conn, camera):
+            app.camera(camera)  # NotFound, as for any camera not in the config
         found = queries.segments_in_range(conn, camera, from_ms, to_ms, activity_only=activity)
+        why = reasons(conn, app.config.node.name, app.clock.wall_ms(), app.config.tz)
     paths = {v.name: v.path for v in app.config.storage.volumes}
     if as_json:
-        emit_json([segment_json(s, paths) for s in found])
+        emit_json([{**segment_json(s, paths), "unavailable": why.get(s.node or "")} for s in found])
         return
     tz = app.config.tz
     table(
-        ["id", "start", "end", "length", "size", "volume", "state", "origin", "motion"],
+        ["id", "start", "end", "length", "size", "node", "volume", "state", "origin", "motion"],
         [
             [
                 s.id,
@@ -65,8 +71,9 @@ def segments(app: App, camera: str, start: str, end: str, activity: bool, as_jso
                 _end_text(s.start_ms, s.end_ms, tz),
                 duration_text(s.end_ms - s.start_ms),
                 human_bytes(s.bytes),
+                s.node or "",
                 s.volume,
-                "corrupt" if s.state == "ok" and s.integrity == "corrupt" else s.state,
+                _state_text(s, why),
                 s.origin,
                 _activity(s),
             ]
@@ -147,6 +154,13 @@ def _end_text(start_ms: int, end_ms: int, tz: ZoneInfo) -> str:
     """The end as a time of day when it falls on the start's local date (shorter rows)."""
     end, begin = local_text(end_ms, tz), local_text(start_ms, tz)
     return end[11:] if end[:10] == begin[:10] else end
+
+
+def _state_text(seg: Segment, why: dict[str, str]) -> str:
+    """ok, missing, corrupt — or `unavailable (node b down since …)`: not a gap."""
+    if seg.node in why:
+        return f"unavailable ({why[seg.node]})"
+    return "corrupt" if seg.state == "ok" and seg.integrity == "corrupt" else seg.state
 
 
 def _activity(seg: Segment) -> str:
@@ -276,3 +290,49 @@ def _run_import(
         length=total, label="importing", file=click.get_text_stream("stderr")
     ) as bar:
         return importer.run(planned, progress=bar.update)
+
+
+@cli.command("segment-file")
+@click.argument("segment_id", type=click.IntRange(min=1))
+@click.option(
+    "--out",
+    required=True,
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="New file to write the segment's original bytes to (never replaced).",
+)
+@json_option
+@pass_app
+def segment_file(app: App, segment_id: int, out: Path, as_json: bool) -> None:
+    """Copy one segment's original file — from this node's volume, or streamed from the node
+    that holds it — and check its SHA-256 against the catalog (exit 1 and no file when it
+    differs; exit 5 while its node cannot serve it). Audited as a view."""
+    me, now_ms = app.config.node.name, app.clock.wall_ms()
+    with app.reader() as conn:
+        found = queries.segments_by_ids(conn, [segment_id])
+        if not found or found[0].state != "ok":
+            raise NotFound(f"segment {segment_id}", "no such segment, or its file is missing")
+        seg = found[0]
+        remote = Remote.of(conn, seg, me, now_ms, app.config.tz)
+    try:
+        if remote is None:
+            root = {v.name: v.path for v in app.config.storage.volumes}.get(seg.volume)
+            if root is None:
+                raise NotFound(f"segment {segment_id}", f"volume {seg.volume} is not configured")
+            digest = copy_hashed(root / seg.path, out)
+            if digest != seg.sha256:
+                raise CheckFailed(
+                    f"segment {segment_id}",
+                    f"its SHA-256 is {digest}, the catalog says {seg.sha256}",
+                )
+        else:
+            with open(out, "xb") as file:
+                fetch_verified(app.config.node, remote, seg, file)
+    except CheckFailed:
+        out.unlink(missing_ok=True)
+        raise
+    details = {"camera": seg.camera, "node": seg.node, "sha256": seg.sha256, "out": str(out)}
+    app.writer.record_event(app.actor(), "view.segment", f"segment:{seg.id}", details, now_ms)
+    if as_json:
+        emit_json({"segment": seg.id, "bytes": seg.bytes, **details})
+        return
+    click.echo(f"{out}: segment {seg.id} of {seg.camera} from node {seg.node}, SHA-256 checked")

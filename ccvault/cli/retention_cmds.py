@@ -34,7 +34,7 @@ def purge(app: App, dry_run: bool, at: str | None, show_all: bool, as_json: bool
         raise UsageError("purge", "--at and --all only go with --dry-run")
     now_ms = app.time(at, "--at") if at else app.clock.wall_ms()
     volumes = _volumes(app)
-    running = daemon_running(app.config.lock_base)
+    running = daemon_running(app.config.lock_base, app.config.node.name)
     # Beside a running daemon the spool is the daemon's own.
     spools = [] if running else spool_dirs(app.config, volumes).drain
     if dry_run:

@@ -59,7 +59,10 @@ def status_cmd(app: App, as_json: bool) -> None:
     """Cameras (state, last footage, last 24 h) and volumes (state, space)."""
     with app.reader() as conn:
         report = status.build(
-            app.config, conn, app.clock.wall_ms(), daemon_running(app.config.lock_base)
+            app.config,
+            conn,
+            app.clock.wall_ms(),
+            daemon_running(app.config.lock_base, app.config.node.name),
         )
     if as_json:
         emit_json(report)

@@ -28,7 +28,7 @@ def reconcile(app: App, dry_run: bool, as_json: bool) -> None:
     from ccvault.storage.store import SegmentStore
 
     writer = app.writer
-    running = daemon_running(app.config.lock_base)
+    running = daemon_running(app.config.lock_base, app.config.node.name)
     volumes = open_volumes(app.config, writer, app.clock.wall_ms())
     store = SegmentStore(writer, lambda: volumes, app.clock)
     if not running and not dry_run:

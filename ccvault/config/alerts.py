@@ -93,6 +93,13 @@ ALERT_DEFAULTS: dict[str, AlertSpec] = {
         for_seconds=300,
         renotify_minutes=240,
     ),
+    "node_offline": AlertSpec(
+        C,
+        "critical",
+        "another node sharing the catalog missed three heartbeats (down or cut off): its "
+        "cameras are not being recorded by it, and its footage is unavailable here until it "
+        "is back; raised by the nodes still up, resolved when it beats again",
+    ),
     "catalog_error": AlertSpec(C, "critical", "the catalog cannot be read or a write to it failed"),
     "audit_chain_broken": AlertSpec(
         C, "critical", "the audit log's hash chain does not verify", renotify_minutes=1440

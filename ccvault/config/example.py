@@ -41,6 +41,7 @@ from ccvault.config.model import (
     StorageConfig,
     VolumeConfig,
 )
+from ccvault.config.node import NodeConfig
 from ccvault.config.policy import MotionConfig, RetentionSettings
 
 HEADER = """\
@@ -132,6 +133,7 @@ ACCESS_EXAMPLES: list[tuple[str, type[BaseModel], dict[str, Any]]] = [
 def render() -> str:
     out = [HEADER]
     out += _fields(Config, skip=_tables(Config), values={})
+    out += ["", "[node]", *_fields(NodeConfig, skip=set(), values={"name": "main-office"})]
     out.append("")
     out.append("[storage]")
     out += _fields(

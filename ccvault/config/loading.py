@@ -98,6 +98,7 @@ def _resolve_relative_paths(raw: dict, base: Path) -> None:
         ("http", ("tls_cert", "tls_key")),
         ("export", ("dir",)),
         ("audit", ("path",)),
+        ("node", ("peer_token_file", "ca_file")),
     ):
         section = raw.get(table)
         if isinstance(section, dict):

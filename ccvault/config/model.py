@@ -33,6 +33,7 @@ from ccvault.config.fields import (
     is_zone,
     system_timezone,
 )
+from ccvault.config.node import NodeConfig
 from ccvault.config.policy import (
     MotionConfig,
     MotionOverride,
@@ -381,6 +382,7 @@ class Config(Model):
         description="IANA time zone people see and type times in; storage is always UTC.",
         json_schema_extra={"default_text": "the system's zone"},
     )
+    node: NodeConfig = Field(default_factory=NodeConfig)  # type: ignore[arg-type]
     storage: StorageConfig
     recording: RecordingConfig = Field(default_factory=RecordingConfig)  # type: ignore[arg-type]
     motion: MotionConfig = Field(default_factory=MotionConfig)  # type: ignore[arg-type]

@@ -52,6 +52,7 @@ def check_secrets(config: Config, path: Path, credentials: bool) -> None:
     for where, broker in (("access.mqtt", config.access.mqtt), ("mqtt", config.mqtt)):
         if broker is not None:
             sources.append((where, broker.password_file, None))
+    _check_node_files(config, path)
     for where, file, credential in sources:
         if file is not None and credential is not None:
             raise ConfigError(
@@ -66,6 +67,23 @@ def check_secrets(config: Config, path: Path, credentials: bool) -> None:
             raise ConfigError(
                 str(path), f"{where}.{key}: cannot read it ({exc.strerror or exc})"
             ) from None
+
+
+def _check_node_files(config: Config, path: Path) -> None:
+    """The token and CA a node reaches the others with: a typo fails at start-up, not when
+    someone first plays another node's footage."""
+    for key in ("peer_token_file", "ca_file"):
+        file = getattr(config.node, key)
+        if file is None:
+            continue
+        try:
+            text = read_secret(file, None)
+        except OSError as exc:
+            raise ConfigError(
+                str(path), f"node.{key}: cannot read it ({exc.strerror or exc})"
+            ) from None
+        if not (text or "").strip():
+            raise ConfigError(str(path), f"node.{key}: {file} is empty")
 
 
 def password_warnings(config: Config, path: Path) -> list[str]:

@@ -24,6 +24,7 @@ from typing import Any
 
 import structlog
 
+from ccvault.catalog.nodes import owned
 from ccvault.catalog.writer import CatalogWriter
 from ccvault.config.model import Config
 from ccvault.errors import Busy, Refused
@@ -261,11 +262,14 @@ class ExportJobs:
         """At daemon start: jobs left queued, or running with no live runner, are run again
         from scratch (their partial directory goes first). A job another process is running
         right now is skipped by the worker (its lock is held). Returns the queued ids."""
+        own, params = owned("node", self.writer.node)  # another node's jobs are its own
         with self.writer.reader() as conn:
             ids = [
                 r[0]
                 for r in conn.execute(
-                    "SELECT id FROM exports WHERE state IN ('queued', 'running') ORDER BY id"
+                    f"SELECT id FROM exports WHERE state IN ('queued', 'running') AND {own}"
+                    " ORDER BY id",
+                    params,
                 )
             ]
         for export_id in ids:
@@ -312,10 +316,12 @@ class ExportJobs:
         handed over to someone else's storage and are not ours to delete."""
         root = self.config.export_dir.resolve()
         cutoff = now_ms - round(self.config.export.keep_days * DAY_MS)
+        own, params = owned("node", self.writer.node)  # its bundles are on its disks
         with self.writer.reader() as conn:
             rows = conn.execute(
-                "SELECT * FROM exports WHERE state = 'done' AND finished_ms < ? ORDER BY id",
-                (cutoff,),
+                f"SELECT * FROM exports WHERE state = 'done' AND finished_ms < ? AND {own}"
+                " ORDER BY id",
+                (cutoff, *params),
             ).fetchall()
         expired = []
         for row in rows:

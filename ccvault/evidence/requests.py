@@ -8,6 +8,7 @@ import shutil
 from pathlib import Path
 
 from ccvault.catalog import queries
+from ccvault.catalog.nodes import is_known_camera
 from ccvault.catalog.writer import CatalogWriter
 from ccvault.config.model import Config
 from ccvault.config.places import Place, Role, refusal
@@ -34,7 +35,9 @@ def validate(
     """Refuse before anything is recorded. Errors name the field (`camera`, `to`, `out`,
     `reason`). Returns the resolved bundle directory (None: one in [export] dir)."""
     _check_reason(reason)
-    if config.camera(camera) is None:
+    with writer.reader() as conn:
+        known = is_known_camera(config, conn, camera)  # another node's is exported from it
+    if not known:
         raise NotFound("camera", f"{camera!r} is not a configured camera")
     ordered(from_ms, to_ms)
     _check_length(config, from_ms, to_ms, "to")

@@ -26,6 +26,7 @@ from ccvault.evidence.verify import verify
 from ccvault.host.clock import Clock
 from ccvault.host.durable import make_dirs
 from ccvault.host.events import Event, emit
+from ccvault.storage.peers import Remote, peer_copies
 from ccvault.storage.volumes import Volume
 from ccvault.timefmt import utc_text
 
@@ -131,18 +132,40 @@ class JobRunner:
     def _build(self, row: Any, final: Path, progress: Callable[[float], None]) -> evidence.Bundle:
         visit_id, cameras = row["visit_id"], _cameras(row)
         context: dict[str, Any] = {}
+        me, now_ms, tz = self.config.node.name, self.clock.wall_ms(), self.config.tz
         with self.writer.reader() as conn:
             found = {
                 c: queries.segments_in_range(conn, c, row["from_ms"], row["to_ms"]) for c in cameras
+            }
+            # Another node's footage comes from its API (unavailable while it is down).
+            remotes = {
+                s.id: (s, remote)
+                for segs in found.values()
+                for s in segs
+                if s.state == "ok" and (remote := Remote.of(conn, s, me, now_ms, tz)) is not None
             }
             if visit_id is not None:
                 shown, events = visit.evidence(conn, visit_id, row["from_ms"], row["to_ms"])
                 context = {"visit": shown, "access_events": events}
         if visit_id is not None:
             self._audit_events_read(row, context)
+        work = self.config.state_dir / ".peer-footage" / str(row["id"])
+        with peer_copies(self.config.node, work, remotes) as fetched:
+            return self._bundle(row, final, found, fetched, context, progress)
+
+    def _bundle(
+        self,
+        row: Any,
+        final: Path,
+        found: dict[str, list[Segment]],
+        fetched: dict[int, Path],
+        context: dict[str, Any],
+        progress: Callable[[float], None],
+    ) -> evidence.Bundle:
+        visit_id = row["visit_id"]
         volumes = {v.name: v for v in self.volumes()}
         tracks = [
-            Track(c, _files(segs, volumes), tuple(s for s in segs if s.state != "ok"))
+            Track(c, _files(segs, volumes, fetched), tuple(s for s in segs if s.state != "ok"))
             for c, segs in found.items()
         ]
         if not any(t.segments for t in tracks):
@@ -235,10 +258,16 @@ def _visit_details(row: Any) -> dict[str, Any]:
     return {"visit": row["visit_id"], "cameras": _cameras(row)}
 
 
-def _files(segments: list[Segment], volumes: dict[str, Volume]) -> list[tuple[Segment, Path]]:
-    """The intact segments with their files; Refused when a volume holding one is away."""
+def _files(
+    segments: list[Segment], volumes: dict[str, Volume], fetched: dict[int, Path]
+) -> list[tuple[Segment, Path]]:
+    """The intact segments with their files (another node's: the checked copy fetched from
+    it); Refused when a volume holding one is away."""
     pairs = []
     for seg in (s for s in segments if s.state == "ok"):
+        if seg.id in fetched:
+            pairs.append((seg, fetched[seg.id]))
+            continue
         volume = volumes.get(seg.volume)
         if volume is None or not volume.available:
             raise Refused(

@@ -1,5 +1,6 @@
-"""One daemon per catalog: an flock on a file beside the catalog, released when the process
-dies (no stale pid files). CLI commands use it to know whether the daemon is running."""
+"""One daemon per node and catalog: an flock on a file beside the catalog, released when the
+process dies (no stale pid files). CLI commands use it to know whether their node's daemon is
+running (several nodes' daemons may share one catalog, each with its own lock)."""
 
 from __future__ import annotations
 
@@ -12,27 +13,29 @@ from pathlib import Path
 from ccvault.errors import Busy
 
 
-def lock_path(catalog: Path) -> Path:
-    return catalog.with_name(catalog.name + ".daemon.lock")
+def lock_path(catalog: Path, node: str) -> Path:
+    return catalog.with_name(f"{catalog.name}.{node}.daemon.lock")
 
 
-def take_daemon_lock(catalog: Path) -> int:
-    """One daemon per catalog; the lock dies with the process, so no stale pid files."""
+def take_daemon_lock(catalog: Path, node: str) -> int:
+    """One daemon per node; the lock dies with the process, so no stale pid files."""
     catalog.parent.mkdir(parents=True, exist_ok=True)
-    fd = os.open(lock_path(catalog), os.O_RDWR | os.O_CREAT, 0o640)
+    fd = os.open(lock_path(catalog, node), os.O_RDWR | os.O_CREAT, 0o640)
     try:
         fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except BlockingIOError:
         os.close(fd)
-        raise Busy(str(catalog), "another ccvault daemon is running on this catalog") from None
+        raise Busy(
+            str(catalog), f"another ccvault daemon is running on this catalog as node {node}"
+        ) from None
     os.ftruncate(fd, 0)
     os.write(fd, f"{os.getpid()}\n".encode())
     return fd
 
 
-def daemon_running(catalog: Path) -> bool:
+def daemon_running(catalog: Path, node: str) -> bool:
     try:
-        fd = os.open(lock_path(catalog), os.O_RDONLY)
+        fd = os.open(lock_path(catalog, node), os.O_RDONLY)
     except FileNotFoundError:
         return False
     try:

@@ -277,7 +277,7 @@ def replace_and_reconcile(
         [v for v in volumes if v.name == name],
         None,
         dry_run=False,
-        daemon_running=daemon_running(config.lock_base),
+        daemon_running=daemon_running(config.lock_base, config.node.name),
         actor=actor,
         cameras=[c.name for c in config.cameras],
     )

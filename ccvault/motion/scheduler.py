@@ -191,7 +191,12 @@ class MotionScheduler:
         with self.writer.reader() as conn:
             waiting = queries.oldest_waiting(conn)  # one indexed query, even with a backlog
         settings = {s.camera: self.config.motion_for(self.config.camera(s.camera)) for s in waiting}
-        disabled = [s.camera for s in waiting if not settings[s.camera].enabled]
+        # Only this node's cameras: another's footage is its own to analyse (or to skip).
+        disabled = [
+            s.camera
+            for s in waiting
+            if not settings[s.camera].enabled and s.node in (None, self.config.node.name)
+        ]
         if disabled:
             self.writer.motion.skip(disabled, AnalysisState.NOT_ANALYSED)
         paths = self._paths()

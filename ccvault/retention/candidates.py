@@ -14,6 +14,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 
 from ccvault.catalog.dialect import indexed_by
+from ccvault.catalog.nodes import own_volume_names
 from ccvault.config.model import Config
 from ccvault.retention.planner import AccessCover, ArchiveRoom, Candidate, Policy, Protection
 
@@ -40,10 +41,14 @@ class Scope:
 
 def scope(conn: sqlite3.Connection, config: Config, available: dict[str, str]) -> Scope:
     """Cameras the catalog knows (a camera removed from the config keeps the global policy:
-    its footage must still expire) and the available volumes the catalog knows."""
+    its footage must still expire) and the available volumes the catalog knows that are this
+    node's: footage on another node's volumes is that node's to keep or purge."""
     cameras = dict(conn.execute("SELECT name, id FROM cameras").fetchall())
+    own = own_volume_names(conn, config.node.name)  # another node's footage is never ours
     volumes = {
-        n: i for n, i in conn.execute("SELECT name, id FROM volumes").fetchall() if n in available
+        n: i
+        for n, i in conn.execute("SELECT name, id FROM volumes").fetchall()
+        if n in available and n in own
     }
     policies = {name: Policy.from_settings(config.retention_for(name)) for name in cameras}
     return Scope(policies, {n: available[n] for n in volumes}, cameras, volumes)

@@ -31,6 +31,7 @@ from typing import Protocol
 import structlog
 
 from ccvault.catalog import queries
+from ccvault.catalog.nodes import own_volume_names
 from ccvault.catalog.rows import Intent, PlannedMove, Switch
 from ccvault.catalog.writer import CatalogWriter
 from ccvault.host.durable import fsync_dir, make_dirs
@@ -328,7 +329,8 @@ def _unlink_all(files: list[Path]) -> None:
 
 
 def recover(writer: CatalogWriter, volumes: list[Volume]) -> list[dict]:
-    """Finish or roll back every intent whose volumes are available; report what was done."""
+    """Finish or roll back every intent of this node whose volumes are available; report
+    what was done."""
     with ActionLock(writer.lock_base):
         return _recover(writer, {v.name: v.path for v in volumes if v.available})
 
@@ -336,8 +338,11 @@ def recover(writer: CatalogWriter, volumes: list[Volume]) -> list[dict]:
 def _recover(writer: CatalogWriter, paths: dict[str, Path]) -> list[dict]:
     with writer.reader() as conn:
         rows = conn.execute("SELECT * FROM intents ORDER BY id").fetchall()
+        own = own_volume_names(conn, writer.node)
     report, cleared = [], []
     for r in rows:
+        if r["src_volume"] not in own:
+            continue  # another node's operation (an intent is its source volume's node's)
         needed = [r["src_volume"]] + ([r["dst_volume"]] if r["dst_volume"] else [])
         if any(name not in paths for name in needed):
             log.warning("intent.deferred", intent=r["id"], reason="volume unavailable")

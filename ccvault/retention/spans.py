@@ -16,6 +16,7 @@ import sqlite3
 from collections.abc import Iterator
 from dataclasses import dataclass
 
+from ccvault.catalog.nodes import owned
 from ccvault.config.model import Config
 from ccvault.retention.planner import Protection
 
@@ -35,9 +36,12 @@ class ExpiredSpans:
 def expired(
     conn: sqlite3.Connection, config: Config, protections: list[Protection], now_ms: int
 ) -> Iterator[ExpiredSpans]:
-    """Per camera the catalog knows, batches of closed spans past its ceiling that no active
-    hold or pin covers; paged by (start_ms, id) over the camera's span index."""
-    for name, camera_id in conn.execute("SELECT name, id FROM cameras ORDER BY name").fetchall():
+    """Per camera of this node the catalog knows, batches of closed spans past its ceiling
+    that no active hold or pin covers; paged by (start_ms, id) over the camera's span index."""
+    where, params = owned("node", config.node.name)  # another node's cameras, its policies
+    for name, camera_id in conn.execute(
+        f"SELECT name, id FROM cameras WHERE {where} ORDER BY name", params
+    ).fetchall():
         before_ms = now_ms - round(config.retention_for(name).max_days * DAY_MS)
         guards = [p for p in protections if p.active(now_ms)]
         after = (-(2**62), 0)

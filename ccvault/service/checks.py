@@ -23,6 +23,7 @@ from ccvault.alerts.manager import AlertManager
 from ccvault.catalog import db, queries
 from ccvault.catalog.audit import AuditLog
 from ccvault.catalog.audit_verify import Verifier
+from ccvault.catalog.nodes import own_camera_names
 from ccvault.catalog.writer import CatalogGone, CatalogWriter
 from ccvault.catalog.writes.audit import read_head
 from ccvault.config.model import Config
@@ -159,14 +160,20 @@ class HealthChecks:
 
     def _snapshot(self, now_ms: int) -> tuple[Health, int | None]:
         """The snapshot, and when a room's rule could next start to hold by time alone."""
-        deadline, findings = None, []
+        deadline, findings, nodes = None, [], ()
         try:
             with self.writer.reader() as conn:
                 cameras = health.cameras_health(self.recorders(), conn, time.monotonic())
-                corrupt = queries.corrupt_since(conn, now_ms - DAY_MS)
+                own = own_camera_names(conn, self.config.node.name)  # others alert for theirs
+                corrupt = {
+                    c: n
+                    for c, n in queries.corrupt_since(conn, now_ms - DAY_MS).items()
+                    if c in own
+                }
                 rooms = access_state.read(conn, self.config, now_ms)
                 findings = rules.evaluate(rooms, self.config.access, now_ms)
                 deadline = rules.next_deadline(rooms, now_ms)
+                nodes = health.nodes_health(conn, self.config.node.name, now_ms)
             catalog_error = self.writer.last_error
         except CatalogGone as exc:
             cameras = health.cameras_health(self.recorders(), None, time.monotonic())
@@ -187,6 +194,7 @@ class HealthChecks:
             clock_synced=self.clock_synced,
             clock_unknown=self.clock_unknown,
             access=tuple(findings),
+            nodes=nodes,
         ), deadline
 
     def _refresh_forecast(self, now_ms: int) -> None:

@@ -30,6 +30,7 @@ from ccvault.host.lock import take_daemon_lock
 from ccvault.host.sdnotify import Notifier
 from ccvault.service import reload
 from ccvault.service.metrics import Metrics
+from ccvault.service.node import check_reload
 from ccvault.service.parts import Parts, Shared, build, sign_audit_chain
 
 log = structlog.get_logger("ccvault.daemon")
@@ -57,7 +58,7 @@ class Daemon:
         check_secrets(self.config, self.loaded.path, credentials=True)
         # Before anything opens a file; the HTTP server checks its share at start.
         log.info("daemon.open_files", limit=descriptors.raise_soft_limit())
-        lock_fd = take_daemon_lock(self.config.lock_base)
+        lock_fd = take_daemon_lock(self.config.lock_base, self.config.node.name)
         try:
             parts = build(
                 Shared(self.loaded, self.clock, self.metrics, self.notifier, self.stopping)
@@ -181,6 +182,7 @@ class Daemon:
             return
         try:
             loaded = reload.load_new(self.config, path)
+            check_reload(loaded.config, writer, path)  # no camera or volume of another node
         except ConfigError as exc:
             log.error("config.rejected", error=str(exc))
             writer.record_event(

@@ -30,6 +30,7 @@ from ccvault.catalog.audit_checkpoints import CheckpointKind
 from ccvault.catalog.writer import CatalogGone, CatalogWriter
 from ccvault.config.loading import LoadedConfig
 from ccvault.config.model import Config
+from ccvault.config.node import HEARTBEAT_S
 from ccvault.evidence.jobs import ExportJobs
 from ccvault.evidence.signing import installation_key
 from ccvault.host.clock import Clock
@@ -46,6 +47,7 @@ from ccvault.service import jobs as timing
 from ccvault.service.checks import HealthChecks
 from ccvault.service.jobs import Job, Jobs, every
 from ccvault.service.metrics import Metrics
+from ccvault.service.node import heartbeat, start_node
 from ccvault.service.publisher import Publisher
 from ccvault.storage.integrity import Scrubber
 from ccvault.storage.store import SegmentStore
@@ -154,7 +156,9 @@ class Shared:
 
 def build(shared: Shared) -> Parts:
     config, clock = shared.loaded.config, shared.clock
-    writer = CatalogWriter(config.catalog_target, audit_log(config), config.lock_base)
+    writer = CatalogWriter(
+        config.catalog_target, audit_log(config), config.lock_base, config.node.name
+    )
     log.info(
         "daemon.starting",
         version=__version__,
@@ -166,6 +170,7 @@ def build(shared: Shared) -> Parts:
         log.warning("config.warning", detail=warning)
     # The key signs the audit log's checkpoints from the first record on (made at first start).
     installation_key(config.signing_key_path, writer, "daemon", clock.wall_ms())
+    start_node(config, writer, shared.loaded.path, clock.wall_ms())
     writer.cameras.ensure(c.name for c in config.cameras)
     volumes = VolumeSet(config, writer, clock.wall_ms, on_return=lambda v: recover(writer, v))
     volumes.refresh()
@@ -339,6 +344,11 @@ def _jobs(
 ) -> Jobs:
     return Jobs(
         [
+            Job(
+                "node_heartbeat",
+                lambda: heartbeat(config, writer, clock.wall_ms()),
+                every(HEARTBEAT_S),
+            ),
             Job("spool_rescan", footage.ingestor.wake, lambda c: c.recording.rescan_seconds),
             Job("health", checks.check, lambda c: c.alerts.check_seconds),
             Job("slow_checks", checks.slow, every(timing.SLOW_CHECKS_S)),

@@ -20,6 +20,7 @@ RESTART_ONLY = (
     "storage.catalog_password_file",
     "storage.catalog_sslmode",
     "storage.catalog_sslrootcert",
+    "node",  # which node this daemon is, and how it reaches the others
     "storage.spool",
     "audit.path",
     "audit.max_bytes",

@@ -21,6 +21,7 @@ from typing import Any
 import structlog
 
 from ccvault.catalog import db, queries
+from ccvault.catalog.nodes import owned, scrub_cursor_key
 from ccvault.catalog.rows import Segment
 from ccvault.catalog.writer import CatalogGone, CatalogWriter
 from ccvault.config.model import Config
@@ -49,6 +50,9 @@ def paced_sha256(path: Path, bytes_per_s: float, stop: threading.Event) -> str |
             if ahead > 0 and stop.wait(ahead):
                 return None
     return digest.hexdigest()
+
+
+OWN_SEGMENTS = "FROM segments s JOIN volumes v ON v.id = s.volume_id"
 
 
 class Scrubber:
@@ -85,17 +89,17 @@ class Scrubber:
 
     def scrub_next(self) -> bool:
         """Check the next segment after the cursor (wrapping); False when there is none."""
+        key = scrub_cursor_key(self.writer.node)
+        own, params = owned("v.node", self.writer.node)  # each node re-hashes its own footage
+        mine = f"SELECT s.id {OWN_SEGMENTS} WHERE s.state = 'ok' AND {own}"
         with self.writer.reader() as conn:
-            row = conn.execute("SELECT value FROM meta WHERE key = 'scrub_cursor'").fetchone()
+            row = conn.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
             cursor = int(row[0]) if row else 0
             found = conn.execute(
-                "SELECT id FROM segments WHERE id > ? AND state = 'ok' ORDER BY id LIMIT 1",
-                (cursor,),
+                f"{mine} AND s.id > ? ORDER BY s.id LIMIT 1", (*params, cursor)
             ).fetchone()
             if found is None and cursor:
-                found = conn.execute(
-                    "SELECT id FROM segments WHERE state = 'ok' ORDER BY id LIMIT 1"
-                ).fetchone()
+                found = conn.execute(f"{mine} ORDER BY s.id LIMIT 1", params).fetchone()
             if found is None:
                 return False
             seg = queries.segments_by_ids(conn, [found[0]])[0]

@@ -16,6 +16,7 @@ from pathlib import Path
 
 from ccvault.access.rules import Finding
 from ccvault.catalog import queries
+from ccvault.catalog.nodes import all_nodes
 from ccvault.recorder.camera import CameraRecorder
 from ccvault.storage.volumes import Blocked, Volume, usage
 
@@ -43,6 +44,15 @@ class CameraHealth:
 
 
 @dataclass(frozen=True)
+class NodeHealth:
+    """Another node sharing the catalog, as its heartbeat says."""
+
+    name: str
+    up: bool
+    last_seen_ms: int
+
+
+@dataclass(frozen=True)
 class Health:
     now_ms: int
     volumes: tuple[VolumeHealth, ...]
@@ -56,6 +66,7 @@ class Health:
     clock_synced: bool | None = None  # None: cannot tell (no timesyncd, no chrony), or off
     clock_unknown: str | None = None  # why the clock cannot be checked; None: it can, or off
     access: tuple[Finding, ...] = ()  # what the rooms' rules found (access.rules)
+    nodes: tuple[NodeHealth, ...] = ()  # the other nodes sharing the catalog
 
 
 def volumes_health(volumes: list[Volume], report: dict | None) -> tuple[VolumeHealth, ...]:
@@ -76,6 +87,15 @@ def volumes_health(volumes: list[Volume], report: dict | None) -> tuple[VolumeHe
             )
         )
     return tuple(out)
+
+
+def nodes_health(conn: sqlite3.Connection, me: str, now_ms: int) -> tuple[NodeHealth, ...]:
+    """The other nodes, up or down by their heartbeats (`NodeRow.up`)."""
+    return tuple(
+        NodeHealth(n.name, n.up(now_ms), n.last_seen_ms)
+        for n in all_nodes(conn).values()
+        if n.name != me
+    )
 
 
 def cameras_health(

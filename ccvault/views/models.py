@@ -49,6 +49,14 @@ class SegmentOut(Out):
         description="unchecked | ok | corrupt, from the latest re-hash (the scrub, or "
         "`ccvault verify`): a corrupt file no longer matches its SHA-256 (it is kept as it is)."
     )
+    node: str | None = Field(
+        None, description="The node that holds it (its volume's); null before nodes existed."
+    )
+    unavailable: str | None = Field(
+        None,
+        description='Why it cannot be played from here now ("node b down since …"); null '
+        "when it can.",
+    )
 
     @classmethod
     def of(cls, seg: Segment) -> SegmentOut:
@@ -75,6 +83,7 @@ class SegmentOut(Out):
             activity=bool(r["activity"]),
             origin=r["origin"],
             integrity=r["integrity"],
+            node=r["node"],
         )
 
 
@@ -107,6 +116,7 @@ def _segment_fields(seg: Segment) -> dict:
         "activity": bool(seg.activity),
         "origin": seg.origin,
         "integrity": seg.integrity,
+        "node": seg.node,
     }
 
 
@@ -173,6 +183,12 @@ class CameraOut(Out):
     last_footage_ms: int | None
     room: str | None = Field(
         None, description="The [[access.rooms]] room this camera watches, if any."
+    )
+    node: str | None = Field(
+        None, description="The node recording it when that is another node (null: this one)."
+    )
+    unavailable: str | None = Field(
+        None, description="Why its footage cannot be played from here now (its node is down)."
     )
 
 

@@ -83,7 +83,7 @@ def _footage_ends(conn: sqlite3.Connection, cam: queries.CameraRow) -> tuple[int
 SEGMENT_ROW = (
     "s.id, c.name AS camera, v.name AS volume, s.start_ms, s.end_ms, s.bytes,"
     " s.sha256, s.codec, s.width, s.height, s.state, s.analysis, s.activity, s.origin,"
-    " s.integrity"
+    " s.integrity, v.node"
 )
 
 

@@ -33,7 +33,12 @@ function card(cam, today, yesterday) {
     });
   const el = h('article', { class: 'card', dataset: { camera: cam.name } },
     h('a', { href: dayHash(cam.name, today), class: 'still-link' }, picture),
-    h('h2', {}, cam.name, ' ', h('span', { class: `state ${cam.state}` }, t(`state_${cam.state}`))),
+    h('h2', {}, cam.name, ' ', h('span', { class: `state ${cam.state}` }, t(`state_${cam.state}`)),
+      cam.node ? h('span', { class: 'mark node', dataset: { node: cam.node } }, t('mark_node', { node: cam.node })) : ''),
+    cam.unavailable
+      ? h('p', { class: 'unavailable', dataset: { unavailable: cam.unavailable } },
+        t('camera_unavailable', { reason: cam.unavailable }))
+      : '',
     h('dl', {},
       h('dt', {}, t('last_footage')),
       h('dd', {}, cam.last_footage_ms === null ? t('none') : dateTime(cam.last_footage_ms)),

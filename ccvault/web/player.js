@@ -222,8 +222,17 @@ export class Player {
     return seg.codec !== 'hevc' || this.video.canPlayType(HEVC) !== '';
   }
 
-  /** False, with the reason and a download offered, for footage this browser cannot decode. */
+  /** False, with the reason and a download offered, for footage this browser cannot decode;
+   * false with the reason for footage whose node is down (not a gap: it is kept there). */
   playable(seg) {
+    if (seg.unavailable) {
+      this.discard(this.video);
+      this.say(t('segment_unavailable', { reason: seg.unavailable }), true);
+      this.el.dataset.unavailable = seg.unavailable;
+      this.buttons();
+      return false;
+    }
+    delete this.el.dataset.unavailable;
     if (this.canPlay(seg)) return true;
     this.discard(this.video);
     this.unplayable(seg, t('hevc_unsupported'));

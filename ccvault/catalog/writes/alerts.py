@@ -21,8 +21,8 @@ class AlertWrites:
         with self._core.transaction() as conn:
             return conn.execute(
                 "INSERT INTO alerts (name, fingerprint, labels, severity, summary, details,"
-                " event, started_ms, resolved_ms, notified_ms, notices)"
-                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id",
+                " event, started_ms, resolved_ms, notified_ms, notices, node)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id",
                 (
                     row.name,
                     row.fingerprint,
@@ -35,6 +35,7 @@ class AlertWrites:
                     row.resolved_ms,
                     row.notified_ms,
                     0 if row.notified_ms is None else 1,
+                    self._core.node,  # whose it is: only that node fires, re-sends, resolves
                 ),
             ).fetchone()[0]
 

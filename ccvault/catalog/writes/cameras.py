@@ -17,19 +17,22 @@ class CameraWrites:
     def ensure(self, names: Iterable[str]) -> None:
         with self._core.transaction() as conn:
             for name in names:
-                camera_row_id(conn, name)
+                camera_row_id(conn, name, self._core.node)
 
     def set_state(self, name: str, state: str, since_ms: int, reason: str) -> None:
         with self._core.transaction() as conn:
-            camera_id = camera_row_id(conn, name)
+            camera_id = camera_row_id(conn, name, self._core.node)
             conn.execute(
                 "UPDATE cameras SET state = ?, state_since_ms = ?, state_reason = ? WHERE id = ?",
                 (state, since_ms, reason, camera_id),
             )
 
 
-def camera_row_id(conn: sqlite3.Connection, name: str) -> int:
+def camera_row_id(conn: sqlite3.Connection, name: str, node: str | None) -> int:
+    """The camera's row id; a camera first seen is made `node`'s."""
     row = conn.execute("SELECT id FROM cameras WHERE name = ?", (name,)).fetchone()
     if row:
         return row[0]
-    return conn.execute("INSERT INTO cameras (name) VALUES (?) RETURNING id", (name,)).fetchone()[0]
+    return conn.execute(
+        "INSERT INTO cameras (name, node) VALUES (?, ?) RETURNING id", (name, node)
+    ).fetchone()[0]

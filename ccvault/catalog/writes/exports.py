@@ -35,7 +35,7 @@ class ExportWrites:
         with self._core.transaction() as conn:
             export_id = conn.execute(
                 "INSERT INTO exports (camera, from_ms, to_ms, reason, actor, dir, created_ms,"
-                " visit_id, cameras) VALUES (?, ?, ?, ?, ?, '', ?, ?, ?) RETURNING id",
+                " visit_id, cameras, node) VALUES (?, ?, ?, ?, ?, '', ?, ?, ?, ?) RETURNING id",
                 (
                     camera,
                     from_ms,
@@ -45,6 +45,8 @@ class ExportWrites:
                     now_ms,
                     visit_id,
                     None if visit is None else json.dumps(list(cameras)),
+                    # Whose job it is: the bundle goes to this node's disks, so only it runs it.
+                    self._core.node,
                 ),
             ).fetchone()[0]
             directory = bundle_dir(export_id)

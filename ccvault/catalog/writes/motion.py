@@ -31,7 +31,7 @@ class MotionWrites:
         """Store what analysing segments found, in one transaction: closed spans replace the
         camera's open one, the segments are marked, and segments near activity are flagged."""
         with self._core.transaction() as conn:
-            camera_id = camera_row_id(conn, camera)
+            camera_id = camera_row_id(conn, camera, self._core.node)
             conn.execute("DELETE FROM motion_spans WHERE camera_id = ? AND open = 1", (camera_id,))
             spans = [(s, 0) for s in closed] + ([(still_open, 1)] if still_open else [])
             for span, is_open in spans:

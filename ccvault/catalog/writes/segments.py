@@ -6,6 +6,7 @@ import sqlite3
 from collections.abc import Iterable
 from typing import TYPE_CHECKING
 
+from ccvault.catalog.nodes import scrub_cursor_key
 from ccvault.catalog.rows import NewSegment
 from ccvault.catalog.writes.cameras import camera_row_id
 
@@ -20,7 +21,7 @@ class SegmentWrites:
     def add(self, seg: NewSegment, now_ms: int) -> int | None:
         """Insert a segment row; None when that volume path is already catalogued."""
         with self._core.transaction() as conn:
-            camera_id = camera_row_id(conn, seg.camera)
+            camera_id = camera_row_id(conn, seg.camera, self._core.node)
             volume_id = conn.execute(
                 "SELECT id FROM volumes WHERE name = ?", (seg.volume,)
             ).fetchone()[0]
@@ -109,7 +110,7 @@ class SegmentWrites:
                 " end_ms, segments, actor, created_ms) VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
                 " ON CONFLICT DO NOTHING",
                 (
-                    camera_row_id(conn, camera),
+                    camera_row_id(conn, camera, self._core.node),
                     source_name,
                     source_sha256,
                     start_ms,
@@ -137,16 +138,16 @@ class SegmentWrites:
                 (verdict, now_ms, segment_id),
             )
             if advance_scrub:
-                _set_scrub_cursor(conn, segment_id)
+                _set_scrub_cursor(conn, segment_id, self._core.node)
 
     def advance_scrub(self, segment_id: int) -> None:
         with self._core.transaction() as conn:
-            _set_scrub_cursor(conn, segment_id)
+            _set_scrub_cursor(conn, segment_id, self._core.node)
 
 
-def _set_scrub_cursor(conn: sqlite3.Connection, segment_id: int) -> None:
+def _set_scrub_cursor(conn: sqlite3.Connection, segment_id: int, node: str | None) -> None:
     conn.execute(
-        "INSERT INTO meta (key, value) VALUES ('scrub_cursor', ?)"
+        "INSERT INTO meta (key, value) VALUES (?, ?)"
         " ON CONFLICT (key) DO UPDATE SET value = excluded.value",
-        (str(segment_id),),
+        (scrub_cursor_key(node), str(segment_id)),
     )

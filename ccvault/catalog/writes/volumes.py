@@ -15,8 +15,8 @@ class VolumeWrites:
     def register(self, name: str, volume_uuid: str, now_ms: int) -> None:
         with self._core.transaction() as conn:
             conn.execute(
-                "INSERT INTO volumes (name, uuid, initialised_ms) VALUES (?, ?, ?)",
-                (name, volume_uuid, now_ms),
+                "INSERT INTO volumes (name, uuid, initialised_ms, node) VALUES (?, ?, ?, ?)",
+                (name, volume_uuid, now_ms, self._core.node),
             )
 
     def replace(

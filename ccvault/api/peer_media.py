@@ -1,0 +1,54 @@
+"""A segment another node holds, played through this node: streamed from the owner's API
+(`storage.peers`), Range requests passed on, the view audited here as a local one is (and
+again by the owner, under this node's peer user)."""
+
+from __future__ import annotations
+
+from fastapi import Request
+from fastapi.responses import Response, StreamingResponse
+
+from ccvault.api.auth import Principal
+from ccvault.api.context import ApiContext
+from ccvault.api.streaming import starts_playback
+from ccvault.catalog import queries
+from ccvault.storage import peers
+from ccvault.timefmt import utc_text
+
+FORWARDED = ("range", "if-range")
+
+
+def remote_segment(
+    ctx: ApiContext, who: Principal, segment_id: int, request: Request
+) -> Response | None:
+    """The owner's answer when another node holds the segment; None when this one does (or
+    there is no such segment: the local path says so). 503 `unavailable (node b down since
+    …)` when its node cannot serve it now."""
+    me = ctx.config.node.name
+    with ctx.reader() as conn:
+        found = queries.segments_by_ids(conn, [segment_id])
+        if not found:
+            return None
+        seg = found[0]
+        remote = peers.Remote.of(conn, seg, me, ctx.now_ms(), ctx.config.tz)
+    if remote is None:
+        return None
+    headers = {k: request.headers[k] for k in FORWARDED if k in request.headers}
+    answer = peers.open_segment(ctx.config.node, remote, segment_id, headers)
+    if ctx.record_due(who.session, f"segment:{seg.id}", starts_playback(request)):
+        ctx.audit(
+            who.actor,
+            "view.segment",
+            f"segment:{seg.id}",
+            {
+                "camera": seg.camera,
+                "node": seg.node,
+                "start": utc_text(seg.start_ms),
+                "end": utc_text(seg.end_ms),
+                "start_ms": seg.start_ms,
+                "end_ms": seg.end_ms,
+                "sha256": seg.sha256,
+                "integrity": seg.integrity,
+            },
+        )
+    passed = {k: v for k in peers.PASSED_ON if (v := answer.headers.get(k)) is not None}
+    return StreamingResponse(peers.chunks(answer), status_code=answer.status, headers=passed)

@@ -1,0 +1,57 @@
+"""Footage of every node, read on any node: other nodes' cameras, and which segments cannot
+be played from here now (`unavailable (node b down since …)`, never shown as a gap)."""
+
+from __future__ import annotations
+
+import sqlite3
+
+from ccvault.catalog import queries
+from ccvault.catalog.nodes import all_nodes, camera_nodes
+from ccvault.config.model import Config
+from ccvault.storage.peers import reasons
+from ccvault.timefmt import utc_text
+from ccvault.views.models import CameraOut, SegmentOut
+
+
+def mark(
+    config: Config, conn: sqlite3.Connection, found: list[SegmentOut], now_ms: int
+) -> list[SegmentOut]:
+    """Each segment with why it cannot be played from here (`unavailable`), if so."""
+    why = reasons(conn, config.node.name, now_ms, config.tz)
+    return [
+        s.model_copy(update={"unavailable": why[s.node]}) if s.node in why else s for s in found
+    ]
+
+
+def other_cameras(config: Config, conn: sqlite3.Connection, now_ms: int) -> list[CameraOut]:
+    """The cameras other nodes record, with their state as their node last wrote it; while
+    their node is down, `offline` with the reason (`unavailable`)."""
+    why = reasons(conn, config.node.name, now_ms, config.tz)
+    up = {n.name for n in all_nodes(conn).values() if n.up(now_ms)}
+    out = []
+    for name, node in sorted(camera_nodes(conn).items()):
+        if node is None or node == config.node.name or config.camera(name) is not None:
+            continue
+        row = queries.camera(conn, name)
+        assert row is not None
+        first = conn.execute(
+            "SELECT MIN(start_ms), MAX(end_ms) FROM segments WHERE camera_id = ? AND state = 'ok'",
+            (row.id,),
+        ).fetchone()
+        state, since = (row.state, row.state_since_ms) if node in up else ("offline", None)
+        out.append(
+            CameraOut(
+                name=name,
+                enabled=True,
+                state=state,
+                since=utc_text(since) if since is not None else None,
+                since_ms=since,
+                first_footage=utc_text(first[0]) if first[0] is not None else None,
+                first_footage_ms=first[0],
+                last_footage=utc_text(first[1]) if first[1] is not None else None,
+                last_footage_ms=first[1],
+                node=node,
+                unavailable=why.get(node),
+            )
+        )
+    return out

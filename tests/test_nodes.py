@@ -1,0 +1,330 @@
+"""Several nodes, one catalog (issue 16 item 3): two real daemons — two data roots, two
+configs with their own `[node] name` — share one catalog file, each recording its own camera
+from a real RTSP server; each lists and plays the other's footage (streamed over TLS from the
+owner's API), a node stopped raises `node_offline` on the other and its footage shows as
+unavailable, never as a gap, and no node's retention touches another's footage."""
+
+from __future__ import annotations
+
+import json
+import signal
+import subprocess
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import httpx
+import pytest
+
+from ccvault.alerts.conditions import node_offline
+from ccvault.alerts.dispatcher import Dispatcher
+from ccvault.alerts.manager import AlertManager
+from ccvault.catalog import queries
+from ccvault.catalog.writer import CatalogWriter
+from ccvault.config.alerts import AlertsBase, AlertsConfig
+from ccvault.views.health import Health, NodeHealth
+from tests.conftest import CCVAULT, REPO, Daemon, cli_json, run_cli, wait_for, write_config
+from tests.peers import RtspServer, free_port, self_signed
+
+SEGMENT_S = 2
+WIDE = ("--from", "2020-01-01T00:00:00Z", "--to", "2100-01-01T00:00:00Z")
+
+
+def _node_config(
+    root: Path,
+    node: str,
+    camera: dict,
+    *,
+    port: int | None = None,
+    tls: tuple[Path, Path] | None = None,
+    extra: str = "",
+) -> Path:
+    """A node's config in the shared root (one catalog: root/catalog.sqlite), its own volume
+    and spool; with `port` and `tls`, its API on HTTPS at https://localhost:port."""
+    volume = {"name": f"vol-{node}", "path": str(root / f"{node}-hot"), "role": "hot"}
+    path = write_config(
+        root, [camera], segment_seconds=SEGMENT_S, volumes=[volume], name=f"{node}.toml"
+    )
+    text = path.read_text()
+    node_table = f'\n[node]\nname = "{node}"\n'
+    if port is not None and tls is not None:
+        text = text.replace(
+            'listen = "127.0.0.1:0"',
+            f'listen = "127.0.0.1:{port}"\ntls_cert = "{tls[0]}"\ntls_key = "{tls[1]}"',
+        )
+        node_table += f'url = "https://localhost:{port}"\n'
+    path.write_text(text + node_table + extra)
+    return path
+
+
+def _segments(config: Path, camera: str) -> list[dict]:
+    return cli_json(config, "segments", "--camera", camera, *WIDE)
+
+
+def _api_url(daemon: Daemon) -> str:
+    return daemon.wait_event("http.listening", timeout=20)["url"]
+
+
+@pytest.mark.slow
+def test_two_nodes_on_one_catalog_share_footage_and_keep_to_their_own(
+    tmp_path: Path, daemon_factory
+) -> None:
+    rtsp = RtspServer(paths=("/a", "/b")).start()
+    port_b = free_port()
+    cert_b = self_signed(tmp_path, "node-b")
+    token_file = tmp_path / "peer-token"
+    extra_a = f'peer_token_file = "{token_file}"\nca_file = "{cert_b[0]}"\n'
+    config_a = _node_config(tmp_path, "a", {"name": "cam-a", "url": rtsp.url("/a")}, extra=extra_a)
+    config_b = _node_config(
+        tmp_path, "b", {"name": "cam-b", "url": rtsp.url("/b")}, port=port_b, tls=cert_b
+    )
+    # Users are site-wide: a viewer made on node b is what node a shows node b.
+    made = run_cli(config_b, "user", "add", "peer-a", "--role", "viewer")
+    assert made.returncode == 0, made.stderr
+    token = made.stdout.strip()
+    token_file.write_text(token + "\n")
+    token_file.chmod(0o600)
+
+    node_a = daemon_factory(config_a)
+    node_b = daemon_factory(config_b)
+    url_a = _api_url(node_a)
+    for config, camera in ((config_b, "cam-a"), (config_a, "cam-b")):
+        wait_for(lambda c=config, n=camera: len(_segments(c, n)) >= 3, 60, what=f"{camera}")
+
+    # Each node lists the other's footage, each segment naming its node.
+    b_seen_from_a = _segments(config_a, "cam-b")
+    assert {s["node"] for s in b_seen_from_a} == {"b"}
+    assert {s["unavailable"] for s in b_seen_from_a} == {None}
+    assert {s["node"] for s in _segments(config_b, "cam-a")} == {"a"}
+    cameras = httpx.get(f"{url_a}/api/cameras", headers={"Authorization": f"Bearer {token}"})
+    assert {(c["name"], c["node"]) for c in cameras.json()} == {("cam-a", None), ("cam-b", "b")}
+
+    # Node a plays node b's segment: byte for byte the file on b's volume, by CLI and API.
+    seg = b_seen_from_a[0]
+    original = (tmp_path / "b-hot" / seg["path"]).read_bytes()
+    out = tmp_path / "played.mp4"
+    played = run_cli(config_a, "segment-file", str(seg["id"]), "--out", str(out), "--json")
+    assert played.returncode == 0, played.stderr
+    assert out.read_bytes() == original
+    assert json.loads(played.stdout)["node"] == "b"
+    auth = {"Authorization": f"Bearer {token}"}
+    whole = httpx.get(f"{url_a}/api/segments/{seg['id']}/file", headers=auth, timeout=30)
+    assert whole.status_code == 200 and whole.content == original
+    assert whole.headers["etag"] == f'"{seg["sha256"]}"'
+    part = httpx.get(
+        f"{url_a}/api/segments/{seg['id']}/file", headers={**auth, "Range": "bytes=10-99"}
+    )
+    assert part.status_code == 206 and part.content == original[10:100]
+
+    # Node a exports node b's footage: fetched from b, checked against the catalog's SHA-256,
+    # the bundle verifies and holds b's original file byte for byte.
+    bundle = tmp_path / "exports" / "b-door"  # in [export] dir (beside the catalog)
+    exported = run_cli(
+        config_a,
+        "export",
+        "--camera",
+        "cam-b",
+        "--from",
+        seg["start"],
+        "--to",
+        b_seen_from_a[1]["end"],
+        "--out",
+        str(bundle),
+        "--reason",
+        "incident 7 across server rooms",
+        "--json",
+    )
+    assert exported.returncode == 0, exported.stderr
+    assert run_cli(config_a, "verify-export", str(bundle)).returncode == 0
+    assert original in [f.read_bytes() for f in bundle.rglob("*.mp4")]
+    assert not (tmp_path / ".peer-footage").exists() or not any(
+        (tmp_path / ".peer-footage").iterdir()
+    )
+
+    # Node a's retention pass with a ceiling of seconds, run by a config that (wrongly) also
+    # names b's volume, so it could reach b's files: it purges a's old footage, none of b's.
+    b_before = _segments(config_a, "cam-b")
+    purge_config = config_a.with_name("a-purge.toml")
+    purge_config.write_text(
+        config_a.read_text()
+        + "\n[retention]\nmax_days = 0.0001\nmotion_days = 0.0001\ncontinuous_days = 0.0001\n"
+        "min_days = 0\npressure_floor_hours = 0\n"
+        f'\n[[storage.volumes]]\nname = "vol-b"\npath = "{tmp_path / "b-hot"}"\n'
+    )
+    wait_for(
+        lambda: any(
+            s["end_ms"] < time.time() * 1000 - 10_000 for s in _segments(config_a, "cam-a")
+        ),
+        60,
+        what="footage of cam-a past the ceiling",
+    )
+    purged = cli_json(purge_config, "purge")
+    assert purged["deleted"] >= 1, purged
+    b_after = _segments(config_b, "cam-b")
+    assert {s["id"] for s in b_before} <= {s["id"] for s in b_after}
+    for s in b_before:
+        assert (tmp_path / "b-hot" / s["path"]).is_file()
+
+    # Node b stops: node a raises node_offline, keeps recording, and shows b's footage as
+    # unavailable (b down since …) — not as a gap, and never as missing.
+    assert node_b.stop() == 0
+    wait_for(
+        lambda: [
+            a
+            for a in cli_json(config_a, "alerts")["active"]
+            if a["name"] == "node_offline" and a["labels"] == {"node": "b"}
+        ],
+        120,
+        what="node_offline for node b",
+    )
+    count_a = len(_segments(config_a, "cam-a"))
+    wait_for(lambda: len(_segments(config_a, "cam-a")) >= count_a + 2, 60, what="a recording")
+    down = _segments(config_a, "cam-b")
+    assert len(down) >= len(b_before)
+    assert all(s["unavailable"].startswith("node b down since ") for s in down), down[:2]
+    table = run_cli(config_a, "segments", "--camera", "cam-b", *WIDE)
+    assert table.returncode == 0 and "unavailable (node b down since " in table.stdout
+    refused = httpx.get(f"{url_a}/api/segments/{seg['id']}/file", headers=auth)
+    assert refused.status_code == 503
+    assert "unavailable (node b down since " in refused.json()["error"]["message"]
+    listed = httpx.get(
+        f"{url_a}/api/segments",
+        params={"camera": "cam-b", "from": WIDE[1], "to": WIDE[3]},
+        headers=auth,
+    )
+    assert listed.status_code == 200
+    assert {s["unavailable"][:19] for s in listed.json()} == {"node b down since 2"}
+    busy = run_cli(config_a, "segment-file", str(seg["id"]), "--out", str(tmp_path / "x.mp4"))
+    assert busy.returncode == 5 and "unavailable (node b down since " in busy.stderr
+    # Node a still serves its own.
+    own = _segments(config_a, "cam-a")[-1]
+    mine = httpx.get(f"{url_a}/api/segments/{own['id']}/file", headers=auth, timeout=30)
+    assert mine.status_code == 200 and len(mine.content) == own["bytes"]
+
+    # Node b back: node a resolves node_offline, and b's footage plays from a again.
+    node_b = daemon_factory(config_b)
+    wait_for(
+        lambda: [
+            a
+            for a in cli_json(config_a, "alerts")["recent"]
+            if a["name"] == "node_offline" and a["labels"] == {"node": "b"}
+        ],
+        60,
+        what="node_offline for node b resolved",
+    )
+    assert {s["unavailable"] for s in _segments(config_a, "cam-b")} == {None}
+    again = httpx.get(f"{url_a}/api/segments/{seg['id']}/file", headers=auth, timeout=30)
+    assert again.status_code == 200 and again.content == original
+    assert node_b.stop() == 0
+    assert node_a.stop() == 0
+
+
+def test_a_camera_or_volume_another_node_owns_is_a_config_error(
+    tmp_path: Path, daemon_factory
+) -> None:
+    camera = {"name": "door", "url": "demo://", "enabled": False}
+    config_a = _node_config(tmp_path, "a", camera)
+    daemon_factory(config_a).stop()
+    # Node c names a's camera: refused at start, naming the key and the owner (exit 2).
+    config_c = _node_config(tmp_path, "c", camera)
+    started = subprocess.run(
+        [*CCVAULT, "--config", str(config_c), "run"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=REPO,
+    )
+    assert started.returncode == 2, started.stdout[-2000:] + started.stderr[-2000:]
+    assert "cameras[0].name: camera 'door' belongs to node 'a'" in started.stderr
+    # And a's volume, under another camera's name.
+    text = config_c.read_text().replace('name = "door"', 'name = "hall"')
+    config_c.write_text(text.replace('"vol-c"', '"vol-a"').replace("c-hot", "c2-hot"))
+    again = subprocess.run(
+        [*CCVAULT, "--config", str(config_c), "run"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=REPO,
+    )
+    assert again.returncode == 2, again.stdout[-2000:] + again.stderr[-2000:]
+    assert "storage.volumes[0].name: volume 'vol-a' belongs to node 'a'" in again.stderr
+    # Nothing was claimed by the refused node.
+    assert run_cli(config_a, "segments", "--camera", "door", *WIDE).returncode == 0
+    # Node c with its own camera and volume starts; a reload adding a's camera is rejected.
+    config_c.write_text(text)
+    node_c = daemon_factory(config_c)
+    config_c.write_text(text + '\n[[cameras]]\nname = "door"\nurl = "demo://"\nenabled = false\n')
+    node_c.proc.send_signal(signal.SIGHUP)
+    rejected = node_c.wait_event("config.rejected", timeout=30)
+    assert "cameras[1].name: camera 'door' belongs to node 'a'" in rejected["error"]
+    assert node_c.stop() == 0
+
+
+def test_node_offline_holds_for_each_other_node_that_stopped_beating() -> None:
+    health = Health(
+        now_ms=100_000,
+        volumes=(),
+        cameras=(),
+        nodes=(NodeHealth("b", False, 40_000), NodeHealth("c", True, 99_000)),
+    )
+    found = list(node_offline(health, AlertsBase()))
+    assert [(o.name, o.labels) for o in found] == [("node_offline", {"node": "b"})]
+    assert "node b is down since 1970-01-01T00:00:40" in found[0].summary
+
+
+def test_each_node_fires_and_resolves_only_its_own_alerts(tmp_path: Path) -> None:
+    """Alerts are one site-wide table, but a node's manager carries and resolves only its
+    own: b restarting does not resolve what a fires, and a and c may both report b down."""
+    catalog = tmp_path / "catalog.sqlite"
+    writers = {n: CatalogWriter(catalog, node=n) for n in ("a", "b", "c")}
+    b_down = Health(now_ms=100_000, volumes=(), cameras=(), nodes=(NodeHealth("b", False, 1_000),))
+    quiet = Health(now_ms=100_000, volumes=(), cameras=())
+
+    def manager(node: str) -> AlertManager:
+        return AlertManager(AlertsConfig(), writers[node], Dispatcher([]), 50_000, grace_s=0)
+
+    a, c = manager("a"), manager("c")
+    assert [ch.kind for ch in a.evaluate(b_down)] == ["fired"]
+    assert [ch.kind for ch in c.evaluate(b_down)] == ["fired"]  # no clash with a's row
+    # b starts (nothing fires for it): it leaves a's and c's alerts firing.
+    assert manager("b").evaluate(quiet) == []
+    with writers["a"].reader() as conn:
+        firing = [(r.name, r.node) for r in queries.alerts(conn, 0) if r.resolved_ms is None]
+    assert sorted(firing) == [("node_offline", "a"), ("node_offline", "c")]
+
+
+def test_two_nodes_adding_holds_at_once_lose_none_and_keep_one_audit_chain(
+    tmp_path: Path,
+) -> None:
+    """Holds and the audit chain are site-wide: two nodes' writers adding holds at the same
+    moment each commit theirs (one write transaction at a time), and the chain does not fork."""
+    configs = {
+        n: _node_config(tmp_path, n, {"name": f"cam-{n}", "url": "demo://", "enabled": False})
+        for n in ("a", "b")
+    }
+    per_node = 6
+
+    def add_holds(node: str) -> list[int]:
+        return [
+            run_cli(
+                configs[node],
+                "hold",
+                "add",
+                "--from",
+                "-2d",
+                "--to",
+                "-1d",
+                "--reason",
+                f"{node}{i}",
+            ).returncode
+            for i in range(per_node)
+        ]
+
+    with ThreadPoolExecutor(2) as pool:
+        codes = list(pool.map(add_holds, configs))
+    assert codes == [[0] * per_node] * 2
+    holds = cli_json(configs["a"], "hold", "list")
+    reasons = sorted(h["reason"] for h in holds)
+    assert reasons == sorted(f"{n}{i}" for n in configs for i in range(per_node))
+    verified = run_cli(configs["b"], "audit", "verify")
+    assert verified.returncode == 0, verified.stdout + verified.stderr
