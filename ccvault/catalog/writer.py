@@ -62,8 +62,20 @@ _CATALOG_ID = "SELECT value FROM meta WHERE key = 'catalog_id'"
 
 
 class CatalogGone(Busy):
-    """The catalog this process opened is no longer at its path (deleted, replaced, or another
-    catalog copied over it): nothing is written until it is back. Busy: try again later."""
+    """The catalog this process opened cannot take writes now: no longer at its path (deleted,
+    replaced, or another catalog copied over it), or — `CatalogUnreachable` — not reachable.
+    Nothing is written until it is back; footage waits in the spool. Busy: try again later."""
+
+
+class CatalogUnreachable(CatalogGone):
+    """PostgreSQL cannot be reached (stopped, refusing connections, the connection lost): the
+    write failed and nothing of it committed; the next one connects again."""
+
+
+class CommitUnknown(CatalogUnreachable):
+    """The connection was lost while COMMIT was on its way: the transaction may have committed
+    or not, and nobody can say which. A caller that placed files for it keeps them; its retry
+    must be idempotent (a segment's natural key: `SegmentWrites.add`)."""
 
 
 class CatalogWriter:
@@ -88,6 +100,7 @@ class CatalogWriter:
         self._lock = threading.Lock()
         self.last_error: str | None = None
         self.gone: str | None = None  # why the catalog opened is not at the path any more
+        self.unreachable: str | None = None  # PostgreSQL: why the last try to reach it failed
         self.generation = 0  # counts reopens: a connection kept from before reads a stale file
         self.catalog_id = ""  # known after the first transaction below
         self._files: FileIds = self._file_ids()
@@ -116,15 +129,17 @@ class CatalogWriter:
     @contextmanager
     def transaction(self) -> Iterator[db.Connection]:
         """One write; `last_error` says whether the latest one failed in SQLite (the
-        catalog_error alert), and clears with the next that commits."""
+        catalog_error alert), and clears with the next that commits. A PostgreSQL connection
+        lost on the way is `CatalogUnreachable` — `CommitUnknown` when COMMIT was sent."""
         with self._lock:
             self._check_files()
             self._reconnect_if_lost()
             try:
                 begin_write(self._conn, self.backend)
             except db.OperationalError as exc:
-                lost = self.backend is Backend.POSTGRES
-                self.last_error = f"catalog {'unreachable' if lost else 'is locked'} ({exc})"
+                if self.backend is Backend.POSTGRES:
+                    raise self._unreachable(exc, CatalogUnreachable) from None
+                self.last_error = f"catalog is locked ({exc})"
                 raise Busy(str(self.path), self.last_error) from None
             try:
                 self._check_id(self._conn)
@@ -133,15 +148,19 @@ class CatalogWriter:
                 if isinstance(exc, db.Error) and not isinstance(exc, db.IntegrityError):
                     self.last_error = str(exc)
                 self._rollback()
+                if self._connection_lost(exc):  # the server ended the transaction unfinished
+                    raise self._unreachable(exc, CatalogUnreachable) from exc
                 raise
             try:
                 self._conn.execute("COMMIT")
             except db.Error as exc:
+                if self._connection_lost(exc):
+                    raise self._unreachable(exc, CommitUnknown) from exc
                 self.last_error = str(exc)
                 if self._conn.in_transaction:
                     self._conn.execute("ROLLBACK")
                 raise
-            self.last_error = None
+            self.last_error = self.unreachable = None
 
     def audit(
         self,
@@ -184,8 +203,22 @@ class CatalogWriter:
             try:
                 self._conn = db.connect(self.path)
             except db.OperationalError as exc:
-                self.last_error = f"cannot reach the catalog ({exc})"
-                raise Busy(str(self.path), self.last_error) from None
+                raise self._unreachable(exc, CatalogUnreachable) from None
+
+    def _connection_lost(self, exc: BaseException) -> bool:
+        """PostgreSQL: did this error come from the connection dying (not from the SQL)?"""
+        return (
+            self.backend is Backend.POSTGRES
+            and isinstance(exc, db.OperationalError)
+            and bool(getattr(self._conn, "closed", False))
+        )
+
+    def _unreachable(self, exc: BaseException, kind: type[CatalogUnreachable]) -> Busy:
+        """Note the outage (the catalog_unreachable alert) and the error to raise for it."""
+        problem = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        what = "outcome unknown: connection lost during COMMIT; " if kind is CommitUnknown else ""
+        self.unreachable = self.last_error = f"catalog unreachable ({what}{problem})"
+        return kind(str(self.path), self.unreachable)
 
     def reader(self) -> AbstractContextManager[db.Connection]:
         """A separate connection for reads (closed on exit): readers never take the writer's
@@ -193,8 +226,10 @@ class CatalogWriter:
         self._check_files()
         try:
             conn = db.connect(self.path, readonly=True)
-        except db.OperationalError:
+        except db.OperationalError as exc:
             self._check_files()  # deleted meanwhile: say so
+            if self.backend is Backend.POSTGRES:
+                raise self._unreachable(exc, CatalogUnreachable) from None
             raise
         try:
             self._check_id(conn)
@@ -206,16 +241,40 @@ class CatalogWriter:
     def check(self) -> None:
         """Raise `CatalogGone` unless the catalog opened is still at its path (a stat per file,
         no lock): callers about to act on files for a row, or to answer from a connection they
-        keep, check first."""
+        keep, check first. While PostgreSQL is known to be out of reach it is asked again
+        first (`verify`), and `CatalogUnreachable` raised while it cannot be reached: nothing
+        is placed for a row that cannot commit."""
         self._check_files()
+        if self.unreachable is not None:
+            self.verify()
+            if self.unreachable is not None:
+                raise CatalogUnreachable(str(self.path), self.unreachable)
+
+    def met(self, exc: BaseException) -> bool:
+        """Did an error a reader met come from PostgreSQL going away? Then it is noted (the
+        catalog_unreachable alert) and True; any other error is the caller's."""
+        if self.backend is not Backend.POSTGRES or not isinstance(exc, db.OperationalError):
+            return False
+        self._unreachable(exc, CatalogUnreachable)
+        return True
 
     def verify(self) -> str | None:
-        """Is the catalog opened still the one at the path? None when it is, else why not (the
-        health check's question; it never raises)."""
+        """Is the catalog opened still the one at the path, and reachable? None when it is,
+        else why not (the health check's question; it never raises). On PostgreSQL it
+        connects again when the connection was lost, so it also notices the catalog is back."""
         try:
             with self._lock:
                 self._check_files()
-                self._check_id(self._conn)
+                self._reconnect_if_lost()
+                try:
+                    self._check_id(self._conn)
+                except db.OperationalError as exc:
+                    if self._connection_lost(exc):
+                        raise self._unreachable(exc, CatalogUnreachable) from None
+                    raise
+                if self.unreachable is not None and self.last_error == self.unreachable:
+                    self.last_error = None  # that was the outage, over now
+                self.unreachable = None
         except CatalogGone as exc:
             return exc.problem
         except db.Error as exc:
