@@ -69,7 +69,7 @@ SELECT c, 1, {start} + n * {seg}, {start} + (n + 1) * {seg},
        'cam' || lpad(c::text, 2, '0') || '/' || n || '_{seg}.mp4',
        22000000 + (n % 997) * 1000, md5(c || ':' || n) || md5(n || ':' || c), 'h264',
        1920, 1080, 900, 'recorded', 'ok', {start} + (n + 1) * {seg} + 1500, 1, 0
-FROM generate_series(1, {cameras}) AS c, generate_series(0, {last}) AS n
+FROM generate_series(1, {cameras}) AS c, generate_series(0::bigint, {last}) AS n
 """
 
 
