@@ -71,17 +71,7 @@ class CatalogWriter:
         self, path: db.Target, audit: AuditLog | None = None, lock_base: Path | None = None
     ) -> None:
         self.path = path  # a file (SQLite) or a PgCatalog; str() of either names it
-        # What this node's lock files are named after (`<base>.retention-lock`, ...): the
-        # SQLite file, or for PostgreSQL a path in the node's state_dir (`Config.lock_base`;
-        # without one, a private directory of this writer's own: its locks bind no other).
-        if lock_base is None:
-            if isinstance(path, Path):
-                lock_base = path
-            else:
-                lock_base = Path(tempfile.mkdtemp(prefix="ccvault-locks-")) / "catalog"
-        elif not isinstance(path, Path):
-            make_dirs(lock_base.parent)  # the state_dir (SQLite's is made with the catalog)
-        self.lock_base: Path = lock_base
+        self.lock_base = _lock_base(path, lock_base)
         self.audit_log = audit
         self._conn = db.connect(path)
         self.backend: Backend = backend_of(self._conn)
@@ -366,3 +356,17 @@ class CatalogWriter:
         """An audit record on its own (daemon start, reconcile repair, a backup)."""
         with self.transaction():
             self.audit(actor, action, obj, details, now_ms, checkpoint)
+
+
+def _lock_base(target: db.Target, given: Path | None) -> Path:
+    """What this node's lock files are named after (`<base>.retention-lock`, ...): the SQLite
+    file, or for PostgreSQL a path in the node's state_dir (`Config.lock_base`, made here:
+    SQLite's directory is made with the catalog); without one, a private directory of this
+    writer's own, whose locks bind no other process."""
+    if given is None:
+        if isinstance(target, Path):
+            return target
+        return Path(tempfile.mkdtemp(prefix="ccvault-locks-")) / "catalog"
+    if not isinstance(target, Path):
+        make_dirs(given.parent)
+    return given
