@@ -6,6 +6,9 @@
     session              a warm `ccvault` for a sequence of commands: one JSON argv list per
                          stdin line, one JSON {"rc", "stdout", "stderr"} line back per command
     daemon CONFIG FIRST  `ccvault run` with the first retention pass FIRST seconds after start
+    ingest CONFIG STEP NTH
+                         one ingest scan of the spool (the catch-up after a catalog outage)
+                         whose store SIGKILLs its own process the NTH time it reaches STEP
     import CONFIG CAMERA START FILE
                          `ccvault import` SIGKILLed once its segments are stored, before it
                          analyses them (what a crash or a reboot mid-import leaves)
@@ -128,10 +131,39 @@ def import_then_die(config_path: str, camera: str, start: str, file: str) -> int
     return 0
 
 
+def ingest_then_die(config_path: str, step: str, nth: str) -> int:
+    from ccvault.catalog.audit import AuditLog
+    from ccvault.catalog.writer import CatalogWriter
+    from ccvault.config.loading import load
+    from ccvault.host.clock import SystemClock
+    from ccvault.ingest.spool import Ingestor
+    from ccvault.storage.store import SegmentStore
+    from ccvault.storage.volumes import open_volumes, spool_dirs
+
+    config = load(Path(config_path)).config
+    clock = SystemClock()
+    writer = CatalogWriter(config.catalog_target, AuditLog(config.audit_path), config.lock_base)
+    volumes = open_volumes(config, writer, clock.wall_ms())
+    reached: list[str] = []
+
+    def checkpoint(at: str) -> None:
+        reached.append(at)
+        if reached.count(step) == int(nth):
+            os.kill(os.getpid(), signal.SIGKILL)
+
+    store = SegmentStore(writer, lambda: volumes, clock, checkpoint=checkpoint)
+    Ingestor(store, spool_dirs(config, volumes).drain, set).scan()
+    return 0
+
+
 if __name__ == "__main__":
     mode, *args = sys.argv[1:]
     sys.exit(
-        {"crash": crash, "session": session, "daemon": daemon, "import": import_then_die}[mode](
-            *args
-        )
+        {
+            "crash": crash,
+            "session": session,
+            "daemon": daemon,
+            "import": import_then_die,
+            "ingest": ingest_then_die,
+        }[mode](*args)
     )

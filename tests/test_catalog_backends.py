@@ -211,8 +211,9 @@ def test_two_writers_adding_holds_at_once_lose_none_and_keep_one_chain(
 
 @pytest.mark.skipif(not postgres_available(), reason="PostgreSQL 15 is not installed")
 def test_a_lost_postgresql_connection_is_busy_once_then_opened_again(tmp_path: Path) -> None:
-    """The server restarts under a writer: the write that meets the dead connection fails as
-    busy (exit 5 / HTTP 503, nothing half-written), the next one reconnects and commits."""
+    """The server restarts under a writer: a reader is opened again before it is used; the
+    write that meets the dead connection fails as busy (exit 5 / HTTP 503, nothing
+    half-written), the next one reconnects and commits."""
     server = PostgresServer()  # its own: the shared server must not restart under others
     try:
         server.start()
@@ -223,7 +224,11 @@ def test_a_lost_postgresql_connection_is_busy_once_then_opened_again(tmp_path: P
         )
         hold = NewHold(T0, T0 + 1000, None, "before", "cli:ann", ())
         writer.holds.add(hold, T0)
+        with writer.reader() as first, writer.reader() as again:
+            assert first is again, "a thread keeps its read-only connection"
         server.restart()
+        with writer.reader() as conn:  # the dropped reader is replaced before it is used
+            assert conn is not first and len(holds.listing(conn, T0)) == 1
         with pytest.raises(Busy, match="catalog unreachable"):
             writer.holds.add(replace(hold, reason="during"), T0)
         assert writer.last_error is not None

@@ -192,6 +192,18 @@ def catalog_error(health: Health, cfg: AlertsBase) -> Iterator[Observation]:
         yield Observation("catalog_error", {}, f"catalog error: {health.catalog_error}")
 
 
+def catalog_unreachable(health: Health, cfg: AlertsBase) -> Iterator[Observation]:
+    if health.catalog_unreachable:
+        waiting = health.spool_backlog
+        yield Observation(
+            "catalog_unreachable",
+            {},
+            f"{health.catalog_unreachable}; recording goes on, footage waits in the spool",
+            None,
+            {"spool_backlog_segments": str(waiting.segments)},
+        )
+
+
 def audit_chain_broken(health: Health, cfg: AlertsBase) -> Iterator[Observation]:
     if health.audit_error:
         yield Observation(
@@ -242,6 +254,7 @@ CHECKS: tuple[Check, ...] = (
     analysis_backlog,
     node_offline,
     catalog_error,
+    catalog_unreachable,
     audit_chain_broken,
     segment_corrupt,
     clock_unsynchronised,

@@ -5,7 +5,9 @@ Every change is logged (the channel that always works), saved in the catalog (so
 handed to the dispatcher, whose channel workers never block the caller. A catalog that refuses
 the write (gone, locked) does not stop the log line or the notification; the row is written
 when the alert next changes, and `catalog_back` puts what fires on record in a restored
-catalog. Events other processes recorded unsent (CLI commands) are sent here, once.
+catalog; `save_pending` does it for a catalog that was out of reach (what fired, resolved or
+was raised meanwhile). Events other processes recorded unsent (CLI commands) are sent here,
+once.
 """
 
 from __future__ import annotations
@@ -60,6 +62,9 @@ class AlertManager:
         self._carried = {i.observation.fingerprint: i.observation for i in carried}
         self._grace_until_ms = now_ms + round(grace_s * 1000)
         self._in_grace = True
+        # What the catalog refused to record (resolutions, events): written by save_pending.
+        self._unsaved: list[tuple[Instance, int]] = []
+        self._unsaved_events: list[AlertRow] = []
 
     def evaluate(self, health: Health) -> list[Change]:
         observed = conditions.evaluate(health, self.settings)
@@ -83,7 +88,10 @@ class AlertManager:
         log_alert(alert, "alert.event")
         if not rule.enabled:
             return
-        saved(lambda: self.writer.alerts.open(event_row(alert, now_ms)), alert)
+        row = event_row(alert, now_ms)
+        if saved(lambda: self.writer.alerts.open(row), alert) is None:
+            with self._lock:
+                self._unsaved_events.append(row)
         self.dispatcher.submit(alert)
         self._tell(alert, "event")
 
@@ -121,6 +129,22 @@ class AlertManager:
         """Firing, and this node's: another node's alerts are its own to resolve."""
         return row.resolved_ms is None and row.node in (None, self.writer.node)
 
+    def save_pending(self, now_ms: int) -> None:
+        """The catalog is reachable again (the same catalog, not a restored one): what fires
+        gets its row, and what resolved or was raised while no row could be written is put
+        on record with its own times."""
+        with self._lock:
+            for key, instance in list(self.book.instances.items()):
+                if instance.firing and instance.row_id is None:
+                    row_id = self._open(instance, now_ms)
+                    self.book.instances[key] = replace(instance, row_id=row_id)
+            for instance, resolved_ms in self._unsaved:
+                row_id = instance.row_id or self._open(instance, resolved_ms)
+                self.writer.alerts.resolve(row_id, resolved_ms)
+            for row in self._unsaved_events:
+                self.writer.alerts.open(row)
+            self._unsaved, self._unsaved_events = [], []
+
     def apply(self, settings: AlertsBase) -> None:
         """A reloaded [alerts]: new thresholds at the next check; new channels at once (the old
         dispatcher delivers what it holds, then stops)."""
@@ -146,11 +170,13 @@ class AlertManager:
         """Log, save (a failed save is logged and retried at the next change), send."""
         alert = change.alert
         log_alert(alert, f"alert.{change.kind}")
-        saved(lambda: self._save(change, now_ms), alert)
+        if saved(lambda: self._save(change, now_ms), alert) is None and change.kind == "resolved":
+            self._unsaved.append((change.instance, now_ms))
         self.dispatcher.submit(alert)
         self._tell(alert, change.kind)
 
-    def _save(self, change: Change, now_ms: int) -> None:
+    def _save(self, change: Change, now_ms: int) -> int:
+        """Write the change; the id of the alert's row."""
         instance = change.instance
         if instance.row_id is None:  # it fired now, or its row could not be written before
             row_id = self._open(instance, now_ms)
@@ -159,13 +185,15 @@ class AlertManager:
             else:
                 key = instance.observation.fingerprint
                 self.book.instances[key] = replace(instance, row_id=row_id)
-        elif change.kind == "resolved":
+            return row_id
+        if change.kind == "resolved":
             self.writer.alerts.resolve(instance.row_id, now_ms)
         else:
             obs = instance.observation
             self.writer.alerts.renotify(
                 instance.row_id, instance.severity, obs.summary, obs.details, now_ms
             )
+        return instance.row_id
 
     def _open(self, instance: Instance, now_ms: int) -> int:
         obs = instance.observation

@@ -15,6 +15,7 @@ from typing import Any, Protocol
 
 from ccvault.access.log import AccessLog
 from ccvault.catalog import db
+from ccvault.catalog.dialect import Backend
 from ccvault.catalog.writer import CatalogWriter
 from ccvault.config.model import Config
 from ccvault.host.clock import Clock
@@ -52,6 +53,8 @@ class ApiContext:
         autocommit, each query sees the latest commit. It reads the catalog the writer has
         open, or nothing (`CatalogGone`, a 503): one kept on a deleted catalog's file would
         answer from it forever, even after the catalog was restored and reopened."""
+        if self.writer.backend is Backend.POSTGRES:  # kept per thread there, and reopened
+            return self.writer.reader()  # when the server dropped it
         self.writer.check()
         conn = getattr(self._local, "conn", None)
         if conn is None or self._local.generation != self.writer.generation:

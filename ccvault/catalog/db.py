@@ -15,7 +15,6 @@ from pathlib import Path
 from typing import Any
 
 from ccvault.catalog.dialect import Backend, Error, IntegrityError, OperationalError, backend_of
-from ccvault.catalog.pg import PgConnection
 from ccvault.config.catalog_target import PgCatalog
 from ccvault.host.durable import keep_private, make_dirs, open_private
 
@@ -45,6 +44,8 @@ def connect(target: Target, *, readonly: bool = False, create: bool = True) -> C
     PostgreSQL: autocommit (the writer issues BEGIN itself), a reader's transactions are
     read-only (`default_transaction_read_only`); the database must exist (never created)."""
     if isinstance(target, PgCatalog):
+        from ccvault.catalog.pg import PgConnection  # psycopg only loads for PostgreSQL
+
         return PgConnection(target, readonly=readonly)
     return _connect_sqlite(target, readonly=readonly, create=create)
 

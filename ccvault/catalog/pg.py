@@ -8,7 +8,8 @@ issues BEGIN/COMMIT itself, as on SQLite, so one transaction discipline serves b
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from decimal import Decimal
 from typing import Any
 
@@ -16,7 +17,13 @@ import psycopg
 from psycopg.adapt import Loader
 from psycopg.pq import TransactionStatus
 
-from ccvault.catalog.dialect import Backend, pg_sql
+from ccvault.catalog.dialect import (
+    Backend,
+    PgError,
+    PgIntegrityError,
+    PgOperationalError,
+    pg_sql,
+)
 from ccvault.config.catalog_target import PgCatalog
 
 CONNECT_TIMEOUT_S = 10
@@ -59,6 +66,19 @@ class _IntegralNumeric(Loader):
         return int(value) if value == value.to_integral_value() else float(value)
 
 
+@contextmanager
+def _translated() -> Iterator[None]:
+    """psycopg's errors as the catalog's own (`dialect.PgError` and kin), chained."""
+    try:
+        yield
+    except psycopg.IntegrityError as exc:
+        raise PgIntegrityError(str(exc)) from exc
+    except psycopg.OperationalError as exc:
+        raise PgOperationalError(str(exc)) from exc
+    except psycopg.Error as exc:
+        raise PgError(str(exc)) from exc
+
+
 class PgConnection:
     """The catalog's PostgreSQL connection (autocommit; explicit BEGIN/COMMIT)."""
 
@@ -67,32 +87,36 @@ class PgConnection:
     def __init__(self, target: PgCatalog, *, readonly: bool = False) -> None:
         self.target = target
         options = "-c default_transaction_read_only=on" if readonly else ""
-        self._conn = psycopg.connect(
-            **target.conninfo(),
-            autocommit=True,
-            row_factory=_row_factory,
-            connect_timeout=CONNECT_TIMEOUT_S,
-            options=options,
-            application_name="ccvault",
-        )
+        with _translated():
+            self._conn = psycopg.connect(
+                **target.conninfo(),
+                autocommit=True,
+                row_factory=_row_factory,
+                connect_timeout=CONNECT_TIMEOUT_S,
+                options=options,
+                application_name="ccvault",
+            )
         self._conn.adapters.register_loader("numeric", _IntegralNumeric)
 
     def execute(
         self, sql: str, params: Sequence[Any] | Mapping[str, Any] = ()
     ) -> psycopg.Cursor[Any]:
         args = dict(params) if isinstance(params, Mapping) else tuple(params)
-        return self._conn.execute(pg_sql(sql), args)
+        with _translated():
+            return self._conn.execute(pg_sql(sql), args)
 
     def executemany(self, sql: str, seq: Iterable[Sequence[Any]]) -> psycopg.Cursor[Any]:
         cur = self._conn.cursor()
         rows = [tuple(p) for p in seq]
         if rows:
-            cur.executemany(pg_sql(sql), rows)
+            with _translated():
+                cur.executemany(pg_sql(sql), rows)
         return cur
 
     def executescript(self, script: str) -> None:
         """Several statements (a migration script), no parameters: sent as they are."""
-        self._conn.execute(script.encode())
+        with _translated():
+            self._conn.execute(script.encode())
 
     @property
     def in_transaction(self) -> bool:

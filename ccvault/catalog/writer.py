@@ -30,7 +30,7 @@ import tempfile
 import threading
 import uuid
 from collections.abc import Iterator
-from contextlib import AbstractContextManager, closing, contextmanager
+from contextlib import AbstractContextManager, closing, contextmanager, nullcontext
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -63,8 +63,20 @@ _CATALOG_ID = "SELECT value FROM meta WHERE key = 'catalog_id'"
 
 
 class CatalogGone(Busy):
-    """The catalog this process opened is no longer at its path (deleted, replaced, or another
-    catalog copied over it): nothing is written until it is back. Busy: try again later."""
+    """The catalog this process opened cannot take writes now: no longer at its path (deleted,
+    replaced, or another catalog copied over it), or — `CatalogUnreachable` — not reachable.
+    Nothing is written until it is back; footage waits in the spool. Busy: try again later."""
+
+
+class CatalogUnreachable(CatalogGone):
+    """PostgreSQL cannot be reached (stopped, refusing connections, the connection lost): the
+    write failed and nothing of it committed; the next one connects again."""
+
+
+class CommitUnknown(CatalogUnreachable):
+    """The connection was lost while COMMIT was on its way: the transaction may have committed
+    or not, and nobody can say which. A caller that placed files for it keeps them; its retry
+    must be idempotent (a segment's natural key: `SegmentWrites.add`)."""
 
 
 class CatalogWriter:
@@ -79,23 +91,17 @@ class CatalogWriter:
         # The node this process is (`[node] name`): rows it creates are its own. None: a tool
         # or bench that is no node (its rows are claimed by the next node to start).
         self.node = node
-        # What this node's lock files are named after (`<base>.retention-lock`, ...): the
-        # SQLite file, or for PostgreSQL a path in the node's state_dir (`Config.lock_base`;
-        # without one, a private directory of this writer's own: its locks bind no other).
-        if lock_base is None:
-            if isinstance(path, Path):
-                lock_base = path
-            else:
-                lock_base = Path(tempfile.mkdtemp(prefix="ccvault-locks-")) / "catalog"
-        elif not isinstance(path, Path):
-            make_dirs(lock_base.parent)  # the state_dir (SQLite's is made with the catalog)
-        self.lock_base: Path = lock_base
+        self.lock_base = _lock_base(path, lock_base)
         self.audit_log = audit
         self._conn = db.connect(path)
         self.backend: Backend = backend_of(self._conn)
         self._lock = threading.Lock()
+        self._local = threading.local()  # PostgreSQL: each thread's read-only connection
+        self._readers: list[db.Connection] = []
+        self._readers_lock = threading.Lock()
         self.last_error: str | None = None
         self.gone: str | None = None  # why the catalog opened is not at the path any more
+        self.unreachable: str | None = None  # PostgreSQL: why the last try to reach it failed
         self.generation = 0  # counts reopens: a connection kept from before reads a stale file
         self.catalog_id = ""  # known after the first transaction below
         self._files: FileIds = self._file_ids()
@@ -121,19 +127,40 @@ class CatalogWriter:
 
     def close(self) -> None:
         self._conn.close()
+        with self._readers_lock:
+            readers, self._readers = self._readers, []
+        for conn in readers:
+            conn.close()
+
+    def _pg_reader(self) -> db.Connection:
+        """This thread's read-only connection, checked (the catalog id: one round trip)."""
+        conn = getattr(self._local, "reader", None)
+        if conn is not None and not conn.closed:
+            try:
+                self._check_id(conn)
+                return conn
+            except db.OperationalError:
+                conn.close()  # dropped by the server (a restart): open a new one
+        conn = self._local.reader = db.connect(self.path, readonly=True)
+        with self._readers_lock:
+            self._readers.append(conn)
+        self._check_id(conn)
+        return conn
 
     @contextmanager
     def transaction(self) -> Iterator[db.Connection]:
         """One write; `last_error` says whether the latest one failed in SQLite (the
-        catalog_error alert), and clears with the next that commits."""
+        catalog_error alert), and clears with the next that commits. A PostgreSQL connection
+        lost on the way is `CatalogUnreachable` — `CommitUnknown` when COMMIT was sent."""
         with self._lock:
             self._check_files()
             self._reconnect_if_lost()
             try:
                 begin_write(self._conn, self.backend)
             except db.OperationalError as exc:
-                lost = self.backend is Backend.POSTGRES
-                self.last_error = f"catalog {'unreachable' if lost else 'is locked'} ({exc})"
+                if self.backend is Backend.POSTGRES:
+                    raise self._unreachable(exc, CatalogUnreachable) from None
+                self.last_error = f"catalog is locked ({exc})"
                 raise Busy(str(self.path), self.last_error) from None
             try:
                 self._check_id(self._conn)
@@ -142,15 +169,19 @@ class CatalogWriter:
                 if isinstance(exc, db.Error) and not isinstance(exc, db.IntegrityError):
                     self.last_error = str(exc)
                 self._rollback()
+                if self._connection_lost(exc):  # the server ended the transaction unfinished
+                    raise self._unreachable(exc, CatalogUnreachable) from exc
                 raise
             try:
                 self._conn.execute("COMMIT")
             except db.Error as exc:
+                if self._connection_lost(exc):
+                    raise self._unreachable(exc, CommitUnknown) from exc
                 self.last_error = str(exc)
                 if self._conn.in_transaction:
                     self._conn.execute("ROLLBACK")
                 raise
-            self.last_error = None
+            self.last_error = self.unreachable = None
 
     def audit(
         self,
@@ -193,17 +224,39 @@ class CatalogWriter:
             try:
                 self._conn = db.connect(self.path)
             except db.OperationalError as exc:
-                self.last_error = f"cannot reach the catalog ({exc})"
-                raise Busy(str(self.path), self.last_error) from None
+                raise self._unreachable(exc, CatalogUnreachable) from None
+
+    def _connection_lost(self, exc: BaseException) -> bool:
+        """PostgreSQL: did this error come from the connection dying (not from the SQL)?"""
+        return (
+            self.backend is Backend.POSTGRES
+            and isinstance(exc, db.OperationalError)
+            and bool(getattr(self._conn, "closed", False))
+        )
+
+    def _unreachable(self, exc: BaseException, kind: type[CatalogUnreachable]) -> Busy:
+        """Note the outage (the catalog_unreachable alert) and the error to raise for it."""
+        problem = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        what = "outcome unknown: connection lost during COMMIT; " if kind is CommitUnknown else ""
+        self.unreachable = self.last_error = f"catalog unreachable ({what}{problem})"
+        return kind(str(self.path), self.unreachable)
 
     def reader(self) -> AbstractContextManager[db.Connection]:
         """A separate connection for reads (closed on exit): readers never take the writer's
-        lock. It reads the catalog the writer opened, or raises `CatalogGone`."""
+        lock. It reads the catalog the writer opened, or raises `CatalogGone`.
+
+        PostgreSQL: each thread keeps its read-only connection (opening one costs a TCP and
+        SCRAM handshake, milliseconds; a SQLite file opens in microseconds); one the server
+        dropped is opened again here, before the caller's first statement."""
         self._check_files()
+        if self.backend is Backend.POSTGRES:
+            return nullcontext(self._pg_reader())
         try:
             conn = db.connect(self.path, readonly=True)
-        except db.OperationalError:
+        except db.OperationalError as exc:
             self._check_files()  # deleted meanwhile: say so
+            if self.backend is Backend.POSTGRES:
+                raise self._unreachable(exc, CatalogUnreachable) from None
             raise
         try:
             self._check_id(conn)
@@ -215,16 +268,40 @@ class CatalogWriter:
     def check(self) -> None:
         """Raise `CatalogGone` unless the catalog opened is still at its path (a stat per file,
         no lock): callers about to act on files for a row, or to answer from a connection they
-        keep, check first."""
+        keep, check first. While PostgreSQL is known to be out of reach it is asked again
+        first (`verify`), and `CatalogUnreachable` raised while it cannot be reached: nothing
+        is placed for a row that cannot commit."""
         self._check_files()
+        if self.unreachable is not None:
+            self.verify()
+            if self.unreachable is not None:
+                raise CatalogUnreachable(str(self.path), self.unreachable)
+
+    def met(self, exc: BaseException) -> bool:
+        """Did an error a reader met come from PostgreSQL going away? Then it is noted (the
+        catalog_unreachable alert) and True; any other error is the caller's."""
+        if self.backend is not Backend.POSTGRES or not isinstance(exc, db.OperationalError):
+            return False
+        self._unreachable(exc, CatalogUnreachable)
+        return True
 
     def verify(self) -> str | None:
-        """Is the catalog opened still the one at the path? None when it is, else why not (the
-        health check's question; it never raises)."""
+        """Is the catalog opened still the one at the path, and reachable? None when it is,
+        else why not (the health check's question; it never raises). On PostgreSQL it
+        connects again when the connection was lost, so it also notices the catalog is back."""
         try:
             with self._lock:
                 self._check_files()
-                self._check_id(self._conn)
+                self._reconnect_if_lost()
+                try:
+                    self._check_id(self._conn)
+                except db.OperationalError as exc:
+                    if self._connection_lost(exc):
+                        raise self._unreachable(exc, CatalogUnreachable) from None
+                    raise
+                if self.unreachable is not None and self.last_error == self.unreachable:
+                    self.last_error = None  # that was the outage, over now
+                self.unreachable = None
         except CatalogGone as exc:
             return exc.problem
         except db.Error as exc:
@@ -347,3 +424,17 @@ class CatalogWriter:
         """An audit record on its own (daemon start, reconcile repair, a backup)."""
         with self.transaction():
             self.audit(actor, action, obj, details, now_ms, checkpoint)
+
+
+def _lock_base(target: db.Target, given: Path | None) -> Path:
+    """What this node's lock files are named after (`<base>.retention-lock`, ...): the SQLite
+    file, or for PostgreSQL a path in the node's state_dir (`Config.lock_base`, made here:
+    SQLite's directory is made with the catalog); without one, a private directory of this
+    writer's own, whose locks bind no other process."""
+    if given is None:
+        if isinstance(target, Path):
+            return target
+        return Path(tempfile.mkdtemp(prefix="ccvault-locks-")) / "catalog"
+    if not isinstance(target, Path):
+        make_dirs(given.parent)
+    return given

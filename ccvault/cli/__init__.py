@@ -24,7 +24,7 @@ from ccvault import __version__
 from ccvault.catalog import db
 from ccvault.catalog.dialect import backend_of, schema_version
 from ccvault.catalog.schema import MIGRATIONS
-from ccvault.catalog.writer import CatalogWriter
+from ccvault.catalog.writer import CatalogUnreachable, CatalogWriter
 from ccvault.config.loading import LoadedConfig, load, resolve_path
 from ccvault.config.model import CameraConfig, Config
 from ccvault.errors import BUSY, USAGE, CcvaultError, NotFound
@@ -75,7 +75,12 @@ class App:
                 f"catalog {path}",
                 "does not exist (the daemon has not run yet, or the path is wrong)",
             )
-        conn = db.connect(path, readonly=True)
+        try:
+            conn = db.connect(path, readonly=True)
+        except db.OperationalError as exc:
+            if isinstance(path, Path):
+                raise
+            raise CatalogUnreachable(f"catalog {path}", f"unreachable ({exc})") from None
         if schema_version(conn, backend_of(conn)) < len(MIGRATIONS):
             self.writer  # noqa: B018 (opening the writer migrates a catalog from an older ccvault)
         return closing(conn)
@@ -154,6 +159,8 @@ def main() -> None:
     except db.OperationalError as exc:
         if "locked" in str(exc) or "busy" in str(exc):
             _fail("catalog", f"busy: {exc}", BUSY)
+        if not isinstance(exc, sqlite3.Error):  # PostgreSQL out of reach (a writer opening)
+            _fail("catalog", f"unreachable: {exc}", BUSY)
         raise
     sys.exit(0)
 

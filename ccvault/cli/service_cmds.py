@@ -8,8 +8,10 @@ from zoneinfo import ZoneInfo
 
 import click
 
+from ccvault.catalog.writer import CatalogGone
 from ccvault.cli import App, cli, json_option, pass_app
 from ccvault.cli.output import emit_json, human_bytes, table
+from ccvault.errors import CHECK_FAILED
 from ccvault.host import logs
 from ccvault.host.lock import daemon_running
 from ccvault.timefmt import duration_text, local_text, parse_time
@@ -56,18 +58,32 @@ def check_config(app: App, as_json: bool) -> None:
 @json_option
 @pass_app
 def status_cmd(app: App, as_json: bool) -> None:
-    """Cameras (state, last footage, last 24 h) and volumes (state, space)."""
-    with app.reader() as conn:
-        report = status.build(
-            app.config,
-            conn,
-            app.clock.wall_ms(),
-            daemon_running(app.config.lock_base, app.config.node.name),
-        )
+    """Cameras (state, last footage, last 24 h), volumes (state, space), the catalog, and what
+    waits in the spool. With the catalog out of reach: the catalog and the spool only, exit 1."""
+    running = daemon_running(app.config.lock_base, app.config.node.name)
+    try:
+        with app.reader() as conn:
+            report = status.build(app.config, conn, app.clock.wall_ms(), running)
+    except CatalogGone as exc:
+        report = status.without_catalog(app.config, running, exc.problem)
     if as_json:
         emit_json(report)
-        return
+    else:
+        _status_text(app, report)
+    if not report["catalog"]["reachable"]:
+        sys.exit(CHECK_FAILED)
+
+
+def _status_text(app: App, report: dict) -> None:
     click.echo(f"daemon: {'running' if report['daemon']['running'] else 'not running'}")
+    catalog, waiting = report["catalog"], report["spool_backlog"]
+    if not catalog["reachable"]:
+        click.echo(f"catalog: UNREACHABLE: {catalog['error']}")
+    oldest = waiting["oldest_end_ms"]
+    since = f" (oldest ended {local_text(oldest, app.config.tz)})" if oldest is not None else ""
+    click.echo(f"spool: {waiting['segments']} segment(s) waiting for the catalog{since}")
+    if not catalog["reachable"]:
+        return
     _camera_table(report["cameras"], app.config.tz)
     click.echo()
     _volume_table(report["volumes"])

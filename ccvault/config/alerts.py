@@ -101,6 +101,14 @@ ALERT_DEFAULTS: dict[str, AlertSpec] = {
         "is back; raised by the nodes still up, resolved when it beats again",
     ),
     "catalog_error": AlertSpec(C, "critical", "the catalog cannot be read or a write to it failed"),
+    "catalog_unreachable": AlertSpec(
+        C,
+        "critical",
+        "the PostgreSQL catalog cannot be reached (stopped, refusing connections, the connection "
+        "lost): recording goes on into the spool, which keeps every finished segment durable "
+        "until the catalog is back and ingest stores them; sent by the channels that need no "
+        "catalog, put on record in it once it is back",
+    ),
     "audit_chain_broken": AlertSpec(
         C, "critical", "the audit log's hash chain does not verify", renotify_minutes=1440
     ),

@@ -8,6 +8,10 @@ the periodic rescan is the truth, because inotify can drop events.
 When a run has ended (its ffmpeg is gone, e.g. killed), the file after its last listed entry is
 the segment that was being written: a fragmented MP4 is readable up to its last fragment, and it
 starts where the last listed one ended, so it is salvaged. Anything else unlisted is quarantined.
+
+While the catalog cannot take rows (gone, or PostgreSQL unreachable) the spool is the journal
+(`ingest/backlog.py`): recorders go on, each finished segment is made durable where it waits,
+and the scans that follow — ordinary ingest, in order — store it once the catalog is back.
 """
 
 from __future__ import annotations
@@ -23,6 +27,8 @@ from watchdog.observers import Observer
 
 from ccvault.catalog.writer import CatalogGone
 from ccvault.config.model import Config
+from ccvault.config.places import SPOOL_DIR
+from ccvault.ingest.backlog import Backlog, SpoolJournal, measure, waiting
 from ccvault.storage.media import ProbeError, probe, sha256_file
 from ccvault.storage.store import NoVolume, SegmentStore, Stored
 from ccvault.storage.volumes import VolumeSet, spool_dirs
@@ -75,7 +81,11 @@ def segment_times(entry: ListEntry, duration_ms: int) -> tuple[int, int]:
 
 class Ingestor:
     def __init__(
-        self, store: SegmentStore, spools: list[Path], active_runs: Callable[[], set[Path]]
+        self,
+        store: SegmentStore,
+        spools: list[Path],
+        active_runs: Callable[[], set[Path]],
+        on_kept: Callable[[str], None] = lambda _camera: None,
     ) -> None:
         self.store = store
         self.spools = spools  # the first is where recorders write; the rest are drained
@@ -85,6 +95,7 @@ class Ingestor:
         self._observer: Observer | None = None  # type: ignore[valid-type]
         self.heartbeat = store.clock.monotonic()  # progress of the loop (the watchdog)
         self._catalog_gone = False  # logged once per outage
+        self.journal = SpoolJournal(on_kept)  # the spool made durable while it waits
 
     def scan(self) -> list[Stored]:
         """One pass over the whole spool, oldest run first; safe to repeat at any time."""
@@ -94,17 +105,11 @@ class Ingestor:
         return results
 
     def run_dirs(self) -> list[Path]:
-        """`<spool>/<camera>/<run>` directories, oldest run first; dot-dirs are not cameras."""
-        cameras = sorted(
-            p
-            for spool in self.spools
-            if spool.is_dir()
-            for p in spool.iterdir()
-            if p.is_dir() and p.name[0] != "."
-        )
-        return [
-            run for cam in cameras for run in sorted(cam.iterdir(), key=_run_order) if run.is_dir()
-        ]
+        return run_dirs(self.spools)
+
+    def backlog(self) -> Backlog:
+        """What waits in the spool (finished, listed, not stored yet)."""
+        return measure(waiting(self.run_dirs(), read_list))
 
     def _scan_run(self, camera: str, run_dir: Path) -> list[Stored]:
         active = run_dir in self.active_runs()
@@ -179,23 +184,36 @@ class Ingestor:
             self._wake.clear()
             if self._stop.is_set():
                 break
-            try:
-                self.scan()
-                if self._catalog_gone:
-                    self._catalog_gone = False
-                    log.info("ingest.catalog_back")
-            except NoVolume:
-                log.error("ingest.no_volume", spools=[str(p) for p in self.spools])
-            except CatalogGone as exc:  # the spool keeps everything until it is back
-                if not self._catalog_gone:
-                    self._catalog_gone = True
-                    log.error("ingest.catalog_gone", error=exc.problem)
-            except Exception:
-                log.exception("ingest.scan_failed")
+            self._scan_once()
             self.heartbeat = self.store.clock.monotonic()
         if self._observer is not None:
             self._observer.stop()
             self._observer.join()
+
+    def _scan_once(self) -> None:
+        """One scan; what stops it is logged, never raised (the loop goes on)."""
+        try:
+            self.scan()
+            if self._catalog_gone:
+                self._catalog_gone = False
+                self.journal.forget()
+                log.info("ingest.catalog_back")
+        except NoVolume:
+            log.error("ingest.no_volume", spools=[str(p) for p in self.spools])
+        except CatalogGone as exc:  # the spool keeps everything until it is back
+            if not self._catalog_gone:
+                self._catalog_gone = True
+                log.error("ingest.catalog_gone", error=exc.problem)
+            self._keep_spool()
+        except Exception:
+            log.exception("ingest.scan_failed")
+
+    def _keep_spool(self) -> None:
+        """The catalog cannot take rows: make what waits in the spool durable there."""
+        try:
+            self.journal.keep(waiting(self.run_dirs(), read_list))
+        except OSError as exc:
+            log.error("spool.keep_failed", error=str(exc))
 
     def stop(self) -> None:
         self._stop.set()
@@ -214,6 +232,29 @@ class Ingestor:
             log.warning("ingest.watch_failed", error=str(exc))
             return
         self._observer = observer
+
+
+def run_dirs(spools: list[Path]) -> list[Path]:
+    """`<spool>/<camera>/<run>` directories, oldest run first; dot-dirs are not cameras."""
+    cameras = sorted(
+        p
+        for spool in spools
+        if spool.is_dir()
+        for p in spool.iterdir()
+        if p.is_dir() and p.name[0] != "."
+    )
+    return [run for cam in cameras for run in sorted(cam.iterdir(), key=_run_order) if run.is_dir()]
+
+
+def spool_backlog(config: Config) -> Backlog:
+    """What waits in every spool this node may have (read without the catalog, which says
+    which volumes are ours: a volume's `.spool`, the state_dir's, or `[storage] spool`)."""
+    if config.storage.spool is not None:
+        spools = [config.storage.spool]
+    else:
+        spools = [v.path / SPOOL_DIR for v in config.storage.volumes]
+        spools.append(config.state_dir / SPOOL_DIR)
+    return measure(waiting(run_dirs(spools), read_list))
 
 
 class SpoolRouter:

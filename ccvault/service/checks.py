@@ -5,7 +5,10 @@ This part owns what the checks learn more slowly (the forecast, whether the cloc
 how far the audit chain is verified) and the latest snapshot. It also asks, every check, whether
 the catalog the daemon opened is still at its path: a catalog deleted or replaced is the
 `catalog_error` alert (the writer refuses every write meanwhile), and when that very catalog is
-back (restored from a backup) it is reopened and `on_catalog_back` stores what waited.
+back (restored from a backup) it is reopened and `on_catalog_back` stores what waited. A
+PostgreSQL catalog that cannot be reached is `catalog_unreachable` (with what waits in the
+spool meanwhile); each check tries to connect again, and once it can, `on_catalog_reachable`
+puts what fired meanwhile on record and wakes ingest to store the spool.
 """
 
 from __future__ import annotations
@@ -29,6 +32,7 @@ from ccvault.catalog.writes.audit import read_head
 from ccvault.config.model import Config
 from ccvault.host.clock import Clock
 from ccvault.host.sdnotify import Notifier
+from ccvault.ingest.backlog import Backlog
 from ccvault.recorder.camera import CameraRecorder
 from ccvault.retention import forecast
 from ccvault.service.metrics import Metrics
@@ -77,7 +81,10 @@ class HealthChecks:
         )
         self.clock_unknown: str | None = None
         self.on_catalog_back: Callable[[], None] = lambda: None  # set by the daemon's parts
+        self.on_catalog_reachable: Callable[[], None] = lambda: None  # ditto
+        self.spool_backlog: Callable[[], Backlog] = Backlog  # ditto (the ingestor's)
         self._catalog_gone: str | None = None
+        self._unreachable: str | None = None
         self.last: Health | None = None
         self._lock = threading.Lock()  # a requested check may meet a scheduled one
         # Ask for a check in N seconds (the daemon's scheduler): a door event, or a rule's
@@ -148,8 +155,20 @@ class HealthChecks:
         self.config = config
 
     def _check_catalog(self) -> None:
-        """Is the catalog opened still at its path? When it was gone and is back, reopen it."""
+        """Is the catalog opened still at its path, and reachable? When it was gone and is
+        back, reopen it; when it was unreachable and is reachable again, catch up."""
         gone = self.writer.verify()
+        unreachable = self.writer.unreachable
+        if unreachable != self._unreachable:
+            if unreachable is not None and self._unreachable is None:
+                log.error("catalog.unreachable", error=unreachable)
+            elif unreachable is None:
+                log.warning("catalog.reachable", catalog=str(self.writer.path))
+                self._unreachable = None
+                self.on_catalog_reachable()
+        self._unreachable = unreachable
+        if unreachable is not None:
+            return  # not gone: the same catalog, out of reach for now
         if gone is not None and gone != self._catalog_gone:
             log.error("catalog.gone", error=gone)
         self._catalog_gone = gone
@@ -179,7 +198,14 @@ class HealthChecks:
             cameras = health.cameras_health(self.recorders(), None, time.monotonic())
             corrupt, catalog_error = {}, self.writer.last_error or exc.problem
         except db.Error as exc:
-            cameras, corrupt, catalog_error = (), {}, f"cannot read the catalog: {exc}"
+            if not self.writer.met(exc):
+                cameras, corrupt, catalog_error = (), {}, f"cannot read the catalog: {exc}"
+            else:  # the server went away under the read: catalog_unreachable, not an error
+                cameras = health.cameras_health(self.recorders(), None, time.monotonic())
+                corrupt, catalog_error = {}, None
+        unreachable = self.writer.unreachable
+        if unreachable is not None:
+            catalog_error = None  # one alert for one outage: catalog_unreachable says it
         report = self.forecast
         return Health(
             now_ms,
@@ -189,6 +215,8 @@ class HealthChecks:
             blocked=dict(self.volumes.blocked),
             at_risk=report if report and report["at_risk"] else None,
             catalog_error=catalog_error,
+            catalog_unreachable=unreachable,
+            spool_backlog=self.spool_backlog(),
             audit_error=self.audit_error,
             corrupt=corrupt,
             clock_synced=self.clock_synced,

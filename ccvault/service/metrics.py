@@ -134,6 +134,22 @@ class Metrics:
         )
         for name in ALERT_DEFAULTS:
             self.alert_firing.labels(name).set(0)
+        self.catalog_reachable = Gauge(
+            "ccvault_catalog_reachable",
+            "1 when the catalog can be reached (0: PostgreSQL out of reach; footage waits).",
+            registry=r,
+        )
+        self.catalog_reachable.set(1)
+        self.spool_backlog = Gauge(
+            "ccvault_spool_backlog_segments",
+            "Finished segments waiting in the spool for the catalog (a few in normal running).",
+            registry=r,
+        )
+        self.spool_backlog_oldest = Gauge(
+            "ccvault_spool_backlog_oldest_timestamp_seconds",
+            "End of the oldest segment waiting in the spool (Unix time; 0: none waits).",
+            registry=r,
+        )
 
     # Counters: called where it happens (SegmentStore.add, Executor, remove_leftovers).
 
@@ -189,6 +205,10 @@ class Metrics:
                 self.bytes_written.labels(c.name)
             for name in ALERT_DEFAULTS:
                 self.alert_firing.labels(name).set(firing.get(name, 0))
+            self.catalog_reachable.set(int(health.catalog_unreachable is None))
+            waiting = health.spool_backlog
+            self.spool_backlog.set(waiting.segments)
+            self.spool_backlog_oldest.set((waiting.oldest_ms or 0) / 1000)
 
     def _replace(self, gauge: Gauge, values: Mapping[str, float]) -> None:
         """Set every series of a one-label gauge; remove the ones not in `values`. New values

@@ -142,6 +142,17 @@ class Parts:
         footage.ingestor.wake()
         self.exports.resume()
 
+    def catalog_reachable(self, now_ms: int) -> None:
+        """The PostgreSQL catalog answers again (the same catalog: nothing to reconcile): put
+        on record what fired meanwhile and each camera's state, and let ingest store what
+        waited in the spool, in order (motion analysis and retention simply find it there)."""
+        try:
+            self.alerts.save_pending(now_ms)
+        except CatalogGone as exc:  # out of reach again: the next return tries again
+            log.error("catalog.catch_up_failed", error=exc.problem)
+        self.footage.supervisor.announce()
+        self.footage.ingestor.wake()
+
 
 @dataclass(frozen=True)
 class Shared:
@@ -194,6 +205,8 @@ def build(shared: Shared) -> Parts:
     footage = _footage(shared, writer, volumes, publisher)
     parts = _serving(shared, writer, volumes, footage)
     parts.checks.on_catalog_back = lambda: parts.catalog_back(clock.wall_ms())
+    parts.checks.on_catalog_reachable = lambda: parts.catalog_reachable(clock.wall_ms())
+    parts.checks.spool_backlog = parts.footage.ingestor.backlog
     if publisher is not None:
         _publish(parts, publisher)
     return parts
@@ -239,7 +252,9 @@ def _footage(
             poke()
 
     supervisor = Supervisor(config, spools.record, clock, save_state, lambda: ingestor.wake())
-    ingestor = Ingestor(store, spools.drain, supervisor.active_runs)
+    # A segment kept durable in the spool while the catalog is out of reach is not a camera
+    # failing: catalog_unreachable says what is wrong, once.
+    ingestor = Ingestor(store, spools.drain, supervisor.active_runs, supervisor.segment_stored)
     reconcile(
         writer,
         store,

@@ -10,6 +10,10 @@ the next scan ingests again, or a placed file that the same scan recognises as i
 5. remove the source.
 Nothing is half-stored: the catalog is checked to be the one opened before a file is placed,
 and a file placed for a row that then does not commit is removed again (the spool keeps it).
+A row whose COMMIT met a lost connection may have committed or not (`CommitUnknown`): its file
+stays placed and the spool copy stays too, so either way the retry finds the same bytes at the
+same name and the natural key (camera, start, SHA-256) keeps it from being catalogued twice.
+Each step boundary calls the injected `checkpoint(step)` (the fault tests kill there).
 """
 
 from __future__ import annotations
@@ -26,8 +30,9 @@ from typing import Protocol
 
 import structlog
 
+from ccvault.catalog import queries
 from ccvault.catalog.rows import MediaInfo, NewSegment
-from ccvault.catalog.writer import CatalogWriter
+from ccvault.catalog.writer import CatalogWriter, CommitUnknown
 from ccvault.errors import CcvaultError
 from ccvault.host.clock import Clock
 from ccvault.host.durable import fsync_dir, fsync_file, make_dirs
@@ -76,6 +81,7 @@ class SegmentStore:
         clock: Clock,
         metrics: StoreCounters | None = None,
         on_stored: Callable[[str], None] = lambda _camera: None,
+        checkpoint: Callable[[str], None] = lambda _step: None,
     ) -> None:
         self.writer = writer
         self.volumes = volumes
@@ -83,6 +89,7 @@ class SegmentStore:
         self.metrics = metrics  # counts each segment catalogued (not duplicates)
         self.on_stored = on_stored  # a camera's segment is in the catalog (its recorder's news)
         self.write_errors: dict[str, str] = {}  # volume -> why the last write there failed
+        self.checkpoint = checkpoint  # called at each step boundary of `add` (fault tests)
 
     def _target(self) -> Volume:
         volume = target_for_new_segments(self.volumes())
@@ -127,6 +134,7 @@ class SegmentStore:
         analysis: int,
     ) -> Stored:
         fsync_file(src)
+        self.checkpoint("add.synced")
         for attempt in range(100):
             rel = segment_relpath(camera, start_ms, end_ms - start_ms, attempt)
             dst = volume.path / rel
@@ -134,7 +142,9 @@ class SegmentStore:
             placed = self._place(src, dst, sha256)
             if placed is Placed.TAKEN:
                 continue  # another file holds that name: try the next name, never replace
+            self.checkpoint("add.linked")
             fsync_dir(dst.parent)
+            self.checkpoint("add.dir_synced")
             seg = NewSegment(
                 camera,
                 volume.name,
@@ -149,7 +159,11 @@ class SegmentStore:
             )
             with _undone_unless_committed(dst, placed):
                 seg_id = self.writer.segments.add(seg, self.clock.wall_ms())
+            self.checkpoint("add.committed")
+            if seg_id is None and not self._already_stored(seg, dst, placed):
+                continue  # the name is another footage's row (its file missing): next name
             _unlink_if_other(src, dst)
+            self.checkpoint("add.source_removed")
             if seg_id is None:
                 return Stored("duplicate", dst, camera, reason="already catalogued")
             log.info(
@@ -167,6 +181,19 @@ class SegmentStore:
             self.on_stored(camera)
             return Stored("ingested", dst, camera, seg_id)
         raise RuntimeError(f"no free file name for {camera} at {start_ms}")
+
+    def _already_stored(self, seg: NewSegment, dst: Path, placed: Placed) -> bool:
+        """The row was not added. True when this very footage is catalogued (a file this call
+        placed at another name than the row's — a retry after an unknown commit went
+        elsewhere — is removed again); False when the name is only another footage's row."""
+        with self.writer.reader() as conn:
+            twin = queries.same_footage(conn, seg.camera, seg.start_ms, seg.sha256)
+        where = (twin.volume, twin.path) if twin is not None else None
+        if where != (seg.volume, seg.path) and placed is Placed.NEW:
+            dst.unlink(missing_ok=True)
+            fsync_dir(dst.parent)
+            log.warning("segment.second_copy_dropped", camera=seg.camera, path=seg.path)
+        return where is not None
 
     @staticmethod
     def _place(src: Path, dst: Path, sha256: str) -> Placed:
@@ -236,9 +263,13 @@ class SegmentStore:
 @contextlib.contextmanager
 def _undone_unless_committed(dst: Path, placed: Placed) -> Iterator[None]:
     """A file this call placed for a row that does not commit (the catalog refused it, or is
-    gone) is removed again: the source stays where it was, to be stored later."""
+    gone) is removed again: the source stays where it was, to be stored later. One whose
+    commit's outcome is unknown stays: the row may point at it."""
     try:
         yield
+    except CommitUnknown:
+        log.warning("segment.commit_unknown", path=str(dst))
+        raise
     except BaseException:
         if placed is Placed.NEW:
             dst.unlink(missing_ok=True)

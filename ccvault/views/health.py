@@ -17,6 +17,7 @@ from pathlib import Path
 from ccvault.access.rules import Finding
 from ccvault.catalog import queries
 from ccvault.catalog.nodes import all_nodes
+from ccvault.ingest.backlog import Backlog
 from ccvault.recorder.camera import CameraRecorder
 from ccvault.storage.volumes import Blocked, Volume, usage
 
@@ -61,6 +62,8 @@ class Health:
     blocked: dict[str, Blocked] = field(default_factory=dict)  # volumes pressure cannot free
     at_risk: dict | None = None  # forecast report when retention is at risk
     catalog_error: str | None = None
+    catalog_unreachable: str | None = None  # why PostgreSQL cannot be reached (None: it can)
+    spool_backlog: Backlog = field(default_factory=Backlog)  # finished segments not stored yet
     audit_error: str | None = None
     corrupt: dict[str, int] = field(default_factory=dict)  # camera -> corrupt segments, 24 h
     clock_synced: bool | None = None  # None: cannot tell (no timesyncd, no chrony), or off
@@ -166,6 +169,8 @@ def status_line(health: Health, firing: dict[str, int]) -> str:
     down = [v.name for v in health.volumes if not v.available]
     if down:
         parts.append("unavailable: " + ", ".join(down))
+    if health.catalog_unreachable:
+        parts.append(f"catalog unreachable, {health.spool_backlog.segments} segment(s) in spool")
     if firing:
         names = ", ".join(sorted(firing))
         parts.append(f"{sum(firing.values())} alert(s) firing: {names}")

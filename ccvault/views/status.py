@@ -9,6 +9,8 @@ import sqlite3
 
 from ccvault.catalog import queries
 from ccvault.config.model import Config
+from ccvault.ingest.backlog import Backlog
+from ccvault.ingest.spool import spool_backlog
 from ccvault.retention import forecast
 from ccvault.storage.volumes import Volume, check, usage
 from ccvault.timefmt import utc_text
@@ -78,9 +80,29 @@ def build(config: Config, conn: sqlite3.Connection, now_ms: int, daemon_running:
     ).fetchone()[0]
     return {
         "daemon": {"running": daemon_running},
+        "catalog": {"reachable": True, "error": None},
+        "spool_backlog": backlog_json(spool_backlog(config)),
         "cameras": cameras,
         "volumes": volumes,
         "retention": retention,
+    }
+
+
+def without_catalog(config: Config, daemon_running: bool, problem: str) -> dict:
+    """What can be said while the catalog is out of reach: that, and what waits in the spool."""
+    return {
+        "daemon": {"running": daemon_running},
+        "catalog": {"reachable": False, "error": problem},
+        "spool_backlog": backlog_json(spool_backlog(config)),
+    }
+
+
+def backlog_json(backlog: Backlog) -> dict:
+    oldest = backlog.oldest_ms
+    return {
+        "segments": backlog.segments,
+        "oldest_end": utc_text(oldest) if oldest is not None else None,
+        "oldest_end_ms": oldest,
     }
 
 

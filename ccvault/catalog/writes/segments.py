@@ -6,6 +6,7 @@ import sqlite3
 from collections.abc import Iterable
 from typing import TYPE_CHECKING
 
+from ccvault.catalog import queries
 from ccvault.catalog.nodes import scrub_cursor_key
 from ccvault.catalog.rows import NewSegment
 from ccvault.catalog.writes.cameras import camera_row_id
@@ -19,9 +20,14 @@ class SegmentWrites:
         self._core = core
 
     def add(self, seg: NewSegment, now_ms: int) -> int | None:
-        """Insert a segment row; None when that volume path is already catalogued."""
+        """Insert a segment row; None when that volume path is already catalogued, or this
+        very footage is — the same camera, start and SHA-256 anywhere (its natural key). So a
+        retry after a commit whose outcome was unknown (`CommitUnknown`) never adds it twice,
+        even if it was placed elsewhere meanwhile."""
         with self._core.transaction() as conn:
             camera_id = camera_row_id(conn, seg.camera, self._core.node)
+            if queries.same_footage(conn, seg.camera, seg.start_ms, seg.sha256) is not None:
+                return None
             volume_id = conn.execute(
                 "SELECT id FROM volumes WHERE name = ?", (seg.volume,)
             ).fetchone()[0]
