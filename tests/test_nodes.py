@@ -102,10 +102,12 @@ def test_two_nodes_on_one_catalog_share_footage_and_keep_to_their_own(
     # Node a plays node b's segment: byte for byte the file on b's volume, by CLI and API.
     seg = b_seen_from_a[0]
     original = (tmp_path / "b-hot" / seg["path"]).read_bytes()
-    out = tmp_path / "played.mp4"
+    out = tmp_path / "exports" / "played.mp4"  # footage leaves only to an allowed place
     played = run_cli(config_a, "segment-file", str(seg["id"]), "--out", str(out), "--json")
     assert played.returncode == 0, played.stderr
     assert out.read_bytes() == original
+    elsewhere = run_cli(config_a, "segment-file", str(seg["id"]), "--out", str(tmp_path / "x"))
+    assert elsewhere.returncode == 4 and "--out" in elsewhere.stderr
     assert json.loads(played.stdout)["node"] == "b"
     auth = {"Authorization": f"Bearer {token}"}
     whole = httpx.get(f"{url_a}/api/segments/{seg['id']}/file", headers=auth, timeout=30)
@@ -177,6 +179,8 @@ def test_two_nodes_on_one_catalog_share_footage_and_keep_to_their_own(
         120,
         what="node_offline for node b",
     )
+    nodes = {n["name"]: n["up"] for n in cli_json(config_a, "status")["nodes"]}
+    assert nodes == {"a": True, "b": False}
     count_a = len(_segments(config_a, "cam-a"))
     wait_for(lambda: len(_segments(config_a, "cam-a")) >= count_a + 2, 60, what="a recording")
     down = _segments(config_a, "cam-b")
@@ -194,7 +198,9 @@ def test_two_nodes_on_one_catalog_share_footage_and_keep_to_their_own(
     )
     assert listed.status_code == 200
     assert {s["unavailable"][:19] for s in listed.json()} == {"node b down since 2"}
-    busy = run_cli(config_a, "segment-file", str(seg["id"]), "--out", str(tmp_path / "x.mp4"))
+    busy = run_cli(
+        config_a, "segment-file", str(seg["id"]), "--out", str(tmp_path / "exports" / "x.mp4")
+    )
     assert busy.returncode == 5 and "unavailable (node b down since " in busy.stderr
     # Node a still serves its own.
     own = _segments(config_a, "cam-a")[-1]

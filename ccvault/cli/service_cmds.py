@@ -68,6 +68,15 @@ def status_cmd(app: App, as_json: bool) -> None:
         emit_json(report)
         return
     click.echo(f"daemon: {'running' if report['daemon']['running'] else 'not running'}")
+    if len(report["nodes"]) > 1:  # one catalog, several nodes: which are up
+        click.echo(
+            "nodes: "
+            + ", ".join(
+                f"{n['name']}{' (this one)' if n['name'] == report['node'] else ''} "
+                + ("up" if n["up"] else f"down since {_local(n['last_seen'], app.config.tz)}")
+                for n in report["nodes"]
+            )
+        )
     _camera_table(report["cameras"], app.config.tz)
     click.echo()
     _volume_table(report["volumes"])

@@ -8,6 +8,7 @@ from __future__ import annotations
 import sqlite3
 
 from ccvault.catalog import queries
+from ccvault.catalog.nodes import all_nodes
 from ccvault.config.model import Config
 from ccvault.retention import forecast
 from ccvault.storage.volumes import Volume, check, usage
@@ -78,6 +79,17 @@ def build(config: Config, conn: sqlite3.Connection, now_ms: int, daemon_running:
     ).fetchone()[0]
     return {
         "daemon": {"running": daemon_running},
+        "node": config.node.name,
+        "nodes": [
+            {
+                "name": n.name,
+                "url": n.url,
+                "up": n.up(now_ms),
+                "started": utc_text(n.started_ms),
+                "last_seen": utc_text(n.last_seen_ms),
+            }
+            for n in all_nodes(conn).values()
+        ],
         "cameras": cameras,
         "volumes": volumes,
         "retention": retention,
