@@ -8,9 +8,12 @@ from __future__ import annotations
 
 import json
 import signal
+import sqlite3
 import subprocess
 import time
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import closing
+from importlib.resources import files
 from pathlib import Path
 
 import httpx
@@ -20,6 +23,7 @@ from ccvault.alerts.conditions import node_offline
 from ccvault.alerts.dispatcher import Dispatcher
 from ccvault.alerts.manager import AlertManager
 from ccvault.catalog import queries
+from ccvault.catalog.schema import MIGRATIONS
 from ccvault.catalog.writer import CatalogWriter
 from ccvault.config.alerts import AlertsBase, AlertsConfig
 from ccvault.views.health import Health, NodeHealth
@@ -334,3 +338,37 @@ def test_two_nodes_adding_holds_at_once_lose_none_and_keep_one_audit_chain(
     assert reasons == sorted(f"{n}{i}" for n in configs for i in range(per_node))
     verified = run_cli(configs["b"], "audit", "verify")
     assert verified.returncode == 0, verified.stdout + verified.stderr
+
+
+def test_a_catalog_from_before_nodes_is_claimed_by_the_first_node_to_start(
+    tmp_path: Path, daemon_factory
+) -> None:
+    """The upgrade: a one-box catalog (schema before nodes.sql) with a camera and a firing
+    alert becomes node a's when a starts on it — in one transaction, audited `node.claim` —
+    and node c may then not name that camera."""
+    catalog = tmp_path / "catalog.sqlite"
+    before = MIGRATIONS.index(files("ccvault.catalog").joinpath("nodes.sql").read_text())
+    with closing(sqlite3.connect(catalog)) as conn:
+        for script in MIGRATIONS[:before]:
+            conn.executescript(script)
+        conn.execute(f"PRAGMA user_version = {before}")
+        conn.execute("INSERT INTO cameras (name) VALUES ('door')")
+        conn.execute(
+            "INSERT INTO alerts (name, fingerprint, labels, severity, summary, started_ms)"
+            " VALUES ('camera_offline', 'f1', '{\"camera\": \"door\"}', 'critical', 'x', 1)"
+        )
+        conn.commit()
+    catalog.chmod(0o600)
+    camera = {"name": "door", "url": "demo://", "enabled": False}
+    config_a = _node_config(tmp_path, "a", camera)
+    daemon_factory(config_a).stop()
+    with closing(sqlite3.connect(catalog)) as conn:
+        assert conn.execute("SELECT name, node FROM cameras").fetchall() == [("door", "a")]
+        assert conn.execute("SELECT name, node FROM volumes").fetchall() == [("vol-a", "a")]
+        assert conn.execute("SELECT node FROM alerts WHERE fingerprint = 'f1'").fetchall() == [
+            ("a",)
+        ]
+    claims = cli_json(config_a, "audit", "list", "--action", "node.claim")
+    assert [r["details"] for r in claims] == [{"cameras": ["door"], "volumes": []}]
+    refused = run_cli(_node_config(tmp_path, "c", camera), "run", timeout=120)
+    assert refused.returncode == 2 and "belongs to node 'a'" in refused.stderr
