@@ -369,6 +369,8 @@ def test_a_catalog_from_before_nodes_is_claimed_by_the_first_node_to_start(
             ("a",)
         ]
     claims = cli_json(config_a, "audit", "list", "--action", "node.claim")
-    assert [r["details"] for r in claims] == [{"cameras": ["door"], "volumes": []}]
+    assert [r["details"] for r in claims] == [
+        {"cameras": ["door"], "volumes": [], "alerts": 1, "exports": 0}
+    ]
     refused = run_cli(_node_config(tmp_path, "c", camera), "run", timeout=120)
     assert refused.returncode == 2 and "belongs to node 'a'" in refused.stderr
