@@ -117,6 +117,7 @@ def test_two_nodes_on_one_catalog_share_footage_and_keep_to_their_own(
     whole = httpx.get(f"{url_a}/api/segments/{seg['id']}/file", headers=auth, timeout=30)
     assert whole.status_code == 200 and whole.content == original
     assert whole.headers["etag"] == f'"{seg["sha256"]}"'
+    assert whole.headers["content-type"] == "video/mp4"  # said by the row, not by node b
     part = httpx.get(
         f"{url_a}/api/segments/{seg['id']}/file", headers={**auth, "Range": "bytes=10-99"}
     )
