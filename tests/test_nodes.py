@@ -8,9 +8,12 @@ from __future__ import annotations
 
 import json
 import signal
+import sqlite3
 import subprocess
 import time
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import closing
+from importlib.resources import files
 from pathlib import Path
 
 import httpx
@@ -20,6 +23,7 @@ from ccvault.alerts.conditions import node_offline
 from ccvault.alerts.dispatcher import Dispatcher
 from ccvault.alerts.manager import AlertManager
 from ccvault.catalog import queries
+from ccvault.catalog.schema import MIGRATIONS
 from ccvault.catalog.writer import CatalogWriter
 from ccvault.config.alerts import AlertsBase, AlertsConfig
 from ccvault.views.health import Health, NodeHealth
@@ -102,15 +106,18 @@ def test_two_nodes_on_one_catalog_share_footage_and_keep_to_their_own(
     # Node a plays node b's segment: byte for byte the file on b's volume, by CLI and API.
     seg = b_seen_from_a[0]
     original = (tmp_path / "b-hot" / seg["path"]).read_bytes()
-    out = tmp_path / "played.mp4"
+    out = tmp_path / "exports" / "played.mp4"  # footage leaves only to an allowed place
     played = run_cli(config_a, "segment-file", str(seg["id"]), "--out", str(out), "--json")
     assert played.returncode == 0, played.stderr
     assert out.read_bytes() == original
+    elsewhere = run_cli(config_a, "segment-file", str(seg["id"]), "--out", str(tmp_path / "x"))
+    assert elsewhere.returncode == 4 and "--out" in elsewhere.stderr
     assert json.loads(played.stdout)["node"] == "b"
     auth = {"Authorization": f"Bearer {token}"}
     whole = httpx.get(f"{url_a}/api/segments/{seg['id']}/file", headers=auth, timeout=30)
     assert whole.status_code == 200 and whole.content == original
     assert whole.headers["etag"] == f'"{seg["sha256"]}"'
+    assert whole.headers["content-type"] == "video/mp4"  # said by the row, not by node b
     part = httpx.get(
         f"{url_a}/api/segments/{seg['id']}/file", headers={**auth, "Range": "bytes=10-99"}
     )
@@ -177,6 +184,8 @@ def test_two_nodes_on_one_catalog_share_footage_and_keep_to_their_own(
         120,
         what="node_offline for node b",
     )
+    nodes = {n["name"]: n["up"] for n in cli_json(config_a, "status")["nodes"]}
+    assert nodes == {"a": True, "b": False}
     count_a = len(_segments(config_a, "cam-a"))
     wait_for(lambda: len(_segments(config_a, "cam-a")) >= count_a + 2, 60, what="a recording")
     down = _segments(config_a, "cam-b")
@@ -194,7 +203,9 @@ def test_two_nodes_on_one_catalog_share_footage_and_keep_to_their_own(
     )
     assert listed.status_code == 200
     assert {s["unavailable"][:19] for s in listed.json()} == {"node b down since 2"}
-    busy = run_cli(config_a, "segment-file", str(seg["id"]), "--out", str(tmp_path / "x.mp4"))
+    busy = run_cli(
+        config_a, "segment-file", str(seg["id"]), "--out", str(tmp_path / "exports" / "x.mp4")
+    )
     assert busy.returncode == 5 and "unavailable (node b down since " in busy.stderr
     # Node a still serves its own.
     own = _segments(config_a, "cam-a")[-1]
@@ -328,3 +339,39 @@ def test_two_nodes_adding_holds_at_once_lose_none_and_keep_one_audit_chain(
     assert reasons == sorted(f"{n}{i}" for n in configs for i in range(per_node))
     verified = run_cli(configs["b"], "audit", "verify")
     assert verified.returncode == 0, verified.stdout + verified.stderr
+
+
+def test_a_catalog_from_before_nodes_is_claimed_by_the_first_node_to_start(
+    tmp_path: Path, daemon_factory
+) -> None:
+    """The upgrade: a one-box catalog (schema before nodes.sql) with a camera and a firing
+    alert becomes node a's when a starts on it — in one transaction, audited `node.claim` —
+    and node c may then not name that camera."""
+    catalog = tmp_path / "catalog.sqlite"
+    before = MIGRATIONS.index(files("ccvault.catalog").joinpath("nodes.sql").read_text())
+    with closing(sqlite3.connect(catalog)) as conn:
+        for script in MIGRATIONS[:before]:
+            conn.executescript(script)
+        conn.execute(f"PRAGMA user_version = {before}")
+        conn.execute("INSERT INTO cameras (name) VALUES ('door')")
+        conn.execute(
+            "INSERT INTO alerts (name, fingerprint, labels, severity, summary, started_ms)"
+            " VALUES ('camera_offline', 'f1', '{\"camera\": \"door\"}', 'critical', 'x', 1)"
+        )
+        conn.commit()
+    catalog.chmod(0o600)
+    camera = {"name": "door", "url": "demo://", "enabled": False}
+    config_a = _node_config(tmp_path, "a", camera)
+    daemon_factory(config_a).stop()
+    with closing(sqlite3.connect(catalog)) as conn:
+        assert conn.execute("SELECT name, node FROM cameras").fetchall() == [("door", "a")]
+        assert conn.execute("SELECT name, node FROM volumes").fetchall() == [("vol-a", "a")]
+        assert conn.execute("SELECT node FROM alerts WHERE fingerprint = 'f1'").fetchall() == [
+            ("a",)
+        ]
+    claims = cli_json(config_a, "audit", "list", "--action", "node.claim")
+    assert [r["details"] for r in claims] == [
+        {"cameras": ["door"], "volumes": [], "alerts": 1, "exports": 0}
+    ]
+    refused = run_cli(_node_config(tmp_path, "c", camera), "run", timeout=120)
+    assert refused.returncode == 2 and "belongs to node 'a'" in refused.stderr

@@ -4,6 +4,8 @@ again by the owner, under this node's peer user)."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from fastapi import Request
 from fastapi.responses import Response, StreamingResponse
 
@@ -11,6 +13,7 @@ from ccvault.api.auth import Principal
 from ccvault.api.context import ApiContext
 from ccvault.api.streaming import starts_playback
 from ccvault.catalog import queries
+from ccvault.catalog.rows import Segment
 from ccvault.storage import peers
 from ccvault.timefmt import utc_text
 
@@ -18,11 +21,17 @@ FORWARDED = ("range", "if-range")
 
 
 def remote_segment(
-    ctx: ApiContext, who: Principal, segment_id: int, request: Request
+    ctx: ApiContext,
+    who: Principal,
+    segment_id: int,
+    request: Request,
+    headers_of: Callable[[Segment], dict[str, str]],
 ) -> Response | None:
-    """The owner's answer when another node holds the segment; None when this one does (or
+    """The owner's bytes when another node holds the segment; None when this one does (or
     there is no such segment: the local path says so). 503 `unavailable (node b down since
-    …)` when its node cannot serve it now."""
+    …)` when its node cannot serve it now. Of the owner's answer only its status and byte
+    range pass: what the bytes are said to be (type, name, times, ETag) comes from the row,
+    so a node cannot make this one serve a page as its own."""
     me = ctx.config.node.name
     with ctx.reader() as conn:
         found = queries.segments_by_ids(conn, [segment_id])
@@ -51,4 +60,11 @@ def remote_segment(
             },
         )
     passed = {k: v for k in peers.PASSED_ON if (v := answer.headers.get(k)) is not None}
-    return StreamingResponse(peers.chunks(answer), status_code=answer.status, headers=passed)
+    if seg.integrity != "corrupt":
+        passed["etag"] = f'"{seg.sha256}"'
+    return StreamingResponse(
+        peers.chunks(answer),
+        status_code=answer.status if answer.status in (200, 206) else 502,
+        headers={**headers_of(seg), **passed},
+        media_type="video/mp4",
+    )

@@ -54,7 +54,7 @@ def segment_file(ctx: Ctx, who: Viewer, segment_id: Id, request: Request) -> Res
     scrub's verdict on it (unchecked, ok, corrupt); a corrupt file is served as it is, marked
     so, and never with an ETag (its catalogued hash names bytes it no longer holds). A segment
     another node holds is streamed from that node (503 while it cannot serve it)."""
-    remote = remote_segment(ctx, who, segment_id, request)
+    remote = remote_segment(ctx, who, segment_id, request, segment_headers)
     if remote is not None:
         return remote
     seg, fd = open_segment(ctx, segment_id)
@@ -74,22 +74,27 @@ def segment_file(ctx: Ctx, who: Viewer, segment_id: Id, request: Request) -> Res
                     "integrity": seg.integrity,
                 },
             )
-        name = f"{seg.camera}-{utc_text(seg.start_ms).replace(':', '')}.mp4"
         corrupt = seg.integrity == CORRUPT
         return OpenFileResponse(
             fd,
             request.headers,
             "video/mp4",
-            {
-                **PRIVATE,
-                "content-disposition": f'inline; filename="{name}"',
-                "x-ccvault-start": utc_text(seg.start_ms),
-                "x-ccvault-end": utc_text(seg.end_ms),
-                "x-ccvault-integrity": seg.integrity,
-            },
+            segment_headers(seg),
             etag=None if corrupt else f'"{seg.sha256}"',
             on_whole=None if corrupt else functools.partial(_check_whole, ctx, seg),
         )
+
+
+def segment_headers(seg: Segment) -> dict[str, str]:
+    """What a segment's file is said to be, from its row (whichever node sends the bytes)."""
+    name = f"{seg.camera}-{utc_text(seg.start_ms).replace(':', '')}.mp4"
+    return {
+        **PRIVATE,
+        "content-disposition": f'inline; filename="{name}"',
+        "x-ccvault-start": utc_text(seg.start_ms),
+        "x-ccvault-end": utc_text(seg.end_ms),
+        "x-ccvault-integrity": seg.integrity,
+    }
 
 
 def _check_whole(ctx: ApiContext, seg: Segment, digest: str) -> None:

@@ -15,6 +15,8 @@ from ccvault.cli import App, cli, json_option, pass_app
 from ccvault.cli.output import emit_json, human_bytes, stderr_is_terminal, table
 from ccvault.config.model import CameraConfig
 from ccvault.errors import CheckFailed, NotFound, Refused
+from ccvault.evidence.requests import destination
+from ccvault.host.durable import make_dirs
 from ccvault.storage.media import copy_hashed
 from ccvault.storage.peers import Remote, fetch_verified, reasons
 from ccvault.storage.volumes import open_volumes, spool_dirs
@@ -298,15 +300,20 @@ def _run_import(
     "--out",
     required=True,
     type=click.Path(dir_okay=False, path_type=Path),
-    help="New file to write the segment's original bytes to (never replaced).",
+    help="New file, inside [export] dir or allowed_dirs, for the segment's original bytes.",
 )
 @json_option
 @pass_app
 def segment_file(app: App, segment_id: int, out: Path, as_json: bool) -> None:
     """Copy one segment's original file — from this node's volume, or streamed from the node
     that holds it — and check its SHA-256 against the catalog (exit 1 and no file when it
-    differs; exit 5 while its node cannot serve it). Audited as a view."""
+    differs; exit 5 while its node cannot serve it). Footage leaves only to an allowed place,
+    as an export's (exit 4 elsewhere, or when FILE exists). Audited as a view."""
     me, now_ms = app.config.node.name, app.clock.wall_ms()
+    try:
+        out = destination(app.config, out)
+    except Refused as exc:
+        raise Refused("--out", exc.problem) from None
     with app.reader() as conn:
         found = queries.segments_by_ids(conn, [segment_id])
         if not found or found[0].state != "ok":
@@ -318,6 +325,7 @@ def segment_file(app: App, segment_id: int, out: Path, as_json: bool) -> None:
             root = {v.name: v.path for v in app.config.storage.volumes}.get(seg.volume)
             if root is None:
                 raise NotFound(f"segment {segment_id}", f"volume {seg.volume} is not configured")
+            make_dirs(out.parent)
             digest = copy_hashed(root / seg.path, out)
             if digest != seg.sha256:
                 raise CheckFailed(
@@ -325,6 +333,7 @@ def segment_file(app: App, segment_id: int, out: Path, as_json: bool) -> None:
                     f"its SHA-256 is {digest}, the catalog says {seg.sha256}",
                 )
         else:
+            make_dirs(out.parent)
             with open(out, "xb") as file:
                 fetch_verified(app.config.node, remote, seg, file)
     except CheckFailed:

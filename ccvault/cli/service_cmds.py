@@ -84,6 +84,15 @@ def _status_text(app: App, report: dict) -> None:
     click.echo(f"spool: {waiting['segments']} segment(s) waiting for the catalog{since}")
     if not catalog["reachable"]:
         return
+    if len(report["nodes"]) > 1:  # one catalog, several nodes: which are up
+        click.echo(
+            "nodes: "
+            + ", ".join(
+                f"{n['name']}{' (this one)' if n['name'] == report['node'] else ''} "
+                + ("up" if n["up"] else f"down since {_local(n['last_seen'], app.config.tz)}")
+                for n in report["nodes"]
+            )
+        )
     _camera_table(report["cameras"], app.config.tz)
     click.echo()
     _volume_table(report["volumes"])

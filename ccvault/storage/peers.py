@@ -31,19 +31,9 @@ from ccvault.timefmt import local_text
 
 CHUNK = 1 << 20
 TIMEOUT_S = 30
-# Headers of the owner's answer passed on to whoever asked this node.
-PASSED_ON = (
-    "content-type",
-    "content-length",
-    "content-range",
-    "accept-ranges",
-    "etag",
-    "content-disposition",
-    "cache-control",
-    "x-ccvault-start",
-    "x-ccvault-end",
-    "x-ccvault-integrity",
-)
+# Headers of the owner's answer passed on to whoever asked this node: the byte range only
+# (what the bytes are is said from the catalog's row).
+PASSED_ON = ("content-length", "content-range", "accept-ranges")
 
 
 class NodeUnavailable(Busy):

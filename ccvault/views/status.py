@@ -8,6 +8,7 @@ from __future__ import annotations
 import sqlite3
 
 from ccvault.catalog import queries
+from ccvault.catalog.nodes import all_nodes
 from ccvault.config.model import Config
 from ccvault.ingest.backlog import Backlog
 from ccvault.ingest.spool import spool_backlog
@@ -82,6 +83,17 @@ def build(config: Config, conn: sqlite3.Connection, now_ms: int, daemon_running:
         "daemon": {"running": daemon_running},
         "catalog": {"reachable": True, "error": None},
         "spool_backlog": backlog_json(spool_backlog(config)),
+        "node": config.node.name,
+        "nodes": [
+            {
+                "name": n.name,
+                "url": n.url,
+                "up": n.up(now_ms),
+                "started": utc_text(n.started_ms),
+                "last_seen": utc_text(n.last_seen_ms),
+            }
+            for n in all_nodes(conn).values()
+        ],
         "cameras": cameras,
         "volumes": volumes,
         "retention": retention,
@@ -92,6 +104,7 @@ def without_catalog(config: Config, daemon_running: bool, problem: str) -> dict:
     """What can be said while the catalog is out of reach: that, and what waits in the spool."""
     return {
         "daemon": {"running": daemon_running},
+        "node": config.node.name,  # which node this is; the others are in the catalog
         "catalog": {"reachable": False, "error": problem},
         "spool_backlog": backlog_json(spool_backlog(config)),
     }

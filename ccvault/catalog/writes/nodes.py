@@ -31,9 +31,13 @@ class NodeWrites:
             taken = taken_by_others(conn, name, cameras, volumes)
             if taken:
                 return taken
-            conn.execute(_UPSERT, (name, url, now_ms, now_ms))
-            conn.execute("UPDATE nodes SET started_ms = ? WHERE name = ?", (now_ms, name))
-            claimed = {
+            conn.execute(
+                "INSERT INTO nodes (name, url, started_ms, last_seen_ms) VALUES (?, ?, ?, ?)"
+                " ON CONFLICT (name) DO UPDATE SET url = excluded.url,"
+                " started_ms = excluded.started_ms, last_seen_ms = excluded.last_seen_ms",
+                (name, url, now_ms, now_ms),
+            )
+            claimed: dict[str, object] = {
                 table: [
                     r[0]
                     for r in conn.execute(
@@ -42,14 +46,17 @@ class NodeWrites:
                 ]
                 for table in ("cameras", "volumes")
             }
-            conn.execute(  # alerts firing from before nodes: this node's to carry or resolve
+            for table in ("cameras", "volumes"):
+                conn.execute(f"UPDATE {table} SET node = ? WHERE node IS NULL", (name,))
+            # Alerts firing from before nodes are this node's to carry or resolve; export jobs
+            # from before nodes have their bundles on this box.
+            claimed["alerts"] = conn.execute(
                 "UPDATE alerts SET node = ? WHERE node IS NULL AND resolved_ms IS NULL", (name,)
-            )
-            # Export jobs from before nodes: their bundles are on this box.
-            conn.execute("UPDATE exports SET node = ? WHERE node IS NULL", (name,))
+            ).rowcount
+            claimed["exports"] = conn.execute(
+                "UPDATE exports SET node = ? WHERE node IS NULL", (name,)
+            ).rowcount
             if any(claimed.values()):
-                for table in claimed:
-                    conn.execute(f"UPDATE {table} SET node = ? WHERE node IS NULL", (name,))
                 self._core.audit("daemon", "node.claim", f"node:{name}", claimed, now_ms)
             return []
 
