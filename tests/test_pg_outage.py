@@ -16,6 +16,7 @@ import hashlib
 import itertools
 import json
 import secrets
+import threading
 import time
 from pathlib import Path
 
@@ -157,3 +158,60 @@ def _every_segment_once(config: Path, volume: Path, started_ms: int) -> None:
     reconciled = run_cli(config, "reconcile", "--json")
     assert reconciled.returncode == 0, reconciled.stderr
     assert json.loads(reconciled.stdout)["missing"] == []
+
+
+@pytest.mark.slow
+def test_a_daemon_started_while_postgresql_is_down_records_and_stores_it_all_once_it_answers(
+    tmp_path: Path, daemon_factory, own_postgres: PostgresServer
+) -> None:
+    """Recording is the point: the cameras record before the catalog answers (into a volume's
+    spool, the volume's identity read from its file), and the full start-up — volumes checked
+    against the catalog, reconcile — runs once it does, storing what was recorded meanwhile."""
+    server = own_postgres
+    server.create_role(APP_ROLE, secrets.token_urlsafe(12))
+    url = server.create_database("late", owner=APP_ROLE)
+    rtsp = RtspServer().start()
+    config = write_config(
+        tmp_path,
+        [{"name": "door", "url": f"rtsp://127.0.0.1:{rtsp.port}/cam"}],
+        segment_seconds=SEGMENT_S,
+        offline_after=60,
+        catalog=pg_catalog(server, url, tmp_path),
+    )
+    volume = tmp_path / "hot"
+    first = daemon_factory(config)  # the volume gets its identity; a first segment or two
+    wait_for(lambda: len(ingested(first, "door")) >= 1, 60, what="a first segment stored")
+    assert stop(first, tmp_path) == 0
+    server.stop("fast")
+
+    recorded: dict[str, str] = {}  # what the cameras recorded before the catalog answered
+
+    def start_server_once_recorded() -> None:
+        wait_for(
+            lambda: len(spooled(volume / ".spool")) >= OUTAGE_SEGMENTS,
+            OUTAGE_SEGMENTS * SEGMENT_S * 4 + 30,
+            what="segments recorded before the catalog answers",
+        )
+        for path in spooled(volume / ".spool"):
+            recorded[path.name + path.parent.name] = hashlib.sha256(path.read_bytes()).hexdigest()
+        server.start()
+
+    starter = threading.Thread(target=start_server_once_recorded)
+    starter.start()
+    daemon = daemon_factory(config)  # ready once the catalog answered
+    starter.join()
+    try:
+        assert daemon.wait_event("daemon.catalog_unreachable", timeout=1)["spool"] == str(
+            volume / ".spool"
+        )
+        assert len(recorded) >= OUTAGE_SEGMENTS
+        wait_for(lambda: len(ingested(daemon, "door")) >= len(recorded) + 2, 60, what="stored")
+    finally:
+        (tmp_path / "daemon.log").write_text("".join(daemon.raw))
+    assert stop(daemon, tmp_path) == 0
+    listed = cli_json(config, "segments", "--camera", "door", "--from", "-1h", "--to", "now")
+    hashes = [s["sha256"] for s in listed]
+    assert len(hashes) == len(set(hashes)), "a segment catalogued twice"
+    assert set(recorded.values()) <= set(hashes), "recorded before the catalog answered, lost"
+    files = {str(p.relative_to(volume)) for p in (volume / "door").rglob("*.mp4")}
+    assert {str(Path(s["path"]).relative_to(volume)) for s in listed} == files
