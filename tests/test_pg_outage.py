@@ -20,6 +20,7 @@ import threading
 import time
 from pathlib import Path
 
+import httpx
 import pytest
 
 from ccvault.ingest.spool import read_list
@@ -76,10 +77,13 @@ def test_postgresql_stopped_mid_recording_loses_no_segment_and_doubles_none(
         offline_after=60,
         catalog=pg_catalog(server, url, tmp_path),
     )
+    # Scraped without a token: tokens are checked in the catalog, out of reach meanwhile.
+    config.write_text(config.read_text().replace("[http]\n", "[http]\nmetrics_public = true\n"))
     with config.open("a") as f:
         f.write("\n[alerts]\ncheck_seconds = 1\n")
     volume = tmp_path / "hot"
     daemon = daemon_factory(config)
+    metrics = daemon.wait_event("http.listening", timeout=5)["url"] + "/metrics"
     started_ms = int(time.time() * 1000)
     try:
         wait_for(lambda: len(ingested(daemon, "door")) >= 3, 60, what="three segments stored")
@@ -94,6 +98,12 @@ def test_postgresql_stopped_mid_recording_loses_no_segment_and_doubles_none(
         )
         assert len(ingested(daemon, "door")) <= stored_before + 1  # one in flight at most
         _status_shows_the_outage(config)
+        wait_for(
+            lambda: gauge(metrics, "ccvault_spool_backlog_segments") >= OUTAGE_SEGMENTS,
+            10,
+            what="the spool backlog in /metrics",
+        )
+        assert gauge(metrics, "ccvault_catalog_reachable") == 0
         # The camera records on: a segment kept safe in the spool is not a failing camera,
         # and one outage is one alert.
         others = {"recording_failed", "catalog_error", "camera_offline"}
@@ -106,6 +116,7 @@ def test_postgresql_stopped_mid_recording_loses_no_segment_and_doubles_none(
         wait_for(
             lambda: len(spooled(volume / ".spool")) <= 1, 60, what="the spool stored (caught up)"
         )
+        assert gauge(metrics, "ccvault_catalog_reachable") == 1
         caught_up = len(ingested(daemon, "door"))
         wait_for(
             lambda: len(ingested(daemon, "door")) >= caught_up + 2, 30, what="recording goes on"
@@ -117,6 +128,14 @@ def test_postgresql_stopped_mid_recording_loses_no_segment_and_doubles_none(
     history = cli_json(config, "alerts")
     [outage] = [a for a in history["recent"] if a["name"] == "catalog_unreachable"]
     assert outage["resolved"] is not None, outage
+
+
+def gauge(url: str, name: str) -> float:
+    """A gauge without labels, as Prometheus would scrape it."""
+    answer = httpx.get(url, timeout=10)
+    assert answer.status_code == 200, answer.text
+    [line] = [ln for ln in answer.text.splitlines() if ln.startswith(f"{name} ")]
+    return float(line.split()[1])
 
 
 def _status_shows_the_outage(config: Path) -> None:
