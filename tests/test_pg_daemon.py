@@ -11,8 +11,9 @@ from pathlib import Path
 import psycopg
 import pytest
 
+from ccvault.catalog import db
 from tests.conftest import cli_json, pg_catalog, run_cli, wait_for, write_config
-from tests.peers import RtspServer
+from tests.peers import RtspServer, free_port
 from tests.peers.postgres import PostgresServer
 
 pytestmark = pytest.mark.timeout(180)
@@ -89,3 +90,18 @@ def test_a_daemon_records_lists_and_holds_on_a_postgresql_catalog(
     refused = run_cli(config, "backup", str(tmp_path / "bk"))
     assert refused.returncode == 4 and "pg_dump" in refused.stderr
     assert daemon.stop() == 0
+
+
+def test_a_command_on_an_unreachable_postgresql_catalog_is_busy_not_a_traceback(
+    tmp_path: Path,
+) -> None:
+    closed = free_port()  # nothing listens there
+    config = write_config(
+        tmp_path,
+        [{"name": "door", "url": "demo://", "enabled": False}],
+        catalog=db.PgCatalog(f"postgresql://ccvault@127.0.0.1:{closed}/cat"),
+    )
+    result = run_cli(config, "segments", "--camera", "door", "--from", "-1h", "--to", "now")
+    assert result.returncode == 5, result.stderr
+    assert result.stderr.startswith("ccvault: error: catalog: unreachable: ")
+    assert "Traceback" not in result.stderr
