@@ -90,7 +90,7 @@ class CatalogWriter:
         except db.OperationalError as exc:
             if isinstance(path, Path):
                 raise
-            raise CatalogUnreachable(str(path), f"catalog unreachable ({exc})") from None
+            raise CatalogUnreachable("catalog", f"unreachable: {str(exc).strip()}") from None
         self.backend: Backend = backend_of(self._conn)
         self._lock = threading.Lock()
         self._local = threading.local()  # PostgreSQL: each thread's read-only connection

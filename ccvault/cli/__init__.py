@@ -77,7 +77,7 @@ class App:
         except db.OperationalError as exc:
             if isinstance(path, Path):
                 raise
-            raise CatalogUnreachable(f"catalog {path}", f"unreachable ({exc})") from None
+            raise CatalogUnreachable("catalog", f"unreachable: {str(exc).strip()}") from None
         if schema_version(conn, backend_of(conn)) < len(MIGRATIONS):
             self.writer  # noqa: B018 (opening the writer migrates a catalog from an older ccvault)
         return closing(conn)
@@ -158,8 +158,6 @@ def main() -> None:
             _fail("catalog", f"unreachable: {str(exc).strip()}", BUSY)
         if "locked" in str(exc) or "busy" in str(exc):
             _fail("catalog", f"busy: {exc}", BUSY)
-        if not isinstance(exc, sqlite3.Error):  # PostgreSQL out of reach (a writer opening)
-            _fail("catalog", f"unreachable: {exc}", BUSY)
         raise
     sys.exit(0)
 
