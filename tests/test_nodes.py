@@ -70,6 +70,7 @@ def _api_url(daemon: Daemon) -> str:
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(600)  # two daemons, three node states and a dozen CLI runs
 def test_two_nodes_on_one_catalog_share_footage_and_keep_to_their_own(
     tmp_path: Path, daemon_factory
 ) -> None:
