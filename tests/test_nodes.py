@@ -70,6 +70,7 @@ def _api_url(daemon: Daemon) -> str:
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(600)  # two daemons, three node states and a dozen CLI runs
 def test_two_nodes_on_one_catalog_share_footage_and_keep_to_their_own(
     tmp_path: Path, daemon_factory
 ) -> None:
@@ -171,6 +172,12 @@ def test_two_nodes_on_one_catalog_share_footage_and_keep_to_their_own(
     assert {s["id"] for s in b_before} <= {s["id"] for s in b_after}
     for s in b_before:
         assert (tmp_path / "b-hot" / s["path"]).is_file()
+    # Nor does that config make a's reconcile walk b's volume: it is reported, not entered.
+    checked = run_cli(purge_config, "reconcile", "--json")
+    assert checked.returncode == 1, checked.stderr
+    assert json.loads(checked.stdout)["unavailable"] == [
+        {"volume": "vol-b", "reason": "another node's volume"}
+    ]
 
     # Node b stops: node a raises node_offline, keeps recording, and shows b's footage as
     # unavailable (b down since …) — not as a gap, and never as missing.
@@ -341,6 +348,7 @@ def test_two_nodes_adding_holds_at_once_lose_none_and_keep_one_audit_chain(
     assert verified.returncode == 0, verified.stdout + verified.stderr
 
 
+@pytest.mark.slow
 def test_a_catalog_from_before_nodes_is_claimed_by_the_first_node_to_start(
     tmp_path: Path, daemon_factory
 ) -> None:
