@@ -233,10 +233,11 @@ def baseline(url: str, n: int, seg_s: int, warmup: float, seconds: float, srv: p
 # -- ccvault --------------------------------------------------------------------------------
 
 
-def write_config(n: int, url: str, seg_s: int) -> Path:
-    """N cameras, short segments; motion and retention at their defaults."""
+def write_config(n: int, url: str, seg_s: int, workers: int | None) -> Path:
+    """N cameras, short segments; motion (unless --workers) and retention at their defaults."""
     lines = [
         'timezone = "UTC"',
+        *(["[motion]", f"workers = {workers}"] if workers else []),
         "[recording]",
         f"segment_seconds = {seg_s}",
         "[storage]",
@@ -416,7 +417,7 @@ def trend(samples: list[tuple[float, int]], n: int) -> dict[str, Any]:
 def measure_ccvault(
     url: str, n: int, args: argparse.Namespace, srv: psutil.Process, source: Path | None
 ):
-    cfg = write_config(n, url, args.segment_seconds)
+    cfg = write_config(n, url, args.segment_seconds, args.workers)
     daemon, tail = start_daemon(cfg, args.retention_every, source)
     seen: set[tuple[str, str, str]] = set()
     try:
@@ -544,6 +545,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--segment-seconds", type=int, default=10)
     ap.add_argument("--retention-every", type=float, default=30.0)
     ap.add_argument(
+        "--workers", type=int, default=None, help="[motion] workers (default: ccvault's)"
+    )
+    ap.add_argument(
         "--before",
         type=Path,
         default=None,
@@ -560,7 +564,8 @@ def main(argv: list[str] | None = None) -> int:
     print(
         f"bench/capacity.py — cameras {counts}, 1080p15 ~3 Mbit/s H.264 served by stream copy, "
         f"{args.segment_seconds} s segments, {args.seconds:.0f} s windows after "
-        f"{args.warmup:.0f} s warm-up, retention pass every {args.retention_every:g} s; "
+        f"{args.warmup:.0f} s warm-up, retention pass every {args.retention_every:g} s, "
+        f"motion workers {args.workers or 'default'}; "
         f"ccvault {version}; {os.cpu_count()} CPUs; load average before "
         + " ".join(f"{x:.2f}" for x in os.getloadavg()),
         flush=True,
