@@ -226,6 +226,17 @@ def build_catalog(path: Path, seed: int) -> float:
     return time.perf_counter() - t0
 
 
+def open_catalog(rebuild: bool, seed: int) -> float | None:
+    """The cached catalog, built when missing (seconds taken) or brought up to date."""
+    if rebuild or not catalog_ready(CATALOG):
+        build_s = build_catalog(CATALOG, seed)
+        print(f"catalog built in {build_s:.1f} s")
+        return build_s
+    print(f"using cached catalog {CATALOG} (--rebuild to rebuild)")
+    CatalogWriter(CATALOG).close()  # brings a catalog cached by an older ccvault up to date
+    return None
+
+
 def drop_file_cache(path: Path) -> None:
     """Evict this one file's pages from the OS page cache (fsync first: only clean pages go)."""
     for suffix in ("", "-wal"):
@@ -257,11 +268,12 @@ def mib(n: int | None) -> str:
     return "unknown (no fincore)" if n is None else f"{n / 2**20:,.0f} MiB"
 
 
-def random_windows(rng: random.Random, n: int) -> list[tuple[str, int, int]]:
+def random_windows(rng: random.Random, n: int, days: int = DAYS) -> list[tuple[str, int, int]]:
+    """n random 1-hour windows on random cameras within the first `days` of the year."""
     out = []
     for _ in range(n):
         cam = camera_name(rng.randint(1, CAMERAS))
-        start = rng.randrange(YEAR_START_MS, YEAR_END_MS - WINDOW_MS)
+        start = rng.randrange(YEAR_START_MS, YEAR_START_MS + days * 86_400_000 - WINDOW_MS)
         out.append((cam, start, start + WINDOW_MS))
     return out
 
@@ -274,7 +286,7 @@ def check_result(segs: list[Segment], cam: str, lo: int, hi: int) -> None:
         raise SystemExit(f"result does not cover {cam} [{lo}, {hi})")
 
 
-def time_calls(conn: sqlite3.Connection, windows: list[tuple[str, int, int]]) -> list[float]:
+def time_calls(conn: db.Connection, windows: list[tuple[str, int, int]]) -> list[float]:
     out = []
     for cam, lo, hi in windows:
         t = time.perf_counter_ns()
@@ -351,13 +363,7 @@ def main(argv: list[str] | None = None) -> int:
     version = ccvault_version()
     print(f"ccvault source: {version}")
 
-    build_s = None
-    if args.rebuild or not catalog_ready(CATALOG):
-        build_s = build_catalog(CATALOG, args.seed)
-        print(f"catalog built in {build_s:.1f} s")
-    else:
-        print(f"using cached catalog {CATALOG} (--rebuild to rebuild)")
-        CatalogWriter(CATALOG).close()  # brings a catalog cached by an older ccvault up to date
+    build_s = open_catalog(args.rebuild, args.seed)
     size = CATALOG.stat().st_size
     conn = db.connect(CATALOG, readonly=True)
     rows = conn.execute("SELECT COUNT(*) FROM segments").fetchone()[0]

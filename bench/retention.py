@@ -96,7 +96,7 @@ import time
 from collections import Counter
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from common import cached_catalog_matches, ccvault_version, remove_work  # bench/common.py
 
@@ -139,6 +139,9 @@ EXPIRED_AGE_MS = 40 * DAY_MS
 SEGMENT_S = 2
 WIDTH, HEIGHT, FPS, KBPS, KEYINT = 1920, 1080, 15, 3000, 30
 
+
+if TYPE_CHECKING:
+    from ccvault.catalog.writer import CatalogWriter
 
 # =========================================================================================
 # helpers
@@ -201,7 +204,6 @@ def prepare_catalog(seed: int) -> float:
     """Copy query.py's 8.4 M-row catalog and bring it to the steady state; returns seconds."""
     import query  # bench/query.py: its builder and cache
 
-    from ccvault.catalog.rows import NewHold
     from ccvault.catalog.writer import CatalogWriter
 
     t0 = time.perf_counter()
@@ -218,12 +220,7 @@ def prepare_catalog(seed: int) -> float:
     print("marking every segment analysed, 20 % with activity ...", flush=True)
     # Activity in runs: 12 minutes of each hour, starting at an offset that moves with the
     # hour and the camera (20 % exactly).
-    conn.execute(
-        "UPDATE segments SET analysis = 1, activity = ("
-        " ((start_ms - ?) / 60000) % 60 - (((start_ms - ?) / 3600000) * 37 + camera_id * 11)"
-        " % 48 BETWEEN 0 AND 11)",
-        (ys, ys),
-    )
+    conn.execute(f"UPDATE segments SET analysis = 1, activity = {activity_sql(ys)}")
     conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
     conn.close()
     print(f"  {time.perf_counter() - t0:.0f} s", flush=True)
@@ -234,7 +231,30 @@ def prepare_catalog(seed: int) -> float:
     mig_s = time.perf_counter() - t_mig
     print(f"  migration {mig_s:.0f} s", flush=True)
 
-    # Steady state: what the pass 5 minutes ago deleted is gone (cam03's held day is kept).
+    gone = make_steady_state(writer)
+    print(f"  steady state: {gone:,} segments the previous pass deleted removed", flush=True)
+    with writer.transaction() as c:
+        c.execute("INSERT INTO meta (key, value) VALUES ('bench_retention', ?)", (PREP_SPEC,))
+    writer.close()
+    query.publish(tmp, PREPARED)
+    return time.perf_counter() - t0
+
+
+def activity_sql(ys: int) -> str:
+    """Activity in runs: 12 minutes of each hour, starting at an offset that moves with the
+    hour and the camera (20 % exactly); an SQL expression (0 or 1) both engines evaluate."""
+    return (
+        f"(CASE WHEN ((start_ms - {ys}) / 60000) % 60 - (((start_ms - {ys}) / 3600000) * 37"
+        " + camera_id * 11) % 48 BETWEEN 0 AND 11 THEN 1 ELSE 0 END)"
+    )
+
+
+def make_steady_state(writer: CatalogWriter) -> int:
+    """What the pass 5 minutes ago deleted is gone (cam03's held day is kept), and the two
+    holds are added; on either engine. Returns the segments deleted."""
+    from ccvault.catalog.rows import NewHold
+
+    ys = year_start_ms()
     prev = pass_now_ms() - SLICE_MS
     hold_to = ys + DAY_MS + 10 * MIN_MS
     ms = {k: round(v * DAY_MS) for k, v in POLICY.items()}
@@ -250,7 +270,6 @@ def prepare_catalog(seed: int) -> float:
                 prev - ms["motion_days"],
             ),
         ).rowcount
-    print(f"  steady state: {gone:,} segments the previous pass deleted removed", flush=True)
     created = ys + 300 * DAY_MS
     writer.holds.add(
         NewHold(ys, hold_to, None, "legal request (bench)", "bench", ("cam03",)), created
@@ -262,14 +281,13 @@ def prepare_catalog(seed: int) -> float:
         ),
         created,
     )
-    with writer.transaction() as c:
-        c.execute("INSERT INTO meta (key, value) VALUES ('bench_retention', ?)", (PREP_SPEC,))
-    writer.close()
-    query.publish(tmp, PREPARED)
-    return time.perf_counter() - t0
+    return gone
 
 
-def write_pass_config(path: Path, volume: Path, policy: dict[str, float]) -> Path:
+def write_pass_config(
+    path: Path, volume: Path, policy: dict[str, float], storage: tuple[str, ...] = ()
+) -> Path:
+    """The pass's config; `storage` replaces the catalog line (another catalog's settings)."""
     lines = [
         'timezone = "UTC"',
         "",
@@ -278,7 +296,7 @@ def write_pass_config(path: Path, volume: Path, policy: dict[str, float]) -> Pat
         "",
         *toml_policy(policy),
         "[storage]",
-        f'catalog = "{PREPARED}"',
+        *(storage or (f'catalog = "{PREPARED}"',)),
         "",
         "[[storage.volumes]]",
         'name = "hot"',
@@ -293,12 +311,12 @@ def write_pass_config(path: Path, volume: Path, policy: dict[str, float]) -> Pat
     return path
 
 
-def give_volume_identity(volume: Path) -> None:
+def give_volume_identity(volume: Path, target: Any = PREPARED) -> None:
     """The catalog's own volume row and catalog id, so volumes.check() finds it available."""
     from ccvault.catalog import db, queries
     from ccvault.storage.volumes import write_identity
 
-    conn = db.connect(PREPARED, readonly=True)
+    conn = db.connect(target, readonly=True)
     try:
         row = queries.volume_rows(conn)["hot"]
         write_identity(volume, row.uuid, queries.catalog_id(conn), "hot")
@@ -320,7 +338,7 @@ def child_plan(spec: dict[str, Any]) -> dict[str, Any]:
     from ccvault.storage.volumes import check
 
     conf = load_config(Path(spec["config"])).config
-    conn = db.connect(conf.storage.catalog, readonly=True)
+    conn = db.connect(conf.catalog_target, readonly=True)
     known = queries.volume_rows(conn)
     vols = [check(v, known.get(v.name), queries.catalog_id(conn)) for v in conf.storage.volumes]
     if not all(v.available for v in vols):
