@@ -218,8 +218,6 @@ def prepare_catalog(seed: int) -> float:
     conn.execute("PRAGMA synchronous = OFF")  # preparation only
     conn.execute("PRAGMA cache_size = -262144")
     print("marking every segment analysed, 20 % with activity ...", flush=True)
-    # Activity in runs: 12 minutes of each hour, starting at an offset that moves with the
-    # hour and the camera (20 % exactly).
     conn.execute(f"UPDATE segments SET analysis = 1, activity = {activity_sql(ys)}")
     conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
     conn.close()
