@@ -304,13 +304,20 @@ def test_each_node_fires_and_resolves_only_its_own_alerts(tmp_path: Path) -> Non
     assert sorted(firing) == [("node_offline", "a"), ("node_offline", "c")]
 
 
-def test_two_nodes_adding_holds_at_once_lose_none_and_keep_one_audit_chain(
+def test_two_nodes_adding_holds_at_once_lose_none_and_each_keep_its_own_audit_chain(
     tmp_path: Path,
 ) -> None:
-    """Holds and the audit chain are site-wide: two nodes' writers adding holds at the same
-    moment each commit theirs (one write transaction at a time), and the chain does not fork."""
+    """Holds are site-wide: two nodes' writers adding holds at the same moment each commit
+    theirs (one write transaction at a time). Each node appends to its own audit file (as on
+    two machines): each file is one whole chain of that node's records, and each node's
+    `audit verify` passes against its own head in the catalog."""
     configs = {
-        n: _node_config(tmp_path, n, {"name": f"cam-{n}", "url": "demo://", "enabled": False})
+        n: _node_config(
+            tmp_path,
+            n,
+            {"name": f"cam-{n}", "url": "demo://", "enabled": False},
+            extra=f'\n[audit]\npath = "{tmp_path / n / "audit.jsonl"}"\n',
+        )
         for n in ("a", "b")
     }
     per_node = 6
@@ -337,8 +344,14 @@ def test_two_nodes_adding_holds_at_once_lose_none_and_keep_one_audit_chain(
     holds = cli_json(configs["a"], "hold", "list")
     reasons = sorted(h["reason"] for h in holds)
     assert reasons == sorted(f"{n}{i}" for n in configs for i in range(per_node))
-    verified = run_cli(configs["b"], "audit", "verify")
-    assert verified.returncode == 0, verified.stdout + verified.stderr
+    for node, config in configs.items():
+        verified = run_cli(config, "audit", "verify")
+        assert verified.returncode == 0, verified.stdout + verified.stderr
+        records = cli_json(config, "audit", "list", "--action", "hold.add")
+        assert sorted(r["seq"] for r in records) == list(range(1, per_node + 1))
+        assert sorted(r["details"]["reason"] for r in records) == [
+            f"{node}{i}" for i in range(per_node)
+        ]
 
 
 def test_a_catalog_from_before_nodes_is_claimed_by_the_first_node_to_start(
