@@ -43,14 +43,15 @@ def _node_config(
     tls: tuple[Path, Path] | None = None,
     extra: str = "",
 ) -> Path:
-    """A node's config in the shared root (one catalog: root/catalog.sqlite), its own volume
-    and spool; with `port` and `tls`, its API on HTTPS at https://localhost:port."""
+    """A node's config in the shared root (one catalog: root/catalog.sqlite), its own volume,
+    spool and audit log (root/<node>/audit.jsonl: as on its own machine); with `port` and
+    `tls`, its API on HTTPS at https://localhost:port."""
     volume = {"name": f"vol-{node}", "path": str(root / f"{node}-hot"), "role": "hot"}
     path = write_config(
         root, [camera], segment_seconds=SEGMENT_S, volumes=[volume], name=f"{node}.toml"
     )
     text = path.read_text()
-    node_table = f'\n[node]\nname = "{node}"\n'
+    node_table = f'\n[audit]\npath = "{root / node / "audit.jsonl"}"\n\n[node]\nname = "{node}"\n'
     if port is not None and tls is not None:
         text = text.replace(
             'listen = "127.0.0.1:0"',
@@ -316,7 +317,6 @@ def test_two_nodes_adding_holds_at_once_lose_none_and_each_keep_its_own_audit_ch
             tmp_path,
             n,
             {"name": f"cam-{n}", "url": "demo://", "enabled": False},
-            extra=f'\n[audit]\npath = "{tmp_path / n / "audit.jsonl"}"\n',
         )
         for n in ("a", "b")
     }
@@ -352,6 +352,26 @@ def test_two_nodes_adding_holds_at_once_lose_none_and_each_keep_its_own_audit_ch
         assert sorted(r["details"]["reason"] for r in records) == [
             f"{node}{i}" for i in range(per_node)
         ]
+
+
+def test_a_node_refuses_an_audit_file_another_node_keeps_its_chain_in(tmp_path: Path) -> None:
+    """Two nodes on one machine pointed at one audit file (as the default beside a shared
+    catalog file would): the second is refused (exit 2, naming `[audit] path` and the owner)
+    before it writes anything, so the first node's chain stays whole."""
+    configs = {
+        n: _node_config(tmp_path, n, {"name": f"cam-{n}", "url": "demo://", "enabled": False})
+        for n in ("a", "b")
+    }
+    hold = ("hold", "add", "--from", "-2d", "--to", "-1d", "--reason")
+    assert run_cli(configs["a"], *hold, "a0").returncode == 0
+    shared = configs["b"].read_text().replace(str(tmp_path / "b"), str(tmp_path / "a"))
+    configs["b"].write_text(shared)
+    refused = run_cli(configs["b"], *hold, "b0")
+    assert refused.returncode == 2, refused.stdout + refused.stderr
+    assert "[audit] path" in refused.stderr and "audit chain of node 'a'" in refused.stderr
+    assert [h["reason"] for h in cli_json(configs["a"], "hold", "list")] == ["a0"]
+    verified = run_cli(configs["a"], "audit", "verify")
+    assert verified.returncode == 0, verified.stdout + verified.stderr
 
 
 def test_a_catalog_from_before_nodes_is_claimed_by_the_first_node_to_start(
