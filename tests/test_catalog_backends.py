@@ -10,6 +10,8 @@ from __future__ import annotations
 import json
 import multiprocessing
 import secrets
+import subprocess
+import sys
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -167,6 +169,19 @@ def test_a_reader_cannot_write(catalog_target: db.Target, tmp_path: Path) -> Non
     writer.close()
 
 
+def test_a_sqlite_catalog_never_loads_the_postgresql_driver(tmp_path: Path) -> None:
+    """Every command imports the catalog; psycopg costs ~0.1 s (a second on a loaded box) and
+    only a PostgreSQL catalog needs it."""
+    code = (
+        "import sys; from pathlib import Path; import ccvault.cli, ccvault.service.parts;"
+        "from ccvault.catalog.writer import CatalogWriter;"
+        f"CatalogWriter(Path({str(tmp_path / 'c.sqlite')!r})).close();"
+        "print('psycopg' in sys.modules)"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False"
+
+
 # --------------------------------------------------------------------------- two writers
 
 HOLDS_EACH = 25
@@ -312,3 +327,26 @@ def test_a_lost_postgresql_connection_is_busy_once_then_opened_again(tmp_path: P
         writer.close()
     finally:
         server.close()
+
+
+def _open(target: db.Target, start: Any) -> None:
+    start.wait(60)
+    CatalogWriter(target).close()
+
+
+def test_two_nodes_starting_at_once_migrate_a_new_catalog_once(catalog_target: db.Target) -> None:
+    """Both create the schema at the same moment: one migrates under the write lock, the other
+    finds it done (no "table exists" error, one catalog id)."""
+    ctx = multiprocessing.get_context("spawn")
+    start = ctx.Barrier(2)
+    procs = [ctx.Process(target=_open, args=(catalog_target, start)) for _ in range(2)]
+    for p in procs:
+        p.start()
+    for p in procs:
+        p.join(90)
+        assert p.exitcode == 0
+    writer = CatalogWriter(catalog_target)
+    with writer.reader() as conn:
+        ids = conn.execute("SELECT value FROM meta WHERE key = 'catalog_id'").fetchall()
+        assert [r[0] for r in ids] == [writer.catalog_id]
+    writer.close()

@@ -22,12 +22,21 @@ import pytest
 from ccvault.alerts.conditions import node_offline
 from ccvault.alerts.dispatcher import Dispatcher
 from ccvault.alerts.manager import AlertManager
-from ccvault.catalog import queries
+from ccvault.catalog import db, queries
 from ccvault.catalog.schema import MIGRATIONS
 from ccvault.catalog.writer import CatalogWriter
 from ccvault.config.alerts import AlertsBase, AlertsConfig
 from ccvault.views.health import Health, NodeHealth
-from tests.conftest import CCVAULT, REPO, Daemon, cli_json, run_cli, wait_for, write_config
+from tests.conftest import (
+    CCVAULT,
+    REPO,
+    Daemon,
+    cli_json,
+    run_cli,
+    toml_value,
+    wait_for,
+    write_config,
+)
 from tests.peers import RtspServer, free_port, self_signed
 
 SEGMENT_S = 2
@@ -42,15 +51,28 @@ def _node_config(
     port: int | None = None,
     tls: tuple[Path, Path] | None = None,
     extra: str = "",
+    catalog: db.Target | None = None,
 ) -> Path:
-    """A node's config in the shared root (one catalog: root/catalog.sqlite), its own volume,
-    spool and audit log (root/<node>/audit.jsonl: as on its own machine); with `port` and
-    `tls`, its API on HTTPS at https://localhost:port."""
+    """A node's config in the shared root (one catalog: root/catalog.sqlite, or the PostgreSQL
+    database `catalog` with this node's own state_dir, root/state-<node>: its own locks, as on
+    its own machine), its own volume, spool and audit log (root/<node>/audit.jsonl); with
+    `port` and `tls`, its API on HTTPS at https://localhost:port. Exports go to root/exports
+    on every node."""
     volume = {"name": f"vol-{node}", "path": str(root / f"{node}-hot"), "role": "hot"}
     path = write_config(
-        root, [camera], segment_seconds=SEGMENT_S, volumes=[volume], name=f"{node}.toml"
+        root,
+        [camera],
+        segment_seconds=SEGMENT_S,
+        volumes=[volume],
+        name=f"{node}.toml",
+        catalog=catalog,
     )
     text = path.read_text()
+    if isinstance(catalog, db.PgCatalog):
+        state = f"state_dir = {toml_value(root / 'state')}"
+        assert state in text
+        text = text.replace(state, f"state_dir = {toml_value(root / f'state-{node}')}")
+        extra += f"\n[export]\ndir = {toml_value(root / 'exports')}\n"
     node_table = f'\n[audit]\npath = "{root / node / "audit.jsonl"}"\n\n[node]\nname = "{node}"\n'
     if port is not None and tls is not None:
         text = text.replace(
@@ -71,18 +93,33 @@ def _api_url(daemon: Daemon) -> str:
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(600)  # two daemons, three node states and a dozen CLI runs
 def test_two_nodes_on_one_catalog_share_footage_and_keep_to_their_own(
-    tmp_path: Path, daemon_factory
+    tmp_path: Path, daemon_factory, catalog_target: db.Target
 ) -> None:
+    """Two data roots' daemons on one catalog: a shared SQLite file (one machine), or one
+    PostgreSQL database (the several-machines case)."""
     rtsp = RtspServer(paths=("/a", "/b")).start()
     port_b = free_port()
     cert_b = self_signed(tmp_path, "node-b")
     token_file = tmp_path / "peer-token"
     extra_a = f'peer_token_file = "{token_file}"\nca_file = "{cert_b[0]}"\n'
-    config_a = _node_config(tmp_path, "a", {"name": "cam-a", "url": rtsp.url("/a")}, extra=extra_a)
-    config_b = _node_config(
-        tmp_path, "b", {"name": "cam-b", "url": rtsp.url("/b")}, port=port_b, tls=cert_b
+    config_a = _node_config(
+        tmp_path,
+        "a",
+        {"name": "cam-a", "url": rtsp.url("/a")},
+        extra=extra_a,
+        catalog=catalog_target,
     )
+    config_b = _node_config(
+        tmp_path,
+        "b",
+        {"name": "cam-b", "url": rtsp.url("/b")},
+        port=port_b,
+        tls=cert_b,
+        catalog=catalog_target,
+    )
+    state_a = tmp_path / "state-a" if isinstance(catalog_target, db.PgCatalog) else tmp_path
     # Users are site-wide: a viewer made on node b is what node a shows node b.
     made = run_cli(config_b, "user", "add", "peer-a", "--role", "viewer")
     assert made.returncode == 0, made.stderr
@@ -126,7 +163,7 @@ def test_two_nodes_on_one_catalog_share_footage_and_keep_to_their_own(
 
     # Node a exports node b's footage: fetched from b, checked against the catalog's SHA-256,
     # the bundle verifies and holds b's original file byte for byte.
-    bundle = tmp_path / "exports" / "b-door"  # in [export] dir (beside the catalog)
+    bundle = tmp_path / "exports" / "b-door"  # in [export] dir
     exported = run_cli(
         config_a,
         "export",
@@ -145,8 +182,8 @@ def test_two_nodes_on_one_catalog_share_footage_and_keep_to_their_own(
     assert exported.returncode == 0, exported.stderr
     assert run_cli(config_a, "verify-export", str(bundle)).returncode == 0
     assert original in [f.read_bytes() for f in bundle.rglob("*.mp4")]
-    assert not (tmp_path / ".peer-footage").exists() or not any(
-        (tmp_path / ".peer-footage").iterdir()
+    assert not (state_a / ".peer-footage").exists() or not any(
+        (state_a / ".peer-footage").iterdir()
     )
 
     # Node a's retention pass with a ceiling of seconds, run by a config that (wrongly) also
@@ -172,6 +209,12 @@ def test_two_nodes_on_one_catalog_share_footage_and_keep_to_their_own(
     assert {s["id"] for s in b_before} <= {s["id"] for s in b_after}
     for s in b_before:
         assert (tmp_path / "b-hot" / s["path"]).is_file()
+    # Nor does that config make a's reconcile walk b's volume: it is reported, not entered.
+    checked = run_cli(purge_config, "reconcile", "--json")
+    assert checked.returncode == 1, checked.stderr
+    assert json.loads(checked.stdout)["unavailable"] == [
+        {"volume": "vol-b", "reason": "another node's volume"}
+    ]
 
     # Node b stops: node a raises node_offline, keeps recording, and shows b's footage as
     # unavailable (b down since …) — not as a gap, and never as missing.
@@ -374,6 +417,7 @@ def test_a_node_refuses_an_audit_file_another_node_keeps_its_chain_in(tmp_path: 
     assert verified.returncode == 0, verified.stdout + verified.stderr
 
 
+@pytest.mark.slow
 def test_a_catalog_from_before_nodes_is_claimed_by_the_first_node_to_start(
     tmp_path: Path, daemon_factory
 ) -> None:

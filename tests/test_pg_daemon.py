@@ -6,13 +6,17 @@ end-to-end run on PostgreSQL, the rest of the end-to-end suite stays on SQLite.)
 from __future__ import annotations
 
 import hashlib
+import secrets
 from pathlib import Path
 
 import psycopg
 import pytest
 
+from ccvault.catalog import db
+from tests.api_peer import serve
 from tests.conftest import cli_json, pg_catalog, run_cli, wait_for, write_config
-from tests.peers import RtspServer
+from tests.peers import RtspServer, free_port
+from tests.peers.pg_fixture import APP_ROLE
 from tests.peers.postgres import PostgresServer
 
 pytestmark = pytest.mark.timeout(180)
@@ -89,3 +93,48 @@ def test_a_daemon_records_lists_and_holds_on_a_postgresql_catalog(
     refused = run_cli(config, "backup", str(tmp_path / "bk"))
     assert refused.returncode == 4 and "pg_dump" in refused.stderr
     assert daemon.stop() == 0
+
+
+def test_a_command_on_an_unreachable_postgresql_catalog_is_busy_not_a_traceback(
+    tmp_path: Path,
+) -> None:
+    closed = free_port()  # nothing listens there
+    config = write_config(
+        tmp_path,
+        [{"name": "door", "url": "demo://", "enabled": False}],
+        catalog=db.PgCatalog(f"postgresql://ccvault@127.0.0.1:{closed}/cat"),
+    )
+    result = run_cli(config, "segments", "--camera", "door", "--from", "-1h", "--to", "now")
+    assert result.returncode == 5, result.stderr
+    assert result.stderr.startswith("ccvault: error: catalog: unreachable: ")
+    assert "Traceback" not in result.stderr
+
+
+def test_the_api_answers_503_while_its_postgresql_catalog_is_down_and_recovers(
+    tmp_path: Path,
+) -> None:
+    server = PostgresServer()  # its own: the shared server must not stop under others
+    try:
+        server.start()
+        server.create_role(APP_ROLE, secrets.token_urlsafe(12))
+        url = server.create_database("cat", owner=APP_ROLE)
+        config = write_config(
+            tmp_path,
+            [{"name": "door", "url": "demo://", "enabled": False}],
+            catalog=pg_catalog(server, url, tmp_path),
+        )
+        query = {"camera": "door", "from": "2026-01-01T00:00:00Z", "to": "2026-01-01T01:00:00Z"}
+        with serve(config) as api, api.client("viewer") as client:
+            assert client.get("/api/segments", params=query).status_code == 200
+            server.stop()
+            down = client.get("/api/segments", params=query)
+            assert down.status_code == 503, down.text
+            assert down.json()["error"] == {
+                "code": "busy",
+                "message": "catalog: unreachable",
+                "field": None,
+            }
+            server.start()
+            assert client.get("/api/segments", params=query).status_code == 200
+    finally:
+        server.close()

@@ -16,9 +16,11 @@ import hashlib
 import itertools
 import json
 import secrets
+import threading
 import time
 from pathlib import Path
 
+import httpx
 import pytest
 
 from ccvault.ingest.spool import read_list
@@ -75,10 +77,13 @@ def test_postgresql_stopped_mid_recording_loses_no_segment_and_doubles_none(
         offline_after=60,
         catalog=pg_catalog(server, url, tmp_path),
     )
+    # Scraped without a token: tokens are checked in the catalog, out of reach meanwhile.
+    config.write_text(config.read_text().replace("[http]\n", "[http]\nmetrics_public = true\n"))
     with config.open("a") as f:
         f.write("\n[alerts]\ncheck_seconds = 1\n")
     volume = tmp_path / "hot"
     daemon = daemon_factory(config)
+    metrics = daemon.wait_event("http.listening", timeout=5)["url"] + "/metrics"
     started_ms = int(time.time() * 1000)
     try:
         wait_for(lambda: len(ingested(daemon, "door")) >= 3, 60, what="three segments stored")
@@ -93,6 +98,12 @@ def test_postgresql_stopped_mid_recording_loses_no_segment_and_doubles_none(
         )
         assert len(ingested(daemon, "door")) <= stored_before + 1  # one in flight at most
         _status_shows_the_outage(config)
+        wait_for(
+            lambda: gauge(metrics, "ccvault_spool_backlog_segments") >= OUTAGE_SEGMENTS,
+            10,
+            what="the spool backlog in /metrics",
+        )
+        assert gauge(metrics, "ccvault_catalog_reachable") == 0
         # The camera records on: a segment kept safe in the spool is not a failing camera,
         # and one outage is one alert.
         others = {"recording_failed", "catalog_error", "camera_offline"}
@@ -105,6 +116,7 @@ def test_postgresql_stopped_mid_recording_loses_no_segment_and_doubles_none(
         wait_for(
             lambda: len(spooled(volume / ".spool")) <= 1, 60, what="the spool stored (caught up)"
         )
+        assert gauge(metrics, "ccvault_catalog_reachable") == 1
         caught_up = len(ingested(daemon, "door"))
         wait_for(
             lambda: len(ingested(daemon, "door")) >= caught_up + 2, 30, what="recording goes on"
@@ -116,6 +128,14 @@ def test_postgresql_stopped_mid_recording_loses_no_segment_and_doubles_none(
     history = cli_json(config, "alerts")
     [outage] = [a for a in history["recent"] if a["name"] == "catalog_unreachable"]
     assert outage["resolved"] is not None, outage
+
+
+def gauge(url: str, name: str) -> float:
+    """A gauge without labels, as Prometheus would scrape it."""
+    answer = httpx.get(url, timeout=10)
+    assert answer.status_code == 200, answer.text
+    [line] = [ln for ln in answer.text.splitlines() if ln.startswith(f"{name} ")]
+    return float(line.split()[1])
 
 
 def _status_shows_the_outage(config: Path) -> None:
@@ -157,3 +177,60 @@ def _every_segment_once(config: Path, volume: Path, started_ms: int) -> None:
     reconciled = run_cli(config, "reconcile", "--json")
     assert reconciled.returncode == 0, reconciled.stderr
     assert json.loads(reconciled.stdout)["missing"] == []
+
+
+@pytest.mark.slow
+def test_a_daemon_started_while_postgresql_is_down_records_and_stores_it_all_once_it_answers(
+    tmp_path: Path, daemon_factory, own_postgres: PostgresServer
+) -> None:
+    """Recording is the point: the cameras record before the catalog answers (into a volume's
+    spool, the volume's identity read from its file), and the full start-up — volumes checked
+    against the catalog, reconcile — runs once it does, storing what was recorded meanwhile."""
+    server = own_postgres
+    server.create_role(APP_ROLE, secrets.token_urlsafe(12))
+    url = server.create_database("late", owner=APP_ROLE)
+    rtsp = RtspServer().start()
+    config = write_config(
+        tmp_path,
+        [{"name": "door", "url": f"rtsp://127.0.0.1:{rtsp.port}/cam"}],
+        segment_seconds=SEGMENT_S,
+        offline_after=60,
+        catalog=pg_catalog(server, url, tmp_path),
+    )
+    volume = tmp_path / "hot"
+    first = daemon_factory(config)  # the volume gets its identity; a first segment or two
+    wait_for(lambda: len(ingested(first, "door")) >= 1, 60, what="a first segment stored")
+    assert stop(first, tmp_path) == 0
+    server.stop("fast")
+
+    recorded: dict[str, str] = {}  # what the cameras recorded before the catalog answered
+
+    def start_server_once_recorded() -> None:
+        wait_for(
+            lambda: len(spooled(volume / ".spool")) >= OUTAGE_SEGMENTS,
+            OUTAGE_SEGMENTS * SEGMENT_S * 4 + 30,
+            what="segments recorded before the catalog answers",
+        )
+        for path in spooled(volume / ".spool"):
+            recorded[path.name + path.parent.name] = hashlib.sha256(path.read_bytes()).hexdigest()
+        server.start()
+
+    starter = threading.Thread(target=start_server_once_recorded)
+    starter.start()
+    daemon = daemon_factory(config)  # ready once the catalog answered
+    starter.join()
+    try:
+        assert daemon.wait_event("daemon.catalog_unreachable", timeout=1)["spool"] == str(
+            volume / ".spool"
+        )
+        assert len(recorded) >= OUTAGE_SEGMENTS
+        wait_for(lambda: len(ingested(daemon, "door")) >= len(recorded) + 2, 60, what="stored")
+    finally:
+        (tmp_path / "daemon.log").write_text("".join(daemon.raw))
+    assert stop(daemon, tmp_path) == 0
+    listed = cli_json(config, "segments", "--camera", "door", "--from", "-1h", "--to", "now")
+    hashes = [s["sha256"] for s in listed]
+    assert len(hashes) == len(set(hashes)), "a segment catalogued twice"
+    assert set(recorded.values()) <= set(hashes), "recorded before the catalog answered, lost"
+    files = {str(p.relative_to(volume)) for p in (volume / "door").rglob("*.mp4")}
+    assert {str(Path(s["path"]).relative_to(volume)) for s in listed} == files

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from ccvault.config.model import CameraConfig
-from ccvault.ingest.spool import ListEntry, read_list, segment_times
+from ccvault.ingest.spool import ListEntry, RunList, read_list, segment_times
 from ccvault.recorder.camera import Backoff
 from ccvault.recorder.ffmpeg import recorder_argv
 from ccvault.recorder.states import CameraState, IllegalTransition, check_transition
@@ -72,6 +72,20 @@ def test_segment_list_parsing_survives_a_cut_line(tmp_path: Path) -> None:
     assert segment_times(ListEntry("b", 100_500, 160_500), 60_010) == (100_500, 160_500)
     # A listed length the file contradicts is not trusted.
     assert segment_times(ListEntry("c", 100_500, 160_500), 30_000) == (100_500, 130_500)
+
+
+def test_a_run_list_read_as_it_grows_gives_every_complete_line_once(tmp_path: Path) -> None:
+    """Ingest reads each run's list from where it stopped: a line still being written waits
+    for its newline, and what was read is neither lost nor repeated."""
+    path = tmp_path / "segments.csv"
+    listed = RunList()
+    assert listed.read(path) == []  # no list yet
+    path.write_text("000000.mp4,0.000000,10.0\n000001.mp4,10.0,2")
+    assert listed.read(path) == [ListEntry("000000.mp4", 0, 10_000)]
+    with path.open("a") as f:
+        f.write("0.0\n000002.mp4,20.0,30.0\n")
+    assert listed.read(path) == read_list(path)
+    assert [e.name for e in listed.read(path)] == ["000000.mp4", "000001.mp4", "000002.mp4"]
 
 
 class SteppingClock:

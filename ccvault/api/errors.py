@@ -14,6 +14,8 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from ccvault.catalog.dialect import PgOperationalError
+from ccvault.catalog.writer import CatalogUnreachable
 from ccvault.errors import Busy, CcvaultError, NotFound, Refused, UsageError
 
 
@@ -107,6 +109,16 @@ def install(app: FastAPI) -> None:
     @app.exception_handler(CcvaultError)
     async def library_error(req: Request, exc: CcvaultError) -> JSONResponse:
         return await api_error(req, from_library(exc))
+
+    @app.exception_handler(CatalogUnreachable)
+    async def catalog_out_of_reach(req: Request, _exc: CatalogUnreachable) -> JSONResponse:
+        # The writer's own word for the same outage: the same answer, no host in the body.
+        return await api_error(req, ApiError(503, "busy", "catalog: unreachable", None))
+
+    @app.exception_handler(PgOperationalError)
+    async def catalog_unreachable(req: Request, _exc: PgOperationalError) -> JSONResponse:
+        # The PostgreSQL catalog is down or cut off: try again later (no host in the body).
+        return await api_error(req, ApiError(503, "busy", "catalog: unreachable", None))
 
     @app.exception_handler(RequestValidationError)
     async def invalid(_req: Request, exc: RequestValidationError) -> JSONResponse:

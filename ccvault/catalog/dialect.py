@@ -132,7 +132,13 @@ def schema_version(conn: Any, backend: Backend) -> int:
     """The catalog's schema version (0: a new catalog)."""
     if backend is Backend.SQLITE:
         return int(conn.execute("PRAGMA user_version").fetchone()[0])
-    found = conn.execute("SELECT to_regclass('ccvault_schema') IS NOT NULL").fetchone()[0]
+    # A scan of pg_tables with this statement's snapshot, not to_regclass(): its cached "no
+    # such table" outlives another node's migration committed while this one waited for the
+    # write lock (an advisory lock makes the server read no invalidations).
+    found = conn.execute(
+        "SELECT count(*) FROM pg_tables"
+        " WHERE schemaname = current_schema() AND tablename = 'ccvault_schema'"
+    ).fetchone()[0]
     if not found:
         return 0
     row = conn.execute("SELECT version FROM ccvault_schema").fetchone()

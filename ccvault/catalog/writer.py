@@ -93,7 +93,12 @@ class CatalogWriter:
         self.node = node
         self.lock_base = _lock_base(path, lock_base)
         self.audit_log = audit
-        self._conn = db.connect(path)
+        try:
+            self._conn = db.connect(path)
+        except db.OperationalError as exc:
+            if isinstance(path, Path):
+                raise
+            raise CatalogUnreachable("catalog", f"unreachable: {str(exc).strip()}") from None
         self.backend: Backend = backend_of(self._conn)
         self._lock = threading.Lock()
         self._local = threading.local()  # PostgreSQL: each thread's read-only connection
@@ -141,7 +146,10 @@ class CatalogWriter:
                 return conn
             except db.OperationalError:
                 conn.close()  # dropped by the server (a restart): open a new one
-        conn = self._local.reader = db.connect(self.path, readonly=True)
+        try:
+            conn = self._local.reader = db.connect(self.path, readonly=True)
+        except db.OperationalError as exc:  # the server is out of reach
+            raise self._unreachable(exc, CatalogUnreachable) from None
         with self._readers_lock:
             self._readers.append(conn)
         self._check_id(conn)
@@ -253,10 +261,8 @@ class CatalogWriter:
             return nullcontext(self._pg_reader())
         try:
             conn = db.connect(self.path, readonly=True)
-        except db.OperationalError as exc:
+        except db.OperationalError:
             self._check_files()  # deleted meanwhile: say so
-            if self.backend is Backend.POSTGRES:
-                raise self._unreachable(exc, CatalogUnreachable) from None
             raise
         try:
             self._check_id(conn)

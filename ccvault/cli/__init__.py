@@ -22,7 +22,7 @@ import click
 
 from ccvault import __version__
 from ccvault.catalog import db
-from ccvault.catalog.dialect import backend_of, schema_version
+from ccvault.catalog.dialect import PgOperationalError, backend_of, schema_version
 from ccvault.catalog.schema import MIGRATIONS
 from ccvault.catalog.writer import CatalogUnreachable, CatalogWriter
 from ccvault.config.loading import LoadedConfig, load, resolve_path
@@ -80,7 +80,7 @@ class App:
         except db.OperationalError as exc:
             if isinstance(path, Path):
                 raise
-            raise CatalogUnreachable(f"catalog {path}", f"unreachable ({exc})") from None
+            raise CatalogUnreachable("catalog", f"unreachable: {str(exc).strip()}") from None
         if schema_version(conn, backend_of(conn)) < len(MIGRATIONS):
             self.writer  # noqa: B018 (opening the writer migrates a catalog from an older ccvault)
         return closing(conn)
@@ -157,10 +157,10 @@ def main() -> None:
     except CcvaultError as exc:
         _fail(exc.what, exc.problem, exc.code)
     except db.OperationalError as exc:
+        if isinstance(exc, PgOperationalError):  # the server down, or unreachable from here
+            _fail("catalog", f"unreachable: {str(exc).strip()}", BUSY)
         if "locked" in str(exc) or "busy" in str(exc):
             _fail("catalog", f"busy: {exc}", BUSY)
-        if not isinstance(exc, sqlite3.Error):  # PostgreSQL out of reach (a writer opening)
-            _fail("catalog", f"unreachable: {exc}", BUSY)
         raise
     sys.exit(0)
 

@@ -158,7 +158,10 @@ class RecordingConfig(Model):
         60, ge=5, le=86400, description="A camera with no footage for this long is 'offline'."
     )
     rescan_seconds: int = Field(
-        30, ge=1, le=3600, description="Spool rescan interval; file events are only hints."
+        30,
+        ge=1,
+        le=3600,
+        description="Spool rescan interval; the recorders' wake-ups are only hints.",
     )
 
 

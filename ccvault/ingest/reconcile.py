@@ -25,6 +25,7 @@ from pathlib import Path, PurePosixPath
 import structlog
 
 from ccvault.catalog import queries
+from ccvault.catalog.nodes import own_volume_names
 from ccvault.catalog.rows import NewSegment
 from ccvault.catalog.writer import CatalogWriter
 from ccvault.config.model import Config
@@ -105,7 +106,12 @@ def reconcile(
         _spool(ingestor, report, dry_run)
     with writer.reader() as conn:
         known = queries.camera_names(conn) | set(cameras)
+        others = set(queries.volume_rows(conn)) - own_volume_names(conn, writer.node)
     for volume in volumes:
+        if volume.name in others:  # another node's disk: its files and rows are its own
+            log.warning("reconcile.volume_skipped", volume=volume.name, reason="another node's")
+            report.unavailable.append({"volume": volume.name, "reason": "another node's volume"})
+            continue
         if not volume.available:
             log.warning("reconcile.volume_skipped", volume=volume.name, reason=volume.reason)
             report.unavailable.append({"volume": volume.name, "reason": volume.reason})

@@ -2,8 +2,14 @@
 
 Recorders write `<spool>/<camera>/<run>/NNNNNN.mp4` and ffmpeg appends each finished file to
 `<run>/segments.csv` (name, start, end in wall-clock seconds). That list — not file events,
-not open-file scanning — says which files are finished. File events only wake the scan early;
-the periodic rescan is the truth, because inotify can drop events.
+not open-file scanning — says which files are finished. The recorders wake the scan when ffmpeg
+has listed a segment (it logs the next file's opening after the entry) or exits; the periodic
+rescan is the truth. (A recursive inotify watch on the spool used to wake it: every packet
+ffmpeg flushes is an event, ~1,000 a second at 64 cameras, all parsed in Python for nothing.)
+
+A scan reads each run's list from where it stopped and looks again only at entries whose file
+is still in the spool, so its cost does not grow with the run's age (a day of 10 s segments
+is 8,640 entries a camera, once re-read and stat'ed at every wake).
 
 When a run has ended (its ffmpeg is gone, e.g. killed), the file after its last listed entry is
 the segment that was being written: a fragmented MP4 is readable up to its last fragment, and it
@@ -18,12 +24,10 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import structlog
-from watchdog.events import FileSystemEvent, FileSystemEventHandler
-from watchdog.observers import Observer
 
 from ccvault.catalog.writer import CatalogGone
 from ccvault.config.model import Config
@@ -53,6 +57,10 @@ def read_list(path: Path) -> list[ListEntry]:
         text = path.read_text()
     except FileNotFoundError:
         return []
+    return _parse(text)
+
+
+def _parse(text: str) -> list[ListEntry]:
     entries = []
     for line in text.splitlines(keepends=True):
         parts = line.strip().split(",")
@@ -64,6 +72,30 @@ def read_list(path: Path) -> list[ListEntry]:
             continue
         entries.append(ListEntry(parts[0], round(start * 1000), round(end * 1000)))
     return entries
+
+
+@dataclass
+class RunList:
+    """What ingest has read of one run's list: the bytes up to the last complete line, the
+    entries in them, and how many leading entries are done (their file has left the spool:
+    stored or quarantined). Kept in memory only: a restarted daemon reads every list whole."""
+
+    pos: int = 0
+    entries: list[ListEntry] = field(default_factory=list)
+    done: int = 0
+
+    def read(self, path: Path) -> list[ListEntry]:
+        """Every entry so far, reading only what was appended since the last call."""
+        try:
+            with open(path, "rb") as f:
+                f.seek(self.pos)
+                data = f.read()
+        except FileNotFoundError:
+            return self.entries
+        complete = data.rfind(b"\n") + 1  # a line still being written waits for its newline
+        self.pos += complete
+        self.entries += _parse(data[:complete].decode(errors="replace"))
+        return self.entries
 
 
 def segment_times(entry: ListEntry, duration_ms: int) -> tuple[int, int]:
@@ -92,7 +124,7 @@ class Ingestor:
         self.active_runs = active_runs
         self._wake = threading.Event()
         self._stop = threading.Event()
-        self._observer: Observer | None = None  # type: ignore[valid-type]
+        self._lists: dict[Path, RunList] = {}  # what each run's list said so far
         self.heartbeat = store.clock.monotonic()  # progress of the loop (the watchdog)
         self._catalog_gone = False  # logged once per outage
         self.journal = SpoolJournal(on_kept)  # the spool made durable while it waits
@@ -100,7 +132,9 @@ class Ingestor:
     def scan(self) -> list[Stored]:
         """One pass over the whole spool, oldest run first; safe to repeat at any time."""
         results: list[Stored] = []
-        for run_dir in self.run_dirs():
+        runs = self.run_dirs()
+        self._lists = {run: self._lists[run] for run in runs if run in self._lists}
+        for run_dir in runs:
             results += self._scan_run(run_dir.parent.name, run_dir)
         return results
 
@@ -113,14 +147,18 @@ class Ingestor:
 
     def _scan_run(self, camera: str, run_dir: Path) -> list[Stored]:
         active = run_dir in self.active_runs()
-        entries = read_list(run_dir / LIST_FILE)
+        listed = self._lists.setdefault(run_dir, RunList())
+        entries = listed.read(run_dir / LIST_FILE)
         results = []
-        for entry in entries:
-            src = run_dir / entry.name
+        for index in range(listed.done, len(entries)):
+            src = run_dir / entries[index].name
             if src.exists():
-                results.append(self._ingest_listed(camera, src, entry))
+                results.append(self._ingest_listed(camera, src, entries[index]))
+            if listed.done == index and not src.exists():
+                listed.done = index + 1  # never looked at again
         if not active:
             results += self._finish_run(camera, run_dir, entries)
+            self._lists.pop(run_dir, None)
         return results
 
     def _ingest_listed(self, camera: str, src: Path, entry: ListEntry) -> Stored:
@@ -177,8 +215,8 @@ class Ingestor:
         self._wake.set()
 
     def run(self) -> None:
-        """The ingest loop: scan when woken by a file event or a rescan tick."""
-        self._start_observer()
+        """The ingest loop: scan when a recorder wakes it or at a rescan tick."""
+        self.spools[0].mkdir(parents=True, exist_ok=True)
         while not self._stop.is_set():
             self._wake.wait()
             self._wake.clear()
@@ -186,9 +224,6 @@ class Ingestor:
                 break
             self._scan_once()
             self.heartbeat = self.store.clock.monotonic()
-        if self._observer is not None:
-            self._observer.stop()
-            self._observer.join()
 
     def _scan_once(self) -> None:
         """One scan; what stops it is logged, never raised (the loop goes on)."""
@@ -218,20 +253,6 @@ class Ingestor:
     def stop(self) -> None:
         self._stop.set()
         self._wake.set()
-
-    def _start_observer(self) -> None:
-        spool = self.spools[0]
-        spool.mkdir(parents=True, exist_ok=True)
-        handler = _ListChanged(self.wake)
-        observer = Observer()
-        observer.schedule(handler, str(spool), recursive=True)
-        observer.daemon = True
-        try:
-            observer.start()
-        except OSError as exc:  # inotify watch limit: the rescan still finds everything
-            log.warning("ingest.watch_failed", error=str(exc))
-            return
-        self._observer = observer
 
 
 def run_dirs(spools: list[Path]) -> list[Path]:
@@ -285,15 +306,6 @@ class SpoolRouter:
 
     def apply(self, config: Config) -> None:
         self.config = config
-
-
-class _ListChanged(FileSystemEventHandler):
-    def __init__(self, wake: Callable[[], None]) -> None:
-        self._wake = wake
-
-    def on_any_event(self, event: FileSystemEvent) -> None:
-        if str(event.src_path).endswith(LIST_FILE) and event.event_type in ("modified", "closed"):
-            self._wake()
 
 
 def _run_order(path: Path) -> tuple[int, str]:

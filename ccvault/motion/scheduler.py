@@ -5,6 +5,12 @@ one's background and open span (`Carry`), so segment starts are neither blind no
 "moving" and spans run across segment boundaries. Cameras are analysed in parallel in worker
 processes at lower CPU priority, so analysis never slows recording or ingest. When workers are
 scarce, the camera whose waiting footage is newest goes first: live before backlog.
+
+The loop is woken by each finished analysis (and otherwise ticks once a second for new
+segments): a fixed tick alone capped throughput at one segment per tick per worker, so 16
+cameras with 10 s segments already fell behind on an idle worker (bench/capacity.py). Each
+worker has one more segment (of another camera) queued behind the one it analyses, so it never
+waits for the daemon to collect a result and hand it the next.
 """
 
 from __future__ import annotations
@@ -37,6 +43,8 @@ log = structlog.get_logger("ccvault.motion")
 # A segment that does not follow the last one within this gap starts a fresh background.
 CONTINUITY_MS = 5_000
 TICK_S = 1.0
+# Segments in flight per worker process: the one analysed and one queued behind it.
+QUEUED_PER_WORKER = 2
 
 
 def default_workers() -> int:
@@ -165,9 +173,14 @@ class MotionScheduler:
             initargs=(os.getpid(),),
         )
         self._stop = threading.Event()
+        self._wake = threading.Event()  # an analysis finished, or the loop must stop
 
     def run(self) -> None:
-        while not self._stop.wait(TICK_S):
+        while True:
+            self._wake.wait(TICK_S)
+            self._wake.clear()
+            if self._stop.is_set():
+                break
             try:
                 self.tick()
             except CatalogGone:
@@ -185,6 +198,7 @@ class MotionScheduler:
         """Ask the loop to end; it finishes the analyses under way (their results are lost
         with the process; the segments stay waiting in the catalog)."""
         self._stop.set()
+        self._wake.set()
 
     def tick(self) -> None:
         self._collect()
@@ -208,7 +222,7 @@ class MotionScheduler:
             and s.volume in paths
             and self.config.camera(s.camera) is not None
         ]
-        free = self.workers - len(self.jobs)
+        free = QUEUED_PER_WORKER * self.workers - len(self.jobs)
         # Newest waiting footage first: live cameras before an import's backlog.
         for seg in sorted(ready, key=lambda s: s.start_ms, reverse=True)[: max(0, free)]:
             self._submit(seg, settings[seg.camera], paths)
@@ -236,6 +250,7 @@ class MotionScheduler:
         carry, closed = cursor.carry_for(seg)
         path = paths[seg.volume] / seg.path
         future = self.pool.submit(_analyze_in_worker, path, settings, seg.start_ms, carry)
+        future.add_done_callback(lambda _done: self._wake.set())
         self.jobs[seg.camera] = _Job(seg, closed, future)
 
     def _paths(self) -> dict[str, Path]:

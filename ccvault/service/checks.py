@@ -158,15 +158,13 @@ class HealthChecks:
         """Is the catalog opened still at its path, and reachable? When it was gone and is
         back, reopen it; when it was unreachable and is reachable again, catch up."""
         gone = self.writer.verify()
-        unreachable = self.writer.unreachable
-        if unreachable != self._unreachable:
-            if unreachable is not None and self._unreachable is None:
-                log.error("catalog.unreachable", error=unreachable)
-            elif unreachable is None:
-                log.warning("catalog.reachable", catalog=str(self.writer.path))
-                self._unreachable = None
-                self.on_catalog_reachable()
+        was, unreachable = self._unreachable, self.writer.unreachable
         self._unreachable = unreachable
+        if unreachable is not None and was is None:
+            log.error("catalog.unreachable", error=unreachable)
+        elif unreachable is None and was is not None:
+            log.warning("catalog.reachable", catalog=str(self.writer.path))
+            self.on_catalog_reachable()
         if unreachable is not None:
             return  # not gone: the same catalog, out of reach for now
         if gone is not None and gone != self._catalog_gone:

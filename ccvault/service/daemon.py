@@ -4,7 +4,9 @@ serve signals, stop cleanly.
 Start-up order matters: one daemon per catalog (the lock); the catalog, volumes, recovery and
 reconcile before anything records (`parts.build`); the HTTP API before the recorders (a taken
 port fails start-up before cameras are opened); then recorders, ingest, motion analysis, the
-scrub and the scheduled jobs. A reload is forwarded to each part's `apply(config)`.
+scrub and the scheduled jobs. A reload is forwarded to each part's `apply(config)`. A
+PostgreSQL catalog out of reach at start does not keep the cameras waiting
+(`waiting.record_until_reachable`).
 """
 
 from __future__ import annotations
@@ -32,6 +34,7 @@ from ccvault.service import reload
 from ccvault.service.metrics import Metrics
 from ccvault.service.node import check_reload
 from ccvault.service.parts import Parts, Shared, build, sign_audit_chain
+from ccvault.service.waiting import record_until_reachable
 
 log = structlog.get_logger("ccvault.daemon")
 
@@ -60,6 +63,10 @@ class Daemon:
         log.info("daemon.open_files", limit=descriptors.raise_soft_limit())
         lock_fd = take_daemon_lock(self.config.lock_base, self.config.node.name)
         try:
+            self._install_signals()  # a stop while the catalog is out of reach is heard too
+            if not record_until_reachable(self.config, self.clock, self.stopping):
+                log.info("daemon.stopped", catalog="never reached")
+                return 0
             parts = build(
                 Shared(self.loaded, self.clock, self.metrics, self.notifier, self.stopping)
             )
@@ -136,7 +143,10 @@ class Daemon:
         for name, stop in (("motion", parts.motion.stop), ("scrub", parts.scrubber.stop)):
             stop()
             parts.threads[name].join()
-        sign_audit_chain(parts.writer, CheckpointKind.STOP, self.clock)  # all of it signed
+        try:
+            sign_audit_chain(parts.writer, CheckpointKind.STOP, self.clock)  # all of it signed
+        except CatalogGone as exc:  # the hourly checkpoint and the head still vouch for it
+            log.error("audit.checkpoint_failed", error=exc.problem)
         if parts.publisher is not None:
             parts.publisher.stop()  # `offline`, retained
 

@@ -11,6 +11,7 @@ from ccvault.config.model import Config
 from ccvault.storage.peers import reasons
 from ccvault.timefmt import utc_text
 from ccvault.views.models import CameraOut, SegmentOut
+from ccvault.views.search import footage_ends
 
 
 def mark(
@@ -34,10 +35,7 @@ def other_cameras(config: Config, conn: sqlite3.Connection, now_ms: int) -> list
             continue
         row = queries.camera(conn, name)
         assert row is not None
-        first = conn.execute(
-            "SELECT MIN(start_ms), MAX(end_ms) FROM segments WHERE camera_id = ? AND state = 'ok'",
-            (row.id,),
-        ).fetchone()
+        first, last = footage_ends(conn, row)  # two index ends, whatever the history
         state, since = (row.state, row.state_since_ms) if node in up else ("offline", None)
         out.append(
             CameraOut(
@@ -46,10 +44,10 @@ def other_cameras(config: Config, conn: sqlite3.Connection, now_ms: int) -> list
                 state=state,
                 since=utc_text(since) if since is not None else None,
                 since_ms=since,
-                first_footage=utc_text(first[0]) if first[0] is not None else None,
-                first_footage_ms=first[0],
-                last_footage=utc_text(first[1]) if first[1] is not None else None,
-                last_footage_ms=first[1],
+                first_footage=utc_text(first) if first is not None else None,
+                first_footage_ms=first,
+                last_footage=utc_text(last) if last is not None else None,
+                last_footage_ms=last,
                 node=node,
                 unavailable=why.get(node),
             )

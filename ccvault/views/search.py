@@ -38,7 +38,7 @@ def cameras(config: Config, conn: sqlite3.Connection, daemon_running: bool) -> l
         row = queries.camera(conn, cam.name)
         first = last = None
         if row is not None:
-            first, last = _footage_ends(conn, row)
+            first, last = footage_ends(conn, row)
         state, since = camera_state(cam.enabled, row, daemon_running, last)
         out.append(
             CameraOut(
@@ -57,7 +57,8 @@ def cameras(config: Config, conn: sqlite3.Connection, daemon_running: bool) -> l
     return out
 
 
-def _footage_ends(conn: sqlite3.Connection, cam: queries.CameraRow) -> tuple[int | None, ...]:
+def footage_ends(conn: sqlite3.Connection, cam: queries.CameraRow) -> tuple[int | None, ...]:
+    """(first start, last end) of a camera's stored footage: index ends, not a scan."""
     first = conn.execute(
         "SELECT start_ms FROM segments WHERE camera_id = ? AND state = 'ok'"
         " ORDER BY start_ms LIMIT 1",

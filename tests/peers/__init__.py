@@ -201,6 +201,7 @@ class RtspServer(_Peer):
         auth_method: str = "both",
         shared: bool = True,
         pattern: str = "ball",
+        file: Path | None = None,
     ) -> None:
         self.port = port if port is not None else free_port()
         self.paths = tuple(p if p.startswith("/") else "/" + p for p in paths)
@@ -212,6 +213,7 @@ class RtspServer(_Peer):
         self.auth_method = auth_method
         self.shared = shared
         self.pattern = pattern
+        self.file = file  # an H.264 MP4 served by stream copy instead of the pattern
         self._proc: subprocess.Popen[bytes] | None = None
         self._stderr: _Tail | None = None
 
@@ -223,6 +225,8 @@ class RtspServer(_Peer):
         cmd += ["--bitrate-kbps", str(self.bitrate_kbps), "--keyint", str(self.keyint)]
         cmd += ["--pattern", self.pattern]
         cmd += ["--shared" if self.shared else "--no-shared"]
+        if self.file is not None:
+            cmd += ["--file", str(self.file)]
         for p in self.paths:
             cmd += ["--path", p]
         if self.user is not None:

@@ -63,6 +63,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help="videotestsrc pattern (default ball: motion, but only ~110 kbit/s; snow fills "
         "the requested bitrate)",
     )
+    p.add_argument(
+        "--file",
+        default=None,
+        help="serve this H.264 MP4 file by stream copy (no encoding; played once in real time, "
+        "from its start for each path's first client) instead of a live test pattern",
+    )
     p.add_argument("--user", default=None, help="require RTSP basic/digest auth with this user")
     p.add_argument("--password", default=None)
     p.add_argument(
@@ -91,6 +97,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 def launch_line(a: argparse.Namespace) -> str:
     """The gst-launch description of one path's media (the payloader must be pay0)."""
+    if a.file is not None:  # stream copy: the rtsp sinks pace the file to real time
+        return (
+            f'( filesrc location="{a.file}" ! qtdemux ! h264parse '
+            f"! rtph264pay name=pay0 pt=96 config-interval=1 )"
+        )
     src = (
         f"videotestsrc is-live=true pattern={a.pattern} "
         f"! video/x-raw,width={a.width},height={a.height},framerate={a.fps}/1 ! videoconvert "
