@@ -20,10 +20,13 @@ import pytest
 
 from ccvault.catalog import db, queries
 from ccvault.catalog.audit import AuditLog
+from ccvault.catalog.audit_checkpoints import CheckpointKind
+from ccvault.catalog.audit_verify import Verifier
 from ccvault.catalog.rows import MediaInfo, NewHold, NewSegment, PlannedMove, Switch
 from ccvault.catalog.schema import MIGRATIONS, migrate
 from ccvault.catalog.writer import CatalogWriter
 from ccvault.errors import Busy
+from ccvault.host.keys import KeyFile, load_or_create
 from ccvault.retention import candidates, holds
 from tests.conftest import pg_catalog
 from tests.peers.pg_fixture import APP_ROLE
@@ -222,6 +225,75 @@ def test_two_writers_adding_holds_at_once_lose_none_and_keep_one_chain(
     head = writer.audit_chain.head()
     assert head is not None and head.seq == 2 * HOLDS_EACH
     writer.close()
+
+
+def _node_writer(target: db.Target, state: Path, node: str | None) -> CatalogWriter:
+    """A node's writer: its own audit file and signing key in its own state directory."""
+    load_or_create(state / "signing-key.pem")
+    log = AuditLog(state / "audit.jsonl", key=KeyFile(state / "signing-key.pem"))
+    return CatalogWriter(target, log, node=node)
+
+
+def _check(writer: CatalogWriter) -> list[tuple[str, int]]:
+    """What the node's minute check (and `audit verify`) finds open: (kind, seq) each."""
+    assert writer.audit_log is not None
+    report = Verifier(writer.audit_log, writer.audit_chain.head).check()
+    return [(str(p.kind), p.seq) for p in report.open]
+
+
+def test_two_nodes_with_their_own_audit_files_each_keep_a_whole_chain(
+    catalog_target: db.Target, tmp_path: Path
+) -> None:
+    """Two nodes on one catalog, each appending to its own audit file (as on two machines):
+    holds added by each, in turn, leave each file one whole chain from seq 1 that verifies
+    against that node's head, and checkpoints sign each node's own end; a cut of b's file is
+    found by b's check while a's stays clean."""
+    writers = {n: _node_writer(catalog_target, tmp_path / n, n) for n in ("a", "b")}
+    for i in range(4):
+        for node, writer in writers.items():
+            writer.holds.add(NewHold(T0, T0 + 1000, None, f"{node} {i}", node, ()), T0 + i)
+    for node, writer in writers.items():
+        assert writer.audit_log is not None
+        records = list(writer.audit_log.records())
+        assert [r["seq"] for r in records] == [1, 2, 3, 4], node
+        assert [r["details"]["reason"] for r in records] == [f"{node} {i}" for i in range(4)]
+        signed = writer.audit_chain.checkpoint(CheckpointKind.STOP, T0 + 10)
+        assert signed is not None and signed.seq == 4, node
+        assert _check(writer) == [], node
+    log_b = tmp_path / "b" / "audit.jsonl"
+    lines = log_b.read_bytes().splitlines(keepends=True)
+    log_b.write_bytes(b"".join(lines[:2]))  # b's records 3 and 4 cut off
+    assert _check(writers["b"]) == [("tail_cut", 3)]
+    assert _check(writers["a"]) == []
+    for writer in writers.values():
+        writer.close()
+
+
+def test_the_head_from_before_nodes_is_adopted_once_by_the_first_node(
+    catalog_target: db.Target, tmp_path: Path
+) -> None:
+    """The one box's chain (written before nodes, no node) goes on as the first node's: its
+    file is checked against the old head, so a cut made across the upgrade is found; a node
+    that comes later starts its own chain, and so does a writer that is no node."""
+    legacy = _node_writer(catalog_target, tmp_path / "a", None)
+    for i in range(3):
+        legacy.holds.add(NewHold(T0, T0 + 1000, None, f"old {i}", "ann", ()), T0 + i)
+    legacy.close()
+    first = _node_writer(catalog_target, tmp_path / "a", "a")
+    assert first.audit_chain.head() is not None and first.audit_chain.head().seq == 3
+    first.holds.add(NewHold(T0, T0 + 1000, None, "a 3", "ann", ()), T0 + 3)
+    assert first.audit_chain.head().seq == 4 and _check(first) == []
+    later = _node_writer(catalog_target, tmp_path / "b", "b")
+    assert later.audit_chain.head() is None  # a's now, never taken twice
+    later.holds.add(NewHold(T0, T0 + 1000, None, "b 0", "bob", ()), T0 + 4)
+    assert later.audit_chain.head().seq == 1 and _check(later) == []
+    tool = _node_writer(catalog_target, tmp_path / "tool", None)
+    assert tool.audit_chain.head() is None
+    log_a = tmp_path / "a" / "audit.jsonl"
+    log_a.write_bytes(b"".join(log_a.read_bytes().splitlines(keepends=True)[:2]))
+    assert _check(first) == [("tail_cut", 3)]
+    for writer in (first, later, tool):
+        writer.close()
 
 
 @pytest.mark.skipif(not postgres_available(), reason="PostgreSQL 15 is not installed")

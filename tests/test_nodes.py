@@ -54,9 +54,10 @@ def _node_config(
     catalog: db.Target | None = None,
 ) -> Path:
     """A node's config in the shared root (one catalog: root/catalog.sqlite, or the PostgreSQL
-    database `catalog` with this node's own state_dir, root/state-<node>: its own audit log and
-    locks, as on its own machine), its own volume and spool; with `port` and `tls`, its API
-    on HTTPS at https://localhost:port. Exports go to root/exports on every node."""
+    database `catalog` with this node's own state_dir, root/state-<node>: its own locks, as on
+    its own machine), its own volume, spool and audit log (root/<node>/audit.jsonl); with
+    `port` and `tls`, its API on HTTPS at https://localhost:port. Exports go to root/exports
+    on every node."""
     volume = {"name": f"vol-{node}", "path": str(root / f"{node}-hot"), "role": "hot"}
     path = write_config(
         root,
@@ -72,7 +73,7 @@ def _node_config(
         assert state in text
         text = text.replace(state, f"state_dir = {toml_value(root / f'state-{node}')}")
         extra += f"\n[export]\ndir = {toml_value(root / 'exports')}\n"
-    node_table = f'\n[node]\nname = "{node}"\n'
+    node_table = f'\n[audit]\npath = "{root / node / "audit.jsonl"}"\n\n[node]\nname = "{node}"\n'
     if port is not None and tls is not None:
         text = text.replace(
             'listen = "127.0.0.1:0"',
@@ -347,13 +348,19 @@ def test_each_node_fires_and_resolves_only_its_own_alerts(tmp_path: Path) -> Non
     assert sorted(firing) == [("node_offline", "a"), ("node_offline", "c")]
 
 
-def test_two_nodes_adding_holds_at_once_lose_none_and_keep_one_audit_chain(
+def test_two_nodes_adding_holds_at_once_lose_none_and_each_keep_its_own_audit_chain(
     tmp_path: Path,
 ) -> None:
-    """Holds and the audit chain are site-wide: two nodes' writers adding holds at the same
-    moment each commit theirs (one write transaction at a time), and the chain does not fork."""
+    """Holds are site-wide: two nodes' writers adding holds at the same moment each commit
+    theirs (one write transaction at a time). Each node appends to its own audit file (as on
+    two machines): each file is one whole chain of that node's records, and each node's
+    `audit verify` passes against its own head in the catalog."""
     configs = {
-        n: _node_config(tmp_path, n, {"name": f"cam-{n}", "url": "demo://", "enabled": False})
+        n: _node_config(
+            tmp_path,
+            n,
+            {"name": f"cam-{n}", "url": "demo://", "enabled": False},
+        )
         for n in ("a", "b")
     }
     per_node = 6
@@ -380,7 +387,33 @@ def test_two_nodes_adding_holds_at_once_lose_none_and_keep_one_audit_chain(
     holds = cli_json(configs["a"], "hold", "list")
     reasons = sorted(h["reason"] for h in holds)
     assert reasons == sorted(f"{n}{i}" for n in configs for i in range(per_node))
-    verified = run_cli(configs["b"], "audit", "verify")
+    for node, config in configs.items():
+        verified = run_cli(config, "audit", "verify")
+        assert verified.returncode == 0, verified.stdout + verified.stderr
+        records = cli_json(config, "audit", "list", "--action", "hold.add")
+        assert sorted(r["seq"] for r in records) == list(range(1, per_node + 1))
+        assert sorted(r["details"]["reason"] for r in records) == [
+            f"{node}{i}" for i in range(per_node)
+        ]
+
+
+def test_a_node_refuses_an_audit_file_another_node_keeps_its_chain_in(tmp_path: Path) -> None:
+    """Two nodes on one machine pointed at one audit file (as the default beside a shared
+    catalog file would): the second is refused (exit 2, naming `[audit] path` and the owner)
+    before it writes anything, so the first node's chain stays whole."""
+    configs = {
+        n: _node_config(tmp_path, n, {"name": f"cam-{n}", "url": "demo://", "enabled": False})
+        for n in ("a", "b")
+    }
+    hold = ("hold", "add", "--from", "-2d", "--to", "-1d", "--reason")
+    assert run_cli(configs["a"], *hold, "a0").returncode == 0
+    shared = configs["b"].read_text().replace(str(tmp_path / "b"), str(tmp_path / "a"))
+    configs["b"].write_text(shared)
+    refused = run_cli(configs["b"], *hold, "b0")
+    assert refused.returncode == 2, refused.stdout + refused.stderr
+    assert "[audit] path" in refused.stderr and "audit chain of node 'a'" in refused.stderr
+    assert [h["reason"] for h in cli_json(configs["a"], "hold", "list")] == ["a0"]
+    verified = run_cli(configs["a"], "audit", "verify")
     assert verified.returncode == 0, verified.stdout + verified.stderr
 
 

@@ -243,7 +243,8 @@ def audit_verify(request: Request, _p: Admin) -> dict[str, Any]:
     problem (`kind`, `seq`, where, what, who acknowledged it). Reads the whole log."""
     ctx = context(request)
     with ctx.reader() as conn:
-        return verifier(audit_log(ctx.config), lambda: read_head(conn)).check().as_json()
+        node = ctx.config.node.name  # this node's file, against this node's head
+        return verifier(audit_log(ctx.config), lambda: read_head(conn, node)).check().as_json()
 
 
 @router.post(

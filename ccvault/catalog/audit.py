@@ -33,7 +33,7 @@ from ccvault.catalog.audit_checkpoints import (
     sign,
 )
 from ccvault.config.model import Config
-from ccvault.errors import CcvaultError
+from ccvault.errors import CcvaultError, ConfigError
 from ccvault.host.durable import fsync_dir, make_dirs, open_private
 from ccvault.host.journal import JournalSink
 from ccvault.host.keys import KeyFile, SigningKey
@@ -117,12 +117,13 @@ def is_record(value: Any) -> bool:
 
 
 def audit_log(config: Config) -> AuditLog:
-    """The installation's log as configured, signing with its key (when readable)."""
+    """This node's log as configured, signing with its key (when readable)."""
     return AuditLog(
         config.audit_path,
         key=KeyFile(config.signing_key_path),
         max_bytes=config.audit.max_bytes,
         journal=JournalSink() if config.audit.journald else None,
+        node=config.node.name,
     )
 
 
@@ -134,11 +135,15 @@ class AuditLog:
         key: KeyFile | None = None,
         max_bytes: int = 0,
         journal: JournalSink | None = None,
+        node: str | None = None,
     ) -> None:
         self.path = path
         self.key = key
         self.max_bytes = max_bytes
         self.journal = journal
+        # The node whose chain this file is (None: a tool's or bench's log, no claim).
+        self.node = node
+        self._owned = False
         self.checkpoints = CheckpointFile(files.checkpoints_path(path))
 
     def files(self) -> list[files.LogFile]:
@@ -185,6 +190,7 @@ class AuditLog:
         """Markers for what the files' end gets wrong (the head disagrees; torn bytes, which
         are cut off), then the record `what` if any: written, fsynced, copied to the journal.
         Returns the records written and the live file's size after them."""
+        self._check_owner()
         fd, created = self._open_live()
         try:
             tail = self._tail(fd, created, 1)  # the usual case: the head's own record
@@ -258,6 +264,21 @@ class AuditLog:
             return AuditCheck(False, report.records, first.line, first.detail)
         torn = next((n for n in report.notes if n.startswith("torn")), "")
         return AuditCheck(True, report.records, None, torn)
+
+    def _check_owner(self) -> None:
+        """Each node's file is its own chain, checked against its own head: two nodes
+        appending to one file would each see the other's records as a break, so a node
+        refuses (before writing anything) a log another node has claimed."""
+        if self.node is None or self._owned:
+            return
+        owner = files.claim_owner(self.path, self.node)
+        if owner != self.node:
+            raise ConfigError(
+                f"[audit] path {self.path}",
+                f"holds the audit chain of node {owner!r} ({files.owner_path(self.path).name}); "
+                f"give node {self.node!r} its own [audit] path (or state_dir)",
+            )
+        self._owned = True
 
     def _open_live(self) -> tuple[int, bool]:
         created = not self.path.exists()

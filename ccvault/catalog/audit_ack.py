@@ -55,15 +55,16 @@ def acknowledge(
         )
     verifier.check()
     with writer.transaction() as conn:
-        head = log.reconcile(read_head(conn), actor, now_ms)
+        node = writer.node
+        head = log.reconcile(read_head(conn, node), actor, now_ms)
         if head is not None:
-            write_head(conn, head)
-        report = verifier.check(lambda: read_head(conn))
+            write_head(conn, head, node)
+        report = verifier.check(lambda: read_head(conn, node))
         if not report.ok:
             listed = [{"kind": str(p.kind), "seq": p.seq, "detail": p.detail} for p in report.open]
             details = {"reason": reason, "problems": listed}
             writer.audit(actor, ACKNOWLEDGED, "audit", details, now_ms, CheckpointKind.ACK)
-            seq = read_head(conn).seq  # type: ignore[union-attr]
+            seq = read_head(conn, node).seq  # type: ignore[union-attr]
     if report.ok:
         raise Refused("audit log", _nothing(report))
     return Acknowledged(seq, report.open)

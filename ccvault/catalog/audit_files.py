@@ -1,6 +1,7 @@
 """The audit log's files: the live one (`audit.jsonl`) and the files sealed by rotation, named
 by their first record's seq (`audit.jsonl.000000000001`, twelve digits) so that sorting the
-names is walking the chain; and the checkpoints beside them (`audit.jsonl.checkpoints`).
+names is walking the chain; the checkpoints beside them (`audit.jsonl.checkpoints`); and the
+name of the node whose chain they are (`audit.jsonl.node`: one file, one node's chain).
 
 Sealing is crash-safe without a rename that could replace anything: the live file is
 hard-linked to its sealed name, the directory fsynced, then the live name unlinked. A crash in
@@ -12,12 +13,13 @@ from __future__ import annotations
 
 import json
 import os
+import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ccvault.host.durable import fsync_dir
+from ccvault.host.durable import fsync_dir, make_dirs, open_private
 
 SEAL_DIGITS = 12
 _CHUNK = 8192
@@ -43,6 +45,34 @@ def sealed_path(live: Path, first_seq: int) -> Path:
 
 def checkpoints_path(live: Path) -> Path:
     return live.with_name(f"{live.name}.checkpoints")
+
+
+def owner_path(live: Path) -> Path:
+    return live.with_name(f"{live.name}.node")
+
+
+def claim_owner(live: Path, node: str) -> str:
+    """The node whose chain the log at `live` is: the name beside it, or — none there yet (a
+    new log, or one from before nodes) — `node`, written whole under a private name and
+    linked in place, so a crash leaves no empty claim and a claim is never replaced."""
+    owner = owner_path(live)
+    if not owner.exists():
+        make_dirs(owner.parent)
+        draft = owner.with_name(f".{owner.name}.{os.getpid()}.{threading.get_ident()}")
+        fd = open_private(draft, os.O_WRONLY | os.O_CREAT | os.O_TRUNC)
+        try:
+            os.write(fd, f"{node}\n".encode())
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        try:
+            os.link(draft, owner)
+        except FileExistsError:
+            pass  # another process claimed it first: its name is read below
+        finally:
+            draft.unlink()
+        fsync_dir(owner.parent)
+    return owner.read_text(errors="replace").strip()
 
 
 def listing(live: Path) -> list[LogFile]:

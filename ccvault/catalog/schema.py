@@ -33,6 +33,7 @@ _NAMES = (
     "access_control.sql",
     "visit_export.sql",
     "nodes.sql",
+    "audit_nodes.sql",
 )
 # One script per schema version, applied in order; released scripts are never edited.
 MIGRATIONS: tuple[str, ...] = tuple(

@@ -208,7 +208,7 @@ class CatalogWriter:
         if not self._conn.in_transaction:
             raise RuntimeError("audit records are appended inside a catalog transaction")
         if self.audit_log is not None:
-            head = read_head(self._conn)
+            head = read_head(self._conn, self.node)
             appended = self.audit_log.append(
                 actor=actor,
                 action=action,
@@ -218,7 +218,7 @@ class CatalogWriter:
                 head=head,
                 checkpoint=checkpoint,
             )
-            write_head(self._conn, appended.head(head))
+            write_head(self._conn, appended.head(head), self.node)
 
     def _rollback(self) -> None:
         """Roll back, unless the connection is lost (the server ended the transaction)."""

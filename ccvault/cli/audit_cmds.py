@@ -83,7 +83,8 @@ def audit_verify(app: App, key: str | None, as_json: bool) -> None:
 
     given = parse_public_key(key) if key else None
     with app.reader() as conn:
-        report = verifier(audit_log(app.config), lambda: read_head(conn), given).check()
+        node = app.config.node.name  # this node's file, against this node's head
+        report = verifier(audit_log(app.config), lambda: read_head(conn, node), given).check()
     if as_json:
         emit_json(report.as_json())
     else:

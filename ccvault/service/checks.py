@@ -129,7 +129,7 @@ class HealthChecks:
         rereads = self.audit_verifier.rereads
         try:
             with self.writer.reader() as conn:  # one connection for both reads of the head
-                report = self.audit_verifier.check(lambda: read_head(conn))
+                report = self.audit_verifier.check(lambda: read_head(conn, self.writer.node))
         except CatalogGone:
             return  # the head is in the catalog: checked again once it is back
         if self.audit_verifier.rereads > rereads:
