@@ -51,7 +51,7 @@ import av
 from common import ccvault_version, remove_work  # bench/common.py
 from ingest import CLIP, clip_ok, make_clip  # bench/ingest.py: the same cached clip
 
-from ccvault.catalog.audit import AuditLog
+from ccvault.catalog.audit import audit_log
 from ccvault.catalog.writer import CatalogWriter
 from ccvault.config.loading import load
 from ccvault.evidence import bundle as evidence
@@ -104,7 +104,7 @@ enabled = false
 def seed(config_path: Path, n: int, start_ms: int) -> list[Path]:
     """n independent copies of the clip, one a minute, through the daemon's store."""
     config = load(config_path).config
-    writer = CatalogWriter(config.storage.catalog, AuditLog(config.audit_path))
+    writer = CatalogWriter(config.storage.catalog, audit_log(config))
     clock = SystemClock()
     volumes = open_volumes(config, writer, clock.wall_ms())
     store = SegmentStore(writer, lambda: volumes, clock)
@@ -135,7 +135,7 @@ def baseline(files: list[Path], dest: Path, digest: str) -> float:
 
 def export(config_path: Path, n: int, start_ms: int, out: Path) -> tuple[float, float, dict]:
     config = load(config_path).config
-    writer = CatalogWriter(config.storage.catalog, AuditLog(config.audit_path))
+    writer = CatalogWriter(config.storage.catalog, audit_log(config))
     clock = SystemClock()
     volumes = open_volumes(config, writer, clock.wall_ms())
     jobs = ExportJobs(config, writer, lambda: volumes, clock, ffmpeg_binary(config), "bench")

@@ -160,7 +160,7 @@ def main(argv: list[str] | None = None) -> int:
     from ccvault.api.app import create_app
     from ccvault.api.auth import Principal
     from ccvault.api.context import ApiContext
-    from ccvault.catalog.audit import AuditLog
+    from ccvault.catalog.audit import audit_log
     from ccvault.catalog.writer import CatalogWriter
     from ccvault.config.model import Config
     from ccvault.host.clock import SystemClock
@@ -200,7 +200,7 @@ def main(argv: list[str] | None = None) -> int:
         }
     )
     clock = SystemClock()
-    writer = CatalogWriter(PREPARED, AuditLog(config.audit_path))  # migrates a stale copy too
+    writer = CatalogWriter(PREPARED, audit_log(config))  # migrates a stale copy too
     with writer.reader() as conn:
         rows = conn.execute("SELECT COUNT(*) FROM segments").fetchone()[0]
         spans = conn.execute("SELECT COUNT(*) FROM motion_spans").fetchone()[0]
@@ -287,7 +287,7 @@ def main(argv: list[str] | None = None) -> int:
     load_after = os.getloadavg()[0]
     audited = sum(
         1
-        for r in AuditLog(config.audit_path).records()
+        for r in audit_log(config).records()
         if r["action"] == "search.segments" and r["actor"] == f"api:{viewer}"
     )
     users.revoke(writer, viewer, "bench", clock.wall_ms())

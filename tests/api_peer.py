@@ -16,7 +16,7 @@ import httpx
 from ccvault.api.context import ApiContext
 from ccvault.api.server import ApiServer
 from ccvault.api.users import add as add_user
-from ccvault.catalog.audit import AuditLog
+from ccvault.catalog.audit import audit_log
 from ccvault.catalog.writer import CatalogWriter
 from ccvault.config.loading import load
 from ccvault.evidence.jobs import ExportJobs
@@ -42,7 +42,7 @@ def export_jobs(config_path: Path) -> tuple[ExportJobs, CatalogWriter]:
     """Export jobs over config_path with a writer of their own (for `serve(exports=...)`);
     stop the jobs and close the writer after."""
     config = load(config_path).config
-    writer = CatalogWriter(config.catalog_target, AuditLog(config.audit_path))
+    writer = CatalogWriter(config.catalog_target, audit_log(config))
     clock = SystemClock()
     volumes = open_volumes(config, writer, clock.wall_ms())
     return ExportJobs(config, writer, lambda: volumes, clock, ffmpeg_binary(config)), writer
@@ -73,7 +73,7 @@ def serve(config_path: Path, exports: object = None) -> Iterator[Api]:
     """Serve the API for config_path; users viewer/operator/admin exist with their tokens."""
     config = load(config_path).config
     clock = SystemClock()
-    writer = CatalogWriter(config.catalog_target, AuditLog(config.audit_path))
+    writer = CatalogWriter(config.catalog_target, audit_log(config))
     volumes = open_volumes(config, writer, clock.wall_ms())
     ctx = ApiContext(config, writer, clock, lambda: volumes, exports)
     with writer.reader() as conn:

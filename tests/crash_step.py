@@ -31,7 +31,7 @@ from pathlib import Path
 
 
 def crash(config_path: str, step: str) -> int:
-    from ccvault.catalog.audit import AuditLog
+    from ccvault.catalog.audit import audit_log
     from ccvault.catalog.writer import CatalogWriter
     from ccvault.config.loading import load
     from ccvault.host.clock import SystemClock
@@ -42,7 +42,7 @@ def crash(config_path: str, step: str) -> int:
 
     config = load(Path(config_path)).config
     clock = SystemClock()
-    writer = CatalogWriter(config.catalog_target, AuditLog(config.audit_path))
+    writer = CatalogWriter(config.catalog_target, audit_log(config))
     volumes = open_volumes(config, writer, clock.wall_ms())
 
     def checkpoint(reached: str) -> None:
@@ -132,7 +132,7 @@ def import_then_die(config_path: str, camera: str, start: str, file: str) -> int
 
 
 def ingest_then_die(config_path: str, step: str, nth: str) -> int:
-    from ccvault.catalog.audit import AuditLog
+    from ccvault.catalog.audit import audit_log
     from ccvault.catalog.writer import CatalogWriter
     from ccvault.config.loading import load
     from ccvault.host.clock import SystemClock
@@ -142,7 +142,7 @@ def ingest_then_die(config_path: str, step: str, nth: str) -> int:
 
     config = load(Path(config_path)).config
     clock = SystemClock()
-    writer = CatalogWriter(config.catalog_target, AuditLog(config.audit_path), config.lock_base)
+    writer = CatalogWriter(config.catalog_target, audit_log(config), config.lock_base)
     volumes = open_volumes(config, writer, clock.wall_ms())
     reached: list[str] = []
 

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ccvault.catalog.audit import AuditLog
+from ccvault.catalog.audit import audit_log
 from ccvault.catalog.writer import CatalogWriter
 from ccvault.config.loading import load
 from ccvault.host.clock import SystemClock
@@ -48,7 +48,7 @@ def seed(config: Path, footage: list[dict[str, Any]], cache: Path) -> list[Seede
     """footage: dicts with camera, start_ms, [seconds=2], [activity=False], [analysed=True],
     [volume: place on this volume instead of the default target]."""
     loaded = load(config).config
-    writer = CatalogWriter(loaded.catalog_target, AuditLog(loaded.audit_path), loaded.lock_base)
+    writer = CatalogWriter(loaded.catalog_target, audit_log(loaded), loaded.lock_base)
     clock = SystemClock()
     volumes = open_volumes(loaded, writer, clock.wall_ms())
     out = []

@@ -20,7 +20,7 @@ import httpx
 import numpy as np
 import pytest
 
-from ccvault.catalog.audit import AuditLog
+from ccvault.catalog.audit import audit_log
 from ccvault.catalog.rows import Span
 from ccvault.catalog.writer import CatalogWriter
 from ccvault.config.loading import load
@@ -72,7 +72,7 @@ class Site:
 
     def audit(self, action: str) -> list[dict]:
         loaded = load(self.config).config
-        return [r for r in AuditLog(loaded.audit_path).records() if r["action"] == action]
+        return [r for r in audit_log(loaded).records() if r["action"] == action]
 
 
 def noise_clip(path: Path, seconds: int) -> Path:
@@ -111,7 +111,7 @@ def noise_clip(path: Path, seconds: int) -> Path:
 
 def store_file(config: Path, camera: str, start_ms: int, src: Path) -> tuple[int, str, int]:
     loaded = load(config).config
-    writer = CatalogWriter(loaded.catalog_target, AuditLog(loaded.audit_path), loaded.lock_base)
+    writer = CatalogWriter(loaded.catalog_target, audit_log(loaded), loaded.lock_base)
     clock = SystemClock()
     volumes = open_volumes(loaded, writer, clock.wall_ms())
     media = probe(src)
@@ -161,7 +161,7 @@ def site(
         config, "yard", ms("2026-10-25T10:00:00+00:00"), noise_clip(root / "cache" / "noise.mp4", 5)
     )
     loaded = load(config).config
-    writer = CatalogWriter(loaded.catalog_target, AuditLog(loaded.audit_path), loaded.lock_base)
+    writer = CatalogWriter(loaded.catalog_target, audit_log(loaded), loaded.lock_base)
     writer.motion.record(
         "door",
         [],
@@ -400,7 +400,7 @@ def test_a_segment_purged_mid_stream_ends_cleanly(site: Site) -> None:
         assert resp.status_code == 200 and int(resp.headers["content-length"]) == size
         chunks = resp.iter_raw(65536)
         got = [next(chunks)]
-        writer = CatalogWriter(loaded.catalog_target, AuditLog(loaded.audit_path), loaded.lock_base)
+        writer = CatalogWriter(loaded.catalog_target, audit_log(loaded), loaded.lock_base)
         intents = writer.intents.begin_deletes(
             [seg_id], SystemClock().wall_ms(), "test", {"rule": "t"}
         )

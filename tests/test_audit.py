@@ -31,7 +31,7 @@ from tests.retention_seed import seed
 APPEND = """
 import sys, time
 from pathlib import Path
-from ccvault.catalog.audit import AuditLog
+from ccvault.catalog.audit import AuditLog, audit_log
 from ccvault.catalog.writer import CatalogWriter
 log, me, other = sys.argv[2], sys.argv[3], sys.argv[4]
 w = CatalogWriter(Path(sys.argv[1]), AuditLog(Path(log)))
@@ -141,7 +141,7 @@ def test_backup_copies_catalog_and_audit_log_consistently(tmp_path: Path) -> Non
 def test_audit_list_filters_by_action_and_time(tmp_path: Path, catalog_target: db.Target) -> None:
     config = write_config(tmp_path, [], catalog=catalog_target)
     loaded = load(config).config
-    writer = CatalogWriter(loaded.catalog_target, AuditLog(loaded.audit_path))
+    writer = CatalogWriter(loaded.catalog_target, audit_log(loaded))
     now = int(time.time() * 1000)
     for action, obj, at in (
         ("hold.add", "hold:1", now - 3 * 86_400_000),
@@ -152,7 +152,7 @@ def test_audit_list_filters_by_action_and_time(tmp_path: Path, catalog_target: d
             writer.audit("cli:alice", action, obj, {"n": 1}, at)
     writer.close()
     found = cli_json(config, "audit", "list", "--action", "hold.add", "--since", "-1d")
-    assert found == [list(AuditLog(loaded.audit_path).records())[2]]  # as stored
+    assert found == [list(audit_log(loaded).records())[2]]  # as stored
     people = run_cli(config, "audit", "list", "--since", "-1d")
     assert people.returncode == 0
     assert [line.split()[-3:] for line in people.stdout.splitlines()[1:]] == [

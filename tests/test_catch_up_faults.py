@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from ccvault.catalog.audit import AuditLog
+from ccvault.catalog.audit import audit_log
 from ccvault.catalog.writer import CatalogWriter
 from ccvault.config.loading import load
 from ccvault.host.clock import SystemClock
@@ -50,7 +50,7 @@ def _spool(config_path: Path, clips: list[Path]) -> list[str]:
     """The volume initialised, then four finished segments waiting in its spool as ffmpeg
     leaves them (files and their list); their SHA-256s, in order."""
     config = load(config_path).config
-    writer = CatalogWriter(config.catalog_target, AuditLog(config.audit_path), config.lock_base)
+    writer = CatalogWriter(config.catalog_target, audit_log(config), config.lock_base)
     run = spool_dirs(config, open_volumes(config, writer, SystemClock().wall_ms())).record
     writer.close()
     run = run / "door" / "1"
@@ -67,7 +67,7 @@ def _spool(config_path: Path, clips: list[Path]) -> list[str]:
 def _scan(config_path: Path) -> None:
     config = load(config_path).config
     clock = SystemClock()
-    writer = CatalogWriter(config.catalog_target, AuditLog(config.audit_path), config.lock_base)
+    writer = CatalogWriter(config.catalog_target, audit_log(config), config.lock_base)
     volumes = open_volumes(config, writer, clock.wall_ms())
     Ingestor(
         SegmentStore(writer, lambda: volumes, clock), spool_dirs(config, volumes).drain, set

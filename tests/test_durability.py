@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from ccvault.catalog.audit import AuditLog
+from ccvault.catalog.audit import audit_log
 from ccvault.catalog.rows import AnalysisState
 from ccvault.catalog.writer import CatalogWriter
 from ccvault.config.loading import load
@@ -52,7 +52,7 @@ def test_a_new_day_directory_is_durable_before_its_first_segment_row(
     tmp_path: Path, fsynced: list[Path]
 ) -> None:
     config = load(write_config(tmp_path, [{"name": "door", "url": "demo://"}])).config
-    writer = CatalogWriter(config.catalog_target, AuditLog(config.audit_path))
+    writer = CatalogWriter(config.catalog_target, audit_log(config))
     volumes = open_volumes(config, writer, SystemClock().wall_ms())
     store = SegmentStore(writer, lambda: volumes, SystemClock())
     clip = make_clip(tmp_path / "clip.mp4", 2)

@@ -22,7 +22,7 @@ import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from ccvault.catalog.audit import AuditLog
+from ccvault.catalog.audit import AuditLog, audit_log
 from ccvault.catalog.writer import CatalogWriter
 from ccvault.config.loading import load
 from ccvault.evidence.jobs import ExportJobs
@@ -58,7 +58,7 @@ class Site:
 
     def jobs(self) -> tuple[ExportJobs, CatalogWriter]:
         config = load(self.config).config
-        writer = CatalogWriter(config.catalog_target, AuditLog(config.audit_path))
+        writer = CatalogWriter(config.catalog_target, audit_log(config))
         clock = SystemClock()
         volumes = open_volumes(config, writer, clock.wall_ms())
         return ExportJobs(config, writer, lambda: volumes, clock, ffmpeg_binary(config)), writer

@@ -19,7 +19,7 @@ from typing import Any
 import pytest
 
 from ccvault.access.log import AccessLog
-from ccvault.catalog.audit import AuditLog
+from ccvault.catalog.audit import AuditLog, audit_log
 from ccvault.catalog.rows import Flag, StoredVisit, Visit
 from ccvault.catalog.writer import CatalogWriter
 from ccvault.config.loading import load
@@ -83,7 +83,7 @@ class Site:
 
     def jobs(self) -> tuple[ExportJobs, CatalogWriter]:
         config = load(self.config).config
-        writer = CatalogWriter(config.catalog_target, AuditLog(config.audit_path))
+        writer = CatalogWriter(config.catalog_target, audit_log(config))
         clock = SystemClock()
         volumes = open_volumes(config, writer, clock.wall_ms())
         return ExportJobs(config, writer, lambda: volumes, clock, ffmpeg_binary(config)), writer
@@ -132,7 +132,7 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Site:
         root / "cache",
     )
     loaded = load(config).config
-    writer = CatalogWriter(loaded.catalog_target, AuditLog(loaded.audit_path))
+    writer = CatalogWriter(loaded.catalog_target, audit_log(loaded))
     recorded = AccessLog(loaded, writer, SystemClock()).record(
         [
             door_event("before", base + 2000, "alice", "in"),  # outside the padded window

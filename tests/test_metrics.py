@@ -12,7 +12,7 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from ccvault import __version__
-from ccvault.catalog.audit import AuditLog
+from ccvault.catalog.audit import audit_log
 from ccvault.catalog.writer import CatalogWriter
 from ccvault.config.alerts import ALERT_DEFAULTS
 from ccvault.config.loading import load
@@ -230,7 +230,7 @@ def test_ingest_and_retention_move_the_counters_by_exactly_what_they_did(tmp_pat
     )
     config = load(config_path).config
     clock = SystemClock()
-    writer = CatalogWriter(config.catalog_target, AuditLog(config.audit_path))
+    writer = CatalogWriter(config.catalog_target, audit_log(config))
     metrics = Metrics()
     try:
         volumes = open_volumes(config, writer, clock.wall_ms())
@@ -323,7 +323,7 @@ def test_without_metrics_the_hooks_are_inert(tmp_path: Path) -> None:
     config_path = write_config(tmp_path, [{"name": "door", "url": "demo://", "enabled": False}])
     config = load(config_path).config
     clock = SystemClock()
-    writer = CatalogWriter(config.catalog_target, AuditLog(config.audit_path))
+    writer = CatalogWriter(config.catalog_target, audit_log(config))
     try:
         volumes = open_volumes(config, writer, clock.wall_ms())
         src = clip(tmp_path / "cache")

@@ -21,7 +21,7 @@ from pathlib import Path
 import psycopg
 import pytest
 
-from ccvault.catalog.audit import AuditLog
+from ccvault.catalog.audit import audit_log
 from ccvault.catalog.writer import CatalogWriter, CommitUnknown
 from ccvault.config.loading import load
 from ccvault.host.clock import SystemClock
@@ -154,7 +154,7 @@ def test_a_commit_lost_on_the_wire_is_retried_into_exactly_one_row(
                      catalog=proxied)
     ).config  # fmt: skip
     clock = SystemClock()
-    writer = CatalogWriter(config.catalog_target, AuditLog(config.audit_path), config.lock_base)
+    writer = CatalogWriter(config.catalog_target, audit_log(config), config.lock_base)
     volumes = {v.name: v for v in open_volumes(config, writer, clock.wall_ms())}
     offered = [volumes["hot"]]
     store = SegmentStore(writer, lambda: offered, clock)

@@ -55,7 +55,7 @@ def acknowledge(
         )
     verifier.check()
     with writer.transaction() as conn:
-        node = writer.node
+        node = log.node  # the chain this file is
         head = log.reconcile(read_head(conn, node), actor, now_ms)
         if head is not None:
             write_head(conn, head, node)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import os
 import sqlite3
+import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -74,8 +75,7 @@ def _connect_sqlite(path: Path, *, readonly: bool, create: bool) -> sqlite3.Conn
         conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
     conn.row_factory = sqlite3.Row
     conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
-    if conn.execute("PRAGMA journal_mode").fetchone()[0] != "wal":
-        conn.execute("PRAGMA journal_mode = WAL")
+    _use_wal(conn)
     # FULL: a committed row survives power loss, so a row never outlives its fsynced file's
     # promise in the other direction either.
     conn.execute("PRAGMA synchronous = FULL")
@@ -85,6 +85,21 @@ def _connect_sqlite(path: Path, *, readonly: bool, create: bool) -> sqlite3.Conn
     else:
         _tighten_companions(path)
     return conn
+
+
+def _use_wal(conn: sqlite3.Connection) -> None:
+    """Switching a new file to WAL takes an exclusive lock that SQLite does not wait for
+    through the busy timeout: two processes opening a new catalog at once (two nodes, or the
+    daemon and a CLI command at first start) would fail with "database is locked". Retried
+    for as long as the busy timeout would have waited."""
+    deadline = time.monotonic() + BUSY_TIMEOUT_MS / 1000
+    while conn.execute("PRAGMA journal_mode").fetchone()[0] != "wal":
+        try:
+            conn.execute("PRAGMA journal_mode = WAL")
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) or time.monotonic() > deadline:
+                raise
+            time.sleep(0.05)
 
 
 def _create_private(path: Path) -> None:

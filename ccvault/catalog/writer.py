@@ -208,7 +208,9 @@ class CatalogWriter:
         if not self._conn.in_transaction:
             raise RuntimeError("audit records are appended inside a catalog transaction")
         if self.audit_log is not None:
-            head = read_head(self._conn, self.node)
+            # The head is the chain's, and the chain is the file's: a tool writing without a
+            # node still continues the node's chain its config names (never a second head).
+            head = read_head(self._conn, self.audit_log.node)
             appended = self.audit_log.append(
                 actor=actor,
                 action=action,
@@ -218,7 +220,7 @@ class CatalogWriter:
                 head=head,
                 checkpoint=checkpoint,
             )
-            write_head(self._conn, appended.head(head), self.node)
+            write_head(self._conn, appended.head(head), self.audit_log.node)
 
     def _rollback(self) -> None:
         """Roll back, unless the connection is lost (the server ended the transaction)."""

@@ -9,7 +9,7 @@ import sqlite3
 from pathlib import Path
 from typing import Any
 
-from ccvault.catalog.audit import GENESIS, AuditLog, record_hash
+from ccvault.catalog.audit import GENESIS, audit_log, record_hash
 from ccvault.catalog.writer import CatalogWriter
 from ccvault.config.loading import load
 from ccvault.evidence.signing import installation_key
@@ -25,7 +25,7 @@ def installation(root: Path, audit: str = "") -> Path:
     if audit:
         config.write_text(config.read_text() + f"\n[audit]\n{audit}\n")
     loaded = load(config).config
-    writer = CatalogWriter(loaded.catalog_target, AuditLog(loaded.audit_path))
+    writer = CatalogWriter(loaded.catalog_target, audit_log(loaded))
     installation_key(loaded.signing_key_path, writer, "daemon", NOW_MS)
     writer.close()
     return config

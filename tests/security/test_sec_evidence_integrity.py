@@ -13,7 +13,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from ccvault.catalog.audit import AuditLog
+from ccvault.catalog.audit import AuditLog, audit_log
 from ccvault.catalog.writer import CatalogWriter
 from ccvault.config.loading import load
 from ccvault.host.clock import SystemClock
@@ -112,7 +112,7 @@ def test_a_corrupt_segment_shows_corrupt_in_segments_and_the_api(tmp_path) -> No
 
 def scrub_everything(config: Path) -> None:
     loaded = load(config).config
-    writer = CatalogWriter(loaded.catalog_target, AuditLog(loaded.audit_path))
+    writer = CatalogWriter(loaded.catalog_target, audit_log(loaded))
     try:
         clock = SystemClock()
         volumes = open_volumes(loaded, writer, clock.wall_ms())
