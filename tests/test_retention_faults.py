@@ -531,10 +531,10 @@ def test_volume_without_identity_is_never_written_or_purged(tmp_path: Path, cli:
     roots = {"hot": tmp_path / "hot", "archive": tmp_path / "archive"}
     now = int(time.time() * 1000)
     footage = [
-        {"camera": "door", "start_ms": now - 20 * DAY_MS + i * HOUR_MS, "volume": v}
-        for v in ("hot", "archive")
+        {"camera": "door", "start_ms": now - 20 * DAY_MS + (2 * i + j) * HOUR_MS, "volume": v}
+        for j, v in enumerate(("hot", "archive"))
         for i in range(3)
-    ]  # expired (continuous_days)
+    ]  # expired (continuous_days); never the same start twice: that would be one segment
     footage += [
         {"camera": "door", "start_ms": now - (5 - i) * HOUR_MS, "volume": v}
         for i, v in enumerate(("hot", "archive"))

@@ -312,7 +312,7 @@ def test_an_admin_finds_the_export_in_the_audit_log(page_for: Any, site: Site) -
     page.fill("#action", "export.start")
     page.get_by_role("button", name="Show").click()
     row = page.locator(f"tr[data-action='export.start']:has-text('export:{job.json()['id']}')")
-    row.wait_for()
+    row.wait_for(timeout=90_000)  # the job starts in the background: on a loaded machine, later
     assert "api:op-staff" in row.inner_text() and "audit check" in row.inner_text()
     page.get_by_role("link", name="Storage").click()
     page.wait_for_selector("h2:has-text('Volumes')")
