@@ -43,22 +43,7 @@ def remote_segment(
         return None
     headers = {k: request.headers[k] for k in FORWARDED if k in request.headers}
     answer = peers.open_segment(ctx.config.node, remote, segment_id, headers)
-    if ctx.record_due(who.session, f"segment:{seg.id}", starts_playback(request)):
-        ctx.audit(
-            who.actor,
-            "view.segment",
-            f"segment:{seg.id}",
-            {
-                "camera": seg.camera,
-                "node": seg.node,
-                "start": utc_text(seg.start_ms),
-                "end": utc_text(seg.end_ms),
-                "start_ms": seg.start_ms,
-                "end_ms": seg.end_ms,
-                "sha256": seg.sha256,
-                "integrity": seg.integrity,
-            },
-        )
+    audit_segment_view(ctx, who, seg, request, {"node": seg.node})
     passed = {k: v for k in peers.PASSED_ON if (v := answer.headers.get(k)) is not None}
     if seg.integrity != "corrupt":
         passed["etag"] = f'"{seg.sha256}"'
@@ -68,3 +53,26 @@ def remote_segment(
         headers={**headers_of(seg), **passed},
         media_type="video/mp4",
     )
+
+
+def audit_segment_view(
+    ctx: ApiContext, who: Principal, seg: Segment, request: Request, where: dict[str, object]
+) -> None:
+    """One `view.segment` record per playback (not per Range request), local or streamed
+    from another node alike; `where` names the node for a streamed one."""
+    if ctx.record_due(who.session, f"segment:{seg.id}", starts_playback(request)):
+        ctx.audit(
+            who.actor,
+            "view.segment",
+            f"segment:{seg.id}",
+            {
+                "camera": seg.camera,
+                **where,
+                "start": utc_text(seg.start_ms),
+                "end": utc_text(seg.end_ms),
+                "start_ms": seg.start_ms,
+                "end_ms": seg.end_ms,
+                "sha256": seg.sha256,
+                "integrity": seg.integrity,
+            },
+        )

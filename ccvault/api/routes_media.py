@@ -28,7 +28,7 @@ from ccvault.api.auth import Principal, Viewer
 from ccvault.api.context import ApiContext
 from ccvault.api.errors import ApiError
 from ccvault.api.params import Ctx, From, Id, To
-from ccvault.api.peer_media import remote_segment
+from ccvault.api.peer_media import audit_segment_view, remote_segment
 from ccvault.api.streaming import OpenFileResponse, starts_playback
 from ccvault.catalog import queries
 from ccvault.catalog.rows import Segment
@@ -59,21 +59,7 @@ def segment_file(ctx: Ctx, who: Viewer, segment_id: Id, request: Request) -> Res
         return remote
     seg, fd = open_segment(ctx, segment_id)
     with _closing_on_error(fd):
-        if ctx.record_due(who.session, f"segment:{seg.id}", starts_playback(request)):
-            ctx.audit(
-                who.actor,
-                "view.segment",
-                f"segment:{seg.id}",
-                {
-                    "camera": seg.camera,
-                    "start": utc_text(seg.start_ms),
-                    "end": utc_text(seg.end_ms),
-                    "start_ms": seg.start_ms,
-                    "end_ms": seg.end_ms,
-                    "sha256": seg.sha256,
-                    "integrity": seg.integrity,
-                },
-            )
+        audit_segment_view(ctx, who, seg, request, {})
         corrupt = seg.integrity == CORRUPT
         return OpenFileResponse(
             fd,
