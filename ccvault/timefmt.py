@@ -85,6 +85,11 @@ def utc_text(ms: int) -> str:
     return f"{_utc_date(day)}{hours:02d}:{minutes:02d}:{seconds:02d}.{millis:03d}Z"
 
 
+def utc_text_or_none(ms: int | None) -> str | None:
+    """A time that may not exist yet (no footage, not resolved): null in JSON, not a date."""
+    return None if ms is None else utc_text(ms)
+
+
 @lru_cache(maxsize=1024)
 def _utc_date(day: int) -> str:
     return datetime.fromtimestamp(day * 86_400, UTC).strftime("%Y-%m-%dT")

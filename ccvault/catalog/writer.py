@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import shutil
 import tempfile
 import threading
 import uuid
@@ -92,6 +93,11 @@ class CatalogWriter:
         # or bench that is no node (its rows are claimed by the next node to start).
         self.node = node
         self.lock_base = _lock_base(path, lock_base)
+        # A lock directory made for this writer alone (PostgreSQL, no state_dir): removed at
+        # close, so tools and benches leave no /tmp/ccvault-locks-* behind.
+        self._own_locks = (
+            self.lock_base.parent if lock_base is None and not isinstance(path, Path) else None
+        )
         self.audit_log = audit
         try:
             self._conn = db.connect(path)
@@ -136,6 +142,8 @@ class CatalogWriter:
             readers, self._readers = self._readers, []
         for conn in readers:
             conn.close()
+        if self._own_locks is not None:
+            shutil.rmtree(self._own_locks, ignore_errors=True)
 
     def _pg_reader(self) -> db.Connection:
         """This thread's read-only connection, checked (the catalog id: one round trip)."""

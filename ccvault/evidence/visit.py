@@ -18,7 +18,7 @@ from ccvault.catalog.rows import StoredVisit
 from ccvault.catalog.writer import CatalogWriter
 from ccvault.config.model import Config
 from ccvault.errors import NotFound, Refused
-from ccvault.timefmt import utc_text
+from ccvault.timefmt import utc_text_or_none
 
 # What a door event in a bundle holds: the fields `ccvault access-events --json` shows.
 EVENT_FIELDS = ("id", "time", "time_ms", "door", "room", "person", "role", "direction")
@@ -71,9 +71,9 @@ def visit_json(stored: StoredVisit) -> dict[str, Any]:
         "room": stored.room,
         "person": v.person,
         "role": v.role,
-        "entered": utc_text(v.entered_ms) if v.entered_ms is not None else None,
+        "entered": utc_text_or_none(v.entered_ms),
         "entered_ms": v.entered_ms,
-        "left": utc_text(v.left_ms) if v.left_ms is not None else None,
+        "left": utc_text_or_none(v.left_ms),
         "left_ms": v.left_ms,
         "doors": list(v.doors),
         "escorted_by": list(v.escorted_by),

@@ -28,7 +28,7 @@ from ccvault.config.model import Config
 from ccvault.host.clock import Clock
 from ccvault.storage.media import sha256_file
 from ccvault.storage.volumes import Volume
-from ccvault.timefmt import utc_text
+from ccvault.timefmt import utc_text, utc_text_or_none
 
 log = structlog.get_logger("ccvault.storage.integrity")
 
@@ -243,8 +243,8 @@ def check_now(
         after = batch[-1].id
     details = {
         "camera": selection.camera,
-        "from": utc_text(selection.from_ms) if selection.from_ms is not None else None,
-        "to": utc_text(selection.to_ms) if selection.to_ms is not None else None,
+        "from": utc_text_or_none(selection.from_ms),
+        "to": utc_text_or_none(selection.to_ms),
         "checked": report.checked,
         "ok": report.ok,
         **{v.value: [s.id for s in report.found[v]] for v in report.found},

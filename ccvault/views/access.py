@@ -11,7 +11,7 @@ from pydantic import Field
 from ccvault.catalog import queries
 from ccvault.catalog.rows import StoredVisit
 from ccvault.config.model import Config
-from ccvault.timefmt import utc_text
+from ccvault.timefmt import utc_text_or_none
 from ccvault.views.models import Out
 
 
@@ -58,9 +58,9 @@ class VisitOut(Out):
             person=v.person,
             name=(known.name or None) if known else None,
             role=v.role,
-            entered=_text(v.entered_ms),
+            entered=utc_text_or_none(v.entered_ms),
             entered_ms=v.entered_ms,
-            left=_text(v.left_ms),
+            left=utc_text_or_none(v.left_ms),
             left_ms=v.left_ms,
             doors=list(v.doors),
             escorted_by=list(v.escorted_by),
@@ -136,7 +136,3 @@ def occupancy(conn: sqlite3.Connection, config: Config) -> list[RoomOccupancyOut
             )
         )
     return out
-
-
-def _text(ms: int | None) -> str | None:
-    return utc_text(ms) if ms is not None else None

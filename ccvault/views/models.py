@@ -14,7 +14,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from ccvault.catalog import queries
 from ccvault.catalog.rows import AlertRow, AnalysisState, Segment, StoredSpan
-from ccvault.timefmt import utc_text
+from ccvault.timefmt import utc_text, utc_text_or_none
 
 
 class Out(BaseModel):
@@ -191,6 +191,31 @@ class CameraOut(Out):
         None, description="Why its footage cannot be played from here now (its node is down)."
     )
 
+    @classmethod
+    def of(
+        cls,
+        name: str,
+        enabled: bool,
+        state: str,
+        since_ms: int | None,
+        footage: tuple[int | None, int | None],
+        **where: str | None,
+    ) -> CameraOut:
+        """Each time in both forms; `where`: its room, or the node recording it."""
+        first, last = footage
+        return cls(
+            name=name,
+            enabled=enabled,
+            state=state,
+            since=utc_text_or_none(since_ms),
+            since_ms=since_ms,
+            first_footage=utc_text_or_none(first),
+            first_footage_ms=first,
+            last_footage=utc_text_or_none(last),
+            last_footage_ms=last,
+            **where,
+        )
+
 
 class HoldOut(Out):
     """As `ccvault hold list --json` (`retention.holds.listing`)."""
@@ -278,8 +303,8 @@ class AlertOut(Out):
             details=row.details,
             event=row.event,
             started=utc_text(row.started_ms),
-            resolved=utc_text(row.resolved_ms) if row.resolved_ms is not None else None,
-            last_notified=(utc_text(row.notified_ms) if row.notified_ms is not None else None),
+            resolved=utc_text_or_none(row.resolved_ms),
+            last_notified=utc_text_or_none(row.notified_ms),
             notifications=row.notices,
         )
 

@@ -9,7 +9,6 @@ from ccvault.catalog import queries
 from ccvault.catalog.nodes import all_nodes, camera_nodes
 from ccvault.config.model import Config
 from ccvault.storage.peers import reasons
-from ccvault.timefmt import utc_text
 from ccvault.views.models import CameraOut, SegmentOut
 from ccvault.views.search import footage_ends
 
@@ -38,18 +37,8 @@ def other_cameras(config: Config, conn: sqlite3.Connection, now_ms: int) -> list
         first, last = footage_ends(conn, row)  # two index ends, whatever the history
         state, since = (row.state, row.state_since_ms) if node in up else ("offline", None)
         out.append(
-            CameraOut(
-                name=name,
-                enabled=True,
-                state=state,
-                since=utc_text(since) if since is not None else None,
-                since_ms=since,
-                first_footage=utc_text(first) if first is not None else None,
-                first_footage_ms=first,
-                last_footage=utc_text(last) if last is not None else None,
-                last_footage_ms=last,
-                node=node,
-                unavailable=why.get(node),
+            CameraOut.of(
+                name, True, state, since, (first, last), node=node, unavailable=why.get(node)
             )
         )
     return out

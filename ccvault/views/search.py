@@ -41,17 +41,8 @@ def cameras(config: Config, conn: sqlite3.Connection, daemon_running: bool) -> l
             first, last = footage_ends(conn, row)
         state, since = camera_state(cam.enabled, row, daemon_running, last)
         out.append(
-            CameraOut(
-                name=cam.name,
-                enabled=cam.enabled,
-                state=state,
-                since=utc_text(since) if since is not None else None,
-                since_ms=since,
-                first_footage=utc_text(first) if first is not None else None,
-                first_footage_ms=first,
-                last_footage=utc_text(last) if last is not None else None,
-                last_footage_ms=last,
-                room=config.room_of(cam.name),
+            CameraOut.of(
+                cam.name, cam.enabled, state, since, (first, last), room=config.room_of(cam.name)
             )
         )
     return out

@@ -14,7 +14,7 @@ from ccvault.ingest.backlog import Backlog
 from ccvault.ingest.spool import spool_backlog
 from ccvault.retention import forecast
 from ccvault.storage.volumes import Volume, check, usage
-from ccvault.timefmt import utc_text
+from ccvault.timefmt import utc_text, utc_text_or_none
 
 DAY_MS = 86_400_000
 
@@ -36,10 +36,8 @@ def build(config: Config, conn: sqlite3.Connection, now_ms: int, daemon_running:
             {
                 "name": cam.name,
                 "state": state,
-                "since": utc_text(since) if since is not None else None,
-                "last_segment_end": (
-                    utc_text(activity.last_end_ms) if activity.last_end_ms is not None else None
-                ),
+                "since": utc_text_or_none(since),
+                "last_segment_end": (utc_text_or_none(activity.last_end_ms)),
                 "segments_24h": activity.segments,
                 "bytes_24h": activity.bytes,
                 "motion_backlog_segments": backlog[0],
@@ -114,7 +112,7 @@ def backlog_json(backlog: Backlog) -> dict:
     oldest = backlog.oldest_ms
     return {
         "segments": backlog.segments,
-        "oldest_end": utc_text(oldest) if oldest is not None else None,
+        "oldest_end": utc_text_or_none(oldest),
         "oldest_end_ms": oldest,
     }
 
