@@ -416,6 +416,28 @@ class PostgresServer(_Peer):
         """An autocommit superuser connection over the unix socket (the test's admin path)."""
         return psycopg.connect(self.dsn(None, db), autocommit=True, **kw)
 
+    def copy_data_from(self, saved: Path) -> None:
+        """Start from a copy of a saved cluster's data directory (``cp -a``: its owner and
+        modes kept) instead of initdb: a bench's cluster built once is reused, never changed.
+        Call before the first :meth:`start`; ``saved`` must come from a clean shutdown."""
+        self._prepare(None)
+        subprocess.run(["cp", "-a", str(saved), str(self.data_dir)], check=True, timeout=1800)
+
+    def save_data_to(self, dest: Path) -> None:
+        """Stop cleanly and copy the data directory to ``dest`` (for :meth:`copy_data_from`)."""
+        self.stop()
+        subprocess.run(["cp", "-a", str(self.data_dir), str(dest)], check=True, timeout=1800)
+
+    def set_password(self, name: str, password: str) -> None:
+        """A new password for an existing role (one from a saved cluster)."""
+        with self.connect() as conn:
+            conn.execute(
+                sql.SQL("ALTER ROLE {} PASSWORD {}").format(
+                    sql.Identifier(name), sql.Literal(password)
+                )
+            )
+        self._passwords[name] = password
+
     def create_role(self, name: str, password: str, *, createdb: bool = False) -> None:
         """A login role whose password (SCRAM-SHA-256) is checked on TCP connections."""
         opts = sql.SQL(" CREATEDB" if createdb else "")
