@@ -3,11 +3,13 @@ live footage, spans across segment boundaries, and `motion` / `segments --motion
 
 from __future__ import annotations
 
+import os
 import sqlite3
 import uuid
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import psutil
 import pytest
 
 from ccvault.catalog import db
@@ -115,6 +117,35 @@ def test_the_daemon_analyses_live_footage(tmp_path: Path, daemon_factory) -> Non
         30,
         what="nothing waits for a camera whose motion analysis is off",
     )
+    assert daemon.stop() == 0
+
+
+def test_analysis_uses_every_cpu_below_recording(tmp_path: Path, daemon_factory) -> None:
+    """By default one analysis worker per CPU, each at lower priority than the recorders: the
+    analysis may use all the CPU recording leaves, and recording never waits for it."""
+    scene = "demo://?width=320&height=180&period=8"
+    config = write_config(
+        tmp_path, [{"name": "door", "url": scene}, {"name": "hall", "url": scene}]
+    )
+    daemon = daemon_factory(config)
+    started = daemon.wait_event("motion.started", timeout=30)
+    assert started["workers"] == len(os.sched_getaffinity(0))
+
+    def workers() -> list[psutil.Process]:
+        return [p for p in daemon.descendants() if "spawn_main" in " ".join(p.cmdline())]
+
+    base = psutil.Process(daemon.proc.pid).nice()
+    assert started["nice"] > 0
+    # A worker lowers its priority once started (its imports take a moment).
+    wait_for(
+        lambda: {w.nice() for w in workers()} == {base + started["nice"]},
+        60,
+        what="analysis workers at lower priority",
+    )
+    recorders = [psutil.Process(pid) for pid in daemon.recorder_pids()]
+    assert len(recorders) == 2
+    assert {r.nice() for r in recorders} == {base}
+    assert len(workers()) <= started["workers"]
     assert daemon.stop() == 0
 
 

@@ -47,8 +47,17 @@ TICK_S = 1.0
 QUEUED_PER_WORKER = 2
 
 
+# Analysis runs below recording and ingest (nice 0): a recorder that waits for the CPU loses
+# footage, an analysis that waits only catches up later.
+WORKER_NICE = 10
+
+
 def default_workers() -> int:
-    return max(1, (os.cpu_count() or 2) - 1)
+    """One worker per CPU this process may use: at WORKER_NICE they take only what recording
+    leaves, and CPUs − 1 left a core's leftovers unused — on a 2-core node one worker, which
+    a loaded machine gave a quarter of a core, so 32 cameras' analysis fell behind
+    (bench/capacity.py) while two kept up."""
+    return max(1, len(os.sched_getaffinity(0)))
 
 
 @dataclass
@@ -133,7 +142,7 @@ def _init_worker(daemon_pid: int) -> None:
     """Analysis yields to recording and ingest, and ends with the daemon however it ends.
 
     Ctrl-C reaches the whole process group; the daemon decides when its workers stop."""
-    os.nice(10)
+    os.nice(WORKER_NICE)
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     die_with_parent(daemon_pid)
 
@@ -176,6 +185,7 @@ class MotionScheduler:
         self._wake = threading.Event()  # an analysis finished, or the loop must stop
 
     def run(self) -> None:
+        log.info("motion.started", workers=self.workers, nice=WORKER_NICE)
         while True:
             self._wake.wait(TICK_S)
             self._wake.clear()
