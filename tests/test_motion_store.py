@@ -171,3 +171,26 @@ def test_a_version_1_catalog_is_migrated_in_place(tmp_path: Path) -> None:
         assert [tuple(r) for r in reader.execute("SELECT analysis, activity FROM segments")] == [
             (0, 0)
         ]
+
+
+def test_a_reload_changes_the_motion_settings_analysis_uses(tmp_path: Path) -> None:
+    """The scheduler works a camera's settings out once per config, not at every wake: a
+    reloaded config (motion turned off for one camera, a camera removed) still takes effect."""
+    from ccvault.config.loading import load
+    from ccvault.motion.scheduler import MotionScheduler
+
+    cams = [{"name": "door", "url": "demo://"}, {"name": "hall", "url": "demo://"}]
+    before = load(write_config(tmp_path, cams)).config
+    after_path = write_config(tmp_path, cams[1:], name="after.toml")
+    with after_path.open("a") as f:
+        f.write("\n[cameras.motion]\nenabled = false\n\n[motion]\nmin_area = 0.05\n")
+    after = load(after_path).config
+    scheduler = MotionScheduler(before, None, lambda: [], workers=1)  # type: ignore[arg-type]
+    try:
+        assert scheduler.settings_for("door").enabled and scheduler.settings_for("hall").enabled
+        scheduler.apply(after)
+        assert not scheduler.settings_for("hall").enabled
+        assert scheduler.settings_for("door") == after.motion_for(None)  # no longer a camera
+        assert scheduler.settings_for("door").min_area == 0.05
+    finally:
+        scheduler.pool.shutdown()

@@ -154,6 +154,22 @@ def _analyze_in_worker(
 
 
 @dataclass
+class _SettingsCache:
+    """One config's cameras and their effective motion settings, as they are asked for."""
+
+    config: Config
+    by_camera: dict[str, MotionSettings] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        self.cameras = {c.name for c in self.config.cameras}
+
+    def settings(self, camera: str) -> MotionSettings:
+        if camera not in self.by_camera:
+            self.by_camera[camera] = self.config.motion_for(self.config.camera(camera))
+        return self.by_camera[camera]
+
+
+@dataclass
 class _Job:
     seg: Segment
     closed_before: list[Span]
@@ -183,6 +199,7 @@ class MotionScheduler:
         )
         self._stop = threading.Event()
         self._wake = threading.Event()  # an analysis finished, or the loop must stop
+        self._cache: _SettingsCache | None = None
 
     def run(self) -> None:
         log.info("motion.started", workers=self.workers, nice=WORKER_NICE)
@@ -204,6 +221,18 @@ class MotionScheduler:
     def apply(self, config: Config) -> None:
         self.config = config
 
+    def settings_for(self, camera: str) -> MotionSettings:
+        """The camera's effective motion settings (the global ones for a camera no longer in
+        the config), worked out once per config: the loop asks at every wake, for every
+        waiting camera."""
+        return self._settings().settings(camera)
+
+    def _settings(self) -> _SettingsCache:
+        config = self.config  # a reload replaces it from another thread
+        if self._cache is None or self._cache.config is not config:
+            self._cache = _SettingsCache(config)
+        return self._cache
+
     def stop(self) -> None:
         """Ask the loop to end; it finishes the analyses under way (their results are lost
         with the process; the segments stay waiting in the catalog)."""
@@ -214,7 +243,7 @@ class MotionScheduler:
         self._collect()
         with self.writer.reader() as conn:
             waiting = queries.oldest_waiting(conn)  # one indexed query, even with a backlog
-        settings = {s.camera: self.config.motion_for(self.config.camera(s.camera)) for s in waiting}
+        settings = {s.camera: self.settings_for(s.camera) for s in waiting}
         # Only this node's cameras: another's footage is its own to analyse (or to skip).
         disabled = [
             s.camera
@@ -230,7 +259,7 @@ class MotionScheduler:
             if settings[s.camera].enabled
             and s.camera not in self.jobs
             and s.volume in paths
-            and self.config.camera(s.camera) is not None
+            and s.camera in self._settings().cameras
         ]
         free = QUEUED_PER_WORKER * self.workers - len(self.jobs)
         # Newest waiting footage first: live cameras before an import's backlog.
@@ -242,7 +271,7 @@ class MotionScheduler:
             if not job.future.done():
                 continue
             del self.jobs[camera]
-            settings = self.config.motion_for(self.config.camera(camera))
+            settings = self.settings_for(camera)
             try:
                 result = job.future.result()
             except Exception as exc:  # an undecodable file must not stop the camera's analysis
