@@ -100,3 +100,17 @@ def test_reading_commands_upgrade_a_catalog_from_an_older_ccvault(tmp_path: Path
     status = cli_json(config, "status")
     assert status["retention"]["active_holds"] == 0
     assert cli_json(config, "hold", "list") == []
+
+
+def test_every_command_is_found_where_the_lazy_table_says() -> None:
+    """The top-level group imports a command's module only when the command is used
+    (`ccvault.cli.COMMANDS`): every command a module defines must be in the table, under that
+    module, or `ccvault NAME` would say "no such command"."""
+    from importlib import import_module
+
+    from ccvault import cli
+
+    for module in sorted(set(cli.COMMANDS.values())):
+        import_module(f"ccvault.cli.{module}")
+    defined = {name: cmd.callback.__module__ for name, cmd in cli.cli.commands.items()}
+    assert defined == {name: f"ccvault.cli.{m}" for name, m in cli.COMMANDS.items()}

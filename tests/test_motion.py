@@ -209,3 +209,32 @@ def test_cli_analyze_unreadable_file(one_crossing: Path, tmp_path: Path) -> None
         res = run_cli(None, "analyze", str(path), env={"CCVAULT_CONFIG": ""})
         assert res.returncode == 2
         assert "Traceback" not in res.stderr and res.stderr.startswith("ccvault: error:")
+
+
+def test_cli_analyze_loads_the_analysis_not_the_daemon(one_crossing: Path, tmp_path: Path) -> None:
+    """`ccvault analyze` runs once per file and bench/motion.py weighs the whole process
+    against a bare decode: it imports the analysis and the config it reads, not the daemon,
+    the API, the catalog or the other commands — and its answer is the library's."""
+    from ccvault.cli.motion_cmds import relative_span_json
+    from tests.conftest import CCVAULT, write_config
+
+    config = write_config(tmp_path, [])
+    loaded = tmp_path / "modules.txt"
+    probe = (
+        "import atexit, runpy, sys; "
+        f"atexit.register(lambda: open({str(loaded)!r}, 'w').write('\\n'.join(sys.modules))); "
+        "sys.argv = ['ccvault', *sys.argv[1:]]; runpy.run_module('ccvault', run_name='__main__')"
+    )
+    argv = [CCVAULT[0], "-c", probe, "--config", str(config), "analyze", str(one_crossing)]
+    res = subprocess.run([*argv, "--json"], capture_output=True, text=True, timeout=120)
+    assert res.returncode == 0, res.stderr
+    modules = set(loaded.read_text().split("\n"))
+    heavy = {"fastapi", "uvicorn", "psutil", "ccvault.catalog.writer", "ccvault.cli.service_cmds"}
+    packages = ("ccvault.api", "ccvault.service", "ccvault.retention", "ccvault.evidence")
+    assert modules & heavy == set()
+    assert not [m for m in modules if m.startswith(packages)]
+    assert "ccvault.motion.analysis" in modules
+    expected = [
+        relative_span_json(s) for s in sorted(spans_of(one_crossing), key=lambda s: s.start_ms)
+    ]
+    assert json.loads(res.stdout) == expected

@@ -3,11 +3,13 @@ live footage, spans across segment boundaries, and `motion` / `segments --motion
 
 from __future__ import annotations
 
+import os
 import sqlite3
 import uuid
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import psutil
 import pytest
 
 from ccvault.catalog import db
@@ -118,6 +120,35 @@ def test_the_daemon_analyses_live_footage(tmp_path: Path, daemon_factory) -> Non
     assert daemon.stop() == 0
 
 
+def test_analysis_uses_every_cpu_below_recording(tmp_path: Path, daemon_factory) -> None:
+    """By default one analysis worker per CPU, each at lower priority than the recorders: the
+    analysis may use all the CPU recording leaves, and recording never waits for it."""
+    scene = "demo://?width=320&height=180&period=8"
+    config = write_config(
+        tmp_path, [{"name": "door", "url": scene}, {"name": "hall", "url": scene}]
+    )
+    daemon = daemon_factory(config)
+    started = daemon.wait_event("motion.started", timeout=30)
+    assert started["workers"] == len(os.sched_getaffinity(0))
+
+    def workers() -> list[psutil.Process]:
+        return [p for p in daemon.descendants() if "spawn_main" in " ".join(p.cmdline())]
+
+    base = psutil.Process(daemon.proc.pid).nice()
+    assert started["nice"] > 0
+    # A worker lowers its priority once started (its imports take a moment).
+    wait_for(
+        lambda: {w.nice() for w in workers()} == {base + started["nice"]},
+        60,
+        what="analysis workers at lower priority",
+    )
+    recorders = [psutil.Process(pid) for pid in daemon.recorder_pids()]
+    assert len(recorders) == 2
+    assert {r.nice() for r in recorders} == {base}
+    assert len(workers()) <= started["workers"]
+    assert daemon.stop() == 0
+
+
 def test_a_version_1_catalog_is_migrated_in_place(tmp_path: Path) -> None:
     path = tmp_path / "catalog.sqlite"
     conn = sqlite3.connect(path, isolation_level=None)
@@ -140,3 +171,26 @@ def test_a_version_1_catalog_is_migrated_in_place(tmp_path: Path) -> None:
         assert [tuple(r) for r in reader.execute("SELECT analysis, activity FROM segments")] == [
             (0, 0)
         ]
+
+
+def test_a_reload_changes_the_motion_settings_analysis_uses(tmp_path: Path) -> None:
+    """The scheduler works a camera's settings out once per config, not at every wake: a
+    reloaded config (motion turned off for one camera, a camera removed) still takes effect."""
+    from ccvault.config.loading import load
+    from ccvault.motion.scheduler import MotionScheduler
+
+    cams = [{"name": "door", "url": "demo://"}, {"name": "hall", "url": "demo://"}]
+    before = load(write_config(tmp_path, cams)).config
+    after_path = write_config(tmp_path, cams[1:], name="after.toml")
+    with after_path.open("a") as f:
+        f.write("\n[cameras.motion]\nenabled = false\n\n[motion]\nmin_area = 0.05\n")
+    after = load(after_path).config
+    scheduler = MotionScheduler(before, None, lambda: [], workers=1)  # type: ignore[arg-type]
+    try:
+        assert scheduler.settings_for("door").enabled and scheduler.settings_for("hall").enabled
+        scheduler.apply(after)
+        assert not scheduler.settings_for("hall").enabled
+        assert scheduler.settings_for("door") == after.motion_for(None)  # no longer a camera
+        assert scheduler.settings_for("door").min_area == 0.05
+    finally:
+        scheduler.pool.shutdown()

@@ -126,3 +126,39 @@ def test_a_wall_clock_step_restarts_every_recording_run(tmp_path: Path) -> None:
     clock.offset_ms -= 3_600_000  # the wall clock goes back an hour
     supervisor._check_clock()
     assert restarted == ["a", "b"]
+
+
+def test_one_thread_reads_every_recorders_output() -> None:
+    """The supervisor's `OutputPump` reads all the recorders' ffmpeg output on one thread:
+    every line of every process arrives, in order, the last one even without its newline; a
+    process's streams are closed when it ends; a handler that raises silences no one."""
+    import subprocess
+    import threading
+
+    from ccvault.recorder.pump import OutputPump
+    from tests.conftest import wait_for
+
+    pump = OutputPump()
+    threads_before = threading.active_count()
+    script = 'for i in $(seq 1 200); do echo "frame=$i"; done; printf "end"'
+    procs = [
+        subprocess.Popen(["sh", "-c", script], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        for _ in range(24)
+    ]
+    got: list[list[str]] = [[] for _ in procs]
+    for proc, lines in zip(procs, got, strict=True):
+        pump.add(proc.stdout, lines.append)
+        pump.add(proc.stderr, lines.append)
+    bad = subprocess.Popen(
+        ["sh", "-c", "echo boom >&2; echo ok"], stdout=subprocess.PIPE, stderr=subprocess.PIPE
+    )
+    pump.add(bad.stderr, lambda line: 1 / 0)  # a handler that fails
+    late: list[str] = []
+    pump.add(bad.stdout, late.append)
+    assert threading.active_count() <= threads_before + 1
+    expected = [f"frame={i}" for i in range(1, 201)] + ["end"]
+    wait_for(lambda: all(lines == expected for lines in got) and late == ["ok"], 30, what="all")
+    for proc in [*procs, bad]:
+        proc.wait()
+    wait_for(lambda: pump.streams() == 0, 10, what="every ended stream forgotten")
+    assert all(p.stdout.closed and p.stderr.closed for p in [*procs, bad])

@@ -62,7 +62,7 @@ ByteSize = Annotated[int, BeforeValidator(_byte_size), Field(ge=0)]
 
 
 class Model(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, defer_build=True)
 
 
 def system_timezone() -> str:

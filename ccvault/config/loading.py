@@ -5,10 +5,10 @@ file and the key, and the checks that need the machine (reserves, secrets, where
 from __future__ import annotations
 
 import os
+import shutil
 import tomllib
 from pathlib import Path
 
-import psutil
 from pydantic import (
     BaseModel,
     ConfigDict,
@@ -28,7 +28,7 @@ DEFAULT_CONFIG_PATH = Path("/etc/ccvault/ccvault.toml")
 class LoadedConfig(BaseModel):
     """A validated config plus where it came from and what the operator should be warned of."""
 
-    model_config = ConfigDict(frozen=True, arbitrary_types_allowed=True)
+    model_config = ConfigDict(frozen=True, arbitrary_types_allowed=True, defer_build=True)
     config: Config
     path: Path
     warnings: tuple[str, ...] = ()
@@ -146,7 +146,7 @@ def _check_reserves(config: Config, path: Path) -> None:
     """A reserve over half the disk leaves no room for footage: a typo, not a policy."""
     for i, volume in enumerate(config.storage.volumes):
         try:
-            total = psutil.disk_usage(str(volume.path)).total
+            total = shutil.disk_usage(volume.path).total
         except OSError:
             continue  # not there yet (created on first start) or unmounted: checked then
         if volume.reserve_bytes(total) > total // 2:

@@ -73,8 +73,9 @@ class MotionConfig(MotionSettings):
         None,
         ge=1,
         le=64,
-        description="Analysis processes, at lower CPU priority.",
-        json_schema_extra={"default_text": "cores - 1, at least 1"},
+        description="Analysis processes, at lower CPU priority than recording: they use only "
+        "what recording and ingest leave.",
+        json_schema_extra={"default_text": "one per CPU"},
     )
 
 

@@ -133,9 +133,12 @@ class Ingestor:
         """One pass over the whole spool, oldest run first; safe to repeat at any time."""
         results: list[Stored] = []
         runs = self.run_dirs()
+        # Asked once per pass (each recorder is asked), and after the listing: a run listed
+        # then existed then, so a recorder still writing it is in this answer.
+        active = self.active_runs()
         self._lists = {run: self._lists[run] for run in runs if run in self._lists}
         for run_dir in runs:
-            results += self._scan_run(run_dir.parent.name, run_dir)
+            results += self._scan_run(run_dir.parent.name, run_dir, run_dir in active)
         return results
 
     def run_dirs(self) -> list[Path]:
@@ -145,8 +148,7 @@ class Ingestor:
         """What waits in the spool (finished, listed, not stored yet)."""
         return measure(waiting(self.run_dirs(), read_list))
 
-    def _scan_run(self, camera: str, run_dir: Path) -> list[Stored]:
-        active = run_dir in self.active_runs()
+    def _scan_run(self, camera: str, run_dir: Path, active: bool) -> list[Stored]:
         listed = self._lists.setdefault(run_dir, RunList())
         entries = listed.read(run_dir / LIST_FILE)
         results = []

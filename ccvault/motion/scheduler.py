@@ -47,8 +47,17 @@ TICK_S = 1.0
 QUEUED_PER_WORKER = 2
 
 
+# Analysis runs below recording and ingest (nice 0): a recorder that waits for the CPU loses
+# footage, an analysis that waits only catches up later.
+WORKER_NICE = 10
+
+
 def default_workers() -> int:
-    return max(1, (os.cpu_count() or 2) - 1)
+    """One worker per CPU this process may use: at WORKER_NICE they take only what recording
+    leaves, and CPUs − 1 left a core's leftovers unused — on a 2-core node one worker, which
+    a loaded machine gave a quarter of a core, so 32 cameras' analysis fell behind
+    (bench/capacity.py) while two kept up."""
+    return max(1, len(os.sched_getaffinity(0)))
 
 
 @dataclass
@@ -133,7 +142,7 @@ def _init_worker(daemon_pid: int) -> None:
     """Analysis yields to recording and ingest, and ends with the daemon however it ends.
 
     Ctrl-C reaches the whole process group; the daemon decides when its workers stop."""
-    os.nice(10)
+    os.nice(WORKER_NICE)
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     die_with_parent(daemon_pid)
 
@@ -142,6 +151,22 @@ def _analyze_in_worker(
     path: Path, settings: MotionSettings, start_ms: int, carry: Carry | None
 ) -> Analysis:
     return analyze(path, settings, start_ms=start_ms, carry=carry)
+
+
+@dataclass
+class _SettingsCache:
+    """One config's cameras and their effective motion settings, as they are asked for."""
+
+    config: Config
+    by_camera: dict[str, MotionSettings] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        self.cameras = {c.name for c in self.config.cameras}
+
+    def settings(self, camera: str) -> MotionSettings:
+        if camera not in self.by_camera:
+            self.by_camera[camera] = self.config.motion_for(self.config.camera(camera))
+        return self.by_camera[camera]
 
 
 @dataclass
@@ -174,8 +199,10 @@ class MotionScheduler:
         )
         self._stop = threading.Event()
         self._wake = threading.Event()  # an analysis finished, or the loop must stop
+        self._cache: _SettingsCache | None = None
 
     def run(self) -> None:
+        log.info("motion.started", workers=self.workers, nice=WORKER_NICE)
         while True:
             self._wake.wait(TICK_S)
             self._wake.clear()
@@ -194,6 +221,18 @@ class MotionScheduler:
     def apply(self, config: Config) -> None:
         self.config = config
 
+    def settings_for(self, camera: str) -> MotionSettings:
+        """The camera's effective motion settings (the global ones for a camera no longer in
+        the config), worked out once per config: the loop asks at every wake, for every
+        waiting camera."""
+        return self._settings().settings(camera)
+
+    def _settings(self) -> _SettingsCache:
+        config = self.config  # a reload replaces it from another thread
+        if self._cache is None or self._cache.config is not config:
+            self._cache = _SettingsCache(config)
+        return self._cache
+
     def stop(self) -> None:
         """Ask the loop to end; it finishes the analyses under way (their results are lost
         with the process; the segments stay waiting in the catalog)."""
@@ -204,7 +243,7 @@ class MotionScheduler:
         self._collect()
         with self.writer.reader() as conn:
             waiting = queries.oldest_waiting(conn)  # one indexed query, even with a backlog
-        settings = {s.camera: self.config.motion_for(self.config.camera(s.camera)) for s in waiting}
+        settings = {s.camera: self.settings_for(s.camera) for s in waiting}
         # Only this node's cameras: another's footage is its own to analyse (or to skip).
         disabled = [
             s.camera
@@ -220,7 +259,7 @@ class MotionScheduler:
             if settings[s.camera].enabled
             and s.camera not in self.jobs
             and s.volume in paths
-            and self.config.camera(s.camera) is not None
+            and s.camera in self._settings().cameras
         ]
         free = QUEUED_PER_WORKER * self.workers - len(self.jobs)
         # Newest waiting footage first: live cameras before an import's backlog.
@@ -232,7 +271,7 @@ class MotionScheduler:
             if not job.future.done():
                 continue
             del self.jobs[camera]
-            settings = self.config.motion_for(self.config.camera(camera))
+            settings = self.settings_for(camera)
             try:
                 result = job.future.result()
             except Exception as exc:  # an undecodable file must not stop the camera's analysis

@@ -1,8 +1,9 @@
 """One camera's recorder: a supervised stream-copy ffmpeg and the camera's state.
 
-`tick()` is called by the supervisor loop twice a second; it reads what the ffmpeg reader
-threads observed (frames arriving, segments closing, the process exiting) and what the store
-reported (`segment_stored`), and moves the state machine. Frames are not footage: a segment
+`tick()` is called by the supervisor loop twice a second; it reads what ffmpeg's output said
+(frames arriving, segments closing; read by the supervisor's one `OutputPump` thread), whether
+the process exited, and what the store reported (`segment_stored`), and moves the state
+machine. Frames are not footage: a segment
 ffmpeg finished that is not stored within `fail_after` is `failing` (`recording_failed`),
 whatever refuses it. Reconnects back off 1 s doubling to 60 s with jitter, reset after a
 healthy minute, and never give up. All timers use the monotonic clock.
@@ -18,7 +19,6 @@ import random
 import re
 import signal
 import subprocess
-import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -32,6 +32,7 @@ from ccvault.host.children import die_with_parent
 from ccvault.host.clock import Clock
 from ccvault.host.logs import REDACTOR
 from ccvault.recorder.ffmpeg import MP4_AUDIO, feeder_argv, needs_feeder, recorder_argv
+from ccvault.recorder.pump import OutputPump
 from ccvault.recorder.states import CameraState, check_transition
 from ccvault.storage.media import SUPPORTED_CODECS
 
@@ -84,8 +85,10 @@ class CameraRecorder:
         clock: Clock,
         on_state: StateListener,
         wake_ingest: Callable[[], None] = lambda: None,
+        pump: OutputPump | None = None,
     ) -> None:
         self.camera = camera
+        self.pump = pump or OutputPump()  # the supervisor's, shared by all its recorders
         self.ffmpeg = ffmpeg
         self.segment_seconds = segment_seconds
         self.offline_after = offline_after
@@ -103,7 +106,7 @@ class CameraRecorder:
         self.last_frames = now  # monotonic time frames last arrived (start counts)
         self.last_footage = now  # monotonic time a segment was last stored (start counts)
         # When the first segment finished after the last one stored (None: none since). Set
-        # by the ffmpeg reader thread and the tick, cleared by the ingest thread.
+        # by the output pump's thread and the tick, cleared by the ingest thread.
         self._unstored_since: float | None = None
         self._stored = 0  # segments the store reported (written by the ingest thread)
         self._stored_at = now  # monotonic time of the latest
@@ -241,7 +244,7 @@ class CameraRecorder:
                 start_new_session=True,
             )
             stdin = self._feeder.stdout  # type: ignore[assignment]
-            self._reader(self._feeder.stderr, self._on_feeder_line)
+            self.pump.add(self._feeder.stderr, self._on_feeder_line)
         assert self._lock_fd is not None
         self._proc = subprocess.Popen(
             argv,
@@ -259,8 +262,8 @@ class CameraRecorder:
         self._frames = self._seen_frames = 0
         self._segment_mark = now
         self._tail.clear()
-        self._reader(self._proc.stdout, self._on_progress_line)
-        self._reader(self._proc.stderr, self._on_stderr_line)
+        self.pump.add(self._proc.stdout, self._on_progress_line)
+        self.pump.add(self._proc.stderr, self._on_stderr_line)
         self.log.info("recorder.started", pid=self._proc.pid, run=self.run_dir.name)
 
     def _on_exit(self, rc: int, now: float) -> None:
@@ -353,17 +356,7 @@ class CameraRecorder:
             self._lock_fd = None
         self.restart(f"spool moved to {spool}")
 
-    # -- ffmpeg output (reader threads) ---------------------------------------------------
-
-    @staticmethod
-    def _reader(stream: IO[bytes] | None, handle: Callable[[str], None]) -> None:
-        def pump() -> None:
-            assert stream is not None
-            for raw in stream:
-                handle(raw.decode("utf-8", "replace").rstrip())
-            stream.close()
-
-        threading.Thread(target=pump, daemon=True).start()
+    # -- ffmpeg output (the pump's thread) ------------------------------------------------
 
     def _on_progress_line(self, line: str) -> None:
         key, _, value = line.partition("=")

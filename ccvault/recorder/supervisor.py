@@ -19,6 +19,7 @@ from ccvault.config.model import CameraConfig, Config
 from ccvault.host.clock import Clock
 from ccvault.recorder.camera import STOP_GRACE_S, CameraRecorder, StateListener
 from ccvault.recorder.ffmpeg import ffmpeg_binary
+from ccvault.recorder.pump import OutputPump
 
 log = structlog.get_logger("ccvault.supervisor")
 
@@ -39,6 +40,7 @@ class Supervisor:
         self.recorders_spool = spool
         self.on_state, self.wake_ingest = on_state, wake_ingest
         self.config = config
+        self.pump = OutputPump()  # one thread reads every recorder's ffmpeg output
         self.recorders = {cam.name: self._recorder(cam) for cam in config.cameras}
         self._stop = threading.Event()
         self._pending: Config | None = None
@@ -63,6 +65,7 @@ class Supervisor:
             self.clock,
             self.on_state,
             self.wake_ingest,
+            self.pump,
         )
 
     def apply(self, config: Config) -> None:
