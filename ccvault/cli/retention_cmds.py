@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+from typing import Any
 from zoneinfo import ZoneInfo
 
 import click
@@ -144,11 +145,18 @@ def _show_decisions(decisions: list, tz: ZoneInfo) -> None:
 
 @cli.command()
 @click.option("--camera", required=True, help="Camera name.")
-@click.option("--at", "at", required=True, metavar="T", help="The instant to explain.")
+@click.option(
+    "--at",
+    "at",
+    required=True,
+    metavar="T",
+    help="The instant to explain (e.g. 'yesterday 22:00').",
+)
 @json_option
 @pass_app
 def explain(app: App, camera: str, at: str, as_json: bool) -> None:
-    """Why the footage at an instant is kept, or what will happen to it and when."""
+    """Why the footage at an instant is kept and until when, what will happen to it, or —
+    when there is none — why it is gone (exit 3)."""
     from ccvault.retention import candidates
     from ccvault.retention.planner import decide
     from ccvault.retention.pressure import archive_room, measure
@@ -160,7 +168,8 @@ def explain(app: App, camera: str, at: str, as_json: bool) -> None:
         sc = candidates.scope(conn, app.config, {v.name: v.role for v in volumes})
         seg = candidates.at_instant(conn, sc, camera, at_ms) if camera in sc.camera_ids else None
         if seg is None:
-            raise NotFound(f"camera {camera}", f"no footage at {at}")
+            _gone(app, camera, at_ms, now_ms)
+        assert seg is not None
         protections = candidates.protections(conn)
         covers = candidates.access_covers(conn, app.config, now_ms)
         archives = archive_room(measure(app.config, volumes, conn, now_ms))
@@ -182,10 +191,39 @@ def explain(app: App, camera: str, at: str, as_json: bool) -> None:
         f"{local_text(seg.end_ms, tz)} on {seg.volume} ({human_bytes(seg.bytes)}, "
         f"{'activity' if seg.activity else 'idle' if seg.analysed else 'not analysed'})"
     )
-    until = f" until {local_text(decision.until_ms, tz)}" if decision.until_ms else ""
-    click.echo(f"fate: {decision.action} (rule: {decision.rule}){until}")
+    click.echo(_fate(decision, tz))
     if holds:
         click.echo("holds: " + ", ".join(h.rule for h in holds))
+
+
+def _fate(decision: Any, tz: ZoneInfo) -> str:
+    """What will happen to the segment, in words: kept until a local date, or the next pass's
+    deletion, thinning or move."""
+    from ccvault.retention.planner import DELETE, KEEP, THIN
+
+    rule = f"(rule: {decision.rule})"
+    if decision.action == KEEP and decision.until_ms is not None:
+        return (
+            f"kept until {local_text(decision.until_ms, tz)} {rule}; then the policy decides again"
+        )
+    if decision.action == KEEP:
+        return f"kept with no end date {rule}"
+    if decision.action == DELETE:
+        return f"to be deleted by the next retention pass {rule}"
+    if decision.action == THIN:
+        return f"to be thinned (keyframes only) by the next retention pass {rule}"
+    return f"to be moved to {decision.target} by the next retention pass {rule}"
+
+
+def _gone(app: App, camera: str, at_ms: int, now_ms: int) -> None:
+    """No segment holds the instant: say why (deleted, and when, by whom, under which rule;
+    not yet; never recorded) and exit 3."""
+    from ccvault.catalog.audit import audit_log
+    from ccvault.retention.gone import why_gone
+
+    tz = app.config.tz
+    gone = why_gone(audit_log(app.config).records(strict=False), camera, at_ms, now_ms, tz)
+    raise NotFound(f"{camera} at {local_text(at_ms, tz)}", gone.sentence(tz))
 
 
 @cli.group()
