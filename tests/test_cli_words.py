@@ -4,12 +4,14 @@ CLI output and exit codes, HTTP answers."""
 from __future__ import annotations
 
 import json
+import re
 from datetime import date, datetime, time, timedelta
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import pytest
 
+from ccvault.text import size_text
 from ccvault.timefmt import local_text, to_ms
 from tests.api_peer import serve
 from tests.conftest import cli_json, run_cli, write_config
@@ -112,3 +114,58 @@ def test_the_api_reads_day_words_in_the_sites_zone_on_a_dst_day(
         )
     assert bad.status_code == 400
     assert json.loads(bad.text)["error"]["field"] == "from"
+
+
+SIZE = re.compile(r"\b\d+(\.\d)? (B|KiB|MiB|GiB|TiB|PiB)\b")
+
+
+def test_status_says_in_words_how_many_days_the_storage_holds(tmp_path: Path) -> None:
+    config = _config(tmp_path)
+    now = int(datetime.now(BERLIN).timestamp() * 1000)
+    seed(config, [{"camera": "door", "start_ms": now - i * 600_000} for i in range(1, 4)], tmp_path)
+    shown = run_cli(config, "status")
+    assert shown.returncode == 0, shown.stderr
+    summary = next(line for line in shown.stdout.splitlines() if "the storage holds" in line)
+    assert re.fullmatch(
+        r"At the current rate of \d+(\.\d)? (KiB|MiB) a day, the storage holds about [\d,]+ "
+        r"days of footage: enough for the 7 days the policy must keep\. Free space and "
+        r"deletable footage last about [\d,]+ days before older footage must make room\.",
+        summary,
+    ), summary
+    assert " GB" not in shown.stdout and " MB" not in shown.stdout
+    status = cli_json(config, "status")
+    (volume,) = status["volumes"]
+    assert volume["free_text"] == size_text(volume["free_bytes"])  # the raw field stays
+    assert SIZE.fullmatch(volume["free_text"]) and SIZE.fullmatch(volume["footage_text"])
+    assert status["retention"]["summary"].startswith("At the current rate of ")
+    with serve(config) as api:
+        http = api.client("viewer").get("/api/status").json()
+    assert SIZE.fullmatch(http["volumes"][0]["total_text"])
+    assert http["cameras"][0]["forecast"]["bytes_per_day_text"].endswith("iB")
+
+
+def test_errors_are_sentences_not_errno_numbers_or_patterns(tmp_path: Path) -> None:
+    config = _config(tmp_path)
+    junk = tmp_path / "notes.mp4"
+    junk.write_text("not a video\n")
+    imported = run_cli(config, "import", "--camera", "door", "--start", "today 09:00", str(junk))
+    assert imported.returncode == 2
+    assert imported.stderr == (
+        f"ccvault: error: {junk}: not importable footage: unreadable: invalid data found when "
+        "processing input\n"
+    )
+    under_a_file = run_cli(config, "backup", str(junk / "backups"))
+    assert under_a_file.returncode == 1
+    assert under_a_file.stderr == f"ccvault: error: {junk}: file exists\n"  # not a traceback
+    with serve(config) as api:
+        viewer = api.client("viewer")
+        long_from = viewer.get("/api/segments", params={"camera": "door", "from": "9" * 65})
+        zero = api.client("operator").get("/api/exports/0")
+    assert long_from.status_code == 422
+    assert long_from.json()["error"] == {
+        "code": "invalid",
+        "message": "from: must be at most 64 characters long",
+        "field": "from",
+    }
+    assert zero.status_code == 422
+    assert zero.json()["error"]["message"] == "export_id: must be at least 1"

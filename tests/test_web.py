@@ -311,6 +311,7 @@ def test_an_admin_finds_the_export_in_the_audit_log(page_for: Any, site: Site) -
     page.get_by_role("link", name="Audit log").click()
     page.fill("#action", "export.start")
     page.fill("#from", "yesterday")  # typed as people say it, read in the site's zone
+    assert page.input_value("#from") == "yesterday"
     page.get_by_role("button", name="Show").click()
     row = page.locator(f"tr[data-action='export.start']:has-text('export:{job.json()['id']}')")
     row.wait_for(timeout=90_000)  # the job starts in the background: on a loaded machine, later

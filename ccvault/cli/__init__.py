@@ -27,7 +27,7 @@ from ccvault.catalog.schema import MIGRATIONS
 from ccvault.catalog.writer import CatalogUnreachable, CatalogWriter
 from ccvault.config.loading import LoadedConfig, load, resolve_path
 from ccvault.config.model import CameraConfig, Config
-from ccvault.errors import BUSY, USAGE, CcvaultError, NotFound
+from ccvault.errors import BUSY, CHECK_FAILED, USAGE, CcvaultError, NotFound, reason
 from ccvault.host import logs
 from ccvault.host.clock import SystemClock
 from ccvault.timefmt import parse_time
@@ -162,6 +162,8 @@ def main() -> None:
         if "locked" in str(exc) or "busy" in str(exc):
             _fail("catalog", f"busy: {exc}", BUSY)
         raise
+    except OSError as exc:  # a file that cannot be read or written: said, not a traceback
+        _fail(str(exc.filename or "ccvault"), reason(exc), CHECK_FAILED)
     sys.exit(0)
 
 

@@ -11,8 +11,9 @@ import click
 from ccvault.catalog.audit import AuditLog
 from ccvault.catalog.audit_report import Report
 from ccvault.cli import App, cli, json_option, pass_app
-from ccvault.cli.output import emit_json, human_bytes, table
+from ccvault.cli.output import emit_json, table
 from ccvault.errors import CHECK_FAILED
+from ccvault.text import size_text
 from ccvault.timefmt import local_text, parse_time
 
 DETAILS_WIDTH = 120
@@ -154,6 +155,6 @@ def backup(app: App, directory: Path, as_json: bool) -> None:
     if as_json:
         emit_json(result)
         return
-    click.echo(f"catalog: {result['catalog']} ({human_bytes(result['catalog_bytes'])})")
+    click.echo(f"catalog: {result['catalog']} ({size_text(result['catalog_bytes'])})")
     if result["audit"]:
         click.echo(f"audit: {result['audit']} ({result['audit_records']} records)")

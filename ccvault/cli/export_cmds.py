@@ -11,8 +11,9 @@ from typing import Any
 import click
 
 from ccvault.cli import App, cli, json_option, pass_app
-from ccvault.cli.output import emit_json, human_bytes, stderr_is_terminal
+from ccvault.cli.output import emit_json, stderr_is_terminal
 from ccvault.errors import CHECK_FAILED, CcvaultError, NotFound, Refused, UsageError
+from ccvault.text import size_text
 
 OPTION_FIELDS = ("camera", "from", "to", "out", "reason", "visit")
 
@@ -137,7 +138,7 @@ def _show(result: dict[str, Any], as_json: bool) -> None:
     files = summary["files"]
     click.echo(f"export {summary['id']}: {summary['dir']}")
     click.echo(
-        f"  {len(files)} files, {human_bytes(sum(f['bytes'] for f in files))}; clip "
+        f"  {len(files)} files, {size_text(sum(f['bytes'] for f in files))}; clip "
         f"{summary['actual']['from']} – {summary['actual']['to']}"
     )
     click.echo(f"  manifest SHA-256 {summary['manifest_sha256']}")

@@ -12,7 +12,7 @@ from ccvault.catalog import queries
 from ccvault.catalog.nodes import is_known_camera
 from ccvault.catalog.rows import AnalysisState, Segment, StoredSpan
 from ccvault.cli import App, cli, json_option, pass_app
-from ccvault.cli.output import emit_json, human_bytes, stderr_is_terminal, table
+from ccvault.cli.output import emit_json, stderr_is_terminal, table
 from ccvault.config.model import CameraConfig
 from ccvault.errors import CheckFailed, NotFound, Refused
 from ccvault.evidence.requests import destination
@@ -20,6 +20,7 @@ from ccvault.host.durable import make_dirs
 from ccvault.storage.media import copy_hashed
 from ccvault.storage.peers import Remote, fetch_verified, reasons
 from ccvault.storage.volumes import open_volumes, spool_dirs
+from ccvault.text import size_text
 from ccvault.timefmt import duration_text, local_text, ordered
 from ccvault.views.models import SegmentFile, SpanOut
 
@@ -72,7 +73,7 @@ def segments(app: App, camera: str, start: str, end: str, activity: bool, as_jso
                 local_text(s.start_ms, tz),
                 _end_text(s.start_ms, s.end_ms, tz),
                 duration_text(s.end_ms - s.start_ms),
-                human_bytes(s.bytes),
+                size_text(s.bytes),
                 s.node or "",
                 s.volume,
                 _state_text(s, why),
@@ -88,7 +89,7 @@ def segments(app: App, camera: str, start: str, end: str, activity: bool, as_jso
         from_ms,
         to_ms,
         tz,
-        f", {human_bytes(sum(s.bytes for s in found))}, "
+        f", {size_text(sum(s.bytes for s in found))}, "
         f"{duration_text(sum(s.end_ms - s.start_ms for s in found))} of footage",
     )
 

@@ -9,8 +9,9 @@ from zoneinfo import ZoneInfo
 import click
 
 from ccvault.cli import App, cli, json_option, pass_app
-from ccvault.cli.output import emit_json, human_bytes, table
+from ccvault.cli.output import emit_json, table
 from ccvault.errors import NotFound, UsageError
+from ccvault.text import size_text
 from ccvault.timefmt import local_text
 
 
@@ -106,7 +107,7 @@ def _preview(
     if leftovers:
         click.echo(
             f"past the ceiling: {len(leftovers)} quarantined or spool file(s), "
-            f"{human_bytes(sum(i['bytes'] for i in leftovers))}"
+            f"{size_text(sum(i['bytes'] for i in leftovers))}"
         )
     if expired:
         click.echo(
@@ -132,7 +133,7 @@ def _show_decisions(decisions: list, tz: ZoneInfo) -> None:
                 + (" (premature)" if d.premature else "")
                 + (f" → {d.target}" if d.target else ""),
                 d.rule,
-                human_bytes(d.segment.bytes),
+                size_text(d.segment.bytes),
                 d.segment.volume,
                 local_text(d.until_ms, tz) if d.until_ms else None,
             ]
@@ -140,7 +141,7 @@ def _show_decisions(decisions: list, tz: ZoneInfo) -> None:
         ],
     )
     for action, t in sorted(totals(decisions)["actions"].items()):
-        click.echo(f"{action}: {t['segments']} segments, {human_bytes(t['bytes'])}")
+        click.echo(f"{action}: {t['segments']} segments, {size_text(t['bytes'])}")
 
 
 @cli.command()
@@ -188,7 +189,7 @@ def explain(app: App, camera: str, at: str, as_json: bool) -> None:
     tz = app.config.tz
     click.echo(
         f"segment {seg.id} of {camera}: {local_text(seg.start_ms, tz)} – "
-        f"{local_text(seg.end_ms, tz)} on {seg.volume} ({human_bytes(seg.bytes)}, "
+        f"{local_text(seg.end_ms, tz)} on {seg.volume} ({size_text(seg.bytes)}, "
         f"{'activity' if seg.activity else 'idle' if seg.analysed else 'not analysed'})"
     )
     click.echo(_fate(decision, tz))

@@ -8,10 +8,11 @@ import sys
 import click
 
 from ccvault.cli import App, cli, json_option, pass_app
-from ccvault.cli.output import emit_json, human_bytes, stderr_is_terminal
+from ccvault.cli.output import emit_json, stderr_is_terminal
 from ccvault.errors import CHECK_FAILED, UsageError
 from ccvault.host.lock import daemon_running
 from ccvault.storage.volumes import init_volume, open_volumes, spool_dirs
+from ccvault.text import size_text
 from ccvault.timefmt import local_text
 
 
@@ -104,7 +105,7 @@ def verify(app: App, camera: str | None, start: str | None, end: str | None, as_
                     f", {seg.volume}:{seg.path}): {_VERDICTS[verdict]}"
                 )
         click.echo(
-            f"{report.checked} segment(s), {human_bytes(report.bytes)}: {report.ok} match "
+            f"{report.checked} segment(s), {size_text(report.bytes)}: {report.ok} match "
             "their SHA-256"
         )
     if report.failed():
