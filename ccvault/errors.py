@@ -54,5 +54,5 @@ def reason(exc: BaseException) -> str:
     Every message that passes an exception on to people goes through here."""
     words = getattr(exc, "strerror", None)
     if isinstance(words, str) and words:
-        return words[0].lower() + words[1:] if words[1:2].islower() else words
+        return words
     return str(exc).strip() or type(exc).__name__

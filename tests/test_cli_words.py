@@ -151,12 +151,12 @@ def test_errors_are_sentences_not_errno_numbers_or_patterns(tmp_path: Path) -> N
     imported = run_cli(config, "import", "--camera", "door", "--start", "today 09:00", str(junk))
     assert imported.returncode == 2
     assert imported.stderr == (
-        f"ccvault: error: {junk}: not importable footage: unreadable: invalid data found when "
+        f"ccvault: error: {junk}: not importable footage: unreadable: Invalid data found when "
         "processing input\n"
     )
     under_a_file = run_cli(config, "backup", str(junk / "backups"))
     assert under_a_file.returncode == 1
-    assert under_a_file.stderr == f"ccvault: error: {junk}: file exists\n"  # not a traceback
+    assert under_a_file.stderr == f"ccvault: error: {junk}: File exists\n"  # not a traceback
     with serve(config) as api:
         viewer = api.client("viewer")
         long_from = viewer.get("/api/segments", params={"camera": "door", "from": "9" * 65})
