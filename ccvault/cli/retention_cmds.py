@@ -9,7 +9,7 @@ from zoneinfo import ZoneInfo
 import click
 
 from ccvault.cli import App, cli, json_option, pass_app
-from ccvault.cli.output import emit_json, table
+from ccvault.cli.output import emit_json, progress_bar, table
 from ccvault.errors import NotFound, UsageError
 from ccvault.text import size_text
 from ccvault.timefmt import local_text
@@ -54,10 +54,15 @@ def _purge_now(
 
     if not running:
         recover(app.writer, volumes)  # a crashed pass is finished before a new one
-    executor = Executor(
-        app.writer, lambda: volumes, app.clock.wall_ms, ffmpeg_binary(app.config), actor=app.actor()
-    )
-    with app.writer.reader() as conn:
+    with progress_bar("purging", as_json) as bar, app.writer.reader() as conn:
+        executor = Executor(
+            app.writer,
+            lambda: volumes,
+            app.clock.wall_ms,
+            ffmpeg_binary(app.config),
+            actor=app.actor(),
+            progress=bar,
+        )
         outcome = run_pass(conn, app.config, volumes, executor, now_ms, spools=spools)
     result = outcome.counts()
     if as_json:
