@@ -318,7 +318,11 @@ def test_an_admin_finds_the_export_in_the_audit_log(page_for: Any, site: Site) -
     assert "api:op-staff" in row.inner_text() and "audit check" in row.inner_text()
     page.get_by_role("link", name="Storage").click()
     page.wait_for_selector("h2:has-text('Volumes')")
-    assert "hot" in page.locator("table").first.inner_text()
+    volumes = page.locator("table").first.inner_text()
+    assert "hot" in volumes
+    # Sizes in the one unit family of the CLI and the API (`*_text`): binary, never "GB".
+    assert re.search(r"\d (KiB|MiB|GiB|TiB) / \d", volumes), volumes
+    assert not re.search(r"\d (KB|MB|GB|TB)\b", volumes), volumes
 
 
 @pytest.mark.slow

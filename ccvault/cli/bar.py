@@ -24,7 +24,8 @@ from ccvault.timefmt import duration_text
 def rich_bar(label: str) -> Iterator[RichBar]:
     console = Console(file=sys.stderr)
     columns = (TextColumn("{task.description}"), BarColumn(), Amount(), TimeRemainingColumn())
-    with Progress(*columns, console=console) as bar:
+    # stdout stays the command's own (a table, or pure JSON): never routed through the bar.
+    with Progress(*columns, console=console, redirect_stdout=False) as bar:
         task = bar.add_task(label, total=None, unit=Unit.ITEMS)
         with logs.beside_progress(lambda text: console.print(Text.from_ansi(text.rstrip("\n")))):
             yield RichBar(bar, task)
