@@ -13,6 +13,7 @@ import pytest
 
 from ccvault.text import size_text
 from ccvault.timefmt import local_text, to_ms
+from ccvault.views.status import retention_summary
 from tests.api_peer import serve
 from tests.conftest import cli_json, run_cli, write_config
 from tests.retention_seed import DAY_MS, seed
@@ -169,3 +170,27 @@ def test_errors_are_sentences_not_errno_numbers_or_patterns(tmp_path: Path) -> N
     }
     assert zero.status_code == 422
     assert zero.json()["error"]["message"] == "export_id: must be at least 1"
+
+
+@pytest.mark.parametrize(
+    ("numbers", "says"),
+    [
+        (
+            {"days": 3.25, "min_days": 7, "at_risk": True, "headroom_days": 0.2},
+            "the storage holds about 3 days and 6 hours of footage: NOT ENOUGH for the 7 days "
+            "the policy must keep (under disk pressure, younger footage will be deleted). Free "
+            "space and deletable footage last about 5 hours before",
+        ),
+        (
+            {"days": 400.4, "min_days": 0.5, "at_risk": False, "headroom_days": 12},
+            "holds about 400 days of footage: enough for the 12 hours the policy must keep.",
+        ),
+        (
+            {"days": 40, "min_days": 0, "at_risk": False, "headroom_days": 30},
+            "about 40 days of footage: the policy promises no minimum.",
+        ),
+        ({"days": None, "min_days": 7, "at_risk": False, "headroom_days": None}, "no rate"),
+    ],
+)
+def test_the_days_the_storage_holds_read_one_way(numbers: dict, says: str) -> None:
+    assert says in retention_summary({"bytes_per_day": 3 * 2**30, **numbers})

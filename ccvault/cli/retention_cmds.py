@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import sys
-from typing import Any
+from typing import TYPE_CHECKING
 from zoneinfo import ZoneInfo
 
 import click
@@ -13,6 +13,9 @@ from ccvault.cli.output import emit_json, progress_bar, table
 from ccvault.errors import NotFound, UsageError
 from ccvault.text import size_text
 from ccvault.timefmt import local_text
+
+if TYPE_CHECKING:
+    from ccvault.retention.planner import Decision
 
 
 def _volumes(app: App) -> list:
@@ -202,7 +205,7 @@ def explain(app: App, camera: str, at: str, as_json: bool) -> None:
         click.echo("holds: " + ", ".join(h.rule for h in holds))
 
 
-def _fate(decision: Any, tz: ZoneInfo) -> str:
+def _fate(decision: Decision, tz: ZoneInfo) -> str:
     """What will happen to the segment, in words: kept until a local date, or the next pass's
     deletion, thinning or move."""
     from ccvault.retention.planner import DELETE, KEEP, THIN

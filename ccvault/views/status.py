@@ -125,12 +125,16 @@ def retention_summary(r: dict) -> str:
             "No footage was recorded in the last 24 hours, so there is no rate to say how "
             "many days the storage holds."
         )
-    verdict = (
-        f"NOT ENOUGH: the policy must keep {days_text(r['min_days']).removeprefix('about ')}"
-        if r["at_risk"]
-        else f"enough for the {days_text(r['min_days']).removeprefix('about ')} the policy "
-        "must keep"
-    )
+    promise = days_text(r["min_days"]).removeprefix("about ")
+    if not r["min_days"]:
+        verdict = "the policy promises no minimum"
+    elif r["at_risk"]:
+        verdict = (
+            f"NOT ENOUGH for the {promise} the policy must keep (under disk pressure, "
+            "younger footage will be deleted)"
+        )
+    else:
+        verdict = f"enough for the {promise} the policy must keep"
     return (
         f"At the current rate of {size_text(r['bytes_per_day'])} a day, the storage holds "
         f"{days_text(r['days'])} of footage: {verdict}. Free space and deletable footage "
