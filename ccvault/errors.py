@@ -45,3 +45,14 @@ class Busy(CcvaultError):
 
 class CheckFailed(CcvaultError):
     code = CHECK_FAILED
+
+
+def reason(exc: BaseException) -> str:
+    """What went wrong, in words: an OS or FFmpeg error's own sentence ("Permission denied",
+    "Invalid data found when processing input") without its number (`[Errno 1094995529]` is
+    FFmpeg's AVERROR_INVALIDDATA, meaningless to people) or the path the caller names already.
+    Every message that passes an exception on to people goes through here."""
+    words = getattr(exc, "strerror", None)
+    if isinstance(words, str) and words:
+        return words
+    return str(exc).strip() or type(exc).__name__

@@ -7,13 +7,20 @@ change makes ambiguous or impossible is refused with the candidates, never guess
 from __future__ import annotations
 
 import re
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime, time, timedelta
 from functools import lru_cache
 from zoneinfo import ZoneInfo
 
 from ccvault.errors import UsageError
 
 RELATIVE = re.compile(r"^([-+])(\d+)(s|m|h|d|w)$")
+# A day word, optionally with a wall time: `today`, `yesterday 22:00`, `tomorrow 07:30:15`; a
+# bare `09:00` is today's. Days are calendar days of the configured zone, not 24 h back.
+DAY_WORDS = {"today": 0, "yesterday": -1, "tomorrow": 1}
+WORDED = re.compile(
+    r"^(?:(today|yesterday|tomorrow)(?:\s+|$))?(?:(\d{1,2}):(\d{2})(?::(\d{2}))?)?$"
+)
+HOW = "use today, yesterday, 'today 09:00', 'yesterday 22:00', now, -30m / -2h / -7d, or ISO 8601"
 DAY_MS = 86_400_000
 UNIT_MS = {"s": 1000, "m": 60_000, "h": 3_600_000, "d": 86_400_000, "w": 604_800_000}
 # Times anyone may name: 1970 to the end of year 9999 (what a JSON time can show); `+1e12w`
@@ -22,8 +29,10 @@ LATEST_MS = 253_402_300_799_999
 
 
 def parse_time(text: str, tz: ZoneInfo, now_ms: int, what: str = "time") -> int:
-    """`now`, `-30m`/`-2h`/`-7d` (fixed durations back from now; `+7d` ahead, for previews
-    and hold ends), or ISO 8601 → UTC ms, between 1970 and the end of 9999."""
+    """`now`; `today`, `yesterday`, `tomorrow` (the day's first instant in `tz`), with a wall
+    time (`today 09:00`, `yesterday 22:00`) or a bare `09:00` (today's); `-30m`/`-2h`/`-7d`
+    (fixed durations back from now; `+7d` ahead, for previews and hold ends); or ISO 8601 (a
+    bare date is that day's first instant) → UTC ms, between 1970 and the end of 9999."""
     at = _parse(text, tz, now_ms, what)
     if not 0 <= at <= LATEST_MS:
         raise UsageError(what, f"{text!r} is outside 1970-01-01 to 9999-12-31")
@@ -37,22 +46,47 @@ def ordered(from_ms: int, to_ms: int, from_name: str = "from", to_name: str = "t
 
 
 def _parse(text: str, tz: ZoneInfo, now_ms: int, what: str) -> int:
-    value = text.strip()
+    value = " ".join(text.split()).lower()
     if value == "now":
         return now_ms
     rel = RELATIVE.match(value)
     if rel:
         sign = -1 if rel.group(1) == "-" else 1
         return now_ms + sign * int(rel.group(2)) * UNIT_MS[rel.group(3)]
+    worded = WORDED.match(value) if value else None
+    if worded:
+        return _worded(worded, tz, now_ms, what, text)
     try:
-        parsed = datetime.fromisoformat(value.replace("z", "Z"))
+        if len(value) == 10:  # a bare date: that day's first instant
+            return to_ms(_day_start(date.fromisoformat(value), tz))
+        parsed = datetime.fromisoformat(value.upper())
     except ValueError:
-        raise UsageError(
-            what, f"cannot read {text!r} (use ISO 8601, 'now', or -30m / -2h / -7d / +1d)"
-        ) from None
+        raise UsageError(what, f"cannot read {text!r} ({HOW})") from None
     if parsed.tzinfo is not None:
         return to_ms(parsed)
     return to_ms(_localize(parsed, tz, what, text))
+
+
+def _worded(match: re.Match[str], tz: ZoneInfo, now_ms: int, what: str, text: str) -> int:
+    """`today`, `yesterday 22:00`, `09:00`: a calendar day of `tz` (a DST day has 23 or 25
+    hours, so `yesterday` is never `now - 24h`) and a wall time on it, refused when the
+    change skips or repeats it."""
+    word, hour, minute, second = match.groups()
+    today = datetime.fromtimestamp(now_ms / 1000, UTC).astimezone(tz).date()
+    day = today + timedelta(days=DAY_WORDS[word or "today"])
+    if hour is None:
+        return to_ms(_day_start(day, tz))
+    try:
+        wall = time(int(hour), int(minute), int(second or 0))
+    except ValueError:
+        raise UsageError(what, f"cannot read {text!r}: no such time of day") from None
+    return to_ms(_localize(datetime.combine(day, wall), tz, what, text))
+
+
+def _day_start(day: date, tz: ZoneInfo) -> datetime:
+    """The day's first instant: midnight, or the end of the gap where a change skips
+    midnight (fold 0 of a skipped time converts to the instant the gap ends)."""
+    return datetime.combine(day, time(0), tzinfo=tz).astimezone(UTC)
 
 
 def _localize(naive: datetime, tz: ZoneInfo, what: str, text: str) -> datetime:

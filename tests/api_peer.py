@@ -20,7 +20,7 @@ from ccvault.catalog.audit import audit_log
 from ccvault.catalog.writer import CatalogWriter
 from ccvault.config.loading import load
 from ccvault.evidence.jobs import ExportJobs
-from ccvault.host.clock import SystemClock
+from ccvault.host.clock import Clock, SystemClock
 from ccvault.recorder.ffmpeg import ffmpeg_binary
 from ccvault.storage.volumes import open_volumes
 from tests.conftest import toml_value
@@ -69,10 +69,11 @@ def free_port() -> int:
 
 
 @contextmanager
-def serve(config_path: Path, exports: object = None) -> Iterator[Api]:
-    """Serve the API for config_path; users viewer/operator/admin exist with their tokens."""
+def serve(config_path: Path, exports: object = None, clock: Clock | None = None) -> Iterator[Api]:
+    """Serve the API for config_path; users viewer/operator/admin exist with their tokens.
+    `clock`: what the API takes for now (a test's fixed day), else the system's."""
     config = load(config_path).config
-    clock = SystemClock()
+    clock = clock or SystemClock()
     writer = CatalogWriter(config.catalog_target, audit_log(config))
     volumes = open_volumes(config, writer, clock.wall_ms())
     ctx = ApiContext(config, writer, clock, lambda: volumes, exports)

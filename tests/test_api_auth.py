@@ -34,6 +34,7 @@ from tests.retention_seed import seed
 
 PUBLIC = {("GET", "/healthz"), ("POST", "/api/session")}
 VOLATILE = {"free_bytes", "bytes_per_day", "days", "headroom_days", "forecast_days"}
+VOLATILE |= {f"{k}_text" for k in ("free", *VOLATILE)} | {"summary"}
 
 
 @pytest.fixture

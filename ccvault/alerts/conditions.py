@@ -8,6 +8,7 @@ from ccvault.alerts.book import Observation
 from ccvault.config.alerts import AlertsBase
 from ccvault.recorder.states import CameraState
 from ccvault.storage.volumes import Blocked
+from ccvault.text import size_text
 from ccvault.timefmt import utc_text
 from ccvault.views.health import Health
 
@@ -44,17 +45,17 @@ def _stuck_under_reserve(volume: str, why: Blocked) -> Observation:
     the shortfall, another program is filling the volume."""
     if why.foreign >= why.need:
         cause = (
-            f"{_size(why.foreign)} on its filesystem is not footage: something other than "
+            f"{size_text(why.foreign)} on its filesystem is not footage: something other than "
             "ccvault's footage is filling it"
         )
     else:
-        cause = f"what is left may not be deleted ({_size(why.foreign)} is not footage)"
+        cause = f"what is left may not be deleted ({size_text(why.foreign)} is not footage)"
     return Observation(
         "volume_low",
         {"volume": volume},
-        f"volume {volume} stays {_size(why.need)} under its reserve after disk pressure "
+        f"volume {volume} stays {size_text(why.need)} under its reserve after disk pressure "
         f"deleted all it may; {cause}. Kept: each camera's newest footage "
-        f"(pressure_floor_hours, {_size(why.floor)}) and held footage ({_size(why.held)}); "
+        f"(pressure_floor_hours, {size_text(why.floor)}) and held footage ({size_text(why.held)}); "
         "new footage goes to another volume if one has room",
         "critical",
         {
@@ -65,13 +66,6 @@ def _stuck_under_reserve(volume: str, why: Blocked) -> Observation:
         },
         at_once=True,
     )
-
-
-def _size(nbytes: int) -> str:
-    for unit, size in (("GiB", 1 << 30), ("MiB", 1 << 20), ("KiB", 1 << 10)):
-        if nbytes >= size:
-            return f"{nbytes / size:.1f} {unit}"
-    return f"{nbytes} B"
 
 
 def volume_unavailable(health: Health, cfg: AlertsBase) -> Iterator[Observation]:
@@ -113,7 +107,7 @@ def held_footage_blocking(health: Health, cfg: AlertsBase) -> Iterator[Observati
             yield Observation(
                 "held_footage_blocking",
                 {"volume": volume},
-                f"volume {volume} stays under its reserve with {_size(why.held)} of held or "
+                f"volume {volume} stays under its reserve with {size_text(why.held)} of held or "
                 "pinned footage that may not be deleted; new footage goes elsewhere",
                 None,
                 {"need_bytes": str(why.need), "held_bytes": str(why.held)},

@@ -16,6 +16,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from ccvault.catalog.dialect import PgOperationalError
 from ccvault.catalog.writer import CatalogUnreachable
+from ccvault.config.fields import problem
 from ccvault.errors import Busy, CcvaultError, NotFound, Refused, UsageError
 
 
@@ -124,9 +125,9 @@ def install(app: FastAPI) -> None:
     async def invalid(_req: Request, exc: RequestValidationError) -> JSONResponse:
         first = exc.errors()[0] if exc.errors() else {}
         loc = [str(p) for p in first.get("loc", ()) if p not in ("query", "body", "path")]
-        return JSONResponse(
-            error_body("invalid", first.get("msg", "invalid request"), ".".join(loc) or None), 422
-        )
+        field = ".".join(loc) or None
+        message = f"{field}: {problem(first)}" if field else problem(first)
+        return JSONResponse(error_body("invalid", message, field), 422)
 
     @app.exception_handler(StarletteHTTPException)
     async def http_error(_req: Request, exc: StarletteHTTPException) -> JSONResponse:

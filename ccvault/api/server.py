@@ -25,7 +25,7 @@ import uvicorn
 from ccvault.api.app import create_app
 from ccvault.api.connections import DROPPED, Arrivals, Listener, RequestTimeoutProtocol
 from ccvault.api.context import ApiContext
-from ccvault.errors import Busy, CcvaultError, ConfigError
+from ccvault.errors import Busy, CcvaultError, ConfigError, reason
 from ccvault.host import descriptors
 
 log = structlog.get_logger("ccvault.http")
@@ -136,7 +136,7 @@ class ApiServer:
         except (OSError, ssl.SSLError) as exc:
             sock.close()
             raise ConfigError(
-                "http.tls_cert", f"cannot use the TLS certificate/key: {exc}"
+                "http.tls_cert", f"cannot use the TLS certificate/key: {reason(exc)}"
             ) from None
         self._sock = sock
         self._thread = threading.Thread(
@@ -184,7 +184,9 @@ class ApiServer:
                 arrivals=self.arrivals,
             )
         except OSError as exc:
-            raise ConfigError("http.listen", f"cannot listen on {self.listen}: {exc}") from None
+            raise ConfigError(
+                "http.listen", f"cannot listen on {self.listen}: {reason(exc)}"
+            ) from None
         try:
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
             sock.bind(addr)

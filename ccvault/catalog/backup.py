@@ -23,17 +23,24 @@ from ccvault.config.model import Config
 from ccvault.config.places import Place, Role, refusal
 from ccvault.errors import CheckFailed, Refused
 from ccvault.host.durable import fsync_dir, fsync_file, make_dirs, open_private
+from ccvault.host.progress import SILENT, Progress, Unit
 from ccvault.timefmt import utc_text
 
 _CHUNK = 1 << 20
+_PAGES = 1024  # catalog pages copied a step (4 MiB of 4 KiB pages)
 
 
 def backup(
-    config: Config, writer: CatalogWriter, dest_dir: Path, now_ms: int, actor: str
+    config: Config,
+    writer: CatalogWriter,
+    dest_dir: Path,
+    now_ms: int,
+    actor: str,
+    progress: Progress = SILENT,
 ) -> dict[str, Any]:
     """Copy both into timestamped files and audit it; a partial copy is removed, never kept
     under a name that looks like a backup. Never into a volume or the spool, whose keepers
-    would quarantine or expire it (`places.refusal`)."""
+    would quarantine or expire it (`places.refusal`). `progress` counts the bytes copied."""
     if not isinstance(config.catalog_target, Path):
         raise Refused(
             "backup",
@@ -60,8 +67,8 @@ def backup(
             with writer.transaction():
                 source.execute("BEGIN")
                 source.execute("SELECT COUNT(*) FROM meta").fetchone()
-                records = _copy_audit(log, audit, created) if log and audit else 0
-            _copy_catalog(source, _create(catalog, created))
+                records = _copy_audit(log, audit, created, progress) if log and audit else 0
+            _copy_catalog(source, _create(catalog, created), progress)
             source.execute("COMMIT")
         fsync_dir(dest_dir)
         result = {
@@ -91,11 +98,20 @@ def _create(path: Path, created: list[Path]) -> Path:
     return path
 
 
-def _copy_catalog(source: sqlite3.Connection, dest: Path) -> None:
-    """SQLite's online backup from the pinned snapshot. The copy leaves WAL mode so that it
-    is one self-contained file, and is checked as reopened from disk."""
+def _copy_catalog(source: sqlite3.Connection, dest: Path, progress: Progress) -> None:
+    """SQLite's online backup from the pinned snapshot, _PAGES pages a step. The copy leaves
+    WAL mode so that it is one self-contained file, and is checked as reopened from disk."""
+    page_size = source.execute("PRAGMA page_size").fetchone()[0]
+    progress.expect(source.execute("PRAGMA page_count").fetchone()[0] * page_size, Unit.BYTES)
+
+    def copied(_status: int, remaining: int, total: int) -> None:
+        nonlocal done
+        progress.advance((total - remaining) * page_size - done)
+        done = (total - remaining) * page_size
+
+    done = 0
     with closing(sqlite3.connect(dest)) as copy:
-        source.backup(copy)
+        source.backup(copy, pages=_PAGES, progress=copied)
         copy.execute("PRAGMA journal_mode = DELETE")
     fsync_file(dest)
     with closing(sqlite3.connect(dest.resolve().as_uri() + "?mode=ro", uri=True)) as check:
@@ -104,17 +120,20 @@ def _copy_catalog(source: sqlite3.Connection, dest: Path) -> None:
         raise CheckFailed(str(dest), f"the copy fails its integrity check: {verdict}")
 
 
-def _copy_audit(log: AuditLog, dest: Path, created: list[Path]) -> int:
+def _copy_audit(log: AuditLog, dest: Path, created: list[Path], progress: Progress) -> int:
     """The whole chain byte for byte, its sealed files and the live one joined in order into
     one file (a missing log is an empty copy), and its checkpoints beside it under the
     matching name, so the copy verifies on its own. Returns the number of records."""
     records = 0
+    files = log.files()
+    progress.expect(sum(f.path.stat().st_size for f in files), Unit.BYTES)
     with _create(dest, created).open("wb") as out:
-        for log_file in log.files():
+        for log_file in files:
             with log_file.path.open("rb") as f:
                 while chunk := f.read(_CHUNK):
                     records += chunk.count(b"\n")
                     out.write(chunk)
+                    progress.advance(len(chunk))
         out.flush()
         os.fsync(out.fileno())
     if log.checkpoints.path.exists():

@@ -29,7 +29,7 @@ import click
 from ccvault import __version__
 from ccvault.catalog import dialect
 from ccvault.config.loading import resolve_path
-from ccvault.errors import BUSY, USAGE, CcvaultError, NotFound
+from ccvault.errors import BUSY, CHECK_FAILED, USAGE, CcvaultError, NotFound, reason
 from ccvault.host.clock import SystemClock
 
 if TYPE_CHECKING:
@@ -206,6 +206,8 @@ def main() -> None:
         if "locked" in str(exc) or "busy" in str(exc):
             _fail("catalog", f"busy: {exc}", BUSY)
         raise
+    except OSError as exc:  # a file that cannot be read or written: said, not a traceback
+        _fail(str(exc.filename or "ccvault"), reason(exc), CHECK_FAILED)
     sys.exit(0)
 
 

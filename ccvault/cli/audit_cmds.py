@@ -11,8 +11,9 @@ import click
 from ccvault.catalog.audit import AuditLog
 from ccvault.catalog.audit_report import Report
 from ccvault.cli import App, cli, json_option, pass_app
-from ccvault.cli.output import emit_json, human_bytes, table
+from ccvault.cli.output import emit_json, progress_bar, table
 from ccvault.errors import CHECK_FAILED
+from ccvault.text import size_text
 from ccvault.timefmt import local_text, parse_time
 
 DETAILS_WIDTH = 120
@@ -150,10 +151,13 @@ def backup(app: App, directory: Path, as_json: bool) -> None:
     """Copy the catalog and the audit log, consistent with each other, into DIR."""
     from ccvault.catalog.backup import backup as run_backup
 
-    result = run_backup(app.config, app.writer, directory, app.clock.wall_ms(), app.actor())
+    with progress_bar("backing up", as_json) as bar:
+        result = run_backup(
+            app.config, app.writer, directory, app.clock.wall_ms(), app.actor(), progress=bar
+        )
     if as_json:
         emit_json(result)
         return
-    click.echo(f"catalog: {result['catalog']} ({human_bytes(result['catalog_bytes'])})")
+    click.echo(f"catalog: {result['catalog']} ({size_text(result['catalog_bytes'])})")
     if result["audit"]:
         click.echo(f"audit: {result['audit']} ({result['audit_records']} records)")

@@ -11,8 +11,10 @@ from typing import Any
 import click
 
 from ccvault.cli import App, cli, json_option, pass_app
-from ccvault.cli.output import emit_json, human_bytes, stderr_is_terminal
+from ccvault.cli.output import emit_json, progress_bar
 from ccvault.errors import CHECK_FAILED, CcvaultError, NotFound, Refused, UsageError
+from ccvault.host.progress import fractions
+from ccvault.text import size_text
 
 OPTION_FIELDS = ("camera", "from", "to", "out", "reason", "visit")
 
@@ -87,17 +89,8 @@ def export(
         from_ms, to_ms = app.time(start, "--from"), app.time(end, "--to")
         run = partial(jobs.export_now, camera, from_ms, to_ms, reason, app.actor(), out)
     try:
-        if stderr_is_terminal() and not as_json:
-            with click.progressbar(
-                length=1000, label="exporting", file=click.get_text_stream("stderr")
-            ) as bar:
-
-                def progress(fraction: float) -> None:
-                    bar.update(int(fraction * 1000) - bar.pos)
-
-                result = run(progress=progress, started=started)
-        else:
-            result = run(started=started)
+        with progress_bar("exporting", as_json) as bar:
+            result = run(progress=fractions(bar), started=started)
     except CcvaultError as exc:
         raise _as_option(exc) from None
     _show(result, as_json)
@@ -137,7 +130,7 @@ def _show(result: dict[str, Any], as_json: bool) -> None:
     files = summary["files"]
     click.echo(f"export {summary['id']}: {summary['dir']}")
     click.echo(
-        f"  {len(files)} files, {human_bytes(sum(f['bytes'] for f in files))}; clip "
+        f"  {len(files)} files, {size_text(sum(f['bytes'] for f in files))}; clip "
         f"{summary['actual']['from']} – {summary['actual']['to']}"
     )
     click.echo(f"  manifest SHA-256 {summary['manifest_sha256']}")

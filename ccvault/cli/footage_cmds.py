@@ -12,14 +12,16 @@ from ccvault.catalog import queries
 from ccvault.catalog.nodes import is_known_camera
 from ccvault.catalog.rows import AnalysisState, Segment, StoredSpan
 from ccvault.cli import App, cli, json_option, pass_app
-from ccvault.cli.output import emit_json, human_bytes, stderr_is_terminal, table
+from ccvault.cli.output import emit_json, progress_bar, table
 from ccvault.config.model import CameraConfig
 from ccvault.errors import CheckFailed, NotFound, Refused
 from ccvault.evidence.requests import destination
 from ccvault.host.durable import make_dirs
+from ccvault.host.progress import Progress
 from ccvault.storage.media import copy_hashed
 from ccvault.storage.peers import Remote, fetch_verified, reasons
 from ccvault.storage.volumes import open_volumes, spool_dirs
+from ccvault.text import size_text
 from ccvault.timefmt import duration_text, local_text, ordered
 from ccvault.views.models import SegmentFile, SpanOut
 
@@ -72,7 +74,7 @@ def segments(app: App, camera: str, start: str, end: str, activity: bool, as_jso
                 local_text(s.start_ms, tz),
                 _end_text(s.start_ms, s.end_ms, tz),
                 duration_text(s.end_ms - s.start_ms),
-                human_bytes(s.bytes),
+                size_text(s.bytes),
                 s.node or "",
                 s.volume,
                 _state_text(s, why),
@@ -88,7 +90,7 @@ def segments(app: App, camera: str, start: str, end: str, activity: bool, as_jso
         from_ms,
         to_ms,
         tz,
-        f", {human_bytes(sum(s.bytes for s in found))}, "
+        f", {size_text(sum(s.bytes for s in found))}, "
         f"{duration_text(sum(s.end_ms - s.start_ms for s in found))} of footage",
     )
 
@@ -230,8 +232,8 @@ def import_cmd(
     tz = app.config.tz
     override = check_times(camera, start_ms, end_ms, installed_ms, now_ms, tz, allow_time)
     _hold_if_needed(app, cam, start_ms, end_ms, hold_reason, now_ms)
-    show_progress = stderr_is_terminal() and not as_json
-    report = _run_import(app, cam, planned, override, show_progress)
+    with progress_bar("importing", as_json) as bar:
+        report = _run_import(app, cam, planned, override, bar)
     if as_json:
         emit_json(report.as_json())
         return
@@ -264,9 +266,9 @@ def _hold_if_needed(
 
 
 def _run_import(
-    app: App, cam: CameraConfig, planned: list, override: Any, show_progress: bool
+    app: App, cam: CameraConfig, planned: list, override: Any, progress: Progress
 ) -> Any:
-    """Store the planned files and analyse them, with a progress bar on a terminal."""
+    """Store the planned files and analyse them."""
     from ccvault.ingest.importer import Importer
     from ccvault.recorder.ffmpeg import ffmpeg_binary
     from ccvault.storage.store import SegmentStore
@@ -285,13 +287,7 @@ def _run_import(
         app.actor(),
         override,
     )
-    if not show_progress:
-        return importer.run(planned)
-    total = sum(p.duration_ms for p in planned) * (2 if importer.motion.enabled else 1)
-    with click.progressbar(
-        length=total, label="importing", file=click.get_text_stream("stderr")
-    ) as bar:
-        return importer.run(planned, progress=bar.update)
+    return importer.run(planned, progress=progress)
 
 
 @cli.command("segment-file")

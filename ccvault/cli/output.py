@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import json
 import sys
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from typing import Any
 
 import click
+
+from ccvault.host.progress import SILENT, Progress
 
 
 def emit_json(value: Any) -> None:
@@ -36,16 +39,19 @@ def _cell(value: Any) -> str:
     return str(value)
 
 
-def human_bytes(n: int | None) -> str:
-    if n is None:
-        return "-"
-    size = float(n)
-    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
-        if size < 1024 or unit == "TiB":
-            return f"{size:.0f} {unit}" if unit == "B" else f"{size:.1f} {unit}"
-        size /= 1024
-    return f"{n} B"
-
-
 def stderr_is_terminal() -> bool:
     return sys.stderr.isatty()
+
+
+@contextmanager
+def progress_bar(label: str, as_json: bool) -> Iterator[Progress]:
+    """The one progress bar of every long command, on stderr — only on a terminal and never
+    with --json (stdout stays pure JSON; a pipe or a log file gets no bar). rich is loaded
+    only then (`cli.bar`), so no other command pays for importing it."""
+    if as_json or not stderr_is_terminal():
+        yield SILENT
+        return
+    from ccvault.cli.bar import rich_bar
+
+    with rich_bar(label) as bar:
+        yield bar

@@ -3,14 +3,19 @@
 from __future__ import annotations
 
 import sys
+from typing import TYPE_CHECKING
 from zoneinfo import ZoneInfo
 
 import click
 
 from ccvault.cli import App, cli, json_option, pass_app
-from ccvault.cli.output import emit_json, human_bytes, table
+from ccvault.cli.output import emit_json, progress_bar, table
 from ccvault.errors import NotFound, UsageError
+from ccvault.text import size_text
 from ccvault.timefmt import local_text
+
+if TYPE_CHECKING:
+    from ccvault.retention.planner import Decision
 
 
 def _volumes(app: App) -> list:
@@ -52,10 +57,15 @@ def _purge_now(
 
     if not running:
         recover(app.writer, volumes)  # a crashed pass is finished before a new one
-    executor = Executor(
-        app.writer, lambda: volumes, app.clock.wall_ms, ffmpeg_binary(app.config), actor=app.actor()
-    )
-    with app.writer.reader() as conn:
+    with progress_bar("purging", as_json) as bar, app.writer.reader() as conn:
+        executor = Executor(
+            app.writer,
+            lambda: volumes,
+            app.clock.wall_ms,
+            ffmpeg_binary(app.config),
+            actor=app.actor(),
+            progress=bar,
+        )
         outcome = run_pass(conn, app.config, volumes, executor, now_ms, spools=spools)
     result = outcome.counts()
     if as_json:
@@ -105,7 +115,7 @@ def _preview(
     if leftovers:
         click.echo(
             f"past the ceiling: {len(leftovers)} quarantined or spool file(s), "
-            f"{human_bytes(sum(i['bytes'] for i in leftovers))}"
+            f"{size_text(sum(i['bytes'] for i in leftovers))}"
         )
     if expired:
         click.echo(
@@ -131,7 +141,7 @@ def _show_decisions(decisions: list, tz: ZoneInfo) -> None:
                 + (" (premature)" if d.premature else "")
                 + (f" → {d.target}" if d.target else ""),
                 d.rule,
-                human_bytes(d.segment.bytes),
+                size_text(d.segment.bytes),
                 d.segment.volume,
                 local_text(d.until_ms, tz) if d.until_ms else None,
             ]
@@ -139,16 +149,23 @@ def _show_decisions(decisions: list, tz: ZoneInfo) -> None:
         ],
     )
     for action, t in sorted(totals(decisions)["actions"].items()):
-        click.echo(f"{action}: {t['segments']} segments, {human_bytes(t['bytes'])}")
+        click.echo(f"{action}: {t['segments']} segments, {size_text(t['bytes'])}")
 
 
 @cli.command()
 @click.option("--camera", required=True, help="Camera name.")
-@click.option("--at", "at", required=True, metavar="T", help="The instant to explain.")
+@click.option(
+    "--at",
+    "at",
+    required=True,
+    metavar="T",
+    help="The instant to explain (e.g. 'yesterday 22:00').",
+)
 @json_option
 @pass_app
 def explain(app: App, camera: str, at: str, as_json: bool) -> None:
-    """Why the footage at an instant is kept, or what will happen to it and when."""
+    """Why the footage at an instant is kept and until when, what will happen to it, or —
+    when there is none — why it is gone (exit 3)."""
     from ccvault.retention import candidates
     from ccvault.retention.planner import decide
     from ccvault.retention.pressure import archive_room, measure
@@ -160,7 +177,8 @@ def explain(app: App, camera: str, at: str, as_json: bool) -> None:
         sc = candidates.scope(conn, app.config, {v.name: v.role for v in volumes})
         seg = candidates.at_instant(conn, sc, camera, at_ms) if camera in sc.camera_ids else None
         if seg is None:
-            raise NotFound(f"camera {camera}", f"no footage at {at}")
+            _gone(app, camera, at_ms, now_ms)
+        assert seg is not None
         protections = candidates.protections(conn)
         covers = candidates.access_covers(conn, app.config, now_ms)
         archives = archive_room(measure(app.config, volumes, conn, now_ms))
@@ -179,13 +197,42 @@ def explain(app: App, camera: str, at: str, as_json: bool) -> None:
     tz = app.config.tz
     click.echo(
         f"segment {seg.id} of {camera}: {local_text(seg.start_ms, tz)} – "
-        f"{local_text(seg.end_ms, tz)} on {seg.volume} ({human_bytes(seg.bytes)}, "
+        f"{local_text(seg.end_ms, tz)} on {seg.volume} ({size_text(seg.bytes)}, "
         f"{'activity' if seg.activity else 'idle' if seg.analysed else 'not analysed'})"
     )
-    until = f" until {local_text(decision.until_ms, tz)}" if decision.until_ms else ""
-    click.echo(f"fate: {decision.action} (rule: {decision.rule}){until}")
+    click.echo(_fate(decision, tz))
     if holds:
         click.echo("holds: " + ", ".join(h.rule for h in holds))
+
+
+def _fate(decision: Decision, tz: ZoneInfo) -> str:
+    """What will happen to the segment, in words: kept until a local date, or the next pass's
+    deletion, thinning or move."""
+    from ccvault.retention.planner import DELETE, KEEP, THIN
+
+    rule = f"(rule: {decision.rule})"
+    if decision.action == KEEP and decision.until_ms is not None:
+        return (
+            f"kept until {local_text(decision.until_ms, tz)} {rule}; then the policy decides again"
+        )
+    if decision.action == KEEP:
+        return f"kept with no end date {rule}"
+    if decision.action == DELETE:
+        return f"to be deleted by the next retention pass {rule}"
+    if decision.action == THIN:
+        return f"to be thinned (keyframes only) by the next retention pass {rule}"
+    return f"to be moved to {decision.target} by the next retention pass {rule}"
+
+
+def _gone(app: App, camera: str, at_ms: int, now_ms: int) -> None:
+    """No segment holds the instant: say why (deleted, and when, by whom, under which rule;
+    not yet; never recorded) and exit 3."""
+    from ccvault.catalog.audit import audit_log
+    from ccvault.retention.gone import why_gone
+
+    tz = app.config.tz
+    gone = why_gone(audit_log(app.config).records(strict=False), camera, at_ms, now_ms, tz)
+    raise NotFound(f"{camera} at {local_text(at_ms, tz)}", gone.sentence(tz))
 
 
 @cli.group()

@@ -10,10 +10,11 @@ import click
 
 from ccvault.catalog.writer import CatalogGone
 from ccvault.cli import App, cli, json_option, pass_app
-from ccvault.cli.output import emit_json, human_bytes, table
+from ccvault.cli.output import emit_json, table
 from ccvault.errors import CHECK_FAILED
 from ccvault.host import logs
 from ccvault.host.lock import daemon_running
+from ccvault.text import size_text
 from ccvault.timefmt import duration_text, local_text, parse_time
 from ccvault.views import status
 
@@ -98,13 +99,10 @@ def _status_text(app: App, report: dict) -> None:
     _volume_table(report["volumes"])
     r = report["retention"]
     click.echo()
+    click.echo(r["summary"])
     click.echo(
-        f"store holds {r['days'] if r['days'] is not None else '-'} days at "
-        f"{human_bytes(r['bytes_per_day'])}/day (min_days {r['min_days']:g}"
-        f"{', AT RISK' if r['at_risk'] else ''}); headroom "
-        f"{r['headroom_days'] if r['headroom_days'] is not None else '-'} days; "
-        f"{r['active_holds']} active hold(s); thinning saved "
-        f"{human_bytes(r['thin_saved_bytes'])} on {r['thinned_segments']} segments"
+        f"{r['active_holds']} active hold(s); thinning saved {r['thin_saved_text']} on "
+        f"{r['thinned_segments']} segment(s)"
     )
 
 
@@ -118,7 +116,7 @@ def _camera_table(cameras: list[dict], tz: ZoneInfo) -> None:
                 _local(c["since"], tz),
                 _local(c["last_segment_end"], tz),
                 c["segments_24h"],
-                human_bytes(c["bytes_24h"]),
+                size_text(c["bytes_24h"]),
                 duration_text(round(c["motion_backlog_seconds"] * 1000)),
             ]
             for c in cameras
@@ -144,9 +142,9 @@ def _volume_table(volumes: list[dict]) -> None:
                 v["name"],
                 v["role"],
                 v["state"] + (f" ({v['reason']})" if v["reason"] else ""),
-                human_bytes(v["free_bytes"]),
-                human_bytes(v["total_bytes"]),
-                human_bytes(v["footage_bytes"]),
+                size_text(v["free_bytes"]),
+                size_text(v["total_bytes"]),
+                size_text(v["footage_bytes"]),
                 (v["forecast"] or {}).get("days"),
                 (v["forecast"] or {}).get("headroom_days"),
                 v["path"],

@@ -8,10 +8,11 @@ import sys
 import click
 
 from ccvault.cli import App, cli, json_option, pass_app
-from ccvault.cli.output import emit_json, human_bytes, stderr_is_terminal
+from ccvault.cli.output import emit_json, progress_bar
 from ccvault.errors import CHECK_FAILED, UsageError
 from ccvault.host.lock import daemon_running
 from ccvault.storage.volumes import init_volume, open_volumes, spool_dirs
+from ccvault.text import size_text
 from ccvault.timefmt import local_text
 
 
@@ -35,20 +36,18 @@ def reconcile(app: App, dry_run: bool, as_json: bool) -> None:
         recover(writer, volumes)  # half-done purges first, before anything may be adopted
     # While the daemon runs, the spool is its own: a second ingester would race it.
     ingestor = None if running else Ingestor(store, spool_dirs(app.config, volumes).drain, set)
-    show = stderr_is_terminal() and not as_json
-    report = run_reconcile(
-        writer,
-        store,
-        volumes,
-        ingestor,
-        dry_run=dry_run,
-        daemon_running=running,
-        progress=(lambda where: click.echo(f"reconcile: checking {where}…", err=True))
-        if show
-        else (lambda _: None),
-        actor=app.actor(),
-        cameras=[c.name for c in app.config.cameras],
-    )
+    with progress_bar("reconciling", as_json) as bar:
+        report = run_reconcile(
+            writer,
+            store,
+            volumes,
+            ingestor,
+            dry_run=dry_run,
+            daemon_running=running,
+            progress=bar,
+            actor=app.actor(),
+            cameras=[c.name for c in app.config.cameras],
+        )
     if as_json:
         emit_json(report.as_json())
     else:
@@ -70,7 +69,7 @@ def verify(app: App, camera: str | None, start: str | None, end: str | None, as_
     """Re-hash the selected segments now against their SHA-256 (as the background scrub does,
     at full speed); record each verdict, so `segments` and the API show `corrupt`. Exit 1 on
     any corrupt, missing, unreadable or unchecked (volume unavailable) file."""
-    from ccvault.catalog.queries import Selection, selection_size
+    from ccvault.catalog.queries import Selection
     from ccvault.storage.integrity import check_now
     from ccvault.timefmt import ordered
 
@@ -84,16 +83,10 @@ def verify(app: App, camera: str | None, start: str | None, end: str | None, as_
         ordered(from_ms, to_ms, "--from", "--to")
         selection = Selection(camera, from_ms, to_ms)
     volumes = open_volumes(app.config, app.writer, app.clock.wall_ms())
-    args = (app.writer, volumes, selection, app.clock.wall_ms, app.actor())
-    if stderr_is_terminal() and not as_json:
-        with app.writer.reader() as conn:
-            total = selection_size(conn, selection)[1]
-        with click.progressbar(
-            length=total, label="verifying", file=click.get_text_stream("stderr")
-        ) as bar:
-            report = check_now(*args, progress=bar.update)
-    else:
-        report = check_now(*args)
+    with progress_bar("verifying", as_json) as bar:
+        report = check_now(
+            app.writer, volumes, selection, app.clock.wall_ms, app.actor(), progress=bar
+        )
     if as_json:
         emit_json(report.as_json())
     else:
@@ -104,7 +97,7 @@ def verify(app: App, camera: str | None, start: str | None, end: str | None, as_
                     f", {seg.volume}:{seg.path}): {_VERDICTS[verdict]}"
                 )
         click.echo(
-            f"{report.checked} segment(s), {human_bytes(report.bytes)}: {report.ok} match "
+            f"{report.checked} segment(s), {size_text(report.bytes)}: {report.ok} match "
             "their SHA-256"
         )
     if report.failed():

@@ -9,10 +9,11 @@ from urllib.parse import urlsplit
 
 from pydantic import Field, model_validator
 
-from ccvault.config.fields import Model, Slug, is_loopback
+from ccvault.config.fields import Model, Slug, form, is_loopback
 
 # A free-text identifier from another system (a badge holder, an event id): printable, short.
-PERSON_ID = r"^[^\x00-\x1f\x7f]{1,128}$"
+PERSON_ID = form(r"^[^\x00-\x1f\x7f]{1,128}$", "1 to 128 printable characters")
+MQTT_URL = form(r"^mqtts?://[^/]+$", "mqtt://host:port or mqtts://host:port, without a path")
 
 
 class RoomConfig(Model):
@@ -64,7 +65,7 @@ class PersonConfig(Model):
 
 
 class AccessMqttConfig(Model):
-    url: str = Field(pattern=r"^mqtts?://[^/]+$", description="mqtt://host:port or mqtts://…")
+    url: str = Field(pattern=MQTT_URL, description="mqtt://host:port or mqtts://…")
     topic: str = Field(min_length=1, description="Topic (filter) the access system publishes to.")
     username: str | None = Field(None, description="Broker user.")
     password_file: Path | None = Field(None, description="File holding the broker password.")
@@ -180,9 +181,11 @@ class AccessConfig(Model):
 
 
 class MqttPublishConfig(Model):
-    url: str = Field(pattern=r"^mqtts?://[^/]+$", description="mqtt://host:port or mqtts://…")
+    url: str = Field(pattern=MQTT_URL, description="mqtt://host:port or mqtts://…")
     publish_prefix: str = Field(
-        "ccvault", pattern=r"^[^#+\x00]{1,64}$", description="Topics start with this."
+        "ccvault",
+        pattern=form(r"^[^#+\x00]{1,64}$", "1 to 64 characters without #, + or NUL"),
+        description="Topics start with this.",
     )
     username: str | None = Field(None, description="Broker user.")
     password_file: Path | None = Field(None, description="File holding the broker password.")

@@ -15,7 +15,7 @@ from pydantic import (
     model_validator,
 )
 
-from ccvault.config.fields import Model, Severity, is_loopback
+from ccvault.config.fields import Model, Severity, form, is_loopback
 from ccvault.config.secrets import read_secret
 
 
@@ -190,7 +190,10 @@ class ConditionSettings(EventSettings):
 
 
 class WebhookConfig(Model):
-    url: str = Field(pattern=r"^https?://", description="Receives Alertmanager-style JSON.")
+    url: str = Field(
+        pattern=form(r"^https?://", "an http:// or https:// URL"),
+        description="Receives Alertmanager-style JSON.",
+    )
     timeout_seconds: float = Field(10.0, gt=0, le=300, description="Per attempt.")
     headers: dict[str, str] = Field(
         default_factory=dict,

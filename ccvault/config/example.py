@@ -162,7 +162,7 @@ def render() -> str:
                 "",
                 "# Per-camera motion settings: any [motion] key except workers.",
                 "[cameras.motion]",
-                *(f"{k} = {_toml(v)}" for k, v in overrides.items()),
+                *_overrides(MotionConfig, "motion", overrides),
             ]
         retention = CAMERA_RETENTION_EXAMPLE.get(example["name"])
         if retention:
@@ -170,9 +170,21 @@ def render() -> str:
                 "",
                 "# Per-camera retention: any [retention] key.",
                 "[cameras.retention]",
-                *(f"{k} = {_toml(v)}" for k, v in retention.items()),
+                *_overrides(RetentionSettings, "retention", retention),
             ]
     return "\n".join(out) + "\n"
+
+
+def _overrides(model: type[BaseModel], table: str, values: dict[str, Any]) -> list[str]:
+    """A camera's own values of [motion] or [retention] keys, each with its key's meaning."""
+    lines = []
+    for name, value in values.items():
+        description = _description(model, name, model.model_fields[name])
+        lines += [
+            f"# {description} This camera's own; [{table}] has the default.",
+            f"{name} = {_toml(value)}",
+        ]
+    return lines
 
 
 def _alerts() -> list[str]:
@@ -240,7 +252,7 @@ def _fields(
         name = info.alias or field_name
         if defaults and name in defaults:
             info = FieldInfo.merge_field_infos(info, default=defaults[name])
-        lines.append(f"# {info.description} {_facts(info)}".rstrip())
+        lines.append(f"# {_description(model, name, info)} {_facts(info)}")
         if name in values:
             lines.append(f"{name} = {_toml(values[name])}")
         elif info.is_required():
@@ -248,6 +260,15 @@ def _fields(
         else:
             lines.append(f"# {name} = {_default_text(info)}")
     return lines
+
+
+def _description(model: type[BaseModel], name: str, info: FieldInfo) -> str:
+    """A key's meaning; a key without one would read `# None Default: …`, so it is refused
+    here and the example (and its test) cannot be generated with it."""
+    text = (info.description or "").strip()
+    if not text:
+        raise ValueError(f"{model.__name__}.{name} has no description")
+    return text
 
 
 def _facts(info: FieldInfo) -> str:

@@ -6,8 +6,9 @@ from __future__ import annotations
 import ipaddress
 import os
 import re
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import (
@@ -19,11 +20,27 @@ from pydantic import (
     create_model,
 )
 
-SLUG = r"^[a-z0-9][a-z0-9_-]{0,62}$"
+# What a pattern means, in words: a validation error names this, never the regex itself.
+FORMS: dict[str, str] = {}
+
+
+def form(pattern: str, words: str) -> str:
+    """`pattern` for a Field, remembered with what people are told when a value misses it."""
+    FORMS[pattern] = words
+    return pattern
+
+
+SLUG = form(
+    r"^[a-z0-9][a-z0-9_-]{0,62}$",
+    "lower-case letters, digits, - and _ (up to 63, starting with a letter or digit)",
+)
 
 Slug = Annotated[str, Field(pattern=SLUG)]
 # A DNS name as a Host header carries it, compared lower-case without a trailing dot.
-HOST_NAME = r"^[a-z0-9_][a-z0-9_-]{0,62}(\.[a-z0-9_][a-z0-9_-]{0,62})*$"
+HOST_NAME = form(
+    r"^[a-z0-9_][a-z0-9_-]{0,62}(\.[a-z0-9_][a-z0-9_-]{0,62})*$",
+    "a host name (letters, digits, - and _, dot-separated)",
+)
 HostName = Annotated[
     str,
     BeforeValidator(lambda v: v.lower().rstrip(".") if isinstance(v, str) else v),
@@ -133,11 +150,7 @@ def describe(exc: ValidationError) -> str:
     messages = []
     for err in exc.errors():
         loc = key_path(err["loc"])
-        msg = err["msg"].removeprefix("Value error, ")
-        if err["type"] == "extra_forbidden":
-            msg = "unknown key"
-        elif err["type"] == "missing":
-            msg = "required key is missing"
+        msg = problem(err)
         if re.match(r"^[a-z_]+(\[\d+\])?(\.[a-z_]+(\[\d+\])?)*: ", msg):
             loc_prefix = loc + "." if loc else ""
             messages.append(loc_prefix + msg)
@@ -154,3 +167,61 @@ def key_path(loc: tuple[int | str, ...]) -> str:
         else:
             out += f".{part}" if out else str(part)
     return out
+
+
+# Pydantic's error types in words people read (the CLI's and the API's errors alike); the
+# values in braces come from the error's context.
+_WORDS = {
+    "extra_forbidden": "unknown key",
+    "missing": "required key is missing",
+    "greater_than_equal": "must be at least {ge}",
+    "greater_than": "must be more than {gt}",
+    "less_than_equal": "must be at most {le}",
+    "less_than": "must be less than {lt}",
+    "string_too_short": "must be at least {min_length} character(s) long",
+    "string_too_long": "must be at most {max_length} characters long",
+    "too_short": "must have at least {min_length} item(s)",
+    "too_long": "must have at most {max_length} item(s)",
+    "int_parsing": "must be a whole number",
+    "int_type": "must be a whole number",
+    "int_from_float": "must be a whole number",
+    "float_parsing": "must be a number",
+    "float_type": "must be a number",
+    "finite_number": "must be a finite number",
+    "bool_parsing": "must be true or false",
+    "bool_type": "must be true or false",
+    "string_type": "must be text",
+    "list_type": "must be a list",
+    "dict_type": "must be a table",
+    "model_type": "must be a table",
+    "model_attributes_type": "must be a table",
+    "date_type": "must be a date (YYYY-MM-DD)",
+    "date_parsing": "must be a date (YYYY-MM-DD)",
+    "date_from_datetime_parsing": "must be a date (YYYY-MM-DD)",
+    "datetime_type": "must be a date and time",
+    "datetime_parsing": "must be a date and time",
+    "literal_error": "must be {expected}",
+    "enum": "must be {expected}",
+    "json_invalid": "is not valid JSON",
+    "json_type": "must be JSON",
+}
+
+
+def problem(err: Mapping[str, Any]) -> str:
+    """One validation error in words: a pattern by what it means (`FORMS`), a bound or a type
+    by a sentence; our own validators' messages as they are (without "Value error, ")."""
+    kind = err.get("type", "")
+    ctx = err.get("ctx") or {}
+    if kind == "string_pattern_mismatch":
+        return "must be " + FORMS.get(str(ctx.get("pattern")), "in the form this key takes")
+    if kind in _WORDS:
+        try:
+            return _WORDS[kind].format(**{k: _shown(v) for k, v in ctx.items()})
+        except (KeyError, IndexError):
+            return _WORDS[kind].split(" {")[0]
+    msg = str(err.get("msg", "is not valid")).removeprefix("Value error, ")
+    return msg.removeprefix("Assertion failed, ")
+
+
+def _shown(value: Any) -> str:
+    return f"{value:g}" if isinstance(value, float) else str(value)

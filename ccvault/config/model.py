@@ -29,6 +29,7 @@ from ccvault.config.fields import (
     Model,
     Slug,
     describe,
+    form,
     is_loopback,
     is_zone,
     system_timezone,
@@ -204,7 +205,9 @@ class IntegrityConfig(Model):
 class HttpConfig(Model):
     listen: str = Field(
         "127.0.0.1:8750",
-        pattern=r"^(\[[0-9A-Fa-f:.]+\]|[^:\[\]]*):\d{1,5}$",
+        pattern=form(
+            r"^(\[[0-9A-Fa-f:.]+\]|[^:\[\]]*):\d{1,5}$", "host:port, or [IPv6 address]:port"
+        ),
         description="host:port of the HTTP API and web page ([v6]:port for IPv6); an empty "
         "host, 0.0.0.0 or [::] listens everywhere. Port 1-65535 (0, on loopback only: any "
         "free port, logged as http.listening). Beyond loopback it needs TLS or "

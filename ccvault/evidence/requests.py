@@ -15,7 +15,7 @@ from ccvault.config.places import Place, Role, refusal
 from ccvault.errors import NotFound, Refused, UsageError
 from ccvault.evidence import visit
 from ccvault.evidence.visit import VisitRequest
-from ccvault.text import plain_text
+from ccvault.text import plain_text, size_text
 from ccvault.timefmt import ordered, utc_text
 
 HOUR_MS = 3_600_000
@@ -107,8 +107,8 @@ def _check_footage(
     if free < need:
         raise Refused(
             "out",
-            f"not enough free space: {free / 1e9:.2f} GB free at {where}, "
-            f"about {need / 1e9:.2f} GB needed",
+            f"not enough free space: {size_text(free)} free at {where}, "
+            f"about {size_text(need)} needed",
         )
     return final
 

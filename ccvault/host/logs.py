@@ -10,7 +10,7 @@ import contextlib
 import logging
 import re
 import sys
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Iterator
 from typing import Any, TextIO
 
 import structlog
@@ -56,12 +56,16 @@ REDACTOR = Redactor()
 class LossySink:
     """The log's stream, made unable to raise: when its reader is gone (journald restarted,
     the terminal closed), a line that cannot be written is dropped. Raising from `log.info`
-    would stop whatever logged it — a signal handler, the daemon's shutdown, a recorder."""
+    would stop whatever logged it — a signal handler, the daemon's shutdown, a recorder.
+    While a progress bar stands on the terminal (`beside_progress`), lines go through it."""
 
     def __init__(self, stream: TextIO) -> None:
         self.stream = stream
 
     def write(self, text: str) -> int:
+        if _BESIDE.write is not None:
+            _BESIDE.write(text)
+            return len(text)
         try:
             return self.stream.write(text)
         except (OSError, ValueError):  # EPIPE, EIO; ValueError: the stream was closed
@@ -70,6 +74,37 @@ class LossySink:
     def flush(self) -> None:
         with contextlib.suppress(OSError, ValueError):
             self.stream.flush()
+
+
+class _Beside:
+    """Set while a progress bar is shown: where log lines go, and the least level shown."""
+
+    write: Callable[[str], None] | None = None
+    level: int = logging.NOTSET
+
+
+_BESIDE = _Beside()
+
+
+@contextlib.contextmanager
+def beside_progress(write: Callable[[str], None]) -> Iterator[None]:
+    """While a bar stands for a job's progress: warnings and errors are written through
+    `write` (above the bar, which stays whole); routine info events are not printed — the
+    bar shows them, and the command's result sums them up."""
+    _BESIDE.write, _BESIDE.level = write, logging.WARNING
+    try:
+        yield
+    finally:
+        _BESIDE.write, _BESIDE.level = None, logging.NOTSET
+
+
+_LEVELS = {"debug": logging.DEBUG, "info": logging.INFO, "msg": logging.INFO}
+
+
+def _beside_bar(_logger: Any, name: str, event: dict[str, Any]) -> dict[str, Any]:
+    if _BESIDE.level and _LEVELS.get(name, logging.WARNING) < _BESIDE.level:
+        raise structlog.DropEvent
+    return event
 
 
 def configure(
@@ -85,6 +120,7 @@ def configure(
     structlog.configure(
         processors=[
             structlog.contextvars.merge_contextvars,
+            _beside_bar,
             structlog.processors.add_log_level,
             structlog.processors.TimeStamper(fmt="iso", utc=True),
             structlog.processors.format_exc_info,

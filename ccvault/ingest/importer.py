@@ -34,6 +34,7 @@ from ccvault.config.model import CameraConfig
 from ccvault.config.policy import MotionSettings
 from ccvault.errors import CcvaultError, Refused, UsageError
 from ccvault.host.lock import import_running
+from ccvault.host.progress import SILENT, Progress, Unit
 from ccvault.ingest.spool import read_list, segment_times
 from ccvault.motion.scheduler import analyse_in_order
 from ccvault.recorder.ffmpeg import FRAGMENTED_MP4, MP4_AUDIO
@@ -145,21 +146,22 @@ class Importer:
     actor: str
     override: TimeOverride | None = None
 
-    def run(
-        self, planned: list[PlannedFile], progress: Callable[[int], None] = lambda _: None
-    ) -> ImportReport:
+    def run(self, planned: list[PlannedFile], progress: Progress = SILENT) -> ImportReport:
         """Store every planned file, then analyse the new footage for motion before
-        returning. The import lock is held throughout: a daemon starting meanwhile leaves
-        these segments to this process (`motion.scheduler.reset_interrupted`)."""
+        returning; `progress` counts footage time, stored then analysed. The import lock is
+        held throughout: a daemon starting meanwhile leaves these segments to this process
+        (`motion.scheduler.reset_interrupted`)."""
         with import_running(self.writer.lock_base):
             report = ImportReport(self.camera.name)
+            progress.expect(sum(p.duration_ms for p in planned), Unit.FOOTAGE_MS)
             for item in planned:
-                self._store_file(item, report, progress)
+                self._store_file(item, report, progress.advance)
             if self.motion.enabled and report.segments:
                 with self.writer.reader() as conn:
                     segments = queries.segments_by_ids(conn, report.segments)
                 paths = {v.name: v.path for v in self.store.volumes()}
-                analyse_in_order(self.writer, self.motion, segments, paths, progress)
+                progress.expect(sum(s.end_ms - s.start_ms for s in segments), Unit.FOOTAGE_MS)
+                analyse_in_order(self.writer, self.motion, segments, paths, progress.advance)
             return report
 
     def _store_file(

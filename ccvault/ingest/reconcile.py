@@ -18,7 +18,7 @@ from __future__ import annotations
 import os
 import re
 import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 
@@ -31,6 +31,7 @@ from ccvault.catalog.writer import CatalogWriter
 from ccvault.config.model import Config
 from ccvault.host.clock import Clock
 from ccvault.host.lock import daemon_running
+from ccvault.host.progress import SILENT, Progress, Unit
 from ccvault.ingest.spool import Ingestor, read_list
 from ccvault.storage.media import ProbeError, probe, sha256_file
 from ccvault.storage.store import SegmentStore, Stored, segment_relpath
@@ -94,16 +95,17 @@ def reconcile(
     *,
     dry_run: bool,
     daemon_running: bool,
-    progress: Callable[[str], None] = lambda _: None,
+    progress: Progress = SILENT,
     actor: str = "daemon",
     cameras: Iterable[str] = (),
 ) -> ReconcileReport:
     """`cameras`: the configured ones; with those the catalog knows, the only directories
-    footage may be adopted from."""
+    footage may be adopted from. `progress` counts the places checked: spool, volumes."""
     report = ReconcileReport()
+    progress.expect(len(volumes) + (ingestor is not None), Unit.ITEMS)
     if ingestor is not None:
-        progress("spool")
         _spool(ingestor, report, dry_run)
+        progress.advance(1)
     with writer.reader() as conn:
         known = queries.camera_names(conn) | set(cameras)
         others = set(queries.volume_rows(conn)) - own_volume_names(conn, writer.node)
@@ -111,13 +113,15 @@ def reconcile(
         if volume.name in others:  # another node's disk: its files and rows are its own
             log.warning("reconcile.volume_skipped", volume=volume.name, reason="another node's")
             report.unavailable.append({"volume": volume.name, "reason": "another node's volume"})
+            progress.advance(1)
             continue
         if not volume.available:
             log.warning("reconcile.volume_skipped", volume=volume.name, reason=volume.reason)
             report.unavailable.append({"volume": volume.name, "reason": volume.reason})
+            progress.advance(1)
             continue
-        progress(volume.name)
         _volume(writer, store, volume, report, known, dry_run=dry_run, running=daemon_running)
+        progress.advance(1)
     if not dry_run:
         counts = {k: len(v) for k, v in report.as_json().items()}
         log.info("reconcile.done", **counts)

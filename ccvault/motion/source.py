@@ -18,6 +18,7 @@ import av
 import numpy as np
 import structlog
 
+from ccvault.errors import reason
 from ccvault.motion.detector import small_luma
 from ccvault.storage.media import PROBE_OPTIONS
 
@@ -155,7 +156,7 @@ def _open(path: Path) -> tuple[av.container.InputContainer, av.VideoStream]:
         try:
             container = av.open(str(path), options=options, metadata_errors="ignore")
         except _AV_ERRORS as exc:
-            raise MediaError(f"unreadable: {exc}") from None
+            raise MediaError(f"unreadable: {reason(exc)}") from None
         streams = container.streams.video
         if streams and streams[0].codec_context.name:
             streams[0].thread_count = 1  # CPU per frame is the budget (module docstring)

@@ -35,6 +35,7 @@ from ccvault.catalog.nodes import own_volume_names
 from ccvault.catalog.rows import Intent, PlannedMove, Switch
 from ccvault.catalog.writer import CatalogWriter
 from ccvault.host.durable import fsync_dir, make_dirs
+from ccvault.host.progress import SILENT, Progress, Unit
 from ccvault.retention.planner import DELETE, MIGRATE, THIN, Decision
 from ccvault.storage.media import copy_hashed, sha256_file
 from ccvault.storage.thinning import ThinError, keyframes_only, work_path
@@ -120,6 +121,7 @@ class Executor:
         checkpoint: Checkpoint = no_checkpoint,
         stopping: threading.Event | None = None,
         metrics: PurgeCounters | None = None,
+        progress: Progress = SILENT,
     ) -> None:
         self.writer = writer
         self.volumes = volumes
@@ -131,6 +133,7 @@ class Executor:
         self.stopping = stopping or threading.Event()
         self.lock = ActionLock(writer.lock_base)
         self.metrics = metrics  # purged bytes by rule, counted once the files are gone
+        self.progress = progress  # segments acted on, batch by batch (`ccvault purge`'s bar)
 
     def paths(self) -> dict[str, Path]:
         return {v.name: v.path for v in self.volumes() if v.available}
@@ -146,6 +149,7 @@ class Executor:
             if d.segment.volume in paths and (d.target is None or d.target in paths)
         ]
         out.skipped += len(decisions) - len(usable)
+        self.progress.expect(len(usable), Unit.ITEMS)
         by_action = defaultdict(list)
         for d in usable:
             by_action[d.action].append(d)
@@ -160,6 +164,7 @@ class Executor:
                         out.add(self._delete(todo[i : i + size], paths, details or {}))
                     else:
                         out.add(self._move(action, todo[i : i + size], paths))
+                self.progress.advance(len(todo[i : i + size]))
         return out
 
     def _delete(self, decisions: list[Decision], paths: dict[str, Path], details: dict) -> Outcome:

@@ -26,6 +26,7 @@ from ccvault.catalog.rows import Segment
 from ccvault.catalog.writer import CatalogGone, CatalogWriter
 from ccvault.config.model import Config
 from ccvault.host.clock import Clock
+from ccvault.host.progress import SILENT, Periodic, Progress, Unit
 from ccvault.storage.media import sha256_file
 from ccvault.storage.volumes import Volume
 from ccvault.timefmt import utc_text, utc_text_or_none
@@ -34,6 +35,7 @@ log = structlog.get_logger("ccvault.storage.integrity")
 
 CHUNK = 1 << 20
 IDLE_S = 60  # nothing to scrub: look again later
+REPORT_S = 3600  # at most one scrub.progress event this often
 PAGE = 500  # segments read at a time by `check_now`
 
 
@@ -68,6 +70,9 @@ class Scrubber:
         self.clock = clock
         self.bytes_per_s = mb_per_s * 1_000_000
         self.stop_event = threading.Event()
+        # One `scrub.progress` event an hour (segments, bytes, each verdict), never a line a
+        # segment; a corrupt file is logged at once on its own (`segment_corrupt`).
+        self.report = Periodic("scrub.progress", REPORT_S, clock.monotonic)
 
     def stop(self) -> None:
         self.stop_event.set()
@@ -86,6 +91,7 @@ class Scrubber:
                 found = False
             if not found:
                 self.stop_event.wait(IDLE_S)
+        self.report.flush()
 
     def scrub_next(self) -> bool:
         """Check the next segment after the cursor (wrapping); False when there is none."""
@@ -110,6 +116,8 @@ class Scrubber:
             roots.get(seg.volume),
             lambda path: paced_sha256(path, self.bytes_per_s, self.stop_event),
         )
+        if verdict is not None:
+            self.report.count(segments=1, bytes=seg.bytes, **{verdict.value: 1})
         if verdict in (Verdict.OK, Verdict.CORRUPT):
             record(self.writer, seg, verdict, self.clock.wall_ms(), scrub=True)
         elif verdict is not None or not self.stop_event.is_set():
@@ -212,14 +220,16 @@ def check_now(
     selection: queries.Selection,
     now_ms: Callable[[], int],
     actor: str,
-    progress: Callable[[int], None] = lambda _: None,
+    progress: Progress = SILENT,
 ) -> CheckReport:
     """Re-hash the selected segments now, at full speed, recording each verdict as the scrub
     does (a file put right clears `corrupt`) and the check itself in the audit log
-    (`segments.verify`); `progress` gets each segment's bytes. A row already `missing` is
-    reported as such."""
+    (`segments.verify`); `progress` hears of the selection's bytes, then each segment's. A
+    row already `missing` is reported as such."""
     report = CheckReport()
     roots = {v.name: v.path for v in volumes if v.available}
+    with writer.reader() as conn:
+        progress.expect(queries.selection_size(conn, selection)[1], Unit.BYTES)
     after = 0
     while True:
         with writer.reader() as conn:
@@ -239,7 +249,7 @@ def check_now(
                 report.ok += 1
             elif verdict is not None:
                 report.found.setdefault(verdict, []).append(seg)
-            progress(seg.bytes)
+            progress.advance(seg.bytes)
         after = batch[-1].id
     details = {
         "camera": selection.camera,

@@ -15,6 +15,7 @@ from pathlib import Path
 import av
 
 from ccvault.catalog.rows import MediaInfo
+from ccvault.errors import reason
 
 HASH_CHUNK = 1 << 20
 _HASHER = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sha256")
@@ -70,7 +71,7 @@ def probe(path: Path) -> MediaInfo:
     except ProbeError:
         raise
     except (av.error.FFmpegError, ValueError, OSError) as exc:
-        raise ProbeError(f"unreadable: {exc}") from None
+        raise ProbeError(f"unreadable: {reason(exc)}") from None
 
 
 def sha256_file(path: Path) -> str:

@@ -14,6 +14,7 @@ from ccvault.ingest.backlog import Backlog
 from ccvault.ingest.spool import spool_backlog
 from ccvault.retention import forecast
 from ccvault.storage.volumes import Volume, check, usage
+from ccvault.text import days_text, size_text
 from ccvault.timefmt import utc_text, utc_text_or_none
 
 DAY_MS = 86_400_000
@@ -77,6 +78,7 @@ def build(config: Config, conn: sqlite3.Connection, now_ms: int, daemon_running:
         " AND (until_ms IS NULL OR until_ms > ?)",
         (now_ms,),
     ).fetchone()[0]
+    _in_words(cameras, volumes, retention)
     return {
         "daemon": {"running": daemon_running},
         "catalog": {"reachable": True, "error": None},
@@ -96,6 +98,46 @@ def build(config: Config, conn: sqlite3.Connection, now_ms: int, daemon_running:
         "volumes": volumes,
         "retention": retention,
     }
+
+
+def _in_words(cameras: list[dict], volumes: list[dict], retention: dict) -> None:
+    """Beside each raw byte field, its text for people (`size_text`), and the days the
+    storage holds in a sentence: the CLI, the API and the web page show these, so all three
+    say the same."""
+    for cam in cameras:
+        cam["bytes_24h_text"] = size_text(cam["bytes_24h"])
+        cam["forecast"]["bytes_per_day_text"] = size_text(cam["forecast"]["bytes_per_day"])
+    for vol in volumes:
+        for key in ("total", "free", "footage"):
+            vol[f"{key}_text"] = size_text(vol[f"{key}_bytes"])
+    retention["bytes_per_day_text"] = size_text(retention["bytes_per_day"])
+    retention["thin_saved_text"] = size_text(retention["thin_saved_bytes"])
+    retention["summary"] = retention_summary(retention)
+
+
+def retention_summary(r: dict) -> str:
+    """How many days the storage holds at the current rate, against what the policy must
+    keep, in words: no bare "45.33" beside a "7" to be read as the wrong one."""
+    if r["days"] is None:
+        return (
+            "No footage was recorded in the last 24 hours, so there is no rate to say how "
+            "many days the storage holds."
+        )
+    promise = days_text(r["min_days"]).removeprefix("about ")
+    if not r["min_days"]:
+        verdict = "the policy promises no minimum"
+    elif r["at_risk"]:
+        verdict = (
+            f"NOT ENOUGH for the {promise} the policy must keep (under disk pressure, "
+            "younger footage will be deleted)"
+        )
+    else:
+        verdict = f"enough for the {promise} the policy must keep"
+    return (
+        f"At the current rate of {size_text(r['bytes_per_day'])} a day, the storage holds "
+        f"{days_text(r['days'])} of footage: {verdict}. Free space and deletable footage "
+        f"last {days_text(r['headroom_days'])} before older footage must make room."
+    )
 
 
 def without_catalog(config: Config, daemon_running: bool, problem: str) -> dict:

@@ -11,12 +11,13 @@ const PAGE = 50;
 const DAY_MS = 86_400_000;
 
 export async function auditView(root) {
-  const field = (id, type = 'text') => h('input', { id, name: id, type });
+  const field = (id, placeholder = '') => h('input', { id, name: id, type: 'text', placeholder });
+  // Times are text: the API reads 'yesterday 22:00' or '2026-03-29 09:00' in the site's zone.
   const inputs = { user: field('user'), action: field('action'),
-    from: field('from', 'datetime-local'), to: field('to', 'datetime-local') };
+    from: field('from', t('time_example')), to: field('to', t('time_example')) };
   // The last day first (the log runs oldest first): the site's wall time, as the API reads it.
   const since = Date.now() - DAY_MS;
-  inputs.from.value = `${localDate(since)}T${clock(since, false)}`;
+  inputs.from.value = `${localDate(since)} ${clock(since, false)}`;
   const body = h('tbody');
   const message = h('p', { class: 'message', role: 'status' });
   const earlier = button(t('page_prev'), () => show(pages.pop() ?? null, false));

@@ -7,19 +7,8 @@ import { h } from './dom.js';
 import { t } from './i18n.js';
 import { dateTime } from './time.js';
 
-const UNITS = ['B', 'KB', 'MB', 'GB', 'TB', 'PB'];
-
-function bytes(n) {
-  if (n === null || n === undefined) return '–';
-  let i = 0;
-  let v = n;
-  while (v >= 1000 && i < UNITS.length - 1) {
-    v /= 1000;
-    i += 1;
-  }
-  return `${v.toFixed(v < 10 && i > 0 ? 1 : 0)} ${UNITS[i]}`;
-}
-
+// Sizes come as text from the API (`*_text`): one formatter for CLI, API and page, binary
+// units (GiB, MiB) only.
 function days(n) {
   return n === null || n === undefined ? '–' : t('n_days', { n: n.toFixed(1) });
 }
@@ -35,13 +24,13 @@ export async function storageView(root) {
     status.volumes.map((v) => [
       v.name, v.role, h('span', { class: `state ${v.state}` },
         t(`vstate_${v.state}`) + (v.reason ? `: ${v.reason}` : '')),
-      v.total_bytes ? `${bytes(v.free_bytes)} / ${bytes(v.total_bytes)}`
+      v.total_bytes ? `${v.free_text} / ${v.total_text}`
         + ` (${Math.round((v.free_bytes / v.total_bytes) * 100)}%)` : '–',
-      bytes(v.footage_bytes), days(v.forecast?.days), days(v.forecast?.headroom_days)]));
+      v.footage_text, days(v.forecast?.days), days(v.forecast?.headroom_days)]));
   const cameras = table(['camera', 'state', 'per_day', 'forecast_days', 'min_days', 'verdict'],
     status.cameras.map((c) => [
       c.name, h('span', { class: `state ${c.state}` }, t(`state_${c.state}`)),
-      bytes(c.forecast.bytes_per_day), days(c.forecast.forecast_days), days(c.forecast.min_days),
+      c.forecast.bytes_per_day_text, days(c.forecast.forecast_days), days(c.forecast.min_days),
       c.forecast.at_risk ? h('span', { class: 'bad' }, t('at_risk'))
         : h('span', { class: 'good' },
           c.forecast.forecast_days === null ? t('no_rate') : t('ok'))]));
