@@ -33,6 +33,7 @@ from ccvault.catalog.audit import audit_log
 from ccvault.config.loading import load
 from tests.conftest import Daemon, cli_json, event_ms, run_cli, wait_for, write_config
 from tests.peers import RtspServer
+from tests.test_web import chromium, screenshot  # noqa: F401 (chromium: a fixture, shared)
 
 SEGMENT_S = 2
 START_CODE = re.compile(b"\x00\x00\x01")
@@ -293,3 +294,39 @@ def segments(site: Site, camera: str, since_ms: int) -> list[dict[str, Any]]:
 def stored_until(site: Site, camera: str) -> int:
     found = segments(site, camera, 0)
     return found[-1]["end_ms"] if found else 0
+
+
+@pytest.mark.slow
+def test_the_cameras_page_plays_each_camera_live_and_one_click_opens_its_timeline(
+    chromium: Any,  # noqa: F811 (the fixture imported above)
+    site: Site,
+) -> None:
+    context = chromium.new_context(viewport={"width": 1280, "height": 800})
+    errors: list[str] = []
+    try:
+        page = context.new_page()
+        page.on("pageerror", lambda exc: errors.append(str(exc)))
+        page.goto(site.url + "/#/cameras")
+        page.fill("#token", site.tokens["viewer"])
+        page.click("form.signin button[type=submit]")
+        door = ".card[data-camera='door']"
+        page.wait_for_selector(f"{door} .state.recording")
+        page.wait_for_selector(f"{door} video.live[data-state='playing']", timeout=30_000)
+        video = page.locator(f"{door} video.live")
+        first = video.evaluate("v => v.currentTime")
+        page.wait_for_function(
+            "([sel, t]) => document.querySelector(sel).currentTime > t + 2",
+            arg=[f"{door} video.live", first],
+            timeout=30_000,
+        )
+        behind = float(video.get_attribute("data-behind") or "99")
+        assert behind < 3.0, f"the page plays {behind} s behind the newest frame it holds"
+        assert page.locator(".card[data-camera='yard'] video").count() == 0, "disabled: no live"
+        page.screenshot(path=str(screenshot("live-grid.png")))
+        video.click()
+        page.wait_for_selector(".track[data-camera='door']")
+        assert "camera=door" in page.url and "#/day" in page.url
+        assert page.locator("video.live").count() == 0, "leaving the grid ends its live views"
+    finally:
+        context.close()
+    assert not errors, errors
