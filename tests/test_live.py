@@ -11,17 +11,15 @@ nor holds back another viewer: it is dropped.
 
 from __future__ import annotations
 
-import collections
 import io
 import itertools
 import re
 import socket
 import statistics
-import struct
 import threading
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -32,12 +30,11 @@ import pytest
 from ccvault.catalog.audit import audit_log
 from ccvault.config.loading import load
 from tests.conftest import Daemon, cli_json, event_ms, run_cli, wait_for, write_config
+from tests.live_client import Received, direct_arrivals, latencies
 from tests.peers import RtspServer
 from tests.test_web import chromium, screenshot  # noqa: F401 (chromium: a fixture, shared)
 
 SEGMENT_S = 2
-START_CODE = re.compile(b"\x00\x00\x01")
-SLICES = (1, 5)  # H.264 NAL unit types of coded pictures (non-IDR, IDR)
 
 
 @dataclass
@@ -91,44 +88,6 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
         busy.stop()
 
 
-def top_boxes(data: bytes) -> list[tuple[bytes, bytes]]:
-    """(type, box) of each complete top-level ISO BMFF box (what a test reads independently)."""
-    out, at = [], 0
-    while at + 8 <= len(data):
-        size, kind = struct.unpack_from(">I4s", data, at)
-        if size < 8 or at + size > len(data):
-            break
-        out.append((kind, data[at : at + size]))
-        at += size
-    return out
-
-
-@dataclass
-class Received:
-    """A live response read in a thread: the bytes, and when each complete box arrived."""
-
-    status: int = 0
-    content_type: str = ""
-    data: bytearray = field(default_factory=bytearray)
-    arrivals: list[tuple[float, bytes, bytes]] = field(default_factory=list)  # (t, type, box)
-    ended: bool = False
-    stop: threading.Event = field(default_factory=threading.Event)
-
-    def read(self, url: str, headers: dict[str, str]) -> None:
-        parsed = 0
-        with httpx.stream("GET", url, headers=headers, timeout=30) as resp:
-            self.status, self.content_type = resp.status_code, resp.headers["content-type"]
-            for chunk in resp.iter_raw():
-                now = time.time()
-                self.data += chunk
-                for kind, box in top_boxes(bytes(self.data[parsed:])):
-                    self.arrivals.append((now, kind, box))
-                    parsed += len(box)
-                if self.stop.is_set() or resp.status_code != 200:
-                    return
-        self.ended = True
-
-
 def watch(site: Site, camera: str, role: str = "viewer") -> tuple[Received, threading.Thread]:
     received = Received()
     thread = threading.Thread(
@@ -163,36 +122,6 @@ def test_the_live_stream_is_an_init_segment_then_fragments_that_decode(site: Sit
     assert (frames[0].width, frames[0].height) == (site.camera.width, site.camera.height)
     pts = [f.pts for f in frames]
     assert pts == sorted(pts) and len(set(pts)) == len(pts)
-
-
-def slice_nals(packet: bytes) -> list[bytes]:
-    """The coded-picture NAL units of an Annex B access unit (what RTSP depacketizes to)."""
-    nals = [n.rstrip(b"\x00") for n in START_CODE.split(packet)]
-    return [n for n in nals if len(n) > 16 and n[0] & 0x1F in SLICES]
-
-
-def direct_arrivals(url: str, stop: threading.Event, out: list[tuple[float, bytes]]) -> None:
-    """Frames of the camera as a direct RTSP client receives them: (arrival, slice NAL)."""
-    options = {"rtsp_transport": "tcp", "fflags": "nobuffer", "analyzeduration": "0"}
-    with av.open(url, options=options, timeout=10) as container:
-        for packet in container.demux(container.streams.video[0]):
-            now = time.time()
-            out.extend((now, nal) for nal in slice_nals(bytes(packet)))
-            if stop.is_set():
-                return
-
-
-def latencies(direct: list[tuple[float, bytes]], received: Received) -> list[float]:
-    """For each frame found in a live fragment: its arrival there less its direct arrival.
-    Only frames whose bytes occur once on each side count (a test pattern repeats itself)."""
-    fragments = [(t, box) for t, kind, box in received.arrivals if kind == b"mdat"]
-    seen = collections.Counter(nal for _, nal in direct)
-    found = []
-    for sent, nal in direct:
-        hits = [t for t, mdat in fragments if nal in mdat]
-        if seen[nal] == 1 and len(hits) == 1:
-            found.append(hits[0] - sent)
-    return found
 
 
 def test_a_viewer_sees_each_frame_within_a_second_or_so_of_the_camera_sending_it(
