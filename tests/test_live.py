@@ -226,7 +226,7 @@ def stored_until(site: Site, camera: str) -> int:
 
 
 @pytest.mark.slow
-def test_the_cameras_page_plays_each_camera_live_and_one_click_opens_its_timeline(
+def test_the_cameras_page_plays_each_camera_live_follows_its_state_and_opens_its_timeline(
     chromium: Any,  # noqa: F811 (the fixture imported above)
     site: Site,
 ) -> None:
@@ -252,6 +252,14 @@ def test_the_cameras_page_plays_each_camera_live_and_one_click_opens_its_timelin
         assert behind < 3.0, f"the page plays {behind} s behind the newest frame it holds"
         assert page.locator(".card[data-camera='yard'] video").count() == 0, "disabled: no live"
         page.screenshot(path=str(screenshot("live-grid.png")))
+        site.camera.stop()  # the camera goes away: its card says so, its picture waits
+        try:
+            page.wait_for_selector(f"{door} .state:not(.recording)", timeout=30_000)
+            page.wait_for_selector(f"{door} video.live[data-state='waiting']", timeout=30_000)
+        finally:
+            site.camera.start()
+        page.wait_for_selector(f"{door} .state.recording", timeout=60_000)
+        page.wait_for_selector(f"{door} video.live[data-state='playing']", timeout=60_000)
         video.click()
         page.wait_for_selector(".track[data-camera='door']")
         assert "camera=door" in page.url and "#/day" in page.url
