@@ -30,8 +30,9 @@ log = structlog.get_logger("ccvault.live")
 
 READ_CHUNK = 256 * 1024
 MAX_BOX = 32 * 1024 * 1024  # a box larger than this is no live fragment: the stream is dropped
-VIEWER_BUFFER = 4 * 1024 * 1024  # bytes a viewer may lag by before it is dropped
-GOP_LIMIT = 8 * 1024 * 1024  # fragments kept for newcomers (since the last keyframe), at most
+GOP_LIMIT = 3 * 1024 * 1024  # fragments kept for newcomers (since the last keyframe), at most
+# Bytes a viewer may lag by before it is dropped: a newcomer's keyframe start and then some.
+VIEWER_BUFFER = 2 * GOP_LIMIT
 NON_SYNC = 0x00010000  # ISO/IEC 14496-12 sample_flags: sample_is_non_sync_sample
 
 
@@ -114,7 +115,7 @@ def _find(data: bytes, path: list[bytes]) -> bytes | None:
     return box
 
 
-@dataclass
+@dataclass(eq=False)  # each viewer is itself: two with the same fields are still two
 class Viewer:
     """One client's view of one camera: a bounded buffer the relay fills and the client
     drains. `wake` is called (from the relay's thread) whenever there is something new."""
@@ -156,7 +157,7 @@ class Viewer:
             return data
 
 
-@dataclass
+@dataclass(eq=False)
 class LiveStream:
     """One recording run's live stream of one camera."""
 
