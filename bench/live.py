@@ -13,7 +13,9 @@ What it measures
       Chromium test shows the page plays `data-behind` < 3 s behind its newest fragment).
     - CPU: user + system time of the daemon's process tree (the daemon and its ffmpeg
       recorder; this process's clients excluded) over a window of `--seconds`, as % of one
-      core; per viewer = (CPU with N viewers − CPU with none) / N.
+      core; per viewer = (CPU with N viewers − CPU with none) / N. Baseline: the same
+      recording with `[recording] live_view = false` (no second output), so the live output's
+      own cost with no viewer is the difference.
     Target (the issue): ≤ 3 s behind on loopback.
 
 Run: `.venv/bin/python bench/live.py [--quick] [--seconds S]` (`--quick`: 8 s windows).
@@ -88,7 +90,14 @@ def phase(daemon: Daemon, url: str, token: str, rtsp: str, viewers: int, seconds
         thread.join(15)
     found = sorted(x for c in clients for x in latencies(direct, c))
     dropped = sum(c.ended for c in clients)
-    return {"viewers": viewers, "cpu_pct": 100 * cpu / wall, "latency_s": found, "ended": dropped}
+    got = sum(len(c.data) for c in clients) / max(1, viewers)
+    return {
+        "viewers": viewers,
+        "cpu_pct": 100 * cpu / wall,
+        "latency_s": found,
+        "ended": dropped,
+        "kbit_s": round(got * 8 / 1000 / (seconds + 3)),  # each viewer's, warm-up included
+    }
 
 
 def summary(found: list[float]) -> dict:
@@ -100,6 +109,27 @@ def summary(found: list[float]) -> dict:
         "p99_s": round(found[min(len(found) - 1, int(0.99 * len(found)))], 3),
         "max_s": round(found[-1], 3),
     }
+
+
+def measured(config: Path, token: str, rtsp: str, counts: tuple[int, ...], seconds: float) -> list:
+    """A daemon recording the camera, measured with each number of viewers in turn."""
+    daemon = Daemon(config).start()
+    results = []
+    try:
+        url = daemon.wait_event("http.listening", 10)["url"] + "/api/cameras/cam/live"
+        daemon.wait_event("camera.state", 60, camera="cam", new="recording")
+        time.sleep(5)
+        for n in counts:
+            got = phase(daemon, url, token, rtsp, n, seconds)
+            results.append(got)
+            print(
+                f"{n} viewer(s): daemon tree {got['cpu_pct']:.1f} % of a core; latency "
+                f"{summary(got['latency_s']) or 'n/a'}; {got['kbit_s']} kbit/s per viewer; "
+                f"streams ended early: {got['ended']}"
+            )
+    finally:
+        daemon.stop()
+    return results
 
 
 def main() -> int:
@@ -119,21 +149,16 @@ def main() -> int:
     config = write_config(WORK, [{"name": "cam", "url": rtsp}], segment_seconds=10)
     config.write_text(config.read_text() + "\n[motion]\nenabled = false\n")
     token = run_cli(config, "user", "add", "bench", "--role", "viewer").stdout.strip()
-    daemon = Daemon(config).start()
     results = []
     try:
-        url = daemon.wait_event("http.listening", 10)["url"] + "/api/cameras/cam/live"
-        daemon.wait_event("camera.state", 60, camera="cam", new="recording")
-        time.sleep(5)
-        for n in VIEWERS:
-            got = phase(daemon, url, token, rtsp, n, seconds)
-            results.append(got)
-            print(
-                f"{n} viewer(s): daemon tree {got['cpu_pct']:.1f} % of a core; latency "
-                f"{summary(got['latency_s']) or 'n/a'}; streams ended early: {got['ended']}"
-            )
+        # Baseline: the same recording without the live output ([recording] live_view = false).
+        off = config.read_text().replace("[recording]\n", "[recording]\nlive_view = false\n")
+        config.write_text(off)
+        without = measured(config, token, rtsp, (0,), seconds)[0]
+        print(f"live_view = false: daemon tree {without['cpu_pct']:.1f} % of a core")
+        config.write_text(off.replace("live_view = false\n", ""))
+        results = measured(config, token, rtsp, VIEWERS, seconds)
     finally:
-        daemon.stop()
         camera.stop()
         remove_work(WORK, args.keep)
     base = results[0]["cpu_pct"]
@@ -149,6 +174,7 @@ def main() -> int:
     line = {
         "bench": "live",
         "window_s": seconds,
+        "live_view_off_cpu_pct": round(without["cpu_pct"], 2),
         "idle_cpu_pct": round(base, 2),
         "cpu_per_viewer_pct": {str(n): round(v, 2) for n, v in per_viewer.items()},
         "latency": {str(r["viewers"]): summary(r["latency_s"]) for r in results[1:]},

@@ -25,6 +25,7 @@ from typing import Any
 
 import av
 import httpx
+import psutil
 import pytest
 
 from ccvault.catalog.audit import audit_log
@@ -267,3 +268,23 @@ def test_the_cameras_page_plays_each_camera_live_follows_its_state_and_opens_its
     finally:
         context.close()
     assert not errors, errors
+
+
+def test_live_view_off_adds_no_output_to_the_recorder_and_the_api_says_so(
+    tmp_path: Path, daemon_factory: Any
+) -> None:
+    config = write_config(tmp_path, [{"name": "door", "url": "demo://?fps=5"}])
+    config.write_text(
+        config.read_text().replace("[recording]\n", "[recording]\nlive_view = false\n")
+    )
+    token = run_cli(config, "user", "add", "vi-staff", "--role", "viewer").stdout.strip()
+    daemon = daemon_factory(config)
+    url = daemon.wait_event("http.listening", 10)["url"]
+    daemon.wait_event("camera.state", 60, camera="door", new="recording")
+    recorders = [psutil.Process(pid).cmdline() for pid in daemon.recorder_pids()]
+    assert recorders and not any("fifo" in argv for argv in recorders), recorders
+    off = httpx.get(
+        f"{url}/api/cameras/door/live", headers={"authorization": f"Bearer {token}"}, timeout=10
+    )
+    assert off.status_code == 409 and "[recording] live_view" in off.json()["error"]["message"]
+    assert daemon.stop() == 0

@@ -43,7 +43,8 @@ def live(
     ctx: Ctx, who: Viewer, name: Annotated[str, PathParam(max_length=64)], request: Request
 ) -> Response:
     """The camera live: fragmented MP4 from the recorder's own stream copy, no transcoding.
-    503 while the camera has no live picture (not recording, or live view is off here)."""
+    503 while the camera has no live picture (not recording); 409 where live view is off
+    (`[recording] live_view = false`) or the camera is another node's."""
     params.camera(ctx, name, "name")
     relay = _relay(ctx, name)
     if relay.viewers() >= MAX_VIEWERS:
@@ -69,6 +70,8 @@ def _relay(ctx: ApiContext, name: str) -> LiveRelay:
         raise ApiError(
             409, "refused", f"camera {name!r} is recorded by another node: watch it live there"
         )
+    if not ctx.config.recording.live_view:
+        raise ApiError(409, "refused", "live view is off on this node ([recording] live_view)")
     if ctx.live is None:
         raise ApiError(503, "unavailable", "live view is not served by this process")
     return ctx.live

@@ -65,7 +65,7 @@ class Supervisor:
             self.clock,
             self.on_state,
             self.wake_ingest,
-            self.live,
+            self.live if self.config.recording.live_view else None,
         )
 
     def apply(self, config: Config) -> None:
