@@ -54,7 +54,6 @@ NOISY = re.compile(
 StateListener = Callable[[str, CameraState, int, str], None]
 LiveSink = Callable[[str, int], None]  # (camera, read end of a run's live pipe): it owns the fd
 LIVE_PIPE_BYTES = 1024 * 1024  # the live pipe's buffer: a few seconds of video of headroom
-F_SETPIPE_SZ = 1031  # fcntl.F_SETPIPE_SZ (Linux), named in fcntl from Python 3.10 on
 
 
 @dataclass
@@ -292,7 +291,7 @@ class CameraRecorder:
             return None, None
         read, write = os.pipe()
         with contextlib.suppress(OSError):
-            fcntl.fcntl(write, F_SETPIPE_SZ, LIVE_PIPE_BYTES)
+            fcntl.fcntl(write, fcntl.F_SETPIPE_SZ, LIVE_PIPE_BYTES)
         return read, write
 
     def _on_exit(self, rc: int, now: float) -> None:
