@@ -14,6 +14,7 @@ from ccvault.api import (
     routes_exports,
     routes_footage,
     routes_holds,
+    routes_live,
     routes_metrics,
     routes_web,
 )
@@ -33,6 +34,7 @@ def create_app(ctx: ApiContext) -> FastAPI:
         routes_admin,
         routes_footage,
         routes_holds,
+        routes_live,
         routes_exports,
         routes_access,
         routes_metrics,

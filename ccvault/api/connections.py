@@ -224,6 +224,10 @@ class Listener(socket.socket):
 
 
 DROPPED = Tally("http.connections_dropped")  # by reason: headers, body (too slow), evicted
+# In each request's scope["state"]: a callable that ends its connection at once, unsent bytes
+# discarded. A response to a client that stopped reading (a live viewer dropped) needs it: a
+# close() waits for the buffered bytes to go out, which a stalled client never lets happen.
+ABORT = "ccvault.abort_connection"
 
 
 class RequestTimeoutProtocol(H11Protocol):
@@ -242,6 +246,7 @@ class RequestTimeoutProtocol(H11Protocol):
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         super().connection_made(transport)
+        self.app_state = {**self.app_state, ABORT: transport.abort}  # copied into each scope
         self.client_key = client_key(self.client) if self.client else "unknown"
         sock = transport.get_extra_info("socket")
         self.fd = sock.fileno() if sock is not None else -1  # the listener's key for it

@@ -19,6 +19,7 @@ from ccvault.catalog.dialect import Backend
 from ccvault.catalog.writer import CatalogWriter
 from ccvault.config.model import Config
 from ccvault.host.clock import Clock
+from ccvault.recorder.live import LiveRelay
 from ccvault.storage.volumes import Volume
 
 SEEN_LIMIT = 200_000
@@ -44,6 +45,7 @@ class ApiContext:
     same_start_s: float = SAME_START_S
     _seen: dict[tuple[str, str], float] = field(default_factory=dict)
     access: AccessLog | None = None  # takes access events (the daemon's)
+    live: LiveRelay | None = None  # the recorders' live view (the daemon's)
     _seen_lock: threading.Lock = field(default_factory=threading.Lock)
     _local: threading.local = field(default_factory=threading.local)
 

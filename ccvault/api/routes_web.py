@@ -30,7 +30,7 @@ CSP = "; ".join(
         "script-src 'self'",
         "style-src 'self'",
         "img-src 'self'",
-        "media-src 'self'",
+        "media-src 'self' blob:",  # live view: a MediaSource is played from a blob: URL
         "connect-src 'self'",
         "form-action 'self'",
         "base-uri 'none'",

@@ -164,6 +164,12 @@ class RecordingConfig(Model):
         le=3600,
         description="Spool rescan interval; the recorders' wake-ups are only hints.",
     )
+    live_view: bool = Field(
+        True,
+        description="Each recorder also copies its video out as fragmented MP4 for live "
+        "viewers (GET /api/cameras/NAME/live, the web page's cameras); false saves that "
+        "second output's small cost on every camera, viewed or not.",
+    )
 
 
 class AuditConfig(Model):

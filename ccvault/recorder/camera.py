@@ -12,6 +12,7 @@ healthy minute, and never give up. All timers use the monotonic clock.
 from __future__ import annotations
 
 import collections
+import contextlib
 import fcntl
 import functools
 import os
@@ -52,6 +53,8 @@ NOISY = re.compile(
     r"error|fail|invalid|refused|unauthori[sz]ed|timed? ?out|not found|denied", re.IGNORECASE
 )
 StateListener = Callable[[str, CameraState, int, str], None]
+LiveSink = Callable[[str, int], None]  # (camera, read end of a run's live pipe): it owns the fd
+LIVE_PIPE_BYTES = 1024 * 1024  # the live pipe's buffer: a few seconds of video of headroom
 
 
 @dataclass
@@ -86,9 +89,11 @@ class CameraRecorder:
         on_state: StateListener,
         wake_ingest: Callable[[], None] = lambda: None,
         pump: OutputPump | None = None,
+        live: LiveSink | None = None,
     ) -> None:
         self.camera = camera
         self.pump = pump or OutputPump()  # the supervisor's, shared by all its recorders
+        self.live = live  # takes each run's live view pipe (None: no live output)
         self.ffmpeg = ffmpeg
         self.segment_seconds = segment_seconds
         self.offline_after = offline_after
@@ -226,8 +231,15 @@ class CameraRecorder:
         self.run_dir.mkdir(parents=True, exist_ok=True)
         source = self.camera.source_url()
         REDACTOR.update([self.camera.secret() or ""])
+        live_r, live_w = self._live_pipe()
         argv = recorder_argv(
-            self.ffmpeg, self.camera, source, self.segment_seconds, self.run_dir, self.audio_codec
+            self.ffmpeg,
+            self.camera,
+            source,
+            self.segment_seconds,
+            self.run_dir,
+            self.audio_codec,
+            live_w,
         )
         self._copying_audio = self.camera.audio and (
             self.audio_codec is None or self.audio_codec in MP4_AUDIO
@@ -246,17 +258,26 @@ class CameraRecorder:
             stdin = self._feeder.stdout  # type: ignore[assignment]
             self.pump.add(self._feeder.stderr, self._on_feeder_line)
         assert self._lock_fd is not None
-        self._proc = subprocess.Popen(
-            argv,
-            stdin=stdin,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            # Own session: a signal to the daemon's process group must not reach ffmpeg too
-            # (a second signal makes it drop the open segment).
-            pass_fds=(self._lock_fd,),
-            preexec_fn=die_with_us,
-            start_new_session=True,
-        )
+        try:
+            self._proc = subprocess.Popen(
+                argv,
+                stdin=stdin,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                # Own session: a signal to the daemon's process group must not reach ffmpeg
+                # too (a second signal makes it drop the open segment).
+                pass_fds=(self._lock_fd, *([live_w] if live_w is not None else [])),
+                preexec_fn=die_with_us,
+                start_new_session=True,
+            )
+        except BaseException:
+            for fd in (live_r, live_w):
+                if fd is not None:
+                    os.close(fd)
+            raise
+        if live_r is not None and live_w is not None and self.live is not None:
+            os.close(live_w)  # ffmpeg holds the write end: the pipe ends with the run
+            self.live(self.camera.name, live_r)
         if self._feeder is not None and self._feeder.stdout is not None:
             self._feeder.stdout.close()
         self._frames = self._seen_frames = 0
@@ -265,6 +286,16 @@ class CameraRecorder:
         self.pump.add(self._proc.stdout, self._on_progress_line)
         self.pump.add(self._proc.stderr, self._on_stderr_line)
         self.log.info("recorder.started", pid=self._proc.pid, run=self.run_dir.name)
+
+    def _live_pipe(self) -> tuple[int | None, int | None]:
+        """A pipe for the run's live view output, its buffer enlarged where the system allows
+        (ffmpeg never waits on it anyway: `ffmpeg.live_output`)."""
+        if self.live is None:
+            return None, None
+        read, write = os.pipe()
+        with contextlib.suppress(OSError):
+            fcntl.fcntl(write, fcntl.F_SETPIPE_SZ, LIVE_PIPE_BYTES)
+        return read, write
 
     def _on_exit(self, rc: int, now: float) -> None:
         self._reap_feeder()

@@ -29,6 +29,11 @@ FRAGMENTED_MP4 = "movflags=+frag_keyframe+empty_moov+default_base_moof"
 # Each fragment reaches the disk as soon as it is complete, so a killed recorder leaves a file
 # readable up to its last keyframe.
 RECORDED_MP4 = FRAGMENTED_MP4 + ":flush_packets=1"
+# Live view: a fragment at each keyframe and at least every LIVE_FRAGMENT_US, flushed at once,
+# so a viewer is a fraction of a second behind the recorder, whatever the keyframe interval.
+LIVE_FRAGMENT_US = 200_000
+LIVE_MP4 = f"{FRAGMENTED_MP4}:frag_duration={LIVE_FRAGMENT_US}:flush_packets=1"
+LIVE_QUEUE_PACKETS = 120  # the live output's own queue; past it, live packets are dropped
 
 
 def ffmpeg_binary(config: Config) -> str:
@@ -71,8 +76,10 @@ def recorder_argv(
     segment_seconds: int,
     run_dir: Path,
     audio_codec: str | None = None,
+    live_fd: int | None = None,
 ) -> list[str]:
-    """The stream-copy recorder: one camera into fragmented MP4 segments in run_dir."""
+    """The stream-copy recorder: one camera into fragmented MP4 segments in run_dir, and
+    with `live_fd` the same video as one fragmented MP4 stream on that pipe (`live_output`)."""
     audio: list[str] = ["-an"]
     if camera.audio:
         convert = audio_codec is not None and audio_codec not in MP4_AUDIO
@@ -112,6 +119,39 @@ def recorder_argv(
         "-stats_period",
         "1",
         str(run_dir / "%06d.mp4"),
+        *(live_output(live_fd) if live_fd is not None else []),
+    ]
+
+
+def live_output(fd: int) -> list[str]:
+    """The recorder's second output: its video packets (stream copy, no transcoding) as
+    fragmented MP4 on pipe `fd`, for live view (`recorder/live.py`). It goes through the fifo
+    muxer, whose own thread and bounded queue take the writes: should the pipe stop being
+    read, live packets are dropped (`drop_pkts_on_overflow`) and a write error is survived
+    (`attempt_recovery`), where a plain second output would stall the recording with it or end
+    it (a broken pipe ends ffmpeg: both seen with ffmpeg 9)."""
+    return [
+        "-map",
+        "0:v:0",
+        "-c:v",
+        "copy",
+        "-f",
+        "fifo",
+        "-fifo_format",
+        "mp4",
+        "-format_opts",
+        LIVE_MP4,
+        "-queue_size",
+        str(LIVE_QUEUE_PACKETS),
+        "-drop_pkts_on_overflow",
+        "1",
+        "-attempt_recovery",
+        "1",
+        "-recover_any_error",
+        "1",
+        "-recovery_wait_time",
+        "60",
+        f"pipe:{fd}",
     ]
 
 

@@ -17,7 +17,7 @@ import structlog
 
 from ccvault.config.model import CameraConfig, Config
 from ccvault.host.clock import Clock
-from ccvault.recorder.camera import STOP_GRACE_S, CameraRecorder, StateListener
+from ccvault.recorder.camera import STOP_GRACE_S, CameraRecorder, LiveSink, StateListener
 from ccvault.recorder.ffmpeg import ffmpeg_binary
 from ccvault.recorder.pump import OutputPump
 
@@ -35,8 +35,10 @@ class Supervisor:
         clock: Clock,
         on_state: StateListener,
         wake_ingest: Callable[[], None] = lambda: None,
+        live: LiveSink | None = None,
     ) -> None:
         self.clock = clock
+        self.live = live  # each run's live view pipe goes there (`recorder/live.py`)
         self.recorders_spool = spool
         self.on_state, self.wake_ingest = on_state, wake_ingest
         self.config = config
@@ -66,6 +68,7 @@ class Supervisor:
             self.on_state,
             self.wake_ingest,
             self.pump,
+            self.live if self.config.recording.live_view else None,
         )
 
     def apply(self, config: Config) -> None:

@@ -125,6 +125,7 @@ class Daemon:
         not analysed or exported yet waits in the catalog for the next start."""
         log.info("daemon.stopping")
         self.notifier.stopping()
+        parts.footage.live.close()  # live viewers' bodies end: the server can stop at once
         parts.api.stop()
         for source in parts.sources:
             source.stop()  # what it had read is stored; the rest is read at the next start
@@ -136,6 +137,7 @@ class Daemon:
         ):
             stop()
             parts.threads[name].join()
+        parts.footage.live.stop()  # the recorders are gone: their pipes are at their end
         try:
             parts.footage.ingestor.scan()  # the segments the recorders just closed
         except CcvaultError as exc:  # e.g. no volume: they stay in the spool for next start

@@ -39,6 +39,7 @@ from ccvault.ingest.reconcile import reconcile
 from ccvault.ingest.spool import Ingestor, SpoolRouter
 from ccvault.motion.scheduler import MotionScheduler, default_workers, reset_interrupted
 from ccvault.recorder.ffmpeg import ffmpeg_binary
+from ccvault.recorder.live import LiveRelay
 from ccvault.recorder.states import CameraState
 from ccvault.recorder.supervisor import Supervisor
 from ccvault.retention.executor import recover
@@ -66,6 +67,7 @@ class Footage:
     supervisor: Supervisor
     ingestor: Ingestor
     router: SpoolRouter
+    live: LiveRelay  # the recorders' live view pipes, fanned out to viewers
     # Called when a camera changes state (the health check runs at once, for the alerts).
     state_changed: list[Callable[[], None]] = field(default_factory=list)
 
@@ -251,7 +253,10 @@ def _footage(
         for poke in changed:
             poke()
 
-    supervisor = Supervisor(config, spools.record, clock, save_state, lambda: ingestor.wake())
+    live = LiveRelay()
+    supervisor = Supervisor(
+        config, spools.record, clock, save_state, lambda: ingestor.wake(), live.attach
+    )
     # A segment kept durable in the spool while the catalog is out of reach is not a camera
     # failing: catalog_unreachable says what is wrong, once.
     ingestor = Ingestor(store, spools.drain, supervisor.active_runs, supervisor.segment_stored)
@@ -265,7 +270,7 @@ def _footage(
         cameras=[c.name for c in config.cameras],
     )
     router = SpoolRouter(config, volumes, ingestor, supervisor.move_spool, spools.record)
-    return Footage(store, supervisor, ingestor, router, changed)
+    return Footage(store, supervisor, ingestor, router, live, changed)
 
 
 def _serving(shared: Shared, writer: CatalogWriter, volumes: VolumeSet, footage: Footage) -> Parts:
@@ -280,7 +285,7 @@ def _serving(shared: Shared, writer: CatalogWriter, volumes: VolumeSet, footage:
     alerts.listeners.append(incidents)
     access, sources = _access(shared, writer)
     api_context = ApiContext(
-        config, writer, clock, volumes.current, exports, metrics, access=access
+        config, writer, clock, volumes.current, exports, metrics, access=access, live=footage.live
     )
     supervisor, ingestor = footage.supervisor, footage.ingestor
     retention = RetentionRunner(

@@ -1,11 +1,15 @@
 /**
- * Every camera at a glance: state, last footage, today's motion count and a still of its latest
- * footage; each card leads to the camera's day, today's or yesterday's — the way to an event.
+ * Every camera at a glance: state, last footage, today's motion count and the camera live (a
+ * still of its latest footage where it cannot be: disabled, another node's, not recording);
+ * one click on a card's picture leads to the camera's day — its timeline, today's.
  */
 import * as api from './api.js';
 import { h } from './dom.js';
 import { t } from './i18n.js';
+import { livePlayer } from './live.js';
 import { addDays, dateTime, iso, localDate } from './time.js';
+
+const STATE_EVERY_MS = 5000;
 
 export function dayHash(camera, date) {
   return `#/day?${new URLSearchParams({ date, camera })}`;
@@ -20,20 +24,53 @@ export async function camerasView(root) {
     cameras.length ? h('div', { class: 'cards' }, cards.map((c) => c.el))
       : h('p', {}, t('no_cameras')));
   await Promise.all(cards.map((c) => c.fill()));
+  const timer = setInterval(() => refreshStates(cards), STATE_EVERY_MS);
+  return () => {
+    clearInterval(timer);
+    cards.forEach((c) => c.live?.stop());
+  };
+}
+
+/** Each card's state as the daemon sees it now (a camera lost or back shows within seconds). */
+async function refreshStates(cards) {
+  try {
+    const now = new Map((await api.get('/api/cameras')).map((cam) => [cam.name, cam.state]));
+    for (const c of cards) {
+      const state = now.get(c.name);
+      if (state && c.state.dataset.state !== state) {
+        c.state.className = `state ${state}`;
+        c.state.dataset.state = state;
+        c.state.textContent = t(`state_${state}`);
+      }
+    }
+  } catch {
+    // the next round asks again
+  }
+}
+
+/** The camera live, over its latest still, for a camera this node records. */
+function liveOf(cam, still) {
+  if (cam.node || !cam.enabled) return null;
+  const player = livePlayer(cam.name, t('live_alt', { camera: cam.name }));
+  if (still) player.el.poster = still;
+  return player;
 }
 
 function card(cam, today, yesterday) {
   const motion = h('dd', { class: 'motion-today' }, '…');
-  const picture = cam.last_footage_ms === null
+  const still = cam.last_footage_ms === null ? null
+    : api.url(`/api/cameras/${encodeURIComponent(cam.name)}/still.jpg`,
+      { at: iso(cam.last_footage_ms - 1) });
+  const live = liveOf(cam, still);
+  const state = h('span', { class: `state ${cam.state}`, dataset: { state: cam.state } },
+    t(`state_${cam.state}`));
+  const picture = live?.el ?? (still === null
     ? h('div', { class: 'still none' }, t('no_footage'))
-    : h('img', {
-      class: 'still', alt: t('still_alt', { camera: cam.name }),
-      src: api.url(`/api/cameras/${encodeURIComponent(cam.name)}/still.jpg`,
-        { at: iso(cam.last_footage_ms - 1) }),
-    });
+    : h('img', { class: 'still', alt: t('still_alt', { camera: cam.name }), src: still }));
   const el = h('article', { class: 'card', dataset: { camera: cam.name } },
-    h('a', { href: dayHash(cam.name, today), class: 'still-link' }, picture),
-    h('h2', {}, cam.name, ' ', h('span', { class: `state ${cam.state}` }, t(`state_${cam.state}`)),
+    h('a', { href: dayHash(cam.name, today), class: 'still-link', title: t('open_today') },
+      picture),
+    h('h2', {}, cam.name, ' ', state,
       cam.node ? h('span', { class: 'mark node', dataset: { node: cam.node } }, t('mark_node', { node: cam.node })) : ''),
     cam.unavailable
       ? h('p', { class: 'unavailable', dataset: { unavailable: cam.unavailable } },
@@ -54,5 +91,5 @@ function card(cam, today, yesterday) {
       motion.textContent = '–';
     }
   };
-  return { el, fill };
+  return { el, fill, live, state, name: cam.name };
 }
