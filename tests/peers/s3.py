@@ -39,6 +39,7 @@ SCRIPT = Path(__file__).resolve().parents[2] / "scripts" / "s3-test-server"
 START_TIMEOUT_S = 1200.0
 STOP_TIMEOUT_S = 30.0
 REGION = "us-east-1"
+REQUIRED = {"S3_ENDPOINT", "S3_ACCESS_KEY", "S3_SECRET_KEY"}  # what the script must print
 
 
 class S3Server(_Peer):
@@ -93,7 +94,7 @@ class S3Server(_Peer):
             )
         except subprocess.TimeoutExpired as e:
             err = e.stderr.decode(errors="replace") if isinstance(e.stderr, bytes) else e.stderr
-            self.stop()
+            self.stop(keep_dir=True)
             msg = f"s3-test-server did not finish in {START_TIMEOUT_S:.0f} s:\n{err}"
             raise PeerError(msg) from None
         except BaseException:  # pytest-timeout, ^C: nothing may stay running
@@ -103,10 +104,8 @@ class S3Server(_Peer):
         values = dict(
             line.split("=", 1) for line in res.stdout.splitlines() if line.startswith("S3_")
         )
-        if res.returncode != 0 or not {"S3_ENDPOINT", "S3_ACCESS_KEY", "S3_SECRET_KEY"} <= set(
-            values
-        ):
-            self.stop()
+        if res.returncode != 0 or not values.keys() >= REQUIRED:
+            self.stop(keep_dir=True)
             tail = "\n".join(res.stderr.splitlines()[-40:])
             raise PeerError(f"s3-test-server failed (exit {res.returncode}):\n{tail}")
         self.endpoint = values["S3_ENDPOINT"]
@@ -115,8 +114,9 @@ class S3Server(_Peer):
         self.start_seconds = float(m.group(1)) if m else None
         return self
 
-    def stop(self) -> None:
-        """Stop the daemons (and remove the directory if start() made it). Safe to call twice."""
+    def stop(self, *, keep_dir: bool = False) -> None:
+        """Stop the daemons and remove the directory if start() made it (unless ``keep_dir``:
+        a failed start keeps it for its logs). Safe to call twice."""
         d, self.directory = self.directory, None
         self.endpoint = self.access_key = self.secret_key = None
         _live_peers.discard(self)
@@ -130,7 +130,7 @@ class S3Server(_Peer):
             timeout=STOP_TIMEOUT_S,
             check=False,
         )
-        if self._own_dir:
+        if self._own_dir and not keep_dir:
             shutil.rmtree(d, ignore_errors=True)
         if res.returncode != 0:
             raise PeerError(f"s3-test-server --stop {d} failed:\n{res.stderr}")
