@@ -1,0 +1,349 @@
+"""The s3 archive volume against a real Ceph RGW (tests/peers/s3.py), never a mock.
+
+1. config: the s3 keys are validated in the model (a key of the other kind, http off loopback,
+   one key file of two, a hot s3 volume: exit 2 naming the key);
+2. identity: `volume init` creates the bucket (with Object Lock when configured) and writes
+   the marker object; a bucket that is not ours is never written; an unreachable endpoint
+   makes the volume unavailable, with the reason;
+3. migration hot → s3 is crash-safe: a kill at every step boundary leaves each segment in
+   exactly one committed place, its object's SHA-256 the catalog's.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+pytest.importorskip("boto3", reason="the s3 volume needs boto3")
+
+from tests.conftest import REPO, Session, run_cli, write_config
+from tests.peers import s3_fixture
+from tests.peers.s3 import S3Server
+from tests.retention_seed import DAY_MS, seed
+
+s3_server = s3_fixture.s3_server
+s3_client = s3_fixture.s3_client
+
+pytestmark = pytest.mark.timeout(300)
+
+HOUR_MS = 3_600_000
+MIGRATE_STEPS = [
+    f"migrate.{s}" for s in ("intent", "copied", "switched", "source_deleted", "cleared")
+]
+HELPER = [sys.executable, "-m", "tests.crash_step"]
+
+
+@pytest.fixture(scope="module")
+def cli() -> Iterator[Session]:
+    session = Session()
+    yield session
+    session.close()
+
+
+def _keys(server: S3Server, root: Path) -> dict[str, str]:
+    root.mkdir(parents=True, exist_ok=True)
+    access, secret = root / "s3-access", root / "s3-secret"
+    access.write_text(f"{server.access_key}\n")
+    secret.write_text(f"{server.secret_key}\n")
+    secret.chmod(0o600)
+    return {"access_key_file": str(access), "secret_key_file": str(secret)}
+
+
+def _s3_volume(server: S3Server, root: Path, bucket: str, **extra: Any) -> dict[str, Any]:
+    return {
+        "name": "vault",
+        "kind": "s3",
+        "role": "archive",
+        "endpoint": server.endpoint,
+        "bucket": bucket,
+        **_keys(server, root),
+        **extra,
+    }
+
+
+def _config(root: Path, s3: dict[str, Any], retention: str = "") -> Path:
+    hot = {
+        "name": "hot",
+        "path": str(root / "hot"),
+        "role": "hot",
+        "reserve_free_bytes": 0,
+        "reserve_free_percent": 0,
+    }
+    root.mkdir(parents=True, exist_ok=True)
+    config = write_config(
+        root, [{"name": "door", "url": "demo://", "enabled": False}], volumes=[hot, s3]
+    )
+    if retention:
+        config.write_text(config.read_text() + "\n[retention]\n" + retention)
+    return config
+
+
+def _status(config: Path) -> dict[str, Any]:
+    """`status --json` (the catalog made first by initialising the hot volume)."""
+    assert run_cli(config, "volume", "init", "hot").returncode == 0
+    result = run_cli(config, "status", "--json")
+    assert result.returncode in (0, 1), result.stderr
+    return json.loads(result.stdout)
+
+
+def _bucket_name() -> str:
+    return f"v-{uuid.uuid4().hex[:20]}"
+
+
+def _vault(status: dict[str, Any]) -> dict[str, Any]:
+    return next(v for v in status["volumes"] if v["name"] == "vault")
+
+
+# --- 1. config ------------------------------------------------------------------------------
+
+GOOD = 'kind = "s3"\nrole = "archive"\nendpoint = "https://s3.example.net"\nbucket = "b-1"\n'
+
+
+@pytest.mark.parametrize(
+    ("volume", "message"),
+    [
+        (GOOD + 'path = "/srv/x"\n', "path: not for kind = 's3'"),
+        (GOOD.replace('"archive"', '"hot"'), "role: an s3 volume is an archive"),
+        (GOOD.replace("https://s3.example.net", "http://s3.example.net"), "plain http only"),
+        (GOOD.replace("https://s3.example.net", "https://k:s@s3.example.net"), "no user"),
+        (GOOD.replace("https://s3.example.net", "ftp://s3.example.net"), "endpoint:"),
+        (GOOD + 'access_key_file = "/k"\n', "give both key files, or neither"),
+        (GOOD.replace('"b-1"', '"Bad_Bucket"'), "bucket"),
+        (GOOD + 'prefix = "../x/"\n', "prefix"),
+        (GOOD + 'object_lock = "always"\n', "object_lock"),
+        (GOOD.replace('bucket = "b-1"\n', ""), "bucket: required"),
+        ('path = "/srv/a"\nrole = "archive"\nbucket = "b-1"\n', "bucket: only for kind = 's3'"),
+    ],
+)
+def test_bad_s3_volume_config_names_the_key(tmp_path: Path, volume: str, message: str) -> None:
+    path = tmp_path / "bad.toml"
+    path.write_text(
+        f'[storage]\ncatalog = "{tmp_path}/c.sqlite"\n\n[[storage.volumes]]\nname = "hot"\n'
+        f'path = "{tmp_path}/hot"\n\n[[storage.volumes]]\nname = "vault"\n{volume}'
+    )
+    result = run_cli(path, "check-config")
+    assert result.returncode == 2, result
+    assert "storage.volumes[1]" in result.stderr and message in result.stderr, result.stderr
+    assert not (tmp_path / "c.sqlite").exists()
+
+
+# --- 2. identity ----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("lock", ["off", "compliance"])
+def test_volume_init_creates_the_bucket_and_writes_the_marker(
+    tmp_path: Path, s3_server: S3Server, s3_client: Any, lock: str
+) -> None:
+    bucket = _bucket_name()
+    config = _config(tmp_path, _s3_volume(s3_server, tmp_path, bucket, object_lock=lock))
+    before = _status(config)
+    assert _vault(before)["state"] == "unavailable"
+    assert "ccvault volume init vault" in _vault(before)["reason"]
+    assert bucket not in [b["Name"] for b in s3_client.list_buckets()["Buckets"]]
+
+    result = run_cli(config, "volume", "init", "vault")
+    assert result.returncode == 0, result.stderr
+    marker = json.loads(
+        s3_client.get_object(Bucket=bucket, Key=".ccvault-volume.json")["Body"].read()
+    )
+    assert marker["name"] == "vault" and marker["volume_uuid"] in result.stdout
+    locking = s3_client.get_object_lock_configuration(Bucket=bucket) if lock != "off" else None
+    if locking is not None:
+        assert locking["ObjectLockConfiguration"]["ObjectLockEnabled"] == "Enabled"
+    after = _status(config)
+    assert _vault(after)["state"] == "available", _vault(after)
+    assert _vault(after)["path"] == f"s3://{bucket}/"
+    # Again: nothing changes (the same identity).
+    again = run_cli(config, "volume", "init", "vault")
+    assert again.returncode == 0 and marker["volume_uuid"] in again.stdout
+
+
+def test_a_bucket_that_is_not_ours_is_never_written(
+    tmp_path: Path, s3_server: S3Server, s3_client: Any
+) -> None:
+    # Someone else's objects under the prefix: init refuses, writes no marker.
+    theirs = _bucket_name()
+    s3_client.create_bucket(Bucket=theirs)
+    s3_client.put_object(Bucket=theirs, Key="site/payroll.csv", Body=b"x")
+    config = _config(tmp_path / "a", _s3_volume(s3_server, tmp_path, theirs, prefix="site/"))
+    result = run_cli(config, "volume", "init", "vault")
+    assert result.returncode == 4, result
+    assert "holds objects that are not ccvault's" in result.stderr
+    listed = s3_client.list_objects_v2(Bucket=theirs)["Contents"]
+    assert [o["Key"] for o in listed] == ["site/payroll.csv"]
+
+    # Object Lock asked of a bucket made without it: refused (S3 cannot add it later).
+    plain = _bucket_name()
+    s3_client.create_bucket(Bucket=plain)
+    config = _config(
+        tmp_path / "b", _s3_volume(s3_server, tmp_path, plain, object_lock="governance")
+    )
+    result = run_cli(config, "volume", "init", "vault")
+    assert result.returncode == 4 and "has no Object Lock" in result.stderr, result
+    assert s3_client.list_objects_v2(Bucket=plain).get("Contents") is None
+
+    # Another catalog's volume: unavailable, and init refuses to take it over.
+    ours = _bucket_name()
+    first = _config(tmp_path / "c", _s3_volume(s3_server, tmp_path, ours))
+    assert run_cli(first, "volume", "init", "vault").returncode == 0
+    other = _config(tmp_path / "d", _s3_volume(s3_server, tmp_path, ours))
+    status = _status(other)
+    assert "belongs to another catalog" in _vault(status)["reason"], _vault(status)
+    assert run_cli(other, "volume", "init", "vault").returncode == 4
+
+
+def test_an_unreachable_endpoint_makes_the_volume_unavailable(
+    tmp_path: Path, s3_server: S3Server
+) -> None:
+    volume = _s3_volume(s3_server, tmp_path, _bucket_name())
+    volume["endpoint"] = "http://127.0.0.1:9"  # discard port: nothing listens
+    config = _config(tmp_path, volume)
+    status = _status(config)
+    assert _vault(status)["state"] == "unavailable"
+    assert "127.0.0.1:9" in _vault(status)["reason"], _vault(status)
+    result = run_cli(config, "volume", "init", "vault")
+    assert result.returncode != 0 and "ccvault: error: " in result.stderr, result
+
+
+# --- 3. migration hot → s3, crash-safe ------------------------------------------------------
+
+
+def _rows(config: Path) -> dict[int, tuple[str, str, str]]:
+    import sqlite3
+
+    conn = sqlite3.connect(config.parent / "catalog.sqlite")
+    try:
+        return {
+            r[0]: (r[1], r[2], r[3])
+            for r in conn.execute(
+                "SELECT s.id, v.name, s.path, s.sha256 FROM segments s"
+                " JOIN volumes v ON v.id = s.volume_id WHERE s.state = 'ok'"
+            )
+        }
+    finally:
+        conn.close()
+
+
+def _intents(config: Path) -> list[tuple]:
+    import sqlite3
+
+    conn = sqlite3.connect(config.parent / "catalog.sqlite")
+    try:
+        return conn.execute("SELECT kind, segment_id FROM intents").fetchall()
+    finally:
+        conn.close()
+
+
+def _objects(s3: Any, bucket: str) -> dict[str, str]:
+    """Every object version in the bucket but the marker → SHA-256 of its bytes."""
+    out = {}
+    for v in s3.list_object_versions(Bucket=bucket).get("Versions", []):
+        if v["Key"] == ".ccvault-volume.json":
+            continue
+        body = s3.get_object(Bucket=bucket, Key=v["Key"], VersionId=v["VersionId"])["Body"]
+        out[f"{v['Key']}@{v['VersionId']}"] = hashlib.sha256(body.read()).hexdigest()
+    return out
+
+
+def _one_place(config: Path, s3: Any, bucket: str) -> dict[int, tuple[str, str, str]]:
+    """Exactly one committed copy of each segment: a row on hot has its file and no object;
+    a row on the vault has one object version hashing to the row and no file on hot."""
+    rows = _rows(config)
+    assert _intents(config) == []
+    hot = config.parent / "hot"
+    objects = _objects(s3, bucket)
+    keys = {k.split("@")[0] for k in objects}
+    assert len(keys) == len(objects), f"more than one version: {sorted(objects)}"
+    for seg_id, (volume, rel, sha) in rows.items():
+        if volume == "hot":
+            assert hashlib.sha256((hot / rel).read_bytes()).hexdigest() == sha, seg_id
+        else:
+            found = [h for k, h in objects.items() if k.startswith(f"{rel}@")]
+            assert found == [sha], (seg_id, rel, found)
+            assert not (hot / rel).exists(), f"segment {seg_id} left on hot too"
+    on_vault = {rel for volume, rel, _sha in rows.values() if volume == "vault"}
+    assert keys == on_vault, f"objects no row names: {sorted(keys - on_vault)}"
+    return rows
+
+
+@pytest.fixture(scope="module")
+def migrate_template(
+    tmp_path_factory: pytest.TempPathFactory, s3_server: S3Server
+) -> tuple[Path, list[int]]:
+    """hot + vault (s3), hot_days = 1: two segments 3 days old with activity (migrated by a
+    pass) and one young one (kept on hot). Its catalog and hot files are copied per step;
+    each copy gets its own bucket."""
+    root = tmp_path_factory.mktemp("s3template")
+    config = _config(root, _s3_volume(s3_server, root, "placeholder"), "hot_days = 1\n")
+    now = int(time.time() * 1000)
+    seeded = seed(
+        config,
+        [
+            {"camera": "door", "start_ms": now - 3 * DAY_MS + i * HOUR_MS, "activity": True}
+            for i in range(2)
+        ]
+        + [{"camera": "door", "start_ms": now - HOUR_MS}],
+        tmp_path_factory.mktemp("cache"),
+    )
+    return root, [s.id for s in seeded]
+
+
+def _store_copy(template: Path, dest: Path, bucket: str) -> Path:
+    import shutil
+
+    shutil.copytree(template, dest)
+    config = dest / "ccvault.toml"
+    text = config.read_text().replace(str(template), str(dest))
+    config.write_text(text.replace('"placeholder"', f'"{bucket}"'))
+    return config
+
+
+@pytest.mark.parametrize("step", MIGRATE_STEPS)
+def test_crash_at_every_migration_step_leaves_one_committed_copy(
+    step: str, migrate_template, tmp_path: Path, s3_client: Any, cli: Session
+) -> None:
+    template, ids = migrate_template
+    bucket = _bucket_name()
+    config = _store_copy(template, tmp_path / "store", bucket)
+    init = cli.run(config, "volume", "init", "vault")
+    assert init.returncode == 0, init.stderr
+    before = _rows(config)
+
+    crashed = subprocess.run(
+        [*HELPER, "crash", str(config), step], capture_output=True, text=True, cwd=REPO, timeout=120
+    )
+    assert crashed.returncode == -9, (crashed.returncode, crashed.stderr[-2000:])
+    left = set(_intents(config))
+    assert left == (set() if step == "migrate.cleared" else {("migrate", i) for i in ids[:2]})
+
+    result = cli.run(config, "reconcile", "--json")  # recovers the intents first
+    assert result.returncode == 0, (result.stdout, result.stderr[-3000:])
+    report = json.loads(result.stdout)
+    assert report["foreign"] == [] and report["missing"] == [], report
+    rows = _one_place(config, s3_client, bucket)
+    switched = step.removeprefix("migrate.") in ("switched", "source_deleted", "cleared")
+    for seg_id in ids[:2]:
+        assert rows[seg_id][0] == ("vault" if switched else "hot")
+        assert rows[seg_id][2] == before[seg_id][2]
+    assert rows[ids[2]] == before[ids[2]]
+
+    # The next pass finishes the work.
+    done = cli.json(config, "purge")
+    assert done["failed"] == 0, done
+    rows = _one_place(config, s3_client, bucket)
+    assert [rows[i][0] for i in ids] == ["vault", "vault", "hot"]
+    migrated = [
+        s["id"]
+        for r in cli.json(config, "audit", "list", "--action", "migrate")
+        for s in r["details"]["segments"]
+    ]
+    assert sorted(migrated) == sorted(ids[:2])  # on record once: none lost, none doubled
