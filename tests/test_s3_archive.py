@@ -6,7 +6,11 @@
    the marker object; a bucket that is not ours is never written; an unreachable endpoint
    makes the volume unavailable, with the reason;
 3. migration hot → s3 is crash-safe: a kill at every step boundary leaves each segment in
-   exactly one committed place, its object's SHA-256 the catalog's.
+   exactly one committed place, its object's SHA-256 the catalog's; big segments go up in
+   parts, at most max_mbit;
+4. Object Lock: an archived segment is locked (COMPLIANCE) until its minimum retention ends
+   and the server refuses to delete it; a hold sets a legal hold, its release clears it;
+   purge leaves a locked object alone and says why it waits.
 """
 
 from __future__ import annotations
@@ -37,7 +41,7 @@ pytestmark = pytest.mark.timeout(300)
 
 HOUR_MS = 3_600_000
 MIGRATE_STEPS = [
-    f"migrate.{s}" for s in ("intent", "copied", "switched", "source_deleted", "cleared")
+    f"migrate.{s}" for s in ("intent", "copied", "switched", "locked", "source_deleted", "cleared")
 ]
 HELPER = [sys.executable, "-m", "tests.crash_step"]
 
@@ -330,7 +334,7 @@ def test_crash_at_every_migration_step_leaves_one_committed_copy(
     report = json.loads(result.stdout)
     assert report["foreign"] == [] and report["missing"] == [], report
     rows = _one_place(config, s3_client, bucket)
-    switched = step.removeprefix("migrate.") in ("switched", "source_deleted", "cleared")
+    switched = step.removeprefix("migrate.") in ("switched", "locked", "source_deleted", "cleared")
     for seg_id in ids[:2]:
         assert rows[seg_id][0] == ("vault" if switched else "hot")
         assert rows[seg_id][2] == before[seg_id][2]
@@ -347,3 +351,121 @@ def test_crash_at_every_migration_step_leaves_one_committed_copy(
         for s in r["details"]["segments"]
     ]
     assert sorted(migrated) == sorted(ids[:2])  # on record once: none lost, none doubled
+
+
+def test_big_segments_go_up_in_parts_paced_to_max_mbit(
+    tmp_path: Path, s3_server: S3Server, s3_client: Any
+) -> None:
+    from ccvault.config.model import VolumeConfig
+    from ccvault.storage.objects import PART_BYTES, bucket_of
+
+    name = _bucket_name()
+    s3_client.create_bucket(Bucket=name)
+    cfg = VolumeConfig.model_validate(_s3_volume(s3_server, tmp_path, name, max_mbit=80.0))
+    bucket = bucket_of(cfg)
+    src = tmp_path / "big.mp4"
+    data = uuid.uuid4().bytes * ((PART_BYTES + 4 * (1 << 20)) // 16)
+    src.write_bytes(data)
+    began = time.monotonic()
+    sent = bucket.upload(src, "door/big.mp4")
+    took = time.monotonic() - began
+    assert sent.sha256 == hashlib.sha256(data).hexdigest() and sent.bytes == len(data)
+    assert bucket.sha256("door/big.mp4") == (sent.sha256, len(data))
+    assert s3_client.head_object(Bucket=name, Key="door/big.mp4")["ETag"].endswith('-2"')
+    # 20 MiB at 80 Mbit/s (10 MB/s) cannot take less than ~2.1 s, however idle the machine.
+    assert took >= len(data) / 10_000_000 * 0.95, took
+
+
+def test_archived_segments_are_locked_and_held_and_purge_waits(
+    tmp_path: Path, s3_server: S3Server, s3_client: Any, cli: Session
+) -> None:
+    import datetime as dt
+
+    from botocore.exceptions import ClientError
+
+    bucket = _bucket_name()
+    root = tmp_path / "store"
+    config = _config(
+        root, _s3_volume(s3_server, root, bucket, object_lock="compliance"), "hot_days = 1\n"
+    )
+    now = int(time.time() * 1000)
+    seeded = seed(
+        config,
+        [
+            {"camera": "door", "start_ms": now - 3 * DAY_MS + i * HOUR_MS, "activity": True}
+            for i in range(2)
+        ],
+        tmp_path / "cache",
+    )
+    assert cli.run(config, "volume", "init", "vault").returncode == 0
+    assert cli.json(config, "purge")["migrated"] == 2
+    rows = _one_place(config, s3_client, bucket)
+    for s in seeded:
+        key = rows[s.id][1]
+        got = s3_client.get_object_retention(Bucket=bucket, Key=key)["Retention"]
+        assert got["Mode"] == "COMPLIANCE"
+        want = dt.datetime.fromtimestamp((s.end_ms + 7 * DAY_MS) / 1000, dt.UTC)
+        assert abs((got["RetainUntilDate"] - want).total_seconds()) < 1.5, (got, want)
+        version = s3_client.head_object(Bucket=bucket, Key=key)["VersionId"]
+        with pytest.raises(ClientError) as refused:  # the store itself refuses, even with bypass
+            s3_client.delete_object(
+                Bucket=bucket, Key=key, VersionId=version, BypassGovernanceRetention=True
+            )
+        assert refused.value.response["Error"]["Code"] == "AccessDenied"
+
+    # A hold on the first segment: a legal hold on its object; released: cleared.
+    first, second = (rows[s.id][1] for s in seeded)
+    hold = cli.run(
+        config,
+        "hold",
+        "add",
+        "--camera",
+        "door",
+        "--from",
+        _utc(seeded[0].start_ms),
+        "--to",
+        _utc(seeded[0].end_ms),
+        "--reason",
+        "incident 7",
+    )
+    assert hold.returncode == 0, hold.stderr
+    legal = s3_client.get_object_legal_hold
+    assert legal(Bucket=bucket, Key=first)["LegalHold"]["Status"] == "ON"
+    assert _legal_status(s3_client, bucket, second) != "ON"
+    released = cli.run(config, "hold", "release", hold.stdout.strip(), "--reason", "case closed")
+    assert released.returncode == 0, released.stderr
+    assert legal(Bucket=bucket, Key=first)["LegalHold"]["Status"] == "OFF"
+
+    # Policy shortened below the lock: purge wants them gone, but waits for the lock's date.
+    config.write_text(
+        config.read_text().replace(
+            "hot_days = 1\n",
+            "hot_days = 1\nmin_days = 1\ncontinuous_days = 1.5\nmotion_days = 2\nmax_days = 2\n",
+        )
+    )
+    result = cli.run(config, "purge", "--json")
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert json.loads(result.stdout)["deleted"] == 0
+    waiting = [
+        json.loads(line)
+        for line in result.stderr.splitlines()
+        if line.startswith("{") and '"purge.waiting"' in line
+    ]
+    assert sorted(w["segment_id"] for w in waiting) == sorted(s.id for s in seeded), waiting
+    assert all("S3 Object Lock (compliance) until" in w["reason"] for w in waiting)
+    assert _one_place(config, s3_client, bucket) == rows
+
+
+def _utc(ms: int) -> str:
+    from ccvault.timefmt import utc_text
+
+    return utc_text(ms)
+
+
+def _legal_status(s3: Any, bucket: str, key: str) -> str:
+    from botocore.exceptions import ClientError
+
+    try:
+        return s3.get_object_legal_hold(Bucket=bucket, Key=key)["LegalHold"]["Status"]
+    except ClientError:
+        return "none"

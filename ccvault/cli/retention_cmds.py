@@ -48,12 +48,20 @@ def _purge_now(
 ) -> None:
     from ccvault.recorder.ffmpeg import ffmpeg_binary
     from ccvault.retention.executor import Executor, recover
+    from ccvault.retention.locks import lock_dates
     from ccvault.retention.passes import run_pass
 
     if not running:
-        recover(app.writer, volumes)  # a crashed pass is finished before a new one
+        recover(
+            app.writer, volumes, lock_dates(app.config)
+        )  # a crashed pass is finished before a new one
     executor = Executor(
-        app.writer, lambda: volumes, app.clock.wall_ms, ffmpeg_binary(app.config), actor=app.actor()
+        app.writer,
+        lambda: volumes,
+        app.clock.wall_ms,
+        ffmpeg_binary(app.config),
+        actor=app.actor(),
+        lock_until=lock_dates(app.config),
     )
     with app.writer.reader() as conn:
         outcome = run_pass(conn, app.config, volumes, executor, now_ms, spools=spools)
@@ -258,7 +266,7 @@ def hold_release(app: App, hold_id: int, reason: str) -> None:
     """End a hold; its footage follows the policy again."""
     from ccvault.retention import holds
 
-    holds.release(app.writer, hold_id, reason, app.actor(), app.clock.wall_ms())
+    holds.release(app.writer, hold_id, reason, app.actor(), app.clock.wall_ms(), app.config)
     click.echo(f"hold {hold_id}: released")
 
 

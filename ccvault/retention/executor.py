@@ -22,6 +22,7 @@ from __future__ import annotations
 import fcntl
 import os
 import threading
+import time
 from collections import defaultdict
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -35,6 +36,7 @@ from ccvault.catalog.nodes import own_volume_names
 from ccvault.catalog.rows import Intent, PlannedMove, Switch
 from ccvault.catalog.writer import CatalogWriter
 from ccvault.host.durable import fsync_dir, make_dirs
+from ccvault.retention.locks import LockUntil, lock_copies, locking, still_locked
 from ccvault.retention.planner import DELETE, MIGRATE, THIN, Decision
 from ccvault.retention.roots import CopyMismatch, Roots, _unlink_all, roots_of
 from ccvault.storage.media import sha256_file
@@ -122,6 +124,7 @@ class Executor:
         checkpoint: Checkpoint = no_checkpoint,
         stopping: threading.Event | None = None,
         metrics: PurgeCounters | None = None,
+        lock_until: LockUntil | None = None,
     ) -> None:
         self.writer = writer
         self.volumes = volumes
@@ -133,6 +136,9 @@ class Executor:
         self.stopping = stopping or threading.Event()
         self.lock = ActionLock(writer.lock_base)
         self.metrics = metrics  # purged bytes by rule, counted once the files are gone
+        # Retain-until of a segment archived to a locking bucket (locks.lock_dates(config));
+        # None: such a bucket takes no migrations (an unlocked copy would break its promise).
+        self.lock_until = lock_until
 
     def paths(self) -> dict[str, Path]:
         return local_roots(self.volumes())
@@ -149,6 +155,7 @@ class Executor:
             if d.segment.volume in paths
             and (d.target is None or d.target in paths)
             and (d.action == DELETE or d.segment.volume in paths.local)
+            and (self.lock_until is not None or not locking(paths, d.target))
         ]
         out.skipped += len(decisions) - len(usable)
         by_action = defaultdict(list)
@@ -168,6 +175,14 @@ class Executor:
         return out
 
     def _delete(self, decisions: list[Decision], paths: Roots, details: dict) -> Outcome:
+        locked = still_locked(self.writer, paths, decisions, self.now_ms())
+        out = Outcome(skipped=len(locked))
+        decisions = [d for d in decisions if d.segment.id not in locked]
+        if decisions:
+            out.add(self._delete_unlocked(decisions, paths, details))
+        return out
+
+    def _delete_unlocked(self, decisions: list[Decision], paths: Roots, details: dict) -> Outcome:
         rules: dict[str, int] = defaultdict(int)
         for d in decisions:
             rules[d.rule] += 1
@@ -241,13 +256,17 @@ class Executor:
         done = self.writer.intents.switch_copies(switches, self.now_ms(), self.actor, kind)
         self.checkpoint(f"{kind}.switched")
         switched = {i.id for i in done}
+        unlocked = lock_copies(self.writer, paths, done, self.lock_until, self.now_ms())
+        self.checkpoint(f"{kind}.locked")
         # Each intent ends with one copy: the source when switched, else the new copy goes.
         left = [(i.src_volume, i.src_path) for i in done] + [
             (s.intent.dst_volume or "", s.intent.dst_path or "")
             for s in switches
             if s.intent.id not in switched
         ]
-        refused = _remove(paths, left)
+        # A source whose archived copy is not locked yet stays (recovery locks, then deletes).
+        left = [item for item in left if item not in unlocked]
+        refused = {**_remove(paths, left), **dict.fromkeys(unlocked, "not locked yet")}
         self.checkpoint(f"{kind}.source_deleted")
         self.writer.intents.clear(
             i.id
@@ -328,14 +347,17 @@ def _remove(paths: Roots, items: list[tuple[str, str]]) -> dict[tuple[str, str],
     return refused
 
 
-def recover(writer: CatalogWriter, volumes: list[Volume]) -> list[dict]:
+def recover(
+    writer: CatalogWriter, volumes: list[Volume], lock_until: LockUntil | None = None
+) -> list[dict]:
     """Finish or roll back every intent of this node whose volumes are available; report
-    what was done."""
+    what was done. A copy switched to a locking bucket is locked before its source goes
+    (`lock_until`; without it, such an intent waits)."""
     with ActionLock(writer.lock_base):
-        return _recover(writer, roots_of(volumes))
+        return _recover(writer, roots_of(volumes), lock_until)
 
 
-def _recover(writer: CatalogWriter, paths: Roots) -> list[dict]:
+def _recover(writer: CatalogWriter, paths: Roots, lock_until: LockUntil | None) -> list[dict]:
     with writer.reader() as conn:
         rows = conn.execute("SELECT * FROM intents ORDER BY id").fetchall()
         own = own_volume_names(conn, writer.node)
@@ -351,6 +373,10 @@ def _recover(writer: CatalogWriter, paths: Roots) -> list[dict]:
         dst = (r["dst_volume"], r["dst_path"]) if r["dst_volume"] else None
         if r["kind"] == "thin" and dst:  # ffmpeg's work file beside the copy
             _unlink_all([work_path(paths.local[dst[0]] / dst[1])])
+        if r["switched"] and locking(paths, r["dst_volume"]):
+            it = Intent(r["id"], r["kind"], r["segment_id"], *src, *(dst or (None, None)))
+            if lock_copies(writer, paths, [it], lock_until, int(time.time() * 1000)):
+                continue  # not locked: the source stays until it is
         if r["kind"] == "delete" or r["switched"]:
             refused = _remove(paths, [src])
             outcome = "finished"
