@@ -469,3 +469,74 @@ def _legal_status(s3: Any, bucket: str, key: str) -> str:
         return s3.get_object_legal_hold(Bucket=bucket, Key=key)["LegalHold"]["Status"]
     except ClientError:
         return "none"
+
+
+# --- 5. retention on s3: the privacy maximum and quotas, intent first -------------------------
+
+PRIVACY = "hot_days = 1\nmin_days = 1\ncontinuous_days = 1.5\nmotion_days = 2\nmax_days = 2\n"
+
+
+def _archived(root: Path, s3_server: S3Server, cli: Session, **extra: Any) -> tuple[Path, str]:
+    """A store whose two 3-day-old segments were migrated to an unlocked vault, plus a young
+    one left on hot."""
+    bucket = _bucket_name()
+    config = _config(root, _s3_volume(s3_server, root, bucket, **extra), "hot_days = 1\n")
+    now = int(time.time() * 1000)
+    seed(
+        config,
+        [
+            {"camera": "door", "start_ms": now - 3 * DAY_MS + i * HOUR_MS, "activity": True}
+            for i in range(2)
+        ]
+        + [{"camera": "door", "start_ms": now - HOUR_MS}],
+        root / "cache",
+    )
+    assert cli.run(config, "volume", "init", "vault").returncode == 0
+    assert cli.json(config, "purge")["migrated"] == 2
+    return config, bucket
+
+
+@pytest.mark.parametrize("step", ["delete.intent", "delete.unlinked", "delete.cleared"])
+def test_privacy_maximum_deletes_from_the_bucket_after_a_crash_too(
+    step: str, tmp_path: Path, s3_server: S3Server, s3_client: Any, cli: Session
+) -> None:
+    config, bucket = _archived(tmp_path / "store", s3_server, cli)
+    rows = _one_place(config, s3_client, bucket)
+    archived = sorted(i for i, r in rows.items() if r[0] == "vault")
+    config.write_text(config.read_text().replace("hot_days = 1\n", PRIVACY))
+
+    crashed = subprocess.run(
+        [*HELPER, "crash", str(config), step], capture_output=True, text=True, cwd=REPO, timeout=120
+    )
+    assert crashed.returncode == -9, (crashed.returncode, crashed.stderr[-2000:])
+    result = cli.run(config, "reconcile", "--json")  # finishes the deletes first
+    assert result.returncode == 0, (result.stdout, result.stderr[-3000:])
+    left = _one_place(config, s3_client, bucket)
+    assert [i for i in archived if i in left] == []
+    assert s3_client.list_object_versions(Bucket=bucket).get("DeleteMarkers") is None
+    keys = [v["Key"] for v in s3_client.list_object_versions(Bucket=bucket).get("Versions", [])]
+    assert keys == [".ccvault-volume.json"], keys
+    purged = [
+        s["id"]
+        for r in cli.json(config, "audit", "list", "--action", "purge")
+        for s in r["details"]["segments"]
+    ]
+    assert sorted(purged) == archived  # each deletion explained, once
+
+
+def test_an_s3_volume_quota_deletes_its_oldest_footage(
+    tmp_path: Path, s3_server: S3Server, s3_client: Any, cli: Session
+) -> None:
+    config, bucket = _archived(tmp_path / "store", s3_server, cli)
+    rows = _one_place(config, s3_client, bucket)
+    archived = sorted(i for i, r in rows.items() if r[0] == "vault")
+    sizes = {v["Key"]: v["Size"] for v in s3_client.list_object_versions(Bucket=bucket)["Versions"]}
+    newest = rows[archived[-1]][1]
+    text = config.read_text().replace(
+        'name = "vault"', f'name = "vault"\nmax_bytes = {sizes[newest]}'
+    )
+    config.write_text(text)
+    done = cli.json(config, "purge")
+    assert done["deleted"] == 1, done
+    left = _one_place(config, s3_client, bucket)
+    assert archived[0] not in left and left[archived[-1]][0] == "vault"
