@@ -235,15 +235,18 @@ class Bucket:
                         yield item["Key"].removeprefix(self.cfg.prefix)
 
     def versions(self, rels: list[str]) -> list[tuple[str, str | None]]:
-        """(key, version id) of every version and delete marker of each rel."""
+        """(key, version id) of every version and delete marker of each rel: one listing per
+        directory (a segment hour's), not per object."""
+        wanted = {self.key(rel) for rel in rels}
+        folders = sorted({key.rpartition("/")[0] + "/" for key in wanted})
+        pages = self.client.get_paginator("list_object_versions")
         out = []
-        for rel in rels:
-            key = self.key(rel)
-            with _errors(self.where(rel)):
-                page = self.client.list_object_versions(Bucket=self.name, Prefix=key)
-            for item in [*page.get("Versions", []), *page.get("DeleteMarkers", [])]:
-                if item["Key"] == key:
-                    out.append((key, item.get("VersionId")))
+        for folder in folders:
+            with _errors(self.where()):
+                for page in pages.paginate(Bucket=self.name, Prefix=folder, Delimiter="/"):
+                    for item in [*page.get("Versions", []), *page.get("DeleteMarkers", [])]:
+                        if item["Key"] in wanted:
+                            out.append((item["Key"], item.get("VersionId")))
         return out
 
     def remove(self, rels: list[str]) -> dict[str, str]:
