@@ -540,3 +540,74 @@ def test_an_s3_volume_quota_deletes_its_oldest_footage(
     assert done["deleted"] == 1, done
     left = _one_place(config, s3_client, bucket)
     assert archived[0] not in left and left[archived[-1]][0] == "vault"
+
+
+# --- 6. reads: playback of archived footage, ranged and streamed ------------------------------
+
+
+def test_archived_segments_play_with_ranges_stills_and_clips(
+    tmp_path: Path, s3_server: S3Server, s3_client: Any, cli: Session
+) -> None:
+    from tests.api_peer import serve
+
+    config, bucket = _archived(tmp_path / "store", s3_server, cli)
+    rows = _one_place(config, s3_client, bucket)
+    seg_id = min(i for i, r in rows.items() if r[0] == "vault")
+    key, sha = rows[seg_id][1], rows[seg_id][2]
+    whole = s3_client.get_object(Bucket=bucket, Key=key)["Body"].read()
+    assert hashlib.sha256(whole).hexdigest() == sha
+    segments = cli.json(
+        config, "segments", "--camera", "door", "--from", "2000-01-01", "--to", "2100-01-01"
+    )
+    seg = next(s for s in segments if s["id"] == seg_id)
+    with serve(config) as api, api.client("viewer") as http:
+        full = http.get(f"/api/segments/{seg_id}/file")
+        assert full.status_code == 200, full.text
+        assert full.content == whole and full.headers["etag"] == f'"{sha}"'
+        part = http.get(f"/api/segments/{seg_id}/file", headers={"Range": "bytes=100-1099"})
+        assert part.status_code == 206
+        assert part.content == whole[100:1100]
+        assert part.headers["content-range"] == f"bytes 100-1099/{len(whole)}"
+        still = http.get("/api/cameras/door/still.jpg", params={"at": seg["start"]})
+        assert still.status_code == 200 and still.content[:2] == b"\xff\xd8", still.text
+        clip = http.get(
+            "/api/clip.mp4", params={"camera": "door", "from": seg["start"], "to": seg["end"]}
+        )
+        assert clip.status_code == 200 and clip.content[4:8] == b"ftyp", clip.text
+    assert not list((config.parent / "state").glob(".clips/*.s3.mp4"))
+
+
+def test_an_export_copies_archived_segments_with_verification(
+    tmp_path: Path, s3_server: S3Server, s3_client: Any, cli: Session
+) -> None:
+    config, bucket = _archived(tmp_path / "store", s3_server, cli)
+    rows = _one_place(config, s3_client, bucket)
+    archived = sorted(i for i, r in rows.items() if r[0] == "vault")
+    segments = cli.json(
+        config, "segments", "--camera", "door", "--from", "2000-01-01", "--to", "2100-01-01"
+    )
+    span = [s for s in segments if s["id"] in archived]
+    out = config.parent / "exports" / "bundle"
+    exported = cli.run(
+        config, "export", "--camera", "door", "--from", span[0]["start"], "--to",
+        span[-1]["end"], "--out", str(out), "--reason", "incident 12",
+    )  # fmt: skip
+    assert exported.returncode == 0, exported.stderr[-3000:]
+    copies = {hashlib.sha256(p.read_bytes()).hexdigest() for p in out.rglob("*.mp4")}
+    assert {rows[i][2] for i in archived} <= copies
+    verified = cli.run(config, "verify-export", str(out))
+    assert verified.returncode == 0, verified.stdout + verified.stderr
+    assert not (config.parent / "state" / ".peer-footage").exists() or not list(
+        (config.parent / "state" / ".peer-footage").rglob("*.mp4")
+    )
+
+    # An archived object that is not the footage any more: no bundle of it.
+    key = rows[archived[0]][1]
+    s3_client.put_object(Bucket=bucket, Key=key, Body=b"not the footage")
+    refused = cli.run(
+        config, "export", "--camera", "door", "--from", span[0]["start"], "--to",
+        span[0]["end"], "--out", str(out) + "2", "--reason", "incident 13",
+    )  # fmt: skip
+    assert refused.returncode == 1, refused
+    assert "does not match its catalogued SHA-256" in refused.stderr
+    assert not Path(str(out) + "2").exists()

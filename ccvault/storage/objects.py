@@ -298,6 +298,39 @@ class Bucket:
             )
 
 
+@dataclass(frozen=True, slots=True)
+class ObjectFile:
+    """A segment on an s3 volume, opened for reading: its size (the catalog's, which its
+    migration proved) and its bytes by ranged GETs, streamed as they arrive."""
+
+    bucket: Bucket
+    rel: str
+    size: int
+
+    def stream(self, first: int, end: int) -> Iterator[bytes]:
+        """Bytes first..end (exclusive), in chunks as the server sends them."""
+        if first >= end:
+            return
+        body = self.bucket.open(self.rel, first, end - 1)
+        try:
+            while True:
+                with _errors(self.bucket.where(self.rel)):
+                    chunk = body.read(READ_BYTES)
+                if not chunk:
+                    return
+                yield chunk
+        finally:
+            body.close()
+
+    def to_file(self, out: BinaryIO) -> str:
+        """Copy the whole object into out; the SHA-256 of what was copied."""
+        digest = hashlib.sha256()
+        for chunk in self.stream(0, self.size):
+            digest.update(chunk)
+            out.write(chunk)
+        return digest.hexdigest()
+
+
 def _md5(data: bytes) -> str:
     return base64.b64encode(hashlib.md5(data).digest()).decode()  # what S3 checks a body with
 
