@@ -611,3 +611,26 @@ def test_an_export_copies_archived_segments_with_verification(
     assert refused.returncode == 1, refused
     assert "does not match its catalogued SHA-256" in refused.stderr
     assert not Path(str(out) + "2").exists()
+
+
+def test_verify_rehashes_archived_objects_and_finds_a_changed_one(
+    tmp_path: Path, s3_server: S3Server, s3_client: Any, cli: Session
+) -> None:
+    config, bucket = _archived(tmp_path / "store", s3_server, cli)
+    rows = _one_place(config, s3_client, bucket)
+    archived = sorted(i for i, r in rows.items() if r[0] == "vault")
+    clean = cli.run(config, "verify", "--json")
+    assert clean.returncode == 0, clean.stdout + clean.stderr[-2000:]
+    assert json.loads(clean.stdout)["ok"] == len(rows)
+    s3_client.put_object(Bucket=bucket, Key=rows[archived[0]][1], Body=b"tampered")
+    s3_client.delete_object(Bucket=bucket, Key=rows[archived[1]][1])
+    found = cli.run(config, "verify", "--json")
+    assert found.returncode == 1, found
+    report = json.loads(found.stdout)
+    assert report["ok"] == len(rows) - 2, report
+    assert [s["id"] for s in report["corrupt"]] == [archived[0]], report
+    assert [s["id"] for s in report["missing"]] == [archived[1]], report
+    segs = cli.json(
+        config, "segments", "--camera", "door", "--from", "2000-01-01", "--to", "2100-01-01"
+    )
+    assert next(s for s in segs if s["id"] == archived[0])["integrity"] == "corrupt"

@@ -27,7 +27,8 @@ from ccvault.catalog.writer import CatalogGone, CatalogWriter
 from ccvault.config.model import Config
 from ccvault.host.clock import Clock
 from ccvault.storage.media import sha256_file
-from ccvault.storage.volumes import Volume
+from ccvault.storage.objects import Bucket, ObjectStoreError
+from ccvault.storage.volumes import Volume, readable_roots
 from ccvault.timefmt import utc_text
 
 log = structlog.get_logger("ccvault.storage.integrity")
@@ -103,7 +104,7 @@ class Scrubber:
             if found is None:
                 return False
             seg = queries.segments_by_ids(conn, [found[0]])[0]
-        roots = {v.name: v.path for v in self.volumes() if v.available}
+        roots = readable_roots(self.volumes())
         verdict = judge(
             self.writer,
             seg,
@@ -117,6 +118,16 @@ class Scrubber:
             # migrated segment's new file is checked on a later round.
             self.writer.segments.advance_scrub(seg.id)
         return True
+
+
+def _object_digest(bucket: Bucket, rel: str) -> str:
+    """An archived segment's SHA-256 read back from its bucket (FileNotFoundError: gone)."""
+    try:
+        return bucket.sha256(rel)[0]
+    except ObjectStoreError as exc:
+        if exc.code in ("NoSuchKey", "404"):
+            raise FileNotFoundError(rel) from None
+        raise
 
 
 class Verdict(StrEnum):
@@ -133,7 +144,7 @@ class Verdict(StrEnum):
 def judge(
     writer: CatalogWriter,
     seg: Segment,
-    root: Path | None,
+    root: Path | Bucket | None,
     hasher: Callable[[Path], str | None],
 ) -> Verdict | None:
     """Re-hash a segment's file and judge it against its row as the row is *after* hashing
@@ -141,11 +152,13 @@ def judge(
     regular file is read: a pipe put in a segment's place would block the reader for ever."""
     if root is None:
         return Verdict.UNAVAILABLE
-    path = root / seg.path
     try:
-        if not stat.S_ISREG(path.lstat().st_mode):
-            return Verdict.UNREADABLE
-        digest = hasher(path)
+        digest = _object_digest(root, seg.path) if isinstance(root, Bucket) else None
+        if isinstance(root, Path):
+            path = root / seg.path
+            if not stat.S_ISREG(path.lstat().st_mode):
+                return Verdict.UNREADABLE
+            digest = hasher(path)
     except FileNotFoundError:
         digest = ""
     except OSError:
@@ -219,7 +232,7 @@ def check_now(
     (`segments.verify`); `progress` gets each segment's bytes. A row already `missing` is
     reported as such."""
     report = CheckReport()
-    roots = {v.name: v.path for v in volumes if v.available}
+    roots = readable_roots(volumes)
     after = 0
     while True:
         with writer.reader() as conn:

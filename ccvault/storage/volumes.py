@@ -82,6 +82,11 @@ def local_roots(volumes: list[Volume]) -> dict[str, Path]:
     return {v.name: v.path for v in volumes if v.available and v.path is not None}
 
 
+def readable_roots(volumes: list[Volume]) -> dict[str, Path | Bucket]:
+    """Name → where each available volume's segments are read: a directory or a bucket."""
+    return {**local_roots(volumes), **buckets(volumes)}
+
+
 def buckets(volumes: list[Volume]) -> dict[str, Bucket]:
     """Name → bucket of every available s3 volume."""
     return {v.name: v.bucket for v in volumes if v.available and v.bucket is not None}
