@@ -575,6 +575,10 @@ def test_archived_segments_play_with_ranges_stills_and_clips(
         )
         assert clip.status_code == 200 and clip.content[4:8] == b"ftyp", clip.text
     assert not list((config.parent / "state").glob(".clips/*.s3.mp4"))
+    out = config.parent / "exports" / "one.mp4"
+    copied = cli.run(config, "segment-file", str(seg_id), "--out", str(out))
+    assert copied.returncode == 0, copied.stderr[-2000:]
+    assert out.read_bytes() == whole
 
 
 def test_an_export_copies_archived_segments_with_verification(

@@ -39,6 +39,7 @@ from ccvault.motion.scheduler import analyse_in_order
 from ccvault.recorder.ffmpeg import FRAGMENTED_MP4, MP4_AUDIO
 from ccvault.storage.media import ProbeError, probe, sha256_file
 from ccvault.storage.store import SegmentStore, Stored
+from ccvault.storage.volumes import local_roots
 from ccvault.timefmt import duration_text, local_text, utc_text
 
 log = structlog.get_logger("ccvault.import")
@@ -158,7 +159,7 @@ class Importer:
             if self.motion.enabled and report.segments:
                 with self.writer.reader() as conn:
                     segments = queries.segments_by_ids(conn, report.segments)
-                paths = {v.name: v.path for v in self.store.volumes()}
+                paths = local_roots(self.store.volumes())
                 analyse_in_order(self.writer, self.motion, segments, paths, progress)
             return report
 
