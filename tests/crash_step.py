@@ -37,6 +37,7 @@ def crash(config_path: str, step: str) -> int:
     from ccvault.host.clock import SystemClock
     from ccvault.recorder.ffmpeg import ffmpeg_binary
     from ccvault.retention.executor import Executor
+    from ccvault.retention.locks import lock_dates
     from ccvault.retention.passes import run_pass
     from ccvault.storage.volumes import open_volumes
 
@@ -61,6 +62,7 @@ def crash(config_path: str, step: str) -> int:
         ffmpeg_binary(config),
         actor="test:crash",
         checkpoint=checkpoint,
+        lock_until=lock_dates(config),
     )
     with writer.reader() as conn:
         outcome = run_pass(conn, config, volumes, executor, clock.wall_ms())

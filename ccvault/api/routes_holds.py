@@ -78,7 +78,7 @@ def release_hold(
     """End a hold (the body's `reason` goes to the audit log); 409 if already released."""
     if not body.reason.strip():
         raise params.bad("reason", "must say why the hold ends")
-    holds.release(ctx.writer, hold_id, body.reason, who.actor, ctx.now_ms())
+    holds.release(ctx.writer, hold_id, body.reason, who.actor, ctx.now_ms(), ctx.config)
     return _hold(ctx, hold_id)
 
 

@@ -12,11 +12,12 @@ from __future__ import annotations
 import contextlib
 import functools
 import os
+import tempfile
 import time
 import uuid
 from collections.abc import Iterable, Iterator
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, BinaryIO
 
 import structlog
 from fastapi import APIRouter, Query, Request
@@ -35,6 +36,7 @@ from ccvault.catalog.rows import Segment
 from ccvault.errors import NotFound
 from ccvault.recorder.ffmpeg import ffmpeg_binary
 from ccvault.storage import clips
+from ccvault.storage.objects import ObjectFile
 from ccvault.timefmt import utc_text
 
 router = APIRouter()
@@ -106,9 +108,10 @@ def _check_whole(ctx: ApiContext, seg: Segment, digest: str) -> None:
     )
 
 
-def open_segment(ctx: ApiContext, segment_id: int) -> tuple[Segment, int]:
-    """The segment's row and an open descriptor on its file. A file that moved (migrated,
-    thinned) or went (purged) between reading the row and opening it: the row is read again."""
+def open_segment(ctx: ApiContext, segment_id: int) -> tuple[Segment, int | ObjectFile]:
+    """The segment's row and an open descriptor on its file (on an s3 volume: its object,
+    read by ranged GETs). A file that moved (migrated, thinned) or went (purged) between
+    reading the row and opening it: the row is read again."""
     for _attempt in range(2):
         with ctx.reader() as conn:
             found = queries.segments_by_ids(conn, [segment_id])
@@ -122,6 +125,8 @@ def open_segment(ctx: ApiContext, segment_id: int) -> tuple[Segment, int]:
             raise ApiError(
                 503, "unavailable", f"segment {segment_id}: volume {seg.volume} is not available"
             )
+        if volume.bucket is not None:
+            return seg, ObjectFile(volume.bucket, seg.path, seg.bytes)
         try:
             return seg, os.open(volume.path / seg.path, os.O_RDONLY | os.O_CLOEXEC)
         except FileNotFoundError:
@@ -138,22 +143,21 @@ def clip(ctx: Ctx, who: Viewer, request: Request, camera: str, start: From, end:
     _check_clip_length(ctx, who, to_ms - from_ms)
     with ctx.reader() as conn:
         found = queries.segments_in_range(conn, camera, from_ms, to_ms)
-    volumes = {v.name: v.path for v in ctx.volumes() if v.available}
-    files = [
-        (s, volumes[s.volume] / s.path) for s in found if s.state == "ok" and s.volume in volumes
-    ]
-    files = [(s, p) for s, p in files if p.is_file()]
-    if not files:
-        raise NotFound(f"clip of {camera}", "no footage in that range")
     work = ctx.config.state_dir / ".clips"
     work.mkdir(mode=0o700, exist_ok=True)
     _sweep(work)
     out = work / f"{uuid.uuid4().hex}.mp4"
+    fetched: list[Path] = []  # archived segments copied here for ffmpeg, removed after
     try:
+        files = _clip_files(ctx, found, work, fetched)
+        if not files:
+            raise NotFound(f"clip of {camera}", "no footage in that range")
         got = clips.join(ffmpeg_binary(ctx.config), files, from_ms, to_ms, out)
         fd = os.open(out, os.O_RDONLY | os.O_CLOEXEC)
     finally:
         out.unlink(missing_ok=True)  # the open descriptor keeps the bytes until sent
+        for path in fetched:
+            path.unlink(missing_ok=True)
     verdict = worst(s.integrity for s, _ in files)
     with _closing_on_error(fd):
         if ctx.record_due(
@@ -188,6 +192,30 @@ def clip(ctx: Ctx, who: Viewer, request: Request, camera: str, start: From, end:
                 "x-ccvault-integrity": verdict,
             },
         )
+
+
+def _clip_files(
+    ctx: ApiContext, found: list[Segment], work: Path, fetched: list[Path]
+) -> list[tuple[Segment, Path]]:
+    """The range's segment files: on a disk where they lie; on an s3 volume copied into the
+    clip work directory first (listed in `fetched`, for the caller to remove)."""
+    volumes = {v.name: v for v in ctx.volumes() if v.available}
+    out = []
+    for seg in found:
+        volume = volumes.get(seg.volume)
+        if seg.state != "ok" or volume is None:
+            continue
+        if volume.bucket is None:
+            path = (volume.path or work) / seg.path
+            if path.is_file():
+                out.append((seg, path))
+            continue
+        path = work / f"{uuid.uuid4().hex}.s3.mp4"
+        fetched.append(path)
+        with open(path, "wb") as f:
+            ObjectFile(volume.bucket, seg.path, seg.bytes).to_file(f)
+        out.append((seg, path))
+    return out
 
 
 def _check_clip_length(ctx: ApiContext, who: Principal, length_ms: int) -> None:
@@ -231,8 +259,8 @@ def still(
         ]
     if not found:
         raise NotFound(f"footage of {name}", f"none at {utc_text(at_ms)}")
-    seg, fd = open_segment(ctx, found[-1].id)
-    with os.fdopen(fd, "rb") as file:
+    seg, source = open_segment(ctx, found[-1].id)
+    with _local(source) as file:
         offset_ms, jpeg = keyframe_jpeg(file, at_ms - seg.start_ms)
     frame_ms = seg.start_ms + offset_ms
     if ctx.record_due(who.session, f"still:{seg.id}"):
@@ -297,10 +325,26 @@ def keyframe_jpeg(file: object, offset_ms: int) -> tuple[int, bytes]:
 
 
 @contextlib.contextmanager
-def _closing_on_error(fd: int) -> Iterator[None]:
+def _closing_on_error(fd: int | ObjectFile) -> Iterator[None]:
     """Until a response owns fd, an error (an audit write that failed) must close it."""
     try:
         yield
     except BaseException:
-        os.close(fd)
+        if isinstance(fd, int):
+            os.close(fd)
         raise
+
+
+def _local(source: int | ObjectFile) -> BinaryIO:
+    """A seekable file of the segment's bytes: its own, or an archived object's copy in an
+    unnamed temporary file (a still needs to seek; the copy goes when it is closed)."""
+    if isinstance(source, int):
+        return os.fdopen(source, "rb")
+    file = tempfile.TemporaryFile()  # noqa: SIM115 - the caller closes it
+    try:
+        source.to_file(file)
+        file.seek(0)
+    except BaseException:
+        file.close()
+        raise
+    return file

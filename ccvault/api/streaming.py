@@ -22,6 +22,7 @@ from starlette.responses import Response
 from starlette.types import Receive, Scope, Send
 
 from ccvault.api.errors import error_body
+from ccvault.storage.objects import ObjectFile
 
 RANGE = re.compile(r"^bytes=(\d*)-(\d*)$")
 CHUNK = 256 * 1024
@@ -58,14 +59,15 @@ def starts_playback(request: Request) -> bool:
 class OpenFileResponse(Response):
     def __init__(
         self,
-        fd: int,
+        fd: int | ObjectFile,
         request_headers: Mapping[str, str],
         media_type: str,
         headers: Mapping[str, str] | None = None,
         etag: str | None = None,
         on_whole: Callable[[str], None] | None = None,
     ) -> None:
-        """Takes ownership of fd: it is closed when the response ends, or here on error.
+        """Takes ownership of fd: it is closed when the response ends, or here on error. An
+        ObjectFile (a segment on an s3 volume) is streamed from one ranged GET per response.
         `on_whole` gets the SHA-256 of the file when the whole of it was sent (a free check
         of the bytes; it runs in a worker thread)."""
         self.fd = fd
@@ -75,7 +77,7 @@ class OpenFileResponse(Response):
         self.media_type = media_type
         self.error = b""
         try:
-            size = self.size = os.fstat(fd).st_size
+            size = self.size = fd.size if isinstance(fd, ObjectFile) else os.fstat(fd).st_size
             extra = {"accept-ranges": "bytes", **(headers or {})}
             if etag:
                 extra["etag"] = etag
@@ -104,7 +106,7 @@ class OpenFileResponse(Response):
             self.status_code = status
             self.init_headers(extra)
         except BaseException:
-            os.close(fd)
+            _close(fd)
             raise
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -138,15 +140,22 @@ class OpenFileResponse(Response):
             if self.digest is not None and self.on_whole is not None:  # the whole file went out
                 await anyio.to_thread.run_sync(self.on_whole, self.digest)
         finally:
-            os.close(self.fd)
+            _close(self.fd)
 
     async def _send_body(self, send: Send) -> None:
         assert self.span is not None
         at, end = self.span
         digest = hashlib.sha256() if self.on_whole and self.span == (0, self.size) else None
 
+        source = self.fd
+        stream = source.stream(at, end) if isinstance(source, ObjectFile) else None
+
         def read(offset: int) -> bytes:
-            chunk = os.pread(self.fd, min(CHUNK, end - offset), offset)
+            if stream is not None:
+                chunk = next(stream, b"")
+            else:
+                assert isinstance(source, int)
+                chunk = os.pread(source, min(CHUNK, end - offset), offset)
             if digest is not None:
                 digest.update(chunk)
             return chunk
@@ -159,3 +168,8 @@ class OpenFileResponse(Response):
             await send({"type": "http.response.body", "body": chunk, "more_body": at < end})
         if digest is not None:
             self.digest = digest.hexdigest()
+
+
+def _close(source: int | ObjectFile) -> None:
+    if isinstance(source, int):
+        os.close(source)

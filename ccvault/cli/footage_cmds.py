@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -13,12 +14,13 @@ from ccvault.catalog.nodes import is_known_camera
 from ccvault.catalog.rows import AnalysisState, Segment, StoredSpan
 from ccvault.cli import App, cli, json_option, pass_app
 from ccvault.cli.output import emit_json, progress_bar, table
-from ccvault.config.model import CameraConfig
+from ccvault.config.model import CameraConfig, VolumeConfig
 from ccvault.errors import CheckFailed, NotFound, Refused
 from ccvault.evidence.requests import destination
 from ccvault.host.durable import make_dirs
 from ccvault.host.progress import Progress
 from ccvault.storage.media import copy_hashed
+from ccvault.storage.objects import ObjectFile, ObjectStoreError, bucket_of
 from ccvault.storage.peers import Remote, fetch_verified, reasons
 from ccvault.storage.volumes import open_volumes, spool_dirs
 from ccvault.text import size_text
@@ -61,7 +63,7 @@ def segments(app: App, camera: str, start: str, end: str, activity: bool, as_jso
             app.camera(camera)  # NotFound, as for any camera not in the config
         found = queries.segments_in_range(conn, camera, from_ms, to_ms, activity_only=activity)
         why = reasons(conn, app.config.node.name, app.clock.wall_ms(), app.config.tz)
-    paths = {v.name: v.path for v in app.config.storage.volumes}
+    paths = {v.name: v.path for v in app.config.storage.directories if v.path}
     if as_json:
         emit_json([{**segment_json(s, paths), "unavailable": why.get(s.node or "")} for s in found])
         return
@@ -318,11 +320,11 @@ def segment_file(app: App, segment_id: int, out: Path, as_json: bool) -> None:
         remote = Remote.of(conn, seg, me, now_ms, app.config.tz)
     try:
         if remote is None:
-            root = {v.name: v.path for v in app.config.storage.volumes}.get(seg.volume)
-            if root is None:
+            cfg = next((v for v in app.config.storage.volumes if v.name == seg.volume), None)
+            if cfg is None:
                 raise NotFound(f"segment {segment_id}", f"volume {seg.volume} is not configured")
             make_dirs(out.parent)
-            digest = copy_hashed(root / seg.path, out)
+            digest = _copy_out(cfg, seg, out)
             if digest != seg.sha256:
                 raise CheckFailed(
                     f"segment {segment_id}",
@@ -341,3 +343,18 @@ def segment_file(app: App, segment_id: int, out: Path, as_json: bool) -> None:
         emit_json({"segment": seg.id, "bytes": seg.bytes, **details})
         return
     click.echo(f"{out}: segment {seg.id} of {seg.camera} from node {seg.node}, SHA-256 checked")
+
+
+def _copy_out(cfg: VolumeConfig, seg: Segment, out: Path) -> str:
+    """Copy a segment of this node to out (never replacing a file); the copy's SHA-256. An
+    archived one is read from its bucket (an unreachable store: CheckFailed, nothing left)."""
+    if cfg.path is not None:
+        return copy_hashed(cfg.path / seg.path, out)
+    with open(out, "xb") as file:
+        try:
+            digest = ObjectFile(bucket_of(cfg), seg.path, seg.bytes).to_file(file)
+        except ObjectStoreError as exc:
+            raise CheckFailed(f"segment {seg.id}", exc.strerror or str(exc)) from None
+        file.flush()
+        os.fsync(file.fileno())
+    return digest

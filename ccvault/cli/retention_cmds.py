@@ -53,10 +53,11 @@ def _purge_now(
 ) -> None:
     from ccvault.recorder.ffmpeg import ffmpeg_binary
     from ccvault.retention.executor import Executor, recover
+    from ccvault.retention.locks import lock_dates
     from ccvault.retention.passes import run_pass
 
     if not running:
-        recover(app.writer, volumes)  # a crashed pass is finished before a new one
+        recover(app.writer, volumes, lock_dates(app.config))  # a crashed pass is finished first
     with progress_bar("purging", as_json) as bar, app.writer.reader() as conn:
         executor = Executor(
             app.writer,
@@ -65,6 +66,7 @@ def _purge_now(
             ffmpeg_binary(app.config),
             actor=app.actor(),
             progress=bar,
+            lock_until=lock_dates(app.config),
         )
         outcome = run_pass(conn, app.config, volumes, executor, now_ms, spools=spools)
     result = outcome.counts()
@@ -305,7 +307,7 @@ def hold_release(app: App, hold_id: int, reason: str) -> None:
     """End a hold; its footage follows the policy again."""
     from ccvault.retention import holds
 
-    holds.release(app.writer, hold_id, reason, app.actor(), app.clock.wall_ms())
+    holds.release(app.writer, hold_id, reason, app.actor(), app.clock.wall_ms(), app.config)
     click.echo(f"hold {hold_id}: released")
 
 

@@ -26,6 +26,7 @@ def reconcile(app: App, dry_run: bool, as_json: bool) -> None:
     from ccvault.ingest.reconcile import reconcile as run_reconcile
     from ccvault.ingest.spool import Ingestor
     from ccvault.retention.executor import recover
+    from ccvault.retention.locks import lock_dates
     from ccvault.storage.store import SegmentStore
 
     writer = app.writer
@@ -33,7 +34,9 @@ def reconcile(app: App, dry_run: bool, as_json: bool) -> None:
     volumes = open_volumes(app.config, writer, app.clock.wall_ms())
     store = SegmentStore(writer, lambda: volumes, app.clock)
     if not running and not dry_run:
-        recover(writer, volumes)  # half-done purges first, before anything may be adopted
+        recover(
+            writer, volumes, lock_dates(app.config)
+        )  # half-done purges first, before anything may be adopted
     # While the daemon runs, the spool is its own: a second ingester would race it.
     ingestor = None if running else Ingestor(store, spool_dirs(app.config, volumes).drain, set)
     with progress_bar("reconciling", as_json) as bar:

@@ -40,7 +40,7 @@ def read_write_paths(config: Config) -> dict[Path, bool]:
     daemon then reports it unavailable itself. Paths inside another listed path are dropped,
     since the outer one's mount already covers them (and they may not exist yet)."""
     wanted: list[tuple[Path, bool]] = [
-        (v.path, v.require_mountpoint) for v in config.storage.volumes
+        (v.path, v.require_mountpoint) for v in config.storage.directories if v.path
     ]
     wanted.append((config.state_dir, False))  # catalog, WAL, lock, signing key
     if config.storage.spool is not None:  # default: inside the first hot volume

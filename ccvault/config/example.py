@@ -60,6 +60,19 @@ EXAMPLES: dict[type[BaseModel], list[dict[str, Any]]] = {
             "require_mountpoint": True,
             "reserve_free_bytes": "50 GiB",
         },
+        {
+            "name": "vault",
+            "kind": "s3",
+            "role": "archive",
+            "endpoint": "https://s3.example.net",
+            "bucket": "ccvault-evidence",
+            "prefix": "site1/",
+            "access_key_file": "/etc/ccvault/secrets/s3-access-key",
+            "secret_key_file": "/etc/ccvault/secrets/s3-secret-key",
+            "object_lock": "compliance",
+            "max_mbit": 200.0,
+            "max_bytes": "100 TiB",
+        },
     ],
     CameraConfig: [
         {

@@ -145,6 +145,8 @@ def _check_catalog_password(config: Config, path: Path) -> None:
 def _check_reserves(config: Config, path: Path) -> None:
     """A reserve over half the disk leaves no room for footage: a typo, not a policy."""
     for i, volume in enumerate(config.storage.volumes):
+        if volume.path is None:
+            continue  # an s3 bucket: quotas by max_bytes only
         try:
             total = shutil.disk_usage(volume.path).total
         except OSError:

@@ -49,11 +49,76 @@ from ccvault.timefmt import parse_time
 SOURCE_SCHEMES = ("rtsp", "rtsps", "http", "https", "file", "demo")
 
 
+# S3 bucket names (the AWS rules that every S3 server accepts): 3-63 lowercase letters,
+# digits, dots and hyphens, starting and ending with a letter or digit.
+BUCKET = r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$"
+# A key prefix: path segments of safe characters, never "." or "..", no leading slash.
+PREFIX = r"^([A-Za-z0-9_-][A-Za-z0-9._-]{0,99}/){0,8}$"
+S3_KEYS = (
+    "endpoint",
+    "bucket",
+    "prefix",
+    "region",
+    "access_key_file",
+    "secret_key_file",
+    "tls_verify",
+    "ca_file",
+    "object_lock",
+    "max_mbit",
+)
+
+
 class VolumeConfig(Model):
     name: Slug = Field(description="Unique name of the volume, used in commands and the catalog.")
-    path: Path = Field(description="Directory that holds this volume's footage.")
+    kind: Literal["directory", "s3"] = Field(
+        "directory",
+        description="directory: a local (or mounted) directory; s3: a bucket on an "
+        "S3-compatible object store (role archive only; the s3 keys below).",
+    )
+    path: Path | None = Field(
+        None,
+        description="Directory that holds this volume's footage (kind directory: required).",
+    )
     role: Literal["hot", "archive"] = Field(
         "hot", description="hot: new segments land here; archive: bigger, slower storage."
+    )
+    endpoint: str | None = Field(
+        None,
+        description='kind s3: the server\'s URL, "https://s3.example.net" (http only on '
+        "loopback: credentials and footage never cross a network in clear text).",
+    )
+    bucket: str | None = Field(
+        None, pattern=BUCKET, description="kind s3: the bucket (created by `volume init`)."
+    )
+    prefix: str = Field(
+        "",
+        pattern=PREFIX,
+        description='kind s3: key prefix of every object, "" or ending in "/" ("site1/").',
+    )
+    region: str = Field(
+        "us-east-1", pattern=r"^[a-z0-9-]{1,40}$", description="kind s3: the signing region."
+    )
+    access_key_file: Path | None = Field(
+        None,
+        description="kind s3: file holding the access key id; unset (with secret_key_file "
+        "unset): the standard AWS credential chain (environment, ~/.aws, instance role).",
+    )
+    secret_key_file: Path | None = Field(
+        None, description="kind s3: file holding the secret access key (mode 0600)."
+    )
+    tls_verify: bool = Field(True, description="kind s3: check the server's TLS certificate.")
+    ca_file: Path | None = Field(
+        None, description="kind s3: CA bundle the server's certificate is checked with."
+    )
+    object_lock: Literal["off", "governance", "compliance"] = Field(
+        "off",
+        description="kind s3: S3 Object Lock mode of uploaded segments (retained until their "
+        "minimum retention; held footage gets a legal hold). compliance: nobody, not even "
+        "an administrator, can delete a segment before its date. Needs a bucket created "
+        "with Object Lock (`volume init` does so).",
+    )
+    max_mbit: float = Field(
+        0.0, ge=0.0, le=100_000.0, description="kind s3: upload bandwidth limit; 0 = none."
     )
     require_mountpoint: bool = Field(
         False,
@@ -74,9 +139,55 @@ class VolumeConfig(Model):
         None, description='Most footage this volume may hold (bytes or "2 TiB").'
     )
 
+    @model_validator(mode="after")
+    def _kind_keys(self) -> VolumeConfig:
+        """Each kind names its own keys: a key of the other kind is a mistake, said so."""
+        given = {k for k in S3_KEYS if k in self.model_fields_set}
+        if self.kind == "directory":
+            if self.path is None:
+                raise ValueError("path: required for a directory volume")
+            if given:
+                raise ValueError(f"{sorted(given)[0]}: only for kind = 's3'")
+            return self
+        for key in ("path", "require_mountpoint", "reserve_free_percent", "reserve_free_bytes"):
+            if key in self.model_fields_set:
+                raise ValueError(f"{key}: not for kind = 's3' (use max_bytes for a quota)")
+        if self.role != "archive":
+            raise ValueError("role: an s3 volume is an archive (role = 'archive')")
+        if self.endpoint is None or self.bucket is None:
+            raise ValueError(f"{'endpoint' if self.endpoint is None else 'bucket'}: required")
+        _check_endpoint(self.endpoint)
+        if (self.access_key_file is None) != (self.secret_key_file is None):
+            raise ValueError("access_key_file: give both key files, or neither (AWS chain)")
+        if self.ca_file is not None and not self.tls_verify:
+            raise ValueError("ca_file: given but tls_verify = false (nothing would check it)")
+        return self
+
+    @property
+    def is_s3(self) -> bool:
+        return self.kind == "s3"
+
     def reserve_bytes(self, total_bytes: int) -> int:
         """The low-water mark: absolute floors keep a percentage from meaning nothing."""
         return max(self.reserve_free_bytes, int(total_bytes * self.reserve_free_percent / 100))
+
+
+def _check_endpoint(endpoint: str) -> None:
+    """An http(s) URL with a host and nothing else: no user info (keys go in files), no
+    query; plain http only to loopback."""
+    parts = urlsplit(endpoint)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ValueError("endpoint: an http(s) URL with a host, e.g. https://s3.example.net")
+    if parts.username or parts.password or parts.query or parts.fragment:
+        raise ValueError("endpoint: no user, password, query or fragment in the URL")
+    if parts.path not in ("", "/"):
+        raise ValueError("endpoint: no path (the bucket and prefix keys say where)")
+    try:
+        parts.port  # noqa: B018 - a bad port raises here
+    except ValueError:
+        raise ValueError("endpoint: bad port") from None
+    if parts.scheme == "http" and not is_loopback(parts.hostname):
+        raise ValueError("endpoint: plain http only to a loopback address; use https")
 
 
 class StorageConfig(Model):
@@ -139,13 +250,18 @@ class StorageConfig(Model):
                 raise ValueError(f"{key}: only for a PostgreSQL catalog (catalog is a file)")
         return self
 
+    @property
+    def directories(self) -> list[VolumeConfig]:
+        """The directory volumes: the ones with a path on this machine."""
+        return [v for v in self.volumes if not v.is_s3]
+
     @model_validator(mode="after")
     def _volumes_sane(self) -> StorageConfig:
         names = [v.name for v in self.volumes]
         for i, name in enumerate(names):
             if name in names[:i]:
                 raise ValueError(f"volumes[{i}].name: duplicate volume name {name!r}")
-        if not any(v.role == "hot" for v in self.volumes):
+        if not any(v.role == "hot" and not v.is_s3 for v in self.volumes):
             raise ValueError("volumes: at least one volume needs role = 'hot'")
         return self
 

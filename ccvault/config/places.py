@@ -60,6 +60,7 @@ def places(config: Config) -> list[Place]:
     out = [
         Place(f"storage.volumes[{i}].path", v.path, Role.VOLUME)
         for i, v in enumerate(storage.volumes)
+        if v.path is not None
     ]
     if isinstance(storage.catalog, Path):
         out.append(Place("storage.catalog", storage.catalog, Role.FILE))
@@ -148,6 +149,8 @@ def shared_filesystems(config: Config) -> list[str]:
     take that space and not both (status, headroom and the forecast count it once)."""
     found = []
     for i, volume in enumerate(config.storage.volumes):
+        if volume.path is None:
+            continue  # an s3 bucket: no filesystem here
         if volume.require_mountpoint and not volume.path.is_mount():
             continue  # its filesystem is not there yet
         found.append((i, volume, locate(volume.path, [])))

@@ -26,6 +26,7 @@ from ccvault.evidence.verify import verify
 from ccvault.host.clock import Clock
 from ccvault.host.durable import make_dirs
 from ccvault.host.events import Event, emit
+from ccvault.storage.objects import ObjectFile, ObjectStoreError
 from ccvault.storage.peers import Remote, peer_copies
 from ccvault.storage.volumes import Volume
 from ccvault.timefmt import utc_text
@@ -151,6 +152,7 @@ class JobRunner:
             self._audit_events_read(row, context)
         work = self.config.state_dir / ".peer-footage" / str(row["id"])
         with peer_copies(self.config.node, work, remotes) as fetched:
+            fetched.update(_archived_copies(work, found, self.volumes(), fetched))
             return self._bundle(row, final, found, fetched, context, progress)
 
     def _bundle(
@@ -275,6 +277,36 @@ def _files(
             )
         pairs.append((seg, volume.path / seg.path))
     return pairs
+
+
+def _archived_copies(
+    work: Path, found: dict[str, list[Segment]], volumes: list[Volume], fetched: dict[int, Path]
+) -> dict[int, Path]:
+    """Each segment on an s3 volume read into `work` (which the caller removes after), its
+    SHA-256 checked against the catalog: a bundle never holds bytes that are not the footage.
+    The bundle then copies and re-hashes them like any original."""
+    buckets = {v.name: v.bucket for v in volumes if v.available and v.bucket is not None}
+    out = {}
+    for seg in (s for segs in found.values() for s in segs):
+        bucket = buckets.get(seg.volume)
+        if seg.state != "ok" or bucket is None or seg.id in fetched:
+            continue
+        work.mkdir(mode=0o700, parents=True, exist_ok=True)
+        path = work / f"{seg.id}.s3.mp4"
+        try:
+            with open(path, "xb") as copy:
+                digest = ObjectFile(bucket, seg.path, seg.bytes).to_file(copy)
+        except ObjectStoreError as exc:
+            raise CheckFailed(
+                f"segment {seg.id}", f"cannot read its archived copy: {exc}"
+            ) from None
+        if digest != seg.sha256:
+            raise CheckFailed(
+                f"segment {seg.id}",
+                f"its archived copy {bucket.where(seg.path)} does not match its catalogued SHA-256",
+            )
+        out[seg.id] = path
+    return out
 
 
 def _manifest_id(bundle: Path) -> int | None:

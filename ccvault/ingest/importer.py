@@ -40,6 +40,7 @@ from ccvault.motion.scheduler import analyse_in_order
 from ccvault.recorder.ffmpeg import FRAGMENTED_MP4, MP4_AUDIO
 from ccvault.storage.media import ProbeError, probe, sha256_file
 from ccvault.storage.store import SegmentStore, Stored
+from ccvault.storage.volumes import local_roots
 from ccvault.timefmt import duration_text, local_text, utc_text
 
 log = structlog.get_logger("ccvault.import")
@@ -159,7 +160,7 @@ class Importer:
             if self.motion.enabled and report.segments:
                 with self.writer.reader() as conn:
                     segments = queries.segments_by_ids(conn, report.segments)
-                paths = {v.name: v.path for v in self.store.volumes()}
+                paths = local_roots(self.store.volumes())
                 progress.expect(sum(s.end_ms - s.start_ms for s in segments), Unit.FOOTAGE_MS)
                 analyse_in_order(self.writer, self.motion, segments, paths, progress.advance)
             return report

@@ -34,6 +34,7 @@ from ccvault.host.lock import daemon_running
 from ccvault.host.progress import SILENT, Progress, Unit
 from ccvault.ingest.spool import Ingestor, read_list
 from ccvault.storage.media import ProbeError, probe, sha256_file
+from ccvault.storage.objects import Bucket
 from ccvault.storage.store import SegmentStore, Stored, segment_relpath
 from ccvault.storage.volumes import (
     IDENTITY_FILE,
@@ -220,6 +221,9 @@ def _volume(
             path: (seg_id, state) for seg_id, path, state in queries.volume_files(conn, volume.name)
         }
         in_flight = {path for name, path in queries.intent_paths(conn) if name == volume.name}
+    if volume.bucket is not None:
+        _bucket(writer, volume.bucket, volume.name, catalogued, in_flight, report, dry_run)
+        return
     now = time.time()
     for path, not_footage in _entries(volume):
         rel = str(path.relative_to(volume.path))
@@ -240,6 +244,35 @@ def _volume(
         for rel, (seg_id, state) in catalogued.items()
         if state == "ok" and not (volume.path / rel).exists()
     ]
+    _missing(writer, missing, report, dry_run)
+
+
+def _bucket(
+    writer: CatalogWriter,
+    bucket: Bucket,
+    name: str,
+    catalogued: dict[str, tuple[int, str]],
+    in_flight: set[str],
+    report: ReconcileReport,
+    dry_run: bool,
+) -> None:
+    """An s3 volume: a catalogued object that is gone is missing; an object no row names is
+    reported foreign and left alone (segments reach a bucket only by migration, whose intent
+    rolls an unfinished upload back: an object without a row is not ours to adopt)."""
+    present = set(bucket.names())
+    for rel in sorted(present - catalogued.keys() - in_flight):
+        report.foreign.append({"volume": name, "path": rel, "reason": "no segment names it"})
+    missing = [
+        {"segment_id": seg_id, "volume": name, "path": rel}
+        for rel, (seg_id, state) in catalogued.items()
+        if state == "ok" and rel not in present and rel not in in_flight
+    ]
+    _missing(writer, missing, report, dry_run)
+
+
+def _missing(
+    writer: CatalogWriter, missing: list[dict], report: ReconcileReport, dry_run: bool
+) -> None:
     report.missing += missing
     if missing and not dry_run:
         writer.segments.mark_missing(m["segment_id"] for m in missing)

@@ -275,7 +275,7 @@ def spool_backlog(config: Config) -> Backlog:
     if config.storage.spool is not None:
         spools = [config.storage.spool]
     else:
-        spools = [v.path / SPOOL_DIR for v in config.storage.volumes]
+        spools = [v.path / SPOOL_DIR for v in config.storage.directories if v.path]
         spools.append(config.state_dir / SPOOL_DIR)
     return measure(waiting(run_dirs(spools), read_list))
 

@@ -36,7 +36,7 @@ from ccvault.config.policy import MotionSettings
 from ccvault.host.children import die_with_parent
 from ccvault.host.lock import no_import_running
 from ccvault.motion.analysis import Analysis, Carry, analyze, finish
-from ccvault.storage.volumes import Volume
+from ccvault.storage.volumes import Volume, local_roots
 
 log = structlog.get_logger("ccvault.motion")
 
@@ -293,4 +293,4 @@ class MotionScheduler:
         self.jobs[seg.camera] = _Job(seg, closed, future)
 
     def _paths(self) -> dict[str, Path]:
-        return {v.name: v.path for v in self.volumes() if v.available}
+        return local_roots(self.volumes())  # (archived footage is not analysed)

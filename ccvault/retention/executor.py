@@ -1,8 +1,9 @@
 """Carrying out retention decisions, crash-safely: every file operation is an intent first.
 
 Delete:  intent + row removed + audit (one transaction) → unlink → fsync dir → clear intent.
-Migrate: intent → copy (exclusive create, fsync, re-read hash) → verify against the row →
-         switch the row + audit → unlink the source → fsync dir → clear intent.
+Migrate: intent → copy (exclusive create, fsync, re-read hash; to an s3 volume: upload, then
+         read the object back and hash it) → verify against the row → switch the row + audit
+         → (s3 with Object Lock: lock the object) → unlink the source → fsync dir → clear intent.
 Thin:    intent → keyframes-only copy beside the original → hash → switch the row (refused if
          held by now) + audit with the original's hash → unlink the original → clear intent.
 
@@ -18,10 +19,10 @@ a function that kills the process there.
 
 from __future__ import annotations
 
-import contextlib
 import fcntl
 import os
 import threading
+import time
 from collections import defaultdict
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -36,10 +37,13 @@ from ccvault.catalog.rows import Intent, PlannedMove, Switch
 from ccvault.catalog.writer import CatalogWriter
 from ccvault.host.durable import fsync_dir, make_dirs
 from ccvault.host.progress import SILENT, Progress, Unit
+from ccvault.retention.locks import LockUntil, lock_copies, locking, still_locked
 from ccvault.retention.planner import DELETE, MIGRATE, THIN, Decision
-from ccvault.storage.media import copy_hashed, sha256_file
+from ccvault.retention.roots import CopyMismatch, Roots, _unlink_all, roots_of
+from ccvault.storage.media import sha256_file
+from ccvault.storage.objects import ObjectStoreError
 from ccvault.storage.thinning import ThinError, keyframes_only, work_path
-from ccvault.storage.volumes import Volume
+from ccvault.storage.volumes import Volume, local_roots
 
 log = structlog.get_logger("ccvault.retention")
 
@@ -122,6 +126,7 @@ class Executor:
         stopping: threading.Event | None = None,
         metrics: PurgeCounters | None = None,
         progress: Progress = SILENT,
+        lock_until: LockUntil | None = None,
     ) -> None:
         self.writer = writer
         self.volumes = volumes
@@ -134,19 +139,26 @@ class Executor:
         self.lock = ActionLock(writer.lock_base)
         self.metrics = metrics  # purged bytes by rule, counted once the files are gone
         self.progress = progress  # segments acted on, batch by batch (`ccvault purge`'s bar)
+        # Retain-until of a segment archived to a locking bucket (locks.lock_dates(config));
+        # None: such a bucket takes no migrations (an unlocked copy would break its promise).
+        self.lock_until = lock_until
 
     def paths(self) -> dict[str, Path]:
-        return {v.name: v.path for v in self.volumes() if v.available}
+        return local_roots(self.volumes())
 
     def apply(self, decisions: list[Decision], details: dict | None = None) -> Outcome:
         """Deletes first (they free space at once), then migrations, then thinning
-        (`run_order`)."""
+        (`run_order`). Footage on an s3 volume is only deleted (it is not migrated on, and a
+        keyframes-only copy needs its file here)."""
         out = Outcome()
-        paths = self.paths()
+        paths = roots_of(self.volumes())
         usable = [
             d
             for d in decisions
-            if d.segment.volume in paths and (d.target is None or d.target in paths)
+            if d.segment.volume in paths
+            and (d.target is None or d.target in paths)
+            and (d.action == DELETE or d.segment.volume in paths.local)
+            and (self.lock_until is not None or not locking(paths, d.target))
         ]
         out.skipped += len(decisions) - len(usable)
         self.progress.expect(len(usable), Unit.ITEMS)
@@ -167,7 +179,15 @@ class Executor:
                 self.progress.advance(len(todo[i : i + size]))
         return out
 
-    def _delete(self, decisions: list[Decision], paths: dict[str, Path], details: dict) -> Outcome:
+    def _delete(self, decisions: list[Decision], paths: Roots, details: dict) -> Outcome:
+        locked = still_locked(self.writer, paths, decisions, self.now_ms())
+        out = Outcome(skipped=len(locked))
+        decisions = [d for d in decisions if d.segment.id not in locked]
+        if decisions:
+            out.add(self._delete_unlocked(decisions, paths, details))
+        return out
+
+    def _delete_unlocked(self, decisions: list[Decision], paths: Roots, details: dict) -> Outcome:
         rules: dict[str, int] = defaultdict(int)
         for d in decisions:
             rules[d.rule] += 1
@@ -179,9 +199,12 @@ class Executor:
         )
         self.checkpoint("delete.intent")
         done = {i.segment_id for i in intents}
-        _unlink_all([paths[i.src_volume] / i.src_path for i in intents])
+        refused = _remove(paths, [(i.src_volume, i.src_path) for i in intents])
         self.checkpoint("delete.unlinked")
-        self.writer.intents.clear(i.id for i in intents)
+        # A copy the store refused to delete keeps its intent: recovery retries it.
+        self.writer.intents.clear(
+            i.id for i in intents if (i.src_volume, i.src_path) not in refused
+        )
         self.checkpoint("delete.cleared")
         gone = [d for d in decisions if d.segment.id in done]
         if self.metrics is not None:
@@ -203,7 +226,7 @@ class Executor:
             )
         return out
 
-    def _move(self, kind: str, decisions: list[Decision], paths: dict[str, Path]) -> Outcome:
+    def _move(self, kind: str, decisions: list[Decision], paths: Roots) -> Outcome:
         """Migrate or thin a batch: copies first, then one switch, then the sources go."""
         plans = []
         for d in decisions:
@@ -212,12 +235,15 @@ class Executor:
                 continue
             dst_volume = d.target or "" if kind == "migrate" else d.segment.volume
             tag = "" if kind == "migrate" else "-k"
-            plans.append(
-                PlannedMove(d.segment.id, dst_volume, _free_name(paths[dst_volume], src_path, tag))
-            )
+            try:
+                name = paths.free_name(dst_volume, src_path, tag)
+            except ObjectStoreError as exc:
+                log.error(f"{kind}.failed", segment_id=d.segment.id, error=str(exc))
+                continue
+            plans.append(PlannedMove(d.segment.id, dst_volume, name))
         intents = self.writer.intents.begin_moves(kind, plans, self.now_ms())
         self.checkpoint(f"{kind}.intent")
-        switches, failed = [], 0
+        switches, failed, stuck = [], 0, set()
         for it in intents:
             if self.stopping.is_set():
                 break
@@ -229,22 +255,31 @@ class Executor:
             except (OSError, ThinError, CopyMismatch) as exc:
                 failed += 1
                 log.error(f"{kind}.failed", segment_id=it.segment_id, error=str(exc))
-                _unlink_all([paths[it.dst_volume or ""] / (it.dst_path or "")])
+                if _remove(paths, [(it.dst_volume or "", it.dst_path or "")]):
+                    stuck.add(it.id)  # its copy may be left: recovery removes it later
         self.checkpoint(f"{kind}.copied")
         done = self.writer.intents.switch_copies(switches, self.now_ms(), self.actor, kind)
         self.checkpoint(f"{kind}.switched")
         switched = {i.id for i in done}
+        unlocked = lock_copies(self.writer, paths, done, self.lock_until, self.now_ms())
+        self.checkpoint(f"{kind}.locked")
         # Each intent ends with one copy: the source when switched, else the new copy goes.
-        _unlink_all(
-            [paths[i.src_volume] / i.src_path for i in done]
-            + [
-                paths[s.intent.dst_volume or ""] / (s.intent.dst_path or "")
-                for s in switches
-                if s.intent.id not in switched
-            ]
-        )
+        left = [(i.src_volume, i.src_path) for i in done] + [
+            (s.intent.dst_volume or "", s.intent.dst_path or "")
+            for s in switches
+            if s.intent.id not in switched
+        ]
+        # A source whose archived copy is not locked yet stays (recovery locks, then deletes).
+        left = [item for item in left if item not in unlocked]
+        refused = {**_remove(paths, left), **dict.fromkeys(unlocked, "not locked yet")}
         self.checkpoint(f"{kind}.source_deleted")
-        self.writer.intents.clear(i.id for i in intents)
+        self.writer.intents.clear(
+            i.id
+            for i in intents
+            if i.id not in stuck
+            and (i.src_volume, i.src_path) not in refused
+            and (i.dst_volume, i.dst_path) not in refused
+        )
         self.checkpoint(f"{kind}.cleared")
         out = Outcome(failed=failed, skipped=len(decisions) - len(done) - failed)
         if kind == "migrate":
@@ -269,18 +304,15 @@ class Executor:
             found = queries.segments_by_ids(conn, [segment_id])
         return found[0].path if found and found[0].state == "ok" else None
 
-    def _copy(self, it: Intent, paths: dict[str, Path]) -> Switch:
-        src = paths[it.src_volume] / it.src_path
-        dst = paths[it.dst_volume or ""] / (it.dst_path or "")
-        make_dirs(dst.parent)
+    def _copy(self, it: Intent, paths: Roots) -> Switch:
+        src = paths.local[it.src_volume] / it.src_path
         with self.writer.reader() as conn:
             expected = queries.segments_by_ids(conn, [it.segment_id])[0]
         if it.kind == "migrate":
-            digest = copy_hashed(src, dst)
-            fsync_dir(dst.parent)
-            if digest != expected.sha256:
-                raise CopyMismatch(f"copy of {src} to {dst} does not match the catalogued hash")
-            return Switch(it, dst.stat().st_size, digest, expected.frames)
+            size = paths.copy_verified(src, it.dst_volume or "", it.dst_path or "", expected.sha256)
+            return Switch(it, size, expected.sha256, expected.frames)
+        dst = paths.local[it.dst_volume or ""] / (it.dst_path or "")
+        make_dirs(dst.parent)
         if sha256_file(src) != expected.sha256:
             raise CopyMismatch(f"{src} no longer matches its catalogued hash; not thinned")
         media = keyframes_only(self.ffmpeg, src, dst)
@@ -307,40 +339,30 @@ class ActionLock:
         self._thread.release()
 
 
-class CopyMismatch(Exception):
-    """A copy that does not prove to be the catalogued footage is never switched to."""
+def _remove(paths: Roots, items: list[tuple[str, str]]) -> dict[tuple[str, str], str]:
+    """Roots.remove, with a failing object store reported as everything refused (logged):
+    the intents stay, and recovery finishes them when the store answers again."""
+    try:
+        refused = paths.remove(items)
+    except ObjectStoreError as exc:
+        log.error("retention.remove_failed", error=str(exc), copies=len(items))
+        return {item: "unreachable" for item in items if item[0] in paths.buckets}
+    for (volume, rel), code in refused.items():
+        log.warning("retention.remove_refused", volume=volume, path=rel, code=code)
+    return refused
 
 
-def _free_name(root: Path, rel: str, tag: str) -> str:
-    """A name for the new copy that no file has (a copy never replaces anything)."""
-    stem = rel.removesuffix(".mp4")
-    for attempt in range(100):
-        candidate = f"{stem}{tag}{f'-{attempt}' if attempt else ''}.mp4"
-        if not (root / candidate).exists():
-            return candidate
-    raise RuntimeError(f"no free name for a copy of {rel}")
-
-
-def _unlink_all(files: list[Path]) -> None:
-    """Unlink (a file already gone is fine: replays are idempotent), then fsync each dir."""
-    dirs = set()
-    for path in files:
-        with contextlib.suppress(FileNotFoundError):
-            path.unlink()
-        dirs.add(path.parent)
-    for d in dirs:
-        if d.is_dir():
-            fsync_dir(d)
-
-
-def recover(writer: CatalogWriter, volumes: list[Volume]) -> list[dict]:
+def recover(
+    writer: CatalogWriter, volumes: list[Volume], lock_until: LockUntil | None = None
+) -> list[dict]:
     """Finish or roll back every intent of this node whose volumes are available; report
-    what was done."""
+    what was done. A copy switched to a locking bucket is locked before its source goes
+    (`lock_until`; without it, such an intent waits)."""
     with ActionLock(writer.lock_base):
-        return _recover(writer, {v.name: v.path for v in volumes if v.available})
+        return _recover(writer, roots_of(volumes), lock_until)
 
 
-def _recover(writer: CatalogWriter, paths: dict[str, Path]) -> list[dict]:
+def _recover(writer: CatalogWriter, paths: Roots, lock_until: LockUntil | None) -> list[dict]:
     with writer.reader() as conn:
         rows = conn.execute("SELECT * FROM intents ORDER BY id").fetchall()
         own = own_volume_names(conn, writer.node)
@@ -352,15 +374,23 @@ def _recover(writer: CatalogWriter, paths: dict[str, Path]) -> list[dict]:
         if any(name not in paths for name in needed):
             log.warning("intent.deferred", intent=r["id"], reason="volume unavailable")
             continue
-        src = paths[r["src_volume"]] / r["src_path"]
-        dst = paths[r["dst_volume"]] / r["dst_path"] if r["dst_volume"] else None
-        leftovers = [work_path(dst)] if r["kind"] == "thin" and dst else []
+        src = (r["src_volume"], r["src_path"])
+        dst = (r["dst_volume"], r["dst_path"]) if r["dst_volume"] else None
+        if r["kind"] == "thin" and dst:  # ffmpeg's work file beside the copy
+            _unlink_all([work_path(paths.local[dst[0]] / dst[1])])
+        if r["switched"] and locking(paths, r["dst_volume"]):
+            it = Intent(r["id"], r["kind"], r["segment_id"], *src, *(dst or (None, None)))
+            if lock_copies(writer, paths, [it], lock_until, int(time.time() * 1000)):
+                continue  # not locked: the source stays until it is
         if r["kind"] == "delete" or r["switched"]:
-            _unlink_all([src, *leftovers])
+            refused = _remove(paths, [src])
             outcome = "finished"
         else:
-            _unlink_all([p for p in (dst, *leftovers) if p is not None])
+            refused = _remove(paths, [dst] if dst else [])
             outcome = "rolled_back"
+        if refused:
+            log.warning("intent.deferred", intent=r["id"], reason=str(refused))
+            continue
         cleared.append(r["id"])
         report.append(
             {

@@ -92,8 +92,8 @@ def build(conn: sqlite3.Connection, config: Config, volumes: list[Volume], now_m
     deletable_total = 0
     for volume in volumes:
         cfg = settings.get(volume.name)
-        if not volume.available or cfg is None:
-            continue
+        if not volume.available or cfg is None or volume.path is None:
+            continue  # (an s3 volume has no filesystem: its quota is max_bytes)
         du = psutil.disk_usage(str(volume.path))
         fs = filesystems.setdefault(os.stat(volume.path).st_dev, _Filesystem(du.total, du.free))
         reserve = cfg.reserve_bytes(du.total)

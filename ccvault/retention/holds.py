@@ -16,6 +16,7 @@ from ccvault.catalog.rows import NewHold
 from ccvault.catalog.writer import CatalogWriter
 from ccvault.config.model import Config
 from ccvault.errors import CheckFailed, NotFound, Refused, UsageError
+from ccvault.retention.locks import sync_legal_holds
 from ccvault.text import plain_text
 from ccvault.timefmt import ordered, utc_text
 
@@ -39,16 +40,34 @@ def add(
         raise UsageError("--until", "is already past")
     if not plain_text(reason, "--reason").strip():
         raise UsageError("--reason", "must say why footage is held")
-    return writer.holds.add(
+    hold_id = writer.holds.add(
         NewHold(from_ms, to_ms, until_ms, reason.strip(), actor, tuple(sorted(set(cameras)))),
         now_ms,
     )
+    with writer.reader() as conn:  # held footage on a locking bucket: a legal hold too
+        sync_legal_holds(conn, config, from_ms, to_ms, now_ms)
+    return hold_id
 
 
-def release(writer: CatalogWriter, hold_id: int, reason: str, actor: str, now_ms: int) -> None:
+def release(
+    writer: CatalogWriter,
+    hold_id: int,
+    reason: str,
+    actor: str,
+    now_ms: int,
+    config: Config | None = None,
+) -> None:
+    """End a hold; with `config`, objects on locking buckets it alone held lose their legal
+    hold (the daemon's API and the CLI pass it)."""
     if not plain_text(reason, "--reason").strip():
         raise UsageError("--reason", "must say why the hold ends")
     if writer.holds.release(hold_id, actor, reason.strip(), now_ms):
+        if config is not None:
+            with writer.reader() as conn:
+                span = conn.execute(
+                    "SELECT from_ms, to_ms FROM holds WHERE id = ?", (hold_id,)
+                ).fetchone()
+                sync_legal_holds(conn, config, span[0], span[1], now_ms)
         return
     with writer.reader() as conn:
         exists = conn.execute("SELECT 1 FROM holds WHERE id = ?", (hold_id,)).fetchone()

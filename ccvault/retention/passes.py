@@ -22,7 +22,7 @@ from ccvault.host.events import Event, emit
 from ccvault.retention import candidates, pressure, spans
 from ccvault.retention.executor import Executor, Outcome, remove_leftovers
 from ccvault.retention.planner import DELETE, KEEP, Decision, Protection, over_quota, plan
-from ccvault.storage.volumes import Blocked, Volume
+from ccvault.storage.volumes import Blocked, Volume, local_roots
 from ccvault.timefmt import utc_text
 
 log = structlog.get_logger("ccvault.retention")
@@ -266,7 +266,7 @@ def find_leftovers(
         [config.retention.max_days] + [config.retention_for(c).max_days for c in config.cameras]
     )
     before_ms = now_ms - round(ceiling * 86_400_000)
-    roots = {v.name: v.path for v in volumes if v.available}
+    roots = local_roots(volumes)
     removed = []
     for row in conn.execute(
         "SELECT q.id, v.name AS volume, q.path, q.bytes FROM quarantine q"

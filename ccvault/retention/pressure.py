@@ -21,6 +21,7 @@ from __future__ import annotations
 import contextlib
 import os
 import sqlite3
+import zlib
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -96,6 +97,9 @@ def measure(
     out = {}
     for volume in volumes:
         cfg = settings.get(volume.name)
+        if volume.available and cfg is not None and volume.path is None:
+            out[volume.name] = _bucket_space(volume, cfg.max_bytes, footage.get(volume.name, 0))
+            continue
         if not volume.available or cfg is None or volume.name not in devices:
             continue
         try:
@@ -119,11 +123,24 @@ def measure(
     return out
 
 
+UNBOUNDED = 1 << 62  # a bucket without max_bytes: the store grows as needed
+
+
+def _bucket_space(volume: Volume, max_bytes: int | None, footage: int) -> Space:
+    """An s3 volume: no filesystem, no reserve; only its max_bytes quota bounds it (each
+    bucket its own "filesystem", a negative id no st_dev has)."""
+    total = UNBOUNDED if max_bytes is None else max_bytes
+    fake_dev = -1 - zlib.crc32(volume.name.encode())
+    return Space(
+        volume.name, volume.role, fake_dev, total, max(total - footage, 0), 0, 0, footage, max_bytes
+    )
+
+
 def _devices(volumes: list[Volume]) -> dict[str, int]:
     """The filesystem (st_dev) of each available volume."""
     out = {}
     for volume in volumes:
-        if volume.available:
+        if volume.available and volume.path is not None:  # an s3 bucket has no filesystem
             with contextlib.suppress(OSError):
                 out[volume.name] = os.stat(volume.path).st_dev
     return out

@@ -19,6 +19,7 @@ from ccvault.config.model import Config
 from ccvault.host.events import Event, emit
 from ccvault.recorder.ffmpeg import ffmpeg_binary
 from ccvault.retention.executor import Executor, PurgeCounters
+from ccvault.retention.locks import lock_dates
 from ccvault.retention.passes import PassState, run_pass, run_pressure
 from ccvault.retention.pressure import low_filesystems
 from ccvault.storage.volumes import Blocked, VolumeSet, usage
@@ -53,6 +54,7 @@ class RetentionRunner:
             ffmpeg_binary(config),
             stopping=stopping,
             metrics=counters,
+            lock_until=lock_dates(config),
         )
         self._pressure_lock = threading.Lock()
         self.low_filesystems: set[str] = set()
@@ -122,6 +124,7 @@ class RetentionRunner:
     def apply(self, config: Config) -> None:
         self.config = config
         self.executor.ffmpeg = ffmpeg_binary(config)
+        self.executor.lock_until = lock_dates(config)
 
     def _blocked(self, blocked: dict[str, Blocked]) -> None:
         self.volumes.set_blocked(blocked)

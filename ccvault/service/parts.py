@@ -43,6 +43,7 @@ from ccvault.recorder.live import LiveRelay
 from ccvault.recorder.states import CameraState
 from ccvault.recorder.supervisor import Supervisor
 from ccvault.retention.executor import recover
+from ccvault.retention.locks import lock_dates
 from ccvault.retention.runner import RetentionRunner
 from ccvault.service import jobs as timing
 from ccvault.service.checks import HealthChecks
@@ -119,7 +120,7 @@ class Parts:
         gone since is reported missing), put what fires and each camera's state on record,
         and let ingest store what waited in the spool."""
         footage = self.footage
-        recovered = recover(self.writer, self.volumes.current())
+        recovered = recover(self.writer, self.volumes.current(), lock_dates(self.volumes.config))
         self.volumes.refresh()
         self.writer.cameras.ensure(list(footage.supervisor.recorders))
         # The ingest thread stores the spool itself: two scanners of one spool would race.
@@ -185,10 +186,15 @@ def build(shared: Shared) -> Parts:
     installation_key(config.signing_key_path, writer, "daemon", clock.wall_ms())
     start_node(config, writer, shared.loaded.path, clock.wall_ms())
     writer.cameras.ensure(c.name for c in config.cameras)
-    volumes = VolumeSet(config, writer, clock.wall_ms, on_return=lambda v: recover(writer, v))
+    volumes = VolumeSet(
+        config,
+        writer,
+        clock.wall_ms,
+        on_return=lambda v: recover(writer, v, lock_dates(volumes.config)),
+    )
     volumes.refresh()
     # Intents first: a half-done purge must finish before reconcile could adopt its file.
-    recovered = recover(writer, volumes.current())
+    recovered = recover(writer, volumes.current(), lock_dates(config))
     analyses = reset_interrupted(writer)
     writer.record_event(
         "daemon",

@@ -38,7 +38,7 @@ def spool_without_catalog(config: Config) -> Path:
     """Where to record before the catalog can say which volumes are ours."""
     if config.storage.spool is not None:
         return config.storage.spool
-    ordered = sorted(config.storage.volumes, key=lambda v: v.role != "hot")
+    ordered = sorted(config.storage.directories, key=lambda v: v.role != "hot")
     for volume in ordered:
         if (volume.path / IDENTITY_FILE).is_file():
             return volume.path / SPOOL_DIR

@@ -28,7 +28,8 @@ from ccvault.config.model import Config
 from ccvault.host.clock import Clock
 from ccvault.host.progress import SILENT, Periodic, Progress, Unit
 from ccvault.storage.media import sha256_file
-from ccvault.storage.volumes import Volume
+from ccvault.storage.objects import Bucket, ObjectStoreError
+from ccvault.storage.volumes import Volume, readable_roots
 from ccvault.timefmt import utc_text, utc_text_or_none
 
 log = structlog.get_logger("ccvault.storage.integrity")
@@ -109,7 +110,7 @@ class Scrubber:
             if found is None:
                 return False
             seg = queries.segments_by_ids(conn, [found[0]])[0]
-        roots = {v.name: v.path for v in self.volumes() if v.available}
+        roots = readable_roots(self.volumes())
         verdict = judge(
             self.writer,
             seg,
@@ -127,6 +128,16 @@ class Scrubber:
         return True
 
 
+def _object_digest(bucket: Bucket, rel: str) -> str:
+    """An archived segment's SHA-256 read back from its bucket (FileNotFoundError: gone)."""
+    try:
+        return bucket.sha256(rel)[0]
+    except ObjectStoreError as exc:
+        if exc.code in ("NoSuchKey", "404"):
+            raise FileNotFoundError(rel) from None
+        raise
+
+
 class Verdict(StrEnum):
     """What re-hashing one segment found."""
 
@@ -141,7 +152,7 @@ class Verdict(StrEnum):
 def judge(
     writer: CatalogWriter,
     seg: Segment,
-    root: Path | None,
+    root: Path | Bucket | None,
     hasher: Callable[[Path], str | None],
 ) -> Verdict | None:
     """Re-hash a segment's file and judge it against its row as the row is *after* hashing
@@ -149,11 +160,13 @@ def judge(
     regular file is read: a pipe put in a segment's place would block the reader for ever."""
     if root is None:
         return Verdict.UNAVAILABLE
-    path = root / seg.path
     try:
-        if not stat.S_ISREG(path.lstat().st_mode):
-            return Verdict.UNREADABLE
-        digest = hasher(path)
+        digest = _object_digest(root, seg.path) if isinstance(root, Bucket) else None
+        if isinstance(root, Path):
+            path = root / seg.path
+            if not stat.S_ISREG(path.lstat().st_mode):
+                return Verdict.UNREADABLE
+            digest = hasher(path)
     except FileNotFoundError:
         digest = ""
     except OSError:
@@ -227,7 +240,7 @@ def check_now(
     (`segments.verify`); `progress` hears of the selection's bytes, then each segment's. A
     row already `missing` is reported as such."""
     report = CheckReport()
-    roots = {v.name: v.path for v in volumes if v.available}
+    roots = readable_roots(volumes)
     with writer.reader() as conn:
         progress.expect(queries.selection_size(conn, selection)[1], Unit.BYTES)
     after = 0

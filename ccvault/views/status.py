@@ -53,7 +53,7 @@ def build(config: Config, conn: sqlite3.Connection, now_ms: int, daemon_running:
         volumes.append(
             {
                 "name": volume.name,
-                "path": str(volume.path),
+                "path": volume.where,
                 "role": volume.role,
                 "state": volume.state,
                 "reason": volume.reason or None,
