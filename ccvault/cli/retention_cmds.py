@@ -177,6 +177,8 @@ def explain(app: App, camera: str, at: str, as_json: bool) -> None:
     volumes = _volumes(app)
     with app.writer.reader() as conn:
         sc = candidates.scope(conn, app.config, {v.name: v.role for v in volumes})
+        if camera not in sc.camera_ids:
+            app.camera(camera)  # not in the config either: exit 3 saying so
         seg = candidates.at_instant(conn, sc, camera, at_ms) if camera in sc.camera_ids else None
         if seg is None:
             _gone(app, camera, at_ms, now_ms)

@@ -101,10 +101,11 @@ def reconcile(
     cameras: Iterable[str] = (),
 ) -> ReconcileReport:
     """`cameras`: the configured ones; with those the catalog knows, the only directories
-    footage may be adopted from. `progress` counts the places checked: spool, volumes."""
+    footage may be adopted from. `progress` counts the spool as one step, then each
+    volume's catalogued files as they are checked."""
     report = ReconcileReport()
-    progress.expect(len(volumes) + (ingestor is not None), Unit.ITEMS)
     if ingestor is not None:
+        progress.expect(1, Unit.ITEMS)
         _spool(ingestor, report, dry_run)
         progress.advance(1)
     with writer.reader() as conn:
@@ -114,15 +115,14 @@ def reconcile(
         if volume.name in others:  # another node's disk: its files and rows are its own
             log.warning("reconcile.volume_skipped", volume=volume.name, reason="another node's")
             report.unavailable.append({"volume": volume.name, "reason": "another node's volume"})
-            progress.advance(1)
             continue
         if not volume.available:
             log.warning("reconcile.volume_skipped", volume=volume.name, reason=volume.reason)
             report.unavailable.append({"volume": volume.name, "reason": volume.reason})
-            progress.advance(1)
             continue
-        _volume(writer, store, volume, report, known, dry_run=dry_run, running=daemon_running)
-        progress.advance(1)
+        _volume(
+            writer, store, volume, report, known, progress, dry_run=dry_run, running=daemon_running
+        )
     if not dry_run:
         counts = {k: len(v) for k, v in report.as_json().items()}
         log.info("reconcile.done", **counts)
@@ -212,6 +212,7 @@ def _volume(
     volume: Volume,
     report: ReconcileReport,
     cameras: set[str],
+    progress: Progress,
     *,
     dry_run: bool,
     running: bool,
@@ -225,7 +226,13 @@ def _volume(
         _bucket(writer, volume.bucket, volume.name, catalogued, in_flight, report, dry_run)
         return
     now = time.time()
+    progress.expect(len(catalogued), Unit.ITEMS)  # a file found on disk may add one
+    seen = 0
     for path, not_footage in _entries(volume):
+        seen += 1
+        if seen > len(catalogued):
+            progress.expect(1, Unit.ITEMS)
+        progress.advance(1)
         rel = str(path.relative_to(volume.path))
         if rel in in_flight or catalogued.get(rel, (0, "missing"))[1] != "missing":
             continue
@@ -244,6 +251,7 @@ def _volume(
         for rel, (seg_id, state) in catalogued.items()
         if state == "ok" and not (volume.path / rel).exists()
     ]
+    progress.advance(max(len(catalogued) - seen, 0))  # those not on the disk: checked too
     _missing(writer, missing, report, dry_run)
 
 
