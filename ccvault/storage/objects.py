@@ -95,8 +95,11 @@ class Pacer:
 class Bucket:
     """One s3 volume's bucket and prefix, and the requests ccvault makes of it."""
 
-    def __init__(self, cfg: VolumeConfig, client: Any) -> None:
+    def __init__(self, cfg: VolumeConfig, client: Any, probe: Any = None) -> None:
         self.cfg, self.client = cfg, client
+        # The identity check runs at every health check: one quick try, no retries, so an
+        # endpoint that is away makes the volume unavailable at once, not after backoffs.
+        self.probe = probe or client
         self.name = cfg.bucket or ""
         self.locking = cfg.object_lock != "off"
         self.pacer = Pacer(cfg.max_mbit)  # shared by every upload to this bucket
@@ -113,7 +116,7 @@ class Bucket:
         """The volume's identity object; None when absent (or not JSON: not ours)."""
         try:
             with _errors(self.where(MARKER)):
-                body = self.client.get_object(Bucket=self.name, Key=self.key(MARKER))["Body"]
+                body = self.probe.get_object(Bucket=self.name, Key=self.key(MARKER))["Body"]
                 text = body.read(65536)
         except ObjectStoreError as exc:
             if exc.code in ("NoSuchKey", "NoSuchBucket", "404"):
@@ -361,23 +364,26 @@ def bucket_of(cfg: VolumeConfig) -> Bucket:
             "aws_access_key_id": read_secret(cfg.access_key_file, None),
             "aws_secret_access_key": read_secret(cfg.secret_key_file, None),
         }
-    options = BotoConfig(
-        s3={"addressing_style": "path"},
-        # Only where S3 requires one: RGW 16 refuses boto3's default aws-chunked CRC32 upload
-        # (every part carries a Content-MD5 instead, and the object is read back and hashed).
-        request_checksum_calculation="when_required",
-        response_checksum_validation="when_required",
-        retries={"mode": "standard", "max_attempts": 4},
-        connect_timeout=5,
-        read_timeout=60,
-    )
     verify: bool | str = str(cfg.ca_file) if cfg.ca_file is not None else cfg.tls_verify
-    client = boto3.session.Session().client(
-        "s3",
-        endpoint_url=cfg.endpoint,
-        region_name=cfg.region,
-        verify=verify,
-        config=options,
-        **keys,
-    )
-    return Bucket(cfg, client)
+
+    def client(attempts: int, connect_s: float, read_s: float) -> Any:
+        options = BotoConfig(
+            s3={"addressing_style": "path"},
+            # Only where S3 requires one: RGW 16 refuses boto3's default aws-chunked CRC32
+            # upload (every part carries a Content-MD5 instead, and the object is read back).
+            request_checksum_calculation="when_required",
+            response_checksum_validation="when_required",
+            retries={"mode": "standard", "max_attempts": attempts},
+            connect_timeout=connect_s,
+            read_timeout=read_s,
+        )
+        return boto3.session.Session().client(
+            "s3",
+            endpoint_url=cfg.endpoint,
+            region_name=cfg.region,
+            verify=verify,
+            config=options,
+            **keys,
+        )
+
+    return Bucket(cfg, client(4, 5, 60), probe=client(1, 3, 10))
