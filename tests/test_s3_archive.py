@@ -140,6 +140,18 @@ def test_bad_s3_volume_config_names_the_key(tmp_path: Path, volume: str, message
     assert not (tmp_path / "c.sqlite").exists()
 
 
+def test_an_unreadable_key_file_fails_at_start_naming_the_key(tmp_path: Path) -> None:
+    path = tmp_path / "c.toml"
+    path.write_text(
+        f'[storage]\ncatalog = "{tmp_path}/c.sqlite"\n\n[[storage.volumes]]\nname = "hot"\n'
+        f'path = "{tmp_path}/hot"\n\n[[storage.volumes]]\nname = "vault"\n{GOOD}'
+        f'access_key_file = "{tmp_path}/nope"\nsecret_key_file = "{tmp_path}/nope2"\n'
+    )
+    result = run_cli(path, "check-config")
+    assert result.returncode == 2, result
+    assert "storage.volumes[1].access_key_file: cannot read it" in result.stderr, result.stderr
+
+
 # --- 2. identity ----------------------------------------------------------------------------
 
 
