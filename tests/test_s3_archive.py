@@ -650,3 +650,34 @@ def test_verify_rehashes_archived_objects_and_finds_a_changed_one(
         config, "segments", "--camera", "door", "--from", "2000-01-01", "--to", "2100-01-01"
     )
     assert next(s for s in segs if s["id"] == archived[0])["integrity"] == "corrupt"
+
+
+def test_a_segment_that_changed_on_disk_is_never_archived(
+    tmp_path: Path, s3_server: S3Server, s3_client: Any, cli: Session
+) -> None:
+    root = tmp_path / "store"
+    bucket = _bucket_name()
+    config = _config(root, _s3_volume(s3_server, root, bucket), "hot_days = 1\n")
+    now = int(time.time() * 1000)
+    seeded = seed(
+        config,
+        [
+            {"camera": "door", "start_ms": now - 3 * DAY_MS + i * HOUR_MS, "activity": True}
+            for i in range(2)
+        ],
+        root / "cache",
+    )
+    assert cli.run(config, "volume", "init", "vault").returncode == 0
+    with open(seeded[0].path, "r+b") as f:  # one byte flipped after it was catalogued
+        f.seek(100)
+        byte = f.read(1)
+        f.seek(100)
+        f.write(bytes([byte[0] ^ 0xFF]))
+    done = cli.json(config, "purge")
+    assert (done["migrated"], done["failed"]) == (1, 1), done
+    rows = _rows(config)
+    assert rows[seeded[0].id][0] == "hot" and seeded[0].path.is_file()
+    assert rows[seeded[1].id][0] == "vault"
+    keys = {v["Key"] for v in s3_client.list_object_versions(Bucket=bucket).get("Versions", [])}
+    assert keys == {".ccvault-volume.json", rows[seeded[1].id][1]}, keys
+    assert _intents(config) == []
