@@ -681,3 +681,24 @@ def test_a_segment_that_changed_on_disk_is_never_archived(
     keys = {v["Key"] for v in s3_client.list_object_versions(Bucket=bucket).get("Versions", [])}
     assert keys == {".ccvault-volume.json", rows[seeded[1].id][1]}, keys
     assert _intents(config) == []
+
+
+def test_volume_unavailable_fires_when_the_endpoint_dies(
+    tmp_path: Path, daemon_factory: Any
+) -> None:
+    """A cluster of this test's own (the session's must live on): the daemon runs with its
+    vault available, the cluster stops, and the alert fires naming the volume."""
+    own = S3Server().start(tmp_path / "cluster")
+    try:
+        root = tmp_path / "store"
+        config = _config(root, _s3_volume(own, root, _bucket_name()))
+        config.write_text(config.read_text() + "\n[alerts]\ncheck_seconds = 1\n")
+        assert run_cli(config, "volume", "init", "vault").returncode == 0
+        daemon = daemon_factory(config)
+        assert daemon.count("alert.fired", alert="volume_unavailable") == 0
+        own.stop()
+        fired = daemon.wait_event("alert.fired", timeout=60, alert="volume_unavailable")
+        assert fired["volume"] == "vault", fired
+        assert daemon.stop() == 0
+    finally:
+        own.stop()
