@@ -1,9 +1,10 @@
 """Issue 17's figures for the s3 archive volume, against a real Ceph RGW micro cluster.
 
-(1) migration throughput: the executor's data path to an s3 volume (`Roots.copy_verified`:
-upload in Content-MD5-checked parts, then the object read back and its SHA-256 compared with
-the catalog's) vs boto3's plain managed `upload_file` of the same files, in the same run,
-alternating which goes first; MB/s and the ratio (goal >= 0.8). The catalog switch and the
+(1) migration throughput: the executor's data path to an s3 volume (`Roots.copy_verified` over
+a batch through `run_copies`, ARCHIVE_WORKERS at once: upload in Content-MD5-checked parts,
+then the object read back and its SHA-256 compared with the catalog's) vs boto3's plain
+managed `upload_file` of the same files (one after another), in the same run, alternating
+which goes first; MB/s and the ratio (goal >= 0.8). The catalog switch and the
 local unlink that follow in a real migration are not counted (they are the same for a disk).
 (2) time to first byte of a ranged GET (`Bucket.open(rel, 0, 65535)`, what playback starts
 with), p50 / p99.
@@ -31,7 +32,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench.common import REPO, remove_work
 from ccvault.config.model import VolumeConfig
-from ccvault.retention.roots import Roots
+from ccvault.retention.roots import Roots, run_copies
 from ccvault.storage.objects import bucket_of
 from tests.peers.s3 import S3Server
 
@@ -117,8 +118,10 @@ def run(server: S3Server, work: Path, args: argparse.Namespace) -> dict:
     for r in range(args.rounds):
 
         def migrate(r: int = r) -> None:
-            for f, sha in zip(files, sums, strict=True):
-                roots.copy_verified(f, "vault", f"m{r}/{f.name}", sha)
+            def one(item: tuple[Path, str]) -> int:
+                return roots.copy_verified(item[0], "vault", f"m{r}/{item[0].name}", item[1])
+
+            run_copies(one, list(zip(files, sums, strict=True)), to_bucket=True)
 
         def upload(r: int = r) -> None:
             for f in files:

@@ -234,9 +234,10 @@ def test_example_config_documents_the_model_and_loads(tmp_path: Path) -> None:
     secret = tmp_path / "pw"
     secret.write_text("pw")
     copy = tmp_path / "example.toml"
-    copy.write_text(
-        example.read_text().replace("/etc/ccvault/secrets/server-room-door", str(secret))
-    )
+    text = example.read_text().replace("/etc/ccvault/secrets/server-room-door", str(secret))
+    for key in ("s3-access-key", "s3-secret-key"):  # the s3 volume's key files
+        text = text.replace(f"/etc/ccvault/secrets/{key}", str(secret))
+    copy.write_text(text)
     loaded = load(copy).config
     assert [c.name for c in loaded.cameras] == ["server-room-door", "lab"]
 

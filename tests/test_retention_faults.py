@@ -42,8 +42,8 @@ STEPS = [
     f"{kind}.{step}"
     for kind, steps in (
         ("delete", ("intent", "unlinked", "cleared")),
-        ("migrate", ("intent", "copied", "switched", "source_deleted", "cleared")),
-        ("thin", ("intent", "copied", "switched", "source_deleted", "cleared")),
+        ("migrate", ("intent", "copied", "switched", "locked", "source_deleted", "cleared")),
+        ("thin", ("intent", "copied", "switched", "locked", "source_deleted", "cleared")),
     )
     for step in steps
 ]
@@ -276,7 +276,7 @@ def test_crash_at_every_step_boundary(
         crashed.stderr[-2000:],
     )
     kind, _, at = step.partition(".")
-    switched = at in ("switched", "source_deleted", "cleared")
+    switched = at in ("switched", "locked", "source_deleted", "cleared")
     # Until `.cleared`, the crash leaves the batch's intents for start-up to follow.
     left = {(r[1], r[2]) for r in _intents(catalog)}
     assert {k for k, _i in left} == (set() if at == "cleared" else {kind}), left
@@ -347,7 +347,7 @@ def test_the_crash_steps_are_every_checkpoint_of_the_executor() -> None:
         for prefix, step in calls
         for kind in (("migrate", "thin") if prefix == "{kind}" else (prefix,))
     }
-    assert found == set(STEPS) and len(STEPS) == 13
+    assert found == set(STEPS) and len(STEPS) == 15
 
 
 def test_purge_before_recovery_does_not_resurrect_a_thinned_original(

@@ -140,6 +140,18 @@ def test_bad_s3_volume_config_names_the_key(tmp_path: Path, volume: str, message
     assert not (tmp_path / "c.sqlite").exists()
 
 
+def test_an_unreadable_key_file_fails_at_start_naming_the_key(tmp_path: Path) -> None:
+    path = tmp_path / "c.toml"
+    path.write_text(
+        f'[storage]\ncatalog = "{tmp_path}/c.sqlite"\n\n[[storage.volumes]]\nname = "hot"\n'
+        f'path = "{tmp_path}/hot"\n\n[[storage.volumes]]\nname = "vault"\n{GOOD}'
+        f'access_key_file = "{tmp_path}/nope"\nsecret_key_file = "{tmp_path}/nope2"\n'
+    )
+    result = run_cli(path, "check-config")
+    assert result.returncode == 2, result
+    assert "storage.volumes[1].access_key_file: cannot read it" in result.stderr, result.stderr
+
+
 # --- 2. identity ----------------------------------------------------------------------------
 
 
@@ -638,3 +650,55 @@ def test_verify_rehashes_archived_objects_and_finds_a_changed_one(
         config, "segments", "--camera", "door", "--from", "2000-01-01", "--to", "2100-01-01"
     )
     assert next(s for s in segs if s["id"] == archived[0])["integrity"] == "corrupt"
+
+
+def test_a_segment_that_changed_on_disk_is_never_archived(
+    tmp_path: Path, s3_server: S3Server, s3_client: Any, cli: Session
+) -> None:
+    root = tmp_path / "store"
+    bucket = _bucket_name()
+    config = _config(root, _s3_volume(s3_server, root, bucket), "hot_days = 1\n")
+    now = int(time.time() * 1000)
+    seeded = seed(
+        config,
+        [
+            {"camera": "door", "start_ms": now - 3 * DAY_MS + i * HOUR_MS, "activity": True}
+            for i in range(2)
+        ],
+        root / "cache",
+    )
+    assert cli.run(config, "volume", "init", "vault").returncode == 0
+    with open(seeded[0].path, "r+b") as f:  # one byte flipped after it was catalogued
+        f.seek(100)
+        byte = f.read(1)
+        f.seek(100)
+        f.write(bytes([byte[0] ^ 0xFF]))
+    done = cli.json(config, "purge")
+    assert (done["migrated"], done["failed"]) == (1, 1), done
+    rows = _rows(config)
+    assert rows[seeded[0].id][0] == "hot" and seeded[0].path.is_file()
+    assert rows[seeded[1].id][0] == "vault"
+    keys = {v["Key"] for v in s3_client.list_object_versions(Bucket=bucket).get("Versions", [])}
+    assert keys == {".ccvault-volume.json", rows[seeded[1].id][1]}, keys
+    assert _intents(config) == []
+
+
+def test_volume_unavailable_fires_when_the_endpoint_dies(
+    tmp_path: Path, daemon_factory: Any
+) -> None:
+    """A cluster of this test's own (the session's must live on): the daemon runs with its
+    vault available, the cluster stops, and the alert fires naming the volume."""
+    own = S3Server().start(tmp_path / "cluster")
+    try:
+        root = tmp_path / "store"
+        config = _config(root, _s3_volume(own, root, _bucket_name()))
+        config.write_text(config.read_text() + "\n[alerts]\ncheck_seconds = 1\n")
+        assert run_cli(config, "volume", "init", "vault").returncode == 0
+        daemon = daemon_factory(config)
+        assert daemon.count("alert.fired", alert="volume_unavailable") == 0
+        own.stop()
+        fired = daemon.wait_event("alert.fired", timeout=60, alert="volume_unavailable")
+        assert fired["volume"] == "vault", fired
+        assert daemon.stop() == 0
+    finally:
+        own.stop()

@@ -53,6 +53,12 @@ def check_secrets(config: Config, path: Path, credentials: bool) -> None:
         if broker is not None:
             sources.append((where, broker.password_file, None))
     _check_node_files(config, path)
+    for i, volume in enumerate(config.storage.volumes):  # an s3 volume's key files
+        sources += [
+            (f"storage.volumes[{i}].{key}", getattr(volume, key), None)
+            for key in ("access_key_file", "secret_key_file")
+            if getattr(volume, key) is not None
+        ]
     for where, file, credential in sources:
         if file is not None and credential is not None:
             raise ConfigError(
@@ -64,6 +70,8 @@ def check_secrets(config: Config, path: Path, credentials: bool) -> None:
             read_secret(file, credential)
         except OSError as exc:
             key = "password_file" if file is not None else "password_credential"
+            if where.startswith("storage."):
+                where, _, key = where.rpartition(".")
             raise ConfigError(
                 str(path), f"{where}.{key}: cannot read it ({exc.strerror or exc})"
             ) from None

@@ -39,7 +39,7 @@ from ccvault.host.durable import fsync_dir, make_dirs
 from ccvault.host.progress import SILENT, Progress, Unit
 from ccvault.retention.locks import LockUntil, lock_copies, locking, still_locked
 from ccvault.retention.planner import DELETE, MIGRATE, THIN, Decision
-from ccvault.retention.roots import CopyMismatch, Roots, _unlink_all, roots_of
+from ccvault.retention.roots import CopyMismatch, Roots, _unlink_all, roots_of, run_copies
 from ccvault.storage.media import sha256_file
 from ccvault.storage.objects import ObjectStoreError
 from ccvault.storage.thinning import ThinError, keyframes_only, work_path
@@ -244,19 +244,19 @@ class Executor:
         intents = self.writer.intents.begin_moves(kind, plans, self.now_ms())
         self.checkpoint(f"{kind}.intent")
         switches, failed, stuck = [], 0, set()
-        for it in intents:
-            if self.stopping.is_set():
-                break
-            try:
-                switches.append(self._copy(it, paths))
-            except FileExistsError as exc:  # not ours: never remove it
-                failed += 1
-                log.error(f"{kind}.failed", segment_id=it.segment_id, error=str(exc))
-            except (OSError, ThinError, CopyMismatch) as exc:
-                failed += 1
-                log.error(f"{kind}.failed", segment_id=it.segment_id, error=str(exc))
-                if _remove(paths, [(it.dst_volume or "", it.dst_path or "")]):
-                    stuck.add(it.id)  # its copy may be left: recovery removes it later
+        to_bucket = any(i.dst_volume in paths.buckets for i in intents)
+        for it, got in run_copies(lambda it: self._try_copy(it, paths), intents, to_bucket):
+            if isinstance(got, Switch):
+                switches.append(got)
+                continue
+            if got is None:
+                continue  # stopping: not started
+            failed += 1
+            log.error(f"{kind}.failed", segment_id=it.segment_id, error=str(got))
+            if isinstance(got, FileExistsError):
+                continue  # not ours: never remove it
+            if _remove(paths, [(it.dst_volume or "", it.dst_path or "")]):
+                stuck.add(it.id)  # its copy may be left: recovery removes it later
         self.checkpoint(f"{kind}.copied")
         done = self.writer.intents.switch_copies(switches, self.now_ms(), self.actor, kind)
         self.checkpoint(f"{kind}.switched")
@@ -303,6 +303,15 @@ class Executor:
         with self.writer.reader() as conn:
             found = queries.segments_by_ids(conn, [segment_id])
         return found[0].path if found and found[0].state == "ok" else None
+
+    def _try_copy(self, it: Intent, paths: Roots) -> Switch | Exception | None:
+        """One copy: its Switch, the error that failed it, or None when stopping first."""
+        if self.stopping.is_set():
+            return None
+        try:
+            return self._copy(it, paths)
+        except (OSError, ThinError, CopyMismatch) as exc:
+            return exc
 
     def _copy(self, it: Intent, paths: Roots) -> Switch:
         src = paths.local[it.src_volume] / it.src_path

@@ -8,8 +8,11 @@ from __future__ import annotations
 
 import contextlib
 from collections import defaultdict
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TypeVar
 
 from ccvault.host.durable import fsync_dir, make_dirs
 from ccvault.storage.media import copy_hashed
@@ -81,6 +84,22 @@ class Roots:
         if digest != sha256 or size != sent.bytes:
             raise CopyMismatch(f"{bucket.where(rel)} read back does not match the catalogued hash")
         return size
+
+
+T = TypeVar("T")
+R = TypeVar("R")
+ARCHIVE_WORKERS = 4  # uploads at once to a bucket: each part and read-back waits on the network
+
+
+def run_copies(copy: Callable[[T], R], items: list[T], to_bucket: bool) -> list[tuple[T, R]]:
+    """copy over items, in order: in ARCHIVE_WORKERS threads when they go to a bucket (one
+    upload at a time leaves the link and the server idle between requests), else one after
+    another (a disk copy is bound by the disks). `max_mbit` is kept by the bucket's pacer,
+    which its uploads share."""
+    if not to_bucket or len(items) < 2:
+        return [(item, copy(item)) for item in items]
+    with ThreadPoolExecutor(ARCHIVE_WORKERS, thread_name_prefix="archive") as pool:
+        return list(zip(items, pool.map(copy, items), strict=True))
 
 
 def roots_of(volumes: list[Volume]) -> Roots:

@@ -20,6 +20,7 @@ import contextlib
 import functools
 import hashlib
 import json
+import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -69,28 +70,39 @@ class Uploaded:
 
 
 class Pacer:
-    """Keeps a transfer at or under `mbit` megabits per second (0: no limit)."""
+    """Keeps a bucket's uploads, all threads together, at or under `mbit` megabits per second
+    (0: no limit): each chunk gets its own time slot, waits for its start before it is sent
+    and for its end after, so no idle time builds up a burst."""
 
     def __init__(self, mbit: float) -> None:
         self.rate = mbit * 1_000_000 / 8
-        self.start = time.monotonic()
-        self.sent = 0
+        self.lock = threading.Lock()
+        self.free_at = 0.0
 
-    def sent_bytes(self, n: int) -> None:
-        self.sent += n
-        if self.rate > 0:
-            ahead = self.sent / self.rate - (time.monotonic() - self.start)
-            if ahead > 0:
-                time.sleep(ahead)
+    @contextlib.contextmanager
+    def slot(self, n: int) -> Iterator[None]:
+        if self.rate <= 0:
+            yield
+            return
+        with self.lock:
+            start = max(time.monotonic(), self.free_at)
+            self.free_at = end = start + n / self.rate
+        time.sleep(max(0.0, start - time.monotonic()))
+        yield
+        time.sleep(max(0.0, end - time.monotonic()))
 
 
 class Bucket:
     """One s3 volume's bucket and prefix, and the requests ccvault makes of it."""
 
-    def __init__(self, cfg: VolumeConfig, client: Any) -> None:
+    def __init__(self, cfg: VolumeConfig, client: Any, probe: Any = None) -> None:
         self.cfg, self.client = cfg, client
+        # The identity check runs at every health check: one quick try, no retries, so an
+        # endpoint that is away makes the volume unavailable at once, not after backoffs.
+        self.probe = probe or client
         self.name = cfg.bucket or ""
         self.locking = cfg.object_lock != "off"
+        self.pacer = Pacer(cfg.max_mbit)  # shared by every upload to this bucket
 
     def key(self, rel: str) -> str:
         return f"{self.cfg.prefix}{rel}"
@@ -104,7 +116,7 @@ class Bucket:
         """The volume's identity object; None when absent (or not JSON: not ours)."""
         try:
             with _errors(self.where(MARKER)):
-                body = self.client.get_object(Bucket=self.name, Key=self.key(MARKER))["Body"]
+                body = self.probe.get_object(Bucket=self.name, Key=self.key(MARKER))["Body"]
                 text = body.read(65536)
         except ObjectStoreError as exc:
             if exc.code in ("NoSuchKey", "NoSuchBucket", "404"):
@@ -167,7 +179,6 @@ class Bucket:
     def upload(self, src: Path, rel: str) -> Uploaded:
         """Send src's bytes to rel (one PUT, or parts for a big file), hashing them on the way."""
         digest = hashlib.sha256()
-        pacer = Pacer(self.cfg.max_mbit)
         key = self.key(rel)
         with open(src, "rb") as f, _errors(self.where(rel)):
             size = f.seek(0, 2)
@@ -175,31 +186,31 @@ class Bucket:
             if size <= PART_BYTES:
                 data = f.read()
                 digest.update(data)
-                pacer.sent_bytes(len(data))
-                answer = self.client.put_object(
-                    Bucket=self.name, Key=key, Body=data, ContentMD5=_md5(data)
-                )
+                with self.pacer.slot(len(data)):
+                    answer = self.client.put_object(
+                        Bucket=self.name, Key=key, Body=data, ContentMD5=_md5(data)
+                    )
             else:
-                answer = self._multipart(f, key, digest, pacer)
+                answer = self._multipart(f, key, digest)
         return Uploaded(size, digest.hexdigest(), answer.get("VersionId"))
 
-    def _multipart(self, f: BinaryIO, key: str, digest: Any, pacer: Pacer) -> dict:
+    def _multipart(self, f: BinaryIO, key: str, digest: Any) -> dict:
         upload_id = self.client.create_multipart_upload(Bucket=self.name, Key=key)["UploadId"]
         try:
             parts = []
             while data := f.read(PART_BYTES):
                 digest.update(data)
                 number = len(parts) + 1
-                etag = self.client.upload_part(
-                    Bucket=self.name,
-                    Key=key,
-                    UploadId=upload_id,
-                    PartNumber=number,
-                    Body=data,
-                    ContentMD5=_md5(data),
-                )["ETag"]
+                with self.pacer.slot(len(data)):
+                    etag = self.client.upload_part(
+                        Bucket=self.name,
+                        Key=key,
+                        UploadId=upload_id,
+                        PartNumber=number,
+                        Body=data,
+                        ContentMD5=_md5(data),
+                    )["ETag"]
                 parts.append({"PartNumber": number, "ETag": etag})
-                pacer.sent_bytes(len(data))
             return self.client.complete_multipart_upload(
                 Bucket=self.name, Key=key, UploadId=upload_id, MultipartUpload={"Parts": parts}
             )
@@ -353,23 +364,26 @@ def bucket_of(cfg: VolumeConfig) -> Bucket:
             "aws_access_key_id": read_secret(cfg.access_key_file, None),
             "aws_secret_access_key": read_secret(cfg.secret_key_file, None),
         }
-    options = BotoConfig(
-        s3={"addressing_style": "path"},
-        # Only where S3 requires one: RGW 16 refuses boto3's default aws-chunked CRC32 upload
-        # (every part carries a Content-MD5 instead, and the object is read back and hashed).
-        request_checksum_calculation="when_required",
-        response_checksum_validation="when_required",
-        retries={"mode": "standard", "max_attempts": 4},
-        connect_timeout=5,
-        read_timeout=60,
-    )
     verify: bool | str = str(cfg.ca_file) if cfg.ca_file is not None else cfg.tls_verify
-    client = boto3.session.Session().client(
-        "s3",
-        endpoint_url=cfg.endpoint,
-        region_name=cfg.region,
-        verify=verify,
-        config=options,
-        **keys,
-    )
-    return Bucket(cfg, client)
+
+    def client(attempts: int, connect_s: float, read_s: float) -> Any:
+        options = BotoConfig(
+            s3={"addressing_style": "path"},
+            # Only where S3 requires one: RGW 16 refuses boto3's default aws-chunked CRC32
+            # upload (every part carries a Content-MD5 instead, and the object is read back).
+            request_checksum_calculation="when_required",
+            response_checksum_validation="when_required",
+            retries={"mode": "standard", "max_attempts": attempts},
+            connect_timeout=connect_s,
+            read_timeout=read_s,
+        )
+        return boto3.session.Session().client(
+            "s3",
+            endpoint_url=cfg.endpoint,
+            region_name=cfg.region,
+            verify=verify,
+            config=options,
+            **keys,
+        )
+
+    return Bucket(cfg, client(4, 5, 60), probe=client(1, 3, 10))
