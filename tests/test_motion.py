@@ -15,7 +15,7 @@ from ccvault.config.policy import MotionSettings
 from ccvault.motion.analysis import Carry, analyze, finish
 from tests.conftest import run_cli
 from tests.motion_scenes import Mover, Scene, ensure, render, scene_set, score
-from tests.peers import ffmpeg_exe
+from tests.peers import ffmpeg_exe, make_clip
 
 LEFT, RIGHT = (0.04, 0.6), (0.96, 0.6)
 
@@ -229,7 +229,7 @@ def test_cli_analyze_loads_the_analysis_not_the_daemon(one_crossing: Path, tmp_p
     res = subprocess.run([*argv, "--json"], capture_output=True, text=True, timeout=120)
     assert res.returncode == 0, res.stderr
     modules = set(loaded.read_text().split("\n"))
-    heavy = {"fastapi", "uvicorn", "psutil", "ccvault.catalog.writer", "ccvault.cli.service_cmds"}
+    heavy = {"fastapi", "uvicorn", "psutil", "structlog", "ccvault.catalog.writer"}
     packages = ("ccvault.api", "ccvault.service", "ccvault.retention", "ccvault.evidence")
     assert modules & heavy == set()
     assert not [m for m in modules if m.startswith(packages)]
@@ -238,3 +238,18 @@ def test_cli_analyze_loads_the_analysis_not_the_daemon(one_crossing: Path, tmp_p
         relative_span_json(s) for s in sorted(spans_of(one_crossing), key=lambda s: s.start_ms)
     ]
     assert json.loads(res.stdout) == expected
+
+
+def test_cli_analyze_logs_a_damaged_file_on_stderr(tmp_path: Path) -> None:
+    """analyze loads its logging only when it logs (a damaged file's decode errors): the
+    event still goes to stderr as a JSON line, and stdout stays the spans' JSON alone."""
+    data = bytearray(make_clip(tmp_path / "clip.mp4", 10, keyint_s=1.0).read_bytes())
+    for i in range(len(data) // 3, len(data) // 3 + 4000, 7):
+        data[i] ^= 0xFF
+    damaged = tmp_path / "damaged.mp4"
+    damaged.write_bytes(bytes(data))
+    res = run_cli(None, "analyze", str(damaged), "--json", env={"CCVAULT_CONFIG": ""})
+    assert res.returncode == 0, res.stderr
+    assert isinstance(json.loads(res.stdout), list)
+    events = [json.loads(line) for line in res.stderr.splitlines()]
+    assert [(e["event"], e["level"]) for e in events] == [("motion.decode_errors", "warning")]

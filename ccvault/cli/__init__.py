@@ -66,6 +66,9 @@ COMMANDS = {
     "systemd-dropin": "systemd_cmds",
     "user": "user_cmds",
 }
+# Commands whose modules log only through `logs.get_logger` (tests/test_motion.py checks that
+# analyze does not import structlog unless it logs).
+LOGS_WHEN_USED = {"analyze"}
 
 
 class App:
@@ -185,7 +188,9 @@ def cli(ctx: click.Context, config_path: str | None, verbose: bool) -> None:
     """ccvault: camera footage recorder with policy-driven retention."""
     from ccvault.host import logs
 
-    logs.configure(sys.stderr, logging.DEBUG if verbose else logging.INFO)
+    # A command that logs only when something goes wrong loads structlog only then.
+    quiet = ctx.invoked_subcommand in LOGS_WHEN_USED
+    logs.configure(sys.stderr, logging.DEBUG if verbose else logging.INFO, when_used=quiet)
     ctx.obj = App(config_path)
 
 

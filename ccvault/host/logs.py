@@ -2,6 +2,10 @@
 
 A redaction processor runs last over every event, so no camera password reaches a log line,
 whatever code (or ffmpeg's relayed stderr) put it there.
+
+structlog itself is imported when configured (~0.1 s of CPU): a command that logs only when
+something goes wrong (`ccvault analyze`, run once per file) configures it `when_used`, and its
+modules log through `get_logger`, which configures on the first event.
 """
 
 from __future__ import annotations
@@ -12,8 +16,6 @@ import re
 import sys
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any, TextIO
-
-import structlog
 
 URL_PASSWORD = re.compile(
     r"(?P<head>[a-z][a-z0-9+.-]*://[^:/@\s'\"]*:)(?P<pw>[^@\s'\"]+)(?=@)", re.IGNORECASE
@@ -103,14 +105,30 @@ _LEVELS = {"debug": logging.DEBUG, "info": logging.INFO, "msg": logging.INFO}
 
 def _beside_bar(_logger: Any, name: str, event: dict[str, Any]) -> dict[str, Any]:
     if _BESIDE.level and _LEVELS.get(name, logging.WARNING) < _BESIDE.level:
+        import structlog  # loaded with logging itself (`configure`)
+
         raise structlog.DropEvent
     return event
 
 
+_deferred: tuple[TextIO, int, bool | None] | None = None
+
+
 def configure(
-    stream: TextIO = sys.stderr, level: int = logging.INFO, json: bool | None = None
+    stream: TextIO = sys.stderr,
+    level: int = logging.INFO,
+    json: bool | None = None,
+    *,
+    when_used: bool = False,
 ) -> None:
-    """JSON lines when not a terminal (or when asked), console rendering on a terminal."""
+    """JSON lines when not a terminal (or when asked), console rendering on a terminal.
+    when_used: at the first event logged through `get_logger`, not now."""
+    global _deferred
+    _deferred = (stream, level, json) if when_used else None
+    if when_used:
+        return
+    import structlog
+
     as_json = (not stream.isatty()) if json is None else json
     renderer: Any = (
         structlog.processors.JSONRenderer()
@@ -131,3 +149,24 @@ def configure(
         logger_factory=structlog.PrintLoggerFactory(LossySink(stream)),  # type: ignore[arg-type]
         cache_logger_on_first_use=False,
     )
+
+
+class LazyLogger:
+    """structlog's logger of that name, made at its first use (after a deferred configure)."""
+
+    def __init__(self, name: str) -> None:
+        self._name = name
+        self._logger: Any = None
+
+    def __getattr__(self, attr: str) -> Any:
+        if self._logger is None:
+            if _deferred is not None:
+                configure(*_deferred)
+            import structlog
+
+            self._logger = structlog.get_logger(self._name)
+        return getattr(self._logger, attr)
+
+
+def get_logger(name: str) -> LazyLogger:
+    return LazyLogger(name)

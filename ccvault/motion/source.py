@@ -16,13 +16,13 @@ from types import TracebackType
 
 import av
 import numpy as np
-import structlog
 
 from ccvault.errors import reason
+from ccvault.host import logs
 from ccvault.motion.detector import small_luma
 from ccvault.storage.media import PROBE_OPTIONS
 
-log = structlog.get_logger("ccvault.motion")
+log = logs.get_logger("ccvault.motion")  # structlog only if it logs (`ccvault analyze`)
 
 # Motion at 320 px does not need H.264's deblocking filter: skipping it makes decoding ~25 %
 # cheaper (bench/motion.py), and decoding is the whole cost.
