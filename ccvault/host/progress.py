@@ -13,7 +13,7 @@ from collections.abc import Callable
 from enum import StrEnum
 from typing import Any, Protocol
 
-import structlog
+from ccvault.host import logs
 
 
 class Unit(StrEnum):
@@ -66,7 +66,7 @@ class Periodic:
     `every_s` seconds of `monotonic()`: the scrub's `scrub.progress`, not a line a segment."""
 
     def __init__(self, name: str, every_s: float, monotonic: Callable[[], float]) -> None:
-        self.log = structlog.get_logger("ccvault.progress")
+        self.log = logs.get_logger("ccvault.progress")
         self.name = name
         self.every_s = every_s
         self.monotonic = monotonic
