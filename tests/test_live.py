@@ -157,10 +157,13 @@ def test_live_view_needs_the_viewer_role_and_each_start_is_audited(site: Site) -
     unknown = httpx.get(site.live("garage"), headers=site.auth("viewer"), timeout=10)
     assert unknown.status_code == 404 and unknown.json()["error"]["field"] == "name"
     off = httpx.get(site.live("yard"), headers=site.auth("viewer"), timeout=10)
-    assert off.status_code == 503 and "no live picture" in off.json()["error"]["message"]
+    assert off.status_code == 409 and "disabled" in off.json()["error"]["message"]
     assert str(site.config.parent) not in off.text, "no server path in an answer"
 
     before = len(site.audit("view.live"))
+    head = httpx.head(site.live("door"), headers=site.auth("viewer"), timeout=10)
+    assert head.status_code == 200 and head.headers["content-type"].startswith("video/mp4")
+    assert head.content == b"", "a HEAD starts no stream (and no audit record: below)"
     received, thread = watch(site, "door", "operator")
     wait_for(lambda: len(received.arrivals) >= 3, 30, what="the operator's live stream")
     received.stop.set()

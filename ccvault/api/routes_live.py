@@ -43,14 +43,27 @@ def live(
     ctx: Ctx, who: Viewer, name: Annotated[str, PathParam(max_length=64)], request: Request
 ) -> Response:
     """The camera live: fragmented MP4 from the recorder's own stream copy, no transcoding.
-    503 while the camera has no live picture (not recording); 409 where live view is off
-    (`[recording] live_view = false`) or the camera is another node's."""
+    503 while the camera has no live picture (connecting, offline: retry); 409 for a disabled
+    camera, another node's, or where live view is off (`[recording] live_view = false`). A
+    HEAD answers the headers and starts nothing (no viewer, no audit record)."""
     params.camera(ctx, name, "name")
     relay = _relay(ctx, name)
+    codec = relay.codec(name)
+    if codec is None:
+        raise ApiError(
+            503,
+            "unavailable",
+            f"camera {name!r} has no live picture now (not recording); retry later",
+            headers={"retry-after": "5"},
+        )
+    headers = {"cache-control": "private, no-store"}
+    media_type = f'video/mp4; codecs="{codec}"'
+    if request.method == "HEAD":  # the answer's headers only: no viewer, nothing watched
+        return Response(media_type=media_type, headers=headers)
     if relay.viewers() >= MAX_VIEWERS:
         raise ApiError(503, "busy", f"{MAX_VIEWERS} live viewers already; retry later")
     viewer = LiveViewer(name)
-    if not relay.join(viewer):
+    if not relay.join(viewer):  # the run ended since: as if asked a moment later
         raise ApiError(503, "unavailable", f"camera {name!r} has no live picture now")
     try:
         if ctx.record_due(who.session, f"live:{name}"):
@@ -60,8 +73,8 @@ def live(
         raise
     return StreamingResponse(
         _body(relay, viewer, request.scope.get("state", {}).get(ABORT)),
-        media_type=f'video/mp4; codecs="{relay.codec(name) or ""}"',
-        headers={"cache-control": "private, no-store", "x-content-type-options": "nosniff"},
+        media_type=media_type,
+        headers=headers,
     )
 
 
@@ -70,6 +83,9 @@ def _relay(ctx: ApiContext, name: str) -> LiveRelay:
         raise ApiError(
             409, "refused", f"camera {name!r} is recorded by another node: watch it live there"
         )
+    camera = ctx.config.camera(name)
+    if camera is not None and not camera.enabled:
+        raise ApiError(409, "refused", f"camera {name!r} is disabled: nothing is live")
     if not ctx.config.recording.live_view:
         raise ApiError(409, "refused", "live view is off on this node ([recording] live_view)")
     if ctx.live is None:
