@@ -232,7 +232,7 @@ def test_two_writers_adding_holds_at_once_lose_none_and_keep_one_chain(
 def _node_writer(target: db.Target, state: Path, node: str | None) -> CatalogWriter:
     """A node's writer: its own audit file and signing key in its own state directory."""
     load_or_create(state / "signing-key.pem")
-    log = AuditLog(state / "audit.jsonl", key=KeyFile(state / "signing-key.pem"))
+    log = AuditLog(state / "audit.jsonl", key=KeyFile(state / "signing-key.pem"), node=node)
     return CatalogWriter(target, log, node=node)
 
 

@@ -72,7 +72,7 @@ def test_yesterday_22_00_on_the_command_line_and_what_explain_says(tmp_path: Pat
     assert "under continuous_days" in gone.stderr and "by cli:" in gone.stderr
     later = run_cli(config, "explain", "--camera", "door", "--at", "tomorrow 12:00")
     assert later.returncode == 3 and "has not come yet" in later.stderr
-    never = run_cli(config, "explain", "--camera", "door", "--at", "today 03:00")
+    never = run_cli(config, "explain", "--camera", "door", "--at", "yesterday 03:00")
     assert never.returncode == 3 and "nothing was ever recorded then" in never.stderr
     unknown = run_cli(config, "explain", "--camera", "gate", "--at", "today 03:00")
     assert unknown.returncode == 3 and "camera gate: not in the config" in unknown.stderr

@@ -92,6 +92,9 @@ class CatalogWriter:
         # The node this process is (`[node] name`): rows it creates are its own. None: a tool
         # or bench that is no node (its rows are claimed by the next node to start).
         self.node = node
+        if audit is not None and node is not None and audit.node != node:
+            # Its records would move another chain's head (`audit`): never a silent mix-up.
+            raise ValueError(f"node {node!r}'s writer was given node {audit.node!r}'s audit log")
         self.lock_base = _lock_base(path, lock_base)
         # A lock directory made for this writer alone (PostgreSQL, no state_dir): removed at
         # close, so tools and benches leave no /tmp/ccvault-locks-* behind.

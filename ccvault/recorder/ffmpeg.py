@@ -43,6 +43,34 @@ def ffmpeg_binary(config: Config) -> str:
     return imageio_ffmpeg.get_ffmpeg_exe()
 
 
+# MP4's own codec tags, for a stream whose input tag MP4 refuses.
+MP4_VIDEO_TAGS = {"h264": "avc1", "hevc": "hvc1"}
+
+
+def fed_video_tag(camera: CameraConfig) -> list[str]:
+    """A NUT-fed source (file://, demo://) carries NUT's fourcc (`H264`, `HEVC`): the segment
+    muxer drops a tag MP4 refuses, but the live output's fifo passes it on and its MP4 fails
+    ("Tag H264 incompatible"), so a fed source's live stream gets MP4's tag by name. A network
+    source's input has no tag, and MP4 picks its own."""
+    if not needs_feeder(camera):
+        return []
+    codec = "h264" if camera.scheme == "demo" else _file_codec(camera)
+    tag = MP4_VIDEO_TAGS.get(codec or "")
+    return ["-tag:v", tag] if tag else []
+
+
+def _file_codec(camera: CameraConfig) -> str | None:
+    """The video codec of a file:// camera's file (its header only), None when unreadable."""
+    import av
+
+    parts = urlsplit(camera.url)
+    try:
+        with av.open(unquote(parts.netloc + parts.path)) as container:
+            return container.streams.video[0].codec_context.name
+    except (av.FFmpegError, OSError, IndexError):
+        return None
+
+
 def needs_feeder(camera: CameraConfig) -> bool:
     return camera.scheme in ("file", "demo")
 
@@ -119,11 +147,11 @@ def recorder_argv(
         "-stats_period",
         "1",
         str(run_dir / "%06d.mp4"),
-        *(live_output(live_fd) if live_fd is not None else []),
+        *(live_output(live_fd, camera) if live_fd is not None else []),
     ]
 
 
-def live_output(fd: int) -> list[str]:
+def live_output(fd: int, camera: CameraConfig) -> list[str]:
     """The recorder's second output: its video packets (stream copy, no transcoding) as
     fragmented MP4 on pipe `fd`, for live view (`recorder/live.py`). It goes through the fifo
     muxer, whose own thread and bounded queue take the writes: should the pipe stop being
@@ -135,6 +163,7 @@ def live_output(fd: int) -> list[str]:
         "0:v:0",
         "-c:v",
         "copy",
+        *fed_video_tag(camera),
         "-f",
         "fifo",
         "-fifo_format",
