@@ -215,8 +215,10 @@ def sqlite_side(args: argparse.Namespace, work: Path) -> dict[str, Any]:
     volume = work / "volume-sqlite"
     retention.give_volume_identity(volume)
     cfg = retention.write_pass_config(work / "sqlite.toml", volume, retention.POLICY)
+    # Segments left by an interrupted run go first; opening the writer also migrates a
+    # catalog cached by an older ccvault, which the pass's read-only plan cannot.
+    remove_new(retention.PREPARED)
     p = time_pass(cfg, args.repeats, f"routine pass on {retention.PREPARED.name}")
-    remove_new(retention.PREPARED)  # left by an interrupted run, if any
     try:
         c = time_commits(retention.PREPARED, args.commits)
     finally:
