@@ -556,3 +556,102 @@ def test_a_crash_after_the_rename_is_adopted_and_a_stranger_is_never_overwritten
     finally:
         jobs.stop()
         writer.close()
+
+
+def test_the_exports_list_says_who_what_when_why_where_and_whether_it_still_verifies(
+    tmp_path: Path,
+) -> None:
+    """`GET /api/exports` and `ccvault exports`: an export made through the API and one made by
+    the CLI are both listed by a freshly started server (the catalog, not a job in memory),
+    with the manifest's SHA-256 recorded when each finished; `--verify` checks every file and
+    records the result; a bundle changed afterwards is listed as such and fails the check."""
+    site = make_site(tmp_path)
+    cli_out = site.exports / "incident-7"
+    made = run_cli(
+        site.config,
+        "export",
+        "--camera",
+        "door",
+        "--from",
+        site.at(0),
+        "--to",
+        site.at(8),
+        "--out",
+        str(cli_out),
+        "--reason",
+        "incident 7",
+        "--json",
+    )
+    assert made.returncode == 0, made.stderr
+    cli_export = json.loads(made.stdout)
+    jobs, writer = site.jobs()
+    try:
+        with serve(site.config, exports=jobs) as api, api.client("operator") as op:
+            body = {"camera": "door", "from": site.at(8), "to": site.at(16), "reason": "api 8"}
+            api_id = op.post("/api/exports", json=body).json()["id"]
+            wait_for(
+                lambda: op.get(f"/api/exports/{api_id}").json()["state"] == "done",
+                30,
+                what="the API export",
+            )
+    finally:
+        jobs.stop()
+        writer.close()
+
+    # A new server, with no export jobs running in it: the list comes from the catalog.
+    with serve(site.config) as api:
+        with api.client("viewer") as viewer:
+            assert viewer.get("/api/exports").status_code == 403  # as the other export routes
+        with api.client("operator") as op:
+            listed = op.get("/api/exports")
+            assert listed.status_code == 200, listed.text
+            assert op.get("/api/exports", params={"limit": 0}).status_code in (400, 422)
+            assert [j["id"] for j in op.get("/api/exports", params={"limit": 1}).json()] == [api_id]
+    newest, oldest = listed.json()
+    assert (newest["id"], oldest["id"]) == (api_id, cli_export["id"])  # newest first
+    assert newest["actor"].startswith("api:operator") and newest["reason"] == "api 8"
+    assert newest["cameras"] == ["door"] and newest["from"] == site.at(8)
+    assert newest["state"] == "done" and newest["available"] and "dir" not in newest
+    assert oldest["bundle"] == "incident-7" and oldest["reason"] == "incident 7"
+    assert oldest["manifest_sha256"] == cli_export["manifest_sha256"]
+    for job in (newest, oldest):
+        assert job["verification"] == {
+            "state": "unchecked",
+            "manifest_matches": True,
+            "checked": None,
+            "problem": None,
+        }
+    looked = [r for r in site.audit("export.list") if r["actor"].startswith("api:operator")]
+    assert looked and looked[0]["details"]["results"] == 2
+
+    # The CLI: a table for people (times in the site's zone), stable JSON, --verify.
+    text = run_cli(site.config, "exports")
+    assert text.returncode == 0, text.stderr
+    header, *lines = text.stdout.splitlines()
+    assert header.split()[:4] == ["ID", "CREATED", "BY", "CAMERAS"]
+    assert len(lines) == 2 and "incident 7" in lines[1]
+    assert "incident-7" in lines[1] and cli_export["manifest_sha256"][:16] in lines[1]
+    assert "manifest unchanged" not in text.stdout and "unchecked" in lines[1]
+    checked = run_cli(site.config, "exports", "--verify", "--json")
+    assert checked.returncode == 0, checked.stderr
+    as_json = json.loads(checked.stdout)
+    assert [j["verification"]["state"] for j in as_json] == ["verified", "verified"]
+    assert all(j["verification"]["checked"] for j in as_json)
+    assert set(as_json[0]) >= {"id", "actor", "cameras", "from", "to", "reason", "created"}
+    assert len(site.audit("export.verify")) == 2
+
+    # Footage changed after the hand-over: the check fails and says which file; a manifest
+    # replaced altogether is no longer the one recorded.
+    _flip(_segment(cli_out))
+    failed = run_cli(site.config, "exports", "--verify")
+    assert failed.returncode == 1, failed.stdout
+    assert f"failed the check: {cli_export['id']}" in failed.stderr
+    row = next(line for line in failed.stdout.splitlines() if "incident-7" in line)
+    assert "failed" in row and "SHA-256 differs from the manifest" in row
+    manifest = cli_out / "manifest.json"
+    manifest.write_bytes(manifest.read_bytes().replace(b"incident 7", b"incident 8"))
+    shown = json.loads(run_cli(site.config, "exports", "--json").stdout)
+    assert shown[1]["verification"]["state"] == "changed"
+    assert shown[1]["verification"]["manifest_matches"] is False
+    assert shown[1]["manifest_sha256"] == cli_export["manifest_sha256"]  # as handed over
+    assert run_cli(site.config, "exports", "--limit", "0").returncode == 2

@@ -8,9 +8,9 @@ from __future__ import annotations
 import tarfile
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Request, Response
+from fastapi import APIRouter, Query, Request, Response
 from fastapi.responses import StreamingResponse
 from pydantic import BaseModel, ConfigDict, Field, StrictInt
 
@@ -44,6 +44,23 @@ class ExportIn(BaseModel):
     out: str | None = Field(None, description="Refused (403): bundles go to [export] dir.")
 
 
+class Verification(BaseModel):
+    state: Literal[
+        "pending", "failed_job", "elsewhere", "gone", "changed", "failed", "verified", "unchecked"
+    ] = Field(
+        description="pending: not done; failed_job: the export failed; elsewhere: on another "
+        "node's disks; gone: expired or removed; changed: the manifest on disk is not the one "
+        "recorded; failed: the last full check (`ccvault exports --verify`) found a problem; "
+        "verified: it passed and the manifest is unchanged; unchecked: unchanged, never "
+        "fully checked."
+    )
+    manifest_matches: bool | None = Field(
+        description="The manifest on disk has the recorded SHA-256 (null: nothing to compare)."
+    )
+    checked: str | None = Field(description="The last full check of every file (UTC).")
+    problem: str | None = Field(description="What that check found first (null: it passed).")
+
+
 class ExportOut(BaseModel):
     model_config = ConfigDict(populate_by_name=True)
     id: int
@@ -61,8 +78,13 @@ class ExportOut(BaseModel):
     finished: str | None
     bundle: str = Field(description="The bundle directory's name (and the tar's top dir).")
     pinned: bool = Field(description="The range is pinned against retention (while it runs).")
-    manifest_sha256: str | None
+    node: str | None = Field(description="The node that made the bundle (on its disks).")
+    manifest_sha256: str | None = Field(
+        description="The manifest's SHA-256 as recorded when the export finished: the "
+        "identity of what was handed over (the manifest lists every file's SHA-256, signed)."
+    )
     available: bool = Field(description="The bundle can be downloaded.")
+    verification: Verification
 
 
 def _jobs(ctx: ApiContext) -> Any:
@@ -83,6 +105,11 @@ def _public(job: dict[str, Any]) -> dict[str, Any]:
     out = {k: v for k, v in job.items() if k != "dir"}
     if out.get("error"):
         out["error"] = unpath(out["error"])
+    if out["verification"]["problem"]:
+        out["verification"] = {
+            **out["verification"],
+            "problem": unpath(out["verification"]["problem"]),
+        }
     return out
 
 
@@ -124,6 +151,23 @@ def _check_request(body: ExportIn) -> None:
     for name, value in given.items():
         if value is None:
             raise ApiError(400, "bad_request", f"{name}: missing (or give visit)", name)
+
+
+@router.get("/api/exports", response_model=list[ExportOut])
+def list_exports(
+    ctx: Ctx, who: Operator, limit: Annotated[int, Query(ge=1, le=1000)] = 200
+) -> list[dict]:
+    """Every export, newest first, from the catalog (it outlives restarts and the bundles):
+    who exported which cameras and range, when, why, where (bundle, node), its state and its
+    verification. Reasons name incidents: a look is audited (`export.list`, once a minute per
+    session), as footage searches are."""
+    from ccvault.evidence.jobs import list_jobs
+
+    with ctx.reader() as conn:
+        jobs = [_public(job) for job in list_jobs(conn, ctx.writer.node, limit)]
+    if ctx.record_due(who.session, f"export.list:{limit}", fresh=False):
+        ctx.audit(who.actor, "export.list", "exports", {"limit": limit, "results": len(jobs)})
+    return jobs
 
 
 @router.get("/api/exports/{export_id}", response_model=ExportOut)

@@ -47,6 +47,7 @@ COMMANDS = {
     "audit": "audit_cmds",
     "backup": "audit_cmds",
     "export": "export_cmds",
+    "exports": "export_cmds",
     "verify-export": "export_cmds",
     "signing-key": "export_cmds",
     "import": "footage_cmds",

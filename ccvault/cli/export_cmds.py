@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import sys
+from datetime import datetime
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -11,10 +12,11 @@ from typing import Any
 import click
 
 from ccvault.cli import App, cli, json_option, pass_app
-from ccvault.cli.output import emit_json, progress_bar
+from ccvault.cli.output import emit_json, progress_bar, table
 from ccvault.errors import CHECK_FAILED, CcvaultError, NotFound, Refused, UsageError
 from ccvault.host.progress import fractions
 from ccvault.text import size_text
+from ccvault.timefmt import local_text
 
 OPTION_FIELDS = ("camera", "from", "to", "out", "reason", "visit")
 
@@ -134,6 +136,100 @@ def _show(result: dict[str, Any], as_json: bool) -> None:
         f"{summary['actual']['from']} – {summary['actual']['to']}"
     )
     click.echo(f"  manifest SHA-256 {summary['manifest_sha256']}")
+
+
+@cli.command("exports")
+@click.option(
+    "--limit",
+    type=click.IntRange(1, 1_000_000),
+    default=200,
+    show_default=True,
+    help="The newest this many.",
+)
+@click.option(
+    "--verify",
+    "check",
+    is_flag=True,
+    help="First re-check every bundle this node still keeps, file by file (as "
+    "verify-export does, against this installation's key), and record the result on its "
+    "export (audited export.verify). Exit 1 when one fails.",
+)
+@json_option
+@pass_app
+def exports(app: App, limit: int, check: bool, as_json: bool) -> None:
+    """Every evidence export, newest first, from the catalog: who exported which cameras and
+    range, when and why, where the bundle is (its name, the node whose disks hold it), its
+    state, and its verification — the manifest's SHA-256 recorded when it finished, whether
+    the manifest on disk still has it, and the last full check (--verify). The exports' rows
+    outlive their bundles, which expire after [export] keep_days."""
+    from ccvault.evidence.jobs import check_bundles, list_jobs
+
+    failed = []
+    if check:
+        checked = check_bundles(app.config, app.writer, app.actor(), app.clock.wall_ms)
+        failed = [j["id"] for j in checked if j["verification"]["state"] != "verified"]
+    with app.reader() as conn:
+        jobs = list_jobs(conn, app.config.node.name, limit)
+    if as_json:
+        emit_json(jobs)
+    elif not jobs:
+        click.echo("no exports yet")
+    else:
+        _exports_table(jobs, app.config.tz)
+    if failed:
+        click.echo(
+            f"exports: {len(failed)} bundle(s) failed the check: " + ", ".join(map(str, failed)),
+            err=True,
+        )
+        sys.exit(CHECK_FAILED)
+
+
+def _exports_table(jobs: list[dict[str, Any]], tz: Any) -> None:
+    """One line per export, in the site's zone; the verification's own words last."""
+
+    def local(text: str | None) -> str | None:
+        if text is None:
+            return None
+        return local_text(round(datetime.fromisoformat(text).timestamp() * 1000), tz)
+
+    rows = []
+    for j in jobs:
+        check = j["verification"]
+        verdict = check["state"].replace("_", " ")
+        if check["state"] in ("verified", "failed") and check["checked"]:
+            verdict += f" {local(check['checked'])}"
+        if check["problem"]:
+            verdict += f": {check['problem']}"
+        what = ",".join(j["cameras"]) + (f" (visit {j['visit']})" if j["visit"] else "")
+        rows.append(
+            [
+                j["id"],
+                local(j["created"]),
+                j["actor"],
+                what,
+                f"{local(j['from'])} – {local(j['to'])}",
+                j["reason"],
+                j["state"] if j["state"] != "failed" else f"failed: {j['error']}",
+                f"{j['node'] + ':' if j['node'] else ''}{j['bundle']}",
+                (j["manifest_sha256"] or "-")[:16],
+                verdict,
+            ]
+        )
+    table(
+        [
+            "ID",
+            "CREATED",
+            "BY",
+            "CAMERAS",
+            "RANGE",
+            "REASON",
+            "STATE",
+            "BUNDLE",
+            "MANIFEST",
+            "VERIFICATION",
+        ],
+        rows,
+    )
 
 
 @cli.command("verify-export")

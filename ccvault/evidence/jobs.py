@@ -308,7 +308,7 @@ class ExportJobs:
 
     def get(self, export_id: int) -> dict[str, Any] | None:
         row = export_row(self.writer, export_id)
-        return None if row is None else job_json(row)
+        return None if row is None else job_json(row, self.writer.node)
 
     def purge_expired(self, now_ms: int, actor: str = "retention") -> list[dict[str, Any]]:
         """Bundles in [export] dir finished more than keep_days ago are deleted (audited
@@ -346,11 +346,12 @@ class ExportJobs:
         return expired
 
 
-def job_json(row: Any) -> dict[str, Any]:
-    """A job as the API and `--json` show it."""
+def job_json(row: Any, here: str | None) -> dict[str, Any]:
+    """A job as the API and `--json` show it; `here`: the node reading it (None: no node)."""
     bundle = Path(row["dir"])
     manifest = bundle / evidence.MANIFEST
     done = row["state"] == "done" and manifest.is_file()
+    current = sha256_file(manifest) if done else None
     return {
         "id": row["id"],
         "camera": row["camera"],
@@ -360,6 +361,7 @@ def job_json(row: Any) -> dict[str, Any]:
         "to": utc_text(row["to_ms"]),
         "reason": row["reason"],
         "actor": row["actor"],
+        "node": row["node"],
         "state": row["state"],
         "progress": round(row["progress"], 4),
         "error": row["error"],
@@ -368,6 +370,84 @@ def job_json(row: Any) -> dict[str, Any]:
         "dir": str(bundle),
         "bundle": bundle.name,
         "pinned": row["pin_id"] is not None,
-        "manifest_sha256": sha256_file(manifest) if done else None,
+        # As recorded when it finished (jobs from before that was recorded: as on disk).
+        "manifest_sha256": row["manifest_sha256"] or current,
         "available": done,
+        "verification": verification(row, here, current),
     }
+
+
+def verification(row: Any, here: str | None, current: str | None) -> dict[str, Any]:
+    """Whether the bundle handed over is still the one on disk — cheap, at every look: its
+    manifest (which lists every file's SHA-256, signed) against the SHA-256 recorded when the
+    job finished — and the last full check of every file (`check_bundles`).
+
+    state: pending (not done), failed_job (the job failed: no bundle), elsewhere (another
+    node's disks), gone (expired or removed), changed (the manifest is not the one recorded),
+    failed (the last full check found a problem), verified (it passed, manifest unchanged
+    since), unchecked (manifest unchanged, never fully checked)."""
+    recorded = row["manifest_sha256"]
+    checked = utc_text(row["verified_ms"]) if row["verified_ms"] else None
+    matches = None if current is None or recorded is None else current == recorded
+    if row["state"] in ("queued", "running"):
+        state = "pending"
+    elif row["state"] == "failed":
+        state = "failed_job"
+    elif current is None:
+        state = "elsewhere" if here is not None and row["node"] not in (None, here) else "gone"
+    elif matches is False:
+        state = "changed"
+    elif checked and row["verify_problem"]:
+        state = "failed"
+    elif checked:
+        state = "verified"
+    else:
+        state = "unchecked"
+    return {
+        "state": state,
+        "manifest_matches": matches,
+        "checked": checked,
+        "problem": row["verify_problem"],
+    }
+
+
+def list_jobs(conn: Any, here: str | None, limit: int) -> list[dict[str, Any]]:
+    """Every node's export jobs, newest first: the site's record of what was handed over (the
+    rows outlive the bundles, which expire)."""
+    rows = conn.execute("SELECT * FROM exports ORDER BY id DESC LIMIT ?", (limit,)).fetchall()
+    return [job_json(row, here) for row in rows]
+
+
+def check_bundles(
+    config: Config, writer: CatalogWriter, actor: str, now_ms: Callable[[], int]
+) -> list[dict[str, Any]]:
+    """Re-check every bundle this node still keeps, file by file (`evidence.verify`, against
+    this installation's key), and record each result on its job (audited `export.verify`).
+    Returns the jobs as listed after their check."""
+    from ccvault.evidence.verify import verify
+
+    raw = signing.installation_public_key(config.signing_key_path)
+    trusted = None if raw is None else signing.fingerprint(raw)
+    own, params = owned("node", writer.node)
+    with writer.reader() as conn:
+        rows = conn.execute(
+            f"SELECT * FROM exports WHERE state = 'done' AND {own} ORDER BY id", params
+        ).fetchall()
+    checked = []
+    for row in rows:
+        bundle = Path(row["dir"])
+        if not (bundle / evidence.MANIFEST).is_file():
+            continue  # expired or removed: nothing left to check
+        result = verify(bundle, trusted)
+        problem = None if result.ok else (result.problems or ["does not verify"])[0]
+        if result.ok and row["manifest_sha256"] not in (None, result.manifest_sha256):
+            problem = "its manifest is not the one recorded when the export finished"
+        writer.exports.checked(
+            row["id"],
+            problem,
+            actor,
+            {"bundle": bundle.name, "manifest_sha256": result.manifest_sha256},
+            now_ms(),
+        )
+        checked.append(row["id"])
+    return [job_json(export_row(writer, i), writer.node) for i in checked]

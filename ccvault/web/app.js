@@ -1,22 +1,25 @@
 /**
- * The page for security staff: sign in, then one view per address —
- * #/cameras, #/day?date=&camera=, #/storage, #/audit (admin). What it offers follows the
- * role the session reports; the API refuses the rest anyway.
+ * The page for security staff: sign in, then one view per address — #/cameras,
+ * #/day?date=&camera=, #/storage, #/exports (operator), #/audit (admin). What it offers
+ * follows the role the session reports; the API refuses the rest anyway.
  */
 import * as api from './api.js';
 import { auditView } from './audit.js';
 import { camerasView } from './cameras.js';
 import { dayView } from './day.js';
 import { button, h } from './dom.js';
+import { exportsView } from './exports.js';
 import { lang, t } from './i18n.js';
 import { signInView } from './signin.js';
 import { storageView } from './storage.js';
 import { setZone } from './time.js';
 
 const ROLES = ['viewer', 'operator', 'admin'];
-const VIEWS = { cameras: camerasView, day: dayView, storage: storageView, audit: auditView };
+const VIEWS = { cameras: camerasView, day: dayView, storage: storageView,
+  exports: exportsView, audit: auditView };
+// A view's least role (as the API decides it): the others are neither offered nor shown.
 const NAV = [['cameras', 'nav_cameras'], ['day', 'nav_day'], ['storage', 'nav_storage'],
-  ['audit', 'nav_audit', 'admin']];
+  ['exports', 'nav_exports', 'operator'], ['audit', 'nav_audit', 'admin']];
 
 /** Who is signed in; `can(role)`: holds that role or a higher one. */
 const session = {
@@ -31,7 +34,8 @@ let leave = null; // the shown view's clean-up (timers, playback)
 function route() {
   const [name, query] = window.location.hash.replace(/^#\/?/, '').split('?');
   const params = Object.fromEntries(new URLSearchParams(query ?? ''));
-  const allowed = VIEWS[name] && (name !== 'audit' || session.can('admin'));
+  const least = NAV.find(([view]) => view === name)?.[2];
+  const allowed = VIEWS[name] && (!least || session.can(least));
   return { name: allowed ? name : 'cameras', params };
 }
 

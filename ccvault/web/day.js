@@ -79,7 +79,8 @@ export async function dayView(root, params, session) {
   const player = new Player(stage, {
     onTime: (camera, ms) => {
       timeline.setPlayhead(camera, ms);
-      if (camera === state.camera) state.cursor = ms;
+      // A cued picture is not a moment the user chose: steps still start from the day's end.
+      if (camera === state.camera && !player.cued) state.cursor = ms;
     },
   });
   stage.prepend(player.el);
@@ -176,6 +177,16 @@ export async function dayView(root, params, session) {
       panel.clear();
     }
     focus(state.camera);
+    if (!(keep && sameDay) && (player.cued || !player.position())) cue();
+  }
+
+  /** Before anything is played: the focused camera's latest motion that day (where "Previous
+   * motion" leads first), else its first footage, shown paused — Play plays it. */
+  function cue() {
+    const row = state.rows.get(state.camera);
+    const span = row?.spans.at(-1);
+    const at = span ? span.start_ms - PAD_MS : row?.covered[0]?.[0];
+    if (at !== undefined) player.cue(state.camera, at);
   }
 
   /** The door events and visits of the rooms the shown cameras watch, onto their rows. Without

@@ -27,6 +27,7 @@ export class Player {
     this.next = null; // the segment loaded into the hidden element
     this.windows = new Map(); // "camera:start" → { at, segments: Promise }
     this.jump = 0; // bumped by every new request: late answers to older ones are dropped
+    this.cued = false; // a picture shown paused (`cue`) that nobody has played yet
     this.clockEl = h('output', { class: 'clock' }, '--:--:--');
     this.cameraEl = h('span', { class: 'camera' });
     this.marksEl = h('span', { class: 'marks' }); // imported, corrupt: what the file is
@@ -39,7 +40,10 @@ export class Player {
       video.addEventListener('timeupdate', () => this.tick(video));
       video.addEventListener('ended', () => this.ended(video));
       video.addEventListener('error', () => this.failed(video));
-      video.addEventListener('play', () => this.buttons());
+      video.addEventListener('play', () => {
+        this.cued = false;
+        this.buttons();
+      });
       video.addEventListener('pause', () => this.buttons());
     }
     this.screen = h('div', { class: 'screen' }, this.videos, this.cameraEl, this.marksEl,
@@ -59,13 +63,15 @@ export class Player {
     return this.videos[this.active];
   }
 
-  /** Play `camera` from `ms`, or from its next footage when there is none at that moment. */
-  async play(camera, ms) {
+  /** Play `camera` from `ms`, or from its next footage when there is none at that moment;
+   * `paused`: only show that first frame (see `cue`). */
+  async play(camera, ms, paused = false) {
     const jump = ++this.jump;
+    this.cued = paused;
     const same = this.current?.camera === camera && this.current.seg;
     if (same && ms >= same.start_ms && ms < same.end_ms && !this.video.error) {
       this.video.currentTime = (ms - same.start_ms) / 1000;
-      this.video.play().catch(() => {});
+      if (!paused) this.video.play().catch(() => {});
       return;
     }
     this.say(t('loading'));
@@ -81,13 +87,21 @@ export class Player {
       this.say(t('no_footage_after', { time: dateTime(ms) }), true);
       return;
     }
-    this.start(camera, seg, Math.max(0, ms - seg.start_ms));
-    if (seg.start_ms > ms + SEAM_MS && this.canPlay(seg)) {
+    this.start(camera, seg, Math.max(0, ms - seg.start_ms), paused);
+    if (seg.start_ms > ms + SEAM_MS && this.canPlay(seg) && !paused) {
       this.say(t('jumped', { time: clock(ms), start: clock(seg.start_ms) }));
     }
   }
 
-  start(camera, seg, offsetMs) {
+  /** The picture at `ms`, paused, before anyone presses play: the browser fetches the file's
+   * index and first pictures with range requests and decodes that frame itself — no server
+   * work (a poster endpoint would decode a JPEG per view), exact to the frame, and Play then
+   * starts from what is already buffered. */
+  cue(camera, ms) {
+    return this.play(camera, ms, true);
+  }
+
+  start(camera, seg, offsetMs, paused = false) {
     this.current = { camera, seg };
     this.cameraEl.textContent = camera;
     this.shown(seg);
@@ -99,9 +113,9 @@ export class Player {
     video.addEventListener('loadedmetadata', () => {
       video.currentTime = offsetMs / 1000;
       video.playbackRate = Number(this.rate.value);
-      video.play().catch(() => {});
+      if (!paused) video.play().catch(() => {});
     }, { once: true });
-    this.say(t('playing', { camera }));
+    this.say(paused ? t('cued', { camera }) : t('playing', { camera }));
     this.showTime(seg.start_ms + offsetMs);
     this.preload(camera, seg);
   }

@@ -16,6 +16,11 @@ const TICK_STEPS = [5, 10, 30, 60, 120, 300, 600, 900, 1800, 3600, 7200, 10800]
   .map((s) => s * 1000);
 const TICK_PX = 70; // at least this far apart
 const DRAG_PX = 4; // less than this between press and release is a click
+// A motion mark is never narrower than this: a 1 s event is 0.01 px of a whole day, and a guard
+// must still see (and hit) it. It grows rightwards from its start, so its left edge stays true.
+export const MIN_MARK_PX = 6;
+// Shift + ← / → moves a selection's end by the largest of these that is at most 1/50 of the view.
+const KEY_STEPS = [1, 5, 10, 30, 60, 300, 900, 3600].map((s) => s * 1000);
 
 export class Timeline {
   /** handlers: pick(camera, ms), select(camera, from, to), hold(hold, camera), focus(camera),
@@ -33,6 +38,7 @@ export class Timeline {
     this.selection = null; // { camera, from, to }
     this.playhead = null; // { camera, ms }
     this.focused = null;
+    this.keyed = null; // { camera, anchor, end }: the range shift + arrows are extending
     this.rowsEl.addEventListener('wheel', (ev) => this.wheel(ev), { passive: false });
     new ResizeObserver(() => this.renderAxis()).observe(this.axis);
   }
@@ -60,7 +66,9 @@ export class Timeline {
   }
 
   makeRow(camera) {
-    const track = h('div', { class: 'track', dataset: { camera } });
+    // Focusable: shift + arrows select a range from the keyboard (`key`).
+    const track = h('div', { class: 'track', dataset: { camera }, tabindex: 0, role: 'group',
+      'aria-label': t('track_label', { camera }) });
     const entry = {
       track,
       sel: h('div', { class: 'sel' }),
@@ -86,18 +94,21 @@ export class Timeline {
       const { camera, covered, spans, holds, visits = [], doors = [] } = entry.data;
       const pieces = [];
       const piece = (cls, from, to, attrs = {}, tag = 'div', ...children) => {
-        if (to < a || from > b) return;
-        pieces.push(place(h(tag, { class: cls, ...attrs }, ...children), from, to, a, b));
+        if (to < a || from > b) return null;
+        const el = place(h(tag, { class: cls, ...attrs }, ...children), from, to, a, b);
+        pieces.push(el);
+        return el;
       };
       for (const [from, to] of covered) piece('cov', from, to);
       if (now < this.day.end_ms) piece('future', Math.max(now, this.day.start_ms), this.day.end_ms);
       for (const s of spans) {
         const counted = s.people_max !== null && s.people_max !== undefined;
-        piece('motion', s.start_ms, s.end_ms, {
+        const mark = piece('motion', s.start_ms, s.end_ms, {
           title: `${t('motion')} ${clock(s.start_ms)}–${clock(s.end_ms)}`
             + (counted ? ` · ${people(s.people_max)}` : ''),
           dataset: { startMs: s.start_ms, endMs: s.end_ms, people: counted ? s.people_max : null },
         });
+        if (mark) mark.style.minWidth = `${MIN_MARK_PX}px`;
       }
       for (const e of doors) {
         piece(`door ${e.direction} ${e.result}`, e.time_ms, e.time_ms,
@@ -156,7 +167,36 @@ export class Timeline {
 
   setSelection(selection) {
     this.selection = selection;
+    if (this.keyed && (selection?.camera !== this.keyed.camera
+        || Math.min(this.keyed.anchor, this.keyed.end) !== selection.from)) this.keyed = null;
     this.placeOverlays();
+  }
+
+  /** Shift + → / ←: the range from an anchor (the selection's start, else the playhead, else
+   * the view's middle) to an end moved a step each press, in the view's scale; the view
+   * follows the end. */
+  key(camera, ev) {
+    const sign = { ArrowRight: 1, ArrowLeft: -1 }[ev.key];
+    if (!this.day || !ev.shiftKey || !sign) return;
+    ev.preventDefault();
+    const [a, b] = this.view;
+    const step = [...KEY_STEPS].reverse().find((s) => s <= (b - a) / 50) ?? KEY_STEPS[0];
+    let keyed = this.keyed?.camera === camera ? this.keyed : null;
+    if (!keyed) {
+      const sel = this.selection?.camera === camera ? this.selection : null;
+      const head = this.playhead?.camera === camera ? this.playhead.ms : null;
+      const anchor = Math.round(sel?.from ?? head ?? (a + b) / 2);
+      keyed = { camera, anchor, end: sel?.to ?? anchor };
+    }
+    const { start_ms: start, end_ms: end } = this.day;
+    keyed.end = Math.min(Math.max(keyed.end + sign * step, start), end);
+    const from = Math.min(keyed.anchor, keyed.end);
+    const to = Math.max(keyed.anchor, keyed.end);
+    this.setSelection(to > from ? { camera, from, to } : null);
+    this.keyed = keyed;
+    if (keyed.end < a || keyed.end > b) this.pan(((keyed.end < a ? keyed.end - a : keyed.end - b)
+      / (b - a)) + sign * 0.1);
+    if (to > from) this.handlers.select(camera, from, to);
   }
 
   /** The playhead; while playing, the view follows it when it runs off the edge. */
@@ -223,6 +263,7 @@ export class Timeline {
 
   /** Press and release in place: a moment (or a hold's band); press and drag: a range. */
   listen(camera, track) {
+    track.addEventListener('keydown', (ev) => this.key(camera, ev));
     track.addEventListener('pointerdown', (down) => {
       // A visit's bar is a button of its own: its click (or Enter) shows the visit.
       if (down.button !== 0 || !this.day || down.target.closest('.visit')) return;

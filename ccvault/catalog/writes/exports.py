@@ -112,8 +112,16 @@ class ExportWrites:
             row = conn.execute("SELECT pin_id FROM exports WHERE id = ?", (export_id,)).fetchone()
             conn.execute(
                 "UPDATE exports SET state = ?, error = ?, finished_ms = ?, pin_id = NULL,"
-                " progress = CASE WHEN ? THEN 1 ELSE progress END WHERE id = ?",
-                ("done" if ok else "failed", error, now_ms, ok, export_id),
+                " progress = CASE WHEN ? THEN 1 ELSE progress END, manifest_sha256 = ?"
+                " WHERE id = ?",
+                (
+                    "done" if ok else "failed",
+                    error,
+                    now_ms,
+                    ok,
+                    details.get("manifest_sha256") if ok else None,
+                    export_id,
+                ),
             )
             if row and row["pin_id"] is not None:
                 conn.execute(
@@ -125,5 +133,23 @@ class ExportWrites:
                 "export.done" if ok else "export.failed",
                 f"export:{export_id}",
                 {"id": export_id, **details, **({"error": error} if error else {})},
+                now_ms,
+            )
+
+    def checked(
+        self, export_id: int, problem: str | None, actor: str, details: dict[str, Any], now_ms: int
+    ) -> None:
+        """A full check of the bundle (`ccvault exports --verify`): its result kept on the job
+        and `export.verify` audited, in one transaction."""
+        with self._core.transaction() as conn:
+            conn.execute(
+                "UPDATE exports SET verified_ms = ?, verify_problem = ? WHERE id = ?",
+                (now_ms, problem, export_id),
+            )
+            self._core.audit(
+                actor,
+                "export.verify",
+                f"export:{export_id}",
+                {"id": export_id, "ok": problem is None, "problem": problem, **details},
                 now_ms,
             )
