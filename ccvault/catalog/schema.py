@@ -34,6 +34,7 @@ _NAMES = (
     "visit_export.sql",
     "nodes.sql",
     "audit_nodes.sql",
+    "object_locks.sql",
 )
 # One script per schema version, applied in order; released scripts are never edited.
 MIGRATIONS: tuple[str, ...] = tuple(

@@ -171,6 +171,7 @@ def run_pass(
         thinned=total.thinned,
         saved_bytes=total.saved_bytes,
         skipped=total.skipped,
+        waiting=total.waiting,
         failed=total.failed,
         seconds=round(time.monotonic() - started, 3),
     )
