@@ -451,11 +451,13 @@ def test_archived_segments_are_locked_and_held_and_purge_waits(
     assert released.returncode == 0, released.stderr
     assert legal(Bucket=bucket, Key=first)["LegalHold"]["Status"] == "OFF"
 
-    # Policy shortened below the lock: purge wants them gone, but waits for the lock's date.
+    # Policy shortened below the lock (and a quota the camera is over): purge wants them
+    # gone, but waits for the lock's date — each once, whichever rules want it.
     config.write_text(
         config.read_text().replace(
             "hot_days = 1\n",
-            "hot_days = 1\nmin_days = 1\ncontinuous_days = 1.5\nmotion_days = 2\nmax_days = 2\n",
+            "hot_days = 1\nmin_days = 1\ncontinuous_days = 1.5\nmotion_days = 2\nmax_days = 2\n"
+            "max_bytes = 1000\n",
         )
     )
     # The plan itself knows: the dry run shows each deletion waiting for its lock, not a delete.

@@ -86,7 +86,7 @@ class Outcome:
     thinned: int = 0
     saved_bytes: int = 0  # by thinning
     skipped: int = 0  # protected by now, or their volume went away
-    waiting: int = 0  # deletions that wait for their object's S3 Object Lock to end
+    waited: set[int] = field(default_factory=set)  # deletions waiting for an object's lock
     failed: int = 0
     leftovers: int = 0  # quarantined files and spool leftovers removed past the ceiling
     spans: int = 0  # motion spans removed past their camera's ceiling
@@ -100,7 +100,6 @@ class Outcome:
         "thinned",
         "saved_bytes",
         "skipped",
-        "waiting",
         "failed",
         "leftovers",
         "spans",
@@ -111,10 +110,16 @@ class Outcome:
         for name in self.COUNTS:
             setattr(self, name, getattr(self, name) + getattr(other, name))
         self.premature += other.premature
+        self.waited |= other.waited
+
+    @property
+    def waiting(self) -> int:
+        """Deletions that wait for their object's S3 Object Lock to end (never tried)."""
+        return len(self.waited)
 
     def counts(self) -> dict[str, int]:
         """The totals `ccvault purge --json` prints (a stable contract)."""
-        return {name: getattr(self, name) for name in self.COUNTS}
+        return {name: getattr(self, name) for name in (*self.COUNTS, "waiting")}
 
 
 class Executor:
@@ -156,7 +161,7 @@ class Executor:
         is never tried: it says why it waits."""
         waits = [d for d in decisions if d.action == WAIT]
         waiting(waits)
-        out = Outcome(waiting=len(waits))
+        out = Outcome(waited={d.segment.id for d in waits})
         decisions = [d for d in decisions if d.action != WAIT]
         paths = roots_of(self.volumes())
         usable = [
@@ -188,7 +193,7 @@ class Executor:
 
     def _delete(self, decisions: list[Decision], paths: Roots, details: dict) -> Outcome:
         locked = still_locked(self.writer, paths, decisions, self.now_ms())
-        out = Outcome(waiting=len(locked))
+        out = Outcome(waited=locked)
         decisions = [d for d in decisions if d.segment.id not in locked]
         if decisions:
             out.add(self._delete_unlocked(decisions, paths, details))
