@@ -154,7 +154,7 @@ def test_object_locks_reach_the_planner_and_go_with_their_segment(
         [ObjectLock(i, "compliance", until, False) for i in (kept, gone, gone + 99)]
     )  # the last: a segment deleted meanwhile gets no row
     writer.locks.want_holds({kept: True}, T0)
-    writer.locks.hold_failed(kept, "s3://b/door/kept.mp4: endpoint down", T0 + 5000)
+    writer.locks.hold_failed(kept, T0 + 5000)
 
     def lock_rows() -> list[tuple]:
         with writer.reader() as conn:

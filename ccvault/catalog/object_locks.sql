@@ -12,7 +12,6 @@ CREATE TABLE object_locks (
     hold_wanted     INTEGER CHECK (hold_wanted IN (0, 1)),
     attempts        INTEGER NOT NULL DEFAULT 0,
     next_try_ms     INTEGER,
-    last_error      TEXT,
     PRIMARY KEY (segment_id)
 );
 CREATE INDEX object_locks_pending ON object_locks (next_try_ms) WHERE hold_wanted IS NOT NULL;

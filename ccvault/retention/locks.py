@@ -155,7 +155,7 @@ def set_legal_hold(
         bucket.legal_hold(rel, on)
     except ObjectStoreError as exc:
         retry = hold_retry_at(attempts + 1, now_ms)
-        writer.locks.hold_failed(segment_id, str(exc), retry)
+        writer.locks.hold_failed(segment_id, retry)
         log.error(
             "s3.legal_hold_failed",
             segment_id=segment_id,

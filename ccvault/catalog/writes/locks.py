@@ -45,8 +45,8 @@ class LockWrites:
         so a failed request is retried even if this process ends first."""
         with self._core.transaction() as conn:
             conn.executemany(
-                "UPDATE object_locks SET hold_wanted = ?, attempts = 0, next_try_ms = ?,"
-                " last_error = NULL WHERE segment_id = ?",
+                "UPDATE object_locks SET hold_wanted = ?, attempts = 0, next_try_ms = ?"
+                " WHERE segment_id = ?",
                 [(int(on), now_ms, seg) for seg, on in wanted.items()],
             )
 
@@ -58,15 +58,16 @@ class LockWrites:
                 "UPDATE object_locks SET legal_hold = ? WHERE segment_id = ?", (int(on), segment_id)
             )
             conn.execute(
-                "UPDATE object_locks SET hold_wanted = NULL, attempts = 0, next_try_ms = NULL,"
-                " last_error = NULL WHERE segment_id = ? AND hold_wanted = ?",
+                "UPDATE object_locks SET hold_wanted = NULL, attempts = 0, next_try_ms = NULL"
+                " WHERE segment_id = ? AND hold_wanted = ?",
                 (segment_id, int(on)),
             )
 
-    def hold_failed(self, segment_id: int, error: str, next_try_ms: int) -> None:
+    def hold_failed(self, segment_id: int, next_try_ms: int) -> None:
+        """The store did not take it (the error is logged): tried again at next_try_ms."""
         with self._core.transaction() as conn:
             conn.execute(
-                "UPDATE object_locks SET attempts = attempts + 1, next_try_ms = ?,"
-                " last_error = ? WHERE segment_id = ? AND hold_wanted IS NOT NULL",
-                (next_try_ms, error[:500], segment_id),
+                "UPDATE object_locks SET attempts = attempts + 1, next_try_ms = ?"
+                " WHERE segment_id = ? AND hold_wanted IS NOT NULL",
+                (next_try_ms, segment_id),
             )
