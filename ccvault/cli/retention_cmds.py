@@ -211,7 +211,7 @@ def explain(app: App, camera: str, at: str, as_json: bool) -> None:
 
 
 def _lock_words(d: Decision) -> str:
-    """What a deletion waits for: `object lock (compliance)`, `legal hold`."""
+    """What a deletion waits for: `object lock, compliance`, `legal hold`."""
     if d.waits_for == "legal_hold":
         return "legal hold"
     return f"object lock, {d.segment.lock_mode}"
