@@ -25,6 +25,7 @@ from ccvault.catalog.audit_verify import Verifier
 from ccvault.catalog.rows import MediaInfo, NewHold, NewSegment, PlannedMove, Switch
 from ccvault.catalog.schema import MIGRATIONS, migrate
 from ccvault.catalog.writer import CatalogWriter
+from ccvault.catalog.writes.locks import ObjectLock
 from ccvault.errors import Busy
 from ccvault.host.keys import KeyFile, load_or_create
 from ccvault.retention import candidates, holds
@@ -137,6 +138,49 @@ def test_a_held_segment_gets_no_delete_intent(catalog_target: db.Target, tmp_pat
     writer.intents.clear(i.id for i in [*intents, *moves])
     with writer.reader() as conn:
         assert queries.intent_paths(conn) == set()
+    writer.close()
+
+
+def test_object_locks_reach_the_planner_and_go_with_their_segment(
+    catalog_target: db.Target, tmp_path: Path
+) -> None:
+    """What ccvault set on archived objects (S3 Object Lock), a legal hold change pending
+    until the store takes it, and the planner's candidate carrying the lock."""
+    writer = new_writer(catalog_target, tmp_path)
+    kept = writer.segments.add(segment("door", T0, "door/kept.mp4"), T0)
+    gone = writer.segments.add(segment("door", T0 + 10_000, "door/gone.mp4"), T0)
+    until = T0 + 7 * 86_400_000
+    writer.locks.record(
+        [ObjectLock(i, "compliance", until, False) for i in (kept, gone, gone + 99)]
+    )  # the last: a segment deleted meanwhile gets no row
+    writer.locks.want_holds({kept: True}, T0)
+    writer.locks.hold_failed(kept, T0 + 5000)
+
+    def lock_rows() -> list[tuple]:
+        with writer.reader() as conn:
+            return [
+                tuple(r)
+                for r in conn.execute(
+                    "SELECT segment_id, legal_hold, hold_wanted, attempts, next_try_ms"
+                    " FROM object_locks ORDER BY segment_id"
+                )
+            ]
+
+    assert lock_rows() == [(kept, 0, 1, 1, T0 + 5000), (gone, 0, None, 0, None)]
+    writer.locks.hold_set(kept, True)
+    assert lock_rows() == [(kept, 1, None, 0, None), (gone, 0, None, 0, None)]
+    scope = candidates.Scope({}, {"hot": "hot"}, {}, {})
+    with writer.reader() as conn:
+        c = candidates.at_instant(conn, scope, "door", T0 + 1)
+    assert c is not None and (c.id, c.lock_until_ms, c.lock_mode, c.legal_hold) == (
+        kept,
+        until,
+        "compliance",
+        True,
+    )
+    intents = writer.intents.begin_deletes([gone], T0 + 1, "daemon", {"rule": "max_days"})
+    writer.intents.clear(i.id for i in intents)
+    assert [r[0] for r in lock_rows()] == [kept]  # its lock row went with the segment
     writer.close()
 
 

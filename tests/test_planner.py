@@ -26,6 +26,7 @@ from ccvault.retention.planner import (
     MIGRATE,
     PRESSURE_STEPS,
     THIN,
+    WAIT,
     ArchiveRoom,
     Candidate,
     Decision,
@@ -38,6 +39,7 @@ from ccvault.retention.planner import (
     pressure_floors,
     protection_for,
     relieve,
+    unless_locked,
 )
 
 GOLDEN = Path(__file__).parent / "golden" / "retention"
@@ -706,3 +708,79 @@ def test_decide(
     d = decide(c, TABLE_POLICY, (), NOW, ArchiveRoom({"archive-a": 10**12, "archive-b": 10**12}))
     assert (d.action, d.rule) == expected
     assert d.target == ("archive-a" if d.action == MIGRATE else None)
+
+
+# --- S3 Object Lock: a deletion the lock forbids is a wait, named --------------------------
+
+
+def _archived(
+    age_days: float, lock_days: float | None, legal_hold: bool = False, seg_id: int = 1
+) -> Candidate:
+    """A one-hour idle segment on a locking bucket whose end is age_days old, its object
+    retained until lock_days from now (negative: the lock has run out; None: no lock)."""
+    end = NOW - _days(age_days)
+    return Candidate(
+        seg_id, "front", "vault", end - HOUR, end, 400_000_000, False, True, False, "archive",
+        None if lock_days is None else NOW + _days(lock_days),
+        None if lock_days is None else "compliance",
+        legal_hold,
+    )  # fmt: skip
+
+
+def test_a_deletion_its_object_lock_forbids_waits_until_the_lock_ends() -> None:
+    c = _archived(40, 5)  # past max_days (31), locked five more days
+    d = decide(c, TABLE_POLICY, (), NOW, ArchiveRoom())
+    assert (d.action, d.rule, d.until_ms, d.waits_for) == (
+        WAIT,
+        "max_days",
+        c.lock_until_ms,
+        "object_lock",
+    )
+    assert d.as_json()["action"] == "wait" and d.as_json()["waits_for"] == "object_lock"
+    assert d.as_json()["lock_mode"] == "compliance" and d.as_json()["until_ms"] == NOW + _days(5)
+    # At the lock's date (or after) the same rule deletes it.
+    later = decide(c, TABLE_POLICY, (), NOW + _days(5), ArchiveRoom())
+    assert (later.action, later.rule, later.waits_for) == (DELETE, "max_days", None)
+    assert decide(_archived(40, -1), TABLE_POLICY, (), NOW, ArchiveRoom()).action == DELETE
+    assert decide(_archived(40, None), TABLE_POLICY, (), NOW, ArchiveRoom()).action == DELETE
+
+
+def test_a_legal_hold_still_on_the_object_waits_with_no_date() -> None:
+    # A hold released in the catalog whose legal hold release the store has not taken yet.
+    d = decide(_archived(40, -1, legal_hold=True), TABLE_POLICY, (), NOW, ArchiveRoom())
+    assert (d.action, d.rule, d.until_ms, d.waits_for) == (WAIT, "max_days", None, "legal_hold")
+    assert d.as_json()["waits_for"] == "legal_hold"
+
+
+def test_a_locked_object_the_policy_keeps_is_kept_by_the_policy() -> None:
+    # Not due for deletion: the lock changes nothing (the rule that keeps it is named).
+    d = decide(_archived(2, 5), TABLE_POLICY, (), NOW, ArchiveRoom())
+    assert (d.action, d.rule, d.waits_for) == (KEEP, "min_days", None)
+    held = Protection("hold", 4, None, NOW - _days(50), NOW, None)
+    d = decide(_archived(40, 5), TABLE_POLICY, (held,), NOW, ArchiveRoom())
+    assert (d.action, d.rule) == (KEEP, "hold:4")
+    # Only deletions wait: any other decision passes through.
+    moved = Decision(_archived(40, 5), MIGRATE, "hot_days", target="archive-a")
+    assert unless_locked(moved, NOW) is moved
+
+
+def test_a_quota_waits_for_locked_objects_and_takes_the_next_unlocked() -> None:
+    pol = {"front": TABLE_POLICY}
+    locked, free = _archived(40, 5, seg_id=1), _archived(39, None, seg_id=2)
+    decisions, left = over_quota(
+        [locked, free], 500_000_000, "max_bytes:camera", pol, (), NOW, set()
+    )
+    assert [(d.segment.id, d.action) for d in decisions] == [(1, WAIT), (2, DELETE)]
+    assert left == 500_000_000 - free.bytes  # the wait freed nothing
+
+
+def test_pressure_counts_nothing_freed_by_a_locked_object() -> None:
+    pol = {"front": TABLE_POLICY}
+    locked, free = _archived(40, 5, seg_id=1), _archived(39, None, seg_id=2)
+    step = PRESSURE_STEPS[2]  # idle footage past min_days
+    decisions, need = relieve(
+        step, [locked, free], 500_000_000, "pressure:vault", pol, (), NOW, ArchiveRoom(), set(),
+        {"front": NOW},
+    )  # fmt: skip
+    assert [(d.segment.id, d.action) for d in decisions] == [(1, WAIT), (2, DELETE)]
+    assert need == 500_000_000 - free.bytes

@@ -10,7 +10,10 @@
    parts, at most max_mbit;
 4. Object Lock: an archived segment is locked (COMPLIANCE) until its minimum retention ends
    and the server refuses to delete it; a hold sets a legal hold, its release clears it;
-   purge leaves a locked object alone and says why it waits.
+   the plan knows each lock (the catalog records it): `purge --dry-run` and `explain` show a
+   deletion waiting for it, purge never tries it and says why it waits, and a lock the
+   catalog did not know is still refused by the store (and learned); a legal hold the store
+   could not take (the endpoint away) is retried by the daemon until it is on the object.
 """
 
 from __future__ import annotations
@@ -448,16 +451,20 @@ def test_archived_segments_are_locked_and_held_and_purge_waits(
     assert released.returncode == 0, released.stderr
     assert legal(Bucket=bucket, Key=first)["LegalHold"]["Status"] == "OFF"
 
-    # Policy shortened below the lock: purge wants them gone, but waits for the lock's date.
+    # Policy shortened below the lock (and a quota the camera is over): purge wants them
+    # gone, but waits for the lock's date — each once, whichever rules want it.
     config.write_text(
         config.read_text().replace(
             "hot_days = 1\n",
-            "hot_days = 1\nmin_days = 1\ncontinuous_days = 1.5\nmotion_days = 2\nmax_days = 2\n",
+            "hot_days = 1\nmin_days = 1\ncontinuous_days = 1.5\nmotion_days = 2\nmax_days = 2\n"
+            "max_bytes = 1000\n",
         )
     )
+    # The plan itself knows: the dry run shows each deletion waiting for its lock, not a delete.
+    _plan_waits_for_locks(config, cli, seeded)
     result = cli.run(config, "purge", "--json")
     assert result.returncode == 0, result.stderr[-2000:]
-    assert json.loads(result.stdout)["deleted"] == 0
+    assert (json.loads(result.stdout)["deleted"], json.loads(result.stdout)["waiting"]) == (0, 2)
     waiting = [
         json.loads(line)
         for line in result.stderr.splitlines()
@@ -466,6 +473,126 @@ def test_archived_segments_are_locked_and_held_and_purge_waits(
     assert sorted(w["segment_id"] for w in waiting) == sorted(s.id for s in seeded), waiting
     assert all("S3 Object Lock (compliance) until" in w["reason"] for w in waiting)
     assert _one_place(config, s3_client, bucket) == rows
+
+    # A lock the catalog does not know (an object archived before it recorded locks): the plan
+    # says delete, the store still refuses, purge waits and learns the lock for the next plan.
+    _sql(config, "DELETE FROM object_locks")
+    actions = cli.json(config, "purge", "--dry-run")["actions"]
+    assert {a["action"] for a in actions} == {"delete"}, actions
+    result = cli.run(config, "purge", "--json")
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert (json.loads(result.stdout)["deleted"], json.loads(result.stdout)["waiting"]) == (0, 2)
+    assert _one_place(config, s3_client, bucket) == rows
+    _plan_waits_for_locks(config, cli, seeded)
+
+
+def _plan_waits_for_locks(config: Path, cli: Session, seeded: list) -> None:
+    """`purge --dry-run` (JSON and text) and `explain` show each archived segment's deletion
+    waiting for its object's lock: until its minimum retention (7 days) ends (to the second:
+    a lock learned from the store has its precision)."""
+    from zoneinfo import ZoneInfo
+
+    from ccvault.timefmt import local_text, utc_text
+
+    actions = {a["segment_id"]: a for a in cli.json(config, "purge", "--dry-run")["actions"]}
+    for s in seeded:
+        a = actions[s.id]
+        got = (a["action"], a["rule"], a["waits_for"], a["lock_mode"])
+        assert got == ("wait", "max_days", "object_lock", "compliance"), a
+        assert abs(a["until_ms"] - (s.end_ms + 7 * DAY_MS)) < 1000, a
+    assert {a["action"] for a in actions.values()} == {"wait"}, actions
+    text = cli.run(config, "purge", "--dry-run")
+    assert text.returncode == 0, text.stderr[-2000:]
+    assert text.stdout.count("wait (object lock, compliance)") == 2, text.stdout
+    assert "wait: 2 segments" in text.stdout and "delete:" not in text.stdout, text.stdout
+
+    first = seeded[0]
+    at = _utc(first.start_ms + 1000)
+    until = actions[first.id]["until_ms"]
+    explained = cli.json(config, "explain", "--camera", "door", "--at", at)
+    got = (explained["segment_id"], explained["action"], explained["waits_for"])
+    assert got == (first.id, "wait", "object_lock") and explained["until_ms"] == until, explained
+    words = cli.run(config, "explain", "--camera", "door", "--at", at)
+    assert words.returncode == 0, words.stderr[-2000:]
+    expected = (
+        f"kept until {local_text(until, ZoneInfo('UTC'))}: object locked (compliance) until "
+        f"{utc_text(until)}; then deleted by the next retention pass (rule: max_days)"
+    )
+    assert expected in words.stdout, words.stdout
+
+
+def _sql(config: Path, statement: str) -> list[tuple]:
+    import sqlite3
+
+    conn = sqlite3.connect(config.parent / "catalog.sqlite")
+    try:
+        with conn:
+            return conn.execute(statement).fetchall()
+    finally:
+        conn.close()
+
+
+def test_a_legal_hold_the_store_missed_is_retried_until_it_is_on_the_object(
+    tmp_path: Path, s3_server: S3Server, s3_client: Any, cli: Session, daemon_factory: Any
+) -> None:
+    """The endpoint goes away (a gate in front of the session's RGW closes) just as a hold is
+    added: the legal hold fails, stays pending in the catalog, the volume is unavailable; once
+    the gateway answers again the daemon sets it, and a release missed the same way is
+    retried too."""
+    from tests.peers.gate import Gate
+
+    port = int((s3_server.endpoint or "").rsplit(":", 1)[1])
+    gate = Gate(port)
+    try:
+        bucket = _bucket_name()
+        root = tmp_path / "store"
+        volume = _s3_volume(s3_server, root, bucket, object_lock="compliance")
+        volume["endpoint"] = gate.url
+        config = _config(root, volume, "hot_days = 1\n")
+        config.write_text(config.read_text() + "\n[alerts]\ncheck_seconds = 1\n")
+        now = int(time.time() * 1000)
+        [seg] = seed(
+            config, [{"camera": "door", "start_ms": now - 3 * DAY_MS, "activity": True}], root / "c"
+        )
+        assert cli.run(config, "volume", "init", "vault").returncode == 0
+        assert cli.json(config, "purge")["migrated"] == 1
+        key = _rows(config)[seg.id][1]
+        daemon = daemon_factory(config)
+
+        def hold(*args: str) -> subprocess.CompletedProcess[str]:
+            done = cli.run(config, "hold", *args)
+            assert done.returncode == 0, done.stderr[-2000:]  # the catalog's hold is the truth
+            return done
+
+        gate.close()
+        added = hold(
+            "add", "--camera", "door", "--from", _utc(seg.start_ms), "--to", _utc(seg.end_ms),
+            "--reason", "incident 9",
+        )  # fmt: skip
+        assert '"s3.legal_hold_failed"' in added.stderr, added.stderr[-2000:]
+        assert _legal_status(s3_client, bucket, key) != "ON"
+        assert _sql(config, "SELECT hold_wanted, legal_hold FROM object_locks") == [(1, 0)]
+        fired = daemon.wait_event("alert.fired", timeout=60, alert="volume_unavailable")
+        assert fired["volume"] == "vault", fired
+
+        gate.open()
+        daemon.wait_event("s3.legal_hold", timeout=120, segment_id=seg.id, on=True)
+        assert _legal_status(s3_client, bucket, key) == "ON"
+        assert _sql(config, "SELECT hold_wanted, legal_hold FROM object_locks") == [(None, 1)]
+
+        # Released while the endpoint is away: the object stays under legal hold (the plan
+        # knows: its deletion would wait) until the daemon's retry clears it.
+        gate.close()
+        hold("release", added.stdout.strip(), "--reason", "case closed")
+        assert _legal_status(s3_client, bucket, key) == "ON"
+        assert _sql(config, "SELECT hold_wanted, legal_hold FROM object_locks") == [(0, 1)]
+        gate.open()
+        daemon.wait_event("s3.legal_hold", timeout=120, segment_id=seg.id, on=False)
+        assert _legal_status(s3_client, bucket, key) == "OFF"
+        assert _sql(config, "SELECT hold_wanted, legal_hold FROM object_locks") == [(None, 0)]
+        assert daemon.stop() == 0
+    finally:
+        gate.close()
 
 
 def _utc(ms: int) -> str:

@@ -35,6 +35,7 @@ _NAMES = (
     "nodes.sql",
     "audit_nodes.sql",
     "export_checks.sql",
+    "object_locks.sql",
 )
 # One script per schema version, applied in order; released scripts are never edited.
 MIGRATIONS: tuple[str, ...] = tuple(

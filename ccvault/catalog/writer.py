@@ -45,6 +45,7 @@ from ccvault.catalog.writes.cameras import CameraWrites
 from ccvault.catalog.writes.exports import ExportWrites
 from ccvault.catalog.writes.holds import HoldWrites
 from ccvault.catalog.writes.intents import IntentWrites
+from ccvault.catalog.writes.locks import LockWrites
 from ccvault.catalog.writes.motion import MotionWrites
 from ccvault.catalog.writes.nodes import NodeWrites
 from ccvault.catalog.writes.segments import SegmentWrites
@@ -138,6 +139,7 @@ class CatalogWriter:
         self.audit_chain = AuditWrites(self)
         self.access = AccessWrites(self)
         self.nodes = NodeWrites(self)
+        self.locks = LockWrites(self)
 
     def close(self) -> None:
         self._conn.close()

@@ -141,7 +141,8 @@ def _show_decisions(decisions: list, tz: ZoneInfo) -> None:
                 local_text(d.segment.end_ms, tz),
                 d.action
                 + (" (premature)" if d.premature else "")
-                + (f" → {d.target}" if d.target else ""),
+                + (f" → {d.target}" if d.target else "")
+                + (f" ({_lock_words(d)})" if d.waits_for else ""),
                 d.rule,
                 size_text(d.segment.bytes),
                 d.segment.volume,
@@ -209,12 +210,31 @@ def explain(app: App, camera: str, at: str, as_json: bool) -> None:
         click.echo("holds: " + ", ".join(h.rule for h in holds))
 
 
+def _lock_words(d: Decision) -> str:
+    """What a deletion waits for: `object lock, compliance`, `legal hold`."""
+    if d.waits_for == "legal_hold":
+        return "legal hold"
+    return f"object lock, {d.segment.lock_mode}"
+
+
 def _fate(decision: Decision, tz: ZoneInfo) -> str:
     """What will happen to the segment, in words: kept until a local date, or the next pass's
-    deletion, thinning or move."""
-    from ccvault.retention.planner import DELETE, KEEP, THIN
+    deletion, thinning or move — or a deletion that waits for the object's lock."""
+    from ccvault.retention.planner import DELETE, KEEP, THIN, WAIT
+    from ccvault.timefmt import utc_text
 
     rule = f"(rule: {decision.rule})"
+    if decision.action == WAIT and decision.until_ms is not None:
+        return (
+            f"kept until {local_text(decision.until_ms, tz)}: object locked "
+            f"({decision.segment.lock_mode}) until {utc_text(decision.until_ms)}; then deleted "
+            f"by the next retention pass {rule}"
+        )
+    if decision.action == WAIT:
+        return (
+            "kept with no end date: its object is under an S3 legal hold (its release not on "
+            f"the object yet); then deleted by the next retention pass {rule}"
+        )
     if decision.action == KEEP and decision.until_ms is not None:
         return (
             f"kept until {local_text(decision.until_ms, tz)} {rule}; then the policy decides again"

@@ -21,10 +21,13 @@ from ccvault.retention.planner import AccessCover, ArchiveRoom, Candidate, Polic
 BATCH = 2000
 CANDIDATE_COLUMNS = """
     s.id, c.name AS camera, v.name AS volume, s.start_ms, s.end_ms, s.bytes, s.activity,
-    s.analysis, s.thinned_ms
+    s.analysis, s.thinned_ms, k.retain_until_ms, k.mode AS lock_mode, k.legal_hold
 """
-CANDIDATE_FROM = """
+# The lock of a segment's object on a locking bucket (one row by key, or none).
+LOCK_JOIN = "LEFT JOIN object_locks k ON k.segment_id = s.id"
+CANDIDATE_FROM = f"""
     FROM segments s JOIN cameras c ON c.id = s.camera_id JOIN volumes v ON v.id = s.volume_id
+    {LOCK_JOIN}
 """
 IDLE = "s.activity = 0 AND s.analysis IN (1, 2)"
 
@@ -66,6 +69,9 @@ def _candidate(row: sqlite3.Row, roles: dict[str, str]) -> Candidate:
         row["analysis"] in (1, 2),
         row["thinned_ms"] is not None,
         roles.get(row["volume"], "archive"),
+        row["retain_until_ms"],
+        row["lock_mode"],
+        bool(row["legal_hold"]),
     )
 
 
@@ -79,7 +85,8 @@ def _pages(
         rows = conn.execute(
             f"SELECT {CANDIDATE_COLUMNS} FROM segments s {indexed_by(conn, index)}"
             " JOIN cameras c ON c.id = s.camera_id JOIN volumes v ON v.id = s.volume_id"
-            f" WHERE {where} AND s.volume_id IN ({volume_ids}) AND (s.start_ms, s.id) > (?, ?)"
+            f" {LOCK_JOIN} WHERE {where} AND s.volume_id IN ({volume_ids})"
+            " AND (s.start_ms, s.id) > (?, ?)"
             f" ORDER BY s.start_ms, s.id LIMIT {BATCH}",
             (*params, *after),
         ).fetchall()

@@ -37,8 +37,8 @@ from ccvault.catalog.rows import Intent, PlannedMove, Switch
 from ccvault.catalog.writer import CatalogWriter
 from ccvault.host.durable import fsync_dir, make_dirs
 from ccvault.host.progress import SILENT, Progress, Unit
-from ccvault.retention.locks import LockUntil, lock_copies, locking, still_locked
-from ccvault.retention.planner import DELETE, MIGRATE, THIN, Decision
+from ccvault.retention.locks import LockUntil, lock_copies, locking, still_locked, waiting
+from ccvault.retention.planner import DELETE, MIGRATE, THIN, WAIT, Decision
 from ccvault.retention.roots import CopyMismatch, Roots, _unlink_all, roots_of, run_copies
 from ccvault.storage.media import sha256_file
 from ccvault.storage.objects import ObjectStoreError
@@ -67,8 +67,9 @@ RUN_ORDER = ((DELETE, DELETE_CHUNK), (MIGRATE, MOVE_CHUNK), (THIN, MOVE_CHUNK))
 
 def run_order(decisions: list[Decision]) -> list[Decision]:
     """A batch's actions in the order `Executor.apply` carries them out (`purge --dry-run`
-    lists them so); keeps are no action."""
-    return [d for action, _ in RUN_ORDER for d in decisions if d.action == action]
+    lists them so), then the deletions that wait for an object lock; keeps are no action."""
+    order = (*(action for action, _ in RUN_ORDER), WAIT)
+    return [d for action in order for d in decisions if d.action == action]
 
 
 def no_checkpoint(_step: str) -> None:
@@ -85,6 +86,7 @@ class Outcome:
     thinned: int = 0
     saved_bytes: int = 0  # by thinning
     skipped: int = 0  # protected by now, or their volume went away
+    waited: set[int] = field(default_factory=set)  # deletions waiting for an object's lock
     failed: int = 0
     leftovers: int = 0  # quarantined files and spool leftovers removed past the ceiling
     spans: int = 0  # motion spans removed past their camera's ceiling
@@ -108,10 +110,16 @@ class Outcome:
         for name in self.COUNTS:
             setattr(self, name, getattr(self, name) + getattr(other, name))
         self.premature += other.premature
+        self.waited |= other.waited
+
+    @property
+    def waiting(self) -> int:
+        """Deletions that wait for their object's S3 Object Lock to end (never tried)."""
+        return len(self.waited)
 
     def counts(self) -> dict[str, int]:
         """The totals `ccvault purge --json` prints (a stable contract)."""
-        return {name: getattr(self, name) for name in self.COUNTS}
+        return {name: getattr(self, name) for name in (*self.COUNTS, "waiting")}
 
 
 class Executor:
@@ -149,8 +157,12 @@ class Executor:
     def apply(self, decisions: list[Decision], details: dict | None = None) -> Outcome:
         """Deletes first (they free space at once), then migrations, then thinning
         (`run_order`). Footage on an s3 volume is only deleted (it is not migrated on, and a
-        keyframes-only copy needs its file here)."""
-        out = Outcome()
+        keyframes-only copy needs its file here). A deletion the plan found locked (`WAIT`)
+        is never tried: it says why it waits."""
+        waits = [d for d in decisions if d.action == WAIT]
+        waiting(waits)
+        out = Outcome(waited={d.segment.id for d in waits})
+        decisions = [d for d in decisions if d.action != WAIT]
         paths = roots_of(self.volumes())
         usable = [
             d
@@ -181,7 +193,7 @@ class Executor:
 
     def _delete(self, decisions: list[Decision], paths: Roots, details: dict) -> Outcome:
         locked = still_locked(self.writer, paths, decisions, self.now_ms())
-        out = Outcome(skipped=len(locked))
+        out = Outcome(waited=locked)
         decisions = [d for d in decisions if d.segment.id not in locked]
         if decisions:
             out.add(self._delete_unlocked(decisions, paths, details))

@@ -44,8 +44,7 @@ def add(
         NewHold(from_ms, to_ms, until_ms, reason.strip(), actor, tuple(sorted(set(cameras)))),
         now_ms,
     )
-    with writer.reader() as conn:  # held footage on a locking bucket: a legal hold too
-        sync_legal_holds(conn, config, from_ms, to_ms, now_ms)
+    sync_legal_holds(writer, config, from_ms, to_ms, now_ms)  # on a locking bucket: legal hold
     return hold_id
 
 
@@ -67,7 +66,7 @@ def release(
                 span = conn.execute(
                     "SELECT from_ms, to_ms FROM holds WHERE id = ?", (hold_id,)
                 ).fetchone()
-                sync_legal_holds(conn, config, span[0], span[1], now_ms)
+            sync_legal_holds(writer, config, span[0], span[1], now_ms)
         return
     with writer.reader() as conn:
         exists = conn.execute("SELECT 1 FROM holds WHERE id = ?", (hold_id,)).fetchone()

@@ -34,13 +34,16 @@ class PassState:
 
     blocked: dict[str, Blocked] = field(default_factory=dict)
     under: dict[str, int] = field(default_factory=dict)
+    # Segments whose deletion waits for their object's lock (filled in by `run_pass` as it
+    # acts): their rows stay, so the quota and pressure steps do not take them again.
+    waiting: set[int] = field(default_factory=set)
 
 
 @dataclass
 class _Tally:
     """In a preview nothing is carried out, so later steps must skip what earlier ones chose
     and count what they would free; in a real pass the catalog itself says so (and a
-    catch-up must not hold every id)."""
+    catch-up must not hold every id; `PassState.waiting` has the few whose rows stay)."""
 
     taken: set[int] = field(default_factory=set)
     deleted: dict[str, int] = field(default_factory=lambda: defaultdict(int))  # per camera
@@ -85,7 +88,9 @@ def plan_pass(
         if not executed:
             tally.count(decisions)
         yield decisions if include_keeps else [d for d in decisions if d.action != KEEP]
+    tally.taken |= state.waiting
     yield from _quotas(conn, sc, protections, now_ms, tally)
+    tally.taken |= state.waiting
     if executed:
         spaces = pressure.measure(config, volumes, conn, now_ms)
     else:  # a preview: count what the routine deletions above would free
@@ -139,11 +144,14 @@ def run_pass(
     daemon)."""
     total = Outcome()
     started = time.monotonic()
+    state = state if state is not None else PassState()
     for batch in plan_pass(conn, config, volumes, now_ms, executed=True, state=state):
         if executor.stopping.is_set():
             break
         if batch:
-            total.add(executor.apply(batch, {"pass_at_ms": now_ms}))
+            done = executor.apply(batch, {"pass_at_ms": now_ms})
+            total.add(done)
+            state.waiting |= done.waited
     report_premature(total.premature)
     if not executor.stopping.is_set():
         leftovers = find_leftovers(conn, config, volumes, spools or [], busy or set(), now_ms)
@@ -171,6 +179,7 @@ def run_pass(
         thinned=total.thinned,
         saved_bytes=total.saved_bytes,
         skipped=total.skipped,
+        waiting=total.waiting,
         failed=total.failed,
         seconds=round(time.monotonic() - started, 3),
     )

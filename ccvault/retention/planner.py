@@ -10,6 +10,11 @@ picture may not outlive the ceiling); the keep windows (`continuous_days`, `moti
 `min_days`) count from its *end* (every picture in it is kept at least that long). The pressure
 floor (`pressure_floor_hours`) counts back from each camera's *newest* footage: disk pressure
 never deletes or thins what ends inside it, whoever fills the disk.
+
+S3 Object Lock: a segment archived to a locking bucket carries its object's retain-until and
+legal hold (as the catalog recorded them when ccvault set them). A deletion the lock forbids
+now is no deletion but a `WAIT` until the lock ends — named, with the rule that wants the
+footage gone — so the plan never holds a delete the store would refuse (`unless_locked`).
 """
 
 from __future__ import annotations
@@ -29,9 +34,11 @@ class Action(StrEnum):
     DELETE = "delete"
     THIN = "thin"
     MIGRATE = "migrate"
+    WAIT = "wait"  # a deletion that waits for the object's S3 Object Lock to end
 
 
 KEEP, DELETE, THIN, MIGRATE = Action.KEEP, Action.DELETE, Action.THIN, Action.MIGRATE
+WAIT = Action.WAIT
 # Planning estimate of what thinning frees (bench/grooming.py measures the real ratio); the
 # pressure check after the work re-reads the disk, so an estimate that is off only delays.
 THIN_SAVES = 0.5
@@ -83,6 +90,10 @@ class Candidate:
     analysed: bool  # False: activity not known yet, so treated as activity
     thinned: bool
     role: str  # of its volume: hot | archive
+    # S3 Object Lock of its object on a locking bucket (catalog.object_locks); None: no lock.
+    lock_until_ms: int | None = None
+    lock_mode: str | None = None  # governance | compliance
+    legal_hold: bool = False  # as last set on the object (a release not taken yet: still on)
 
     @property
     def idle(self) -> bool:
@@ -155,6 +166,7 @@ class Decision:
     until_ms: int | None = None  # keep: when this segment's fate may change; None: not by time
     premature: bool = False  # deleted inside min_days (disk pressure only)
     target: str | None = None  # migrate: the destination volume
+    waits_for: str | None = None  # wait: "object_lock" (until until_ms) or "legal_hold"
 
     def as_json(self) -> dict:
         c = self.segment
@@ -170,6 +182,8 @@ class Decision:
             "premature": self.premature,
             "until_ms": self.until_ms,
             "target": self.target,
+            "waits_for": self.waits_for,
+            "lock_mode": self.segment.lock_mode if self.waits_for else None,
         }
 
 
@@ -232,13 +246,27 @@ def decide(
                 if target is None:
                     continue  # no archive has room: it stays hot, pressure frees space if needed
                 return Decision(c, MIGRATE, rule.name, target=target)
-            return Decision(c, rule.action, rule.name)
+            return unless_locked(Decision(c, rule.action, rule.name), now_ms)
     if visit is not None:
         until = visit.until(policy)
         ceiling = c.start_ms + policy.max_ms
         return Decision(c, KEEP, visit.rule, ceiling if until is None else min(until, ceiling))
     rule = "min_days" if c.end_ms > now_ms - policy.min_ms else "window"
     return Decision(c, KEEP, rule, _next_change(c, policy, now_ms))
+
+
+def unless_locked(d: Decision, now_ms: int) -> Decision:
+    """A deletion the segment's object lock forbids at now_ms becomes a wait for the lock: a
+    legal hold (no date: until it is released on the object), else a retain-until still
+    ahead. The rule that wants the footage gone stays named; nothing else changes."""
+    c = d.segment
+    if d.action != DELETE:
+        return d
+    if c.legal_hold:
+        return Decision(c, WAIT, d.rule, None, waits_for="legal_hold")
+    if c.lock_until_ms is not None and c.lock_until_ms > now_ms:
+        return Decision(c, WAIT, d.rule, c.lock_until_ms, waits_for="object_lock")
+    return d
 
 
 def access_for(
@@ -334,9 +362,11 @@ def over_quota(
             break  # done, or everything after this one is younger still
         if c.id in taken or protection_for(c, protections, now_ms) is not None:
             continue
-        out.append(Decision(c, DELETE, rule))
+        decision = unless_locked(Decision(c, DELETE, rule), now_ms)
+        out.append(decision)
         taken.add(c.id)
-        excess -= c.bytes
+        if decision.action == DELETE:  # a wait frees nothing yet
+            excess -= c.bytes
     return out, excess
 
 
@@ -415,8 +445,8 @@ def relieve(
             decision = Decision(c, THIN, rule)
             need -= int(c.bytes * THIN_SAVES)
         else:
-            decision = Decision(c, DELETE, rule, premature=step.premature)
-            need -= c.bytes
+            decision = unless_locked(Decision(c, DELETE, rule, premature=step.premature), now_ms)
+            need -= c.bytes if decision.action == DELETE else 0
         taken.add(c.id)
         out.append(decision)
     return out, need

@@ -1,6 +1,7 @@
-"""Retention in the daemon: the routine pass, the pressure check and the free-space watch.
+"""Retention in the daemon: the routine pass, the pressure check, the free-space watch and
+the retry of legal holds the object store did not take.
 
-The three are scheduled by the daemon; this part owns what they share — the executor, the
+The first three are scheduled by the daemon; this part owns what they share — the executor, the
 lock that keeps two pressure checks from running at once, and which filesystems without a
 volume (the catalog's, the spool's) were last seen under a reserve. What pressure finds
 (volumes it cannot free enough) goes to the `VolumeSet`, its owner.
@@ -19,7 +20,7 @@ from ccvault.config.model import Config
 from ccvault.host.events import Event, emit
 from ccvault.recorder.ffmpeg import ffmpeg_binary
 from ccvault.retention.executor import Executor, PurgeCounters
-from ccvault.retention.locks import lock_dates
+from ccvault.retention.locks import lock_dates, retry_legal_holds
 from ccvault.retention.passes import PassState, run_pass, run_pressure
 from ccvault.retention.pressure import low_filesystems
 from ccvault.storage.volumes import Blocked, VolumeSet, usage
@@ -115,6 +116,12 @@ class RetentionRunner:
             if sizes and sizes[1] < settings[volume.name].reserve_bytes(sizes[0]):
                 self.pressure()
                 return
+
+    def legal_holds(self) -> None:
+        """Legal hold changes still to make on their objects (the endpoint was away), each
+        when its backoff is over: a hold always ends up on the object."""
+        if not self.writer.gone:
+            retry_legal_holds(self.writer, self.config, self.now_ms())
 
     def failed(self, job: str, exc: BaseException) -> None:
         """A pass that raised is the `purge_failed` event too (one that found the catalog gone

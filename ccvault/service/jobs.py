@@ -31,6 +31,7 @@ SLOW_CHECKS_S = 60  # forecast (headroom), clock sync, the audit chain's new lin
 AUDIT_CHECKPOINT_S = 3600  # the chain's end signed, if anything is unsigned
 SCHEDULER_BEAT_S = 5
 EXPORT_EXPIRY_S = 300
+LEGAL_HOLD_RETRY_S = 5  # how often due retries are looked for (each has its own backoff)
 
 
 @dataclass(frozen=True)

@@ -401,6 +401,7 @@ def _jobs(
                 on_failure=retention.failed,
             ),
             Job("free_space_watch", retention.watch_free_space, every(timing.FREE_SPACE_WATCH_S)),
+            Job("legal_hold_retry", retention.legal_holds, every(timing.LEGAL_HOLD_RETRY_S)),
             # Bundles in [export] dir are footage too: they expire after keep_days.
             Job(
                 "export_expiry",

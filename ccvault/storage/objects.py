@@ -69,6 +69,13 @@ class Uploaded:
     version: str | None  # the object version (a versioned / Object Lock bucket), else None
 
 
+@dataclass(frozen=True, slots=True)
+class LockState:
+    until_ms: int | None  # retain-until (UTC ms); None: no retention
+    mode: str | None  # governance | compliance
+    legal_hold: bool
+
+
 class Pacer:
     """Keeps a bucket's uploads, all threads together, at or under `mbit` megabits per second
     (0: no limit): each chunk gets its own time slot, waits for its start before it is sent
@@ -290,17 +297,19 @@ class Bucket:
                 **extra,
             )
 
-    def retained_until(self, rel: str) -> int | None:
-        """The object's retain-until (UTC ms), None when it has none."""
+    def lock_state(self, rel: str) -> LockState:
+        """The object's lock as the store has it: retention (mode, until) and legal hold."""
+        where = {"Bucket": self.name, "Key": self.key(rel)}
         with _errors(self.where(rel)):
-            try:
-                got = self.client.get_object_retention(Bucket=self.name, Key=self.key(rel))
-            except Exception as exc:
-                if _status(exc) in (400, 404):
-                    return None
-                raise
-        until = got.get("Retention", {}).get("RetainUntilDate")
-        return int(until.timestamp() * 1000) if until else None
+            got = _unless_unset(self.client.get_object_retention, where)
+            held = _unless_unset(self.client.get_object_legal_hold, where)
+        retention = got.get("Retention", {})
+        until = retention.get("RetainUntilDate")
+        return LockState(
+            int(until.timestamp() * 1000) if until else None,
+            str(retention.get("Mode", "")).lower() or None,
+            held.get("LegalHold", {}).get("Status") == "ON",
+        )
 
     def legal_hold(self, rel: str, on: bool) -> None:
         with _errors(self.where(rel)):
@@ -349,6 +358,17 @@ def _md5(data: bytes) -> str:
 def _status(exc: Exception) -> int | None:
     response = getattr(exc, "response", None) or {}
     return response.get("ResponseMetadata", {}).get("HTTPStatusCode")
+
+
+def _unless_unset(call: Any, args: dict) -> dict:
+    """A lock setting asked of the store; {} when the object has none (S3 answers 404, RGW
+    sometimes 400)."""
+    try:
+        return call(**args)
+    except Exception as exc:
+        if _status(exc) not in (400, 404):
+            raise
+        return {}
 
 
 @functools.lru_cache(maxsize=16)
