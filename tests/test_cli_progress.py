@@ -107,6 +107,7 @@ def _commands(site: tuple[Path, list, Path], tmp_path: Path) -> list[tuple[list[
             ],
             "exporting",
         ),
+        (["exports", "--verify"], "verifying exports"),  # after the export: one to check
     ]
 
 
@@ -125,7 +126,7 @@ def test_every_long_command_shows_a_bar_on_a_terminal(site, tmp_path: Path) -> N
 def test_no_bar_with_json_or_when_stderr_is_not_a_terminal(site, tmp_path: Path) -> None:
     config = site[0]
     commands = _commands(site, tmp_path)
-    for (args, label), other in zip(commands, ("a", "b", "c", "d", "e", "f"), strict=True):
+    for (args, label), other in zip(commands, ("a", "b", "c", "d", "e", "f", "g"), strict=True):
         if args[0] in ("backup", "export"):  # a second run writes elsewhere
             args = [*args[:-1], f"{args[-1]}-{other}"]
         code, shown, stdout = on_a_terminal(config, *args, "--json")

@@ -166,7 +166,10 @@ def exports(app: App, limit: int, check: bool, as_json: bool) -> None:
 
     failed = []
     if check:
-        checked = check_bundles(app.config, app.writer, app.actor(), app.clock.wall_ms)
+        with progress_bar("verifying exports", as_json) as bar:
+            checked = check_bundles(
+                app.config, app.writer, app.actor(), app.clock.wall_ms, progress=bar
+            )
         failed = [j["id"] for j in checked if j["verification"]["state"] != "verified"]
     with app.reader() as conn:
         jobs = list_jobs(conn, app.config.node.name, limit)

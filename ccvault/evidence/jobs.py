@@ -35,6 +35,7 @@ from ccvault.evidence.visit import VisitRequest
 from ccvault.host.clock import Clock
 from ccvault.host.durable import fsync_dir
 from ccvault.host.lock import FileLock
+from ccvault.host.progress import SILENT, Progress, Unit
 from ccvault.storage.media import sha256_file
 from ccvault.storage.volumes import Volume
 from ccvault.timefmt import utc_text
@@ -419,7 +420,11 @@ def list_jobs(conn: Any, here: str | None, limit: int) -> list[dict[str, Any]]:
 
 
 def check_bundles(
-    config: Config, writer: CatalogWriter, actor: str, now_ms: Callable[[], int]
+    config: Config,
+    writer: CatalogWriter,
+    actor: str,
+    now_ms: Callable[[], int],
+    progress: Progress = SILENT,
 ) -> list[dict[str, Any]]:
     """Re-check every bundle this node still keeps, file by file (`evidence.verify`, against
     this installation's key), and record each result on its job (audited `export.verify`).
@@ -433,8 +438,10 @@ def check_bundles(
         rows = conn.execute(
             f"SELECT * FROM exports WHERE state = 'done' AND {own} ORDER BY id", params
         ).fetchall()
+    progress.expect(len(rows), Unit.ITEMS)
     checked = []
     for row in rows:
+        progress.advance(1)
         bundle = Path(row["dir"])
         if not (bundle / evidence.MANIFEST).is_file():
             continue  # expired or removed: nothing left to check
