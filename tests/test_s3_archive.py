@@ -451,6 +451,31 @@ def test_archived_segments_are_locked_and_held_and_purge_waits(
     assert released.returncode == 0, released.stderr
     assert legal(Bucket=bucket, Key=first)["LegalHold"]["Status"] == "OFF"
 
+    # A hold that ends by its own date is released by no one: the next pass takes the legal
+    # hold off (else the object would stay undeletable past the privacy maximum).
+    until_ms = int(time.time() * 1000) + 2000
+    dated = cli.run(
+        config,
+        "hold",
+        "add",
+        "--camera",
+        "door",
+        "--from",
+        _utc(seeded[1].start_ms),
+        "--to",
+        _utc(seeded[1].end_ms),
+        "--until",
+        _utc(until_ms),
+        "--reason",
+        "incident 8, two seconds",
+    )
+    assert dated.returncode == 0, dated.stderr
+    assert legal(Bucket=bucket, Key=second)["LegalHold"]["Status"] == "ON"
+    while time.time() * 1000 <= until_ms:
+        time.sleep(0.2)
+    assert cli.run(config, "purge").returncode == 0
+    assert legal(Bucket=bucket, Key=second)["LegalHold"]["Status"] == "OFF"
+
     # Policy shortened below the lock (and a quota the camera is over): purge wants them
     # gone, but waits for the lock's date — each once, whichever rules want it.
     config.write_text(

@@ -15,3 +15,5 @@ CREATE TABLE object_locks (
     PRIMARY KEY (segment_id)
 );
 CREATE INDEX object_locks_pending ON object_locks (next_try_ms) WHERE hold_wanted IS NOT NULL;
+-- Legally held objects: each routine pass looks whether a hold still covers them.
+CREATE INDEX object_locks_held ON object_locks (segment_id) WHERE legal_hold = 1;

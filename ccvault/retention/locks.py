@@ -125,6 +125,25 @@ def retry_legal_holds(writer: CatalogWriter, config: Config, now_ms: int) -> int
     )
 
 
+def release_lapsed_legal_holds(writer: CatalogWriter, config: Config, now_ms: int) -> int:
+    """Legal holds no hold or export pin covers any more come off their objects; how many the
+    store took. A hold released by someone is synced at once (`sync_legal_holds`), but one
+    that ends at its own date, or a pin that expires, is released by no one: without this its
+    objects would stay undeletable past the privacy maximum. Each routine pass looks first."""
+    buckets = locking_buckets(config)
+    with writer.reader() as conn:
+        rows = _on_locking_buckets(conn, buckets, "k.legal_hold = 1 AND k.hold_wanted IS NULL", [])
+        lapsed = {
+            r["id"]: False
+            for r in rows
+            if not protected_now(conn, r["camera"], r["start_ms"], r["end_ms"], now_ms)
+        }
+    if not lapsed:
+        return 0
+    writer.locks.want_holds(lapsed, now_ms)
+    return retry_legal_holds(writer, config, now_ms)
+
+
 def _on_locking_buckets(
     conn: sqlite3.Connection, buckets: dict[str, Bucket], where: str, params: list
 ) -> list[sqlite3.Row]:

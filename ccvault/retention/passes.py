@@ -21,6 +21,7 @@ from ccvault.config.model import Config
 from ccvault.host.events import Event, emit
 from ccvault.retention import candidates, pressure, spans
 from ccvault.retention.executor import Executor, Outcome, remove_leftovers
+from ccvault.retention.locks import release_lapsed_legal_holds
 from ccvault.retention.planner import DELETE, KEEP, Decision, Protection, over_quota, plan
 from ccvault.storage.volumes import Blocked, Volume, local_roots
 from ccvault.timefmt import utc_text
@@ -145,6 +146,7 @@ def run_pass(
     total = Outcome()
     started = time.monotonic()
     state = state if state is not None else PassState()
+    release_lapsed_legal_holds(executor.writer, config, now_ms)  # before the plan reads them
     for batch in plan_pass(conn, config, volumes, now_ms, executed=True, state=state):
         if executor.stopping.is_set():
             break
