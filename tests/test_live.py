@@ -33,7 +33,7 @@ from ccvault.config.loading import load
 from tests.conftest import Daemon, cli_json, event_ms, run_cli, wait_for, write_config
 from tests.live_client import Received, direct_arrivals, latencies
 from tests.peers import RtspServer
-from tests.test_web import chromium, screenshot  # noqa: F401 (chromium: a fixture, shared)
+from tests.test_web import DESKTOP, Browser, browser, collect_errors, screenshot  # noqa: F401 (browser: a fixture)
 
 SEGMENT_S = 2
 
@@ -231,14 +231,14 @@ def stored_until(site: Site, camera: str) -> int:
 
 @pytest.mark.slow
 def test_the_cameras_page_plays_each_camera_live_follows_its_state_and_opens_its_timeline(
-    chromium: Any,  # noqa: F811 (the fixture imported above)
+    browser: Browser,  # noqa: F811 (the fixture imported above)
     site: Site,
 ) -> None:
-    context = chromium.new_context(viewport={"width": 1280, "height": 800})
+    context = browser.browser.new_context(viewport=DESKTOP)
     errors: list[str] = []
     try:
         page = context.new_page()
-        page.on("pageerror", lambda exc: errors.append(str(exc)))
+        collect_errors(page, errors)
         page.goto(site.url + "/#/cameras")
         page.fill("#token", site.tokens["viewer"])
         page.click("form.signin button[type=submit]")
@@ -255,7 +255,7 @@ def test_the_cameras_page_plays_each_camera_live_follows_its_state_and_opens_its
         behind = float(video.get_attribute("data-behind") or "99")
         assert behind < 3.0, f"the page plays {behind} s behind the newest frame it holds"
         assert page.locator(".card[data-camera='yard'] video").count() == 0, "disabled: no live"
-        page.screenshot(path=str(screenshot("live-grid.png")))
+        screenshot(page, "live-grid")
         site.camera.stop()  # the camera goes away: its card says so, its picture waits
         try:
             page.wait_for_selector(f"{door} .state:not(.recording)", timeout=30_000)
