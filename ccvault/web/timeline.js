@@ -290,7 +290,7 @@ export class Timeline {
         const hold = band && this.rows.get(camera).data.holds
           .find((x) => String(x.id) === band.dataset.hold);
         if (hold) this.handlers.hold(hold, camera);
-        else this.handlers.pick(camera, from);
+        else this.handlers.pick(camera, withinMark(down.target, from));
       };
       track.addEventListener('pointermove', move);
       track.addEventListener('pointerup', up);
@@ -307,6 +307,15 @@ export function legend(rooms = false) {
   return h('p', { class: 'legend' },
     keys.map(([cls, key]) => h('span', {}, h('i', { class: cls }), t(key))),
     h('span', { class: 'hint' }, t('timeline_hint')));
+}
+
+/** A click on a motion mark lands inside its event: a short event's mark is drawn wider than
+ * its time (MIN_MARK_PX), and the moment under the pointer may be minutes past it. */
+function withinMark(target, ms) {
+  const mark = target.closest('.motion');
+  if (!mark) return ms;
+  const start = Number(mark.dataset.startMs);
+  return ms >= start && ms <= Number(mark.dataset.endMs) ? ms : start;
 }
 
 /** "1 person", "3 people": what a motion span's people count reads as. */
