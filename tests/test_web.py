@@ -787,6 +787,8 @@ def test_the_player_shows_a_picture_before_anything_is_clicked(page_for: Any, si
     assert "ready" in page.locator(".player .status").inner_text()
     page.locator(".player .controls").get_by_role("button", name="▶ Play").click()
     playing_between(page, at + 500, at + 10_000)
+    status = page.locator(".player .status").inner_text()
+    assert "ready" not in status and "playing" in status.lower(), status
 
 
 @pytest.mark.slow

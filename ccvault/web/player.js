@@ -41,6 +41,8 @@ export class Player {
       video.addEventListener('ended', () => this.ended(video));
       video.addEventListener('error', () => this.failed(video));
       video.addEventListener('play', () => {
+        // The cued picture's "ready: press Play" would stay under a playing picture.
+        if (this.cued && this.current) this.say(t('playing', { camera: this.current.camera }));
         this.cued = false;
         this.buttons();
       });
