@@ -430,19 +430,7 @@ def test_archived_segments_are_locked_and_held_and_purge_waits(
 
     # A hold on the first segment: a legal hold on its object; released: cleared.
     first, second = (rows[s.id][1] for s in seeded)
-    hold = cli.run(
-        config,
-        "hold",
-        "add",
-        "--camera",
-        "door",
-        "--from",
-        _utc(seeded[0].start_ms),
-        "--to",
-        _utc(seeded[0].end_ms),
-        "--reason",
-        "incident 7",
-    )
+    hold = _hold(cli, config, seeded[0], "--reason", "incident 7")
     assert hold.returncode == 0, hold.stderr
     legal = s3_client.get_object_legal_hold
     assert legal(Bucket=bucket, Key=first)["LegalHold"]["Status"] == "ON"
@@ -454,21 +442,7 @@ def test_archived_segments_are_locked_and_held_and_purge_waits(
     # A hold that ends by its own date is released by no one: the next pass takes the legal
     # hold off (else the object would stay undeletable past the privacy maximum).
     until_ms = int(time.time() * 1000) + 2000
-    dated = cli.run(
-        config,
-        "hold",
-        "add",
-        "--camera",
-        "door",
-        "--from",
-        _utc(seeded[1].start_ms),
-        "--to",
-        _utc(seeded[1].end_ms),
-        "--until",
-        _utc(until_ms),
-        "--reason",
-        "incident 8, two seconds",
-    )
+    dated = _hold(cli, config, seeded[1], "--until", _utc(until_ms), "--reason", "incident 8")
     assert dated.returncode == 0, dated.stderr
     assert legal(Bucket=bucket, Key=second)["LegalHold"]["Status"] == "ON"
     while time.time() * 1000 <= until_ms:
@@ -509,6 +483,12 @@ def test_archived_segments_are_locked_and_held_and_purge_waits(
     assert (json.loads(result.stdout)["deleted"], json.loads(result.stdout)["waiting"]) == (0, 2)
     assert _one_place(config, s3_client, bucket) == rows
     _plan_waits_for_locks(config, cli, seeded)
+
+
+def _hold(cli: Session, config: Path, segment: Any, *args: str) -> Any:
+    """`ccvault hold add` over one seeded segment of door."""
+    span = ("--from", _utc(segment.start_ms), "--to", _utc(segment.end_ms))
+    return cli.run(config, "hold", "add", "--camera", "door", *span, *args)
 
 
 def _plan_waits_for_locks(config: Path, cli: Session, seeded: list) -> None:

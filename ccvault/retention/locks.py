@@ -80,10 +80,7 @@ def sync_legal_holds(
             "s.start_ms < ? AND s.end_ms > ? AND s.state = 'ok'",
             [to_ms, from_ms],
         )
-        wanted = {
-            row["id"]: protected_now(conn, row["camera"], row["start_ms"], row["end_ms"], now_ms)
-            for row in rows
-        }
+        wanted = _held_now(conn, rows, now_ms)
     if not rows:
         return 0
     # An object archived before the catalog recorded locks: its lock as policy set it.
@@ -133,15 +130,18 @@ def release_lapsed_legal_holds(writer: CatalogWriter, config: Config, now_ms: in
     buckets = locking_buckets(config)
     with writer.reader() as conn:
         rows = _on_locking_buckets(conn, buckets, "k.legal_hold = 1 AND k.hold_wanted IS NULL", [])
-        lapsed = {
-            r["id"]: False
-            for r in rows
-            if not protected_now(conn, r["camera"], r["start_ms"], r["end_ms"], now_ms)
-        }
+        lapsed = {i: False for i, held in _held_now(conn, rows, now_ms).items() if not held}
     if not lapsed:
         return 0
     writer.locks.want_holds(lapsed, now_ms)
     return retry_legal_holds(writer, config, now_ms)
+
+
+def _held_now(conn: sqlite3.Connection, rows: list[sqlite3.Row], now_ms: int) -> dict[int, bool]:
+    """Each segment's legal hold as the catalog's holds and export pins say it must be now."""
+    return {
+        r["id"]: protected_now(conn, r["camera"], r["start_ms"], r["end_ms"], now_ms) for r in rows
+    }
 
 
 def _on_locking_buckets(
