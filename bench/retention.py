@@ -393,7 +393,7 @@ def child_plan(spec: dict[str, Any]) -> dict[str, Any]:
     out["rss_after"] = proc.memory_info().rss
     # Breakdown (untimed above): candidate rows the routine selection returns.
     if spec.get("breakdown"):
-        sc = candidates.scope(conn, conf, {v.name: v.role for v in vols})
+        sc = candidates.scope(conn, conf, vols)
         archives = pressure.archive_room(pressure.measure(conf, vols, conn, now))
         t = time.perf_counter()
         rows = sum(len(b) for b in candidates.routine(conn, sc, now, archives))

@@ -169,7 +169,7 @@ def test_object_locks_reach_the_planner_and_go_with_their_segment(
     assert lock_rows() == [(kept, 0, 1, 1, T0 + 5000), (gone, 0, None, 0, None)]
     writer.locks.hold_set(kept, True)
     assert lock_rows() == [(kept, 1, None, 0, None), (gone, 0, None, 0, None)]
-    scope = candidates.Scope({}, {"hot": "hot"}, {}, {})
+    scope = candidates.Scope({}, {"hot": "hot"}, {}, {}, frozenset({"hot"}))
     with writer.reader() as conn:
         c = candidates.at_instant(conn, scope, "door", T0 + 1)
     assert c is not None and (c.id, c.lock_until_ms, c.lock_mode, c.legal_hold) == (

@@ -12,7 +12,7 @@ from __future__ import annotations
 import difflib
 import json
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -724,6 +724,7 @@ def _archived(
         None if lock_days is None else NOW + _days(lock_days),
         None if lock_days is None else "compliance",
         legal_hold,
+        False,  # an object in the bucket: no file here
     )  # fmt: skip
 
 
@@ -743,6 +744,19 @@ def test_a_deletion_its_object_lock_forbids_waits_until_the_lock_ends() -> None:
     assert (later.action, later.rule, later.waits_for) == (DELETE, "max_days", None)
     assert decide(_archived(40, -1), TABLE_POLICY, (), NOW, ArchiveRoom()).action == DELETE
     assert decide(_archived(40, None), TABLE_POLICY, (), NOW, ArchiveRoom()).action == DELETE
+
+
+def test_an_archived_object_is_never_proposed_for_thinning_a_file_here_is() -> None:
+    """Thinning cuts a keyframes-only copy from the file: an object in a bucket is not
+    proposed (the executor could only skip it, and a dry run would show a thinning that never
+    happens), neither by the routine rule nor by pressure's step 2."""
+    pol = Policy.from_settings(RetentionSettings(thin_after_days=3))
+    on_bucket = _archived(10, None)  # idle, past thin_after_days, short of continuous_days
+    assert decide(on_bucket, pol, (), NOW, ArchiveRoom()).action == KEEP
+    assert not PRESSURE_STEPS[1].applies(on_bucket, pol, NOW)
+    in_a_file = replace(on_bucket, files_here=True)
+    assert decide(in_a_file, pol, (), NOW, ArchiveRoom()).action == THIN
+    assert PRESSURE_STEPS[1].applies(in_a_file, pol, NOW)
 
 
 def test_a_legal_hold_still_on_the_object_waits_with_no_date() -> None:

@@ -177,7 +177,7 @@ def explain(app: App, camera: str, at: str, as_json: bool) -> None:
     now_ms = app.clock.wall_ms()
     volumes = _volumes(app)
     with app.writer.reader() as conn:
-        sc = candidates.scope(conn, app.config, {v.name: v.role for v in volumes})
+        sc = candidates.scope(conn, app.config, volumes)
         if camera not in sc.camera_ids:
             app.camera(camera)  # not in the config either: exit 3 saying so
         seg = candidates.at_instant(conn, sc, camera, at_ms) if camera in sc.camera_ids else None

@@ -17,6 +17,7 @@ from ccvault.catalog.dialect import indexed_by
 from ccvault.catalog.nodes import own_volume_names
 from ccvault.config.model import Config
 from ccvault.retention.planner import AccessCover, ArchiveRoom, Candidate, Policy, Protection
+from ccvault.storage.volumes import Volume
 
 BATCH = 2000
 CANDIDATE_COLUMNS = """
@@ -34,30 +35,34 @@ IDLE = "s.activity = 0 AND s.analysis IN (1, 2)"
 
 @dataclass(frozen=True, slots=True)
 class Scope:
-    """What a pass may touch: each camera's policy, and the volumes (name → role) usable now."""
+    """What a pass may touch: each camera's policy, and the volumes (name → role) usable now,
+    with those whose footage is files on this node (the others are buckets)."""
 
     policies: dict[str, Policy]
     roles: dict[str, str]
     camera_ids: dict[str, int]
     volume_ids: dict[str, int]
+    files_here: frozenset[str]
 
 
-def scope(conn: sqlite3.Connection, config: Config, available: dict[str, str]) -> Scope:
+def scope(conn: sqlite3.Connection, config: Config, usable: list[Volume]) -> Scope:
     """Cameras the catalog knows (a camera removed from the config keeps the global policy:
     its footage must still expire) and the available volumes the catalog knows that are this
     node's: footage on another node's volumes is that node's to keep or purge."""
     cameras = dict(conn.execute("SELECT name, id FROM cameras").fetchall())
     own = own_volume_names(conn, config.node.name)  # another node's footage is never ours
+    roles = {v.name: v.role for v in usable}
     volumes = {
         n: i
         for n, i in conn.execute("SELECT name, id FROM volumes").fetchall()
-        if n in available and n in own
+        if n in roles and n in own
     }
     policies = {name: Policy.from_settings(config.retention_for(name)) for name in cameras}
-    return Scope(policies, {n: available[n] for n in volumes}, cameras, volumes)
+    files = frozenset(v.name for v in usable if v.path is not None)
+    return Scope(policies, {n: roles[n] for n in volumes}, cameras, volumes, files)
 
 
-def _candidate(row: sqlite3.Row, roles: dict[str, str]) -> Candidate:
+def _candidate(row: sqlite3.Row, sc: Scope) -> Candidate:
     return Candidate(
         row["id"],
         row["camera"],
@@ -68,10 +73,11 @@ def _candidate(row: sqlite3.Row, roles: dict[str, str]) -> Candidate:
         bool(row["activity"]),
         row["analysis"] in (1, 2),
         row["thinned_ms"] is not None,
-        roles.get(row["volume"], "archive"),
+        sc.roles.get(row["volume"], "archive"),
         row["retain_until_ms"],
         row["lock_mode"],
         bool(row["legal_hold"]),
+        row["volume"] in sc.files_here,
     )
 
 
@@ -92,7 +98,7 @@ def _pages(
         ).fetchall()
         if not rows:
             return
-        yield [_candidate(r, sc.roles) for r in rows]
+        yield [_candidate(r, sc) for r in rows]
         after = (rows[-1]["start_ms"], rows[-1]["id"])
 
 
@@ -187,7 +193,7 @@ def at_instant(conn: sqlite3.Connection, sc: Scope, camera: str, at_ms: int) -> 
         " ORDER BY s.start_ms DESC LIMIT 1",
         (camera, at_ms, at_ms, at_ms),
     ).fetchone()
-    return _candidate(row, sc.roles) if row else None
+    return _candidate(row, sc) if row else None
 
 
 def usage(conn: sqlite3.Connection) -> tuple[dict[str, int], dict[str, int]]:

@@ -73,7 +73,7 @@ def plan_pass(
     disk pressure. `executed`: each batch is carried out before the next is planned (so
     usage counters already reflect earlier deletions)."""
     state = state if state is not None else PassState()
-    sc = candidates.scope(conn, config, {v.name: v.role for v in volumes if v.available})
+    sc = candidates.scope(conn, config, [v for v in volumes if v.available])
     protections = candidates.protections(conn)
     covers = candidates.access_covers(conn, config, now_ms)
     spaces = pressure.measure(config, volumes, conn, now_ms)
@@ -196,7 +196,7 @@ def run_pressure(
     spaces = pressure.measure(config, volumes, conn, now_ms)
     if not any(s.need()[0] > 0 for s in spaces.values()):
         return state
-    sc = candidates.scope(conn, config, {v.name: v.role for v in volumes if v.available})
+    sc = candidates.scope(conn, config, [v for v in volumes if v.available])
     found = pressure.plan(
         conn, sc, spaces, candidates.protections(conn), now_ms, pressure.archive_room(spaces), set()
     )

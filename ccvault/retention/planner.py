@@ -94,10 +94,18 @@ class Candidate:
     lock_until_ms: int | None = None
     lock_mode: str | None = None  # governance | compliance
     legal_hold: bool = False  # as last set on the object (a release not taken yet: still on)
+    files_here: bool = True  # False: an object in a bucket, not a file on this node's disks
 
     @property
     def idle(self) -> bool:
         return self.analysed and not self.activity
+
+    @property
+    def thinnable(self) -> bool:
+        """Idle, not thinned yet, and a file here: the keyframes-only copy is cut from the
+        file, so an archived object is never proposed (a plan the executor could only skip
+        would show a dry run a thinning that never happens)."""
+        return self.idle and not self.thinned and self.files_here
 
 
 @dataclass(frozen=True, slots=True)
@@ -308,9 +316,7 @@ ROUTINE_RULES: tuple[RoutineRule, ...] = (
     ),
     RoutineRule(
         "thin_after_days",
-        lambda c, p, now: (
-            c.idle and not c.thinned and p.thin_after_ms > 0 and c.end_ms <= now - p.thin_after_ms
-        ),
+        lambda c, p, now: c.thinnable and p.thin_after_ms > 0 and c.end_ms <= now - p.thin_after_ms,
         THIN,
     ),
     RoutineRule(
@@ -323,7 +329,7 @@ def _next_change(c: Candidate, p: Policy, now_ms: int) -> int:
     """When a kept segment's fate changes next by time alone (a migration already due but
     without room is retried every pass, so it is not a future time)."""
     times = [c.start_ms + p.max_ms, c.end_ms + (p.continuous_ms if c.idle else p.motion_ms)]
-    if c.idle and not c.thinned and p.thin_after_ms:
+    if c.thinnable and p.thin_after_ms:
         times.append(c.end_ms + p.thin_after_ms)
     if c.role == "hot":
         times.append(c.end_ms + p.hot_ms)
@@ -401,7 +407,7 @@ class PressureStep:
 # The fixed order in which a volume under its reserve is freed (oldest first within a step).
 PRESSURE_STEPS: tuple[PressureStep, ...] = (
     PressureStep(1, MIGRATE, lambda c, p, now: True),
-    PressureStep(2, THIN, lambda c, p, now: c.idle and not c.thinned and p.thin_after_ms > 0),
+    PressureStep(2, THIN, lambda c, p, now: c.thinnable and p.thin_after_ms > 0),
     PressureStep(3, DELETE, lambda c, p, now: c.idle and c.end_ms <= now - p.min_ms),
     PressureStep(4, DELETE, lambda c, p, now: not c.idle and c.end_ms <= now - p.min_ms),
     PressureStep(5, DELETE, lambda c, p, now: c.idle, premature=True),
