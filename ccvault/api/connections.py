@@ -19,14 +19,20 @@ Two guards close that:
 * `RequestTimeoutProtocol`, uvicorn's h11 protocol (passed as `Config(http=...)`): a request's
   headers and body must arrive within `request_timeout_seconds` of its first byte — or of the
   connection, for the first request — however slowly bytes trickle in. An idle keep-alive
-  connection is uvicorn's own `timeout_keep_alive`.
+  connection is uvicorn's own `timeout_keep_alive`. The other way round, a client that
+  takes none of an answer for `stall_timeout_seconds` (asyncio has paused writing to it all
+  that time: its receive window and our buffers are full) is aborted: a download, a segment
+  or a live stream to a reader that stopped would otherwise hold its connection, its open
+  file and the task sending it for ever. One guard for every route, at the transport.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import ipaddress
 import socket
+import struct
 import threading
 import time
 from collections import Counter
@@ -223,7 +229,21 @@ class Listener(socket.socket):
             conn.close()
 
 
-DROPPED = Tally("http.connections_dropped")  # by reason: headers, body (too slow), evicted
+DROPPED = Tally("http.connections_dropped")  # by reason: headers, body, evicted, stalled
+
+
+def reset(transport: asyncio.BaseTransport) -> None:
+    """End a connection at once with a reset, unsent bytes discarded here and in the kernel: a
+    plain abort closes the socket, but the kernel goes on offering its full send buffer (up
+    to MiBs) to a client whose window stays shut, for minutes — memory a few stalled clients
+    could pin."""
+    sock = transport.get_extra_info("socket")
+    if sock is not None:
+        with contextlib.suppress(OSError):
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+    transport.abort()
+
+
 # In each request's scope["state"]: a callable that ends its connection at once, unsent bytes
 # discarded. A response to a client that stopped reading (a live viewer dropped) needs it: a
 # close() waits for the buffered bytes to go out, which a stalled client never lets happen.
@@ -234,10 +254,17 @@ class RequestTimeoutProtocol(H11Protocol):
     """uvicorn's h11 protocol, plus a deadline for each request's headers and body."""
 
     def __init__(
-        self, *args: Any, request_timeout_s: float, arrivals: Arrivals, **kwargs: Any
+        self,
+        *args: Any,
+        request_timeout_s: float,
+        stall_timeout_s: float,
+        arrivals: Arrivals,
+        **kwargs: Any,
     ) -> None:
         super().__init__(*args, **kwargs)
         self.request_timeout_s = request_timeout_s
+        self.stall_timeout_s = stall_timeout_s
+        self._stall: asyncio.TimerHandle | None = None
         self.arrivals = arrivals
         self.client_key = "unknown"
         self.fd = -1
@@ -246,7 +273,7 @@ class RequestTimeoutProtocol(H11Protocol):
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         super().connection_made(transport)
-        self.app_state = {**self.app_state, ABORT: transport.abort}  # copied into each scope
+        self.app_state = {**self.app_state, ABORT: lambda: reset(transport)}  # into each scope
         self.client_key = client_key(self.client) if self.client else "unknown"
         sock = transport.get_extra_info("socket")
         self.fd = sock.fileno() if sock is not None else -1  # the listener's key for it
@@ -263,7 +290,30 @@ class RequestTimeoutProtocol(H11Protocol):
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._cancel()
+        self._unstall()
         super().connection_lost(exc)
+
+    def pause_writing(self) -> None:
+        """The client takes nothing more for now: it has stall_timeout_s to take some."""
+        super().pause_writing()
+        if self._stall is None:
+            self._stall = self.loop.call_later(self.stall_timeout_s, self._stalled)
+
+    def resume_writing(self) -> None:
+        super().resume_writing()
+        self._unstall()
+
+    def _unstall(self) -> None:
+        if self._stall is not None:
+            self._stall.cancel()
+            self._stall = None
+
+    def _stalled(self) -> None:
+        """Aborted, not closed: a close waits for the buffered bytes to go out, which a
+        stalled client never lets happen."""
+        self._stall = None
+        DROPPED.add("stalled")
+        reset(self.transport)
 
     def _arriving(self) -> bool:
         """A request is on its way: headers begun but not complete, or a body unfinished."""

@@ -107,6 +107,7 @@ class ApiServer:
             http=functools.partial(  # type: ignore[arg-type]
                 RequestTimeoutProtocol,
                 request_timeout_s=http.request_timeout_seconds,
+                stall_timeout_s=http.stall_timeout_seconds,
                 arrivals=self.arrivals,
             ),
             timeout_keep_alive=http.idle_timeout_seconds,  # type: ignore[arg-type]

@@ -380,6 +380,15 @@ class HttpConfig(Model):
     idle_timeout_seconds: float = Field(
         5.0, ge=1, le=300, description="An idle keep-alive connection is closed after this long."
     )
+    stall_timeout_seconds: float = Field(
+        120.0,
+        ge=1,
+        le=3600,
+        description="A client that takes none of an answer for this long (a download, a "
+        "segment, live view: its receive window stays full) is disconnected, so a stalled "
+        "reader cannot hold a connection, a file and a worker for ever; a player resumes with "
+        "a range request.",
+    )
     max_body_bytes: int = Field(
         65536,
         ge=1024,

@@ -32,6 +32,7 @@ RESTART_ONLY = (
     "http.max_connections_per_client",
     "http.request_timeout_seconds",
     "http.idle_timeout_seconds",
+    "http.stall_timeout_seconds",
     "motion.workers",
     "access.mqtt",
     "access.file",

@@ -3,19 +3,24 @@ exhausted the daemon's descriptors: uvicorn waits for headers for ever, and acce
 connections as come. Now each request must arrive within `request_timeout_seconds` of its first
 byte however it trickles (`api.connections.RequestTimeoutProtocol`), and connections past
 `max_connections` — or past `max_connections_per_client` from one address — are closed as they
-are accepted (`api.connections.Listener`)."""
+are accepted (`api.connections.Listener`). The other way round, a client that stops taking an
+answer is aborted after `stall_timeout_seconds` (`RequestTimeoutProtocol.pause_writing`)."""
 
 from __future__ import annotations
 
 import socket
+import sqlite3
+import struct
+import subprocess
 import time
 from pathlib import Path
 
 import httpx
+import imageio_ffmpeg
 
 from ccvault.api.connections import client_key
 from tests.api_peer import Api, closed_by_server, connect, read_reply, serve, with_http
-from tests.conftest import wait_for, write_config
+from tests.conftest import run_cli, wait_for, write_config
 
 CAMERAS = [{"name": "door", "url": "demo://", "enabled": False}]
 
@@ -105,3 +110,48 @@ def test_slow_connections_cannot_keep_a_prompt_client_out(tmp_path: Path) -> Non
     assert client_key(("2001:db8:1:2::1", 1)) == client_key(("2001:db8:1:2:ffff::9", 2))
     assert client_key(("::ffff:127.0.0.1", 1)) == client_key(("127.0.0.1", 2))
     assert client_key(("2001:db8:1:3::1", 1)) != client_key(("2001:db8:1:2::1", 1))
+
+
+def tcp_state(sock: socket.socket) -> int:
+    """The connection's TCP state as the kernel keeps it (1: established), read without
+    taking any of the bytes waiting in it."""
+    return struct.unpack("B", sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_INFO, 1))[0]
+
+
+def noisy_segment(tmp_path: Path, config: Path) -> int:
+    """One catalogued segment of several MiB (1080p noise: more than the kernel's socket
+    buffers hold, so a reader that stops leaves the server with bytes it cannot send)."""
+    clip = tmp_path / "noise.mp4"
+    subprocess.run(
+        [imageio_ffmpeg.get_ffmpeg_exe(), "-loglevel", "error", "-f", "lavfi", "-i",
+         "testsrc2=size=1920x1080:rate=15,noise=alls=60:allf=t", "-t", "4", "-c:v", "libx264",
+         "-preset", "ultrafast", "-g", "15", "-bf", "0", "-pix_fmt", "yuv420p", str(clip)],
+        check=True,
+    )  # fmt: skip
+    assert clip.stat().st_size > 6 << 20, clip.stat().st_size
+    done = run_cli(config, "import", "--camera", "door", "--start", "-1h", str(clip))
+    assert done.returncode == 0, done.stderr
+    with sqlite3.connect(config.parent / "catalog.sqlite") as conn:
+        return conn.execute("SELECT id FROM segments ORDER BY bytes DESC LIMIT 1").fetchone()[0]
+
+
+def test_a_client_that_stops_reading_a_download_is_disconnected(tmp_path: Path) -> None:
+    config = with_http(write_config(tmp_path, CAMERAS, segment_seconds=10), stall_timeout_seconds=1)
+    segment = noisy_segment(tmp_path, config)
+    with serve(config) as api:
+        host, port = api.url.removeprefix("http://").split(":")
+        sock = socket.socket()
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)  # a small window, soon full
+        sock.connect((host, int(port)))
+        sock.sendall(
+            f"GET /api/segments/{segment}/file HTTP/1.1\r\nHost: {host}\r\n"
+            f"Authorization: Bearer {api.tokens['viewer']}\r\n\r\n".encode()
+        )
+        assert sock.recv(12) == b"HTTP/1.1 200"
+        # Nothing more is read: the server gives up on the connection (a reset), it does not
+        # keep the file and the task sending it for ever.
+        wait_for(lambda: tcp_state(sock) != 1, 60, what="the stalled download cut off")
+        sock.close()
+        # A client that reads is served the whole file.
+        got = api.client("viewer").get(f"/api/segments/{segment}/file")
+        assert got.status_code == 200 and len(got.content) > 6 << 20
