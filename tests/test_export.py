@@ -11,6 +11,7 @@ import json
 import shutil
 import sqlite3
 import stat
+import subprocess
 import tarfile
 import time
 from dataclasses import dataclass
@@ -96,6 +97,14 @@ def make_site(root: Path, segments: int = 6) -> Site:
     return Site(root, config, base, root / "exports", share)
 
 
+def export_cli(
+    site: Site, camera: str, start: str, end: str, out: Path | str, reason: str, *extra: str
+) -> subprocess.CompletedProcess[str]:
+    """`ccvault export` of one camera's range into `out`, as an operator types it."""
+    return run_cli(site.config, "export", "--camera", camera, "--from", start, "--to", end,
+                   "--out", str(out), "--reason", reason, *extra)  # fmt: skip
+
+
 @pytest.fixture(scope="module")
 def site(tmp_path_factory: pytest.TempPathFactory) -> Site:
     return make_site(tmp_path_factory.mktemp("export"))
@@ -105,21 +114,7 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Site:
 def bundle(site: Site) -> tuple[Path, dict[str, Any]]:
     """One CLI export of [2.5 s, 17.5 s): five segments, the clip from the keyframe at 2 s."""
     out = site.exports / "incident-42"
-    result = run_cli(
-        site.config,
-        "export",
-        "--camera",
-        "door",
-        "--from",
-        site.at(2.5),
-        "--to",
-        site.at(17.5),
-        "--out",
-        str(out),
-        "--reason",
-        "incident 42",
-        "--json",
-    )
+    result = export_cli(site, "door", site.at(2.5), site.at(17.5), out, "incident 42", "--json")
     assert result.returncode == 0, result.stderr
     return out, json.loads(result.stdout)
 
@@ -318,52 +313,13 @@ def test_destinations_outside_the_export_dirs_are_refused(site, tmp_path) -> Non
         site.exports / "taken",
     ]
     for out in refused:
-        result = run_cli(
-            site.config,
-            "export",
-            "--camera",
-            "door",
-            "--from",
-            site.at(0),
-            "--to",
-            site.at(8),
-            "--out",
-            str(out),
-            "--reason",
-            "r",
-        )
+        result = export_cli(site, "door", site.at(0), site.at(8), out, "r")
         assert result.returncode == 4, (out, result.stderr)
         assert "ccvault: error: --out:" in result.stderr, result.stderr
     assert not list(outside.iterdir())
-    long = run_cli(
-        site.config,
-        "export",
-        "--camera",
-        "door",
-        "--from",
-        "-3h",
-        "--to",
-        "now",
-        "--out",
-        str(site.exports / "long"),
-        "--reason",
-        "r",
-    )
+    long = export_cli(site, "door", "-3h", "now", site.exports / "long", "r")
     assert long.returncode == 4 and "--to:" in long.stderr and "max_hours" in long.stderr
-    unknown = run_cli(
-        site.config,
-        "export",
-        "--camera",
-        "gate",
-        "--from",
-        site.at(0),
-        "--to",
-        site.at(8),
-        "--out",
-        str(site.exports / "g"),
-        "--reason",
-        "r",
-    )
+    unknown = export_cli(site, "gate", site.at(0), site.at(8), site.exports / "g", "r")
     assert unknown.returncode == 3, unknown.stderr
     with site.catalog() as conn:  # nothing refused was recorded or pinned
         assert conn.execute("SELECT COUNT(*) FROM export_pins").fetchone()[0] == 0
@@ -403,20 +359,7 @@ def test_a_copy_that_differs_from_the_catalog_fails_the_export(tmp_path) -> None
         path = conn.execute("SELECT path FROM segments WHERE id = 2").fetchone()[0]
     _flip(site.root / "hot" / path)
     out = site.exports / "broken"
-    result = run_cli(
-        site.config,
-        "export",
-        "--camera",
-        "door",
-        "--from",
-        site.at(0),
-        "--to",
-        site.at(12),
-        "--out",
-        str(out),
-        "--reason",
-        "r",
-    )
+    result = export_cli(site, "door", site.at(0), site.at(12), out, "r")
     assert result.returncode == 1 and "segment 2" in result.stderr, result.stderr
     assert not out.exists() and not list(site.exports.glob(".*"))  # no half bundle anywhere
     with site.catalog() as conn:
@@ -447,19 +390,8 @@ def test_resume_redoes_an_interrupted_job_and_expiry_spares_allowed_dirs(site) -
         )
         assert job["state"] == "done", job
         assert not partial.exists() and verify(site, final).returncode == 0
-        shared = run_cli(
-            site.config,
-            "export",
-            "--camera",
-            "door",
-            "--from",
-            site.at(0),
-            "--to",
-            site.at(4),
-            "--out",
-            str(site.share / "court"),
-            "--reason",
-            "handed over",
+        shared = export_cli(
+            site, "door", site.at(0), site.at(4), site.share / "court", "handed over"
         )
         assert shared.returncode == 0, shared.stderr
         old = time.time_ns() // 1_000_000 - 2 * 86_400_000
@@ -567,21 +499,7 @@ def test_the_exports_list_says_who_what_when_why_where_and_whether_it_still_veri
     records the result; a bundle changed afterwards is listed as such and fails the check."""
     site = make_site(tmp_path)
     cli_out = site.exports / "incident-7"
-    made = run_cli(
-        site.config,
-        "export",
-        "--camera",
-        "door",
-        "--from",
-        site.at(0),
-        "--to",
-        site.at(8),
-        "--out",
-        str(cli_out),
-        "--reason",
-        "incident 7",
-        "--json",
-    )
+    made = export_cli(site, "door", site.at(0), site.at(8), cli_out, "incident 7", "--json")
     assert made.returncode == 0, made.stderr
     cli_export = json.loads(made.stdout)
     jobs, writer = site.jobs()
