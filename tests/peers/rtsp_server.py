@@ -12,8 +12,9 @@ Each mount path serves a live ``videotestsrc pattern=ball`` (a moving ball, so
 motion detection has something to see), encoded with x264enc (or x265enc) with
 no B-frames and a fixed keyframe interval, payloaded as RTP.
 
-Once the server is listening, one line ``READY rtsp://127.0.0.1:PORT/path`` is
-printed to stdout (one per path, flushed). SIGTERM / SIGINT stop it cleanly
+Once the server is listening — and, for a shared live path, once that path is
+streaming — one line ``READY rtsp://127.0.0.1:PORT/path`` is printed to stdout (one
+per path, flushed). SIGTERM / SIGINT stop it cleanly
 with exit code 0. With ``--exit-on-stdin-eof`` it also exits when its stdin is
 closed, so a parent that dies without cleaning up never leaks a server.
 """
@@ -24,6 +25,7 @@ import argparse
 import ctypes
 import signal
 import sys
+from collections.abc import Callable
 
 import gi
 
@@ -33,6 +35,7 @@ gi.require_version("GstRtspServer", "1.0")
 from gi.repository import GLib, Gst, GstRtsp, GstRtspServer  # noqa: E402
 
 ROLE = "ccvault-test"
+LIVE_TIMEOUT_S = 10  # from listening to every shared path streaming
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -163,6 +166,73 @@ def setup_auth(
     return perms
 
 
+def keep_live(
+    urls: list[str],
+    user: str | None,
+    password: str | None,
+    ready: Callable[[], None],
+    failed: Callable[[str], None],
+) -> list[Gst.Pipeline]:
+    """Play every shared path from inside the server, and call ``ready`` once each streams.
+
+    Like a real camera, whose encoder never stops, each shared media is then already
+    playing when a test's clients arrive. Without this, gst-rtsp-server 1.22 races
+    concurrent first clients of one shared media: a PLAY that comes before the new
+    pipeline has sent its first segment aborts the server (``gst_rtsp_media_get_rates:
+    assertion failed``), and one caught mid-preparation is refused (a 455, which ffmpeg
+    reports as "Operation not permitted"). Seen in two of six full test runs; six
+    concurrent clients on each of four servers at once hit it 3 times in 100 tries
+    before, 0 in 260 after.
+    """
+    waiting = set(urls)
+
+    def streaming(url: str) -> bool:
+        waiting.discard(url)
+        if not waiting:
+            ready()
+        return GLib.SOURCE_REMOVE
+
+    def first_buffer(url: str) -> Callable[..., Gst.PadProbeReturn]:
+        def probe(_pad: Gst.Pad, _info: Gst.PadProbeInfo) -> Gst.PadProbeReturn:
+            GLib.idle_add(streaming, url)  # from a streaming thread to the main loop
+            return Gst.PadProbeReturn.REMOVE
+
+        return probe
+
+    pipelines = []
+    for url in urls:
+        pipe = Gst.Pipeline.new(None)
+        src = Gst.ElementFactory.make("rtspsrc")
+        sink = Gst.ElementFactory.make("fakesink")
+        src.set_property("location", url)
+        src.set_property("protocols", GstRtsp.RTSPLowerTrans.TCP)
+        if user is not None:
+            src.set_property("user-id", user)
+            src.set_property("user-pw", password)
+        sink.set_property("sync", False)
+        pipe.add(src)
+        pipe.add(sink)
+        src.connect("pad-added", lambda _src, pad, sink=sink: pad.link(sink.get_static_pad("sink")))
+        sink.get_static_pad("sink").add_probe(Gst.PadProbeType.BUFFER, first_buffer(url))
+        pipe.get_bus().add_signal_watch()
+        pipe.get_bus().connect(
+            "message::error",
+            lambda _bus, msg, url=url: failed(
+                f"{url} does not stream: {msg.parse_error()[0].message}"
+            ),
+        )
+        pipe.set_state(Gst.State.PLAYING)
+        pipelines.append(pipe)
+
+    def too_slow() -> bool:
+        if waiting:
+            failed(f"no picture within {LIVE_TIMEOUT_S} s from {sorted(waiting)}")
+        return GLib.SOURCE_REMOVE
+
+    GLib.timeout_add_seconds(LIVE_TIMEOUT_S, too_slow)
+    return pipelines
+
+
 def main(argv: list[str] | None = None) -> int:
     a = parse_args(argv)
     Gst.init(None)
@@ -221,10 +291,25 @@ def main(argv: list[str] | None = None) -> int:
         )
 
     port = server.get_bound_port()
-    for path in a.paths:
-        print(f"READY rtsp://127.0.0.1:{port}{path}", flush=True)
+    urls = [f"rtsp://127.0.0.1:{port}{path}" for path in a.paths]
+
+    def ready() -> None:
+        for url in urls:
+            print(f"READY {url}", flush=True)
+
+    problems: list[str] = []
+
+    def failed(why: str) -> None:
+        problems.append(why)
+        print(f"error: {why}", file=sys.stderr, flush=True)
+        loop.quit()
+
+    # The pipelines that keep the shared paths live: held here for the server's life.
+    live = keep_live(urls, a.user, a.password, ready, failed) if a.shared and not a.file else None
+    if live is None:
+        ready()
     loop.run()
-    return 0
+    return 1 if problems else 0
 
 
 if __name__ == "__main__":
