@@ -14,8 +14,8 @@ What it measures
     - CPU: user + system time of the daemon's process tree (the daemon and its ffmpeg
       recorder; this process's clients excluded) over a window of `--seconds`, as % of one
       core; per viewer = (CPU with N viewers − CPU with none) / N. Baseline: the same
-      recording with `[recording] live_view = false` (no second output), so the live output's
-      own cost with no viewer is the difference.
+      recording with `[recording] live_view = false` (viewers refused); with no viewer the two
+      do the same work (live view reads the segment files only while someone watches).
     Target (the issue): ≤ 3 s behind on loopback.
 
 Run: `.venv/bin/python bench/live.py [--quick] [--seconds S]` (`--quick`: 8 s windows).
@@ -158,7 +158,7 @@ def main() -> int:
     rtsp = f"rtsp://127.0.0.1:{camera.port}/cam"
     results = []
     try:
-        # Baseline: the same recording without the live output ([recording] live_view = false).
+        # Baseline: the same recording with live viewers refused ([recording] live_view = false).
         # Each daemon gets a directory of its own: a daemon started again on the same catalog
         # spends several % of a core in one thread for its first minute (seen, not live view's).
         config, token = setup(WORK / "off", rtsp, "live_view = false\n")

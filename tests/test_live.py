@@ -25,7 +25,6 @@ from typing import Any
 
 import av
 import httpx
-import psutil
 import pytest
 
 from ccvault.catalog.audit import audit_log
@@ -106,9 +105,9 @@ def decoded_frames(data: bytes) -> list[Any]:
 def test_the_live_stream_is_an_init_segment_then_fragments_that_decode(site: Site) -> None:
     received, thread = watch(site, "door")
     wait_for(
-        lambda: sum(k == b"moof" for _, k, _ in received.arrivals) >= 15,
+        lambda: sum(k == b"moof" for _, k, _ in received.arrivals) >= 25,
         30,
-        what="15 live fragments",
+        what="25 live fragments (5 s: the stream runs on over two segment files or more)",
     )
     received.stop.set()
     thread.join(10)
@@ -273,9 +272,7 @@ def test_the_cameras_page_plays_each_camera_live_follows_its_state_and_opens_its
     assert not errors, errors
 
 
-def test_live_view_off_adds_no_output_to_the_recorder_and_the_api_says_so(
-    tmp_path: Path, daemon_factory: Any
-) -> None:
+def test_live_view_off_is_refused_by_the_api(tmp_path: Path, daemon_factory: Any) -> None:
     config = write_config(tmp_path, [{"name": "door", "url": "demo://?fps=5"}])
     config.write_text(
         config.read_text().replace("[recording]\n", "[recording]\nlive_view = false\n")
@@ -284,8 +281,6 @@ def test_live_view_off_adds_no_output_to_the_recorder_and_the_api_says_so(
     daemon = daemon_factory(config)
     url = daemon.wait_event("http.listening", 10)["url"]
     daemon.wait_event("camera.state", 60, camera="door", new="recording")
-    recorders = [psutil.Process(pid).cmdline() for pid in daemon.recorder_pids()]
-    assert recorders and not any("fifo" in argv for argv in recorders), recorders
     off = httpx.get(
         f"{url}/api/cameras/door/live", headers={"authorization": f"Bearer {token}"}, timeout=10
     )

@@ -282,9 +282,9 @@ class RecordingConfig(Model):
     )
     live_view: bool = Field(
         True,
-        description="Each recorder also copies its video out as fragmented MP4 for live "
-        "viewers (GET /api/cameras/NAME/live, the web page's cameras); false saves that "
-        "second output's small cost on every camera, viewed or not.",
+        description="Live viewers (GET /api/cameras/NAME/live, the web page's cameras) are "
+        "served the segment file each recorder is writing, read as it grows; false "
+        "refuses them. Costs nothing while nobody watches.",
     )
 
 

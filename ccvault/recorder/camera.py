@@ -12,7 +12,6 @@ healthy minute, and never give up. All timers use the monotonic clock.
 from __future__ import annotations
 
 import collections
-import contextlib
 import fcntl
 import functools
 import os
@@ -33,6 +32,7 @@ from ccvault.host.children import die_with_parent
 from ccvault.host.clock import Clock
 from ccvault.host.logs import REDACTOR
 from ccvault.recorder.ffmpeg import MP4_AUDIO, feeder_argv, needs_feeder, recorder_argv
+from ccvault.recorder.live import LiveRelay
 from ccvault.recorder.pump import OutputPump
 from ccvault.recorder.states import CameraState, check_transition
 from ccvault.storage.media import SUPPORTED_CODECS
@@ -48,13 +48,11 @@ FAIL_MARGIN_S = 1.0
 MIN_FAIL_AFTER_S = 2.0
 STOP_GRACE_S = 10.0
 STREAM_LINE = re.compile(r"Stream #0:\d+.*?: (Video|Audio): (\w+)")
-OPENING = re.compile(r"Opening '.*?(\d+)\.mp4' for writing")
+OPENING = re.compile(r"Opening '(.*?(\d+)\.mp4)' for writing")
 NOISY = re.compile(
     r"error|fail|invalid|refused|unauthori[sz]ed|timed? ?out|not found|denied", re.IGNORECASE
 )
 StateListener = Callable[[str, CameraState, int, str], None]
-LiveSink = Callable[[str, int], None]  # (camera, read end of a run's live pipe): it owns the fd
-LIVE_PIPE_BYTES = 1024 * 1024  # the live pipe's buffer: a few seconds of video of headroom
 
 
 @dataclass
@@ -89,11 +87,11 @@ class CameraRecorder:
         on_state: StateListener,
         wake_ingest: Callable[[], None] = lambda: None,
         pump: OutputPump | None = None,
-        live: LiveSink | None = None,
+        live: LiveRelay | None = None,
     ) -> None:
         self.camera = camera
         self.pump = pump or OutputPump()  # the supervisor's, shared by all its recorders
-        self.live = live  # takes each run's live view pipe (None: no live output)
+        self.live = live  # told each segment file ffmpeg opens (None: live view is off)
         self.ffmpeg = ffmpeg
         self.segment_seconds = segment_seconds
         self.offline_after = offline_after
@@ -231,7 +229,6 @@ class CameraRecorder:
         self.run_dir.mkdir(parents=True, exist_ok=True)
         source = self.camera.source_url()
         REDACTOR.update([self.camera.secret() or ""])
-        live_r, live_w = self._live_pipe()
         argv = recorder_argv(
             self.ffmpeg,
             self.camera,
@@ -239,7 +236,6 @@ class CameraRecorder:
             self.segment_seconds,
             self.run_dir,
             self.audio_codec,
-            live_w,
         )
         self._copying_audio = self.camera.audio and (
             self.audio_codec is None or self.audio_codec in MP4_AUDIO
@@ -258,26 +254,17 @@ class CameraRecorder:
             stdin = self._feeder.stdout  # type: ignore[assignment]
             self.pump.add(self._feeder.stderr, self._on_feeder_line)
         assert self._lock_fd is not None
-        try:
-            self._proc = subprocess.Popen(
-                argv,
-                stdin=stdin,
-                stdout=subprocess.PIPE,
-                stderr=subprocess.PIPE,
-                # Own session: a signal to the daemon's process group must not reach ffmpeg
-                # too (a second signal makes it drop the open segment).
-                pass_fds=(self._lock_fd, *([live_w] if live_w is not None else [])),
-                preexec_fn=die_with_us,
-                start_new_session=True,
-            )
-        except BaseException:
-            for fd in (live_r, live_w):
-                if fd is not None:
-                    os.close(fd)
-            raise
-        if live_r is not None and live_w is not None and self.live is not None:
-            os.close(live_w)  # ffmpeg holds the write end: the pipe ends with the run
-            self.live(self.camera.name, live_r)
+        self._proc = subprocess.Popen(
+            argv,
+            stdin=stdin,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            # Own session: a signal to the daemon's process group must not reach ffmpeg
+            # too (a second signal makes it drop the open segment).
+            pass_fds=(self._lock_fd,),
+            preexec_fn=die_with_us,
+            start_new_session=True,
+        )
         if self._feeder is not None and self._feeder.stdout is not None:
             self._feeder.stdout.close()
         self._frames = self._seen_frames = 0
@@ -287,19 +274,11 @@ class CameraRecorder:
         self.pump.add(self._proc.stderr, self._on_stderr_line)
         self.log.info("recorder.started", pid=self._proc.pid, run=self.run_dir.name)
 
-    def _live_pipe(self) -> tuple[int | None, int | None]:
-        """A pipe for the run's live view output, its buffer enlarged where the system allows
-        (ffmpeg never waits on it anyway: `ffmpeg.live_output`)."""
-        if self.live is None:
-            return None, None
-        read, write = os.pipe()
-        with contextlib.suppress(OSError):
-            fcntl.fcntl(write, fcntl.F_SETPIPE_SZ, LIVE_PIPE_BYTES)
-        return read, write
-
     def _on_exit(self, rc: int, now: float) -> None:
         self._reap_feeder()
         self._proc = None
+        if self.live is not None:
+            self.live.ended(self.camera.name)
         if self._seen_frames:  # its open segment ended with it: stored soon, or lost
             self._segment_finished(now)
         self.wake_ingest()
@@ -396,7 +375,9 @@ class CameraRecorder:
 
     def _on_stderr_line(self, line: str) -> None:
         if opened := OPENING.search(line):
-            if int(opened.group(1)) > 0:
+            if self.live is not None:
+                self.live.opened(self.camera.name, Path(opened.group(1)))
+            if int(opened.group(2)) > 0:
                 self._segment_mark = self.clock.monotonic()
                 self._segment_finished(self._segment_mark)
                 self.wake_ingest()  # the previous segment is finished and listed

@@ -5,8 +5,10 @@ Recording is stream copy only. Timestamps are the host's wall clock at arrival
 ffmpeg writes carries each segment's wall-clock start and end; each file itself starts at 0
 (`-reset_timestamps`) so it plays anywhere. Cuts follow the wall clock too
 (`-segment_atclocktime`): with absolute timestamps, ffmpeg's pts-based cut would fire at every
-keyframe. Files are fragmented MP4: readable up to the last
-fragment after a crash, playable by browsers.
+keyframe. Files are fragmented MP4, a fragment at each keyframe and at least every 0.2 s, each
+flushed to the file at once: readable up to the last fragment after a crash (0.2 s lost at
+most), playable by browsers, and — read as it grows — the camera's live stream
+(`recorder/live.py`).
 
 `file://` and `demo://` sources are fed through a second ffmpeg that writes NUT (a streamable
 container that carries any codec, so an MJPEG file reaches the recorder and is refused there
@@ -25,15 +27,13 @@ from ccvault.config.model import CameraConfig, Config
 
 NETWORK_TIMEOUT_US = 5_000_000  # a dropped camera is noticed within seconds
 MP4_AUDIO = {"aac", "mp3", "opus", "alac", "ac3", "eac3", "flac"}
+# Recorded files: a fragment at each keyframe and at least every FRAGMENT_US, each reaching the
+# file as soon as it is complete: a killed recorder leaves a file readable up to its last
+# fragment, and a live viewer is a fraction of a second behind the camera, whatever its
+# keyframe interval.
 FRAGMENTED_MP4 = "movflags=+frag_keyframe+empty_moov+default_base_moof"
-# Each fragment reaches the disk as soon as it is complete, so a killed recorder leaves a file
-# readable up to its last keyframe.
-RECORDED_MP4 = FRAGMENTED_MP4 + ":flush_packets=1"
-# Live view: a fragment at each keyframe and at least every LIVE_FRAGMENT_US, flushed at once,
-# so a viewer is a fraction of a second behind the recorder, whatever the keyframe interval.
-LIVE_FRAGMENT_US = 200_000
-LIVE_MP4 = f"{FRAGMENTED_MP4}:frag_duration={LIVE_FRAGMENT_US}:flush_packets=1"
-LIVE_QUEUE_PACKETS = 120  # the live output's own queue; past it, live packets are dropped
+FRAGMENT_US = 200_000
+RECORDED_MP4 = f"{FRAGMENTED_MP4}:frag_duration={FRAGMENT_US}:flush_packets=1"
 
 
 def ffmpeg_binary(config: Config) -> str:
@@ -41,34 +41,6 @@ def ffmpeg_binary(config: Config) -> str:
     if config.recording.ffmpeg_path is not None:
         return str(config.recording.ffmpeg_path)
     return imageio_ffmpeg.get_ffmpeg_exe()
-
-
-# MP4's own codec tags, for a stream whose input tag MP4 refuses.
-MP4_VIDEO_TAGS = {"h264": "avc1", "hevc": "hvc1"}
-
-
-def fed_video_tag(camera: CameraConfig) -> list[str]:
-    """A NUT-fed source (file://, demo://) carries NUT's fourcc (`H264`, `HEVC`): the segment
-    muxer drops a tag MP4 refuses, but the live output's fifo passes it on and its MP4 fails
-    ("Tag H264 incompatible"), so a fed source's live stream gets MP4's tag by name. A network
-    source's input has no tag, and MP4 picks its own."""
-    if not needs_feeder(camera):
-        return []
-    codec = "h264" if camera.scheme == "demo" else _file_codec(camera)
-    tag = MP4_VIDEO_TAGS.get(codec or "")
-    return ["-tag:v", tag] if tag else []
-
-
-def _file_codec(camera: CameraConfig) -> str | None:
-    """The video codec of a file:// camera's file (its header only), None when unreadable."""
-    import av
-
-    parts = urlsplit(camera.url)
-    try:
-        with av.open(unquote(parts.netloc + parts.path)) as container:
-            return container.streams.video[0].codec_context.name
-    except (av.FFmpegError, OSError, IndexError):
-        return None
 
 
 def needs_feeder(camera: CameraConfig) -> bool:
@@ -104,10 +76,8 @@ def recorder_argv(
     segment_seconds: int,
     run_dir: Path,
     audio_codec: str | None = None,
-    live_fd: int | None = None,
 ) -> list[str]:
-    """The stream-copy recorder: one camera into fragmented MP4 segments in run_dir, and
-    with `live_fd` the same video as one fragmented MP4 stream on that pipe (`live_output`)."""
+    """The stream-copy recorder: one camera into fragmented MP4 segments in run_dir."""
     audio: list[str] = ["-an"]
     if camera.audio:
         convert = audio_codec is not None and audio_codec not in MP4_AUDIO
@@ -147,40 +117,6 @@ def recorder_argv(
         "-stats_period",
         "1",
         str(run_dir / "%06d.mp4"),
-        *(live_output(live_fd, camera) if live_fd is not None else []),
-    ]
-
-
-def live_output(fd: int, camera: CameraConfig) -> list[str]:
-    """The recorder's second output: its video packets (stream copy, no transcoding) as
-    fragmented MP4 on pipe `fd`, for live view (`recorder/live.py`). It goes through the fifo
-    muxer, whose own thread and bounded queue take the writes: should the pipe stop being
-    read, live packets are dropped (`drop_pkts_on_overflow`) and a write error is survived
-    (`attempt_recovery`), where a plain second output would stall the recording with it or end
-    it (a broken pipe ends ffmpeg: both seen with ffmpeg 9)."""
-    return [
-        "-map",
-        "0:v:0",
-        "-c:v",
-        "copy",
-        *fed_video_tag(camera),
-        "-f",
-        "fifo",
-        "-fifo_format",
-        "mp4",
-        "-format_opts",
-        LIVE_MP4,
-        "-queue_size",
-        str(LIVE_QUEUE_PACKETS),
-        "-drop_pkts_on_overflow",
-        "1",
-        "-attempt_recovery",
-        "1",
-        "-recover_any_error",
-        "1",
-        "-recovery_wait_time",
-        "60",
-        f"pipe:{fd}",
     ]
 
 

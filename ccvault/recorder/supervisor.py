@@ -17,8 +17,9 @@ import structlog
 
 from ccvault.config.model import CameraConfig, Config
 from ccvault.host.clock import Clock
-from ccvault.recorder.camera import STOP_GRACE_S, CameraRecorder, LiveSink, StateListener
+from ccvault.recorder.camera import STOP_GRACE_S, CameraRecorder, StateListener
 from ccvault.recorder.ffmpeg import ffmpeg_binary
+from ccvault.recorder.live import LiveRelay
 from ccvault.recorder.pump import OutputPump
 
 log = structlog.get_logger("ccvault.supervisor")
@@ -35,10 +36,10 @@ class Supervisor:
         clock: Clock,
         on_state: StateListener,
         wake_ingest: Callable[[], None] = lambda: None,
-        live: LiveSink | None = None,
+        live: LiveRelay | None = None,
     ) -> None:
         self.clock = clock
-        self.live = live  # each run's live view pipe goes there (`recorder/live.py`)
+        self.live = live  # told each segment file the recorders open (`recorder/live.py`)
         self.recorders_spool = spool
         self.on_state, self.wake_ingest = on_state, wake_ingest
         self.config = config

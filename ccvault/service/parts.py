@@ -68,7 +68,7 @@ class Footage:
     supervisor: Supervisor
     ingestor: Ingestor
     router: SpoolRouter
-    live: LiveRelay  # the recorders' live view pipes, fanned out to viewers
+    live: LiveRelay  # the recorders' segment files, read as they grow for live viewers
     # Called when a camera changes state (the health check runs at once, for the alerts).
     state_changed: list[Callable[[], None]] = field(default_factory=list)
 
@@ -260,9 +260,7 @@ def _footage(
             poke()
 
     live = LiveRelay()
-    supervisor = Supervisor(
-        config, spools.record, clock, save_state, lambda: ingestor.wake(), live.attach
-    )
+    supervisor = Supervisor(config, spools.record, clock, save_state, lambda: ingestor.wake(), live)
     # A segment kept durable in the spool while the catalog is out of reach is not a camera
     # failing: catalog_unreachable says what is wrong, once.
     ingestor = Ingestor(store, spools.drain, supervisor.active_runs, supervisor.segment_stored)
