@@ -11,8 +11,11 @@ What it measures (issue 16 item 1)
        ``--segment-seconds``, DEFAULT motion analysis (auto mode, default workers), default
        retention. Measured over the same window length: CPU of the daemon process and all its
        descendants (ffmpeg recorders, motion worker processes; reaped children included), split
-       by kind; per camera; and the ratio to the baseline per camera. The RTSP server is not
-       counted.
+       by kind; per camera; and the ratio to the baseline per camera. The daemon's own CPU
+       is split by thread (ccvault names its threads in the OS: `host/threads.py`), and the
+       recording path alone — the recorders plus the supervisor, ffmpeg-output, ingest and
+       sha256 threads; not the scrub, the motion scheduler, retention, the API or the health
+       checks — is given as a ratio to the baseline too. The RTSP server is not counted.
     Then, per N: segments expected (what the recorders listed in their ``segments.csv`` before
     the stop, +1 per camera for the segment closed at the stop) vs stored (catalog rows), gaps
     over 1 s between a camera's consecutive rows, quarantined files; the motion-analysis
@@ -320,9 +323,37 @@ def wait_recording(daemon: subprocess.Popen[bytes], tail: LogTail, n: int) -> fl
     return time.monotonic() - t0
 
 
+# The daemon's threads that record (ccvault names its threads in the OS: host/threads.py):
+# the recorders' supervisor, the one thread reading every ffmpeg's output, ingest and its hasher.
+RECORDING_THREADS = ("supervisor", "ffmpeg-output", "ingest", "sha256")
+
+
+def thread_cpu(pid: int) -> dict[int, tuple[str, float]]:
+    """CPU seconds so far of each thread of pid, by thread id, with its OS name."""
+    tick = os.sysconf("SC_CLK_TCK")
+    found = {}
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        with contextlib.suppress(OSError, ValueError, IndexError):
+            stat = (task / "stat").read_text()
+            fields = stat[stat.rindex(")") + 2 :].split()  # from field 3 (state) on
+            cpu = (int(fields[11]) + int(fields[12])) / tick  # utime + stime
+            found[int(task.name)] = ((task / "comm").read_text().strip(), cpu)
+    return found
+
+
+def by_thread(a: dict[int, tuple[str, float]], b: dict[int, tuple[str, float]]) -> dict[str, float]:
+    """CPU seconds between two snapshots by thread name (a thread that ended between them is
+    not counted; one that started counts from 0)."""
+    spent: dict[str, float] = {}
+    for tid, (name, cpu) in b.items():
+        spent[name] = spent.get(name, 0.0) + cpu - a.get(tid, (name, 0.0))[1]
+    return spent
+
+
 @dataclass
 class Window:
     cpu: dict[str, float]
+    threads: dict[str, float]  # the daemon's CPU seconds by thread name
     wall: float
     backlog: list[tuple[float, int]]
     machine: Machine
@@ -335,15 +366,17 @@ def watch(daemon: subprocess.Popen[bytes], tail: LogTail, seconds: float, srv: p
     root = psutil.Process(daemon.pid)
     tail.poll()  # what came before the window
     busy0, s0, a = busy_cpu(), proc_cpu(srv), tree_cpu([root], "daemon (python)")
+    threads0 = thread_cpu(root.pid)
     samples = [(0.0, backlog())]
     while time.monotonic() - a.wall < seconds:
         time.sleep(min(SAMPLE_S, max(0.0, seconds - (time.monotonic() - a.wall))))
         samples.append((time.monotonic() - a.wall, backlog()))
         listed_now(seen)
+    threads = by_thread(threads0, thread_cpu(root.pid))
     b, s1, busy1 = tree_cpu([root], "daemon (python)"), proc_cpu(srv), busy_cpu()
     wall = b.wall - a.wall
     machine = machine_during(busy0, busy1, (b.total - a.total) + (s1 - s0), wall)
-    return Window(delta(a, b), wall, samples, machine, pct(s1 - s0, wall), tail.poll())
+    return Window(delta(a, b), threads, wall, samples, machine, pct(s1 - s0, wall), tail.poll())
 
 
 def footage_check(n: int, seen: set[tuple[str, str, str]]) -> dict[str, Any]:
@@ -497,6 +530,15 @@ def report(n: int, label: str, base: dict[str, Any], window: Window, result: dic
     ratio = per_cam / base["per_camera_pct"]
     rec_ratio = pct(window.cpu.get("ffmpeg", 0.0) + window.cpu.get("daemon (python)", 0.0),
                     window.wall) / n / base["per_camera_pct"]  # fmt: skip
+    recording = sum(window.threads.get(name, 0.0) for name in RECORDING_THREADS)
+    path_ratio = (
+        pct(window.cpu.get("ffmpeg", 0.0) + recording, window.wall) / n / base["per_camera_pct"]
+    )
+    threads = ", ".join(
+        f"{name} {pct(cpu, window.wall):.2f} %"
+        for name, cpu in sorted(window.threads.items(), key=lambda kv: -kv[1])
+        if pct(cpu, window.wall) >= 0.05
+    )
     fp, bl, rt = result["footage"], result["backlog"], result["retention"]
     lat = result["ingest_latency"]
     keeps_up = fp["lost"] == 0 and fp["gaps"] == 0 and bl["bounded"] and rt["on_time"]
@@ -506,6 +548,8 @@ def report(n: int, label: str, base: dict[str, Any], window: Window, result: dic
           f"camera ({window.wall:.0f} s window; {split})")  # fmt: skip
     print(f"    ratio to bare ffmpeg: {ratio:.2f}x with motion analysis; recording alone "
           f"(daemon + recorders, no motion workers) {rec_ratio:.2f}x")  # fmt: skip
+    print(f"    the daemon by thread: {threads}; the recording path alone (recorders + the "
+          f"{', '.join(RECORDING_THREADS)} threads) {path_ratio:.2f}x")  # fmt: skip
     print(f"    measured under {load_text(window.machine)} (RTSP server "
           f"{window.server_pct:.1f} %, not counted)")  # fmt: skip
     print(f"    segments: {fp['listed']} listed by the recorders, {fp['stored']} stored "
@@ -528,6 +572,8 @@ def report(n: int, label: str, base: dict[str, Any], window: Window, result: dic
         "bare_per_camera_pct": round(base["per_camera_pct"], 3),
         "ratio": round(ratio, 2),
         "recording_ratio": round(rec_ratio, 2),
+        "recording_path_ratio": round(path_ratio, 2),
+        "daemon_threads_pct": {k: round(pct(v, window.wall), 2) for k, v in window.threads.items()},
         "cpu_pct": {k: round(pct(v, window.wall), 2) for k, v in window.cpu.items()},
         "load": [round(x, 2) for x in window.machine.load],
         "others_pct": round(window.machine.others_pct, 1),

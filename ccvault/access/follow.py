@@ -31,6 +31,7 @@ from ccvault.catalog import queries
 from ccvault.catalog.rows import FilePosition
 from ccvault.catalog.writer import CatalogWriter
 from ccvault.config.access import EVENT_FIELDS, AccessFileConfig
+from ccvault.host import threads
 from ccvault.host.clock import Clock
 
 log = structlog.get_logger("ccvault.access")
@@ -54,7 +55,7 @@ class FileFollower:
         self.cfg, self.access, self.writer, self.clock = cfg, access, writer, clock
         self._wake = threading.Event()
         self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, name="access-file", daemon=True)
+        self._thread = threads.Thread(target=self._run, name="access-file", daemon=True)
         self._observer: Any = None
 
     def start(self) -> None:

@@ -12,7 +12,6 @@ from __future__ import annotations
 import json
 import queue
 import socket
-import threading
 from dataclasses import dataclass
 from typing import Any
 
@@ -23,6 +22,7 @@ from ccvault.access.events import MAX_BATCH
 from ccvault.access.log import AccessLog
 from ccvault.config.access import AccessMqttConfig
 from ccvault.config.secrets import read_secret
+from ccvault.host import threads
 from ccvault.host.mqtt import Broker, client
 
 log = structlog.get_logger("ccvault.access")
@@ -50,7 +50,7 @@ class MqttSource:
         self.client.on_disconnect = self._disconnected
         self.client.on_message = self._message
         self._queue: queue.Queue[_Message | None] = queue.Queue()
-        self._worker = threading.Thread(target=self._work, name="access-mqtt", daemon=True)
+        self._worker = threads.Thread(target=self._work, name="access-mqtt", daemon=True)
         self.connected = False
 
     def start(self) -> None:

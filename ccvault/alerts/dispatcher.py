@@ -14,6 +14,7 @@ from typing import Any
 import structlog
 
 from ccvault.alerts.model import Alert, Channel, scrub, secrets_of
+from ccvault.host import threads
 
 log = structlog.get_logger("ccvault.alerts")
 
@@ -68,7 +69,7 @@ class Dispatcher:
                 return
             self._started = True
             for worker in self._workers:
-                worker.thread = threading.Thread(
+                worker.thread = threads.Thread(
                     target=self._run,
                     args=(worker,),
                     daemon=True,

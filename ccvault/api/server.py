@@ -26,7 +26,7 @@ from ccvault.api.app import create_app
 from ccvault.api.connections import DROPPED, Arrivals, Listener, RequestTimeoutProtocol
 from ccvault.api.context import ApiContext
 from ccvault.errors import Busy, CcvaultError, ConfigError, reason
-from ccvault.host import descriptors
+from ccvault.host import descriptors, threads
 
 log = structlog.get_logger("ccvault.http")
 
@@ -140,7 +140,7 @@ class ApiServer:
                 "http.tls_cert", f"cannot use the TLS certificate/key: {reason(exc)}"
             ) from None
         self._sock = sock
-        self._thread = threading.Thread(
+        self._thread = threads.Thread(
             target=self.server.run, kwargs={"sockets": [sock]}, name="http", daemon=True
         )
         self._thread.start()

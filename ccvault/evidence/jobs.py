@@ -32,6 +32,7 @@ from ccvault.evidence import bundle as evidence
 from ccvault.evidence import requests, signing
 from ccvault.evidence.runner import JobRunner, export_row
 from ccvault.evidence.visit import VisitRequest
+from ccvault.host import threads
 from ccvault.host.clock import Clock
 from ccvault.host.durable import fsync_dir
 from ccvault.host.lock import FileLock
@@ -280,7 +281,7 @@ class ExportJobs:
     def _enqueue(self, export_id: int) -> None:
         with self._start_lock:
             if self._thread is None:
-                self._thread = threading.Thread(target=self._work, name="export", daemon=True)
+                self._thread = threads.Thread(target=self._work, name="export", daemon=True)
                 self._thread.start()
         self._queue.put(export_id)
 

@@ -16,6 +16,8 @@ from collections.abc import Callable, Mapping
 
 import structlog
 
+from ccvault.host import threads
+
 log = structlog.get_logger("ccvault.host.sdnotify")
 
 
@@ -85,7 +87,7 @@ class Notifier:
         if self.watchdog_interval is None:
             return None
         interval = self.watchdog_interval
-        thread = threading.Thread(
+        thread = threads.Thread(
             target=self._watchdog,
             args=(stale, stop, interval),
             name="sdnotify-watchdog",

@@ -32,6 +32,8 @@ from typing import IO
 
 import structlog
 
+from ccvault.host import threads
+
 log = structlog.get_logger("ccvault.live")
 
 POLL_S = 0.1  # how often a watched camera's segment file is read for what was appended
@@ -455,7 +457,7 @@ class LiveRelay:
         self._watched = threading.Event()  # set while some camera has a viewer
         self._closed = False  # no viewer joins any more (the daemon is stopping)
         self._stop = False
-        self._thread = threading.Thread(target=self._run, name="live-relay", daemon=True)
+        self._thread = threads.Thread(target=self._run, name="live-relay", daemon=True)
         self._thread.start()
 
     def opened(self, camera: str, path: Path) -> None:

@@ -19,6 +19,8 @@ from typing import IO
 
 import structlog
 
+from ccvault.host import threads
+
 log = structlog.get_logger("ccvault.recorder")
 
 READ_BYTES = 1 << 16
@@ -52,7 +54,7 @@ class OutputPump:
         with self._lock:
             self._pending.append(_Stream(stream, handle))
             if self._thread is None:
-                self._thread = threading.Thread(target=self._run, name="ffmpeg-output", daemon=True)
+                self._thread = threads.Thread(target=self._run, name="ffmpeg-output", daemon=True)
                 self._thread.start()
         os.write(self._wake_w, b"+")
 

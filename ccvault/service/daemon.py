@@ -25,7 +25,7 @@ from ccvault.config.loading import LoadedConfig
 from ccvault.config.model import Config
 from ccvault.config.secrets import check_secrets
 from ccvault.errors import CcvaultError, ConfigError
-from ccvault.host import descriptors, events
+from ccvault.host import descriptors, events, threads
 from ccvault.host.clock import Clock, SystemClock
 from ccvault.host.events import Event, emit
 from ccvault.host.lock import take_daemon_lock
@@ -98,9 +98,7 @@ class Daemon:
             "motion": parts.motion.run,
             "scrub": parts.scrubber.run,
         }
-        parts.threads = {
-            name: threading.Thread(target=run, name=name) for name, run in loops.items()
-        }
+        parts.threads = {name: threads.Thread(target=run, name=name) for name, run in loops.items()}
         for thread in parts.threads.values():
             thread.start()
         parts.jobs.start()

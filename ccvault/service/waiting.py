@@ -23,6 +23,7 @@ import structlog
 from ccvault.catalog import db
 from ccvault.config.model import Config
 from ccvault.config.places import SPOOL_DIR
+from ccvault.host import threads
 from ccvault.host.clock import Clock
 from ccvault.ingest.backlog import SpoolJournal, waiting
 from ccvault.ingest.spool import read_list, run_dirs
@@ -65,7 +66,7 @@ def record_until_reachable(config: Config, clock: Clock, stopping: threading.Eve
     spool = spool_without_catalog(config)
     log.error("daemon.catalog_unreachable", error=problem, spool=str(spool))
     supervisor = Supervisor(config, spool, clock, _no_state)
-    thread = threading.Thread(target=supervisor.run, name="supervisor-before-catalog")
+    thread = threads.Thread(target=supervisor.run, name="supervisor-before-catalog")
     thread.start()
     journal = SpoolJournal(lambda _camera: None)
     try:

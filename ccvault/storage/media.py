@@ -16,9 +16,12 @@ import av
 
 from ccvault.catalog.rows import MediaInfo
 from ccvault.errors import reason
+from ccvault.host.threads import name_this_thread
 
 HASH_CHUNK = 1 << 20
-_HASHER = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sha256")
+_HASHER = ThreadPoolExecutor(
+    max_workers=1, thread_name_prefix="sha256", initializer=lambda: name_this_thread("sha256")
+)
 # What ccvault stores: segments must be cut at keyframes and played back by stream copy.
 SUPPORTED_CODECS = {"h264", "hevc"}
 # MP4 headers already hold codec, size and timing. Without these options opening a file
