@@ -13,8 +13,8 @@ What it measures (issue 16 item 1)
        descendants (ffmpeg recorders, motion worker processes; reaped children included), split
        by kind; per camera; and the ratio to the baseline per camera. The daemon's own CPU
        is split by thread (ccvault names its threads in the OS: `host/threads.py`), and the
-       recording path alone — the recorders plus the supervisor, ffmpeg-output, ingest and
-       sha256 threads; not the scrub, the motion scheduler, retention, the API or the health
+       recording path alone — the recorders plus the supervisor, ffmpeg-output and ingest
+       threads; not the scrub, the motion scheduler, retention, the API or the health
        checks — is given as a ratio to the baseline too. The RTSP server is not counted.
     Then, per N: segments expected (what the recorders listed in their ``segments.csv`` before
     the stop, +1 per camera for the segment closed at the stop) vs stored (catalog rows), gaps
@@ -324,8 +324,8 @@ def wait_recording(daemon: subprocess.Popen[bytes], tail: LogTail, n: int) -> fl
 
 
 # The daemon's threads that record (ccvault names its threads in the OS: host/threads.py):
-# the recorders' supervisor, the one thread reading every ffmpeg's output, ingest and its hasher.
-RECORDING_THREADS = ("supervisor", "ffmpeg-output", "ingest", "sha256")
+# the recorders' supervisor, the one thread reading every ffmpeg's output, and ingest.
+RECORDING_THREADS = ("supervisor", "ffmpeg-output", "ingest")
 
 
 def thread_cpu(pid: int) -> dict[int, tuple[str, float]]:

@@ -9,13 +9,11 @@ import sqlite3
 import threading
 import time
 from collections.abc import Callable
-from contextlib import AbstractContextManager, nullcontext
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from ccvault.access.log import AccessLog
-from ccvault.catalog import db
-from ccvault.catalog.dialect import Backend
 from ccvault.catalog.writer import CatalogWriter
 from ccvault.config.model import Config
 from ccvault.host.clock import Clock
@@ -47,24 +45,12 @@ class ApiContext:
     access: AccessLog | None = None  # takes access events (the daemon's)
     live: LiveRelay | None = None  # the recorders' live view (the daemon's)
     _seen_lock: threading.Lock = field(default_factory=threading.Lock)
-    _local: threading.local = field(default_factory=threading.local)
 
     def reader(self) -> AbstractContextManager[sqlite3.Connection]:
-        """A read-only connection of this thread's own, kept across requests: opening one
-        per request cost ~0.45 ms of a ~3 ms search (bench/search.py). Read-only and in
-        autocommit, each query sees the latest commit. It reads the catalog the writer has
-        open, or nothing (`CatalogGone`, a 503): one kept on a deleted catalog's file would
-        answer from it forever, even after the catalog was restored and reopened."""
-        if self.writer.backend is Backend.POSTGRES:  # kept per thread there, and reopened
-            return self.writer.reader()  # when the server dropped it
-        self.writer.check()
-        conn = getattr(self._local, "conn", None)
-        if conn is None or self._local.generation != self.writer.generation:
-            if conn is not None:
-                conn.close()
-            conn = self._local.conn = db.connect(self.writer.path, readonly=True)
-            self._local.generation = self.writer.generation
-        return nullcontext(conn)
+        """This thread's read-only connection, kept across requests (`CatalogWriter.reader`:
+        opening one per request cost ~0.45 ms of a ~3 ms search, bench/search.py). It reads
+        the catalog the writer has open, or nothing (`CatalogGone`, a 503)."""
+        return self.writer.reader()
 
     def apply(self, config: Config) -> None:
         self.config = config

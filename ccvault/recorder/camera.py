@@ -85,7 +85,7 @@ class CameraRecorder:
         spool: Path,
         clock: Clock,
         on_state: StateListener,
-        wake_ingest: Callable[[], None] = lambda: None,
+        wake_ingest: Callable[[str], None] = lambda _camera: None,
         pump: OutputPump | None = None,
         live: LiveRelay | None = None,
     ) -> None:
@@ -100,7 +100,7 @@ class CameraRecorder:
         self.dir = spool / camera.name
         self.clock = clock
         self.on_state = on_state
-        self.wake_ingest = wake_ingest  # a segment finished or a run ended: files to ingest
+        self.wake_ingest = wake_ingest  # a segment finished or a run ended: this camera's files
         self.backoff = Backoff()
         now = clock.monotonic()
         self.state = CameraState.CONNECTING if camera.enabled else CameraState.DISABLED
@@ -281,7 +281,7 @@ class CameraRecorder:
             self.live.ended(self.camera.name)
         if self._seen_frames:  # its open segment ended with it: stored soon, or lost
             self._segment_finished(now)
-        self.wake_ingest()
+        self.wake_ingest(self.camera.name)
         if self._restart_requested:
             self._restart_requested = False
             self.next_start = now
@@ -380,7 +380,7 @@ class CameraRecorder:
             if int(opened.group(2)) > 0:
                 self._segment_mark = self.clock.monotonic()
                 self._segment_finished(self._segment_mark)
-                self.wake_ingest()  # the previous segment is finished and listed
+                self.wake_ingest(self.camera.name)  # the previous segment is finished and listed
             return
         if stream := STREAM_LINE.search(line):
             self._on_codec(stream.group(1), stream.group(2))

@@ -35,7 +35,7 @@ class Supervisor:
         spool: Path,
         clock: Clock,
         on_state: StateListener,
-        wake_ingest: Callable[[], None] = lambda: None,
+        wake_ingest: Callable[[str], None] = lambda _camera: None,
         live: LiveRelay | None = None,
     ) -> None:
         self.clock = clock

@@ -260,7 +260,9 @@ def _footage(
             poke()
 
     live = LiveRelay()
-    supervisor = Supervisor(config, spools.record, clock, save_state, lambda: ingestor.wake(), live)
+    supervisor = Supervisor(
+        config, spools.record, clock, save_state, lambda camera: ingestor.wake(camera), live
+    )
     # A segment kept durable in the spool while the catalog is out of reach is not a camera
     # failing: catalog_unreachable says what is wrong, once.
     ingestor = Ingestor(store, spools.drain, supervisor.active_runs, supervisor.segment_stored)
