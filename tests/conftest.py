@@ -20,6 +20,7 @@ import pytest
 from psycopg.conninfo import conninfo_to_dict
 
 from ccvault.catalog import db
+from tests.peers import running_peers
 from tests.peers.pg_fixture import APP_ROLE, pg_database, postgres_server  # noqa: F401
 from tests.peers.postgres import PostgresServer
 
@@ -281,6 +282,18 @@ class Daemon:
 
     def recorder_pids(self) -> list[int]:
         return [c.pid for c in self.descendants() if "segment" in " ".join(c.cmdline())]
+
+
+@pytest.fixture(autouse=True)
+def _peers_end_with_their_test() -> Iterator[None]:
+    """A peer a test started and left running is stopped when the test ends. A live RTSP
+    camera encodes all the time (each shared path is kept playing: tests/peers/rtsp_server.py),
+    and the cameras tests left to the end of the session took a core by its middle. A module
+    or session fixture's peers were started before the test: they stay."""
+    before = running_peers()
+    yield
+    for peer in running_peers() - before:
+        peer.stop()
 
 
 @pytest.fixture

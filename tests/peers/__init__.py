@@ -81,6 +81,11 @@ def _kill_everything() -> None:
 atexit.register(_kill_everything)
 
 
+def running_peers() -> set[_Peer]:
+    """The peers started and not stopped yet."""
+    return set(_live_peers)
+
+
 def _spawn(args: Sequence[str], **kw: Any) -> subprocess.Popen[bytes]:
     """Popen that is remembered so atexit can kill it; its own process group."""
     proc = subprocess.Popen(list(args), start_new_session=True, **kw)
