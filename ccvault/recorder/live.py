@@ -25,7 +25,7 @@ import enum
 import struct
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO
@@ -33,6 +33,7 @@ from typing import IO
 import structlog
 
 from ccvault.host import threads
+from ccvault.storage import mp4
 
 log = structlog.get_logger("ccvault.live")
 
@@ -45,7 +46,6 @@ MAX_BOX = 32 * 1024 * 1024  # a box larger than this is no live fragment: the st
 GOP_LIMIT = 3 * 1024 * 1024  # fragments kept for newcomers (since the last keyframe), at most
 # Bytes a viewer may lag by before it is dropped: a newcomer's keyframe start and then some.
 VIEWER_BUFFER = 2 * GOP_LIMIT
-NON_SYNC = 0x00010000  # ISO/IEC 14496-12 sample_flags: sample_is_non_sync_sample
 
 
 class ViewerEnd(enum.Enum):
@@ -54,53 +54,6 @@ class ViewerEnd(enum.Enum):
     STREAM_ENDED = "stream_ended"  # the recorder's run ended (restart, camera lost, stop)
     TOO_SLOW = "too_slow"  # its buffer overflowed: it was dropped
     LEFT = "left"  # the client went away
-
-
-def boxes(data: bytes) -> Iterator[tuple[bytes, bytes]]:
-    """(type, whole box) of each complete box in data, in order (children of a container)."""
-    at = 0
-    while at + 8 <= len(data):
-        size, kind = struct.unpack_from(">I4s", data, at)
-        if size == 1 and at + 16 <= len(data):
-            size = struct.unpack_from(">Q", data, at + 8)[0]
-        if size < 8 or at + size > len(data):
-            return
-        yield kind, data[at : at + size]
-        at += size
-
-
-def _header(box: bytes) -> int:
-    return 16 if struct.unpack_from(">I", box)[0] == 1 else 8
-
-
-def _child(box: bytes, kind: bytes, skip: int = 0) -> bytes | None:
-    """The first child of `kind` of a container box (`skip`: bytes before its children)."""
-    body = box[_header(box) + skip :]
-    return next((b for k, b in boxes(body) if k == kind), None)
-
-
-def starts_with_keyframe(moof: bytes) -> bool:
-    """Whether a fragment's first sample is a sync sample (a decoder can start there): its
-    trun's first_sample_flags, else its first sample's flags, else the tfhd default."""
-    traf = _child(moof, b"traf")
-    if traf is None:
-        return False
-    tfhd, trun = _child(traf, b"tfhd"), _child(traf, b"trun")
-    if tfhd is None or trun is None:
-        return False
-    flags: int | None = None
-    t_flags = struct.unpack_from(">I", tfhd, 8)[0] & 0xFFFFFF
-    if t_flags & 0x20:  # default-sample-flags-present
-        at = 16 + (8 if t_flags & 0x1 else 0) + sum(4 for b in (0x2, 0x8, 0x10) if t_flags & b)
-        flags = struct.unpack_from(">I", tfhd, at)[0]
-    r_flags = struct.unpack_from(">I", trun, 8)[0] & 0xFFFFFF
-    at = 16 + (4 if r_flags & 0x1 else 0)
-    if r_flags & 0x4:  # first-sample-flags-present
-        flags = struct.unpack_from(">I", trun, at)[0]
-    elif r_flags & 0x400:  # sample-flags-present: the first sample's own
-        at += (4 if r_flags & 0x100 else 0) + (4 if r_flags & 0x200 else 0)
-        flags = struct.unpack_from(">I", trun, at)[0]
-    return flags is not None and not flags & NON_SYNC
 
 
 AUDIO_CODECS = {
@@ -117,15 +70,47 @@ def codec_string(init: bytes) -> str:
     `,mp4a.40.2` where it records sound), which the browser needs before it sees a byte
     (`MediaSource.addSourceBuffer`)."""
     found = [
-        c for stsd in _stsds(init) for kind, entry in boxes(stsd[16:]) if (c := _codec(kind, entry))
+        c
+        for stsd in sample_descriptions(init)
+        for kind, entry in mp4.boxes(stsd[16:])  # a full box header and an entry count first
+        if (c := _codec(kind, entry))
     ]
     return ",".join(found) if found else "avc1.42e01e"
+
+
+def sample_descriptions(init: bytes) -> list[bytes]:
+    """Each track's codec setup (its stsd): what a next segment's init must repeat for the
+    stream to go on in it."""
+    moov = _moov(init)
+    if moov is None:
+        return []
+    return [d for t in mp4.traks(moov) if (d := mp4.sample_description(moov, t)) is not None]
+
+
+def _moov(init: bytes) -> bytes | None:
+    return next((box for kind, box in mp4.boxes(init) if kind == b"moov"), None)
+
+
+def shift_decode_time(
+    moof: bytes, fragments: list[mp4.TrackFragment], shifts: dict[int, int]
+) -> bytes:
+    """The moof with each track's tfdt moved by its shift (in the track's timescale)."""
+    out = bytearray(moof)
+    for fragment in fragments:
+        time = fragment.start + shifts.get(fragment.track_id, 0)
+        if moof[fragment.tfdt_at + 8] == 1:
+            struct.pack_into(">Q", out, fragment.tfdt_at + 12, time)
+        elif 0 <= time < 1 << 32:
+            struct.pack_into(">I", out, fragment.tfdt_at + 12, time)
+        else:
+            raise ValueError("a 32-bit tfdt cannot carry the stream's decode time on")
+    return bytes(out)
 
 
 def _codec(kind: bytes, entry: bytes) -> str | None:
     """One sample entry's codecs value (stsd: a full box header and an entry count first)."""
     if kind in (b"avc1", b"avc3"):
-        avcc = next((b for k, b in boxes(entry[86:]) if k == b"avcC"), None)
+        avcc = next((b for k, b in mp4.boxes(entry[86:]) if k == b"avcC"), None)
         if avcc is not None and len(avcc) >= 12:
             return f"{kind.decode()}.{avcc[9:12].hex()}"
     if kind in (b"hvc1", b"hev1"):
@@ -175,135 +160,6 @@ class Viewer:
             return data
 
 
-@dataclass(frozen=True, slots=True)
-class TrackRun:
-    """One track's samples in a fragment: where its tfdt is, and the decode times they span."""
-
-    track: int
-    tfdt_at: int  # offset of the tfdt box in the moof
-    start: int  # its base media decode time (track timescale)
-    duration: int
-
-
-def _box_at(data: bytes, at: int, end: int) -> tuple[bytes, int, int] | None:
-    """(type, header size, box size) of the box at `at`, None when it does not fit before end."""
-    if at + 8 > end:
-        return None
-    size, kind = struct.unpack_from(">I4s", data, at)
-    header = 8
-    if size == 1 and at + 16 <= end:
-        size, header = struct.unpack_from(">Q", data, at + 8)[0], 16
-    if size < header or at + size > end:
-        return None
-    return kind, header, size
-
-
-def _children(data: bytes, at: int, skip: int = 0) -> dict[bytes, list[int]]:
-    """Offsets of the children of the box at `at`, by type (`skip`: bytes before them)."""
-    found = _box_at(data, at, len(data))
-    if found is None:
-        raise ValueError("box cut short")
-    _, header, size = found
-    children: dict[bytes, list[int]] = {}
-    child, end = at + header + skip, at + size
-    while (box := _box_at(data, child, end)) is not None:
-        children.setdefault(box[0], []).append(child)
-        child += box[2]
-    return children
-
-
-def trex_durations(init: bytes) -> dict[int, int]:
-    """Each track's default sample duration (moov/mvex/trex), for fragments that give none."""
-    moov = next((at for at, (k, _) in _offsets(init) if k == b"moov"), None)
-    if moov is None:
-        return {}
-    mvex = _children(init, moov).get(b"mvex", [])
-    trexes = _children(init, mvex[0]).get(b"trex", []) if mvex else []
-    return {
-        struct.unpack_from(">I", init, at + 12)[0]: struct.unpack_from(">I", init, at + 20)[0]
-        for at in trexes
-        if at + 24 <= len(init)
-    }
-
-
-def _offsets(data: bytes) -> Iterator[tuple[int, tuple[bytes, int]]]:
-    at = 0
-    while (box := _box_at(data, at, len(data))) is not None:
-        yield at, (box[0], box[2])
-        at += box[2]
-
-
-def track_runs(moof: bytes, defaults: dict[int, int]) -> list[TrackRun]:
-    """Each track fragment's decode span: its tfdt, and the sum of its trun's sample durations
-    (else the tfhd's default, else the track's trex default, times the sample count)."""
-    runs = []
-    for traf in _children(moof, 0).get(b"traf", []):
-        kids = _children(moof, traf)
-        if not all(k in kids for k in (b"tfhd", b"tfdt", b"trun")):
-            raise ValueError("track fragment without tfhd, tfdt or trun")
-        tfhd, tfdt, trun = kids[b"tfhd"][0], kids[b"tfdt"][0], kids[b"trun"][0]
-        track = struct.unpack_from(">I", moof, tfhd + 12)[0]
-        start = struct.unpack_from(">Q" if moof[tfdt + 8] == 1 else ">I", moof, tfdt + 12)[0]
-        runs.append(
-            TrackRun(track, tfdt, start, _duration(moof, tfhd, trun, defaults.get(track, 0)))
-        )
-    return runs
-
-
-def _duration(moof: bytes, tfhd: int, trun: int, default: int) -> int:
-    t_flags = struct.unpack_from(">I", moof, tfhd + 8)[0] & 0xFFFFFF
-    if t_flags & 0x8:  # default-sample-duration-present
-        at = tfhd + 16 + (8 if t_flags & 0x1 else 0) + (4 if t_flags & 0x2 else 0)
-        default = struct.unpack_from(">I", moof, at)[0]
-    r_flags = struct.unpack_from(">I", moof, trun + 8)[0] & 0xFFFFFF
-    count = struct.unpack_from(">I", moof, trun + 12)[0]
-    if not r_flags & 0x100:  # no sample-duration-present: each sample lasts the default
-        return count * default
-    first = trun + 16 + (4 if r_flags & 0x1 else 0) + (4 if r_flags & 0x4 else 0)
-    stride = 4 * sum(1 for bit in (0x100, 0x200, 0x400, 0x800) if r_flags & bit)
-    if first + count * stride > len(moof):
-        raise ValueError("trun cut short")
-    return sum(struct.unpack_from(">I", moof, first + i * stride)[0] for i in range(count))
-
-
-def shift_decode_time(moof: bytes, runs: list[TrackRun], shifts: dict[int, int]) -> bytes:
-    """The fragment with each track's tfdt moved by its shift (in the track's timescale)."""
-    out = bytearray(moof)
-    for run in runs:
-        time = run.start + shifts.get(run.track, 0)
-        if moof[run.tfdt_at + 8] == 1:
-            struct.pack_into(">Q", out, run.tfdt_at + 12, time)
-        elif 0 <= time < 1 << 32:
-            struct.pack_into(">I", out, run.tfdt_at + 12, time)
-        else:
-            raise ValueError("a 32-bit tfdt cannot carry the stream's decode time on")
-    return bytes(out)
-
-
-def sample_entries(init: bytes) -> bytes:
-    """What a next segment's init must repeat for the stream to go on in it: the codec setup
-    of each track (its stsd)."""
-    return b"".join(_stsds(init))
-
-
-def _stsds(init: bytes) -> Iterator[bytes]:
-    for moov in (at for at, (k, _) in _offsets(init) if k == b"moov"):
-        for trak in _children(init, moov).get(b"trak", []):
-            found = _find_at(init, trak, [b"mdia", b"minf", b"stbl", b"stsd"])
-            if found is not None:
-                yield init[found[0] : found[0] + found[1]]
-
-
-def _find_at(data: bytes, at: int, path: list[bytes]) -> tuple[int, int] | None:
-    for kind in path:
-        kids = _children(data, at).get(kind)
-        if not kids:
-            return None
-        at = kids[0]
-    box = _box_at(data, at, len(data))
-    return (at, box[2]) if box is not None else None
-
-
 @dataclass(eq=False)
 class CameraRun:
     """The segment files one recording run of a camera has opened so far (the newest few)."""
@@ -332,7 +188,7 @@ class LiveTail:
     init: bytes = b""  # ftyp + moov of the stream (its first file's)
     codec: str = ""
     entries: bytes = b""  # the stream's codec setup: a next file must repeat it
-    durations: dict[int, int] = field(default_factory=dict)  # each track's trex default
+    defaults: dict[int, mp4.TrackDefaults] = field(default_factory=dict)  # moov's trex
     file_init: bytes = b""  # the current file's own ftyp + moov, while it is read
     shifts: dict[int, int] = field(default_factory=dict)  # the current file's decode time shifts
     next_decode: dict[int, int] = field(default_factory=dict)  # per track, after the last sample
@@ -369,7 +225,7 @@ class LiveTail:
     def feed(self, data: bytes) -> None:
         """Bytes of the current file: complete top-level boxes are taken, the rest waits."""
         self.pending += data
-        while (box := _box_at(self.pending, 0, len(self.pending))) is not None:
+        while (box := mp4.box_at(self.pending, 0, len(self.pending))) is not None:
             kind, _, size = box
             if size > MAX_BOX:
                 raise ValueError(f"box {kind!r} of {size} bytes")
@@ -387,26 +243,29 @@ class LiveTail:
         elif kind == b"moof":
             self.moof = box
         elif kind == b"mdat" and self.moof is not None:
-            self._fragment(self._shifted(self.moof) + box, starts_with_keyframe(self.moof))
+            fragments = mp4.track_fragments(self.moof, self.defaults)
+            first = fragments[0].flags[:1] if fragments else ()
+            keyframe = bool(first) and not first[0] & mp4.NON_SYNC  # a decoder can start here
+            self._fragment(self._shifted(self.moof, fragments) + box, keyframe)
             self.moof = None
 
     def _setup(self, init: bytes) -> None:
-        entries = sample_entries(init)
+        entries = b"".join(sample_descriptions(init))
         if not self.init:
             self.init, self.entries, self.codec = init, entries, codec_string(init)
-            self.durations = trex_durations(init)
+            moov = _moov(init)
+            self.defaults = mp4.trex_defaults(moov) if moov is not None else {}
         elif entries != self.entries:
             raise ValueError("the camera's stream changed its codec setup")
 
-    def _shifted(self, moof: bytes) -> bytes:
-        """The fragment on the stream's timeline: each file starts its decode times at 0, the
+    def _shifted(self, moof: bytes, fragments: list[mp4.TrackFragment]) -> bytes:
+        """The moof on the stream's timeline: each file starts its decode times at 0, the
         stream runs on from where the last file ended."""
-        runs = track_runs(moof, self.durations)
-        for run in runs:
-            if run.track not in self.shifts:
-                self.shifts[run.track] = self.next_decode.get(run.track, run.start) - run.start
-            self.next_decode[run.track] = run.start + self.shifts[run.track] + run.duration
-        return shift_decode_time(moof, runs, self.shifts)
+        for f in fragments:
+            if f.track_id not in self.shifts:
+                self.shifts[f.track_id] = self.next_decode.get(f.track_id, f.start) - f.start
+            self.next_decode[f.track_id] = f.start + self.shifts[f.track_id] + f.duration
+        return shift_decode_time(moof, fragments, self.shifts)
 
     def _fragment(self, fragment: bytes, keyframe: bool) -> None:
         self.fragments += 1
@@ -502,7 +361,7 @@ class LiveRelay:
                     init = f.read(INIT_BYTES)
             except OSError:
                 return None
-            return codec_string(init) if any(k == b"moov" for k, _ in boxes(init)) else None
+            return codec_string(init) if _moov(init) is not None else None
 
     def leave(self, viewer: Viewer) -> None:
         viewer.finish(ViewerEnd.LEFT)
