@@ -90,10 +90,12 @@ def test_gauges_follow_the_health_snapshot_and_counters_add_up() -> None:
             now,
             (volume("hot", 5_000, 7200.5), volume("big", 9_000, None)),
             (camera("door", "recording", now - 3000, 12.5), camera("yard", "offline", None)),
+            legal_holds_pending=2,
         ),
         {"camera_offline": 1, "volume_low": 2},
     )
     found = samples(m)
+    assert found[("ccvault_legal_holds_pending", ())] == 2
 
     assert found[("ccvault_build_info", (("version", __version__),))] == 1
     assert found[("ccvault_start_time_seconds", ())] == 1_700_000_000.0

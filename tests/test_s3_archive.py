@@ -579,11 +579,15 @@ def test_a_legal_hold_the_store_missed_is_retried_until_it_is_on_the_object(
         assert _sql(config, "SELECT hold_wanted, legal_hold FROM object_locks") == [(1, 0)]
         fired = daemon.wait_event("alert.fired", timeout=60, alert="volume_unavailable")
         assert fired["volume"] == "vault", fired
+        assert cli.json(config, "status")["retention"]["legal_holds_pending"] == 1
+        shown = cli.run(config, "status")
+        assert "1 legal hold change(s) not taken by the object store yet" in shown.stdout
 
         gate.open()
         daemon.wait_event("s3.legal_hold", timeout=120, segment_id=seg.id, on=True)
         assert _legal_status(s3_client, bucket, key) == "ON"
         assert _sql(config, "SELECT hold_wanted, legal_hold FROM object_locks") == [(None, 1)]
+        assert cli.json(config, "status")["retention"]["legal_holds_pending"] == 0
 
         # Released while the endpoint is away: the object stays under legal hold (the plan
         # knows: its deletion would wait) until the daemon's retry clears it.

@@ -262,6 +262,14 @@ def selected_segments(
     return [Segment.from_row(r) for r in rows]
 
 
+def legal_holds_pending(conn: sqlite3.Connection) -> int:
+    """Legal hold changes an object store has not taken yet (the daemon retries them): until
+    then an object may lack the legal hold a hold asks for, or keep one released."""
+    return conn.execute(
+        "SELECT COUNT(*) FROM object_locks WHERE hold_wanted IS NOT NULL"
+    ).fetchone()[0]
+
+
 def corrupt_since(conn: sqlite3.Connection, since_ms: int) -> dict[str, int]:
     """Per camera, segments found corrupt since then: failed re-hashes and quarantined files."""
     out: dict[str, int] = {}

@@ -104,6 +104,11 @@ def _status_text(app: App, report: dict) -> None:
         f"{r['active_holds']} active hold(s); thinning saved {r['thin_saved_text']} on "
         f"{r['thinned_segments']} segment(s)"
     )
+    if r["legal_holds_pending"]:
+        click.echo(
+            f"{r['legal_holds_pending']} legal hold change(s) not taken by the object store yet "
+            "(the daemon retries them)"
+        )
 
 
 def _camera_table(cameras: list[dict], tz: ZoneInfo) -> None:

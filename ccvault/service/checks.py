@@ -177,7 +177,7 @@ class HealthChecks:
 
     def _snapshot(self, now_ms: int) -> tuple[Health, int | None]:
         """The snapshot, and when a room's rule could next start to hold by time alone."""
-        deadline, findings, nodes = None, [], ()
+        deadline, findings, nodes, pending = None, [], (), 0
         try:
             with self.writer.reader() as conn:
                 cameras = health.cameras_health(self.recorders(), conn, time.monotonic())
@@ -191,6 +191,7 @@ class HealthChecks:
                 findings = rules.evaluate(rooms, self.config.access, now_ms)
                 deadline = rules.next_deadline(rooms, now_ms)
                 nodes = health.nodes_health(conn, self.config.node.name, now_ms)
+                pending = queries.legal_holds_pending(conn)
             catalog_error = self.writer.last_error
         except CatalogGone as exc:
             cameras = health.cameras_health(self.recorders(), None, time.monotonic())
@@ -217,6 +218,7 @@ class HealthChecks:
             spool_backlog=self.spool_backlog(),
             audit_error=self.audit_error,
             corrupt=corrupt,
+            legal_holds_pending=pending,
             clock_synced=self.clock_synced,
             clock_unknown=self.clock_unknown,
             access=tuple(findings),

@@ -145,6 +145,11 @@ class Metrics:
             "Finished segments waiting in the spool for the catalog (a few in normal running).",
             registry=r,
         )
+        self.legal_holds_pending = Gauge(
+            "ccvault_legal_holds_pending",
+            "Legal hold changes an object store has not taken yet (the daemon retries them).",
+            registry=r,
+        )
         self.spool_backlog_oldest = Gauge(
             "ccvault_spool_backlog_oldest_timestamp_seconds",
             "End of the oldest segment waiting in the spool (Unix time; 0: none waits).",
@@ -209,6 +214,7 @@ class Metrics:
             waiting = health.spool_backlog
             self.spool_backlog.set(waiting.segments)
             self.spool_backlog_oldest.set((waiting.oldest_ms or 0) / 1000)
+            self.legal_holds_pending.set(health.legal_holds_pending)
 
     def _replace(self, gauge: Gauge, values: Mapping[str, float]) -> None:
         """Set every series of a one-label gauge; remove the ones not in `values`. New values

@@ -66,6 +66,7 @@ class Health:
     spool_backlog: Backlog = field(default_factory=Backlog)  # finished segments not stored yet
     audit_error: str | None = None
     corrupt: dict[str, int] = field(default_factory=dict)  # camera -> corrupt segments, 24 h
+    legal_holds_pending: int = 0  # legal hold changes an object store has not taken yet
     clock_synced: bool | None = None  # None: cannot tell (no timesyncd, no chrony), or off
     clock_unknown: str | None = None  # why the clock cannot be checked; None: it can, or off
     access: tuple[Finding, ...] = ()  # what the rooms' rules found (access.rules)

@@ -78,6 +78,7 @@ def build(config: Config, conn: sqlite3.Connection, now_ms: int, daemon_running:
         " AND (until_ms IS NULL OR until_ms > ?)",
         (now_ms,),
     ).fetchone()[0]
+    retention["legal_holds_pending"] = queries.legal_holds_pending(conn)
     _in_words(cameras, volumes, retention)
     return {
         "daemon": {"running": daemon_running},
