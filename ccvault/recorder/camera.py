@@ -49,6 +49,8 @@ MIN_FAIL_AFTER_S = 2.0
 STOP_GRACE_S = 10.0
 STREAM_LINE = re.compile(r"Stream #0:\d+.*?: (Video|Audio): (\w+)")
 OPENING = re.compile(r"Opening '(.*?(\d+)\.mp4)' for writing")
+# ffmpeg could not write its output (a full or broken spool): the open segment is lost.
+WRITE_FAILED = re.compile(r"Error (?:submitting a packet to the muxer|writing trailer)")
 NOISY = re.compile(
     r"error|fail|invalid|refused|unauthori[sz]ed|timed? ?out|not found|denied", re.IGNORECASE
 )
@@ -125,6 +127,7 @@ class CameraRecorder:
         self._lock_fd: int | None = None
         self._frames = 0
         self._seen_frames = 0
+        self._write_failed = False  # this run's ffmpeg could not write its segment
         self._segment_mark = now
         self._restart_requested = False
         self._copying_audio = False
@@ -268,6 +271,7 @@ class CameraRecorder:
         if self._feeder is not None and self._feeder.stdout is not None:
             self._feeder.stdout.close()
         self._frames = self._seen_frames = 0
+        self._write_failed = False
         self._segment_mark = now
         self._tail.clear()
         self.pump.add(self._proc.stdout, self._on_progress_line)
@@ -279,7 +283,10 @@ class CameraRecorder:
         self._proc = None
         if self.live is not None:
             self.live.ended(self.camera.name)
-        if self._seen_frames:  # its open segment ended with it: stored soon, or lost
+        # Its open segment ended with it: stored soon, or lost. Frames as ffmpeg reported them
+        # (a run that dies within a tick of its first frames was never seen by one), or a
+        # write that failed: the segment is due whatever the ticks saw.
+        if self._frames or self._write_failed:
             self._segment_finished(now)
         self.wake_ingest(self.camera.name)
         if self._restart_requested:
@@ -382,6 +389,8 @@ class CameraRecorder:
                 self._segment_finished(self._segment_mark)
                 self.wake_ingest(self.camera.name)  # the previous segment is finished and listed
             return
+        if WRITE_FAILED.search(line):
+            self._write_failed = True
         if stream := STREAM_LINE.search(line):
             self._on_codec(stream.group(1), stream.group(2))
         text = REDACTOR(line)
