@@ -215,6 +215,30 @@ def test_a_reader_cannot_write(catalog_target: db.Target, tmp_path: Path) -> Non
     writer.close()
 
 
+def test_a_kept_reader_sees_each_commit_and_keeps_no_transaction_open(
+    catalog_target: db.Target, tmp_path: Path
+) -> None:
+    """Each thread's read-only connection is kept across `reader()` blocks: it still sees
+    every commit, and a read transaction left open ends with the outermost block."""
+    writer = new_writer(catalog_target, tmp_path)
+    count = "SELECT COUNT(*) FROM segments"
+    with writer.reader() as conn:
+        before = conn.execute(count).fetchone()[0]
+    writer.segments.add(segment("door", T0, "door/a.mp4"), T0)
+    with writer.reader() as again:
+        assert again is conn, "one connection a thread"
+        assert again.execute(count).fetchone()[0] == before + 1
+        again.execute("BEGIN")  # a snapshot, as a backup takes one
+        with writer.reader() as inner:
+            inner.execute(count).fetchone()
+        assert again.in_transaction, "an inner block leaves the outer one's transaction"
+    assert not conn.in_transaction, "the outermost block ends it"
+    writer.segments.add(segment("door", T0 + 2000, "door/b.mp4"), T0)
+    with writer.reader() as last:
+        assert last.execute(count).fetchone()[0] == before + 2
+    writer.close()
+
+
 def test_a_sqlite_catalog_never_loads_the_postgresql_driver(tmp_path: Path) -> None:
     """Every command imports the catalog; psycopg costs ~0.1 s (a second on a loaded box) and
     only a PostgreSQL catalog needs it."""

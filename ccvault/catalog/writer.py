@@ -277,7 +277,7 @@ class CatalogWriter:
         dropped is opened again here, before the caller's first statement."""
         self._check_files()
         conn = self._pg_reader() if self.backend is Backend.POSTGRES else self._sqlite_reader()
-        return _no_transaction_left(conn)
+        return self._lent(conn)
 
     def _sqlite_reader(self) -> db.Connection:
         """This thread's connection to the file opened now (`generation`), checked (its id)."""
@@ -297,6 +297,21 @@ class CatalogWriter:
                 self._readers.append(conn)
         self._check_id(conn)
         return conn
+
+    @contextmanager
+    def _lent(self, conn: db.Connection) -> Iterator[db.Connection]:
+        """A kept connection goes back as it came: a read transaction left open would pin its
+        snapshot for the thread's next reader (and, in SQLite, the WAL's growth). Only the
+        outermost of nested `reader()` blocks ends one."""
+        depth = getattr(self._local, "lent", 0)
+        self._local.lent = depth + 1
+        try:
+            yield conn
+        finally:
+            self._local.lent = depth
+            if not depth and conn.in_transaction:
+                with contextlib.suppress(db.Error):  # a broken one is opened again next time
+                    conn.execute("ROLLBACK")
 
     def _forget_reader(self, conn: db.Connection) -> None:
         conn.close()
@@ -477,15 +492,3 @@ def _lock_base(target: db.Target, given: Path | None) -> Path:
     if not isinstance(target, Path):
         make_dirs(given.parent)
     return given
-
-
-@contextmanager
-def _no_transaction_left(conn: db.Connection) -> Iterator[db.Connection]:
-    """A kept connection goes back as it came: a read transaction left open would pin its
-    snapshot for the thread's next reader (and, in SQLite, the WAL's growth)."""
-    try:
-        yield conn
-    finally:
-        if conn.in_transaction:
-            with contextlib.suppress(db.Error):  # a broken one is opened again next time
-                conn.execute("ROLLBACK")

@@ -197,7 +197,6 @@ class LiveTail:
     gop_size: int = 0
     viewers: list[Viewer] = field(default_factory=list)
     waiting: list[Viewer] = field(default_factory=list)  # joined before any keyframe came
-    fragments: int = 0
 
     def open(self, path: Path) -> None:
         """Read `path` from its start next (the file before it is done)."""
@@ -268,7 +267,6 @@ class LiveTail:
         return shift_decode_time(moof, fragments, self.shifts)
 
     def _fragment(self, fragment: bytes, keyframe: bool) -> None:
-        self.fragments += 1
         if keyframe or self.gop_size + len(fragment) > GOP_LIMIT:
             self.gop, self.gop_size = [], 0
         if keyframe or self.gop:  # newcomers start at a keyframe
@@ -409,7 +407,7 @@ class LiveRelay:
             return tail.advance()
         except OSError as exc:  # ingest moved a file the tail had not opened yet
             log.info("live.file_gone", camera=tail.camera, error=str(exc))
-        except ValueError as exc:  # not what ffmpeg was asked for, or the setup changed
+        except (ValueError, struct.error) as exc:  # not what ffmpeg writes, or a new setup
             log.warning("live.stream_ended", camera=tail.camera, reason=str(exc))
         return False
 
