@@ -45,7 +45,7 @@ SAMPLE_ENTRY_CODECS = {b"avc1": "h264", b"avc3": "h264", b"hvc1": "hevc", b"hev1
 
 def recorded_facts(path: Path) -> MediaInfo | None:
     """The facts of a fragmented MP4 as the recorders write it, read from its moov and moofs:
-    0.5 ms a 10 s 1080p segment where PyAV's open and demux cost 2 ms (most of ingest's CPU
+    0.8 ms a 10 s 1080p segment where PyAV's open and demux cost 2.1 ms (most of ingest's CPU
     after hashing). None when the file is laid out otherwise — not fragmented, cut short (a
     killed recorder's), an edit list, another codec, no keyframe — and PyAV, the reference,
     then says what it is (`demuxed_facts`; tests/test_probe.py holds the two equal)."""

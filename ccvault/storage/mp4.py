@@ -4,7 +4,8 @@ Two readers need a segment's boxes without a demuxer: ingest's probe (`media.pro
 reads a recorded segment's facts from its moov and moofs at a quarter of PyAV's cost, and the
 live relay (`recorder/live.py`), which forwards fragments as the file grows. Only what they
 need is parsed (ISO/IEC 14496-12: tkhd, mdhd, hdlr, stsd, trex, tfhd, tfdt, trun); anything
-unexpected raises `ValueError`, and the probe then asks PyAV.
+unexpected raises `ValueError` (or `struct.error` for a box cut short inside), and the probe
+then asks PyAV.
 """
 
 from __future__ import annotations
@@ -40,14 +41,6 @@ def boxes(data: bytes) -> Iterator[tuple[bytes, bytes]]:
     at = 0
     while (box := box_at(data, at, len(data))) is not None:
         yield box[0], data[at : at + box[2]]
-        at += box[2]
-
-
-def top_level(data: bytes) -> Iterator[tuple[int, bytes]]:
-    """(offset, type) of each complete box in data."""
-    at = 0
-    while (box := box_at(data, at, len(data))) is not None:
-        yield at, box[0]
         at += box[2]
 
 
@@ -108,16 +101,17 @@ def tracks(moov: bytes) -> list[Track]:
         stsd = sample_description(moov, trak)
         if tkhd is None or mdhd is None or hdlr is None or stsd is None or len(stsd) < 24:
             raise ValueError("a track without tkhd, mdhd, hdlr or stsd")
-        entry_kind = stsd[20:24]
-        width, height = struct.unpack_from(">HH", stsd, 16 + 32) if len(stsd) >= 52 else (0, 0)
+        handler = moov[hdlr + 16 : hdlr + 20]
+        visual = handler == b"vide" and len(stsd) >= 52  # a visual sample entry's size
+        width, height = struct.unpack_from(">HH", stsd, 16 + 32) if visual else (0, 0)
         found.append(
             Track(
                 track_id=struct.unpack_from(">I", moov, tkhd + (28 if moov[tkhd + 8] else 20))[0],
-                handler=moov[hdlr + 16 : hdlr + 20],
+                handler=handler,
                 timescale=struct.unpack_from(">I", moov, mdhd + (28 if moov[mdhd + 8] else 20))[0],
-                entry=entry_kind,
-                width=width if moov[hdlr + 16 : hdlr + 20] == b"vide" else 0,
-                height=height if moov[hdlr + 16 : hdlr + 20] == b"vide" else 0,
+                entry=stsd[20:24],
+                width=width,
+                height=height,
                 edited=find_at(moov, trak, [b"edts"]) is not None,
             )
         )
