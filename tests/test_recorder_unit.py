@@ -9,9 +9,11 @@ import pytest
 
 from ccvault.config.model import CameraConfig
 from ccvault.ingest.spool import ListEntry, RunList, read_list, segment_times
-from ccvault.recorder.camera import Backoff
+from ccvault.recorder.camera import Backoff, SegmentFile
 from ccvault.recorder.ffmpeg import recorder_argv
 from ccvault.recorder.states import CameraState, IllegalTransition, check_transition
+from ccvault.storage import mp4
+from tests.test_live_tail import record
 
 
 def test_backoff_doubles_to_a_capped_jittered_minute_and_resets() -> None:
@@ -58,6 +60,43 @@ def test_recorder_only_copies_video() -> None:
         audio_codec="aac",
     )
     assert aac[aac.index("-c:a") + 1] == "copy"
+
+
+def _top_level_boxes(data: bytes) -> list[tuple[bytes, bytes]]:
+    found, at = [], 0
+    while at < len(data):
+        kind, _, size = mp4.header(data, at)
+        found.append((kind, data[at : at + size]))
+        at += size
+    return found
+
+
+def test_frames_arriving_are_told_by_the_segment_file_gaining_fragments(tmp_path: Path) -> None:
+    """A real recorded file written out box by box, as ffmpeg writes it: its header is no
+    frames, nor is a header closed by ffmpeg's trailer (a run that ended before its first
+    fragment: not a lost segment); each fragment is."""
+    boxes = _top_level_boxes(record(tmp_path / "run", 2)[0].read_bytes())
+    kinds = [kind for kind, _ in boxes]
+    assert kinds[:3] == [b"ftyp", b"moov", b"moof"] and kinds[-1] == b"mfra", kinds
+    header, fragments, trailer = boxes[:2], boxes[2:-1], boxes[-1]
+    growing = tmp_path / "000000.mp4"
+    file = SegmentFile(growing)
+    assert not file.grew(), "not opened yet"
+
+    def write(parts: list[tuple[bytes, bytes]]) -> None:
+        with open(growing, "ab") as f:
+            f.write(b"".join(box for _, box in parts))
+
+    write(header)
+    assert not file.grew() and not file.fragments
+    ended_early = tmp_path / "000001.mp4"
+    ended_early.write_bytes(b"".join(box for _, box in [*header, trailer]))
+    assert not SegmentFile(ended_early).grew() and not mp4.holds_fragment(ended_early)
+    write(fragments[:2])  # the first moof and its mdat
+    assert file.grew() and file.fragments
+    assert not file.grew(), "nothing new since the last look"
+    write(fragments[2:4])
+    assert file.grew()
 
 
 def test_segment_list_parsing_survives_a_cut_line(tmp_path: Path) -> None:

@@ -1,9 +1,9 @@
 """One camera's recorder: a supervised stream-copy ffmpeg and the camera's state.
 
-`tick()` is called by the supervisor loop twice a second; it reads what ffmpeg's output said
-(frames arriving, segments closing; read by the supervisor's one `OutputPump` thread), whether
-the process exited, and what the store reported (`segment_stored`), and moves the state
-machine. Frames are not footage: a segment
+`tick()` is called by the supervisor loop twice a second; it looks whether the segment file
+ffmpeg writes gained fragments (frames arriving), what ffmpeg's log said (segments closing;
+read by the supervisor's one `OutputPump` thread), whether the process exited, and what the
+store reported (`segment_stored`), and moves the state machine. Frames are not footage: a segment
 ffmpeg finished that is not stored within `fail_after` is `failing` (`recording_failed`),
 whatever refuses it. Reconnects back off 1 s doubling to 60 s with jitter, reset after a
 healthy minute, and never give up. All timers use the monotonic clock.
@@ -35,6 +35,7 @@ from ccvault.recorder.ffmpeg import MP4_AUDIO, feeder_argv, needs_feeder, record
 from ccvault.recorder.live import LiveRelay
 from ccvault.recorder.pump import OutputPump
 from ccvault.recorder.states import CameraState, check_transition
+from ccvault.storage import mp4
 from ccvault.storage.media import SUPPORTED_CODECS
 
 log = structlog.get_logger("ccvault.recorder")
@@ -71,6 +72,31 @@ class Backoff:
 
     def reset(self) -> None:
         self.delay = self.initial
+
+
+@dataclass
+class SegmentFile:
+    """The segment file a recorder writes, watched from outside. ffmpeg's own frame count
+    (`-progress`, a dozen lines a second) cost the daemon more to read than the recorders to
+    write: the file says it as surely. Its header (ftyp, moov) is written on opening, so frames
+    were muxed once a moof follows (`mp4.holds_fragment`), and each growth after that is more
+    of them (the recorders flush a fragment at least every 0.2 s)."""
+
+    path: Path
+    size: int = 0
+    fragments: bool = False
+
+    def grew(self) -> bool:
+        """Frames were written since the last look."""
+        try:
+            size = os.stat(self.path).st_size
+        except OSError:
+            return False
+        if size == self.size:
+            return False
+        self.size = size
+        self.fragments = self.fragments or mp4.holds_fragment(self.path)
+        return self.fragments
 
 
 class CameraLockBusy(Exception):
@@ -125,8 +151,8 @@ class CameraRecorder:
         self._launching = False
         self._feeder: subprocess.Popen[bytes] | None = None
         self._lock_fd: int | None = None
-        self._frames = 0
-        self._seen_frames = 0
+        self._file: SegmentFile | None = None  # set by the output pump's thread on opening
+        self._muxed = False  # this run wrote frames (a file gained a fragment)
         self._write_failed = False  # this run's ffmpeg could not write its segment
         self._segment_mark = now
         self._restart_requested = False
@@ -199,9 +225,15 @@ class CameraRecorder:
                 f"a finished segment was not stored within {self.fail_after:g} s",
             )
 
+    def _frames_written(self) -> bool:
+        """The run's open segment file gained frames since the last look."""
+        file = self._file
+        grew = file is not None and file.grew()
+        self._muxed = self._muxed or grew
+        return grew
+
     def _watch_running(self, now: float) -> None:
-        if self._frames > self._seen_frames and self.video_codec in SUPPORTED_CODECS:
-            self._seen_frames = self._frames
+        if self._frames_written() and self.video_codec in SUPPORTED_CODECS:
             self.last_frames = now
             if self.state not in (CameraState.RECORDING, CameraState.FAILING):
                 self.recording_since = now
@@ -260,7 +292,7 @@ class CameraRecorder:
         self._proc = subprocess.Popen(
             argv,
             stdin=stdin,
-            stdout=subprocess.PIPE,
+            stdout=subprocess.DEVNULL,
             stderr=subprocess.PIPE,
             # Own session: a signal to the daemon's process group must not reach ffmpeg
             # too (a second signal makes it drop the open segment).
@@ -270,11 +302,10 @@ class CameraRecorder:
         )
         if self._feeder is not None and self._feeder.stdout is not None:
             self._feeder.stdout.close()
-        self._frames = self._seen_frames = 0
+        self._file, self._muxed = None, False
         self._write_failed = False
         self._segment_mark = now
         self._tail.clear()
-        self.pump.add(self._proc.stdout, self._on_progress_line)
         self.pump.add(self._proc.stderr, self._on_stderr_line)
         self.log.info("recorder.started", pid=self._proc.pid, run=self.run_dir.name)
 
@@ -283,10 +314,10 @@ class CameraRecorder:
         self._proc = None
         if self.live is not None:
             self.live.ended(self.camera.name)
-        # Its open segment ended with it: stored soon, or lost. Frames as ffmpeg reported them
+        # Its open segment ended with it: stored soon, or lost. Frames as the files hold them
         # (a run that dies within a tick of its first frames was never seen by one), or a
         # write that failed: the segment is due whatever the ticks saw.
-        if self._frames or self._write_failed:
+        if self._frames_written() or self._muxed or self._write_failed:
             self._segment_finished(now)
         self.wake_ingest(self.camera.name)
         if self._restart_requested:
@@ -375,16 +406,13 @@ class CameraRecorder:
 
     # -- ffmpeg output (the pump's thread) ------------------------------------------------
 
-    def _on_progress_line(self, line: str) -> None:
-        key, _, value = line.partition("=")
-        if key == "frame" and value.strip().isdigit():
-            self._frames = int(value)
-
     def _on_stderr_line(self, line: str) -> None:
         if opened := OPENING.search(line):
+            self._file = SegmentFile(Path(opened.group(1)))
             if self.live is not None:
-                self.live.opened(self.camera.name, Path(opened.group(1)))
-            if int(opened.group(2)) > 0:
+                self.live.opened(self.camera.name, self._file.path)
+            if int(opened.group(2)) > 0:  # a cut: the last file held frames
+                self._muxed = True
                 self._segment_mark = self.clock.monotonic()
                 self._segment_finished(self._segment_mark)
                 self.wake_ingest(self.camera.name)  # the previous segment is finished and listed

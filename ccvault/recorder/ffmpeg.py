@@ -112,10 +112,6 @@ def recorder_argv(
         str(run_dir / "segments.csv"),
         "-segment_list_type",
         "csv",
-        "-progress",
-        "pipe:1",
-        "-stats_period",
-        "1",
         str(run_dir / "%06d.mp4"),
     ]
 

@@ -1,11 +1,11 @@
 """Every recorder's ffmpeg output, read by one thread.
 
-Each ffmpeg writes its progress (`-progress pipe:1`, a dozen `key=value` lines a second) and
-its log (stderr). Two blocking reader threads per camera — 128 threads at 64 cameras, each
-woken per line — cost the daemon more CPU than the lines are worth; one thread waits on all
-the pipes at once (epoll), reads what each has in one call and hands complete lines to the
-stream's handler. A handler that raises is logged and the stream read on: one camera's
-surprise must not silence the others.
+Each ffmpeg writes its log (stderr: the segment files it opens, errors), and a feeder's too.
+A blocking reader thread per pipe — 64 and more threads, each woken per line — costs the
+daemon more CPU than the lines are worth; one thread waits on all the pipes at once (epoll),
+reads what each has in one call and hands complete lines to the stream's handler. A handler
+that raises is logged and the stream read on: one camera's surprise must not silence the
+others.
 """
 
 from __future__ import annotations

@@ -1,8 +1,9 @@
 """ISO BMFF (MP4) boxes read directly, for the fragmented MP4 ccvault's recorders write.
 
-Two readers need a segment's boxes without a demuxer: ingest's probe (`media.probe`), which
-reads a recorded segment's facts from its moov and moofs at a quarter of PyAV's cost, and the
-live relay (`recorder/live.py`), which forwards fragments as the file grows. Only what they
+Three readers need a segment's boxes without a demuxer: ingest's probe (`media.probe`), which
+reads a recorded segment's facts from its moov and moofs at a quarter of PyAV's cost; the
+live relay (`recorder/live.py`), which forwards fragments as the file grows; and the recorder,
+which tells frames arriving by the file gaining fragments (`holds_fragment`). Only what they
 need is parsed (ISO/IEC 14496-12: tkhd, mdhd, hdlr, stsd, trex, tfhd, tfdt, trun); anything
 unexpected raises `ValueError` (or `struct.error` for a box cut short inside), and the probe
 then asks PyAV.
@@ -10,9 +11,11 @@ then asks PyAV.
 
 from __future__ import annotations
 
+import os
 import struct
 from collections.abc import Iterator
 from dataclasses import dataclass
+from pathlib import Path
 
 NON_SYNC = 0x00010000  # sample_flags: sample_is_non_sync_sample
 
@@ -24,6 +27,28 @@ def header(data: bytes, at: int = 0) -> tuple[bytes, int, int]:
     if size == 1:
         return kind, 16, struct.unpack_from(">Q", data, at + 8)[0]
     return kind, 8, size
+
+
+def holds_fragment(path: Path) -> bool:
+    """Whether the file holds a moof yet: frames were muxed into it. Read from the top-level
+    box headers (a recorded file starts ftyp, moov: a few reads); False for a file missing,
+    cut short inside its header, or laid out otherwise."""
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except OSError:
+        return False
+    try:
+        size, pos = os.fstat(fd).st_size, 0
+        while pos + 16 <= size:
+            kind, _, box_size = header(os.pread(fd, 16, pos))
+            if kind == b"moof":
+                return True
+            if box_size < 8:
+                return False
+            pos += box_size
+        return False
+    finally:
+        os.close(fd)
 
 
 def box_at(data: bytes, at: int, end: int) -> tuple[bytes, int, int] | None:
