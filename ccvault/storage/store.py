@@ -286,5 +286,9 @@ def _same_file(a: Path, b: Path) -> bool:
 
 
 def _unlink_if_other(src: Path, dst: Path) -> None:
-    if src.resolve() != dst.resolve():
+    """Remove src unless it is dst's very name. Compared by directory identity, so a path
+    through a symlink is still the same name, and only when the names match: a spool name
+    never does, and two `resolve()`s were ~20 lstat calls a segment."""
+    same = src.name == dst.name and _same_file(src.parent, dst.parent)
+    if not same:
         src.unlink(missing_ok=True)
