@@ -4,7 +4,8 @@ What it measures (issue 16 item 1)
     For each N in ``--cameras`` (default 8,16,32,64), in one run:
     1. Baseline: N bare ``ffmpeg -c copy`` processes recording N RTSP sessions into
        ``--segment-seconds`` MP4 segments (the bundled ffmpeg ccvault uses), their summed
-       user+system CPU over the window.
+       user+system CPU over the window; measured before the daemon's window and again after
+       it, and the mean of the two is the baseline (the machine drifts between windows).
     2. ccvault: the REAL daemon (``ccvault run``; the only change is the retention pass
        interval, ``--retention-every`` instead of 300 s, so that several passes fall in the
        window) with a generated config: N cameras at the same URL, ``segment_seconds`` =
@@ -15,7 +16,8 @@ What it measures (issue 16 item 1)
        is split by thread (ccvault names its threads in the OS: `host/threads.py`), and the
        recording path alone — the recorders plus the supervisor, ffmpeg-output and ingest
        threads; not the scrub, the motion scheduler, retention, the API or the health
-       checks — is given as a ratio to the baseline too. The RTSP server is not counted.
+       checks — is given as a ratio to the baseline too, split into the recorders' share and
+       the daemon threads'. The RTSP server is not counted.
     Then, per N: segments expected (what the recorders listed in their ``segments.csv`` before
     the stop, +1 per camera for the segment closed at the stop) vs stored (catalog rows), gaps
     over 1 s between a camera's consecutive rows, quarantined files; the motion-analysis
@@ -499,21 +501,43 @@ def run_one(n: int, args: argparse.Namespace) -> dict[str, Any]:
         server.start()
         srv = psutil.Process(server.pid)
         print(f"N = {n} cameras (RTSP server pid {server.pid}, {server.url('/cam')})", flush=True)
-        fresh_work()
-        base = baseline(server.url("/cam"), n, args.segment_seconds, args.warmup, args.seconds, srv)
-        print(
-            f"  bare ffmpeg -c copy x {n}: {base['pct']:.2f} % of one core = "
-            f"{base['per_camera_pct']:.3f} % per camera ({base['window_s']:.0f} s window, "
-            f"{base['exited']} exited); measured under {load_text(base['machine'])}",
-            flush=True,
-        )
+        bare = [bare_window(n, args, srv, server.url("/cam"), "")]
+        measured = []
         for label, source in variants:
             fresh_work()
-            window, result = measure_ccvault(server.url("/cam"), n, args, srv, source)
+            measured.append((label, *measure_ccvault(server.url("/cam"), n, args, srv, source)))
+        bare.append(bare_window(n, args, srv, server.url("/cam"), " again, after ccvault"))
+        base = bracketed(bare)
+        print(f"  bare ffmpeg, the mean of both windows: {base['per_camera_pct']:.3f} % per camera")
+        for label, window, result in measured:
             runs.append(report(n, label, base, window, result, args))
     finally:
         server.stop()
     return {**runs[-1], "before": runs[0] if len(runs) > 1 else None}
+
+
+def bare_window(n: int, args: argparse.Namespace, srv: psutil.Process, url: str,
+                when: str) -> dict[str, Any]:  # fmt: skip
+    fresh_work()
+    base = baseline(url, n, args.segment_seconds, args.warmup, args.seconds, srv)
+    print(
+        f"  bare ffmpeg -c copy x {n}{when}: {base['pct']:.2f} % of one core = "
+        f"{base['per_camera_pct']:.3f} % per camera ({base['window_s']:.0f} s window, "
+        f"{base['exited']} exited); measured under {load_text(base['machine'])}",
+        flush=True,
+    )
+    return base
+
+
+def bracketed(windows: list[dict[str, Any]]) -> dict[str, Any]:
+    """The baseline as the mean of its windows before and after the daemon's: the machine
+    drifts (one window alone has read up to 7 % apart from the next run's)."""
+    return {
+        "pct": statistics.fmean(w["pct"] for w in windows),
+        "per_camera_pct": statistics.fmean(w["per_camera_pct"] for w in windows),
+        "windows_per_camera_pct": [round(w["per_camera_pct"], 3) for w in windows],
+        "machine": max((w["machine"] for w in windows), key=lambda m: m.others_pct),
+    }
 
 
 def fresh_work() -> None:
@@ -531,6 +555,7 @@ def report(n: int, label: str, base: dict[str, Any], window: Window, result: dic
     rec_ratio = pct(window.cpu.get("ffmpeg", 0.0) + window.cpu.get("daemon (python)", 0.0),
                     window.wall) / n / base["per_camera_pct"]  # fmt: skip
     recording = sum(window.threads.get(name, 0.0) for name in RECORDING_THREADS)
+    recorders_ratio = pct(window.cpu.get("ffmpeg", 0.0), window.wall) / n / base["per_camera_pct"]
     path_ratio = (
         pct(window.cpu.get("ffmpeg", 0.0) + recording, window.wall) / n / base["per_camera_pct"]
     )
@@ -550,6 +575,9 @@ def report(n: int, label: str, base: dict[str, Any], window: Window, result: dic
           f"(daemon + recorders, no motion workers) {rec_ratio:.2f}x")  # fmt: skip
     print(f"    the daemon by thread: {threads}; the recording path alone (recorders + the "
           f"{', '.join(RECORDING_THREADS)} threads) {path_ratio:.2f}x")  # fmt: skip
+    threads_ratio = pct(recording, window.wall) / n / base["per_camera_pct"]
+    print(f"    of which the recorders {recorders_ratio:.2f}x bare, and the daemon's recording "
+          f"threads {threads_ratio:.3f}x bare")  # fmt: skip
     print(f"    measured under {load_text(window.machine)} (RTSP server "
           f"{window.server_pct:.1f} %, not counted)")  # fmt: skip
     print(f"    segments: {fp['listed']} listed by the recorders, {fp['stored']} stored "
@@ -570,6 +598,8 @@ def report(n: int, label: str, base: dict[str, Any], window: Window, result: dic
         "keeps_up": keeps_up,
         "ccvault_per_camera_pct": round(per_cam, 3),
         "bare_per_camera_pct": round(base["per_camera_pct"], 3),
+        "bare_windows_per_camera_pct": base["windows_per_camera_pct"],
+        "recorders_ratio": round(recorders_ratio, 3),
         "ratio": round(ratio, 2),
         "recording_ratio": round(rec_ratio, 2),
         "recording_path_ratio": round(path_ratio, 2),
