@@ -47,6 +47,8 @@ def holds_fragment(path: Path) -> bool:
                 return False
             pos += box_size
         return False
+    except (OSError, struct.error):  # read as it changed: the next look tells
+        return False
     finally:
         os.close(fd)
 
