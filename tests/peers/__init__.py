@@ -30,7 +30,7 @@ from collections.abc import Iterable, Sequence
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from types import TracebackType
-from typing import IO, Any
+from typing import IO, Any, Self
 
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
@@ -153,7 +153,8 @@ def ffmpeg_exe() -> str:
 
 
 class _Peer:
-    """Common start/stop/context-manager plumbing."""
+    """Common start/stop/context-manager plumbing: `with Peer() as p` starts it and closes it
+    (`close`: stop, and whatever else the peer made, such as its temporary directory)."""
 
     def start(self) -> _Peer:
         raise NotImplementedError
@@ -165,7 +166,10 @@ class _Peer:
     def running(self) -> bool:
         raise NotImplementedError
 
-    def __enter__(self) -> _Peer:
+    def close(self) -> None:
+        self.stop()
+
+    def __enter__(self) -> Self:
         self.start()
         return self
 
@@ -175,7 +179,7 @@ class _Peer:
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
-        self.stop()
+        self.close()
 
 
 # --------------------------------------------------------------------------
@@ -314,9 +318,6 @@ class RtspServer(_Peer):
     def stderr_tail(self) -> str:
         """Last lines the server wrote to stderr (for assertion messages)."""
         return self._stderr.text() if self._stderr is not None else ""
-
-    def __enter__(self) -> RtspServer:
-        return self.start()
 
 
 # --------------------------------------------------------------------------
@@ -553,9 +554,6 @@ class HttpTsServer(_Peer):
 
     def stderr_tail(self) -> str:
         return self._stderr.text() if self._stderr is not None else ""
-
-    def __enter__(self) -> HttpTsServer:
-        return self.start()
 
 
 def self_signed(directory: Path, name: str) -> tuple[Path, Path]:

@@ -230,12 +230,6 @@ class MosquittoBroker(_Peer):
         """Last lines the broker logged (for assertion messages)."""
         return self._stderr.text() if self._stderr is not None else ""
 
-    def __enter__(self) -> MosquittoBroker:
-        return self.start()
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
-
 
 def _accepts(port: int) -> bool:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:

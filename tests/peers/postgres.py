@@ -353,12 +353,6 @@ class PostgresServer(_Peer):
         """The postmaster's pid."""
         return self._proc.pid if self._proc is not None else None
 
-    def __enter__(self) -> PostgresServer:
-        return self.start()
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
-
     # ----------------------------------------------------------------- clients
 
     def _conninfo(self, user: str | None, db: str, password: bool) -> dict[str, str]:
