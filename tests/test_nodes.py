@@ -203,8 +203,15 @@ def test_two_nodes_on_one_catalog_share_footage_and_keep_to_their_own(
         60,
         what="footage of cam-a past the ceiling",
     )
+    purged_at = _segments(config_a, "cam-a")[0]["start"]  # the oldest, to the millisecond
     purged = cli_json(purge_config, "purge")
     assert purged["deleted"] >= 1, purged
+    # Why footage is kept or gone is told by the node that keeps it: node b names node a for
+    # cam-a (b's own audit log would say "never recorded").
+    asked = run_cli(config_b, "explain", "--camera", "cam-a", "--at", purged_at)
+    assert asked.returncode == 3 and "node a records it" in asked.stderr, asked.stderr
+    told = run_cli(config_a, "explain", "--camera", "cam-a", "--at", purged_at)
+    assert told.returncode == 3 and "deleted" in told.stderr, told.stderr
     b_after = _segments(config_b, "cam-b")
     assert {s["id"] for s in b_before} <= {s["id"] for s in b_after}
     for s in b_before:

@@ -15,6 +15,8 @@ from ccvault.text import size_text
 from ccvault.timefmt import local_text
 
 if TYPE_CHECKING:
+    from sqlite3 import Connection
+
     from ccvault.retention.planner import Decision
 
 
@@ -177,6 +179,7 @@ def explain(app: App, camera: str, at: str, as_json: bool) -> None:
     now_ms = app.clock.wall_ms()
     volumes = _volumes(app)
     with app.writer.reader() as conn:
+        _kept_here(app, conn, camera)
         sc = candidates.scope(conn, app.config, volumes)
         if camera not in sc.camera_ids:
             app.camera(camera)  # not in the config either: exit 3 saying so
@@ -246,6 +249,21 @@ def _fate(decision: Decision, tz: ZoneInfo) -> str:
     if decision.action == THIN:
         return f"to be thinned (keyframes only) by the next retention pass {rule}"
     return f"to be moved to {decision.target} by the next retention pass {rule}"
+
+
+def _kept_here(app: App, conn: Connection, camera: str) -> None:
+    """Another node's camera is explained by that node: its policy decides what it keeps and
+    its audit log says what it purged (this node sees none of its footage as its own, and its
+    log would say "never recorded"): exit 3 naming the node."""
+    from ccvault.catalog.nodes import camera_nodes
+
+    owner = camera_nodes(conn).get(camera)
+    if owner is not None and owner != app.config.node.name:
+        raise NotFound(
+            f"camera {camera}",
+            f"node {owner} records it: its policy and audit log are there "
+            f"(run ccvault explain on node {owner})",
+        )
 
 
 def _gone(app: App, camera: str, at_ms: int, now_ms: int) -> None:
