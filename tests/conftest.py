@@ -61,6 +61,10 @@ def write_config(
         ]
         if catalog.password_file is not None:
             lines.append(f"catalog_password_file = {toml_value(catalog.password_file)}")
+        if catalog.sslmode is not None:
+            lines.append(f"catalog_sslmode = {toml_value(catalog.sslmode)}")
+        if catalog.sslrootcert is not None:
+            lines.append(f"catalog_sslrootcert = {toml_value(catalog.sslrootcert)}")
     else:
         lines.append(f"catalog = {toml_value(catalog or root / 'catalog.sqlite')}")
     if spool is not None:

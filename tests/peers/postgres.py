@@ -48,7 +48,7 @@ import psutil
 import psycopg
 from psycopg import sql
 
-from . import PeerError, _Peer, _spawn, _terminate, free_port
+from . import PeerError, _Peer, _spawn, _terminate, free_port, self_signed
 
 __all__ = ["PG_BIN", "PostgresServer", "postgres_available"]
 
@@ -103,6 +103,9 @@ def _close_all() -> None:
 class PostgresServer(_Peer):
     """One PostgreSQL cluster: ``start()`` (initdb on first use), ``stop()``, ``kill()``.
 
+    ``tls=True``: the server takes TLS connections (``ssl=on``) with a certificate for
+    DNS:localhost only, made at the first start; ``ca_file`` is the CA that vouches for it.
+
     The port is picked once (or given) and kept across restarts, so URLs handed to a daemon
     stay valid when a test stops the server and starts it again. ``timings`` records how long
     initdb and each start took (seconds), for the benches and for spotting a slow CI box.
@@ -114,9 +117,12 @@ class PostgresServer(_Peer):
         *,
         fast: bool = False,
         settings: Mapping[str, str | int] | None = None,
+        tls: bool = False,
     ) -> None:
         self.port = port if port is not None else free_port()
         self.fast = fast
+        self.tls = tls
+        self.ca_file: Path | None = None  # with tls: the certificate's CA (it signs itself)
         self.settings: dict[str, str] = {**BASE_SETTINGS, **(FAST_SETTINGS if fast else {})}
         self.settings.update({k: str(v) for k, v in (settings or {}).items()})
         self.directory: Path | None = None
@@ -219,6 +225,18 @@ class PostgresServer(_Peer):
             raise PeerError(f"initdb failed ({res.returncode}):\n{out}")
         self.timings["initdb"] = time.monotonic() - t0
 
+    def _certify(self) -> None:
+        """The server's certificate and key (once), readable by the server's user only."""
+        cert, key = self._dir() / "server.pem", self._dir() / "server.key"
+        if not cert.exists():
+            self_signed(self._dir(), "server")
+            for path in (cert, key):
+                if self._run_as is not None:
+                    os.chown(path, self._run_as.pw_uid, self._run_as.pw_gid)
+                path.chmod(0o600)
+        self.ca_file = cert
+        self.settings.update(ssl="on", ssl_cert_file=str(cert), ssl_key_file=str(key))
+
     def command(self) -> list[str]:
         """The server's command line (also handy for a manual run)."""
         settings = {**self.settings, "port": str(self.port)}
@@ -240,6 +258,8 @@ class PostgresServer(_Peer):
         _servers.add(self)  # from here on, exit cleans up even if the start fails
         if not (self.data_dir / "PG_VERSION").exists():
             self._initdb()
+        if self.tls:
+            self._certify()
         t0 = time.monotonic()
         deadline = t0 + READY_TIMEOUT_S
         while True:
