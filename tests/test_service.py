@@ -474,3 +474,51 @@ def test_a_log_reader_going_away_stops_nothing(tmp_path: Path) -> None:
         if proc.poll() is None:
             proc.kill()
             proc.wait()
+
+
+SIGNAL_INSIDE_A_LOG_LINE = """
+import os, signal, sys
+from pathlib import Path
+import structlog
+from ccvault.config.loading import load
+from ccvault.host import logs
+from ccvault.service.daemon import Daemon
+
+class SignalledWhileWriting:
+    # The log's stream: SIGTERM arrives while the first line is being written, so the handler
+    # runs on this thread inside the log call, with structlog's write lock held.
+    sent = False
+    def write(self, text):
+        if not self.sent:
+            self.sent = True
+            os.kill(os.getpid(), signal.SIGTERM)
+        return sys.stdout.write(text)
+    def flush(self):
+        sys.stdout.flush()
+    def isatty(self):
+        return False
+
+logs.configure(stream=SignalledWhileWriting(), json=True)
+daemon = Daemon(load(Path(sys.argv[1])))
+daemon._install_signals()
+structlog.get_logger("ccvault.test").info("test.line")
+print("stopping" if daemon.stopping.is_set() else "not stopping", flush=True)
+"""
+
+
+def test_a_stop_signal_inside_a_log_line_stops_the_daemon(tmp_path: Path) -> None:
+    """SIGTERM can arrive while the main thread writes a log line (start-up, a reload): the
+    handler then runs inside that call. A handler that logged would wait forever for the
+    writer's lock it is itself holding, and the daemon would hang until systemd killed it,
+    its open segments lost. It must only note the stop."""
+    config = write_config(tmp_path, [{"name": "one", "url": "demo://"}])
+    result = subprocess.run(
+        [CCVAULT[0], "-c", SIGNAL_INSIDE_A_LOG_LINE, str(config)],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=30,  # the old handler never returned
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.splitlines()[-1] == "stopping", result.stdout
+    assert '"test.line"' in result.stdout

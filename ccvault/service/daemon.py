@@ -52,6 +52,7 @@ class Daemon:
         self.stopping = threading.Event()
         self._wake = threading.Event()  # the main thread's: a signal arrived
         self._reload_requested = threading.Event()
+        self._stop_signal: str | None = None  # the signal that stopped it, logged by main
 
     @property
     def config(self) -> Config:
@@ -65,6 +66,7 @@ class Daemon:
         try:
             self._install_signals()  # a stop while the catalog is out of reach is heard too
             if not record_until_reachable(self.config, self.clock, self.stopping):
+                self._log_signal()
                 log.info("daemon.stopped", catalog="never reached")
                 return 0
             parts = build(
@@ -121,6 +123,7 @@ class Daemon:
     def _stop(self, parts: Parts) -> None:
         """Recorders close their open segments, which are ingested before the end; what is
         not analysed or exported yet waits in the catalog for the next start."""
+        self._log_signal()
         log.info("daemon.stopping")
         self.notifier.stopping()
         parts.footage.live.close()  # live viewers' bodies end: the server can stop at once
@@ -166,8 +169,13 @@ class Daemon:
     # -- signals and reload -----------------------------------------------------------------
 
     def _install_signals(self) -> None:
+        """The handlers only note and wake: one runs on the main thread between two bytecodes,
+        perhaps inside a log call, where structlog's writer holds a lock that is not
+        reentrant; a handler that logged would wait for it forever, and a SIGTERM would hang
+        the daemon until systemd killed it. The main thread logs the signal (`_log_signal`)."""
+
         def stop(signum: int, _frame: FrameType | None) -> None:
-            log.info("daemon.signal", signal=signal.Signals(signum).name)
+            self._stop_signal = signal.Signals(signum).name
             self.stopping.set()
             self._wake.set()
 
@@ -178,6 +186,10 @@ class Daemon:
         signal.signal(signal.SIGTERM, stop)
         signal.signal(signal.SIGINT, stop)
         signal.signal(signal.SIGHUP, reload_later)
+
+    def _log_signal(self) -> None:
+        if self._stop_signal is not None:
+            log.info("daemon.signal", signal=self._stop_signal)
 
     def _reload(self, parts: Parts) -> None:
         """SIGHUP: apply a valid new config as a whole, or keep the running one as a whole."""
