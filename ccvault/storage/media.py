@@ -65,11 +65,7 @@ def _facts(fd: int, size: int) -> MediaInfo | None:
     video: mp4.Track | None = None
     defaults: dict[int, mp4.TrackDefaults] = {}
     samples = _Samples()
-    pos = 0
-    while pos < size:
-        kind, _, box_size = mp4.header(os.pread(fd, 16, pos))
-        if box_size < 8 or pos + box_size > size:
-            return None  # cut short, or a box "to the end of the file"
+    for kind, pos, box_size in mp4.top_level(fd, size):  # ValueError: cut short (None)
         if kind == b"moov":
             moov = os.pread(fd, box_size, pos)
             video = _video_track(moov)
@@ -80,7 +76,6 @@ def _facts(fd: int, size: int) -> MediaInfo | None:
                     samples.add(fragment)
         elif kind not in SKIPPED_BOXES:
             return None
-        pos += box_size
     return samples.facts(video) if video is not None else None
 
 

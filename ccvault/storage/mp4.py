@@ -29,25 +29,29 @@ def header(data: bytes, at: int = 0) -> tuple[bytes, int, int]:
     return kind, 8, size
 
 
+def top_level(fd: int, size: int) -> Iterator[tuple[bytes, int, int]]:
+    """(type, offset, size) of each box of an open file of `size` bytes, header by header;
+    `ValueError` at a box cut short or "to the end of the file" (size 0)."""
+    pos = 0
+    while pos < size:
+        kind, _, box_size = header(os.pread(fd, 16, pos))
+        if box_size < 8 or pos + box_size > size:
+            raise ValueError("box cut short")
+        yield kind, pos, box_size
+        pos += box_size
+
+
 def holds_fragment(path: Path) -> bool:
-    """Whether the file holds a moof yet: frames were muxed into it. Read from the top-level
-    box headers (a recorded file starts ftyp, moov: a few reads); False for a file missing,
-    cut short inside its header, or laid out otherwise."""
+    """Whether the file holds a whole moof yet: frames were muxed into it. Read from the
+    top-level box headers (a recorded file starts ftyp, moov: a few reads); False for a file
+    missing, cut short, or laid out otherwise."""
     try:
         fd = os.open(path, os.O_RDONLY)
     except OSError:
         return False
     try:
-        size, pos = os.fstat(fd).st_size, 0
-        while pos + 16 <= size:
-            kind, _, box_size = header(os.pread(fd, 16, pos))
-            if kind == b"moof":
-                return True
-            if box_size < 8:
-                return False
-            pos += box_size
-        return False
-    except (OSError, struct.error):  # read as it changed: the next look tells
+        return any(kind == b"moof" for kind, _, _ in top_level(fd, os.fstat(fd).st_size))
+    except (ValueError, OSError, struct.error):  # read as it grew: the next look tells
         return False
     finally:
         os.close(fd)
