@@ -110,6 +110,8 @@ def test_state_motion_occupancy_and_alerts_are_published(
     wait_for(lambda: listen.values("site-a/server-room/occupancy"), 30, what="occupancy")
     occupancy = json.loads(listen.values("site-a/server-room/occupancy")[-1])
     assert occupancy["count"] == 1 and occupancy["inside"][0]["person"] == "c-17"
+    # The visit's event is published after the room's occupancy: wait for it too.
+    wait_for(lambda: listen.events("visit"), 30, what="the visit event")
     assert listen.events("visit")[0]["status"] == "entered"
     wait_for(
         lambda: any(
