@@ -18,7 +18,8 @@ What it measures
          file (a python subprocess, start-up included; target <= 1.5).
        - auto: CPU time as a ratio to a bare single-threaded PyAV decode of the same file's
          keyframes (``skip_frame = "NONKEY"``; issue 16: target <= 1.10 on a mostly idle 300 s
-         clip, ``--speed-only --seconds 300``), also with the CLI's start-up taken out.
+         clip, ``--speed-only --seconds 300``), also with the CLI's start-up taken out. The
+         two run alternately, and the figure is the median of each pair's ratio.
        - keyframes, and a bare keyframe-only decode loop, for reference.
        - auto in-process: CPU of the `analyze()` call alone (what a daemon worker pays per
          file; the CLI's start-up is not in it).
@@ -136,6 +137,10 @@ def child_cpu(argv: list[str], env: dict[str, str]) -> tuple[float, str]:
     return cpu, res.stdout
 
 
+def bare_argv(clip: Path, kind: str) -> list[str]:
+    return [sys.executable, "-c", BARE_DECODE, str(clip), kind]
+
+
 def median_cpu(argv: list[str], env: dict[str, str], runs: int) -> tuple[float, str]:
     results = [child_cpu(argv, env) for _ in range(runs)]
     return statistics.median(c for c, _ in results), results[-1][1]
@@ -163,12 +168,22 @@ def speed(seconds: int, runs: int) -> dict:
     startup, _ = median_cpu([str(CCVAULT), "--version"], env, runs)
     report["cli_startup_cpu_s"] = round(startup, 3)
     print(f"ccvault start-up alone (ccvault --version): CPU {startup:.2f} s")
-    for mode in MODES:
-        cpu, out = median_cpu(
-            [str(CCVAULT), "--config", str(config), "analyze", str(clip), "--mode", mode, "--json"],
-            env,
-            runs,
+
+    def analyze_argv(mode: str) -> list[str]:
+        return [str(CCVAULT), "--config", str(config), "analyze", str(clip), "--mode", mode]
+
+    pairs = [
+        (
+            child_cpu([*analyze_argv("auto"), "--json"], env),
+            child_cpu(bare_argv(clip, "keyframes"), env),
         )
+        for _ in range(runs)
+    ]
+    for mode in MODES:
+        if mode == "auto":
+            cpu, out = statistics.median(a for (a, _), _ in pairs), pairs[-1][0][1]
+        else:
+            cpu, out = median_cpu([*analyze_argv(mode), "--json"], env, runs)
         spans = [(s["start_s"], s["end_s"]) for s in json.loads(out) if s["kind"] == "motion"]
         report[mode] = {
             "cpu_s": round(cpu, 3),
@@ -180,7 +195,10 @@ def speed(seconds: int, runs: int) -> dict:
             f"-> {int(seconds / cpu)} cameras/core; motion spans {spans}"
         )
     for kind in ("all", "keyframes"):
-        cpu, _ = median_cpu([sys.executable, "-c", BARE_DECODE, str(clip), kind], env, runs)
+        if kind == "keyframes":
+            cpu = statistics.median(b for _, (b, _) in pairs)
+        else:
+            cpu, _ = median_cpu(bare_argv(clip, kind), env, runs)
         report[f"bare_decode_{kind}"] = {
             "cpu_s": round(cpu, 3),
             "x_realtime": round(seconds / cpu, 1),
@@ -194,15 +212,22 @@ def speed(seconds: int, runs: int) -> dict:
     report["all_ratio_to_bare_decode"] = round(ratio, 3)
     report["auto_pass"] = report["auto"]["x_realtime"] >= TARGET_AUTO_SPEED
     report["all_pass"] = ratio <= TARGET_ALL_RATIO
-    key = report["bare_decode_keyframes"]["cpu_s"]
-    auto_key = report["auto"]["cpu_s"] / key
+    # Each auto run is divided by the bare decode run right after it, and the median taken:
+    # the machine's speed drifts by several per cent over a minute, on both alike.
+    auto_key = statistics.median(a / b for (a, _), (b, _) in pairs)
     report["auto_ratio_to_bare_keyframes"] = round(auto_key, 3)
+    report["auto_ratio_to_bare_keyframes_each_run"] = [round(a / b, 3) for (a, _), (b, _) in pairs]
     report["auto_ratio_to_bare_keyframes_without_startup"] = round(
-        (report["auto"]["cpu_s"] - startup) / key, 3
+        statistics.median((a - startup) / b for (a, _), (b, _) in pairs), 3
     )
     report["auto_keyframes_pass"] = auto_key <= TARGET_AUTO_KEY_RATIO
     print(
-        f"auto / bare keyframe decode = {auto_key:.2f} (target <= {TARGET_AUTO_KEY_RATIO}): "
+        f"auto / bare keyframe decode, run by run: "
+        f"{report['auto_ratio_to_bare_keyframes_each_run']}"
+    )
+    print(
+        f"auto / bare keyframe decode = {auto_key:.2f} (the median; target <= "
+        f"{TARGET_AUTO_KEY_RATIO}): "
         f"{'PASS' if report['auto_keyframes_pass'] else 'FAIL'}; without the CLI start-up "
         f"({startup:.2f} s): {report['auto_ratio_to_bare_keyframes_without_startup']:.2f}"
     )

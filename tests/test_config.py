@@ -278,3 +278,20 @@ def test_a_key_without_a_description_cannot_be_rendered() -> None:
 
     with pytest.raises(ValueError, match=r"Undocumented\.bare has no description"):
         config_doc._fields(Undocumented, skip=set(), values={})
+
+
+def test_the_motion_table_alone_gives_what_the_whole_config_gives(tmp_path: Path) -> None:
+    """`ccvault analyze` validates [motion] alone (`motion_of_file`); the daemon, the whole
+    config. Both must give the same settings, people counting and workers included."""
+    from ccvault.config.policy import MotionSettings, motion_of_file
+
+    path = tmp_path / "ccvault.toml"
+    path.write_text(
+        BASE
+        + "[motion]\nthreshold = 40\nworkers = 3\nmasks = [[[0, 0], [1, 0], [1, 0.2]]]\n"
+        + '[[cameras]]\nname = "a"\nurl = "demo://"\n'
+    )
+    settings = motion_of_file(path)
+    assert settings == load(path).config.motion_for(None)
+    assert settings.threshold == 40 and settings.people is False and len(settings.masks) == 1
+    assert settings != MotionSettings()

@@ -200,6 +200,24 @@ def test_cli_analyze_camera_settings_and_debug_video(one_crossing: Path, tmp_pat
     assert missing.returncode == 3
 
 
+def test_cli_analyze_reads_the_motion_table_alone(one_crossing: Path, tmp_path: Path) -> None:
+    """Without --camera, analyze validates [motion] and nothing else of the file: its keys
+    apply and a wrong one is named, while a table it does not use cannot stop it."""
+    from tests.conftest import write_config
+
+    config = write_config(tmp_path, [])
+    with config.open("a") as f:
+        f.write('\n[motion]\nmode = "keyframes"\n\n[retention]\nno_such_key = 1\n')
+    assert run_cli(config, "check-config").returncode == 2  # the daemon would refuse it
+    res = run_cli(config, "analyze", str(one_crossing))
+    assert res.returncode == 0, res.stderr
+    assert "mode keyframes" in res.stderr and "motion" in res.stdout
+    config.write_text(config.read_text().replace('mode = "keyframes"', 'mode = "sometimes"'))
+    bad = run_cli(config, "analyze", str(one_crossing), "--json")
+    assert bad.returncode == 2 and bad.stdout == ""
+    assert "motion.mode" in bad.stderr, bad.stderr
+
+
 def test_cli_analyze_unreadable_file(one_crossing: Path, tmp_path: Path) -> None:
     garbage = tmp_path / "garbage.mp4"
     garbage.write_bytes(b"not a video at all" * 100)
@@ -220,9 +238,11 @@ def test_cli_analyze_loads_the_analysis_not_the_daemon(one_crossing: Path, tmp_p
 
     config = write_config(tmp_path, [])
     loaded = tmp_path / "modules.txt"
+    # analyze exits without the interpreter's teardown (os._exit): the modules are listed then
     probe = (
-        "import atexit, runpy, sys; "
-        f"atexit.register(lambda: open({str(loaded)!r}, 'w').write('\\n'.join(sys.modules))); "
+        "import os, runpy, sys; exit_now = os._exit; "
+        f"os._exit = lambda code: (open({str(loaded)!r}, 'w').write('\\n'.join(sys.modules)), "
+        "exit_now(code)); "
         "sys.argv = ['ccvault', *sys.argv[1:]]; runpy.run_module('ccvault', run_name='__main__')"
     )
     argv = [CCVAULT[0], "-c", probe, "--config", str(config), "analyze", str(one_crossing)]
@@ -230,6 +250,7 @@ def test_cli_analyze_loads_the_analysis_not_the_daemon(one_crossing: Path, tmp_p
     assert res.returncode == 0, res.stderr
     modules = set(loaded.read_text().split("\n"))
     heavy = {"fastapi", "uvicorn", "psutil", "structlog", "ccvault.catalog.writer"}
+    heavy.add("ccvault.config.model")  # its [motion] table alone is read and validated
     packages = ("ccvault.api", "ccvault.service", "ccvault.retention", "ccvault.evidence")
     assert modules & heavy == set()
     assert not [m for m in modules if m.startswith(packages)]

@@ -7,21 +7,22 @@ from pathlib import Path
 import click
 
 from ccvault.catalog.rows import Span
-from ccvault.cli import App, cli, json_option, pass_app
+from ccvault.cli import App, Exit, cli, json_option, pass_app
 from ccvault.cli.output import emit_json, table
-from ccvault.config.policy import MotionSettings
+from ccvault.config.policy import MotionSettings, motion_of_file
 from ccvault.errors import UsageError
 
 
 def motion_settings(app: App, camera: str | None) -> MotionSettings:
-    """A camera's effective settings, else the global [motion] ones. With no config named
-    (no --config, no CCVAULT_CONFIG) and none at the default path, the defaults: a file can
-    be checked on any machine, but a config someone named must exist."""
+    """A camera's effective settings (the whole config validated), else the global [motion]
+    ones (that table alone). With no config named (no --config, no CCVAULT_CONFIG) and none
+    at the default path, the defaults: a file can be checked on any machine, but a config
+    someone named must exist."""
     if camera is not None:
         return app.config.motion_for(app.camera(camera))
     if not app.config_named and not app.config_path.exists():
         return MotionSettings()
-    return app.config.motion_for(None)
+    return motion_of_file(app.config_path)
 
 
 def relative_span_json(span: Span) -> dict:
@@ -57,7 +58,7 @@ def analyze_cmd(
     mode: str | None,
     debug_video: Path | None,
     as_json: bool,
-) -> None:
+) -> Exit:
     """Motion and lighting spans in FILE, in seconds from its start."""
     from ccvault.motion.analysis import analyze, finish  # OpenCV and PyAV: only when analysing
     from ccvault.motion.source import MediaError
@@ -72,7 +73,7 @@ def analyze_cmd(
     spans = sorted(result.spans + finish(result.carry), key=lambda s: s.start_ms)
     if as_json:
         emit_json([relative_span_json(s) for s in spans])
-        return
+        return Exit.WITHOUT_TEARDOWN  # run once per file: it has nothing left to release
     table(
         ["start_s", "end_s", "kind", "peak", "area"],
         [
@@ -85,3 +86,4 @@ def analyze_cmd(
         f"({result.keyframes} keyframes)",
         err=True,
     )
+    return Exit.WITHOUT_TEARDOWN

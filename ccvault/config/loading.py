@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import tomllib
 from pathlib import Path
 
 from pydantic import (
@@ -17,12 +16,11 @@ from pydantic import (
 
 from ccvault.config.catalog_target import is_url
 from ccvault.config.fields import describe
+from ccvault.config.file import read_toml
 from ccvault.config.model import Config
 from ccvault.config.places import overlap, shared_filesystems
 from ccvault.config.secrets import check_secrets, password_warnings
 from ccvault.errors import ConfigError
-
-DEFAULT_CONFIG_PATH = Path("/etc/ccvault/ccvault.toml")
 
 
 class LoadedConfig(BaseModel):
@@ -34,24 +32,9 @@ class LoadedConfig(BaseModel):
     warnings: tuple[str, ...] = ()
 
 
-def resolve_path(explicit: str | os.PathLike[str] | None) -> Path:
-    """--config, then CCVAULT_CONFIG, then the system default."""
-    if explicit:
-        return Path(explicit)
-    env = os.environ.get("CCVAULT_CONFIG")
-    return Path(env) if env else DEFAULT_CONFIG_PATH
-
-
 def load(path: Path) -> LoadedConfig:
     """Read, validate and resolve a config file, or raise ConfigError naming file and key."""
-    try:
-        raw = tomllib.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise ConfigError(str(path), "no such config file") from None
-    except OSError as exc:
-        raise ConfigError(str(path), exc.strerror or str(exc)) from None
-    except tomllib.TOMLDecodeError as exc:
-        raise ConfigError(str(path), f"not valid TOML: {exc}") from None
+    raw = read_toml(path)
     _resolve_relative_paths(raw, path.parent)
     try:
         config = Config.model_validate(raw)

@@ -660,9 +660,8 @@ class Config(Model):
 
     def motion_for(self, camera: CameraConfig | None) -> MotionSettings:
         """The global [motion] settings with the camera's own keys laid over them."""
-        merged = self.motion.model_dump(exclude={"workers"})
-        if camera is not None and camera.motion is not None:
-            merged.update(camera.motion.model_dump(exclude_none=True))
-        if merged["people"] is None:  # counted where the door log can be held against it
-            merged["people"] = camera is not None and self.room_of(camera.name) is not None
-        return MotionSettings.model_validate(merged)
+        if camera is None:
+            return self.motion.settings({}, counts_people=False)
+        override = camera.motion.model_dump(exclude_none=True) if camera.motion else {}
+        # People are counted where the door log can be held against the counts.
+        return self.motion.settings(override, self.room_of(camera.name) is not None)

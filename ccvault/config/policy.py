@@ -3,11 +3,14 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from pathlib import Path
+from typing import Any, Literal
 
-from pydantic import Field, model_validator
+from pydantic import ConfigDict, Field, ValidationError, model_validator
 
-from ccvault.config.fields import ByteSize, Model, Polygon, override_of
+from ccvault.config.fields import ByteSize, Model, Polygon, describe, override_of
+from ccvault.config.file import read_toml
+from ccvault.errors import ConfigError
 
 
 class MotionSettings(Model):
@@ -77,6 +80,34 @@ class MotionConfig(MotionSettings):
         "what recording and ingest leave.",
         json_schema_extra={"default_text": "one per CPU"},
     )
+
+    def settings(self, override: dict[str, Any], counts_people: bool) -> MotionSettings:
+        """What one camera's footage is analysed with: these keys, the camera's own laid over
+        them (`override`), people counted by default where `counts_people`."""
+        merged = self.model_dump(exclude={"workers"})
+        merged.update(override)
+        if merged["people"] is None:
+            merged["people"] = counts_people
+        return MotionSettings.model_validate(merged)
+
+
+class MotionTable(Model):
+    """A config file's [motion] table alone, the rest of the file not looked at."""
+
+    model_config = ConfigDict(extra="ignore")
+    motion: MotionConfig = Field(default_factory=MotionConfig)  # type: ignore[arg-type]
+
+
+def motion_of_file(path: Path) -> MotionSettings:
+    """The global [motion] settings of a config file, validated by the same model as in a
+    whole `Config` (`Config.motion_for(None)` gives the same), without the rest of the file:
+    validating every table and checking the machine (secrets, reserves, volumes) is most of
+    `ccvault analyze`'s start-up, for settings it does not use."""
+    try:
+        table = MotionTable.model_validate(read_toml(path))
+    except ValidationError as exc:
+        raise ConfigError(str(path), describe(exc)) from None
+    return table.motion.settings({}, counts_people=False)
 
 
 MotionOverride = override_of(MotionSettings, "MotionOverride")
