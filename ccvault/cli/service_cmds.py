@@ -79,7 +79,8 @@ def _status_text(app: App, report: dict) -> None:
     click.echo(f"daemon: {'running' if report['daemon']['running'] else 'not running'}")
     catalog, waiting = report["catalog"], report["spool_backlog"]
     if not catalog["reachable"]:
-        click.echo(f"catalog: UNREACHABLE: {catalog['error']}")
+        # The reason as errors give it ("unreachable: ..."), without saying it twice.
+        click.echo(f"catalog: UNREACHABLE: {catalog['error'].removeprefix('unreachable: ')}")
     oldest = waiting["oldest_end_ms"]
     since = f" (oldest ended {local_text(oldest, app.config.tz)})" if oldest is not None else ""
     click.echo(f"spool: {waiting['segments']} segment(s) waiting for the catalog{since}")
