@@ -187,6 +187,7 @@ def stalled_client(site: Site, camera: str) -> socket.socket:
     return sock
 
 
+@pytest.mark.slow
 def test_a_stalled_viewer_never_stalls_recording_and_is_dropped(site: Site) -> None:
     sock = stalled_client(site, "busy")
     stalled_ms = round(time.time() * 1000)

@@ -69,6 +69,7 @@ def broker(tmp_path: Path) -> Any:
         yield b
 
 
+@pytest.mark.slow
 def test_state_motion_occupancy_and_alerts_are_published(
     tmp_path: Path, broker: MosquittoBroker, daemon_factory: Any
 ) -> None:

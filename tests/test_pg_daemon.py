@@ -22,6 +22,7 @@ from tests.peers.postgres import PostgresServer
 pytestmark = pytest.mark.timeout(180)
 
 
+@pytest.mark.slow
 def test_a_daemon_records_lists_and_holds_on_a_postgresql_catalog(
     tmp_path: Path, daemon_factory, postgres_server: PostgresServer, pg_database: str
 ) -> None:

@@ -537,6 +537,7 @@ def _sql(config: Path, statement: str) -> list[tuple]:
         conn.close()
 
 
+@pytest.mark.slow
 def test_a_legal_hold_the_store_missed_is_retried_until_it_is_on_the_object(
     tmp_path: Path, s3_server: S3Server, s3_client: Any, cli: Session, daemon_factory: Any
 ) -> None:

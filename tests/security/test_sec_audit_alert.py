@@ -10,11 +10,13 @@ from collections.abc import Callable
 from pathlib import Path
 
 import httpx
+import pytest
 
 from tests.conftest import Daemon, cli_json, run_cli, wait_for, write_config
 from tests.security.audit_tamper import add_holds, lines
 
 
+@pytest.mark.slow
 def test_a_cut_log_alerts_across_restarts_until_an_admin_acknowledges_it(
     tmp_path: Path, daemon_factory: Callable[[Path], Daemon]
 ) -> None:

@@ -15,6 +15,8 @@ import subprocess
 from collections.abc import Callable
 from pathlib import Path
 
+import pytest
+
 from ccvault.config.model import HttpConfig
 from ccvault.host.descriptors import budget
 from tests.api_peer import connect, with_http
@@ -39,6 +41,7 @@ def open_files(pid: int) -> tuple[int, int]:
     return soft, len(os.listdir(f"/proc/{pid}/fd"))
 
 
+@pytest.mark.slow
 def test_a_connection_flood_cannot_take_the_descriptors_recording_needs(
     tmp_path: Path, daemon_factory: Callable[..., Daemon]
 ) -> None:

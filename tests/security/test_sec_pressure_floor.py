@@ -15,6 +15,8 @@ import sys
 import time
 from pathlib import Path
 
+import pytest
+
 from tests.conftest import cli_json, wait_for, write_config
 from tests.retention_seed import DAY_MS, seed
 from tests.test_disk_pressure import (
@@ -42,6 +44,7 @@ while not os.path.exists(sys.argv[2]):
 """
 
 
+@pytest.mark.slow
 def test_a_disk_filled_by_another_program_keeps_each_cameras_newest_day(
     tmp_path: Path, daemon_factory
 ) -> None:

@@ -52,6 +52,7 @@ def digest(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("attack", ["deleted", "replaced-by-another-catalog"])
 def test_catalog_gone_under_the_daemon_keeps_footage_in_the_spool_until_it_is_restored(
     tmp_path: Path, daemon_factory, attack: str

@@ -32,6 +32,7 @@ def firing(config: Path) -> dict[str, dict]:
     return {a["name"]: a for a in cli_json(config, "alerts")["active"]}
 
 
+@pytest.mark.slow
 def test_a_host_without_timesyncd_or_chrony_raises_clock_unchecked(
     tmp_path: Path, daemon_factory, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -13,6 +13,8 @@ import json
 import time
 from pathlib import Path
 
+import pytest
+
 from tests.conftest import run_cli, wait_for, write_config
 from tests.test_disk_pressure import add_ballast, event_ms, ingested, mounted_tmpfs, stop
 
@@ -36,6 +38,7 @@ def camera_state(config: Path, camera: str) -> str:
     return next(c["state"] for c in json.loads(result.stdout)["cameras"] if c["name"] == camera)
 
 
+@pytest.mark.slow
 def test_frames_without_stored_segments_raise_recording_failed_within_two_segment_lengths(
     tmp_path: Path, daemon_factory
 ) -> None:
