@@ -29,7 +29,7 @@ from ccvault.storage.media import probe, sha256_file
 from ccvault.storage.store import SegmentStore
 from ccvault.storage.volumes import open_volumes
 from tests.api_peer import Api, serve
-from tests.conftest import cli_json, pg_catalog, write_config
+from tests.conftest import cli_json, pg_catalog, run_cli, write_config
 from tests.peers import ffmpeg_exe
 from tests.peers.pg_fixture import APP_ROLE, TEMPLATE_DB
 from tests.retention_seed import seed
@@ -358,6 +358,24 @@ def test_holds_over_http(site: Site) -> None:
     assert added[0]["actor"] == released[0]["actor"] == hold["actor"]
 
 
+def test_explain_over_http_is_what_the_cli_says(site: Site) -> None:
+    """Why footage is kept, and why there is none, answered alike by the API and the CLI."""
+    at = {"camera": "door", "at": "2026-10-25T00:30:30Z"}
+    kept = site.get("viewer", "/api/explain", params=at)
+    assert kept.status_code == 200, kept.text
+    assert kept.json() == cli_json(site.config, "explain", "--camera", "door", "--at", at["at"])
+    answer = kept.json()
+    node = load(site.config).config.node.name  # the one node: this host's name
+    assert (answer["segment_id"], answer["node"], answer["action"]) == (site.ids["A"], node, "keep")
+    assert answer["rule"] == "window" and answer["until_ms"] == A + 3650 * 86_400_000
+    never = {"camera": "door", "at": "2026-10-25T05:00:00Z"}
+    gone = site.get("viewer", "/api/explain", params=never)
+    assert gone.status_code == 404, gone.text
+    said = run_cli(site.config, "explain", "--camera", "door", "--at", never["at"])
+    assert said.returncode == 3 and "nothing was ever recorded then" in said.stderr
+    assert gone.json()["error"]["message"] in said.stderr
+
+
 @pytest.mark.parametrize(
     ("url", "params", "status", "field"),
     [
@@ -380,6 +398,8 @@ def test_holds_over_http(site: Site) -> None:
         ("/api/segments/..%2f..%2fcatalog.sqlite/file", {}, 404, None),  # ids only, no paths
         ("/api/cameras/nope/still.jpg", {"at": "now"}, 404, "name"),
         ("/api/motion/next", {"camera": "door", "after": "2026-10-25T02:30:00"}, 400, "after"),
+        ("/api/explain", {"camera": "door", "at": "last tuesday"}, 400, "at"),
+        ("/api/explain", {"camera": "nope", "at": "now"}, 404, "camera"),
     ],
 )
 def test_bad_input_is_a_4xx_naming_the_field(

@@ -161,6 +161,25 @@ def test_two_nodes_on_one_catalog_share_footage_and_keep_to_their_own(
     )
     assert part.status_code == 206 and part.content == original[10:100]
 
+    # Why b's footage is kept is b's to say (its policy, its audit log): node a asks node b
+    # and says what b says, by CLI and API alike, naming b.
+    own_word = run_cli(config_b, "explain", "--camera", "cam-b", "--at", seg["start"], "--json")
+    assert own_word.returncode == 0, own_word.stderr
+    b_says = json.loads(own_word.stdout)
+    assert b_says["node"] == "b" and b_says["segment_id"] == seg["id"]
+    relayed = run_cli(config_a, "explain", "--camera", "cam-b", "--at", seg["start"], "--json")
+    assert relayed.returncode == 0, relayed.stderr
+    assert json.loads(relayed.stdout) == b_says
+    over_http = httpx.get(
+        f"{url_a}/api/explain", params={"camera": "cam-b", "at": seg["start"]}, headers=auth
+    )
+    assert over_http.status_code == 200 and over_http.json() == b_says
+    words = run_cli(config_a, "explain", "--camera", "cam-b", "--at", seg["start"])
+    assert words.returncode == 0 and f"segment {seg['id']} of cam-b (node b):" in words.stdout
+    never = run_cli(config_a, "explain", "--camera", "cam-b", "--at", "2020-01-01T00:00:00Z")
+    assert never.returncode == 3, never.stderr
+    assert "node b: " in never.stderr and "nothing was ever recorded then" in never.stderr
+
     # Node a exports node b's footage: fetched from b, checked against the catalog's SHA-256,
     # the bundle verifies and holds b's original file byte for byte.
     bundle = tmp_path / "exports" / "b-door"  # in [export] dir
@@ -206,10 +225,12 @@ def test_two_nodes_on_one_catalog_share_footage_and_keep_to_their_own(
     purged_at = _segments(config_a, "cam-a")[0]["start"]  # the oldest, to the millisecond
     purged = cli_json(purge_config, "purge")
     assert purged["deleted"] >= 1, purged
-    # Why footage is kept or gone is told by the node that keeps it: node b names node a for
-    # cam-a (b's own audit log would say "never recorded").
+    # Why footage is kept or gone is told by the node that keeps it (b's own audit log would
+    # say "never recorded"): node a has no API URL, so node b cannot ask it, and says so.
     asked = run_cli(config_b, "explain", "--camera", "cam-a", "--at", purged_at)
-    assert asked.returncode == 3 and "node a records it" in asked.stderr, asked.stderr
+    assert asked.returncode == 5, asked.stderr
+    assert "node a records it" in asked.stderr and "no [node] url" in asked.stderr
+    assert "run ccvault explain on node a" in asked.stderr
     told = run_cli(config_a, "explain", "--camera", "cam-a", "--at", purged_at)
     assert told.returncode == 3 and "deleted" in told.stderr, told.stderr
     b_after = _segments(config_b, "cam-b")
@@ -258,6 +279,8 @@ def test_two_nodes_on_one_catalog_share_footage_and_keep_to_their_own(
         config_a, "segment-file", str(seg["id"]), "--out", str(tmp_path / "exports" / "x.mp4")
     )
     assert busy.returncode == 5 and "unavailable (node b down since " in busy.stderr
+    unasked = run_cli(config_a, "explain", "--camera", "cam-b", "--at", seg["start"])
+    assert unasked.returncode == 5 and "(node b down since " in unasked.stderr, unasked.stderr
     # Node a still serves its own.
     own = _segments(config_a, "cam-a")[-1]
     mine = httpx.get(f"{url_a}/api/segments/{own['id']}/file", headers=auth, timeout=30)
@@ -459,3 +482,83 @@ def test_a_catalog_from_before_nodes_is_claimed_by_the_first_node_to_start(
     ]
     refused = run_cli(_node_config(tmp_path, "c", camera), "run", timeout=120)
     assert refused.returncode == 2 and "belongs to node 'a'" in refused.stderr
+
+
+EXPLANATION = {  # a whole answer, as node b would give it for cam-b
+    "node": "b",
+    "segment_id": 1,
+    "camera": "cam-b",
+    "start_ms": 0,
+    "end_ms": 2000,
+    "action": "keep",
+    "rule": "window",
+    "bytes": 1000,
+    "volume": "vol-b",
+    "premature": False,
+    "until_ms": None,
+    "target": None,
+    "waits_for": None,
+    "lock_mode": None,
+    "holds": [],
+    "activity": False,
+    "analysed": True,
+    "thinned": False,
+}
+
+
+@pytest.mark.parametrize(
+    ("status", "body"),
+    [
+        (200, b"<html>a login page</html>"),
+        (200, b'{"node": "b", "camera": "cam-x"}'),  # not an explanation
+        (200, b"[]"),
+        (200, json.dumps({**EXPLANATION, "camera": "cam-x"}).encode()),  # of another camera
+        (200, json.dumps({**EXPLANATION, "node": "c"}).encode()),  # by another node
+    ],
+)
+def test_a_node_answering_what_is_not_an_explanation_is_not_believed(
+    tmp_path: Path, status: int, body: bytes
+) -> None:
+    """A node asked why its footage is kept may be broken or hostile: an answer that is not an
+    explanation of the camera asked about, by that node, is the node failing (exit 5's
+    NodeUnavailable), never printed as its word; its 404 is relayed as its word."""
+    import http.server
+    import threading
+
+    from ccvault.config.node import NodeConfig
+    from ccvault.errors import NotFound
+    from ccvault.storage import peers
+    from ccvault.views.explain import ask
+
+    class Node(http.server.BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            if "camera=gone" in self.path:
+                code, answer = 404, b'{"error": {"message": "gone at 10:00: deleted"}}'
+            elif "camera=fine" in self.path:
+                code, answer = 200, json.dumps({**EXPLANATION, "camera": "fine"}).encode()
+            else:
+                code, answer = status, body
+            self.send_response(code)
+            self.send_header("Content-Length", str(len(answer)))
+            self.end_headers()
+            self.wfile.write(answer)
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Node)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    token = tmp_path / "token"
+    token.write_text("ccv_x\n")
+    token.chmod(0o600)
+    node = NodeConfig(name="a", peer_token_file=token)
+    remote = peers.Remote("b", f"http://127.0.0.1:{server.server_address[1]}")
+    try:
+        with pytest.raises(peers.NodeUnavailable, match=r"unavailable \(its answer is not"):
+            ask(node, remote, "cam-b", 0)
+        with pytest.raises(NotFound, match="gone at 10:00: deleted"):
+            ask(node, remote, "gone", 0)
+        assert ask(node, remote, "fine", 0).rule == "window"  # a whole answer is believed
+    finally:
+        server.shutdown()
+        server.server_close()

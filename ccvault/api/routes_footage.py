@@ -18,9 +18,11 @@ from ccvault.api.context import ApiContext
 from ccvault.api.params import Ctx, From, To
 from ccvault.errors import NotFound
 from ccvault.host.lock import daemon_running
+from ccvault.storage import peers
 from ccvault.timefmt import utc_text
+from ccvault.views import explain as explanation
 from ccvault.views import nodes, search
-from ccvault.views.models import CameraOut, SegmentOut, SpanOut, TimelineOut
+from ccvault.views.models import CameraOut, ExplanationOut, SegmentOut, SpanOut, TimelineOut
 
 router = APIRouter(prefix="/api", tags=["footage"])
 router.include_router(routes_media.router)
@@ -109,6 +111,24 @@ def _step(ctx: ApiContext, camera: str, at_ms: int, forward: bool, kind: str) ->
             f"{kind} of {camera}", f"none {'after' if forward else 'before'} {utc_text(at_ms)}"
         )
     return SpanOut.of(found)
+
+
+@router.get("/explain", response_model=ExplanationOut)
+def explain_footage(
+    ctx: Ctx, _who: Viewer, camera: str, at: Annotated[str, Query(max_length=64)]
+) -> ExplanationOut:
+    """Why the camera's footage at `at` is kept and until when, or what the next retention
+    pass does with it (as `ccvault explain`); 404 saying why when there is none (deleted:
+    when, by whom, under which rule). Another node's camera is asked of that node, which
+    alone can say (503 when it cannot be asked now)."""
+    params.camera(ctx, camera)
+    at_ms, me = params.when(ctx, at, "at"), ctx.config.node.name
+    with ctx.reader() as conn:
+        owner = explanation.owner_elsewhere(conn, camera, me)
+        if owner is None:
+            return explanation.explain(ctx.config, conn, ctx.volumes(), camera, at_ms, ctx.now_ms())
+        remote = peers.Remote.of_node(conn, owner, me, ctx.now_ms(), ctx.config.tz, f"node {owner}")
+    return explanation.ask(ctx.config.node, remote, camera, at_ms)
 
 
 @router.get("/timeline", response_model=TimelineOut)

@@ -10,7 +10,7 @@ import click
 
 from ccvault.cli import App, cli, json_option, pass_app
 from ccvault.cli.output import emit_json, progress_bar, table
-from ccvault.errors import NotFound, UsageError
+from ccvault.errors import UsageError
 from ccvault.text import size_text
 from ccvault.timefmt import local_text
 
@@ -18,6 +18,7 @@ if TYPE_CHECKING:
     from sqlite3 import Connection
 
     from ccvault.retention.planner import Decision
+    from ccvault.views.models import ExplanationOut
 
 
 def _volumes(app: App) -> list:
@@ -170,47 +171,32 @@ def _show_decisions(decisions: list, tz: ZoneInfo) -> None:
 @pass_app
 def explain(app: App, camera: str, at: str, as_json: bool) -> None:
     """Why the footage at an instant is kept and until when, what will happen to it, or —
-    when there is none — why it is gone (exit 3)."""
-    from ccvault.retention import candidates
-    from ccvault.retention.planner import decide
-    from ccvault.retention.pressure import archive_room, measure
+    when there is none — why it is gone (exit 3). Another node's camera is explained by that
+    node, asked through its API (exit 5 when it cannot be asked now)."""
+    from ccvault.views import explain as explanation
 
     at_ms = app.time(at, "--at")
     now_ms = app.clock.wall_ms()
     volumes = _volumes(app)
     with app.writer.reader() as conn:
-        _kept_here(app, conn, camera)
-        sc = candidates.scope(conn, app.config, volumes)
-        if camera not in sc.camera_ids:
-            app.camera(camera)  # not in the config either: exit 3 saying so
-        seg = candidates.at_instant(conn, sc, camera, at_ms) if camera in sc.camera_ids else None
-        if seg is None:
-            _gone(app, camera, at_ms, now_ms)
-        assert seg is not None
-        protections = candidates.protections(conn)
-        covers = candidates.access_covers(conn, app.config, now_ms)
-        archives = archive_room(measure(app.config, volumes, conn, now_ms))
-    decision = decide(seg, sc.policies[camera], protections, now_ms, archives, covers)
-    holds = [p for p in protections if p.active(now_ms) and p.covers(seg)]
-    out = {
-        **decision.as_json(),
-        "holds": [h.rule for h in holds],
-        "activity": seg.activity,
-        "analysed": seg.analysed,
-        "thinned": seg.thinned,
-    }
+        owner = explanation.owner_elsewhere(conn, camera, app.config.node.name)
+        if owner is None:
+            out = explanation.explain(app.config, conn, volumes, camera, at_ms, now_ms)
+        else:
+            out = _asked_of(app, conn, owner, camera, at_ms, now_ms)
     if as_json:
-        emit_json(out)
+        emit_json(out.as_json())
         return
     tz = app.config.tz
+    node = f" (node {out.node})" if out.node != app.config.node.name else ""
     click.echo(
-        f"segment {seg.id} of {camera}: {local_text(seg.start_ms, tz)} – "
-        f"{local_text(seg.end_ms, tz)} on {seg.volume} ({size_text(seg.bytes)}, "
-        f"{'activity' if seg.activity else 'idle' if seg.analysed else 'not analysed'})"
+        f"segment {out.segment_id} of {camera}{node}: {local_text(out.start_ms, tz)} – "
+        f"{local_text(out.end_ms, tz)} on {out.volume} ({size_text(out.bytes)}, "
+        f"{'activity' if out.activity else 'idle' if out.analysed else 'not analysed'})"
     )
-    click.echo(_fate(decision, tz))
-    if holds:
-        click.echo("holds: " + ", ".join(h.rule for h in holds))
+    click.echo(_fate(out, tz))
+    if out.holds:
+        click.echo("holds: " + ", ".join(out.holds))
 
 
 def _lock_words(d: Decision) -> str:
@@ -220,61 +206,52 @@ def _lock_words(d: Decision) -> str:
     return f"object lock, {d.segment.lock_mode}"
 
 
-def _fate(decision: Decision, tz: ZoneInfo) -> str:
+def _asked_of(
+    app: App, conn: Connection, owner: str, camera: str, at_ms: int, now_ms: int
+) -> ExplanationOut:
+    """The owner node's answer (its policy decides, its audit log says what it purged)."""
+    from ccvault.storage import peers
+    from ccvault.views.explain import ask
+
+    try:
+        remote = peers.Remote.of_node(
+            conn, owner, app.config.node.name, now_ms, app.config.tz, f"node {owner}"
+        )
+        return ask(app.config.node, remote, camera, at_ms)
+    except peers.NodeUnavailable as exc:
+        raise peers.NodeUnavailable(
+            f"camera {camera}",
+            f"node {owner} records it and cannot be asked now: {exc.problem}; "
+            f"run ccvault explain on node {owner}",
+        ) from None
+
+
+def _fate(out: ExplanationOut, tz: ZoneInfo) -> str:
     """What will happen to the segment, in words: kept until a local date, or the next pass's
     deletion, thinning or move — or a deletion that waits for the object's lock."""
-    from ccvault.retention.planner import DELETE, KEEP, THIN, WAIT
     from ccvault.timefmt import utc_text
 
-    rule = f"(rule: {decision.rule})"
-    if decision.action == WAIT and decision.until_ms is not None:
+    rule = f"(rule: {out.rule})"
+    if out.action == "wait" and out.until_ms is not None:
         return (
-            f"kept until {local_text(decision.until_ms, tz)}: object locked "
-            f"({decision.segment.lock_mode}) until {utc_text(decision.until_ms)}; then deleted "
+            f"kept until {local_text(out.until_ms, tz)}: object locked "
+            f"({out.lock_mode}) until {utc_text(out.until_ms)}; then deleted "
             f"by the next retention pass {rule}"
         )
-    if decision.action == WAIT:
+    if out.action == "wait":
         return (
             "kept with no end date: its object is under an S3 legal hold (its release not on "
             f"the object yet); then deleted by the next retention pass {rule}"
         )
-    if decision.action == KEEP and decision.until_ms is not None:
-        return (
-            f"kept until {local_text(decision.until_ms, tz)} {rule}; then the policy decides again"
-        )
-    if decision.action == KEEP:
+    if out.action == "keep" and out.until_ms is not None:
+        return f"kept until {local_text(out.until_ms, tz)} {rule}; then the policy decides again"
+    if out.action == "keep":
         return f"kept with no end date {rule}"
-    if decision.action == DELETE:
+    if out.action == "delete":
         return f"to be deleted by the next retention pass {rule}"
-    if decision.action == THIN:
+    if out.action == "thin":
         return f"to be thinned (keyframes only) by the next retention pass {rule}"
-    return f"to be moved to {decision.target} by the next retention pass {rule}"
-
-
-def _kept_here(app: App, conn: Connection, camera: str) -> None:
-    """Another node's camera is explained by that node: its policy decides what it keeps and
-    its audit log says what it purged (this node sees none of its footage as its own, and its
-    log would say "never recorded"): exit 3 naming the node."""
-    from ccvault.catalog.nodes import camera_nodes
-
-    owner = camera_nodes(conn).get(camera)
-    if owner is not None and owner != app.config.node.name:
-        raise NotFound(
-            f"camera {camera}",
-            f"node {owner} records it: its policy and audit log are there "
-            f"(run ccvault explain on node {owner})",
-        )
-
-
-def _gone(app: App, camera: str, at_ms: int, now_ms: int) -> None:
-    """No segment holds the instant: say why (deleted, and when, by whom, under which rule;
-    not yet; never recorded) and exit 3."""
-    from ccvault.catalog.audit import audit_log
-    from ccvault.retention.gone import why_gone
-
-    tz = app.config.tz
-    gone = why_gone(audit_log(app.config).records(strict=False), camera, at_ms, now_ms, tz)
-    raise NotFound(f"{camera} at {local_text(at_ms, tz)}", gone.sentence(tz))
+    return f"to be moved to {out.target} by the next retention pass {rule}"
 
 
 @cli.group()

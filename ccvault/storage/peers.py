@@ -1,4 +1,5 @@
-"""Another node's footage, streamed from that node's API (`GET /api/segments/{id}/file`).
+"""Another node's footage, streamed from that node's API (`GET /api/segments/{id}/file`),
+and what only that node can say of it (`GET /api/explain`).
 
 The catalog is shared but the files are not: a segment lives on its node's volume, and any
 other node reaches it through the owner's HTTP API with this node's peer token, its TLS
@@ -11,10 +12,12 @@ from __future__ import annotations
 
 import hashlib
 import http.client
+import json
 import shutil
 import sqlite3
 import ssl
 import urllib.error
+import urllib.parse
 import urllib.request
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
@@ -27,13 +30,14 @@ from ccvault.catalog.rows import Segment
 from ccvault.config.node import NodeConfig
 from ccvault.config.secrets import read_secret
 from ccvault.errors import Busy, CheckFailed, NotFound
-from ccvault.timefmt import local_text
+from ccvault.timefmt import local_text, utc_text
 
 CHUNK = 1 << 20
 TIMEOUT_S = 30
 # Headers of the owner's answer passed on to whoever asked this node: the byte range only
 # (what the bytes are is said from the catalog's row).
 PASSED_ON = ("content-length", "content-range", "accept-ranges")
+MAX_JSON = 1 << 20  # an answer in JSON (or an error's body) read from another node, at most
 
 
 class NodeUnavailable(Busy):
@@ -69,12 +73,19 @@ class Remote:
         node cannot serve it now."""
         if seg.node is None or seg.node == me:
             return None
-        node = all_nodes(conn).get(seg.node)
-        why = reasons(conn, me, now_ms, tz).get(seg.node)
+        return cls.of_node(conn, seg.node, me, now_ms, tz, f"segment {seg.id}")
+
+    @classmethod
+    def of_node(
+        cls, conn: sqlite3.Connection, name: str, me: str, now_ms: int, tz: ZoneInfo, what: str
+    ) -> Remote:
+        """Where another node is asked; NodeUnavailable (about `what`) when it cannot be now."""
+        node = all_nodes(conn).get(name)
+        why = reasons(conn, me, now_ms, tz).get(name)
         if node is None or node.url is None or why is not None:
-            why = why or f"node {seg.node} has not started on this catalog yet"
-            raise NodeUnavailable(f"segment {seg.id}", f"unavailable ({why})")
-        return cls(seg.node, node.url)
+            why = why or f"node {name} has not started on this catalog yet"
+            raise NodeUnavailable(what, f"unavailable ({why})")
+        return cls(name, node.url)
 
 
 class _NoRedirect(urllib.request.HTTPRedirectHandler):
@@ -95,19 +106,53 @@ def open_segment(
     """The owner's answer for the segment's file (200, or 206 for a Range), still to be
     read. Its errors become ours: 404 NotFound, 401/403 a token problem, else unavailable."""
     what = f"segment {segment_id} on node {remote.node}"
+    try:
+        return _get(config, remote, f"/api/segments/{segment_id}/file", what, headers)
+    except _Missing:
+        raise NotFound(what, "the node has no such file") from None
+
+
+def explain(config: NodeConfig, remote: Remote, camera: str, at_ms: int) -> dict:
+    """The owner's `GET /api/explain` answer (`views.explain`); NotFound with the owner's
+    words when it has no footage then (why it is gone), or does not know the camera."""
+    query = urllib.parse.urlencode({"camera": camera, "at": utc_text(at_ms)})
+    try:
+        with _get(config, remote, f"/api/explain?{query}", f"node {remote.node}") as answer:
+            return json.loads(answer.read(MAX_JSON))  # type: ignore[no-any-return]
+    except _Missing as missing:
+        raise NotFound(f"node {remote.node}", missing.message) from None
+    except ValueError:
+        raise NodeUnavailable(
+            f"node {remote.node}", "unavailable (its answer is not JSON)"
+        ) from None
+
+
+class _Missing(Exception):
+    """The owner answered 404; `message` is its error's, as its API words it."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+
+def _get(
+    config: NodeConfig, remote: Remote, path: str, what: str, headers: Mapping[str, str] = {}
+) -> http.client.HTTPResponse:
+    """GET `path` of the owner's API with this node's peer token: its 200 (or 206) answer,
+    still to be read; _Missing for a 404, NodeUnavailable for anything else."""
     if config.peer_token_file is None:
         raise NodeUnavailable(what, "unavailable (this node has no node.peer_token_file)")
     token = read_secret(config.peer_token_file, None) or ""
     request = urllib.request.Request(
-        f"{remote.url}/api/segments/{segment_id}/file",
-        headers={**headers, "Authorization": f"Bearer {token}"},
+        f"{remote.url}{path}", headers={**headers, "Authorization": f"Bearer {token}"}
     )
     try:
         return _opener(config).open(request, timeout=TIMEOUT_S)  # type: ignore[no-any-return]
     except urllib.error.HTTPError as exc:
+        body = exc.read(MAX_JSON)
         exc.close()
         if exc.code == 404:
-            raise NotFound(what, "the node has no such file") from None
+            raise _Missing(_error_message(body)) from None
         if exc.code in (401, 403):
             why = f"node {remote.node} refused this node's node.peer_token_file"
         else:
@@ -118,6 +163,14 @@ def open_segment(
         raise NodeUnavailable(
             what, f"unavailable (node {remote.node} unreachable: {reason})"
         ) from None
+
+
+def _error_message(body: bytes) -> str:
+    """The message of an API error body (`{"error": {"message": ...}}`), else what it says."""
+    try:
+        return str(json.loads(body)["error"]["message"])
+    except (ValueError, KeyError, TypeError):
+        return body.decode(errors="replace").strip()[:500] or "not found"
 
 
 def chunks(response: http.client.HTTPResponse) -> Iterator[bytes]:

@@ -9,6 +9,7 @@ Only pydantic is imported here: the CLI loads this module without FastAPI.
 from __future__ import annotations
 
 import sqlite3
+from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -320,3 +321,30 @@ class AlertsOut(Out):
             active=[AlertOut.of(r) for r in rows if r.resolved_ms is None],
             recent=[AlertOut.of(r) for r in rows if r.resolved_ms is not None],
         )
+
+
+class ExplanationOut(Out):
+    """Why a segment is kept and what its next retention pass does with it, as
+    `ccvault explain --json` and `GET /api/explain` say it (`views.explain`)."""
+
+    node: str = Field(description="The node that answered: it records the camera, its policy.")
+    segment_id: int
+    camera: str
+    start_ms: int
+    end_ms: int
+    action: Literal["keep", "delete", "thin", "migrate", "wait"] = Field(
+        description="What the next retention pass does (wait: a deletion the object's S3 "
+        "Object Lock holds back)."
+    )
+    rule: str = Field(description="What decides: a config key, a hold, an access visit.")
+    bytes: int
+    volume: str = Field(description="The volume's name (never its path).")
+    premature: bool = Field(description="A deletion inside min_days (disk pressure only).")
+    until_ms: int | None = Field(description="Kept until then; null: not by time.")
+    target: str | None = Field(description="migrate: the volume it moves to.")
+    waits_for: str | None = Field(description="wait: object_lock or legal_hold.")
+    lock_mode: str | None = Field(description="wait: governance or compliance.")
+    holds: list[str] = Field(description="The active holds covering it.")
+    activity: bool = Field(description="Motion, or an access visit, near it.")
+    analysed: bool = Field(description="false: not analysed yet, kept as if it had activity.")
+    thinned: bool = Field(description="Cut to its keyframes already.")
