@@ -15,8 +15,6 @@ from ccvault.text import size_text
 from ccvault.timefmt import local_text
 
 if TYPE_CHECKING:
-    from sqlite3 import Connection
-
     from ccvault.retention.planner import Decision
     from ccvault.views.models import ExplanationOut
 
@@ -177,13 +175,14 @@ def explain(app: App, camera: str, at: str, as_json: bool) -> None:
 
     at_ms = app.time(at, "--at")
     now_ms = app.clock.wall_ms()
-    volumes = _volumes(app)
     with app.writer.reader() as conn:
         owner = explanation.owner_elsewhere(conn, camera, app.config.node.name)
-        if owner is None:
+    if owner is not None:  # its node answers: this one's volumes are not looked at
+        out = _asked_of(app, owner, camera, at_ms, now_ms)
+    else:
+        volumes = _volumes(app)
+        with app.writer.reader() as conn:
             out = explanation.explain(app.config, conn, volumes, camera, at_ms, now_ms)
-        else:
-            out = _asked_of(app, conn, owner, camera, at_ms, now_ms)
     if as_json:
         emit_json(out.as_json())
         return
@@ -206,17 +205,17 @@ def _lock_words(d: Decision) -> str:
     return f"object lock, {d.segment.lock_mode}"
 
 
-def _asked_of(
-    app: App, conn: Connection, owner: str, camera: str, at_ms: int, now_ms: int
-) -> ExplanationOut:
-    """The owner node's answer (its policy decides, its audit log says what it purged)."""
+def _asked_of(app: App, owner: str, camera: str, at_ms: int, now_ms: int) -> ExplanationOut:
+    """The owner node's answer (its policy decides, its audit log says what it purged),
+    asked with no catalog connection held while it answers."""
     from ccvault.storage import peers
     from ccvault.views.explain import ask
 
     try:
-        remote = peers.Remote.of_node(
-            conn, owner, app.config.node.name, now_ms, app.config.tz, f"node {owner}"
-        )
+        with app.writer.reader() as conn:
+            remote = peers.Remote.of_node(
+                conn, owner, app.config.node.name, now_ms, app.config.tz, f"node {owner}"
+            )
         return ask(app.config.node, remote, camera, at_ms)
     except peers.NodeUnavailable as exc:
         raise peers.NodeUnavailable(
