@@ -228,27 +228,28 @@ def _asked_of(app: App, owner: str, camera: str, at_ms: int, now_ms: int) -> Exp
 def _fate(out: ExplanationOut, tz: ZoneInfo) -> str:
     """What will happen to the segment, in words: kept until a local date, or the next pass's
     deletion, thinning or move — or a deletion that waits for the object's lock."""
+    from ccvault.retention.planner import DELETE, KEEP, THIN, WAIT
     from ccvault.timefmt import utc_text
 
     rule = f"(rule: {out.rule})"
-    if out.action == "wait" and out.until_ms is not None:
+    if out.action == WAIT and out.until_ms is not None:
         return (
             f"kept until {local_text(out.until_ms, tz)}: object locked "
             f"({out.lock_mode}) until {utc_text(out.until_ms)}; then deleted "
             f"by the next retention pass {rule}"
         )
-    if out.action == "wait":
+    if out.action == WAIT:
         return (
             "kept with no end date: its object is under an S3 legal hold (its release not on "
             f"the object yet); then deleted by the next retention pass {rule}"
         )
-    if out.action == "keep" and out.until_ms is not None:
+    if out.action == KEEP and out.until_ms is not None:
         return f"kept until {local_text(out.until_ms, tz)} {rule}; then the policy decides again"
-    if out.action == "keep":
+    if out.action == KEEP:
         return f"kept with no end date {rule}"
-    if out.action == "delete":
+    if out.action == DELETE:
         return f"to be deleted by the next retention pass {rule}"
-    if out.action == "thin":
+    if out.action == THIN:
         return f"to be thinned (keyframes only) by the next retention pass {rule}"
     return f"to be moved to {out.target} by the next retention pass {rule}"
 

@@ -9,12 +9,12 @@ Only pydantic is imported here: the CLI loads this module without FastAPI.
 from __future__ import annotations
 
 import sqlite3
-from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
 from ccvault.catalog import queries
 from ccvault.catalog.rows import AlertRow, AnalysisState, Segment, StoredSpan
+from ccvault.retention.planner import Action
 from ccvault.timefmt import utc_text, utc_text_or_none
 
 
@@ -332,7 +332,7 @@ class ExplanationOut(Out):
     camera: str
     start_ms: int
     end_ms: int
-    action: Literal["keep", "delete", "thin", "migrate", "wait"] = Field(
+    action: Action = Field(
         description="What the next retention pass does (wait: a deletion the object's S3 "
         "Object Lock holds back)."
     )
