@@ -368,6 +368,10 @@ def test_explain_over_http_is_what_the_cli_says(site: Site) -> None:
     node = load(site.config).config.node.name  # the one node: this host's name
     assert (answer["segment_id"], answer["node"], answer["action"]) == (site.ids["A"], node, "keep")
     assert answer["rule"] == "window" and answer["until_ms"] == A + 3650 * 86_400_000
+    assert (answer["start"], answer["until"]) == (
+        "2026-10-25T00:30:00.000Z",
+        "2036-10-22T00:30:00.000Z",
+    )
     never = {"camera": "door", "at": "2026-10-25T05:00:00Z"}
     gone = site.get("viewer", "/api/explain", params=never)
     assert gone.status_code == 404, gone.text

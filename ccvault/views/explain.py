@@ -24,7 +24,7 @@ from ccvault.retention.planner import decide
 from ccvault.retention.pressure import archive_room, measure
 from ccvault.storage import peers
 from ccvault.storage.volumes import Volume
-from ccvault.timefmt import local_text
+from ccvault.timefmt import local_text, utc_text, utc_text_or_none
 from ccvault.views.models import ExplanationOut
 
 
@@ -57,8 +57,12 @@ def explain(
     archives = archive_room(measure(config, volumes, conn, now_ms))
     decision = decide(seg, sc.policies[camera], protections, now_ms, archives, covers)
     holds = [p for p in protections if p.active(now_ms) and p.covers(seg)]
+    plan = decision.as_json()
     return ExplanationOut(
-        **decision.as_json(),
+        **plan,
+        start=utc_text(seg.start_ms),
+        end=utc_text(seg.end_ms),
+        until=utc_text_or_none(plan["until_ms"]),
         node=config.node.name,
         holds=[h.rule for h in holds],
         activity=seg.activity,

@@ -330,6 +330,8 @@ class ExplanationOut(Out):
     node: str = Field(description="The node that answered: it records the camera, its policy.")
     segment_id: int
     camera: str
+    start: str
+    end: str
     start_ms: int
     end_ms: int
     action: Action = Field(
@@ -340,7 +342,8 @@ class ExplanationOut(Out):
     bytes: int
     volume: str = Field(description="The volume's name (never its path).")
     premature: bool = Field(description="A deletion inside min_days (disk pressure only).")
-    until_ms: int | None = Field(description="Kept until then; null: not by time.")
+    until: str | None = Field(description="Kept until then; null: not by time.")
+    until_ms: int | None
     target: str | None = Field(description="migrate: the volume it moves to.")
     waits_for: str | None = Field(description="wait: object_lock or legal_hold.")
     lock_mode: str | None = Field(description="wait: governance or compliance.")
