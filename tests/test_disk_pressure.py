@@ -16,6 +16,7 @@ check alone.
 from __future__ import annotations
 
 import contextlib
+import errno
 import hashlib
 import itertools
 import json
@@ -113,15 +114,23 @@ def free_bytes(path: Path) -> int:
 
 
 def add_ballast(disk: Path, leave_free: int) -> int:
-    """A file on the filesystem but outside every volume, sized to leave `leave_free` bytes."""
-    size = free_bytes(disk) - leave_free
-    assert size > 0, (free_bytes(disk), leave_free)
+    """A file on the filesystem but outside every volume, sized to leave `leave_free` bytes.
+    A recorder may write between measuring and allocating (a daemon runs beside): a size that
+    no longer fits is measured again, counting what the file already holds."""
     fd = os.open(disk / "ballast", os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     try:
-        os.posix_fallocate(fd, 0, size)
+        for _ in range(100):
+            size = os.fstat(fd).st_blocks * 512 + free_bytes(disk) - leave_free
+            assert size > 0, (free_bytes(disk), leave_free)
+            try:
+                os.posix_fallocate(fd, 0, size)
+                return size
+            except OSError as exc:
+                if exc.errno != errno.ENOSPC:
+                    raise
+        raise AssertionError(f"{disk}: its free space never held still long enough to fill")
     finally:
         os.close(fd)
-    return size
 
 
 class FreeSpaceMonitor:
