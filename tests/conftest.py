@@ -264,9 +264,22 @@ class Daemon:
             self.drain()
             return self.proc.returncode if self.proc else 0
         self.proc.send_signal(signal.SIGTERM)
-        code = self.proc.wait(timeout)
+        try:
+            code = self.proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            raise AssertionError(f"no exit {timeout} s after SIGTERM:\n{self._stacks()}") from None
         self.drain()
         return code
+
+    def _stacks(self) -> str:
+        """A daemon that hangs: every thread's stack (its SIGUSR1), then its log's end."""
+        assert self.proc is not None
+        self.proc.send_signal(signal.SIGUSR1)
+        with contextlib.suppress(AssertionError):
+            wait_for(lambda: "most recent call first" in "".join(self.raw[-200:]), 5, what="stacks")
+        time.sleep(1)  # the rest of the threads' stacks
+        self.kill9()
+        return "".join(self.raw[-150:])
 
     def kill9(self) -> None:
         assert self.proc is not None

@@ -222,6 +222,15 @@ def test_notify_protocol_reload_and_stop(
         assert daemon.count("recorder.started", camera="one") == 1
         assert daemon.count("recorder.started", camera="two") == 1
 
+        # SIGUSR1: every thread's stack on stderr (the journal), and the daemon runs on.
+        mark = len(daemon.raw)
+        daemon.proc.send_signal(signal.SIGUSR1)
+        wait_for(lambda: "in _serve" in "".join(daemon.raw[mark:]), 10, what="the stacks")
+        stacks = "".join(daemon.raw[mark:])
+        assert stacks.count("(most recent call first)") >= 5, stacks  # supervisor, ingest, …
+        beat = len(notify.messages)
+        notify.wait("WATCHDOG", beat, timeout=3)  # still alive and making progress
+
         # SIGTERM: open segments are closed early and ingested; exit 0 well within 30 s: no
         # wait of the shutdown ran into its time limit (a recorder killed after its grace is
         # the one that would).

@@ -11,6 +11,7 @@ PostgreSQL catalog out of reach at start does not keep the cameras waiting
 
 from __future__ import annotations
 
+import faulthandler
 import os
 import signal
 import threading
@@ -186,6 +187,10 @@ class Daemon:
         signal.signal(signal.SIGTERM, stop)
         signal.signal(signal.SIGINT, stop)
         signal.signal(signal.SIGHUP, reload_later)
+        # A daemon that does not stop or make progress tells where each thread is, in the
+        # journal, without a debugger: `systemctl kill -s USR1 ccvault`. faulthandler writes
+        # from its C handler, so a main thread that never runs Python code again still answers.
+        faulthandler.register(signal.SIGUSR1, all_threads=True)
 
     def _log_signal(self) -> None:
         if self._stop_signal is not None:
