@@ -264,10 +264,15 @@ class Daemon:
             self.drain()
             return self.proc.returncode if self.proc else 0
         self.proc.send_signal(signal.SIGTERM)
+        return self.wait_exit(timeout)
+
+    def wait_exit(self, timeout: float) -> int:
+        """Its exit code; a daemon that has not exited by then fails with its stacks."""
+        assert self.proc is not None
         try:
             code = self.proc.wait(timeout)
         except subprocess.TimeoutExpired:
-            raise AssertionError(f"no exit {timeout} s after SIGTERM:\n{self._stacks()}") from None
+            raise AssertionError(f"no exit within {timeout} s:\n{self._stacks()}") from None
         self.drain()
         return code
 

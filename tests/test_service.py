@@ -5,6 +5,7 @@ reach a real webhook receiver and a real SMTP server when a real camera goes awa
 from __future__ import annotations
 
 import calendar
+import ctypes
 import os
 import signal
 import socket
@@ -513,6 +514,32 @@ daemon._install_signals()
 structlog.get_logger("ccvault.test").info("test.line")
 print("stopping" if daemon.stopping.is_set() else "not stopping", flush=True)
 """
+
+
+def test_a_signal_the_kernel_gives_another_thread_is_heard(
+    tmp_path: Path, daemon_factory: Callable[..., Daemon]
+) -> None:
+    """A signal sent to the daemon (systemd's SIGTERM, an operator's SIGHUP) may be delivered
+    to any of its threads. Python runs the handler on the main thread, once that thread runs
+    Python again: one blocked in a wait without end never did, and the daemon ignored the
+    stop until systemd killed it, its open segments lost with it. Sent here to one thread
+    other than the main one at a time, as the kernel now and then does under load."""
+    config = write_config(tmp_path, [{"name": "one", "url": "demo://"}])
+    daemon = daemon_factory(config)
+    daemon.wait_event("camera.state", timeout=20, camera="one", new="recording")
+    pid = daemon.proc.pid
+    threads = {
+        (Path(f"/proc/{pid}/task/{tid}/comm").read_text().strip()): int(tid)
+        for tid in os.listdir(f"/proc/{pid}/task")
+    }
+    libc = ctypes.CDLL(None, use_errno=True)
+
+    assert libc.tgkill(pid, threads["scrub"], signal.SIGHUP) == 0
+    daemon.wait_event("config.reloaded", timeout=20)
+    assert libc.tgkill(pid, threads["ingest"], signal.SIGTERM) == 0
+    assert daemon.wait_exit(30) == 0
+    assert daemon.count("daemon.signal", signal="SIGTERM") == 1
+    assert daemon.count("recorder.kill") == 0, "its ffmpeg closed the open segment"
 
 
 def test_a_stop_signal_inside_a_log_line_stops_the_daemon(tmp_path: Path) -> None:
