@@ -2,17 +2,24 @@
 
 from __future__ import annotations
 
+import os
 import random
+import subprocess
+import threading
+import time
 from pathlib import Path
 
+import psutil
 import pytest
 
 from ccvault.config.model import CameraConfig
+from ccvault.host.children import dying_with_this_process
 from ccvault.ingest.spool import ListEntry, RunList, read_list, segment_times
 from ccvault.recorder.camera import Backoff, SegmentFile
 from ccvault.recorder.ffmpeg import recorder_argv
 from ccvault.recorder.states import CameraState, IllegalTransition, check_transition
 from ccvault.storage import mp4
+from tests.conftest import wait_for
 from tests.test_live_tail import record
 
 
@@ -171,11 +178,7 @@ def test_one_thread_reads_every_recorders_output() -> None:
     """The supervisor's `OutputPump` reads all the recorders' ffmpeg output on one thread:
     every line of every process arrives, in order, the last one even without its newline; a
     process's streams are closed when it ends; a handler that raises silences no one."""
-    import subprocess
-    import threading
-
     from ccvault.recorder.pump import OutputPump
-    from tests.conftest import wait_for
 
     pump = OutputPump()
     threads_before = threading.active_count()
@@ -201,3 +204,66 @@ def test_one_thread_reads_every_recorders_output() -> None:
         proc.wait()
     wait_for(lambda: pump.streams() == 0, 10, what="every ended stream forgotten")
     assert all(p.stdout.closed and p.stderr.closed for p in [*procs, bad])
+
+
+HELD_AT_FORK = threading.Lock()  # what a thread of the daemon holds while another one forks
+
+
+def _child_waits_for_held_lock() -> None:
+    """Python code run in a forked child before its exec waits here, as on any lock another
+    thread held at the fork; it gives up after a while (exit 97) so a failing test ends."""
+    if HELD_AT_FORK.locked() and not HELD_AT_FORK.acquire(timeout=5):
+        os._exit(97)
+
+
+os.register_at_fork(after_in_child=_child_waits_for_held_lock)
+
+
+def test_a_recorder_starts_whatever_other_threads_hold_when_it_forks(tmp_path: Path) -> None:
+    """No Python runs between the fork and the exec of a recorder or its feeder: the forked
+    copy of the threaded daemon would wait forever on a lock another thread held at the fork,
+    and the supervisor's loop with it, inside Popen (CPython runs its at-fork handlers in the
+    child whenever a `preexec_fn` is given; this test's handler stands for any such lock)."""
+    from ccvault.config.model import Config
+    from ccvault.recorder.supervisor import Supervisor
+
+    config = Config.model_validate(
+        {
+            "storage": {
+                "catalog": str(tmp_path / "c.sqlite"),
+                "volumes": [{"name": "hot", "path": str(tmp_path / "hot")}],
+            },
+            "cameras": [{"name": "a", "url": "demo://?width=160&height=90"}],
+        }
+    )
+    recorder = Supervisor(config, tmp_path / "spool", SteppingClock(), lambda *_: None).recorders[
+        "a"
+    ]
+
+    def execed(proc: subprocess.Popen[bytes]) -> bool:
+        return psutil.Process(proc.pid).cmdline()[0] == recorder.ffmpeg
+
+    with HELD_AT_FORK:
+        recorder.tick()  # starts the feeder and the recorder
+    procs = [recorder._proc, recorder._feeder]
+    try:
+        for proc in procs:
+            assert proc is not None
+            wait_for(lambda p=proc: p.poll() is not None or execed(p), 10, what="its exec")
+            assert proc.poll() is None, f"exited {proc.returncode} before its exec"
+    finally:
+        recorder.stop(time.monotonic() + 10)
+
+
+def test_a_child_whose_parent_died_before_its_signal_was_set_does_not_run(
+    tmp_path: Path,
+) -> None:
+    """The parent-death signal is set in the child: a parent already gone sent nothing, so
+    the child runs the program only while its parent is still this process."""
+    ran = tmp_path / "ran"
+    argv = dying_with_this_process(["touch", str(ran)])
+    # Started by a shell instead of this process: its parent is not the one it was made for.
+    subprocess.run(["/bin/sh", "-c", '"$@"; true', "sh", *argv], check=True)
+    assert not ran.exists()
+    subprocess.run(argv, check=True)
+    assert ran.exists()

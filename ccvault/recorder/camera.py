@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import collections
 import fcntl
-import functools
 import os
 import random
 import re
@@ -28,7 +27,7 @@ from typing import IO
 import structlog
 
 from ccvault.config.model import CameraConfig
-from ccvault.host.children import die_with_parent
+from ccvault.host.children import dying_with_this_process
 from ccvault.host.clock import Clock
 from ccvault.host.logs import REDACTOR
 from ccvault.recorder.ffmpeg import MP4_AUDIO, feeder_argv, needs_feeder, recorder_argv
@@ -276,28 +275,25 @@ class CameraRecorder:
             self.audio_codec is None or self.audio_codec in MP4_AUDIO
         )
         stdin: int | IO[bytes] = subprocess.DEVNULL
-        die_with_us = functools.partial(die_with_parent, os.getpid())
         if needs_feeder(self.camera):
             self._feeder = subprocess.Popen(
-                feeder_argv(self.ffmpeg, self.camera),
+                dying_with_this_process(feeder_argv(self.ffmpeg, self.camera)),
                 stdin=subprocess.DEVNULL,
                 stdout=subprocess.PIPE,
                 stderr=subprocess.PIPE,
-                preexec_fn=die_with_us,
                 start_new_session=True,
             )
             stdin = self._feeder.stdout  # type: ignore[assignment]
             self.pump.add(self._feeder.stderr, self._on_feeder_line)
         assert self._lock_fd is not None
         self._proc = subprocess.Popen(
-            argv,
+            dying_with_this_process(argv),
             stdin=stdin,
             stdout=subprocess.DEVNULL,
             stderr=subprocess.PIPE,
             # Own session: a signal to the daemon's process group must not reach ffmpeg
             # too (a second signal makes it drop the open segment).
             pass_fds=(self._lock_fd,),
-            preexec_fn=die_with_us,
             start_new_session=True,
         )
         if self._feeder is not None and self._feeder.stdout is not None:
