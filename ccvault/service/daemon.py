@@ -121,7 +121,7 @@ class Daemon:
         process to any of its threads; CPython's C handler, run there, only notes it, and the
         Python handler runs once the main thread runs Python again. Blocked in a wait with no
         timeout, it never did: that SIGTERM went unheard until systemd's SIGKILL, open
-        segments and all (one stop in about a hundred under load, CI's included)."""
+        segments and all (seen in about one stop in a hundred, under load)."""
         while not self.stopping.is_set():
             self._wake.wait(SIGNAL_CHECK_S)
             self._wake.clear()
