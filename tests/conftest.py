@@ -277,14 +277,15 @@ class Daemon:
         return code
 
     def _stacks(self) -> str:
-        """A daemon that hangs: every thread's stack (its SIGUSR1), then its log's end."""
+        """A daemon that hangs: the end of its log, then every thread's stack (its SIGUSR1;
+        the main thread's comes last, down to `python -m`'s frame)."""
         assert self.proc is not None
+        mark = len(self.raw)
         self.proc.send_signal(signal.SIGUSR1)
         with contextlib.suppress(AssertionError):
-            wait_for(lambda: "most recent call first" in "".join(self.raw[-200:]), 5, what="stacks")
-        time.sleep(1)  # the rest of the threads' stacks
+            wait_for(lambda: "in _run_module_as_main" in "".join(self.raw[mark:]), 5, what="stacks")
         self.kill9()
-        return "".join(self.raw[-150:])
+        return "".join(self.raw[max(0, mark - 30) :])
 
     def kill9(self) -> None:
         assert self.proc is not None
