@@ -523,7 +523,7 @@ def test_a_signal_the_kernel_gives_another_thread_is_heard(
     to any of its threads. Python runs the handler on the main thread, once that thread runs
     Python again: one blocked in a wait without end never did, and the daemon ignored the
     stop until systemd killed it, its open segments lost with it. Sent here to one thread
-    other than the main one at a time, as the kernel now and then does under load."""
+    other than the main one at a time, so that only the main thread's wait can hear it."""
     config = write_config(tmp_path, [{"name": "one", "url": "demo://"}])
     daemon = daemon_factory(config)
     daemon.wait_event("camera.state", timeout=20, camera="one", new="recording")
