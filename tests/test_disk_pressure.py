@@ -360,10 +360,12 @@ def stop(daemon: Daemon, tmp_path: Path) -> int:
         (tmp_path / "daemon.log").write_text("".join(daemon.raw))
 
 
-def run_for(seconds: float, daemon: Daemon) -> None:
-    """Let the daemon work for `seconds`, failing early if it exits."""
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
+def run_until(daemon: Daemon, done: Callable[[], bool], at_least: float, at_most: float) -> None:
+    """Let the daemon work for at least `at_least` seconds and until `done()`, failing early if
+    it exits, and if `done()` is still false after `at_most` seconds."""
+    began = time.monotonic()
+    while (elapsed := time.monotonic() - began) < at_least or not done():
+        assert elapsed < at_most, f"not done after {at_most} s:\n" + "".join(daemon.raw[-30:])
         assert daemon.proc is not None
         if daemon.proc.poll() is not None:
             raise AssertionError(
@@ -399,6 +401,12 @@ PRESSURE_CAMERAS = {
 }
 START_HEADROOM = 1 * MIB  # free space above the reserve when the daemon starts
 RUN_S = 66  # pressure checks at 0 s, 15 s (the first retention pass), 30 s and 60 s
+# How often pressure must have freed space before the run ends: once is not "kept freeing".
+# What each time frees (up to the high-water mark: the reserve plus an hour at the rate it
+# measures) follows the cameras' pace, which a busy machine slows, so the times are counted,
+# not the bytes; the run lasts RUN_S at least, and until then.
+PRESSURE_ACTS = 2
+RUN_S_MAX = 240
 # Five-minute seeded segments of ~0.36 MiB each: 16 MiB of footage two days old, which only a
 # premature deletion may remove, and more than the first checks need to free.
 YOUNG_SEGMENT_S = 300
@@ -456,7 +464,12 @@ def test_full_disk_recording_goes_on_by_premature_deletion_and_held_footage_stay
         started_ms = int(time.time() * 1000)
         sampler = Sampler(config, cameras).start()
         try:
-            run_for(RUN_S, daemon)
+            run_until(
+                daemon,
+                lambda: len(events(daemon, "premature_deletion")) >= PRESSURE_ACTS,
+                RUN_S,
+                RUN_S_MAX,
+            )
         finally:
             sampler.stop()
             (tmp_path / "daemon.log").write_text("".join(daemon.raw))
@@ -495,7 +508,7 @@ def test_full_disk_recording_goes_on_by_premature_deletion_and_held_footage_stay
         assert_recording_never_stopped(daemon, camera, warm_ms, stopped_ms)
     assert sampler.errors == []
     seen = [(t, c, found) for t, c, found in sampler.answers if t * 1000 > warm_ms + 4000]
-    assert len(seen) >= len(cameras) * (RUN_S - WARM_UP_S) // 10, sampler.answers
+    assert len(seen) >= len(cameras) * (stopped_ms - warm_ms) // 10_000, sampler.answers
     empty = [(round(t - started_ms / 1000, 1), c) for t, c, found in seen if not found]
     assert empty == [], f"`segments` showed no recent footage at {empty}"
 
@@ -515,7 +528,7 @@ def test_full_disk_recording_goes_on_by_premature_deletion_and_held_footage_stay
             assert entry["from_ms"] >= young_at, ("only footage inside min_days", alert)
             assert entry["from_ms"] < entry["to_ms"] <= stopped_ms, alert
             assert entry["segments"] > 0 and entry["volume"] == "hot", alert
-    assert sum(a["bytes"] for a in alerts) >= 2 * RESERVE, "pressure kept freeing space"
+    assert len(alerts) >= PRESSURE_ACTS, ("pressure kept freeing space", report)
     assert not [seg for seg in listed.values() if seg["start_ms"] < held_at], (
         "footage past min_days goes first"
     )
